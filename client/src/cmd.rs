@@ -1,0 +1,115 @@
+//! [`Cmd`] and the [`cmd!`](crate::cmd!) macro: a command built by hand.
+
+use crate::{Args, ToArg};
+
+/// One command: its name and arguments, already encoded.
+///
+/// The generated methods build `Cmd`s for you; build one by hand for anything the spec does not
+/// list (module commands, new server commands):
+///
+/// ```
+/// use ringdis::{cmd, Cmd};
+/// let a = Cmd::new("HSET").arg("user:1").arg("name").arg("ada");
+/// let b = cmd!("HSET", "user:1", "name", "ada");
+/// assert_eq!(a, b);
+/// assert_eq!(b.name(), "HSET");
+/// assert_eq!(b.to_string(), "HSET user:1 name ada");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cmd {
+    args: Args,
+    flags: CmdFlags,
+}
+
+/// What a command does, as far as routing cares. The generated methods set these from the spec;
+/// a hand-built [`Cmd`] has none unless told.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CmdFlags {
+    /// The command may block the connection until data arrives (BLPOP, XREAD BLOCK, WAIT…).
+    pub blocking: bool,
+    /// The command only reads.
+    pub readonly: bool,
+    /// The command may modify data.
+    pub write: bool,
+}
+
+impl Cmd {
+    /// A command with just its name. A name of several words (`"CONFIG GET"`) becomes several
+    /// arguments.
+    pub fn new(name: &str) -> Cmd {
+        let mut args = Args::new();
+        for word in name.split_ascii_whitespace() {
+            args.push_bytes(word.as_bytes());
+        }
+        Cmd {
+            args,
+            flags: CmdFlags::default(),
+        }
+    }
+
+    /// Adds an argument (or several, for collections), builder style.
+    pub fn arg(mut self, arg: impl ToArg) -> Cmd {
+        arg.write_args(&mut self.args);
+        self
+    }
+
+    /// Adds an argument (or several, for collections) in place.
+    pub fn push_arg(&mut self, arg: impl ToArg) -> &mut Cmd {
+        arg.write_args(&mut self.args);
+        self
+    }
+
+    /// The encoded arguments, name included.
+    pub fn args(&self) -> &Args {
+        &self.args
+    }
+
+    /// The first argument (the command name) as text.
+    pub fn name(&self) -> String {
+        self.args
+            .iter()
+            .next()
+            .map(|n| String::from_utf8_lossy(n).into_owned())
+            .unwrap_or_default()
+    }
+
+    /// Routing flags.
+    pub fn flags(&self) -> CmdFlags {
+        self.flags
+    }
+
+    /// Sets the routing flags.
+    pub fn with_flags(mut self, flags: CmdFlags) -> Cmd {
+        self.flags = flags;
+        self
+    }
+}
+
+impl std::fmt::Display for Cmd {
+    /// The command as `redis-cli` would show it (binary bytes shown lossily).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, a) in self.args.iter().enumerate() {
+            if i > 0 {
+                f.write_str(" ")?;
+            }
+            f.write_str(&String::from_utf8_lossy(a))?;
+        }
+        Ok(())
+    }
+}
+
+/// Builds a [`Cmd`] from a name and any number of [`ToArg`] arguments.
+///
+/// ```
+/// use ringdis::cmd;
+/// let c = cmd!("ZADD", "board", 1.5, "ada", 2, "bob");
+/// assert_eq!(c.args().len(), 6);
+/// let c = cmd!("PING");
+/// assert_eq!(c.to_string(), "PING");
+/// ```
+#[macro_export]
+macro_rules! cmd {
+    ($name:expr $(, $arg:expr)* $(,)?) => {
+        $crate::Cmd::new($name)$(.arg($arg))*
+    };
+}

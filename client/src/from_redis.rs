@@ -1,0 +1,490 @@
+//! [`FromRedis`]: how replies become Rust values.
+
+use crate::{Error, Result, Value};
+use bytes::Bytes;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::hash::{BuildHasher, Hash};
+
+/// A type a reply can be decoded into.
+///
+/// Conversions follow what servers really send: integers and floats also decode from strings
+/// (hash fields arrive as bulk strings), maps decode from RESP3 maps and from RESP2 flat
+/// `key value …` arrays, and sequences of pairs decode from either shape too. An error reply
+/// nested in an aggregate becomes [`Error::Server`]; anything that does not fit is an
+/// [`Error::Decode`] naming what was expected and what came.
+///
+/// `u8` is not a `FromRedis` type on its own: `Vec<u8>` is always the bytes of one string.
+///
+/// ```
+/// use ringdis::{FromRedis, Value};
+/// use std::collections::HashMap;
+///
+/// let n = i64::from_redis(Value::Bulk("42".into())).unwrap();
+/// assert_eq!(n, 42);
+///
+/// let flat = Value::Array(vec!["name".into(), "ada".into(), "age".into(), "36".into()]);
+/// let h: HashMap<String, String> = FromRedis::from_redis(flat).unwrap();
+/// assert_eq!(h["age"], "36");
+///
+/// let err = i64::from_redis(Value::Bulk("abc".into())).unwrap_err();
+/// assert_eq!(err.to_string(), r#"decode error: expected integer (i64), got bulk string "abc""#);
+/// ```
+pub trait FromRedis: Sized {
+    /// Decodes one reply.
+    fn from_redis(value: Value) -> Result<Self>;
+
+    /// Decodes the elements of an aggregate into a `Vec<Self>`. The default decodes each
+    /// element; pairs (2-tuples) override it so a flat RESP2 `[k1, v1, k2, v2]` and a RESP3 map
+    /// both decode into `Vec<(K, V)>`.
+    #[doc(hidden)]
+    fn from_redis_items(items: Vec<Value>) -> Result<Vec<Self>> {
+        items
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| Self::from_redis(v).map_err(|e| e.in_field(format_args!("[{i}]"))))
+            .collect()
+    }
+
+    /// Decodes the pairs of a RESP3 map into a `Vec<Self>`; only pairs accept it.
+    #[doc(hidden)]
+    fn from_redis_pairs(pairs: Vec<(Value, Value)>) -> Result<Vec<Self>> {
+        Err(Error::decode("array", &Value::Map(pairs)))
+    }
+}
+
+/// Turns a nested error reply into `Err(Error::Server)`, passing everything else through.
+#[inline]
+pub(crate) fn check(value: Value) -> Result<Value> {
+    match value {
+        Value::Error(e) => Err(e.into()),
+        v => Ok(v),
+    }
+}
+
+impl FromRedis for Value {
+    fn from_redis(value: Value) -> Result<Self> {
+        Ok(value)
+    }
+}
+
+impl FromRedis for () {
+    /// Accepts any reply but a nested error, and ignores it.
+    fn from_redis(value: Value) -> Result<Self> {
+        check(value).map(drop)
+    }
+}
+
+fn text_of(value: &Value) -> Option<&[u8]> {
+    value.as_bytes()
+}
+
+macro_rules! int_from {
+    ($($t:ty),*) => {$(
+        impl FromRedis for $t {
+            fn from_redis(value: Value) -> Result<Self> {
+                let value = check(value)?;
+                let wide: Option<i128> = match &value {
+                    Value::Int(i) => Some(*i as i128),
+                    Value::Boolean(b) => Some(*b as i128),
+                    Value::Double(d) if d.fract() == 0.0 && d.is_finite() => Some(*d as i128),
+                    Value::BigNumber(n) => n.parse().ok(),
+                    v => text_of(v).and_then(|b| std::str::from_utf8(b).ok()).and_then(|s| s.parse::<i128>().ok()),
+                };
+                wide.and_then(|w| <$t>::try_from(w).ok())
+                    .ok_or_else(|| Error::decode(concat!("integer (", stringify!($t), ")"), &value))
+            }
+        }
+    )*};
+}
+int_from!(i8, i16, i32, i64, i128, isize, u16, u32, u64, u128, usize);
+
+macro_rules! float_from {
+    ($($t:ty),*) => {$(
+        impl FromRedis for $t {
+            fn from_redis(value: Value) -> Result<Self> {
+                let value = check(value)?;
+                let f = match &value {
+                    Value::Double(d) => Some(*d as $t),
+                    Value::Int(i) => Some(*i as $t),
+                    Value::BigNumber(n) => n.parse().ok(),
+                    v => text_of(v).and_then(|b| std::str::from_utf8(b).ok()).and_then(parse_float::<$t>),
+                };
+                f.ok_or_else(|| Error::decode("float", &value))
+            }
+        }
+    )*};
+}
+float_from!(f32, f64);
+
+fn parse_float<T: std::str::FromStr + From<f32>>(s: &str) -> Option<T> {
+    match s {
+        "inf" | "+inf" => Some(T::from(f32::INFINITY)),
+        "-inf" => Some(T::from(f32::NEG_INFINITY)),
+        _ => s.parse().ok(),
+    }
+}
+
+impl FromRedis for bool {
+    /// `true` from boolean true, a non-zero integer, `"1"`/`"true"` or a `+OK` status; `false`
+    /// from boolean false, `0`, `"0"`/`"false"` and nil (a `SET … NX` that did not set).
+    fn from_redis(value: Value) -> Result<Self> {
+        let value = check(value)?;
+        match &value {
+            Value::Boolean(b) => Ok(*b),
+            Value::Int(i) => Ok(*i != 0),
+            Value::Nil => Ok(false),
+            Value::Simple(s) if s == "OK" => Ok(true),
+            v => match text_of(v) {
+                Some(b"1") | Some(b"true") => Ok(true),
+                Some(b"0") | Some(b"false") => Ok(false),
+                _ => Err(Error::decode("boolean", &value)),
+            },
+        }
+    }
+}
+
+impl FromRedis for String {
+    /// Any string-like reply (UTF-8 checked), and numbers in their decimal form.
+    fn from_redis(value: Value) -> Result<Self> {
+        match check(value)? {
+            Value::Simple(s) => Ok(s),
+            Value::BigNumber(s) => Ok(s),
+            Value::Int(i) => Ok(i.to_string()),
+            Value::Double(d) => Ok(d.to_string()),
+            v @ (Value::Bulk(_) | Value::Verbatim { .. }) => {
+                let bytes = text_of(&v).unwrap_or_default();
+                match std::str::from_utf8(bytes) {
+                    Ok(s) => Ok(s.to_owned()),
+                    Err(_) => Err(Error::decode("UTF-8 string", &v)),
+                }
+            }
+            v => Err(Error::decode("string", &v)),
+        }
+    }
+}
+
+impl FromRedis for Bytes {
+    /// Any string-like reply, without a copy for bulk strings.
+    fn from_redis(value: Value) -> Result<Self> {
+        match check(value)? {
+            Value::Bulk(b) => Ok(b),
+            Value::Verbatim { text, .. } => Ok(text),
+            Value::Simple(s) => Ok(Bytes::from(s)),
+            Value::Int(i) => Ok(Bytes::from(i.to_string())),
+            Value::Double(d) => Ok(Bytes::from(d.to_string())),
+            Value::BigNumber(s) => Ok(Bytes::from(s)),
+            v => Err(Error::decode("bytes", &v)),
+        }
+    }
+}
+
+impl FromRedis for Vec<u8> {
+    fn from_redis(value: Value) -> Result<Self> {
+        Bytes::from_redis(value).map(Vec::from)
+    }
+}
+
+impl<T: FromRedis> FromRedis for Option<T> {
+    /// `None` for nil, otherwise the inner type.
+    fn from_redis(value: Value) -> Result<Self> {
+        match value {
+            Value::Nil => Ok(None),
+            v => T::from_redis(v).map(Some),
+        }
+    }
+}
+
+impl<T: FromRedis> FromRedis for Box<T> {
+    fn from_redis(value: Value) -> Result<Self> {
+        T::from_redis(value).map(Box::new)
+    }
+}
+
+impl<T: FromRedis> FromRedis for Vec<T> {
+    /// From an array, set or push (nil is empty); from a map when `T` is a pair.
+    fn from_redis(value: Value) -> Result<Self> {
+        match check(value)? {
+            Value::Array(items) | Value::Set(items) | Value::Push(items) => {
+                T::from_redis_items(items)
+            }
+            Value::Map(pairs) => T::from_redis_pairs(pairs),
+            Value::Nil => Ok(Vec::new()),
+            v => Err(Error::decode("array", &v)),
+        }
+    }
+}
+
+/// The `key value` pairs of a map reply: a RESP3 map, or a RESP2 flat array of even length.
+pub(crate) fn into_pairs(value: Value) -> Result<Vec<(Value, Value)>> {
+    match check(value)? {
+        Value::Map(pairs) => Ok(pairs),
+        Value::Array(items) if items.len() % 2 == 0 => {
+            let mut pairs = Vec::with_capacity(items.len() / 2);
+            let mut it = items.into_iter();
+            while let (Some(k), Some(v)) = (it.next(), it.next()) {
+                pairs.push((k, v));
+            }
+            Ok(pairs)
+        }
+        Value::Nil => Ok(Vec::new()),
+        v => Err(Error::decode("map (or flat array of key/value pairs)", &v)),
+    }
+}
+
+fn decode_pair<K: FromRedis, V: FromRedis>(k: Value, v: Value) -> Result<(K, V)> {
+    let key_desc = k.describe();
+    let key = K::from_redis(k).map_err(|e| e.in_field("<key>"))?;
+    let val = V::from_redis(v).map_err(|e| e.in_field(format_args!("[{key_desc}]")))?;
+    Ok((key, val))
+}
+
+impl<K: FromRedis + Eq + Hash, V: FromRedis, S: BuildHasher + Default> FromRedis
+    for HashMap<K, V, S>
+{
+    fn from_redis(value: Value) -> Result<Self> {
+        into_pairs(value)?
+            .into_iter()
+            .map(|(k, v)| decode_pair(k, v))
+            .collect()
+    }
+}
+
+impl<K: FromRedis + Ord, V: FromRedis> FromRedis for BTreeMap<K, V> {
+    fn from_redis(value: Value) -> Result<Self> {
+        into_pairs(value)?
+            .into_iter()
+            .map(|(k, v)| decode_pair(k, v))
+            .collect()
+    }
+}
+
+fn set_items(value: Value) -> Result<Vec<Value>> {
+    match check(value)? {
+        Value::Set(items) | Value::Array(items) => Ok(items),
+        Value::Nil => Ok(Vec::new()),
+        v => Err(Error::decode("set", &v)),
+    }
+}
+
+impl<T: FromRedis + Eq + Hash, S: BuildHasher + Default> FromRedis for HashSet<T, S> {
+    fn from_redis(value: Value) -> Result<Self> {
+        Ok(T::from_redis_items(set_items(value)?)?
+            .into_iter()
+            .collect())
+    }
+}
+
+impl<T: FromRedis + Ord> FromRedis for BTreeSet<T> {
+    fn from_redis(value: Value) -> Result<Self> {
+        Ok(T::from_redis_items(set_items(value)?)?
+            .into_iter()
+            .collect())
+    }
+}
+
+macro_rules! tuple_from {
+    ($n:literal; $($i:tt $t:ident),+) => {
+        impl<$($t: FromRedis),+> FromRedis for ($($t,)+) {
+            /// From an array (or set) of exactly this many elements.
+            fn from_redis(value: Value) -> Result<Self> {
+                match check(value)? {
+                    Value::Array(items) | Value::Set(items) | Value::Push(items) if items.len() == $n => {
+                        let mut it = items.into_iter();
+                        Ok(($(
+                            $t::from_redis(it.next().unwrap_or(Value::Nil))
+                                .map_err(|e| e.in_field(format_args!("[{}]", $i)))?,
+                        )+))
+                    }
+                    v => Err(Error::decode(concat!("array of ", $n), &v)),
+                }
+            }
+
+            /// Elements that are themselves aggregates decode one tuple each; a flat list of
+            /// scalars is cut into tuples of this size (RESP2 `WITHSCORES`, `HGETALL`).
+            fn from_redis_items(items: Vec<Value>) -> Result<Vec<Self>> {
+                let nested = items.iter().all(|v| matches!(v, Value::Array(_) | Value::Set(_) | Value::Nil));
+                if nested || $n == 1 {
+                    return items.into_iter().enumerate()
+                        .map(|(i, v)| Self::from_redis(v).map_err(|e| e.in_field(format_args!("[{i}]"))))
+                        .collect();
+                }
+                if items.len() % $n != 0 {
+                    return Err(Error::decode(
+                        concat!("flat array with a multiple of ", $n, " elements"),
+                        &Value::Array(items),
+                    ));
+                }
+                let mut out = Vec::with_capacity(items.len() / $n);
+                let mut it = items.into_iter();
+                let mut row = 0usize;
+                while it.len() > 0 {
+                    out.push(($(
+                        $t::from_redis(it.next().unwrap_or(Value::Nil))
+                            .map_err(|e| e.in_field(format_args!("[{row}][{}]", $i)))?,
+                    )+));
+                    row += 1;
+                }
+                Ok(out)
+            }
+
+            fn from_redis_pairs(pairs: Vec<(Value, Value)>) -> Result<Vec<Self>> {
+                pairs.into_iter().map(|(k, v)| Self::from_redis(Value::Array(vec![k, v]))).collect()
+            }
+        }
+    };
+}
+tuple_from!(1; 0 A);
+tuple_from!(2; 0 A, 1 B);
+tuple_from!(3; 0 A, 1 B, 2 C);
+tuple_from!(4; 0 A, 1 B, 2 C, 3 D);
+tuple_from!(5; 0 A, 1 B, 2 C, 3 D, 4 E);
+tuple_from!(6; 0 A, 1 B, 2 C, 3 D, 4 E, 5 F);
+tuple_from!(7; 0 A, 1 B, 2 C, 3 D, 4 E, 5 F, 6 G);
+tuple_from!(8; 0 A, 1 B, 2 C, 3 D, 4 E, 5 F, 6 G, 7 H);
+tuple_from!(9; 0 A, 1 B, 2 C, 3 D, 4 E, 5 F, 6 G, 7 H, 8 I);
+tuple_from!(10; 0 A, 1 B, 2 C, 3 D, 4 E, 5 F, 6 G, 7 H, 8 I, 9 J);
+tuple_from!(11; 0 A, 1 B, 2 C, 3 D, 4 E, 5 F, 6 G, 7 H, 8 I, 9 J, 10 K);
+tuple_from!(12; 0 A, 1 B, 2 C, 3 D, 4 E, 5 F, 6 G, 7 H, 8 I, 9 J, 10 K, 11 L);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ServerError;
+
+    fn bulk(s: &str) -> Value {
+        Value::Bulk(Bytes::copy_from_slice(s.as_bytes()))
+    }
+
+    #[test]
+    fn numbers_from_every_shape() {
+        assert_eq!(i64::from_redis(Value::Int(-3)).unwrap(), -3);
+        assert_eq!(u16::from_redis(bulk("65535")).unwrap(), 65535);
+        assert!(u16::from_redis(bulk("65536")).is_err());
+        assert!(u32::from_redis(Value::Int(-1)).is_err());
+        assert_eq!(i64::from_redis(Value::Double(3.0)).unwrap(), 3);
+        assert!(i64::from_redis(Value::Double(3.5)).is_err());
+        assert_eq!(
+            i128::from_redis(Value::BigNumber(
+                "170141183460469231731687303715884105727".into()
+            ))
+            .unwrap(),
+            i128::MAX
+        );
+        assert_eq!(f64::from_redis(bulk("1.5")).unwrap(), 1.5);
+        assert_eq!(f64::from_redis(bulk("-inf")).unwrap(), f64::NEG_INFINITY);
+        assert_eq!(f64::from_redis(Value::Int(2)).unwrap(), 2.0);
+        assert_eq!(f32::from_redis(Value::Double(0.5)).unwrap(), 0.5);
+        let e = i64::from_redis(Value::Nil).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "decode error: expected integer (i64), got nil"
+        );
+    }
+
+    #[test]
+    fn strings_and_bytes() {
+        assert_eq!(
+            String::from_redis(Value::Simple("OK".into())).unwrap(),
+            "OK"
+        );
+        assert_eq!(String::from_redis(Value::Int(5)).unwrap(), "5");
+        assert_eq!(
+            String::from_redis(Value::Verbatim {
+                format: "txt".into(),
+                text: "hi".into()
+            })
+            .unwrap(),
+            "hi"
+        );
+        let e = String::from_redis(Value::Bulk(Bytes::from_static(b"\xff"))).unwrap_err();
+        assert!(matches!(e, Error::Decode { .. }), "{e}");
+        assert_eq!(Vec::<u8>::from_redis(bulk("ab")).unwrap(), b"ab");
+        assert_eq!(Bytes::from_redis(bulk("ab")).unwrap(), "ab");
+        assert!(String::from_redis(Value::Array(vec![])).is_err());
+    }
+
+    #[test]
+    fn bools_options_unit() {
+        assert!(bool::from_redis(Value::Boolean(true)).unwrap());
+        assert!(bool::from_redis(Value::Int(1)).unwrap());
+        assert!(!bool::from_redis(Value::Nil).unwrap());
+        assert!(bool::from_redis(Value::Simple("OK".into())).unwrap());
+        assert!(bool::from_redis(bulk("maybe")).is_err());
+        assert_eq!(Option::<i64>::from_redis(Value::Nil).unwrap(), None);
+        assert_eq!(Option::<i64>::from_redis(Value::Int(1)).unwrap(), Some(1));
+        assert!(<()>::from_redis(Value::Array(vec![])).is_ok());
+    }
+
+    #[test]
+    fn nested_errors_become_server_errors() {
+        let v = Value::Array(vec![
+            Value::Int(1),
+            Value::Error(ServerError {
+                kind: "WRONGTYPE".into(),
+                message: "no".into(),
+            }),
+        ]);
+        let e = Vec::<i64>::from_redis(v).unwrap_err();
+        assert_eq!(e.server_kind(), Some("WRONGTYPE"));
+    }
+
+    #[test]
+    fn collections() {
+        let arr = Value::Array(vec![Value::Int(1), bulk("2")]);
+        assert_eq!(Vec::<i64>::from_redis(arr.clone()).unwrap(), [1, 2]);
+        assert_eq!(
+            Vec::<i64>::from_redis(Value::Nil).unwrap(),
+            Vec::<i64>::new()
+        );
+        let set: BTreeSet<i64> =
+            FromRedis::from_redis(Value::Set(vec![Value::Int(2), Value::Int(1)])).unwrap();
+        assert_eq!(set.into_iter().collect::<Vec<_>>(), [1, 2]);
+        let hs: HashSet<String> = FromRedis::from_redis(arr.clone()).unwrap();
+        assert_eq!(hs.len(), 2);
+
+        let map = Value::Map(vec![(bulk("a"), Value::Int(1)), (bulk("b"), Value::Int(2))]);
+        let flat = Value::Array(vec![bulk("a"), bulk("1"), bulk("b"), bulk("2")]);
+        for v in [map.clone(), flat.clone()] {
+            let h: HashMap<String, i64> = FromRedis::from_redis(v.clone()).unwrap();
+            assert_eq!(h["b"], 2);
+            let b: BTreeMap<String, i64> = FromRedis::from_redis(v.clone()).unwrap();
+            assert_eq!(b.len(), 2);
+            let pairs: Vec<(String, i64)> = FromRedis::from_redis(v).unwrap();
+            assert_eq!(pairs, [("a".to_owned(), 1), ("b".to_owned(), 2)]);
+        }
+        let e = HashMap::<String, i64>::from_redis(Value::Array(vec![bulk("a")])).unwrap_err();
+        assert!(e.to_string().contains("map"), "{e}");
+        let e = HashMap::<String, i64>::from_redis(Value::Array(vec![bulk("a"), bulk("x")]))
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            r#"decode error: [bulk string "a"]: expected integer (i64), got bulk string "x""#
+        );
+
+        // RESP3 WITHSCORES: array of [member, score] pairs.
+        let nested = Value::Array(vec![
+            Value::Array(vec![bulk("m1"), Value::Double(1.0)]),
+            Value::Array(vec![bulk("m2"), Value::Double(2.5)]),
+        ]);
+        let z: Vec<(String, f64)> = FromRedis::from_redis(nested).unwrap();
+        assert_eq!(z[1], ("m2".to_owned(), 2.5));
+    }
+
+    #[test]
+    fn tuples() {
+        let v = Value::Array(vec![Value::Int(1), bulk("x"), Value::Nil]);
+        let t: (i64, String, Option<String>) = FromRedis::from_redis(v.clone()).unwrap();
+        assert_eq!(t, (1, "x".to_owned(), None));
+        let e = <(i64, i64)>::from_redis(v.clone()).unwrap_err();
+        assert!(e.to_string().contains("array of 2"), "{e}");
+        let e = <(i64, i64, i64)>::from_redis(v).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            r#"decode error: [1]: expected integer (i64), got bulk string "x""#
+        );
+        let twelve = Value::Array((0..12).map(Value::Int).collect());
+        let t: (i8, i8, i8, i8, i8, i8, i8, i8, i8, i8, i8, i64) =
+            FromRedis::from_redis(twelve).unwrap();
+        assert_eq!(t.11, 11);
+    }
+}

@@ -1,0 +1,20 @@
+//! # ringdis
+//!
+//! A Redis client whose command API is generated from the server's own command spec, typed end
+//! to end, and driven by io_uring.
+#![warn(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn)]
+
+mod cmd;
+mod error;
+mod from_redis;
+pub mod resp;
+mod to_arg;
+mod value;
+
+pub use cmd::{Cmd, CmdFlags};
+pub use error::{Error, Result};
+pub use from_redis::FromRedis;
+pub use resp::{Limits, Parser};
+pub use to_arg::{Args, ArgsIter, ToArg};
+pub use value::{ServerError, Value};

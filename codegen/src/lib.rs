@@ -1,0 +1,1 @@
+//! Placeholder: the generator lands with issue #4.

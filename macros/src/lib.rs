@@ -1,0 +1,1 @@
+//! Placeholder: the derives land with issue #5.
