@@ -5,14 +5,21 @@
 #![warn(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+mod client;
 mod cmd;
+mod config;
+mod conn;
+mod driver;
 mod error;
 mod from_redis;
 pub mod resp;
 mod to_arg;
+mod url;
 mod value;
 
+pub use client::{Call, Client};
 pub use cmd::{Cmd, CmdFlags};
+pub use config::{Addr, Config, Protocol, Transport};
 pub use error::{Error, Result};
 pub use from_redis::FromRedis;
 pub use resp::{Limits, Parser};

@@ -1,0 +1,266 @@
+//! [`Config`]: where to connect and how the client behaves.
+
+use crate::{Error, Limits, Result};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Where the server listens.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Addr {
+    /// TCP, by host name or address and port.
+    Tcp {
+        /// Host name or IP address.
+        host: String,
+        /// Port.
+        port: u16,
+    },
+    /// A unix domain socket.
+    Unix(PathBuf),
+}
+
+impl std::fmt::Display for Addr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Addr::Tcp { host, port } if host.contains(':') => write!(f, "[{host}]:{port}"),
+            Addr::Tcp { host, port } => write!(f, "{host}:{port}"),
+            Addr::Unix(path) => write!(f, "unix:{}", path.display()),
+        }
+    }
+}
+
+/// The RESP version to speak.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Protocol {
+    /// RESP2: no `HELLO`, `AUTH` and `SELECT` only.
+    Resp2,
+    /// RESP3 through `HELLO 3`, falling back to RESP2 when the server does not know `HELLO`.
+    #[default]
+    Resp3,
+}
+
+/// Which transport moves the bytes.
+///
+/// The environment variable `RINGDIS_TRANSPORT` (`auto`, `io_uring` or `epoll`), when set,
+/// overrides the configured choice, so a deployment or a test run can force one without a code
+/// change.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Transport {
+    /// io_uring where the kernel allows it, epoll otherwise.
+    #[default]
+    Auto,
+    /// io_uring only: creating the client fails where the kernel refuses a ring.
+    IoUring,
+    /// epoll only.
+    Epoll,
+}
+
+impl Transport {
+    /// Reads `RINGDIS_TRANSPORT`, if set.
+    pub(crate) fn from_env() -> Result<Option<Transport>> {
+        match std::env::var("RINGDIS_TRANSPORT") {
+            Err(_) => Ok(None),
+            Ok(v) => match v.to_ascii_lowercase().as_str() {
+                "" | "auto" => Ok(Some(Transport::Auto)),
+                "io_uring" | "io-uring" | "iouring" | "uring" => Ok(Some(Transport::IoUring)),
+                "epoll" => Ok(Some(Transport::Epoll)),
+                other => Err(Error::client(format!(
+                    "RINGDIS_TRANSPORT={other:?}: expected auto, io_uring or epoll"
+                ))),
+            },
+        }
+    }
+}
+
+/// Client configuration, built from a URL ([`Config::from_url`]) or step by step.
+///
+/// ```
+/// use ringdis::{Config, Protocol};
+/// use std::time::Duration;
+///
+/// let config = Config::from_url("redis://app:s3cret@cache.local:6380/2")?
+///     .command_timeout(Some(Duration::from_millis(500)))
+///     .protocol(Protocol::Resp2);
+/// assert_eq!(config.addr().to_string(), "cache.local:6380");
+/// assert_eq!(config.db_index(), 2);
+///
+/// let local = Config::new().port(7000).autoconnect(false);
+/// assert_eq!(local.addr().to_string(), "127.0.0.1:7000");
+/// # Ok::<(), ringdis::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub(crate) addr: Addr,
+    pub(crate) username: Option<String>,
+    pub(crate) password: Option<String>,
+    pub(crate) db: i64,
+    pub(crate) client_name: Option<String>,
+    pub(crate) autoconnect: bool,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) command_timeout: Option<Duration>,
+    pub(crate) tcp_nodelay: bool,
+    pub(crate) protocol: Protocol,
+    pub(crate) transport: Transport,
+    pub(crate) limits: Limits,
+    pub(crate) backoff_min: Duration,
+    pub(crate) backoff_max: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            addr: Addr::Tcp {
+                host: "127.0.0.1".to_owned(),
+                port: 6379,
+            },
+            username: None,
+            password: None,
+            db: 0,
+            client_name: None,
+            autoconnect: true,
+            connect_timeout: Duration::from_secs(5),
+            command_timeout: Some(Duration::from_secs(30)),
+            tcp_nodelay: true,
+            protocol: Protocol::Resp3,
+            transport: Transport::Auto,
+            limits: Limits::default(),
+            backoff_min: Duration::from_millis(5),
+            backoff_max: Duration::from_secs(1),
+        }
+    }
+}
+
+impl Config {
+    /// The defaults: `127.0.0.1:6379`, db 0, autoconnect, RESP3, 5 s connect timeout, 30 s
+    /// command timeout, `TCP_NODELAY`.
+    pub fn new() -> Config {
+        Config::default()
+    }
+
+    /// Parses a connection URL:
+    ///
+    /// * `redis://[[user]:password@]host[:port][/db]`
+    /// * `unix:///path/to.sock[?db=N]` (also `redis+unix://`)
+    ///
+    /// Query parameters `db`, `user`, `password` and `protocol` (`resp2`/`resp3`, or `2`/`3`) are
+    /// accepted on both forms. User and password are percent-decoded.
+    pub fn from_url(url: &str) -> Result<Config> {
+        crate::url::parse(url)
+    }
+
+    /// Server host name or address (TCP).
+    pub fn host(mut self, host: impl Into<String>) -> Config {
+        let port = match self.addr {
+            Addr::Tcp { port, .. } => port,
+            Addr::Unix(_) => 6379,
+        };
+        self.addr = Addr::Tcp {
+            host: host.into(),
+            port,
+        };
+        self
+    }
+
+    /// Server port (TCP).
+    pub fn port(mut self, port: u16) -> Config {
+        let host = match self.addr {
+            Addr::Tcp { host, .. } => host,
+            Addr::Unix(_) => "127.0.0.1".to_owned(),
+        };
+        self.addr = Addr::Tcp { host, port };
+        self
+    }
+
+    /// Connect through a unix domain socket instead of TCP.
+    pub fn unix_socket(mut self, path: impl Into<PathBuf>) -> Config {
+        self.addr = Addr::Unix(path.into());
+        self
+    }
+
+    /// ACL user name (with [`Config::password`]).
+    pub fn username(mut self, username: impl Into<String>) -> Config {
+        self.username = Some(username.into());
+        self
+    }
+
+    /// Password; sent on every (re)connect.
+    pub fn password(mut self, password: impl Into<String>) -> Config {
+        self.password = Some(password.into());
+        self
+    }
+
+    /// Database number; selected on every (re)connect.
+    pub fn db(mut self, db: i64) -> Config {
+        self.db = db;
+        self
+    }
+
+    /// Connection name (`CLIENT SETNAME`), set on every (re)connect.
+    pub fn client_name(mut self, name: impl Into<String>) -> Config {
+        self.client_name = Some(name.into());
+        self
+    }
+
+    /// Whether the first call connects and a call after a lost connection reconnects (default
+    /// `true`). Without it, calls fail fast with [`Error::Connection`] until
+    /// [`Client::connect`](crate::Client::connect) succeeds.
+    pub fn autoconnect(mut self, on: bool) -> Config {
+        self.autoconnect = on;
+        self
+    }
+
+    /// How long connecting (with retries and the handshake) may take before the calls waiting
+    /// for it fail (default 5 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Config {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// How long a call may wait for its reply before it fails with [`Error::Timeout`] (default
+    /// 30 s; `None` waits for ever, which blocking commands with no timeout need).
+    pub fn command_timeout(mut self, timeout: Option<Duration>) -> Config {
+        self.command_timeout = timeout;
+        self
+    }
+
+    /// `TCP_NODELAY` on the socket (default `true`).
+    pub fn tcp_nodelay(mut self, on: bool) -> Config {
+        self.tcp_nodelay = on;
+        self
+    }
+
+    /// The protocol to speak (default RESP3 with RESP2 fallback).
+    pub fn protocol(mut self, protocol: Protocol) -> Config {
+        self.protocol = protocol;
+        self
+    }
+
+    /// The transport (default [`Transport::Auto`]).
+    pub fn transport(mut self, transport: Transport) -> Config {
+        self.transport = transport;
+        self
+    }
+
+    /// Parser limits against broken or hostile servers.
+    pub fn limits(mut self, limits: Limits) -> Config {
+        self.limits = limits;
+        self
+    }
+
+    /// Reconnect backoff: the first retry waits `min`, each further one twice as long, at most
+    /// `max` (defaults 5 ms and 1 s).
+    pub fn reconnect_backoff(mut self, min: Duration, max: Duration) -> Config {
+        self.backoff_min = min;
+        self.backoff_max = max.max(min);
+        self
+    }
+
+    /// Where the client connects.
+    pub fn addr(&self) -> &Addr {
+        &self.addr
+    }
+
+    /// The database selected on connect.
+    pub fn db_index(&self) -> i64 {
+        self.db
+    }
+}

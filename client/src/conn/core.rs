@@ -1,0 +1,427 @@
+//! The protocol state of one connection, with no I/O: a transport feeds it events and bytes and
+//! asks it what to do next.
+//!
+//! The transport's side of the contract, in the order things happen:
+//!
+//! 1. [`Core::want`] says [`Want::Open`]: the transport calls [`Core::on_opening`] and starts
+//!    connecting; when the socket is up it calls [`Core::on_open`], or [`Core::on_closed`] if
+//!    connecting failed.
+//! 2. Whenever [`Core::take_output`] has bytes, the transport writes them, in order.
+//! 3. Bytes read from the socket go into [`Core::input`], then [`Core::on_input`] parses them and
+//!    hands replies to their callers. An error from it means the stream is broken: close the
+//!    socket and report [`Core::on_closed`].
+//! 4. [`Want::Close`] asks the transport to close the socket and report [`Core::on_closed`].
+//! 5. The transport wakes at [`Core::next_deadline`] at the latest and calls [`Core::on_timer`].
+//!
+//! Calls arrive through [`Core::submit`], [`Core::connect`] and [`Core::disconnect`]. The core
+//! decides when to connect, what to send on connect, which reply belongs to which call, when a
+//! call has timed out and when to retry a lost connection. The transport never looks at RESP.
+
+use super::backoff::Backoff;
+use super::handshake::{Credentials, Handshake, Outcome, Step};
+use super::queue::{Payload, Queue, Request, Sink};
+use crate::config::Config;
+use crate::resp::{write_command, Parser};
+use crate::{Cmd, Error, Result, Value};
+use bytes::{Bytes, BytesMut};
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+
+/// What the core needs the transport to do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Want {
+    /// Nothing beyond reading, writing and waiting.
+    Nothing,
+    /// Open a connection now.
+    Open,
+    /// Close the connection now.
+    Close,
+}
+
+#[derive(Debug)]
+enum State {
+    /// No connection and nobody waiting for one.
+    Idle,
+    /// Waiting to (re)try connecting at `until`.
+    Backoff { until: Instant },
+    /// The transport is opening the socket.
+    Connecting,
+    /// The socket is up; the handshake is running.
+    Handshaking(Handshake),
+    /// Carrying calls.
+    Ready,
+    /// Waiting for the transport to close the socket; calls in flight then fail with `reason`.
+    Closing { reason: Error },
+}
+
+/// A handler for RESP3 push frames that are not replies (client-side caching invalidations,
+/// pub/sub messages on a RESP3 connection).
+pub(crate) type PushHandler = Box<dyn FnMut(Value) + Send>;
+
+/// The protocol state of one connection.
+pub(crate) struct Core {
+    creds: Credentials,
+    autoconnect: bool,
+    connect_timeout: Duration,
+    state: State,
+    parser: Parser,
+    input: BytesMut,
+    output: BytesMut,
+    queue: Queue,
+    backoff: Backoff,
+    /// When the current run of connect attempts began; it gives up after `connect_timeout`.
+    attempts_since: Option<Instant>,
+    last_error: Option<Error>,
+    connect_waiters: Vec<oneshot::Sender<Result<bool>>>,
+    disconnect_waiters: Vec<oneshot::Sender<()>>,
+    resp3: bool,
+    push_handler: Option<PushHandler>,
+}
+
+impl Core {
+    pub fn new(config: &Config) -> Core {
+        Core {
+            creds: Credentials {
+                protocol: config.protocol,
+                username: config.username.clone(),
+                password: config.password.clone(),
+                client_name: config.client_name.clone(),
+                db: config.db,
+            },
+            autoconnect: config.autoconnect,
+            connect_timeout: config.connect_timeout,
+            state: State::Idle,
+            parser: Parser::new(config.limits),
+            input: BytesMut::with_capacity(16 * 1024),
+            output: BytesMut::with_capacity(16 * 1024),
+            queue: Queue::default(),
+            backoff: Backoff::new(config.backoff_min, config.backoff_max),
+            attempts_since: None,
+            last_error: None,
+            connect_waiters: Vec::new(),
+            disconnect_waiters: Vec::new(),
+            resp3: false,
+            push_handler: None,
+        }
+    }
+
+    // ----- calls -----------------------------------------------------------------------------
+
+    /// Takes a call. It is written at once when the connection is ready, otherwise it waits for
+    /// the connection (which this may start), or fails at once when autoconnect is off.
+    pub fn submit(&mut self, req: Request, now: Instant) {
+        if req.payload.replies() == 0 {
+            req.sink.deliver(Ok(Value::Array(Vec::new())));
+            return;
+        }
+        match self.state {
+            State::Ready => {
+                let id = self.queue.alloc(req.deadline);
+                self.write_request(id, req);
+            }
+            State::Idle if !self.autoconnect => req.sink.deliver(Err(Error::connection(
+                "not connected (autoconnect is off: call connect() first)",
+            ))),
+            State::Idle => {
+                self.queue.enqueue_waiting(req);
+                self.start_attempts(now);
+            }
+            _ => self.queue.enqueue_waiting(req),
+        }
+    }
+
+    /// A request to connect: resolved with `Ok(true)` once the connection is ready (at once if
+    /// it already is), or with the error that stopped it.
+    pub fn connect(&mut self, done: oneshot::Sender<Result<bool>>, now: Instant) {
+        match self.state {
+            State::Ready => {
+                let _ = done.send(Ok(true));
+            }
+            State::Idle => {
+                self.connect_waiters.push(done);
+                self.start_attempts(now);
+            }
+            _ => self.connect_waiters.push(done),
+        }
+    }
+
+    /// A request to disconnect: calls in flight and calls waiting for a connection fail with
+    /// [`Error::Connection`]; resolved once the socket is closed (at once if there is none).
+    pub fn disconnect(&mut self, done: oneshot::Sender<()>) {
+        let reason = Error::connection("disconnected by the client");
+        self.queue.fail_waiting(&reason);
+        self.fail_connect_waiters(&reason);
+        match self.state {
+            State::Idle | State::Backoff { .. } => {
+                self.state = State::Idle;
+                self.attempts_since = None;
+                let _ = done.send(());
+            }
+            State::Closing { .. } => self.disconnect_waiters.push(done),
+            State::Connecting | State::Handshaking(_) | State::Ready => {
+                self.disconnect_waiters.push(done);
+                self.state = State::Closing { reason };
+            }
+        }
+    }
+
+    /// Sets the handler for RESP3 push frames.
+    #[allow(dead_code)] // wired to the client by the pub/sub work
+    pub fn set_push_handler(&mut self, handler: Option<PushHandler>) {
+        self.push_handler = handler;
+    }
+
+    fn start_attempts(&mut self, now: Instant) {
+        self.attempts_since = Some(now);
+        self.last_error = None;
+        self.state = State::Backoff { until: now };
+    }
+
+    fn write_cmd(&mut self, cmd: &Cmd) {
+        write_command(&mut self.output, cmd.args().len(), cmd.args().encoded());
+    }
+
+    fn write_request(&mut self, id: u64, req: Request) {
+        match &req.payload {
+            Payload::One(cmd) => self.write_cmd(cmd),
+            Payload::Many(cmds) => cmds.iter().for_each(|c| self.write_cmd(c)),
+        }
+        self.queue
+            .push_inflight(id, req.sink, req.deadline, &req.payload);
+    }
+
+    // ----- what the transport asks -----------------------------------------------------------
+
+    /// What the transport should do now.
+    pub fn want(&self, now: Instant) -> Want {
+        match self.state {
+            State::Backoff { until } if until <= now => Want::Open,
+            State::Closing { .. } => Want::Close,
+            _ => Want::Nothing,
+        }
+    }
+
+    /// The bytes to write next, in order (`None` when there are none).
+    pub fn take_output(&mut self) -> Option<Bytes> {
+        if self.output.is_empty() {
+            None
+        } else {
+            Some(self.output.split().freeze())
+        }
+    }
+
+    /// The buffer the transport appends received bytes to before calling [`Core::on_input`].
+    pub fn input(&mut self) -> &mut BytesMut {
+        &mut self.input
+    }
+
+    /// True when the connection is ready for calls.
+    pub fn is_connected(&self) -> bool {
+        matches!(self.state, State::Ready)
+    }
+
+    /// True when the connection agreed on RESP3.
+    #[allow(dead_code)]
+    pub fn is_resp3(&self) -> bool {
+        self.resp3
+    }
+
+    /// True when no call is waiting for anything.
+    pub fn is_quiet(&self) -> bool {
+        self.queue.inflight.is_empty()
+            && self.queue.waiting.is_empty()
+            && self.connect_waiters.is_empty()
+            && self.disconnect_waiters.is_empty()
+    }
+
+    /// When the transport must call [`Core::on_timer`] at the latest.
+    pub fn next_deadline(&mut self) -> Option<Instant> {
+        let attempt_deadline = match self.state {
+            State::Backoff { until } => Some(until),
+            State::Connecting | State::Handshaking(_) => {
+                self.attempts_since.map(|t| t + self.connect_timeout)
+            }
+            _ => None,
+        };
+        match (attempt_deadline, self.queue.next_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    // ----- events from the transport ---------------------------------------------------------
+
+    /// Time has passed: fail calls past their deadline, give up connecting when it takes too long.
+    pub fn on_timer(&mut self, now: Instant) {
+        self.queue.expire(now);
+        if let (State::Connecting | State::Handshaking(_), Some(since)) =
+            (&self.state, self.attempts_since)
+        {
+            if now >= since + self.connect_timeout {
+                self.give_up(Error::Timeout);
+                self.state = State::Closing {
+                    reason: Error::connection("connect timed out"),
+                };
+            }
+        }
+    }
+
+    /// The transport starts opening a connection.
+    pub fn on_opening(&mut self) {
+        self.state = State::Connecting;
+        self.parser.reset();
+        self.input.clear();
+        self.output.clear();
+    }
+
+    /// The socket is up: the handshake goes out (or, with nothing to say, calls do).
+    pub fn on_open(&mut self, now: Instant) {
+        let (hs, cmds) = Handshake::start(&self.creds);
+        for (cmd, step) in cmds {
+            self.write_cmd(&cmd);
+            self.queue.push_internal(step);
+        }
+        if hs.is_done() {
+            let resp3 = hs.resp3();
+            self.become_ready(resp3);
+        } else {
+            self.state = State::Handshaking(hs);
+        }
+        let _ = now;
+    }
+
+    /// The socket is gone: it failed to open, the server closed it, an I/O error broke it, or
+    /// the core asked for it ([`Want::Close`]). Calls in flight fail; calls waiting for a
+    /// connection get another attempt after a backoff, until the connect timeout.
+    pub fn on_closed(&mut self, err: Error, now: Instant) {
+        let reason = match std::mem::replace(&mut self.state, State::Idle) {
+            State::Closing { reason } => reason,
+            _ => err.clone(),
+        };
+        self.queue.fail_inflight(&reason);
+        self.parser.reset();
+        self.input.clear();
+        self.output.clear();
+        self.resp3 = false;
+        for done in self.disconnect_waiters.drain(..) {
+            let _ = done.send(());
+        }
+        let anyone_waiting = !self.queue.waiting.is_empty() || !self.connect_waiters.is_empty();
+        if !anyone_waiting {
+            self.attempts_since = None;
+            return;
+        }
+        let since = *self.attempts_since.get_or_insert(now);
+        self.last_error = Some(err);
+        if now >= since + self.connect_timeout {
+            let last = self.last_error.take().unwrap_or(Error::Timeout);
+            self.give_up(Error::connection(format!(
+                "could not connect within {:?}: {last}",
+                self.connect_timeout
+            )));
+            self.state = State::Idle;
+        } else {
+            self.state = State::Backoff {
+                until: now + self.backoff.next_delay(),
+            };
+        }
+    }
+
+    /// Fails everything waiting for a connection and ends the run of attempts.
+    fn give_up(&mut self, err: Error) {
+        self.queue.fail_waiting(&err);
+        self.fail_connect_waiters(&err);
+        self.attempts_since = None;
+    }
+
+    fn fail_connect_waiters(&mut self, err: &Error) {
+        for done in self.connect_waiters.drain(..) {
+            let _ = done.send(Err(err.clone()));
+        }
+    }
+
+    fn become_ready(&mut self, resp3: bool) {
+        self.state = State::Ready;
+        self.resp3 = resp3;
+        self.backoff.reset();
+        self.attempts_since = None;
+        self.last_error = None;
+        while let Some((id, req)) = self.queue.waiting.pop_front() {
+            self.write_request(id, req);
+        }
+        for done in self.connect_waiters.drain(..) {
+            let _ = done.send(Ok(true));
+        }
+    }
+
+    /// Parses what [`Core::input`] holds and hands each reply to its call. An error means the
+    /// stream is broken; the transport must close the connection and report it with
+    /// [`Core::on_closed`] (the error is the reason to pass).
+    pub fn on_input(&mut self, now: Instant) -> Result<()> {
+        while let Some(value) = self.parser.parse(&mut self.input)? {
+            self.dispatch(value, now)?;
+        }
+        Ok(())
+    }
+
+    fn dispatch(&mut self, value: Value, now: Instant) -> Result<()> {
+        if let Value::Push(_) = value {
+            if let Some(handler) = &mut self.push_handler {
+                handler(value);
+            }
+            return Ok(());
+        }
+        let Some(entry) = self.queue.inflight.front_mut() else {
+            return Err(Error::protocol(format!(
+                "the server sent a reply no call was waiting for: {}",
+                value.describe()
+            )));
+        };
+        entry.left -= 1;
+        let value = match &mut entry.collected {
+            Some(replies) => {
+                replies.push(value);
+                if entry.left > 0 {
+                    return Ok(());
+                }
+                None
+            }
+            None => Some(value),
+        };
+        let Some(entry) = self.queue.inflight.pop_front() else {
+            return Ok(());
+        };
+        // Several commands: one array of their replies, errors included in place. One command:
+        // its reply, or the server's error as the call's error.
+        let result = match (value, entry.collected) {
+            (Some(Value::Error(e)), _) => Err(e.into()),
+            (Some(v), _) => Ok(v),
+            (None, replies) => Ok(Value::Array(replies.unwrap_or_default())),
+        };
+        match entry.sink {
+            Sink::Internal(step) => self.on_handshake_reply(step, result, now),
+            sink => sink.deliver(result),
+        }
+        Ok(())
+    }
+
+    fn on_handshake_reply(&mut self, step: Step, result: Result<Value>, _now: Instant) {
+        let State::Handshaking(hs) = &mut self.state else {
+            return;
+        };
+        match hs.on_reply(step, result, &self.creds) {
+            Outcome::Continue => {}
+            Outcome::Send(cmds) => {
+                for (cmd, step) in cmds {
+                    self.write_cmd(&cmd);
+                    self.queue.push_internal(step);
+                }
+            }
+            Outcome::Done { resp3 } => self.become_ready(resp3),
+            Outcome::Fail(err) => {
+                self.give_up(err.clone());
+                self.state = State::Closing { reason: err };
+            }
+        }
+    }
+}

@@ -1,0 +1,267 @@
+//! What a connection says before it carries calls: `HELLO`, `AUTH`, `CLIENT SETNAME`, `SELECT`.
+//!
+//! With RESP3 the client sends `HELLO 3` (carrying the credentials and the name) and `SELECT`
+//! together. A server that does not know `HELLO` (before Redis 6) or refuses RESP3 (`NOPROTO`)
+//! gets the RESP2 sequence instead: `AUTH`, `CLIENT SETNAME`, `SELECT`. The same steps run on
+//! every reconnect, so credentials and the database survive a lost connection.
+
+use crate::config::Protocol;
+use crate::{Cmd, Error, Result, Value};
+
+/// One handshake command, tagged with the attempt it belongs to (replies to an abandoned
+/// attempt are ignored).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Step {
+    kind: StepKind,
+    attempt: u8,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum StepKind {
+    Hello,
+    Auth,
+    SetName,
+    Select,
+}
+
+/// What the connection does after a handshake reply.
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    /// More replies are due.
+    Continue,
+    /// Send these commands too.
+    Send(Vec<(Cmd, Step)>),
+    /// Ready to carry calls; `true` when RESP3 was agreed.
+    Done { resp3: bool },
+    /// The server refused: fail the waiting calls with this error and close.
+    Fail(Error),
+}
+
+/// The parts of the configuration the handshake needs.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Credentials {
+    pub protocol: Protocol,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub client_name: Option<String>,
+    pub db: i64,
+}
+
+/// The handshake of one connection.
+#[derive(Debug)]
+pub(crate) struct Handshake {
+    attempt: u8,
+    outstanding: usize,
+    resp3: bool,
+}
+
+impl Handshake {
+    /// Starts a handshake: the first commands to send (empty when there is nothing to say).
+    pub fn start(creds: &Credentials) -> (Handshake, Vec<(Cmd, Step)>) {
+        let mut hs = Handshake {
+            attempt: 0,
+            outstanding: 0,
+            resp3: creds.protocol == Protocol::Resp3,
+        };
+        let cmds = if hs.resp3 {
+            hs.hello(creds)
+        } else {
+            hs.resp2(creds)
+        };
+        (hs, cmds)
+    }
+
+    fn step(&mut self, kind: StepKind, cmd: Cmd) -> (Cmd, Step) {
+        self.outstanding += 1;
+        (
+            cmd,
+            Step {
+                kind,
+                attempt: self.attempt,
+            },
+        )
+    }
+
+    fn hello(&mut self, creds: &Credentials) -> Vec<(Cmd, Step)> {
+        let mut hello = Cmd::new("HELLO").arg(3);
+        if let Some(pass) = &creds.password {
+            hello = hello
+                .arg("AUTH")
+                .arg(creds.username.as_deref().unwrap_or("default"))
+                .arg(pass);
+        }
+        if let Some(name) = &creds.client_name {
+            hello = hello.arg("SETNAME").arg(name);
+        }
+        let mut out = vec![self.step(StepKind::Hello, hello)];
+        if creds.db != 0 {
+            out.push(self.step(StepKind::Select, Cmd::new("SELECT").arg(creds.db)));
+        }
+        out
+    }
+
+    fn resp2(&mut self, creds: &Credentials) -> Vec<(Cmd, Step)> {
+        let mut out = Vec::new();
+        if let Some(pass) = &creds.password {
+            let auth = Cmd::new("AUTH").arg(creds.username.as_deref()).arg(pass);
+            out.push(self.step(StepKind::Auth, auth));
+        }
+        if let Some(name) = &creds.client_name {
+            let setname = Cmd::new("CLIENT").arg("SETNAME").arg(name);
+            out.push(self.step(StepKind::SetName, setname));
+        }
+        if creds.db != 0 {
+            out.push(self.step(StepKind::Select, Cmd::new("SELECT").arg(creds.db)));
+        }
+        out
+    }
+
+    /// True when no reply is due (a handshake that had nothing to send is done at once).
+    pub fn is_done(&self) -> bool {
+        self.outstanding == 0
+    }
+
+    /// True when the connection speaks RESP3.
+    pub fn resp3(&self) -> bool {
+        self.resp3
+    }
+
+    /// Takes the reply to `step`.
+    pub fn on_reply(&mut self, step: Step, reply: Result<Value>, creds: &Credentials) -> Outcome {
+        self.outstanding = self.outstanding.saturating_sub(1);
+        if step.attempt != self.attempt {
+            // A reply to the RESP3 attempt that was abandoned for RESP2.
+            return self.progress();
+        }
+        match reply {
+            Err(Error::Server { kind, message })
+                if step.kind == StepKind::Hello && hello_unsupported(&kind, &message) =>
+            {
+                self.attempt += 1;
+                self.resp3 = false;
+                let cmds = self.resp2(creds);
+                if cmds.is_empty() {
+                    self.progress()
+                } else {
+                    Outcome::Send(cmds)
+                }
+            }
+            Err(e) => Outcome::Fail(e),
+            Ok(_) => self.progress(),
+        }
+    }
+
+    fn progress(&self) -> Outcome {
+        if self.outstanding == 0 {
+            Outcome::Done { resp3: self.resp3 }
+        } else {
+            Outcome::Continue
+        }
+    }
+}
+
+/// The server does not know `HELLO` (Redis < 6) or will not speak RESP3.
+fn hello_unsupported(kind: &str, message: &str) -> bool {
+    kind == "NOPROTO" || (kind == "ERR" && message.to_ascii_lowercase().contains("unknown command"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn creds() -> Credentials {
+        Credentials {
+            protocol: Protocol::Resp3,
+            username: Some("app".into()),
+            password: Some("pw".into()),
+            client_name: Some("svc".into()),
+            db: 3,
+        }
+    }
+
+    fn names(cmds: &[(Cmd, Step)]) -> Vec<String> {
+        cmds.iter().map(|(c, _)| c.to_string()).collect()
+    }
+
+    #[test]
+    fn resp3_sends_hello_with_credentials_then_select() {
+        let c = creds();
+        let (mut hs, cmds) = Handshake::start(&c);
+        assert_eq!(
+            names(&cmds),
+            ["HELLO 3 AUTH app pw SETNAME svc", "SELECT 3"]
+        );
+        assert!(matches!(
+            hs.on_reply(cmds[0].1, Ok(Value::Map(vec![])), &c),
+            Outcome::Continue
+        ));
+        assert!(matches!(
+            hs.on_reply(cmds[1].1, Ok(Value::Simple("OK".into())), &c),
+            Outcome::Done { resp3: true }
+        ));
+    }
+
+    #[test]
+    fn unknown_hello_falls_back_to_resp2_and_ignores_the_old_attempt() {
+        let c = creds();
+        let (mut hs, cmds) = Handshake::start(&c);
+        let unknown = Err(Error::server_from_line("ERR unknown command 'HELLO'"));
+        let Outcome::Send(resp2) = hs.on_reply(cmds[0].1, unknown, &c) else {
+            panic!()
+        };
+        assert_eq!(
+            names(&resp2),
+            ["AUTH app pw", "CLIENT SETNAME svc", "SELECT 3"]
+        );
+        // The SELECT sent with HELLO fails (NOAUTH) but belongs to the abandoned attempt.
+        let noauth = Err(Error::server_from_line("NOAUTH Authentication required."));
+        assert!(matches!(
+            hs.on_reply(cmds[1].1, noauth, &c),
+            Outcome::Continue
+        ));
+        let ok = || Ok(Value::Simple("OK".into()));
+        assert!(matches!(
+            hs.on_reply(resp2[0].1, ok(), &c),
+            Outcome::Continue
+        ));
+        assert!(matches!(
+            hs.on_reply(resp2[1].1, ok(), &c),
+            Outcome::Continue
+        ));
+        assert!(matches!(
+            hs.on_reply(resp2[2].1, ok(), &c),
+            Outcome::Done { resp3: false }
+        ));
+    }
+
+    #[test]
+    fn refused_credentials_fail() {
+        let c = creds();
+        let (mut hs, cmds) = Handshake::start(&c);
+        let wrong = Err(Error::server_from_line(
+            "WRONGPASS invalid username-password pair",
+        ));
+        let Outcome::Fail(e) = hs.on_reply(cmds[0].1, wrong, &c) else {
+            panic!()
+        };
+        assert_eq!(e.server_kind(), Some("WRONGPASS"));
+    }
+
+    #[test]
+    fn resp2_with_nothing_to_say_is_done_at_once() {
+        let c = Credentials {
+            protocol: Protocol::Resp2,
+            ..Default::default()
+        };
+        let (hs, cmds) = Handshake::start(&c);
+        assert!(cmds.is_empty());
+        assert!(hs.is_done());
+        let c = Credentials {
+            protocol: Protocol::Resp2,
+            password: Some("p".into()),
+            ..Default::default()
+        };
+        let (_, cmds) = Handshake::start(&c);
+        assert_eq!(names(&cmds), ["AUTH p"]);
+    }
+}

@@ -1,0 +1,10 @@
+//! The sans-IO connection core: protocol state, reply matching, handshake and reconnect logic,
+//! driven by a transport that only moves bytes.
+
+mod backoff;
+mod core;
+mod handshake;
+mod queue;
+
+pub(crate) use self::core::{Core, Want};
+pub(crate) use queue::{Callback, Payload, Request, Sink};

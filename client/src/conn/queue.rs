@@ -1,0 +1,214 @@
+//! Calls waiting for replies, in the order their replies will arrive.
+
+use crate::{Cmd, Error, Result, Value};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::time::Instant;
+use tokio::sync::oneshot;
+
+/// A callback for [`Client::async_call`](crate::Client::async_call).
+pub(crate) type Callback = Box<dyn FnOnce(Result<Value>) + Send + 'static>;
+
+/// Where a reply goes.
+pub(crate) enum Sink {
+    /// A waiting future.
+    Oneshot(oneshot::Sender<Result<Value>>),
+    /// A user callback, run on the driver thread.
+    Callback(Callback),
+    /// Nobody: the reply is read and dropped (fire-and-forget, or the caller timed out).
+    Discard,
+    /// A handshake step of the connection itself.
+    Internal(super::handshake::Step),
+}
+
+impl Sink {
+    /// Hands a result to its receiver. A receiver that has gone away is not an error: the
+    /// result is dropped. A panicking callback is caught so it cannot take the driver down.
+    pub(crate) fn deliver(self, result: Result<Value>) {
+        match self {
+            Sink::Oneshot(tx) => {
+                let _ = tx.send(result);
+            }
+            Sink::Callback(cb) => {
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cb(result)));
+            }
+            Sink::Discard | Sink::Internal(_) => {}
+        }
+    }
+}
+
+/// What a call sends: one command, or several whose replies come back as one array.
+pub(crate) enum Payload {
+    One(Cmd),
+    #[cfg_attr(not(test), allow(dead_code))] // sent by pipelines and transactions
+    Many(Vec<Cmd>),
+}
+
+impl Payload {
+    pub(crate) fn replies(&self) -> usize {
+        match self {
+            Payload::One(_) => 1,
+            Payload::Many(cmds) => cmds.len(),
+        }
+    }
+}
+
+/// A call as the client hands it to the connection.
+pub(crate) struct Request {
+    pub payload: Payload,
+    pub sink: Sink,
+    /// When the caller gives up; `None` waits for ever.
+    pub deadline: Option<Instant>,
+}
+
+/// A call whose commands have been written and whose replies are awaited.
+pub(crate) struct Entry {
+    pub id: u64,
+    pub sink: Sink,
+    pub deadline: Option<Instant>,
+    /// Replies still to come.
+    pub left: usize,
+    /// Replies so far, for calls of several commands (`None` for a single command, whose reply
+    /// is delivered as it is).
+    pub collected: Option<Vec<Value>>,
+}
+
+/// The in-flight entries (replies awaited, in wire order), the requests still waiting to be
+/// written, and the deadlines of both.
+#[derive(Default)]
+pub(crate) struct Queue {
+    pub inflight: VecDeque<Entry>,
+    pub waiting: VecDeque<(u64, Request)>,
+    timers: BinaryHeap<Reverse<(Instant, u64)>>,
+    next_id: u64,
+}
+
+impl Queue {
+    /// Assigns an id to a new request and registers its deadline.
+    pub fn enqueue_waiting(&mut self, req: Request) {
+        let id = self.alloc(req.deadline);
+        self.waiting.push_back((id, req));
+    }
+
+    /// Registers an entry whose commands were just written.
+    pub fn push_inflight(
+        &mut self,
+        id: u64,
+        sink: Sink,
+        deadline: Option<Instant>,
+        payload: &Payload,
+    ) {
+        let (left, collected) = match payload {
+            Payload::One(_) => (1, None),
+            Payload::Many(cmds) => (cmds.len(), Some(Vec::with_capacity(cmds.len()))),
+        };
+        self.inflight.push_back(Entry {
+            id,
+            sink,
+            deadline,
+            left,
+            collected,
+        });
+    }
+
+    /// A fresh id, with its deadline registered.
+    pub fn alloc(&mut self, deadline: Option<Instant>) -> u64 {
+        self.next_id += 1;
+        let id = self.next_id;
+        if let Some(d) = deadline {
+            self.timers.push(Reverse((d, id)));
+        }
+        id
+    }
+
+    /// Internal entries (handshake) have id 0: they never time out on their own.
+    pub fn push_internal(&mut self, step: super::handshake::Step) {
+        self.inflight.push_back(Entry {
+            id: 0,
+            sink: Sink::Internal(step),
+            deadline: None,
+            left: 1,
+            collected: None,
+        });
+    }
+
+    /// The earliest deadline of a call still waiting for its reply.
+    pub fn next_deadline(&mut self) -> Option<Instant> {
+        self.prune();
+        while let Some(&Reverse((at, id))) = self.timers.peek() {
+            if self.is_live(id) {
+                return Some(at);
+            }
+            self.timers.pop();
+        }
+        None
+    }
+
+    /// Fails every call whose deadline is `now` or earlier with [`Error::Timeout`]. Written
+    /// calls stay in the queue with a [`Sink::Discard`] so their late replies are dropped.
+    pub fn expire(&mut self, now: Instant) {
+        while let Some(&Reverse((at, id))) = self.timers.peek() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            if let Ok(i) = self.inflight.binary_search_by_key(&id, |e| e.id) {
+                let sink = std::mem::replace(&mut self.inflight[i].sink, Sink::Discard);
+                sink.deliver(Err(Error::Timeout));
+            } else if let Ok(i) = self.waiting.binary_search_by_key(&id, |(id, _)| *id) {
+                if let Some((_, req)) = self.waiting.remove(i) {
+                    req.sink.deliver(Err(Error::Timeout));
+                }
+            }
+        }
+    }
+
+    /// Fails every in-flight call.
+    pub fn fail_inflight(&mut self, err: &Error) {
+        for e in self.inflight.drain(..) {
+            e.sink.deliver(Err(err.clone()));
+        }
+    }
+
+    /// Fails every call not yet written.
+    pub fn fail_waiting(&mut self, err: &Error) {
+        for (_, req) in self.waiting.drain(..) {
+            req.sink.deliver(Err(err.clone()));
+        }
+    }
+
+    fn is_live(&self, id: u64) -> bool {
+        let inflight = self
+            .inflight
+            .binary_search_by_key(&id, |e| e.id)
+            .is_ok_and(|i| !matches!(self.inflight[i].sink, Sink::Discard));
+        inflight
+            || self
+                .waiting
+                .binary_search_by_key(&id, |(id, _)| *id)
+                .is_ok()
+    }
+
+    /// Deadlines of answered calls stay in the heap until they surface; when they outnumber the
+    /// live calls, rebuild the heap from the live ones so it stays proportional to them.
+    fn prune(&mut self) {
+        let live = self.inflight.len() + self.waiting.len();
+        if self.timers.len() > 64 && self.timers.len() > 4 * live {
+            let inflight = self
+                .inflight
+                .iter()
+                .filter(|e| !matches!(e.sink, Sink::Discard))
+                .filter_map(|e| Some((e.deadline?, e.id)));
+            let waiting = self
+                .waiting
+                .iter()
+                .filter_map(|(id, r)| Some((r.deadline?, *id)));
+            self.timers = inflight.chain(waiting).map(Reverse).collect();
+        }
+    }
+
+    #[cfg(test)]
+    pub fn timer_count(&self) -> usize {
+        self.timers.len()
+    }
+}

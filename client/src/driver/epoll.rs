@@ -1,0 +1,287 @@
+//! The epoll transport: a driver thread with a `mio` poll loop. It is the fallback where
+//! io_uring is not available, and the reference the io_uring transport is measured against.
+
+use super::{obey, publish_state, turn, CloseOnExit, Msg, Shared, Socketry, Wake};
+use crate::config::{Addr, Config};
+use crate::conn::Core;
+use crate::{Error, Result};
+use bytes::{Buf, Bytes};
+use mio::net::{TcpStream, UnixStream};
+use mio::{Events, Interest, Poll, Token, Waker};
+use std::io::{self, Read, Write};
+use std::net::ToSocketAddrs;
+use std::sync::Arc;
+use std::time::Instant;
+
+const WAKER: Token = Token(0);
+const SOCKET: Token = Token(1);
+
+struct MioWake(Waker);
+
+impl Wake for MioWake {
+    fn wake(&self) {
+        // A failed wake can only mean the poll is gone, i.e. the driver has stopped.
+        let _ = self.0.wake();
+    }
+}
+
+enum Stream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.read(buf),
+            Stream::Unix(s) => s.read(buf),
+        }
+    }
+
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.write(buf),
+            Stream::Unix(s) => s.write(buf),
+        }
+    }
+
+    fn source(&mut self) -> &mut dyn mio::event::Source {
+        match self {
+            Stream::Tcp(s) => s,
+            Stream::Unix(s) => s,
+        }
+    }
+
+    /// Whether a non-blocking connect has finished: `Ok(true)` connected, `Ok(false)` still
+    /// in progress, `Err` failed.
+    fn connected(&mut self) -> io::Result<bool> {
+        let (err, peer) = match self {
+            Stream::Tcp(s) => (s.take_error()?, s.peer_addr().map(drop)),
+            Stream::Unix(s) => (s.take_error()?, s.peer_addr().map(drop)),
+        };
+        if let Some(e) = err {
+            return Err(e);
+        }
+        match peer {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// The socket side of the epoll driver.
+struct Io {
+    poll: Poll,
+    config: Arc<Config>,
+    stream: Option<Stream>,
+    connecting: bool,
+    /// Bytes taken from the core and not yet written.
+    unsent: Bytes,
+    scratch: Box<[u8]>,
+}
+
+/// Starts an epoll driver thread for one connection.
+pub(crate) fn spawn(config: Arc<Config>) -> Result<Arc<Shared>> {
+    let poll = Poll::new().map_err(|e| Error::client(format!("epoll_create: {e}")))?;
+    let waker =
+        Waker::new(poll.registry(), WAKER).map_err(|e| Error::client(format!("eventfd: {e}")))?;
+    let shared = Arc::new(Shared::new(Box::new(MioWake(waker))));
+    let io = Io {
+        poll,
+        config: config.clone(),
+        stream: None,
+        connecting: false,
+        unsent: Bytes::new(),
+        scratch: vec![0u8; 64 * 1024].into_boxed_slice(),
+    };
+    let core = Core::new(&config);
+    let thread_shared = shared.clone();
+    std::thread::Builder::new()
+        .name("ringdis-epoll".to_owned())
+        .spawn(move || run(thread_shared, core, io))
+        .map_err(|e| Error::client(format!("spawning the driver thread: {e}")))?;
+    Ok(shared)
+}
+
+fn run(shared: Arc<Shared>, mut core: Core, mut io: Io) {
+    let _close = CloseOnExit(&shared);
+    let mut events = Events::with_capacity(64);
+    let mut msgs = Vec::new();
+    loop {
+        let now = Instant::now();
+        if !turn(&shared, &mut core, &mut msgs, now) {
+            break;
+        }
+        obey(&mut core, &mut io, now);
+        io.flush(&mut core, now);
+        publish_state(&shared, &core);
+        let timeout = core
+            .next_deadline()
+            .map(|d| d.saturating_duration_since(Instant::now()));
+        if let Err(e) = io.poll.poll(&mut events, timeout) {
+            if e.kind() != io::ErrorKind::Interrupted {
+                // The poll itself broke: nothing more can be done on this thread.
+                break;
+            }
+        }
+        let now = Instant::now();
+        for ev in events.iter() {
+            if ev.token() != SOCKET {
+                continue;
+            }
+            if io.connecting {
+                io.finish_connect(&mut core, now);
+            }
+            if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+                io.read(&mut core, now);
+            }
+        }
+    }
+    io.close(&mut core, Instant::now());
+}
+
+impl Io {
+    fn connect_stream(&self) -> io::Result<Stream> {
+        match &self.config.addr {
+            Addr::Tcp { host, port } => {
+                // Resolution blocks; for IP addresses and /etc/hosts names it is immediate.
+                let mut last = None;
+                for addr in (host.as_str(), *port).to_socket_addrs()? {
+                    match TcpStream::connect(addr) {
+                        Ok(s) => return Ok(Stream::Tcp(s)),
+                        Err(e) => last = Some(e),
+                    }
+                }
+                Err(last.unwrap_or_else(|| io::Error::other("host resolved to no address")))
+            }
+            Addr::Unix(path) => UnixStream::connect(path).map(Stream::Unix),
+        }
+    }
+
+    fn failed(&mut self, core: &mut Core, now: Instant, what: &str, e: io::Error) {
+        self.drop_stream();
+        let addr = &self.config.addr;
+        core.on_closed(Error::connection(format!("{what} {addr}: {e}")), now);
+    }
+
+    fn finish_connect(&mut self, core: &mut Core, now: Instant) {
+        let Some(stream) = &mut self.stream else {
+            return;
+        };
+        match stream.connected() {
+            Ok(false) => {}
+            Ok(true) => {
+                self.connecting = false;
+                if let Stream::Tcp(s) = stream {
+                    // Best effort: a socket without NODELAY still works, only slower.
+                    let _ = s.set_nodelay(self.config.tcp_nodelay);
+                }
+                core.on_open(now);
+                self.flush(core, now);
+            }
+            Err(e) => self.failed(core, now, "connect to", e),
+        }
+    }
+
+    fn read(&mut self, core: &mut Core, now: Instant) {
+        loop {
+            let Some(stream) = &mut self.stream else {
+                return;
+            };
+            if self.connecting {
+                return;
+            }
+            match stream.read(&mut self.scratch) {
+                Ok(0) => {
+                    return self.failed(
+                        core,
+                        now,
+                        "connection closed by",
+                        io::ErrorKind::UnexpectedEof.into(),
+                    );
+                }
+                Ok(n) => {
+                    core.input().extend_from_slice(&self.scratch[..n]);
+                    if let Err(e) = core.on_input(now) {
+                        self.drop_stream();
+                        core.on_closed(e, now);
+                        return;
+                    }
+                    // Replies may have triggered more to send (handshake steps, queued calls).
+                    self.flush(core, now);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return self.failed(core, now, "reading from", e),
+            }
+        }
+    }
+
+    /// Writes whatever the core has to send, until done or the socket is full.
+    fn flush(&mut self, core: &mut Core, now: Instant) {
+        loop {
+            if self.stream.is_none() || self.connecting {
+                return;
+            }
+            if self.unsent.is_empty() {
+                match core.take_output() {
+                    Some(b) => self.unsent = b,
+                    None => return,
+                }
+            }
+            let Some(stream) = &mut self.stream else {
+                return;
+            };
+            match stream.write(&self.unsent) {
+                Ok(n) => self.unsent.advance(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return self.failed(core, now, "writing to", e),
+            }
+        }
+    }
+
+    fn drop_stream(&mut self) {
+        if let Some(mut s) = self.stream.take() {
+            let _ = self.poll.registry().deregister(s.source());
+        }
+        self.connecting = false;
+        self.unsent = Bytes::new();
+    }
+}
+
+impl Socketry for Io {
+    fn open(&mut self, core: &mut Core, now: Instant) {
+        self.drop_stream();
+        core.on_opening();
+        match self.connect_stream() {
+            Ok(mut stream) => {
+                let interest = Interest::READABLE | Interest::WRITABLE;
+                if let Err(e) = self
+                    .poll
+                    .registry()
+                    .register(stream.source(), SOCKET, interest)
+                {
+                    return self.failed(core, now, "registering", e);
+                }
+                self.stream = Some(stream);
+                self.connecting = true;
+                // A unix socket (and sometimes loopback TCP) is connected at once.
+                self.finish_connect(core, now);
+            }
+            Err(e) => self.failed(core, now, "connect to", e),
+        }
+    }
+
+    fn close(&mut self, core: &mut Core, now: Instant) {
+        let had = self.stream.is_some();
+        self.drop_stream();
+        if had || !core.is_quiet() || core.want(now) == super::Want::Close {
+            core.on_closed(Error::connection("connection closed"), now);
+        }
+    }
+}
+
+#[allow(dead_code)]
+fn _assert_send(_: Msg) {}

@@ -1,0 +1,170 @@
+//! Transports: the driver threads that move bytes between sockets and the connection core.
+//!
+//! A [`Client`](crate::Client) talks to its driver through a [`Shared`] mailbox: callers push
+//! messages and wake the driver only when it is not already awake. The driver owns the socket
+//! and the [`Core`]; it knows sockets and timers, never RESP.
+
+pub(crate) mod epoll;
+
+use crate::conn::{Core, Request, Want};
+use crate::{Error, Result};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+use tokio::sync::oneshot;
+
+/// A message from a client handle to its driver.
+pub(crate) enum Msg {
+    Call(Request),
+    Connect(oneshot::Sender<Result<bool>>),
+    Disconnect(oneshot::Sender<()>),
+}
+
+/// Wakes a parked driver.
+pub(crate) trait Wake: Send + Sync {
+    fn wake(&self);
+}
+
+#[derive(Default)]
+struct Mailbox {
+    msgs: Vec<Msg>,
+    /// The driver has stopped: nothing will read the mailbox again.
+    closed: bool,
+}
+
+/// What client handles and their driver share.
+pub(crate) struct Shared {
+    mailbox: Mutex<Mailbox>,
+    /// Set by a sender that found the driver not yet notified; cleared by the driver before it
+    /// drains the mailbox. While it is set, further senders skip the wake-up.
+    notified: AtomicBool,
+    connected: AtomicBool,
+    shutdown: AtomicBool,
+    waker: Box<dyn Wake>,
+}
+
+impl Shared {
+    pub fn new(waker: Box<dyn Wake>) -> Shared {
+        Shared {
+            mailbox: Mutex::new(Mailbox::default()),
+            notified: AtomicBool::new(false),
+            connected: AtomicBool::new(false),
+            shutdown: AtomicBool::new(false),
+            waker,
+        }
+    }
+
+    /// Hands a message to the driver. A driver that has stopped fails it at once.
+    pub fn send(&self, msg: Msg) {
+        {
+            let mut mb = self.mailbox.lock().unwrap_or_else(|p| p.into_inner());
+            if !mb.closed {
+                mb.msgs.push(msg);
+                drop(mb);
+                self.notify();
+                return;
+            }
+        }
+        fail_msg(msg, &Error::connection("the client's driver has stopped"));
+    }
+
+    fn notify(&self) {
+        if !self.notified.swap(true, Ordering::AcqRel) {
+            self.waker.wake();
+        }
+    }
+
+    /// Takes every pending message (the driver side).
+    pub fn drain(&self, into: &mut Vec<Msg>) {
+        self.notified.store(false, Ordering::Release);
+        let mut mb = self.mailbox.lock().unwrap_or_else(|p| p.into_inner());
+        std::mem::swap(&mut mb.msgs, into);
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.connected.load(Ordering::Acquire)
+    }
+
+    /// The last client handle is gone: the driver finishes what is in flight, then stops.
+    pub fn shut_down(&self) {
+        self.shutdown.store(true, Ordering::Release);
+        self.waker.wake();
+    }
+
+    fn is_shut_down(&self) -> bool {
+        self.shutdown.load(Ordering::Acquire)
+    }
+}
+
+fn fail_msg(msg: Msg, err: &Error) {
+    match msg {
+        Msg::Call(req) => req.sink.deliver(Err(err.clone())),
+        Msg::Connect(tx) => {
+            let _ = tx.send(Err(err.clone()));
+        }
+        Msg::Disconnect(tx) => {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Closes the mailbox when the driver thread ends, however it ends (a panic included), and
+/// fails what is left in it, so no caller waits for a driver that is gone.
+pub(crate) struct CloseOnExit<'a>(pub &'a Shared);
+
+impl Drop for CloseOnExit<'_> {
+    fn drop(&mut self) {
+        let left = {
+            let mut mb = self.0.mailbox.lock().unwrap_or_else(|p| p.into_inner());
+            mb.closed = true;
+            std::mem::take(&mut mb.msgs)
+        };
+        self.0.connected.store(false, Ordering::Release);
+        let err = Error::connection("the client's driver has stopped");
+        for msg in left {
+            fail_msg(msg, &err);
+        }
+    }
+}
+
+/// The transport-independent half of one driver loop turn: hands the mailbox to the core and
+/// runs its timers. Returns `false` when the driver should stop.
+pub(crate) fn turn(shared: &Shared, core: &mut Core, scratch: &mut Vec<Msg>, now: Instant) -> bool {
+    shared.drain(scratch);
+    for msg in scratch.drain(..) {
+        match msg {
+            Msg::Call(req) => core.submit(req, now),
+            Msg::Connect(tx) => core.connect(tx, now),
+            Msg::Disconnect(tx) => core.disconnect(tx),
+        }
+    }
+    core.on_timer(now);
+    !(shared.is_shut_down() && core.is_quiet())
+}
+
+/// What a transport does about a [`Want`]: open or close its socket.
+pub(crate) trait Socketry {
+    /// Starts opening the connection; reports through the core as it goes.
+    fn open(&mut self, core: &mut Core, now: Instant);
+    /// Closes the connection, if any, and reports [`Core::on_closed`].
+    fn close(&mut self, core: &mut Core, now: Instant);
+}
+
+/// Carries out what the core wants until it wants nothing more right now.
+pub(crate) fn obey(core: &mut Core, io: &mut impl Socketry, now: Instant) {
+    // Bounded: each round either opens (which ends in a state that waits) or closes.
+    for _ in 0..8 {
+        match core.want(now) {
+            Want::Nothing => return,
+            Want::Open => io.open(core, now),
+            Want::Close => io.close(core, now),
+        }
+    }
+}
+
+/// Marks the connection state for `Client::is_connected`.
+pub(crate) fn publish_state(shared: &Shared, core: &Core) {
+    shared
+        .connected
+        .store(core.is_connected(), Ordering::Release);
+}
