@@ -425,3 +425,462 @@ impl Core {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The core driven by hand: events and bytes in, bytes and replies out. No sockets.
+
+    use super::*;
+    use crate::config::Protocol;
+    use crate::{cmd, Config};
+    use tokio::sync::oneshot::error::TryRecvError;
+
+    type Rx = oneshot::Receiver<Result<Value>>;
+
+    fn config() -> Config {
+        Config::new()
+            .protocol(Protocol::Resp2)
+            .connect_timeout(Duration::from_secs(5))
+            .reconnect_backoff(Duration::from_millis(10), Duration::from_millis(40))
+    }
+
+    fn call(core: &mut Core, c: Cmd, now: Instant, timeout: Option<Duration>) -> Rx {
+        let (tx, rx) = oneshot::channel();
+        core.submit(
+            Request {
+                payload: Payload::One(c),
+                sink: Sink::Oneshot(tx),
+                deadline: timeout.map(|t| now + t),
+            },
+            now,
+        );
+        rx
+    }
+
+    fn output(core: &mut Core) -> String {
+        let mut all = Vec::new();
+        while let Some(b) = core.take_output() {
+            all.extend_from_slice(&b);
+        }
+        String::from_utf8_lossy(&all).into_owned()
+    }
+
+    fn feed(core: &mut Core, bytes: &[u8], now: Instant) -> Result<()> {
+        core.input().extend_from_slice(bytes);
+        core.on_input(now)
+    }
+
+    fn got(rx: &mut Rx) -> Result<Value> {
+        match rx.try_recv() {
+            Ok(r) => r,
+            Err(TryRecvError::Empty) => panic!("no reply delivered yet"),
+            Err(TryRecvError::Closed) => panic!("sink dropped without a reply"),
+        }
+    }
+
+    fn pending(rx: &mut Rx) -> bool {
+        matches!(rx.try_recv(), Err(TryRecvError::Empty))
+    }
+
+    /// A core connected (RESP2, no handshake) at `now`.
+    fn ready(cfg: Config, now: Instant) -> Core {
+        let mut core = Core::new(&cfg);
+        let (tx, mut rx) = oneshot::channel();
+        core.connect(tx, now);
+        assert_eq!(core.want(now), Want::Open);
+        core.on_opening();
+        core.on_open(now);
+        assert!(core.is_connected());
+        assert!(matches!(rx.try_recv(), Ok(Ok(true))));
+        core
+    }
+
+    #[test]
+    fn first_call_connects_and_waits_for_the_socket() {
+        let now = Instant::now();
+        let mut core = Core::new(&config());
+        assert_eq!(core.want(now), Want::Nothing);
+        let mut rx = call(&mut core, cmd!("PING"), now, None);
+        assert_eq!(core.want(now), Want::Open);
+        core.on_opening();
+        assert_eq!(
+            output(&mut core),
+            "",
+            "nothing goes out before the socket is up"
+        );
+        core.on_open(now);
+        assert_eq!(output(&mut core), "*1\r\n$4\r\nPING\r\n");
+        feed(&mut core, b"+PONG\r\n", now).unwrap();
+        assert_eq!(got(&mut rx).unwrap(), Value::Simple("PONG".into()));
+    }
+
+    #[test]
+    fn replies_go_to_callers_in_order_across_any_split() {
+        let now = Instant::now();
+        let mut core = ready(config(), now);
+        let mut rxs: Vec<Rx> = (0..3)
+            .map(|i| call(&mut core, cmd!("GET", i), now, None))
+            .collect();
+        assert_eq!(
+            output(&mut core),
+            "*2\r\n$3\r\nGET\r\n$1\r\n0\r\n*2\r\n$3\r\nGET\r\n$1\r\n1\r\n*2\r\n$3\r\nGET\r\n$1\r\n2\r\n",
+            "queued calls leave in one write"
+        );
+        let replies = b"$1\r\na\r\n-ERR boom\r\n$-1\r\n";
+        for &byte in replies.iter() {
+            feed(&mut core, &[byte], now).unwrap();
+        }
+        assert_eq!(got(&mut rxs[0]).unwrap(), Value::Bulk("a".into()));
+        assert_eq!(got(&mut rxs[1]).unwrap_err().server_kind(), Some("ERR"));
+        assert_eq!(got(&mut rxs[2]).unwrap(), Value::Nil);
+    }
+
+    #[test]
+    fn several_commands_reply_as_one_array_with_errors_in_place() {
+        let now = Instant::now();
+        let mut core = ready(config(), now);
+        let (tx, mut rx) = oneshot::channel();
+        let payload = Payload::Many(vec![cmd!("INCR", "n"), cmd!("LPOP", "n"), cmd!("GET", "n")]);
+        core.submit(
+            Request {
+                payload,
+                sink: Sink::Oneshot(tx),
+                deadline: None,
+            },
+            now,
+        );
+        let mut single = call(&mut core, cmd!("PING"), now, None);
+        feed(
+            &mut core,
+            b":1\r\n-WRONGTYPE no\r\n$1\r\n1\r\n+PONG\r\n",
+            now,
+        )
+        .unwrap();
+        let Value::Array(items) = got(&mut rx).unwrap() else {
+            panic!()
+        };
+        assert_eq!(items.len(), 3);
+        assert!(matches!(&items[1], Value::Error(e) if e.kind == "WRONGTYPE"));
+        assert_eq!(got(&mut single).unwrap(), Value::Simple("PONG".into()));
+        // A batch of one is still an array.
+        let (tx, mut rx) = oneshot::channel();
+        core.submit(
+            Request {
+                payload: Payload::Many(vec![cmd!("PING")]),
+                sink: Sink::Oneshot(tx),
+                deadline: None,
+            },
+            now,
+        );
+        feed(&mut core, b"+PONG\r\n", now).unwrap();
+        assert_eq!(
+            got(&mut rx).unwrap(),
+            Value::Array(vec![Value::Simple("PONG".into())])
+        );
+    }
+
+    #[test]
+    fn a_timed_out_call_fails_and_its_late_reply_is_discarded() {
+        let t0 = Instant::now();
+        let mut core = ready(config(), t0);
+        let mut slow = call(
+            &mut core,
+            cmd!("GET", "slow"),
+            t0,
+            Some(Duration::from_millis(100)),
+        );
+        let mut next = call(
+            &mut core,
+            cmd!("GET", "next"),
+            t0,
+            Some(Duration::from_secs(10)),
+        );
+        assert_eq!(core.next_deadline(), Some(t0 + Duration::from_millis(100)));
+        core.on_timer(t0 + Duration::from_millis(99));
+        assert!(pending(&mut slow));
+        core.on_timer(t0 + Duration::from_millis(100));
+        assert_eq!(got(&mut slow).unwrap_err(), Error::Timeout);
+        assert_eq!(core.next_deadline(), Some(t0 + Duration::from_secs(10)));
+        // The late reply to `slow` arrives first and must not reach `next`.
+        feed(&mut core, b"$4\r\nlate\r\n$4\r\nmine\r\n", t0).unwrap();
+        assert_eq!(got(&mut next).unwrap(), Value::Bulk("mine".into()));
+    }
+
+    #[test]
+    fn a_dropped_caller_loses_nothing_for_others() {
+        let now = Instant::now();
+        let mut core = ready(config(), now);
+        let gone = call(&mut core, cmd!("GET", "a"), now, None);
+        drop(gone);
+        let mut kept = call(&mut core, cmd!("GET", "b"), now, None);
+        feed(&mut core, b"$1\r\na\r\n$1\r\nb\r\n", now).unwrap();
+        assert_eq!(got(&mut kept).unwrap(), Value::Bulk("b".into()));
+    }
+
+    #[test]
+    fn the_deadline_heap_stays_proportional_to_live_calls() {
+        let now = Instant::now();
+        let mut core = ready(config(), now);
+        for _ in 0..10_000 {
+            let mut rx = call(&mut core, cmd!("PING"), now, Some(Duration::from_secs(30)));
+            feed(&mut core, b"+PONG\r\n", now).unwrap();
+            got(&mut rx).unwrap();
+            core.next_deadline();
+        }
+        assert!(
+            core.queue.timer_count() <= 64,
+            "{} stale timers kept",
+            core.queue.timer_count()
+        );
+    }
+
+    #[test]
+    fn losing_the_connection_fails_calls_in_flight_and_the_next_call_reconnects() {
+        let t0 = Instant::now();
+        let mut core = ready(config(), t0);
+        let mut a = call(&mut core, cmd!("GET", "a"), t0, None);
+        let mut b = call(&mut core, cmd!("GET", "b"), t0, None);
+        output(&mut core);
+        feed(&mut core, b"$1\r\na\r\n$5\r\nhal", t0).unwrap();
+        core.on_closed(Error::connection("connection reset"), t0);
+        assert_eq!(got(&mut a).unwrap(), Value::Bulk("a".into()));
+        assert!(got(&mut b).unwrap_err().is_connection());
+        assert!(!core.is_connected());
+        assert_eq!(
+            core.want(t0),
+            Want::Nothing,
+            "no reconnect until a call needs it"
+        );
+        let mut c = call(&mut core, cmd!("GET", "c"), t0, None);
+        assert_eq!(core.want(t0), Want::Open);
+        core.on_opening();
+        core.on_open(t0);
+        assert_eq!(
+            output(&mut core),
+            "*2\r\n$3\r\nGET\r\n$1\r\nc\r\n",
+            "the half reply is forgotten"
+        );
+        feed(&mut core, b"$1\r\nc\r\n", t0).unwrap();
+        assert_eq!(got(&mut c).unwrap(), Value::Bulk("c".into()));
+    }
+
+    #[test]
+    fn failed_connects_back_off_exponentially_until_the_connect_timeout() {
+        let t0 = Instant::now();
+        let cfg = config().connect_timeout(Duration::from_millis(100));
+        let mut core = Core::new(&cfg);
+        let mut rx = call(&mut core, cmd!("PING"), t0, None);
+        let mut now = t0;
+        let mut delays = Vec::new();
+        loop {
+            assert_eq!(core.want(now), Want::Open);
+            core.on_opening();
+            core.on_closed(Error::connection("connection refused"), now);
+            match core.next_deadline() {
+                Some(at) => {
+                    delays.push((at - now).as_millis());
+                    assert_eq!(
+                        core.want(now),
+                        Want::Nothing,
+                        "no retry before the backoff ends"
+                    );
+                    now = at;
+                }
+                None => break,
+            }
+        }
+        assert_eq!(delays, [10, 20, 40, 40]);
+        let err = got(&mut rx).unwrap_err();
+        assert!(err.is_connection(), "{err}");
+        assert!(err.to_string().contains("connection refused"), "{err}");
+    }
+
+    #[test]
+    fn a_stalled_connect_times_out() {
+        let t0 = Instant::now();
+        let cfg = config().connect_timeout(Duration::from_millis(50));
+        let mut core = Core::new(&cfg);
+        let mut rx = call(&mut core, cmd!("PING"), t0, None);
+        core.on_opening();
+        assert_eq!(core.next_deadline(), Some(t0 + Duration::from_millis(50)));
+        core.on_timer(t0 + Duration::from_millis(50));
+        assert_eq!(got(&mut rx).unwrap_err(), Error::Timeout);
+        assert_eq!(core.want(t0), Want::Close);
+        core.on_closed(Error::connection("closed"), t0);
+        assert_eq!(core.want(t0), Want::Nothing);
+    }
+
+    #[test]
+    fn without_autoconnect_calls_fail_fast_until_connect() {
+        let now = Instant::now();
+        let mut core = Core::new(&config().autoconnect(false));
+        let mut rx = call(&mut core, cmd!("PING"), now, None);
+        assert!(got(&mut rx).unwrap_err().is_connection());
+        assert_eq!(core.want(now), Want::Nothing);
+        let (tx, mut done) = oneshot::channel();
+        core.connect(tx, now);
+        let mut during = call(&mut core, cmd!("PING"), now, None);
+        core.on_opening();
+        core.on_open(now);
+        assert!(matches!(done.try_recv(), Ok(Ok(true))));
+        feed(&mut core, b"+PONG\r\n", now).unwrap();
+        assert!(
+            got(&mut during).is_ok(),
+            "a call made while connect() runs waits for it"
+        );
+        core.on_closed(Error::connection("reset"), now);
+        let mut after = call(&mut core, cmd!("PING"), now, None);
+        assert!(got(&mut after).unwrap_err().is_connection());
+    }
+
+    #[test]
+    fn disconnect_fails_in_flight_calls_and_is_idempotent() {
+        let now = Instant::now();
+        let mut core = ready(config(), now);
+        let mut a = call(&mut core, cmd!("GET", "a"), now, None);
+        let (tx, mut done) = oneshot::channel();
+        core.disconnect(tx);
+        assert_eq!(core.want(now), Want::Close);
+        core.on_closed(Error::connection("closed"), now);
+        assert!(done.try_recv().is_ok());
+        let err = got(&mut a).unwrap_err();
+        assert!(
+            err.to_string().contains("disconnected by the client"),
+            "{err}"
+        );
+        let (tx, mut done) = oneshot::channel();
+        core.disconnect(tx);
+        assert!(
+            done.try_recv().is_ok(),
+            "disconnect when not connected resolves at once"
+        );
+        assert_eq!(core.want(now), Want::Nothing);
+    }
+
+    #[test]
+    fn resp3_handshake_reapplies_auth_and_db_and_holds_calls_until_done() {
+        let now = Instant::now();
+        let cfg = Config::new().username("app").password("pw").db(2);
+        let mut core = Core::new(&cfg);
+        let mut rx = call(&mut core, cmd!("GET", "k"), now, None);
+        for round in 0..2 {
+            core.on_opening();
+            core.on_open(now);
+            assert_eq!(
+                output(&mut core),
+                "*5\r\n$5\r\nHELLO\r\n$1\r\n3\r\n$4\r\nAUTH\r\n$3\r\napp\r\n$2\r\npw\r\n*2\r\n$6\r\nSELECT\r\n$1\r\n2\r\n",
+                "round {round}"
+            );
+            feed(&mut core, b"%1\r\n+proto\r\n:3\r\n", now).unwrap();
+            assert!(!core.is_connected());
+            feed(&mut core, b"+OK\r\n", now).unwrap();
+            assert!(core.is_connected() && core.is_resp3());
+            if round == 0 {
+                assert_eq!(output(&mut core), "*2\r\n$3\r\nGET\r\n$1\r\nk\r\n");
+                core.on_closed(Error::connection("reset"), now);
+                assert!(got(&mut rx).unwrap_err().is_connection());
+                rx = call(&mut core, cmd!("GET", "k"), now, None);
+            }
+        }
+    }
+
+    #[test]
+    fn a_server_without_hello_gets_resp2() {
+        let now = Instant::now();
+        let mut core = Core::new(&Config::new().password("pw"));
+        let mut rx = call(&mut core, cmd!("PING"), now, None);
+        core.on_opening();
+        core.on_open(now);
+        output(&mut core);
+        feed(&mut core, b"-ERR unknown command 'HELLO'\r\n", now).unwrap();
+        assert_eq!(output(&mut core), "*2\r\n$4\r\nAUTH\r\n$2\r\npw\r\n");
+        feed(&mut core, b"+OK\r\n", now).unwrap();
+        assert!(core.is_connected() && !core.is_resp3());
+        feed(&mut core, b"+PONG\r\n", now).unwrap();
+        assert!(got(&mut rx).is_ok());
+    }
+
+    #[test]
+    fn refused_credentials_fail_the_waiting_calls_with_the_server_error() {
+        let now = Instant::now();
+        let mut core = Core::new(&Config::new().password("bad"));
+        let mut rx = call(&mut core, cmd!("PING"), now, None);
+        core.on_opening();
+        core.on_open(now);
+        feed(
+            &mut core,
+            b"-WRONGPASS invalid username-password pair\r\n",
+            now,
+        )
+        .unwrap();
+        assert_eq!(got(&mut rx).unwrap_err().server_kind(), Some("WRONGPASS"));
+        assert_eq!(core.want(now), Want::Close);
+        core.on_closed(Error::connection("closed"), now);
+        assert_eq!(
+            core.want(now),
+            Want::Nothing,
+            "no retry loop on bad credentials"
+        );
+    }
+
+    #[test]
+    fn garbage_is_a_protocol_error_that_fails_the_calls_in_flight() {
+        let now = Instant::now();
+        let mut core = ready(config(), now);
+        let mut a = call(&mut core, cmd!("GET", "a"), now, None);
+        let err = feed(&mut core, b"@@garbage\r\n", now).unwrap_err();
+        assert!(matches!(err, Error::Protocol { .. }));
+        core.on_closed(err, now);
+        assert!(matches!(got(&mut a).unwrap_err(), Error::Protocol { .. }));
+    }
+
+    #[test]
+    fn an_unsolicited_reply_is_a_protocol_error() {
+        let now = Instant::now();
+        let mut core = ready(config(), now);
+        let err = feed(&mut core, b"+OK\r\n", now).unwrap_err();
+        assert!(err.to_string().contains("no call was waiting"), "{err}");
+    }
+
+    #[test]
+    fn push_frames_never_disturb_reply_matching() {
+        let now = Instant::now();
+        let mut core = ready(config(), now);
+        let (tx, rx) = std::sync::mpsc::channel();
+        core.set_push_handler(Some(Box::new(move |v| tx.send(v).unwrap_or(()))));
+        let mut a = call(&mut core, cmd!("GET", "a"), now, None);
+        feed(
+            &mut core,
+            b">2\r\n+invalidate\r\n*1\r\n$1\r\na\r\n$1\r\nv\r\n",
+            now,
+        )
+        .unwrap();
+        assert_eq!(got(&mut a).unwrap(), Value::Bulk("v".into()));
+        assert!(matches!(rx.try_recv(), Ok(Value::Push(_))));
+    }
+
+    #[test]
+    fn callbacks_get_replies_and_a_panicking_one_is_contained() {
+        let now = Instant::now();
+        let mut core = ready(config(), now);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let submit = |core: &mut Core, sink| {
+            core.submit(
+                Request {
+                    payload: Payload::One(cmd!("PING")),
+                    sink,
+                    deadline: None,
+                },
+                now,
+            )
+        };
+        submit(&mut core, Sink::Callback(Box::new(|_| panic!("user bug"))));
+        submit(&mut core, Sink::Discard);
+        submit(
+            &mut core,
+            Sink::Callback(Box::new(move |r| tx.send(r).unwrap_or(()))),
+        );
+        feed(&mut core, b"+A\r\n+B\r\n+C\r\n", now).unwrap();
+        assert_eq!(rx.try_recv().unwrap().unwrap(), Value::Simple("C".into()));
+    }
+}
