@@ -162,6 +162,26 @@ impl Client {
         let _ = rx.await;
     }
 
+    /// Sets the handler for RESP3 push frames that are not replies, such as `CLIENT TRACKING`
+    /// invalidations. Pushes never disturb reply matching; with no handler they are dropped.
+    /// The handler runs on the driver thread: keep it short (send the value to a channel).
+    ///
+    /// ```no_run
+    /// # let client = ringdis::Client::open("redis://127.0.0.1:6379").unwrap();
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// client.on_push(move |push| {
+    ///     let _ = tx.send(push);
+    /// });
+    /// ```
+    pub fn on_push<F>(&self, handler: F)
+    where
+        F: FnMut(Value) + Send + 'static,
+    {
+        self.inner
+            .shared
+            .send(Msg::SetPushHandler(Some(Box::new(handler))));
+    }
+
     /// True while the connection is up and ready for calls.
     pub fn is_connected(&self) -> bool {
         self.inner.shared.is_connected()

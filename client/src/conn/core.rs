@@ -166,7 +166,6 @@ impl Core {
     }
 
     /// Sets the handler for RESP3 push frames.
-    #[allow(dead_code)] // wired to the client by the pub/sub work
     pub fn set_push_handler(&mut self, handler: Option<PushHandler>) {
         self.push_handler = handler;
     }

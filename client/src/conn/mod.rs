@@ -6,5 +6,5 @@ mod core;
 mod handshake;
 mod queue;
 
-pub(crate) use self::core::{Core, Want};
+pub(crate) use self::core::{Core, PushHandler, Want};
 pub(crate) use queue::{Callback, Payload, Request, Sink};

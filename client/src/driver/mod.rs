@@ -6,7 +6,7 @@
 
 pub(crate) mod epoll;
 
-use crate::conn::{Core, Request, Want};
+use crate::conn::{Core, PushHandler, Request, Want};
 use crate::{Error, Result};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
@@ -18,6 +18,7 @@ pub(crate) enum Msg {
     Call(Request),
     Connect(oneshot::Sender<Result<bool>>),
     Disconnect(oneshot::Sender<()>),
+    SetPushHandler(Option<PushHandler>),
 }
 
 /// Wakes a parked driver.
@@ -105,6 +106,7 @@ fn fail_msg(msg: Msg, err: &Error) {
         Msg::Disconnect(tx) => {
             let _ = tx.send(());
         }
+        Msg::SetPushHandler(_) => {}
     }
 }
 
@@ -136,6 +138,7 @@ pub(crate) fn turn(shared: &Shared, core: &mut Core, scratch: &mut Vec<Msg>, now
             Msg::Call(req) => core.submit(req, now),
             Msg::Connect(tx) => core.connect(tx, now),
             Msg::Disconnect(tx) => core.disconnect(tx),
+            Msg::SetPushHandler(h) => core.set_push_handler(h),
         }
     }
     core.on_timer(now);
