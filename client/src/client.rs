@@ -3,7 +3,7 @@
 use crate::config::{Config, Transport};
 use crate::conn::{Callback, Payload, Request, Sink};
 use crate::driver::{self, Msg, Shared};
-use crate::{Cmd, Error, FromRedis, Result, Value};
+use crate::{Cmd, Error, FromRedis, Pipeline, Result, Value};
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
@@ -45,6 +45,7 @@ struct Inner {
     shared: Arc<Shared>,
     transport: Transport,
     command_timeout: Option<Duration>,
+    config: Arc<Config>,
 }
 
 impl Drop for Inner {
@@ -75,7 +76,9 @@ impl Client {
         let command_timeout = config.command_timeout;
         let config = Arc::new(config);
         let (shared, transport) = match choice {
-            Transport::Auto | Transport::Epoll => (driver::epoll::spawn(config)?, Transport::Epoll),
+            Transport::Auto | Transport::Epoll => {
+                (driver::epoll::spawn(config.clone())?, Transport::Epoll)
+            }
             Transport::IoUring => {
                 return Err(Error::client(
                     "the io_uring transport is not available in this build",
@@ -87,6 +90,7 @@ impl Client {
                 shared,
                 transport,
                 command_timeout,
+                config,
             }),
         })
     }
@@ -96,7 +100,32 @@ impl Client {
     /// The command is queued at once; the returned future resolves to the reply. Dropping the
     /// future abandons the reply (it is still read and discarded) and affects no other call.
     pub fn call<T: FromRedis>(&self, cmd: Cmd) -> Call<T> {
+        if let Some(err) = refuse_on_shared_connection(&cmd) {
+            return Call::failed(err);
+        }
         self.submit_call(Payload::One(cmd), self.inner.command_timeout)
+    }
+
+    /// The configuration this client was made with.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// A message to this client's driver.
+    pub(crate) fn send(&self, msg: Msg) {
+        self.inner.shared.send(msg);
+    }
+
+    /// Sends a pipeline (see [`Pipeline::query`]).
+    pub fn call_pipeline<T: FromRedis>(&self, pipeline: &Pipeline) -> Call<T> {
+        match pipeline.payload() {
+            Ok((payload, finish)) => {
+                let mut call = self.submit_call(payload, self.inner.command_timeout);
+                call.finish = finish;
+                call
+            }
+            Err(e) => Call::failed(e),
+        }
     }
 
     pub(crate) fn submit_call<T: FromRedis>(
@@ -108,6 +137,7 @@ impl Client {
         self.submit(payload, Sink::Oneshot(tx), timeout);
         Call {
             rx,
+            finish: Ok,
             _type: PhantomData,
         }
     }
@@ -194,6 +224,43 @@ impl Client {
     }
 }
 
+/// Commands that would turn the shared connection into something else are refused: their
+/// replies would never match a call.
+fn refuse_on_shared_connection(cmd: &Cmd) -> Option<Error> {
+    let name = cmd.args().iter().next()?;
+    const SUBSCRIBER_ONLY: [&[u8]; 6] = [
+        b"SUBSCRIBE",
+        b"PSUBSCRIBE",
+        b"SSUBSCRIBE",
+        b"UNSUBSCRIBE",
+        b"PUNSUBSCRIBE",
+        b"SUNSUBSCRIBE",
+    ];
+    if SUBSCRIBER_ONLY.iter().any(|c| c.eq_ignore_ascii_case(name)) {
+        return Some(Error::client(format!(
+            "{} needs a connection of its own: use Client::subscriber()",
+            String::from_utf8_lossy(name).to_ascii_uppercase()
+        )));
+    }
+    if b"MONITOR".eq_ignore_ascii_case(name) {
+        return Some(Error::client(
+            "MONITOR is not supported on a shared connection",
+        ));
+    }
+    const TRANSACTION_ONLY: [&[u8]; 5] = [b"MULTI", b"EXEC", b"DISCARD", b"WATCH", b"UNWATCH"];
+    if TRANSACTION_ONLY
+        .iter()
+        .any(|c| c.eq_ignore_ascii_case(name))
+    {
+        return Some(Error::client(format!(
+            "{} on a shared connection would mix other callers' commands into the transaction: \
+             use Client::transaction() (or Client::watch_transaction for WATCH)",
+            String::from_utf8_lossy(name).to_ascii_uppercase()
+        )));
+    }
+    None
+}
+
 fn driver_gone() -> Error {
     Error::connection("the client's driver has stopped")
 }
@@ -205,7 +272,22 @@ fn driver_gone() -> Error {
 #[must_use = "a call does nothing useful unless awaited (use async_call to fire and forget)"]
 pub struct Call<T> {
     rx: oneshot::Receiver<Result<Value>>,
+    /// Applied to the reply before decoding (a transaction's reply is EXEC's).
+    finish: fn(Value) -> Result<Value>,
     _type: PhantomData<fn() -> T>,
+}
+
+impl<T> Call<T> {
+    /// A call that failed before it was sent.
+    pub(crate) fn failed(err: Error) -> Call<T> {
+        let (tx, rx) = oneshot::channel();
+        let _ = tx.send(Err(err));
+        Call {
+            rx,
+            finish: Ok,
+            _type: PhantomData,
+        }
+    }
 }
 
 impl<T: FromRedis> Future for Call<T> {
@@ -214,7 +296,7 @@ impl<T: FromRedis> Future for Call<T> {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T>> {
         match Pin::new(&mut self.rx).poll(cx) {
             Poll::Pending => Poll::Pending,
-            Poll::Ready(Ok(Ok(value))) => Poll::Ready(T::from_redis(value)),
+            Poll::Ready(Ok(Ok(value))) => Poll::Ready((self.finish)(value).and_then(T::from_redis)),
             Poll::Ready(Ok(Err(e))) => Poll::Ready(Err(e)),
             Poll::Ready(Err(_)) => Poll::Ready(Err(driver_gone())),
         }

@@ -301,6 +301,7 @@ macro_rules! tuple_from {
 
             /// Elements that are themselves aggregates decode one tuple each; a flat list of
             /// scalars is cut into tuples of this size (RESP2 `WITHSCORES`, `HGETALL`).
+            #[allow(clippy::modulo_one)] // the 1-tuple returns before the modulo
             fn from_redis_items(items: Vec<Value>) -> Result<Vec<Self>> {
                 let nested = items.iter().all(|v| matches!(v, Value::Array(_) | Value::Set(_) | Value::Nil));
                 if nested || $n == 1 {

@@ -19,13 +19,14 @@
 
 use super::backoff::Backoff;
 use super::handshake::{Credentials, Handshake, Outcome, Step};
+use super::pubsub::{classify, Frame, Message, Subscriptions};
 use super::queue::{Payload, Queue, Request, Sink};
 use crate::config::Config;
 use crate::resp::{write_command, Parser};
 use crate::{Cmd, Error, Result, Value};
 use bytes::{Bytes, BytesMut};
 use std::time::{Duration, Instant};
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 
 /// What the core needs the transport to do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,6 +59,12 @@ enum State {
 /// pub/sub messages on a RESP3 connection).
 pub(crate) type PushHandler = Box<dyn FnMut(Value) + Send>;
 
+/// The pub/sub side of a subscriber connection.
+struct PubSub {
+    subs: Subscriptions,
+    messages: mpsc::UnboundedSender<Message>,
+}
+
 /// The protocol state of one connection.
 pub(crate) struct Core {
     creds: Credentials,
@@ -76,6 +83,7 @@ pub(crate) struct Core {
     disconnect_waiters: Vec<oneshot::Sender<()>>,
     resp3: bool,
     push_handler: Option<PushHandler>,
+    pubsub: Option<PubSub>,
 }
 
 impl Core {
@@ -102,15 +110,24 @@ impl Core {
             disconnect_waiters: Vec::new(),
             resp3: false,
             push_handler: None,
+            pubsub: None,
         }
     }
 
-    // ----- calls -----------------------------------------------------------------------------
+    /// Makes this a subscriber connection: published messages go to `messages`, subscriptions
+    /// are restored on every reconnect, and a connection holding subscriptions reconnects by
+    /// itself, without waiting for a call.
+    pub fn make_subscriber(&mut self, messages: mpsc::UnboundedSender<Message>) {
+        self.pubsub = Some(PubSub {
+            subs: Subscriptions::default(),
+            messages,
+        });
+    }
 
     /// Takes a call. It is written at once when the connection is ready, otherwise it waits for
     /// the connection (which this may start), or fails at once when autoconnect is off.
     pub fn submit(&mut self, req: Request, now: Instant) {
-        if req.payload.replies() == 0 {
+        if req.payload.is_empty() {
             req.sink.deliver(Ok(Value::Array(Vec::new())));
             return;
         }
@@ -181,12 +198,42 @@ impl Core {
     }
 
     fn write_request(&mut self, id: u64, req: Request) {
-        match &req.payload {
-            Payload::One(cmd) => self.write_cmd(cmd),
-            Payload::Many(cmds) => cmds.iter().for_each(|c| self.write_cmd(c)),
-        }
+        let (replies, collect) = match &req.payload {
+            Payload::One(cmd) => {
+                self.write_cmd(cmd);
+                (1, false)
+            }
+            Payload::Many(cmds) => {
+                cmds.iter().for_each(|c| self.write_cmd(c));
+                (cmds.len(), true)
+            }
+            Payload::Subscribe {
+                kind,
+                subscribe,
+                names,
+            } => {
+                let Some(pubsub) = &mut self.pubsub else {
+                    req.sink.deliver(Err(Error::client(
+                        "subscribe and unsubscribe need a subscriber connection (Client::subscriber)",
+                    )));
+                    return;
+                };
+                let replies = pubsub.subs.apply(*kind, *subscribe, names);
+                let word = if *subscribe {
+                    kind.subscribe()
+                } else {
+                    kind.unsubscribe()
+                };
+                let mut cmd = Cmd::new(word);
+                for n in names {
+                    cmd.push_arg(n);
+                }
+                self.write_cmd(&cmd);
+                (replies, true)
+            }
+        };
         self.queue
-            .push_inflight(id, req.sink, req.deadline, &req.payload);
+            .push_inflight(id, req.sink, req.deadline, replies, collect);
     }
 
     // ----- what the transport asks -----------------------------------------------------------
@@ -306,19 +353,28 @@ impl Core {
             let _ = done.send(());
         }
         let anyone_waiting = !self.queue.waiting.is_empty() || !self.connect_waiters.is_empty();
-        if !anyone_waiting {
+        let subscribed = self.pubsub.as_ref().is_some_and(|p| !p.subs.is_empty());
+        if !anyone_waiting && !subscribed {
             self.attempts_since = None;
             return;
         }
         let since = *self.attempts_since.get_or_insert(now);
         self.last_error = Some(err);
-        if now >= since + self.connect_timeout {
+        if anyone_waiting && now >= since + self.connect_timeout {
             let last = self.last_error.take().unwrap_or(Error::Timeout);
             self.give_up(Error::connection(format!(
                 "could not connect within {:?}: {last}",
                 self.connect_timeout
             )));
-            self.state = State::Idle;
+            // A subscriber keeps trying for as long as it holds subscriptions.
+            self.state = if subscribed {
+                self.attempts_since = Some(now);
+                State::Backoff {
+                    until: now + self.backoff.next_delay(),
+                }
+            } else {
+                State::Idle
+            };
         } else {
             self.state = State::Backoff {
                 until: now + self.backoff.next_delay(),
@@ -345,6 +401,13 @@ impl Core {
         self.backoff.reset();
         self.attempts_since = None;
         self.last_error = None;
+        if let Some(pubsub) = &self.pubsub {
+            for (cmd, confirmations) in pubsub.subs.restore() {
+                self.write_cmd(&cmd);
+                self.queue
+                    .push_inflight(0, Sink::Discard, None, confirmations, true);
+            }
+        }
         while let Some((id, req)) = self.queue.waiting.pop_front() {
             self.write_request(id, req);
         }
@@ -364,6 +427,21 @@ impl Core {
     }
 
     fn dispatch(&mut self, value: Value, now: Instant) -> Result<()> {
+        let value = match &self.pubsub {
+            Some(pubsub) => match classify(value) {
+                Frame::Message(m) => {
+                    let _ = pubsub.messages.send(m);
+                    return Ok(());
+                }
+                // A confirmation is the reply to the (un)subscribe that asked for it.
+                Frame::Confirmation(v) => Value::Array(match v {
+                    Value::Push(items) | Value::Array(items) => items,
+                    other => vec![other],
+                }),
+                Frame::Other(v) => v,
+            },
+            None => value,
+        };
         if let Value::Push(_) = value {
             if let Some(handler) = &mut self.push_handler {
                 handler(value);

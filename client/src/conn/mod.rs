@@ -4,7 +4,9 @@
 mod backoff;
 mod core;
 mod handshake;
+mod pubsub;
 mod queue;
 
 pub(crate) use self::core::{Core, PushHandler, Want};
+pub use pubsub::{Message, SubKind};
 pub(crate) use queue::{Callback, Payload, Request, Sink};

@@ -40,16 +40,20 @@ impl Sink {
 /// What a call sends: one command, or several whose replies come back as one array.
 pub(crate) enum Payload {
     One(Cmd),
-    #[cfg_attr(not(test), allow(dead_code))] // sent by pipelines and transactions
     Many(Vec<Cmd>),
+    /// A (un)subscribe on a subscriber connection: one confirmation per name, delivered as one
+    /// array.
+    Subscribe {
+        kind: super::pubsub::SubKind,
+        subscribe: bool,
+        names: Vec<bytes::Bytes>,
+    },
 }
 
 impl Payload {
-    pub(crate) fn replies(&self) -> usize {
-        match self {
-            Payload::One(_) => 1,
-            Payload::Many(cmds) => cmds.len(),
-        }
+    /// True when the call would get no reply at all (an empty batch).
+    pub(crate) fn is_empty(&self) -> bool {
+        matches!(self, Payload::Many(cmds) if cmds.is_empty())
     }
 }
 
@@ -91,23 +95,22 @@ impl Queue {
     }
 
     /// Registers an entry whose commands were just written.
+    /// `replies` is how many replies the call gets; with `collect` they are delivered as one
+    /// array, without it there must be exactly one and it is delivered as it is.
     pub fn push_inflight(
         &mut self,
         id: u64,
         sink: Sink,
         deadline: Option<Instant>,
-        payload: &Payload,
+        replies: usize,
+        collect: bool,
     ) {
-        let (left, collected) = match payload {
-            Payload::One(_) => (1, None),
-            Payload::Many(cmds) => (cmds.len(), Some(Vec::with_capacity(cmds.len()))),
-        };
         self.inflight.push_back(Entry {
             id,
             sink,
             deadline,
-            left,
-            collected,
+            left: replies,
+            collected: collect.then(|| Vec::with_capacity(replies)),
         });
     }
 

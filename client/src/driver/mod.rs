@@ -6,12 +6,12 @@
 
 pub(crate) mod epoll;
 
-use crate::conn::{Core, PushHandler, Request, Want};
+use crate::conn::{Core, Message, PushHandler, Request, Want};
 use crate::{Error, Result};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 
 /// A message from a client handle to its driver.
 pub(crate) enum Msg {
@@ -19,6 +19,8 @@ pub(crate) enum Msg {
     Connect(oneshot::Sender<Result<bool>>),
     Disconnect(oneshot::Sender<()>),
     SetPushHandler(Option<PushHandler>),
+    /// Makes the connection a subscriber; sent before anything else.
+    MakeSubscriber(mpsc::UnboundedSender<Message>),
 }
 
 /// Wakes a parked driver.
@@ -106,7 +108,7 @@ fn fail_msg(msg: Msg, err: &Error) {
         Msg::Disconnect(tx) => {
             let _ = tx.send(());
         }
-        Msg::SetPushHandler(_) => {}
+        Msg::SetPushHandler(_) | Msg::MakeSubscriber(_) => {}
     }
 }
 
@@ -139,6 +141,7 @@ pub(crate) fn turn(shared: &Shared, core: &mut Core, scratch: &mut Vec<Msg>, now
             Msg::Connect(tx) => core.connect(tx, now),
             Msg::Disconnect(tx) => core.disconnect(tx),
             Msg::SetPushHandler(h) => core.set_push_handler(h),
+            Msg::MakeSubscriber(tx) => core.make_subscriber(tx),
         }
     }
     core.on_timer(now);

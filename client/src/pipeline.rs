@@ -1,0 +1,150 @@
+//! [`Pipeline`]: several commands in one write, replies in order (tornadis `Pipeline`); and
+//! transactions, which wrap a pipeline in `MULTI` … `EXEC`.
+
+use crate::client::Call;
+use crate::conn::Payload;
+use crate::{Client, Cmd, Error, FromRedis, Result, Value};
+
+/// Commands sent together in one write; their replies come back together, in order, even while
+/// other callers share the connection.
+///
+/// `query::<T>()` decodes the replies as one array: into a tuple, a `Vec`, or
+/// `Vec<Result<Value>>` to see an error in the middle without losing the replies around it.
+/// A transaction ([`Client::transaction`]) sends the same commands inside `MULTI` … `EXEC`, as
+/// one unit on the wire: no other caller's command can land inside it.
+///
+/// ```no_run
+/// use ringdis::{cmd, Client, Result, Value};
+///
+/// # async fn demo(client: Client) -> ringdis::Result<()> {
+/// let mut p = client.pipeline();
+/// p.add(cmd!("SET", "a", 1)).add(cmd!("INCR", "a")).add(cmd!("GET", "a"));
+/// let ((), n, a): ((), i64, String) = p.query().await?;
+/// assert_eq!((n, a.as_str()), (2, "2"));
+///
+/// // See each reply, errors included.
+/// let mut p = client.pipeline();
+/// p.add(cmd!("INCR", "a")).add(cmd!("LPUSH", "a", "x")).add(cmd!("GET", "a"));
+/// let each: Vec<Result<Value>> = p.query().await?;
+/// assert!(each[1].is_err());
+///
+/// // A transaction: its replies are EXEC's.
+/// let mut t = client.transaction();
+/// t.add(cmd!("INCR", "a")).add(cmd!("INCR", "a"));
+/// let (x, y): (i64, i64) = t.query().await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct Pipeline {
+    client: Client,
+    cmds: Vec<Cmd>,
+    transaction: bool,
+}
+
+impl Client {
+    /// An empty pipeline on this client's connection.
+    pub fn pipeline(&self) -> Pipeline {
+        Pipeline {
+            client: self.clone(),
+            cmds: Vec::new(),
+            transaction: false,
+        }
+    }
+
+    /// An empty transaction (`MULTI` … `EXEC`) on this client's connection.
+    pub fn transaction(&self) -> Pipeline {
+        Pipeline {
+            transaction: true,
+            ..self.pipeline()
+        }
+    }
+}
+
+impl Pipeline {
+    /// Adds a command.
+    pub fn add(&mut self, cmd: Cmd) -> &mut Pipeline {
+        self.cmds.push(cmd);
+        self
+    }
+
+    /// How many commands it holds.
+    pub fn len(&self) -> usize {
+        self.cmds.len()
+    }
+
+    /// True when it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.cmds.is_empty()
+    }
+
+    /// True for a transaction.
+    pub fn is_transaction(&self) -> bool {
+        self.transaction
+    }
+
+    /// The commands, in order.
+    pub fn cmds(&self) -> &[Cmd] {
+        &self.cmds
+    }
+
+    /// Sends the pipeline and decodes the replies (for a transaction, `EXEC`'s reply) as `T`.
+    /// An empty pipeline is an [`Error::Client`].
+    pub fn query<T: FromRedis>(&self) -> Call<T> {
+        self.client.call_pipeline(self)
+    }
+
+    /// The payload to send, or why there is none.
+    pub(crate) fn payload(&self) -> Result<(Payload, Finish)> {
+        if self.cmds.is_empty() {
+            return Err(Error::client("an empty pipeline has nothing to send"));
+        }
+        if !self.transaction {
+            return Ok((Payload::Many(self.cmds.clone()), Ok));
+        }
+        let mut cmds = Vec::with_capacity(self.cmds.len() + 2);
+        cmds.push(Cmd::new("MULTI"));
+        cmds.extend(self.cmds.iter().cloned());
+        cmds.push(Cmd::new("EXEC"));
+        Ok((Payload::Many(cmds), exec_reply))
+    }
+}
+
+/// What turns a batch's replies into the value the caller decodes.
+pub(crate) type Finish = fn(Value) -> Result<Value>;
+
+/// A transaction's replies are `OK`, `QUEUED`…, then `EXEC`'s: an array of the commands'
+/// replies, nil when a watched key changed, or an `EXECABORT` error when a command was refused.
+fn exec_reply(replies: Value) -> Result<Value> {
+    let Value::Array(mut replies) = replies else {
+        return Err(Error::protocol("a transaction's replies are not an array"));
+    };
+    match replies.pop() {
+        Some(Value::Error(e)) => {
+            // EXECABORT says little; the refused command's own error says why.
+            let why = replies.into_iter().find_map(|r| match r {
+                Value::Error(e) => Some(e),
+                _ => None,
+            });
+            Err(match why {
+                Some(cause) => Error::Server {
+                    kind: e.kind,
+                    message: format!("{} (first refused command: {cause})", e.message),
+                },
+                None => e.into(),
+            })
+        }
+        Some(exec) => Ok(exec),
+        None => Err(Error::protocol("a transaction got no replies")),
+    }
+}
+
+impl FromRedis for Result<Value> {
+    /// Keeps an error reply as an `Err` item instead of failing the whole decode, so
+    /// `Vec<Result<Value>>` shows each reply of a pipeline.
+    fn from_redis(value: Value) -> Result<Self> {
+        match value {
+            Value::Error(e) => Ok(Err(e.into())),
+            v => Ok(Ok(v)),
+        }
+    }
+}

@@ -1,0 +1,123 @@
+//! A timer for the few waits users make that are not a command's (a subscriber's
+//! `next_message` timeout, a pool checkout): one lazily started thread serves them all, so the
+//! futures need no async runtime. Command and connect timeouts run in the drivers instead.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::sync::{Condvar, Mutex, OnceLock};
+use std::time::Instant;
+use tokio::sync::oneshot;
+
+struct Entry {
+    at: Instant,
+    seq: u64,
+    wake: oneshot::Sender<()>,
+}
+
+impl PartialEq for Entry {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+impl Eq for Entry {}
+impl PartialOrd for Entry {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Entry {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.at, self.seq).cmp(&(other.at, other.seq))
+    }
+}
+
+#[derive(Default)]
+struct Timers {
+    heap: BinaryHeap<Reverse<Entry>>,
+    seq: u64,
+}
+
+struct Wheel {
+    timers: Mutex<Timers>,
+    changed: Condvar,
+}
+
+fn wheel() -> &'static Wheel {
+    static WHEEL: OnceLock<Wheel> = OnceLock::new();
+    WHEEL.get_or_init(|| {
+        // If the thread cannot be spawned, sleeps fire at once (via the dropped sender): a
+        // timeout then ends early instead of never.
+        let _ = std::thread::Builder::new()
+            .name("ringdis-timer".to_owned())
+            .spawn(run);
+        Wheel {
+            timers: Mutex::new(Timers::default()),
+            changed: Condvar::new(),
+        }
+    })
+}
+
+fn run() {
+    let w = wheel();
+    let mut timers = w.timers.lock().unwrap_or_else(|p| p.into_inner());
+    loop {
+        let now = Instant::now();
+        while timers.heap.peek().is_some_and(|Reverse(e)| e.at <= now) {
+            if let Some(Reverse(e)) = timers.heap.pop() {
+                let _ = e.wake.send(());
+            }
+        }
+        // Drop sleeps nobody waits for any more.
+        if timers.heap.len() > 64 {
+            let heap = std::mem::take(&mut timers.heap);
+            timers.heap = heap
+                .into_iter()
+                .filter(|Reverse(e)| !e.wake.is_closed())
+                .collect();
+        }
+        timers = match timers.heap.peek().map(|Reverse(e)| e.at) {
+            Some(at) => {
+                let wait = at.saturating_duration_since(now);
+                w.changed
+                    .wait_timeout(timers, wait)
+                    .map(|(g, _)| g)
+                    .unwrap_or_else(|p| p.into_inner().0)
+            }
+            None => w.changed.wait(timers).unwrap_or_else(|p| p.into_inner()),
+        };
+    }
+}
+
+/// Resolves at `at` (or just after).
+pub(crate) fn sleep_until(at: Instant) -> oneshot::Receiver<()> {
+    let (tx, rx) = oneshot::channel();
+    let w = wheel();
+    let mut timers = w.timers.lock().unwrap_or_else(|p| p.into_inner());
+    timers.seq += 1;
+    let seq = timers.seq;
+    let earliest = timers.heap.peek().is_none_or(|Reverse(e)| at < e.at);
+    timers.heap.push(Reverse(Entry { at, seq, wake: tx }));
+    drop(timers);
+    if earliest {
+        w.changed.notify_one();
+    }
+    rx
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn sleeps_fire_in_order_and_not_early() {
+        let t0 = Instant::now();
+        let late = sleep_until(t0 + Duration::from_millis(60));
+        let early = sleep_until(t0 + Duration::from_millis(20));
+        futures::executor::block_on(early).unwrap();
+        let e = t0.elapsed();
+        assert!(e >= Duration::from_millis(20), "{e:?}");
+        futures::executor::block_on(late).unwrap();
+        assert!(t0.elapsed() >= Duration::from_millis(60));
+    }
+}
