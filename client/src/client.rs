@@ -7,7 +7,7 @@ use crate::{Cmd, Error, FromRedis, Pipeline, Result, Value};
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
@@ -46,7 +46,12 @@ struct Inner {
     transport: Transport,
     command_timeout: Option<Duration>,
     config: Arc<Config>,
+    /// Dedicated connections for blocking commands, idle and ready for the next one.
+    spare: Arc<Mutex<Vec<Client>>>,
 }
+
+/// At most this many idle dedicated connections are kept for reuse.
+const MAX_SPARE: usize = 16;
 
 impl Drop for Inner {
     fn drop(&mut self) {
@@ -91,6 +96,7 @@ impl Client {
                 transport,
                 command_timeout,
                 config,
+                spare: Arc::default(),
             }),
         })
     }
@@ -103,6 +109,53 @@ impl Client {
         if let Some(err) = refuse_on_shared_connection(&cmd) {
             return Call::failed(err);
         }
+        if let Some(block) = crate::blocking::block_time(&cmd) {
+            return self.call_blocking(cmd, block);
+        }
+        self.submit_call(Payload::One(cmd), self.inner.command_timeout)
+    }
+
+    /// Runs a blocking command on a dedicated connection, so the shared one never stalls.
+    fn call_blocking<T: FromRedis>(&self, cmd: Cmd, block: Option<Duration>) -> Call<T> {
+        let conn = match self.take_spare() {
+            Ok(c) => c,
+            Err(e) => return Call::failed(e),
+        };
+        // Its own block time, plus the usual allowance for the reply; none if it blocks for ever.
+        let timeout = match (block, self.inner.command_timeout) {
+            (Some(b), Some(t)) => Some(b + t),
+            _ => None,
+        };
+        let mut call = conn.submit_call(Payload::One(cmd), timeout);
+        call.lease = Some(Lease {
+            conn: Some(conn),
+            spare: self.inner.spare.clone(),
+        });
+        call
+    }
+
+    /// An idle dedicated connection, or a new one.
+    fn take_spare(&self) -> Result<Client> {
+        let spare = self
+            .inner
+            .spare
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop();
+        match spare {
+            Some(c) => Ok(c),
+            None => self.dedicated(),
+        }
+    }
+
+    /// A new client with this one's configuration and a connection of its own (for `WATCH`,
+    /// long blocking loops, or isolating a noisy workload).
+    pub fn dedicated(&self) -> Result<Client> {
+        Client::new((*self.inner.config).clone())
+    }
+
+    /// Sends a command with no checks (for the library's own use of connection state).
+    pub(crate) fn call_unchecked<T: FromRedis>(&self, cmd: Cmd) -> Call<T> {
         self.submit_call(Payload::One(cmd), self.inner.command_timeout)
     }
 
@@ -138,6 +191,7 @@ impl Client {
         Call {
             rx,
             finish: Ok,
+            lease: None,
             _type: PhantomData,
         }
     }
@@ -273,8 +327,38 @@ fn driver_gone() -> Error {
 pub struct Call<T> {
     rx: oneshot::Receiver<Result<Value>>,
     /// Applied to the reply before decoding (a transaction's reply is EXEC's).
-    finish: fn(Value) -> Result<Value>,
+    pub(crate) finish: crate::pipeline::Finish,
+    /// The dedicated connection a blocking command runs on.
+    lease: Option<Lease>,
     _type: PhantomData<fn() -> T>,
+}
+
+/// A dedicated connection lent to one blocking call. Back to the spares when the call is done;
+/// closed if the call is dropped while it may still block (its reply would hold the connection).
+struct Lease {
+    conn: Option<Client>,
+    spare: Arc<Mutex<Vec<Client>>>,
+}
+
+impl Lease {
+    fn give_back(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            let mut spare = self.spare.lock().unwrap_or_else(|p| p.into_inner());
+            if spare.len() < MAX_SPARE && conn.is_connected() {
+                spare.push(conn);
+            }
+        }
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            // Still blocked: close it so the driver does not wait for ever on a reply.
+            let (tx, _) = oneshot::channel();
+            conn.send(Msg::Disconnect(tx));
+        }
+    }
 }
 
 impl<T> Call<T> {
@@ -285,6 +369,7 @@ impl<T> Call<T> {
         Call {
             rx,
             finish: Ok,
+            lease: None,
             _type: PhantomData,
         }
     }
@@ -294,12 +379,20 @@ impl<T: FromRedis> Future for Call<T> {
     type Output = Result<T>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T>> {
-        match Pin::new(&mut self.rx).poll(cx) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(Ok(Ok(value))) => Poll::Ready((self.finish)(value).and_then(T::from_redis)),
-            Poll::Ready(Ok(Err(e))) => Poll::Ready(Err(e)),
-            Poll::Ready(Err(_)) => Poll::Ready(Err(driver_gone())),
+        let reply = match Pin::new(&mut self.rx).poll(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(r) => r,
+        };
+        if let Some(lease) = &mut self.lease {
+            if matches!(reply, Ok(Ok(_)) | Ok(Err(Error::Server { .. }))) {
+                lease.give_back();
+            }
         }
+        Poll::Ready(match reply {
+            Ok(Ok(value)) => (self.finish)(value).and_then(T::from_redis),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(driver_gone()),
+        })
     }
 }
 

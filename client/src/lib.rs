@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+mod blocking;
 mod client;
 mod cmd;
 mod config;
@@ -15,7 +16,9 @@ mod driver;
 mod error;
 mod from_redis;
 mod pipeline;
+mod pool;
 pub mod resp;
+mod script;
 mod subscriber;
 mod timer;
 mod to_arg;
@@ -27,8 +30,10 @@ pub use cmd::{Cmd, CmdFlags};
 pub use config::{Addr, Config, Protocol, Transport};
 pub use error::{Error, Result};
 pub use from_redis::FromRedis;
-pub use pipeline::Pipeline;
+pub use pipeline::{Pipeline, WATCH_ATTEMPTS};
+pub use pool::{Pool, PoolBuilder, Pooled};
 pub use resp::{Limits, Parser};
+pub use script::{Invocation, Library, Script};
 pub use subscriber::{Message, SubKind, Subscriber};
 pub use to_arg::{Args, ArgsIter, ToArg};
 pub use value::{ServerError, Value};

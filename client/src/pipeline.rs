@@ -148,3 +148,56 @@ impl FromRedis for Result<Value> {
         }
     }
 }
+
+/// How many times [`Client::watch_transaction`] runs the transaction before giving up.
+pub const WATCH_ATTEMPTS: usize = 16;
+
+impl Client {
+    /// An optimistic transaction: `WATCH keys`, let `build` read what it needs and return the
+    /// transaction to run, then `EXEC`. When a watched key changed in between (`EXEC` answers
+    /// nil) it all runs again, up to [`WATCH_ATTEMPTS`] times; after that the error is an
+    /// [`Error::Client`] saying so.
+    ///
+    /// `WATCH` is connection state, so this runs on a dedicated connection, which `build` gets
+    /// to read with and to build the transaction on.
+    ///
+    /// ```no_run
+    /// use ringdis::{cmd, Client};
+    ///
+    /// # async fn demo(client: Client) -> ringdis::Result<()> {
+    /// // Double a counter atomically, without a script.
+    /// let (doubled,): (i64,) = client
+    ///     .watch_transaction("counter", |conn| async move {
+    ///         let n: Option<i64> = conn.call(cmd!("GET", "counter")).await?;
+    ///         let mut tx = conn.transaction();
+    ///         tx.add(cmd!("SET", "counter", n.unwrap_or(1) * 2)).add(cmd!("GET", "counter"));
+    ///         Ok(tx)
+    ///     })
+    ///     .await
+    ///     .map(|((), n): ((), i64)| (n,))?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn watch_transaction<K, F, Fut, T>(&self, keys: K, mut build: F) -> Result<T>
+    where
+        K: crate::ToArg,
+        F: FnMut(Client) -> Fut,
+        Fut: std::future::Future<Output = Result<Pipeline>>,
+        T: FromRedis,
+    {
+        let conn = self.dedicated()?;
+        let watch = Cmd::new("WATCH").arg(&keys);
+        for _ in 0..WATCH_ATTEMPTS {
+            conn.call_unchecked::<()>(watch.clone()).await?;
+            let mut tx = build(conn.clone()).await?;
+            tx.transaction = true;
+            tx.client = conn.clone();
+            let exec: Value = tx.query().await?;
+            if !exec.is_nil() {
+                return T::from_redis(exec);
+            }
+        }
+        Err(Error::client(format!(
+            "transaction aborted {WATCH_ATTEMPTS} times: a watched key kept changing"
+        )))
+    }
+}

@@ -1,0 +1,96 @@
+//! Which commands block their connection, and for how long they may.
+//!
+//! A blocking command (`BLPOP`, `XREAD … BLOCK`, `WAIT`…) holds its connection until data
+//! arrives or its own timeout ends; on the shared connection it would stall every other caller.
+//! So the client runs it on a dedicated connection, with a reply deadline of the command's own
+//! block time plus the usual command timeout (none when it blocks for ever).
+
+use crate::Cmd;
+use std::time::Duration;
+
+/// How long `cmd` may block: `None` if it does not block, `Some(None)` if it may block for ever,
+/// `Some(Some(d))` for at most `d`.
+pub(crate) fn block_time(cmd: &Cmd) -> Option<Option<Duration>> {
+    let mut args = cmd.args().iter();
+    let name = args.next()?.to_ascii_uppercase();
+    let rest: Vec<&[u8]> = args.collect();
+    let secs = |arg: Option<&&[u8]>| -> Option<Duration> {
+        let s: f64 = std::str::from_utf8(arg?).ok()?.parse().ok()?;
+        (s > 0.0 && s.is_finite()).then(|| Duration::from_secs_f64(s))
+    };
+    let millis = |arg: Option<&&[u8]>| -> Option<Duration> {
+        let ms: u64 = std::str::from_utf8(arg?).ok()?.parse().ok()?;
+        (ms > 0).then(|| Duration::from_millis(ms))
+    };
+    let blocking = cmd.flags().blocking;
+    match &name[..] {
+        // The timeout (seconds) is the last argument.
+        b"BLPOP" | b"BRPOP" | b"BRPOPLPUSH" | b"BLMOVE" | b"BZPOPMIN" | b"BZPOPMAX" => {
+            Some(secs(rest.last()))
+        }
+        // The timeout (seconds) comes first.
+        b"BLMPOP" | b"BZMPOP" => Some(secs(rest.first())),
+        // WAIT numreplicas timeout-ms; WAITAOF numlocal numreplicas timeout-ms.
+        b"WAIT" | b"WAITAOF" => Some(millis(rest.last())),
+        // Only with BLOCK milliseconds (before STREAMS).
+        b"XREAD" | b"XREADGROUP" => {
+            let opts = rest
+                .iter()
+                .take_while(|a| !a.eq_ignore_ascii_case(b"STREAMS"));
+            let mut opts = opts.peekable();
+            while let Some(a) = opts.next() {
+                if a.eq_ignore_ascii_case(b"BLOCK") {
+                    return Some(millis(opts.peek().copied()));
+                }
+            }
+            blocking.then_some(None)
+        }
+        _ => blocking.then_some(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cmd;
+
+    #[test]
+    fn blocking_commands_and_their_timeouts() {
+        let s = |n| Some(Some(Duration::from_secs(n)));
+        assert_eq!(block_time(&cmd!("GET", "k")), None);
+        assert_eq!(block_time(&cmd!("blpop", "a", "b", 5)), s(5));
+        assert_eq!(block_time(&cmd!("BLPOP", "a", 0)), Some(None));
+        assert_eq!(
+            block_time(&cmd!("BZPOPMIN", "z", 0.5)),
+            Some(Some(Duration::from_millis(500)))
+        );
+        assert_eq!(block_time(&cmd!("BLMPOP", 2, 1, "l", "LEFT")), s(2));
+        assert_eq!(
+            block_time(&cmd!("WAIT", 1, 100)),
+            Some(Some(Duration::from_millis(100)))
+        );
+        assert_eq!(block_time(&cmd!("XREAD", "STREAMS", "s", "$")), None);
+        assert_eq!(
+            block_time(&cmd!(
+                "XREAD", "COUNT", 1, "BLOCK", 250, "STREAMS", "s", "$"
+            )),
+            Some(Some(Duration::from_millis(250)))
+        );
+        assert_eq!(
+            block_time(&cmd!(
+                "XREADGROUP",
+                "GROUP",
+                "g",
+                "c",
+                "BLOCK",
+                0,
+                "STREAMS",
+                "s",
+                ">"
+            )),
+            Some(None)
+        );
+        // A stream named BLOCK after STREAMS is not the option.
+        assert_eq!(block_time(&cmd!("XREAD", "STREAMS", "BLOCK", "0")), None);
+    }
+}
