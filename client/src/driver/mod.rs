@@ -5,6 +5,7 @@
 //! and the [`Core`]; it knows sockets and timers, never RESP.
 
 pub(crate) mod epoll;
+pub(crate) mod uring;
 
 use crate::conn::{Core, Message, PushHandler, Request, Want};
 use crate::{Error, Result};
@@ -72,7 +73,9 @@ impl Shared {
     }
 
     fn notify(&self) {
-        if !self.notified.swap(true, Ordering::AcqRel) {
+        // SeqCst: a driver that parks re-reads `notified` after announcing it parks, and the
+        // waker reads the driver's announcement after this; one of the two sees the other.
+        if !self.notified.swap(true, Ordering::SeqCst) {
             self.waker.wake();
         }
     }
@@ -90,12 +93,12 @@ impl Shared {
 
     /// The last client handle is gone: the driver finishes what is in flight, then stops.
     pub fn shut_down(&self) {
-        self.shutdown.store(true, Ordering::Release);
+        self.shutdown.store(true, Ordering::SeqCst);
         self.waker.wake();
     }
 
     fn is_shut_down(&self) -> bool {
-        self.shutdown.load(Ordering::Acquire)
+        self.shutdown.load(Ordering::SeqCst)
     }
 }
 

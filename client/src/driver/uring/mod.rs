@@ -1,0 +1,653 @@
+//! The io_uring transport: a driver thread that owns one ring and the client's socket.
+//!
+//! It follows the epoll driver turn for turn (the same [`turn`] and [`obey`], the same error
+//! texts), but every socket operation is a ring operation: `IORING_OP_CONNECT`, one `SEND` of
+//! everything the core has queued, a multishot `RECV` drawing from a provided-buffer ring
+//! (single-shot `RECV` where the kernel has none), timers as `IORING_OP_TIMEOUT`, and user
+//! wake-ups as a `READ` of an eventfd that callers write only while the driver is parked.
+//! Each loop turn ends in one `io_uring_enter` that both submits and waits.
+//!
+//! Ownership: every buffer an operation points at (send bytes, receive buffers, the socket
+//! address, the eventfd counter) belongs to the driver and is freed only after the operation's
+//! last completion has been reaped. A closed connection is retired: its operations are
+//! cancelled, and its socket and buffers are dropped when their completions are all in.
+
+mod ring;
+mod sock;
+
+#[allow(unused_imports)]
+pub(crate) use ring::{FAIL_SETUP_ENV, NO_BUFRING_ENV};
+
+use super::{obey, publish_state, turn, CloseOnExit, Shared, Socketry, Wake};
+use crate::config::Config;
+use crate::conn::Core;
+use crate::{Error, Result};
+use bytes::{Buf, Bytes};
+use io_uring::types::{CancelBuilder, Fd, Timespec};
+use io_uring::{cqueue, opcode, squeue, IoUring};
+use ring::{BufRing, Mode};
+use sock::{RawAddr, Target};
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{fence, AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Operation kinds, in the low byte of `user_data`; the rest is a generation number.
+const K_WAKE: u64 = 1;
+const K_TIMER: u64 = 2;
+const K_TIMER_REMOVE: u64 = 3;
+const K_CONNECT: u64 = 4;
+const K_SEND: u64 = 5;
+const K_RECV: u64 = 6;
+const K_CANCEL: u64 = 7;
+
+fn ud(kind: u64, gen: u64) -> u64 {
+    (gen << 8) | kind
+}
+
+const RING_ENTRIES: u32 = 64;
+/// Provided buffers: 16 of 16 KiB, handed back as soon as they are copied out.
+const BUF_COUNT: u16 = 16;
+const BUF_SIZE: usize = 16 * 1024;
+/// The single-shot receive buffer (one per connection).
+const SINGLE_BUF: usize = 64 * 1024;
+/// Sends are capped so the length fits the SQE; the rest goes in the next one.
+const MAX_SEND: usize = 1 << 30;
+/// How long the exit path waits for cancelled operations before it leaks their buffers.
+const EXIT_GRACE: Duration = Duration::from_secs(5);
+
+/// What callers and the driver share to decide whether a wake-up needs a syscall.
+struct Parking {
+    /// True while the driver is (about to be) blocked in `io_uring_enter`.
+    parked: AtomicBool,
+    eventfd: OwnedFd,
+}
+
+struct UringWake(Arc<Parking>);
+
+impl Wake for UringWake {
+    fn wake(&self) {
+        // Pairs with the fence in `Io::park`: either the driver sees our message (or shutdown)
+        // after it set `parked`, or we see `parked` here and write the eventfd.
+        fence(Ordering::SeqCst);
+        if self.0.parked.load(Ordering::SeqCst) {
+            let one: u64 = 1;
+            // SAFETY: write(2) of 8 bytes from a live u64 to an eventfd we own. A failure can
+            // only be a saturated counter, which already means "wake up".
+            unsafe {
+                libc::write(
+                    self.0.eventfd.as_raw_fd(),
+                    (&one as *const u64).cast(),
+                    std::mem::size_of::<u64>(),
+                );
+            }
+        }
+    }
+}
+
+/// How receives are done.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum RecvMode {
+    /// Multishot receive from the provided-buffer ring.
+    Multi,
+    /// One receive at a time into the connection's own buffer.
+    Single,
+}
+
+/// One socket and the operations in flight on it.
+struct Conn {
+    gen: u64,
+    fd: OwnedFd,
+    /// The address being connected to; the kernel may read it until CONNECT completes.
+    addr: Box<RawAddr>,
+    /// Addresses still to try if this one fails.
+    rest: Vec<Target>,
+    open: bool,
+    /// The bytes of the send in flight (or left over from a short one).
+    unsent: Bytes,
+    send_inflight: bool,
+    recv_armed: bool,
+    /// The single-shot receive buffer; the kernel writes into it while a receive is armed.
+    rbuf: Option<Box<[u8]>>,
+    /// Operations whose last completion has not been reaped yet.
+    ops: u32,
+}
+
+/// The socket side of the io_uring driver.
+struct Io {
+    ring: IoUring,
+    mode: Mode,
+    parking: Arc<Parking>,
+    config: Arc<Config>,
+    bufs: Option<BufRing>,
+    recv_mode: RecvMode,
+    conn: Option<Conn>,
+    /// Closed connections waiting for their operations to complete.
+    retired: Vec<Conn>,
+    next_gen: u64,
+    /// Every operation in flight, connection ones included.
+    inflight: u32,
+    /// The eventfd read in flight and the counter it reads into.
+    wake_armed: bool,
+    wake_buf: Box<u64>,
+    /// The timer in flight: its deadline and generation.
+    timer_at: Option<Instant>,
+    timer_gen: u64,
+    timer_spec: Box<Timespec>,
+    cqes: Vec<cqueue::Entry>,
+}
+
+/// Starts an io_uring driver thread for one connection. Fails (so the caller can fall back to
+/// epoll) when the kernel refuses a ring.
+pub(crate) fn spawn(config: Arc<Config>) -> Result<Arc<Shared>> {
+    // SAFETY: a plain eventfd(2) call; the result is checked before use.
+    let efd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+    if efd < 0 {
+        return Err(Error::client(format!(
+            "eventfd: {}",
+            io::Error::last_os_error()
+        )));
+    }
+    let parking = Arc::new(Parking {
+        parked: AtomicBool::new(false),
+        // SAFETY: `efd` is a fresh descriptor that nothing else owns.
+        eventfd: unsafe { OwnedFd::from_raw_fd(efd) },
+    });
+    let shared = Arc::new(Shared::new(Box::new(UringWake(parking.clone()))));
+    let thread_shared = shared.clone();
+    let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel::<io::Result<()>>(1);
+    // The ring is built on the driver thread: with SINGLE_ISSUER only its creator may submit.
+    std::thread::Builder::new()
+        .name("ringdis-uring".to_owned())
+        .spawn(move || {
+            let io = match Io::new(config.clone(), parking) {
+                Ok(io) => {
+                    let _ = ready_tx.send(Ok(()));
+                    io
+                }
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                    return;
+                }
+            };
+            run(thread_shared, Core::new(&config), io);
+        })
+        .map_err(|e| Error::client(format!("spawning the driver thread: {e}")))?;
+    match ready_rx.recv() {
+        Ok(Ok(())) => Ok(shared),
+        Ok(Err(e)) => Err(Error::client(format!("io_uring is not available: {e}"))),
+        Err(_) => Err(Error::client(
+            "io_uring is not available: the driver thread ended during setup",
+        )),
+    }
+}
+
+fn run(shared: Arc<Shared>, mut core: Core, mut io: Io) {
+    let _close = CloseOnExit(&shared);
+    let mut msgs = Vec::new();
+    loop {
+        let now = Instant::now();
+        let saw_shutdown = shared.is_shut_down();
+        if !turn(&shared, &mut core, &mut msgs, now) {
+            break;
+        }
+        obey(&mut core, &mut io, now);
+        io.flush(&mut core);
+        publish_state(&shared, &core);
+        io.arm_wake();
+        io.arm_timer(core.next_deadline(), now);
+        if io.park(&shared, saw_shutdown).is_err() {
+            // The ring itself broke: nothing more can be done on this thread.
+            break;
+        }
+        let now = Instant::now();
+        io.reap(Some(&mut core), now);
+    }
+    io.close(&mut core, Instant::now());
+    io.exit();
+}
+
+impl Io {
+    fn new(config: Arc<Config>, parking: Arc<Parking>) -> io::Result<Io> {
+        let (ring, mode) = ring::build(RING_ENTRIES)?;
+        let bufs = if ring::want_buf_ring() {
+            BufRing::new(&ring, 0, BUF_COUNT, BUF_SIZE).ok()
+        } else {
+            None
+        };
+        let recv_mode = if bufs.is_some() {
+            RecvMode::Multi
+        } else {
+            RecvMode::Single
+        };
+        Ok(Io {
+            ring,
+            mode,
+            parking,
+            config,
+            bufs,
+            recv_mode,
+            conn: None,
+            retired: Vec::new(),
+            next_gen: 1,
+            inflight: 0,
+            wake_armed: false,
+            wake_buf: Box::new(0),
+            timer_at: None,
+            timer_gen: 0,
+            timer_spec: Box::new(Timespec::new()),
+            cqes: Vec::with_capacity(64),
+        })
+    }
+
+    /// Queues one operation, submitting what is queued first if the queue is full.
+    ///
+    /// # Safety
+    ///
+    /// Whatever `entry` points at must stay valid until its last completion is reaped.
+    unsafe fn push(&mut self, entry: squeue::Entry) {
+        self.inflight += 1;
+        loop {
+            // SAFETY: forwarded from the caller.
+            if unsafe { self.ring.submission().push(&entry) }.is_ok() {
+                return;
+            }
+            // Full: hand the queued entries to the kernel to make room.
+            if self.ring.submit().is_err() {
+                std::thread::yield_now();
+            }
+        }
+    }
+
+    /// Keeps a read of the eventfd armed, so a caller's write wakes a parked driver.
+    fn arm_wake(&mut self) {
+        if self.wake_armed {
+            return;
+        }
+        let buf: *mut u64 = &mut *self.wake_buf;
+        let entry = opcode::Read::new(
+            Fd(self.parking.eventfd.as_raw_fd()),
+            buf.cast(),
+            std::mem::size_of::<u64>() as u32,
+        )
+        .build()
+        .user_data(ud(K_WAKE, 0));
+        // SAFETY: `wake_buf` is a heap u64 owned by `self`, freed only in `exit` after every
+        // operation (this read included) has completed.
+        unsafe { self.push(entry) };
+        self.wake_armed = true;
+    }
+
+    /// Makes sure a timer fires at `deadline` at the latest. A timer set for later is replaced;
+    /// one set for earlier is left to fire (the turn after it simply sets the next one).
+    fn arm_timer(&mut self, deadline: Option<Instant>, now: Instant) {
+        let Some(deadline) = deadline else {
+            return;
+        };
+        if let Some(at) = self.timer_at {
+            if at <= deadline {
+                return;
+            }
+            let entry = opcode::TimeoutRemove::new(ud(K_TIMER, self.timer_gen))
+                .build()
+                .user_data(ud(K_TIMER_REMOVE, 0));
+            // SAFETY: a removal points at no memory.
+            unsafe { self.push(entry) };
+        }
+        self.timer_gen += 1;
+        *self.timer_spec = Timespec::from(deadline.saturating_duration_since(now));
+        let spec: *const Timespec = &*self.timer_spec;
+        let entry = opcode::Timeout::new(spec)
+            .build()
+            .user_data(ud(K_TIMER, self.timer_gen));
+        // SAFETY: the kernel copies the timespec when it takes the entry; `timer_spec` is a
+        // heap value owned by `self` and only rewritten by the next `arm_timer`, after this
+        // entry has been submitted by the `io_uring_enter` that ends this turn.
+        unsafe { self.push(entry) };
+        self.timer_at = Some(deadline);
+    }
+
+    /// Submits what is queued and waits for at least one completion, unless a caller has
+    /// already left work in the mailbox (then it only collects what is done).
+    fn park(&mut self, shared: &Shared, saw_shutdown: bool) -> io::Result<()> {
+        self.parking.parked.store(true, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        let busy = shared.notified.load(Ordering::SeqCst)
+            || (!saw_shutdown && shared.is_shut_down());
+        let want = if busy { 0 } else { 1 };
+        if busy {
+            self.parking.parked.store(false, Ordering::Relaxed);
+        }
+        let res = self.enter(want);
+        self.parking.parked.store(false, Ordering::Relaxed);
+        res
+    }
+
+    /// One `io_uring_enter`: submit everything queued and wait for `want` completions.
+    fn enter(&mut self, want: u32) -> io::Result<()> {
+        let to_submit = self.ring.submission().len() as u32;
+        if want == 0 && to_submit == 0 && self.mode != Mode::Deferred {
+            // Completions are already in the shared queue: no syscall needed.
+            return Ok(());
+        }
+        let flags = io_uring::EnterFlags::GETEVENTS.bits();
+        // SAFETY: no extra argument is passed; the entries being submitted point at memory
+        // this driver keeps alive until their completions (see `push`).
+        match unsafe {
+            self.ring
+                .submitter()
+                .enter::<libc::sigset_t>(to_submit, want, flags, None)
+        } {
+            Ok(_) => Ok(()),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EINTR | libc::EBUSY | libc::EAGAIN)) => {
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Handles every completion that is in. `core` is `None` on the way out, when completions
+    /// only release what their operations held.
+    fn reap(&mut self, mut core: Option<&mut Core>, now: Instant) {
+        let mut cqes = std::mem::take(&mut self.cqes);
+        cqes.extend(self.ring.completion());
+        for cqe in cqes.drain(..) {
+            self.complete(&cqe, core.as_deref_mut(), now);
+        }
+        self.cqes = cqes;
+        if let Some(bufs) = &mut self.bufs {
+            bufs.publish();
+        }
+    }
+
+    fn complete(&mut self, cqe: &cqueue::Entry, core: Option<&mut Core>, now: Instant) {
+        let (kind, gen) = (cqe.user_data() & 0xff, cqe.user_data() >> 8);
+        let res = cqe.result();
+        let flags = cqe.flags();
+        let more = cqueue::more(flags);
+        if !more {
+            self.inflight -= 1;
+        }
+        match kind {
+            K_WAKE => self.wake_armed = false,
+            K_TIMER => {
+                if gen == self.timer_gen {
+                    self.timer_at = None;
+                }
+            }
+            K_TIMER_REMOVE | K_CANCEL => {}
+            K_CONNECT | K_SEND | K_RECV => {
+                // A receive that picked a provided buffer hands it back, whoever it was for.
+                let picked = cqueue::buffer_select(flags);
+                let is_current = self.conn.as_ref().is_some_and(|c| c.gen == gen);
+                if is_current {
+                    let core = core.expect("a live connection has a core");
+                    self.complete_conn(kind, res, more, picked, core, now);
+                } else {
+                    self.complete_retired(gen, kind, more);
+                }
+                if let (Some(bid), Some(bufs)) = (picked, &mut self.bufs) {
+                    bufs.push(bid);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn complete_retired(&mut self, gen: u64, kind: u64, more: bool) {
+        let Some(i) = self.retired.iter().position(|c| c.gen == gen) else {
+            return;
+        };
+        let c = &mut self.retired[i];
+        if !more {
+            c.ops -= 1;
+        }
+        if kind == K_SEND {
+            c.send_inflight = false;
+        }
+        if c.ops == 0 {
+            // Nothing points into it any more: close the socket, free its buffers.
+            self.retired.swap_remove(i);
+        }
+    }
+
+    fn complete_conn(
+        &mut self,
+        kind: u64,
+        res: i32,
+        more: bool,
+        picked: Option<u16>,
+        core: &mut Core,
+        now: Instant,
+    ) {
+        let Some(c) = &mut self.conn else { return };
+        if !more {
+            c.ops -= 1;
+        }
+        match kind {
+            K_CONNECT if res >= 0 => {
+                c.open = true;
+                core.on_open(now);
+                self.arm_recv();
+            }
+            K_CONNECT => {
+                let err = io::Error::from_raw_os_error(-res);
+                let rest = std::mem::take(&mut c.rest);
+                if rest.is_empty() {
+                    return self.failed(core, now, "connect to", err);
+                }
+                self.retire();
+                if let Err(e) = self.start_connect(rest) {
+                    self.failed(core, now, "connect to", e);
+                }
+            }
+            K_SEND => {
+                c.send_inflight = false;
+                if res < 0 {
+                    let err = io::Error::from_raw_os_error(-res);
+                    return self.failed(core, now, "writing to", err);
+                }
+                c.unsent.advance((res as usize).min(c.unsent.len()));
+            }
+            K_RECV => {
+                if !more {
+                    c.recv_armed = false;
+                }
+                if res > 0 {
+                    let n = res as usize;
+                    match (picked, &self.bufs, &c.rbuf) {
+                        (Some(bid), Some(bufs), _) => {
+                            core.input().extend_from_slice(bufs.data(bid, n));
+                        }
+                        (None, _, Some(rbuf)) => core.input().extend_from_slice(&rbuf[..n]),
+                        _ => {}
+                    }
+                    if let Err(e) = core.on_input(now) {
+                        self.retire();
+                        core.on_closed(e, now);
+                        return;
+                    }
+                    if !more {
+                        self.arm_recv();
+                    }
+                } else if res == 0 {
+                    self.failed(
+                        core,
+                        now,
+                        "connection closed by",
+                        io::ErrorKind::UnexpectedEof.into(),
+                    );
+                } else if res == -libc::ENOBUFS {
+                    // Every provided buffer was in use; they are handed back this turn.
+                    self.arm_recv();
+                } else if res == -libc::EINVAL && self.recv_mode == RecvMode::Multi {
+                    // No multishot receive on this kernel: one receive at a time from now on.
+                    self.recv_mode = RecvMode::Single;
+                    self.arm_recv();
+                } else if res != -libc::ECANCELED {
+                    let err = io::Error::from_raw_os_error(-res);
+                    self.failed(core, now, "reading from", err);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Arms a receive on the open connection, if none is.
+    fn arm_recv(&mut self) {
+        let mode = self.recv_mode;
+        let bgid = self.bufs.as_ref().map(|b| b.bgid);
+        let Some(c) = &mut self.conn else { return };
+        if !c.open || c.recv_armed {
+            return;
+        }
+        let fd = Fd(c.fd.as_raw_fd());
+        let entry = match (mode, bgid) {
+            (RecvMode::Multi, Some(bgid)) => opcode::RecvMulti::new(fd, bgid).build(),
+            _ => {
+                let buf = c
+                    .rbuf
+                    .get_or_insert_with(|| vec![0u8; SINGLE_BUF].into_boxed_slice());
+                opcode::Recv::new(fd, buf.as_mut_ptr(), buf.len() as u32).build()
+            }
+        };
+        c.recv_armed = true;
+        c.ops += 1;
+        let entry = entry.user_data(ud(K_RECV, c.gen));
+        // SAFETY: a multishot receive writes only into provided buffers, which live until
+        // `exit` has reaped every completion; a single-shot one writes into `rbuf`, owned by
+        // the connection, which is dropped only once its `ops` count is back to zero.
+        unsafe { self.push(entry) };
+    }
+
+    /// Sends whatever the core has queued, in one operation, unless a send is in flight.
+    fn flush(&mut self, core: &mut Core) {
+        let Some(c) = &mut self.conn else { return };
+        if !c.open || c.send_inflight {
+            return;
+        }
+        if c.unsent.is_empty() {
+            match core.take_output() {
+                Some(b) => c.unsent = b,
+                None => return,
+            }
+        }
+        let len = c.unsent.len().min(MAX_SEND) as u32;
+        let entry = opcode::Send::new(Fd(c.fd.as_raw_fd()), c.unsent.as_ptr(), len)
+            .flags(libc::MSG_NOSIGNAL | libc::MSG_WAITALL)
+            .build()
+            .user_data(ud(K_SEND, c.gen));
+        c.send_inflight = true;
+        c.ops += 1;
+        // SAFETY: `unsent` is held by the connection (and not advanced) until this send
+        // completes; a retired connection keeps it until its `ops` count is back to zero.
+        unsafe { self.push(entry) };
+    }
+
+    /// Opens a socket to the first of `targets` and queues its CONNECT.
+    fn start_connect(&mut self, mut targets: Vec<Target>) -> io::Result<()> {
+        if targets.is_empty() {
+            return Err(io::Error::other("host resolved to no address"));
+        }
+        let target = targets.remove(0);
+        let (fd, addr) = sock::socket(&target, self.config.tcp_nodelay)?;
+        let gen = self.next_gen;
+        self.next_gen += 1;
+        let entry = opcode::Connect::new(Fd(fd.as_raw_fd()), addr.ptr(), addr.len())
+            .build()
+            .user_data(ud(K_CONNECT, gen));
+        self.conn = Some(Conn {
+            gen,
+            fd,
+            addr,
+            rest: targets,
+            open: false,
+            unsent: Bytes::new(),
+            send_inflight: false,
+            recv_armed: false,
+            rbuf: None,
+            ops: 1,
+        });
+        // SAFETY: the address is boxed in the connection, which (retired or not) lives until
+        // this CONNECT has completed.
+        unsafe { self.push(entry) };
+        Ok(())
+    }
+
+    fn failed(&mut self, core: &mut Core, now: Instant, what: &str, e: io::Error) {
+        self.retire();
+        let addr = &self.config.addr;
+        core.on_closed(Error::connection(format!("{what} {addr}: {e}")), now);
+    }
+
+    /// Takes the connection out of service: cancels its operations, and keeps its socket and
+    /// buffers until they have all completed.
+    fn retire(&mut self) {
+        let Some(c) = self.conn.take() else { return };
+        if c.ops == 0 {
+            return;
+        }
+        let _ = &c.addr;
+        sock::shutdown(&c.fd);
+        let entry = opcode::AsyncCancel2::new(CancelBuilder::fd(Fd(c.fd.as_raw_fd())).all())
+            .build()
+            .user_data(ud(K_CANCEL, c.gen));
+        self.retired.push(c);
+        // SAFETY: a cancellation points at no memory.
+        unsafe { self.push(entry) };
+    }
+
+    /// The driver is stopping: cancel everything and wait for every completion before any
+    /// buffer an operation may still point at is freed.
+    fn exit(mut self) {
+        self.retire();
+        let entry = opcode::AsyncCancel2::new(CancelBuilder::any())
+            .build()
+            .user_data(ud(K_CANCEL, 0));
+        // SAFETY: a cancellation points at no memory.
+        unsafe { self.push(entry) };
+        let until = Instant::now() + EXIT_GRACE;
+        while self.inflight > 0 && Instant::now() < until {
+            let ts = Timespec::from(Duration::from_millis(50));
+            let args = io_uring::types::SubmitArgs::new().timespec(&ts);
+            match self.ring.submitter().submit_with_args(1, &args) {
+                Ok(_) => {}
+                Err(e) if matches!(e.raw_os_error(), Some(libc::ETIME | libc::EINTR)) => {}
+                Err(_) => break,
+            }
+            self.reap(None, Instant::now());
+        }
+        if self.inflight > 0 {
+            // Something never completed: the kernel may still write into these buffers, so
+            // they are leaked rather than freed.
+            std::mem::forget(self.retired);
+            std::mem::forget(self.conn);
+            std::mem::forget(self.bufs);
+            std::mem::forget(self.wake_buf);
+            return;
+        }
+        if let Some(bufs) = &mut self.bufs {
+            bufs.unregister(&self.ring);
+        }
+    }
+}
+
+impl Socketry for Io {
+    fn open(&mut self, core: &mut Core, now: Instant) {
+        self.retire();
+        core.on_opening();
+        let started = sock::resolve(&self.config.addr).and_then(|t| self.start_connect(t));
+        if let Err(e) = started {
+            self.failed(core, now, "connect to", e);
+        }
+    }
+
+    fn close(&mut self, core: &mut Core, now: Instant) {
+        let had = self.conn.is_some();
+        self.retire();
+        if had || !core.is_quiet() || core.want(now) == super::Want::Close {
+            core.on_closed(Error::connection("connection closed"), now);
+        }
+    }
+}

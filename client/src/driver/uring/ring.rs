@@ -1,0 +1,195 @@
+//! Setting up the ring, and the provided-buffer ring multishot receives draw from.
+
+use io_uring::types::BufRingEntry;
+use io_uring::IoUring;
+use std::io;
+
+/// Set by tests (and by anyone who wants to see the fallback work) to make ring setup fail as
+/// if the kernel refused it: `RINGDIS_URING_FAIL_SETUP=1`. Read once per client creation.
+pub(crate) const FAIL_SETUP_ENV: &str = "RINGDIS_URING_FAIL_SETUP";
+
+/// `RINGDIS_URING_NO_BUFRING=1` makes the driver use single-shot receives into its own buffer,
+/// as on kernels without provided-buffer rings (so that path stays tested).
+pub(crate) const NO_BUFRING_ENV: &str = "RINGDIS_URING_NO_BUFRING";
+
+fn env_flag(name: &str) -> bool {
+    std::env::var_os(name).is_some_and(|v| !v.is_empty() && v != "0")
+}
+
+/// Which task-running mode the kernel accepted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// `SINGLE_ISSUER | DEFER_TASKRUN`: completions run only when this thread enters the ring.
+    Deferred,
+    /// `COOP_TASKRUN | TASKRUN_FLAG`: completions need no interrupt of the driver thread.
+    Coop,
+    /// Neither (kernels before 5.19).
+    Plain,
+}
+
+/// Builds a ring on the calling thread (the one that will submit to it), with the cheapest
+/// task-running mode this kernel accepts.
+pub(crate) fn build(entries: u32) -> io::Result<(IoUring, Mode)> {
+    if env_flag(FAIL_SETUP_ENV) {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!("io_uring_setup refused on purpose ({FAIL_SETUP_ENV} is set)"),
+        ));
+    }
+    let deferred = IoUring::builder()
+        .setup_single_issuer()
+        .setup_defer_taskrun()
+        .setup_submit_all()
+        .build(entries);
+    match deferred {
+        Ok(ring) => return Ok((ring, Mode::Deferred)),
+        Err(e) if e.raw_os_error() != Some(libc::EINVAL) => return Err(explain(e)),
+        Err(_) => {}
+    }
+    match IoUring::builder()
+        .setup_coop_taskrun()
+        .setup_taskrun_flag()
+        .build(entries)
+    {
+        Ok(ring) => return Ok((ring, Mode::Coop)),
+        Err(e) if e.raw_os_error() != Some(libc::EINVAL) => return Err(explain(e)),
+        Err(_) => {}
+    }
+    IoUring::new(entries)
+        .map(|r| (r, Mode::Plain))
+        .map_err(explain)
+}
+
+/// Adds what `kernel.io_uring_disabled` says to a setup error, when it is the likely reason.
+fn explain(e: io::Error) -> io::Error {
+    let disabled = std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled")
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| s != "0");
+    match disabled {
+        Some(v) => io::Error::new(
+            e.kind(),
+            format!("io_uring_setup: {e} (kernel.io_uring_disabled = {v})"),
+        ),
+        None => io::Error::new(e.kind(), format!("io_uring_setup: {e}")),
+    }
+}
+
+/// Whether multishot receives with a provided-buffer ring should be tried.
+pub(crate) fn want_buf_ring() -> bool {
+    !env_flag(NO_BUFRING_ENV)
+}
+
+/// A provided-buffer ring: `count` buffers of `size` bytes the kernel fills with received data,
+/// handed back by the driver as soon as it has copied them out.
+///
+/// Only the driver thread touches it. The kernel may write into the buffers while the group is
+/// registered and a receive is in flight, so it is freed only after the group is unregistered
+/// and every receive has completed (see [`BufRing::unregister`] and the driver's exit path).
+pub(crate) struct BufRing {
+    /// `count` entries, page-aligned, from `mmap`.
+    ring: *mut BufRingEntry,
+    ring_len: usize,
+    bufs: Box<[u8]>,
+    size: usize,
+    count: u16,
+    tail: u16,
+    pub bgid: u16,
+    registered: bool,
+}
+
+impl BufRing {
+    /// Maps and registers a ring of `count` (a power of two) buffers of `size` bytes.
+    pub fn new(ring: &IoUring, bgid: u16, count: u16, size: usize) -> io::Result<BufRing> {
+        assert!(count.is_power_of_two());
+        let ring_len = count as usize * std::mem::size_of::<BufRingEntry>();
+        // SAFETY: an anonymous private mapping with no address hint; the result is checked.
+        let mem = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                ring_len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_ANONYMOUS | libc::MAP_PRIVATE,
+                -1,
+                0,
+            )
+        };
+        if mem == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let mut br = BufRing {
+            ring: mem.cast(),
+            ring_len,
+            bufs: vec![0u8; count as usize * size].into_boxed_slice(),
+            size,
+            count,
+            tail: 0,
+            bgid,
+            registered: false,
+        };
+        // SAFETY: `br.ring` is a page-aligned mapping of `count` entries that lives until
+        // `br` is dropped, and `Drop` unregisters the group before unmapping it.
+        unsafe {
+            ring.submitter()
+                .register_buf_ring_with_flags(br.ring as u64, count, bgid, 0)?;
+        }
+        br.registered = true;
+        for bid in 0..count {
+            br.push(bid);
+        }
+        br.publish();
+        Ok(br)
+    }
+
+    /// The bytes the kernel put in buffer `bid`.
+    pub fn data(&self, bid: u16, len: usize) -> &[u8] {
+        let start = bid as usize * self.size;
+        &self.bufs[start..start + len.min(self.size)]
+    }
+
+    /// Gives buffer `bid` back to the kernel (visible after [`BufRing::publish`]).
+    pub fn push(&mut self, bid: u16) {
+        if bid >= self.count {
+            return;
+        }
+        let idx = (self.tail & (self.count - 1)) as usize;
+        let addr = self.bufs.as_ptr() as u64 + bid as u64 * self.size as u64;
+        // SAFETY: `idx < count`, so the entry lies inside the mapping; the kernel reads entries
+        // only between head and the published tail, and this one is past the published tail.
+        let entry = unsafe { &mut *self.ring.add(idx) };
+        entry.set_addr(addr);
+        entry.set_len(self.size as u32);
+        entry.set_bid(bid);
+        self.tail = self.tail.wrapping_add(1);
+    }
+
+    /// Publishes the buffers pushed since the last call.
+    pub fn publish(&mut self) {
+        // SAFETY: `ring` points at the first entry of the mapping, whose `resv` field is the
+        // ring's tail; the kernel reads it atomically, so it is written with a release store.
+        unsafe {
+            let tail = BufRingEntry::tail(self.ring) as *const std::sync::atomic::AtomicU16;
+            (*tail).store(self.tail, std::sync::atomic::Ordering::Release);
+        }
+    }
+
+    /// Unregisters the group: the kernel picks no more buffers from it. Receives that already
+    /// picked one still complete into it, so the driver waits for them before dropping this.
+    pub fn unregister(&mut self, ring: &IoUring) {
+        if self.registered {
+            let _ = ring.submitter().unregister_buf_ring(self.bgid);
+            self.registered = false;
+        }
+    }
+}
+
+impl Drop for BufRing {
+    fn drop(&mut self) {
+        // If still registered here, the ring itself is being torn down with it (setup failed
+        // half way); no receive was ever armed on it then.
+        // SAFETY: the mapping was made by `new` with this length and nothing uses it any more.
+        unsafe {
+            libc::munmap(self.ring.cast(), self.ring_len);
+        }
+    }
+}
