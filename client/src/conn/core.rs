@@ -25,6 +25,8 @@ use crate::config::Config;
 use crate::resp::{write_command, Parser};
 use crate::{Cmd, Error, Result, Value};
 use bytes::{Bytes, BytesMut};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
@@ -84,6 +86,9 @@ pub(crate) struct Core {
     resp3: bool,
     push_handler: Option<PushHandler>,
     pubsub: Option<PubSub>,
+    /// Mirrors `state == Ready` for client handles, updated before any reply of a new
+    /// connection is delivered, so a caller that got a reply never sees "not connected".
+    connected: Arc<AtomicBool>,
 }
 
 impl Core {
@@ -111,7 +116,19 @@ impl Core {
             resp3: false,
             push_handler: None,
             pubsub: None,
+            connected: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// The flag that says whether the connection is ready, for client handles to read.
+    pub fn connected_flag(&self) -> Arc<AtomicBool> {
+        self.connected.clone()
+    }
+
+    fn set_state(&mut self, state: State) {
+        self.connected
+            .store(matches!(state, State::Ready), Ordering::Release);
+        self.state = state;
     }
 
     /// Makes this a subscriber connection: published messages go to `messages`, subscriptions
@@ -170,14 +187,14 @@ impl Core {
         self.fail_connect_waiters(&reason);
         match self.state {
             State::Idle | State::Backoff { .. } => {
-                self.state = State::Idle;
+                self.set_state(State::Idle);
                 self.attempts_since = None;
                 let _ = done.send(());
             }
             State::Closing { .. } => self.disconnect_waiters.push(done),
             State::Connecting | State::Handshaking(_) | State::Ready => {
                 self.disconnect_waiters.push(done);
-                self.state = State::Closing { reason };
+                self.set_state(State::Closing { reason });
             }
         }
     }
@@ -190,7 +207,7 @@ impl Core {
     fn start_attempts(&mut self, now: Instant) {
         self.attempts_since = Some(now);
         self.last_error = None;
-        self.state = State::Backoff { until: now };
+        self.set_state(State::Backoff { until: now });
     }
 
     fn write_cmd(&mut self, cmd: &Cmd) {
@@ -262,8 +279,9 @@ impl Core {
     }
 
     /// True when the connection is ready for calls.
+    #[cfg(test)]
     pub fn is_connected(&self) -> bool {
-        matches!(self.state, State::Ready)
+        self.connected.load(Ordering::Acquire)
     }
 
     /// True when the connection agreed on RESP3.
@@ -305,16 +323,16 @@ impl Core {
         {
             if now >= since + self.connect_timeout {
                 self.give_up(Error::Timeout);
-                self.state = State::Closing {
+                self.set_state(State::Closing {
                     reason: Error::connection("connect timed out"),
-                };
+                });
             }
         }
     }
 
     /// The transport starts opening a connection.
     pub fn on_opening(&mut self) {
-        self.state = State::Connecting;
+        self.set_state(State::Connecting);
         self.parser.reset();
         self.input.clear();
         self.output.clear();
@@ -331,7 +349,7 @@ impl Core {
             let resp3 = hs.resp3();
             self.become_ready(resp3);
         } else {
-            self.state = State::Handshaking(hs);
+            self.set_state(State::Handshaking(hs));
         }
         let _ = now;
     }
@@ -367,7 +385,7 @@ impl Core {
                 self.connect_timeout
             )));
             // A subscriber keeps trying for as long as it holds subscriptions.
-            self.state = if subscribed {
+            let next = if subscribed {
                 self.attempts_since = Some(now);
                 State::Backoff {
                     until: now + self.backoff.next_delay(),
@@ -375,10 +393,10 @@ impl Core {
             } else {
                 State::Idle
             };
+            self.set_state(next);
         } else {
-            self.state = State::Backoff {
-                until: now + self.backoff.next_delay(),
-            };
+            let until = now + self.backoff.next_delay();
+            self.set_state(State::Backoff { until });
         }
     }
 
@@ -396,7 +414,7 @@ impl Core {
     }
 
     fn become_ready(&mut self, resp3: bool) {
-        self.state = State::Ready;
+        self.set_state(State::Ready);
         self.resp3 = resp3;
         self.backoff.reset();
         self.attempts_since = None;
@@ -497,7 +515,7 @@ impl Core {
             Outcome::Done { resp3 } => self.become_ready(resp3),
             Outcome::Fail(err) => {
                 self.give_up(err.clone());
-                self.state = State::Closing { reason: err };
+                self.set_state(State::Closing { reason: err });
             }
         }
     }

@@ -1,7 +1,7 @@
 //! The epoll transport: a driver thread with a `mio` poll loop. It is the fallback where
 //! io_uring is not available, and the reference the io_uring transport is measured against.
 
-use super::{obey, publish_state, turn, CloseOnExit, Msg, Shared, Socketry, Wake};
+use super::{obey, turn, CloseOnExit, Msg, Shared, Socketry, Wake};
 use crate::config::{Addr, Config};
 use crate::conn::Core;
 use crate::{Error, Result};
@@ -86,7 +86,8 @@ pub(crate) fn spawn(config: Arc<Config>) -> Result<Arc<Shared>> {
     let poll = Poll::new().map_err(|e| Error::client(format!("epoll_create: {e}")))?;
     let waker =
         Waker::new(poll.registry(), WAKER).map_err(|e| Error::client(format!("eventfd: {e}")))?;
-    let shared = Arc::new(Shared::new(Box::new(MioWake(waker))));
+    let core = Core::new(&config);
+    let shared = Arc::new(Shared::new(Box::new(MioWake(waker)), core.connected_flag()));
     let io = Io {
         poll,
         config: config.clone(),
@@ -95,7 +96,6 @@ pub(crate) fn spawn(config: Arc<Config>) -> Result<Arc<Shared>> {
         unsent: Bytes::new(),
         scratch: vec![0u8; 64 * 1024].into_boxed_slice(),
     };
-    let core = Core::new(&config);
     let thread_shared = shared.clone();
     std::thread::Builder::new()
         .name("ringdis-epoll".to_owned())
@@ -115,7 +115,6 @@ fn run(shared: Arc<Shared>, mut core: Core, mut io: Io) {
         }
         obey(&mut core, &mut io, now);
         io.flush(&mut core, now);
-        publish_state(&shared, &core);
         let timeout = core
             .next_deadline()
             .map(|d| d.saturating_duration_since(Instant::now()));

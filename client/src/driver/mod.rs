@@ -10,7 +10,7 @@ pub(crate) mod uring;
 use crate::conn::{Core, Message, PushHandler, Request, Want};
 use crate::{Error, Result};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 
@@ -42,17 +42,18 @@ pub(crate) struct Shared {
     /// Set by a sender that found the driver not yet notified; cleared by the driver before it
     /// drains the mailbox. While it is set, further senders skip the wake-up.
     notified: AtomicBool,
-    connected: AtomicBool,
+    /// The core's own flag ([`Core::connected_flag`]).
+    connected: Arc<AtomicBool>,
     shutdown: AtomicBool,
     waker: Box<dyn Wake>,
 }
 
 impl Shared {
-    pub fn new(waker: Box<dyn Wake>) -> Shared {
+    pub fn new(waker: Box<dyn Wake>, connected: Arc<AtomicBool>) -> Shared {
         Shared {
             mailbox: Mutex::new(Mailbox::default()),
             notified: AtomicBool::new(false),
-            connected: AtomicBool::new(false),
+            connected,
             shutdown: AtomicBool::new(false),
             waker,
         }
@@ -169,11 +170,4 @@ pub(crate) fn obey(core: &mut Core, io: &mut impl Socketry, now: Instant) {
             Want::Close => io.close(core, now),
         }
     }
-}
-
-/// Marks the connection state for `Client::is_connected`.
-pub(crate) fn publish_state(shared: &Shared, core: &Core) {
-    shared
-        .connected
-        .store(core.is_connected(), Ordering::Release);
 }
