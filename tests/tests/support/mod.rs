@@ -7,7 +7,7 @@ use ringdis_tests::{Server, ServerKind};
 
 /// The transports every behaviour is tested on.
 pub fn transports() -> Vec<Transport> {
-    vec![Transport::Epoll]
+    vec![Transport::Epoll, Transport::IoUring]
 }
 
 /// Both protocols.

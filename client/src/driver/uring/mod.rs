@@ -18,7 +18,7 @@ mod sock;
 #[allow(unused_imports)]
 pub(crate) use ring::{FAIL_SETUP_ENV, NO_BUFRING_ENV};
 
-use super::{obey, publish_state, turn, CloseOnExit, Shared, Socketry, Wake};
+use super::{obey, turn, CloseOnExit, Shared, Socketry, Wake};
 use crate::config::Config;
 use crate::conn::Core;
 use crate::{Error, Result};
@@ -154,14 +154,18 @@ pub(crate) fn spawn(config: Arc<Config>) -> Result<Arc<Shared>> {
         // SAFETY: `efd` is a fresh descriptor that nothing else owns.
         eventfd: unsafe { OwnedFd::from_raw_fd(efd) },
     });
-    let shared = Arc::new(Shared::new(Box::new(UringWake(parking.clone()))));
+    let core = Core::new(&config);
+    let shared = Arc::new(Shared::new(
+        Box::new(UringWake(parking.clone())),
+        core.connected_flag(),
+    ));
     let thread_shared = shared.clone();
     let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel::<io::Result<()>>(1);
     // The ring is built on the driver thread: with SINGLE_ISSUER only its creator may submit.
     std::thread::Builder::new()
         .name("ringdis-uring".to_owned())
         .spawn(move || {
-            let io = match Io::new(config.clone(), parking) {
+            let io = match Io::new(config, parking) {
                 Ok(io) => {
                     let _ = ready_tx.send(Ok(()));
                     io
@@ -171,7 +175,7 @@ pub(crate) fn spawn(config: Arc<Config>) -> Result<Arc<Shared>> {
                     return;
                 }
             };
-            run(thread_shared, Core::new(&config), io);
+            run(thread_shared, core, io);
         })
         .map_err(|e| Error::client(format!("spawning the driver thread: {e}")))?;
     match ready_rx.recv() {
@@ -194,7 +198,6 @@ fn run(shared: Arc<Shared>, mut core: Core, mut io: Io) {
         }
         obey(&mut core, &mut io, now);
         io.flush(&mut core);
-        publish_state(&shared, &core);
         io.arm_wake();
         io.arm_timer(core.next_deadline(), now);
         if io.park(&shared, saw_shutdown).is_err() {
