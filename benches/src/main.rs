@@ -1,0 +1,159 @@
+//! `ringdis-bench`: benchmarks against a Redis server it starts itself.
+//!
+//! ```text
+//! cargo run -p ringdis-bench --release -- transports [--rounds N] [--secs S] [--no-perf]
+//! ```
+//!
+//! `transports` compares ringdis's io_uring and epoll transports on three workloads, in
+//! interleaved rounds (each round runs every workload on every client, in alternating order), and
+//! prints medians as a markdown table: ops/s, process CPU µs per op (getrusage over the window)
+//! and syscalls per op (a separate window counted by `perf stat -e raw_syscalls:sys_enter`,
+//! when perf can attach). Callers run as tasks on a tokio current-thread runtime.
+
+mod clients;
+mod measure;
+mod report;
+mod server;
+mod workloads;
+
+use clients::{BenchClient, Ringdis};
+use report::Row;
+use ringdis::Transport;
+use std::time::Duration;
+use workloads::Workload;
+
+struct Options {
+    rounds: usize,
+    window: Duration,
+    warmup: Duration,
+    perf: bool,
+}
+
+fn parse(args: &[String]) -> Result<(String, Options), String> {
+    let mut opts = Options {
+        rounds: 5,
+        window: Duration::from_secs(1),
+        warmup: Duration::from_millis(200),
+        perf: true,
+    };
+    let mut it = args.iter();
+    let cmd = it.next().cloned().unwrap_or_else(|| "transports".to_owned());
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--rounds" => {
+                opts.rounds = it
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .filter(|&n: &usize| n > 0)
+                    .ok_or("--rounds takes a positive number")?;
+            }
+            "--secs" => {
+                let s: f64 = it
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .filter(|&s: &f64| s > 0.0)
+                    .ok_or("--secs takes a positive number")?;
+                opts.window = Duration::from_secs_f64(s);
+            }
+            "--no-perf" => opts.perf = false,
+            other => return Err(format!("unknown option {other:?}")),
+        }
+    }
+    Ok((cmd, opts))
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (cmd, opts) = match parse(&args) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("ringdis-bench: {e}\nusage: ringdis-bench transports [--rounds N] [--secs S] [--no-perf]");
+            std::process::exit(2);
+        }
+    };
+    match cmd.as_str() {
+        "transports" => transports(&opts),
+        other => {
+            eprintln!("ringdis-bench: unknown benchmark {other:?} (known: transports)");
+            std::process::exit(2);
+        }
+    }
+}
+
+/// io_uring vs epoll, same server, same workloads, interleaved.
+fn transports(opts: &Options) {
+    let server = server::BenchServer::start();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("tokio runtime");
+    let url = server.url();
+    let clients = [
+        rt.block_on(Ringdis::connect(&url, Transport::Epoll)),
+        rt.block_on(Ringdis::connect(&url, Transport::IoUring)),
+    ];
+    workloads::prepare(&rt, &clients[0]);
+    println!(
+        "# ringdis transports: io_uring vs epoll\n\n{}; {} rounds × {:?} windows (+{:?} warm-up); \
+         tokio current-thread runtime; {} CPUs; kernel {}",
+        server.describe(),
+        opts.rounds,
+        opts.window,
+        opts.warmup,
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        kernel()
+    );
+    let mut rows: Vec<Vec<Row>> = Workload::TRANSPORTS
+        .iter()
+        .map(|_| {
+            clients
+                .iter()
+                .map(|c| Row {
+                    client: c.name(),
+                    samples: Vec::new(),
+                    syscalls_per_op: None,
+                })
+                .collect()
+        })
+        .collect();
+    for round in 0..opts.rounds {
+        for (w, workload) in Workload::TRANSPORTS.iter().enumerate() {
+            // Alternate which client goes first, so neither always runs on a warmer machine.
+            for i in 0..clients.len() {
+                let c = if round % 2 == 0 { i } else { clients.len() - 1 - i };
+                let s = workloads::run(&rt, &clients[c], *workload, opts.warmup, opts.window, None);
+                rows[w][c].samples.push(s);
+            }
+        }
+        eprintln!("round {}/{} done", round + 1, opts.rounds);
+    }
+    if opts.perf {
+        for (w, workload) in Workload::TRANSPORTS.iter().enumerate() {
+            for (c, client) in clients.iter().enumerate() {
+                rows[w][c].syscalls_per_op = syscalls_per_op(&rt, client, *workload, opts);
+            }
+        }
+    }
+    for (w, workload) in Workload::TRANSPORTS.iter().enumerate() {
+        print!("{}", report::table(*workload, &rows[w]));
+    }
+}
+
+/// One extra window with perf counting; `None` when perf cannot attach here.
+fn syscalls_per_op<C: BenchClient>(
+    rt: &tokio::runtime::Runtime,
+    client: &C,
+    workload: Workload,
+    opts: &Options,
+) -> Option<f64> {
+    let mut perf = measure::Perf::attach()?;
+    let s = workloads::run(rt, client, workload, opts.warmup, opts.window, Some(&mut perf));
+    let n = perf.finish()?;
+    Some(n as f64 / s.ops.max(1) as f64)
+}
+
+fn kernel() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_else(|_| "?".to_owned())
+}
