@@ -27,6 +27,10 @@ struct Options {
     window: Duration,
     warmup: Duration,
     perf: bool,
+    /// Run only this client (`epoll` or `io_uring`), e.g. under a profiler.
+    only_client: Option<String>,
+    /// Run only this workload (`seq`, `c64` or `p64`).
+    only_workload: Option<String>,
 }
 
 fn parse(args: &[String]) -> Result<(String, Options), String> {
@@ -35,6 +39,8 @@ fn parse(args: &[String]) -> Result<(String, Options), String> {
         window: Duration::from_secs(1),
         warmup: Duration::from_millis(200),
         perf: true,
+        only_client: None,
+        only_workload: None,
     };
     let mut it = args.iter();
     let cmd = it.next().cloned().unwrap_or_else(|| "transports".to_owned());
@@ -56,6 +62,8 @@ fn parse(args: &[String]) -> Result<(String, Options), String> {
                 opts.window = Duration::from_secs_f64(s);
             }
             "--no-perf" => opts.perf = false,
+            "--client" => opts.only_client = it.next().cloned(),
+            "--workload" => opts.only_workload = it.next().cloned(),
             other => return Err(format!("unknown option {other:?}")),
         }
     }
@@ -67,7 +75,7 @@ fn main() {
     let (cmd, opts) = match parse(&args) {
         Ok(x) => x,
         Err(e) => {
-            eprintln!("ringdis-bench: {e}\nusage: ringdis-bench transports [--rounds N] [--secs S] [--no-perf]");
+            eprintln!("ringdis-bench: {e}\nusage: ringdis-bench transports [--rounds N] [--secs S] [--no-perf] [--client epoll|io_uring] [--workload seq|c64|p64]");
             std::process::exit(2);
         }
     };
@@ -116,11 +124,29 @@ fn transports(opts: &Options) {
                 .collect()
         })
         .collect();
+    let client_on = |c: usize| {
+        opts.only_client
+            .as_deref()
+            .is_none_or(|o| clients[c].name().ends_with(o))
+    };
+    let workload_on = |w: Workload| {
+        opts.only_workload.as_deref().is_none_or(|o| {
+            matches!(
+                (o, w),
+                ("seq", Workload::Sequential)
+                    | ("c64", Workload::Concurrent(_))
+                    | ("p64", Workload::Pipeline(_))
+            )
+        })
+    };
     for round in 0..opts.rounds {
         for (w, workload) in Workload::TRANSPORTS.iter().enumerate() {
             // Alternate which client goes first, so neither always runs on a warmer machine.
             for i in 0..clients.len() {
                 let c = if round % 2 == 0 { i } else { clients.len() - 1 - i };
+                if !client_on(c) || !workload_on(*workload) {
+                    continue;
+                }
                 let s = workloads::run(&rt, &clients[c], *workload, opts.warmup, opts.window, None);
                 rows[w][c].samples.push(s);
             }
@@ -130,11 +156,18 @@ fn transports(opts: &Options) {
     if opts.perf {
         for (w, workload) in Workload::TRANSPORTS.iter().enumerate() {
             for (c, client) in clients.iter().enumerate() {
+                if !client_on(c) || !workload_on(*workload) {
+                    continue;
+                }
                 rows[w][c].syscalls_per_op = syscalls_per_op(&rt, client, *workload, opts);
             }
         }
     }
     for (w, workload) in Workload::TRANSPORTS.iter().enumerate() {
+        rows[w].retain(|r| !r.samples.is_empty());
+        if rows[w].is_empty() {
+            continue;
+        }
         print!("{}", report::table(*workload, &rows[w]));
     }
 }

@@ -40,6 +40,18 @@ impl Row {
     }
 }
 
+/// The median over rounds of `row`'s ops/s divided by `base`'s in the same round: paired, so
+/// a round where the whole machine was slower (other load) cancels out.
+pub fn paired_ratio(row: &Row, base: &Row, f: fn(&Sample) -> f64) -> f64 {
+    let mut r: Vec<f64> = row
+        .samples
+        .iter()
+        .zip(&base.samples)
+        .map(|(a, b)| f(a) / f(b))
+        .collect();
+    median(&mut r)
+}
+
 fn fmt_opt(x: Option<f64>) -> String {
     x.map_or_else(|| "n/a".to_owned(), |v| format!("{v:.2}"))
 }
@@ -48,7 +60,7 @@ fn fmt_opt(x: Option<f64>) -> String {
 /// (the first row).
 pub fn table(workload: Workload, rows: &[Row]) -> String {
     let mut out = format!(
-        "\n### {}\n\n| client | median ops/s | min–max ops/s | CPU µs/op | syscalls/op | ops/s vs {} | CPU/op vs {} |\n|---|---:|---:|---:|---:|---:|---:|\n",
+        "\n### {}\n\n| client | median ops/s | min–max ops/s | CPU µs/op | syscalls/op | ops/s vs {} (paired) | CPU/op vs {} (paired) |\n|---|---:|---:|---:|---:|---:|---:|\n",
         workload.label(),
         rows[0].client,
         rows[0].client
@@ -64,8 +76,8 @@ pub fn table(workload: Workload, rows: &[Row]) -> String {
             hi,
             r.cpu_us_per_op(),
             fmt_opt(r.syscalls_per_op),
-            r.ops_per_sec() / base.ops_per_sec(),
-            r.cpu_us_per_op() / base.cpu_us_per_op(),
+            paired_ratio(r, base, Sample::ops_per_sec),
+            paired_ratio(r, base, Sample::cpu_us_per_op),
         ));
     }
     out

@@ -136,6 +136,8 @@ struct Io {
     timer_gen: u64,
     timer_spec: Box<Timespec>,
     cqes: Vec<cqueue::Entry>,
+    /// Sends queued since the last `io_uring_enter`.
+    fresh_sends: u32,
 }
 
 /// Starts an io_uring driver thread for one connection. Fails (so the caller can fall back to
@@ -241,6 +243,7 @@ impl Io {
             timer_gen: 0,
             timer_spec: Box::new(Timespec::new()),
             cqes: Vec::with_capacity(64),
+            fresh_sends: 0,
         })
     }
 
@@ -318,10 +321,15 @@ impl Io {
         fence(Ordering::SeqCst);
         let busy = shared.notified.load(Ordering::SeqCst)
             || (!saw_shutdown && shared.is_shut_down());
-        let want = if busy { 0 } else { 1 };
+        // A send to a connected socket almost always completes during the submit itself (and
+        // MSG_WAITALL makes the kernel finish a short one on its own), so waiting for it alone
+        // would only cost a second enter: wait for it *and* the next event (the reply, a
+        // caller's wake-up, a timer).
+        let want = if busy { 0 } else { 1 + self.fresh_sends };
         if busy {
             self.parking.parked.store(false, Ordering::Relaxed);
         }
+        self.fresh_sends = 0;
         let res = self.enter(want);
         self.parking.parked.store(false, Ordering::Relaxed);
         res
@@ -543,6 +551,7 @@ impl Io {
             .user_data(ud(K_SEND, c.gen));
         c.send_inflight = true;
         c.ops += 1;
+        self.fresh_sends += 1;
         // SAFETY: `unsent` is held by the connection (and not advanced) until this send
         // completes; a retired connection keeps it until its `ops` count is back to zero.
         unsafe { self.push(entry) };
