@@ -43,7 +43,10 @@ fn parse(args: &[String]) -> Result<(String, Options), String> {
         only_workload: None,
     };
     let mut it = args.iter();
-    let cmd = it.next().cloned().unwrap_or_else(|| "transports".to_owned());
+    let cmd = it
+        .next()
+        .cloned()
+        .unwrap_or_else(|| "transports".to_owned());
     while let Some(a) = it.next() {
         match a.as_str() {
             "--rounds" => {
@@ -143,7 +146,11 @@ fn transports(opts: &Options) {
         for (w, workload) in Workload::TRANSPORTS.iter().enumerate() {
             // Alternate which client goes first, so neither always runs on a warmer machine.
             for i in 0..clients.len() {
-                let c = if round % 2 == 0 { i } else { clients.len() - 1 - i };
+                let c = if round % 2 == 0 {
+                    i
+                } else {
+                    clients.len() - 1 - i
+                };
                 if !client_on(c) || !workload_on(*workload) {
                     continue;
                 }
@@ -180,7 +187,14 @@ fn syscalls_per_op<C: BenchClient>(
     opts: &Options,
 ) -> Option<f64> {
     let mut perf = measure::Perf::attach()?;
-    let s = workloads::run(rt, client, workload, opts.warmup, opts.window, Some(&mut perf));
+    let s = workloads::run(
+        rt,
+        client,
+        workload,
+        opts.warmup,
+        opts.window,
+        Some(&mut perf),
+    );
     let n = perf.finish()?;
     Some(n as f64 / s.ops.max(1) as f64)
 }

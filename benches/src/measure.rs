@@ -45,14 +45,21 @@ impl Perf {
         let child = Command::new("perf")
             .args(["stat", "-x,", "-e", "raw_syscalls:sys_enter", "-D", "-1"])
             .arg("--control")
-            .arg(format!("fifo:{},{}", ctl_path.display(), ack_path.display()))
+            .arg(format!(
+                "fifo:{},{}",
+                ctl_path.display(),
+                ack_path.display()
+            ))
             .arg("-p")
             .arg(std::process::id().to_string())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .ok()?;
-        let ctl = std::fs::OpenOptions::new().write(true).open(&ctl_path).ok()?;
+        let ctl = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&ctl_path)
+            .ok()?;
         let ack = BufReader::new(std::fs::File::open(&ack_path).ok()?);
         let mut perf = Perf {
             child,
@@ -99,7 +106,7 @@ impl Perf {
 
 fn parse_count(out: &str) -> Option<u64> {
     out.lines()
+        .rev()
         .filter(|l| l.contains("raw_syscalls:sys_enter"))
-        .filter_map(|l| l.split(',').next()?.trim().parse::<u64>().ok())
-        .last()
+        .find_map(|l| l.split(',').next()?.trim().parse::<u64>().ok())
 }

@@ -25,11 +25,23 @@ pub struct Row {
 
 impl Row {
     pub fn ops_per_sec(&self) -> f64 {
-        median(&mut self.samples.iter().map(Sample::ops_per_sec).collect::<Vec<_>>())
+        median(
+            &mut self
+                .samples
+                .iter()
+                .map(Sample::ops_per_sec)
+                .collect::<Vec<_>>(),
+        )
     }
 
     pub fn cpu_us_per_op(&self) -> f64 {
-        median(&mut self.samples.iter().map(Sample::cpu_us_per_op).collect::<Vec<_>>())
+        median(
+            &mut self
+                .samples
+                .iter()
+                .map(Sample::cpu_us_per_op)
+                .collect::<Vec<_>>(),
+        )
     }
 
     pub fn spread(&self) -> (f64, f64) {

@@ -85,10 +85,7 @@ impl Client {
         let config = Arc::new(config);
         let (shared, transport) = match choice {
             Transport::Epoll => (driver::epoll::spawn(config.clone())?, Transport::Epoll),
-            Transport::IoUring => (
-                driver::uring::spawn(config.clone())?,
-                Transport::IoUring,
-            ),
+            Transport::IoUring => (driver::uring::spawn(config.clone())?, Transport::IoUring),
             // Not yet the default: io_uring has to earn it in the benchmark first.
             Transport::Auto => (driver::epoll::spawn(config.clone())?, Transport::Epoll),
         };

@@ -319,8 +319,8 @@ impl Io {
     fn park(&mut self, shared: &Shared, saw_shutdown: bool) -> io::Result<()> {
         self.parking.parked.store(true, Ordering::SeqCst);
         fence(Ordering::SeqCst);
-        let busy = shared.notified.load(Ordering::SeqCst)
-            || (!saw_shutdown && shared.is_shut_down());
+        let busy =
+            shared.notified.load(Ordering::SeqCst) || (!saw_shutdown && shared.is_shut_down());
         // A send to a connected socket almost always completes during the submit itself (and
         // MSG_WAITALL makes the kernel finish a short one on its own), so waiting for it alone
         // would only cost a second enter: wait for it *and* the next event (the reply, a
@@ -351,7 +351,12 @@ impl Io {
                 .enter::<libc::sigset_t>(to_submit, want, flags, None)
         } {
             Ok(_) => Ok(()),
-            Err(e) if matches!(e.raw_os_error(), Some(libc::EINTR | libc::EBUSY | libc::EAGAIN)) => {
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::EINTR | libc::EBUSY | libc::EAGAIN)
+                ) =>
+            {
                 Ok(())
             }
             Err(e) => Err(e),
@@ -382,11 +387,8 @@ impl Io {
         }
         match kind {
             K_WAKE => self.wake_armed = false,
-            K_TIMER => {
-                if gen == self.timer_gen {
-                    self.timer_at = None;
-                }
-            }
+            K_TIMER if gen == self.timer_gen => self.timer_at = None,
+            K_TIMER => {}
             K_TIMER_REMOVE | K_CANCEL => {}
             K_CONNECT | K_SEND | K_RECV => {
                 // A receive that picked a provided buffer hands it back, whoever it was for.

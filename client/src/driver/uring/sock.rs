@@ -81,7 +81,9 @@ fn raw_addr(target: &Target) -> io::Result<RawAddr> {
         }
         Target::Unix(path) => {
             // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_un.
-            let sun = unsafe { &mut *(&mut storage as *mut libc::sockaddr_storage).cast::<libc::sockaddr_un>() };
+            let sun = unsafe {
+                &mut *(&mut storage as *mut libc::sockaddr_storage).cast::<libc::sockaddr_un>()
+            };
             let bytes = path.as_os_str().as_bytes();
             if bytes.len() >= sun.sun_path.len() {
                 return Err(io::Error::new(

@@ -1,0 +1,320 @@
+//! What the transports themselves must get right, on both: large values crossing many receive
+//! buffers, closing with operations in flight, no leaked sockets or threads, the choice of
+//! transport (forced, from the environment, and the fallback when io_uring setup fails).
+//!
+//! Some cases need a different process environment (`RINGDIS_TRANSPORT`, the io_uring setup
+//! failure switch, single-shot receives): they re-run this test binary on one `child_*` test with
+//! that environment, so no test changes the environment of the others.
+
+mod support;
+
+use ringdis::{cmd, Client, Config, Protocol, Transport, Value};
+use ringdis_tests::{Server, ServerKind};
+use std::process::Command;
+use std::time::Duration;
+use support::{client, transports};
+
+/// Set in a child process to say which `child_*` test is meant to run.
+const CHILD: &str = "RINGDIS_TEST_CHILD";
+
+/// A value of `len` bytes whose content depends on `seed` and the position, so a misplaced or
+/// dropped chunk shows.
+fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u32).wrapping_mul(2_654_435_761).to_le_bytes()[3] ^ seed)
+        .collect()
+}
+
+/// Values from 1 byte to 12 MiB, alone and several in flight at once, round-trip exactly.
+async fn large_values_roundtrip(c: &Client, at: &str) {
+    for (i, len) in [
+        1usize,
+        16 * 1024,
+        16 * 1024 + 1,
+        1 << 20,
+        (3 << 20) + 7,
+        12 << 20,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let key = ringdis_tests::unique("big");
+        let value = pattern(len, i as u8);
+        c.call::<()>(cmd!("SET", key.as_str(), value.as_slice()))
+            .await
+            .unwrap_or_else(|e| panic!("{at}: SET {len}: {e}"));
+        let got: Vec<u8> = c.call(cmd!("GET", key.as_str())).await.unwrap();
+        assert!(got == value, "{at}: {len}-byte value came back different");
+    }
+    // Eight 2 MiB replies in flight together, from concurrent callers and one pipeline.
+    let keys: Vec<String> = (0..8).map(|_| ringdis_tests::unique("big8")).collect();
+    for (i, k) in keys.iter().enumerate() {
+        c.call::<()>(cmd!("SET", k.as_str(), pattern(2 << 20, i as u8)))
+            .await
+            .unwrap();
+    }
+    let calls: Vec<_> = keys
+        .iter()
+        .map(|k| c.call::<Vec<u8>>(cmd!("GET", k.as_str())))
+        .collect();
+    let mut p = c.pipeline();
+    for k in &keys {
+        p.add(cmd!("GET", k.as_str()));
+    }
+    let piped = p.query::<Vec<Vec<u8>>>();
+    for (i, call) in calls.into_iter().enumerate() {
+        assert!(
+            call.await.unwrap() == pattern(2 << 20, i as u8),
+            "{at}: #{i}"
+        );
+    }
+    let piped = piped.await.unwrap();
+    for (i, v) in piped.iter().enumerate() {
+        assert!(*v == pattern(2 << 20, i as u8), "{at}: pipelined #{i}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_values_cross_many_receive_buffers() {
+    let server = Server::start(ServerKind::Redis);
+    for transport in transports() {
+        let c = client(&server, transport, Protocol::Resp3);
+        large_values_roundtrip(&c, &format!("{transport:?}")).await;
+    }
+}
+
+/// Disconnecting (or dropping the client) while a large send and a large receive are in flight:
+/// the calls fail with a connection error, nothing crashes, the next call reconnects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_with_large_transfers_in_flight() {
+    let server = Server::start(ServerKind::Redis);
+    for transport in transports() {
+        let c = client(&server, transport, Protocol::Resp2);
+        let key = ringdis_tests::unique("inflight");
+        let value = pattern(8 << 20, 7);
+        c.call::<()>(cmd!("SET", key.as_str(), value.as_slice()))
+            .await
+            .unwrap();
+        for round in 0..20 {
+            let get = c.call::<Vec<u8>>(cmd!("GET", key.as_str()));
+            let set = c.call::<()>(cmd!("SET", "other", value.as_slice()));
+            if round % 2 == 1 {
+                tokio::time::sleep(Duration::from_micros(200 * round)).await;
+            }
+            c.disconnect().await;
+            // Each either completed before the close or failed with a connection error.
+            match get.await {
+                Ok(v) => assert!(v == value, "{transport:?}: a wrong value"),
+                Err(e) => assert!(e.is_connection(), "{transport:?}: {e}"),
+            }
+            if let Err(e) = set.await {
+                assert!(e.is_connection(), "{transport:?}: {e}");
+            }
+        }
+        let got: Vec<u8> = c.call(cmd!("GET", key.as_str())).await.unwrap();
+        assert!(got == value, "{transport:?}");
+        // Dropped with a transfer in flight: the driver finishes it, then stops.
+        let get = c.call::<Vec<u8>>(cmd!("GET", key.as_str()));
+        drop(c);
+        assert!(get.await.unwrap() == value, "{transport:?}");
+    }
+}
+
+fn count_dir(path: &str) -> usize {
+    std::fs::read_dir(path).map_or(0, |d| d.count())
+}
+
+/// Clients that connected, reconnected and were dropped leave no socket, ring or thread behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_clients_leave_no_sockets_or_threads() {
+    let server = Server::start(ServerKind::Redis);
+    for transport in transports() {
+        // Warm up whatever the runtime and the harness open once.
+        let warm = client(&server, transport, Protocol::Resp2);
+        warm.call::<()>(cmd!("PING")).await.unwrap();
+        drop(warm);
+        let wait_for = |what: &str, f: &dyn Fn() -> usize, max: usize| {
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while f() > max {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{transport:?}: {what} still at {} (was {max})",
+                    f()
+                );
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        };
+        wait_for("threads", &|| count_dir("/proc/self/task"), usize::MAX);
+        let fds = count_dir("/proc/self/fd");
+        let threads = count_dir("/proc/self/task");
+        for _ in 0..3 {
+            let clients: Vec<Client> = (0..20)
+                .map(|_| client(&server, transport, Protocol::Resp2))
+                .collect();
+            for c in &clients {
+                c.call::<()>(cmd!("PING")).await.unwrap();
+                c.disconnect().await;
+                c.call::<()>(cmd!("PING")).await.unwrap();
+            }
+            drop(clients);
+        }
+        wait_for("open descriptors", &|| count_dir("/proc/self/fd"), fds);
+        wait_for("threads", &|| count_dir("/proc/self/task"), threads);
+    }
+}
+
+/// `Client::transport()` reports the live transport; forcing either one gives that one.
+#[test]
+fn forcing_a_transport_gives_that_transport() {
+    if std::env::var_os("RINGDIS_TRANSPORT").is_some() {
+        return; // the environment overrides the configuration: see the child tests
+    }
+    for transport in [Transport::Epoll, Transport::IoUring] {
+        let c = Client::new(Config::new().transport(transport)).unwrap();
+        assert_eq!(c.transport(), transport);
+    }
+    let auto = Client::new(Config::new()).unwrap();
+    assert_ne!(auto.transport(), Transport::Auto);
+}
+
+/// Runs `child_<name>` in a fresh process of this test binary with `env` set.
+fn run_child(name: &str, env: &[(&str, &str)]) {
+    let exe = std::env::current_exe().expect("test binary path");
+    let mut cmd = Command::new(exe);
+    cmd.args([
+        name,
+        "--exact",
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env(CHILD, name)
+    .env_remove("RINGDIS_TRANSPORT")
+    .env_remove("RINGDIS_URING_FAIL_SETUP")
+    .env_remove("RINGDIS_URING_NO_BUFRING");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run the child test");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && text.contains("1 passed"),
+        "child {name} with {env:?} failed:\n{text}"
+    );
+}
+
+/// True in the child process meant to run `name` (child tests do nothing elsewhere).
+fn is_child(name: &str) -> bool {
+    std::env::var(CHILD).is_ok_and(|v| v == name)
+}
+
+#[test]
+fn io_uring_setup_failure_falls_back_to_epoll() {
+    run_child("child_setup_failure", &[("RINGDIS_URING_FAIL_SETUP", "1")]);
+}
+
+#[test]
+#[ignore = "run by io_uring_setup_failure_falls_back_to_epoll in a child process"]
+fn child_setup_failure() {
+    if !is_child("child_setup_failure") {
+        return;
+    }
+    let server = Server::start(ServerKind::Redis);
+    let url = server.url();
+    // Auto: epoll, behaving exactly as epoll does.
+    let c = Client::open(&url).unwrap();
+    assert_eq!(c.transport(), Transport::Epoll);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    rt.block_on(large_values_roundtrip(&c, "fallback"));
+    // Forced io_uring: a clear client error saying why.
+    let err = Client::new(
+        Config::from_url(&url)
+            .unwrap()
+            .transport(Transport::IoUring),
+    )
+    .unwrap_err();
+    assert!(matches!(err, ringdis::Error::Client { .. }), "{err:?}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("io_uring is not available") && msg.contains("io_uring_setup"),
+        "{msg}"
+    );
+    // Forced epoll is unaffected.
+    let e = Client::new(Config::from_url(&url).unwrap().transport(Transport::Epoll)).unwrap();
+    assert_eq!(e.transport(), Transport::Epoll);
+}
+
+#[test]
+fn the_environment_overrides_the_configured_transport() {
+    run_child("child_env_epoll", &[("RINGDIS_TRANSPORT", "epoll")]);
+    run_child("child_env_io_uring", &[("RINGDIS_TRANSPORT", "io_uring")]);
+}
+
+#[test]
+#[ignore = "run by the_environment_overrides_the_configured_transport in a child process"]
+fn child_env_epoll() {
+    if !is_child("child_env_epoll") {
+        return;
+    }
+    for t in [Transport::Auto, Transport::IoUring, Transport::Epoll] {
+        let c = Client::new(Config::new().transport(t)).unwrap();
+        assert_eq!(c.transport(), Transport::Epoll);
+    }
+}
+
+#[test]
+#[ignore = "run by the_environment_overrides_the_configured_transport in a child process"]
+fn child_env_io_uring() {
+    if !is_child("child_env_io_uring") {
+        return;
+    }
+    for t in [Transport::Auto, Transport::IoUring, Transport::Epoll] {
+        let c = Client::new(Config::new().transport(t)).unwrap();
+        assert_eq!(c.transport(), Transport::IoUring);
+    }
+}
+
+/// The single-shot receive path (kernels without provided-buffer rings) carries large values and
+/// survives a server restart too.
+#[test]
+fn single_shot_receives_work() {
+    run_child("child_single_shot", &[("RINGDIS_URING_NO_BUFRING", "1")]);
+}
+
+#[test]
+#[ignore = "run by single_shot_receives_work in a child process"]
+fn child_single_shot() {
+    if !is_child("child_single_shot") {
+        return;
+    }
+    let mut server = Server::start(ServerKind::Redis);
+    let c = Client::new(
+        Config::from_url(&server.url())
+            .unwrap()
+            .transport(Transport::IoUring)
+            .connect_timeout(Duration::from_millis(500)),
+    )
+    .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        large_values_roundtrip(&c, "single-shot").await;
+        server.kill();
+        let err = c.call::<Value>(cmd!("PING")).await.unwrap_err();
+        assert!(err.is_connection(), "{err}");
+        server.restart();
+        assert_eq!(
+            c.call::<String>(cmd!("ECHO", "back")).await.unwrap(),
+            "back"
+        );
+    });
+}
