@@ -25,7 +25,7 @@ use crate::{Error, Result};
 use bytes::{Buf, Bytes};
 use io_uring::types::{CancelBuilder, Fd, Timespec};
 use io_uring::{cqueue, opcode, squeue, IoUring};
-use ring::{BufRing, Mode};
+use ring::{BufRing, Enter, Mode};
 use sock::{RawAddr, Target};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -117,6 +117,7 @@ struct Conn {
 /// The socket side of the io_uring driver.
 struct Io {
     ring: IoUring,
+    enter: Enter,
     mode: Mode,
     parking: Arc<Parking>,
     config: Arc<Config>,
@@ -227,6 +228,7 @@ impl Io {
             RecvMode::Single
         };
         Ok(Io {
+            enter: Enter::new(&ring),
             ring,
             mode,
             parking,
@@ -342,21 +344,9 @@ impl Io {
             // Completions are already in the shared queue: no syscall needed.
             return Ok(());
         }
-        let flags = io_uring::EnterFlags::GETEVENTS.bits();
-        // SAFETY: no extra argument is passed; the entries being submitted point at memory
-        // this driver keeps alive until their completions (see `push`).
-        match unsafe {
-            self.ring
-                .submitter()
-                .enter::<libc::sigset_t>(to_submit, want, flags, None)
-        } {
-            Ok(_) => Ok(()),
-            Err(e)
-                if matches!(
-                    e.raw_os_error(),
-                    Some(libc::EINTR | libc::EBUSY | libc::EAGAIN)
-                ) =>
-            {
+        match self.enter.enter(to_submit, want) {
+            Ok(()) => Ok(()),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EINTR | libc::EBUSY | libc::EAGAIN)) => {
                 Ok(())
             }
             Err(e) => Err(e),
