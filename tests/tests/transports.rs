@@ -125,8 +125,18 @@ fn count_dir(path: &str) -> usize {
 }
 
 /// Clients that connected, reconnected and were dropped leave no socket, ring or thread behind.
+/// (In a child process: other tests' clients would move the counts.)
+#[test]
+fn dropped_clients_leave_no_sockets_or_threads() {
+    run_child("child_no_leaks", &[]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dropped_clients_leave_no_sockets_or_threads() {
+#[ignore = "run by dropped_clients_leave_no_sockets_or_threads in a child process"]
+async fn child_no_leaks() {
+    if !is_child("child_no_leaks") {
+        return;
+    }
     let server = Server::start(ServerKind::Redis);
     for transport in transports() {
         // Warm up whatever the runtime and the harness open once.
@@ -317,4 +327,35 @@ fn child_single_shot() {
             "back"
         );
     });
+}
+
+/// The client works inside a tokio-uring runtime (its own ring, next to ours), on both
+/// transports, with calls from several tasks at once.
+#[test]
+fn works_inside_tokio_uring() {
+    let server = Server::start(ServerKind::Redis);
+    for transport in transports() {
+        let c = client(&server, transport, Protocol::Resp3);
+        tokio_uring::start(async {
+            let tasks: Vec<_> = (0..32)
+                .map(|i| {
+                    let c = c.clone();
+                    tokio_uring::spawn(async move {
+                        let key = ringdis_tests::unique("tokio-uring");
+                        c.call::<()>(cmd!("SET", key.as_str(), i)).await.unwrap();
+                        c.call::<i64>(cmd!("GET", key.as_str())).await.unwrap()
+                    })
+                })
+                .collect();
+            for (i, t) in tasks.into_iter().enumerate() {
+                assert_eq!(t.await.unwrap(), i as i64, "{transport:?}");
+            }
+            let big = pattern(1 << 20, 3);
+            c.call::<()>(cmd!("SET", "tokio-uring-big", big.as_slice()))
+                .await
+                .unwrap();
+            let got: Vec<u8> = c.call(cmd!("GET", "tokio-uring-big")).await.unwrap();
+            assert!(got == big, "{transport:?}");
+        });
+    }
 }
