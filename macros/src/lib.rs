@@ -7,6 +7,7 @@ mod attr;
 use attr::{DefaultKind, Field, Input, Shape};
 use proc_macro2::{Literal, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
 use syn::{parse_macro_input, DeriveInput};
 
 /// Derives `ringdis::FromRedis`. See the documentation of `ringdis::FromRedis`.
@@ -317,8 +318,11 @@ fn to_redis(input: &Input) -> TokenStream {
                 } else {
                     let lit = Literal::byte_string(f.wire.as_bytes());
                     let owner = format!("{owner}.{}", f.name);
-                    write.push(quote!(__p::write_named(&self.#m, #lit, #owner, out);));
-                    count.push(quote!(__p::count_named(&self.#m)));
+                    // Spanned at the field's type, so a type that cannot be written is
+                    // reported there.
+                    let sp = f.ty.span();
+                    write.push(quote_spanned!(sp=> __p::write_named(&self.#m, #lit, #owner, out);));
+                    count.push(quote_spanned!(sp=> __p::count_named(&self.#m)));
                 }
             }
             (quote!(#(#write)*), quote!(0 #(+ #count)*))
