@@ -512,3 +512,206 @@ impl<'de> VariantAccess<'de> for &'de Value {
         de::Deserializer::deserialize_map(self, visitor)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+    use std::collections::{BTreeMap, HashMap};
+
+    fn bulk(s: &str) -> Value {
+        Value::Bulk(bytes::Bytes::copy_from_slice(s.as_bytes()))
+    }
+
+    #[derive(Deserialize, Debug, PartialEq)]
+    #[serde(rename_all = "lowercase")]
+    enum Role {
+        Master,
+        Replica,
+    }
+
+    #[derive(Deserialize, Debug, PartialEq)]
+    enum Shape {
+        Circle(f64),
+        Rect { w: u32, h: u32 },
+        Empty,
+    }
+
+    #[derive(Deserialize, Debug, PartialEq)]
+    struct Replica {
+        ip: String,
+        port: u16,
+        online: bool,
+    }
+
+    #[derive(Deserialize, Debug, PartialEq)]
+    struct Node<'a> {
+        name: &'a str,
+        role: Role,
+        port: u16,
+        ratio: f64,
+        tags: Vec<String>,
+        labels: HashMap<String, i64>,
+        replicas: Vec<Replica>,
+        note: Option<String>,
+        pair: (String, u8),
+        #[serde(default)]
+        shapes: Vec<Shape>,
+    }
+
+    fn node_reply(flat: bool) -> Value {
+        let replica = |ip: &str, port: &str| {
+            let pairs = [("ip", ip), ("port", port), ("online", "1")];
+            if flat {
+                Value::Array(pairs.iter().flat_map(|(k, v)| [bulk(k), bulk(v)]).collect())
+            } else {
+                Value::Map(pairs.iter().map(|(k, v)| (bulk(k), bulk(v))).collect())
+            }
+        };
+        let pairs = vec![
+            (bulk("name"), bulk("n1")),
+            (bulk("role"), Value::Simple("master".into())),
+            (bulk("port"), bulk("6379")),
+            (bulk("ratio"), Value::Double(0.5)),
+            (bulk("tags"), Value::Set(vec![bulk("a"), bulk("b")])),
+            (
+                bulk("labels"),
+                Value::Map(vec![(bulk("x"), Value::Int(1)), (bulk("y"), bulk("-2"))]),
+            ),
+            (
+                bulk("replicas"),
+                Value::Array(vec![replica("10.0.0.2", "6380")]),
+            ),
+            (bulk("note"), Value::Nil),
+            (bulk("pair"), Value::Array(vec![bulk("p"), Value::Int(7)])),
+            (
+                bulk("shapes"),
+                Value::Array(vec![
+                    bulk("Empty"),
+                    Value::Map(vec![(bulk("Circle"), bulk("1.5"))]),
+                    Value::Map(vec![(
+                        bulk("Rect"),
+                        Value::Array(vec![bulk("w"), bulk("2"), bulk("h"), bulk("3")]),
+                    )]),
+                ]),
+            ),
+            (bulk("ignored"), Value::Int(0)),
+        ];
+        if flat {
+            Value::Array(pairs.into_iter().flat_map(|(k, v)| [k, v]).collect())
+        } else {
+            Value::Map(pairs)
+        }
+    }
+
+    #[test]
+    fn nested_structs_maps_sequences_options_and_enums() {
+        for flat in [false, true] {
+            let reply = node_reply(flat);
+            let node = Node::deserialize(&reply).unwrap();
+            assert_eq!(
+                node,
+                Node {
+                    name: "n1",
+                    role: Role::Master,
+                    port: 6379,
+                    ratio: 0.5,
+                    tags: vec!["a".into(), "b".into()],
+                    labels: [("x".to_owned(), 1), ("y".to_owned(), -2)].into(),
+                    replicas: vec![Replica {
+                        ip: "10.0.0.2".into(),
+                        port: 6380,
+                        online: true
+                    }],
+                    note: None,
+                    pair: ("p".into(), 7),
+                    shapes: vec![Shape::Empty, Shape::Circle(1.5), Shape::Rect { w: 2, h: 3 }],
+                },
+                "flat: {flat}"
+            );
+        }
+    }
+
+    #[test]
+    fn scalars_follow_from_redis_rules() {
+        assert_eq!(i64::deserialize(&bulk("-5")).unwrap(), -5);
+        assert_eq!(u8::deserialize(&Value::Int(255)).unwrap(), 255);
+        assert!(u8::deserialize(&Value::Int(256)).is_err());
+        assert_eq!(f64::deserialize(&bulk("inf")).unwrap(), f64::INFINITY);
+        assert!(bool::deserialize(&Value::Simple("OK".into())).unwrap());
+        assert!(!bool::deserialize(&bulk("0")).unwrap());
+        assert_eq!(String::deserialize(&Value::Int(3)).unwrap(), "3");
+        assert_eq!(
+            Option::<i64>::deserialize(&Value::Nil).unwrap(),
+            None::<i64>
+        );
+        assert_eq!(
+            serde_bytes_like(&bulk("ab")),
+            b"ab".to_vec(),
+            "bytes borrow from the value"
+        );
+        let m = BTreeMap::<String, String>::deserialize(&Value::Nil).unwrap();
+        assert!(m.is_empty());
+        let e = Role::deserialize(&bulk("leader")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            r#"decode error: expected one of "master", "replica", got "leader""#
+        );
+    }
+
+    fn serde_bytes_like(v: &Value) -> Vec<u8> {
+        struct B;
+        impl<'de> Visitor<'de> for B {
+            type Value = Vec<u8>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("bytes")
+            }
+            fn visit_borrowed_bytes<E>(self, v: &'de [u8]) -> std::result::Result<Vec<u8>, E> {
+                Ok(v.to_vec())
+            }
+        }
+        de::Deserializer::deserialize_bytes(v, B).unwrap()
+    }
+
+    #[test]
+    fn errors_carry_the_path() {
+        let mut reply = node_reply(false);
+        if let Value::Map(pairs) = &mut reply {
+            pairs[6].1 = Value::Array(vec![Value::Map(vec![
+                (bulk("ip"), bulk("x")),
+                (bulk("port"), bulk("high")),
+            ])]);
+        }
+        let e = Node::deserialize(&reply).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            r#"decode error: replicas[0].port: expected integer (u16), got bulk string "high""#
+        );
+        let e = Replica::deserialize(&Value::Map(vec![(bulk("ip"), bulk("x"))])).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            r#"decode error: port: expected field "port", got no such field"#
+        );
+        let e = Replica::deserialize(&Value::Int(1)).unwrap_err();
+        assert!(matches!(e, Error::Decode { .. }), "{e}");
+        let nested_error = Value::Array(vec![Value::Error(crate::ServerError {
+            kind: "WRONGTYPE".into(),
+            message: "x".into(),
+        })]);
+        let e = Vec::<i64>::deserialize(&nested_error).unwrap_err();
+        assert_eq!(e.server_kind(), Some("WRONGTYPE"));
+    }
+
+    #[test]
+    fn serde_wrapper_decodes_owned_replies() {
+        #[derive(Deserialize, Debug)]
+        struct Owned {
+            name: String,
+        }
+        let Serde(o) =
+            Serde::<Owned>::from_redis(Value::Array(vec![bulk("name"), bulk("a")])).unwrap();
+        assert_eq!(o.name, "a");
+        let e = Serde::<Owned>::from_redis(Value::Array(vec![])).unwrap_err();
+        assert!(e.to_string().contains(r#"field "name""#), "{e}");
+    }
+}
