@@ -15,6 +15,9 @@ use std::hash::{BuildHasher, Hash};
 ///
 /// `u8` is not a `FromRedis` type on its own: `Vec<u8>` is always the bytes of one string.
 ///
+/// For your own types, derive it: [`#[derive(FromRedis)]`](macro@crate::FromRedis) decodes structs
+/// from hash-like replies by field name, tuple structs by position, and enums from their names.
+///
 /// ```
 /// use ringdis::{FromRedis, Value};
 /// use std::collections::HashMap;

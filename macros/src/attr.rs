@@ -141,7 +141,7 @@ pub struct Variant {
 pub enum Shape {
     Named(Vec<Field>),
     /// A tuple struct of one field that is not skipped: transparent.
-    Newtype(Field),
+    Newtype(Box<Field>),
     Tuple(Vec<Field>),
     Unit,
     Enum(Vec<Variant>),
@@ -330,7 +330,7 @@ pub fn parse(input: &DeriveInput, derive: &str) -> syn::Result<Input> {
                 match s.fields {
                     Fields::Unit => Shape::Unit,
                     _ if fields.len() == 1 && !fields[0].skip => {
-                        Shape::Newtype(fields.pop().expect("one field"))
+                        Shape::Newtype(Box::new(fields.pop().expect("one field")))
                     }
                     _ => Shape::Tuple(fields),
                 }
