@@ -117,6 +117,53 @@ mod tests {
     }
 
     #[test]
+    fn json_fields_in_derived_structs() {
+        use crate::{FromRedis, ToRedis};
+        #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq, Clone)]
+        struct Prefs {
+            theme: String,
+            langs: Vec<String>,
+        }
+        #[derive(FromRedis, ToRedis, Debug, PartialEq)]
+        struct User {
+            name: String,
+            prefs: Json<Prefs>,
+            extra: Option<Json<Vec<u8>>>,
+        }
+        let user = User {
+            name: "ada".into(),
+            prefs: Json(Prefs {
+                theme: "dark".into(),
+                langs: vec!["en".into(), "fr".into()],
+            }),
+            extra: None,
+        };
+        let mut args = Args::new();
+        user.write_args(&mut args);
+        let sent: Vec<Value> = args
+            .iter()
+            .map(|a| Value::Bulk(a.to_vec().into()))
+            .collect();
+        assert_eq!(
+            sent[3],
+            Value::Bulk(r#"{"theme":"dark","langs":["en","fr"]}"#.into())
+        );
+        assert_eq!(User::from_redis(Value::Array(sent)).unwrap(), user);
+        let bad = Value::Array(vec![
+            Value::Bulk("name".into()),
+            Value::Bulk("ada".into()),
+            Value::Bulk("prefs".into()),
+            Value::Bulk("{}".into()),
+        ]);
+        let e = User::from_redis(bad).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("decode error: User.prefs: expected JSON (missing field `theme`"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn non_strings_and_bad_json_are_decode_errors() {
         let e = Json::<i32>::from_redis(Value::Int(1)).unwrap_err();
         assert_eq!(
