@@ -407,11 +407,15 @@ fn parse_field(
         }
         Ok(())
     });
-    if flatten && rename.is_some() {
+    let at = f.ident.as_ref().map_or_else(|| f.ty.span(), |i| i.span());
+    if flatten && (skip || default.is_some()) {
         errors.at(
-            f.span(),
-            "a `flatten` field has no name of its own to `rename`",
+            at,
+            "a `flatten` field reads the rest of the map; `skip` and `default` do not apply",
         );
+    }
+    if flatten && rename.is_some() {
+        errors.at(at, "a `flatten` field has no name of its own to `rename`");
     }
     let (member, name) = match &f.ident {
         Some(id) => (syn::Member::Named(id.clone()), id.unraw().to_string()),

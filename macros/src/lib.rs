@@ -98,14 +98,14 @@ fn from_redis(input: &Input) -> TokenStream {
                     <#ty as ::ringdis::FromRedis>::from_redis_missing().map(#ident)
                 }
             };
-            quote!(<#ty as ::ringdis::FromRedis>::from_redis_field(value).map(#ident))
+            quote!(<#ty as ::ringdis::FromRedis>::from_redis_field(__value).map(#ident))
         }
         Shape::Tuple(fields) => {
             fields.iter().for_each(&mut bound);
             extra = tuple_items(ident, fields);
             tuple_body(fields)
         }
-        Shape::Unit => quote!(__p::unit(value).map(|()| #ident)),
+        Shape::Unit => quote!(__p::unit(__value).map(|()| #ident)),
         Shape::Enum(variants) => {
             let arms = variants.iter().map(|v| {
                 let lit = Literal::byte_string(v.wire.as_bytes());
@@ -119,10 +119,10 @@ fn from_redis(input: &Input) -> TokenStream {
                 format!("one of {}", names.join(", "))
             };
             quote! {
-                let value = __p::variant(value)?;
-                match __p::key(&value) {
+                let __value = __p::variant(__value)?;
+                match __p::key(&__value) {
                     #(#arms)*
-                    _ => __p::Err(::ringdis::Error::decode(#expected, &value)),
+                    _ => __p::Err(::ringdis::Error::decode(#expected, &__value)),
                 }
             }
         }
@@ -131,17 +131,17 @@ fn from_redis(input: &Input) -> TokenStream {
     let (impl_g, ty_g, where_c) = generics.split_for_impl();
     quote! {
         #[doc(hidden)]
-        #[allow(non_upper_case_globals, unused_qualifications, unused_variables, clippy::all)]
+        #[allow(non_upper_case_globals, unused_qualifications, unused_variables, private_bounds, clippy::all)]
         const _: () = {
             use ::ringdis::__private as __p;
             #[automatically_derived]
             impl #impl_g ::ringdis::FromRedis for #ident #ty_g #where_c {
-                fn from_redis(value: ::ringdis::Value) -> ::ringdis::Result<Self> {
-                    <Self as ::ringdis::FromRedis>::from_redis_field(value)
+                fn from_redis(__value: ::ringdis::Value) -> ::ringdis::Result<Self> {
+                    <Self as ::ringdis::FromRedis>::from_redis_field(__value)
                         .map_err(|e| e.in_field(#type_name))
                 }
                 #[inline]
-                fn from_redis_field(value: ::ringdis::Value) -> ::ringdis::Result<Self> {
+                fn from_redis_field(__value: ::ringdis::Value) -> ::ringdis::Result<Self> {
                     #body
                 }
                 #extra
@@ -211,7 +211,7 @@ fn named_body(input: &Input, fields: &[Field]) -> TokenStream {
     quote! {
         #(#slots)*
         #rest_decl
-        for (__k, __v) in __p::pairs(value)? {
+        for (__k, __v) in __p::pairs(__value)? {
             match __p::key(&__k) {
                 #(#arms)*
                 #unknown
@@ -259,7 +259,7 @@ fn tuple_body(fields: &[Field]) -> TokenStream {
         }
     });
     quote! {
-        let mut __it = __p::elements(value, #min, #max, #expected)?;
+        let mut __it = __p::elements(__value, #min, #max, #expected)?;
         __p::Ok(Self(#(#build),*))
     }
 }
@@ -366,7 +366,7 @@ fn to_redis(input: &Input) -> TokenStream {
     let (impl_g, ty_g, where_c) = generics.split_for_impl();
     quote! {
         #[doc(hidden)]
-        #[allow(non_upper_case_globals, unused_qualifications, unused_variables, clippy::all)]
+        #[allow(non_upper_case_globals, unused_qualifications, unused_variables, private_bounds, clippy::all)]
         const _: () = {
             use ::ringdis::__private as __p;
             #[automatically_derived]

@@ -368,6 +368,7 @@ struct WithTail(
     #[redis(skip)] PhantomData<()>,
 );
 
+/// Named like the prelude's `Ok` on purpose: the generated code must not care.
 #[derive(FromRedis, ToRedis, Debug, PartialEq)]
 struct Ok;
 
@@ -443,7 +444,10 @@ fn generics_and_lifetimes() {
         Value::Array(vec![Value::Int(1), bulk("2")]),
     )]);
     let p = Page::<u8>::from_redis(v.clone());
-    assert!(p.is_err(), "u8 is not FromRedis on its own, but u16 is");
+    assert!(
+        p.is_err(),
+        "the bound is `Vec<u8>: FromRedis`: one string's bytes, not an array"
+    );
     let p = Page::<u16>::from_redis(v).unwrap();
     assert_eq!(
         p,

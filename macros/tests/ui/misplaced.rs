@@ -10,4 +10,19 @@ struct Both {
     rest: std::collections::HashMap<String, String>,
 }
 
+#[derive(FromRedis)]
+struct Meta {
+    id: u64,
+}
+
+#[derive(FromRedis)]
+struct Outer {
+    #[redis(flatten, default)]
+    meta: Meta,
+}
+
+#[derive(FromRedis)]
+#[redis(rename_all = "camelCase")]
+struct Tuple(u64, u64);
+
 fn main() {}
