@@ -101,11 +101,17 @@ impl Client {
         })
     }
 
-    /// Sends a command and decodes its reply into `T`.
+    /// Sends a command (or a [`Pipeline`]) and decodes its reply into `T`.
     ///
     /// The command is queued at once; the returned future resolves to the reply. Dropping the
     /// future abandons the reply (it is still read and discarded) and affects no other call.
-    pub fn call<T: FromRedis>(&self, cmd: Cmd) -> Call<T> {
+    /// A pipeline's replies decode as one array (see [`Pipeline::query`]), as tornadis lets a
+    /// `Pipeline` go through `call`.
+    pub fn call<T: FromRedis>(&self, request: impl Callable) -> Call<T> {
+        request.call_on(self)
+    }
+
+    fn call_cmd<T: FromRedis>(&self, cmd: Cmd) -> Call<T> {
         if let Some(err) = refuse_on_shared_connection(&cmd) {
             return Call::failed(err);
         }
@@ -235,15 +241,28 @@ impl Client {
     /// }));
     /// client.async_call(cmd!("INCR", "hits"), None::<fn(_)>);
     /// ```
-    pub fn async_call<F>(&self, cmd: Cmd, callback: Option<F>)
+    pub fn async_call<F>(&self, request: impl Callable, callback: Option<F>)
     where
         F: FnOnce(Result<Value>) + Send + 'static,
     {
+        let Prepared(payload, finish) = match request.payload() {
+            Ok(p) => p,
+            Err(e) => {
+                if let Some(cb) = callback {
+                    cb(Err(e));
+                }
+                return;
+            }
+        };
         let sink = match callback {
-            Some(cb) => Sink::Callback(Box::new(cb) as Callback),
+            Some(cb) => {
+                Sink::Callback(
+                    Box::new(move |reply: Result<Value>| cb(reply.and_then(finish))) as Callback,
+                )
+            }
             None => Sink::Discard,
         };
-        self.submit(Payload::One(cmd), sink, self.inner.command_timeout);
+        self.submit(payload, sink, self.inner.command_timeout);
     }
 
     /// Connects now (and runs the handshake). `Ok(true)` once ready; safe to call when already
@@ -311,6 +330,77 @@ impl Client {
     /// [`Transport::Epoll`] (never `Auto`).
     pub fn transport(&self) -> Transport {
         self.inner.transport
+    }
+}
+
+/// What [`Client::call`] and [`Client::async_call`] send: a [`Cmd`] or a [`Pipeline`] (by
+/// value or by reference).
+///
+/// ```no_run
+/// use ringdis::{cmd, Client};
+/// # async fn demo(client: Client) -> ringdis::Result<()> {
+/// let n: i64 = client.call(cmd!("INCR", "n")).await?;
+/// let mut p = client.pipeline();
+/// p.add(cmd!("INCR", "n")).add(cmd!("INCR", "n"));
+/// let (a, b): (i64, i64) = client.call(&p).await?;
+/// # Ok(()) }
+/// ```
+pub trait Callable: sealed::Sealed {
+    #[doc(hidden)]
+    fn call_on<T: FromRedis>(self, client: &Client) -> Call<T>;
+    #[doc(hidden)]
+    fn payload(self) -> Result<Prepared>;
+}
+
+/// What a [`Callable`] puts on the wire, and what turns its replies into the caller's value.
+#[doc(hidden)]
+#[allow(missing_debug_implementations)]
+pub struct Prepared(Payload, crate::pipeline::Finish);
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for crate::Cmd {}
+    impl Sealed for crate::Pipeline {}
+    impl Sealed for &crate::Pipeline {}
+    impl Sealed for &mut crate::Pipeline {}
+}
+
+impl Callable for Cmd {
+    fn call_on<T: FromRedis>(self, client: &Client) -> Call<T> {
+        client.call_cmd(self)
+    }
+    fn payload(self) -> Result<Prepared> {
+        match refuse_on_shared_connection(&self) {
+            Some(err) => Err(err),
+            None => Ok(Prepared(Payload::One(self), Ok)),
+        }
+    }
+}
+
+impl Callable for &Pipeline {
+    fn call_on<T: FromRedis>(self, client: &Client) -> Call<T> {
+        client.call_pipeline(self)
+    }
+    fn payload(self) -> Result<Prepared> {
+        Pipeline::payload(self).map(|(p, f)| Prepared(p, f))
+    }
+}
+
+impl Callable for &mut Pipeline {
+    fn call_on<T: FromRedis>(self, client: &Client) -> Call<T> {
+        client.call_pipeline(self)
+    }
+    fn payload(self) -> Result<Prepared> {
+        Pipeline::payload(self).map(|(p, f)| Prepared(p, f))
+    }
+}
+
+impl Callable for Pipeline {
+    fn call_on<T: FromRedis>(self, client: &Client) -> Call<T> {
+        client.call_pipeline(&self)
+    }
+    fn payload(self) -> Result<Prepared> {
+        Pipeline::payload(&self).map(|(p, f)| Prepared(p, f))
     }
 }
 

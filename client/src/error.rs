@@ -75,6 +75,14 @@ pub enum Error {
 }
 
 fn fmt_decode(path: &str, expected: &str, got: &str) -> String {
+    if got.is_empty() {
+        // A message with nothing to compare (a serde `custom` error): `expected` says it all.
+        return if path.is_empty() {
+            format!("decode error: {expected}")
+        } else {
+            format!("decode error: {path}: {expected}")
+        };
+    }
     if path.is_empty() {
         format!("decode error: expected {expected}, got {got}")
     } else {

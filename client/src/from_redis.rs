@@ -15,6 +15,9 @@ use std::hash::{BuildHasher, Hash};
 ///
 /// `u8` is not a `FromRedis` type on its own: `Vec<u8>` is always the bytes of one string.
 ///
+/// For your own types, derive it: [`#[derive(FromRedis)]`](macro@crate::FromRedis) decodes structs
+/// from hash-like replies by field name, tuple structs by position, and enums from their names.
+///
 /// ```
 /// use ringdis::{FromRedis, Value};
 /// use std::collections::HashMap;
@@ -49,6 +52,21 @@ pub trait FromRedis: Sized {
     #[doc(hidden)]
     fn from_redis_pairs(pairs: Vec<(Value, Value)>) -> Result<Vec<Self>> {
         Err(Error::decode("array", &Value::Map(pairs)))
+    }
+
+    /// Decodes a value that is a field of a derived type. The default is
+    /// [`FromRedis::from_redis`]; derived types override it to leave their own name out of error
+    /// paths, so a nested failure reads `User.address.zip`, not `User.address.Address.zip`.
+    #[doc(hidden)]
+    fn from_redis_field(value: Value) -> Result<Self> {
+        Self::from_redis(value)
+    }
+
+    /// The value of a struct field that is absent from the reply: `None` (the field is
+    /// required) except for `Option`, which is `None` when missing.
+    #[doc(hidden)]
+    fn from_redis_missing() -> Option<Self> {
+        None
     }
 }
 
@@ -192,11 +210,34 @@ impl<T: FromRedis> FromRedis for Option<T> {
             v => T::from_redis(v).map(Some),
         }
     }
+
+    fn from_redis_field(value: Value) -> Result<Self> {
+        match value {
+            Value::Nil => Ok(None),
+            v => T::from_redis_field(v).map(Some),
+        }
+    }
+
+    fn from_redis_missing() -> Option<Self> {
+        Some(None)
+    }
 }
 
 impl<T: FromRedis> FromRedis for Box<T> {
     fn from_redis(value: Value) -> Result<Self> {
         T::from_redis(value).map(Box::new)
+    }
+
+    fn from_redis_field(value: Value) -> Result<Self> {
+        T::from_redis_field(value).map(Box::new)
+    }
+}
+
+impl FromRedis for std::borrow::Cow<'_, str> {
+    /// As for `String` (always owned), so a struct with `Cow<'a, str>` fields can be written
+    /// from borrowed text and read back into the same type.
+    fn from_redis(value: Value) -> Result<Self> {
+        String::from_redis(value).map(std::borrow::Cow::Owned)
     }
 }
 

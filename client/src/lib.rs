@@ -6,34 +6,55 @@
 #![doc = include_str!("../../README.md")]
 #![warn(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
+// So `#[derive(FromRedis)]` (which names `::ringdis`) also works inside this crate.
+extern crate self as ringdis;
+
+#[doc(hidden)]
+#[path = "derive.rs"]
+pub mod __private;
 mod blocking;
 mod client;
 mod cmd;
 mod config;
 mod conn;
+#[cfg(feature = "serde")]
+mod de;
 mod driver;
 mod error;
 mod from_redis;
+#[cfg(feature = "json")]
+mod json;
 mod pipeline;
 mod pool;
 pub mod resp;
 mod script;
+mod spread;
 mod subscriber;
 mod timer;
 mod to_arg;
 mod url;
 mod value;
 
-pub use client::{Call, Client};
+pub use client::{Call, Callable, Client};
 pub use cmd::{Cmd, CmdFlags};
 pub use config::{Addr, Config, Protocol, Transport};
+#[cfg(feature = "serde")]
+pub use de::Serde;
 pub use error::{Error, Result};
 pub use from_redis::FromRedis;
+#[cfg(feature = "json")]
+pub use json::Json;
 pub use pipeline::{Pipeline, WATCH_ATTEMPTS};
 pub use pool::{Pool, PoolBuilder, Pooled};
 pub use resp::{Limits, Parser};
+#[doc = include_str!("derive_from_redis.md")]
+pub use ringdis_macros::FromRedis;
+#[doc = include_str!("derive_to_redis.md")]
+pub use ringdis_macros::ToRedis;
 pub use script::{Invocation, Library, Script};
+pub use spread::Spread;
 pub use subscriber::{Message, SubKind, Subscriber};
 pub use to_arg::{Args, ArgsIter, ToArg};
 pub use value::{ServerError, Value};

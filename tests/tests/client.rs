@@ -442,6 +442,16 @@ fn futures_work_under_any_executor() {
             }
         });
         assert_eq!(done.load(Ordering::SeqCst), 16);
+
+        // Inside tokio-uring's runtime (its own ring, beside ours), tasks on its local set.
+        let c2 = c.clone();
+        let got = tokio_uring::start(async move {
+            let task = tokio_uring::spawn(echo(c2.clone(), "uring task"));
+            let direct = echo(c2, "uring").await;
+            (direct, task.await)
+        });
+        assert_eq!(got.0.unwrap(), "uring");
+        assert_eq!(got.1.unwrap().unwrap(), "uring task");
     }
 }
 

@@ -59,7 +59,133 @@ async fn pipelines_reply_in_order_while_others_share_the_connection() {
             // An empty pipeline is refused before anything is sent.
             let err = c.pipeline().query::<Value>().await.unwrap_err();
             assert!(matches!(err, Error::Client { .. }), "{at}");
+            let err = c.call::<Value>(c.pipeline()).await.unwrap_err();
+            assert!(matches!(err, Error::Client { .. }), "{at}");
+
+            // A pipeline through call() and async_call(), as tornadis allows.
+            let mut p = c.pipeline();
+            p.add(cmd!("SET", "via", "call")).add(cmd!("GET", "via"));
+            let ((), via): ((), String) = c.call(&p).await.unwrap();
+            assert_eq!(via, "call", "{at}");
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            c.async_call(p, Some(move |reply: Result<Value>| drop(tx.send(reply))));
+            let reply = rx.await.unwrap().unwrap();
+            assert_eq!(
+                reply,
+                Value::Array(vec![Value::Simple("OK".into()), Value::Bulk("call".into())]),
+                "{at}"
+            );
+            let counter = format!("via:{protocol:?}");
+            let mut t = c.transaction();
+            t.add(cmd!("INCR", &counter)).add(cmd!("INCR", &counter));
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            c.async_call(&t, Some(move |reply: Result<Value>| drop(tx.send(reply))));
+            assert_eq!(
+                rx.await.unwrap().unwrap(),
+                Value::Array(vec![Value::Int(1), Value::Int(2)]),
+                "{at}"
+            );
         }
+    }
+}
+
+/// The server dies and comes back while many tasks run pipelines and transactions: every
+/// batch either gets its own replies or a connection error, none waits for ever, and the
+/// client works again after the restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_restart_in_the_middle_of_pipelines_and_transactions() {
+    for (kind, transport) in matrix() {
+        for protocol in PROTOCOLS {
+            let at = label(kind, transport, protocol);
+            let mut server = Server::start(kind);
+            let c = client(&server, transport, protocol);
+            let ok = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let (progress_tx, mut progress_rx) = tokio::sync::mpsc::unbounded_channel();
+            let tasks: Vec<_> = (0..32)
+                .map(|t| {
+                    let (c, ok, progress) = (c.clone(), ok.clone(), progress_tx.clone());
+                    tokio::spawn(async move {
+                        let mut lost = 0;
+                        for i in 0..200 {
+                            let tag = format!("t{t}:{i}");
+                            let mut p = if i % 2 == 0 {
+                                c.pipeline()
+                            } else {
+                                c.transaction()
+                            };
+                            p.add(cmd!("SET", &tag, i))
+                                .add(cmd!("GET", &tag))
+                                .add(cmd!("ECHO", &tag));
+                            match p.query::<((), i64, String)>().await {
+                                Ok((_, got, echo)) => {
+                                    assert_eq!(
+                                        (got, echo.as_str()),
+                                        (i, tag.as_str()),
+                                        "a reply reached the wrong caller"
+                                    );
+                                    ok.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                                }
+                                Err(e) => {
+                                    assert!(e.is_connection(), "{tag}: {e}");
+                                    lost += 1;
+                                }
+                            }
+                            let _ = progress.send(());
+                        }
+                        lost
+                    })
+                })
+                .collect();
+            drop(progress_tx);
+            // Kill it once batches are flowing, bring it back, let the rest run.
+            for _ in 0..500 {
+                progress_rx.recv().await;
+            }
+            server.kill();
+            server.restart();
+            let all = futures::future::join_all(tasks);
+            let results = tokio::time::timeout(Duration::from_secs(120), all)
+                .await
+                .unwrap_or_else(|_| panic!("{at}: a batch never finished"));
+            let lost: usize = results.into_iter().map(|r| r.unwrap()).sum();
+            let done = ok.load(std::sync::atomic::Ordering::Relaxed);
+            assert_eq!(done + lost, 32 * 200, "{at}");
+            assert!(done >= 500, "{at}: {done} batches succeeded");
+            let (n, echo): (i64, String) = {
+                let mut t = c.transaction();
+                t.add(cmd!("INCR", "after")).add(cmd!("ECHO", "alive"));
+                t.query().await.unwrap_or_else(|e| panic!("{at}: {e}"))
+            };
+            assert_eq!((n, echo.as_str()), (1, "alive"), "{at}");
+        }
+    }
+}
+
+/// A `Spread` sends its calls round robin over its connections.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spread_uses_every_connection() {
+    for (kind, transport) in matrix() {
+        let server = Server::start(kind);
+        let spread = ringdis::Spread::new(config(&server, transport), 3).unwrap();
+        let mut ids = std::collections::BTreeSet::new();
+        for _ in 0..9 {
+            ids.insert(spread.call::<i64>(cmd!("CLIENT", "ID")).await.unwrap());
+        }
+        assert_eq!(ids.len(), 3, "{kind}/{transport:?}: {ids:?}");
+        assert!(spread.is_connected());
+        let tasks: Vec<_> = (0..300)
+            .map(|i| {
+                let spread = spread.clone();
+                tokio::spawn(
+                    async move { spread.call::<String>(cmd!("ECHO", i.to_string())).await },
+                )
+            })
+            .collect();
+        for (i, t) in tasks.into_iter().enumerate() {
+            assert_eq!(t.await.unwrap().unwrap(), i.to_string());
+        }
+        spread.disconnect().await;
+        assert!(!spread.is_connected());
     }
 }
 

@@ -362,6 +362,8 @@ impl Core {
             State::Closing { reason } => reason,
             _ => err.clone(),
         };
+        // Before any call hears of the loss.
+        self.connected.store(false, Ordering::Release);
         self.queue.fail_inflight(&reason);
         self.parser.reset();
         self.input.clear();

@@ -1,0 +1,8 @@
+use ringdis::ToRedis;
+
+#[derive(ToRedis)]
+struct NotAnArg {
+    when: std::time::Duration,
+}
+
+fn main() {}

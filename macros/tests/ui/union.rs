@@ -1,0 +1,9 @@
+use ringdis::FromRedis;
+
+#[derive(FromRedis)]
+union Bits {
+    a: u32,
+    b: f32,
+}
+
+fn main() {}
