@@ -86,8 +86,12 @@ impl Client {
         let (shared, transport) = match choice {
             Transport::Epoll => (driver::epoll::spawn(config.clone())?, Transport::Epoll),
             Transport::IoUring => (driver::uring::spawn(config.clone())?, Transport::IoUring),
-            // Not yet the default: io_uring has to earn it in the benchmark first.
-            Transport::Auto => (driver::epoll::spawn(config.clone())?, Transport::Epoll),
+            // io_uring where the kernel gives us a ring (any setup failure: EPERM, ENOSYS,
+            // kernel.io_uring_disabled, a seccomp filter); epoll, unchanged, where it does not.
+            Transport::Auto => match driver::uring::spawn(config.clone()) {
+                Ok(shared) => (shared, Transport::IoUring),
+                Err(_) => (driver::epoll::spawn(config.clone())?, Transport::Epoll),
+            },
         };
         Ok(Client {
             inner: Arc::new(Inner {
