@@ -43,12 +43,25 @@ pub enum Protocol {
 /// The environment variable `RINGDIS_TRANSPORT` (`auto`, `io_uring` or `epoll`), when set,
 /// overrides the configured choice, so a deployment or a test run can force one without a code
 /// change.
+///
+/// The io_uring transport is a driver thread that owns one ring: `IORING_OP_CONNECT`, one send of
+/// everything queued, multishot receives from a provided-buffer ring (single-shot receives on
+/// kernels without one), timers as ring timeouts, and wake-ups that cost a syscall only when the
+/// driver is parked. [`Transport::Auto`] uses it wherever `io_uring_setup` succeeds, and the epoll
+/// transport, with the same behaviour, wherever it fails (`EPERM` from a seccomp filter, `ENOSYS`,
+/// `kernel.io_uring_disabled`). [`Client::transport`](crate::Client::transport) tells which one
+/// is live.
+///
+/// Two more variables exist for testing those paths on a kernel that has everything:
+/// `RINGDIS_URING_FAIL_SETUP=1` makes ring setup fail as if the kernel refused it, and
+/// `RINGDIS_URING_NO_BUFRING=1` makes the io_uring transport use single-shot receives.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Transport {
     /// io_uring where the kernel allows it, epoll otherwise.
     #[default]
     Auto,
-    /// io_uring only: creating the client fails where the kernel refuses a ring.
+    /// io_uring only: creating the client fails with [`Error::Client`](crate::Error::Client),
+    /// saying why, where the kernel refuses a ring.
     IoUring,
     /// epoll only.
     Epoll,

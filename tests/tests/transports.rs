@@ -9,7 +9,7 @@
 mod support;
 
 use ringdis::{cmd, Client, Config, Protocol, Transport, Value};
-use ringdis_tests::{Server, ServerKind};
+use ringdis_tests::{FaultServer, Server, ServerKind};
 use std::process::Command;
 use std::time::Duration;
 use support::{client, transports};
@@ -117,6 +117,42 @@ async fn closing_with_large_transfers_in_flight() {
         let get = c.call::<Vec<u8>>(cmd!("GET", key.as_str()));
         drop(c);
         assert!(get.await.unwrap() == value, "{transport:?}");
+    }
+}
+
+/// A timer set for later gives way to an earlier deadline: the reconnect backoff (milliseconds)
+/// is not held up by the connect-timeout timer (seconds) armed before it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_earlier_deadline_replaces_a_later_timer() {
+    for transport in transports() {
+        let fault = FaultServer::start(|mut conn| {
+            if conn.number() < 3 {
+                return conn.close();
+            }
+            if conn.handshake_resp2().is_some() {
+                conn.write(b"+PONG\r\n");
+                conn.stall();
+            }
+        });
+        let c = Client::new(
+            Config::from_url(&fault.url())
+                .unwrap()
+                .transport(transport)
+                // HELLO first: the call waits for the handshake, so a lost connection retries it.
+                .protocol(Protocol::Resp3)
+                .connect_timeout(Duration::from_secs(20))
+                .reconnect_backoff(Duration::from_millis(5), Duration::from_millis(20)),
+        )
+        .unwrap();
+        let t0 = std::time::Instant::now();
+        let pong: String = c.call(cmd!("PING")).await.unwrap();
+        assert_eq!(pong, "PONG");
+        assert_eq!(fault.accepted(), 4, "{transport:?}");
+        assert!(
+            t0.elapsed() < Duration::from_secs(3),
+            "{transport:?}: three retries took {:?}",
+            t0.elapsed()
+        );
     }
 }
 

@@ -15,9 +15,6 @@
 mod ring;
 mod sock;
 
-#[allow(unused_imports)]
-pub(crate) use ring::{FAIL_SETUP_ENV, NO_BUFRING_ENV};
-
 use super::{obey, turn, CloseOnExit, Shared, Socketry, Wake};
 use crate::config::Config;
 use crate::conn::Core;
