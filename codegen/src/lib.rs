@@ -1,1 +1,4 @@
-//! Placeholder: the generator lands with issue #4.
+//! The generator behind ringdis's typed command API. See README.md.
+
+pub mod dump;
+pub mod resp;
