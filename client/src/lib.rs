@@ -10,6 +10,7 @@
 mod blocking;
 mod client;
 mod cmd;
+pub mod commands;
 mod config;
 mod conn;
 mod driver;
@@ -26,7 +27,9 @@ mod url;
 mod value;
 
 pub use client::{Call, Client};
+pub use bytes::Bytes;
 pub use cmd::{Cmd, CmdFlags};
+pub use commands::{Commands, Dispatch};
 pub use config::{Addr, Config, Protocol, Transport};
 pub use error::{Error, Result};
 pub use from_redis::FromRedis;
@@ -37,3 +40,9 @@ pub use script::{Invocation, Library, Script};
 pub use subscriber::{Message, SubKind, Subscriber};
 pub use to_arg::{Args, ArgsIter, ToArg};
 pub use value::{ServerError, Value};
+
+/// `use ringdis::prelude::*;` brings in the client, the command methods and the traits.
+pub mod prelude {
+    pub use crate::{Client, Cmd, Commands, Config, FromRedis, Pipeline, Result, ToArg, Value};
+    pub use bytes::Bytes;
+}

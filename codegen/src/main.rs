@@ -19,6 +19,17 @@ fn main() -> ExitCode {
             Some(url) => ringdis_codegen::dump::dump(url, opt("--also")).map(|t| print!("{t}")),
             None => Err(std::io::Error::other(USAGE)),
         },
+        Some("generate") => {
+            let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+            let spec = opt("--spec").map_or(root.join("commands.json"), Into::into);
+            let replies = opt("--replies").map_or(root.join("replies.json"), Into::into);
+            std::fs::read_to_string(&spec)
+                .and_then(|s| Ok((s, std::fs::read_to_string(&replies)?)))
+                .and_then(|(s, r)| {
+                    ringdis_codegen::generate(&s, &r).map_err(std::io::Error::other)
+                })
+                .map(|code| print!("{code}"))
+        }
         _ => Err(std::io::Error::other(USAGE)),
     };
     match result {
