@@ -240,9 +240,10 @@ struct Partial {
 
 fn scalar_ty(a: &Arg) -> Ty {
     match a.kind.as_str() {
+        // Cursors are unsigned 64-bit; score bounds may be `(1`, `-inf`, `+inf`.
         "integer" if a.name != "cursor" => Ty::Int,
         "unix-time" => Ty::Int,
-        "double" => Ty::Float,
+        "double" if a.name != "min" && a.name != "max" => Ty::Float,
         _ => Ty::Arg,
     }
 }
