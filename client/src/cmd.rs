@@ -98,7 +98,8 @@ impl Cmd {
     #[doc(hidden)]
     pub fn push_part(&mut self, part: &crate::commands::Part) -> &mut Cmd {
         let base = self.args.len() as u32;
-        self.keys.extend(part.key_indices().iter().map(|k| k + base));
+        self.keys
+            .extend(part.key_indices().iter().map(|k| k + base));
         self.args.extend_from(part.args());
         self
     }
@@ -106,9 +107,10 @@ impl Cmd {
     /// The arguments that are keys, in order (what `COMMAND GETKEYS` would answer).
     pub fn keys(&self) -> impl Iterator<Item = &[u8]> + '_ {
         let mut want = self.keys.iter().peekable();
-        self.args.iter().enumerate().filter_map(move |(i, a)| {
-            (want.next_if(|k| **k as usize == i).is_some()).then_some(a)
-        })
+        self.args
+            .iter()
+            .enumerate()
+            .filter_map(move |(i, a)| (want.next_if(|k| **k as usize == i).is_some()).then_some(a))
     }
 
     /// The positions of the key arguments (the name is position 0).

@@ -50,7 +50,7 @@ pub trait Dispatch: Sized {
     fn abandon(&mut self, _cmd: Cmd) {}
 }
 
-impl<'a> Dispatch for &'a Client {
+impl Dispatch for &Client {
     type Output<R: FromRedis> = Call<R>;
     fn dispatch<R: FromRedis>(self, cmd: Cmd) -> Call<R> {
         self.call(cmd)

@@ -26,8 +26,8 @@ mod to_arg;
 mod url;
 mod value;
 
-pub use client::{Call, Client};
 pub use bytes::Bytes;
+pub use client::{Call, Client};
 pub use cmd::{Cmd, CmdFlags};
 pub use commands::{Commands, Dispatch};
 pub use config::{Addr, Config, Protocol, Transport};

@@ -27,11 +27,26 @@ fn set_options_in_wire_order_last_choice_wins() {
     assert_eq!(keys(&cmd), ["k"]);
     assert_eq!(cmd.key_indices(), [1]);
     assert!(cmd.flags().write && !cmd.flags().readonly && !cmd.flags().blocking);
-    assert_eq!(c.set("k", 1).ex(1).px(5).into_cmd().to_string(), "SET k 1 PX 5");
-    assert_eq!(c.set("k", 1).keepttl().xx().into_cmd().to_string(), "SET k 1 XX KEEPTTL");
-    assert_eq!(c.set("k", 1).exat(17).into_cmd().to_string(), "SET k 1 EXAT 17");
-    assert_eq!(c.set("k", 1).pxat(17).into_cmd().to_string(), "SET k 1 PXAT 17");
-    assert_eq!(c.set("k", 1).ifeq("old").into_cmd().to_string(), "SET k 1 IFEQ old");
+    assert_eq!(
+        c.set("k", 1).ex(1).px(5).into_cmd().to_string(),
+        "SET k 1 PX 5"
+    );
+    assert_eq!(
+        c.set("k", 1).keepttl().xx().into_cmd().to_string(),
+        "SET k 1 XX KEEPTTL"
+    );
+    assert_eq!(
+        c.set("k", 1).exat(17).into_cmd().to_string(),
+        "SET k 1 EXAT 17"
+    );
+    assert_eq!(
+        c.set("k", 1).pxat(17).into_cmd().to_string(),
+        "SET k 1 PXAT 17"
+    );
+    assert_eq!(
+        c.set("k", 1).ifeq("old").into_cmd().to_string(),
+        "SET k 1 IFEQ old"
+    );
     assert!(c.get("k").into_cmd().flags().readonly);
 }
 
@@ -49,14 +64,23 @@ fn pairs_positional_or_as_an_iterator() {
     assert_eq!(cmd.to_string(), "MSET a x b y");
     assert_eq!(keys(&cmd), ["a", "b"]);
     let cmd = c.del(["a", "b"]).into_cmd();
-    assert_eq!((cmd.to_string(), keys(&cmd)), ("DEL a b".into(), vec!["a".into(), "b".into()]));
+    assert_eq!(
+        (cmd.to_string(), keys(&cmd)),
+        ("DEL a b".into(), vec!["a".into(), "b".into()])
+    );
     assert_eq!(c.del("a").into_cmd().to_string(), "DEL a");
 }
 
 #[test]
 fn zadd_flags_and_score_member_pairs() {
     let c = client();
-    let cmd = c.zadd("z", 1.5, "a").and(2.0, "b").ch().gt().nx().into_cmd();
+    let cmd = c
+        .zadd("z", 1.5, "a")
+        .and(2.0, "b")
+        .ch()
+        .gt()
+        .nx()
+        .into_cmd();
     assert_eq!(cmd.to_string(), "ZADD z NX GT CH 1.5 a 2.0 b");
     assert_eq!(keys(&cmd), ["z"]);
     let cmd = c.zadd("z", 1.0, "a").incr().xx().lt().into_cmd();
@@ -83,13 +107,20 @@ fn xadd_trim_and_id() {
         .minid("0-1")
         .nomkstream()
         .into_cmd();
-    assert_eq!(cmd.to_string(), "XADD s NOMKSTREAM MINID = 0-1 LIMIT 10 1-1 f v g w");
+    assert_eq!(
+        cmd.to_string(),
+        "XADD s NOMKSTREAM MINID = 0-1 LIMIT 10 1-1 f v g w"
+    );
 }
 
 #[test]
 fn xread_streams_keys_then_ids() {
     let c = client();
-    let cmd = c.xread(["a", "b"], ["0", "$"]).block(100).count(5).into_cmd();
+    let cmd = c
+        .xread(["a", "b"], ["0", "$"])
+        .block(100)
+        .count(5)
+        .into_cmd();
     assert_eq!(cmd.to_string(), "XREAD COUNT 5 BLOCK 100 STREAMS a b 0 $");
     assert_eq!(keys(&cmd), ["a", "b"]);
     assert!(cmd.flags().blocking && cmd.flags().readonly);
@@ -101,7 +132,11 @@ fn xread_streams_keys_then_ids() {
 #[test]
 fn derived_counts() {
     let c = client();
-    let cmd = c.eval("return 1").arg(["x", "y"]).key(["k1", "k2"]).into_cmd();
+    let cmd = c
+        .eval("return 1")
+        .arg(["x", "y"])
+        .key(["k1", "k2"])
+        .into_cmd();
     assert_eq!(cmd.to_string(), "EVAL return 1 2 k1 k2 x y");
     assert_eq!(keys(&cmd), ["k1", "k2"]);
     assert_eq!(c.eval("return 1").into_cmd().to_string(), "EVAL return 1 0");
@@ -117,7 +152,10 @@ fn derived_counts() {
         .weights(1)
         .weights(2.5)
         .into_cmd();
-    assert_eq!(cmd.to_string(), "ZUNIONSTORE d 2 a b WEIGHTS 1 2.5 AGGREGATE MAX");
+    assert_eq!(
+        cmd.to_string(),
+        "ZUNIONSTORE d 2 a b WEIGHTS 1 2.5 AGGREGATE MAX"
+    );
     assert_eq!(keys(&cmd), ["d", "a", "b"]);
     let cmd = c.hexpire("h", 10, ["a", "b"]).nx().into_cmd();
     assert_eq!(cmd.to_string(), "HEXPIRE h 10 NX FIELDS 2 a b");
@@ -175,7 +213,10 @@ fn client_kill_filters() {
         .skipme(Skipme::No)
         .maxage(10)
         .into_cmd();
-    assert_eq!(cmd.to_string(), "CLIENT KILL ID 1 2 TYPE NORMAL SKIPME NO MAXAGE 10");
+    assert_eq!(
+        cmd.to_string(),
+        "CLIENT KILL ID 1 2 TYPE NORMAL SKIPME NO MAXAGE 10"
+    );
     assert!(keys(&cmd).is_empty());
     let cmd = c.client_kill().old_format("10.0.0.1:5000").into_cmd();
     assert_eq!(cmd.to_string(), "CLIENT KILL 10.0.0.1:5000");
@@ -212,7 +253,11 @@ fn geosearch_shapes() {
         cmd.to_string(),
         "GEOSEARCH g BYPOLYGON 3 1.0 2.0 3.0 4.0 5.0 6.5"
     );
-    let cmd = c.geosearchstore("dst", "src").frommember("m").bybox(1.0, 1.0, Unit::Mi).into_cmd();
+    let cmd = c
+        .geosearchstore("dst", "src")
+        .frommember("m")
+        .bybox(1.0, 1.0, Unit::Mi)
+        .into_cmd();
     assert_eq!(keys(&cmd), ["dst", "src"]);
 }
 
@@ -228,11 +273,19 @@ fn keyword_names_and_subcommands() {
         "CONFIG GET maxmemory port"
     );
     assert_eq!(c.config_get("maxmemory").into_cmd().args().len(), 3);
-    let cmd = c.migrate("h", 6379, 0, 5000).copy().keys(["a", "b"]).empty_string().into_cmd();
+    let cmd = c
+        .migrate("h", 6379, 0, 5000)
+        .copy()
+        .keys(["a", "b"])
+        .empty_string()
+        .into_cmd();
     assert_eq!(cmd.to_string(), "MIGRATE h 6379  0 5000 COPY KEYS a b");
     assert_eq!(cmd.args().iter().nth(3), Some(&b""[..]));
     assert!(c.blpop(["a"], 1.0).into_cmd().flags().blocking);
-    assert_eq!(c.object_encoding("k").into_cmd().to_string(), "OBJECT ENCODING k");
+    assert_eq!(
+        c.object_encoding("k").into_cmd().to_string(),
+        "OBJECT ENCODING k"
+    );
 }
 
 #[test]

@@ -33,7 +33,7 @@ struct Check<R> {
     _reply: PhantomData<R>,
 }
 
-impl<'a> Dispatch for &'a Rec {
+impl Dispatch for &Rec {
     type Output<R: FromRedis> = Check<R>;
     fn dispatch<R: FromRedis>(self, cmd: Cmd) -> Check<R> {
         Check {
@@ -51,7 +51,10 @@ impl<'a> Commands for &'a Rec {
 }
 
 fn is_text(v: &Value) -> bool {
-    matches!(v, Value::Bulk(_) | Value::Simple(_) | Value::Verbatim { .. })
+    matches!(
+        v,
+        Value::Bulk(_) | Value::Simple(_) | Value::Verbatim { .. }
+    )
 }
 
 fn is_float(v: &Value) -> bool {
@@ -96,7 +99,9 @@ fn has_shape(shape: &str, v: &Value) -> bool {
         "array_any" => items(v).is_some(),
         "map" => match v {
             Value::Map(_) => true,
-            Value::Array(a) => a.len() % 2 == 0 && a.iter().all(|x| is_text(x) || matches!(x, Value::Int(_))),
+            Value::Array(a) => {
+                a.len() % 2 == 0 && a.iter().all(|x| is_text(x) || matches!(x, Value::Int(_)))
+            }
             _ => false,
         },
         "any" => true,
@@ -432,7 +437,10 @@ async fn exercise(r: &Rec) -> usize {
     run!(r.zrevrank("z", "b"));
     run!(r.zmscore("z", ["a", "nope"]));
     run!(r.zrandmember("z"));
-    run!(r.zunionstore("z3", ["z", "z2"]).weights([1, 2]).aggregate(Aggregate::Max));
+    run!(r
+        .zunionstore("z3", ["z", "z2"])
+        .weights([1, 2])
+        .aggregate(Aggregate::Max));
     run!(r.zinterstore("z3", ["z", "z2"]));
     run!(r.zdiffstore("z3", ["z", "z2"]));
     run!(r.zunion(["z", "z2"]));
@@ -463,11 +471,17 @@ async fn exercise(r: &Rec) -> usize {
     run!(r.pfcount(["hll"]));
     run!(r.pfmerge("hll2").sourcekey(["hll"]));
     // Geo.
-    run!(r.geoadd("geo", 13.361389, 38.115556, "Palermo").and(15.087269, 37.502669, "Catania"));
+    run!(r
+        .geoadd("geo", 13.361389, 38.115556, "Palermo")
+        .and(15.087269, 37.502669, "Catania"));
     run!(r.geodist("geo", "Palermo", "Catania"));
     run!(r.geohash("geo").member(["Palermo", "nope"]));
     run!(r.geopos("geo").member(["Palermo"]));
-    run!(r.geosearch("geo").fromlonlat(15.0, 37.0).byradius(200.0, Unit::Km).asc());
+    run!(r
+        .geosearch("geo")
+        .fromlonlat(15.0, 37.0)
+        .byradius(200.0, Unit::Km)
+        .asc());
     run!(r
         .geosearchstore("geo2", "geo")
         .frommember("Palermo")
@@ -559,7 +573,12 @@ async fn generated_methods_against_real_servers() {
             failures.extend(r.failures.into_inner().unwrap());
         }
     }
-    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
     assert!(ran.len() >= 150, "only {} distinct commands ran", ran.len());
     // Unused imports stay honest.
     let _ = cmd!("PING");

@@ -98,8 +98,24 @@ fn writes(ws: &[Write], fields: &[String], recv: &TokenStream) -> TokenStream {
             let f = f(field);
             let p = ident(param);
             let vars: Vec<Ident> = (0..keys.len())
-                .map(|i| format_ident!("{}{}", param, if keys.len() == 1 { String::new() } else { format!("_{i}") }))
-                .map(|i| if keys.len() == 1 { format_ident!("item") } else { i })
+                .map(|i| {
+                    format_ident!(
+                        "{}{}",
+                        param,
+                        if keys.len() == 1 {
+                            String::new()
+                        } else {
+                            format!("_{i}")
+                        }
+                    )
+                })
+                .map(|i| {
+                    if keys.len() == 1 {
+                        format_ident!("item")
+                    } else {
+                        i
+                    }
+                })
                 .collect();
             let pat = if vars.len() == 1 {
                 let v = &vars[0];
@@ -258,8 +274,24 @@ pub fn generate(spec: &Spec, replies: &Replies) -> String {
             "The `{wire}` command being built: see [`Commands::{}`].",
             p.method
         ));
-        let mut_this = (!p.ctor.is_empty()).then(|| quote!(mut));
-        let mut_cmd = (!p.segs.is_empty()).then(|| quote!(mut));
+        let literal = quote!(#b { target: Some(target), #(#fields: Part::new(),)* });
+        let new_body = if p.ctor.is_empty() {
+            literal
+        } else {
+            quote!(let mut this = #literal; #ctor this)
+        };
+        let head = quote! {
+            Cmd::new(#wire).with_flags(CmdFlags {
+                blocking: #blocking,
+                readonly: #readonly,
+                write: #write,
+            })
+        };
+        let cmd_body = if p.segs.is_empty() {
+            head
+        } else {
+            quote!(let mut cmd = #head; #(#segs)* cmd)
+        };
         items.push(quote! {
             #bdoc
             #[must_use = "a command does nothing until it is awaited (client) or dropped into a pipeline"]
@@ -269,20 +301,12 @@ pub fn generate(spec: &Spec, replies: &Replies) -> String {
             }
             impl<T: Dispatch> #b<T> {
                 fn new(target: T, #(#params),*) -> Self {
-                    let #mut_this this = #b { target: Some(target), #(#fields: Part::new(),)* };
-                    #ctor
-                    this
+                    #new_body
                 }
                 #(#methods)*
                 /// The command as it will be sent: arguments, key positions and routing flags.
                 pub fn cmd(&self) -> Cmd {
-                    let #mut_cmd cmd = Cmd::new(#wire).with_flags(CmdFlags {
-                        blocking: #blocking,
-                        readonly: #readonly,
-                        write: #write,
-                    });
-                    #(#segs)*
-                    cmd
+                    #cmd_body
                 }
             }
             builder!(#b, #reply);

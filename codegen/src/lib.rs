@@ -2,10 +2,10 @@
 //! `commands.json`; [`generate`] turns it (with `replies.json`) into Rust. See README.md.
 
 pub mod dump;
-pub mod resp;
 pub mod emit;
 pub mod model;
 pub mod plan;
+pub mod resp;
 
 /// Generates the typed API from the text of `commands.json` and `replies.json`.
 pub fn generate(commands_json: &str, replies_json: &str) -> Result<String, String> {

@@ -25,9 +25,7 @@ fn main() -> ExitCode {
             let replies = opt("--replies").map_or(root.join("replies.json"), Into::into);
             std::fs::read_to_string(&spec)
                 .and_then(|s| Ok((s, std::fs::read_to_string(&replies)?)))
-                .and_then(|(s, r)| {
-                    ringdis_codegen::generate(&s, &r).map_err(std::io::Error::other)
-                })
+                .and_then(|(s, r)| ringdis_codegen::generate(&s, &r).map_err(std::io::Error::other))
                 .map(|code| print!("{code}"))
         }
         _ => Err(std::io::Error::other(USAGE)),

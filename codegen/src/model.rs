@@ -91,10 +91,8 @@ impl Spec {
     pub fn eligible(&self) -> Vec<(String, &Command)> {
         let mut out = Vec::new();
         for (name, c) in &self.commands {
-            if c.subcommands.is_empty() || c.arity == -1 {
-                if c.is_eligible() {
-                    out.push((name.clone(), c));
-                }
+            if (c.subcommands.is_empty() || c.arity == -1) && c.is_eligible() {
+                out.push((name.clone(), c));
             }
             if !c.is_eligible() {
                 continue;

@@ -134,7 +134,15 @@ const KEYWORDS: &[&str] = &[
 ];
 
 /// Builder methods every builder has; chained methods never take these names.
-const RESERVED: &[&str] = &["new", "cmd", "decode", "send", "into_cmd", "and", "into_target"];
+const RESERVED: &[&str] = &[
+    "new",
+    "cmd",
+    "decode",
+    "send",
+    "into_cmd",
+    "and",
+    "into_target",
+];
 
 /// `snake_case` identifier for a spec name or token; Rust keywords get a trailing `_`
 /// (`type` → `type_`, `move` → `move_`). `None` if nothing identifier-like is left (`~`, `*`).
@@ -675,7 +683,13 @@ impl Lower<'_> {
         }
     }
 
-    fn core(&mut self, args: &[Arg], fields: &[usize], skip_optional: bool, p: Partial) -> Vec<Partial> {
+    fn core(
+        &mut self,
+        args: &[Arg],
+        fields: &[usize],
+        skip_optional: bool,
+        p: Partial,
+    ) -> Vec<Partial> {
         self.core_with(args, fields, skip_optional, p, false)
     }
 
@@ -845,13 +859,8 @@ impl Lower<'_> {
                             if let Some(t) = &c.token {
                                 q.writes.push(Write::Token(f, t.clone()));
                             }
-                            let sub = self.core_with(
-                                std::slice::from_ref(alt),
-                                &[f],
-                                false,
-                                q,
-                                false,
-                            );
+                            let sub =
+                                self.core_with(std::slice::from_ref(alt), &[f], false, q, false);
                             out.extend(sub);
                         }
                     }
@@ -1056,9 +1065,26 @@ pub fn finish_enums(
     builders: &BTreeSet<String>,
 ) -> (Vec<EnumDef>, BTreeMap<String, String>) {
     const TAKEN: &[&str] = &[
-        "Args", "Cmd", "CmdFlags", "Value", "Client", "Pipeline", "Call", "Part", "Bytes",
-        "Result", "Option", "Vec", "String", "Dispatch", "Commands", "HashMap", "ToArg",
-        "FromRedis", "Error", "Self",
+        "Args",
+        "Cmd",
+        "CmdFlags",
+        "Value",
+        "Client",
+        "Pipeline",
+        "Call",
+        "Part",
+        "Bytes",
+        "Result",
+        "Option",
+        "Vec",
+        "String",
+        "Dispatch",
+        "Commands",
+        "HashMap",
+        "ToArg",
+        "FromRedis",
+        "Error",
+        "Self",
     ];
     let mut by_name: BTreeMap<String, Vec<&EnumDef>> = BTreeMap::new();
     for (_, d) in &enums.wanted {

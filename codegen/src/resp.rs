@@ -55,7 +55,10 @@ impl Conn {
     fn read(&mut self) -> io::Result<Json> {
         let line = self.line()?;
         let (kind, rest) = line.split_at(1);
-        let num = |s: &str| s.parse::<i64>().map_err(|_| bad(format!("bad number {s:?}")));
+        let num = |s: &str| {
+            s.parse::<i64>()
+                .map_err(|_| bad(format!("bad number {s:?}")))
+        };
         Ok(match kind {
             "+" => Json::String(rest.into()),
             "-" | "!" => return Err(bad(format!("server error: {rest}"))),
@@ -83,7 +86,9 @@ impl Conn {
                 if n < 0 {
                     return Ok(Json::Null);
                 }
-                let mut items = (0..n).map(|_| self.read()).collect::<io::Result<Vec<_>>>()?;
+                let mut items = (0..n)
+                    .map(|_| self.read())
+                    .collect::<io::Result<Vec<_>>>()?;
                 if kind == "~" {
                     items.sort_by_key(|v| v.to_string());
                 }

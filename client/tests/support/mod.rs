@@ -57,7 +57,14 @@ pub fn start(bin: &PathBuf, name: &'static str) -> Server {
     for _ in 0..5 {
         let port = free_port();
         let mut child = Command::new(bin)
-            .args(["--port", &port.to_string(), "--save", "", "--appendonly", "no"])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
             .args(["--bind", "127.0.0.1"])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
