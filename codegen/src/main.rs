@@ -6,6 +6,11 @@ const USAGE: &str = "usage:
   ringdis-codegen dump --url redis://HOST:PORT [--also redis://HOST:PORT] > commands.json
   ringdis-codegen generate [--spec commands.json] [--replies replies.json]   (Rust to stdout)";
 
+fn out(text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    std::io::stdout().lock().write_all(text.as_bytes())
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let opt = |name: &str| {
@@ -16,7 +21,7 @@ fn main() -> ExitCode {
     };
     let result = match args.first().map(String::as_str) {
         Some("dump") => match opt("--url") {
-            Some(url) => ringdis_codegen::dump::dump(url, opt("--also")).map(|t| print!("{t}")),
+            Some(url) => ringdis_codegen::dump::dump(url, opt("--also")).and_then(|t| out(&t)),
             None => Err(std::io::Error::other(USAGE)),
         },
         Some("generate") => {
@@ -26,7 +31,7 @@ fn main() -> ExitCode {
             std::fs::read_to_string(&spec)
                 .and_then(|s| Ok((s, std::fs::read_to_string(&replies)?)))
                 .and_then(|(s, r)| ringdis_codegen::generate(&s, &r).map_err(std::io::Error::other))
-                .map(|code| print!("{code}"))
+                .and_then(|code| out(&code))
         }
         _ => Err(std::io::Error::other(USAGE)),
     };
