@@ -6,6 +6,7 @@ pub mod emit;
 pub mod model;
 pub mod plan;
 pub mod resp;
+pub mod servers;
 
 /// Generates the typed API from the text of `commands.json` and `replies.json`.
 pub fn generate(commands_json: &str, replies_json: &str) -> Result<String, String> {

@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 const USAGE: &str = "usage:
+  ringdis-codegen refresh      (starts Valkey 9 and Redis 7.0, rewrites commands.json)
   ringdis-codegen dump --url redis://HOST:PORT [--also redis://HOST:PORT] > commands.json
   ringdis-codegen generate [--spec commands.json] [--replies replies.json]   (Rust to stdout)";
 
@@ -24,6 +25,10 @@ fn main() -> ExitCode {
             Some(url) => ringdis_codegen::dump::dump(url, opt("--also")).and_then(|t| out(&t)),
             None => Err(std::io::Error::other(USAGE)),
         },
+        Some("refresh") => {
+            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../commands.json");
+            ringdis_codegen::servers::refresh().and_then(|text| std::fs::write(&path, text))
+        }
         Some("generate") => {
             let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
             let spec = opt("--spec").map_or(root.join("commands.json"), Into::into);
