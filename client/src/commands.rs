@@ -30,6 +30,20 @@
 //! builder on a pipeline is itself [`Commands`], so calls chain: `p.incr("n").get("k")`. A
 //! builder dropped without being sent does nothing on a client, and is added to a pipeline.
 //! [`Client::call`] remains for anything the spec does not list (module commands).
+//!
+//! ```
+//! use ringdis::{Client, Commands};
+//!
+//! let client = Client::open("redis://127.0.0.1:1")?; // nothing connects until a call is awaited
+//! let cmd = client.zadd("board", 1.5, "ada").and(2.0, "bob").ch().into_cmd();
+//! assert_eq!(cmd.to_string(), "ZADD board CH 1.5 ada 2.0 bob");
+//! assert_eq!(cmd.keys().collect::<Vec<_>>(), [b"board"]);
+//! assert!(cmd.flags().write);
+//!
+//! let cmd = client.eval("return KEYS[1]").key("k").arg("x").into_cmd();
+//! assert_eq!(cmd.to_string(), "EVAL return KEYS[1] 1 k x");
+//! # Ok::<(), ringdis::Error>(())
+//! ```
 
 #![allow(clippy::too_many_arguments, clippy::new_ret_no_self)]
 
