@@ -1,24 +1,21 @@
 //! The typed model of `commands.json` (and `replies.json`), and which commands get a method.
 
-use serde::Deserialize;
+use serde_json::Value as Json;
 use std::collections::BTreeMap;
 
 /// The whole of `commands.json`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug)]
 pub struct Spec {
     /// Where it was dumped from, e.g. `valkey 9.1.2`.
-    #[serde(default)]
     pub source: String,
     /// The server probed for presence, e.g. `redis 7.0.15`.
-    #[serde(default)]
     pub probe: Option<String>,
     /// Top-level commands by lower-case name.
     pub commands: BTreeMap<String, Command>,
 }
 
 /// One command or subcommand.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Default)]
 pub struct Command {
     pub arity: i64,
     pub flags: Vec<String>,
@@ -37,11 +34,10 @@ pub struct Command {
 }
 
 /// One argument of a command, as `COMMAND DOCS` describes it.
-#[derive(Debug, Default, Clone, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Default, Clone)]
 pub struct Arg {
     pub name: String,
-    #[serde(rename = "type")]
+    /// The spec's `type`.
     pub kind: String,
     pub token: Option<String>,
     pub flags: Vec<String>,
@@ -79,8 +75,21 @@ impl Arg {
 }
 
 impl Spec {
+    /// Reads `commands.json` (read by hand from `serde_json::Value`: no derive macros in the
+    /// build of ringdis).
     pub fn parse(json: &str) -> Result<Spec, serde_json::Error> {
-        serde_json::from_str(json)
+        let j: Json = serde_json::from_str(json)?;
+        let commands = j["commands"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), Command::from_json(v)))
+            .collect();
+        Ok(Spec {
+            source: string(&j["source"]),
+            probe: j["probe"].as_str().map(str::to_string),
+            commands,
+        })
     }
 
     /// Every command that gets a method, as (`"config|get"`-style name, command), sorted.
@@ -108,7 +117,65 @@ impl Spec {
     }
 }
 
+fn string(j: &Json) -> String {
+    j.as_str().unwrap_or_default().to_string()
+}
+
+fn strings(j: &Json) -> Vec<String> {
+    j.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s.as_str().map(str::to_string))
+        .collect()
+}
+
+fn args(j: &Json) -> Vec<Arg> {
+    j.as_array()
+        .into_iter()
+        .flatten()
+        .map(Arg::from_json)
+        .collect()
+}
+
+impl Arg {
+    fn from_json(j: &Json) -> Arg {
+        Arg {
+            name: string(&j["name"]),
+            kind: string(&j["type"]),
+            token: j["token"].as_str().map(str::to_string),
+            flags: strings(&j["flags"]),
+            arguments: args(&j["arguments"]),
+            display_text: j["display_text"].as_str().map(str::to_string),
+            key_spec_index: j["key_spec_index"].as_u64().map(|i| i as usize),
+        }
+    }
+}
+
 impl Command {
+    fn from_json(j: &Json) -> Command {
+        Command {
+            arity: j["arity"].as_i64().unwrap_or_default(),
+            flags: strings(&j["flags"]),
+            group: string(&j["group"]),
+            since: string(&j["since"]),
+            summary: string(&j["summary"]),
+            complexity: string(&j["complexity"]),
+            doc_flags: strings(&j["doc_flags"]),
+            deprecated_since: j["deprecated_since"].as_str().map(str::to_string),
+            replaced_by: j["replaced_by"].as_str().map(str::to_string),
+            arguments: args(&j["arguments"]),
+            redis_7_0: j["redis_7_0"].as_bool(),
+            subcommands: j["subcommands"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| (k.clone(), Command::from_json(v)))
+                .collect(),
+            key_specs: j["key_specs"].as_array().cloned().unwrap_or_default(),
+            tips: strings(&j["tips"]),
+        }
+    }
+
     fn is_eligible(&self) -> bool {
         !self
             .doc_flags
