@@ -985,7 +985,7 @@ pub fn synopsis_arg(a: &Arg, top: bool) -> String {
         "oneof" => {
             let alts: Vec<String> = a.arguments.iter().map(|x| synopsis_arg(x, false)).collect();
             let inner = alts.join(" | ");
-            if a.optional() || !top {
+            if a.optional() {
                 inner
             } else {
                 format!("<{inner}>")
