@@ -95,6 +95,52 @@ impl<'a> Commands for &'a mut Pipeline {
     }
 }
 
+/// A point in time for `unix-time` arguments (`EXPIREAT`, `SET … EXAT`, `PXAT`…): Unix time as
+/// an integer, or a [`SystemTime`](std::time::SystemTime). Sent in seconds or milliseconds, as
+/// the argument wants.
+///
+/// ```
+/// use ringdis::{Client, Commands};
+/// use std::time::{Duration, SystemTime, UNIX_EPOCH};
+///
+/// let client = Client::open("redis://127.0.0.1:1")?;
+/// let at = UNIX_EPOCH + Duration::from_millis(1_700_000_000_500);
+/// assert_eq!(client.expireat("k", at).into_cmd().to_string(), "EXPIREAT k 1700000000");
+/// assert_eq!(client.pexpireat("k", at).into_cmd().to_string(), "PEXPIREAT k 1700000000500");
+/// assert_eq!(client.set("k", 1).exat(17).into_cmd().to_string(), "SET k 1 EXAT 17");
+/// # let _ = SystemTime::now();
+/// # Ok::<(), ringdis::Error>(())
+/// ```
+pub trait UnixTime {
+    /// Seconds since the Unix epoch.
+    fn unix_seconds(&self) -> i64;
+    /// Milliseconds since the Unix epoch.
+    fn unix_millis(&self) -> i64;
+}
+
+/// Already Unix time, in the unit the argument wants (only `i64`, so that literals such as
+/// `4_000_000_000` infer as `i64`).
+impl UnixTime for i64 {
+    fn unix_seconds(&self) -> i64 {
+        *self
+    }
+    fn unix_millis(&self) -> i64 {
+        *self
+    }
+}
+
+impl UnixTime for std::time::SystemTime {
+    fn unix_seconds(&self) -> i64 {
+        self.unix_millis().div_euclid(1000)
+    }
+    fn unix_millis(&self) -> i64 {
+        match self.duration_since(std::time::UNIX_EPOCH) {
+            Ok(d) => d.as_millis() as i64,
+            Err(e) => -(e.duration().as_millis() as i64),
+        }
+    }
+}
+
 /// A piece of a command being built: some arguments, which of them are keys, and how many
 /// items (for derived counts such as `numkeys`).
 #[doc(hidden)]

@@ -29,7 +29,7 @@ mod value;
 pub use bytes::Bytes;
 pub use client::{Call, Client};
 pub use cmd::{Cmd, CmdFlags};
-pub use commands::{Commands, Dispatch};
+pub use commands::{Commands, Dispatch, UnixTime};
 pub use config::{Addr, Config, Protocol, Transport};
 pub use error::{Error, Result};
 pub use from_redis::FromRedis;

@@ -27,6 +27,7 @@ fn ty(t: &Ty, names: &BTreeMap<String, String>) -> TokenStream {
         Ty::Arg => quote!(impl ToArg),
         Ty::Int => quote!(i64),
         Ty::Float => quote!(f64),
+        Ty::Time { .. } => quote!(impl UnixTime),
         Ty::Flag => quote!(bool),
         Ty::Enum(e) => {
             let n = ident(names.get(e).map_or(e.as_str(), String::as_str));
@@ -45,6 +46,22 @@ fn ty(t: &Ty, names: &BTreeMap<String, String>) -> TokenStream {
             }
         },
     }
+}
+
+/// Timestamps become integers (seconds or milliseconds, as the argument wants) first.
+fn time_lets(params: &[plan::Param]) -> TokenStream {
+    let lets = params.iter().filter_map(|p| match p.ty {
+        Ty::Time { millis } => {
+            let n = ident(&p.name);
+            Some(if millis {
+                quote!(let #n = #n.unix_millis();)
+            } else {
+                quote!(let #n = #n.unix_seconds();)
+            })
+        }
+        _ => None,
+    });
+    quote!(#(#lets)*)
 }
 
 fn writes(ws: &[Write], fields: &[String], recv: &TokenStream) -> TokenStream {
@@ -245,10 +262,12 @@ pub fn generate(spec: &Spec, replies: &Replies) -> String {
                 quote!(#n: #t)
             });
             let body = writes(&mm.writes, &p.fields, &quote!(self));
+            let lets = time_lets(&mm.params);
             let d = docs(&mm.doc);
             quote! {
                 #d
                 pub fn #n(mut self, #(#ps),*) -> Self {
+                    #lets
                     #body
                     self
                 }
@@ -278,7 +297,8 @@ pub fn generate(spec: &Spec, replies: &Replies) -> String {
         let new_body = if p.ctor.is_empty() {
             literal
         } else {
-            quote!(let mut this = #literal; #ctor this)
+            let lets = time_lets(&p.params);
+            quote!(#lets let mut this = #literal; #ctor this)
         };
         let head = quote! {
             Cmd::new(#wire).with_flags(CmdFlags {

@@ -54,6 +54,8 @@ pub enum Ty {
     Int,
     /// `f64`.
     Float,
+    /// `impl UnixTime` (an integer, or a `SystemTime`), sent in seconds or milliseconds.
+    Time { millis: bool },
     /// A generated enum of tokens.
     Enum(String),
     /// `impl IntoIterator<Item = (impl ToArg, …)>` of this many elements.
@@ -250,7 +252,9 @@ fn scalar_ty(a: &Arg) -> Ty {
     match a.kind.as_str() {
         // Cursors are unsigned 64-bit; score bounds may be `(1`, `-inf`, `+inf`.
         "integer" if a.name != "cursor" => Ty::Int,
-        "unix-time" => Ty::Int,
+        "unix-time" => Ty::Time {
+            millis: a.name.contains("milli"),
+        },
         "double" if a.name != "min" && a.name != "max" => Ty::Float,
         _ => Ty::Arg,
     }
@@ -763,7 +767,7 @@ impl Lower<'_> {
                 }
                 _ if c.is_scalar() && c.optional() && !c.multiple() => {
                     let inner = match scalar_ty(c) {
-                        Ty::Arg => Ty::Opt(Box::new(Ty::Arg)),
+                        Ty::Time { .. } => Ty::Opt(Box::new(Ty::Int)),
                         t => Ty::Opt(Box::new(t)),
                     };
                     for p in &mut forks {

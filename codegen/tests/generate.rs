@@ -210,7 +210,7 @@ fn oneofs_become_one_method_per_alternative() {
     for sig in [
         "pub fn nx(mut self) -> Self { self.condition.clear(); self.condition.token(\"NX\"); self }",
         "pub fn ex(mut self, seconds: i64) -> Self",
-        "pub fn exat(mut self, unix_time_seconds: i64) -> Self",
+        "pub fn exat(mut self, unix_time_seconds: impl UnixTime) -> Self { let unix_time_seconds = unix_time_seconds.unix_seconds();",
     ] {
         assert!(code.contains(sig), "{sig}");
     }
