@@ -43,7 +43,8 @@ pub(crate) fn block_time(cmd: &Cmd) -> Option<Option<Duration>> {
                     return Some(millis(opts.peek().copied()));
                 }
             }
-            blocking.then_some(None)
+            // Without BLOCK they answer at once, whatever the spec's `blocking` flag says.
+            None
         }
         _ => blocking.then_some(None),
     }
@@ -90,6 +91,13 @@ mod tests {
             )),
             Some(None)
         );
+        // The generated XREAD carries the spec's `blocking` flag: without BLOCK it still
+        // stays on the shared connection.
+        let xread = cmd!("XREAD", "STREAMS", "s", "$").with_flags(crate::CmdFlags {
+            blocking: true,
+            ..Default::default()
+        });
+        assert_eq!(block_time(&xread), None);
         // A stream named BLOCK after STREAMS is not the option.
         assert_eq!(block_time(&cmd!("XREAD", "STREAMS", "BLOCK", "0")), None);
     }

@@ -19,6 +19,8 @@ use crate::{Args, ToArg};
 pub struct Cmd {
     args: Args,
     flags: CmdFlags,
+    /// Indices (into `args`, the name being 0) of the arguments that are keys.
+    keys: Vec<u32>,
 }
 
 /// What a command does, as far as routing cares. The generated methods set these from the spec;
@@ -44,6 +46,7 @@ impl Cmd {
         Cmd {
             args,
             flags: CmdFlags::default(),
+            keys: Vec::new(),
         }
     }
 
@@ -71,6 +74,48 @@ impl Cmd {
             .next()
             .map(|n| String::from_utf8_lossy(n).into_owned())
             .unwrap_or_default()
+    }
+
+    /// Adds an argument (or several) that is a key: [`Cmd::keys`] will list it. The generated
+    /// methods mark keys from the spec; mark them by hand for cluster routing of a hand-built
+    /// command.
+    ///
+    /// ```
+    /// use ringdis::Cmd;
+    /// let mut c = Cmd::new("MSET");
+    /// c.push_key("a").push_arg(1).push_key("b").push_arg(2);
+    /// assert_eq!(c.keys().collect::<Vec<_>>(), [&b"a"[..], b"b"]);
+    /// assert_eq!(c.key_indices(), [1, 3]);
+    /// ```
+    pub fn push_key(&mut self, key: impl ToArg) -> &mut Cmd {
+        let from = self.args.len();
+        key.write_args(&mut self.args);
+        self.keys.extend(from as u32..self.args.len() as u32);
+        self
+    }
+
+    /// Appends a generated builder's part (its arguments and key marks).
+    #[doc(hidden)]
+    pub fn push_part(&mut self, part: &crate::commands::Part) -> &mut Cmd {
+        let base = self.args.len() as u32;
+        self.keys
+            .extend(part.key_indices().iter().map(|k| k + base));
+        self.args.extend_from(part.args());
+        self
+    }
+
+    /// The arguments that are keys, in order (what `COMMAND GETKEYS` would answer).
+    pub fn keys(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        let mut want = self.keys.iter().peekable();
+        self.args
+            .iter()
+            .enumerate()
+            .filter_map(move |(i, a)| (want.next_if(|k| **k as usize == i).is_some()).then_some(a))
+    }
+
+    /// The positions of the key arguments (the name is position 0).
+    pub fn key_indices(&self) -> &[u32] {
+        &self.keys
     }
 
     /// Routing flags.

@@ -17,6 +17,7 @@ pub mod __private;
 mod blocking;
 mod client;
 mod cmd;
+pub mod commands;
 mod config;
 mod conn;
 #[cfg(feature = "serde")]
@@ -37,8 +38,10 @@ mod to_arg;
 mod url;
 mod value;
 
+pub use bytes::Bytes;
 pub use client::{Call, Callable, Client};
 pub use cmd::{Cmd, CmdFlags};
+pub use commands::{Commands, Dispatch, UnixTime};
 pub use config::{Addr, Config, Protocol, Transport};
 #[cfg(feature = "serde")]
 pub use de::Serde;
@@ -58,3 +61,9 @@ pub use spread::Spread;
 pub use subscriber::{Message, SubKind, Subscriber};
 pub use to_arg::{Args, ArgsIter, ToArg};
 pub use value::{ServerError, Value};
+
+/// `use ringdis::prelude::*;` brings in the client, the command methods and the traits.
+pub mod prelude {
+    pub use crate::{Client, Cmd, Commands, Config, FromRedis, Pipeline, Result, ToArg, Value};
+    pub use bytes::Bytes;
+}

@@ -47,6 +47,18 @@ impl Args {
         }
     }
 
+    /// Appends all of `other`'s arguments.
+    pub fn extend_from(&mut self, other: &Args) {
+        self.buf.extend_from_slice(&other.buf);
+        self.count += other.count;
+    }
+
+    /// Removes every argument.
+    pub fn clear(&mut self) {
+        self.buf.clear();
+        self.count = 0;
+    }
+
     /// How many arguments there are.
     pub fn len(&self) -> usize {
         self.count

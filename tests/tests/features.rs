@@ -481,3 +481,54 @@ fn server_kinds_are_both_tested() {
     assert_eq!(ServerKind::ALL.len(), 2);
     let _: fn(&Client) = |_| {};
 }
+
+/// The generated methods work on pipelines and transactions (one generated copy), on pooled
+/// clients and on a `Spread`'s clients.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generated_methods_on_pipelines_transactions_and_pools() {
+    use ringdis::prelude::*;
+    for (kind, transport) in matrix() {
+        let server = Server::start(kind);
+        for protocol in PROTOCOLS {
+            let at = label(kind, transport, protocol);
+            let c = client(&server, transport, protocol);
+            c.del(["g:n", "g:k", "g:t"]).await.unwrap();
+
+            let mut p = c.pipeline();
+            p.set("g:k", "v").send();
+            p.incr("g:n").incrby("g:n", 10).get("g:k").send();
+            p.add(cmd!("ECHO", "hand-built"));
+            let (set, n1, n2, k, echo): (Option<()>, i64, i64, Option<Bytes>, String) =
+                p.query().await.unwrap();
+            assert_eq!(
+                (set, n1, n2, k.as_deref(), echo.as_str()),
+                (Some(()), 1, 11, Some(&b"v"[..]), "hand-built"),
+                "{at}"
+            );
+
+            // A chain can end in the query itself; a dropped builder still lands in the pipeline.
+            let (a, b): (i64, i64) = c.pipeline().incr("g:n").incr("g:n").query().await.unwrap();
+            assert_eq!((a, b), (12, 13), "{at}");
+            let mut p = c.pipeline();
+            let _ = p.incr("g:n");
+            assert_eq!(p.len(), 1, "{at}");
+
+            let (x, y, t): (i64, i64, String) = c
+                .transaction()
+                .incr("g:t")
+                .incr("g:t")
+                .type_("g:t")
+                .query()
+                .await
+                .unwrap();
+            assert_eq!((x, y, t.as_str()), (1, 2, "string"), "{at}");
+        }
+        let pool = Pool::new(config(&server, transport), 2);
+        let conn = pool.get().await.unwrap();
+        conn.set("g:pool", 1).await.unwrap();
+        assert_eq!(conn.get("g:pool").decode::<i64>().await.unwrap(), 1);
+        let spread = ringdis::Spread::new(config(&server, transport), 2).unwrap();
+        assert_eq!(spread.client().incr("g:spread").await.unwrap(), 1);
+        assert_eq!(spread.client().incr("g:spread").await.unwrap(), 2);
+    }
+}

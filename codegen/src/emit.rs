@@ -1,0 +1,408 @@
+//! Emitting Rust for the plans, with `quote` and `prettyplease`.
+
+use crate::model::{reply_type, Command, Replies, Spec};
+use crate::plan::{self, Enums, Plan, Seg, Ty, Write};
+use proc_macro2::{Ident, Span, TokenStream};
+use quote::{format_ident, quote};
+use std::collections::{BTreeMap, BTreeSet};
+
+fn ident(s: &str) -> Ident {
+    Ident::new(s, Span::call_site())
+}
+
+fn docs(text: &str) -> TokenStream {
+    let lines = text.lines().map(|l| {
+        let l = if l.is_empty() {
+            String::new()
+        } else {
+            format!(" {l}")
+        };
+        quote!(#[doc = #l])
+    });
+    quote!(#(#lines)*)
+}
+
+fn ty(t: &Ty, names: &BTreeMap<String, String>) -> TokenStream {
+    match t {
+        Ty::Arg => quote!(impl ToArg),
+        Ty::Int => quote!(i64),
+        Ty::Float => quote!(f64),
+        Ty::Time { .. } => quote!(impl UnixTime),
+        Ty::Flag => quote!(bool),
+        Ty::Enum(e) => {
+            let n = ident(names.get(e).map_or(e.as_str(), String::as_str));
+            quote!(#n)
+        }
+        Ty::Tuples(1) => quote!(impl IntoIterator<Item = impl ToArg>),
+        Ty::Tuples(n) => {
+            let items = (0..*n).map(|_| quote!(impl ToArg));
+            quote!(impl IntoIterator<Item = (#(#items),*)>)
+        }
+        Ty::Opt(inner) => match &**inner {
+            Ty::Arg => quote!(Option<&str>),
+            other => {
+                let i = ty(other, names);
+                quote!(Option<#i>)
+            }
+        },
+    }
+}
+
+/// Timestamps become integers (seconds or milliseconds, as the argument wants) first.
+fn time_lets(params: &[plan::Param]) -> TokenStream {
+    let lets = params.iter().filter_map(|p| match p.ty {
+        Ty::Time { millis } => {
+            let n = ident(&p.name);
+            Some(if millis {
+                quote!(let #n = #n.unix_millis();)
+            } else {
+                quote!(let #n = #n.unix_seconds();)
+            })
+        }
+        _ => None,
+    });
+    quote!(#(#lets)*)
+}
+
+fn writes(ws: &[Write], fields: &[String], recv: &TokenStream) -> TokenStream {
+    let f = |i: &usize| format_ident!("{}", fields[*i]);
+    let out = ws.iter().map(|w| match w {
+        Write::Clear(i) => {
+            let f = f(i);
+            quote!(#recv.#f.clear();)
+        }
+        Write::Token(i, t) => {
+            let f = f(i);
+            quote!(#recv.#f.token(#t);)
+        }
+        Write::TokenIfEmpty(i, t) => {
+            let f = f(i);
+            quote!(if #recv.#f.is_empty() { #recv.#f.token(#t); })
+        }
+        Write::Empty(i) => {
+            let f = f(i);
+            quote!(#recv.#f.arg("");)
+        }
+        Write::One { field, param, key } => {
+            let f = f(field);
+            let p = ident(param);
+            if *key {
+                quote!(#recv.#f.key(#p);)
+            } else {
+                quote!(#recv.#f.arg(#p);)
+            }
+        }
+        Write::Many {
+            field,
+            param,
+            key,
+            token_each,
+        } => {
+            let f = f(field);
+            let p = ident(param);
+            match token_each {
+                Some(t) => quote!(#recv.#f.many_each(#t, #p, #key);),
+                None => quote!(#recv.#f.many(#p, #key);),
+            }
+        }
+        Write::Tuples {
+            field,
+            param,
+            keys,
+            token_each,
+            counted,
+        } => {
+            let f = f(field);
+            let p = ident(param);
+            let vars: Vec<Ident> = (0..keys.len())
+                .map(|i| {
+                    format_ident!(
+                        "{}{}",
+                        param,
+                        if keys.len() == 1 {
+                            String::new()
+                        } else {
+                            format!("_{i}")
+                        }
+                    )
+                })
+                .map(|i| {
+                    if keys.len() == 1 {
+                        format_ident!("item")
+                    } else {
+                        i
+                    }
+                })
+                .collect();
+            let pat = if vars.len() == 1 {
+                let v = &vars[0];
+                quote!(#v)
+            } else {
+                quote!((#(#vars),*))
+            };
+            let tok = token_each.as_ref().map(|t| quote!(#recv.#f.token(#t);));
+            let each = vars.iter().zip(keys).map(|(v, k)| {
+                if *k {
+                    quote!(#recv.#f.key(#v);)
+                } else {
+                    quote!(#recv.#f.arg(#v);)
+                }
+            });
+            let body = quote!(#tok #(#each)* #recv.#f.item(););
+            if *counted {
+                quote! {
+                    let items: Vec<_> = #p.into_iter().collect();
+                    #recv.#f.arg(items.len());
+                    for #pat in items { #body }
+                }
+            } else {
+                quote!(for #pat in #p { #body })
+            }
+        }
+        Write::Opt {
+            field,
+            param,
+            token,
+            flag,
+        } => {
+            let f = f(field);
+            let p = ident(param);
+            let tok = token.as_ref().map(|t| quote!(#recv.#f.token(#t);));
+            if *flag {
+                quote!(if #p { #tok })
+            } else {
+                quote!(if let Some(value) = #p { #tok #recv.#f.arg(value); })
+            }
+        }
+        Write::Item(i) => {
+            let f = f(i);
+            quote!(#recv.#f.item();)
+        }
+    });
+    quote!(#(#out)*)
+}
+
+/// The doc text of a command method.
+pub fn command_doc(p: &Plan, c: &Command, reply: &str, shape: &str, probe: bool) -> String {
+    let mut d = format!("`{}`\n\n", plan::synopsis(&p.wire, c));
+    if !c.summary.is_empty() {
+        d.push_str(&format!("{}\n\n", c.summary.trim()));
+    }
+    d.push_str(&format!("- group: {}\n", c.group));
+    d.push_str(&format!("- since: {}\n", c.since));
+    if !c.complexity.is_empty() {
+        d.push_str(&format!("- complexity: {}\n", c.complexity.trim()));
+    }
+    if probe {
+        match c.redis_7_0 {
+            Some(true) => d.push_str("- in Redis 7.0: yes\n"),
+            Some(false) => d.push_str("- in Redis 7.0: no (Valkey, or newer Redis)\n"),
+            None => {}
+        }
+    }
+    d.push_str(&format!(
+        "- default reply: `{reply}` ({shape}); `.decode::<T>()` for another type\n"
+    ));
+    d
+}
+
+/// Generates the whole file for `spec` with `replies`.
+pub fn generate(spec: &Spec, replies: &Replies) -> String {
+    let eligible = spec.eligible();
+    let mut enums = Enums::default();
+    let plans: Vec<(Plan, &Command)> = eligible
+        .iter()
+        .map(|(n, c)| (plan::plan(n, c, &mut enums), *c))
+        .collect();
+    let builders: BTreeSet<String> = plans.iter().map(|(p, _)| p.builder.clone()).collect();
+    let (defs, names) = plan::finish_enums(&enums, &builders);
+
+    let mut trait_methods = Vec::new();
+    let mut items = Vec::new();
+    for (p, c) in &plans {
+        let shape = replies.get(&p.name).map_or("any", String::as_str);
+        let reply_src = reply_type(shape).unwrap_or("Value");
+        let reply: TokenStream = reply_src.parse().expect("reply types parse");
+        let doc = docs(&command_doc(p, c, reply_src, shape, spec.probe.is_some()));
+        let b = ident(&p.builder);
+        let m = ident(&p.method);
+        let wire = &p.wire;
+        let params: Vec<TokenStream> = p
+            .params
+            .iter()
+            .map(|q| {
+                let n = ident(&q.name);
+                let t = ty(&q.ty, &names);
+                quote!(#n: #t)
+            })
+            .collect();
+        let pnames: Vec<Ident> = p.params.iter().map(|q| ident(&q.name)).collect();
+        let deprecated = c.deprecated().then(|| {
+            let since = c.deprecated_since.clone().unwrap_or_default();
+            let note = match &c.replaced_by {
+                Some(r) => format!("replaced by {}", r.replace('`', "")),
+                None => "deprecated by the server".to_string(),
+            };
+            quote!(#[deprecated(since = #since, note = #note)])
+        });
+        trait_methods.push(quote! {
+            #doc
+            #deprecated
+            fn #m(self, #(#params),*) -> #b<Self::Target> {
+                #b::new(self.into_target(), #(#pnames),*)
+            }
+        });
+        let fields: Vec<Ident> = p.fields.iter().map(|f| format_ident!("{}", f)).collect();
+        let ctor = writes(&p.ctor, &p.fields, &quote!(this));
+        let methods = p.methods.iter().map(|mm| {
+            let n = ident(&mm.name);
+            let ps = mm.params.iter().map(|q| {
+                let n = ident(&q.name);
+                let t = ty(&q.ty, &names);
+                quote!(#n: #t)
+            });
+            let body = writes(&mm.writes, &p.fields, &quote!(self));
+            let lets = time_lets(&mm.params);
+            let d = docs(&mm.doc);
+            quote! {
+                #d
+                pub fn #n(mut self, #(#ps),*) -> Self {
+                    #lets
+                    #body
+                    self
+                }
+            }
+        });
+        let segs = p.segs.iter().map(|s| match s {
+            Seg::Field(i) => {
+                let f = format_ident!("{}", p.fields[*i]);
+                quote!(cmd.push_part(&self.#f);)
+            }
+            Seg::Token(t) => quote!(cmd.push_arg(#t);),
+            Seg::Count(i) => {
+                let f = format_ident!("{}", p.fields[*i]);
+                quote!(cmd.push_arg(self.#f.items());)
+            }
+        });
+        let (blocking, readonly, write) = (
+            c.has_flag("blocking"),
+            c.has_flag("readonly"),
+            c.has_flag("write"),
+        );
+        let bdoc = docs(&format!(
+            "The `{wire}` command being built: see [`Commands::{}`].",
+            p.method
+        ));
+        let literal = quote!(#b { target: Some(target), #(#fields: Part::new(),)* });
+        let new_body = if p.ctor.is_empty() {
+            literal
+        } else {
+            let lets = time_lets(&p.params);
+            quote!(#lets let mut this = #literal; #ctor this)
+        };
+        let head = quote! {
+            Cmd::new(#wire).with_flags(CmdFlags {
+                blocking: #blocking,
+                readonly: #readonly,
+                write: #write,
+            })
+        };
+        let cmd_body = if p.segs.is_empty() {
+            head
+        } else {
+            quote!(let mut cmd = #head; #(#segs)* cmd)
+        };
+        items.push(quote! {
+            #bdoc
+            #[must_use = "a command does nothing until it is awaited (client) or dropped into a pipeline"]
+            pub struct #b<T: Dispatch> {
+                target: Option<T>,
+                #(#fields: Part,)*
+            }
+            impl<T: Dispatch> #b<T> {
+                fn new(target: T, #(#params),*) -> Self {
+                    #new_body
+                }
+                #(#methods)*
+                /// The command as it will be sent: arguments, key positions and routing flags.
+                pub fn cmd(&self) -> Cmd {
+                    #cmd_body
+                }
+            }
+            builder!(#b, #reply);
+        });
+    }
+    for d in &defs {
+        let n = ident(&d.name);
+        let vs: Vec<Ident> = d.variants.iter().map(|v| ident(&v.0)).collect();
+        let toks: Vec<&String> = d.variants.iter().map(|v| &v.1).collect();
+        let vdocs = toks.iter().map(|t| {
+            let s = format!(" `{t}`");
+            quote!(#[doc = #s])
+        });
+        let edoc = docs(&format!(
+            "A choice of tokens: {}.",
+            toks.iter()
+                .map(|t| format!("`{t}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        items.push(quote! {
+            #edoc
+            #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+            pub enum #n { #(#vdocs #vs,)* }
+            impl ToArg for #n {
+                fn write_args(&self, out: &mut Args) {
+                    out.push_bytes(match self { #(#n::#vs => #toks,)* }.as_bytes());
+                }
+            }
+        });
+    }
+    let count = plans.len();
+    let header = format!(
+        "One method per command of the spec ({count} commands, from {}).",
+        spec.source
+    );
+    let file = quote! {
+        /// Every command of the spec, as a method: see the [module docs](self).
+        ///
+        #[doc = #header]
+        pub trait Commands: Sized {
+            /// Where the built commands go.
+            type Target: Dispatch;
+            #[doc(hidden)]
+            fn into_target(self) -> Self::Target;
+            #(#trait_methods)*
+        }
+        /// How many methods [`Commands`] has: one per command of the spec.
+        pub const COMMAND_COUNT: usize = #count;
+        #(#items)*
+    };
+    let syntax: syn::File = syn::parse2(file).expect("generated code parses");
+    let mut out = String::from(
+        "// @generated by ringdis-codegen from commands.json and replies.json: do not edit.\n",
+    );
+    // prettyplease leaves macro arguments as tokens (`Option < () >`): tidy the reply types.
+    // It also leaves no blank lines: put one after each item (and each trait method) ends.
+    let mut previous = "";
+    for line in prettyplease::unparse(&syntax).lines() {
+        if ends_item(previous) && !line.trim_start().starts_with('}') {
+            out.push('\n');
+        }
+        if line.starts_with("builder!(") {
+            out.push_str(&line.replace(" < ", "<").replace(" >", ">"));
+        } else {
+            out.push_str(line);
+        }
+        out.push('\n');
+        previous = line;
+    }
+    out
+}
+
+/// Whether `line` closes a top-level item or an item one level in (a method).
+fn ends_item(line: &str) -> bool {
+    let indent = line.len() - line.trim_start().len();
+    let rest = line.trim_start();
+    indent <= 4 && (rest == "}" || (indent == 0 && rest.ends_with(';')))
+}

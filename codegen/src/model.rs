@@ -1,0 +1,245 @@
+//! The typed model of `commands.json` (and `replies.json`), and which commands get a method.
+
+use serde_json::Value as Json;
+use std::collections::BTreeMap;
+
+/// The whole of `commands.json`.
+#[derive(Debug)]
+pub struct Spec {
+    /// Where it was dumped from, e.g. `valkey 9.1.2`.
+    pub source: String,
+    /// The server probed for presence, e.g. `redis 7.0.15`.
+    pub probe: Option<String>,
+    /// Top-level commands by lower-case name.
+    pub commands: BTreeMap<String, Command>,
+}
+
+/// One command or subcommand.
+#[derive(Debug, Default)]
+pub struct Command {
+    pub arity: i64,
+    pub flags: Vec<String>,
+    pub group: String,
+    pub since: String,
+    pub summary: String,
+    pub complexity: String,
+    pub doc_flags: Vec<String>,
+    pub deprecated_since: Option<String>,
+    pub replaced_by: Option<String>,
+    pub arguments: Vec<Arg>,
+    pub redis_7_0: Option<bool>,
+    pub subcommands: BTreeMap<String, Command>,
+    pub key_specs: Vec<serde_json::Value>,
+    pub tips: Vec<String>,
+}
+
+/// One argument of a command, as `COMMAND DOCS` describes it.
+#[derive(Debug, Default, Clone)]
+pub struct Arg {
+    pub name: String,
+    /// The spec's `type`.
+    pub kind: String,
+    pub token: Option<String>,
+    pub flags: Vec<String>,
+    pub arguments: Vec<Arg>,
+    pub display_text: Option<String>,
+    pub key_spec_index: Option<usize>,
+}
+
+impl Arg {
+    pub fn optional(&self) -> bool {
+        self.flags.iter().any(|f| f == "optional")
+    }
+    pub fn multiple(&self) -> bool {
+        self.flags.iter().any(|f| f == "multiple")
+    }
+    pub fn multiple_token(&self) -> bool {
+        self.flags.iter().any(|f| f == "multiple_token")
+    }
+    /// A single value: key, string, pattern, integer, double or unix-time.
+    pub fn is_scalar(&self) -> bool {
+        matches!(
+            self.kind.as_str(),
+            "key" | "string" | "pattern" | "integer" | "double" | "unix-time"
+        )
+    }
+    /// A oneof whose alternatives are all bare tokens (becomes an enum).
+    pub fn is_token_choice(&self) -> bool {
+        self.kind == "oneof"
+            && !self.arguments.is_empty()
+            && self
+                .arguments
+                .iter()
+                .all(|a| a.kind == "pure-token" && a.token.is_some() && !a.optional())
+    }
+}
+
+impl Spec {
+    /// Reads `commands.json` (read by hand from `serde_json::Value`: no derive macros in the
+    /// build of ringdis).
+    pub fn parse(json: &str) -> Result<Spec, serde_json::Error> {
+        let j: Json = serde_json::from_str(json)?;
+        let commands = j["commands"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), Command::from_json(v)))
+            .collect();
+        Ok(Spec {
+            source: string(&j["source"]),
+            probe: j["probe"].as_str().map(str::to_string),
+            commands,
+        })
+    }
+
+    /// Every command that gets a method, as (`"config|get"`-style name, command), sorted.
+    ///
+    /// Left out: `syscmd` (replication-internal) and experimental commands, the `sentinel`
+    /// group, and container commands that cannot run without a subcommand (`CONFIG`, but not
+    /// `COMMAND`, whose arity is -1).
+    pub fn eligible(&self) -> Vec<(String, &Command)> {
+        let mut out = Vec::new();
+        for (name, c) in &self.commands {
+            if (c.subcommands.is_empty() || c.arity == -1) && c.is_eligible() {
+                out.push((name.clone(), c));
+            }
+            if !c.is_eligible() {
+                continue;
+            }
+            for (sub, s) in &c.subcommands {
+                if s.is_eligible() {
+                    out.push((sub.clone(), s));
+                }
+            }
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+}
+
+fn string(j: &Json) -> String {
+    j.as_str().unwrap_or_default().to_string()
+}
+
+fn strings(j: &Json) -> Vec<String> {
+    j.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s.as_str().map(str::to_string))
+        .collect()
+}
+
+fn args(j: &Json) -> Vec<Arg> {
+    j.as_array()
+        .into_iter()
+        .flatten()
+        .map(Arg::from_json)
+        .collect()
+}
+
+impl Arg {
+    fn from_json(j: &Json) -> Arg {
+        Arg {
+            name: string(&j["name"]),
+            kind: string(&j["type"]),
+            token: j["token"].as_str().map(str::to_string),
+            flags: strings(&j["flags"]),
+            arguments: args(&j["arguments"]),
+            display_text: j["display_text"].as_str().map(str::to_string),
+            key_spec_index: j["key_spec_index"].as_u64().map(|i| i as usize),
+        }
+    }
+}
+
+impl Command {
+    fn from_json(j: &Json) -> Command {
+        Command {
+            arity: j["arity"].as_i64().unwrap_or_default(),
+            flags: strings(&j["flags"]),
+            group: string(&j["group"]),
+            since: string(&j["since"]),
+            summary: string(&j["summary"]),
+            complexity: string(&j["complexity"]),
+            doc_flags: strings(&j["doc_flags"]),
+            deprecated_since: j["deprecated_since"].as_str().map(str::to_string),
+            replaced_by: j["replaced_by"].as_str().map(str::to_string),
+            arguments: args(&j["arguments"]),
+            redis_7_0: j["redis_7_0"].as_bool(),
+            subcommands: j["subcommands"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| (k.clone(), Command::from_json(v)))
+                .collect(),
+            key_specs: j["key_specs"].as_array().cloned().unwrap_or_default(),
+            tips: strings(&j["tips"]),
+        }
+    }
+
+    fn is_eligible(&self) -> bool {
+        !self
+            .doc_flags
+            .iter()
+            .any(|f| f == "syscmd" || f == "experimental")
+            && self.group != "sentinel"
+    }
+    pub fn deprecated(&self) -> bool {
+        self.doc_flags.iter().any(|f| f == "deprecated")
+    }
+    pub fn has_flag(&self, f: &str) -> bool {
+        self.flags.iter().any(|x| x == f)
+    }
+}
+
+/// `replies.json`: the default reply shape of each command, by `"config|get"`-style name.
+pub type Replies = BTreeMap<String, String>;
+
+/// The Rust type for a reply shape (as tokens of a type path inside ringdis), or `None` for an
+/// unknown shape.
+pub fn reply_type(shape: &str) -> Option<&'static str> {
+    Some(match shape {
+        "ok" => "()",
+        "ok_or_nil" => "Option<()>",
+        "simple" => "String",
+        "text" => "String",
+        "int" => "i64",
+        "int_or_nil" => "Option<i64>",
+        "bool" => "bool",
+        "bulk" => "Bytes",
+        "bulk_or_nil" => "Option<Bytes>",
+        "double" => "f64",
+        "double_or_nil" => "Option<f64>",
+        "array_bulk" => "Vec<Bytes>",
+        "array_bulk_or_nil" => "Vec<Option<Bytes>>",
+        "array_int" => "Vec<i64>",
+        "array_bool" => "Vec<bool>",
+        "array_double_or_nil" => "Vec<Option<f64>>",
+        "array_any" => "Vec<Value>",
+        "map" => "HashMap<Bytes, Bytes>",
+        "any" => "Value",
+        _ => return None,
+    })
+}
+
+/// All shapes, for docs and checks.
+pub const SHAPES: &[&str] = &[
+    "ok",
+    "ok_or_nil",
+    "simple",
+    "text",
+    "int",
+    "int_or_nil",
+    "bool",
+    "bulk",
+    "bulk_or_nil",
+    "double",
+    "double_or_nil",
+    "array_bulk",
+    "array_bulk_or_nil",
+    "array_int",
+    "array_bool",
+    "array_double_or_nil",
+    "array_any",
+    "map",
+    "any",
+];

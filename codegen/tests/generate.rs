@@ -1,0 +1,274 @@
+//! The generator on the real spec (coverage, determinism, reply data) and on small specs
+//! (each lowering rule, checked on the emitted Rust).
+
+use ringdis_codegen::generate;
+use serde_json::Value as Json;
+use std::collections::BTreeSet;
+
+fn root(file: &str) -> String {
+    let p = format!("{}/../{file}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{p}: {e}"))
+}
+
+/// Eligible commands, computed here from the JSON itself (not through the crate's model).
+fn eligible_from_json() -> BTreeSet<String> {
+    let spec: Json = serde_json::from_str(&root("commands.json")).unwrap();
+    let skip = |c: &Json| {
+        c["doc_flags"]
+            .as_array()
+            .is_some_and(|f| f.iter().any(|x| x == "syscmd" || x == "experimental"))
+            || c["group"] == "sentinel"
+    };
+    let mut out = BTreeSet::new();
+    for (name, c) in spec["commands"].as_object().unwrap() {
+        if skip(c) {
+            continue;
+        }
+        let subs = c["subcommands"].as_object();
+        if subs.is_none_or(|s| s.is_empty()) || c["arity"] == -1 {
+            out.insert(name.clone());
+        }
+        for (sub, s) in subs.into_iter().flatten() {
+            if !skip(s) {
+                out.insert(sub.clone());
+            }
+        }
+    }
+    out
+}
+
+/// The method names of `trait Commands` in generated code.
+fn trait_methods(code: &str) -> Vec<String> {
+    let file = syn::parse_file(code).expect("generated code parses");
+    for item in file.items {
+        if let syn::Item::Trait(t) = item {
+            if t.ident == "Commands" {
+                return t
+                    .items
+                    .iter()
+                    .filter_map(|i| match i {
+                        syn::TraitItem::Fn(f) if f.sig.ident != "into_target" => {
+                            Some(f.sig.ident.to_string())
+                        }
+                        _ => None,
+                    })
+                    .collect();
+            }
+        }
+    }
+    panic!("no trait Commands")
+}
+
+fn rust_name(spec_name: &str) -> String {
+    let n = spec_name.replace(['|', '-'], "_");
+    match n.as_str() {
+        "type" | "move" => format!("{n}_"),
+        _ => n,
+    }
+}
+
+#[test]
+fn one_method_per_eligible_command() {
+    let code = generate(&root("commands.json"), &root("replies.json")).unwrap();
+    let methods = trait_methods(&code);
+    let eligible = eligible_from_json();
+    assert_eq!(methods.len(), eligible.len());
+    let have: BTreeSet<String> = methods.into_iter().collect();
+    let want: BTreeSet<String> = eligible.iter().map(|n| rust_name(n)).collect();
+    assert_eq!(have, want);
+    // Skipped for good reasons only.
+    assert!(!have.contains("replconf") && !have.contains("config"));
+    assert!(have.contains("command") && have.contains("config_get") && have.contains("type_"));
+}
+
+#[test]
+fn reply_data_covers_every_command_with_known_shapes() {
+    let replies: serde_json::Map<String, Json> =
+        serde_json::from_str(&root("replies.json")).unwrap();
+    let names: BTreeSet<String> = replies.keys().cloned().collect();
+    assert_eq!(
+        names,
+        eligible_from_json(),
+        "replies.json and commands.json disagree"
+    );
+    for (name, shape) in &replies {
+        let shape = shape.as_str().unwrap();
+        assert!(
+            ringdis_codegen::model::reply_type(shape).is_some(),
+            "{name}: unknown shape {shape}"
+        );
+    }
+    // Typed, not `any`, for the everyday commands.
+    for (c, s) in [
+        ("get", "bulk_or_nil"),
+        ("set", "ok_or_nil"),
+        ("incr", "int"),
+        ("hgetall", "map"),
+        ("mget", "array_bulk_or_nil"),
+        ("zscore", "double_or_nil"),
+        ("exists", "int"),
+        ("sismember", "bool"),
+    ] {
+        assert_eq!(replies[c], s, "{c}");
+    }
+}
+
+#[test]
+fn output_is_deterministic_and_formatted() {
+    let a = generate(&root("commands.json"), &root("replies.json")).unwrap();
+    let b = generate(&root("commands.json"), &root("replies.json")).unwrap();
+    assert_eq!(a, b);
+    let file = syn::parse_file(&a).unwrap();
+    let again = prettyplease::unparse(&file);
+    // The same, up to the blank lines the generator adds between items.
+    let tidy = |s: &str| {
+        s.replace(" < ", "<")
+            .replace(" >", ">")
+            .lines()
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(
+        tidy(&a[a.find('\n').unwrap() + 1..]),
+        tidy(&again),
+        "not prettyplease-formatted"
+    );
+    assert!(
+        a.contains("}\n\nbuilder!(Get, Option<Bytes>);\n\n"),
+        "items are set apart"
+    );
+}
+
+fn spec(commands: &str) -> String {
+    format!(r#"{{"source": "test", "commands": {{ {commands} }}}}"#)
+}
+
+fn gen(commands: &str, replies: &str) -> String {
+    let code = generate(&spec(commands), replies).unwrap();
+    // Compare signatures without formatting noise.
+    code.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[test]
+fn keywords_get_a_trailing_underscore() {
+    let code = gen(
+        r#""type": {"arity": 2, "group": "generic", "since": "1.0.0",
+            "arguments": [{"name": "key", "type": "key"}]},
+           "scan": {"arity": -2, "group": "generic", "since": "2.8.0",
+            "arguments": [{"name": "cursor", "type": "integer"},
+                          {"name": "pattern", "type": "pattern", "token": "MATCH", "flags": ["optional"]}]}"#,
+        r#"{"type": "simple"}"#,
+    );
+    assert!(code.contains("fn type_(self, key: impl ToArg) -> Type<Self::Target>"));
+    assert!(code.contains("pub fn match_(mut self, pattern: impl ToArg) -> Self"));
+    // A cursor is unsigned 64-bit: any ToArg, not i64.
+    assert!(code.contains("fn scan(self, cursor: impl ToArg)"));
+    assert!(code.contains("builder!(Type, String);"));
+    assert!(code.contains("builder!(Scan, Value);"));
+}
+
+#[test]
+fn deprecated_names_the_replacement() {
+    let code = gen(
+        r#""getset": {"arity": 3, "group": "string", "since": "1.0.0", "summary": "Old.",
+            "complexity": "O(1)", "doc_flags": ["deprecated"], "deprecated_since": "6.2.0",
+            "replaced_by": "`SET` with the `!GET` argument",
+            "arguments": [{"name": "key", "type": "key"}, {"name": "value", "type": "string"}]}"#,
+        "{}",
+    );
+    assert!(code.contains(
+        r#"#[deprecated(since = "6.2.0", note = "replaced by SET with the !GET argument")]"#
+    ));
+    assert!(code.contains("/// `GETSET key value`"));
+    assert!(code.contains("/// Old."));
+    assert!(code.contains("/// - complexity: O(1)"));
+    assert!(code.contains("/// - since: 1.0.0"));
+}
+
+#[test]
+fn numkeys_is_derived_and_multiples_take_collections() {
+    let code = gen(
+        r#""zunionstore": {"arity": -4, "group": "sorted-set", "since": "2.0.0", "arguments": [
+            {"name": "destination", "type": "key"},
+            {"name": "numkeys", "type": "integer"},
+            {"name": "key", "type": "key", "flags": ["multiple"]},
+            {"name": "weight", "type": "integer", "token": "WEIGHTS", "flags": ["optional", "multiple"]},
+            {"name": "aggregate", "type": "oneof", "token": "AGGREGATE", "flags": ["optional"], "arguments": [
+                {"name": "sum", "type": "pure-token", "token": "SUM"},
+                {"name": "max", "type": "pure-token", "token": "MAX"}]}]}"#,
+        "{}",
+    );
+    assert!(code.contains("fn zunionstore( self, destination: impl ToArg, key: impl ToArg, )"));
+    assert!(code.contains("cmd.push_arg(self.key.items());"));
+    assert!(code.contains(r#"if self.weight.is_empty() { self.weight.token("WEIGHTS"); }"#));
+    assert!(code.contains("pub fn aggregate(mut self, aggregate: Aggregate) -> Self"));
+    assert!(code.contains("pub enum Aggregate { /// `SUM` Sum, /// `MAX` Max, }"));
+}
+
+#[test]
+fn oneofs_become_one_method_per_alternative() {
+    let code = gen(
+        r#""set": {"arity": -3, "group": "string", "since": "1.0.0", "arguments": [
+            {"name": "key", "type": "key"}, {"name": "value", "type": "string"},
+            {"name": "condition", "type": "oneof", "flags": ["optional"], "arguments": [
+                {"name": "nx", "type": "pure-token", "token": "NX"},
+                {"name": "xx", "type": "pure-token", "token": "XX"}]},
+            {"name": "expiration", "type": "oneof", "flags": ["optional"], "arguments": [
+                {"name": "seconds", "type": "integer", "token": "EX"},
+                {"name": "unix-time-seconds", "type": "unix-time", "token": "EXAT"}]}]}"#,
+        r#"{"set": "ok_or_nil"}"#,
+    );
+    for sig in [
+        "pub fn nx(mut self) -> Self { self.condition.clear(); self.condition.token(\"NX\"); self }",
+        "pub fn ex(mut self, seconds: i64) -> Self",
+        "pub fn exat(mut self, unix_time_seconds: impl UnixTime) -> Self { let unix_time_seconds = unix_time_seconds.unix_seconds();",
+    ] {
+        assert!(code.contains(sig), "{sig}");
+    }
+    // Wire order comes from the fields, not from the call order.
+    assert!(code.contains(
+        "cmd.push_part(&self.key); cmd.push_part(&self.value); cmd.push_part(&self.condition); cmd.push_part(&self.expiration);"
+    ));
+    assert!(code.contains("builder!(Set, Option<()>);"));
+}
+
+#[test]
+fn multiple_token_repeats_and_pairs_read_well() {
+    let code = gen(
+        r#""sort": {"arity": -2, "group": "generic", "since": "1.0.0", "arguments": [
+            {"name": "key", "type": "key"},
+            {"name": "get-pattern", "type": "pattern", "token": "GET", "flags": ["optional", "multiple", "multiple_token"]}]},
+           "mset": {"arity": -3, "group": "string", "since": "1.0.1", "arguments": [
+            {"name": "data", "type": "block", "flags": ["multiple"], "arguments": [
+                {"name": "key", "type": "key"}, {"name": "value", "type": "string"}]}]},
+           "hset": {"arity": -4, "group": "hash", "since": "2.0.0", "arguments": [
+            {"name": "key", "type": "key"},
+            {"name": "data", "type": "block", "flags": ["multiple"], "arguments": [
+                {"name": "field", "type": "string"}, {"name": "value", "type": "string"}]}]}"#,
+        "{}",
+    );
+    assert!(code.contains(r#"self.get_pattern.many_each("GET", get_pattern, false);"#));
+    assert!(code.contains(
+        "fn mset( self, data: impl IntoIterator<Item = (impl ToArg, impl ToArg)>, ) -> Mset<Self::Target>"
+    ));
+    assert!(code.contains(
+        "fn hset( self, key: impl ToArg, field: impl ToArg, value: impl ToArg, ) -> Hset<Self::Target>"
+    ));
+    assert!(code.contains("pub fn and(mut self, field: impl ToArg, value: impl ToArg) -> Self"));
+}
+
+#[test]
+fn skipped_commands() {
+    let code = gen(
+        r#""replconf": {"arity": -1, "group": "server", "since": "3.0.0", "doc_flags": ["syscmd"]},
+           "config": {"arity": -2, "group": "server", "since": "2.0.0", "subcommands": {
+               "config|get": {"arity": -3, "group": "server", "since": "2.0.0", "arguments": [
+                   {"name": "parameter", "type": "string", "flags": ["multiple"]}]}}}"#,
+        "{}",
+    );
+    assert!(!code.contains("fn replconf"));
+    assert!(!code.contains("fn config("));
+    assert!(code.contains("fn config_get(self, parameter: impl ToArg)"));
+    assert!(code.contains(r#"Cmd::new("CONFIG GET")"#));
+}
