@@ -171,6 +171,13 @@ async fn server_killed_and_restarted() {
 
             // A call made while the server is down waits for it, within the connect timeout.
             server.kill();
+            // "While down" as the client sees it: a call made before the driver has read the
+            // end of the stream would go out on the dead socket and fail, as in flight.
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            while c.is_connected() {
+                assert!(std::time::Instant::now() < deadline, "{at}: loss unnoticed");
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
             let waiting = {
                 let c = c.clone();
                 tokio::spawn(async move { c.call::<String>(cmd!("ECHO", "back")).await })
