@@ -156,6 +156,67 @@ async fn an_earlier_deadline_replaces_a_later_timer() {
     }
 }
 
+/// CPU ticks (user + system) a thread of this process has used.
+fn thread_ticks(tid: &str) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let field = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    field(11) + field(12)
+}
+
+fn thread_ids() -> std::collections::HashSet<String> {
+    std::fs::read_dir("/proc/self/task")
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// An idle driver sleeps: no spinning on wake-ups, timers or receives, connected or not.
+/// (In a child process, so no other test's threads are counted.)
+#[test]
+fn an_idle_driver_uses_no_cpu() {
+    run_child("child_idle", &[]);
+}
+
+#[test]
+#[ignore = "run by an_idle_driver_uses_no_cpu in a child process"]
+fn child_idle() {
+    if !is_child("child_idle") {
+        return;
+    }
+    let server = Server::start(ServerKind::Redis);
+    for transport in transports() {
+        let before = thread_ids();
+        let c = client(&server, transport, Protocol::Resp3);
+        futures::executor::block_on(c.call::<()>(cmd!("PING"))).unwrap();
+        let idle = Client::new(support::config(&server, transport)).unwrap();
+        let drivers: Vec<String> = thread_ids().difference(&before).cloned().collect();
+        assert!(!drivers.is_empty(), "{transport:?}: no driver thread found");
+        let t0: u64 = drivers.iter().map(|t| thread_ticks(t)).sum();
+        std::thread::sleep(Duration::from_millis(500));
+        let used: u64 = drivers.iter().map(|t| thread_ticks(t)).sum::<u64>() - t0;
+        // Clock ticks are 10 ms: a spinning driver would show ~50 here.
+        assert!(
+            used <= 3,
+            "{transport:?}: idle drivers used {used} ticks in 500 ms"
+        );
+        drop(idle);
+    }
+}
+
 fn count_dir(path: &str) -> usize {
     std::fs::read_dir(path).map_or(0, |d| d.count())
 }

@@ -141,8 +141,11 @@ struct Io {
 /// Starts an io_uring driver thread for one connection. Fails (so the caller can fall back to
 /// epoll) when the kernel refuses a ring.
 pub(crate) fn spawn(config: Arc<Config>) -> Result<Arc<Shared>> {
+    // Blocking on purpose: some kernels complete a ring read of an O_NONBLOCK file with EAGAIN
+    // instead of waiting for it to become readable. (A write can block only at a counter of
+    // 2^64 - 2, which wake-ups of 1 that the driver drains never reach.)
     // SAFETY: a plain eventfd(2) call; the result is checked before use.
-    let efd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+    let efd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
     if efd < 0 {
         return Err(Error::client(format!(
             "eventfd: {}",
