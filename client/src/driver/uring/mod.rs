@@ -217,6 +217,7 @@ fn run(shared: Arc<Shared>, mut core: Core, mut io: Io) {
 impl Io {
     fn new(config: Arc<Config>, parking: Arc<Parking>) -> io::Result<Io> {
         let (ring, mode) = ring::build(RING_ENTRIES)?;
+        ring::probe(&ring)?;
         let bufs = if ring::want_buf_ring() {
             BufRing::new(&ring, 0, BUF_COUNT, BUF_SIZE).ok()
         } else {

@@ -60,6 +60,30 @@ pub(crate) fn build(entries: u32) -> io::Result<(IoUring, Mode)> {
         .map_err(explain)
 }
 
+/// Checks that the kernel knows every operation the driver uses (a ring from 5.1–5.5 lacks
+/// some), so a ring that would fail later fails setup instead, and the client falls back to epoll.
+pub(crate) fn probe(ring: &IoUring) -> io::Result<()> {
+    use io_uring::opcode;
+    let mut probe = io_uring::Probe::new();
+    ring.submitter().register_probe(&mut probe)?;
+    let needed = [
+        ("CONNECT", opcode::Connect::CODE),
+        ("SEND", opcode::Send::CODE),
+        ("RECV", opcode::Recv::CODE),
+        ("READ", opcode::Read::CODE),
+        ("TIMEOUT", opcode::Timeout::CODE),
+        ("TIMEOUT_REMOVE", opcode::TimeoutRemove::CODE),
+        ("ASYNC_CANCEL", opcode::AsyncCancel2::CODE),
+    ];
+    match needed.iter().find(|(_, code)| !probe.is_supported(*code)) {
+        Some((name, _)) => Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!("this kernel's io_uring has no IORING_OP_{name}"),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Adds what `kernel.io_uring_disabled` says to a setup error, when it is the likely reason.
 fn explain(e: io::Error) -> io::Error {
     let disabled = std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled")
