@@ -4,7 +4,8 @@
 //! texts), but every socket operation is a ring operation: `IORING_OP_CONNECT`, one `SEND` of
 //! everything the core has queued, a multishot `RECV` drawing from a provided-buffer ring
 //! (single-shot `RECV` where the kernel has none), timers as `IORING_OP_TIMEOUT`, and user
-//! wake-ups as a `READ` of an eventfd that callers write only while the driver is parked.
+//! wake-ups as a multishot `POLL_ADD` on an eventfd that callers write only while the driver is
+//! parked.
 //! Each loop turn ends in one `io_uring_enter` that both submits and waits.
 //!
 //! Ownership: every buffer an operation points at (send bytes, receive buffers, the socket
@@ -83,6 +84,16 @@ impl Wake for UringWake {
     }
 }
 
+/// How the driver watches the eventfd.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum WakeMode {
+    /// A multishot poll, armed once: a completion for every write, no read, no re-arming. The
+    /// counter is never drained; it would take 2^64 wake-ups to fill it.
+    Poll,
+    /// A read per wake-up, re-armed after each (kernels before 5.13).
+    Read,
+}
+
 /// How receives are done.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum RecvMode {
@@ -126,8 +137,9 @@ struct Io {
     next_gen: u64,
     /// Every operation in flight, connection ones included.
     inflight: u32,
-    /// The eventfd read in flight and the counter it reads into.
+    /// The eventfd watch in flight, how it watches, and the counter a read-mode watch reads into.
     wake_armed: bool,
+    wake_mode: WakeMode,
     wake_buf: Box<u64>,
     /// The timer in flight: its deadline and generation.
     timer_at: Option<Instant>,
@@ -241,6 +253,7 @@ impl Io {
             next_gen: 1,
             inflight: 0,
             wake_armed: false,
+            wake_mode: WakeMode::Poll,
             wake_buf: Box::new(0),
             timer_at: None,
             timer_gen: 0,
@@ -269,22 +282,24 @@ impl Io {
         }
     }
 
-    /// Keeps a read of the eventfd armed, so a caller's write wakes a parked driver.
+    /// Keeps a watch on the eventfd armed, so a caller's write wakes a parked driver.
     fn arm_wake(&mut self) {
         if self.wake_armed {
             return;
         }
-        let buf: *mut u64 = &mut *self.wake_buf;
-        let entry = opcode::Read::new(
-            Fd(self.parking.eventfd.as_raw_fd()),
-            buf.cast(),
-            std::mem::size_of::<u64>() as u32,
-        )
-        .build()
-        .user_data(ud(K_WAKE, 0));
-        // SAFETY: `wake_buf` is a heap u64 owned by `self`, freed only in `exit` after every
-        // operation (this read included) has completed.
-        unsafe { self.push(entry) };
+        let fd = Fd(self.parking.eventfd.as_raw_fd());
+        let entry = match self.wake_mode {
+            WakeMode::Poll => opcode::PollAdd::new(fd, libc::POLLIN as u32)
+                .multi(true)
+                .build(),
+            WakeMode::Read => {
+                let buf: *mut u64 = &mut *self.wake_buf;
+                opcode::Read::new(fd, buf.cast(), std::mem::size_of::<u64>() as u32).build()
+            }
+        };
+        // SAFETY: a poll points at no memory; a read writes into `wake_buf`, a heap u64 owned
+        // by `self`, freed only after `exit` has reaped every completion (this one included).
+        unsafe { self.push(entry.user_data(ud(K_WAKE, 0))) };
         self.wake_armed = true;
     }
 
@@ -382,7 +397,15 @@ impl Io {
             self.inflight -= 1;
         }
         match kind {
-            K_WAKE => self.wake_armed = false,
+            K_WAKE => {
+                if !more {
+                    self.wake_armed = false;
+                    if res == -libc::EINVAL && self.wake_mode == WakeMode::Poll {
+                        // No multishot poll on this kernel.
+                        self.wake_mode = WakeMode::Read;
+                    }
+                }
+            }
             K_TIMER if gen == self.timer_gen => self.timer_at = None,
             K_TIMER => {}
             K_TIMER_REMOVE | K_CANCEL => {}
