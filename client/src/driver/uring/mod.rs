@@ -397,15 +397,14 @@ impl Io {
             self.inflight -= 1;
         }
         match kind {
-            K_WAKE => {
-                if !more {
-                    self.wake_armed = false;
-                    if res == -libc::EINVAL && self.wake_mode == WakeMode::Poll {
-                        // No multishot poll on this kernel.
-                        self.wake_mode = WakeMode::Read;
-                    }
+            K_WAKE if !more => {
+                self.wake_armed = false;
+                if res == -libc::EINVAL && self.wake_mode == WakeMode::Poll {
+                    // No multishot poll on this kernel.
+                    self.wake_mode = WakeMode::Read;
                 }
             }
+            K_WAKE => {}
             K_TIMER if gen == self.timer_gen => self.timer_at = None,
             K_TIMER => {}
             K_TIMER_REMOVE | K_CANCEL => {}
