@@ -54,7 +54,8 @@ pub enum Protocol {
 ///
 /// Two more variables exist for testing those paths on a kernel that has everything:
 /// `RINGDIS_URING_FAIL_SETUP=1` makes ring setup fail as if the kernel refused it, and
-/// `RINGDIS_URING_NO_BUFRING=1` makes the io_uring transport use single-shot receives.
+/// `RINGDIS_URING_NO_BUFRING=1` makes the io_uring transport do without multishot operations, as on
+/// older kernels (single-shot receives, an eventfd read per wake-up).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Transport {
     /// io_uring where the kernel allows it, epoll otherwise.

@@ -397,8 +397,8 @@ fn child_env_io_uring() {
     }
 }
 
-/// The single-shot receive path (kernels without provided-buffer rings) carries large values and
-/// survives a server restart too.
+/// The paths for kernels without multishot operations (single-shot receives, an eventfd read per
+/// wake-up) carry large values and survive a server restart too.
 #[test]
 fn single_shot_receives_work() {
     run_child("child_single_shot", &[("RINGDIS_URING_NO_BUFRING", "1")]);

@@ -230,7 +230,8 @@ impl Io {
     fn new(config: Arc<Config>, parking: Arc<Parking>) -> io::Result<Io> {
         let (ring, mode) = ring::build(RING_ENTRIES)?;
         ring::probe(&ring)?;
-        let bufs = if ring::want_buf_ring() {
+        let multishot = ring::want_multishot();
+        let bufs = if multishot {
             BufRing::new(&ring, 0, BUF_COUNT, BUF_SIZE).ok()
         } else {
             None
@@ -253,7 +254,11 @@ impl Io {
             next_gen: 1,
             inflight: 0,
             wake_armed: false,
-            wake_mode: WakeMode::Poll,
+            wake_mode: if multishot {
+                WakeMode::Poll
+            } else {
+                WakeMode::Read
+            },
             wake_buf: Box::new(0),
             timer_at: None,
             timer_gen: 0,

@@ -8,8 +8,9 @@ use std::io;
 /// if the kernel refused it: `RINGDIS_URING_FAIL_SETUP=1`. Read once per client creation.
 pub(crate) const FAIL_SETUP_ENV: &str = "RINGDIS_URING_FAIL_SETUP";
 
-/// `RINGDIS_URING_NO_BUFRING=1` makes the driver use single-shot receives into its own buffer,
-/// as on kernels without provided-buffer rings (so that path stays tested).
+/// `RINGDIS_URING_NO_BUFRING=1` makes the driver do without multishot operations, as on older
+/// kernels: single-shot receives into its own buffer, and an eventfd read per wake-up (so those
+/// paths stay tested).
 pub(crate) const NO_BUFRING_ENV: &str = "RINGDIS_URING_NO_BUFRING";
 
 fn env_flag(name: &str) -> bool {
@@ -99,8 +100,9 @@ fn explain(e: io::Error) -> io::Error {
     }
 }
 
-/// Whether multishot receives with a provided-buffer ring should be tried.
-pub(crate) fn want_buf_ring() -> bool {
+/// Whether multishot operations (receives from a provided-buffer ring, the eventfd poll) should
+/// be tried.
+pub(crate) fn want_multishot() -> bool {
     !env_flag(NO_BUFRING_ENV)
 }
 
