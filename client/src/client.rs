@@ -411,6 +411,9 @@ impl Callable for Pipeline {
 /// Commands that would turn the shared connection into something else are refused: their
 /// replies would never match a call.
 fn refuse_on_shared_connection(cmd: &Cmd) -> Option<Error> {
+    if let Some(why) = cmd.args().invalid() {
+        return Some(Error::client(why));
+    }
     let name = cmd.args().iter().next()?;
     const SUBSCRIBER_ONLY: [&[u8]; 6] = [
         b"SUBSCRIBE",

@@ -34,10 +34,9 @@ use std::borrow::Cow;
 /// # Ok::<(), ringdis::Error>(())
 /// ```
 ///
-/// # Panics
-///
-/// Sending panics when `T`'s `Serialize` implementation fails, which for ordinary types only
-/// happens for maps whose keys are not strings.
+/// When `T`'s `Serialize` implementation fails (for ordinary types, only a map whose keys are
+/// not strings), nothing is sent: the call fails with [`Error::Client`](crate::Error::Client)
+/// saying why.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[cfg_attr(docsrs, doc(cfg(feature = "json")))]
 pub struct Json<T>(pub T);
@@ -89,10 +88,10 @@ impl<T: Serialize> ToArg for Json<T> {
     fn write_args(&self, out: &mut Args) {
         match serde_json::to_vec(&self.0) {
             Ok(bytes) => out.push_bytes(&bytes),
-            Err(e) => panic!(
+            Err(e) => out.set_invalid(format!(
                 "Json<{}>: cannot encode as JSON: {e}",
                 std::any::type_name::<T>()
-            ),
+            )),
         }
     }
 }
@@ -175,5 +174,20 @@ mod tests {
         assert!(e.to_string().ends_with(r#"got bulk string "{""#), "{e}");
         let o: Option<Json<i32>> = FromRedis::from_redis(Value::Nil).unwrap();
         assert_eq!(o, None);
+    }
+
+    #[test]
+    fn a_value_json_cannot_encode_fails_the_call_instead_of_panicking() {
+        use std::collections::HashMap;
+        let bad: HashMap<(i32, i32), i32> = [((1, 2), 3)].into_iter().collect();
+        let cmd = crate::cmd!("SET", "k", Json(bad));
+        let why = cmd.args().invalid().expect("marked invalid");
+        assert!(why.contains("cannot encode as JSON"), "{why}");
+        let mut p = crate::Client::open("redis://127.0.0.1:1")
+            .unwrap()
+            .pipeline();
+        p.add(cmd);
+        let err = futures::executor::block_on(p.query::<()>()).unwrap_err();
+        assert!(matches!(err, crate::Error::Client { .. }), "{err}");
     }
 }

@@ -98,6 +98,9 @@ impl Pipeline {
         if self.cmds.is_empty() {
             return Err(Error::client("an empty pipeline has nothing to send"));
         }
+        if let Some(why) = self.cmds.iter().find_map(|c| c.args().invalid()) {
+            return Err(Error::client(why));
+        }
         if !self.transaction {
             return Ok((Payload::Many(self.cmds.clone()), Ok));
         }

@@ -12,6 +12,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 pub struct Args {
     buf: BytesMut,
     count: usize,
+    /// Why these arguments cannot be sent, when an argument failed to encode.
+    invalid: Option<Box<str>>,
 }
 
 impl Args {
@@ -51,12 +53,48 @@ impl Args {
     pub fn extend_from(&mut self, other: &Args) {
         self.buf.extend_from_slice(&other.buf);
         self.count += other.count;
+        if self.invalid.is_none() {
+            self.invalid.clone_from(&other.invalid);
+        }
     }
 
     /// Removes every argument.
     pub fn clear(&mut self) {
         self.buf.clear();
         self.count = 0;
+        self.invalid = None;
+    }
+
+    /// Marks the arguments as unsendable, for a [`ToArg`] whose encoding failed (a value that
+    /// cannot be serialized, say): a command holding them is not sent, and its call fails with
+    /// [`Error::Client`](crate::Error::Client) saying `why`. The first reason is kept.
+    ///
+    /// ```
+    /// use ringdis::{cmd, Args, Client, Error, ToArg};
+    ///
+    /// struct Broken;
+    /// impl ToArg for Broken {
+    ///     fn write_args(&self, out: &mut Args) {
+    ///         out.set_invalid("Broken cannot be encoded");
+    ///     }
+    /// }
+    ///
+    /// let c = cmd!("SET", "k", Broken);
+    /// assert_eq!(c.args().invalid(), Some("Broken cannot be encoded"));
+    /// # let client = Client::open("redis://127.0.0.1:1")?;
+    /// let err = futures::executor::block_on(client.call::<()>(c)).unwrap_err();
+    /// assert!(matches!(err, Error::Client { .. }), "{err}");
+    /// # Ok::<(), ringdis::Error>(())
+    /// ```
+    pub fn set_invalid(&mut self, why: impl Into<String>) {
+        if self.invalid.is_none() {
+            self.invalid = Some(why.into().into_boxed_str());
+        }
+    }
+
+    /// Why the arguments cannot be sent, if an argument failed to encode.
+    pub fn invalid(&self) -> Option<&str> {
+        self.invalid.as_deref()
     }
 
     /// How many arguments there are.
