@@ -12,7 +12,13 @@ use std::time::Duration;
 /// `Some(Some(d))` for at most `d`.
 pub(crate) fn block_time(cmd: &Cmd) -> Option<Option<Duration>> {
     let mut args = cmd.args().iter();
-    let name = args.next()?.to_ascii_uppercase();
+    let name = args.next()?;
+    // Every call passes here: settle the common case (GET, SET…) without allocating.
+    let may_block = matches!(name.first(), Some(b'B' | b'b' | b'W' | b'w' | b'X' | b'x'));
+    if !may_block && !cmd.flags().blocking {
+        return None;
+    }
+    let name = name.to_ascii_uppercase();
     let rest: Vec<&[u8]> = args.collect();
     let secs = |arg: Option<&&[u8]>| -> Option<Duration> {
         let s: f64 = std::str::from_utf8(arg?).ok()?.parse().ok()?;
