@@ -42,6 +42,9 @@ pub struct Options {
     only_workload: Option<String>,
     /// `--quick`: 3 rounds of 250 ms, results under `target/` instead of `docs/`.
     quick: bool,
+    /// `--multi-thread`: callers (and the peers' connection tasks) on a 2-worker tokio runtime
+    /// instead of a current-thread one.
+    multi_thread: bool,
 }
 
 fn parse(args: &[String]) -> Result<(String, Options), String> {
@@ -53,6 +56,7 @@ fn parse(args: &[String]) -> Result<(String, Options), String> {
         only_client: None,
         only_workload: None,
         quick: false,
+        multi_thread: false,
     };
     let mut it = args.iter();
     let mut cmd = "transports".to_owned();
@@ -61,6 +65,7 @@ fn parse(args: &[String]) -> Result<(String, Options), String> {
         match a.as_str() {
             "--all" => cmd = "all".to_owned(),
             "--quick" => opts.quick = true,
+            "--multi-thread" => opts.multi_thread = true,
             "--rounds" => {
                 opts.rounds = it
                     .next()
@@ -103,7 +108,7 @@ fn main() {
     let (cmd, opts) = match parse(&args) {
         Ok(x) => x,
         Err(e) => {
-            eprintln!("ringdis-bench: {e}\nusage: ringdis-bench --all [--quick] [--rounds N] [--secs S] [--workload W]\n       ringdis-bench transports [--rounds N] [--secs S] [--no-perf] [--client epoll|io_uring] [--workload seq|c64|p64]");
+            eprintln!("ringdis-bench: {e}\nusage: ringdis-bench --all [--quick] [--multi-thread] [--rounds N] [--secs S] [--workload W] [--client C]\n       ringdis-bench transports [--rounds N] [--secs S] [--no-perf] [--client epoll|io_uring] [--workload seq|c64|p64]");
             std::process::exit(2);
         }
     };
