@@ -59,25 +59,110 @@ fn selected(opts: &Options, number: usize, w: Workload) -> bool {
         .is_none_or(|o| o == number.to_string() || o == w.short())
 }
 
+/// Which tokio runtime the callers (and the peers' connection tasks) run on.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum RuntimeKind {
+    CurrentThread,
+    /// Two workers: what `#[tokio::main]` gives on this 2-CPU machine.
+    MultiThread,
+}
+
+impl RuntimeKind {
+    fn build(self) -> Runtime {
+        match self {
+            RuntimeKind::CurrentThread => tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build(),
+            RuntimeKind::MultiThread => tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build(),
+        }
+        .expect("tokio runtime")
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            RuntimeKind::CurrentThread => "tokio current-thread runtime",
+            RuntimeKind::MultiThread => {
+                "tokio multi-thread runtime, 2 workers (what `#[tokio::main]` gives here)"
+            }
+        }
+    }
+}
+
+/// The results on one runtime.
+struct Section {
+    runtime: RuntimeKind,
+    tables: Vec<(Workload, Vec<Row>)>,
+    body: String,
+    goals: String,
+}
+
 pub fn all(opts: &Options) {
     let started = Instant::now();
     let server = BenchServer::start();
-    let rt = if opts.multi_thread {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-    } else {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
+    let data = Data::new();
+    {
+        let rt = RuntimeKind::CurrentThread.build();
+        let setup = rt.block_on(Ringdis::connect(&server.url(), Transport::Epoll));
+        workloads::prepare(&rt, &setup, &data);
     }
-    .expect("tokio runtime");
-    let runtime = if opts.multi_thread {
-        "one tokio multi-thread runtime (2 workers)"
-    } else {
-        "one tokio current-thread runtime"
+    let header = format!(
+        "{}; {} rounds × {:?} windows (+{:?} warm-up), clients interleaved (rotating order); \
+         {} CPUs ({}); kernel {}",
+        server.describe(),
+        opts.rounds,
+        opts.window,
+        opts.warmup,
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        cpu_model(),
+        kernel()
+    );
+    println!("# ringdis vs peers\n\n{header}");
+    let runtimes: Vec<RuntimeKind> = match opts.runtime {
+        Some(r) => vec![r],
+        None => vec![RuntimeKind::CurrentThread, RuntimeKind::MultiThread],
     };
+    let sections: Vec<Section> = runtimes
+        .into_iter()
+        .map(|r| {
+            let s = measure(&server, &data, r, opts, started);
+            print!("\n## Callers on a {}\n{}{}", r.describe(), s.body, s.goals);
+            s
+        })
+        .collect();
+
+    // Only a full run of both runtimes replaces the published report.
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let dir = if opts.quick {
+        root.join("target/bench-quick")
+    } else if opts.runtime.is_some() {
+        root.join("target/bench-one-runtime")
+    } else {
+        root.join("docs")
+    };
+    if let Err(e) = write_docs(&dir, &header, &sections) {
+        eprintln!("ringdis-bench: writing {}: {e}", dir.display());
+        std::process::exit(1);
+    }
+    eprintln!(
+        "wrote {} and benchmarks.svg ({:.0} s in all)",
+        dir.join("benchmarks.md").display(),
+        started.elapsed().as_secs_f64()
+    );
+}
+
+/// Every selected client on every selected workload, `opts.rounds` interleaved rounds, callers
+/// on a fresh runtime of kind `runtime` (the clients connect on it).
+fn measure(
+    server: &BenchServer,
+    data: &Arc<Data>,
+    runtime: RuntimeKind,
+    opts: &Options,
+    started: Instant,
+) -> Section {
+    let rt = runtime.build();
     let url = server.url();
     let clients: Vec<Any> = rt.block_on(async {
         vec![
@@ -100,23 +185,6 @@ pub fn all(opts: &Options) {
         .only_client
         .as_deref()
         .is_none_or(|o| "redis-benchmark".contains(o));
-    let data = Data::new();
-    let setup = Ringdis::connect(&url, Transport::Epoll);
-    workloads::prepare(&rt, &rt.block_on(setup), &data);
-
-    let header = format!(
-        "{}; {} rounds × {:?} windows (+{:?} warm-up), clients interleaved (rotating order); \
-         callers are tasks on {runtime}; {} CPUs ({}); kernel {}",
-        server.describe(),
-        opts.rounds,
-        opts.window,
-        opts.warmup,
-        std::thread::available_parallelism().map_or(0, |n| n.get()),
-        cpu_model(),
-        kernel()
-    );
-    println!("# ringdis vs peers\n\n{header}");
-
     let mut tables: Vec<(Workload, Vec<Row>)> = Workload::ALL
         .iter()
         .map(|&w| {
@@ -152,7 +220,7 @@ pub fn all(opts: &Options) {
             for j in 0..n {
                 let r = (j + round) % n;
                 let sample = if r < clients.len() {
-                    Some(clients[r].run(&rt, &data, *w, opts))
+                    Some(clients[r].run(&rt, data, *w, opts))
                 } else {
                     let s = refbench::run(port, *w, opts.window, reference_rate[i]);
                     if let Some(s) = &s {
@@ -166,13 +234,13 @@ pub fn all(opts: &Options) {
             }
         }
         eprintln!(
-            "round {}/{} done ({:.0} s)",
+            "{}: round {}/{} done ({:.0} s)",
+            runtime.describe(),
             round + 1,
             opts.rounds,
             started.elapsed().as_secs_f64()
         );
     }
-
     let mut body = String::new();
     for (i, (w, rows)) in tables.iter().enumerate() {
         if rows.iter().any(|r| !r.samples.is_empty()) {
@@ -180,35 +248,32 @@ pub fn all(opts: &Options) {
         }
     }
     let goals = report::goals(&tables);
-    print!("{body}{goals}");
-
-    // Only a full run on the default runtime replaces the published report.
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let dir = match (opts.quick, opts.multi_thread) {
-        (false, false) => root.join("docs"),
-        (true, false) => root.join("target/bench-quick"),
-        (_, true) => root.join("target/bench-multi-thread"),
-    };
-    if let Err(e) = write_docs(&dir, &header, &body, &goals, &tables) {
-        eprintln!("ringdis-bench: writing {}: {e}", dir.display());
-        std::process::exit(1);
+    drop(clients);
+    rt.shutdown_timeout(std::time::Duration::from_secs(1));
+    Section {
+        runtime,
+        tables,
+        body,
+        goals,
     }
-    eprintln!(
-        "wrote {} and benchmarks.svg ({:.0} s in all)",
-        dir.join("benchmarks.md").display(),
-        started.elapsed().as_secs_f64()
-    );
 }
 
-fn write_docs(
-    dir: &Path,
-    header: &str,
-    body: &str,
-    goals: &str,
-    tables: &[(Workload, Vec<Row>)],
-) -> Result<(), String> {
+fn write_docs(dir: &Path, header: &str, sections: &[Section]) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
-    chart::write(&dir.join("benchmarks.svg"), tables)?;
+    let charts: Vec<chart::Panel> = sections
+        .iter()
+        .map(|s| (s.runtime.describe(), &s.tables[..]))
+        .collect();
+    chart::write(&dir.join("benchmarks.svg"), &charts)?;
+    let mut results = String::new();
+    for s in sections {
+        results.push_str(&format!(
+            "\n## Results: callers on a {}\n{}{}",
+            s.runtime.describe(),
+            s.body,
+            s.goals
+        ));
+    }
     let doc = format!(
         "# Benchmarks: ringdis vs redis-rs, fred and redis-benchmark\n\n\
          <!-- Generated by `cargo run -p ringdis-bench --release -- --all`; edit \
@@ -216,12 +281,17 @@ fn write_docs(
          ## Reproduce\n\n\
          ```sh\n\
          bash scripts/setup                                  # redis-server + redis-tools\n\
-         cargo run -p ringdis-bench --release -- --all       # ~4 min; rewrites this file\n\
+         cargo run -p ringdis-bench --release -- --all       # ~7 min; rewrites this file\n\
          cargo run -p ringdis-bench --release -- --all --quick   # < 1 min, to target/bench-quick/\n\
+         cargo run -p ringdis-bench --release -- --all --quick --workload 2 --client ringdis/epoll\n\
          ```\n\n\
          The harness starts its own `redis-server` (no persistence) on a free loopback port, \
          connects every client once (one connection / client object each), writes the keys, \
          then runs every client on every workload in rounds, rotating the order each round. \
+         It does this twice: with the callers on a tokio current-thread runtime, then on a \
+         2-worker multi-thread runtime (each on its own connections). The runtime matters: \
+         redis-rs and fred do their socket I/O in tasks on the caller's runtime, ringdis on its \
+         own driver thread. \
          Every reply is checked (a GET must return exactly the value written for its key; a \
          pipeline of SETs must get one OK per SET; HGETALL must decode to the record written).\n\n\
          Columns: median over rounds of ops/s; min–max over rounds; median p50/p99 latency of \
@@ -231,9 +301,11 @@ fn write_docs(
          rusage, start-up included; ratios to the best Rust peer are medians of per-round \
          ratios (paired, so a round where the machine was busier cancels out).\n\n\
          Measured: {header}.\n\n\
+         The runtimes were measured one after the other, so compare ratios within a runtime, \
+         not rates across them.\n\n\
          Peers at their default configuration: redis-rs and fred speak RESP2, ringdis its \
          default RESP3; fred's automatic pipelining is on (its default).\n\n\
-         ![ops/s relative to the best peer](benchmarks.svg)\n\n\
+         ![ops/s relative to the best peer, per runtime](benchmarks.svg)\n\n\
          ## What these numbers do not say\n\n\
          - Loopback only: no network latency, so per-call CPU dominates; over a real network \
          the latency-bound workloads (1, 6) converge on the RTT.\n\
@@ -245,7 +317,7 @@ fn write_docs(
          - The machine is shared and noisy (±30% between rounds); trust the paired ratios over \
          the absolute rates, and rerun with `--rounds 9 --secs 2` when they disagree.\n\
          - Each peer is used through its ordinary API with its defaults; none was tuned.\n\n\
-         ## Results\n{body}{goals}\n{}",
+         {results}\n{}",
         findings()
     );
     std::fs::write(dir.join("benchmarks.md"), doc).map_err(|e| e.to_string())

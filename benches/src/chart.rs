@@ -17,17 +17,40 @@ const COLORS: [RGBColor; 7] = [
     RGBColor(0x94, 0x67, 0xbd),
 ];
 
-/// Writes the chart to `path`.
-pub fn write(path: &Path, tables: &[(Workload, Vec<Row>)]) -> Result<(), String> {
-    // Clients in first-seen order, so each keeps one colour across groups.
+/// Tables of one run (one runtime), titled.
+pub type Panel<'a> = (&'a str, &'a [(Workload, Vec<Row>)]);
+
+/// Writes the chart to `path`: one panel per runtime, stacked.
+pub fn write(path: &Path, panels: &[Panel]) -> Result<(), String> {
+    // Clients in first-seen order, so each keeps one colour across groups and panels.
     let mut clients: Vec<String> = Vec::new();
-    for (_, rows) in tables {
-        for r in rows {
-            if !r.samples.is_empty() && !clients.contains(&r.client) {
-                clients.push(r.client.clone());
+    for (_, tables) in panels {
+        for (_, rows) in tables.iter() {
+            for r in rows {
+                if !r.samples.is_empty() && !clients.contains(&r.client) {
+                    clients.push(r.client.clone());
+                }
             }
         }
     }
+    let root = SVGBackend::new(path, (960, 420 * panels.len().max(1) as u32)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    for (area, (title, tables)) in root
+        .split_evenly((panels.len().max(1), 1))
+        .iter()
+        .zip(panels)
+    {
+        panel(area, title, tables, &clients)?;
+    }
+    root.present().map_err(|e| e.to_string())
+}
+
+fn panel(
+    root: &DrawingArea<SVGBackend, plotters::coord::Shift>,
+    title: &str,
+    tables: &[(Workload, Vec<Row>)],
+    clients: &[String],
+) -> Result<(), String> {
     // (group, client index, ratio)
     let mut bars = Vec::new();
     for (g, (_, rows)) in tables.iter().enumerate() {
@@ -44,21 +67,17 @@ pub fn write(path: &Path, tables: &[(Workload, Vec<Row>)]) -> Result<(), String>
         .map(|b| b.2)
         .filter(|x| x.is_finite())
         .fold(1.0f64, f64::max)
-        * 1.1;
+        * 1.45; // headroom for the legend
     let groups = tables.len();
-    let root = SVGBackend::new(path, (960, 480)).into_drawing_area();
     let e = |e: DrawingAreaErrorKind<_>| e.to_string();
-    root.fill(&WHITE).map_err(e)?;
     let labels: Vec<String> = tables
         .iter()
         .enumerate()
         .map(|(i, (w, _))| format!("{} {}", i + 1, w.short()))
         .collect();
-    let mut chart = ChartBuilder::on(&root)
-        .caption(
-            "ops/s relative to the best Rust peer (median of per-round ratios)",
-            ("sans-serif", 18),
-        )
+    let caption = format!("ops/s relative to the best Rust peer (paired median), {title}");
+    let mut chart = ChartBuilder::on(root)
+        .caption(caption, ("sans-serif", 16))
         .margin(12)
         .x_label_area_size(30)
         .y_label_area_size(50)
@@ -106,6 +125,5 @@ pub fn write(path: &Path, tables: &[(Workload, Vec<Row>)]) -> Result<(), String>
         .position(SeriesLabelPosition::UpperRight)
         .draw()
         .map_err(e)?;
-    root.present().map_err(e)?;
     Ok(())
 }

@@ -40,11 +40,11 @@ pub struct Options {
     only_client: Option<String>,
     /// Run only this workload (`seq`, `c64` or `p64`; for `--all`, a short name or 1–6).
     only_workload: Option<String>,
-    /// `--quick`: 3 rounds of 250 ms, results under `target/` instead of `docs/`.
+    /// `--quick`: 3 rounds of 150 ms, results under `target/` instead of `docs/`.
     quick: bool,
-    /// `--multi-thread`: callers (and the peers' connection tasks) on a 2-worker tokio runtime
-    /// instead of a current-thread one.
-    multi_thread: bool,
+    /// `--current-thread` / `--multi-thread`: measure on that tokio runtime only (default:
+    /// both, one after the other).
+    runtime: Option<all::RuntimeKind>,
 }
 
 fn parse(args: &[String]) -> Result<(String, Options), String> {
@@ -56,7 +56,7 @@ fn parse(args: &[String]) -> Result<(String, Options), String> {
         only_client: None,
         only_workload: None,
         quick: false,
-        multi_thread: false,
+        runtime: None,
     };
     let mut it = args.iter();
     let mut cmd = "transports".to_owned();
@@ -65,7 +65,8 @@ fn parse(args: &[String]) -> Result<(String, Options), String> {
         match a.as_str() {
             "--all" => cmd = "all".to_owned(),
             "--quick" => opts.quick = true,
-            "--multi-thread" => opts.multi_thread = true,
+            "--current-thread" => opts.runtime = Some(all::RuntimeKind::CurrentThread),
+            "--multi-thread" => opts.runtime = Some(all::RuntimeKind::MultiThread),
             "--rounds" => {
                 opts.rounds = it
                     .next()
@@ -95,9 +96,9 @@ fn parse(args: &[String]) -> Result<(String, Options), String> {
             opts.rounds = 3;
         }
         if !secs_set {
-            opts.window = Duration::from_millis(250);
+            opts.window = Duration::from_millis(150);
         }
-        opts.warmup = Duration::from_millis(50);
+        opts.warmup = Duration::from_millis(40);
         opts.perf = false;
     }
     Ok((cmd, opts))
@@ -108,7 +109,7 @@ fn main() {
     let (cmd, opts) = match parse(&args) {
         Ok(x) => x,
         Err(e) => {
-            eprintln!("ringdis-bench: {e}\nusage: ringdis-bench --all [--quick] [--multi-thread] [--rounds N] [--secs S] [--workload W] [--client C]\n       ringdis-bench transports [--rounds N] [--secs S] [--no-perf] [--client epoll|io_uring] [--workload seq|c64|p64]");
+            eprintln!("ringdis-bench: {e}\nusage: ringdis-bench --all [--quick] [--current-thread|--multi-thread] [--rounds N] [--secs S] [--workload W] [--client C]\n       ringdis-bench transports [--rounds N] [--secs S] [--no-perf] [--client epoll|io_uring] [--workload seq|c64|p64]");
             std::process::exit(2);
         }
     };

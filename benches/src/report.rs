@@ -190,7 +190,7 @@ fn ours_vs(rows: &[Row], base: &Row) -> Option<(String, f64, f64)> {
 /// Where the goals of issue #6 stand, from the tables of `ALL`'s workloads (indexed 0..6).
 pub fn goals(tables: &[(Workload, Vec<Row>)]) -> String {
     let mark = |ok: bool| if ok { "met" } else { "**missed**" };
-    let mut out = String::from("\n## Goals\n\n");
+    let mut out = String::from("\n### Goals\n\n");
     for (i, (_, rows)) in tables.iter().enumerate() {
         let number = i + 1;
         let line = match number {
