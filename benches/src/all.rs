@@ -109,9 +109,10 @@ pub fn all(opts: &Options) {
         workloads::prepare(&rt, &setup, &data);
     }
     let header = format!(
-        "{}; {} rounds × {:?} windows (+{:?} warm-up), clients interleaved (rotating order); \
+        "{}; {}; {} rounds × {:?} windows (+{:?} warm-up), clients interleaved (rotating order); \
          {} CPUs ({}); kernel {}",
         server.describe(),
+        peer_versions(),
         opts.rounds,
         opts.window,
         opts.warmup,
@@ -321,6 +322,35 @@ fn write_docs(dir: &Path, header: &str, sections: &[Section]) -> Result<(), Stri
         findings()
     );
     std::fs::write(dir.join("benchmarks.md"), doc).map_err(|e| e.to_string())
+}
+
+/// The peers' versions, as locked in the workspace's `Cargo.lock`.
+fn peer_versions() -> String {
+    let lock = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.lock"))
+        .unwrap_or_default();
+    let version = |name: &str| {
+        let marker = format!("name = \"{name}\"\nversion = \"");
+        lock.find(&marker)
+            .and_then(|i| lock[i + marker.len()..].split('"').next())
+            .unwrap_or("?")
+            .to_owned()
+    };
+    format!(
+        "redis-rs {} (tokio-comp), fred {}, {}",
+        version("redis"),
+        version("fred"),
+        redis_benchmark_version()
+    )
+}
+
+fn redis_benchmark_version() -> String {
+    std::process::Command::new("redis-benchmark")
+        .arg("--version")
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| "redis-benchmark (version unknown)".to_owned())
 }
 
 fn cpu_model() -> String {
