@@ -1,20 +1,165 @@
-//! The clients under test, behind one small trait so workloads do not care whose they are.
-//! A peer (redis-rs, fred, ...) is one more implementation of [`BenchClient`].
+//! The clients under test, behind one small trait so workloads do not care whose they are:
+//! ringdis (on each transport), redis-rs (`MultiplexedConnection` and `ConnectionManager`) and
+//! fred. Each uses its own ordinary API the way its documentation shows, decoding into the type a
+//! user would pick (`Option<Bytes>` for ringdis and fred, `Option<Vec<u8>>` for redis-rs).
 
-use ringdis::{cmd, Client, Config, Pipeline, Transport};
+use ringdis::{cmd, Client, Commands, Config, FromRedis, Pipeline, Transport};
+use std::collections::HashMap;
 use std::future::Future;
 
 /// What a workload needs from a client. Errors abort the benchmark: a benchmark that silently
-/// counts failures measures nothing.
+/// counts failures measures nothing. Replies are handed back so the workload can check them.
 pub trait BenchClient: Clone + Send + Sync + 'static {
+    /// What a GET gives back.
+    type Value: AsRef<[u8]> + Send;
     /// A label for the report (e.g. `ringdis/io_uring`).
     fn name(&self) -> String;
-    /// `GET key`, reply discarded after decoding.
-    fn get(&self, key: &str) -> impl Future<Output = ()> + Send;
+    /// `GET key`.
+    fn get(&mut self, key: &str) -> impl Future<Output = Option<Self::Value>> + Send;
     /// `SET key value`.
-    fn set(&self, key: &str, value: &[u8]) -> impl Future<Output = ()> + Send;
+    fn set(&mut self, key: &str, value: &[u8]) -> impl Future<Output = ()> + Send;
     /// `GET` of every key, as one pipeline.
-    fn get_pipelined(&self, keys: &[String]) -> impl Future<Output = ()> + Send;
+    fn get_pipelined(&mut self, keys: &[String]) -> impl Future<Output = ()> + Send;
+    /// `SET` of every `(key, value)`, as one explicit pipeline (one round trip); the number of
+    /// `OK` replies.
+    fn set_pipelined(
+        &mut self,
+        kvs: &[(String, bytes::Bytes)],
+    ) -> impl Future<Output = usize> + Send;
+    /// `HGETALL key`, decoded into a [`Record`] by the client's own means.
+    fn hgetall_record(&mut self, key: &str) -> impl Future<Output = Record> + Send;
+}
+
+/// The 20-field hash of workload 6, as a typed struct: ten strings and ten integers (which
+/// arrive as strings and must be parsed). ringdis decodes it with `#[derive(FromRedis)]`, in one
+/// pass over the reply; redis-rs and fred through their own `HashMap` conversions, which is what
+/// their documentation shows for a struct (`FromRedisValue` / `FromValue` impls below).
+#[derive(FromRedis, Debug, Clone, PartialEq, Default)]
+pub struct Record {
+    pub name: String,
+    pub email: String,
+    pub city: String,
+    pub country: String,
+    pub plan: String,
+    pub status: String,
+    pub referrer: String,
+    pub language: String,
+    pub timezone: String,
+    pub device: String,
+    pub age: u32,
+    pub visits: u64,
+    pub logins: u64,
+    pub purchases: u64,
+    pub score: i64,
+    pub balance: i64,
+    pub created: i64,
+    pub updated: i64,
+    pub level: u32,
+    pub flags: u64,
+}
+
+impl Record {
+    /// The record the harness writes, as `HSET` field/value pairs.
+    pub fn sample() -> Record {
+        Record {
+            name: "Ada Lovelace".into(),
+            email: "ada@example.com".into(),
+            city: "London".into(),
+            country: "United Kingdom".into(),
+            plan: "enterprise".into(),
+            status: "active".into(),
+            referrer: "https://example.com/analytical-engine".into(),
+            language: "en-GB".into(),
+            timezone: "Europe/London".into(),
+            device: "difference-engine-2".into(),
+            age: 36,
+            visits: 18_151_210,
+            logins: 1843,
+            purchases: 42,
+            score: -1_234_567,
+            balance: 99_999_999_999,
+            created: 1_700_000_000,
+            updated: 1_732_000_000,
+            level: 7,
+            flags: 0xdead_beef,
+        }
+    }
+
+    /// `field value` pairs, as the harness writes them with `HSET`.
+    pub fn pairs(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("name", self.name.clone()),
+            ("email", self.email.clone()),
+            ("city", self.city.clone()),
+            ("country", self.country.clone()),
+            ("plan", self.plan.clone()),
+            ("status", self.status.clone()),
+            ("referrer", self.referrer.clone()),
+            ("language", self.language.clone()),
+            ("timezone", self.timezone.clone()),
+            ("device", self.device.clone()),
+            ("age", self.age.to_string()),
+            ("visits", self.visits.to_string()),
+            ("logins", self.logins.to_string()),
+            ("purchases", self.purchases.to_string()),
+            ("score", self.score.to_string()),
+            ("balance", self.balance.to_string()),
+            ("created", self.created.to_string()),
+            ("updated", self.updated.to_string()),
+            ("level", self.level.to_string()),
+            ("flags", self.flags.to_string()),
+        ]
+    }
+
+    /// Builds a record from a field map, the way a peer's user would (missing or malformed
+    /// fields are errors).
+    pub fn from_map(mut m: HashMap<String, String>) -> Result<Record, String> {
+        fn s(m: &mut HashMap<String, String>, f: &str) -> Result<String, String> {
+            m.remove(f).ok_or_else(|| format!("missing field {f}"))
+        }
+        fn n<T: std::str::FromStr>(m: &mut HashMap<String, String>, f: &str) -> Result<T, String> {
+            s(m, f)?
+                .parse()
+                .map_err(|_| format!("field {f} is not a number"))
+        }
+        let m = &mut m;
+        Ok(Record {
+            name: s(m, "name")?,
+            email: s(m, "email")?,
+            city: s(m, "city")?,
+            country: s(m, "country")?,
+            plan: s(m, "plan")?,
+            status: s(m, "status")?,
+            referrer: s(m, "referrer")?,
+            language: s(m, "language")?,
+            timezone: s(m, "timezone")?,
+            device: s(m, "device")?,
+            age: n(m, "age")?,
+            visits: n(m, "visits")?,
+            logins: n(m, "logins")?,
+            purchases: n(m, "purchases")?,
+            score: n(m, "score")?,
+            balance: n(m, "balance")?,
+            created: n(m, "created")?,
+            updated: n(m, "updated")?,
+            level: n(m, "level")?,
+            flags: n(m, "flags")?,
+        })
+    }
+}
+
+impl redis::FromRedisValue for Record {
+    fn from_redis_value(v: redis::Value) -> Result<Self, redis::ParsingError> {
+        let map: HashMap<String, String> = redis::FromRedisValue::from_redis_value(v)?;
+        Record::from_map(map).map_err(redis::ParsingError::from)
+    }
+}
+
+impl fred::types::FromValue for Record {
+    fn from_value(v: fred::types::Value) -> Result<Self, fred::error::Error> {
+        let map: HashMap<String, String> = v.convert()?;
+        Record::from_map(map).map_err(|e| fred::error::Error::new(fred::error::ErrorKind::Parse, e))
+    }
 }
 
 /// ringdis on one transport.
@@ -34,9 +179,19 @@ impl Ringdis {
         client.connect().await.expect("connect");
         Ringdis { client }
     }
+
+    /// Sends `cmd` and checks only that the reply is not an error (for setting up data).
+    pub async fn call_raw(&self, cmd: ringdis::Cmd) {
+        self.client
+            .call::<ringdis::Value>(cmd)
+            .await
+            .expect("setup command");
+    }
 }
 
 impl BenchClient for Ringdis {
+    type Value = bytes::Bytes;
+
     fn name(&self) -> String {
         match self.client.transport() {
             Transport::IoUring => "ringdis/io_uring".to_owned(),
@@ -45,21 +200,19 @@ impl BenchClient for Ringdis {
         }
     }
 
-    fn get(&self, key: &str) -> impl Future<Output = ()> + Send {
-        let call = self.client.call::<Option<Vec<u8>>>(cmd!("GET", key));
-        async move {
-            call.await.expect("GET");
-        }
+    fn get(&mut self, key: &str) -> impl Future<Output = Option<bytes::Bytes>> + Send {
+        let call = (&self.client).get(key);
+        async move { call.await.expect("GET") }
     }
 
-    fn set(&self, key: &str, value: &[u8]) -> impl Future<Output = ()> + Send {
-        let call = self.client.call::<()>(cmd!("SET", key, value));
+    fn set(&mut self, key: &str, value: &[u8]) -> impl Future<Output = ()> + Send {
+        let call = (&self.client).set(key, value);
         async move {
             call.await.expect("SET");
         }
     }
 
-    fn get_pipelined(&self, keys: &[String]) -> impl Future<Output = ()> + Send {
+    fn get_pipelined(&mut self, keys: &[String]) -> impl Future<Output = ()> + Send {
         let mut p: Pipeline = self.client.pipeline();
         for k in keys {
             p.add(cmd!("GET", k.as_str()));
@@ -68,5 +221,199 @@ impl BenchClient for Ringdis {
         async move {
             call.await.expect("pipeline");
         }
+    }
+
+    fn set_pipelined(
+        &mut self,
+        kvs: &[(String, bytes::Bytes)],
+    ) -> impl Future<Output = usize> + Send {
+        let mut p: Pipeline = self.client.pipeline();
+        for (k, v) in kvs {
+            p.set(k.as_str(), v).send();
+        }
+        let call = p.query::<Vec<String>>();
+        async move {
+            let oks = call.await.expect("pipeline");
+            oks.iter().filter(|s| *s == "OK").count()
+        }
+    }
+
+    fn hgetall_record(&mut self, key: &str) -> impl Future<Output = Record> + Send {
+        let call = (&self.client).hgetall(key).decode::<Record>();
+        async move { call.await.expect("HGETALL") }
+    }
+}
+
+/// redis-rs over one `MultiplexedConnection`, or over a `ConnectionManager` (which wraps one and
+/// reconnects).
+#[derive(Clone)]
+pub enum RedisRs {
+    Multiplexed(redis::aio::MultiplexedConnection),
+    Manager(redis::aio::ConnectionManager),
+}
+
+impl RedisRs {
+    pub async fn multiplexed(url: &str) -> RedisRs {
+        let client = redis::Client::open(url).expect("redis-rs client");
+        RedisRs::Multiplexed(
+            client
+                .get_multiplexed_async_connection()
+                .await
+                .expect("redis-rs connect"),
+        )
+    }
+
+    pub async fn manager(url: &str) -> RedisRs {
+        let client = redis::Client::open(url).expect("redis-rs client");
+        RedisRs::Manager(
+            redis::aio::ConnectionManager::new(client)
+                .await
+                .expect("redis-rs connect"),
+        )
+    }
+
+    async fn query<T: redis::FromRedisValue>(&mut self, c: redis::Cmd) -> T {
+        match self {
+            RedisRs::Multiplexed(m) => c.query_async(m).await,
+            RedisRs::Manager(m) => c.query_async(m).await,
+        }
+        .expect("redis-rs command")
+    }
+
+    async fn query_pipe<T: redis::FromRedisValue>(&mut self, p: redis::Pipeline) -> T {
+        match self {
+            RedisRs::Multiplexed(m) => p.query_async(m).await,
+            RedisRs::Manager(m) => p.query_async(m).await,
+        }
+        .expect("redis-rs pipeline")
+    }
+}
+
+impl BenchClient for RedisRs {
+    type Value = Vec<u8>;
+
+    fn name(&self) -> String {
+        match self {
+            RedisRs::Multiplexed(_) => "redis-rs/multiplexed".to_owned(),
+            RedisRs::Manager(_) => "redis-rs/manager".to_owned(),
+        }
+    }
+
+    fn get(&mut self, key: &str) -> impl Future<Output = Option<Vec<u8>>> + Send {
+        let mut c = redis::cmd("GET");
+        c.arg(key);
+        self.query(c)
+    }
+
+    fn set(&mut self, key: &str, value: &[u8]) -> impl Future<Output = ()> + Send {
+        let mut c = redis::cmd("SET");
+        c.arg(key).arg(value);
+        self.query(c)
+    }
+
+    fn get_pipelined(&mut self, keys: &[String]) -> impl Future<Output = ()> + Send {
+        let mut p = redis::pipe();
+        for k in keys {
+            p.cmd("GET").arg(k);
+        }
+        async move {
+            let _: Vec<Option<Vec<u8>>> = self.query_pipe(p).await;
+        }
+    }
+
+    fn set_pipelined(
+        &mut self,
+        kvs: &[(String, bytes::Bytes)],
+    ) -> impl Future<Output = usize> + Send {
+        let mut p = redis::pipe();
+        for (k, v) in kvs {
+            p.cmd("SET").arg(k).arg(v.as_ref());
+        }
+        async move {
+            let oks: Vec<String> = self.query_pipe(p).await;
+            oks.iter().filter(|s| *s == "OK").count()
+        }
+    }
+
+    fn hgetall_record(&mut self, key: &str) -> impl Future<Output = Record> + Send {
+        let mut c = redis::cmd("HGETALL");
+        c.arg(key);
+        self.query(c)
+    }
+}
+
+/// fred's `Client` (one connection, its defaults: automatic pipelining on).
+#[derive(Clone)]
+pub struct Fred {
+    client: fred::clients::Client,
+}
+
+impl Fred {
+    pub async fn connect(url: &str) -> Fred {
+        use fred::interfaces::ClientLike;
+        let config = fred::types::config::Config::from_url(url).expect("fred config");
+        let client = fred::types::Builder::from_config(config)
+            .build()
+            .expect("fred client");
+        client.init().await.expect("fred connect");
+        Fred { client }
+    }
+}
+
+impl BenchClient for Fred {
+    type Value = bytes::Bytes;
+
+    fn name(&self) -> String {
+        "fred".to_owned()
+    }
+
+    fn get(&mut self, key: &str) -> impl Future<Output = Option<bytes::Bytes>> + Send {
+        use fred::interfaces::KeysInterface;
+        async move { self.client.get(key).await.expect("fred GET") }
+    }
+
+    fn set(&mut self, key: &str, value: &[u8]) -> impl Future<Output = ()> + Send {
+        use fred::interfaces::KeysInterface;
+        async move {
+            let () = self
+                .client
+                .set(key, value, None, None, false)
+                .await
+                .expect("fred SET");
+        }
+    }
+
+    fn get_pipelined(&mut self, keys: &[String]) -> impl Future<Output = ()> + Send {
+        use fred::interfaces::KeysInterface;
+        async move {
+            let p = self.client.pipeline();
+            for k in keys {
+                let () = p.get(k.as_str()).await.expect("fred pipeline");
+            }
+            let _: Vec<Option<bytes::Bytes>> = p.all().await.expect("fred pipeline");
+        }
+    }
+
+    fn set_pipelined(
+        &mut self,
+        kvs: &[(String, bytes::Bytes)],
+    ) -> impl Future<Output = usize> + Send {
+        use fred::interfaces::KeysInterface;
+        async move {
+            let p = self.client.pipeline();
+            for (k, v) in kvs {
+                let () = p
+                    .set(k.as_str(), v.clone(), None, None, false)
+                    .await
+                    .expect("fred pipeline");
+            }
+            let oks: Vec<String> = p.all().await.expect("fred pipeline");
+            oks.iter().filter(|s| *s == "OK").count()
+        }
+    }
+
+    fn hgetall_record(&mut self, key: &str) -> impl Future<Output = Record> + Send {
+        use fred::interfaces::HashesInterface;
+        async move { self.client.hgetall(key).await.expect("fred HGETALL") }
     }
 }

@@ -1,8 +1,13 @@
 //! `ringdis-bench`: benchmarks against a Redis server it starts itself.
 //!
 //! ```text
+//! cargo run -p ringdis-bench --release -- --all [--quick] [--rounds N] [--secs S] [--workload W]
 //! cargo run -p ringdis-bench --release -- transports [--rounds N] [--secs S] [--no-perf]
 //! ```
+//!
+//! `--all` (issue #6) runs ringdis on both transports, redis-rs (`MultiplexedConnection`,
+//! `ConnectionManager`), fred and `redis-benchmark` on six workloads in interleaved rounds, prints
+//! a markdown table per workload and writes them, with an SVG chart, to `docs/benchmarks.md`.
 //!
 //! `transports` compares ringdis's io_uring and epoll transports on three workloads, in
 //! interleaved rounds (each round runs every workload on every client, in alternating order), and
@@ -10,27 +15,36 @@
 //! and syscalls per op (a separate window counted by `perf stat -e raw_syscalls:sys_enter`,
 //! when perf can attach). Callers run as tasks on a tokio current-thread runtime.
 
+mod all;
+mod chart;
 mod clients;
 mod measure;
+mod refbench;
 mod report;
 mod server;
 mod workloads;
 
 use clients::{BenchClient, Ringdis};
-use report::Row;
+use report::{Kind, Row};
 use ringdis::Transport;
+use std::sync::Arc;
 use std::time::Duration;
-use workloads::Workload;
+use workloads::{Data, Workload};
 
-struct Options {
+pub struct Options {
     rounds: usize,
     window: Duration,
     warmup: Duration,
     perf: bool,
     /// Run only this client (`epoll` or `io_uring`), e.g. under a profiler.
     only_client: Option<String>,
-    /// Run only this workload (`seq`, `c64` or `p64`).
+    /// Run only this workload (`seq`, `c64` or `p64`; for `--all`, a short name or 1–6).
     only_workload: Option<String>,
+    /// `--quick`: 3 rounds of 150 ms, results under `target/` instead of `docs/`.
+    quick: bool,
+    /// `--current-thread` / `--multi-thread`: measure on that tokio runtime only (default:
+    /// both, one after the other).
+    runtime: Option<all::RuntimeKind>,
 }
 
 fn parse(args: &[String]) -> Result<(String, Options), String> {
@@ -41,20 +55,25 @@ fn parse(args: &[String]) -> Result<(String, Options), String> {
         perf: true,
         only_client: None,
         only_workload: None,
+        quick: false,
+        runtime: None,
     };
     let mut it = args.iter();
-    let cmd = it
-        .next()
-        .cloned()
-        .unwrap_or_else(|| "transports".to_owned());
+    let mut cmd = "transports".to_owned();
+    let (mut rounds_set, mut secs_set) = (false, false);
     while let Some(a) = it.next() {
         match a.as_str() {
+            "--all" => cmd = "all".to_owned(),
+            "--quick" => opts.quick = true,
+            "--current-thread" => opts.runtime = Some(all::RuntimeKind::CurrentThread),
+            "--multi-thread" => opts.runtime = Some(all::RuntimeKind::MultiThread),
             "--rounds" => {
                 opts.rounds = it
                     .next()
                     .and_then(|v| v.parse().ok())
                     .filter(|&n: &usize| n > 0)
                     .ok_or("--rounds takes a positive number")?;
+                rounds_set = true;
             }
             "--secs" => {
                 let s: f64 = it
@@ -63,12 +82,24 @@ fn parse(args: &[String]) -> Result<(String, Options), String> {
                     .filter(|&s: &f64| s > 0.0)
                     .ok_or("--secs takes a positive number")?;
                 opts.window = Duration::from_secs_f64(s);
+                secs_set = true;
             }
             "--no-perf" => opts.perf = false,
             "--client" => opts.only_client = it.next().cloned(),
             "--workload" => opts.only_workload = it.next().cloned(),
+            other if !other.starts_with('-') => cmd = other.to_owned(),
             other => return Err(format!("unknown option {other:?}")),
         }
+    }
+    if opts.quick {
+        if !rounds_set {
+            opts.rounds = 3;
+        }
+        if !secs_set {
+            opts.window = Duration::from_millis(150);
+        }
+        opts.warmup = Duration::from_millis(40);
+        opts.perf = false;
     }
     Ok((cmd, opts))
 }
@@ -78,14 +109,15 @@ fn main() {
     let (cmd, opts) = match parse(&args) {
         Ok(x) => x,
         Err(e) => {
-            eprintln!("ringdis-bench: {e}\nusage: ringdis-bench transports [--rounds N] [--secs S] [--no-perf] [--client epoll|io_uring] [--workload seq|c64|p64]");
+            eprintln!("ringdis-bench: {e}\nusage: ringdis-bench --all [--quick] [--current-thread|--multi-thread] [--rounds N] [--secs S] [--workload W] [--client C]\n       ringdis-bench transports [--rounds N] [--secs S] [--no-perf] [--client epoll|io_uring] [--workload seq|c64|p64]");
             std::process::exit(2);
         }
     };
     match cmd.as_str() {
         "transports" => transports(&opts),
+        "all" => all::all(&opts),
         other => {
-            eprintln!("ringdis-bench: unknown benchmark {other:?} (known: transports)");
+            eprintln!("ringdis-bench: unknown benchmark {other:?} (known: --all, transports)");
             std::process::exit(2);
         }
     }
@@ -103,7 +135,8 @@ fn transports(opts: &Options) {
         rt.block_on(Ringdis::connect(&url, Transport::Epoll)),
         rt.block_on(Ringdis::connect(&url, Transport::IoUring)),
     ];
-    workloads::prepare(&rt, &clients[0]);
+    let data = Data::new();
+    workloads::prepare(&rt, &clients[0], &data);
     println!(
         "# ringdis transports: io_uring vs epoll\n\n{}; {} rounds × {:?} windows (+{:?} warm-up); \
          tokio current-thread runtime; {} CPUs; kernel {}",
@@ -121,6 +154,7 @@ fn transports(opts: &Options) {
                 .iter()
                 .map(|c| Row {
                     client: c.name(),
+                    kind: Kind::Ours,
                     samples: Vec::new(),
                     syscalls_per_op: None,
                 })
@@ -137,7 +171,7 @@ fn transports(opts: &Options) {
             matches!(
                 (o, w),
                 ("seq", Workload::Sequential)
-                    | ("c64", Workload::Concurrent(_))
+                    | ("c64", Workload::Concurrent { .. })
                     | ("p64", Workload::Pipeline(_))
             )
         })
@@ -154,7 +188,15 @@ fn transports(opts: &Options) {
                 if !client_on(c) || !workload_on(*workload) {
                     continue;
                 }
-                let s = workloads::run(&rt, &clients[c], *workload, opts.warmup, opts.window, None);
+                let s = workloads::run(
+                    &rt,
+                    &clients[c],
+                    &data,
+                    *workload,
+                    opts.warmup,
+                    opts.window,
+                    None,
+                );
                 rows[w][c].samples.push(s);
             }
         }
@@ -166,7 +208,7 @@ fn transports(opts: &Options) {
                 if !client_on(c) || !workload_on(*workload) {
                     continue;
                 }
-                rows[w][c].syscalls_per_op = syscalls_per_op(&rt, client, *workload, opts);
+                rows[w][c].syscalls_per_op = syscalls_per_op(&rt, client, &data, *workload, opts);
             }
         }
     }
@@ -183,6 +225,7 @@ fn transports(opts: &Options) {
 fn syscalls_per_op<C: BenchClient>(
     rt: &tokio::runtime::Runtime,
     client: &C,
+    data: &Arc<Data>,
     workload: Workload,
     opts: &Options,
 ) -> Option<f64> {
@@ -190,6 +233,7 @@ fn syscalls_per_op<C: BenchClient>(
     let s = workloads::run(
         rt,
         client,
+        data,
         workload,
         opts.warmup,
         opts.window,
@@ -199,7 +243,7 @@ fn syscalls_per_op<C: BenchClient>(
     Some(n as f64 / s.ops.max(1) as f64)
 }
 
-fn kernel() -> String {
+pub fn kernel() -> String {
     std::fs::read_to_string("/proc/sys/kernel/osrelease")
         .map(|s| s.trim().to_owned())
         .unwrap_or_else(|_| "?".to_owned())

@@ -16,9 +16,21 @@ pub fn median(xs: &mut [f64]) -> f64 {
     }
 }
 
+/// What a row is, for choosing the baseline of the ratios.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// ringdis itself.
+    Ours,
+    /// Another Rust client (the "best peer" is the fastest of these).
+    Peer,
+    /// The C reference (`redis-benchmark`).
+    Reference,
+}
+
 /// What one client did in one workload: samples from every round, plus the syscall window.
 pub struct Row {
     pub client: String,
+    pub kind: Kind,
     pub samples: Vec<Sample>,
     pub syscalls_per_op: Option<f64>,
 }
@@ -42,6 +54,10 @@ impl Row {
                 .map(Sample::cpu_us_per_op)
                 .collect::<Vec<_>>(),
         )
+    }
+
+    fn median_of(&self, f: fn(&Sample) -> f64) -> f64 {
+        median(&mut self.samples.iter().map(f).collect::<Vec<_>>())
     }
 
     pub fn spread(&self) -> (f64, f64) {
@@ -93,4 +109,169 @@ pub fn table(workload: Workload, rows: &[Row]) -> String {
         ));
     }
     out
+}
+
+/// The fastest peer (by median ops/s) among `rows`, if any ran.
+pub fn best_peer(rows: &[Row]) -> Option<&Row> {
+    rows.iter()
+        .filter(|r| r.kind == Kind::Peer && !r.samples.is_empty())
+        .max_by(|a, b| a.ops_per_sec().total_cmp(&b.ops_per_sec()))
+}
+
+/// The reference row (redis-benchmark), if it ran on this workload.
+pub fn reference(rows: &[Row]) -> Option<&Row> {
+    rows.iter()
+        .find(|r| r.kind == Kind::Reference && !r.samples.is_empty())
+}
+
+/// The peer comparison table of one workload: medians over rounds, and every row's ratios to
+/// the best peer, paired by round. Where redis-benchmark ran, a line gives ringdis against it.
+pub fn peer_table(number: usize, workload: Workload, rows: &[Row]) -> String {
+    let best = best_peer(rows);
+    let best_name = best.map_or("—".to_owned(), |b| b.client.clone());
+    let mut out = format!(
+        "\n### {number}. {}\n\n| client | median ops/s | min–max ops/s | p50 µs | p99 µs | CPU µs/op | ops/s vs best peer | CPU/op vs best peer |\n|---|---:|---:|---:|---:|---:|---:|---:|\n",
+        workload.label(),
+    );
+    for r in rows.iter().filter(|r| !r.samples.is_empty()) {
+        let (lo, hi) = r.spread();
+        let (ops_ratio, cpu_ratio) = best.map_or((f64::NAN, f64::NAN), |b| {
+            (
+                paired_ratio(r, b, Sample::ops_per_sec),
+                paired_ratio(r, b, Sample::cpu_us_per_op),
+            )
+        });
+        out.push_str(&format!(
+            "| {} | {:.0} | {:.0}–{:.0} | {:.1} | {:.1} | {:.2} | {:.2}× | {:.2}× |\n",
+            r.client,
+            r.ops_per_sec(),
+            lo,
+            hi,
+            r.median_of(Sample::p50),
+            r.median_of(Sample::p99),
+            r.cpu_us_per_op(),
+            ops_ratio,
+            cpu_ratio,
+        ));
+    }
+    out.push_str(&format!("\nBest peer: {best_name}."));
+    if let Some(reference) = reference(rows) {
+        for r in rows
+            .iter()
+            .filter(|r| r.kind == Kind::Ours && !r.samples.is_empty())
+        {
+            out.push_str(&format!(
+                " {} vs {}: {:.2}× ops/s, {:.2}× CPU/op.",
+                r.client,
+                reference.client,
+                paired_ratio(r, reference, Sample::ops_per_sec),
+                paired_ratio(r, reference, Sample::cpu_us_per_op),
+            ));
+        }
+    }
+    out.push('\n');
+    out
+}
+
+/// ringdis's best transport at one workload: `(name, ops/s ratio, CPU/op ratio)` against `base`.
+fn ours_vs(rows: &[Row], base: &Row) -> Option<(String, f64, f64)> {
+    rows.iter()
+        .filter(|r| r.kind == Kind::Ours && !r.samples.is_empty())
+        .map(|r| {
+            (
+                r.client.clone(),
+                paired_ratio(r, base, Sample::ops_per_sec),
+                paired_ratio(r, base, Sample::cpu_us_per_op),
+            )
+        })
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+}
+
+/// Where the goals of issue #6 stand, from the tables of `ALL`'s workloads (indexed 0..6).
+pub fn goals(tables: &[(Workload, Vec<Row>)]) -> String {
+    let mark = |ok: bool| if ok { "met" } else { "**missed**" };
+    let mut out = String::from("\n### Goals\n\n");
+    for (i, (_, rows)) in tables.iter().enumerate() {
+        let number = i + 1;
+        let line = match number {
+            2 | 3 => best_peer(rows).and_then(|b| {
+                let (who, ops, cpu) = ours_vs(rows, b)?;
+                Some(format!(
+                    "- Workload {number}: ≥ 1.3× best peer's ops/s at ≤ 0.7× its CPU/op — {who}: {ops:.2}× ops/s, {cpu:.2}× CPU/op vs {}: {}\n",
+                    b.client,
+                    mark(ops >= 1.3 && cpu <= 0.7)
+                ))
+            }),
+            4 => reference(rows).and_then(|b| {
+                let (who, ops, _) = ours_vs(rows, b)?;
+                Some(format!(
+                    "- Workload 4: ≥ 0.9× `redis-benchmark -P 64` — {who}: {ops:.2}×: {}\n",
+                    mark(ops >= 0.9)
+                ))
+            }),
+            1 => best_peer(rows).and_then(|b| {
+                let (who, ops, _) = ours_vs(rows, b)?;
+                Some(format!(
+                    "- Workload 1: ≥ 1.0× best peer — {who}: {ops:.2}× vs {}: {}\n",
+                    b.client,
+                    mark(ops >= 1.0)
+                ))
+            }),
+            _ => None,
+        };
+        out.push_str(&line.unwrap_or_default());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn row(client: &str, kind: Kind, ops: &[u64]) -> Row {
+        Row {
+            client: client.to_owned(),
+            kind,
+            samples: ops
+                .iter()
+                .map(|&n| Sample {
+                    ops: n,
+                    wall: Duration::from_secs(1),
+                    cpu: Duration::from_millis(500),
+                    p50_us: 10.0,
+                    p99_us: 20.0,
+                })
+                .collect(),
+            syscalls_per_op: None,
+        }
+    }
+
+    #[test]
+    fn median_and_paired_ratio() {
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&mut [4.0, 1.0, 2.0, 3.0]), 2.5);
+        assert!(median(&mut []).is_nan());
+        // Round 2 is slow for both: paired ratios stay 2×.
+        let a = row("a", Kind::Ours, &[200, 100, 200]);
+        let b = row("b", Kind::Peer, &[100, 50, 100]);
+        assert_eq!(paired_ratio(&a, &b, Sample::ops_per_sec), 2.0);
+    }
+
+    #[test]
+    fn best_peer_ignores_ours_and_reference() {
+        let rows = vec![
+            row("ours", Kind::Ours, &[300]),
+            row("slow", Kind::Peer, &[100]),
+            row("fast", Kind::Peer, &[200]),
+            row("c", Kind::Reference, &[1000]),
+        ];
+        assert_eq!(best_peer(&rows).unwrap().client, "fast");
+        let t = peer_table(1, Workload::Sequential, &rows);
+        assert!(
+            t.contains("| ours | 300 | 300–300 | 10.0 | 20.0 | 1666.67 | 1.50× | 0.67× |"),
+            "{t}"
+        );
+        assert!(t.contains("ours vs c: 0.30× ops/s"), "{t}");
+    }
 }

@@ -21,6 +21,15 @@ impl BenchServer {
         self.server.url()
     }
 
+    /// The loopback port it listens on.
+    pub fn port(&self) -> u16 {
+        let url = self.server.url();
+        url.rsplit(':')
+            .next()
+            .and_then(|p| p.trim_end_matches('/').parse().ok())
+            .expect("server URL ends with its port")
+    }
+
     /// What it is, for the report header.
     pub fn describe(&self) -> String {
         format!(
