@@ -39,7 +39,8 @@ impl Cmd {
     /// A command with just its name. A name of several words (`"CONFIG GET"`) becomes several
     /// arguments.
     pub fn new(name: &str) -> Cmd {
-        let mut args = Args::new();
+        // Room for a typical small command (name, key, a short value) in one allocation.
+        let mut args = Args::with_capacity(128);
         for word in name.split_ascii_whitespace() {
             args.push_bytes(word.as_bytes());
         }

@@ -102,13 +102,13 @@ impl Pipeline {
             return Err(Error::client(why));
         }
         if !self.transaction {
-            return Ok((Payload::Many(self.cmds.clone()), Ok));
+            return Ok((Payload::batch(&self.cmds), Ok));
         }
-        let mut cmds = Vec::with_capacity(self.cmds.len() + 2);
-        cmds.push(Cmd::new("MULTI"));
-        cmds.extend(self.cmds.iter().cloned());
-        cmds.push(Cmd::new("EXEC"));
-        Ok((Payload::Many(cmds), exec_reply))
+        let (multi, exec) = (Cmd::new("MULTI"), Cmd::new("EXEC"));
+        let all = std::iter::once(&multi)
+            .chain(&self.cmds)
+            .chain(std::iter::once(&exec));
+        Ok((Payload::batch(all), exec_reply))
     }
 }
 

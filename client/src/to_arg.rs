@@ -22,6 +22,14 @@ impl Args {
         Args::default()
     }
 
+    /// Empty arguments with room for `bytes` of encoded arguments before growing.
+    pub fn with_capacity(bytes: usize) -> Args {
+        Args {
+            buf: BytesMut::with_capacity(bytes),
+            ..Args::default()
+        }
+    }
+
     /// Appends one argument of raw bytes.
     pub fn push_bytes(&mut self, bytes: &[u8]) {
         write_bulk(&mut self.buf, bytes);

@@ -220,9 +220,9 @@ impl Core {
                 self.write_cmd(cmd);
                 (1, false)
             }
-            Payload::Many(cmds) => {
-                cmds.iter().for_each(|c| self.write_cmd(c));
-                (cmds.len(), true)
+            Payload::Many { wire, count } => {
+                self.output.extend_from_slice(wire);
+                (*count, true)
             }
             Payload::Subscribe {
                 kind,
@@ -637,7 +637,7 @@ mod tests {
         let now = Instant::now();
         let mut core = ready(config(), now);
         let (tx, mut rx) = oneshot::channel();
-        let payload = Payload::Many(vec![cmd!("INCR", "n"), cmd!("LPOP", "n"), cmd!("GET", "n")]);
+        let payload = Payload::batch(&[cmd!("INCR", "n"), cmd!("LPOP", "n"), cmd!("GET", "n")]);
         core.submit(
             Request {
                 payload,
@@ -663,7 +663,7 @@ mod tests {
         let (tx, mut rx) = oneshot::channel();
         core.submit(
             Request {
-                payload: Payload::Many(vec![cmd!("PING")]),
+                payload: Payload::batch(&[cmd!("PING")]),
                 sink: Sink::Oneshot(tx),
                 deadline: None,
             },

@@ -40,7 +40,12 @@ impl Sink {
 /// What a call sends: one command, or several whose replies come back as one array.
 pub(crate) enum Payload {
     One(Cmd),
-    Many(Vec<Cmd>),
+    /// Several commands, already encoded for the wire back to back (see [`Payload::batch`]);
+    /// their `count` replies are delivered as one array.
+    Many {
+        wire: bytes::Bytes,
+        count: usize,
+    },
     /// A (un)subscribe on a subscriber connection: one confirmation per name, delivered as one
     /// array.
     Subscribe {
@@ -53,7 +58,26 @@ pub(crate) enum Payload {
 impl Payload {
     /// True when the call would get no reply at all (an empty batch).
     pub(crate) fn is_empty(&self) -> bool {
-        matches!(self, Payload::Many(cmds) if cmds.is_empty())
+        matches!(self, Payload::Many { count: 0, .. })
+    }
+
+    /// Several commands as one call, encoded once into one buffer (no copy of each command).
+    pub(crate) fn batch<'a>(cmds: impl IntoIterator<Item = &'a Cmd> + Clone) -> Payload {
+        let size: usize = cmds
+            .clone()
+            .into_iter()
+            .map(|c| c.args().encoded().len() + 16)
+            .sum();
+        let mut wire = bytes::BytesMut::with_capacity(size);
+        let mut count = 0;
+        for c in cmds {
+            crate::resp::write_command(&mut wire, c.args().len(), c.args().encoded());
+            count += 1;
+        }
+        Payload::Many {
+            wire: wire.freeze(),
+            count,
+        }
     }
 }
 
