@@ -129,12 +129,7 @@ fn from_redis(input: &Input) -> TokenStream {
     };
     let generics = with_bounds(input, bounds);
     let (impl_g, ty_g, where_c) = generics.split_for_impl();
-    quote! {
-        #[doc(hidden)]
-        #[allow(non_upper_case_globals, unused_qualifications, unused_variables, private_bounds, clippy::all)]
-        const _: () = {
-            use ::ringdis::__private as __p;
-            #[automatically_derived]
+    hidden_impl(quote! {
             impl #impl_g ::ringdis::FromRedis for #ident #ty_g #where_c {
                 fn from_redis(__value: ::ringdis::Value) -> ::ringdis::Result<Self> {
                     <Self as ::ringdis::FromRedis>::from_redis_field(__value)
@@ -146,8 +141,7 @@ fn from_redis(input: &Input) -> TokenStream {
                 }
                 #extra
             }
-        };
-    }
+    })
 }
 
 fn named_body(input: &Input, fields: &[Field]) -> TokenStream {
@@ -364,12 +358,7 @@ fn to_redis(input: &Input) -> TokenStream {
     };
     let generics = with_bounds(input, bounds);
     let (impl_g, ty_g, where_c) = generics.split_for_impl();
-    quote! {
-        #[doc(hidden)]
-        #[allow(non_upper_case_globals, unused_qualifications, unused_variables, private_bounds, clippy::all)]
-        const _: () = {
-            use ::ringdis::__private as __p;
-            #[automatically_derived]
+    hidden_impl(quote! {
             impl #impl_g ::ringdis::ToArg for #ident #ty_g #where_c {
                 fn write_args(&self, out: &mut ::ringdis::Args) {
                     #write
@@ -378,6 +367,19 @@ fn to_redis(input: &Input) -> TokenStream {
                     #count
                 }
             }
+    })
+}
+
+/// Wraps a generated impl in an anonymous const, with the lints generated code must not trip
+/// and `__p` naming ringdis's private support module.
+fn hidden_impl(item: proc_macro2::TokenStream) -> proc_macro2::TokenStream {
+    quote! {
+        #[doc(hidden)]
+        #[allow(non_upper_case_globals, unused_qualifications, unused_variables, private_bounds, clippy::all)]
+        const _: () = {
+            use ::ringdis::__private as __p;
+            #[automatically_derived]
+            #item
         };
     }
 }
