@@ -195,8 +195,8 @@ impl Client {
         self.inner.shared.send(msg);
     }
 
-    /// Sends a pipeline (see [`Pipeline::query`]).
-    pub fn call_pipeline<T: FromRedis>(&self, pipeline: &Pipeline) -> Call<T> {
+    /// Sends a pipeline (see [`Pipeline::query`]); users call `call(&pipeline)`.
+    pub(crate) fn call_pipeline<T: FromRedis>(&self, pipeline: &Pipeline) -> Call<T> {
         match pipeline.payload() {
             Ok((payload, finish)) => {
                 let mut call = self.submit_call(payload, self.inner.command_timeout);
