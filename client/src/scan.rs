@@ -261,7 +261,10 @@ mod tests {
     fn page_commands_carry_cursor_key_and_options_in_order() {
         let client = Client::open("redis://127.0.0.1:1").unwrap();
         let mut s = client.scan_iter().type_("hash").count(100).match_("u:*");
-        assert_eq!(s.page_cmd().to_string(), "SCAN 0 MATCH u:* COUNT 100 TYPE hash");
+        assert_eq!(
+            s.page_cmd().to_string(),
+            "SCAN 0 MATCH u:* COUNT 100 TYPE hash"
+        );
         s.cursor = u64::MAX;
         assert_eq!(
             s.page_cmd().to_string(),

@@ -281,8 +281,15 @@ fn overrides_apply_and_untyped_replies_have_reasons() {
     let overrides = Overrides::parse(ringdis_codegen::OVERRIDES).unwrap();
     let mut spec = Spec::parse(&root("commands.json")).unwrap();
     let applied = spec.apply(&overrides).unwrap();
-    assert_eq!(applied, overrides.arguments.len(), "an override matches no command");
-    assert!(overrides.arguments.iter().all(|o| o.reason.contains("valkey.io/commands/")));
+    assert_eq!(
+        applied,
+        overrides.arguments.len(),
+        "an override matches no command"
+    );
+    assert!(overrides
+        .arguments
+        .iter()
+        .all(|o| o.reason.contains("valkey.io/commands/")));
 
     let replies: serde_json::Map<String, Json> =
         serde_json::from_str(&root("replies.json")).unwrap();
@@ -341,7 +348,10 @@ fn stale_or_unknown_overrides_are_errors() {
     let code = generate(&zincrby("integer"), "{}").unwrap();
     assert!(code.contains("increment: f64"));
     let e = generate(&zincrby("double"), "{}").unwrap_err();
-    assert!(e.contains("zincrby increment") && e.contains("review"), "{e}");
+    assert!(
+        e.contains("zincrby increment") && e.contains("review"),
+        "{e}"
+    );
     let bad = r#"{"arguments": [{"argument": "zincrby nope", "spec": "integer", "type": "double", "reason": "r"}]}"#;
     let e = ringdis_codegen::generate_with(&zincrby("integer"), "{}", bad).unwrap_err();
     assert!(e.contains("no such argument"), "{e}");

@@ -205,9 +205,8 @@ fn is_int_text(v: &Value) -> bool {
 
 /// A flat `[key, value, key, value…]` array of text keys whose values pass `value`.
 fn flat_pairs(v: &Value, value: fn(&Value) -> bool) -> bool {
-    items(v).is_some_and(|a| {
-        a.len() % 2 == 0 && a.chunks(2).all(|p| is_text(&p[0]) && value(&p[1]))
-    })
+    items(v)
+        .is_some_and(|a| a.len() % 2 == 0 && a.chunks(2).all(|p| is_text(&p[0]) && value(&p[1])))
 }
 
 /// A RESP3 map, or a RESP2 flat array with text keys, of any values.
