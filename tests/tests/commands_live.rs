@@ -128,7 +128,7 @@ fn has_shape(shape: &str, v: &Value) -> bool {
             p.is_nil() || items(p).is_some_and(|c| c.len() == 2 && c.iter().all(is_float))
         }),
         "members_scores" => {
-            flat_pairs(v, is_float) || all(|p| items(p).is_some_and(|m| is_member_score(m)))
+            flat_pairs(v, is_float) || all(|p| items(p).is_some_and(is_member_score))
         }
         "key_member_or_nil" => {
             v.is_nil() || items(v).is_some_and(|a| a.len() == 2 && a.iter().all(is_text))

@@ -118,7 +118,7 @@ async fn geo_replies_are_numbers() {
             .unwrap();
         let d: Option<f64> = c.geodist("geo", "Palermo", "Catania").await.unwrap();
         assert!(
-            d.is_some_and(|d| close(d, 166_274.1516, 0.01)),
+            d.is_some_and(|d| close(d, 166274.1516, 0.01)),
             "{at}: {d:?}"
         );
         let km = c.geodist("geo", "Palermo", "Catania").km().await.unwrap();
