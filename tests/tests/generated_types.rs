@@ -64,6 +64,22 @@ async fn zincrby_and_weights_take_floats() {
             .unwrap();
         assert_eq!(inter, [(b("a"), 6.75)], "{at}");
         assert_eq!(c.zscore("z", "nope").await.unwrap(), None, "{at}");
+        // Infinite scores go out as `inf`/`-inf` and come back as infinities.
+        c.zadd("z", f64::INFINITY, "top")
+            .and(f64::NEG_INFINITY, "bottom")
+            .await
+            .unwrap();
+        assert_eq!(
+            c.zscore("z", "top").await.unwrap(),
+            Some(f64::INFINITY),
+            "{at}"
+        );
+        assert_eq!(
+            c.zincrby("z", 1.0, "bottom").await.unwrap(),
+            f64::NEG_INFINITY,
+            "{at}"
+        );
+        c.zrem("z", ["top", "bottom"]).await.unwrap();
         assert_eq!(c.zrank("z", "a").await.unwrap(), Some(0), "{at}");
         assert_eq!(c.zrank("z", "nope").await.unwrap(), None, "{at}");
     });
