@@ -30,6 +30,8 @@ mod json;
 mod pipeline;
 mod pool;
 pub mod resp;
+mod scan;
+mod score_bound;
 mod script;
 mod spread;
 mod subscriber;
@@ -56,6 +58,8 @@ pub use resp::{Limits, Parser};
 pub use ringdis_macros::FromRedis;
 #[doc = include_str!("derive_to_redis.md")]
 pub use ringdis_macros::ToRedis;
+pub use scan::ScanStream;
+pub use score_bound::ScoreBound;
 pub use script::{Invocation, Library, Script};
 pub use spread::Spread;
 pub use subscriber::{Message, SubKind, Subscriber};

@@ -104,8 +104,133 @@ fn has_shape(shape: &str, v: &Value) -> bool {
             _ => false,
         },
         "any" => true,
+        "string" => is_text(v),
+        "pair_int" => items(v).is_some_and(|a| a.len() == 2 && a.iter().all(is_int_text)),
+        "array_int_or_nil" => all(|x| matches!(x, Value::Int(_) | Value::Nil)),
+        "array_any_or_nil" => items(v).is_some() || v.is_nil(),
+        "map_int" => match v {
+            Value::Map(m) => m.iter().all(|(k, x)| is_text(k) && matches!(x, Value::Int(_))),
+            _ => flat_pairs(v, |x| matches!(x, Value::Int(_))),
+        },
+        "map_any" => is_map_any(v),
+        "map_any_or_nil" => is_map_any(v) || v.is_nil(),
+        "array_map_any" => all(is_map_any),
+        "scan" | "scan_pairs" | "scan_scores" => items(v).is_some_and(|a| {
+            a.len() == 2
+                && matches!(&a[0], Value::Bulk(c) if std::str::from_utf8(c).is_ok_and(|c| c.parse::<u64>().is_ok()))
+                && match shape {
+                    "scan" => items(&a[1]).is_some_and(|i| i.iter().all(is_text)),
+                    "scan_pairs" => flat_pairs(&a[1], is_text),
+                    _ => flat_pairs(&a[1], is_float),
+                }
+        }),
+        "geo_positions" => all(|p| {
+            p.is_nil() || items(p).is_some_and(|c| c.len() == 2 && c.iter().all(is_float))
+        }),
+        "members_scores" => {
+            flat_pairs(v, is_float) || all(|p| items(p).is_some_and(is_member_score))
+        }
+        "key_member_or_nil" => {
+            v.is_nil() || items(v).is_some_and(|a| a.len() == 2 && a.iter().all(is_text))
+        }
+        "key_member_score_or_nil" => {
+            v.is_nil()
+                || items(v).is_some_and(|a| {
+                    a.len() == 3 && is_text(&a[0]) && is_text(&a[1]) && is_float(&a[2])
+                })
+        }
+        "key_members_or_nil" => {
+            v.is_nil()
+                || items(v).is_some_and(|a| {
+                    a.len() == 2
+                        && is_text(&a[0])
+                        && items(&a[1]).is_some_and(|m| m.iter().all(is_text))
+                })
+        }
+        "key_members_scores_or_nil" => {
+            v.is_nil()
+                || items(v).is_some_and(|a| {
+                    a.len() == 2
+                        && is_text(&a[0])
+                        && items(&a[1]).is_some_and(|m| {
+                            m.iter().all(|p| items(p).is_some_and(is_member_score))
+                        })
+                })
+        }
+        "keys_flags" => all(|p| {
+            items(p).is_some_and(|a| {
+                a.len() == 2 && is_text(&a[0]) && items(&a[1]).is_some_and(|f| f.iter().all(is_text))
+            })
+        }),
+        "stream_entries" => is_entries(v),
+        "streams" => match v {
+            Value::Nil => true,
+            Value::Map(m) => m.iter().all(|(k, e)| is_text(k) && is_entries(e)),
+            _ => all(|s| {
+                items(s).is_some_and(|a| a.len() == 2 && is_text(&a[0]) && is_entries(&a[1]))
+            }),
+        },
+        "stream_autoclaim" => items(v).is_some_and(|a| {
+            a.len() == 3
+                && is_text(&a[0])
+                && is_entries(&a[1])
+                && items(&a[2]).is_some_and(|d| d.iter().all(is_text))
+        }),
+        "stream_pending" => items(v).is_some_and(|a| {
+            a.len() == 4
+                && matches!(a[0], Value::Int(_))
+                && (is_text(&a[1]) || a[1].is_nil())
+                && (is_text(&a[2]) || a[2].is_nil())
+                && (a[3].is_nil()
+                    || items(&a[3]).is_some_and(|c| {
+                        c.iter().all(|p| {
+                            items(p).is_some_and(|p| {
+                                p.len() == 2 && is_text(&p[0]) && is_int_text(&p[1])
+                            })
+                        })
+                    }))
+        }),
         _ => false,
     }
+}
+
+/// An integer, or a string holding one (TIME's fields).
+fn is_int_text(v: &Value) -> bool {
+    match v {
+        Value::Int(_) => true,
+        Value::Bulk(b) => std::str::from_utf8(b).is_ok_and(|s| s.parse::<i64>().is_ok()),
+        _ => false,
+    }
+}
+
+/// A flat `[key, value, key, value…]` array of text keys whose values pass `value`.
+fn flat_pairs(v: &Value, value: fn(&Value) -> bool) -> bool {
+    items(v)
+        .is_some_and(|a| a.len() % 2 == 0 && a.chunks(2).all(|p| is_text(&p[0]) && value(&p[1])))
+}
+
+/// A RESP3 map, or a RESP2 flat array with text keys, of any values.
+fn is_map_any(v: &Value) -> bool {
+    match v {
+        Value::Map(m) => m.iter().all(|(k, _)| is_text(k)),
+        _ => flat_pairs(v, |_| true),
+    }
+}
+
+/// `[member, score]`.
+fn is_member_score(a: &[Value]) -> bool {
+    a.len() == 2 && is_text(&a[0]) && is_float(&a[1])
+}
+
+/// Stream entries: `[[id, [field, value, …] or nil], …]`.
+fn is_entries(v: &Value) -> bool {
+    items(v).is_some_and(|es| {
+        es.iter().all(|e| {
+            items(e).is_some_and(|e| {
+                e.len() == 2 && is_text(&e[0]) && (e[1].is_nil() || flat_pairs(&e[1], is_text))
+            })
+        })
+    })
 }
 
 impl Rec {
@@ -278,6 +403,18 @@ async fn exercise(r: &Rec) -> usize {
     run!(r.memory_usage("nope"));
     run!(r.memory_doctor());
     run!(r.latency_latest());
+    run!(r.latency_history("command"));
+    run!(r.latency_histogram().command(["set", "get"]));
+    run!(r.hello());
+    run!(r.memory_stats());
+    run!(r.client_trackinginfo());
+    run!(r.command());
+    run!(r.command_getkeysandflags("set").arg(["k", "v"]));
+    run!(r.module_list());
+    run!(r.pubsub_shardnumsub());
+    run!(r.pubsub_numsub().channel(["chan", "other"]));
+    run!(r.migrate("127.0.0.1", 1, 0, 100).key("nokey-for-migrate"));
+    run!(r.acl_getuser("nobody"));
     for help in [
         r.acl_help().into_cmd(),
         r.client_help().into_cmd(),
@@ -421,7 +558,7 @@ async fn exercise(r: &Rec) -> usize {
     run!(r.zadd("z2", 1.0, "b").nx().ch());
     run!(r.zscore("z", "a"));
     run!(r.zscore("z", "nope"));
-    run!(r.zincrby("z", 1, "a"));
+    run!(r.zincrby("z", 1.5, "a"));
     run!(r.zcard("z"));
     run!(r.zcount("z", "-inf", "+inf"));
     run!(r.zrange("z", "0", "-1"));
