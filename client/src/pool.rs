@@ -32,11 +32,17 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
 /// let pool = Pool::builder(Config::from_url("redis://127.0.0.1:6379")?)
 ///     .max_size(8)
 ///     .checkout_timeout(Some(Duration::from_millis(200)))
+///     .max_lifetime(Some(Duration::from_secs(3600)))
+///     .idle_timeout(Some(Duration::from_secs(60)))
 ///     .build();
 /// pool.preconnect().await?;
 /// let client = pool.get().await?;
 /// client.call::<()>(cmd!("SET", "k", "v")).await?;
 /// drop(client); // back to the pool
+/// // Without waiting: `None` when every client is checked out.
+/// if let Some(client) = pool.try_get()? {
+///     client.call::<()>(cmd!("INCR", "hits")).await?;
+/// }
 /// pool.close();
 /// # Ok(()) }
 /// ```
