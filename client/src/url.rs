@@ -15,8 +15,8 @@ fn bad(url: &str, why: &str) -> Error {
 }
 
 /// `url` with everything that may be a secret replaced by `***`: the user info (all of it, up
-/// to the last `@`, so a password with an unescaped delimiter cannot leak) and the values of
-/// `password=` and `pass=` query parameters.
+/// to the last `@`, so a password with an unescaped delimiter cannot leak), an authority that is
+/// not a plain `host:port`, and the value of every query parameter but `db`, `protocol`, `user` and `username`.
 pub(crate) fn redact(url: &str) -> String {
     let (scheme, rest) = match url.split_once("://") {
         Some((s, r)) => (Some(s), r),
@@ -24,14 +24,14 @@ pub(crate) fn redact(url: &str) -> String {
     };
     let rest = match rest.rfind('@') {
         Some(at) => format!("***{}", &rest[at..]),
-        None => rest.to_owned(),
+        None => mask_odd_authority(rest),
     };
     let rest = match rest.split_once('?') {
         Some((head, query)) => {
             let pairs: Vec<String> = query
                 .split('&')
                 .map(|pair| match pair.split_once('=') {
-                    Some((k, _)) if is_password_key(k) => format!("{k}=***"),
+                    Some((k, _)) if !is_plain_key(k) => format!("{k}=***"),
                     _ => pair.to_owned(),
                 })
                 .collect();
@@ -45,8 +45,29 @@ pub(crate) fn redact(url: &str) -> String {
     }
 }
 
-fn is_password_key(k: &str) -> bool {
-    matches!(k.to_ascii_lowercase().as_str(), "password" | "pass")
+/// An authority that is not a plain `host:port` may be a password that lost its `@`
+/// (`redis://:secret`): all of it is hidden.
+fn mask_odd_authority(rest: &str) -> String {
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    // A numeric port is shown even when out of range: that is the mistake to see.
+    let host = match authority.rsplit_once(':') {
+        Some((h, p)) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => authority,
+    };
+    if host_port(host).is_ok() {
+        rest.to_owned()
+    } else {
+        format!("***{tail}")
+    }
+}
+
+/// Query parameters whose values are never secret.
+fn is_plain_key(k: &str) -> bool {
+    matches!(
+        k.to_ascii_lowercase().as_str(),
+        "db" | "protocol" | "user" | "username"
+    )
 }
 
 /// Percent-decodes user info (`+` is a plus sign there).
@@ -182,7 +203,7 @@ pub(crate) fn parse(url: &str) -> Result<Config> {
     }
     let addr = match scheme.to_ascii_lowercase().as_str() {
         "redis" | "valkey" => {
-            let (host, port) = split_host_port(url, host)?;
+            let (host, port) = host_port(host).map_err(|why| bad(url, why))?;
             if let Some(db) = path.strip_prefix('/').filter(|p| !p.is_empty()) {
                 let db = db
                     .parse()
@@ -220,35 +241,37 @@ pub(crate) fn parse(url: &str) -> Result<Config> {
     parts.into_config(url, addr)
 }
 
-fn split_host_port(url: &str, s: &str) -> Result<(String, u16)> {
+/// `host[:port]` or `[v6]:port`; no port means 6379. The error says what is wrong.
+fn host_port(s: &str) -> std::result::Result<(String, u16), &'static str> {
     let (host, port) = if let Some(v6) = s.strip_prefix('[') {
-        let (h, after) = v6
-            .split_once(']')
-            .ok_or_else(|| bad(url, "unclosed [ in host"))?;
+        let (h, after) = v6.split_once(']').ok_or("unclosed [ in host")?;
         if h.parse::<std::net::Ipv6Addr>().is_err() {
-            return Err(bad(url, "not an IPv6 address in [ ]"));
+            return Err("not an IPv6 address in [ ]");
         }
         match after {
             "" => (h, None),
-            _ => match after.strip_prefix(':') {
-                Some(p) => (h, Some(p)),
-                None => return Err(bad(url, "expected :port after ]")),
-            },
+            _ => (
+                h,
+                Some(after.strip_prefix(':').ok_or("expected :port after ]")?),
+            ),
         }
     } else {
         match s.split_once(':') {
             Some((_, p)) if p.contains(':') => {
-                return Err(bad(url, "an IPv6 host goes in brackets: [::1]:6379"))
+                return Err("an IPv6 host goes in brackets: [::1]:6379")
             }
             Some((h, p)) => (h, Some(p)),
             None => (s, None),
         }
     };
+    if host.contains(['@', ' ', '[', ']', '%', '&', '=', '#', '?']) {
+        return Err("the host name has characters a host name cannot have");
+    }
     let port = match port {
         None | Some("") => 6379,
         Some(p) => p
             .parse()
-            .map_err(|_| bad(url, "port must be a number from 0 to 65535"))?,
+            .map_err(|_| "port must be a number from 0 to 65535")?,
     };
     Ok((host.to_owned(), port))
 }
@@ -452,6 +475,7 @@ mod tests {
             ("redis://:hunter2/x@h", "port"),
             ("redis://h#frag", "fragment"),
             ("redis://:%FFhunter2@h", "UTF-8"),
+            ("redis://:hunter2", "port"),
         ] {
             let e = parse(u).unwrap_err();
             assert!(matches!(e, Error::Client { .. }), "{u}: {e:?}");
@@ -464,6 +488,35 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Whatever follows a password, the URL either parses with that password (the rows
+        /// above pin which) or is refused with a message that does not contain it.
+        #[test]
+        fn a_refused_url_never_shows_the_password(
+            pw in "Pw[a-z0-9]{6,10}",
+            sep in proptest::sample::select(vec!["@", "/", "?", "#", ":", "%", "[", "]", "&", "="]),
+            tail in "[a-z0-9@/?#:%=&+\\[\\]]{0,10}",
+            scheme in proptest::sample::select(vec!["redis", "unix", "rediss", "valkey+unix", "x"]),
+            head in proptest::sample::select(vec![":", "u:", "", "h?password=", "/s?pass+w=", "h:"]),
+        ) {
+            let url = format!("{scheme}://{head}{pw}{sep}{tail}");
+            // With nothing before it and no @ after it, it is a host name, not a password.
+            let is_host = head.is_empty() && !format!("{sep}{tail}").contains('@');
+            if let (Err(e), false) = (parse(&url), is_host) {
+                let text = format!("{e} {e:?}");
+                proptest::prop_assert!(!text.contains(&pw), "{}: {}", url, text);
+            }
+        }
+
+        #[test]
+        fn nothing_panics(url in "\\PC{0,40}", tail in "[a-z0-9@/?#:%=&+\\[\\]]{0,20}") {
+            let _ = parse(&url);
+            let _ = redact(&url);
+            let _ = parse(&format!("redis://{tail}"));
+            let _ = parse(&format!("unix://{tail}"));
+        }
+    }
+
     #[test]
     fn redaction_hides_user_info_and_password_parameters() {
         assert_eq!(redact("redis://u:pw@h:1/2"), "redis://***@h:1/2");
@@ -473,5 +526,15 @@ mod tests {
         );
         assert_eq!(redact("u:pw@h"), "***@h");
         assert_eq!(redact("redis://h"), "redis://h");
+        assert_eq!(redact("redis://h:99999/1"), "redis://h:99999/1");
+        assert_eq!(redact("redis://[::1]:7/1"), "redis://[::1]:7/1");
+        // A password that lost its @ looks like a port.
+        assert_eq!(redact("redis://:pw"), "redis://***");
+        assert_eq!(redact("redis://h:pw/2?db=1"), "redis://***/2?db=1");
+        assert_eq!(redact("redis://:pw]"), "redis://***");
+        assert_eq!(
+            redact("redis://h?pass+word=pw&db=1"),
+            "redis://h?pass+word=***&db=1"
+        );
     }
 }
