@@ -4,7 +4,7 @@
 
 mod support;
 
-use ringdis::{cmd, Client, Commands, Config, Error, Pool, Subscriber, Value};
+use ringdis::{cmd, Client, Commands, Config, Error, Pool, Spread, Subscriber, Value};
 use ringdis_tests::{FaultServer, Server};
 use std::future::IntoFuture;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -51,7 +51,9 @@ fn deaf_listener() -> Deaf {
 /// all at once: the error each one ends with.
 async fn every_path(config: &Config) -> Vec<(&'static str, Error)> {
     let new = || Client::new(config.clone()).unwrap();
-    let (call, method, pipeline, callback, blocking) = (new(), new(), new(), new(), new());
+    let (call, method, pipeline, transaction, callback, blocking) =
+        (new(), new(), new(), new(), new(), new());
+    let spread = Spread::new(config.clone(), 2).unwrap();
     let lazy = Client::new(config.clone().autoconnect(false)).unwrap();
     let sub = Subscriber::new(config.clone()).unwrap();
     let pool = Pool::builder(config.clone()).max_size(1).build();
@@ -60,7 +62,7 @@ async fn every_path(config: &Config) -> Vec<(&'static str, Error)> {
         cmd!("PING"),
         Some(move |r: ringdis::Result<Value>| tx.send(r).unwrap_or(())),
     );
-    let (a, b, c, d, e, f, g) = futures::join!(
+    let (a, b, c, d, e, f, g, i, j) = futures::join!(
         call.call::<()>(cmd!("PING")),
         method.incr("n").into_future(),
         pipeline
@@ -72,6 +74,8 @@ async fn every_path(config: &Config) -> Vec<(&'static str, Error)> {
         blocking.call::<Value>(cmd!("BLPOP", "never", 0)),
         sub.subscribe(["ch"]),
         pool.get(),
+        transaction.transaction().incr("n").query::<(i64,)>(),
+        spread.call::<()>(cmd!("PING")),
     );
     let h = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(30)))
         .await
@@ -86,6 +90,8 @@ async fn every_path(config: &Config) -> Vec<(&'static str, Error)> {
         ("subscriber", f.unwrap_err()),
         ("pool", g.unwrap_err()),
         ("async_call", h.unwrap_err()),
+        ("transaction", i.unwrap_err()),
+        ("spread", j.unwrap_err()),
     ]
 }
 
