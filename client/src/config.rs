@@ -101,7 +101,9 @@ impl Transport {
 /// assert_eq!(local.addr().to_string(), "127.0.0.1:7000");
 /// # Ok::<(), ringdis::Error>(())
 /// ```
-#[derive(Clone, Debug)]
+///
+/// Its `Debug` output never shows the password (`password: Some("<redacted>")`).
+#[derive(Clone)]
 pub struct Config {
     pub(crate) addr: Addr,
     pub(crate) username: Option<String>,
@@ -117,6 +119,52 @@ pub struct Config {
     pub(crate) limits: Limits,
     pub(crate) backoff_min: Duration,
     pub(crate) backoff_max: Duration,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Config {
+            addr,
+            username,
+            password,
+            db,
+            client_name,
+            autoconnect,
+            connect_timeout,
+            command_timeout,
+            tcp_nodelay,
+            protocol,
+            transport,
+            limits,
+            backoff_min,
+            backoff_max,
+        } = self;
+        f.debug_struct("Config")
+            .field("addr", addr)
+            .field("username", username)
+            .field("password", &password.as_ref().map(|_| Redacted))
+            .field("db", db)
+            .field("client_name", client_name)
+            .field("autoconnect", autoconnect)
+            .field("connect_timeout", connect_timeout)
+            .field("command_timeout", command_timeout)
+            .field("tcp_nodelay", tcp_nodelay)
+            .field("protocol", protocol)
+            .field("transport", transport)
+            .field("limits", limits)
+            .field("backoff_min", backoff_min)
+            .field("backoff_max", backoff_max)
+            .finish()
+    }
+}
+
+/// Stands for a secret in `Debug` output.
+struct Redacted;
+
+impl std::fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("\"<redacted>\"")
+    }
 }
 
 impl Default for Config {
@@ -152,11 +200,24 @@ impl Config {
 
     /// Parses a connection URL:
     ///
-    /// * `redis://[[user]:password@]host[:port][/db]`
-    /// * `unix:///path/to.sock[?db=N]` (also `redis+unix://`)
+    /// * `redis://[[user]:password@]host[:port][/db]` (also `valkey://`); an IPv6 host goes in
+    ///   brackets (`redis://[::1]:6379`); no host means `127.0.0.1`.
+    /// * `unix://[[user]:password@]/path/to.sock` (also `redis+unix://`, `valkey+unix://`).
     ///
-    /// Query parameters `db`, `user`, `password` and `protocol` (`resp2`/`resp3`, or `2`/`3`) are
-    /// accepted on both forms. User and password are percent-decoded.
+    /// A lone `redis://secret@host` is a password, as redis-cli reads it. User and password are
+    /// percent-decoded (write `@` as `%40`, `:` as `%3A`, `/` as `%2F`, `#` as `%23`).
+    ///
+    /// Query parameters, on every form: `db`, `user` (or `username`), `password` (or `pass`,
+    /// as redis-rs names it for unix sockets) and `protocol` (`resp2`/`resp3` or `2`/`3`). Their
+    /// values are form-decoded: `+` is a space, `%2B` a plus sign.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Client`] for anything it cannot keep whole: an unknown scheme or parameter, a
+    /// setting given twice (`redis://:a@h?password=b`, `redis://h/1?db=2`), a user name without a
+    /// password (it would never be sent), `rediss://`/`valkeys://` (TLS is not supported yet), a
+    /// relative socket path, a bad port or database number. The message shows the URL with its
+    /// password replaced by `***`.
     pub fn from_url(url: &str) -> Result<Config> {
         crate::url::parse(url)
     }
@@ -276,5 +337,22 @@ impl Config {
     /// The database selected on connect.
     pub fn db_index(&self) -> i64 {
         self.db
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_the_password() {
+        let c = Config::from_url("redis://app:hunter2@h:1/2")
+            .unwrap()
+            .client_name("svc");
+        let text = format!("{c:?} {c:#?}");
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(text.contains(r#"password: Some("<redacted>")"#), "{text}");
+        assert!(text.contains(r#"username: Some("app")"#), "{text}");
+        assert!(format!("{:?}", Config::new()).contains("password: None"));
     }
 }

@@ -21,7 +21,7 @@ use super::backoff::Backoff;
 use super::handshake::{Credentials, Handshake, Outcome, Step};
 use super::pubsub::{classify, Frame, Message, Subscriptions};
 use super::queue::{Payload, Queue, Request, Sink};
-use crate::config::Config;
+use crate::config::{Addr, Config};
 use crate::resp::{write_command, Parser};
 use crate::{Cmd, Error, Result, Value};
 use bytes::{Bytes, BytesMut};
@@ -72,6 +72,8 @@ pub(crate) struct Core {
     creds: Credentials,
     autoconnect: bool,
     connect_timeout: Duration,
+    /// Where it connects, for error messages.
+    addr: Addr,
     state: State,
     parser: Parser,
     input: BytesMut,
@@ -103,6 +105,7 @@ impl Core {
             },
             autoconnect: config.autoconnect,
             connect_timeout: config.connect_timeout,
+            addr: config.addr.clone(),
             state: State::Idle,
             parser: Parser::new(config.limits),
             input: BytesMut::with_capacity(16 * 1024),
@@ -317,16 +320,48 @@ impl Core {
 
     /// Time has passed: fail calls past their deadline, give up connecting when it takes too long.
     pub fn on_timer(&mut self, now: Instant) {
-        self.queue.expire(now);
+        let addr = &self.addr;
+        // A call still waiting for the connection was never sent: not a reply timeout.
+        self.queue.expire(now, || {
+            Error::connection(format!(
+                "not connected to {addr} before the call's timeout; the request was not sent"
+            ))
+        });
         if let (State::Connecting | State::Handshaking(_), Some(since)) =
             (&self.state, self.attempts_since)
         {
             if now >= since + self.connect_timeout {
-                self.give_up(Error::Timeout);
-                self.set_state(State::Closing {
-                    reason: Error::connection("connect timed out"),
-                });
+                let stage = match self.state {
+                    State::Connecting => "the server did not accept the connection",
+                    _ => "the server did not answer the handshake",
+                };
+                let err = self.connect_failed(Some(Error::connection(stage)));
+                self.give_up(err.clone());
+                self.set_state(State::Closing { reason: err });
             }
+        }
+    }
+
+    /// The error for the calls that waited the whole connect timeout: it names the address and
+    /// the limit, says why the last attempt failed, and keeps that attempt's cause.
+    fn connect_failed(&self, last: Option<Error>) -> Error {
+        let head = format!(
+            "could not connect within {} to {}",
+            fmt_duration(self.connect_timeout),
+            self.addr
+        );
+        match last {
+            Some(Error::Connection {
+                source: Some(io), ..
+            }) => Error::Connection {
+                message: format!("{head}: {io}"),
+                source: Some(io),
+            },
+            Some(Error::Connection { message, .. }) => {
+                Error::connection(format!("{head}: {message}"))
+            }
+            Some(other) => Error::connection(format!("{head}: {other}")),
+            None => Error::connection(head),
         }
     }
 
@@ -381,11 +416,8 @@ impl Core {
         let since = *self.attempts_since.get_or_insert(now);
         self.last_error = Some(err);
         if anyone_waiting && now >= since + self.connect_timeout {
-            let last = self.last_error.take().unwrap_or(Error::Timeout);
-            self.give_up(Error::connection(format!(
-                "could not connect within {:?}: {last}",
-                self.connect_timeout
-            )));
+            let last = self.last_error.take();
+            self.give_up(self.connect_failed(last));
             // A subscriber keeps trying for as long as it holds subscriptions.
             let next = if subscribed {
                 self.attempts_since = Some(now);
@@ -520,6 +552,17 @@ impl Core {
                 self.set_state(State::Closing { reason: err });
             }
         }
+    }
+}
+
+/// `500 ms`, `5 s`, `1500 ms`: a duration as people write a limit.
+fn fmt_duration(d: Duration) -> String {
+    if d >= Duration::from_secs(1) && d.subsec_millis() == 0 {
+        format!("{} s", d.as_secs())
+    } else if d >= Duration::from_millis(1) {
+        format!("{} ms", d.as_millis())
+    } else {
+        format!("{d:?}")
     }
 }
 
@@ -801,10 +844,74 @@ mod tests {
         core.on_opening();
         assert_eq!(core.next_deadline(), Some(t0 + Duration::from_millis(50)));
         core.on_timer(t0 + Duration::from_millis(50));
-        assert_eq!(got(&mut rx).unwrap_err(), Error::Timeout);
+        let err = got(&mut rx).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "connection error: could not connect within 50 ms to 127.0.0.1:6379: \
+             the server did not accept the connection"
+        );
         assert_eq!(core.want(t0), Want::Close);
         core.on_closed(Error::connection("closed"), t0);
         assert_eq!(core.want(t0), Want::Nothing);
+
+        // Accepted, but the handshake gets no answer: a connection error too, never a timeout.
+        let cfg = Config::new()
+            .password("pw")
+            .connect_timeout(Duration::from_millis(50));
+        let mut core = Core::new(&cfg);
+        let (tx, mut done) = oneshot::channel();
+        core.connect(tx, t0);
+        core.on_opening();
+        core.on_open(t0);
+        core.on_timer(t0 + Duration::from_millis(50));
+        let err = done.try_recv().unwrap().unwrap_err();
+        assert!(err.is_connection(), "{err}");
+        assert!(
+            err.to_string().ends_with(
+                "within 50 ms to 127.0.0.1:6379: the server did not answer the handshake"
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_call_waiting_for_the_connection_past_its_deadline_is_a_connection_error() {
+        let t0 = Instant::now();
+        let mut core = Core::new(&config());
+        let mut rx = call(&mut core, cmd!("PING"), t0, Some(Duration::from_millis(20)));
+        core.on_opening();
+        core.on_timer(t0 + Duration::from_millis(20));
+        let err = got(&mut rx).unwrap_err();
+        assert!(err.is_connection(), "{err}");
+        assert!(err.to_string().contains("was not sent"), "{err}");
+    }
+
+    #[test]
+    fn giving_up_keeps_the_last_cause_and_says_each_thing_once() {
+        let t0 = Instant::now();
+        let cfg = config().connect_timeout(Duration::from_millis(10));
+        let mut core = Core::new(&cfg);
+        let mut rx = call(&mut core, cmd!("PING"), t0, None);
+        let refused = || {
+            let io = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+            Error::connection_io(format!("connect to 127.0.0.1:6379: {io}"), io)
+        };
+        core.on_opening();
+        core.on_closed(refused(), t0);
+        let at = core.next_deadline().unwrap();
+        core.on_opening();
+        core.on_closed(refused(), at.max(t0 + Duration::from_millis(10)));
+        let err = got(&mut rx).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "connection error: could not connect within 10 ms to 127.0.0.1:6379: connection refused"
+        );
+        assert_eq!(
+            err.io_error().map(|e| e.kind()),
+            Some(std::io::ErrorKind::ConnectionRefused)
+        );
+        let source = std::error::Error::source(&err).expect("a source");
+        assert!(source.downcast_ref::<std::io::Error>().is_some());
     }
 
     #[test]

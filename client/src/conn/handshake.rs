@@ -37,14 +37,26 @@ pub(crate) enum Outcome {
     Fail(Error),
 }
 
-/// The parts of the configuration the handshake needs.
-#[derive(Clone, Debug, Default)]
+/// The parts of the configuration the handshake needs. Its `Debug` hides the password.
+#[derive(Clone, Default)]
 pub(crate) struct Credentials {
     pub protocol: Protocol,
     pub username: Option<String>,
     pub password: Option<String>,
     pub client_name: Option<String>,
     pub db: i64,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("protocol", &self.protocol)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("client_name", &self.client_name)
+            .field("db", &self.db)
+            .finish()
+    }
 }
 
 /// The handshake of one connection.

@@ -171,9 +171,10 @@ impl Queue {
         None
     }
 
-    /// Fails every call whose deadline is `now` or earlier with [`Error::Timeout`]. Written
-    /// calls stay in the queue with a [`Sink::Discard`] so their late replies are dropped.
-    pub fn expire(&mut self, now: Instant) {
+    /// Fails every call whose deadline is `now` or earlier: a written one with
+    /// [`Error::Timeout`] (it stays in the queue with a [`Sink::Discard`] so its late reply is
+    /// dropped), one still waiting for the connection with `unsent()`.
+    pub fn expire(&mut self, now: Instant, unsent: impl Fn() -> Error) {
         while let Some(&Reverse((at, id))) = self.timers.peek() {
             if at > now {
                 break;
@@ -184,7 +185,7 @@ impl Queue {
                 sink.deliver(Err(Error::Timeout));
             } else if let Ok(i) = self.waiting.binary_search_by_key(&id, |(id, _)| *id) {
                 if let Some((_, req)) = self.waiting.remove(i) {
-                    req.sink.deliver(Err(Error::Timeout));
+                    req.sink.deliver(Err(unsent()));
                 }
             }
         }

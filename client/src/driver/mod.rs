@@ -103,6 +103,14 @@ impl Shared {
     }
 }
 
+/// The cause given when the server ends the stream (a read of 0 bytes).
+pub(crate) fn server_closed() -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::UnexpectedEof,
+        "the server closed the connection",
+    )
+}
+
 fn fail_msg(msg: Msg, err: &Error) {
     match msg {
         Msg::Call(req) => req.sink.deliver(Err(err.clone())),
