@@ -21,6 +21,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// * [`Error::Decode`] — the reply arrived but does not fit the requested Rust type.
 /// * [`Error::Client`] — the call was refused before it was sent (bad configuration, empty
 ///   pipeline, client shut down…).
+/// * [`Error::Lagged`] — a subscriber's reader fell behind and messages were dropped; the
+///   subscriber goes on.
 ///
 /// `Error` is `Clone`, so one connection failure can be handed to every caller it affects.
 ///
@@ -72,6 +74,14 @@ pub enum Error {
         /// Why.
         message: String,
     },
+    /// A [`Subscriber`](crate::Subscriber)'s reader fell behind: its queue was full
+    /// ([`Config::subscriber_queue_limit`](crate::Config::subscriber_queue_limit)) and this
+    /// many messages were dropped at this point of the stream. The subscriber goes on.
+    #[error("the subscriber fell behind: {dropped} messages dropped because its queue was full")]
+    Lagged {
+        /// How many messages were dropped.
+        dropped: u64,
+    },
 }
 
 fn fmt_decode(path: &str, expected: &str, got: &str) -> String {
@@ -112,6 +122,11 @@ impl Error {
     /// True for [`Error::Connection`] (the connection failed or was lost).
     pub fn is_connection(&self) -> bool {
         matches!(self, Error::Connection { .. })
+    }
+
+    /// True for [`Error::Lagged`] (a subscriber's queue overflowed).
+    pub fn is_lagged(&self) -> bool {
+        matches!(self, Error::Lagged { .. })
     }
 
     /// True for [`Error::Timeout`].

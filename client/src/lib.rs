@@ -58,7 +58,7 @@ pub use ringdis_macros::FromRedis;
 pub use ringdis_macros::ToRedis;
 pub use script::{Invocation, Library, Script};
 pub use spread::Spread;
-pub use subscriber::{Message, SubKind, Subscriber};
+pub use subscriber::{Message, SubKind, Subscriber, INVALIDATE_CHANNEL};
 pub use to_arg::{Args, ArgsIter, ToArg};
 pub use value::{ServerError, Value};
 

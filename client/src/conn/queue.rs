@@ -204,6 +204,17 @@ impl Queue {
         }
     }
 
+    /// Fails every call not yet written that has no deadline of its own.
+    pub fn fail_waiting_without_deadline(&mut self, err: &Error) {
+        let (undated, dated): (VecDeque<_>, VecDeque<_>) = std::mem::take(&mut self.waiting)
+            .into_iter()
+            .partition(|(_, req)| req.deadline.is_none());
+        self.waiting = dated;
+        for (_, req) in undated {
+            req.sink.deliver(Err(err.clone()));
+        }
+    }
+
     fn is_live(&self, id: u64) -> bool {
         let inflight = self
             .inflight
