@@ -685,15 +685,25 @@ mod tests {
 
         // The server goes away for 2 s: attempts are refused at once.
         core.on_closed(Error::connection("connection reset"), t0);
-        let lost = next_event(&inbox).expect("the loss is reported").unwrap_err();
-        assert!(lost.is_connection() && lost.to_string().contains("reset"), "{lost}");
+        let lost = next_event(&inbox)
+            .expect("the loss is reported")
+            .unwrap_err();
+        assert!(
+            lost.is_connection() && lost.to_string().contains("reset"),
+            "{lost}"
+        );
         let mut now = t0;
         let mut during = None;
         let back = t0 + Duration::from_secs(2);
         while now < back {
             if during.is_none() && now >= t0 + Duration::from_millis(500) {
                 // A subscribe made while it is down waits for the reconnect.
-                during = Some(subscribe(&mut core, "more", now, Some(Duration::from_secs(10))));
+                during = Some(subscribe(
+                    &mut core,
+                    "more",
+                    now,
+                    Some(Duration::from_secs(10)),
+                ));
             }
             core.on_timer(now);
             if core.want(now) == Want::Open {
@@ -705,7 +715,10 @@ mod tests {
             now = at;
         }
         let mut during = during.expect("made while down");
-        assert!(pending(&mut during), "still waiting, within its own timeout");
+        assert!(
+            pending(&mut during),
+            "still waiting, within its own timeout"
+        );
         assert!(next_event(&inbox).is_none(), "one report per loss");
 
         // The server is back: the handshake gets its full connect timeout.
@@ -716,7 +729,11 @@ mod tests {
         assert!(output(&mut core).contains("HELLO"));
         let later = now + Duration::from_millis(900);
         core.on_timer(later);
-        assert_eq!(core.want(later), Want::Nothing, "the handshake is not cut off");
+        assert_eq!(
+            core.want(later),
+            Want::Nothing,
+            "the handshake is not cut off"
+        );
         feed(&mut core, HELLO_REPLY, later).unwrap();
         assert!(core.is_connected());
         assert_eq!(
@@ -731,7 +748,12 @@ mod tests {
         )
         .unwrap();
         assert!(got(&mut during).is_ok());
-        feed(&mut core, b">3\r\n+message\r\n+news\r\n$5\r\nafter\r\n", later).unwrap();
+        feed(
+            &mut core,
+            b">3\r\n+message\r\n+news\r\n$5\r\nafter\r\n",
+            later,
+        )
+        .unwrap();
         let m = next_event(&inbox).expect("a message").unwrap();
         assert_eq!(m.payload_str(), Some("after"));
     }
@@ -744,7 +766,12 @@ mod tests {
         let mut rx = subscribe(&mut core, "news", t0, None);
         core.on_opening();
         core.on_open(t0);
-        feed(&mut core, b"*3\r\n$9\r\nsubscribe\r\n$4\r\nnews\r\n:1\r\n", t0).unwrap();
+        feed(
+            &mut core,
+            b"*3\r\n$9\r\nsubscribe\r\n$4\r\nnews\r\n:1\r\n",
+            t0,
+        )
+        .unwrap();
         assert!(got(&mut rx).is_ok());
         core.on_closed(Error::connection("reset"), t0);
         assert!(next_event(&inbox).is_some_and(|e| e.is_err()));
@@ -769,14 +796,23 @@ mod tests {
         assert_eq!(core.want(now), Want::Open);
         core.on_opening();
         let started = now;
-        assert_eq!(core.next_deadline(), Some(started + Duration::from_millis(100)));
+        assert_eq!(
+            core.next_deadline(),
+            Some(started + Duration::from_millis(100))
+        );
         core.on_timer(started + Duration::from_millis(99));
         assert_eq!(core.want(now), Want::Nothing);
         core.on_timer(started + Duration::from_millis(100));
         assert_eq!(core.want(now), Want::Close);
-        core.on_closed(Error::connection("closed"), started + Duration::from_millis(100));
+        core.on_closed(
+            Error::connection("closed"),
+            started + Duration::from_millis(100),
+        );
         assert!(core.next_deadline().is_some(), "and it tries again");
-        assert!(next_event(&inbox).is_none(), "still one report for the one loss");
+        assert!(
+            next_event(&inbox).is_none(),
+            "still one report for the one loss"
+        );
     }
 
     #[test]

@@ -33,8 +33,9 @@ struct State {
     bytes: usize,
     messages: usize,
     /// Messages dropped since the last [`Event::Dropped`] was queued.
+    unreported: u64,
+    /// Messages dropped in all.
     dropped: u64,
-    dropped_total: u64,
     /// While the connection is down: the last reason.
     down: Option<Error>,
     /// The connection's driver has stopped: nothing more will come.
@@ -45,8 +46,8 @@ struct State {
 impl State {
     /// Queues the drops counted so far, so what comes next is reported after them.
     fn mark_drops(&mut self) {
-        if self.dropped > 0 {
-            let n = std::mem::take(&mut self.dropped);
+        if self.unreported > 0 {
+            let n = std::mem::take(&mut self.unreported);
             self.events.push_back(Event::Dropped(n));
         }
     }
@@ -89,8 +90,8 @@ impl InboxTx {
         let size = m.size();
         let mut s = self.0.lock();
         if s.messages > 0 && s.bytes.saturating_add(size) > self.0.limit {
+            s.unreported += 1;
             s.dropped += 1;
-            s.dropped_total += 1;
             return;
         }
         s.mark_drops();
@@ -144,7 +145,7 @@ impl InboxRx {
         let mut s = self.0.lock();
         let event = match s.events.pop_front() {
             Some(e) => e,
-            None if s.dropped > 0 => Event::Dropped(std::mem::take(&mut s.dropped)),
+            None if s.unreported > 0 => Event::Dropped(std::mem::take(&mut s.unreported)),
             None if s.closed => return Poll::Ready(None),
             None => {
                 if !s.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
@@ -177,7 +178,7 @@ impl InboxRx {
 
     /// Messages dropped so far because the queue was full.
     pub fn dropped(&self) -> u64 {
-        self.0.lock().dropped_total
+        self.0.lock().dropped
     }
 }
 

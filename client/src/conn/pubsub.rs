@@ -202,9 +202,11 @@ pub(crate) fn classify(v: Value) -> Frame {
             .zip(string(channel))
             .map(|(p, c)| (Some(p), c, SubKind::Pattern)),
         // RESP3 client-side caching: `>2 invalidate <keys | nil>`.
-        (Some(b"invalidate"), [_, _]) if push => {
-            Some((None, Bytes::from_static(INVALIDATE_CHANNEL.as_bytes()), SubKind::Channel))
-        }
+        (Some(b"invalidate"), [_, _]) if push => Some((
+            None,
+            Bytes::from_static(INVALIDATE_CHANNEL.as_bytes()),
+            SubKind::Channel,
+        )),
         (
             Some(
                 b"subscribe" | b"psubscribe" | b"ssubscribe" | b"unsubscribe" | b"punsubscribe"
@@ -363,7 +365,10 @@ mod tests {
             else {
                 panic!()
             };
-            assert_eq!((m.pattern.as_deref(), m.kind), (Some(&b"k*"[..]), SubKind::Pattern));
+            assert_eq!(
+                (m.pattern.as_deref(), m.kind),
+                (Some(&b"k*"[..]), SubKind::Pattern)
+            );
             let Frame::Message(m) = classify(wrap(vec![b("smessage"), b("s"), Value::Nil])) else {
                 panic!()
             };
@@ -408,7 +413,10 @@ mod tests {
             panic!()
         };
         let within = |b: &Bytes| wire.as_ptr_range().contains(&b.as_ptr());
-        assert!(!within(hello) && !within(&d.channel), "copied out of the read buffer");
+        assert!(
+            !within(hello) && !within(&d.channel),
+            "copied out of the read buffer"
+        );
     }
 
     #[test]
