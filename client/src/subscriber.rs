@@ -119,7 +119,10 @@ impl Subscriber {
     /// (it holds subscriptions), a call waits for the reconnect until the command timeout.
     /// Subscriptions are kept by the subscriber, not only by the server: one whose call failed
     /// with [`Error::Connection`] because the connection was lost meanwhile is still restored on
-    /// the reconnect (unsubscribe to drop it).
+    /// the reconnect (unsubscribe to drop it). A subscribe the server refuses (an ACL `NOPERM`)
+    /// fails with its error and adds nothing; if restoring subscriptions after a reconnect is
+    /// refused, the reader gets that error ([`Error::Server`]) in order with the messages, and
+    /// those subscriptions are no longer held.
     ///
     /// # Errors
     /// [`Error::Timeout`] when it is not confirmed (or the subscriber not reconnected) within the

@@ -283,3 +283,56 @@ async fn a_subscriber_nobody_reads_stays_within_its_queue_limit() {
         }
     }
 }
+
+/// A subscribe the server refuses (ACL) fails with its error and disturbs nothing else; when the
+/// ACL changes under a subscriber, the refused restore is reported to its reader.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::await_holding_lock)]
+async fn a_refused_subscribe_fails_alone_and_a_refused_restore_is_reported() {
+    let _shared = RSS.read().unwrap_or_else(|p| p.into_inner());
+    for (kind, transport) in matrix() {
+        for protocol in PROTOCOLS {
+            let at = label(kind, transport, protocol);
+            let server = Server::builder(kind)
+                .arg("user", "limited on >pw ~* &open +@all")
+                .start();
+            let admin = client(&server, transport, protocol);
+            let cfg = config(&server, transport)
+                .protocol(protocol)
+                .username("limited")
+                .password("pw");
+            let mut sub = Subscriber::new(cfg).unwrap();
+            sub.subscribe(["open"]).await.unwrap();
+            let err = sub.subscribe(["open", "secret"]).await.unwrap_err();
+            assert_eq!(err.server_kind(), Some("NOPERM"), "{at}: {err}");
+            let pong: Value = sub.connection().call(cmd!("PING")).await.unwrap();
+            assert!(!matches!(pong, Value::Error(_)), "{at}: {pong:?}");
+            let n: i64 = admin.call(cmd!("PUBLISH", "open", "m1")).await.unwrap();
+            assert_eq!(n, 1, "{at}");
+            assert_eq!(message(&mut sub, &at).await.payload_str(), Some("m1"));
+
+            // The channel is taken away: the server drops the subscriber, which reconnects and
+            // is refused the restore.
+            admin
+                .call::<()>(cmd!("ACL", "SETUSER", "limited", "resetchannels", "&other"))
+                .await
+                .unwrap();
+            admin
+                .call::<i64>(cmd!("CLIENT", "KILL", "USER", "limited"))
+                .await
+                .unwrap();
+            let lost = sub.next_message(LONG).await.unwrap_err();
+            assert!(lost.is_connection(), "{at}: {lost}");
+            let refused = sub.next_message(LONG).await.unwrap_err();
+            assert_eq!(refused.server_kind(), Some("NOPERM"), "{at}: {refused}");
+            assert!(refused.to_string().contains("open"), "{at}: {refused}");
+            // Up, holding nothing, and still usable.
+            sub.subscribe(["other"]).await.unwrap();
+            admin
+                .call::<i64>(cmd!("PUBLISH", "other", "m2"))
+                .await
+                .unwrap();
+            assert_eq!(message(&mut sub, &at).await.payload_str(), Some("m2"));
+        }
+    }
+}

@@ -257,6 +257,7 @@ impl Core {
                     )));
                     return;
                 };
+                let added = subscribe.then(|| (*kind, pubsub.subs.new_names(*kind, names)));
                 let replies = pubsub.subs.apply(*kind, *subscribe, names);
                 let word = if *subscribe {
                     kind.subscribe()
@@ -268,6 +269,11 @@ impl Core {
                     cmd.push_arg(n);
                 }
                 self.write_cmd(&cmd);
+                if let Some(added) = added {
+                    self.queue
+                        .push_subscribe(id, req.sink, req.deadline, replies, added);
+                    return;
+                }
                 (replies, true)
             }
         };
@@ -458,10 +464,10 @@ impl Core {
         self.last_error = None;
         if let Some(pubsub) = &self.pubsub {
             pubsub.inbox.restored();
-            for (cmd, confirmations) in pubsub.subs.restore() {
+            for (cmd, confirmations, held) in pubsub.subs.restore() {
                 self.write_cmd(&cmd);
                 self.queue
-                    .push_inflight(0, Sink::Discard, None, confirmations, true);
+                    .push_subscribe(0, Sink::Discard, None, confirmations, held);
             }
         }
         while let Some((id, req)) = self.queue.waiting.pop_front() {
@@ -510,6 +516,10 @@ impl Core {
                 value.describe()
             )));
         };
+        if let (Value::Error(_), Some(_)) = (&value, &entry.subscribe) {
+            self.on_refused_subscribe(value);
+            return Ok(());
+        }
         entry.left -= 1;
         let value = match &mut entry.collected {
             Some(replies) => {
@@ -536,6 +546,32 @@ impl Core {
             sink => sink.deliver(result),
         }
         Ok(())
+    }
+
+    /// The server refused a subscribe (an ACL `NOPERM`, say): one error instead of a
+    /// confirmation per name. The call fails with it and the names it would have added are not
+    /// held; when it was the restore after a reconnect, the reader hears of it.
+    fn on_refused_subscribe(&mut self, error: Value) {
+        let Some(entry) = self.queue.inflight.pop_front() else {
+            return;
+        };
+        let Value::Error(e) = error else { return };
+        if let (Some(pubsub), Some((kind, names))) = (&mut self.pubsub, entry.subscribe) {
+            pubsub.subs.forget(kind, &names);
+            if entry.id == 0 {
+                let names: Vec<_> = names.iter().map(|n| String::from_utf8_lossy(n)).collect();
+                pubsub.inbox.report(Error::Server {
+                    kind: e.kind.clone(),
+                    message: format!(
+                        "{} (restoring {} {} after a reconnect: no longer subscribed)",
+                        e.message,
+                        kind.subscribe(),
+                        names.join(" ")
+                    ),
+                });
+            }
+        }
+        entry.sink.deliver(Err(e.into()));
     }
 
     fn on_handshake_reply(&mut self, step: Step, result: Result<Value>, _now: Instant) {
@@ -813,6 +849,62 @@ mod tests {
             next_event(&inbox).is_none(),
             "still one report for the one loss"
         );
+    }
+
+    #[test]
+    fn a_refused_subscribe_fails_alone_and_is_not_held() {
+        let now = Instant::now();
+        let (mut core, inbox) = subscriber(&config());
+        let mut ok = subscribe(&mut core, "a", now, None);
+        core.on_opening();
+        core.on_open(now);
+        feed(
+            &mut core,
+            b"*3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:1\r\n",
+            now,
+        )
+        .unwrap();
+        assert!(got(&mut ok).is_ok());
+        // `SUBSCRIBE a secret` refused as a whole (ACL): one error, not two confirmations.
+        let (tx, mut refused) = oneshot::channel();
+        core.submit(
+            Request {
+                payload: Payload::Subscribe {
+                    kind: crate::conn::SubKind::Channel,
+                    subscribe: true,
+                    names: vec!["a".into(), "secret".into()],
+                },
+                sink: Sink::Oneshot(tx),
+                deadline: None,
+            },
+            now,
+        );
+        let mut ping = call(&mut core, cmd!("PING"), now, None);
+        output(&mut core);
+        feed(
+            &mut core,
+            b"-NOPERM no\r\n*2\r\n$4\r\npong\r\n$0\r\n\r\n",
+            now,
+        )
+        .unwrap();
+        assert_eq!(got(&mut refused).unwrap_err().server_kind(), Some("NOPERM"));
+        assert!(
+            got(&mut ping).is_ok(),
+            "the next reply reaches its own caller"
+        );
+        // After a reconnect only `a` is restored (it was held before the refusal).
+        core.on_closed(Error::connection("reset"), now);
+        assert!(next_event(&inbox).is_some_and(|e| e.is_err()));
+        core.on_opening();
+        core.on_open(now);
+        assert_eq!(output(&mut core), "*2\r\n$9\r\nSUBSCRIBE\r\n$1\r\na\r\n");
+        // Refused on restore too (the ACL changed): the reader hears of it, nothing is held.
+        feed(&mut core, b"-NOPERM no\r\n", now).unwrap();
+        let err = next_event(&inbox).expect("reported").unwrap_err();
+        assert_eq!(err.server_kind(), Some("NOPERM"), "{err}");
+        assert!(err.to_string().contains("SUBSCRIBE a"), "{err}");
+        core.on_closed(Error::connection("reset"), now);
+        assert_eq!(core.want(now), Want::Nothing, "nothing left to restore");
     }
 
     #[test]

@@ -22,8 +22,8 @@ enum Event {
     Message(Message, usize),
     /// This many messages were dropped here.
     Dropped(u64),
-    /// The connection was lost here.
-    Lost(Error),
+    /// The connection was lost here, or a subscription could not be restored.
+    Error(Error),
 }
 
 #[derive(Default)]
@@ -115,9 +115,18 @@ impl InboxTx {
         }
         s.mark_drops();
         // Two losses with nothing in between read as one: the queue cannot fill with them.
-        if !matches!(s.events.back(), Some(Event::Lost(_))) {
-            s.events.push_back(Event::Lost(err));
+        if !matches!(s.events.back(), Some(Event::Error(_))) {
+            s.events.push_back(Event::Error(err));
         }
+        s.wake();
+    }
+
+    /// Something the reader must hear of, in order with the messages (a subscription that could
+    /// not be restored).
+    pub fn report(&self, err: Error) {
+        let mut s = self.0.lock();
+        s.mark_drops();
+        s.events.push_back(Event::Error(err));
         s.wake();
     }
 
@@ -161,7 +170,7 @@ impl InboxRx {
                 Ok(m)
             }
             Event::Dropped(dropped) => Err(Error::Lagged { dropped }),
-            Event::Lost(e) => Err(e),
+            Event::Error(e) => Err(e),
         }))
     }
 

@@ -252,6 +252,27 @@ impl Subscriptions {
         self.channels.is_empty() && self.patterns.is_empty() && self.shards.is_empty()
     }
 
+    /// The names a subscribe would add (those not held already).
+    pub fn new_names(&mut self, kind: SubKind, names: &[Bytes]) -> Vec<Bytes> {
+        let set = self.set(kind);
+        let mut added: Vec<Bytes> = names
+            .iter()
+            .filter(|n| !set.contains(*n))
+            .cloned()
+            .collect();
+        added.sort();
+        added.dedup();
+        added
+    }
+
+    /// Forgets names the server refused to subscribe to.
+    pub fn forget(&mut self, kind: SubKind, names: &[Bytes]) {
+        let set = self.set(kind);
+        for n in names {
+            set.remove(n);
+        }
+    }
+
     /// Records a (un)subscribe about to be sent; returns how many confirmations it will get.
     pub fn apply(&mut self, kind: SubKind, subscribe: bool, names: &[Bytes]) -> usize {
         let set = self.set(kind);
@@ -272,8 +293,8 @@ impl Subscriptions {
     }
 
     /// The commands that restore every subscription on a new connection, with the number of
-    /// confirmations each gets.
-    pub fn restore(&self) -> Vec<(Cmd, usize)> {
+    /// confirmations each gets and what each holds.
+    pub fn restore(&self) -> Vec<(Cmd, usize, (SubKind, Vec<Bytes>))> {
         [
             (SubKind::Channel, &self.channels),
             (SubKind::Pattern, &self.patterns),
@@ -286,7 +307,7 @@ impl Subscriptions {
             for name in set {
                 cmd.push_arg(name);
             }
-            (cmd, set.len())
+            (cmd, set.len(), (kind, set.iter().cloned().collect()))
         })
         .collect()
     }
@@ -432,7 +453,7 @@ mod tests {
         let restore: Vec<_> = s
             .restore()
             .into_iter()
-            .map(|(c, n)| (c.to_string(), n))
+            .map(|(c, n, _)| (c.to_string(), n))
             .collect();
         assert_eq!(
             restore,
