@@ -28,8 +28,14 @@ pub use crate::conn::{Message, SubKind, INVALIDATE_CHANNEL};
 /// * `Err(`[`Error::Lagged`]` { dropped })`: the reader fell behind, the queue was full
 ///   ([`Config::subscriber_queue_limit`], 32 MiB by default) and `dropped` messages were
 ///   dropped here. The subscriber goes on.
+/// * `Err(`[`Error::Server`]`)`: after a reconnect the server refused to restore some
+///   subscriptions (its ACL changed); the error names them, and they are no longer held.
 /// * The end of the stream (or `Err(Error::Connection)` from `next_message`, every time): the
 ///   subscriber's driver has stopped; nothing more will come.
+///
+/// While the subscriber is down, [`Subscriber::next_message`] with a timeout answers
+/// `Err(Error::Connection)` rather than `Ok(None)` when the timeout passes, and
+/// (un)subscribe calls wait for the reconnect until their command timeout.
 ///
 /// The connection reads as fast as the server sends, so the replies to (un)subscribes and
 /// `PING`s are never held up by unread messages; only messages go into the bounded queue.
