@@ -119,6 +119,7 @@ pub struct Config {
     pub(crate) limits: Limits,
     pub(crate) backoff_min: Duration,
     pub(crate) backoff_max: Duration,
+    pub(crate) subscriber_queue_limit: usize,
 }
 
 impl std::fmt::Debug for Config {
@@ -138,6 +139,7 @@ impl std::fmt::Debug for Config {
             limits,
             backoff_min,
             backoff_max,
+            subscriber_queue_limit,
         } = self;
         f.debug_struct("Config")
             .field("addr", addr)
@@ -154,6 +156,7 @@ impl std::fmt::Debug for Config {
             .field("limits", limits)
             .field("backoff_min", backoff_min)
             .field("backoff_max", backoff_max)
+            .field("subscriber_queue_limit", subscriber_queue_limit)
             .finish()
     }
 }
@@ -187,6 +190,7 @@ impl Default for Config {
             limits: Limits::default(),
             backoff_min: Duration::from_millis(5),
             backoff_max: Duration::from_secs(1),
+            subscriber_queue_limit: crate::conn::DEFAULT_QUEUE_LIMIT,
         }
     }
 }
@@ -326,6 +330,22 @@ impl Config {
     pub fn reconnect_backoff(mut self, min: Duration, max: Duration) -> Config {
         self.backoff_min = min;
         self.backoff_max = max.max(min);
+        self
+    }
+
+    /// How many bytes of unread messages a [`Subscriber`](crate::Subscriber) holds (default
+    /// 32 MiB, the servers' own default hard limit for a pub/sub client's output buffer).
+    ///
+    /// A subscriber reads from its socket as fast as the server sends, so replies to `PING` and
+    /// (un)subscribes are never stuck behind unread messages; this limit is what bounds its
+    /// memory when the reader falls behind. A message counts for its channel, pattern and payload
+    /// bytes plus 64 bytes (and about 40 more per element of a payload that is an array). A
+    /// message that arrives while the queue is full is dropped and counted, and the reader gets
+    /// one [`Error::Lagged`](crate::Error::Lagged) `{ dropped }` at the point of the stream where
+    /// messages went missing, then the messages that arrived once there was room again. A
+    /// message is always taken when the queue is empty, even one larger than the limit.
+    pub fn subscriber_queue_limit(mut self, bytes: usize) -> Config {
+        self.subscriber_queue_limit = bytes;
         self
     }
 

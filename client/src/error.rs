@@ -25,6 +25,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// * [`Error::Decode`] — the reply arrived but does not fit the requested Rust type.
 /// * [`Error::Client`] — the call was refused before it was sent (bad configuration, empty
 ///   pipeline, client shut down…).
+/// * [`Error::Lagged`] — a subscriber's reader fell behind and messages were dropped; the
+///   subscriber goes on.
 ///
 /// `Error` is `Clone` (an operating-system cause is shared behind an `Arc`), so one connection
 /// failure can be handed to every caller it affects. Messages never contain a password.
@@ -79,6 +81,13 @@ pub enum Error {
         /// also [`std::error::Error::source`]. Its text is already part of `message`.
         source: Option<Arc<io::Error>>,
     },
+    /// A [`Subscriber`](crate::Subscriber)'s reader fell behind: its queue was full
+    /// ([`Config::subscriber_queue_limit`](crate::Config::subscriber_queue_limit)) and this
+    /// many messages were dropped at this point of the stream. The subscriber goes on.
+    Lagged {
+        /// How many messages were dropped.
+        dropped: u64,
+    },
 }
 
 impl fmt::Display for Error {
@@ -94,6 +103,10 @@ impl fmt::Display for Error {
                 got,
             } => f.write_str(&fmt_decode(path, expected, got)),
             Error::Client { message, .. } => write!(f, "client error: {message}"),
+            Error::Lagged { dropped } => write!(
+                f,
+                "the subscriber fell behind: {dropped} messages dropped because its queue was full"
+            ),
         }
     }
 }
@@ -149,6 +162,7 @@ impl PartialEq for Error {
                     got: g,
                 },
             ) => path == p && expected == e && got == g,
+            (Error::Lagged { dropped }, Error::Lagged { dropped: d }) => dropped == d,
             _ => false,
         }
     }
@@ -192,6 +206,11 @@ impl Error {
     /// True for [`Error::Connection`] (the connection failed or was lost).
     pub fn is_connection(&self) -> bool {
         matches!(self, Error::Connection { .. })
+    }
+
+    /// True for [`Error::Lagged`] (a subscriber's queue overflowed).
+    pub fn is_lagged(&self) -> bool {
+        matches!(self, Error::Lagged { .. })
     }
 
     /// True for [`Error::Timeout`].

@@ -62,7 +62,7 @@ pub use scan::ScanStream;
 pub use score_bound::ScoreBound;
 pub use script::{Invocation, Library, Script};
 pub use spread::Spread;
-pub use subscriber::{Message, SubKind, Subscriber};
+pub use subscriber::{Message, SubKind, Subscriber, INVALIDATE_CHANNEL};
 pub use to_arg::{Args, ArgsIter, ToArg};
 pub use value::{ServerError, Value};
 

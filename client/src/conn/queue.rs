@@ -99,6 +99,9 @@ pub(crate) struct Entry {
     /// Replies so far, for calls of several commands (`None` for a single command, whose reply
     /// is delivered as it is).
     pub collected: Option<Vec<Value>>,
+    /// For a subscribe: its kind and the names it adds, given back if the server refuses it
+    /// (one error reply instead of a confirmation per name).
+    pub subscribe: Option<(super::pubsub::SubKind, Vec<bytes::Bytes>)>,
 }
 
 /// The in-flight entries (replies awaited, in wire order), the requests still waiting to be
@@ -135,7 +138,24 @@ impl Queue {
             deadline,
             left: replies,
             collected: collect.then(|| Vec::with_capacity(replies)),
+            subscribe: None,
         });
+    }
+
+    /// Registers a subscribe just written: `replies` confirmations, delivered as one array, or
+    /// one error that ends it.
+    pub fn push_subscribe(
+        &mut self,
+        id: u64,
+        sink: Sink,
+        deadline: Option<Instant>,
+        replies: usize,
+        added: (super::pubsub::SubKind, Vec<bytes::Bytes>),
+    ) {
+        self.push_inflight(id, sink, deadline, replies, true);
+        if let Some(e) = self.inflight.back_mut() {
+            e.subscribe = Some(added);
+        }
     }
 
     /// A fresh id, with its deadline registered.
@@ -156,6 +176,7 @@ impl Queue {
             deadline: None,
             left: 1,
             collected: None,
+            subscribe: None,
         });
     }
 
@@ -201,6 +222,17 @@ impl Queue {
     /// Fails every call not yet written.
     pub fn fail_waiting(&mut self, err: &Error) {
         for (_, req) in self.waiting.drain(..) {
+            req.sink.deliver(Err(err.clone()));
+        }
+    }
+
+    /// Fails every call not yet written that has no deadline of its own.
+    pub fn fail_waiting_without_deadline(&mut self, err: &Error) {
+        let (undated, dated): (VecDeque<_>, VecDeque<_>) = std::mem::take(&mut self.waiting)
+            .into_iter()
+            .partition(|(_, req)| req.deadline.is_none());
+        self.waiting = dated;
+        for (_, req) in undated {
             req.sink.deliver(Err(err.clone()));
         }
     }

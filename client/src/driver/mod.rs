@@ -7,12 +7,12 @@
 pub(crate) mod epoll;
 pub(crate) mod uring;
 
-use crate::conn::{Core, Message, PushHandler, Request, Want};
+use crate::conn::{Core, InboxTx, PushHandler, Request, Want};
 use crate::{Error, Result};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 /// A message from a client handle to its driver.
 pub(crate) enum Msg {
@@ -21,7 +21,7 @@ pub(crate) enum Msg {
     Disconnect(oneshot::Sender<()>),
     SetPushHandler(Option<PushHandler>),
     /// Makes the connection a subscriber; sent before anything else.
-    MakeSubscriber(mpsc::UnboundedSender<Message>),
+    MakeSubscriber(InboxTx),
 }
 
 /// Wakes a parked driver.
