@@ -30,6 +30,7 @@ mod json;
 mod pipeline;
 mod pool;
 pub mod resp;
+mod route;
 mod script;
 mod spread;
 mod subscriber;

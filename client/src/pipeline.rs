@@ -90,25 +90,20 @@ impl Pipeline {
     /// Sends the pipeline and decodes the replies (for a transaction, `EXEC`'s reply) as `T`.
     /// An empty pipeline is an [`Error::Client`].
     pub fn query<T: FromRedis>(&self) -> Call<T> {
-        self.client.call_pipeline(self)
+        self.client.call(self)
     }
 
-    /// The payload to send, or why there is none.
-    pub(crate) fn payload(&self) -> Result<(Payload, Finish)> {
-        if self.cmds.is_empty() {
-            return Err(Error::client("an empty pipeline has nothing to send"));
-        }
-        if let Some(why) = self.cmds.iter().find_map(|c| c.args().invalid()) {
-            return Err(Error::client(why));
-        }
+    /// The payload to send and where the routing gate sends it, or why it may not be sent.
+    pub(crate) fn payload(&self) -> Result<(Payload, Finish, crate::route::Route)> {
+        let route = crate::route::route_pipeline(&self.cmds, self.transaction)?;
         if !self.transaction {
-            return Ok((Payload::batch(&self.cmds), Ok));
+            return Ok((Payload::batch(&self.cmds), Ok, route));
         }
         let (multi, exec) = (Cmd::new("MULTI"), Cmd::new("EXEC"));
         let all = std::iter::once(&multi)
             .chain(&self.cmds)
             .chain(std::iter::once(&exec));
-        Ok((Payload::batch(all), exec_reply))
+        Ok((Payload::batch(all), exec_reply, route))
     }
 }
 
