@@ -52,6 +52,9 @@ struct Inner {
     /// Every dedicated connection made for blocking commands that may still live, so that
     /// `disconnect` reaches the calls in flight on them too.
     blocking: Mutex<Vec<Weak<Inner>>>,
+    /// The connection of a `watch_transaction`: it must never reconnect once it was lost (its
+    /// `WATCH` would be gone), so `connect()` refuses to.
+    watching: bool,
 }
 
 /// At most this many idle dedicated connections are kept for reuse.
@@ -81,6 +84,16 @@ impl Client {
 
     /// A client with the given configuration.
     pub fn new(config: Config) -> Result<Client> {
+        Client::build(config, false)
+    }
+
+    /// A client whose lost connection stays lost: the connection of a `watch_transaction`.
+    pub(crate) fn watching(mut config: Config) -> Result<Client> {
+        config.autoconnect = false;
+        Client::build(config, true)
+    }
+
+    fn build(config: Config, watching: bool) -> Result<Client> {
         let choice = Transport::from_env()?.unwrap_or(config.transport);
         let command_timeout = config.command_timeout;
         let config = Arc::new(config);
@@ -102,6 +115,7 @@ impl Client {
                 config,
                 spare: Arc::default(),
                 blocking: Mutex::default(),
+                watching,
             }),
         })
     }
@@ -310,7 +324,24 @@ impl Client {
 
     /// Connects now (and runs the handshake). `Ok(true)` once ready; safe to call when already
     /// connected. Needed only with autoconnect off.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Connection`] when the connection cannot be made; also on the connection a
+    /// [`watch_transaction`](Client::watch_transaction) closure gets, once it was lost: it does
+    /// not come back, since its `WATCH` would not (the attempt runs again on a new one).
     pub async fn connect(&self) -> Result<bool> {
+        if self.inner.watching && !self.is_connected() {
+            return Err(Error::connection(
+                "the watch_transaction connection was lost, and its WATCH with it: it does not \
+                 reconnect (the attempt runs again on a new connection)",
+            ));
+        }
+        self.connect_now().await
+    }
+
+    /// Connects, whatever the client is for.
+    pub(crate) async fn connect_now(&self) -> Result<bool> {
         let (tx, rx) = oneshot::channel();
         self.inner.shared.send(Msg::Connect(tx));
         rx.await.unwrap_or_else(|_| Err(driver_gone()))
