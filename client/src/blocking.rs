@@ -2,8 +2,8 @@
 //!
 //! A blocking command (`BLPOP`, `XREAD … BLOCK`, `WAIT`…) holds its connection until data
 //! arrives or its own timeout ends; on the shared connection it would stall every other caller.
-//! So the client runs it on a dedicated connection, with a reply deadline of the command's own
-//! block time plus the usual command timeout (none when it blocks for ever).
+//! So the routing gate (`route.rs`) runs it on a dedicated connection, with a reply deadline of
+//! the command's own block time plus the usual command timeout (none when it blocks for ever).
 
 use crate::Cmd;
 use std::time::Duration;

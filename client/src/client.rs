@@ -23,9 +23,12 @@ use tokio::sync::oneshot;
 ///
 /// Connection handling follows tornadis: with autoconnect (the default) the first call connects
 /// and a call after a lost connection reconnects, retrying with capped exponential backoff until
-/// the connect timeout. `AUTH`, `HELLO` and `SELECT` are sent again on every reconnect. A call in
-/// flight when the connection is lost fails with [`Error::Connection`]; it is never retried
-/// silently and its reply can never reach another caller.
+/// the connect timeout. `AUTH`, `HELLO`, `CLIENT SETNAME`, `SELECT` and `CLIENT TRACKING` (from
+/// the [`Config`]) are sent again on every reconnect, and on every dedicated connection, so the
+/// session a user configured holds everywhere; the commands that would change it on the shared
+/// connection are refused (see [`Client::call`]). A call in flight when the connection is lost
+/// fails with [`Error::Connection`]; it is never retried silently and its reply can never reach
+/// another caller.
 ///
 /// ```no_run
 /// use ringdis::{cmd, Client};

@@ -166,7 +166,9 @@ impl Subscriber {
         self.conn.is_connected()
     }
 
-    /// The connection, for `PING` and the like.
+    /// The connection, for `PING` and the like. Calls on it pass the same routing gate as any
+    /// [`Client`]'s: `SUBSCRIBE` and the rest of its family are refused there (use the methods
+    /// above, which the subscriber restores after a reconnect).
     pub fn connection(&self) -> &Client {
         &self.conn
     }

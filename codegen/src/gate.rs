@@ -108,3 +108,36 @@ pub fn generate(spec: &Spec) -> Result<String, String> {
     out.push_str("        _ => None,\n    }\n}\n");
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_command_and_subcommand_is_an_arm_with_its_flags() {
+        let spec = Spec::parse(
+            r#"{"source": "test", "commands": {
+                "blpop": {"flags": ["blocking", "write"]},
+                "get": {"flags": ["readonly", "fast"]},
+                "client": {"subcommands": {
+                    "client|reply": {"flags": ["no_multi", "allow_busy"]}
+                }}
+            }}"#,
+        )
+        .unwrap();
+        let code = generate(&spec).unwrap();
+        let bit = |f: &str| 1u16 << FLAGS.iter().position(|x| *x == f).unwrap();
+        let blocking = bit("blocking") | bit("write");
+        assert!(code.contains(&format!("b\"blpop\" => Some((\"blpop\", {blocking})),")));
+        assert!(code.contains(&format!(
+            "b\"get\" => Some((\"get\", {})),",
+            bit("readonly")
+        )));
+        let reply = bit("no_multi") | bit("allow_busy");
+        assert!(code.contains(&format!(
+            "Some(b\"reply\") => Some((\"client|reply\", {reply})),"
+        )));
+        assert!(code.contains("_ => Some((\"client\", 0)),"));
+        assert!(code.contains("pub const BLOCKING: u16 = 1 << 0;"));
+    }
+}

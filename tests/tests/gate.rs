@@ -671,5 +671,32 @@ async fn configured_tracking_survives_a_killed_connection() {
             kill(&other, id, &at).await;
             until_disconnected(&c, &at).await;
         }
+
+        // OPTIN: CLIENT CACHING YES alone is refused (the next command on a shared connection
+        // may be anyone's); in a pipeline, right before the read it is for, it works.
+        let optin = Client::new(cfg().tracking(Tracking::new().optin())).unwrap();
+        let (tx, opted) = mpsc::channel();
+        optin.on_push(move |p| {
+            let _ = tx.send(p);
+        });
+        refused(
+            optin.call::<()>(cmd!("CLIENT", "CACHING", "YES")).await,
+            "right before",
+            &at,
+        );
+        let mut p = optin.pipeline();
+        p.add(cmd!("CLIENT", "CACHING", "YES"))
+            .add(cmd!("GET", "opted"));
+        let ((), none): ((), Option<String>) = p.query().await.unwrap();
+        assert_eq!(none, None, "{at}");
+        other.call::<()>(cmd!("SET", "opted", 1)).await.unwrap();
+        let push = tokio::task::spawn_blocking(move || opted.recv_timeout(Duration::from_secs(10)))
+            .await
+            .unwrap()
+            .unwrap_or_else(|_| panic!("{at}: no invalidation push for the opted-in read"));
+        assert!(
+            matches!(&push, Value::Push(items) if items.get(1) == Some(&Value::Array(vec![Value::Bulk("opted".into())]))),
+            "{at}: {push:?}"
+        );
     }
 }
