@@ -445,7 +445,8 @@ async fn the_configured_db_survives_a_killed_connection() {
 }
 
 /// Issue example: with db 6 configured, `LPUSH q x` then `blpop(q, 1)` pops from db 6, on every
-/// path that runs a blocking command (each on a dedicated or pooled connection).
+/// path that runs a blocking command (each on a dedicated or pooled connection); and every
+/// connection has the configured name and protocol too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blocking_calls_use_the_configured_db_on_every_path() {
     for (kind, transport) in matrix() {
@@ -454,10 +455,11 @@ async fn blocking_calls_use_the_configured_db_on_every_path() {
             let at = label(kind, transport, protocol);
             let cfg = || config(&server, transport).protocol(protocol);
             let db0 = Client::new(cfg()).unwrap();
-            let c6 = Client::new(cfg().db(6)).unwrap();
-            let pool = Pool::new(cfg().db(6), 2);
+            let cfg6 = || cfg().db(6).client_name("gate");
+            let c6 = Client::new(cfg6()).unwrap();
+            let pool = Pool::new(cfg6(), 2);
             let pooled = pool.get().await.unwrap();
-            let spread = Spread::new(cfg().db(6), 2).unwrap();
+            let spread = Spread::new(cfg6(), 2).unwrap();
             let dedicated = c6.dedicated().unwrap();
             // Each path pops its own list; db 0 holds a decoy under the same name.
             let mut n = 0;
@@ -558,6 +560,19 @@ async fn blocking_calls_use_the_configured_db_on_every_path() {
             for i in 1..=n {
                 let left: i64 = db0.call(cmd!("LLEN", format!("q{i}"))).await.unwrap();
                 assert_eq!(left, 1, "{at}: q{i} in db 0");
+            }
+            // Every connection those paths opened (shared, dedicated, pooled, spread, watch, and
+            // the idle spares) has the whole configured session: db, name, protocol.
+            let list: String = db0.call(cmd!("CLIENT", "LIST")).await.unwrap();
+            let resp = match protocol {
+                ringdis::Protocol::Resp2 => "resp=2",
+                ringdis::Protocol::Resp3 => "resp=3",
+            };
+            let named: Vec<&str> = list.lines().filter(|l| l.contains(" name=gate ")).collect();
+            assert!(named.len() >= 6, "{at}: {list}");
+            for line in named {
+                let has = |word: &str| line.split(' ').any(|w| w == word);
+                assert!(has("db=6") && has(resp), "{at}: {line}");
             }
             db0.call::<()>(cmd!("FLUSHALL")).await.unwrap();
         }
