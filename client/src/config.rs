@@ -117,6 +117,7 @@ pub struct Config {
     pub(crate) protocol: Protocol,
     pub(crate) transport: Transport,
     pub(crate) limits: Limits,
+    pub(crate) tracking: Option<Tracking>,
     pub(crate) backoff_min: Duration,
     pub(crate) backoff_max: Duration,
     pub(crate) subscriber_queue_limit: usize,
@@ -140,6 +141,7 @@ impl std::fmt::Debug for Config {
             backoff_min,
             backoff_max,
             subscriber_queue_limit,
+            tracking,
         } = self;
         f.debug_struct("Config")
             .field("addr", addr)
@@ -157,6 +159,7 @@ impl std::fmt::Debug for Config {
             .field("backoff_min", backoff_min)
             .field("backoff_max", backoff_max)
             .field("subscriber_queue_limit", subscriber_queue_limit)
+            .field("tracking", tracking)
             .finish()
     }
 }
@@ -188,6 +191,7 @@ impl Default for Config {
             protocol: Protocol::Resp3,
             transport: Transport::Auto,
             limits: Limits::default(),
+            tracking: None,
             backoff_min: Duration::from_millis(5),
             backoff_max: Duration::from_secs(1),
             subscriber_queue_limit: crate::conn::DEFAULT_QUEUE_LIMIT,
@@ -325,6 +329,20 @@ impl Config {
         self
     }
 
+    /// Client-side caching: `CLIENT TRACKING ON` with these options, sent on every (re)connect
+    /// (and on the dedicated connections of blocking calls), so tracking never silently stops.
+    /// Invalidations arrive as RESP3 pushes: see [`Client::on_push`](crate::Client::on_push).
+    /// `CLIENT TRACKING` sent as a command is refused, since a reconnect would lose it.
+    ///
+    /// ```
+    /// use ringdis::{Config, Tracking};
+    /// let config = Config::new().tracking(Tracking::new().bcast().prefix("user:").noloop());
+    /// ```
+    pub fn tracking(mut self, tracking: Tracking) -> Config {
+        self.tracking = Some(tracking);
+        self
+    }
+
     /// Reconnect backoff: the first retry waits `min`, each further one twice as long, at most
     /// `max` (defaults 5 ms and 1 s).
     pub fn reconnect_backoff(mut self, min: Duration, max: Duration) -> Config {
@@ -357,6 +375,74 @@ impl Config {
     /// The database selected on connect.
     pub fn db_index(&self) -> i64 {
         self.db
+    }
+}
+
+/// The options of `CLIENT TRACKING ON` for [`Config::tracking`] (all off by default). `REDIRECT`
+/// is not offered: it names another connection by id, which changes on every reconnect.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Tracking {
+    prefixes: Vec<String>,
+    bcast: bool,
+    optin: bool,
+    optout: bool,
+    noloop: bool,
+}
+
+impl Tracking {
+    /// Tracking of the keys this connection reads (the server's default mode).
+    pub fn new() -> Tracking {
+        Tracking::default()
+    }
+
+    /// `BCAST`: invalidations for every key matching the prefixes, read or not.
+    pub fn bcast(mut self) -> Tracking {
+        self.bcast = true;
+        self
+    }
+
+    /// `PREFIX p` (with `BCAST`); may be given several times.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Tracking {
+        self.prefixes.push(prefix.into());
+        self
+    }
+
+    /// `OPTIN`: track only the reads right after `CLIENT CACHING YES` (send both in one
+    /// pipeline).
+    pub fn optin(mut self) -> Tracking {
+        self.optin = true;
+        self
+    }
+
+    /// `OPTOUT`: track every read except those right after `CLIENT CACHING NO`.
+    pub fn optout(mut self) -> Tracking {
+        self.optout = true;
+        self
+    }
+
+    /// `NOLOOP`: no invalidations for this connection's own writes.
+    pub fn noloop(mut self) -> Tracking {
+        self.noloop = true;
+        self
+    }
+
+    /// The command that turns it on.
+    pub(crate) fn cmd(&self) -> crate::Cmd {
+        let mut cmd = crate::Cmd::new("CLIENT TRACKING ON");
+        for p in &self.prefixes {
+            cmd.push_arg("PREFIX").push_arg(p);
+        }
+        for (on, word) in [
+            (self.bcast, "BCAST"),
+            (self.optin, "OPTIN"),
+            (self.optout, "OPTOUT"),
+            (self.noloop, "NOLOOP"),
+        ] {
+            if on {
+                cmd.push_arg(word);
+            }
+        }
+        cmd
     }
 }
 

@@ -30,6 +30,7 @@ mod json;
 mod pipeline;
 mod pool;
 pub mod resp;
+mod route;
 mod scan;
 mod score_bound;
 mod script;
@@ -44,7 +45,7 @@ pub use bytes::Bytes;
 pub use client::{Call, Callable, Client};
 pub use cmd::{Cmd, CmdFlags};
 pub use commands::{Commands, Dispatch, UnixTime};
-pub use config::{Addr, Config, Protocol, Transport};
+pub use config::{Addr, Config, Protocol, Tracking, Transport};
 #[cfg(feature = "serde")]
 pub use de::Serde;
 pub use error::{Error, Result};

@@ -13,9 +13,10 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
 /// A pool of at most `max_size` clients, each with its own connection.
 ///
 /// Most code never needs one: a single [`Client`] is already shared by every task. A pool is
-/// for work that holds connection state (`WATCH`, `CLIENT TRACKING` redirection, `SELECT`
-/// switching) or wants to cap the connections a service opens. A checked-out client goes back on
-/// drop.
+/// for work that wants to cap the connections a service opens, or to keep one workload off
+/// another's connection. A checked-out client is a [`Client`] like any other: the same routing
+/// gate applies (commands that set connection state, such as `SELECT`, are refused; configure
+/// them with [`Config`] so that every pooled connection has them). It goes back on drop.
 ///
 /// Clients are also replaced with age: one older than [`PoolBuilder::max_lifetime`] is closed
 /// instead of being handed out or kept, and one idle for longer than

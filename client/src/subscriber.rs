@@ -233,7 +233,9 @@ impl Subscriber {
         self.inbox.dropped()
     }
 
-    /// The connection, for `PING` and the like.
+    /// The connection, for `PING` and the like. Calls on it pass the same routing gate as any
+    /// [`Client`]'s: `SUBSCRIBE` and the rest of its family are refused there (use the methods
+    /// above, which the subscriber restores after a reconnect).
     pub fn connection(&self) -> &Client {
         &self.conn
     }

@@ -3,6 +3,7 @@
 
 pub mod dump;
 pub mod emit;
+pub mod gate;
 pub mod model;
 pub mod plan;
 pub mod resp;
@@ -36,4 +37,11 @@ pub fn generate_with(
         }
     }
     Ok(emit::generate(&spec, &replies, &overrides))
+}
+
+/// Generates the routing gate's lookup of the spec's flags (see [`gate`]) from the text of
+/// `commands.json`.
+pub fn generate_gate(commands_json: &str) -> Result<String, String> {
+    let spec = model::Spec::parse(commands_json).map_err(|e| format!("commands.json: {e}"))?;
+    gate::generate(&spec)
 }

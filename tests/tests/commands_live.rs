@@ -9,7 +9,7 @@
 use ringdis::commands::{
     Aggregate, Dispatch, LeftOrRight, MinOrMax, Strategy, Unit, Wherefrom, Whereto,
 };
-use ringdis::{cmd, Client, Cmd, Commands, Config, FromRedis, Protocol, Value};
+use ringdis::{cmd, Client, Cmd, Commands, Config, Error, FromRedis, Parser, Protocol, Value};
 use ringdis_tests::{Server, ServerKind};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
@@ -19,6 +19,9 @@ use std::sync::Mutex;
 /// A `Dispatch` target that hands the built command back, with its default reply type.
 struct Rec {
     client: Client,
+    /// The server's port and the protocol, for [`raw_call`].
+    port: u16,
+    resp3: bool,
     label: String,
     redis_7_0: bool,
     replies: BTreeMap<String, String>,
@@ -283,7 +286,17 @@ impl Rec {
             ));
         }
         let value: Value = match self.client.call(cmd.clone()).await {
+            Ok(v) if REFUSED_BY_THE_GATE.contains(&name.as_str()) => {
+                self.fail(format!(
+                    "{label}: `{cmd}` was not refused by the gate: {v:?}"
+                ));
+                return None;
+            }
             Ok(v) => v,
+            // Connection state: refused on a client connection, its reply checked on a raw one.
+            Err(Error::Client { .. }) if REFUSED_BY_THE_GATE.contains(&name.as_str()) => {
+                raw_call(self.port, self.resp3, &cmd)
+            }
             Err(e) => {
                 self.fail(format!("{label}: `{cmd}` failed: {e}"));
                 return None;
@@ -303,6 +316,39 @@ impl Rec {
             }
         }
     }
+}
+
+/// The commands below that the routing gate refuses on a client connection (`SELECT`, `CLIENT
+/// SETNAME`: connection state set through `Config`; `WAIT` alone: it is about the connection's
+/// own writes). Their replies are checked on a raw connection instead.
+const REFUSED_BY_THE_GATE: &[&str] = &["client|setname", "select", "wait"];
+
+/// Sends `cmd` on a new raw connection (after `HELLO 3` for RESP3) and reads its reply.
+fn raw_call(port: u16, resp3: bool, cmd: &Cmd) -> Value {
+    use std::io::{Read, Write};
+    let mut sock = std::net::TcpStream::connect(("127.0.0.1", port)).expect("raw connection");
+    sock.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let mut parser = Parser::default();
+    let mut input = bytes::BytesMut::new();
+    let mut call = |cmd: &Cmd| -> Value {
+        let mut out = bytes::BytesMut::new();
+        ringdis::resp::write_command(&mut out, cmd.args().len(), cmd.args().encoded());
+        sock.write_all(&out).expect("raw write");
+        loop {
+            if let Some(v) = parser.parse(&mut input).expect("valid RESP") {
+                return v;
+            }
+            let mut chunk = [0u8; 4096];
+            let n = sock.read(&mut chunk).expect("raw read");
+            assert!(n > 0, "the server closed the raw connection");
+            input.extend_from_slice(&chunk[..n]);
+        }
+    };
+    if resp3 {
+        call(&cmd!("HELLO", 3));
+    }
+    call(cmd)
 }
 
 fn lossy(v: &[Vec<u8>]) -> Vec<String> {
@@ -687,6 +733,8 @@ async fn generated_methods_against_real_servers() {
             let client = Client::new(Config::new().port(server.port()).protocol(protocol)).unwrap();
             let r = Rec {
                 client,
+                port: server.port(),
+                resp3: protocol == Protocol::Resp3,
                 label: format!("{} {} {protocol:?}", server.kind(), server.version()),
                 redis_7_0: *redis_7_0,
                 replies: replies.clone(),

@@ -107,6 +107,7 @@ impl Core {
                 password: config.password.clone(),
                 client_name: config.client_name.clone(),
                 db: config.db,
+                tracking: config.tracking.as_ref().map(|t| t.cmd()),
             },
             autoconnect: config.autoconnect,
             connect_timeout: config.connect_timeout,
