@@ -1,7 +1,8 @@
 //! `&Value` as a `serde::Deserializer` (feature `serde`), and [`Serde`], a reply type for any
 //! `Deserialize` type.
 
-use crate::{Error, FromRedis, Result, Value};
+use crate::from_redis::{is_array_of_pairs, MAP_SHAPES};
+use crate::{number, Error, FromRedis, Result, Value};
 use serde::de::{
     self, DeserializeOwned, DeserializeSeed, EnumAccess, IntoDeserializer, MapAccess, SeqAccess,
     VariantAccess, Visitor,
@@ -122,33 +123,11 @@ fn text(value: &Value) -> Option<&str> {
     value.as_bytes().and_then(|b| std::str::from_utf8(b).ok())
 }
 
-fn int(value: &Value) -> Option<i128> {
-    match value {
-        Value::Int(i) => Some(*i as i128),
-        Value::Double(d) if d.fract() == 0.0 && d.is_finite() => Some(*d as i128),
-        Value::BigNumber(n) => n.parse().ok(),
-        v => text(v).and_then(|s| s.parse().ok()),
-    }
-}
-
-fn float(value: &Value) -> Option<f64> {
-    match value {
-        Value::Double(d) => Some(*d),
-        Value::Int(i) => Some(*i as f64),
-        Value::BigNumber(n) => n.parse().ok(),
-        v => match text(v)? {
-            "inf" | "+inf" => Some(f64::INFINITY),
-            "-inf" => Some(f64::NEG_INFINITY),
-            s => s.parse().ok(),
-        },
-    }
-}
-
 macro_rules! deserialize_int {
     ($($method:ident $visit:ident $t:ty),*) => {$(
         fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
             let v = check_ref(self)?;
-            match int(v).and_then(|i| <$t>::try_from(i).ok()) {
+            match number::integer(v).and_then(number::Integer::to::<$t>) {
                 Some(n) => visitor.$visit(n),
                 None => Err(mismatch(concat!("integer (", stringify!($t), ")"), v)),
             }
@@ -216,14 +195,18 @@ impl<'de> de::Deserializer<'de> for &'de Value {
     );
 
     fn deserialize_f32<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
-        self.deserialize_f64(visitor)
+        let v = check_ref(self)?;
+        match number::float32(v) {
+            Some(f) => visitor.visit_f32(f),
+            None => Err(mismatch("float (f32)", v)),
+        }
     }
 
     fn deserialize_f64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
         let v = check_ref(self)?;
-        match float(v) {
+        match number::float(v) {
             Some(f) => visitor.visit_f64(f),
-            None => Err(mismatch("float", v)),
+            None => Err(mismatch("float (f64)", v)),
         }
     }
 
@@ -234,7 +217,8 @@ impl<'de> de::Deserializer<'de> for &'de Value {
     fn deserialize_str<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
         match check_ref(self)? {
             Value::Int(i) => visitor.visit_string(i.to_string()),
-            Value::Double(d) => visitor.visit_string(d.to_string()),
+            Value::Double(d) => visitor.visit_string(number::format_double(*d)),
+            Value::Boolean(b) => visitor.visit_borrowed_str(if *b { "1" } else { "0" }),
             v => match text(v) {
                 Some(s) => visitor.visit_borrowed_str(s),
                 None if matches!(v, Value::BigNumber(_)) => self.deserialize_any(visitor),
@@ -313,9 +297,12 @@ impl<'de> de::Deserializer<'de> for &'de Value {
     fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
         match check_ref(self)? {
             Value::Map(pairs) => visitor.visit_map(Map::pairs(pairs)),
+            Value::Array(items) if is_array_of_pairs(items) => {
+                visitor.visit_map(Map::nested(items))
+            }
             Value::Array(items) if items.len() % 2 == 0 => visitor.visit_map(Map::flat(items)),
             Value::Nil => visitor.visit_map(Map::flat(&[])),
-            v => Err(mismatch("map (or flat array of key/value pairs)", v)),
+            v => Err(mismatch(MAP_SHAPES, v)),
         }
     }
 
@@ -411,6 +398,8 @@ struct Map<'de> {
 enum Entries<'de> {
     Pairs(std::slice::Iter<'de, (Value, Value)>),
     Flat(std::slice::Iter<'de, Value>),
+    /// An array of `[key, value]` arrays.
+    Nested(std::slice::Iter<'de, Value>),
 }
 
 impl<'de> Map<'de> {
@@ -423,6 +412,12 @@ impl<'de> Map<'de> {
     fn flat(items: &'de [Value]) -> Self {
         Map {
             entries: Entries::Flat(items.iter()),
+            pending: None,
+        }
+    }
+    fn nested(items: &'de [Value]) -> Self {
+        Map {
+            entries: Entries::Nested(items.iter()),
             pending: None,
         }
     }
@@ -444,6 +439,10 @@ impl<'de> MapAccess<'de> for Map<'de> {
             Entries::Pairs(it) => it.next().map(|(k, v)| (k, v)),
             Entries::Flat(it) => match (it.next(), it.next()) {
                 (Some(k), Some(v)) => Some((k, v)),
+                _ => None,
+            },
+            Entries::Nested(it) => match it.next() {
+                Some(Value::Array(kv)) if kv.len() == 2 => Some((&kv[0], &kv[1])),
                 _ => None,
             },
         };
@@ -469,6 +468,7 @@ impl<'de> MapAccess<'de> for Map<'de> {
         Some(match &self.entries {
             Entries::Pairs(it) => it.len(),
             Entries::Flat(it) => it.len() / 2,
+            Entries::Nested(it) => it.len(),
         })
     }
 }

@@ -1,6 +1,6 @@
 //! [`FromRedis`]: how replies become Rust values.
 
-use crate::{Error, Result, Value};
+use crate::{number, Error, Result, Value};
 use bytes::Bytes;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::hash::{BuildHasher, Hash};
@@ -8,8 +8,15 @@ use std::hash::{BuildHasher, Hash};
 /// A type a reply can be decoded into.
 ///
 /// Conversions follow what servers really send: integers and floats also decode from strings
-/// (hash fields arrive as bulk strings), maps decode from RESP3 maps and from RESP2 flat
-/// `key value …` arrays, and sequences of pairs decode from either shape too. An error reply
+/// (hash fields arrive as bulk strings), maps decode from RESP3 maps, from arrays of
+/// `[key, value]` pairs (RESP3 `WITHSCORES`) and from RESP2 flat `key value …` arrays, and
+/// sequences of pairs decode from every one of those shapes too, at any depth: decoding never
+/// depends on the protocol.
+///
+/// Numbers are exact or an error: text is read as the number it spells (`"42"`, `"1.5"`,
+/// `"1e+300"`, `"inf"`, `"-nan"`, …), a double decodes into an integer type only when it is
+/// integral and fits, an integer into `f64` only when the double holds it exactly; what does
+/// not fit is an [`Error::Decode`], never a saturated value. An error reply
 /// nested in an aggregate becomes [`Error::Server`]; anything that does not fit is an
 /// [`Error::Decode`] naming what was expected and what came.
 ///
@@ -99,16 +106,12 @@ fn text_of(value: &Value) -> Option<&[u8]> {
 macro_rules! int_from {
     ($($t:ty),*) => {$(
         impl FromRedis for $t {
+            /// An integer, a boolean (`1`/`0`), a double with no fractional part, or text
+            /// spelling one of those; it must fit the type exactly (never saturated).
             fn from_redis(value: Value) -> Result<Self> {
                 let value = check(value)?;
-                let wide: Option<i128> = match &value {
-                    Value::Int(i) => Some(*i as i128),
-                    Value::Boolean(b) => Some(*b as i128),
-                    Value::Double(d) if d.fract() == 0.0 && d.is_finite() => Some(*d as i128),
-                    Value::BigNumber(n) => n.parse().ok(),
-                    v => text_of(v).and_then(|b| std::str::from_utf8(b).ok()).and_then(|s| s.parse::<i128>().ok()),
-                };
-                wide.and_then(|w| <$t>::try_from(w).ok())
+                number::integer(&value)
+                    .and_then(number::Integer::to::<$t>)
                     .ok_or_else(|| Error::decode(concat!("integer (", stringify!($t), ")"), &value))
             }
         }
@@ -116,29 +119,20 @@ macro_rules! int_from {
 }
 int_from!(i8, i16, i32, i64, i128, isize, u16, u32, u64, u128, usize);
 
-macro_rules! float_from {
-    ($($t:ty),*) => {$(
-        impl FromRedis for $t {
-            fn from_redis(value: Value) -> Result<Self> {
-                let value = check(value)?;
-                let f = match &value {
-                    Value::Double(d) => Some(*d as $t),
-                    Value::Int(i) => Some(*i as $t),
-                    Value::BigNumber(n) => n.parse().ok(),
-                    v => text_of(v).and_then(|b| std::str::from_utf8(b).ok()).and_then(parse_float::<$t>),
-                };
-                f.ok_or_else(|| Error::decode("float", &value))
-            }
-        }
-    )*};
+impl FromRedis for f64 {
+    /// A double (`inf`, `-inf` and NaN included), text in any spelling of one, or an integer
+    /// the double holds exactly.
+    fn from_redis(value: Value) -> Result<Self> {
+        let value = check(value)?;
+        number::float(&value).ok_or_else(|| Error::decode("float (f64)", &value))
+    }
 }
-float_from!(f32, f64);
 
-fn parse_float<T: std::str::FromStr + From<f32>>(s: &str) -> Option<T> {
-    match s {
-        "inf" | "+inf" => Some(T::from(f32::INFINITY)),
-        "-inf" => Some(T::from(f32::NEG_INFINITY)),
-        _ => s.parse().ok(),
+impl FromRedis for f32 {
+    /// As `f64`, rounded to the nearest `f32`; a finite value beyond `f32`'s range is refused.
+    fn from_redis(value: Value) -> Result<Self> {
+        let value = check(value)?;
+        number::float32(&value).ok_or_else(|| Error::decode("float (f32)", &value))
     }
 }
 
@@ -162,13 +156,15 @@ impl FromRedis for bool {
 }
 
 impl FromRedis for String {
-    /// Any string-like reply (UTF-8 checked), and numbers in their decimal form.
+    /// Any string-like reply (UTF-8 checked), integers in decimal, doubles as servers print them
+    /// (`1.5`, `1e+300`, `inf`, `nan`) and booleans as `1`/`0` (what RESP2 sends for them).
     fn from_redis(value: Value) -> Result<Self> {
         match check(value)? {
             Value::Simple(s) => Ok(s),
             Value::BigNumber(s) => Ok(s),
             Value::Int(i) => Ok(i.to_string()),
-            Value::Double(d) => Ok(d.to_string()),
+            Value::Double(d) => Ok(number::format_double(d)),
+            Value::Boolean(b) => Ok(u8::from(b).to_string()),
             v @ (Value::Bulk(_) | Value::Verbatim { .. }) => {
                 let bytes = text_of(&v).unwrap_or_default();
                 match std::str::from_utf8(bytes) {
@@ -182,14 +178,16 @@ impl FromRedis for String {
 }
 
 impl FromRedis for Bytes {
-    /// Any string-like reply, without a copy for bulk strings.
+    /// Any string-like reply, without a copy for bulk strings; numbers and booleans as `String`
+    /// spells them.
     fn from_redis(value: Value) -> Result<Self> {
         match check(value)? {
             Value::Bulk(b) => Ok(b),
             Value::Verbatim { text, .. } => Ok(text),
             Value::Simple(s) => Ok(Bytes::from(s)),
             Value::Int(i) => Ok(Bytes::from(i.to_string())),
-            Value::Double(d) => Ok(Bytes::from(d.to_string())),
+            Value::Double(d) => Ok(Bytes::from(number::format_double(d))),
+            Value::Boolean(b) => Ok(Bytes::from_static(if b { b"1" } else { b"0" })),
             Value::BigNumber(s) => Ok(Bytes::from(s)),
             v => Err(Error::decode("bytes", &v)),
         }
@@ -255,10 +253,39 @@ impl<T: FromRedis> FromRedis for Vec<T> {
     }
 }
 
-/// The `key value` pairs of a map reply: a RESP3 map, or a RESP2 flat array of even length.
+/// True when `items` is an array of `[key, value]` pairs (the RESP3 shape of `WITHSCORES`,
+/// `WITHVALUES`, `XRANGE` entries and RESP2 `XREAD`): not empty, and every element an array of
+/// two. Otherwise an array read as a map is flat (`[k1, v1, k2, v2]`, the RESP2 shape).
+///
+/// The rule is what breaks the one ambiguity: a flat array whose keys *and* values are all
+/// arrays of two (a map from pairs to pairs) reads as an array of pairs. No server reply has
+/// that shape.
+pub(crate) fn is_array_of_pairs(items: &[Value]) -> bool {
+    !items.is_empty()
+        && items
+            .iter()
+            .all(|v| matches!(v, Value::Array(pair) if pair.len() == 2))
+}
+
+/// What a map was expected to be, for decode errors.
+pub(crate) const MAP_SHAPES: &str =
+    "map (or array of [key, value] pairs, or flat array of keys and values)";
+
+/// The `key value` pairs of a map reply: a RESP3 map, an array of `[key, value]` pairs, or a
+/// flat array of even length ([`is_array_of_pairs`] decides between the last two); nil is none.
 pub(crate) fn into_pairs(value: Value) -> Result<Vec<(Value, Value)>> {
     match check(value)? {
         Value::Map(pairs) => Ok(pairs),
+        Value::Array(items) if is_array_of_pairs(&items) => Ok(items
+            .into_iter()
+            .filter_map(|pair| match pair {
+                Value::Array(kv) => {
+                    let mut kv = kv.into_iter();
+                    Some((kv.next()?, kv.next()?))
+                }
+                _ => None,
+            })
+            .collect()),
         Value::Array(items) if items.len() % 2 == 0 => {
             let mut pairs = Vec::with_capacity(items.len() / 2);
             let mut it = items.into_iter();
@@ -268,7 +295,7 @@ pub(crate) fn into_pairs(value: Value) -> Result<Vec<(Value, Value)>> {
             Ok(pairs)
         }
         Value::Nil => Ok(Vec::new()),
-        v => Err(Error::decode("map (or flat array of key/value pairs)", &v)),
+        v => Err(Error::decode(MAP_SHAPES, &v)),
     }
 }
 

@@ -25,6 +25,7 @@ mod de;
 mod driver;
 mod error;
 mod from_redis;
+mod number;
 #[cfg(feature = "json")]
 mod json;
 mod pipeline;
