@@ -556,4 +556,232 @@ mod tests {
             FromRedis::from_redis(twelve).unwrap();
         assert_eq!(t.11, 11);
     }
+
+    fn is_decode<T: std::fmt::Debug>(r: Result<T>) -> bool {
+        matches!(r, Err(Error::Decode { .. }))
+    }
+
+    /// Every integer type at its edges, from every reply type a number arrives as.
+    #[test]
+    #[allow(irrefutable_let_patterns)] // `i64::try_from(i64)` in the macro
+    fn integers_at_the_edges_of_every_width_from_every_shape() {
+        macro_rules! edges {
+            ($($t:ty),*) => {$(
+                for n in [<$t>::MIN, <$t>::MAX, 0 as $t] {
+                    let text = n.to_string();
+                    assert_eq!(<$t>::from_redis(bulk(&text)).unwrap(), n, "{text}");
+                    assert_eq!(<$t>::from_redis(Value::BigNumber(text.clone())).unwrap(), n);
+                    if let Ok(i) = i64::try_from(n) {
+                        assert_eq!(<$t>::from_redis(Value::Int(i)).unwrap(), n);
+                    }
+                }
+                let past_max = (<$t>::MAX as u128).checked_add(1).map(|p| p.to_string());
+                let past_min = (<$t>::MIN as i128).checked_sub(1).map(|p| p.to_string());
+                for past in past_max.iter().chain(past_min.iter()) {
+                    assert!(is_decode(<$t>::from_redis(bulk(past))), "{} {past}", stringify!($t));
+                    assert!(is_decode(<$t>::from_redis(Value::BigNumber(past.clone()))));
+                    if let Ok(i) = past.parse::<i64>() {
+                        assert!(is_decode(<$t>::from_redis(Value::Int(i))), "{past}");
+                    }
+                }
+                for bad in [Value::Double(1e300), Value::Double(-1e300), Value::Double(f64::INFINITY),
+                            Value::Double(f64::NEG_INFINITY), Value::Double(f64::NAN), Value::Double(0.5),
+                            bulk("1e300"), bulk("1e+300"), bulk("inf"), bulk("-inf"), bulk("nan"),
+                            bulk("0.5"), bulk(" 5"), bulk("5 "), bulk("0x5"), bulk(""), bulk("five")] {
+                    assert!(is_decode(<$t>::from_redis(bad.clone())), "{} {bad:?}", stringify!($t));
+                }
+                assert_eq!(<$t>::from_redis(Value::Double(5.0)).unwrap(), 5 as $t);
+                assert_eq!(<$t>::from_redis(bulk("5.0")).unwrap(), 5 as $t);
+                assert_eq!(<$t>::from_redis(bulk("+5")).unwrap(), 5 as $t);
+                assert_eq!(<$t>::from_redis(Value::Boolean(true)).unwrap(), 1 as $t);
+            )*};
+        }
+        edges!(i8, i16, i32, i64, i128, isize, u16, u32, u64, u128, usize);
+        // The issue's example: a score of 1e300 is no i128, in either protocol.
+        assert!(is_decode(i128::from_redis(Value::Double(1e300))));
+        assert!(is_decode(i128::from_redis(bulk("1.0000000000000001e+300"))));
+        // No saturation at 2^63 or 2^127.
+        assert!(is_decode(i64::from_redis(Value::Double(
+            9223372036854775808.0
+        ))));
+        assert_eq!(
+            i64::from_redis(Value::Double(-9223372036854775808.0)).unwrap(),
+            i64::MIN
+        );
+        assert!(is_decode(i128::from_redis(Value::Double(
+            1.7014118346046923e38
+        ))));
+        assert_eq!(
+            u128::from_redis(Value::Double(1.7014118346046923e38)).unwrap(),
+            1 << 127
+        );
+        assert!(is_decode(u64::from_redis(Value::Double(-1.0))));
+    }
+
+    #[test]
+    fn floats_are_exact_from_integers_and_read_every_spelling() {
+        assert_eq!(
+            f64::from_redis(Value::Int(1 << 53)).unwrap(),
+            9007199254740992.0
+        );
+        assert!(is_decode(f64::from_redis(Value::Int((1 << 53) + 1))));
+        assert!(is_decode(f64::from_redis(Value::Int(i64::MAX))));
+        assert!(is_decode(f64::from_redis(bulk("9007199254740993"))));
+        assert!(is_decode(f64::from_redis(Value::BigNumber(
+            "9007199254740993".into()
+        ))));
+        assert_eq!(f64::from_redis(bulk("1e+300")).unwrap(), 1e300);
+        assert_eq!(f64::from_redis(Value::Double(1e300)).unwrap(), 1e300);
+        for s in ["inf", "+inf", "Inf", "INFINITY", "infinity"] {
+            assert_eq!(f64::from_redis(bulk(s)).unwrap(), f64::INFINITY, "{s}");
+            assert_eq!(f32::from_redis(bulk(s)).unwrap(), f32::INFINITY, "{s}");
+        }
+        for s in ["-inf", "-Inf", "-INFINITY"] {
+            assert_eq!(f64::from_redis(bulk(s)).unwrap(), f64::NEG_INFINITY, "{s}");
+        }
+        for s in ["nan", "-nan", "NaN", "nan(0x1)"] {
+            assert!(f64::from_redis(bulk(s)).unwrap().is_nan(), "{s}");
+            assert!(f32::from_redis(bulk(s)).unwrap().is_nan(), "{s}");
+        }
+        assert_eq!(f64::from_redis(Value::Boolean(true)).unwrap(), 1.0);
+        assert!(is_decode(f32::from_redis(Value::Double(1e300))));
+        assert!(is_decode(f32::from_redis(bulk("1e+300"))));
+        assert_eq!(f32::from_redis(Value::Double(0.1)).unwrap(), 0.1f32);
+        for bad in [
+            bulk(" 1"),
+            bulk("1e400"),
+            bulk("0x1p3"),
+            bulk(""),
+            Value::Nil,
+        ] {
+            assert!(is_decode(f64::from_redis(bad.clone())), "{bad:?}");
+        }
+        let e = f64::from_redis(bulk("abc")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            r#"decode error: expected float (f64), got bulk string "abc""#
+        );
+    }
+
+    #[test]
+    fn numbers_as_strings_read_as_servers_print_them() {
+        let s = |v: Value| String::from_redis(v).unwrap();
+        assert_eq!(s(Value::Double(1e300)), "1e+300");
+        assert_eq!(s(Value::Double(1.5)), "1.5");
+        assert_eq!(s(Value::Double(f64::INFINITY)), "inf");
+        assert_eq!(s(Value::Double(f64::NAN)), "nan");
+        assert_eq!(s(Value::Boolean(true)), "1");
+        assert_eq!(s(Value::Boolean(false)), "0");
+        assert_eq!(Bytes::from_redis(Value::Boolean(true)).unwrap(), "1");
+        let e = i128::from_redis(Value::Double(1e300)).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "decode error: expected integer (i128), got double 1e+300"
+        );
+    }
+
+    /// The three shapes a map arrives in, with the same content.
+    fn map_shapes(pairs: &[(&str, Value)]) -> [Value; 3] {
+        [
+            Value::Map(pairs.iter().map(|(k, v)| (bulk(k), v.clone())).collect()),
+            Value::Array(
+                pairs
+                    .iter()
+                    .map(|(k, v)| Value::Array(vec![bulk(k), v.clone()]))
+                    .collect(),
+            ),
+            Value::Array(
+                pairs
+                    .iter()
+                    .flat_map(|(k, v)| [bulk(k), v.clone()])
+                    .collect(),
+            ),
+        ]
+    }
+
+    #[test]
+    fn maps_and_pairs_from_every_shape_at_every_depth() {
+        let scores = [
+            ("a", Value::Double(1.0)),
+            ("b", bulk("2.5")),
+            ("c", Value::Int(3)),
+        ];
+        let want: Vec<(String, f64)> =
+            vec![("a".into(), 1.0), ("b".into(), 2.5), ("c".into(), 3.0)];
+        for shape in map_shapes(&scores) {
+            let h: HashMap<String, f64> = FromRedis::from_redis(shape.clone()).unwrap();
+            assert_eq!(h.len(), 3, "{shape:?}");
+            assert_eq!(h["b"], 2.5);
+            let b: BTreeMap<String, f64> = FromRedis::from_redis(shape.clone()).unwrap();
+            assert_eq!(b.into_iter().collect::<Vec<_>>(), want);
+            let v: Vec<(String, f64)> = FromRedis::from_redis(shape.clone()).unwrap();
+            assert_eq!(v, want, "{shape:?}");
+        }
+        // Two pairs: a flat array of 4 and an array of 2 pairs are told apart.
+        for shape in map_shapes(&scores[..2]) {
+            let h: HashMap<String, f64> = FromRedis::from_redis(shape.clone()).unwrap();
+            assert_eq!(h.len(), 2, "{shape:?}");
+        }
+        // Nested: every inner shape inside every outer shape.
+        for inner in map_shapes(&scores) {
+            for outer in map_shapes(&[("x", inner.clone()), ("y", inner.clone())]) {
+                let m: HashMap<String, Vec<(String, f64)>> =
+                    FromRedis::from_redis(outer.clone()).unwrap();
+                assert_eq!(m["y"], want, "{outer:?}");
+                let m: BTreeMap<String, HashMap<String, f64>> =
+                    FromRedis::from_redis(outer.clone()).unwrap();
+                assert_eq!(m["x"]["c"], 3.0, "{outer:?}");
+                let v: Vec<(String, BTreeMap<String, f64>)> =
+                    FromRedis::from_redis(outer.clone()).unwrap();
+                assert_eq!(v[1].1["a"], 1.0, "{outer:?}");
+            }
+            let list = Value::Array(vec![inner.clone(), inner.clone()]);
+            let v: Vec<HashMap<String, f64>> = FromRedis::from_redis(list).unwrap();
+            assert_eq!(v.len(), 2);
+            assert_eq!(v[1]["b"], 2.5);
+        }
+        // Derived structs read every shape too.
+        #[derive(crate::FromRedis, Debug, PartialEq)]
+        struct Abc {
+            a: f64,
+            b: f32,
+            c: u16,
+        }
+        for shape in map_shapes(&scores) {
+            let abc = Abc::from_redis(shape.clone()).unwrap();
+            assert_eq!(
+                abc,
+                Abc {
+                    a: 1.0,
+                    b: 2.5,
+                    c: 3
+                },
+                "{shape:?}"
+            );
+            let nested: HashMap<String, Abc> =
+                FromRedis::from_redis(Value::Array(vec![Value::Array(vec![bulk("k"), shape])]))
+                    .unwrap();
+            assert_eq!(nested["k"].c, 3);
+        }
+        let e = Abc::from_redis(Value::Map(vec![
+            (bulk("a"), Value::Double(1e300)),
+            (bulk("b"), Value::Double(1e300)),
+            (bulk("c"), Value::Int(3)),
+        ]))
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "decode error: Abc.b: expected float (f32), got double 1e+300"
+        );
+        // Odd flat arrays and scalars are not maps.
+        let e = HashMap::<String, f64>::from_redis(Value::Array(vec![bulk("a")])).unwrap_err();
+        assert!(e.to_string().contains("array of [key, value] pairs"), "{e}");
+        assert!(is_decode(HashMap::<String, f64>::from_redis(bulk("a"))));
+        // A pair that is not two elements is no pair: the array is read flat.
+        let three = Value::Array(vec![
+            Value::Array(vec![bulk("a"), bulk("1")]),
+            Value::Array(vec![bulk("b"), bulk("2"), bulk("x")]),
+        ]);
+        assert!(is_decode(HashMap::<String, String>::from_redis(three)));
+    }
 }

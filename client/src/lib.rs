@@ -25,9 +25,9 @@ mod de;
 mod driver;
 mod error;
 mod from_redis;
-mod number;
 #[cfg(feature = "json")]
 mod json;
+mod number;
 mod pipeline;
 mod pool;
 pub mod resp;

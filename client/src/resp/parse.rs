@@ -493,13 +493,26 @@ mod tests {
             other => panic!("{s}: {other:?}"),
         };
         for s in [
-            "nan", "-nan", "NaN", "NAN", "-NaN", "nan(0x1)", "-nan(0x8000000000000)", "+nan",
+            "nan",
+            "-nan",
+            "NaN",
+            "NAN",
+            "-NaN",
+            "nan(0x1)",
+            "-nan(0x8000000000000)",
+            "+nan",
         ] {
             assert!(double(s).is_nan(), "{s}");
         }
-        for s in ["inf", "+inf", "Inf", "INF", "infinity", "Infinity", "INFINITY"] {
+        for s in [
+            "inf", "+inf", "Inf", "INF", "infinity", "Infinity", "INFINITY",
+        ] {
             assert_eq!(double(s), f64::INFINITY, "{s}");
-            assert_eq!(double(&format!("-{s}").replace("-+", "-")), f64::NEG_INFINITY, "{s}");
+            assert_eq!(
+                double(&format!("-{s}").replace("-+", "-")),
+                f64::NEG_INFINITY,
+                "{s}"
+            );
         }
         for (s, want) in [
             ("1.0000000000000001e+300", 1e300),
