@@ -53,9 +53,9 @@ impl Integer {
         }
         if d < 0.0 {
             // In range, the cast is exact: `d` is integral.
-            (d >= -TWO_127).then(|| Integer::Negative(d as i128))
+            (d >= -TWO_127).then_some(Integer::Negative(d as i128))
         } else {
-            (d < TWO_128).then(|| Integer::NonNegative(d as u128))
+            (d < TWO_128).then_some(Integer::NonNegative(d as u128))
         }
     }
 

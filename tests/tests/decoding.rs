@@ -306,6 +306,9 @@ struct Point {
     y: i64,
 }
 
+/// A stream entry's fields.
+type Fields = HashMap<String, String>;
+
 /// A stream entry: its id and its fields.
 #[derive(FromRedis, Debug, PartialEq)]
 struct Entry(String, HashMap<String, String>);
@@ -432,7 +435,7 @@ async fn maps_decode_from_every_shape_in_both_protocols() {
         let read: HashMap<String, HashMap<String, BTreeMap<String, String>>> =
             c.call(cmd!("XREAD", "STREAMS", "s", "0")).await.unwrap();
         assert_eq!(read["s"]["1-1"]["g"], "x", "{at}");
-        let read: Vec<(String, Vec<(String, HashMap<String, String>)>)> =
+        let read: Vec<(String, Vec<(String, Fields)>)> =
             c.call(cmd!("XREAD", "STREAMS", "s", "0")).await.unwrap();
         assert_eq!(read[0].1[1].1["f"], "two", "{at}");
 
