@@ -13,9 +13,12 @@ use std::fmt;
 /// Any `serde::Deserialize` type as a reply type, through `&Value`'s `Deserializer` (feature
 /// `serde`).
 ///
-/// Decoding follows the same rules as [`FromRedis`]: numbers and booleans are also read from
-/// strings (hash fields are strings), structs and maps from RESP3 maps and RESP2 flat arrays,
-/// `Option`s are `None` for nil, and fieldless enums from their name.
+/// Decoding follows the same rules as [`FromRedis`], so it does not depend on the protocol:
+/// numbers and booleans are also read from strings (hash fields are strings) and are exact or a
+/// decode error; structs and maps read a RESP3 map, an array of `[key, value]` pairs or a RESP2
+/// flat array; a sequence of tuples (`Vec<(K, V)>`) reads an array of arrays, a flat array (cut
+/// into tuples) or a RESP3 map; `Option`s are `None` for nil, and fieldless enums read their
+/// name.
 ///
 /// ```
 /// use ringdis::{FromRedis, Serde, Value};

@@ -7,18 +7,30 @@ use std::hash::{BuildHasher, Hash};
 
 /// A type a reply can be decoded into.
 ///
-/// Conversions follow what servers really send: integers and floats also decode from strings
-/// (hash fields arrive as bulk strings), maps decode from RESP3 maps, from arrays of
-/// `[key, value]` pairs (RESP3 `WITHSCORES`) and from RESP2 flat `key value …` arrays, and
-/// sequences of pairs decode from every one of those shapes too, at any depth: decoding never
-/// depends on the protocol.
+/// Conversions follow what servers really send, and never depend on the protocol: the same data
+/// decodes to the same result (or the same kind of error) over RESP2 and RESP3.
 ///
-/// Numbers are exact or an error: text is read as the number it spells (`"42"`, `"1.5"`,
-/// `"1e+300"`, `"inf"`, `"-nan"`, …), a double decodes into an integer type only when it is
-/// integral and fits, an integer into `f64` only when the double holds it exactly; what does
-/// not fit is an [`Error::Decode`], never a saturated value. An error reply
-/// nested in an aggregate becomes [`Error::Server`]; anything that does not fit is an
-/// [`Error::Decode`] naming what was expected and what came.
+/// **Numbers** are exact or an [`Error::Decode`], never a saturated or truncated value:
+/// - integers and floats also decode from strings (hash fields and RESP2 scores arrive as bulk
+///   strings): text is read as the number it spells — integer text exactly, floating-point text
+///   (`"1.5"`, `"1e+300"`, `"1.0000000000000001e+300"`) as the double it spells, and every libc
+///   spelling of infinity and NaN (`inf`, `-inf`, `Infinity`, `nan`, `-nan`, `NaN`, `nan(0x1)`);
+///   spaces, hexadecimal and other text are not numbers;
+/// - a double (or float text) decodes into an integer type only when it is finite, integral and
+///   fits the type (`1e300` into `i128` is an error, `5.0` into `i64` is `5`);
+/// - an integer decodes into `f64` only when the double holds it exactly (`2^53 + 1` is an
+///   error); `f32` is the `f64` rounded to nearest, and an error beyond `f32`'s range;
+/// - a RESP3 boolean is `1`/`0` (what RESP2 sends for it), as a number and as a string.
+///
+/// **Maps** (`HashMap`, `BTreeMap`, derived structs) and **sequences of pairs** (`Vec<(K, V)>`)
+/// decode from a RESP3 map, from an array of `[key, value]` arrays (RESP3 `WITHSCORES`,
+/// `WITHVALUES`, `XRANGE`, RESP2 `XREAD`) and from a flat array of alternating keys and values
+/// (RESP2 `HGETALL`, `WITHSCORES`), at any depth. An array whose elements are all arrays of two
+/// is read as pairs, any other array of even length as flat; so a flat array whose every key and
+/// value is itself an array of two would read as pairs (no server reply has that shape).
+///
+/// An error reply nested in an aggregate becomes [`Error::Server`]; anything that does not fit
+/// is an [`Error::Decode`] naming what was expected and what came.
 ///
 /// `u8` is not a `FromRedis` type on its own: `Vec<u8>` is always the bytes of one string.
 ///

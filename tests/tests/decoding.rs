@@ -6,7 +6,9 @@
 
 mod support;
 
-use ringdis::{cmd, Client, Commands, Config, Error, FromRedis, Protocol, Result, Value};
+use ringdis::{
+    cmd, Client, Commands, Config, Error, FromRedis, Pool, Protocol, Result, Spread, Value,
+};
 use ringdis_tests::{FaultConn, FaultServer, Server, ServerKind};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Debug;
@@ -183,6 +185,30 @@ async fn scores_decode_exactly_or_fail_with_a_decode_error() {
             let r = p.query::<(i128, f64, i64)>().await;
             assert_decode(r, at, "1e300 as i128 in a pipeline");
         }
+
+        // The same through a pool and a `Spread`.
+        let pool = Pool::new(c.config().clone(), 1);
+        let pooled = pool.get().await.unwrap();
+        assert_decode(pooled.zscore("z", "big").decode::<i128>().await, at, "pool");
+        assert_eq!(
+            pooled.zscore("z", "big").await.unwrap(),
+            Some(1e300),
+            "{at}"
+        );
+        let spread = Spread::new(c.config().clone(), 2).unwrap();
+        assert_decode(
+            spread.call::<i128>(cmd!("ZSCORE", "z", "big")).await,
+            at,
+            "spread",
+        );
+        assert_eq!(
+            spread
+                .call::<f64>(cmd!("ZSCORE", "z", "big"))
+                .await
+                .unwrap(),
+            1e300,
+            "{at}"
+        );
 
         // An integer no double holds exactly is not an f64.
         c.call::<()>(cmd!("SET", "n", "9007199254740993"))
