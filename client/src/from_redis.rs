@@ -19,7 +19,7 @@ use std::hash::{BuildHasher, Hash};
 /// - a double (or float text) decodes into an integer type only when it is finite, integral and
 ///   fits the type (`1e300` into `i128` is an error, `5.0` into `i64` is `5`);
 /// - an integer decodes into `f64` only when the double holds it exactly (`2^53 + 1` is an
-///   error); `f32` is the `f64` rounded to nearest, and an error beyond `f32`'s range;
+///   error); into `f32` a fractional value rounds to nearest, an integral one must be exact;
 /// - a RESP3 boolean is `1`/`0` (what RESP2 sends for it), as a number and as a string.
 ///
 /// **Maps** (`HashMap`, `BTreeMap`, derived structs) and **sequences of pairs** (`Vec<(K, V)>`)
@@ -141,7 +141,8 @@ impl FromRedis for f64 {
 }
 
 impl FromRedis for f32 {
-    /// As `f64`, rounded to the nearest `f32`; a finite value beyond `f32`'s range is refused.
+    /// As `f64`, then: a fractional value rounds to the nearest `f32`; an integral value must be
+    /// held exactly (`16777217` and `1e300` are refused), whichever reply type it came as.
     fn from_redis(value: Value) -> Result<Self> {
         let value = check(value)?;
         number::float32(&value).ok_or_else(|| Error::decode("float (f32)", &value))

@@ -16,8 +16,9 @@
 //!   truncated value.
 //! - **Into `f64`**: a double as it is; an integer only when the double holds it exactly
 //!   (`2^53 + 1` is refused).
-//! - **Into `f32`**: the `f64` rounded to the nearest `f32`; finite values beyond `f32`'s range
-//!   are refused.
+//! - **Into `f32`**: the `f64`, rounded to the nearest `f32` when it has a fractional part; an
+//!   integral value must be held exactly (`16777217`, `1e300` are refused), so an integer, a
+//!   RESP3 double and a RESP2 score text of the same value all agree.
 //!
 //! Leading or trailing spaces, hexadecimal, digit separators and empty text are not numbers.
 
@@ -292,11 +293,20 @@ pub(crate) fn float(value: &Value) -> Option<f64> {
     }
 }
 
-/// [`float`] rounded to the nearest `f32`; `None` when a finite double is beyond `f32`'s range.
+/// [`float`] as an `f32`: a value with a fractional part rounds to the nearest `f32`; an integral
+/// one must be held exactly (`16777217` and `1e300` are `None`), whether it came as an integer,
+/// a double or text, so both protocols agree; infinities and NaN pass.
 pub(crate) fn float32(value: &Value) -> Option<f32> {
     let d = float(value)?;
     let f = d as f32;
-    (f.is_finite() || !d.is_finite()).then_some(f)
+    if !d.is_finite() {
+        Some(f)
+    } else if d.fract() == 0.0 {
+        (f64::from(f) == d).then_some(f)
+    } else {
+        // Fractional doubles are below 2^52: rounding cannot overflow.
+        f.is_finite().then_some(f)
+    }
 }
 
 /// A double as text, the way servers print one: `inf`, `-inf`, `nan`, integral values below
@@ -580,12 +590,27 @@ mod tests {
     }
 
     #[test]
-    fn f32_rounds_to_nearest_and_refuses_overflow() {
+    fn f32_rounds_fractions_and_holds_integers_exactly() {
         assert_eq!(float32(&Value::Double(0.1)), Some(0.1f32));
         assert_eq!(float32(&bulk("0.1")), Some(0.1f32));
-        assert_eq!(float32(&Value::Int(16_777_217)), Some(16_777_216.0));
-        assert_eq!(float32(&Value::Double(1e300)), None);
-        assert_eq!(float32(&bulk("-1e39")), None);
+        assert_eq!(float32(&bulk("0.10000000000000001")), Some(0.1f32));
+        assert_eq!(float32(&Value::Double(1.5)), Some(1.5));
+        assert_eq!(float32(&Value::Int(16_777_216)), Some(16_777_216.0));
+        for v in [
+            Value::Int(16_777_217),
+            Value::Double(16_777_217.0),
+            bulk("16777217"),
+            bulk("1.6777217e+7"),
+            Value::Double(1e300),
+            bulk("-1e39"),
+            Value::Double(1e30),
+        ] {
+            assert_eq!(float32(&v), None, "{v:?}");
+        }
+        assert_eq!(
+            float32(&Value::Double(2f64.powi(100))),
+            Some(2f32.powi(100))
+        );
         assert_eq!(float32(&Value::Double(f64::INFINITY)), Some(f32::INFINITY));
         assert!(float32(&bulk("nan")).is_some_and(f32::is_nan));
     }

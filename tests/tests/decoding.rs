@@ -156,6 +156,29 @@ async fn scores_decode_exactly_or_fail_with_a_decode_error() {
             1.5,
             "{at}"
         );
+        // An integral score f32 cannot hold exactly is refused; a fraction rounds.
+        c.zadd("z", 16_777_217.0, "f32edge").await.unwrap();
+        c.zadd("z", 0.1, "tenth").await.unwrap();
+        assert_decode(
+            c.zscore("z", "f32edge").decode::<f32>().await,
+            at,
+            "2^24 + 1 as f32",
+        );
+        assert_eq!(
+            c.zscore("z", "f32edge").decode::<i32>().await.unwrap(),
+            16_777_217,
+            "{at}"
+        );
+        assert_eq!(
+            c.zscore("z", "tenth").decode::<f32>().await.unwrap(),
+            0.1,
+            "{at}"
+        );
+        assert_eq!(
+            c.zscore("z", "tenth").decode::<f64>().await.unwrap(),
+            0.1,
+            "{at}"
+        );
         assert_eq!(
             c.zscore("z", "e").decode::<i64>().await.unwrap(),
             9_007_199_254_740_992,
