@@ -173,12 +173,20 @@ fn is_decimal_float(body: &[u8]) -> bool {
 
 /// The integer spelled by `digits`, if it fits 128 bits.
 fn integer_of_digits(negative: bool, digits: &[u8]) -> Option<Integer> {
-    let mut magnitude: u128 = 0;
-    for &d in digits {
-        magnitude = magnitude
-            .checked_mul(10)?
-            .checked_add(u128::from(d - b'0'))?;
-    }
+    let magnitude: u128 = if digits.len() <= 19 {
+        // Below 10^19 < 2^64: no overflow check needed (the common case).
+        u128::from(
+            digits
+                .iter()
+                .fold(0u64, |n, &d| n * 10 + u64::from(d - b'0')),
+        )
+    } else {
+        let mut m: u128 = 0;
+        for &d in digits {
+            m = m.checked_mul(10)?.checked_add(u128::from(d - b'0'))?;
+        }
+        m
+    };
     if !negative || magnitude == 0 {
         Some(Integer::NonNegative(magnitude))
     } else if magnitude <= 1 << 127 {
