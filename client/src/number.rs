@@ -121,23 +121,18 @@ fn spelled(text: &[u8]) -> Option<Spelled<'_>> {
 /// The libc spellings of infinity and NaN (any case; NaN with an optional `(chars)` payload), as
 /// `strtod` accepts them and `printf` writes them. Without a sign.
 fn special(body: &[u8]) -> Option<f64> {
-    let lower = |b: &[u8]| b.to_ascii_lowercase();
-    if body.len() < 3 {
-        return None;
+    if body.eq_ignore_ascii_case(b"inf") || body.eq_ignore_ascii_case(b"infinity") {
+        return Some(f64::INFINITY);
     }
-    match &lower(body)[..] {
-        b"inf" | b"infinity" => Some(f64::INFINITY),
-        b"nan" => Some(f64::NAN),
-        l if l.starts_with(b"nan(")
-            && l.ends_with(b")")
-            && l[4..l.len() - 1]
-                .iter()
-                .all(|&c| c.is_ascii_alphanumeric() || c == b'_') =>
-        {
-            Some(f64::NAN)
-        }
-        _ => None,
-    }
+    let nan = body.get(..3)?.eq_ignore_ascii_case(b"nan");
+    let payload = match &body[3..] {
+        [] => true,
+        [b'(', inner @ .., b')'] => inner
+            .iter()
+            .all(|&c| c.is_ascii_alphanumeric() || c == b'_'),
+        _ => false,
+    };
+    (nan && payload).then_some(f64::NAN)
 }
 
 /// `digits [. digits] [e|E [+-] digits]` with at least one mantissa digit and a `.` or an
