@@ -670,4 +670,42 @@ mod tests {
             }
         }
     }
+
+    proptest::proptest! {
+        /// Any double, as a RESP3 `,` frame would carry it and as the text a server prints for
+        /// RESP2 (shortest, as Valkey; 17 significant digits, as Redis 7.0's `%.17g`), reads the
+        /// same into every number type.
+        #[test]
+        fn any_double_reads_the_same_from_both_protocols(bits in proptest::prelude::any::<u64>()) {
+            let d = f64::from_bits(bits);
+            let resp3 = Value::Double(d);
+            let texts = [format_double(d), format!("{d:.16e}")];
+            for text in &texts {
+                let resp2 = bulk(text);
+                if d.is_nan() {
+                    proptest::prop_assert!(float(&resp2).is_some_and(f64::is_nan), "{}", text);
+                } else {
+                    proptest::prop_assert_eq!(float(&resp2).map(f64::to_bits), float(&resp3).map(f64::to_bits), "{}", text);
+                }
+                proptest::prop_assert_eq!(integer(&resp2), integer(&resp3), "{}", text);
+                proptest::prop_assert_eq!(
+                    float32(&resp2).map(|f| f.is_nan() || f64::from(f) == d),
+                    float32(&resp3).map(|f| f.is_nan() || f64::from(f) == d),
+                    "{}", text
+                );
+            }
+        }
+
+        /// Any integer, as a RESP integer and as text, reads the same, and exactly.
+        #[test]
+        fn any_integer_reads_the_same_as_text(i in proptest::prelude::any::<i64>()) {
+            let text = bulk(&i.to_string());
+            proptest::prop_assert_eq!(integer(&text), Some(Integer::from(i)));
+            proptest::prop_assert_eq!(integer(&Value::Int(i)), Some(Integer::from(i)));
+            proptest::prop_assert_eq!(float(&text), float(&Value::Int(i)));
+            if let Some(d) = float(&text) {
+                proptest::prop_assert_eq!(d as i128, i as i128);
+            }
+        }
+    }
 }
