@@ -177,6 +177,7 @@ impl<'de> de::Deserializer<'de> for &'de Value {
         let b = match v {
             Value::Boolean(b) => Some(*b),
             Value::Int(i) => Some(*i != 0),
+            Value::Double(d) if *d == 1.0 || *d == 0.0 => Some(*d == 1.0),
             Value::Simple(s) if s == "OK" => Some(true),
             v => match v.as_bytes() {
                 Some(b"1") | Some(b"true") => Some(true),

@@ -151,12 +151,14 @@ impl FromRedis for f32 {
 
 impl FromRedis for bool {
     /// `true` from boolean true, a non-zero integer, `"1"`/`"true"` or a `+OK` status; `false`
-    /// from boolean false, `0`, `"0"`/`"false"` and nil (a `SET … NX` that did not set).
+    /// from boolean false, `0`, `"0"`/`"false"` and nil (a `SET … NX` that did not set). A
+    /// double must be `1` or `0`, as its RESP2 text `"1"`/`"0"` must.
     fn from_redis(value: Value) -> Result<Self> {
         let value = check(value)?;
         match &value {
             Value::Boolean(b) => Ok(*b),
             Value::Int(i) => Ok(*i != 0),
+            Value::Double(d) if *d == 1.0 || *d == 0.0 => Ok(*d == 1.0),
             Value::Nil => Ok(false),
             Value::Simple(s) if s == "OK" => Ok(true),
             v => match text_of(v) {
@@ -492,6 +494,11 @@ mod tests {
         assert!(!bool::from_redis(Value::Nil).unwrap());
         assert!(bool::from_redis(Value::Simple("OK".into())).unwrap());
         assert!(bool::from_redis(bulk("maybe")).is_err());
+        // A double reads as its RESP2 text would.
+        assert!(bool::from_redis(Value::Double(1.0)).unwrap());
+        assert!(!bool::from_redis(Value::Double(0.0)).unwrap());
+        assert!(bool::from_redis(Value::Double(0.5)).is_err());
+        assert!(bool::from_redis(bulk("0.5")).is_err());
         assert_eq!(Option::<i64>::from_redis(Value::Nil).unwrap(), None);
         assert_eq!(Option::<i64>::from_redis(Value::Int(1)).unwrap(), Some(1));
         assert!(<()>::from_redis(Value::Array(vec![])).is_ok());
