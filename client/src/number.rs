@@ -15,7 +15,8 @@
 //!   fractional part and fit the type. Anything else is a decode error, never a saturated or
 //!   truncated value.
 //! - **Into `f64`**: a double as it is; an integer only when the double holds it exactly
-//!   (`2^53 + 1` is refused).
+//!   (`2^53 + 1` is refused). `INCRBYFLOAT` prints the server's long double in full, so a result
+//!   no double holds exactly (`1e23` printed as 24 digits) is refused too; read it as a string.
 //! - **Into `f32`**: the `f64`, rounded to the nearest `f32` when it has a fractional part; an
 //!   integral value must be held exactly (`16777217`, `1e300` are refused), so an integer, a
 //!   RESP3 double and a RESP2 score text of the same value all agree.
