@@ -325,6 +325,14 @@ impl Client {
             .send(Msg::SetPushHandler(Some(Box::new(handler))));
     }
 
+    /// How many calls this client's connection held (written and awaiting a reply, or waiting
+    /// for a connection) when its driver last went to sleep. For tests and diagnostics: it shows
+    /// that calls which timed out are not kept for ever (see [`Config::max_silent_timeouts`]).
+    #[doc(hidden)]
+    pub fn queued_calls(&self) -> usize {
+        self.inner.shared.queued()
+    }
+
     /// True while the connection is up and ready for calls.
     pub fn is_connected(&self) -> bool {
         self.inner.shared.is_connected()

@@ -112,12 +112,19 @@ pub struct Config {
     pub(crate) connect_timeout: Duration,
     pub(crate) command_timeout: Option<Duration>,
     pub(crate) tcp_nodelay: bool,
+    pub(crate) tcp_keepalive: Option<Duration>,
+    pub(crate) max_silent_timeouts: Option<u32>,
     pub(crate) protocol: Protocol,
     pub(crate) transport: Transport,
     pub(crate) limits: Limits,
     pub(crate) backoff_min: Duration,
     pub(crate) backoff_max: Duration,
 }
+
+/// The default [`Config::tcp_keepalive`] idle time.
+const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(60);
+/// The default [`Config::max_silent_timeouts`].
+const DEFAULT_SILENT_TIMEOUTS: u32 = 3;
 
 impl Default for Config {
     fn default() -> Self {
@@ -134,6 +141,8 @@ impl Default for Config {
             connect_timeout: Duration::from_secs(5),
             command_timeout: Some(Duration::from_secs(30)),
             tcp_nodelay: true,
+            tcp_keepalive: Some(DEFAULT_KEEPALIVE),
+            max_silent_timeouts: Some(DEFAULT_SILENT_TIMEOUTS),
             protocol: Protocol::Resp3,
             transport: Transport::Auto,
             limits: Limits::default(),
@@ -145,7 +154,9 @@ impl Default for Config {
 
 impl Config {
     /// The defaults: `127.0.0.1:6379`, db 0, autoconnect, RESP3, 5 s connect timeout, 30 s
-    /// command timeout, `TCP_NODELAY`.
+    /// command timeout, `TCP_NODELAY`, TCP keepalive after 60 s idle, and a connection given up
+    /// after 3 calls in a row time out with nothing received
+    /// ([`Config::max_silent_timeouts`]).
     pub fn new() -> Config {
         Config::default()
     }
@@ -239,6 +250,40 @@ impl Config {
     /// `TCP_NODELAY` on the socket (default `true`).
     pub fn tcp_nodelay(mut self, on: bool) -> Config {
         self.tcp_nodelay = on;
+        self
+    }
+
+    /// TCP keepalive (default `Some(60 s)`; `None` turns it off). With `Some(idle)` the kernel
+    /// probes a connection that has carried nothing for `idle`, every `idle / 3` (at least 1 s)
+    /// after that, and closes it after 3 unanswered probes, as `redis-server`'s own
+    /// `tcp-keepalive` does. A peer that vanished (host down, network partition, NAT entry
+    /// gone) is then found within about `2 × idle` even when no call is made, the connection
+    /// fails with [`Error::Connection`](crate::Error::Connection) and the next call reconnects;
+    /// the probes also keep NAT and firewall entries from expiring on an idle connection.
+    /// 60 s is below the idle limits of common NATs and load balancers (often 2 to 5 minutes)
+    /// and costs one small packet a minute on an idle connection. A server process that is
+    /// alive but stuck (stopped, wedged) still answers probes from its kernel: the liveness rule
+    /// ([`Config::max_silent_timeouts`]) covers that. Unix sockets have no keepalive.
+    pub fn tcp_keepalive(mut self, idle: Option<Duration>) -> Config {
+        self.tcp_keepalive = idle;
+        self
+    }
+
+    /// The liveness rule (default `Some(3)`): once `n` calls in a row have timed out with no
+    /// byte received from the server since the first of them was sent, the server is taken
+    /// to have stopped answering (stopped process, half-open connection, partition) and the
+    /// connection is closed. Every call in flight on it then fails with
+    /// [`Error::Connection`](crate::Error::Connection) (the calls that timed out have already
+    /// failed with [`Error::Timeout`](crate::Error::Timeout)), the replies they were waiting for
+    /// are forgotten, so memory stays bounded however many calls time out, and the next call
+    /// reconnects. Any byte from the server resets the count, so a slow server that does answer
+    /// is never cut off by this rule. Only calls with a deadline
+    /// ([`Config::command_timeout`]) can time out; `None` turns the rule off (a connection
+    /// whose server stops answering then stays up until the kernel gives up on it).
+    ///
+    /// `Some(0)` is taken as `Some(1)`.
+    pub fn max_silent_timeouts(mut self, n: Option<u32>) -> Config {
+        self.max_silent_timeouts = n.map(|n| n.max(1));
         self
     }
 

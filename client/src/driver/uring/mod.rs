@@ -148,6 +148,11 @@ struct Io {
     cqes: Vec<cqueue::Entry>,
     /// Sends queued since the last `io_uring_enter`.
     fresh_sends: u32,
+    /// How long the teardown waits for cancelled operations before it leaks their buffers.
+    exit_grace: Duration,
+    /// Where the teardown reports what it did (tests).
+    #[cfg(test)]
+    teardown_report: Option<Arc<std::sync::Mutex<Option<Teardown>>>>,
 }
 
 /// Starts an io_uring driver thread for one connection. Fails (so the caller can fall back to
@@ -214,7 +219,7 @@ fn run(shared: Arc<Shared>, mut core: Core, mut io: Io) {
         obey(&mut core, &mut io, now);
         io.flush(&mut core);
         io.arm_wake();
-        io.arm_timer(core.next_deadline(), now);
+        io.arm_timer(super::wake_at(&shared, &mut core, now), now);
         if io.park(&shared, saw_shutdown).is_err() {
             // The ring itself broke: nothing more can be done on this thread.
             break;
@@ -222,8 +227,12 @@ fn run(shared: Arc<Shared>, mut core: Core, mut io: Io) {
         let now = Instant::now();
         io.reap(Some(&mut core), now);
     }
+    // Best effort: calls handed over just before the last handle went (fire-and-forget ones
+    // without a deadline) still leave.
+    io.flush(&mut core);
+    let _ = io.ring.submit();
     io.close(&mut core, Instant::now());
-    io.exit();
+    // Dropping `io` waits for the kernel to finish with every buffer (see `Io::teardown`).
 }
 
 impl Io {
@@ -265,17 +274,25 @@ impl Io {
             timer_spec: Box::new(Timespec::new()),
             cqes: Vec::with_capacity(64),
             fresh_sends: 0,
+            exit_grace: EXIT_GRACE,
+            #[cfg(test)]
+            teardown_report: None,
         })
     }
 
     /// Queues one operation, submitting what is queued first if the queue is full.
+    ///
+    /// Counted as in flight from here on, even in the one case it cannot be queued (the ring
+    /// refuses every submit, i.e. it is broken): the teardown then never sees the count reach
+    /// zero and leaks the buffers rather than free memory the entry points at.
     ///
     /// # Safety
     ///
     /// Whatever `entry` points at must stay valid until its last completion is reaped.
     unsafe fn push(&mut self, entry: squeue::Entry) {
         self.inflight += 1;
-        loop {
+        // Bounded: a ring that keeps refusing submits is broken and the driver is ending.
+        for _ in 0..10_000 {
             // SAFETY: forwarded from the caller.
             if unsafe { self.ring.submission().push(&entry) }.is_ok() {
                 return;
@@ -399,7 +416,7 @@ impl Io {
         let flags = cqe.flags();
         let more = cqueue::more(flags);
         if !more {
-            self.inflight -= 1;
+            self.inflight = self.inflight.saturating_sub(1);
         }
         match kind {
             K_WAKE if !more => {
@@ -437,7 +454,7 @@ impl Io {
         };
         let c = &mut self.retired[i];
         if !more {
-            c.ops -= 1;
+            c.ops = c.ops.saturating_sub(1);
         }
         if kind == K_SEND {
             c.send_inflight = false;
@@ -459,7 +476,7 @@ impl Io {
     ) {
         let Some(c) = &mut self.conn else { return };
         if !more {
-            c.ops -= 1;
+            c.ops = c.ops.saturating_sub(1);
         }
         match kind {
             K_CONNECT if res >= 0 => {
@@ -588,7 +605,7 @@ impl Io {
             return Err(io::Error::other("host resolved to no address"));
         }
         let target = targets.remove(0);
-        let (fd, addr) = sock::socket(&target, self.config.tcp_nodelay)?;
+        let (fd, addr) = sock::socket(&target, &self.config)?;
         let gen = self.next_gen;
         self.next_gen += 1;
         let entry = opcode::Connect::new(Fd(fd.as_raw_fd()), addr.ptr(), addr.len())
@@ -635,16 +652,20 @@ impl Io {
         unsafe { self.push(entry) };
     }
 
-    /// The driver is stopping: cancel everything and wait for every completion before any
-    /// buffer an operation may still point at is freed.
-    fn exit(mut self) {
+    /// The driver is stopping, in order or by a panic unwinding through it: cancel everything
+    /// and wait (at most `exit_grace`) for every completion before any buffer an operation may
+    /// still point at is freed. If the kernel cannot be shown done with them, they are leaked:
+    /// leaking is safe, freeing them is not.
+    fn teardown(&mut self) -> Teardown {
+        let inflight_at_start = self.inflight;
         self.retire();
         let entry = opcode::AsyncCancel2::new(CancelBuilder::any())
             .build()
             .user_data(ud(K_CANCEL, 0));
         // SAFETY: a cancellation points at no memory.
         unsafe { self.push(entry) };
-        let until = Instant::now() + EXIT_GRACE;
+        let until = Instant::now() + self.exit_grace;
+        // Bounded by the deadline; each round waits at most 50 ms.
         while self.inflight > 0 && Instant::now() < until {
             let ts = Timespec::from(Duration::from_millis(50));
             let args = io_uring::types::SubmitArgs::new().timespec(&ts);
@@ -656,17 +677,50 @@ impl Io {
             self.reap(None, Instant::now());
         }
         if self.inflight > 0 {
-            // Something never completed: the kernel may still write into these buffers, so
-            // they are leaked rather than freed.
-            std::mem::forget(self.retired);
-            std::mem::forget(self.conn);
-            std::mem::forget(self.bufs);
-            std::mem::forget(self.wake_buf);
-            return;
+            // Something never completed: the kernel may still write into these buffers (or
+            // read the provided-buffer ring), so they are leaked rather than freed. The ring
+            // itself is closed when `Io`'s fields drop; the kernel then finishes the rest on
+            // memory that stays mapped.
+            std::mem::forget(std::mem::take(&mut self.retired));
+            std::mem::forget(self.conn.take());
+            std::mem::forget(self.bufs.take());
+            std::mem::forget(std::mem::replace(&mut self.wake_buf, Box::new(0)));
+            return Teardown {
+                inflight_at_start,
+                inflight_at_free: None,
+            };
         }
         if let Some(bufs) = &mut self.bufs {
             bufs.unregister(&self.ring);
         }
+        Teardown {
+            inflight_at_start,
+            inflight_at_free: Some(self.inflight),
+        }
+    }
+}
+
+/// What [`Io::teardown`] found and did (checked by tests).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Teardown {
+    /// Operations in flight when the teardown began.
+    inflight_at_start: u32,
+    /// Operations still in flight when the buffers were released to be freed: `Some(0)` always,
+    /// or `None` when they were leaked because the kernel did not finish within the grace time.
+    inflight_at_free: Option<u32>,
+}
+
+impl Drop for Io {
+    /// Runs on every exit of the driver thread: the orderly one, and a panic unwinding through
+    /// it (a bug; user code is caught before it can unwind this far). The fields (ring, socket,
+    /// buffers) drop only after this, and only once the kernel is done with them.
+    fn drop(&mut self) {
+        let report = self.teardown();
+        #[cfg(test)]
+        if let Some(to) = &self.teardown_report {
+            *to.lock().unwrap_or_else(|p| p.into_inner()) = Some(report);
+        }
+        let _ = report;
     }
 }
 
@@ -683,8 +737,118 @@ impl Socketry for Io {
     fn close(&mut self, core: &mut Core, now: Instant) {
         let had = self.conn.is_some();
         self.retire();
-        if had || !core.is_quiet() || core.want(now) == super::Want::Close {
+        if had || !core.is_quiet(now) || core.want(now) == super::Want::Close {
             core.on_closed(Error::connection("connection closed"), now);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The ring's teardown, driven by hand on the test thread: a connection to a peer that
+    //! never answers keeps a receive in flight, then a panic unwinds through the driver.
+
+    use super::*;
+    use crate::conn::{Payload, Request, Sink};
+    use crate::{cmd, Config};
+    use std::os::unix::net::UnixListener;
+    use std::sync::Mutex;
+
+    type Report = Arc<Mutex<Option<Teardown>>>;
+
+    /// An `Io` connected to a unix listener whose peer never answers, with a receive armed;
+    /// also the accepted peer, which must stay open for the receive to stay in flight.
+    fn connected_io(name: &str) -> Option<(Io, Core, std::os::unix::net::UnixStream, Report)> {
+        let dir = std::env::temp_dir().join(format!("ringdis-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("s.sock");
+        let listener = UnixListener::bind(&path).unwrap();
+        let config = Config::new()
+            .unix_socket(&path)
+            .protocol(crate::Protocol::Resp2);
+        let parking = Arc::new(Parking {
+            parked: AtomicBool::new(false),
+            // SAFETY: a plain eventfd(2) call, checked below before use.
+            eventfd: unsafe { OwnedFd::from_raw_fd(libc::eventfd(0, libc::EFD_CLOEXEC)) },
+        });
+        assert!(parking.eventfd.as_raw_fd() >= 0);
+        let mut io = match Io::new(Arc::new(config.clone()), parking) {
+            Ok(io) => io,
+            // A kernel without io_uring: the epoll transport is used there, nothing to test.
+            Err(e) => {
+                eprintln!("skipped: no io_uring here ({e})");
+                return None;
+            }
+        };
+        let report = Report::default();
+        io.teardown_report = Some(report.clone());
+        let mut core = Core::new(&config);
+        let now = Instant::now();
+        core.submit(
+            Request {
+                payload: Payload::One(cmd!("PING")),
+                sink: Sink::Discard,
+                deadline: None,
+            },
+            now,
+        );
+        obey(&mut core, &mut io, now);
+        // Bounded: a local connect completes within a few rounds.
+        for _ in 0..200 {
+            if core.is_connected() && io.conn.as_ref().is_some_and(|c| c.recv_armed) {
+                break;
+            }
+            io.flush(&mut core);
+            io.enter(1).unwrap();
+            io.reap(Some(&mut core), Instant::now());
+        }
+        assert!(core.is_connected(), "the ring connected");
+        assert!(io.conn.as_ref().is_some_and(|c| c.recv_armed));
+        let (peer, _) = listener.accept().unwrap();
+        Some((io, core, peer, report))
+    }
+
+    #[test]
+    fn a_panic_through_the_driver_frees_buffers_only_after_the_kernel_is_done() {
+        let Some((io, core, peer, report)) = connected_io("unwind") else {
+            return;
+        };
+        let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+            let _io = io;
+            let _core = core;
+            panic!("a bug in the driver");
+        }));
+        assert!(unwound.is_err());
+        let got = report
+            .lock()
+            .unwrap()
+            .expect("the teardown ran during the unwind");
+        assert!(
+            got.inflight_at_start >= 1,
+            "a receive was in flight: {got:?}"
+        );
+        assert_eq!(
+            got.inflight_at_free,
+            Some(0),
+            "every completion was in before anything was freed"
+        );
+        drop(peer);
+    }
+
+    #[test]
+    fn a_kernel_that_does_not_finish_in_time_gets_leaked_buffers_not_freed_ones() {
+        let Some((mut io, core, peer, report)) = connected_io("leak") else {
+            return;
+        };
+        io.exit_grace = Duration::ZERO;
+        drop(io);
+        let got = report.lock().unwrap().expect("the teardown ran");
+        assert!(got.inflight_at_start >= 1, "{got:?}");
+        assert_eq!(
+            got.inflight_at_free, None,
+            "nothing completed within no time: the buffers are leaked"
+        );
+        drop((core, peer));
     }
 }
