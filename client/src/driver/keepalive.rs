@@ -56,6 +56,16 @@ mod tests {
     }
 
     #[test]
+    fn keepalive_and_the_liveness_rule_are_on_by_default() {
+        let c = crate::Config::new();
+        assert_eq!(c.tcp_keepalive, Some(Duration::from_secs(60)));
+        assert_eq!(c.max_silent_timeouts, Some(3));
+        let c = c.tcp_keepalive(None).max_silent_timeouts(Some(0));
+        assert_eq!(c.tcp_keepalive, None);
+        assert_eq!(c.max_silent_timeouts, Some(1));
+    }
+
+    #[test]
     fn keepalive_idle_interval_and_probes_are_set() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let s = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
