@@ -12,14 +12,15 @@ use ringdis::{cmd, Client, Error, Protocol, Transport, Value};
 use ringdis_tests::{NetNs, Server, ServerKind};
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::{config, label, matrix, transports};
 
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-fn one_at_a_time() -> MutexGuard<'static, ()> {
-    ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner())
+/// Held for the whole of each test in this file.
+async fn one_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().await
 }
 
 /// Waits until `cond` holds, at most `limit`; panics saying `what` otherwise.
@@ -108,7 +109,7 @@ async fn the_rule_gives_up_a_silent_server_and_recovers(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_server_is_given_up_after_the_timeouts_and_the_next_call_reconnects() {
-    let _one = one_at_a_time();
+    let _one = one_at_a_time().await;
     for (kind, transport) in matrix() {
         let server = Server::start(kind);
         for protocol in support::PROTOCOLS {
@@ -125,7 +126,7 @@ async fn a_stopped_server_is_given_up_after_the_timeouts_and_the_next_call_recon
 /// closes it), and the late replies are still delivered to nobody when the server resumes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_the_rule_off_a_stopped_server_only_times_calls_out() {
-    let _one = one_at_a_time();
+    let _one = one_at_a_time().await;
     for (kind, transport) in matrix() {
         let server = Server::start(kind);
         let at = label(kind, transport, Protocol::Resp3);
@@ -165,7 +166,7 @@ fn rss_kib() -> usize {
 /// end, and the connection keeps none of them once they have.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_thousand_timed_out_calls_leave_nothing_queued() {
-    let _one = one_at_a_time();
+    let _one = one_at_a_time().await;
     for (kind, transport) in matrix() {
         let server = Server::start(kind);
         let at = label(kind, transport, Protocol::Resp3);
@@ -218,6 +219,35 @@ async fn two_hundred_thousand_timed_out_calls_leave_nothing_queued() {
     }
 }
 
+/// Set in a child process to the name of the one test it runs.
+const CHILD: &str = "RINGDIS_LIVENESS_CHILD";
+
+/// Runs the ignored test `name` in a fresh process of this test binary.
+fn run_child(name: &str) {
+    let exe = std::env::current_exe().expect("test binary path");
+    let out = std::process::Command::new(exe)
+        .args([
+            name,
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD, name)
+        .env_remove("RINGDIS_TRANSPORT")
+        .output()
+        .expect("run the child test");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && text.contains("1 passed"),
+        "child {name} failed:\n{text}"
+    );
+}
+
 fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd")
         .expect("read /proc/self/fd")
@@ -238,10 +268,19 @@ fn driver_threads() -> usize {
 
 /// Dropping the last handle releases the driver thread, the socket and every descriptor within
 /// a bounded time, though the server never answers: calls that timed out, fire-and-forget calls
-/// past their deadline, and calls whose caller dropped the future hold nothing.
+/// past their deadline, and calls whose caller dropped the future hold nothing. Run in a process
+/// of its own, where nothing else opens descriptors or starts threads meanwhile.
+#[test]
+fn a_client_dropped_against_a_stopped_server_releases_its_thread_and_descriptors() {
+    run_child("child_dropped_client");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_client_dropped_against_a_stopped_server_releases_its_thread_and_descriptors() {
-    let _one = one_at_a_time();
+#[ignore = "run by a_client_dropped_against_a_stopped_server_releases_its_thread_and_descriptors"]
+async fn child_dropped_client() {
+    if std::env::var(CHILD).ok().as_deref() != Some("child_dropped_client") {
+        return;
+    }
     for (kind, transport) in matrix() {
         let server = Server::start(kind);
         let at = label(kind, transport, Protocol::Resp3);
@@ -286,7 +325,7 @@ async fn a_client_dropped_against_a_stopped_server_releases_its_thread_and_descr
 /// a panicking `async_call` callback is contained the same way.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panicking_push_handler_or_callback_never_takes_the_connection_down() {
-    let _one = one_at_a_time();
+    let _one = one_at_a_time().await;
     for (kind, transport) in matrix() {
         let server = Server::start(kind);
         let at = label(kind, transport, Protocol::Resp3);
@@ -340,7 +379,7 @@ async fn a_panicking_push_handler_or_callback_never_takes_the_connection_down() 
 /// next call reconnects. Both transports, both protocols.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_network_partition_is_detected_by_the_liveness_rule_and_healed() {
-    let _one = one_at_a_time();
+    let _one = one_at_a_time().await;
     for kind in ServerKind::ALL {
         let ns = NetNs::create();
         let server = Server::builder(kind)
@@ -374,7 +413,7 @@ impl Drop for Healer<'_> {
 /// at all: the client reports itself disconnected, and reconnects once the network heals.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keepalive_finds_an_idle_partitioned_connection() {
-    let _one = one_at_a_time();
+    let _one = one_at_a_time().await;
     for kind in ServerKind::ALL {
         let ns = NetNs::create();
         let server = Server::builder(kind)
