@@ -234,8 +234,10 @@ impl Client {
     /// Sends a command without waiting; `callback`, if any, gets the reply.
     ///
     /// The callback runs on the client's driver thread: keep it short and never block in it (a
-    /// panic in it is caught). With no callback the reply is still read, then dropped, so the
-    /// stream stays in step.
+    /// panic in it is caught, and the connection carries on). With no callback the reply is
+    /// still read, then dropped, so the stream stays in step; such a call still times out
+    /// after the command timeout, counts for the liveness rule
+    /// ([`Config::max_silent_timeouts`]), and keeps a dropped client's driver at most until then.
     ///
     /// ```no_run
     /// # let client = ringdis::Client::open("redis://127.0.0.1:6379").unwrap();
@@ -308,6 +310,10 @@ impl Client {
     /// Sets the handler for RESP3 push frames that are not replies, such as `CLIENT TRACKING`
     /// invalidations. Pushes never disturb reply matching; with no handler they are dropped.
     /// The handler runs on the driver thread: keep it short (send the value to a channel).
+    ///
+    /// A panic in the handler is caught: the push it was handling is lost, the connection and
+    /// every call on it carry on, and the handler stays installed for the next push (call
+    /// `on_push` again to replace it). The panic is still reported by the panic hook.
     ///
     /// ```no_run
     /// # let client = ringdis::Client::open("redis://127.0.0.1:6379").unwrap();

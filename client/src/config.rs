@@ -114,6 +114,7 @@ pub struct Config {
     pub(crate) tcp_nodelay: bool,
     pub(crate) tcp_keepalive: Option<Duration>,
     pub(crate) max_silent_timeouts: Option<u32>,
+    pub(crate) health_check: Option<Duration>,
     pub(crate) protocol: Protocol,
     pub(crate) transport: Transport,
     pub(crate) limits: Limits,
@@ -143,6 +144,7 @@ impl Default for Config {
             tcp_nodelay: true,
             tcp_keepalive: Some(DEFAULT_KEEPALIVE),
             max_silent_timeouts: Some(DEFAULT_SILENT_TIMEOUTS),
+            health_check: None,
             protocol: Protocol::Resp3,
             transport: Transport::Auto,
             limits: Limits::default(),
@@ -284,6 +286,23 @@ impl Config {
     /// `Some(0)` is taken as `Some(1)`.
     pub fn max_silent_timeouts(mut self, n: Option<u32>) -> Config {
         self.max_silent_timeouts = n.map(|n| n.max(1));
+        self
+    }
+
+    /// Health checks of an idle connection (default `None`: off). With `Some(interval)`, once
+    /// the connection is ready, has no caller's call awaiting a reply (a blocking command may
+    /// keep it silent for as long as it likes) and has received nothing for `interval`, it
+    /// sends a `PING`; if nothing at all is received within another `interval`,
+    /// the server is taken to have stopped answering and the connection is closed, as by the
+    /// liveness rule ([`Config::max_silent_timeouts`]): calls in flight fail with
+    /// [`Error::Connection`](crate::Error::Connection) and the next call (or, for a
+    /// [`Subscriber`](crate::Subscriber), the subscriber itself) reconnects. An idle connection
+    /// then costs one `PING` per `interval`.
+    ///
+    /// The liveness rule needs calls that time out; this finds a stopped or wedged server on a
+    /// connection that makes no calls, such as a subscriber's, before anyone waits on it.
+    pub fn health_check(mut self, interval: Option<Duration>) -> Config {
+        self.health_check = interval.filter(|d| !d.is_zero());
         self
     }
 

@@ -452,3 +452,58 @@ async fn keepalive_finds_an_idle_partitioned_connection() {
         drop(server);
     }
 }
+
+/// Health checks (`Config::health_check`) find a stopped server on connections that make no
+/// calls: an idle client and a subscriber both see the connection given up, and both come back
+/// once the server runs again (the subscriber by itself, with its subscription).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_checks_find_a_stopped_server_on_idle_connections() {
+    let _one = one_at_a_time().await;
+    for (kind, transport) in matrix() {
+        let server = Server::start(kind);
+        for protocol in support::PROTOCOLS {
+            let at = label(kind, transport, protocol);
+            let checked = config(&server, transport)
+                .protocol(protocol)
+                .health_check(Some(Duration::from_millis(200)));
+            let idle = Client::new(checked.clone()).unwrap();
+            let _: Value = idle.call(cmd!("PING")).await.unwrap();
+            let mut sub = ringdis::Subscriber::new(checked).unwrap();
+            let channel = ringdis_tests::unique("health");
+            sub.subscribe([&channel]).await.unwrap();
+            let publisher = support::client(&server, transport, protocol);
+            let paused = Paused::new(&server);
+            wait_until(
+                &format!("{at}: idle client and subscriber gave the server up"),
+                Duration::from_secs(5),
+                || !idle.is_connected() && !sub.is_connected(),
+            )
+            .await;
+            drop(paused);
+            let back: String = bounded(Duration::from_secs(10), &at, idle.call(cmd!("ECHO", "x")))
+                .await
+                .unwrap_or_else(|e| panic!("{at}: {e}"));
+            assert_eq!(back, "x", "{at}");
+            // The subscriber resubscribes by itself; publish until it hears (bounded).
+            let until = Instant::now() + Duration::from_secs(10);
+            let heard = loop {
+                assert!(
+                    Instant::now() < until,
+                    "{at}: the subscriber never came back"
+                );
+                let _: i64 = publisher
+                    .call(cmd!("PUBLISH", &channel, "again"))
+                    .await
+                    .unwrap();
+                if let Some(m) = sub
+                    .next_message(Some(Duration::from_millis(100)))
+                    .await
+                    .unwrap()
+                {
+                    break m;
+                }
+            };
+            assert_eq!(heard.payload_str(), Some("again"), "{at}");
+        }
+    }
+}

@@ -76,6 +76,12 @@ pub(crate) struct Core {
     max_silent_timeouts: Option<u32>,
     /// Written calls that have timed out since the server last sent a byte.
     silent_timeouts: u32,
+    /// Health checks of an idle connection ([`Config::health_check`]).
+    health_check: Option<Duration>,
+    /// When the server last sent a byte (or the connection opened).
+    last_received: Instant,
+    /// When the health-check `PING` in flight was sent.
+    probe_sent: Option<Instant>,
     state: State,
     parser: Parser,
     input: BytesMut,
@@ -109,6 +115,9 @@ impl Core {
             connect_timeout: config.connect_timeout,
             max_silent_timeouts: config.max_silent_timeouts,
             silent_timeouts: 0,
+            health_check: config.health_check,
+            last_received: Instant::now(),
+            probe_sent: None,
             state: State::Idle,
             parser: Parser::new(config.limits),
             input: BytesMut::with_capacity(16 * 1024),
@@ -320,6 +329,7 @@ impl Core {
             State::Connecting | State::Handshaking(_) => {
                 self.attempts_since.map(|t| t + self.connect_timeout)
             }
+            State::Ready => self.health_deadline(),
             _ => None,
         };
         match (attempt_deadline, self.queue.next_deadline()) {
@@ -352,6 +362,7 @@ impl Core {
                 }
             }
         }
+        self.check_health(now);
         if let (State::Connecting | State::Handshaking(_), Some(since)) =
             (&self.state, self.attempts_since)
         {
@@ -364,10 +375,48 @@ impl Core {
         }
     }
 
+    /// When the health check next has something to do: give up on the `PING` in flight, or
+    /// send one on a connection idle since `last_received`.
+    fn health_deadline(&self) -> Option<Instant> {
+        let interval = self.health_check?;
+        match self.probe_sent {
+            Some(sent) => Some(sent + interval),
+            None if self.queue.only_own_inflight() => Some(self.last_received + interval),
+            None => None,
+        }
+    }
+
+    /// The health check ([`Config::health_check`]) on a ready connection.
+    fn check_health(&mut self, now: Instant) {
+        let (Some(interval), State::Ready) = (self.health_check, &self.state) else {
+            return;
+        };
+        match self.probe_sent {
+            Some(sent) if now >= sent + interval => {
+                let reason = Error::connection(format!(
+                    "the server stopped answering: the health-check PING got nothing back \
+                     within {interval:?}; the connection was closed"
+                ));
+                self.set_state(State::Closing { reason });
+            }
+            Some(_) => {}
+            None if self.queue.only_own_inflight() && now >= self.last_received + interval => {
+                // Id 0 like the connection's other own entries, behind only such entries, so
+                // the ids stay in order. Its reply is read and dropped; any byte clears the
+                // probe.
+                self.write_cmd(&Cmd::new("PING"));
+                self.queue.push_inflight(0, Sink::Discard, None, 1, false);
+                self.probe_sent = Some(now);
+            }
+            None => {}
+        }
+    }
+
     /// The transport starts opening a connection.
     pub fn on_opening(&mut self) {
         self.set_state(State::Connecting);
         self.silent_timeouts = 0;
+        self.probe_sent = None;
         self.parser.reset();
         self.input.clear();
         self.output.clear();
@@ -375,6 +424,8 @@ impl Core {
 
     /// The socket is up: the handshake goes out (or, with nothing to say, calls do).
     pub fn on_open(&mut self, now: Instant) {
+        self.last_received = now;
+        self.probe_sent = None;
         let (hs, cmds) = Handshake::start(&self.creds);
         for (cmd, step) in cmds {
             self.write_cmd(&cmd);
@@ -386,7 +437,6 @@ impl Core {
         } else {
             self.set_state(State::Handshaking(hs));
         }
-        let _ = now;
     }
 
     /// The socket is gone: it failed to open, the server closed it, an I/O error broke it, or
@@ -478,6 +528,8 @@ impl Core {
         if !self.input.is_empty() {
             // The server is alive, however slow.
             self.silent_timeouts = 0;
+            self.last_received = now;
+            self.probe_sent = None;
         }
         while let Some(value) = self.parser.parse(&mut self.input)? {
             self.dispatch(value, now)?;
@@ -1191,5 +1243,64 @@ mod tests {
         })));
         core.set_push_handler(None);
         assert!(core.is_connected());
+    }
+
+    #[test]
+    fn an_idle_connection_is_pinged_and_given_up_when_the_ping_goes_unanswered() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let mut core = ready(config().health_check(Some(s(10))), t0);
+        assert_eq!(core.next_deadline(), Some(t0 + s(10)));
+        core.on_timer(t0 + s(9));
+        assert_eq!(output(&mut core), "", "not idle long enough");
+        core.on_timer(t0 + s(10));
+        assert_eq!(output(&mut core), "*1\r\n$4\r\nPING\r\n");
+        assert_eq!(core.next_deadline(), Some(t0 + s(20)));
+        // Answered: nothing more until the connection has been idle again for the interval.
+        feed(&mut core, b"+PONG\r\n", t0 + s(11)).unwrap();
+        assert_eq!(core.next_deadline(), Some(t0 + s(21)));
+        core.on_timer(t0 + s(21));
+        assert_eq!(output(&mut core), "*1\r\n$4\r\nPING\r\n");
+        // A call made meanwhile waits behind the PING; then nothing comes back at all.
+        let mut a = call(&mut core, cmd!("GET", "a"), t0 + s(22), None);
+        core.on_timer(t0 + s(30));
+        assert_eq!(core.want(t0 + s(30)), Want::Nothing);
+        core.on_timer(t0 + s(31));
+        assert_eq!(core.want(t0 + s(31)), Want::Close);
+        core.on_closed(Error::connection("closed"), t0 + s(31));
+        let err = got(&mut a).unwrap_err();
+        assert!(
+            err.is_connection() && err.to_string().contains("health-check"),
+            "{err}"
+        );
+        assert_eq!(core.queue_len(), 0);
+        assert_eq!(
+            core.next_deadline(),
+            None,
+            "no health check without a connection"
+        );
+    }
+
+    #[test]
+    fn no_health_ping_while_calls_await_replies_or_when_off() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let mut core = ready(config().health_check(Some(s(10))), t0);
+        let mut slow = call(&mut core, cmd!("BLPOP", "q", 0), t0, None);
+        output(&mut core);
+        assert_eq!(core.next_deadline(), None);
+        core.on_timer(t0 + s(100));
+        assert_eq!(
+            output(&mut core),
+            "",
+            "a blocked call is not an idle connection"
+        );
+        feed(&mut core, b"*2\r\n$1\r\nq\r\n$1\r\nx\r\n", t0 + s(100)).unwrap();
+        assert!(got(&mut slow).is_ok());
+        assert_eq!(core.next_deadline(), Some(t0 + s(110)));
+        let mut off = ready(config(), t0);
+        assert_eq!(off.next_deadline(), None);
+        off.on_timer(t0 + s(1000));
+        assert_eq!(output(&mut off), "");
     }
 }

@@ -243,6 +243,12 @@ impl Queue {
             || self.waiting.iter().any(|(_, r)| live(&r.sink, r.deadline))
     }
 
+    /// True when no caller's call awaits a reply: whatever is in flight belongs to the connection
+    /// itself (handshake steps, restored subscriptions, a health-check `PING`; id 0).
+    pub fn only_own_inflight(&self) -> bool {
+        self.inflight.iter().all(|e| e.id == 0)
+    }
+
     /// How many calls the queue holds (written or waiting), for tests and diagnostics.
     pub fn len(&self) -> usize {
         self.inflight.len() + self.waiting.len()

@@ -11,7 +11,10 @@
 //! Ownership: every buffer an operation points at (send bytes, receive buffers, the socket
 //! address, the eventfd counter) belongs to the driver and is freed only after the operation's
 //! last completion has been reaped. A closed connection is retired: its operations are
-//! cancelled, and its socket and buffers are dropped when their completions are all in.
+//! cancelled, and its socket and buffers are dropped when their completions are all in. On every
+//! exit of the driver, an orderly stop or a panic unwinding through it, `Io`'s `Drop` cancels
+//! everything and waits (at most [`EXIT_GRACE`]) for every completion; whatever the kernel may
+//! still touch after that is leaked, never freed.
 
 mod ring;
 mod sock;
@@ -320,7 +323,8 @@ impl Io {
             }
         };
         // SAFETY: a poll points at no memory; a read writes into `wake_buf`, a heap u64 owned
-        // by `self`, freed only after `exit` has reaped every completion (this one included).
+        // by `self`. `Io`'s `Drop` (which runs on every exit, unwinding included) frees it only
+        // after every completion (this one included) is reaped, and leaks it otherwise.
         unsafe { self.push(entry.user_data(ud(K_WAKE, 0))) };
         self.wake_armed = true;
     }
@@ -434,11 +438,12 @@ impl Io {
                 // A receive that picked a provided buffer hands it back, whoever it was for.
                 let picked = cqueue::buffer_select(flags);
                 let is_current = self.conn.as_ref().is_some_and(|c| c.gen == gen);
-                if is_current {
-                    let core = core.expect("a live connection has a core");
-                    self.complete_conn(kind, res, more, picked, core, now);
-                } else {
-                    self.complete_retired(gen, kind, more);
+                match core {
+                    Some(core) if is_current => {
+                        self.complete_conn(kind, res, more, picked, core, now)
+                    }
+                    // Retired (on the way out there is no current connection).
+                    _ => self.complete_retired(gen, kind, more),
                 }
                 if let (Some(bid), Some(bufs)) = (picked, &mut self.bufs) {
                     bufs.push(bid);
@@ -568,9 +573,10 @@ impl Io {
         c.recv_armed = true;
         c.ops += 1;
         let entry = entry.user_data(ud(K_RECV, c.gen));
-        // SAFETY: a multishot receive writes only into provided buffers, which live until
-        // `exit` has reaped every completion; a single-shot one writes into `rbuf`, owned by
-        // the connection, which is dropped only once its `ops` count is back to zero.
+        // SAFETY: a multishot receive writes only into provided buffers, which `Io`'s `Drop`
+        // (every exit, unwinding included) frees only after every completion is reaped, and
+        // leaks otherwise; a single-shot one writes into `rbuf`, owned by the connection, which
+        // is dropped only once its `ops` count is back to zero (or leaked with it by `Drop`).
         unsafe { self.push(entry) };
     }
 
