@@ -280,8 +280,11 @@ impl Config {
     /// are forgotten, so memory stays bounded however many calls time out, and the next call
     /// reconnects. Any byte from the server resets the count, so a slow server that does answer
     /// is never cut off by this rule. Only calls with a deadline
-    /// ([`Config::command_timeout`]) can time out; `None` turns the rule off (a connection
-    /// whose server stops answering then stays up until the kernel gives up on it).
+    /// ([`Config::command_timeout`]) can time out; fire-and-forget calls
+    /// ([`Client::async_call`](crate::Client::async_call) without a callback) count too.
+    /// `None` turns the rule off: a connection whose server stops answering then stays up until
+    /// the kernel gives up on it, and the calls that timed out on it stay queued until their
+    /// late replies arrive.
     ///
     /// `Some(0)` is taken as `Some(1)`.
     pub fn max_silent_timeouts(mut self, n: Option<u32>) -> Config {
