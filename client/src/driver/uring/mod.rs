@@ -353,7 +353,8 @@ impl Io {
             .user_data(ud(K_TIMER, self.timer_gen));
         // SAFETY: the kernel copies the timespec when it takes the entry; `timer_spec` is a
         // heap value owned by `self` and only rewritten by the next `arm_timer`, after this
-        // entry has been submitted by the `io_uring_enter` that ends this turn.
+        // entry has been submitted by the `io_uring_enter` that ends this turn. If a panic
+        // unwinds first, `Io`'s `Drop` submits it (or never does) before any field is freed.
         unsafe { self.push(entry) };
         self.timer_at = Some(deadline);
     }
@@ -601,7 +602,8 @@ impl Io {
         c.ops += 1;
         self.fresh_sends += 1;
         // SAFETY: `unsent` is held by the connection (and not advanced) until this send
-        // completes; a retired connection keeps it until its `ops` count is back to zero.
+        // completes; a retired connection keeps it until its `ops` count is back to zero, and
+        // `Io`'s `Drop` (every exit, unwinding included) leaks it if that never happens.
         unsafe { self.push(entry) };
     }
 
@@ -630,7 +632,7 @@ impl Io {
             ops: 1,
         });
         // SAFETY: the address is boxed in the connection, which (retired or not) lives until
-        // this CONNECT has completed.
+        // this CONNECT has completed, or is leaked by `Io`'s `Drop` if it never does.
         unsafe { self.push(entry) };
         Ok(())
     }
