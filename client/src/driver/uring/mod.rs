@@ -114,6 +114,8 @@ struct Conn {
     addr: Box<RawAddr>,
     /// Addresses still to try if this one fails.
     rest: Vec<Target>,
+    /// A TCP socket (keepalive applies), not a unix one.
+    tcp: bool,
     open: bool,
     /// The bytes of the send in flight (or left over from a short one).
     unsent: Bytes,
@@ -487,6 +489,9 @@ impl Io {
         match kind {
             K_CONNECT if res >= 0 => {
                 c.open = true;
+                if c.tcp {
+                    crate::driver::keepalive::apply(c.fd.as_raw_fd(), self.config.tcp_keepalive);
+                }
                 core.on_open(now);
                 self.arm_recv();
             }
@@ -613,7 +618,7 @@ impl Io {
             return Err(io::Error::other("host resolved to no address"));
         }
         let target = targets.remove(0);
-        let (fd, addr) = sock::socket(&target, &self.config)?;
+        let (fd, addr) = sock::socket(&target, self.config.tcp_nodelay)?;
         let gen = self.next_gen;
         self.next_gen += 1;
         let entry = opcode::Connect::new(Fd(fd.as_raw_fd()), addr.ptr(), addr.len())
@@ -623,6 +628,7 @@ impl Io {
             gen,
             fd,
             addr,
+            tcp: matches!(target, Target::Ip(_)),
             rest: targets,
             open: false,
             unsent: Bytes::new(),

@@ -1,6 +1,6 @@
 //! Sockets for the io_uring driver: created non-blocking, connected by the ring.
 
-use crate::config::{Addr, Config};
+use crate::config::Addr;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -104,9 +104,8 @@ fn raw_addr(target: &Target) -> io::Result<RawAddr> {
     })
 }
 
-/// A new non-blocking, close-on-exec stream socket for `target` and its address, with the
-/// configured `TCP_NODELAY` and keepalive.
-pub(crate) fn socket(target: &Target, config: &Config) -> io::Result<(OwnedFd, Box<RawAddr>)> {
+/// A new non-blocking, close-on-exec stream socket for `target` and its address.
+pub(crate) fn socket(target: &Target, nodelay: bool) -> io::Result<(OwnedFd, Box<RawAddr>)> {
     let addr = Box::new(raw_addr(target)?);
     let family = match target {
         Target::Ip(SocketAddr::V4(_)) => libc::AF_INET,
@@ -126,10 +125,7 @@ pub(crate) fn socket(target: &Target, config: &Config) -> io::Result<(OwnedFd, B
     }
     // SAFETY: `fd` is a fresh descriptor that nothing else owns.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    if matches!(target, Target::Ip(_)) {
-        crate::driver::keepalive::apply(fd.as_raw_fd(), config.tcp_keepalive);
-    }
-    if config.tcp_nodelay && matches!(target, Target::Ip(_)) {
+    if nodelay && matches!(target, Target::Ip(_)) {
         let on: libc::c_int = 1;
         // SAFETY: setsockopt reads `size_of::<c_int>()` bytes from `&on`, which outlives it.
         // Best effort: a socket without NODELAY still works, only slower.
