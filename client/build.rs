@@ -1,4 +1,5 @@
-//! Generates the typed command API (`OUT_DIR/commands.rs`) from the spec at the workspace root.
+//! Generates the typed command API (`OUT_DIR/commands.rs`) and the routing gate's table of the
+//! spec's flags (`OUT_DIR/spec_flags.rs`) from the spec at the workspace root.
 //! Runs again only when `commands.json` or `replies.json` change.
 
 fn main() {
@@ -15,4 +16,7 @@ fn main() {
         .unwrap_or_else(|e| panic!("generating the command API: {e}"));
     let out = std::path::PathBuf::from(std::env::var_os("OUT_DIR").expect("OUT_DIR is set"));
     std::fs::write(out.join("commands.rs"), code).expect("writing OUT_DIR/commands.rs");
+    let gate = ringdis_codegen::generate_gate(&read(&spec))
+        .unwrap_or_else(|e| panic!("generating the routing gate's table: {e}"));
+    std::fs::write(out.join("spec_flags.rs"), gate).expect("writing OUT_DIR/spec_flags.rs");
 }

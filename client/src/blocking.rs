@@ -2,23 +2,18 @@
 //!
 //! A blocking command (`BLPOP`, `XREAD … BLOCK`, `WAIT`…) holds its connection until data
 //! arrives or its own timeout ends; on the shared connection it would stall every other caller.
-//! So the client runs it on a dedicated connection, with a reply deadline of the command's own
-//! block time plus the usual command timeout (none when it blocks for ever).
+//! So the routing gate (`route.rs`) runs it on a dedicated connection, with a reply deadline of
+//! the command's own block time plus the usual command timeout (none when it blocks for ever).
 
 use crate::Cmd;
 use std::time::Duration;
 
-/// How long `cmd` may block: `None` if it does not block, `Some(None)` if it may block for ever,
-/// `Some(Some(d))` for at most `d`.
-pub(crate) fn block_time(cmd: &Cmd) -> Option<Option<Duration>> {
+/// How long `cmd`, which the spec flags as `blocking` when `blocking` is true, may block: `None`
+/// if it does not block, `Some(None)` if it may block for ever, `Some(Some(d))` for at most `d`.
+/// The routing gate (`route.rs`) calls it for the commands the spec flags.
+pub(crate) fn block_time(cmd: &Cmd, blocking: bool) -> Option<Option<Duration>> {
     let mut args = cmd.args().iter();
-    let name = args.next()?;
-    // Every call passes here: settle the common case (GET, SET…) without allocating.
-    let may_block = matches!(name.first(), Some(b'B' | b'b' | b'W' | b'w' | b'X' | b'x'));
-    if !may_block && !cmd.flags().blocking {
-        return None;
-    }
-    let name = name.to_ascii_uppercase();
+    let name = args.next()?.to_ascii_uppercase();
     let rest: Vec<&[u8]> = args.collect();
     let secs = |arg: Option<&&[u8]>| -> Option<Duration> {
         let s: f64 = std::str::from_utf8(arg?).ok()?.parse().ok()?;
@@ -28,7 +23,6 @@ pub(crate) fn block_time(cmd: &Cmd) -> Option<Option<Duration>> {
         let ms: u64 = std::str::from_utf8(arg?).ok()?.parse().ok()?;
         (ms > 0).then(|| Duration::from_millis(ms))
     };
-    let blocking = cmd.flags().blocking;
     match &name[..] {
         // The timeout (seconds) is the last argument.
         b"BLPOP" | b"BRPOP" | b"BRPOPLPUSH" | b"BLMOVE" | b"BZPOPMIN" | b"BZPOPMAX" => {
@@ -61,30 +55,35 @@ mod tests {
     use super::*;
     use crate::cmd;
 
+    fn bt(cmd: &Cmd) -> Option<Option<Duration>> {
+        block_time(cmd, true)
+    }
+
     #[test]
     fn blocking_commands_and_their_timeouts() {
         let s = |n| Some(Some(Duration::from_secs(n)));
-        assert_eq!(block_time(&cmd!("GET", "k")), None);
-        assert_eq!(block_time(&cmd!("blpop", "a", "b", 5)), s(5));
-        assert_eq!(block_time(&cmd!("BLPOP", "a", 0)), Some(None));
+        assert_eq!(block_time(&cmd!("GET", "k"), false), None);
+        assert_eq!(bt(&cmd!("FUTURE-BLOCKING-COMMAND")), Some(None));
+        assert_eq!(bt(&cmd!("blpop", "a", "b", 5)), s(5));
+        assert_eq!(bt(&cmd!("BLPOP", "a", 0)), Some(None));
         assert_eq!(
-            block_time(&cmd!("BZPOPMIN", "z", 0.5)),
+            bt(&cmd!("BZPOPMIN", "z", 0.5)),
             Some(Some(Duration::from_millis(500)))
         );
-        assert_eq!(block_time(&cmd!("BLMPOP", 2, 1, "l", "LEFT")), s(2));
+        assert_eq!(bt(&cmd!("BLMPOP", 2, 1, "l", "LEFT")), s(2));
         assert_eq!(
-            block_time(&cmd!("WAIT", 1, 100)),
+            bt(&cmd!("WAIT", 1, 100)),
             Some(Some(Duration::from_millis(100)))
         );
-        assert_eq!(block_time(&cmd!("XREAD", "STREAMS", "s", "$")), None);
+        assert_eq!(bt(&cmd!("XREAD", "STREAMS", "s", "$")), None);
         assert_eq!(
-            block_time(&cmd!(
+            bt(&cmd!(
                 "XREAD", "COUNT", 1, "BLOCK", 250, "STREAMS", "s", "$"
             )),
             Some(Some(Duration::from_millis(250)))
         );
         assert_eq!(
-            block_time(&cmd!(
+            bt(&cmd!(
                 "XREADGROUP",
                 "GROUP",
                 "g",
@@ -97,14 +96,7 @@ mod tests {
             )),
             Some(None)
         );
-        // The generated XREAD carries the spec's `blocking` flag: without BLOCK it still
-        // stays on the shared connection.
-        let xread = cmd!("XREAD", "STREAMS", "s", "$").with_flags(crate::CmdFlags {
-            blocking: true,
-            ..Default::default()
-        });
-        assert_eq!(block_time(&xread), None);
         // A stream named BLOCK after STREAMS is not the option.
-        assert_eq!(block_time(&cmd!("XREAD", "STREAMS", "BLOCK", "0")), None);
+        assert_eq!(bt(&cmd!("XREAD", "STREAMS", "BLOCK", "0")), None);
     }
 }

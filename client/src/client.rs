@@ -3,6 +3,7 @@
 use crate::config::{Config, Transport};
 use crate::conn::{Callback, Payload, Request, Sink};
 use crate::driver::{self, Msg, Shared};
+use crate::route::Route;
 use crate::{Cmd, Error, FromRedis, Pipeline, Result, Value};
 use std::future::Future;
 use std::marker::PhantomData;
@@ -22,9 +23,12 @@ use tokio::sync::oneshot;
 ///
 /// Connection handling follows tornadis: with autoconnect (the default) the first call connects
 /// and a call after a lost connection reconnects, retrying with capped exponential backoff until
-/// the connect timeout. `AUTH`, `HELLO` and `SELECT` are sent again on every reconnect. A call in
-/// flight when the connection is lost fails with [`Error::Connection`]; it is never retried
-/// silently and its reply can never reach another caller.
+/// the connect timeout. `AUTH`, `HELLO`, `CLIENT SETNAME`, `SELECT` and `CLIENT TRACKING` (from
+/// the [`Config`]) are sent again on every reconnect, and on every dedicated connection, so the
+/// session a user configured holds everywhere; the commands that would change it on the shared
+/// connection are refused (see [`Client::call`]). A call in flight when the connection is lost
+/// fails with [`Error::Connection`]; it is never retried silently and its reply can never reach
+/// another caller.
 ///
 /// ```no_run
 /// use ringdis::{cmd, Client};
@@ -51,6 +55,9 @@ struct Inner {
     /// Every dedicated connection made for blocking commands that may still live, so that
     /// `disconnect` reaches the calls in flight on them too.
     blocking: Mutex<Vec<Weak<Inner>>>,
+    /// The connection of a `watch_transaction`: it must never reconnect once it was lost (its
+    /// `WATCH` would be gone), so `connect()` refuses to.
+    watching: bool,
 }
 
 /// At most this many idle dedicated connections are kept for reuse.
@@ -80,6 +87,16 @@ impl Client {
 
     /// A client with the given configuration.
     pub fn new(config: Config) -> Result<Client> {
+        Client::build(config, false)
+    }
+
+    /// A client whose lost connection stays lost: the connection of a `watch_transaction`.
+    pub(crate) fn watching(mut config: Config) -> Result<Client> {
+        config.autoconnect = false;
+        Client::build(config, true)
+    }
+
+    fn build(config: Config, watching: bool) -> Result<Client> {
         let choice = Transport::from_env()?.unwrap_or(config.transport);
         let command_timeout = config.command_timeout;
         let config = Arc::new(config);
@@ -101,6 +118,7 @@ impl Client {
                 config,
                 spare: Arc::default(),
                 blocking: Mutex::default(),
+                watching,
             }),
         })
     }
@@ -111,37 +129,57 @@ impl Client {
     /// future abandons the reply (it is still read and discarded) and affects no other call.
     /// A pipeline's replies decode as one array (see [`Pipeline::query`]), as tornadis lets a
     /// `Pipeline` go through `call`.
+    ///
+    /// Every request passes the routing gate first (see the `route` module docs, summed up in
+    /// the README): a blocking command, or a pipeline holding one, runs on a dedicated
+    /// connection; a command that would change the shared connection's replies or session
+    /// (`MULTI`, `CLIENT REPLY`, `SUBSCRIBE`, `SELECT`, `AUTH`…) is refused.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Client`], before anything is sent, for a command the gate refuses (the message
+    /// names what to use instead: `Config::db`, `Client::transaction()`…); then any error of the
+    /// call itself.
     pub fn call<T: FromRedis>(&self, request: impl Callable) -> Call<T> {
-        request.call_on(self)
+        match request.prepare() {
+            Ok(prepared) => self.call_prepared(prepared),
+            Err(e) => Call::failed(e),
+        }
     }
 
-    fn call_cmd<T: FromRedis>(&self, cmd: Cmd) -> Call<T> {
-        if let Some(err) = refuse_on_shared_connection(&cmd) {
-            return Call::failed(err);
-        }
-        if let Some(block) = crate::blocking::block_time(&cmd) {
-            return self.call_blocking(cmd, block);
-        }
-        self.submit_call(Payload::One(cmd), self.inner.command_timeout)
-    }
-
-    /// Runs a blocking command on a dedicated connection, so the shared one never stalls.
-    fn call_blocking<T: FromRedis>(&self, cmd: Cmd, block: Option<Duration>) -> Call<T> {
-        let conn = match self.take_spare() {
-            Ok(c) => c,
-            Err(e) => return Call::failed(e),
+    /// Sends what the gate let through, where it said.
+    fn call_prepared<T: FromRedis>(&self, prepared: Prepared) -> Call<T> {
+        let Prepared {
+            payload,
+            finish,
+            route,
+        } = prepared;
+        let mut call = match route {
+            Route::Shared => self.submit_call(payload, self.inner.command_timeout),
+            Route::Dedicated(block) => {
+                let conn = match self.take_spare() {
+                    Ok(c) => c,
+                    Err(e) => return Call::failed(e),
+                };
+                let mut call = conn.submit_call(payload, self.blocking_timeout(block));
+                call.lease = Some(Lease {
+                    conn: Some(conn),
+                    spare: self.inner.spare.clone(),
+                });
+                call
+            }
         };
-        // Its own block time, plus the usual allowance for the reply; none if it blocks for ever.
-        let timeout = match (block, self.inner.command_timeout) {
+        call.finish = finish;
+        call
+    }
+
+    /// The reply deadline on a dedicated connection: the block time plus the usual allowance
+    /// for the reply; none if it may block for ever.
+    fn blocking_timeout(&self, block: Option<Duration>) -> Option<Duration> {
+        match (block, self.inner.command_timeout) {
             (Some(b), Some(t)) => Some(b + t),
             _ => None,
-        };
-        let mut call = conn.submit_call(Payload::One(cmd), timeout);
-        call.lease = Some(Lease {
-            conn: Some(conn),
-            spare: self.inner.spare.clone(),
-        });
-        call
+        }
     }
 
     /// An idle dedicated connection, or a new one.
@@ -195,18 +233,6 @@ impl Client {
         self.inner.shared.send(msg);
     }
 
-    /// Sends a pipeline (see [`Pipeline::query`]); users call `call(&pipeline)`.
-    pub(crate) fn call_pipeline<T: FromRedis>(&self, pipeline: &Pipeline) -> Call<T> {
-        match pipeline.payload() {
-            Ok((payload, finish)) => {
-                let mut call = self.submit_call(payload, self.inner.command_timeout);
-                call.finish = finish;
-                call
-            }
-            Err(e) => Call::failed(e),
-        }
-    }
-
     pub(crate) fn submit_call<T: FromRedis>(
         &self,
         payload: Payload,
@@ -238,6 +264,9 @@ impl Client {
     /// still read, then dropped, so the stream stays in step; such a call still times out
     /// after the command timeout, counts for the liveness rule
     /// ([`Config::max_silent_timeouts`]), and keeps a dropped client's driver at most until then.
+    /// The request passes the same gate as [`Client::call`]: a refused one gives the callback an
+    /// [`Error::Client`] at once (on the caller's thread); a blocking command runs on a dedicated
+    /// connection, which is given back once its reply came.
     ///
     /// ```no_run
     /// # let client = ringdis::Client::open("redis://127.0.0.1:6379").unwrap();
@@ -251,29 +280,74 @@ impl Client {
     where
         F: FnOnce(Result<Value>) + Send + 'static,
     {
-        let Prepared(payload, finish) = match request.payload() {
+        let fail = |callback: Option<F>, e: Error| {
+            if let Some(cb) = callback {
+                cb(Err(e));
+            }
+        };
+        let Prepared {
+            payload,
+            finish,
+            route,
+        } = match request.prepare() {
             Ok(p) => p,
-            Err(e) => {
-                if let Some(cb) = callback {
-                    cb(Err(e));
-                }
-                return;
-            }
+            Err(e) => return fail(callback, e),
         };
-        let sink = match callback {
-            Some(cb) => {
-                Sink::Callback(
-                    Box::new(move |reply: Result<Value>| cb(reply.and_then(finish))) as Callback,
-                )
+        match route {
+            Route::Shared => {
+                let sink = match callback {
+                    Some(cb) => Sink::Callback(Box::new(move |reply: Result<Value>| {
+                        cb(reply.and_then(finish))
+                    }) as Callback),
+                    None => Sink::Discard,
+                };
+                self.submit(payload, sink, self.inner.command_timeout);
             }
-            None => Sink::Discard,
-        };
-        self.submit(payload, sink, self.inner.command_timeout);
+            Route::Dedicated(block) => {
+                let conn = match self.take_spare() {
+                    Ok(c) => c,
+                    Err(e) => return fail(callback, e),
+                };
+                let mut lease = Lease {
+                    conn: Some(conn.clone()),
+                    spare: self.inner.spare.clone(),
+                };
+                // The lease lives in the sink: back to the spares once the reply came, closed
+                // (by its drop) when the connection failed under it.
+                let sink = Sink::Callback(Box::new(move |reply: Result<Value>| {
+                    if matches!(reply, Ok(_) | Err(Error::Server { .. })) {
+                        lease.give_back();
+                    }
+                    drop(lease);
+                    if let Some(cb) = callback {
+                        cb(reply.and_then(finish));
+                    }
+                }) as Callback);
+                conn.submit(payload, sink, self.blocking_timeout(block));
+            }
+        }
     }
 
     /// Connects now (and runs the handshake). `Ok(true)` once ready; safe to call when already
     /// connected. Needed only with autoconnect off.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Connection`] when the connection cannot be made; also on the connection a
+    /// [`watch_transaction`](Client::watch_transaction) closure gets, once it was lost: it does
+    /// not come back, since its `WATCH` would not (the attempt runs again on a new one).
     pub async fn connect(&self) -> Result<bool> {
+        if self.inner.watching && !self.is_connected() {
+            return Err(Error::connection(
+                "the watch_transaction connection was lost, and its WATCH with it: it does not \
+                 reconnect (the attempt runs again on a new connection)",
+            ));
+        }
+        self.connect_now().await
+    }
+
+    /// Connects, whatever the client is for.
+    pub(crate) async fn connect_now(&self) -> Result<bool> {
         let (tx, rx) = oneshot::channel();
         self.inner.shared.send(Msg::Connect(tx));
         rx.await.unwrap_or_else(|_| Err(driver_gone()))
@@ -364,16 +438,20 @@ impl Client {
 /// # Ok(()) }
 /// ```
 pub trait Callable: sealed::Sealed {
+    /// What to send and where, as the routing gate decides; or why not.
     #[doc(hidden)]
-    fn call_on<T: FromRedis>(self, client: &Client) -> Call<T>;
-    #[doc(hidden)]
-    fn payload(self) -> Result<Prepared>;
+    fn prepare(self) -> Result<Prepared>;
 }
 
-/// What a [`Callable`] puts on the wire, and what turns its replies into the caller's value.
+/// What a [`Callable`] puts on the wire, where the gate sends it, and what turns its replies
+/// into the caller's value.
 #[doc(hidden)]
 #[allow(missing_debug_implementations)]
-pub struct Prepared(Payload, crate::pipeline::Finish);
+pub struct Prepared {
+    payload: Payload,
+    finish: crate::pipeline::Finish,
+    route: Route,
+}
 
 mod sealed {
     pub trait Sealed {}
@@ -384,82 +462,37 @@ mod sealed {
 }
 
 impl Callable for Cmd {
-    fn call_on<T: FromRedis>(self, client: &Client) -> Call<T> {
-        client.call_cmd(self)
-    }
-    fn payload(self) -> Result<Prepared> {
-        match refuse_on_shared_connection(&self) {
-            Some(err) => Err(err),
-            None => Ok(Prepared(Payload::One(self), Ok)),
-        }
+    fn prepare(self) -> Result<Prepared> {
+        let route = crate::route::route(&self)?;
+        Ok(Prepared {
+            payload: Payload::One(self),
+            finish: Ok,
+            route,
+        })
     }
 }
 
 impl Callable for &Pipeline {
-    fn call_on<T: FromRedis>(self, client: &Client) -> Call<T> {
-        client.call_pipeline(self)
-    }
-    fn payload(self) -> Result<Prepared> {
-        Pipeline::payload(self).map(|(p, f)| Prepared(p, f))
+    fn prepare(self) -> Result<Prepared> {
+        let (payload, finish, route) = Pipeline::payload(self)?;
+        Ok(Prepared {
+            payload,
+            finish,
+            route,
+        })
     }
 }
 
 impl Callable for &mut Pipeline {
-    fn call_on<T: FromRedis>(self, client: &Client) -> Call<T> {
-        client.call_pipeline(self)
-    }
-    fn payload(self) -> Result<Prepared> {
-        Pipeline::payload(self).map(|(p, f)| Prepared(p, f))
+    fn prepare(self) -> Result<Prepared> {
+        (&*self).prepare()
     }
 }
 
 impl Callable for Pipeline {
-    fn call_on<T: FromRedis>(self, client: &Client) -> Call<T> {
-        client.call_pipeline(&self)
+    fn prepare(self) -> Result<Prepared> {
+        (&self).prepare()
     }
-    fn payload(self) -> Result<Prepared> {
-        Pipeline::payload(&self).map(|(p, f)| Prepared(p, f))
-    }
-}
-
-/// Commands that would turn the shared connection into something else are refused: their
-/// replies would never match a call.
-fn refuse_on_shared_connection(cmd: &Cmd) -> Option<Error> {
-    if let Some(why) = cmd.args().invalid() {
-        return Some(Error::client(why));
-    }
-    let name = cmd.args().iter().next()?;
-    const SUBSCRIBER_ONLY: [&[u8]; 6] = [
-        b"SUBSCRIBE",
-        b"PSUBSCRIBE",
-        b"SSUBSCRIBE",
-        b"UNSUBSCRIBE",
-        b"PUNSUBSCRIBE",
-        b"SUNSUBSCRIBE",
-    ];
-    if SUBSCRIBER_ONLY.iter().any(|c| c.eq_ignore_ascii_case(name)) {
-        return Some(Error::client(format!(
-            "{} needs a connection of its own: use Client::subscriber()",
-            String::from_utf8_lossy(name).to_ascii_uppercase()
-        )));
-    }
-    if b"MONITOR".eq_ignore_ascii_case(name) {
-        return Some(Error::client(
-            "MONITOR is not supported on a shared connection",
-        ));
-    }
-    const TRANSACTION_ONLY: [&[u8]; 5] = [b"MULTI", b"EXEC", b"DISCARD", b"WATCH", b"UNWATCH"];
-    if TRANSACTION_ONLY
-        .iter()
-        .any(|c| c.eq_ignore_ascii_case(name))
-    {
-        return Some(Error::client(format!(
-            "{} on a shared connection would mix other callers' commands into the transaction: \
-             use Client::transaction() (or Client::watch_transaction for WATCH)",
-            String::from_utf8_lossy(name).to_ascii_uppercase()
-        )));
-    }
-    None
 }
 
 fn driver_gone() -> Error {

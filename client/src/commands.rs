@@ -34,6 +34,14 @@
 //! builder dropped without being sent does nothing on a client, and is added to a pipeline.
 //! [`Client::call`] remains for anything the spec does not list (module commands).
 //!
+//! Types: the arguments' types come from the spec, with the corrections of
+//! `codegen/overrides.json` (ZINCRBY's increment is an `f64`, score bounds take
+//! [`ScoreBound`](crate::ScoreBound) or `"(1.5"`, cursors any integer). Default replies are
+//! typed (`geodist` → `Option<f64>`, `scan` → `(u64, Vec<Bytes>)`, `blpop` →
+//! `Option<(Bytes, Bytes)>`…); the few that stay [`Value`] say why in their docs. To walk a
+//! SCAN without handling the cursor, [`Client::scan_iter`] and its kin give a
+//! [`ScanStream`](crate::ScanStream).
+//!
 //! ```
 //! use ringdis::{Client, Commands};
 //!

@@ -101,7 +101,9 @@ impl Transport {
 /// assert_eq!(local.addr().to_string(), "127.0.0.1:7000");
 /// # Ok::<(), ringdis::Error>(())
 /// ```
-#[derive(Clone, Debug)]
+///
+/// Its `Debug` output never shows the password (`password: Some("<redacted>")`).
+#[derive(Clone)]
 pub struct Config {
     pub(crate) addr: Addr,
     pub(crate) username: Option<String>,
@@ -118,8 +120,66 @@ pub struct Config {
     pub(crate) protocol: Protocol,
     pub(crate) transport: Transport,
     pub(crate) limits: Limits,
+    pub(crate) tracking: Option<Tracking>,
     pub(crate) backoff_min: Duration,
     pub(crate) backoff_max: Duration,
+    pub(crate) subscriber_queue_limit: usize,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Config {
+            addr,
+            username,
+            password,
+            db,
+            client_name,
+            autoconnect,
+            connect_timeout,
+            command_timeout,
+            tcp_nodelay,
+            tcp_keepalive,
+            max_silent_timeouts,
+            health_check,
+            protocol,
+            transport,
+            limits,
+            backoff_min,
+            backoff_max,
+            subscriber_queue_limit,
+            tracking,
+        } = self;
+        f.debug_struct("Config")
+            .field("addr", addr)
+            .field("username", username)
+            .field("password", &password.as_ref().map(|_| Redacted))
+            .field("db", db)
+            .field("client_name", client_name)
+            .field("autoconnect", autoconnect)
+            .field("connect_timeout", connect_timeout)
+            .field("command_timeout", command_timeout)
+            .field("tcp_nodelay", tcp_nodelay)
+            .field("tcp_keepalive", tcp_keepalive)
+            .field("max_silent_timeouts", max_silent_timeouts)
+            .field("health_check", health_check)
+            .field("protocol", protocol)
+            .field("transport", transport)
+            .field("limits", limits)
+            .field("backoff_min", backoff_min)
+            .field("backoff_max", backoff_max)
+            .field("subscriber_queue_limit", subscriber_queue_limit)
+            .field("tracking", tracking)
+            .finish()
+    }
+}
+
+/// Stands for a secret in `Debug` output.
+struct Redacted;
+
+impl std::fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("\"<redacted>\"")
+    }
 }
 
 /// The default [`Config::tcp_keepalive`] idle time.
@@ -148,8 +208,10 @@ impl Default for Config {
             protocol: Protocol::Resp3,
             transport: Transport::Auto,
             limits: Limits::default(),
+            tracking: None,
             backoff_min: Duration::from_millis(5),
             backoff_max: Duration::from_secs(1),
+            subscriber_queue_limit: crate::conn::DEFAULT_QUEUE_LIMIT,
         }
     }
 }
@@ -165,11 +227,24 @@ impl Config {
 
     /// Parses a connection URL:
     ///
-    /// * `redis://[[user]:password@]host[:port][/db]`
-    /// * `unix:///path/to.sock[?db=N]` (also `redis+unix://`)
+    /// * `redis://[[user]:password@]host[:port][/db]` (also `valkey://`); an IPv6 host goes in
+    ///   brackets (`redis://[::1]:6379`); no host means `127.0.0.1`.
+    /// * `unix://[[user]:password@]/path/to.sock` (also `redis+unix://`, `valkey+unix://`).
     ///
-    /// Query parameters `db`, `user`, `password` and `protocol` (`resp2`/`resp3`, or `2`/`3`) are
-    /// accepted on both forms. User and password are percent-decoded.
+    /// A lone `redis://secret@host` is a password, as redis-cli reads it. User and password are
+    /// percent-decoded (write `@` as `%40`, `:` as `%3A`, `/` as `%2F`, `#` as `%23`).
+    ///
+    /// Query parameters, on every form: `db`, `user` (or `username`), `password` (or `pass`,
+    /// as redis-rs names it for unix sockets) and `protocol` (`resp2`/`resp3` or `2`/`3`). Their
+    /// values are form-decoded: `+` is a space, `%2B` a plus sign.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Client`] for anything it cannot keep whole: an unknown scheme or parameter, a
+    /// setting given twice (`redis://:a@h?password=b`, `redis://h/1?db=2`), a user name without a
+    /// password (it would never be sent), `rediss://`/`valkeys://` (TLS is not supported yet), a
+    /// relative socket path, a bad port or database number. The message shows the URL with its
+    /// password replaced by `***`.
     pub fn from_url(url: &str) -> Result<Config> {
         crate::url::parse(url)
     }
@@ -327,11 +402,41 @@ impl Config {
         self
     }
 
+    /// Client-side caching: `CLIENT TRACKING ON` with these options, sent on every (re)connect
+    /// (and on the dedicated connections of blocking calls), so tracking never silently stops.
+    /// Invalidations arrive as RESP3 pushes: see [`Client::on_push`](crate::Client::on_push).
+    /// `CLIENT TRACKING` sent as a command is refused, since a reconnect would lose it.
+    ///
+    /// ```
+    /// use ringdis::{Config, Tracking};
+    /// let config = Config::new().tracking(Tracking::new().bcast().prefix("user:").noloop());
+    /// ```
+    pub fn tracking(mut self, tracking: Tracking) -> Config {
+        self.tracking = Some(tracking);
+        self
+    }
+
     /// Reconnect backoff: the first retry waits `min`, each further one twice as long, at most
     /// `max` (defaults 5 ms and 1 s).
     pub fn reconnect_backoff(mut self, min: Duration, max: Duration) -> Config {
         self.backoff_min = min;
         self.backoff_max = max.max(min);
+        self
+    }
+
+    /// How many bytes of unread messages a [`Subscriber`](crate::Subscriber) holds (default
+    /// 32 MiB, the servers' own default hard limit for a pub/sub client's output buffer).
+    ///
+    /// A subscriber reads from its socket as fast as the server sends, so replies to `PING` and
+    /// (un)subscribes are never stuck behind unread messages; this limit is what bounds its
+    /// memory when the reader falls behind. A message counts for its channel, pattern and payload
+    /// bytes plus 64 bytes (and about 40 more per element of a payload that is an array). A
+    /// message that arrives while the queue is full is dropped and counted, and the reader gets
+    /// one [`Error::Lagged`](crate::Error::Lagged) `{ dropped }` at the point of the stream where
+    /// messages went missing, then the messages that arrived once there was room again. A
+    /// message is always taken when the queue is empty, even one larger than the limit.
+    pub fn subscriber_queue_limit(mut self, bytes: usize) -> Config {
+        self.subscriber_queue_limit = bytes;
         self
     }
 
@@ -343,5 +448,90 @@ impl Config {
     /// The database selected on connect.
     pub fn db_index(&self) -> i64 {
         self.db
+    }
+}
+
+/// The options of `CLIENT TRACKING ON` for [`Config::tracking`] (all off by default). `REDIRECT`
+/// is not offered: it names another connection by id, which changes on every reconnect.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Tracking {
+    prefixes: Vec<String>,
+    bcast: bool,
+    optin: bool,
+    optout: bool,
+    noloop: bool,
+}
+
+impl Tracking {
+    /// Tracking of the keys this connection reads (the server's default mode).
+    pub fn new() -> Tracking {
+        Tracking::default()
+    }
+
+    /// `BCAST`: invalidations for every key matching the prefixes, read or not.
+    pub fn bcast(mut self) -> Tracking {
+        self.bcast = true;
+        self
+    }
+
+    /// `PREFIX p` (with `BCAST`); may be given several times.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Tracking {
+        self.prefixes.push(prefix.into());
+        self
+    }
+
+    /// `OPTIN`: track only the reads right after `CLIENT CACHING YES` (send both in one
+    /// pipeline).
+    pub fn optin(mut self) -> Tracking {
+        self.optin = true;
+        self
+    }
+
+    /// `OPTOUT`: track every read except those right after `CLIENT CACHING NO`.
+    pub fn optout(mut self) -> Tracking {
+        self.optout = true;
+        self
+    }
+
+    /// `NOLOOP`: no invalidations for this connection's own writes.
+    pub fn noloop(mut self) -> Tracking {
+        self.noloop = true;
+        self
+    }
+
+    /// The command that turns it on.
+    pub(crate) fn cmd(&self) -> crate::Cmd {
+        let mut cmd = crate::Cmd::new("CLIENT TRACKING ON");
+        for p in &self.prefixes {
+            cmd.push_arg("PREFIX").push_arg(p);
+        }
+        for (on, word) in [
+            (self.bcast, "BCAST"),
+            (self.optin, "OPTIN"),
+            (self.optout, "OPTOUT"),
+            (self.noloop, "NOLOOP"),
+        ] {
+            if on {
+                cmd.push_arg(word);
+            }
+        }
+        cmd
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_the_password() {
+        let c = Config::from_url("redis://app:hunter2@h:1/2")
+            .unwrap()
+            .client_name("svc");
+        let text = format!("{c:?} {c:#?}");
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(text.contains(r#"password: Some("<redacted>")"#), "{text}");
+        assert!(text.contains(r#"username: Some("app")"#), "{text}");
+        assert!(format!("{:?}", Config::new()).contains("password: None"));
     }
 }

@@ -2,6 +2,8 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::io;
+use std::sync::Arc;
 
 /// `Result` with [`Error`] as its error.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -10,10 +12,12 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 ///
 /// Each variant tells a caller what to do next:
 ///
-/// * [`Error::Connection`] — the connection could not be made or was lost while the call was in
-///   flight. The command may or may not have run on the server; ringdis never retries it silently.
-/// * [`Error::Timeout`] — no reply within the configured time. A reply that arrives later is
-///   discarded; the connection stays usable.
+/// * [`Error::Connection`] — the connection could not be made (refused, or not up within the
+///   connect timeout: then the request was never sent), or was lost while the call was in
+///   flight: then the command may or may not have run on the server; ringdis never retries it
+///   silently. [`Error::io_error`] (and `source()`) give the operating-system error behind it.
+/// * [`Error::Timeout`] — the request was sent and no reply came within the command timeout. A
+///   reply that arrives later is discarded; the connection stays usable.
 /// * [`Error::Protocol`] — the server sent bytes that are not valid RESP (or break the configured
 ///   limits). The connection is closed, every call in flight on it fails, and the next call
 ///   reconnects.
@@ -21,8 +25,11 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// * [`Error::Decode`] — the reply arrived but does not fit the requested Rust type.
 /// * [`Error::Client`] — the call was refused before it was sent (bad configuration, empty
 ///   pipeline, client shut down…).
+/// * [`Error::Lagged`] — a subscriber's reader fell behind and messages were dropped; the
+///   subscriber goes on.
 ///
-/// `Error` is `Clone`, so one connection failure can be handed to every caller it affects.
+/// `Error` is `Clone` (an operating-system cause is shared behind an `Arc`), so one connection
+/// failure can be handed to every caller it affects. Messages never contain a password.
 ///
 /// ```
 /// use ringdis::Error;
@@ -30,26 +37,27 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// assert_eq!(e.server_kind(), Some("WRONGTYPE"));
 /// assert!(e.to_string().starts_with("server error WRONGTYPE"));
 /// ```
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum Error {
     /// Connecting failed, or the connection was lost with the call in flight.
-    #[error("connection error: {message}")]
     Connection {
-        /// What happened, e.g. `connect to 127.0.0.1:6379: Connection refused`.
+        /// What happened, e.g. `connect to 127.0.0.1:6379: Connection refused (os error 111)`.
         message: String,
+        /// The operating-system error behind it, when there is one (also
+        /// [`std::error::Error::source`]). Its text is already part of `message`.
+        source: Option<Arc<io::Error>>,
     },
-    /// The call got no reply within its time limit.
-    #[error("timed out waiting for the reply")]
+    /// A call whose request was sent got no reply within its time limit (or a pool checkout
+    /// found no client within the checkout timeout). A call that could not even be sent, because
+    /// no connection came up in time, fails with [`Error::Connection`] instead.
     Timeout,
     /// The server broke the protocol; the connection was closed.
-    #[error("protocol error: {message}")]
     Protocol {
         /// What was wrong with the bytes.
         message: String,
     },
     /// The server replied with an error.
-    #[error("server error {kind} {message}")]
     Server {
         /// The error code: the first word of the reply (`ERR`, `WRONGTYPE`, `MOVED`, …).
         kind: String,
@@ -57,7 +65,6 @@ pub enum Error {
         message: String,
     },
     /// The reply could not be decoded into the requested type.
-    #[error("{}", fmt_decode(path, expected, got))]
     Decode {
         /// Where in the target type it failed, e.g. `User.age` (empty at the top level).
         path: String,
@@ -67,11 +74,98 @@ pub enum Error {
         got: String,
     },
     /// The call was refused on the client side before anything was sent.
-    #[error("client error: {message}")]
     Client {
         /// Why.
         message: String,
+        /// The operating-system error behind it, when there is one (setting up the transport);
+        /// also [`std::error::Error::source`]. Its text is already part of `message`.
+        source: Option<Arc<io::Error>>,
     },
+    /// A [`Subscriber`](crate::Subscriber)'s reader fell behind: its queue was full
+    /// ([`Config::subscriber_queue_limit`](crate::Config::subscriber_queue_limit)) and this
+    /// many messages were dropped at this point of the stream. The subscriber goes on.
+    Lagged {
+        /// How many messages were dropped.
+        dropped: u64,
+    },
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Connection { message, .. } => write!(f, "connection error: {message}"),
+            Error::Timeout => f.write_str("timed out waiting for the reply"),
+            Error::Protocol { message } => write!(f, "protocol error: {message}"),
+            Error::Server { kind, message } => write!(f, "server error {kind} {message}"),
+            Error::Decode {
+                path,
+                expected,
+                got,
+            } => f.write_str(&fmt_decode(path, expected, got)),
+            Error::Client { message, .. } => write!(f, "client error: {message}"),
+            Error::Lagged { dropped } => write!(
+                f,
+                "the subscriber fell behind: {dropped} messages dropped because its queue was full"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    /// The [`io::Error`] behind a connection or client error, when there is one.
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.io_error()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+/// Two errors are equal when they are the same variant with the same texts; operating-system
+/// causes compare by [`io::ErrorKind`] (an `io::Error` itself has no equality).
+impl PartialEq for Error {
+    fn eq(&self, other: &Error) -> bool {
+        fn same_io(a: &Option<Arc<io::Error>>, b: &Option<Arc<io::Error>>) -> bool {
+            a.as_ref().map(|e| e.kind()) == b.as_ref().map(|e| e.kind())
+        }
+        match (self, other) {
+            (
+                Error::Connection { message, source },
+                Error::Connection {
+                    message: m,
+                    source: s,
+                },
+            )
+            | (
+                Error::Client { message, source },
+                Error::Client {
+                    message: m,
+                    source: s,
+                },
+            ) => message == m && same_io(source, s),
+            (Error::Timeout, Error::Timeout) => true,
+            (Error::Protocol { message }, Error::Protocol { message: m }) => message == m,
+            (
+                Error::Server { kind, message },
+                Error::Server {
+                    kind: k,
+                    message: m,
+                },
+            ) => kind == k && message == m,
+            (
+                Error::Decode {
+                    path,
+                    expected,
+                    got,
+                },
+                Error::Decode {
+                    path: p,
+                    expected: e,
+                    got: g,
+                },
+            ) => path == p && expected == e && got == g,
+            (Error::Lagged { dropped }, Error::Lagged { dropped: d }) => dropped == d,
+            _ => false,
+        }
+    }
 }
 
 fn fmt_decode(path: &str, expected: &str, got: &str) -> String {
@@ -114,14 +208,56 @@ impl Error {
         matches!(self, Error::Connection { .. })
     }
 
+    /// True for [`Error::Lagged`] (a subscriber's queue overflowed).
+    pub fn is_lagged(&self) -> bool {
+        matches!(self, Error::Lagged { .. })
+    }
+
     /// True for [`Error::Timeout`].
     pub fn is_timeout(&self) -> bool {
         matches!(self, Error::Timeout)
     }
 
+    /// The operating-system error behind a connection or client error, if any (the same as
+    /// [`std::error::Error::source`], without the downcast).
+    ///
+    /// ```no_run
+    /// # async fn demo() {
+    /// let client = ringdis::Client::open("redis://127.0.0.1:1").unwrap();
+    /// let err = client.call::<()>(ringdis::cmd!("PING")).await.unwrap_err();
+    /// assert_eq!(
+    ///     err.io_error().map(|e| e.kind()),
+    ///     Some(std::io::ErrorKind::ConnectionRefused)
+    /// );
+    /// # }
+    /// ```
+    pub fn io_error(&self) -> Option<&io::Error> {
+        match self {
+            Error::Connection { source, .. } | Error::Client { source, .. } => source.as_deref(),
+            _ => None,
+        }
+    }
+
     pub(crate) fn connection(message: impl Into<String>) -> Error {
         Error::Connection {
             message: message.into(),
+            source: None,
+        }
+    }
+
+    /// An [`Error::Connection`] caused by `cause`; `message` already says what it is.
+    pub(crate) fn connection_io(message: impl Into<String>, cause: io::Error) -> Error {
+        Error::Connection {
+            message: message.into(),
+            source: Some(Arc::new(cause)),
+        }
+    }
+
+    /// An [`Error::Client`] caused by `cause`; `message` already says what it is.
+    pub(crate) fn client_io(message: impl Into<String>, cause: io::Error) -> Error {
+        Error::Client {
+            message: message.into(),
+            source: Some(Arc::new(cause)),
         }
     }
 
@@ -135,6 +271,7 @@ impl Error {
     pub fn client(message: impl Into<String>) -> Error {
         Error::Client {
             message: message.into(),
+            source: None,
         }
     }
 

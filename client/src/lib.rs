@@ -30,6 +30,9 @@ mod json;
 mod pipeline;
 mod pool;
 pub mod resp;
+mod route;
+mod scan;
+mod score_bound;
 mod script;
 mod spread;
 mod subscriber;
@@ -42,7 +45,7 @@ pub use bytes::Bytes;
 pub use client::{Call, Callable, Client};
 pub use cmd::{Cmd, CmdFlags};
 pub use commands::{Commands, Dispatch, UnixTime};
-pub use config::{Addr, Config, Protocol, Transport};
+pub use config::{Addr, Config, Protocol, Tracking, Transport};
 #[cfg(feature = "serde")]
 pub use de::Serde;
 pub use error::{Error, Result};
@@ -56,9 +59,11 @@ pub use resp::{Limits, Parser};
 pub use ringdis_macros::FromRedis;
 #[doc = include_str!("derive_to_redis.md")]
 pub use ringdis_macros::ToRedis;
+pub use scan::ScanStream;
+pub use score_bound::ScoreBound;
 pub use script::{Invocation, Library, Script};
 pub use spread::Spread;
-pub use subscriber::{Message, SubKind, Subscriber};
+pub use subscriber::{Message, SubKind, Subscriber, INVALIDATE_CHANNEL};
 pub use to_arg::{Args, ArgsIter, ToArg};
 pub use value::{ServerError, Value};
 

@@ -90,25 +90,20 @@ impl Pipeline {
     /// Sends the pipeline and decodes the replies (for a transaction, `EXEC`'s reply) as `T`.
     /// An empty pipeline is an [`Error::Client`].
     pub fn query<T: FromRedis>(&self) -> Call<T> {
-        self.client.call_pipeline(self)
+        self.client.call(self)
     }
 
-    /// The payload to send, or why there is none.
-    pub(crate) fn payload(&self) -> Result<(Payload, Finish)> {
-        if self.cmds.is_empty() {
-            return Err(Error::client("an empty pipeline has nothing to send"));
-        }
-        if let Some(why) = self.cmds.iter().find_map(|c| c.args().invalid()) {
-            return Err(Error::client(why));
-        }
+    /// The payload to send and where the routing gate sends it, or why it may not be sent.
+    pub(crate) fn payload(&self) -> Result<(Payload, Finish, crate::route::Route)> {
+        let route = crate::route::route_pipeline(&self.cmds, self.transaction)?;
         if !self.transaction {
-            return Ok((Payload::batch(&self.cmds), Ok));
+            return Ok((Payload::batch(&self.cmds), Ok, route));
         }
         let (multi, exec) = (Cmd::new("MULTI"), Cmd::new("EXEC"));
         let all = std::iter::once(&multi)
             .chain(&self.cmds)
             .chain(std::iter::once(&exec));
-        Ok((Payload::batch(all), exec_reply))
+        Ok((Payload::batch(all), exec_reply, route))
     }
 }
 
@@ -161,8 +156,18 @@ impl Client {
     /// nil) it all runs again, up to [`WATCH_ATTEMPTS`] times; after that the error is an
     /// [`Error::Client`] saying so.
     ///
-    /// `WATCH` is connection state, so this runs on a dedicated connection, which `build` gets
-    /// to read with and to build the transaction on.
+    /// `WATCH` is connection state, so this runs on a connection of its own, which `build` gets
+    /// to read with and to build the transaction on. That connection never reconnects by itself
+    /// (a reconnect would drop the `WATCH` and let `EXEC` run unwatched): once it is lost, every
+    /// call on it fails with [`Error::Connection`], and when that happens before `EXEC` was sent
+    /// the attempt runs again, `build` included, on a new connection (counted in
+    /// [`WATCH_ATTEMPTS`]). It uses this client's configuration (database, credentials, name).
+    ///
+    /// # Errors
+    ///
+    /// What `build` returns; [`Error::Connection`] when the connection is lost while `EXEC`
+    /// is in flight (it may or may not have run) or could not be made; an [`Error::Client`] after
+    /// [`WATCH_ATTEMPTS`] attempts.
     ///
     /// ```no_run
     /// use ringdis::{cmd, Client};
@@ -187,17 +192,51 @@ impl Client {
         Fut: std::future::Future<Output = Result<Pipeline>>,
         T: FromRedis,
     {
-        let conn = self.dedicated()?;
         let watch = Cmd::new("WATCH").arg(&keys);
+        let mut conn: Option<Client> = None;
+        let mut lost_last: Option<Error> = None;
         for _ in 0..WATCH_ATTEMPTS {
-            conn.call_unchecked::<()>(watch.clone()).await?;
-            let mut tx = build(conn.clone()).await?;
+            let conn = match conn.as_ref().filter(|c| c.is_connected()) {
+                Some(c) => c.clone(),
+                None => {
+                    let c = Client::watching(self.config().clone())?;
+                    c.connect_now().await?;
+                    conn.insert(c).clone()
+                }
+            };
+            // Lost: the connection went away, with its WATCH; nothing of this attempt ran.
+            let lost = |e: &Error| e.is_connection() && !conn.is_connected();
+            if let Err(e) = conn.call_unchecked::<()>(watch.clone()).await {
+                if lost(&e) {
+                    lost_last = Some(e);
+                    continue;
+                }
+                return Err(e);
+            }
+            let mut tx = match build(conn.clone()).await {
+                Ok(tx) => tx,
+                Err(e) if lost(&e) => {
+                    lost_last = Some(e);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             tx.transaction = true;
             tx.client = conn.clone();
+            if !conn.is_connected() {
+                lost_last = Some(Error::connection(
+                    "the watching connection was lost before EXEC",
+                ));
+                continue;
+            }
             let exec: Value = tx.query().await?;
             if !exec.is_nil() {
                 return T::from_redis(exec);
             }
+            lost_last = None;
+        }
+        if let Some(e) = lost_last {
+            return Err(e);
         }
         Err(Error::client(format!(
             "transaction aborted {WATCH_ATTEMPTS} times: a watched key kept changing"

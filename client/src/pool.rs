@@ -4,18 +4,26 @@ use crate::{Client, Config, Error, Result};
 use std::future::poll_fn;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::task::Poll;
 use std::time::{Duration, Instant};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
 
 /// A pool of at most `max_size` clients, each with its own connection.
 ///
 /// Most code never needs one: a single [`Client`] is already shared by every task. A pool is
-/// for work that holds connection state (`WATCH`, `CLIENT TRACKING` redirection, `SELECT`
-/// switching) or wants to cap the connections a service opens. A checked-out client goes back on
-/// drop.
+/// for work that wants to cap the connections a service opens, or to keep one workload off
+/// another's connection. A checked-out client is a [`Client`] like any other: the same routing
+/// gate applies (commands that set connection state, such as `SELECT`, are refused; configure
+/// them with [`Config`] so that every pooled connection has them). It goes back on drop.
+///
+/// Clients are also replaced with age: one older than [`PoolBuilder::max_lifetime`] is closed
+/// instead of being handed out or kept, and one idle for longer than
+/// [`PoolBuilder::idle_timeout`] is closed (tornadis `client_timeout` and `autoclose`). Both are
+/// off by default. The pool sweeps expired idle clients on every checkout and return, in the
+/// background on ringdis's timer thread when the next one expires (no async runtime needed), and
+/// on demand with [`Pool::sweep`].
 ///
 /// ```no_run
 /// use ringdis::{cmd, Config, Pool};
@@ -25,11 +33,17 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 /// let pool = Pool::builder(Config::from_url("redis://127.0.0.1:6379")?)
 ///     .max_size(8)
 ///     .checkout_timeout(Some(Duration::from_millis(200)))
+///     .max_lifetime(Some(Duration::from_secs(3600)))
+///     .idle_timeout(Some(Duration::from_secs(60)))
 ///     .build();
 /// pool.preconnect().await?;
 /// let client = pool.get().await?;
 /// client.call::<()>(cmd!("SET", "k", "v")).await?;
 /// drop(client); // back to the pool
+/// // Without waiting: `None` when every client is checked out.
+/// if let Some(client) = pool.try_get()? {
+///     client.call::<()>(cmd!("INCR", "hits")).await?;
+/// }
 /// pool.close();
 /// # Ok(()) }
 /// ```
@@ -43,11 +57,26 @@ struct Inner {
     max_size: usize,
     checkout_timeout: Option<Duration>,
     health_check: bool,
-    idle: Mutex<Vec<Client>>,
-    /// Every client the pool made, idle or not, so `destroy` can reach them.
-    all: Mutex<Vec<Client>>,
+    max_lifetime: Option<Duration>,
+    idle_timeout: Option<Duration>,
+    /// Idle clients, the most recently returned last.
+    idle: Mutex<Vec<Idle>>,
+    /// Every client the pool made and still holds, idle or not, by pool id, so `destroy` can
+    /// reach them.
+    all: Mutex<Vec<(u64, Client)>>,
+    next_id: AtomicU64,
+    /// When the background sweep is due, if one is set.
+    sweep_at: Mutex<Option<Instant>>,
     permits: Arc<Semaphore>,
     closed: AtomicBool,
+}
+
+/// An idle client and its dates.
+struct Idle {
+    client: Client,
+    id: u64,
+    born: Instant,
+    since: Instant,
 }
 
 /// Builds a [`Pool`].
@@ -57,6 +86,8 @@ pub struct PoolBuilder {
     max_size: usize,
     checkout_timeout: Option<Duration>,
     health_check: bool,
+    max_lifetime: Option<Duration>,
+    idle_timeout: Option<Duration>,
 }
 
 impl PoolBuilder {
@@ -80,6 +111,22 @@ impl PoolBuilder {
         self
     }
 
+    /// The longest a client lives (tornadis `client_timeout`): one older than this, counted
+    /// from its creation, is closed and replaced by a new one instead of being handed out, and
+    /// closed when given back (default `None`: clients live for ever).
+    pub fn max_lifetime(mut self, limit: Option<Duration>) -> PoolBuilder {
+        self.max_lifetime = limit;
+        self
+    }
+
+    /// How long a client may sit idle in the pool before it is closed (tornadis `autoclose`;
+    /// default `None`: idle clients stay open). The sweep that closes them runs on ringdis's
+    /// timer thread, so no async runtime is needed; see [`Pool::sweep`].
+    pub fn idle_timeout(mut self, limit: Option<Duration>) -> PoolBuilder {
+        self.idle_timeout = limit;
+        self
+    }
+
     /// The pool. No connection opens until a checkout or [`Pool::preconnect`].
     pub fn build(self) -> Pool {
         Pool {
@@ -89,8 +136,12 @@ impl PoolBuilder {
                 max_size: self.max_size,
                 checkout_timeout: self.checkout_timeout,
                 health_check: self.health_check,
+                max_lifetime: self.max_lifetime,
+                idle_timeout: self.idle_timeout,
                 idle: Mutex::default(),
                 all: Mutex::default(),
+                next_id: AtomicU64::new(0),
+                sweep_at: Mutex::new(None),
                 closed: AtomicBool::new(false),
             }),
         }
@@ -119,42 +170,60 @@ impl Pool {
             max_size: 8,
             checkout_timeout: Some(Duration::from_secs(5)),
             health_check: true,
+            max_lifetime: None,
+            idle_timeout: None,
         }
     }
 
     /// Checks a client out: an idle one, a new one while below `max_size`, or the next one given
-    /// back, waiting at most the checkout timeout ([`Error::Timeout`]).
+    /// back, waiting at most the checkout timeout.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] when no client was given back within the checkout timeout;
+    /// [`Error::Client`] when the pool is closed; with the health check on, the error of
+    /// connecting the client ([`Error::Connection`] when it does not connect within the
+    /// configured connect timeout).
     pub async fn get(&self) -> Result<Pooled> {
         if self.is_closed() {
             return Err(closed());
         }
         let permit = self.acquire().await?;
-        let idle = self
-            .inner
-            .idle
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .pop();
-        let client = match idle {
-            Some(c) => c,
-            None => {
-                let c = Client::new(self.inner.config.clone())?;
-                self.inner
-                    .all
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .push(c.clone());
-                c
-            }
-        };
-        if self.inner.health_check && !client.is_connected() {
-            client.connect().await?;
+        let pooled = self.inner.check_out(permit)?;
+        if self.inner.health_check && !pooled.is_connected() {
+            // On failure the client goes back idle (it reconnects later) and the permit is freed.
+            pooled.connect().await?;
         }
-        Ok(Pooled {
-            client: Some(client),
-            pool: self.inner.clone(),
-            _permit: permit,
-        })
+        Ok(pooled)
+    }
+
+    /// Checks a client out without waiting (tornadis `get_client_nowait`): an idle one, or a
+    /// new one while below `max_size`; `Ok(None)` when every client is checked out.
+    ///
+    /// Unlike [`Pool::get`] it does not wait for the health check either: a client whose
+    /// connection is down (or a new one) connects on its first call with autoconnect, or on
+    /// [`Client::connect`] without it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Client`] when the pool is closed (or a new client cannot be made).
+    pub fn try_get(&self) -> Result<Option<Pooled>> {
+        if self.is_closed() {
+            return Err(closed());
+        }
+        let permit = match self.inner.permits.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(TryAcquireError::NoPermits) => return Ok(None),
+            Err(TryAcquireError::Closed) => return Err(closed()),
+        };
+        self.inner.check_out(permit).map(Some)
+    }
+
+    /// Closes every idle client past its idle timeout or lifetime now, and returns how many it
+    /// closed. The pool also does this by itself (see [`Pool`]); this is for callers that want it
+    /// at a moment of their choosing.
+    pub fn sweep(&self) -> usize {
+        self.inner.sweep(Instant::now())
     }
 
     async fn acquire(&self) -> Result<OwnedSemaphorePermit> {
@@ -186,16 +255,20 @@ impl Pool {
         Ok(())
     }
 
-    /// Pings every idle client and drops those that do not answer; returns how many are left.
+    /// Pings every idle client and closes those that do not answer; returns how many are left.
     pub async fn health_check(&self) -> usize {
-        let idle: Vec<Client> =
+        let idle: Vec<Idle> =
             std::mem::take(&mut *self.inner.idle.lock().unwrap_or_else(|p| p.into_inner()));
         let mut alive = Vec::with_capacity(idle.len());
+        let mut dead = Vec::new();
         for c in idle {
-            if c.call::<()>(crate::cmd!("PING")).await.is_ok() {
+            if c.client.call::<()>(crate::cmd!("PING")).await.is_ok() {
                 alive.push(c);
+            } else {
+                dead.push(c.id);
             }
         }
+        self.inner.forget(&dead);
         let n = alive.len();
         self.inner
             .idle
@@ -224,10 +297,10 @@ impl Pool {
     /// [`Pool::close`], and every connection is closed at once, checked out or not: their calls
     /// in flight fail with [`Error::Connection`].
     pub async fn destroy(&self) {
-        let all: Vec<Client> =
+        let all: Vec<(u64, Client)> =
             std::mem::take(&mut *self.inner.all.lock().unwrap_or_else(|p| p.into_inner()));
         self.close();
-        for c in all {
+        for (_, c) in all {
             c.disconnect().await;
         }
     }
@@ -256,9 +329,143 @@ fn closed() -> Error {
     Error::client("the pool is closed")
 }
 
-/// A client checked out of a [`Pool`]; goes back when dropped.
+impl Inner {
+    /// True when a client born at `born` and idle since `since` must be closed at `now`.
+    fn expired(&self, born: Instant, since: Instant, now: Instant) -> bool {
+        self.max_lifetime.is_some_and(|l| now >= born + l)
+            || self.idle_timeout.is_some_and(|t| now >= since + t)
+    }
+
+    /// When an idle client expires, if ever.
+    fn expiry(&self, c: &Idle) -> Option<Instant> {
+        let by_age = self.max_lifetime.map(|l| c.born + l);
+        let by_idleness = self.idle_timeout.map(|t| c.since + t);
+        match (by_age, by_idleness) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// An idle client that is still young enough, or a new one, for the holder of `permit`.
+    fn check_out(self: &Arc<Self>, permit: OwnedSemaphorePermit) -> Result<Pooled> {
+        let now = Instant::now();
+        self.sweep(now);
+        let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let (client, id, born) = match idle {
+            Some(c) => (c.client, c.id, c.born),
+            None => {
+                let c = Client::new(self.config.clone())?;
+                let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+                self.all
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push((id, c.clone()));
+                (c, id, now)
+            }
+        };
+        Ok(Pooled {
+            client: Some(client),
+            id,
+            born,
+            pool: self.clone(),
+            _permit: permit,
+        })
+    }
+
+    /// Drops the pool's hold on these clients; each closes when its last handle goes.
+    fn forget(&self, ids: &[u64]) {
+        if ids.is_empty() {
+            return;
+        }
+        let gone: Vec<(u64, Client)> = {
+            let mut all = self.all.lock().unwrap_or_else(|p| p.into_inner());
+            let (gone, kept) = std::mem::take(&mut *all)
+                .into_iter()
+                .partition(|(id, _)| ids.contains(id));
+            *all = kept;
+            gone
+        };
+        // Dropped here, outside the lock.
+        drop(gone);
+    }
+
+    /// Closes the expired idle clients, sets the background sweep for the next expiry, and
+    /// returns how many it closed.
+    fn sweep(self: &Arc<Self>, now: Instant) -> usize {
+        if self.max_lifetime.is_none() && self.idle_timeout.is_none() {
+            return 0;
+        }
+        let (expired, next): (Vec<Idle>, Option<Instant>) = {
+            let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+            let (expired, kept): (Vec<Idle>, Vec<Idle>) = std::mem::take(&mut *idle)
+                .into_iter()
+                .partition(|c| self.expired(c.born, c.since, now));
+            *idle = kept;
+            (expired, idle.iter().filter_map(|c| self.expiry(c)).min())
+        };
+        let ids: Vec<u64> = expired.iter().map(|c| c.id).collect();
+        drop(expired);
+        self.forget(&ids);
+        if let Some(at) = next {
+            self.sweep_by(at);
+        }
+        ids.len()
+    }
+
+    /// Makes sure a background sweep runs at `at` at the latest.
+    fn sweep_by(self: &Arc<Self>, at: Instant) {
+        {
+            let mut due = self.sweep_at.lock().unwrap_or_else(|p| p.into_inner());
+            if due.is_some_and(|d| d <= at) {
+                return;
+            }
+            *due = Some(at);
+        }
+        let pool: Weak<Inner> = Arc::downgrade(self);
+        crate::timer::call_at(at, move || {
+            let Some(pool) = pool.upgrade() else { return };
+            {
+                let mut due = pool.sweep_at.lock().unwrap_or_else(|p| p.into_inner());
+                if *due == Some(at) {
+                    *due = None;
+                }
+            }
+            if !pool.closed.load(Ordering::Acquire) {
+                pool.sweep(Instant::now());
+            }
+        });
+    }
+
+    /// Takes back a client that was checked out.
+    fn give_back(self: &Arc<Self>, client: Client, id: u64, born: Instant) {
+        if self.closed.load(Ordering::Acquire) {
+            return;
+        }
+        let now = Instant::now();
+        if self.max_lifetime.is_some_and(|l| now >= born + l) {
+            drop(client);
+            self.forget(&[id]);
+            return;
+        }
+        self.idle
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Idle {
+                client,
+                id,
+                born,
+                since: now,
+            });
+        self.sweep(now);
+    }
+}
+
+/// A client checked out of a [`Pool`]; goes back when dropped (or is closed, when it is past
+/// the pool's [`max_lifetime`](PoolBuilder::max_lifetime)).
 pub struct Pooled {
     client: Option<Client>,
+    id: u64,
+    born: Instant,
     pool: Arc<Inner>,
     _permit: OwnedSemaphorePermit,
 }
@@ -284,13 +491,7 @@ impl std::fmt::Debug for Pooled {
 impl Drop for Pooled {
     fn drop(&mut self) {
         if let Some(c) = self.client.take() {
-            if !self.pool.closed.load(Ordering::Acquire) {
-                self.pool
-                    .idle
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .push(c);
-            }
+            self.pool.give_back(c, self.id, self.born);
         }
     }
 }

@@ -1,6 +1,6 @@
 //! [`Subscriber`]: pub/sub on a connection of its own (tornadis `PubSubClient`).
 
-use crate::conn::{Payload, Request, Sink};
+use crate::conn::{inbox, InboxRx, Payload, Request, Sink};
 use crate::driver::Msg;
 use crate::{Client, Config, Error, Result};
 use bytes::Bytes;
@@ -8,19 +8,41 @@ use std::future::{poll_fn, Future};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
-pub use crate::conn::{Message, SubKind};
+pub use crate::conn::{Message, SubKind, INVALIDATE_CHANNEL};
 
 /// A pub/sub subscriber on a connection of its own.
 ///
-/// Messages arrive as a [`Stream`](futures_core::Stream) of [`Message`]s, or one at a time from
-/// [`Subscriber::next_message`]. After a lost connection the subscriber reconnects by itself and
-/// subscribes again to everything it had; messages published while it was away are lost (pub/sub
-/// keeps no history).
+/// Messages arrive as a [`Stream`](futures_core::Stream) of `Result<Message>`, or one at a time
+/// from [`Subscriber::next_message`]. Both read the same queue, in the order things happened:
+///
+/// * `Ok(message)`: a message. Its payload is a bulk string for `PUBLISH`; messages the server
+///   sends itself may carry other shapes (see [`Message`]).
+/// * `Err(`[`Error::Connection`]`)`, once per lost connection: the subscriber is down. It
+///   reconnects by itself, with capped exponential backoff (see
+///   [`Config::reconnect_backoff`]), for as long as it lives and whatever the timeouts, each
+///   attempt given [`Config::connect_timeout`]; then it subscribes again to everything it had,
+///   and the messages after that follow. Messages published while it was down are lost (pub/sub
+///   keeps no history). [`Subscriber::is_connected`] says whether it is up.
+/// * `Err(`[`Error::Lagged`]` { dropped })`: the reader fell behind, the queue was full
+///   ([`Config::subscriber_queue_limit`], 32 MiB by default) and `dropped` messages were
+///   dropped here. The subscriber goes on.
+/// * `Err(`[`Error::Server`]`)`: after a reconnect the server refused to restore some
+///   subscriptions (its ACL changed); the error names them, and they are no longer held.
+/// * The end of the stream (or `Err(Error::Connection)` from `next_message`, every time): the
+///   subscriber's driver has stopped; nothing more will come.
+///
+/// While the subscriber is down, [`Subscriber::next_message`] with a timeout answers
+/// `Err(Error::Connection)` rather than `Ok(None)` when the timeout passes, and
+/// (un)subscribe calls wait for the reconnect until their command timeout.
+///
+/// The connection reads as fast as the server sends, so the replies to (un)subscribes and
+/// `PING`s are never held up by unread messages; only messages go into the bounded queue.
 ///
 /// ```no_run
-/// use ringdis::{cmd, Client};
+/// use futures::StreamExt;
+/// use ringdis::{cmd, Client, Error};
 /// use std::time::Duration;
 ///
 /// # async fn demo() -> ringdis::Result<()> {
@@ -32,11 +54,18 @@ pub use crate::conn::{Message, SubKind};
 /// if let Some(msg) = sub.next_message(Some(Duration::from_secs(1))).await? {
 ///     println!("{:?} on {:?}", msg.payload_str(), msg.channel_str());
 /// }
+/// while let Some(item) = sub.next().await {
+///     match item {
+///         Ok(msg) => println!("{:?}", msg.payload_str()),
+///         Err(Error::Lagged { dropped }) => eprintln!("{dropped} messages dropped"),
+///         Err(e) => eprintln!("{e}"), // lost, reconnecting: refresh what the messages cache
+///     }
+/// }
 /// # Ok(()) }
 /// ```
 pub struct Subscriber {
     conn: Client,
-    messages: mpsc::UnboundedReceiver<Message>,
+    inbox: InboxRx,
 }
 
 impl std::fmt::Debug for Subscriber {
@@ -57,10 +86,10 @@ impl Client {
 impl Subscriber {
     /// A subscriber with the given configuration.
     pub fn new(config: Config) -> Result<Subscriber> {
+        let (tx, rx) = inbox(config.subscriber_queue_limit);
         let conn = Client::new(config)?;
-        let (tx, messages) = mpsc::unbounded_channel();
         conn.send(Msg::MakeSubscriber(tx));
-        Ok(Subscriber { conn, messages })
+        Ok(Subscriber { conn, inbox: rx })
     }
 
     async fn change(&self, kind: SubKind, subscribe: bool, names: Vec<Bytes>) -> Result<()> {
@@ -91,6 +120,21 @@ impl Subscriber {
     }
 
     /// `SUBSCRIBE`: resolves once the server confirmed every channel.
+    ///
+    /// The subscriber connects on the first (un)subscribe. While it is down and reconnecting
+    /// (it holds subscriptions), a call waits for the reconnect until the command timeout.
+    /// Subscriptions are kept by the subscriber, not only by the server: one whose call failed
+    /// with [`Error::Connection`] because the connection was lost meanwhile is still restored on
+    /// the reconnect (unsubscribe to drop it). A subscribe the server refuses (an ACL `NOPERM`)
+    /// fails with its error and adds nothing; if restoring subscriptions after a reconnect is
+    /// refused, the reader gets that error ([`Error::Server`]) in order with the messages, and
+    /// those subscriptions are no longer held.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`] when it is not confirmed (or the subscriber not reconnected) within the
+    /// command timeout; [`Error::Connection`] when the connection is lost with the call in flight,
+    /// or when a first connection cannot be made within the connect timeout; [`Error::Client`]
+    /// for an empty list.
     pub async fn subscribe<I, S>(&self, channels: I) -> Result<()>
     where
         I: IntoIterator<Item = S>,
@@ -144,17 +188,29 @@ impl Subscriber {
         self.change(SubKind::Shard, false, names(channels)).await
     }
 
-    /// The next message. With a timeout, `Ok(None)` when none came in time (tornadis
-    /// `pubsub_pop_message`); without, it waits as long as it takes. An error means the
-    /// subscriber has stopped.
+    /// The next message, or the next report (see [`Subscriber`]): `Ok(Some(message))`, or
+    /// `Err` once for a lost connection ([`Error::Connection`]) and once for each run of dropped
+    /// messages ([`Error::Lagged`]).
+    ///
+    /// With a timeout, when none came in time: `Ok(None)` while the subscriber is connected (or
+    /// holds no subscriptions), but `Err(Error::Connection)`, saying why, while it is down and
+    /// reconnecting, so a down subscriber never looks idle (tornadis `pubsub_pop_message`).
+    /// Without a timeout it waits as long as it takes.
+    ///
+    /// # Errors
+    /// As above; and `Err(Error::Connection)` every time once the subscriber's driver has
+    /// stopped.
     pub async fn next_message(&mut self, timeout: Option<Duration>) -> Result<Option<Message>> {
         let mut timer = timeout.map(|t| crate::timer::sleep_until(Instant::now() + t));
         poll_fn(|cx| {
-            if let Poll::Ready(m) = self.messages.poll_recv(cx) {
-                return Poll::Ready(m.map(Some).ok_or_else(stopped));
+            if let Poll::Ready(item) = self.inbox.poll_next(cx) {
+                return Poll::Ready(item.ok_or_else(stopped)?.map(Some));
             }
             match timer.as_mut().map(|t| Pin::new(t).poll(cx)) {
-                Some(Poll::Ready(_)) => Poll::Ready(Ok(None)),
+                Some(Poll::Ready(_)) => Poll::Ready(match self.inbox.down() {
+                    Some(down) => Err(down),
+                    None => Ok(None),
+                }),
                 _ => Poll::Pending,
             }
         })
@@ -166,7 +222,20 @@ impl Subscriber {
         self.conn.is_connected()
     }
 
-    /// The connection, for `PING` and the like.
+    /// How many messages are queued, unread.
+    pub fn queued(&self) -> usize {
+        self.inbox.queued().0
+    }
+
+    /// How many messages were dropped so far because the queue was full (each run of them is
+    /// also reported once as [`Error::Lagged`]).
+    pub fn dropped(&self) -> u64 {
+        self.inbox.dropped()
+    }
+
+    /// The connection, for `PING` and the like. Calls on it pass the same routing gate as any
+    /// [`Client`]'s: `SUBSCRIBE` and the rest of its family are refused there (use the methods
+    /// above, which the subscriber restores after a reconnect).
     pub fn connection(&self) -> &Client {
         &self.conn
     }
@@ -187,10 +256,12 @@ where
         .collect()
 }
 
+/// Messages and reports in order (see [`Subscriber`]); the stream ends when the subscriber's
+/// driver has stopped.
 impl futures_core::Stream for Subscriber {
-    type Item = Message;
+    type Item = Result<Message>;
 
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Message>> {
-        self.messages.poll_recv(cx)
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Message>>> {
+        self.inbox.poll_next(cx)
     }
 }

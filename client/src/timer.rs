@@ -1,6 +1,7 @@
 //! A timer for the few waits users make that are not a command's (a subscriber's
-//! `next_message` timeout, a pool checkout): one lazily started thread serves them all, so the
-//! futures need no async runtime. Command and connect timeouts run in the drivers instead.
+//! `next_message` timeout, a pool checkout) and for the pool's idle sweep: one lazily started
+//! thread serves them all, so nothing needs an async runtime. Command and connect timeouts run in
+//! the drivers instead.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -8,10 +9,28 @@ use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::Instant;
 use tokio::sync::oneshot;
 
+/// What happens when an entry is due.
+enum Wake {
+    /// Resolve a sleep.
+    Signal(oneshot::Sender<()>),
+    /// Run a short job on the timer thread.
+    Call(Box<dyn FnOnce() + Send>),
+}
+
+impl Wake {
+    /// Nobody waits for it any more.
+    fn is_stale(&self) -> bool {
+        match self {
+            Wake::Signal(tx) => tx.is_closed(),
+            Wake::Call(_) => false,
+        }
+    }
+}
+
 struct Entry {
     at: Instant,
     seq: u64,
-    wake: oneshot::Sender<()>,
+    wake: Wake,
 }
 
 impl PartialEq for Entry {
@@ -60,19 +79,35 @@ fn wheel() -> &'static Wheel {
 fn run() {
     let w = wheel();
     let mut timers = w.timers.lock().unwrap_or_else(|p| p.into_inner());
+    let mut jobs: Vec<Box<dyn FnOnce() + Send>> = Vec::new();
     loop {
         let now = Instant::now();
         while timers.heap.peek().is_some_and(|Reverse(e)| e.at <= now) {
             if let Some(Reverse(e)) = timers.heap.pop() {
-                let _ = e.wake.send(());
+                match e.wake {
+                    Wake::Signal(tx) => {
+                        let _ = tx.send(());
+                    }
+                    Wake::Call(job) => jobs.push(job),
+                }
             }
+        }
+        if !jobs.is_empty() {
+            // Jobs run without the lock: they may set timers themselves. A panicking one is
+            // contained, so the thread keeps serving everyone else.
+            drop(timers);
+            for job in jobs.drain(..) {
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+            }
+            timers = w.timers.lock().unwrap_or_else(|p| p.into_inner());
+            continue;
         }
         // Drop sleeps nobody waits for any more.
         if timers.heap.len() > 64 {
             let heap = std::mem::take(&mut timers.heap);
             timers.heap = heap
                 .into_iter()
-                .filter(|Reverse(e)| !e.wake.is_closed())
+                .filter(|Reverse(e)| !e.wake.is_stale())
                 .collect();
         }
         timers = match timers.heap.peek().map(|Reverse(e)| e.at) {
@@ -91,17 +126,28 @@ fn run() {
 /// Resolves at `at` (or just after).
 pub(crate) fn sleep_until(at: Instant) -> oneshot::Receiver<()> {
     let (tx, rx) = oneshot::channel();
+    add(at, Wake::Signal(tx));
+    rx
+}
+
+/// Runs `job` on the timer thread at `at` (or just after). It must be short and never block:
+/// every other timer waits for it. (If the timer thread could not be started it never runs, so
+/// a job may only ever save work that something else would also do.)
+pub(crate) fn call_at(at: Instant, job: impl FnOnce() + Send + 'static) {
+    add(at, Wake::Call(Box::new(job)));
+}
+
+fn add(at: Instant, wake: Wake) {
     let w = wheel();
     let mut timers = w.timers.lock().unwrap_or_else(|p| p.into_inner());
     timers.seq += 1;
     let seq = timers.seq;
     let earliest = timers.heap.peek().is_none_or(|Reverse(e)| at < e.at);
-    timers.heap.push(Reverse(Entry { at, seq, wake: tx }));
+    timers.heap.push(Reverse(Entry { at, seq, wake }));
     drop(timers);
     if earliest {
         w.changed.notify_one();
     }
-    rx
 }
 
 #[cfg(test)]
@@ -119,5 +165,21 @@ mod tests {
         assert!(e >= Duration::from_millis(20), "{e:?}");
         futures::executor::block_on(late).unwrap();
         assert!(t0.elapsed() >= Duration::from_millis(60));
+    }
+
+    #[test]
+    fn jobs_run_when_due_and_may_set_timers() {
+        let t0 = Instant::now();
+        let (tx, rx) = std::sync::mpsc::channel();
+        call_at(t0 + Duration::from_millis(20), move || {
+            let ran = Instant::now();
+            // A job that sets another timer must not deadlock the wheel.
+            call_at(ran + Duration::from_millis(10), move || {
+                tx.send((ran, Instant::now())).unwrap_or(())
+            });
+        });
+        let (first, second) = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        assert!(first >= t0 + Duration::from_millis(20));
+        assert!(second >= first + Duration::from_millis(10));
     }
 }

@@ -1,6 +1,6 @@
 //! Emitting Rust for the plans, with `quote` and `prettyplease`.
 
-use crate::model::{reply_type, Command, Replies, Spec};
+use crate::model::{reply_type, Command, Overrides, Replies, Spec};
 use crate::plan::{self, Enums, Plan, Seg, Ty, Write};
 use proc_macro2::{Ident, Span, TokenStream};
 use quote::{format_ident, quote};
@@ -183,7 +183,14 @@ fn writes(ws: &[Write], fields: &[String], recv: &TokenStream) -> TokenStream {
 }
 
 /// The doc text of a command method.
-pub fn command_doc(p: &Plan, c: &Command, reply: &str, shape: &str, probe: bool) -> String {
+pub fn command_doc(
+    p: &Plan,
+    c: &Command,
+    reply: &str,
+    shape: &str,
+    probe: bool,
+    untyped: Option<&str>,
+) -> String {
     let mut d = format!("`{}`\n\n", plan::synopsis(&p.wire, c));
     if !c.summary.is_empty() {
         d.push_str(&format!("{}\n\n", c.summary.trim()));
@@ -203,11 +210,14 @@ pub fn command_doc(p: &Plan, c: &Command, reply: &str, shape: &str, probe: bool)
     d.push_str(&format!(
         "- default reply: `{reply}` ({shape}); `.decode::<T>()` for another type\n"
     ));
+    if let Some(why) = untyped {
+        d.push_str(&format!("- why untyped: {why}\n"));
+    }
     d
 }
 
 /// Generates the whole file for `spec` with `replies`.
-pub fn generate(spec: &Spec, replies: &Replies) -> String {
+pub fn generate(spec: &Spec, replies: &Replies, overrides: &Overrides) -> String {
     let eligible = spec.eligible();
     let mut enums = Enums::default();
     let plans: Vec<(Plan, &Command)> = eligible
@@ -223,7 +233,19 @@ pub fn generate(spec: &Spec, replies: &Replies) -> String {
         let shape = replies.get(&p.name).map_or("any", String::as_str);
         let reply_src = reply_type(shape).unwrap_or("Value");
         let reply: TokenStream = reply_src.parse().expect("reply types parse");
-        let doc = docs(&command_doc(p, c, reply_src, shape, spec.probe.is_some()));
+        let untyped = overrides
+            .untyped_replies
+            .get(&p.name)
+            .filter(|_| shape == "any")
+            .map(String::as_str);
+        let doc = docs(&command_doc(
+            p,
+            c,
+            reply_src,
+            shape,
+            spec.probe.is_some(),
+            untyped,
+        ));
         let b = ident(&p.builder);
         let m = ident(&p.method);
         let wire = &p.wire;

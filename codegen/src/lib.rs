@@ -3,20 +3,45 @@
 
 pub mod dump;
 pub mod emit;
+pub mod gate;
 pub mod model;
 pub mod plan;
 pub mod resp;
 pub mod servers;
 
-/// Generates the typed API from the text of `commands.json` and `replies.json`.
+/// The reviewed corrections to the spec (`codegen/overrides.json`), built in.
+pub const OVERRIDES: &str = include_str!("../overrides.json");
+
+/// Generates the typed API from the text of `commands.json` and `replies.json`, with the
+/// built-in [`OVERRIDES`].
 pub fn generate(commands_json: &str, replies_json: &str) -> Result<String, String> {
-    let spec = model::Spec::parse(commands_json).map_err(|e| format!("commands.json: {e}"))?;
+    generate_with(commands_json, replies_json, OVERRIDES)
+}
+
+/// [`generate`] with the text of another `overrides.json`.
+pub fn generate_with(
+    commands_json: &str,
+    replies_json: &str,
+    overrides_json: &str,
+) -> Result<String, String> {
+    let mut spec = model::Spec::parse(commands_json).map_err(|e| format!("commands.json: {e}"))?;
     let replies: model::Replies =
         serde_json::from_str(replies_json).map_err(|e| format!("replies.json: {e}"))?;
+    let overrides =
+        model::Overrides::parse(overrides_json).map_err(|e| format!("overrides.json: {e}"))?;
+    spec.apply(&overrides)
+        .map_err(|e| format!("overrides.json: {e}"))?;
     for (name, shape) in &replies {
         if model::reply_type(shape).is_none() {
             return Err(format!("replies.json: {name}: unknown shape {shape:?}"));
         }
     }
-    Ok(emit::generate(&spec, &replies))
+    Ok(emit::generate(&spec, &replies, &overrides))
+}
+
+/// Generates the routing gate's lookup of the spec's flags (see [`gate`]) from the text of
+/// `commands.json`.
+pub fn generate_gate(commands_json: &str) -> Result<String, String> {
+    let spec = model::Spec::parse(commands_json).map_err(|e| format!("commands.json: {e}"))?;
+    gate::generate(&spec)
 }

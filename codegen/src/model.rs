@@ -217,6 +217,29 @@ pub fn reply_type(shape: &str) -> Option<&'static str> {
         "array_any" => "Vec<Value>",
         "map" => "HashMap<Bytes, Bytes>",
         "any" => "Value",
+        // Typed defaults for replies that used to be `any` or doubtful (issue #11, kind 11).
+        "string" => "String",
+        "pair_int" => "(i64, i64)",
+        "array_int_or_nil" => "Vec<Option<i64>>",
+        "array_any_or_nil" => "Option<Vec<Value>>",
+        "map_int" => "HashMap<Bytes, i64>",
+        "map_any" => "HashMap<String, Value>",
+        "map_any_or_nil" => "Option<HashMap<String, Value>>",
+        "array_map_any" => "Vec<HashMap<String, Value>>",
+        "scan" => "(u64, Vec<Bytes>)",
+        "scan_pairs" => "(u64, Vec<(Bytes, Bytes)>)",
+        "scan_scores" => "(u64, Vec<(Bytes, f64)>)",
+        "geo_positions" => "Vec<Option<(f64, f64)>>",
+        "members_scores" => "Vec<(Bytes, f64)>",
+        "key_member_or_nil" => "Option<(Bytes, Bytes)>",
+        "key_member_score_or_nil" => "Option<(Bytes, Bytes, f64)>",
+        "key_members_or_nil" => "Option<(Bytes, Vec<Bytes>)>",
+        "key_members_scores_or_nil" => "Option<(Bytes, Vec<(Bytes, f64)>)>",
+        "keys_flags" => "Vec<(Bytes, Vec<Bytes>)>",
+        "stream_entries" => "Vec<(Bytes, Vec<(Bytes, Bytes)>)>",
+        "streams" => "Vec<(Bytes, Vec<(Bytes, Vec<(Bytes, Bytes)>)>)>",
+        "stream_autoclaim" => "(Bytes, Vec<(Bytes, Vec<(Bytes, Bytes)>)>, Vec<Bytes>)",
+        "stream_pending" => "(i64, Option<Bytes>, Option<Bytes>, Vec<(Bytes, i64)>)",
         _ => return None,
     })
 }
@@ -242,4 +265,133 @@ pub const SHAPES: &[&str] = &[
     "array_any",
     "map",
     "any",
+    "string",
+    "pair_int",
+    "array_int_or_nil",
+    "array_any_or_nil",
+    "map_int",
+    "map_any",
+    "map_any_or_nil",
+    "array_map_any",
+    "scan",
+    "scan_pairs",
+    "scan_scores",
+    "geo_positions",
+    "members_scores",
+    "key_member_or_nil",
+    "key_member_score_or_nil",
+    "key_members_or_nil",
+    "key_members_scores_or_nil",
+    "keys_flags",
+    "stream_entries",
+    "streams",
+    "stream_autoclaim",
+    "stream_pending",
 ];
+
+/// `codegen/overrides.json`: reviewed corrections to the spec's declared argument types, and the
+/// reason each command whose default reply stays `any` keeps it. See the file's `about`.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub arguments: Vec<ArgOverride>,
+    /// Command (`client|kill`-style) → why its default reply is a raw `Value`.
+    pub untyped_replies: BTreeMap<String, String>,
+}
+
+/// One corrected argument type.
+#[derive(Debug, Clone)]
+pub struct ArgOverride {
+    /// `zincrby increment`, `bitfield operation/get-block/offset`.
+    pub argument: String,
+    /// The type the spec declares (checked).
+    pub spec: String,
+    /// The type to use instead.
+    pub kind: String,
+    pub reason: String,
+}
+
+/// The argument types an override may give.
+pub const ARG_TYPES: &[&str] = &["integer", "double", "unix-time", "string"];
+
+impl Overrides {
+    /// Reads `overrides.json`; every entry must have a known type and a reason.
+    pub fn parse(json: &str) -> Result<Overrides, String> {
+        let j: Json = serde_json::from_str(json).map_err(|e| e.to_string())?;
+        let mut out = Overrides::default();
+        for a in j["arguments"].as_array().into_iter().flatten() {
+            let o = ArgOverride {
+                argument: string(&a["argument"]),
+                spec: string(&a["spec"]),
+                kind: string(&a["type"]),
+                reason: string(&a["reason"]),
+            };
+            if !o.argument.contains(' ') || o.spec.is_empty() || o.reason.is_empty() {
+                return Err(format!(
+                    "{:?}: needs `argument` (\"command path\"), `spec`, `type` and `reason`",
+                    o.argument
+                ));
+            }
+            if !ARG_TYPES.contains(&o.kind.as_str()) {
+                return Err(format!("{}: unknown type {:?}", o.argument, o.kind));
+            }
+            out.arguments.push(o);
+        }
+        for (name, why) in j["untyped_replies"].as_object().into_iter().flatten() {
+            let why = why.as_str().unwrap_or_default();
+            if why.is_empty() {
+                return Err(format!("untyped_replies: {name}: no reason"));
+            }
+            out.untyped_replies.insert(name.clone(), why.to_string());
+        }
+        Ok(out)
+    }
+}
+
+impl Spec {
+    /// A command or subcommand (`config|get`) by name.
+    pub fn command_mut(&mut self, name: &str) -> Option<&mut Command> {
+        match name.split_once('|') {
+            Some((parent, _)) => self.commands.get_mut(parent)?.subcommands.get_mut(name),
+            None => self.commands.get_mut(name),
+        }
+    }
+
+    /// Applies the argument corrections; returns how many applied. An override for a command
+    /// the spec does not have is skipped; one whose argument is missing or whose declared type
+    /// is no longer `spec` (a refresh changed it) is an error, so it cannot go stale unseen.
+    pub fn apply(&mut self, overrides: &Overrides) -> Result<usize, String> {
+        let mut applied = 0;
+        for o in &overrides.arguments {
+            let (command, path) = o.argument.split_once(' ').unwrap_or_default();
+            let Some(c) = self.command_mut(command) else {
+                continue;
+            };
+            let mut args = &mut c.arguments;
+            let mut steps = path.split('/').peekable();
+            let found = loop {
+                let Some(step) = steps.next() else {
+                    break None;
+                };
+                let Some(a) = args.iter_mut().find(|a| a.name == step) else {
+                    break None;
+                };
+                if steps.peek().is_none() {
+                    break Some(a);
+                }
+                args = &mut a.arguments;
+            };
+            let Some(a) = found else {
+                return Err(format!("{}: no such argument in the spec", o.argument));
+            };
+            if a.kind != o.spec {
+                return Err(format!(
+                    "{}: the spec now declares {:?}, not {:?}: review the override",
+                    o.argument, a.kind, o.spec
+                ));
+            }
+            a.kind = o.kind.clone();
+            applied += 1;
+        }
+        Ok(applied)
+    }
+}

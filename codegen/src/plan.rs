@@ -248,14 +248,15 @@ struct Partial {
     writes: Vec<Write>,
 }
 
+/// The parameter type of a scalar argument, from its (corrected: `codegen/overrides.json`)
+/// spec type.
 fn scalar_ty(a: &Arg) -> Ty {
     match a.kind.as_str() {
-        // Cursors are unsigned 64-bit; score bounds may be `(1`, `-inf`, `+inf`.
-        "integer" if a.name != "cursor" => Ty::Int,
+        "integer" => Ty::Int,
         "unix-time" => Ty::Time {
             millis: a.name.contains("milli"),
         },
-        "double" if a.name != "min" && a.name != "max" => Ty::Float,
+        "double" => Ty::Float,
         _ => Ty::Arg,
     }
 }

@@ -272,3 +272,90 @@ fn skipped_commands() {
     assert!(code.contains("fn config_get(self, parameter: impl ToArg)"));
     assert!(code.contains(r#"Cmd::new("CONFIG GET")"#));
 }
+
+/// `codegen/overrides.json` against the real spec: every correction applies (none stale), each
+/// has a reason, and every command whose default reply stays `any` says why.
+#[test]
+fn overrides_apply_and_untyped_replies_have_reasons() {
+    use ringdis_codegen::model::{Overrides, Spec};
+    let overrides = Overrides::parse(ringdis_codegen::OVERRIDES).unwrap();
+    let mut spec = Spec::parse(&root("commands.json")).unwrap();
+    let applied = spec.apply(&overrides).unwrap();
+    assert_eq!(
+        applied,
+        overrides.arguments.len(),
+        "an override matches no command"
+    );
+    assert!(overrides
+        .arguments
+        .iter()
+        .all(|o| o.reason.contains("valkey.io/commands/")));
+
+    let replies: serde_json::Map<String, Json> =
+        serde_json::from_str(&root("replies.json")).unwrap();
+    let untyped: BTreeSet<String> = replies
+        .iter()
+        .filter(|(_, s)| *s == "any")
+        .map(|(n, _)| n.clone())
+        .collect();
+    let explained: BTreeSet<String> = overrides.untyped_replies.keys().cloned().collect();
+    assert_eq!(
+        untyped, explained,
+        "each `any` in replies.json needs a reason in overrides.json, and only those"
+    );
+    assert!(untyped.len() <= 25, "{} untyped replies", untyped.len());
+}
+
+/// The corrections and typed defaults show in the generated API.
+#[test]
+fn corrected_types_in_the_real_api() {
+    let code = generate(&root("commands.json"), &root("replies.json")).unwrap();
+    let code = code.split_whitespace().collect::<Vec<_>>().join(" ");
+    for want in [
+        "fn zincrby( self, key: impl ToArg, increment: f64, member: impl ToArg, )",
+        "fn hexpireat( self, key: impl ToArg, unix_time_seconds: impl UnixTime,",
+        "fn zrangebyscore( self, key: impl ToArg, min: impl ToArg, max: impl ToArg, )",
+        "fn scan(self, cursor: impl ToArg) -> Scan<Self::Target>",
+        "builder!(Geodist, Option<f64>);",
+        "builder!(Geopos, Vec<Option<(f64, f64)>>);",
+        "builder!(Scan, (u64, Vec<Bytes>));",
+        "builder!(Sscan, (u64, Vec<Bytes>));",
+        "builder!(Hscan, (u64, Vec<(Bytes, Bytes)>));",
+        "builder!(Zscan, (u64, Vec<(Bytes, f64)>));",
+        "builder!(Blpop, Option<(Bytes, Bytes)>);",
+        "builder!(Bzpopmin, Option<(Bytes, Bytes, f64)>);",
+        "builder!(Zpopmin, Vec<(Bytes, f64)>);",
+        "builder!(Zscore, Option<f64>);",
+        "builder!(Zrank, Option<i64>);",
+        "/// - why untyped: valkey.io/commands/eval: the reply is whatever the script returns",
+    ] {
+        assert!(code.contains(want), "missing: {want}");
+    }
+    // BITFIELD offsets take `#1` as well as numbers.
+    assert!(code.contains("pub fn get(mut self, encoding: impl ToArg, offset: impl ToArg) -> Self"));
+}
+
+/// An override that no longer matches the spec fails the build instead of going stale.
+#[test]
+fn stale_or_unknown_overrides_are_errors() {
+    let zincrby = |ty: &str| {
+        spec(&format!(
+            r#""zincrby": {{"arity": 4, "group": "sorted-set", "since": "1.2.0", "arguments": [
+                {{"name": "key", "type": "key"}}, {{"name": "increment", "type": "{ty}"}},
+                {{"name": "member", "type": "string"}}]}}"#
+        ))
+    };
+    let code = generate(&zincrby("integer"), "{}").unwrap();
+    assert!(code.contains("increment: f64"));
+    let e = generate(&zincrby("double"), "{}").unwrap_err();
+    assert!(
+        e.contains("zincrby increment") && e.contains("review"),
+        "{e}"
+    );
+    let bad = r#"{"arguments": [{"argument": "zincrby nope", "spec": "integer", "type": "double", "reason": "r"}]}"#;
+    let e = ringdis_codegen::generate_with(&zincrby("integer"), "{}", bad).unwrap_err();
+    assert!(e.contains("no such argument"), "{e}");
+    let bad = r#"{"arguments": [{"argument": "zincrby increment", "spec": "integer", "type": "float", "reason": "r"}]}"#;
+    let e = ringdis_codegen::generate_with(&zincrby("integer"), "{}", bad).unwrap_err();
+    assert!(e.contains("unknown type"), "{e}");
+}

@@ -9,7 +9,7 @@
 use ringdis::commands::{
     Aggregate, Dispatch, LeftOrRight, MinOrMax, Strategy, Unit, Wherefrom, Whereto,
 };
-use ringdis::{cmd, Client, Cmd, Commands, Config, FromRedis, Protocol, Value};
+use ringdis::{cmd, Client, Cmd, Commands, Config, Error, FromRedis, Parser, Protocol, Value};
 use ringdis_tests::{Server, ServerKind};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
@@ -19,6 +19,9 @@ use std::sync::Mutex;
 /// A `Dispatch` target that hands the built command back, with its default reply type.
 struct Rec {
     client: Client,
+    /// The server's port and the protocol, for [`raw_call`].
+    port: u16,
+    resp3: bool,
     label: String,
     redis_7_0: bool,
     replies: BTreeMap<String, String>,
@@ -104,8 +107,133 @@ fn has_shape(shape: &str, v: &Value) -> bool {
             _ => false,
         },
         "any" => true,
+        "string" => is_text(v),
+        "pair_int" => items(v).is_some_and(|a| a.len() == 2 && a.iter().all(is_int_text)),
+        "array_int_or_nil" => all(|x| matches!(x, Value::Int(_) | Value::Nil)),
+        "array_any_or_nil" => items(v).is_some() || v.is_nil(),
+        "map_int" => match v {
+            Value::Map(m) => m.iter().all(|(k, x)| is_text(k) && matches!(x, Value::Int(_))),
+            _ => flat_pairs(v, |x| matches!(x, Value::Int(_))),
+        },
+        "map_any" => is_map_any(v),
+        "map_any_or_nil" => is_map_any(v) || v.is_nil(),
+        "array_map_any" => all(is_map_any),
+        "scan" | "scan_pairs" | "scan_scores" => items(v).is_some_and(|a| {
+            a.len() == 2
+                && matches!(&a[0], Value::Bulk(c) if std::str::from_utf8(c).is_ok_and(|c| c.parse::<u64>().is_ok()))
+                && match shape {
+                    "scan" => items(&a[1]).is_some_and(|i| i.iter().all(is_text)),
+                    "scan_pairs" => flat_pairs(&a[1], is_text),
+                    _ => flat_pairs(&a[1], is_float),
+                }
+        }),
+        "geo_positions" => all(|p| {
+            p.is_nil() || items(p).is_some_and(|c| c.len() == 2 && c.iter().all(is_float))
+        }),
+        "members_scores" => {
+            flat_pairs(v, is_float) || all(|p| items(p).is_some_and(is_member_score))
+        }
+        "key_member_or_nil" => {
+            v.is_nil() || items(v).is_some_and(|a| a.len() == 2 && a.iter().all(is_text))
+        }
+        "key_member_score_or_nil" => {
+            v.is_nil()
+                || items(v).is_some_and(|a| {
+                    a.len() == 3 && is_text(&a[0]) && is_text(&a[1]) && is_float(&a[2])
+                })
+        }
+        "key_members_or_nil" => {
+            v.is_nil()
+                || items(v).is_some_and(|a| {
+                    a.len() == 2
+                        && is_text(&a[0])
+                        && items(&a[1]).is_some_and(|m| m.iter().all(is_text))
+                })
+        }
+        "key_members_scores_or_nil" => {
+            v.is_nil()
+                || items(v).is_some_and(|a| {
+                    a.len() == 2
+                        && is_text(&a[0])
+                        && items(&a[1]).is_some_and(|m| {
+                            m.iter().all(|p| items(p).is_some_and(is_member_score))
+                        })
+                })
+        }
+        "keys_flags" => all(|p| {
+            items(p).is_some_and(|a| {
+                a.len() == 2 && is_text(&a[0]) && items(&a[1]).is_some_and(|f| f.iter().all(is_text))
+            })
+        }),
+        "stream_entries" => is_entries(v),
+        "streams" => match v {
+            Value::Nil => true,
+            Value::Map(m) => m.iter().all(|(k, e)| is_text(k) && is_entries(e)),
+            _ => all(|s| {
+                items(s).is_some_and(|a| a.len() == 2 && is_text(&a[0]) && is_entries(&a[1]))
+            }),
+        },
+        "stream_autoclaim" => items(v).is_some_and(|a| {
+            a.len() == 3
+                && is_text(&a[0])
+                && is_entries(&a[1])
+                && items(&a[2]).is_some_and(|d| d.iter().all(is_text))
+        }),
+        "stream_pending" => items(v).is_some_and(|a| {
+            a.len() == 4
+                && matches!(a[0], Value::Int(_))
+                && (is_text(&a[1]) || a[1].is_nil())
+                && (is_text(&a[2]) || a[2].is_nil())
+                && (a[3].is_nil()
+                    || items(&a[3]).is_some_and(|c| {
+                        c.iter().all(|p| {
+                            items(p).is_some_and(|p| {
+                                p.len() == 2 && is_text(&p[0]) && is_int_text(&p[1])
+                            })
+                        })
+                    }))
+        }),
         _ => false,
     }
+}
+
+/// An integer, or a string holding one (TIME's fields).
+fn is_int_text(v: &Value) -> bool {
+    match v {
+        Value::Int(_) => true,
+        Value::Bulk(b) => std::str::from_utf8(b).is_ok_and(|s| s.parse::<i64>().is_ok()),
+        _ => false,
+    }
+}
+
+/// A flat `[key, value, key, value…]` array of text keys whose values pass `value`.
+fn flat_pairs(v: &Value, value: fn(&Value) -> bool) -> bool {
+    items(v)
+        .is_some_and(|a| a.len() % 2 == 0 && a.chunks(2).all(|p| is_text(&p[0]) && value(&p[1])))
+}
+
+/// A RESP3 map, or a RESP2 flat array with text keys, of any values.
+fn is_map_any(v: &Value) -> bool {
+    match v {
+        Value::Map(m) => m.iter().all(|(k, _)| is_text(k)),
+        _ => flat_pairs(v, |_| true),
+    }
+}
+
+/// `[member, score]`.
+fn is_member_score(a: &[Value]) -> bool {
+    a.len() == 2 && is_text(&a[0]) && is_float(&a[1])
+}
+
+/// Stream entries: `[[id, [field, value, …] or nil], …]`.
+fn is_entries(v: &Value) -> bool {
+    items(v).is_some_and(|es| {
+        es.iter().all(|e| {
+            items(e).is_some_and(|e| {
+                e.len() == 2 && is_text(&e[0]) && (e[1].is_nil() || flat_pairs(&e[1], is_text))
+            })
+        })
+    })
 }
 
 impl Rec {
@@ -158,7 +286,17 @@ impl Rec {
             ));
         }
         let value: Value = match self.client.call(cmd.clone()).await {
+            Ok(v) if REFUSED_BY_THE_GATE.contains(&name.as_str()) => {
+                self.fail(format!(
+                    "{label}: `{cmd}` was not refused by the gate: {v:?}"
+                ));
+                return None;
+            }
             Ok(v) => v,
+            // Connection state: refused on a client connection, its reply checked on a raw one.
+            Err(Error::Client { .. }) if REFUSED_BY_THE_GATE.contains(&name.as_str()) => {
+                raw_call(self.port, self.resp3, &cmd)
+            }
             Err(e) => {
                 self.fail(format!("{label}: `{cmd}` failed: {e}"));
                 return None;
@@ -178,6 +316,39 @@ impl Rec {
             }
         }
     }
+}
+
+/// The commands below that the routing gate refuses on a client connection (`SELECT`, `CLIENT
+/// SETNAME`: connection state set through `Config`; `WAIT` alone: it is about the connection's
+/// own writes). Their replies are checked on a raw connection instead.
+const REFUSED_BY_THE_GATE: &[&str] = &["client|setname", "select", "wait"];
+
+/// Sends `cmd` on a new raw connection (after `HELLO 3` for RESP3) and reads its reply.
+fn raw_call(port: u16, resp3: bool, cmd: &Cmd) -> Value {
+    use std::io::{Read, Write};
+    let mut sock = std::net::TcpStream::connect(("127.0.0.1", port)).expect("raw connection");
+    sock.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let mut parser = Parser::default();
+    let mut input = bytes::BytesMut::new();
+    let mut call = |cmd: &Cmd| -> Value {
+        let mut out = bytes::BytesMut::new();
+        ringdis::resp::write_command(&mut out, cmd.args().len(), cmd.args().encoded());
+        sock.write_all(&out).expect("raw write");
+        loop {
+            if let Some(v) = parser.parse(&mut input).expect("valid RESP") {
+                return v;
+            }
+            let mut chunk = [0u8; 4096];
+            let n = sock.read(&mut chunk).expect("raw read");
+            assert!(n > 0, "the server closed the raw connection");
+            input.extend_from_slice(&chunk[..n]);
+        }
+    };
+    if resp3 {
+        call(&cmd!("HELLO", 3));
+    }
+    call(cmd)
 }
 
 fn lossy(v: &[Vec<u8>]) -> Vec<String> {
@@ -278,6 +449,18 @@ async fn exercise(r: &Rec) -> usize {
     run!(r.memory_usage("nope"));
     run!(r.memory_doctor());
     run!(r.latency_latest());
+    run!(r.latency_history("command"));
+    run!(r.latency_histogram().command(["set", "get"]));
+    run!(r.hello());
+    run!(r.memory_stats());
+    run!(r.client_trackinginfo());
+    run!(r.command());
+    run!(r.command_getkeysandflags("set").arg(["k", "v"]));
+    run!(r.module_list());
+    run!(r.pubsub_shardnumsub());
+    run!(r.pubsub_numsub().channel(["chan", "other"]));
+    run!(r.migrate("127.0.0.1", 1, 0, 100).key("nokey-for-migrate"));
+    run!(r.acl_getuser("nobody"));
     for help in [
         r.acl_help().into_cmd(),
         r.client_help().into_cmd(),
@@ -421,7 +604,7 @@ async fn exercise(r: &Rec) -> usize {
     run!(r.zadd("z2", 1.0, "b").nx().ch());
     run!(r.zscore("z", "a"));
     run!(r.zscore("z", "nope"));
-    run!(r.zincrby("z", 1, "a"));
+    run!(r.zincrby("z", 1.5, "a"));
     run!(r.zcard("z"));
     run!(r.zcount("z", "-inf", "+inf"));
     run!(r.zrange("z", "0", "-1"));
@@ -550,6 +733,8 @@ async fn generated_methods_against_real_servers() {
             let client = Client::new(Config::new().port(server.port()).protocol(protocol)).unwrap();
             let r = Rec {
                 client,
+                port: server.port(),
+                resp3: protocol == Protocol::Resp3,
                 label: format!("{} {} {protocol:?}", server.kind(), server.version()),
                 redis_7_0: *redis_7_0,
                 replies: replies.clone(),

@@ -353,7 +353,7 @@ async fn pubsub_messages_flow_and_survive_a_server_restart() {
                 (Some("news"), Some("n1")),
                 "{at}"
             );
-            let m = sub.next().await.unwrap();
+            let m = sub.next().await.unwrap().unwrap();
             assert_eq!(m.pattern.as_deref(), Some(&b"alerts.*"[..]), "{at}");
             assert_eq!(m.channel_str(), Some("alerts.fire"));
             // Nothing more: next_message times out with None.
@@ -378,11 +378,12 @@ async fn pubsub_messages_flow_and_survive_a_server_restart() {
                 assert!(Instant::now() < deadline, "{at}: never re-subscribed");
                 let _ = sub.next_message(Some(Duration::from_millis(20))).await;
             }
-            let m = sub
-                .next_message(Some(Duration::from_secs(10)))
-                .await
-                .unwrap()
-                .unwrap();
+            let mut m = sub.next_message(Some(Duration::from_secs(10))).await;
+            if m.as_ref().is_err_and(Error::is_connection) {
+                // The loss is reported once, in order, if the loop above did not read it.
+                m = sub.next_message(Some(Duration::from_secs(10))).await;
+            }
+            let m = m.unwrap().unwrap();
             assert_eq!(m.payload_str(), Some("after"), "{at}");
             let n: i64 = c.call(cmd!("PUBLISH", "alerts.x", "again")).await.unwrap();
             assert_eq!(n, 1, "{at}: the pattern was restored too");

@@ -3,7 +3,7 @@
 mod support;
 
 use bytes::Bytes;
-use ringdis::{cmd, Client, Protocol, ServerError, Value};
+use ringdis::{cmd, Client, Protocol, ServerError, Tracking, Value};
 use ringdis_tests::Server;
 use std::time::Duration;
 use support::{client, label, matrix, PROTOCOLS};
@@ -161,13 +161,17 @@ async fn every_value_type_from_a_real_server() {
 
             // Push: a client-side-caching invalidation (RESP3 only: RESP2 needs a redirect).
             if resp3 {
+                // Tracking is connection state: configured, so that reconnects keep it.
+                let c = Client::new(
+                    support::config(&server, transport)
+                        .protocol(protocol)
+                        .tracking(Tracking::new()),
+                )
+                .unwrap();
                 let (tx, rx) = std::sync::mpsc::channel();
                 c.on_push(move |p| {
                     let _ = tx.send(p);
                 });
-                c.call::<()>(cmd!("CLIENT", "TRACKING", "ON"))
-                    .await
-                    .unwrap();
                 c.call::<Value>(cmd!("GET", "tracked")).await.unwrap();
                 let other = client(&server, transport, protocol);
                 other.call::<()>(cmd!("SET", "tracked", "1")).await.unwrap();

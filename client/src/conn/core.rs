@@ -19,16 +19,17 @@
 
 use super::backoff::Backoff;
 use super::handshake::{Credentials, Handshake, Outcome, Step};
-use super::pubsub::{classify, Frame, Message, Subscriptions};
+use super::inbox::InboxTx;
+use super::pubsub::{classify, Frame, Subscriptions};
 use super::queue::{Expired, Payload, Queue, Request, Sink};
-use crate::config::Config;
+use crate::config::{Addr, Config};
 use crate::resp::{write_command, Parser};
 use crate::{Cmd, Error, Result, Value};
 use bytes::{Bytes, BytesMut};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 /// What the core needs the transport to do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,7 +65,7 @@ pub(crate) type PushHandler = Box<dyn FnMut(Value) + Send>;
 /// The pub/sub side of a subscriber connection.
 struct PubSub {
     subs: Subscriptions,
-    messages: mpsc::UnboundedSender<Message>,
+    inbox: InboxTx,
 }
 
 /// The protocol state of one connection.
@@ -82,6 +83,8 @@ pub(crate) struct Core {
     last_received: Instant,
     /// When the health-check `PING` in flight was sent.
     probe_sent: Option<Instant>,
+    /// Where it connects, for error messages.
+    addr: Addr,
     state: State,
     parser: Parser,
     input: BytesMut,
@@ -90,6 +93,10 @@ pub(crate) struct Core {
     backoff: Backoff,
     /// When the current run of connect attempts began; it gives up after `connect_timeout`.
     attempts_since: Option<Instant>,
+    /// When the current attempt began. A connection that reconnects by itself (a subscriber
+    /// holding subscriptions) gives each attempt `connect_timeout`, however long it has been
+    /// trying; any other gives the whole run that long.
+    attempt_since: Option<Instant>,
     last_error: Option<Error>,
     connect_waiters: Vec<oneshot::Sender<Result<bool>>>,
     disconnect_waiters: Vec<oneshot::Sender<()>>,
@@ -110,6 +117,7 @@ impl Core {
                 password: config.password.clone(),
                 client_name: config.client_name.clone(),
                 db: config.db,
+                tracking: config.tracking.as_ref().map(|t| t.cmd()),
             },
             autoconnect: config.autoconnect,
             connect_timeout: config.connect_timeout,
@@ -118,6 +126,7 @@ impl Core {
             health_check: config.health_check,
             last_received: Instant::now(),
             probe_sent: None,
+            addr: config.addr.clone(),
             state: State::Idle,
             parser: Parser::new(config.limits),
             input: BytesMut::with_capacity(16 * 1024),
@@ -125,6 +134,7 @@ impl Core {
             queue: Queue::default(),
             backoff: Backoff::new(config.backoff_min, config.backoff_max),
             attempts_since: None,
+            attempt_since: None,
             last_error: None,
             connect_waiters: Vec::new(),
             disconnect_waiters: Vec::new(),
@@ -146,14 +156,30 @@ impl Core {
         self.state = state;
     }
 
-    /// Makes this a subscriber connection: published messages go to `messages`, subscriptions
+    /// Makes this a subscriber connection: published messages go to `inbox`, subscriptions
     /// are restored on every reconnect, and a connection holding subscriptions reconnects by
-    /// itself, without waiting for a call.
-    pub fn make_subscriber(&mut self, messages: mpsc::UnboundedSender<Message>) {
+    /// itself, without waiting for a call, for as long as it lives (each loss reported to the
+    /// inbox once).
+    pub fn make_subscriber(&mut self, inbox: InboxTx) {
         self.pubsub = Some(PubSub {
             subs: Subscriptions::default(),
-            messages,
+            inbox,
         });
+    }
+
+    /// True for a subscriber holding subscriptions: it reconnects by itself, for ever.
+    fn reconnects_by_itself(&self) -> bool {
+        self.pubsub.as_ref().is_some_and(|p| !p.subs.is_empty())
+    }
+
+    /// When the connect attempt under way must be abandoned.
+    fn attempt_deadline(&self) -> Option<Instant> {
+        let since = if self.reconnects_by_itself() {
+            self.attempt_since
+        } else {
+            self.attempts_since
+        };
+        since.map(|t| t + self.connect_timeout)
     }
 
     /// Takes a call. It is written at once when the connection is ready, otherwise it waits for
@@ -252,6 +278,7 @@ impl Core {
                     )));
                     return;
                 };
+                let added = subscribe.then(|| (*kind, pubsub.subs.new_names(*kind, names)));
                 let replies = pubsub.subs.apply(*kind, *subscribe, names);
                 let word = if *subscribe {
                     kind.subscribe()
@@ -263,6 +290,11 @@ impl Core {
                     cmd.push_arg(n);
                 }
                 self.write_cmd(&cmd);
+                if let Some(added) = added {
+                    self.queue
+                        .push_subscribe(id, req.sink, req.deadline, replies, added);
+                    return;
+                }
                 (replies, true)
             }
         };
@@ -326,9 +358,7 @@ impl Core {
     pub fn next_deadline(&mut self) -> Option<Instant> {
         let attempt_deadline = match self.state {
             State::Backoff { until } => Some(until),
-            State::Connecting | State::Handshaking(_) => {
-                self.attempts_since.map(|t| t + self.connect_timeout)
-            }
+            State::Connecting | State::Handshaking(_) => self.attempt_deadline(),
             State::Ready => self.health_deadline(),
             _ => None,
         };
@@ -344,7 +374,16 @@ impl Core {
     /// long, and close a connection whose server has stopped answering (the liveness rule,
     /// [`Config::max_silent_timeouts`]).
     pub fn on_timer(&mut self, now: Instant) {
-        while let Some(expired) = self.queue.expire_one(now) {
+        loop {
+            let addr = &self.addr;
+            // A call still waiting for the connection was never sent: not a reply timeout.
+            let Some(expired) = self.queue.expire_one(now, || {
+                Error::connection(format!(
+                    "not connected to {addr} before the call's timeout; the request was not sent"
+                ))
+            }) else {
+                break;
+            };
             if expired != Expired::Written || !matches!(self.state, State::Ready) {
                 continue;
             }
@@ -363,15 +402,41 @@ impl Core {
             }
         }
         self.check_health(now);
-        if let (State::Connecting | State::Handshaking(_), Some(since)) =
-            (&self.state, self.attempts_since)
+        if let (State::Connecting | State::Handshaking(_), Some(deadline)) =
+            (&self.state, self.attempt_deadline())
         {
-            if now >= since + self.connect_timeout {
-                self.give_up(Error::Timeout);
-                self.set_state(State::Closing {
-                    reason: Error::connection("connect timed out"),
-                });
+            if now >= deadline {
+                let stage = match self.state {
+                    State::Connecting => "the server did not accept the connection",
+                    _ => "the server did not answer the handshake",
+                };
+                let err = self.connect_failed(Some(Error::connection(stage)));
+                self.give_up(err.clone());
+                self.set_state(State::Closing { reason: err });
             }
+        }
+    }
+
+    /// The error for the calls that waited the whole connect timeout: it names the address and
+    /// the limit, says why the last attempt failed, and keeps that attempt's cause.
+    fn connect_failed(&self, last: Option<Error>) -> Error {
+        let head = format!(
+            "could not connect within {} to {}",
+            fmt_duration(self.connect_timeout),
+            self.addr
+        );
+        match last {
+            Some(Error::Connection {
+                source: Some(io), ..
+            }) => Error::Connection {
+                message: format!("{head}: {io}"),
+                source: Some(io),
+            },
+            Some(Error::Connection { message, .. }) => {
+                Error::connection(format!("{head}: {message}"))
+            }
+            Some(other) => Error::connection(format!("{head}: {other}")),
+            None => Error::connection(head),
         }
     }
 
@@ -414,6 +479,10 @@ impl Core {
 
     /// The transport starts opening a connection.
     pub fn on_opening(&mut self) {
+        // The transport opens when the backoff ends: that is when the attempt starts.
+        if let State::Backoff { until } = self.state {
+            self.attempt_since = Some(until);
+        }
         self.set_state(State::Connecting);
         self.silent_timeouts = 0;
         self.probe_sent = None;
@@ -457,39 +526,46 @@ impl Core {
         for done in self.disconnect_waiters.drain(..) {
             let _ = done.send(());
         }
+        self.attempt_since = None;
         let anyone_waiting = !self.queue.waiting.is_empty() || !self.connect_waiters.is_empty();
-        let subscribed = self.pubsub.as_ref().is_some_and(|p| !p.subs.is_empty());
+        let subscribed = self.reconnects_by_itself();
+        if let Some(pubsub) = &self.pubsub {
+            if subscribed {
+                pubsub.inbox.lost(&reason);
+            }
+        }
         if !anyone_waiting && !subscribed {
             self.attempts_since = None;
             return;
         }
         let since = *self.attempts_since.get_or_insert(now);
         self.last_error = Some(err);
-        if anyone_waiting && now >= since + self.connect_timeout {
-            let last = self.last_error.take().unwrap_or(Error::Timeout);
-            self.give_up(Error::connection(format!(
-                "could not connect within {:?}: {last}",
-                self.connect_timeout
-            )));
-            // A subscriber keeps trying for as long as it holds subscriptions.
-            let next = if subscribed {
-                self.attempts_since = Some(now);
-                State::Backoff {
-                    until: now + self.backoff.next_delay(),
-                }
-            } else {
-                State::Idle
-            };
-            self.set_state(next);
-        } else {
-            let until = now + self.backoff.next_delay();
-            self.set_state(State::Backoff { until });
+        if now >= since + self.connect_timeout {
+            // The run is over: what waits for it fails (see `give_up`)...
+            if anyone_waiting {
+                let last = self.last_error.take();
+                self.give_up(self.connect_failed(last));
+            }
+            // ... and a subscriber holding subscriptions starts another, for as long as it lives.
+            if !subscribed {
+                self.set_state(State::Idle);
+                return;
+            }
+            self.attempts_since = Some(now);
         }
+        let until = now + self.backoff.next_delay();
+        self.set_state(State::Backoff { until });
     }
 
-    /// Fails everything waiting for a connection and ends the run of attempts.
+    /// Fails everything waiting for a connection and ends the run of attempts. A subscriber
+    /// holding subscriptions goes on reconnecting: there a call with a deadline of its own (the
+    /// command timeout) waits for the reconnect until then.
     fn give_up(&mut self, err: Error) {
-        self.queue.fail_waiting(&err);
+        if self.reconnects_by_itself() {
+            self.queue.fail_waiting_without_deadline(&err);
+        } else {
+            self.queue.fail_waiting(&err);
+        }
         self.fail_connect_waiters(&err);
         self.attempts_since = None;
     }
@@ -505,12 +581,14 @@ impl Core {
         self.resp3 = resp3;
         self.backoff.reset();
         self.attempts_since = None;
+        self.attempt_since = None;
         self.last_error = None;
         if let Some(pubsub) = &self.pubsub {
-            for (cmd, confirmations) in pubsub.subs.restore() {
+            pubsub.inbox.restored();
+            for (cmd, confirmations, held) in pubsub.subs.restore() {
                 self.write_cmd(&cmd);
                 self.queue
-                    .push_inflight(0, Sink::Discard, None, confirmations, true);
+                    .push_subscribe(0, Sink::Discard, None, confirmations, held);
             }
         }
         while let Some((id, req)) = self.queue.waiting.pop_front() {
@@ -541,7 +619,7 @@ impl Core {
         let value = match &self.pubsub {
             Some(pubsub) => match classify(value) {
                 Frame::Message(m) => {
-                    let _ = pubsub.messages.send(m);
+                    pubsub.inbox.message(m);
                     return Ok(());
                 }
                 // A confirmation is the reply to the (un)subscribe that asked for it.
@@ -568,6 +646,10 @@ impl Core {
                 value.describe()
             )));
         };
+        if let (Value::Error(_), Some(_)) = (&value, &entry.subscribe) {
+            self.on_refused_subscribe(value);
+            return Ok(());
+        }
         entry.left -= 1;
         let value = match &mut entry.collected {
             Some(replies) => {
@@ -596,6 +678,32 @@ impl Core {
         Ok(())
     }
 
+    /// The server refused a subscribe (an ACL `NOPERM`, say): one error instead of a
+    /// confirmation per name. The call fails with it and the names it would have added are not
+    /// held; when it was the restore after a reconnect, the reader hears of it.
+    fn on_refused_subscribe(&mut self, error: Value) {
+        let Some(entry) = self.queue.inflight.pop_front() else {
+            return;
+        };
+        let Value::Error(e) = error else { return };
+        if let (Some(pubsub), Some((kind, names))) = (&mut self.pubsub, entry.subscribe) {
+            pubsub.subs.forget(kind, &names);
+            if entry.id == 0 {
+                let names: Vec<_> = names.iter().map(|n| String::from_utf8_lossy(n)).collect();
+                pubsub.inbox.report(Error::Server {
+                    kind: e.kind.clone(),
+                    message: format!(
+                        "{} (restoring {} {} after a reconnect: no longer subscribed)",
+                        e.message,
+                        kind.subscribe(),
+                        names.join(" ")
+                    ),
+                });
+            }
+        }
+        entry.sink.deliver(Err(e.into()));
+    }
+
     fn on_handshake_reply(&mut self, step: Step, result: Result<Value>, _now: Instant) {
         let State::Handshaking(hs) = &mut self.state else {
             return;
@@ -610,10 +718,23 @@ impl Core {
             }
             Outcome::Done { resp3 } => self.become_ready(resp3),
             Outcome::Fail(err) => {
+                // The server refused us: every call waiting for the connection hears why.
+                self.queue.fail_waiting(&err);
                 self.give_up(err.clone());
                 self.set_state(State::Closing { reason: err });
             }
         }
+    }
+}
+
+/// `500 ms`, `5 s`, `1500 ms`: a duration as people write a limit.
+fn fmt_duration(d: Duration) -> String {
+    if d >= Duration::from_secs(1) && d.subsec_millis() == 0 {
+        format!("{} s", d.as_secs())
+    } else if d >= Duration::from_millis(1) {
+        format!("{} ms", d.as_millis())
+    } else {
+        format!("{d:?}")
     }
 }
 
@@ -684,6 +805,247 @@ mod tests {
         assert!(core.is_connected());
         assert!(matches!(rx.try_recv(), Ok(Ok(true))));
         core
+    }
+
+    fn subscriber(cfg: &Config) -> (Core, crate::conn::InboxRx) {
+        let mut core = Core::new(cfg);
+        let (tx, rx) = crate::conn::inbox(crate::conn::DEFAULT_QUEUE_LIMIT);
+        core.make_subscriber(tx);
+        (core, rx)
+    }
+
+    fn subscribe(core: &mut Core, name: &str, now: Instant, timeout: Option<Duration>) -> Rx {
+        let (tx, rx) = oneshot::channel();
+        core.submit(
+            Request {
+                payload: Payload::Subscribe {
+                    kind: crate::conn::SubKind::Channel,
+                    subscribe: true,
+                    names: vec![Bytes::copy_from_slice(name.as_bytes())],
+                },
+                sink: Sink::Oneshot(tx),
+                deadline: timeout.map(|t| now + t),
+            },
+            now,
+        );
+        rx
+    }
+
+    fn next_event(inbox: &crate::conn::InboxRx) -> Option<Result<crate::conn::Message>> {
+        let waker = std::task::Waker::noop();
+        match inbox.poll_next(&mut std::task::Context::from_waker(waker)) {
+            std::task::Poll::Ready(item) => item,
+            std::task::Poll::Pending => None,
+        }
+    }
+
+    const HELLO_REPLY: &[u8] = b"%1\r\n+proto\r\n:3\r\n";
+
+    /// Issue #11: with RESP3 (a handshake to wait for) and a connect timeout no longer than the
+    /// backoff cap, a subscriber whose server was down for longer than the connect timeout never
+    /// came back: every later attempt was cut off the moment it started, because attempts were
+    /// timed from the start of the whole run.
+    #[test]
+    fn a_subscriber_reconnects_whatever_the_connect_timeout() {
+        let t0 = Instant::now();
+        let cfg = Config::new()
+            .protocol(Protocol::Resp3)
+            .connect_timeout(Duration::from_secs(1));
+        let (mut core, inbox) = subscriber(&cfg);
+        let mut first = subscribe(&mut core, "news", t0, Some(Duration::from_secs(10)));
+        core.on_opening();
+        core.on_open(t0);
+        feed(&mut core, HELLO_REPLY, t0).unwrap();
+        assert!(output(&mut core).ends_with("*2\r\n$9\r\nSUBSCRIBE\r\n$4\r\nnews\r\n"));
+        feed(&mut core, b">3\r\n+subscribe\r\n+news\r\n:1\r\n", t0).unwrap();
+        assert!(got(&mut first).is_ok());
+
+        // The server goes away for 2 s: attempts are refused at once.
+        core.on_closed(Error::connection("connection reset"), t0);
+        let lost = next_event(&inbox)
+            .expect("the loss is reported")
+            .unwrap_err();
+        assert!(
+            lost.is_connection() && lost.to_string().contains("reset"),
+            "{lost}"
+        );
+        let mut now = t0;
+        let mut during = None;
+        let back = t0 + Duration::from_secs(2);
+        while now < back {
+            if during.is_none() && now >= t0 + Duration::from_millis(500) {
+                // A subscribe made while it is down waits for the reconnect.
+                during = Some(subscribe(
+                    &mut core,
+                    "more",
+                    now,
+                    Some(Duration::from_secs(10)),
+                ));
+            }
+            core.on_timer(now);
+            if core.want(now) == Want::Open {
+                core.on_opening();
+                core.on_closed(Error::connection("connection refused"), now);
+            }
+            let at = core.next_deadline().expect("it keeps retrying");
+            assert!(at - now <= Duration::from_secs(1), "the backoff is capped");
+            now = at;
+        }
+        let mut during = during.expect("made while down");
+        assert!(
+            pending(&mut during),
+            "still waiting, within its own timeout"
+        );
+        assert!(next_event(&inbox).is_none(), "one report per loss");
+
+        // The server is back: the handshake gets its full connect timeout.
+        core.on_timer(now);
+        assert_eq!(core.want(now), Want::Open);
+        core.on_opening();
+        core.on_open(now);
+        assert!(output(&mut core).contains("HELLO"));
+        let later = now + Duration::from_millis(900);
+        core.on_timer(later);
+        assert_eq!(
+            core.want(later),
+            Want::Nothing,
+            "the handshake is not cut off"
+        );
+        feed(&mut core, HELLO_REPLY, later).unwrap();
+        assert!(core.is_connected());
+        assert_eq!(
+            output(&mut core),
+            "*2\r\n$9\r\nSUBSCRIBE\r\n$4\r\nnews\r\n*2\r\n$9\r\nSUBSCRIBE\r\n$4\r\nmore\r\n",
+            "restored, then the waiting call"
+        );
+        feed(
+            &mut core,
+            b">3\r\n+subscribe\r\n+news\r\n:1\r\n>3\r\n+subscribe\r\n+more\r\n:2\r\n",
+            later,
+        )
+        .unwrap();
+        assert!(got(&mut during).is_ok());
+        feed(
+            &mut core,
+            b">3\r\n+message\r\n+news\r\n$5\r\nafter\r\n",
+            later,
+        )
+        .unwrap();
+        let m = next_event(&inbox).expect("a message").unwrap();
+        assert_eq!(m.payload_str(), Some("after"));
+    }
+
+    #[test]
+    fn a_stalled_reconnect_attempt_of_a_subscriber_gets_its_own_connect_timeout() {
+        let t0 = Instant::now();
+        let cfg = config().connect_timeout(Duration::from_millis(100));
+        let (mut core, inbox) = subscriber(&cfg);
+        let mut rx = subscribe(&mut core, "news", t0, None);
+        core.on_opening();
+        core.on_open(t0);
+        feed(
+            &mut core,
+            b"*3\r\n$9\r\nsubscribe\r\n$4\r\nnews\r\n:1\r\n",
+            t0,
+        )
+        .unwrap();
+        assert!(got(&mut rx).is_ok());
+        core.on_closed(Error::connection("reset"), t0);
+        assert!(next_event(&inbox).is_some_and(|e| e.is_err()));
+        // Refused for 250 ms, then an attempt that hangs.
+        let mut now = t0;
+        let mut undated = None;
+        while now < t0 + Duration::from_millis(250) {
+            if undated.is_none() {
+                undated = Some(subscribe(&mut core, "x", now, None));
+            }
+            if core.want(now) == Want::Open {
+                core.on_opening();
+                core.on_closed(Error::connection("refused"), now);
+            }
+            now = core.next_deadline().unwrap();
+        }
+        let err = got(undated.as_mut().unwrap()).unwrap_err();
+        assert!(
+            err.is_connection() && err.to_string().contains("could not connect"),
+            "a call with no deadline of its own fails when the run ends: {err}"
+        );
+        assert_eq!(core.want(now), Want::Open);
+        core.on_opening();
+        let started = now;
+        assert_eq!(
+            core.next_deadline(),
+            Some(started + Duration::from_millis(100))
+        );
+        core.on_timer(started + Duration::from_millis(99));
+        assert_eq!(core.want(now), Want::Nothing);
+        core.on_timer(started + Duration::from_millis(100));
+        assert_eq!(core.want(now), Want::Close);
+        core.on_closed(
+            Error::connection("closed"),
+            started + Duration::from_millis(100),
+        );
+        assert!(core.next_deadline().is_some(), "and it tries again");
+        assert!(
+            next_event(&inbox).is_none(),
+            "still one report for the one loss"
+        );
+    }
+
+    #[test]
+    fn a_refused_subscribe_fails_alone_and_is_not_held() {
+        let now = Instant::now();
+        let (mut core, inbox) = subscriber(&config());
+        let mut ok = subscribe(&mut core, "a", now, None);
+        core.on_opening();
+        core.on_open(now);
+        feed(
+            &mut core,
+            b"*3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:1\r\n",
+            now,
+        )
+        .unwrap();
+        assert!(got(&mut ok).is_ok());
+        // `SUBSCRIBE a secret` refused as a whole (ACL): one error, not two confirmations.
+        let (tx, mut refused) = oneshot::channel();
+        core.submit(
+            Request {
+                payload: Payload::Subscribe {
+                    kind: crate::conn::SubKind::Channel,
+                    subscribe: true,
+                    names: vec!["a".into(), "secret".into()],
+                },
+                sink: Sink::Oneshot(tx),
+                deadline: None,
+            },
+            now,
+        );
+        let mut ping = call(&mut core, cmd!("PING"), now, None);
+        output(&mut core);
+        feed(
+            &mut core,
+            b"-NOPERM no\r\n*2\r\n$4\r\npong\r\n$0\r\n\r\n",
+            now,
+        )
+        .unwrap();
+        assert_eq!(got(&mut refused).unwrap_err().server_kind(), Some("NOPERM"));
+        assert!(
+            got(&mut ping).is_ok(),
+            "the next reply reaches its own caller"
+        );
+        // After a reconnect only `a` is restored (it was held before the refusal).
+        core.on_closed(Error::connection("reset"), now);
+        assert!(next_event(&inbox).is_some_and(|e| e.is_err()));
+        core.on_opening();
+        core.on_open(now);
+        assert_eq!(output(&mut core), "*2\r\n$9\r\nSUBSCRIBE\r\n$1\r\na\r\n");
+        // Refused on restore too (the ACL changed): the reader hears of it, nothing is held.
+        feed(&mut core, b"-NOPERM no\r\n", now).unwrap();
+        let err = next_event(&inbox).expect("reported").unwrap_err();
+        assert_eq!(err.server_kind(), Some("NOPERM"), "{err}");
+        assert!(err.to_string().contains("SUBSCRIBE a"), "{err}");
+        core.on_closed(Error::connection("reset"), now);
+        assert_eq!(core.want(now), Want::Nothing, "nothing left to restore");
     }
 
     #[test]
@@ -895,10 +1257,74 @@ mod tests {
         core.on_opening();
         assert_eq!(core.next_deadline(), Some(t0 + Duration::from_millis(50)));
         core.on_timer(t0 + Duration::from_millis(50));
-        assert_eq!(got(&mut rx).unwrap_err(), Error::Timeout);
+        let err = got(&mut rx).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "connection error: could not connect within 50 ms to 127.0.0.1:6379: \
+             the server did not accept the connection"
+        );
         assert_eq!(core.want(t0), Want::Close);
         core.on_closed(Error::connection("closed"), t0);
         assert_eq!(core.want(t0), Want::Nothing);
+
+        // Accepted, but the handshake gets no answer: a connection error too, never a timeout.
+        let cfg = Config::new()
+            .password("pw")
+            .connect_timeout(Duration::from_millis(50));
+        let mut core = Core::new(&cfg);
+        let (tx, mut done) = oneshot::channel();
+        core.connect(tx, t0);
+        core.on_opening();
+        core.on_open(t0);
+        core.on_timer(t0 + Duration::from_millis(50));
+        let err = done.try_recv().unwrap().unwrap_err();
+        assert!(err.is_connection(), "{err}");
+        assert!(
+            err.to_string().ends_with(
+                "within 50 ms to 127.0.0.1:6379: the server did not answer the handshake"
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_call_waiting_for_the_connection_past_its_deadline_is_a_connection_error() {
+        let t0 = Instant::now();
+        let mut core = Core::new(&config());
+        let mut rx = call(&mut core, cmd!("PING"), t0, Some(Duration::from_millis(20)));
+        core.on_opening();
+        core.on_timer(t0 + Duration::from_millis(20));
+        let err = got(&mut rx).unwrap_err();
+        assert!(err.is_connection(), "{err}");
+        assert!(err.to_string().contains("was not sent"), "{err}");
+    }
+
+    #[test]
+    fn giving_up_keeps_the_last_cause_and_says_each_thing_once() {
+        let t0 = Instant::now();
+        let cfg = config().connect_timeout(Duration::from_millis(10));
+        let mut core = Core::new(&cfg);
+        let mut rx = call(&mut core, cmd!("PING"), t0, None);
+        let refused = || {
+            let io = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+            Error::connection_io(format!("connect to 127.0.0.1:6379: {io}"), io)
+        };
+        core.on_opening();
+        core.on_closed(refused(), t0);
+        let at = core.next_deadline().unwrap();
+        core.on_opening();
+        core.on_closed(refused(), at.max(t0 + Duration::from_millis(10)));
+        let err = got(&mut rx).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "connection error: could not connect within 10 ms to 127.0.0.1:6379: connection refused"
+        );
+        assert_eq!(
+            err.io_error().map(|e| e.kind()),
+            Some(std::io::ErrorKind::ConnectionRefused)
+        );
+        let source = std::error::Error::source(&err).expect("a source");
+        assert!(source.downcast_ref::<std::io::Error>().is_some());
     }
 
     #[test]

@@ -1,9 +1,11 @@
-//! What a connection says before it carries calls: `HELLO`, `AUTH`, `CLIENT SETNAME`, `SELECT`.
+//! What a connection says before it carries calls: `HELLO`, `AUTH`, `CLIENT SETNAME`, `SELECT`,
+//! `CLIENT TRACKING`.
 //!
 //! With RESP3 the client sends `HELLO 3` (carrying the credentials and the name) and `SELECT`
 //! together. A server that does not know `HELLO` (before Redis 6) or refuses RESP3 (`NOPROTO`)
-//! gets the RESP2 sequence instead: `AUTH`, `CLIENT SETNAME`, `SELECT`. The same steps run on
-//! every reconnect, so credentials and the database survive a lost connection.
+//! gets the RESP2 sequence instead: `AUTH`, `CLIENT SETNAME`, `SELECT`. `CLIENT TRACKING ON …`
+//! comes last when configured. The same steps run on every reconnect, so credentials, the
+//! database and tracking survive a lost connection.
 
 use crate::config::Protocol;
 use crate::{Cmd, Error, Result, Value};
@@ -22,6 +24,7 @@ enum StepKind {
     Auth,
     SetName,
     Select,
+    Tracking,
 }
 
 /// What the connection does after a handshake reply.
@@ -37,14 +40,28 @@ pub(crate) enum Outcome {
     Fail(Error),
 }
 
-/// The parts of the configuration the handshake needs.
-#[derive(Clone, Debug, Default)]
+/// The parts of the configuration the handshake needs. Its `Debug` hides the password.
+#[derive(Clone, Default)]
 pub(crate) struct Credentials {
     pub protocol: Protocol,
     pub username: Option<String>,
     pub password: Option<String>,
     pub client_name: Option<String>,
     pub db: i64,
+    /// `CLIENT TRACKING ON …`, when configured.
+    pub tracking: Option<Cmd>,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("protocol", &self.protocol)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("client_name", &self.client_name)
+            .field("db", &self.db)
+            .finish()
+    }
 }
 
 /// The handshake of one connection.
@@ -97,6 +114,9 @@ impl Handshake {
         if creds.db != 0 {
             out.push(self.step(StepKind::Select, Cmd::new("SELECT").arg(creds.db)));
         }
+        if let Some(tracking) = &creds.tracking {
+            out.push(self.step(StepKind::Tracking, tracking.clone()));
+        }
         out
     }
 
@@ -112,6 +132,9 @@ impl Handshake {
         }
         if creds.db != 0 {
             out.push(self.step(StepKind::Select, Cmd::new("SELECT").arg(creds.db)));
+        }
+        if let Some(tracking) = &creds.tracking {
+            out.push(self.step(StepKind::Tracking, tracking.clone()));
         }
         out
     }
@@ -176,6 +199,7 @@ mod tests {
             password: Some("pw".into()),
             client_name: Some("svc".into()),
             db: 3,
+            tracking: None,
         }
     }
 
@@ -263,5 +287,39 @@ mod tests {
         };
         let (_, cmds) = Handshake::start(&c);
         assert_eq!(names(&cmds), ["AUTH p"]);
+    }
+
+    #[test]
+    fn tracking_comes_last_in_both_protocols() {
+        let tracking = crate::Config::new()
+            .tracking(crate::Tracking::new().bcast().prefix("u:").noloop())
+            .tracking
+            .map(|t| t.cmd());
+        let c = Credentials {
+            tracking,
+            ..creds()
+        };
+        let (mut hs, cmds) = Handshake::start(&c);
+        assert_eq!(
+            names(&cmds),
+            [
+                "HELLO 3 AUTH app pw SETNAME svc",
+                "SELECT 3",
+                "CLIENT TRACKING ON PREFIX u: BCAST NOLOOP"
+            ]
+        );
+        let unknown = Err(Error::server_from_line("ERR unknown command 'HELLO'"));
+        let Outcome::Send(resp2) = hs.on_reply(cmds[0].1, unknown, &c) else {
+            panic!()
+        };
+        assert_eq!(
+            names(&resp2),
+            [
+                "AUTH app pw",
+                "CLIENT SETNAME svc",
+                "SELECT 3",
+                "CLIENT TRACKING ON PREFIX u: BCAST NOLOOP"
+            ]
+        );
     }
 }

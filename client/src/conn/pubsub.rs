@@ -5,9 +5,14 @@
 //! `LRANGE` reply could also be; that is why they are only read this way on a connection that
 //! does nothing but pub/sub.
 
-use crate::{Cmd, Value};
+use crate::{Cmd, FromRedis, Result, Value};
 use bytes::Bytes;
 use std::collections::BTreeSet;
+
+/// The channel client-side caching invalidations are published on (`CLIENT TRACKING … REDIRECT`
+/// to a RESP2 subscriber). A RESP3 subscriber gets them as `invalidate` push frames instead;
+/// they are delivered as messages on this channel too, so both protocols look the same.
+pub const INVALIDATE_CHANNEL: &str = "__redis__:invalidate";
 
 /// Which family a subscription belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,27 +44,125 @@ impl SubKind {
 }
 
 /// A message delivered to a subscriber.
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// `PUBLISH` (and `SPUBLISH`) always deliver a bulk string: read it with
+/// [`Message::payload_bytes`] or [`Message::payload_str`], which are `None` for any other shape.
+/// Messages the server sends on its own may carry other shapes, which is why `payload` is a
+/// [`Value`]: a client-side caching invalidation on [`INVALIDATE_CHANNEL`] carries an array of
+/// the invalidated keys, or [`Value::Nil`] when every key was invalidated at once (`FLUSHALL`,
+/// `FLUSHDB`). [`Message::decode`] reads any shape as a Rust type, e.g. `Option<Vec<String>>`
+/// for an invalidation.
+///
+/// ```
+/// use ringdis::{Message, SubKind, Value};
+/// let m = Message {
+///     channel: "__redis__:invalidate".into(),
+///     pattern: None,
+///     payload: Value::Array(vec![Value::Bulk("user:1".into())]),
+///     kind: SubKind::Channel,
+/// };
+/// assert_eq!(m.payload_str(), None, "not a bulk string");
+/// assert_eq!(m.decode::<Option<Vec<String>>>()?, Some(vec!["user:1".to_owned()]));
+/// # Ok::<(), ringdis::Error>(())
+/// ```
+#[derive(Clone, Debug, PartialEq)]
 pub struct Message {
     /// The channel it was published to.
     pub channel: Bytes,
     /// The pattern that matched, for pattern subscriptions.
     pub pattern: Option<Bytes>,
-    /// What was published.
-    pub payload: Bytes,
+    /// What was published: a [`Value::Bulk`] for `PUBLISH`; see the type's docs for the others.
+    pub payload: Value,
     /// Which kind of subscription delivered it.
     pub kind: SubKind,
 }
 
 impl Message {
-    /// The payload as text, if it is UTF-8.
+    /// The payload's bytes, if it is a string (always, for a message sent with `PUBLISH`).
+    pub fn payload_bytes(&self) -> Option<&Bytes> {
+        match &self.payload {
+            Value::Bulk(b) | Value::Verbatim { text: b, .. } => Some(b),
+            _ => None,
+        }
+    }
+
+    /// The payload as text, if it is a string and UTF-8.
     pub fn payload_str(&self) -> Option<&str> {
-        std::str::from_utf8(&self.payload).ok()
+        std::str::from_utf8(self.payload.as_bytes()?).ok()
     }
 
     /// The channel as text, if it is UTF-8.
     pub fn channel_str(&self) -> Option<&str> {
         std::str::from_utf8(&self.channel).ok()
+    }
+
+    /// The payload decoded as `T` (any [`FromRedis`] type; the payload is cloned, which for
+    /// strings is a reference count, not a copy).
+    ///
+    /// # Errors
+    /// [`Error::Decode`](crate::Error::Decode) when the payload does not fit `T`.
+    pub fn decode<T: FromRedis>(&self) -> Result<T> {
+        T::from_redis(self.payload.clone())
+    }
+
+    /// How many bytes it holds, for the subscriber's queue limit: its strings plus a fixed
+    /// allowance for the bookkeeping around each value.
+    pub(crate) fn size(&self) -> usize {
+        const MESSAGE: usize = 64;
+        MESSAGE
+            + self.channel.len()
+            + self.pattern.as_ref().map_or(0, Bytes::len)
+            + value_size(&self.payload)
+    }
+
+    /// The same message in allocations of its own. Bulk strings come off the wire as slices of
+    /// the read buffer; a queued message that kept one would keep the whole buffer alive, so a
+    /// queue bounded by message size would not bound memory.
+    pub(crate) fn detached(self) -> Message {
+        Message {
+            channel: Bytes::copy_from_slice(&self.channel),
+            pattern: self.pattern.map(|p| Bytes::copy_from_slice(&p)),
+            payload: detach(self.payload),
+            kind: self.kind,
+        }
+    }
+}
+
+fn value_size(v: &Value) -> usize {
+    const VALUE: usize = std::mem::size_of::<Value>();
+    VALUE
+        + match v {
+            Value::Simple(s) | Value::BigNumber(s) => s.len(),
+            Value::Bulk(b) | Value::Verbatim { text: b, .. } => b.len(),
+            Value::Error(e) => e.kind.len() + e.message.len(),
+            Value::Array(items) | Value::Set(items) | Value::Push(items) => {
+                items.iter().map(value_size).sum()
+            }
+            Value::Map(pairs) => pairs
+                .iter()
+                .map(|(k, v)| value_size(k) + value_size(v))
+                .sum(),
+            Value::Nil | Value::Int(_) | Value::Double(_) | Value::Boolean(_) => 0,
+        }
+}
+
+fn detach(v: Value) -> Value {
+    match v {
+        Value::Bulk(b) => Value::Bulk(Bytes::copy_from_slice(&b)),
+        Value::Verbatim { format, text } => Value::Verbatim {
+            format,
+            text: Bytes::copy_from_slice(&text),
+        },
+        Value::Array(items) => Value::Array(items.into_iter().map(detach).collect()),
+        Value::Set(items) => Value::Set(items.into_iter().map(detach).collect()),
+        Value::Push(items) => Value::Push(items.into_iter().map(detach).collect()),
+        Value::Map(pairs) => Value::Map(
+            pairs
+                .into_iter()
+                .map(|(k, v)| (detach(k), detach(v)))
+                .collect(),
+        ),
+        other => other,
     }
 }
 
@@ -73,70 +176,59 @@ pub(crate) enum Frame {
     Other(Value),
 }
 
-fn word(v: &Value) -> Option<&[u8]> {
-    v.as_bytes()
-}
-
-fn bytes(v: Value) -> Option<Bytes> {
+fn string(v: &Value) -> Option<Bytes> {
     match v {
-        Value::Bulk(b) => Some(b),
-        Value::Simple(s) => Some(Bytes::from(s)),
-        Value::Verbatim { text, .. } => Some(text),
+        Value::Bulk(b) | Value::Verbatim { text: b, .. } => Some(b.clone()),
+        Value::Simple(s) => Some(Bytes::copy_from_slice(s.as_bytes())),
         _ => None,
     }
 }
 
 /// Classifies a frame that arrived on a subscriber connection.
+///
+/// A message's channel (and pattern) must be strings; its payload may be any value. A frame
+/// that looks like a message but is not one stays [`Frame::Other`], as it came.
 pub(crate) fn classify(v: Value) -> Frame {
+    let push = matches!(v, Value::Push(_));
     let (Value::Push(items) | Value::Array(items)) = &v else {
         return Frame::Other(v);
     };
-    let kind = items.first().and_then(word).map(|w| w.to_ascii_lowercase());
-    match (kind.as_deref(), items.len()) {
-        (Some(b"message"), 3) | (Some(b"smessage"), 3) | (Some(b"pmessage"), 4) => {}
+    let kind = items.first().and_then(Value::as_bytes);
+    let kind = kind.map(<[u8]>::to_ascii_lowercase);
+    let message = match (kind.as_deref(), &items[..]) {
+        (Some(b"message"), [_, channel, _]) => string(channel).map(|c| (None, c, SubKind::Channel)),
+        (Some(b"smessage"), [_, channel, _]) => string(channel).map(|c| (None, c, SubKind::Shard)),
+        (Some(b"pmessage"), [_, pattern, channel, _]) => string(pattern)
+            .zip(string(channel))
+            .map(|(p, c)| (Some(p), c, SubKind::Pattern)),
+        // RESP3 client-side caching: `>2 invalidate <keys | nil>`.
+        (Some(b"invalidate"), [_, _]) if push => Some((
+            None,
+            Bytes::from_static(INVALIDATE_CHANNEL.as_bytes()),
+            SubKind::Channel,
+        )),
         (
             Some(
                 b"subscribe" | b"psubscribe" | b"ssubscribe" | b"unsubscribe" | b"punsubscribe"
                 | b"sunsubscribe",
             ),
-            3,
+            [_, _, _],
         ) => return Frame::Confirmation(v),
-        _ => return Frame::Other(v),
-    }
-    let (Value::Push(items) | Value::Array(items)) = v else {
-        unreachable!("matched above")
+        _ => None,
     };
-    let mut it = items.into_iter();
-    let kind = it.next().and_then(bytes).unwrap_or_default();
-    let message = match &kind[..] {
-        b"pmessage" => (|| {
-            Some(Message {
-                pattern: Some(bytes(it.next()?)?),
-                channel: bytes(it.next()?)?,
-                payload: bytes(it.next()?)?,
-                kind: SubKind::Pattern,
-            })
-        })(),
-        k => {
-            let kind = if k.eq_ignore_ascii_case(b"smessage") {
-                SubKind::Shard
-            } else {
-                SubKind::Channel
-            };
-            (|| {
-                Some(Message {
-                    channel: bytes(it.next()?)?,
-                    pattern: None,
-                    payload: bytes(it.next()?)?,
-                    kind,
-                })
-            })()
-        }
+    let Some((pattern, channel, kind)) = message else {
+        return Frame::Other(v);
     };
-    match message {
-        Some(m) => Frame::Message(m),
-        None => Frame::Other(Value::Nil),
-    }
+    let (Value::Push(mut items) | Value::Array(mut items)) = v else {
+        return Frame::Other(v);
+    };
+    let payload = items.pop().unwrap_or(Value::Nil);
+    Frame::Message(Message {
+        channel,
+        pattern,
+        payload,
+        kind,
+    })
 }
 
 /// What a subscriber connection is subscribed to.
@@ -160,6 +252,27 @@ impl Subscriptions {
         self.channels.is_empty() && self.patterns.is_empty() && self.shards.is_empty()
     }
 
+    /// The names a subscribe would add (those not held already).
+    pub fn new_names(&mut self, kind: SubKind, names: &[Bytes]) -> Vec<Bytes> {
+        let set = self.set(kind);
+        let mut added: Vec<Bytes> = names
+            .iter()
+            .filter(|n| !set.contains(*n))
+            .cloned()
+            .collect();
+        added.sort();
+        added.dedup();
+        added
+    }
+
+    /// Forgets names the server refused to subscribe to.
+    pub fn forget(&mut self, kind: SubKind, names: &[Bytes]) {
+        let set = self.set(kind);
+        for n in names {
+            set.remove(n);
+        }
+    }
+
     /// Records a (un)subscribe about to be sent; returns how many confirmations it will get.
     pub fn apply(&mut self, kind: SubKind, subscribe: bool, names: &[Bytes]) -> usize {
         let set = self.set(kind);
@@ -180,8 +293,8 @@ impl Subscriptions {
     }
 
     /// The commands that restore every subscription on a new connection, with the number of
-    /// confirmations each gets.
-    pub fn restore(&self) -> Vec<(Cmd, usize)> {
+    /// confirmations each gets and what each holds.
+    pub fn restore(&self) -> Vec<(Cmd, usize, (SubKind, Vec<Bytes>))> {
         [
             (SubKind::Channel, &self.channels),
             (SubKind::Pattern, &self.patterns),
@@ -194,7 +307,7 @@ impl Subscriptions {
             for name in set {
                 cmd.push_arg(name);
             }
-            (cmd, set.len())
+            (cmd, set.len(), (kind, set.iter().cloned().collect()))
         })
         .collect()
     }
@@ -249,6 +362,85 @@ mod tests {
     }
 
     #[test]
+    fn payloads_of_any_shape_are_messages() {
+        // RESP2 `CLIENT TRACKING … REDIRECT`: the keys as an array, or nil for a flush.
+        let keys = Value::Array(vec![b("key")]);
+        for payload in [keys.clone(), Value::Nil] {
+            let frame = Value::Array(vec![b("message"), b(INVALIDATE_CHANNEL), payload.clone()]);
+            let Frame::Message(m) = classify(frame) else {
+                panic!("{payload:?} is a message")
+            };
+            assert_eq!(m.channel_str(), Some(INVALIDATE_CHANNEL));
+            assert_eq!((m.payload, m.kind), (payload, SubKind::Channel));
+        }
+        let Frame::Message(m) = classify(Value::Array(vec![b("message"), b("k"), keys.clone()]))
+        else {
+            panic!()
+        };
+        assert_eq!(m.payload_str(), None);
+        assert_eq!(m.payload_bytes(), None);
+        assert_eq!(m.decode::<Vec<String>>().unwrap(), ["key"]);
+        for wrap in [Value::Array as fn(Vec<Value>) -> Value, Value::Push] {
+            let Frame::Message(m) =
+                classify(wrap(vec![b("pmessage"), b("k*"), b("k1"), keys.clone()]))
+            else {
+                panic!()
+            };
+            assert_eq!(
+                (m.pattern.as_deref(), m.kind),
+                (Some(&b"k*"[..]), SubKind::Pattern)
+            );
+            let Frame::Message(m) = classify(wrap(vec![b("smessage"), b("s"), Value::Nil])) else {
+                panic!()
+            };
+            assert_eq!((m.payload, m.kind), (Value::Nil, SubKind::Shard));
+        }
+        // RESP3 invalidations are pushes of their own; on a subscriber they are messages too.
+        for payload in [keys.clone(), Value::Nil] {
+            let Frame::Message(m) = classify(Value::Push(vec![b("invalidate"), payload.clone()]))
+            else {
+                panic!()
+            };
+            assert_eq!(m.channel_str(), Some(INVALIDATE_CHANNEL));
+            assert_eq!(m.payload, payload);
+        }
+        // ... but an array reply that starts with the word is a reply.
+        assert!(matches!(
+            classify(Value::Array(vec![b("invalidate"), b("x")])),
+            Frame::Other(_)
+        ));
+        // A channel that is not a string: not a message, and handed on as it came.
+        let odd = Value::Push(vec![b("message"), Value::Int(1), b("x")]);
+        assert!(matches!(classify(odd.clone()), Frame::Other(v) if v == odd));
+    }
+
+    #[test]
+    fn a_queued_message_owns_its_bytes() {
+        let wire = Bytes::from_static(b"message news hello");
+        let m = Message {
+            channel: wire.slice(8..12),
+            pattern: None,
+            payload: Value::Array(vec![Value::Bulk(wire.slice(13..))]),
+            kind: SubKind::Channel,
+        };
+        let size = m.size();
+        assert!(size >= 4 + 5 + 64, "{size}");
+        let d = m.clone().detached();
+        assert_eq!(d, m);
+        let Value::Array(items) = &d.payload else {
+            panic!()
+        };
+        let Value::Bulk(hello) = &items[0] else {
+            panic!()
+        };
+        let within = |b: &Bytes| wire.as_ptr_range().contains(&b.as_ptr());
+        assert!(
+            !within(hello) && !within(&d.channel),
+            "copied out of the read buffer"
+        );
+    }
+
+    #[test]
     fn subscriptions_count_confirmations_and_restore() {
         let mut s = Subscriptions::default();
         let names = |v: &[&str]| {
@@ -261,7 +453,7 @@ mod tests {
         let restore: Vec<_> = s
             .restore()
             .into_iter()
-            .map(|(c, n)| (c.to_string(), n))
+            .map(|(c, n, _)| (c.to_string(), n))
             .collect();
         assert_eq!(
             restore,

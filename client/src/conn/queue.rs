@@ -110,6 +110,9 @@ pub(crate) struct Entry {
     pub collected: Option<Vec<Value>>,
     /// Past its deadline: the caller was told, the late reply is still due.
     pub expired: bool,
+    /// For a subscribe: its kind and the names it adds, given back if the server refuses it
+    /// (one error reply instead of a confirmation per name).
+    pub subscribe: Option<(super::pubsub::SubKind, Vec<bytes::Bytes>)>,
 }
 
 /// The in-flight entries (replies awaited, in wire order), the requests still waiting to be
@@ -147,7 +150,24 @@ impl Queue {
             left: replies,
             collected: collect.then(|| Vec::with_capacity(replies)),
             expired: false,
+            subscribe: None,
         });
+    }
+
+    /// Registers a subscribe just written: `replies` confirmations, delivered as one array, or
+    /// one error that ends it.
+    pub fn push_subscribe(
+        &mut self,
+        id: u64,
+        sink: Sink,
+        deadline: Option<Instant>,
+        replies: usize,
+        added: (super::pubsub::SubKind, Vec<bytes::Bytes>),
+    ) {
+        self.push_inflight(id, sink, deadline, replies, true);
+        if let Some(e) = self.inflight.back_mut() {
+            e.subscribe = Some(added);
+        }
     }
 
     /// A fresh id, with its deadline registered.
@@ -169,6 +189,7 @@ impl Queue {
             left: 1,
             collected: None,
             expired: false,
+            subscribe: None,
         });
     }
 
@@ -184,10 +205,11 @@ impl Queue {
         None
     }
 
-    /// Fails the next call whose deadline is `now` or earlier with [`Error::Timeout`], and says
-    /// whether there was one and whether it had been written. A written call stays in the queue
-    /// with a [`Sink::Discard`] so its late reply is dropped.
-    pub fn expire_one(&mut self, now: Instant) -> Option<Expired> {
+    /// Fails the next call whose deadline is `now` or earlier, and says whether there was one
+    /// and whether it had been written: a written one with [`Error::Timeout`] (it stays in the
+    /// queue with a [`Sink::Discard`] so its late reply is dropped), one still waiting for the
+    /// connection with `unsent()`.
+    pub fn expire_one(&mut self, now: Instant, unsent: impl Fn() -> Error) -> Option<Expired> {
         while let Some(&Reverse((at, id))) = self.timers.peek() {
             if at > now {
                 return None;
@@ -205,7 +227,7 @@ impl Queue {
                 return Some(Expired::Written);
             } else if let Ok(i) = self.waiting.binary_search_by_key(&id, |(id, _)| *id) {
                 if let Some((_, req)) = self.waiting.remove(i) {
-                    req.sink.deliver(Err(Error::Timeout));
+                    req.sink.deliver(Err(unsent()));
                     return Some(Expired::Waiting);
                 }
             }
@@ -252,6 +274,17 @@ impl Queue {
     /// How many calls the queue holds (written or waiting), for tests and diagnostics.
     pub fn len(&self) -> usize {
         self.inflight.len() + self.waiting.len()
+    }
+
+    /// Fails every call not yet written that has no deadline of its own.
+    pub fn fail_waiting_without_deadline(&mut self, err: &Error) {
+        let (undated, dated): (VecDeque<_>, VecDeque<_>) = std::mem::take(&mut self.waiting)
+            .into_iter()
+            .partition(|(_, req)| req.deadline.is_none());
+        self.waiting = dated;
+        for (_, req) in undated {
+            req.sink.deliver(Err(err.clone()));
+        }
     }
 
     fn is_live(&self, id: u64) -> bool {

@@ -1,7 +1,7 @@
 //! The epoll transport: a driver thread with a `mio` poll loop. It is the fallback where
 //! io_uring is not available, and the reference the io_uring transport is measured against.
 
-use super::{obey, turn, CloseOnExit, Msg, Shared, Socketry, Wake};
+use super::{obey, server_closed, turn, CloseOnExit, Msg, Shared, Socketry, Wake};
 use crate::config::{Addr, Config};
 use crate::conn::Core;
 use crate::{Error, Result};
@@ -84,9 +84,9 @@ struct Io {
 
 /// Starts an epoll driver thread for one connection.
 pub(crate) fn spawn(config: Arc<Config>) -> Result<Arc<Shared>> {
-    let poll = Poll::new().map_err(|e| Error::client(format!("epoll_create: {e}")))?;
-    let waker =
-        Waker::new(poll.registry(), WAKER).map_err(|e| Error::client(format!("eventfd: {e}")))?;
+    let poll = Poll::new().map_err(|e| Error::client_io(format!("epoll_create: {e}"), e))?;
+    let waker = Waker::new(poll.registry(), WAKER)
+        .map_err(|e| Error::client_io(format!("eventfd: {e}"), e))?;
     let core = Core::new(&config);
     let shared = Arc::new(Shared::new(Box::new(MioWake(waker)), core.connected_flag()));
     let io = Io {
@@ -101,7 +101,7 @@ pub(crate) fn spawn(config: Arc<Config>) -> Result<Arc<Shared>> {
     std::thread::Builder::new()
         .name("ringdis-epoll".to_owned())
         .spawn(move || run(thread_shared, core, io))
-        .map_err(|e| Error::client(format!("spawning the driver thread: {e}")))?;
+        .map_err(|e| Error::client_io(format!("spawning the driver thread: {e}"), e))?;
     Ok(shared)
 }
 
@@ -165,7 +165,7 @@ impl Io {
     fn failed(&mut self, core: &mut Core, now: Instant, what: &str, e: io::Error) {
         self.drop_stream();
         let addr = &self.config.addr;
-        core.on_closed(Error::connection(format!("{what} {addr}: {e}")), now);
+        core.on_closed(Error::connection_io(format!("{what} {addr}: {e}"), e), now);
     }
 
     fn finish_connect(&mut self, core: &mut Core, now: Instant) {
@@ -198,12 +198,7 @@ impl Io {
             }
             match stream.read(&mut self.scratch) {
                 Ok(0) => {
-                    return self.failed(
-                        core,
-                        now,
-                        "connection closed by",
-                        io::ErrorKind::UnexpectedEof.into(),
-                    );
+                    return self.failed(core, now, "reading from", server_closed());
                 }
                 Ok(n) => {
                     core.input().extend_from_slice(&self.scratch[..n]);

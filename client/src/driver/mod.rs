@@ -8,12 +8,12 @@ pub(crate) mod epoll;
 mod keepalive;
 pub(crate) mod uring;
 
-use crate::conn::{Core, Message, PushHandler, Request, Want};
+use crate::conn::{Core, InboxTx, PushHandler, Request, Want};
 use crate::{Error, Result};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 /// A message from a client handle to its driver.
 pub(crate) enum Msg {
@@ -22,7 +22,7 @@ pub(crate) enum Msg {
     Disconnect(oneshot::Sender<()>),
     SetPushHandler(Option<PushHandler>),
     /// Makes the connection a subscriber; sent before anything else.
-    MakeSubscriber(mpsc::UnboundedSender<Message>),
+    MakeSubscriber(InboxTx),
 }
 
 /// Wakes a parked driver.
@@ -112,6 +112,14 @@ impl Shared {
     pub fn queued(&self) -> usize {
         self.queued.load(Ordering::Relaxed)
     }
+}
+
+/// The cause given when the server ends the stream (a read of 0 bytes).
+pub(crate) fn server_closed() -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::UnexpectedEof,
+        "the server closed the connection",
+    )
 }
 
 fn fail_msg(msg: Msg, err: &Error) {

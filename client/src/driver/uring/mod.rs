@@ -19,7 +19,7 @@
 mod ring;
 mod sock;
 
-use super::{obey, turn, CloseOnExit, Shared, Socketry, Wake};
+use super::{obey, server_closed, turn, CloseOnExit, Shared, Socketry, Wake};
 use crate::config::Config;
 use crate::conn::Core;
 use crate::{Error, Result};
@@ -169,10 +169,8 @@ pub(crate) fn spawn(config: Arc<Config>) -> Result<Arc<Shared>> {
     // SAFETY: a plain eventfd(2) call; the result is checked before use.
     let efd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
     if efd < 0 {
-        return Err(Error::client(format!(
-            "eventfd: {}",
-            io::Error::last_os_error()
-        )));
+        let e = io::Error::last_os_error();
+        return Err(Error::client_io(format!("eventfd: {e}"), e));
     }
     let parking = Arc::new(Parking {
         parked: AtomicBool::new(false),
@@ -202,10 +200,13 @@ pub(crate) fn spawn(config: Arc<Config>) -> Result<Arc<Shared>> {
             };
             run(thread_shared, core, io);
         })
-        .map_err(|e| Error::client(format!("spawning the driver thread: {e}")))?;
+        .map_err(|e| Error::client_io(format!("spawning the driver thread: {e}"), e))?;
     match ready_rx.recv() {
         Ok(Ok(())) => Ok(shared),
-        Ok(Err(e)) => Err(Error::client(format!("io_uring is not available: {e}"))),
+        Ok(Err(e)) => Err(Error::client_io(
+            format!("io_uring is not available: {e}"),
+            e,
+        )),
         Err(_) => Err(Error::client(
             "io_uring is not available: the driver thread ended during setup",
         )),
@@ -536,12 +537,7 @@ impl Io {
                         self.arm_recv();
                     }
                 } else if res == 0 {
-                    self.failed(
-                        core,
-                        now,
-                        "connection closed by",
-                        io::ErrorKind::UnexpectedEof.into(),
-                    );
+                    self.failed(core, now, "reading from", server_closed());
                 } else if res == -libc::ENOBUFS {
                     // Every provided buffer was in use; they are handed back this turn.
                     self.arm_recv();
@@ -646,7 +642,7 @@ impl Io {
     fn failed(&mut self, core: &mut Core, now: Instant, what: &str, e: io::Error) {
         self.retire();
         let addr = &self.config.addr;
-        core.on_closed(Error::connection(format!("{what} {addr}: {e}")), now);
+        core.on_closed(Error::connection_io(format!("{what} {addr}: {e}"), e), now);
     }
 
     /// Takes the connection out of service: cancels its operations, and keeps its socket and

@@ -1,0 +1,286 @@
+//! [`ScanStream`]: the SCAN family (`SCAN`, `HSCAN`, `SSCAN`, `ZSCAN`) as a stream that
+//! follows the cursor.
+
+use crate::commands::Part;
+use crate::{Call, Client, Cmd, CmdFlags, FromRedis, Result, Spread, ToArg};
+use bytes::Bytes;
+use futures_core::Stream;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+/// The items of a `SCAN`, `HSCAN`, `SSCAN` or `ZSCAN`, one at a time: a
+/// [`Stream`](futures_core::Stream) of `Result<T>` that sends the command with cursor 0, yields
+/// the page's items, sends the next cursor, and so on until the server answers cursor 0.
+///
+/// Made by [`Client::scan_iter`] (keys, as [`Bytes`]), [`Client::hscan_iter`] (`(field,
+/// value)`), [`Client::sscan_iter`] (members) and [`Client::zscan_iter`] (`(member, score)`);
+/// the same on a [`Pooled`](crate::Pooled) client (through `Deref`) and on a [`Spread`], where
+/// the whole run stays on one connection. Nothing is sent until the stream is first polled; one
+/// page is held at a time.
+///
+/// What SCAN guarantees, and so what this stream gives: every element present for the whole
+/// run is returned at least once, **but an element may be returned more than once** (the
+/// table may be rehashed between calls), so collect into a set or tolerate duplicates.
+/// Elements added or removed during the run may or may not appear. `MATCH` filters after the
+/// fact, so a page may be empty while the run goes on; `COUNT` is a hint for the work per call.
+///
+/// After an error (connection lost, a server error such as `WRONGTYPE`, a reply that does not
+/// decode) the stream yields that error and ends.
+///
+/// ```no_run
+/// use ringdis::{Bytes, Client};
+/// use std::collections::HashSet;
+///
+/// # async fn demo(client: Client) -> ringdis::Result<()> {
+/// let mut keys = client.scan_iter().match_("user:*").count(500);
+/// while let Some(key) = keys.next_item().await {
+///     println!("{:?}", key?);
+/// }
+/// let fields: Vec<(Bytes, Bytes)> = client.hscan_iter("user:1").collect_all().await?;
+/// let members: HashSet<Bytes> = client.sscan_iter("tags").collect_all().await?;
+/// # Ok(()) }
+/// ```
+#[must_use = "a scan does nothing until it is polled"]
+pub struct ScanStream<'a, T> {
+    client: &'a Client,
+    name: &'static str,
+    key: Option<Part>,
+    pattern: Part,
+    count: Part,
+    type_: Part,
+    cursor: u64,
+    done: bool,
+    page: std::vec::IntoIter<T>,
+    call: Option<Call<(u64, Vec<T>)>>,
+}
+
+impl<'a, T> ScanStream<'a, T> {
+    fn new(client: &'a Client, name: &'static str, key: Option<Part>) -> Self {
+        ScanStream {
+            client,
+            name,
+            key,
+            pattern: Part::new(),
+            count: Part::new(),
+            type_: Part::new(),
+            cursor: 0,
+            done: false,
+            page: Vec::new().into_iter(),
+            call: None,
+        }
+    }
+
+    /// `MATCH pattern`: only elements (keys, fields, members) matching the glob-style pattern.
+    pub fn match_(mut self, pattern: impl ToArg) -> Self {
+        self.pattern.clear();
+        self.pattern.token("MATCH");
+        self.pattern.arg(pattern);
+        self
+    }
+
+    /// `COUNT count`: how much work each call does (a hint; the server's default is 10).
+    pub fn count(mut self, count: u64) -> Self {
+        self.count.clear();
+        self.count.token("COUNT");
+        self.count.arg(count);
+        self
+    }
+
+    /// The command for the current cursor.
+    fn page_cmd(&self) -> Cmd {
+        let mut cmd = Cmd::new(self.name).with_flags(CmdFlags {
+            readonly: true,
+            ..CmdFlags::default()
+        });
+        if let Some(key) = &self.key {
+            cmd.push_part(key);
+        }
+        cmd.push_arg(self.cursor);
+        cmd.push_part(&self.pattern);
+        cmd.push_part(&self.count);
+        cmd.push_part(&self.type_);
+        cmd
+    }
+}
+
+impl<'a> ScanStream<'a, Bytes> {
+    /// `TYPE type` (SCAN only): only keys of this type (`"string"`, `"hash"`, `"zset"`…).
+    /// On `SSCAN` the stream fails with [`Error::Client`](crate::Error::Client).
+    pub fn type_(mut self, type_: impl ToArg) -> Self {
+        self.type_.clear();
+        self.type_.token("TYPE");
+        self.type_.arg(type_);
+        if self.name != "SCAN" {
+            self.type_.arg(Invalid("TYPE is an option of SCAN only"));
+        }
+        self
+    }
+}
+
+/// An argument that makes its command unsendable, with the reason.
+struct Invalid(&'static str);
+
+impl ToArg for Invalid {
+    fn write_args(&self, out: &mut crate::Args) {
+        out.set_invalid(self.0);
+    }
+}
+
+/// A key as a part of a command, marked as a key.
+fn key_part(key: impl ToArg) -> Part {
+    let mut part = Part::new();
+    part.key(key);
+    part
+}
+
+impl<T: FromRedis + Unpin> ScanStream<'_, T> {
+    /// The next item, or `None` when the cursor came back to 0: [`Stream::poll_next`] as an
+    /// `async fn`, for code without `futures::StreamExt`.
+    pub async fn next_item(&mut self) -> Option<Result<T>> {
+        std::future::poll_fn(|cx| Pin::new(&mut *self).poll_next(cx)).await
+    }
+
+    /// Every remaining item, into any collection (a `HashSet` removes the duplicates SCAN may
+    /// return); the first error instead, if any.
+    pub async fn collect_all<C: Default + Extend<T>>(mut self) -> Result<C> {
+        let mut out = C::default();
+        while let Some(item) = self.next_item().await {
+            out.extend(Some(item?));
+        }
+        Ok(out)
+    }
+}
+
+impl<T: FromRedis + Unpin> Stream for ScanStream<'_, T> {
+    type Item = Result<T>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<T>>> {
+        let this = self.get_mut();
+        loop {
+            if let Some(item) = this.page.next() {
+                return Poll::Ready(Some(Ok(item)));
+            }
+            if this.done {
+                return Poll::Ready(None);
+            }
+            let call = match &mut this.call {
+                Some(call) => call,
+                None => this.call.insert(this.client.call(this.page_cmd())),
+            };
+            let reply = match Pin::new(call).poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(reply) => reply,
+            };
+            this.call = None;
+            match reply {
+                Ok((cursor, items)) => {
+                    this.cursor = cursor;
+                    this.done = cursor == 0;
+                    this.page = items.into_iter();
+                }
+                Err(e) => {
+                    this.done = true;
+                    return Poll::Ready(Some(Err(e)));
+                }
+            }
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let (n, _) = self.page.size_hint();
+        (n, if self.done { Some(n) } else { None })
+    }
+}
+
+impl<T> std::fmt::Debug for ScanStream<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScanStream")
+            .field("command", &self.name)
+            .field("cursor", &self.cursor)
+            .field("done", &self.done)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// Every key of the current database, by `SCAN` (see [`ScanStream`]: keys may come more
+    /// than once). Options: [`match_`](ScanStream::match_), [`count`](ScanStream::count),
+    /// [`type_`](ScanStream::type_).
+    pub fn scan_iter(&self) -> ScanStream<'_, Bytes> {
+        ScanStream::new(self, "SCAN", None)
+    }
+
+    /// Every `(field, value)` of the hash at `key`, by `HSCAN` (see [`ScanStream`]: fields may
+    /// come more than once). A missing key gives nothing; a key of another type, a
+    /// `WRONGTYPE` error.
+    pub fn hscan_iter(&self, key: impl ToArg) -> ScanStream<'_, (Bytes, Bytes)> {
+        ScanStream::new(self, "HSCAN", Some(key_part(key)))
+    }
+
+    /// Every member of the set at `key`, by `SSCAN` (see [`ScanStream`]: members may come more
+    /// than once).
+    pub fn sscan_iter(&self, key: impl ToArg) -> ScanStream<'_, Bytes> {
+        ScanStream::new(self, "SSCAN", Some(key_part(key)))
+    }
+
+    /// Every `(member, score)` of the sorted set at `key`, by `ZSCAN` (see [`ScanStream`]:
+    /// members may come more than once).
+    pub fn zscan_iter(&self, key: impl ToArg) -> ScanStream<'_, (Bytes, f64)> {
+        ScanStream::new(self, "ZSCAN", Some(key_part(key)))
+    }
+}
+
+impl Spread {
+    /// [`Client::scan_iter`] on one of the connections, which serves the whole run.
+    pub fn scan_iter(&self) -> ScanStream<'_, Bytes> {
+        self.client().scan_iter()
+    }
+
+    /// [`Client::hscan_iter`] on one of the connections, which serves the whole run.
+    pub fn hscan_iter(&self, key: impl ToArg) -> ScanStream<'_, (Bytes, Bytes)> {
+        self.client().hscan_iter(key)
+    }
+
+    /// [`Client::sscan_iter`] on one of the connections, which serves the whole run.
+    pub fn sscan_iter(&self, key: impl ToArg) -> ScanStream<'_, Bytes> {
+        self.client().sscan_iter(key)
+    }
+
+    /// [`Client::zscan_iter`] on one of the connections, which serves the whole run.
+    pub fn zscan_iter(&self, key: impl ToArg) -> ScanStream<'_, (Bytes, f64)> {
+        self.client().zscan_iter(key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_commands_carry_cursor_key_and_options_in_order() {
+        let client = Client::open("redis://127.0.0.1:1").unwrap();
+        let mut s = client.scan_iter().type_("hash").count(100).match_("u:*");
+        assert_eq!(
+            s.page_cmd().to_string(),
+            "SCAN 0 MATCH u:* COUNT 100 TYPE hash"
+        );
+        s.cursor = u64::MAX;
+        assert_eq!(
+            s.page_cmd().to_string(),
+            format!("SCAN {} MATCH u:* COUNT 100 TYPE hash", u64::MAX)
+        );
+        let h = client.hscan_iter("h").count(5);
+        let cmd = h.page_cmd();
+        assert_eq!(cmd.to_string(), "HSCAN h 0 COUNT 5");
+        assert_eq!(cmd.keys().collect::<Vec<_>>(), [b"h"]);
+        assert!(cmd.flags().readonly);
+        let z = client.zscan_iter("z");
+        assert_eq!(z.page_cmd().to_string(), "ZSCAN z 0");
+        let s = client.sscan_iter("s").type_("x");
+        assert_eq!(
+            s.page_cmd().args().invalid(),
+            Some("TYPE is an option of SCAN only")
+        );
+    }
+}
