@@ -55,6 +55,10 @@ const BUF_SIZE: usize = 16 * 1024;
 const SINGLE_BUF: usize = 64 * 1024;
 /// Sends are capped so the length fits the SQE; the rest goes in the next one.
 const MAX_SEND: usize = 1 << 30;
+/// A send at most this long fits an empty socket buffer (the kernel's smallest, `tcp_wmem`'s
+/// minimum, is 4 KiB), so it completes during the submit; with a non-empty buffer, the commands
+/// already in it bring replies that wake the driver. See `Io::park`.
+const SMALL_SEND: usize = 4 * 1024;
 /// How long the exit path waits for cancelled operations before it leaks their buffers.
 const EXIT_GRACE: Duration = Duration::from_secs(5);
 
@@ -153,6 +157,8 @@ struct Io {
     cqes: Vec<cqueue::Entry>,
     /// Sends queued since the last `io_uring_enter`.
     fresh_sends: u32,
+    /// One of them is larger than [`SMALL_SEND`].
+    big_send: bool,
     /// How long the teardown waits for cancelled operations before it leaks their buffers.
     exit_grace: Duration,
     /// Where the teardown reports what it did (tests).
@@ -280,6 +286,7 @@ impl Io {
             timer_spec: Box::new(Timespec::new()),
             cqes: Vec::with_capacity(64),
             fresh_sends: 0,
+            big_send: false,
             exit_grace: EXIT_GRACE,
             #[cfg(test)]
             teardown_report: None,
@@ -369,15 +376,23 @@ impl Io {
         fence(Ordering::SeqCst);
         let busy =
             shared.notified.load(Ordering::SeqCst) || (!saw_shutdown && shared.is_shut_down());
-        // A send to a connected socket almost always completes during the submit itself (and
-        // MSG_WAITALL makes the kernel finish a short one on its own), so waiting for it alone
-        // would only cost a second enter: wait for it *and* the next event (the reply, a
-        // caller's wake-up, a timer).
-        let want = if busy { 0 } else { 1 + self.fresh_sends };
+        // A small send to a connected socket completes during the submit itself, so waiting
+        // for it alone would only cost a second enter: wait for it *and* the next event (the
+        // reply, a caller's wake-up, a timer). Not after a large send: one that does not fit
+        // the socket buffer finishes through retries run as task work, and a thread waiting
+        // for two completions is not woken for task work that posts none (DEFER_TASKRUN's lazy
+        // wake-up), so the rest of the send would wait for the next timer while the server
+        // waits for the rest of the command (a 12 MiB SET hung for its whole timeout).
+        let want = match (busy, self.big_send) {
+            (true, _) => 0,
+            (false, true) => 1,
+            (false, false) => 1 + self.fresh_sends,
+        };
         if busy {
             self.parking.parked.store(false, Ordering::Relaxed);
         }
         self.fresh_sends = 0;
+        self.big_send = false;
         let res = self.enter(want);
         self.parking.parked.store(false, Ordering::Relaxed);
         res
@@ -602,6 +617,7 @@ impl Io {
         c.send_inflight = true;
         c.ops += 1;
         self.fresh_sends += 1;
+        self.big_send |= len as usize > SMALL_SEND;
         // SAFETY: `unsent` is held by the connection (and not advanced) until this send
         // completes; a retired connection keeps it until its `ops` count is back to zero, and
         // `Io`'s `Drop` (every exit, unwinding included) leaks it if that never happens.
