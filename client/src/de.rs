@@ -1,7 +1,8 @@
 //! `&Value` as a `serde::Deserializer` (feature `serde`), and [`Serde`], a reply type for any
 //! `Deserialize` type.
 
-use crate::{Error, FromRedis, Result, Value};
+use crate::from_redis::{is_array_of_pairs, MAP_SHAPES};
+use crate::{number, Error, FromRedis, Result, Value};
 use serde::de::{
     self, DeserializeOwned, DeserializeSeed, EnumAccess, IntoDeserializer, MapAccess, SeqAccess,
     VariantAccess, Visitor,
@@ -12,9 +13,12 @@ use std::fmt;
 /// Any `serde::Deserialize` type as a reply type, through `&Value`'s `Deserializer` (feature
 /// `serde`).
 ///
-/// Decoding follows the same rules as [`FromRedis`]: numbers and booleans are also read from
-/// strings (hash fields are strings), structs and maps from RESP3 maps and RESP2 flat arrays,
-/// `Option`s are `None` for nil, and fieldless enums from their name.
+/// Decoding follows the same rules as [`FromRedis`], so it does not depend on the protocol:
+/// numbers and booleans are also read from strings (hash fields are strings) and are exact or a
+/// decode error; structs and maps read a RESP3 map, an array of `[key, value]` pairs or a RESP2
+/// flat array; a sequence of tuples (`Vec<(K, V)>`) reads an array of arrays, a flat array (cut
+/// into tuples) or a RESP3 map; `Option`s are `None` for nil, and fieldless enums read their
+/// name.
 ///
 /// ```
 /// use ringdis::{FromRedis, Serde, Value};
@@ -122,33 +126,11 @@ fn text(value: &Value) -> Option<&str> {
     value.as_bytes().and_then(|b| std::str::from_utf8(b).ok())
 }
 
-fn int(value: &Value) -> Option<i128> {
-    match value {
-        Value::Int(i) => Some(*i as i128),
-        Value::Double(d) if d.fract() == 0.0 && d.is_finite() => Some(*d as i128),
-        Value::BigNumber(n) => n.parse().ok(),
-        v => text(v).and_then(|s| s.parse().ok()),
-    }
-}
-
-fn float(value: &Value) -> Option<f64> {
-    match value {
-        Value::Double(d) => Some(*d),
-        Value::Int(i) => Some(*i as f64),
-        Value::BigNumber(n) => n.parse().ok(),
-        v => match text(v)? {
-            "inf" | "+inf" => Some(f64::INFINITY),
-            "-inf" => Some(f64::NEG_INFINITY),
-            s => s.parse().ok(),
-        },
-    }
-}
-
 macro_rules! deserialize_int {
     ($($method:ident $visit:ident $t:ty),*) => {$(
         fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
             let v = check_ref(self)?;
-            match int(v).and_then(|i| <$t>::try_from(i).ok()) {
+            match number::integer(v).and_then(number::Integer::to::<$t>) {
                 Some(n) => visitor.$visit(n),
                 None => Err(mismatch(concat!("integer (", stringify!($t), ")"), v)),
             }
@@ -195,6 +177,7 @@ impl<'de> de::Deserializer<'de> for &'de Value {
         let b = match v {
             Value::Boolean(b) => Some(*b),
             Value::Int(i) => Some(*i != 0),
+            Value::Double(d) if *d == 1.0 || *d == 0.0 => Some(*d == 1.0),
             Value::Simple(s) if s == "OK" => Some(true),
             v => match v.as_bytes() {
                 Some(b"1") | Some(b"true") => Some(true),
@@ -216,14 +199,18 @@ impl<'de> de::Deserializer<'de> for &'de Value {
     );
 
     fn deserialize_f32<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
-        self.deserialize_f64(visitor)
+        let v = check_ref(self)?;
+        match number::float32(v) {
+            Some(f) => visitor.visit_f32(f),
+            None => Err(mismatch("float (f32)", v)),
+        }
     }
 
     fn deserialize_f64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
         let v = check_ref(self)?;
-        match float(v) {
+        match number::float(v) {
             Some(f) => visitor.visit_f64(f),
-            None => Err(mismatch("float", v)),
+            None => Err(mismatch("float (f64)", v)),
         }
     }
 
@@ -234,7 +221,8 @@ impl<'de> de::Deserializer<'de> for &'de Value {
     fn deserialize_str<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
         match check_ref(self)? {
             Value::Int(i) => visitor.visit_string(i.to_string()),
-            Value::Double(d) => visitor.visit_string(d.to_string()),
+            Value::Double(d) => visitor.visit_string(number::format_double(*d)),
+            Value::Boolean(b) => visitor.visit_borrowed_str(if *b { "1" } else { "0" }),
             v => match text(v) {
                 Some(s) => visitor.visit_borrowed_str(s),
                 None if matches!(v, Value::BigNumber(_)) => self.deserialize_any(visitor),
@@ -293,6 +281,11 @@ impl<'de> de::Deserializer<'de> for &'de Value {
                 visitor.visit_seq(Seq::new(items))
             }
             Value::Nil => visitor.visit_seq(Seq::new(&[])),
+            // A sequence of pairs (`Vec<(K, V)>`) from a RESP3 map.
+            Value::Map(pairs) => visitor.visit_seq(PairSeq {
+                pairs: pairs.iter(),
+                index: 0,
+            }),
             v => Err(mismatch("array", v)),
         }
     }
@@ -313,9 +306,12 @@ impl<'de> de::Deserializer<'de> for &'de Value {
     fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
         match check_ref(self)? {
             Value::Map(pairs) => visitor.visit_map(Map::pairs(pairs)),
+            Value::Array(items) if is_array_of_pairs(items) => {
+                visitor.visit_map(Map::nested(items))
+            }
             Value::Array(items) if items.len() % 2 == 0 => visitor.visit_map(Map::flat(items)),
             Value::Nil => visitor.visit_map(Map::flat(&[])),
-            v => Err(mismatch("map (or flat array of key/value pairs)", v)),
+            v => Err(mismatch(MAP_SHAPES, v)),
         }
     }
 
@@ -391,6 +387,107 @@ impl<'de> SeqAccess<'de> for Seq<'de> {
         };
         let i = self.index;
         self.index += 1;
+        let element = Element {
+            first: v,
+            rest: &mut self.items,
+        };
+        seed.deserialize(element)
+            .map(Some)
+            .map_err(|e| e.in_field(format_args!("[{i}]")))
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        Some(self.items.len())
+    }
+}
+
+/// One element of a sequence. Asked for a tuple while it is a scalar, it takes the tuple's other
+/// elements from the sequence too, so a RESP2 flat `[member, score, member, score]` decodes into
+/// `Vec<(String, f64)>` as the RESP3 `[[member, score], …]` does. Anything else is the element.
+struct Element<'a, 'de> {
+    first: &'de Value,
+    rest: &'a mut std::slice::Iter<'de, Value>,
+}
+
+impl<'de> Element<'_, 'de> {
+    fn tuple<V: Visitor<'de>>(self, len: usize, visitor: V) -> Result<V::Value> {
+        let scalar = !matches!(
+            self.first,
+            Value::Array(_) | Value::Set(_) | Value::Push(_) | Value::Map(_) | Value::Nil
+        );
+        if !scalar || len < 2 {
+            return de::Deserializer::deserialize_tuple(self.first, len, visitor);
+        }
+        let mut row = Vec::with_capacity(len);
+        row.push(self.first);
+        row.extend(self.rest.by_ref().take(len - 1));
+        if row.len() < len {
+            return Err(<Error as de::Error>::invalid_length(
+                row.len(),
+                &"a flat array with a whole number of tuples",
+            ));
+        }
+        visitor.visit_seq(Refs {
+            items: row.into_iter(),
+            index: 0,
+        })
+    }
+}
+
+/// Forwards `deserialize_*` methods to the element's value.
+macro_rules! forward_to_first {
+    ($($method:ident($($arg:ident: $ty:ty),*)),* $(,)?) => {$(
+        fn $method<V: Visitor<'de>>(self, $($arg: $ty,)* visitor: V) -> Result<V::Value> {
+            de::Deserializer::$method(self.first, $($arg,)* visitor)
+        }
+    )*};
+}
+
+impl<'de> de::Deserializer<'de> for Element<'_, 'de> {
+    type Error = Error;
+
+    forward_to_first!(
+        deserialize_any(), deserialize_bool(), deserialize_i8(), deserialize_i16(),
+        deserialize_i32(), deserialize_i64(), deserialize_i128(), deserialize_u8(),
+        deserialize_u16(), deserialize_u32(), deserialize_u64(), deserialize_u128(),
+        deserialize_f32(), deserialize_f64(), deserialize_char(), deserialize_str(),
+        deserialize_string(), deserialize_bytes(), deserialize_byte_buf(), deserialize_option(),
+        deserialize_unit(), deserialize_unit_struct(name: &'static str),
+        deserialize_newtype_struct(name: &'static str), deserialize_seq(), deserialize_map(),
+        deserialize_struct(name: &'static str, fields: &'static [&'static str]),
+        deserialize_enum(name: &'static str, variants: &'static [&'static str]),
+        deserialize_identifier(), deserialize_ignored_any(),
+    );
+
+    fn deserialize_tuple<V: Visitor<'de>>(self, len: usize, visitor: V) -> Result<V::Value> {
+        self.tuple(len, visitor)
+    }
+
+    fn deserialize_tuple_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        len: usize,
+        visitor: V,
+    ) -> Result<V::Value> {
+        self.tuple(len, visitor)
+    }
+}
+
+/// Elements given by reference: a tuple cut from a flat array, or a map entry as `[key, value]`.
+struct Refs<'de> {
+    items: std::vec::IntoIter<&'de Value>,
+    index: usize,
+}
+
+impl<'de> SeqAccess<'de> for Refs<'de> {
+    type Error = Error;
+
+    fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>> {
+        let Some(v) = self.items.next() else {
+            return Ok(None);
+        };
+        let i = self.index;
+        self.index += 1;
         seed.deserialize(v)
             .map(Some)
             .map_err(|e| e.in_field(format_args!("[{i}]")))
@@ -398,6 +495,51 @@ impl<'de> SeqAccess<'de> for Seq<'de> {
 
     fn size_hint(&self) -> Option<usize> {
         Some(self.items.len())
+    }
+}
+
+/// The entries of a RESP3 map as a sequence of `[key, value]` pairs.
+struct PairSeq<'de> {
+    pairs: std::slice::Iter<'de, (Value, Value)>,
+    index: usize,
+}
+
+impl<'de> SeqAccess<'de> for PairSeq<'de> {
+    type Error = Error;
+
+    fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>> {
+        let Some((k, v)) = self.pairs.next() else {
+            return Ok(None);
+        };
+        let i = self.index;
+        self.index += 1;
+        seed.deserialize(Pair(k, v))
+            .map(Some)
+            .map_err(|e| e.in_field(format_args!("[{i}]")))
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        Some(self.pairs.len())
+    }
+}
+
+/// A map entry, deserialized as the sequence `[key, value]`.
+struct Pair<'de>(&'de Value, &'de Value);
+
+impl<'de> de::Deserializer<'de> for Pair<'de> {
+    type Error = Error;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
+        visitor.visit_seq(Refs {
+            items: vec![self.0, self.1].into_iter(),
+            index: 0,
+        })
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+        option unit unit_struct newtype_struct seq tuple tuple_struct map struct enum identifier
+        ignored_any
     }
 }
 
@@ -411,6 +553,8 @@ struct Map<'de> {
 enum Entries<'de> {
     Pairs(std::slice::Iter<'de, (Value, Value)>),
     Flat(std::slice::Iter<'de, Value>),
+    /// An array of `[key, value]` arrays.
+    Nested(std::slice::Iter<'de, Value>),
 }
 
 impl<'de> Map<'de> {
@@ -423,6 +567,12 @@ impl<'de> Map<'de> {
     fn flat(items: &'de [Value]) -> Self {
         Map {
             entries: Entries::Flat(items.iter()),
+            pending: None,
+        }
+    }
+    fn nested(items: &'de [Value]) -> Self {
+        Map {
+            entries: Entries::Nested(items.iter()),
             pending: None,
         }
     }
@@ -444,6 +594,10 @@ impl<'de> MapAccess<'de> for Map<'de> {
             Entries::Pairs(it) => it.next().map(|(k, v)| (k, v)),
             Entries::Flat(it) => match (it.next(), it.next()) {
                 (Some(k), Some(v)) => Some((k, v)),
+                _ => None,
+            },
+            Entries::Nested(it) => match it.next() {
+                Some(Value::Array(kv)) if kv.len() == 2 => Some((&kv[0], &kv[1])),
                 _ => None,
             },
         };
@@ -469,6 +623,7 @@ impl<'de> MapAccess<'de> for Map<'de> {
         Some(match &self.entries {
             Entries::Pairs(it) => it.len(),
             Entries::Flat(it) => it.len() / 2,
+            Entries::Nested(it) => it.len(),
         })
     }
 }
@@ -713,5 +868,116 @@ mod tests {
         assert_eq!(o.name, "a");
         let e = Serde::<Owned>::from_redis(Value::Array(vec![])).unwrap_err();
         assert!(e.to_string().contains(r#"field "name""#), "{e}");
+    }
+
+    fn is_decode<T: fmt::Debug>(r: Result<T>) -> bool {
+        matches!(r, Err(Error::Decode { .. }))
+    }
+
+    #[test]
+    fn numbers_follow_the_same_rules_as_from_redis() {
+        assert!(is_decode(i128::deserialize(&Value::Double(1e300))));
+        assert!(is_decode(i128::deserialize(&bulk("1e+300"))));
+        assert!(is_decode(i64::deserialize(&Value::Double(
+            9223372036854775808.0
+        ))));
+        assert_eq!(
+            u128::deserialize(&bulk(&u128::MAX.to_string())).unwrap(),
+            u128::MAX
+        );
+        assert_eq!(
+            i128::deserialize(&bulk(&i128::MIN.to_string())).unwrap(),
+            i128::MIN
+        );
+        assert_eq!(i64::deserialize(&Value::Double(5.0)).unwrap(), 5);
+        assert!(is_decode(i64::deserialize(&Value::Double(5.5))));
+        assert!(is_decode(f64::deserialize(&Value::Int((1 << 53) + 1))));
+        assert!(is_decode(f32::deserialize(&Value::Double(1e300))));
+        assert_eq!(f32::deserialize(&Value::Double(0.1)).unwrap(), 0.1f32);
+        for s in ["nan", "-nan", "NaN", "nan(0x1)"] {
+            assert!(f64::deserialize(&bulk(s)).unwrap().is_nan(), "{s}");
+        }
+        for s in ["inf", "Infinity", "INF"] {
+            assert_eq!(f64::deserialize(&bulk(s)).unwrap(), f64::INFINITY, "{s}");
+        }
+        assert_eq!(
+            String::deserialize(&Value::Double(1e300)).unwrap(),
+            "1e+300"
+        );
+        assert_eq!(String::deserialize(&Value::Boolean(true)).unwrap(), "1");
+        for v in [
+            Value::Double(1e300),
+            bulk("1e+300"),
+            bulk("1.0000000000000001e+300"),
+        ] {
+            assert_eq!(f64::deserialize(&v).unwrap(), 1e300, "{v:?}");
+        }
+    }
+
+    /// The three shapes a map arrives in, with the same content.
+    fn map_shapes(pairs: &[(&str, Value)]) -> [Value; 3] {
+        [
+            Value::Map(pairs.iter().map(|(k, v)| (bulk(k), v.clone())).collect()),
+            Value::Array(
+                pairs
+                    .iter()
+                    .map(|(k, v)| Value::Array(vec![bulk(k), v.clone()]))
+                    .collect(),
+            ),
+            Value::Array(
+                pairs
+                    .iter()
+                    .flat_map(|(k, v)| [bulk(k), v.clone()])
+                    .collect(),
+            ),
+        ]
+    }
+
+    #[test]
+    fn maps_and_pairs_from_every_shape_at_every_depth() {
+        let scores = [
+            ("a", Value::Double(1.0)),
+            ("b", bulk("2.5")),
+            ("c", Value::Int(3)),
+        ];
+        let want: Vec<(String, f64)> =
+            vec![("a".into(), 1.0), ("b".into(), 2.5), ("c".into(), 3.0)];
+        #[derive(Deserialize, Debug, PartialEq)]
+        struct Abc {
+            a: f64,
+            b: f64,
+            c: u8,
+        }
+        for inner in map_shapes(&scores) {
+            let h = HashMap::<String, f64>::deserialize(&inner).unwrap();
+            assert_eq!(h["b"], 2.5, "{inner:?}");
+            let v = Vec::<(String, f64)>::deserialize(&inner).unwrap();
+            assert_eq!(v, want, "{inner:?}");
+            let s = Abc::deserialize(&inner).unwrap();
+            assert_eq!(
+                s,
+                Abc {
+                    a: 1.0,
+                    b: 2.5,
+                    c: 3
+                },
+                "{inner:?}"
+            );
+            for outer in map_shapes(&[("x", inner.clone()), ("y", inner.clone())]) {
+                let m = HashMap::<String, Vec<(String, f64)>>::deserialize(&outer).unwrap();
+                assert_eq!(m["y"], want, "{outer:?}");
+                let m = BTreeMap::<String, BTreeMap<String, f64>>::deserialize(&outer).unwrap();
+                assert_eq!(m["x"]["c"], 3.0, "{outer:?}");
+                let v = Vec::<(String, Abc)>::deserialize(&outer).unwrap();
+                assert_eq!(v[1].1.c, 3, "{outer:?}");
+            }
+            let list = Value::Array(vec![inner.clone(), inner.clone()]);
+            let v = Vec::<HashMap<String, f64>>::deserialize(&list).unwrap();
+            assert_eq!(v[1]["a"], 1.0);
+        }
+        // A flat array that is not a whole number of tuples.
+        let odd = Value::Array(vec![bulk("a"), bulk("1"), bulk("b")]);
+        assert!(is_decode(Vec::<(String, f64)>::deserialize(&odd)));
+        assert!(is_decode(HashMap::<String, f64>::deserialize(&odd)));
     }
 }

@@ -1,17 +1,36 @@
 //! [`FromRedis`]: how replies become Rust values.
 
-use crate::{Error, Result, Value};
+use crate::{number, Error, Result, Value};
 use bytes::Bytes;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::hash::{BuildHasher, Hash};
 
 /// A type a reply can be decoded into.
 ///
-/// Conversions follow what servers really send: integers and floats also decode from strings
-/// (hash fields arrive as bulk strings), maps decode from RESP3 maps and from RESP2 flat
-/// `key value …` arrays, and sequences of pairs decode from either shape too. An error reply
-/// nested in an aggregate becomes [`Error::Server`]; anything that does not fit is an
-/// [`Error::Decode`] naming what was expected and what came.
+/// Conversions follow what servers really send, and never depend on the protocol: the same data
+/// decodes to the same result (or the same kind of error) over RESP2 and RESP3.
+///
+/// **Numbers** are exact or an [`Error::Decode`], never a saturated or truncated value:
+/// - integers and floats also decode from strings (hash fields and RESP2 scores arrive as bulk
+///   strings): text is read as the number it spells — integer text exactly, floating-point text
+///   (`"1.5"`, `"1e+300"`, `"1.0000000000000001e+300"`) as the double it spells, and every libc
+///   spelling of infinity and NaN (`inf`, `-inf`, `Infinity`, `nan`, `-nan`, `NaN`, `nan(0x1)`);
+///   spaces, hexadecimal and other text are not numbers;
+/// - a double (or float text) decodes into an integer type only when it is finite, integral and
+///   fits the type (`1e300` into `i128` is an error, `5.0` into `i64` is `5`);
+/// - an integer decodes into `f64` only when the double holds it exactly (`2^53 + 1` is an
+///   error); into `f32` a fractional value rounds to nearest, an integral one must be exact;
+/// - a RESP3 boolean is `1`/`0` (what RESP2 sends for it), as a number and as a string.
+///
+/// **Maps** (`HashMap`, `BTreeMap`, derived structs) and **sequences of pairs** (`Vec<(K, V)>`)
+/// decode from a RESP3 map, from an array of `[key, value]` arrays (RESP3 `WITHSCORES`,
+/// `WITHVALUES`, `XRANGE`, RESP2 `XREAD`) and from a flat array of alternating keys and values
+/// (RESP2 `HGETALL`, `WITHSCORES`), at any depth. An array whose elements are all arrays of two
+/// is read as pairs, any other array of even length as flat; so a flat array whose every key and
+/// value is itself an array of two would read as pairs (no server reply has that shape).
+///
+/// An error reply nested in an aggregate becomes [`Error::Server`]; anything that does not fit
+/// is an [`Error::Decode`] naming what was expected and what came.
 ///
 /// `u8` is not a `FromRedis` type on its own: `Vec<u8>` is always the bytes of one string.
 ///
@@ -99,16 +118,12 @@ fn text_of(value: &Value) -> Option<&[u8]> {
 macro_rules! int_from {
     ($($t:ty),*) => {$(
         impl FromRedis for $t {
+            /// An integer, a boolean (`1`/`0`), a double with no fractional part, or text
+            /// spelling one of those; it must fit the type exactly (never saturated).
             fn from_redis(value: Value) -> Result<Self> {
                 let value = check(value)?;
-                let wide: Option<i128> = match &value {
-                    Value::Int(i) => Some(*i as i128),
-                    Value::Boolean(b) => Some(*b as i128),
-                    Value::Double(d) if d.fract() == 0.0 && d.is_finite() => Some(*d as i128),
-                    Value::BigNumber(n) => n.parse().ok(),
-                    v => text_of(v).and_then(|b| std::str::from_utf8(b).ok()).and_then(|s| s.parse::<i128>().ok()),
-                };
-                wide.and_then(|w| <$t>::try_from(w).ok())
+                number::integer(&value)
+                    .and_then(number::Integer::to::<$t>)
                     .ok_or_else(|| Error::decode(concat!("integer (", stringify!($t), ")"), &value))
             }
         }
@@ -116,40 +131,34 @@ macro_rules! int_from {
 }
 int_from!(i8, i16, i32, i64, i128, isize, u16, u32, u64, u128, usize);
 
-macro_rules! float_from {
-    ($($t:ty),*) => {$(
-        impl FromRedis for $t {
-            fn from_redis(value: Value) -> Result<Self> {
-                let value = check(value)?;
-                let f = match &value {
-                    Value::Double(d) => Some(*d as $t),
-                    Value::Int(i) => Some(*i as $t),
-                    Value::BigNumber(n) => n.parse().ok(),
-                    v => text_of(v).and_then(|b| std::str::from_utf8(b).ok()).and_then(parse_float::<$t>),
-                };
-                f.ok_or_else(|| Error::decode("float", &value))
-            }
-        }
-    )*};
+impl FromRedis for f64 {
+    /// A double (`inf`, `-inf` and NaN included), text in any spelling of one, or an integer
+    /// the double holds exactly.
+    fn from_redis(value: Value) -> Result<Self> {
+        let value = check(value)?;
+        number::float(&value).ok_or_else(|| Error::decode("float (f64)", &value))
+    }
 }
-float_from!(f32, f64);
 
-fn parse_float<T: std::str::FromStr + From<f32>>(s: &str) -> Option<T> {
-    match s {
-        "inf" | "+inf" => Some(T::from(f32::INFINITY)),
-        "-inf" => Some(T::from(f32::NEG_INFINITY)),
-        _ => s.parse().ok(),
+impl FromRedis for f32 {
+    /// As `f64`, then: a fractional value rounds to the nearest `f32`; an integral value must be
+    /// held exactly (`16777217` and `1e300` are refused), whichever reply type it came as.
+    fn from_redis(value: Value) -> Result<Self> {
+        let value = check(value)?;
+        number::float32(&value).ok_or_else(|| Error::decode("float (f32)", &value))
     }
 }
 
 impl FromRedis for bool {
     /// `true` from boolean true, a non-zero integer, `"1"`/`"true"` or a `+OK` status; `false`
-    /// from boolean false, `0`, `"0"`/`"false"` and nil (a `SET … NX` that did not set).
+    /// from boolean false, `0`, `"0"`/`"false"` and nil (a `SET … NX` that did not set). A
+    /// double must be `1` or `0`, as its RESP2 text `"1"`/`"0"` must.
     fn from_redis(value: Value) -> Result<Self> {
         let value = check(value)?;
         match &value {
             Value::Boolean(b) => Ok(*b),
             Value::Int(i) => Ok(*i != 0),
+            Value::Double(d) if *d == 1.0 || *d == 0.0 => Ok(*d == 1.0),
             Value::Nil => Ok(false),
             Value::Simple(s) if s == "OK" => Ok(true),
             v => match text_of(v) {
@@ -162,13 +171,15 @@ impl FromRedis for bool {
 }
 
 impl FromRedis for String {
-    /// Any string-like reply (UTF-8 checked), and numbers in their decimal form.
+    /// Any string-like reply (UTF-8 checked), integers in decimal, doubles as servers print them
+    /// (`1.5`, `1e+300`, `inf`, `nan`) and booleans as `1`/`0` (what RESP2 sends for them).
     fn from_redis(value: Value) -> Result<Self> {
         match check(value)? {
             Value::Simple(s) => Ok(s),
             Value::BigNumber(s) => Ok(s),
             Value::Int(i) => Ok(i.to_string()),
-            Value::Double(d) => Ok(d.to_string()),
+            Value::Double(d) => Ok(number::format_double(d)),
+            Value::Boolean(b) => Ok(u8::from(b).to_string()),
             v @ (Value::Bulk(_) | Value::Verbatim { .. }) => {
                 let bytes = text_of(&v).unwrap_or_default();
                 match std::str::from_utf8(bytes) {
@@ -182,14 +193,16 @@ impl FromRedis for String {
 }
 
 impl FromRedis for Bytes {
-    /// Any string-like reply, without a copy for bulk strings.
+    /// Any string-like reply, without a copy for bulk strings; numbers and booleans as `String`
+    /// spells them.
     fn from_redis(value: Value) -> Result<Self> {
         match check(value)? {
             Value::Bulk(b) => Ok(b),
             Value::Verbatim { text, .. } => Ok(text),
             Value::Simple(s) => Ok(Bytes::from(s)),
             Value::Int(i) => Ok(Bytes::from(i.to_string())),
-            Value::Double(d) => Ok(Bytes::from(d.to_string())),
+            Value::Double(d) => Ok(Bytes::from(number::format_double(d))),
+            Value::Boolean(b) => Ok(Bytes::from_static(if b { b"1" } else { b"0" })),
             Value::BigNumber(s) => Ok(Bytes::from(s)),
             v => Err(Error::decode("bytes", &v)),
         }
@@ -255,10 +268,39 @@ impl<T: FromRedis> FromRedis for Vec<T> {
     }
 }
 
-/// The `key value` pairs of a map reply: a RESP3 map, or a RESP2 flat array of even length.
+/// True when `items` is an array of `[key, value]` pairs (the RESP3 shape of `WITHSCORES`,
+/// `WITHVALUES`, `XRANGE` entries and RESP2 `XREAD`): not empty, and every element an array of
+/// two. Otherwise an array read as a map is flat (`[k1, v1, k2, v2]`, the RESP2 shape).
+///
+/// The rule is what breaks the one ambiguity: a flat array whose keys *and* values are all
+/// arrays of two (a map from pairs to pairs) reads as an array of pairs. No server reply has
+/// that shape.
+pub(crate) fn is_array_of_pairs(items: &[Value]) -> bool {
+    !items.is_empty()
+        && items
+            .iter()
+            .all(|v| matches!(v, Value::Array(pair) if pair.len() == 2))
+}
+
+/// What a map was expected to be, for decode errors.
+pub(crate) const MAP_SHAPES: &str =
+    "map (or array of [key, value] pairs, or flat array of keys and values)";
+
+/// The `key value` pairs of a map reply: a RESP3 map, an array of `[key, value]` pairs, or a
+/// flat array of even length ([`is_array_of_pairs`] decides between the last two); nil is none.
 pub(crate) fn into_pairs(value: Value) -> Result<Vec<(Value, Value)>> {
     match check(value)? {
         Value::Map(pairs) => Ok(pairs),
+        Value::Array(items) if is_array_of_pairs(&items) => Ok(items
+            .into_iter()
+            .filter_map(|pair| match pair {
+                Value::Array(kv) => {
+                    let mut kv = kv.into_iter();
+                    Some((kv.next()?, kv.next()?))
+                }
+                _ => None,
+            })
+            .collect()),
         Value::Array(items) if items.len() % 2 == 0 => {
             let mut pairs = Vec::with_capacity(items.len() / 2);
             let mut it = items.into_iter();
@@ -268,7 +310,7 @@ pub(crate) fn into_pairs(value: Value) -> Result<Vec<(Value, Value)>> {
             Ok(pairs)
         }
         Value::Nil => Ok(Vec::new()),
-        v => Err(Error::decode("map (or flat array of key/value pairs)", &v)),
+        v => Err(Error::decode(MAP_SHAPES, &v)),
     }
 }
 
@@ -452,6 +494,11 @@ mod tests {
         assert!(!bool::from_redis(Value::Nil).unwrap());
         assert!(bool::from_redis(Value::Simple("OK".into())).unwrap());
         assert!(bool::from_redis(bulk("maybe")).is_err());
+        // A double reads as its RESP2 text would.
+        assert!(bool::from_redis(Value::Double(1.0)).unwrap());
+        assert!(!bool::from_redis(Value::Double(0.0)).unwrap());
+        assert!(bool::from_redis(Value::Double(0.5)).is_err());
+        assert!(bool::from_redis(bulk("0.5")).is_err());
         assert_eq!(Option::<i64>::from_redis(Value::Nil).unwrap(), None);
         assert_eq!(Option::<i64>::from_redis(Value::Int(1)).unwrap(), Some(1));
         assert!(<()>::from_redis(Value::Array(vec![])).is_ok());
@@ -528,5 +575,233 @@ mod tests {
         let t: (i8, i8, i8, i8, i8, i8, i8, i8, i8, i8, i8, i64) =
             FromRedis::from_redis(twelve).unwrap();
         assert_eq!(t.11, 11);
+    }
+
+    fn is_decode<T: std::fmt::Debug>(r: Result<T>) -> bool {
+        matches!(r, Err(Error::Decode { .. }))
+    }
+
+    /// Every integer type at its edges, from every reply type a number arrives as.
+    #[test]
+    #[allow(irrefutable_let_patterns)] // `i64::try_from(i64)` in the macro
+    fn integers_at_the_edges_of_every_width_from_every_shape() {
+        macro_rules! edges {
+            ($($t:ty),*) => {$(
+                for n in [<$t>::MIN, <$t>::MAX, 0 as $t] {
+                    let text = n.to_string();
+                    assert_eq!(<$t>::from_redis(bulk(&text)).unwrap(), n, "{text}");
+                    assert_eq!(<$t>::from_redis(Value::BigNumber(text.clone())).unwrap(), n);
+                    if let Ok(i) = i64::try_from(n) {
+                        assert_eq!(<$t>::from_redis(Value::Int(i)).unwrap(), n);
+                    }
+                }
+                let past_max = (<$t>::MAX as u128).checked_add(1).map(|p| p.to_string());
+                let past_min = (<$t>::MIN as i128).checked_sub(1).map(|p| p.to_string());
+                for past in past_max.iter().chain(past_min.iter()) {
+                    assert!(is_decode(<$t>::from_redis(bulk(past))), "{} {past}", stringify!($t));
+                    assert!(is_decode(<$t>::from_redis(Value::BigNumber(past.clone()))));
+                    if let Ok(i) = past.parse::<i64>() {
+                        assert!(is_decode(<$t>::from_redis(Value::Int(i))), "{past}");
+                    }
+                }
+                for bad in [Value::Double(1e300), Value::Double(-1e300), Value::Double(f64::INFINITY),
+                            Value::Double(f64::NEG_INFINITY), Value::Double(f64::NAN), Value::Double(0.5),
+                            bulk("1e300"), bulk("1e+300"), bulk("inf"), bulk("-inf"), bulk("nan"),
+                            bulk("0.5"), bulk(" 5"), bulk("5 "), bulk("0x5"), bulk(""), bulk("five")] {
+                    assert!(is_decode(<$t>::from_redis(bad.clone())), "{} {bad:?}", stringify!($t));
+                }
+                assert_eq!(<$t>::from_redis(Value::Double(5.0)).unwrap(), 5 as $t);
+                assert_eq!(<$t>::from_redis(bulk("5.0")).unwrap(), 5 as $t);
+                assert_eq!(<$t>::from_redis(bulk("+5")).unwrap(), 5 as $t);
+                assert_eq!(<$t>::from_redis(Value::Boolean(true)).unwrap(), 1 as $t);
+            )*};
+        }
+        edges!(i8, i16, i32, i64, i128, isize, u16, u32, u64, u128, usize);
+        // The issue's example: a score of 1e300 is no i128, in either protocol.
+        assert!(is_decode(i128::from_redis(Value::Double(1e300))));
+        assert!(is_decode(i128::from_redis(bulk("1.0000000000000001e+300"))));
+        // No saturation at 2^63 or 2^127.
+        assert!(is_decode(i64::from_redis(Value::Double(
+            9223372036854775808.0
+        ))));
+        assert_eq!(
+            i64::from_redis(Value::Double(-9223372036854775808.0)).unwrap(),
+            i64::MIN
+        );
+        assert!(is_decode(i128::from_redis(Value::Double(
+            1.7014118346046923e38
+        ))));
+        assert_eq!(
+            u128::from_redis(Value::Double(1.7014118346046923e38)).unwrap(),
+            1 << 127
+        );
+        assert!(is_decode(u64::from_redis(Value::Double(-1.0))));
+    }
+
+    #[test]
+    fn floats_are_exact_from_integers_and_read_every_spelling() {
+        assert_eq!(
+            f64::from_redis(Value::Int(1 << 53)).unwrap(),
+            9007199254740992.0
+        );
+        assert!(is_decode(f64::from_redis(Value::Int((1 << 53) + 1))));
+        assert!(is_decode(f64::from_redis(Value::Int(i64::MAX))));
+        assert!(is_decode(f64::from_redis(bulk("9007199254740993"))));
+        assert!(is_decode(f64::from_redis(Value::BigNumber(
+            "9007199254740993".into()
+        ))));
+        assert_eq!(f64::from_redis(bulk("1e+300")).unwrap(), 1e300);
+        assert_eq!(f64::from_redis(Value::Double(1e300)).unwrap(), 1e300);
+        for s in ["inf", "+inf", "Inf", "INFINITY", "infinity"] {
+            assert_eq!(f64::from_redis(bulk(s)).unwrap(), f64::INFINITY, "{s}");
+            assert_eq!(f32::from_redis(bulk(s)).unwrap(), f32::INFINITY, "{s}");
+        }
+        for s in ["-inf", "-Inf", "-INFINITY"] {
+            assert_eq!(f64::from_redis(bulk(s)).unwrap(), f64::NEG_INFINITY, "{s}");
+        }
+        for s in ["nan", "-nan", "NaN", "nan(0x1)"] {
+            assert!(f64::from_redis(bulk(s)).unwrap().is_nan(), "{s}");
+            assert!(f32::from_redis(bulk(s)).unwrap().is_nan(), "{s}");
+        }
+        assert_eq!(f64::from_redis(Value::Boolean(true)).unwrap(), 1.0);
+        assert!(is_decode(f32::from_redis(Value::Double(1e300))));
+        assert!(is_decode(f32::from_redis(bulk("1e+300"))));
+        assert_eq!(f32::from_redis(Value::Double(0.1)).unwrap(), 0.1f32);
+        for bad in [
+            bulk(" 1"),
+            bulk("1e400"),
+            bulk("0x1p3"),
+            bulk(""),
+            Value::Nil,
+        ] {
+            assert!(is_decode(f64::from_redis(bad.clone())), "{bad:?}");
+        }
+        let e = f64::from_redis(bulk("abc")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            r#"decode error: expected float (f64), got bulk string "abc""#
+        );
+    }
+
+    #[test]
+    fn numbers_as_strings_read_as_servers_print_them() {
+        let s = |v: Value| String::from_redis(v).unwrap();
+        assert_eq!(s(Value::Double(1e300)), "1e+300");
+        assert_eq!(s(Value::Double(1.5)), "1.5");
+        assert_eq!(s(Value::Double(f64::INFINITY)), "inf");
+        assert_eq!(s(Value::Double(f64::NAN)), "nan");
+        assert_eq!(s(Value::Boolean(true)), "1");
+        assert_eq!(s(Value::Boolean(false)), "0");
+        assert_eq!(Bytes::from_redis(Value::Boolean(true)).unwrap(), "1");
+        let e = i128::from_redis(Value::Double(1e300)).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "decode error: expected integer (i128), got double 1e+300"
+        );
+    }
+
+    /// The three shapes a map arrives in, with the same content.
+    fn map_shapes(pairs: &[(&str, Value)]) -> [Value; 3] {
+        [
+            Value::Map(pairs.iter().map(|(k, v)| (bulk(k), v.clone())).collect()),
+            Value::Array(
+                pairs
+                    .iter()
+                    .map(|(k, v)| Value::Array(vec![bulk(k), v.clone()]))
+                    .collect(),
+            ),
+            Value::Array(
+                pairs
+                    .iter()
+                    .flat_map(|(k, v)| [bulk(k), v.clone()])
+                    .collect(),
+            ),
+        ]
+    }
+
+    #[test]
+    fn maps_and_pairs_from_every_shape_at_every_depth() {
+        let scores = [
+            ("a", Value::Double(1.0)),
+            ("b", bulk("2.5")),
+            ("c", Value::Int(3)),
+        ];
+        let want: Vec<(String, f64)> =
+            vec![("a".into(), 1.0), ("b".into(), 2.5), ("c".into(), 3.0)];
+        for shape in map_shapes(&scores) {
+            let h: HashMap<String, f64> = FromRedis::from_redis(shape.clone()).unwrap();
+            assert_eq!(h.len(), 3, "{shape:?}");
+            assert_eq!(h["b"], 2.5);
+            let b: BTreeMap<String, f64> = FromRedis::from_redis(shape.clone()).unwrap();
+            assert_eq!(b.into_iter().collect::<Vec<_>>(), want);
+            let v: Vec<(String, f64)> = FromRedis::from_redis(shape.clone()).unwrap();
+            assert_eq!(v, want, "{shape:?}");
+        }
+        // Two pairs: a flat array of 4 and an array of 2 pairs are told apart.
+        for shape in map_shapes(&scores[..2]) {
+            let h: HashMap<String, f64> = FromRedis::from_redis(shape.clone()).unwrap();
+            assert_eq!(h.len(), 2, "{shape:?}");
+        }
+        // Nested: every inner shape inside every outer shape.
+        for inner in map_shapes(&scores) {
+            for outer in map_shapes(&[("x", inner.clone()), ("y", inner.clone())]) {
+                let m: HashMap<String, Vec<(String, f64)>> =
+                    FromRedis::from_redis(outer.clone()).unwrap();
+                assert_eq!(m["y"], want, "{outer:?}");
+                let m: BTreeMap<String, HashMap<String, f64>> =
+                    FromRedis::from_redis(outer.clone()).unwrap();
+                assert_eq!(m["x"]["c"], 3.0, "{outer:?}");
+                let v: Vec<(String, BTreeMap<String, f64>)> =
+                    FromRedis::from_redis(outer.clone()).unwrap();
+                assert_eq!(v[1].1["a"], 1.0, "{outer:?}");
+            }
+            let list = Value::Array(vec![inner.clone(), inner.clone()]);
+            let v: Vec<HashMap<String, f64>> = FromRedis::from_redis(list).unwrap();
+            assert_eq!(v.len(), 2);
+            assert_eq!(v[1]["b"], 2.5);
+        }
+        // Derived structs read every shape too.
+        #[derive(crate::FromRedis, Debug, PartialEq)]
+        struct Abc {
+            a: f64,
+            b: f32,
+            c: u16,
+        }
+        for shape in map_shapes(&scores) {
+            let abc = Abc::from_redis(shape.clone()).unwrap();
+            assert_eq!(
+                abc,
+                Abc {
+                    a: 1.0,
+                    b: 2.5,
+                    c: 3
+                },
+                "{shape:?}"
+            );
+            let nested: HashMap<String, Abc> =
+                FromRedis::from_redis(Value::Array(vec![Value::Array(vec![bulk("k"), shape])]))
+                    .unwrap();
+            assert_eq!(nested["k"].c, 3);
+        }
+        let e = Abc::from_redis(Value::Map(vec![
+            (bulk("a"), Value::Double(1e300)),
+            (bulk("b"), Value::Double(1e300)),
+            (bulk("c"), Value::Int(3)),
+        ]))
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "decode error: Abc.b: expected float (f32), got double 1e+300"
+        );
+        // Odd flat arrays and scalars are not maps.
+        let e = HashMap::<String, f64>::from_redis(Value::Array(vec![bulk("a")])).unwrap_err();
+        assert!(e.to_string().contains("array of [key, value] pairs"), "{e}");
+        assert!(is_decode(HashMap::<String, f64>::from_redis(bulk("a"))));
+        // A pair that is not two elements is no pair: the array is read flat.
+        let three = Value::Array(vec![
+            Value::Array(vec![bulk("a"), bulk("1")]),
+            Value::Array(vec![bulk("b"), bulk("2"), bulk("x")]),
+        ]);
+        assert!(is_decode(HashMap::<String, String>::from_redis(three)));
     }
 }

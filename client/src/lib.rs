@@ -27,6 +27,7 @@ mod error;
 mod from_redis;
 #[cfg(feature = "json")]
 mod json;
+mod number;
 mod pipeline;
 mod pool;
 pub mod resp;

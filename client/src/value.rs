@@ -62,11 +62,12 @@ pub enum Value {
     },
     /// An integer.
     Int(i64),
-    /// A RESP3 double (may be `inf`, `-inf` or `nan`).
+    /// A RESP3 double (may be infinite or NaN, in any libc spelling the server used).
     Double(f64),
     /// A RESP3 boolean.
     Boolean(bool),
-    /// A RESP3 big number, as its decimal digits.
+    /// A RESP3 big number, as the server spelled it: decimal digits, or whatever text a script
+    /// sent as one (`redis.setresp(3) return {big_number='1e5'}`). Conversions read it as text.
     BigNumber(String),
     /// An error reply nested inside an aggregate (simple or blob error).
     Error(ServerError),
@@ -98,7 +99,7 @@ impl Value {
             Value::Bulk(b) => format!("bulk string {}", text(b)),
             Value::Verbatim { text: t, .. } => format!("verbatim string {}", text(t)),
             Value::Int(i) => format!("integer {i}"),
-            Value::Double(d) => format!("double {d}"),
+            Value::Double(d) => format!("double {}", crate::number::format_double(*d)),
             Value::Boolean(b) => format!("boolean {b}"),
             Value::BigNumber(n) => format!("big number {n}"),
             Value::Error(e) => format!("error reply {}", text(e.to_string().as_bytes())),

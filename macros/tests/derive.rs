@@ -138,7 +138,7 @@ fn errors_name_the_type_and_field() {
     let e = User::from_redis(Value::Int(3)).unwrap_err();
     assert_eq!(
         e.to_string(),
-        "decode error: User: expected map (or flat array of field/value pairs), got integer 3"
+        "decode error: User: expected map (or array of [key, value] pairs, or flat array of keys and values), got integer 3"
     );
     let e = User::from_redis(Value::Array(vec![bulk("name")])).unwrap_err();
     assert!(e.to_string().contains("array of 1"), "{e}");
@@ -389,7 +389,7 @@ fn tuple_structs_newtypes_and_units() {
     let e = Scored::from_redis(Value::Array(vec![bulk("m"), bulk("x")])).unwrap_err();
     assert_eq!(
         e.to_string(),
-        r#"decode error: Scored[1]: expected float, got bulk string "x""#
+        r#"decode error: Scored[1]: expected float (f64), got bulk string "x""#
     );
     let e = Scored::from_redis(Value::Array(vec![bulk("m")])).unwrap_err();
     assert_eq!(

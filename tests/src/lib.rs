@@ -11,10 +11,12 @@
 
 mod fault;
 mod netns;
+mod raw;
 mod server;
 
 pub use fault::{FaultConn, FaultServer};
 pub use netns::NetNs;
+pub use raw::RawConn;
 pub use server::{Server, ServerBuilder, ServerKind};
 
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -9,7 +9,7 @@
 use ringdis::commands::{
     Aggregate, Dispatch, LeftOrRight, MinOrMax, Strategy, Unit, Wherefrom, Whereto,
 };
-use ringdis::{cmd, Client, Cmd, Commands, Config, Error, FromRedis, Parser, Protocol, Value};
+use ringdis::{cmd, Client, Cmd, Commands, Config, Error, FromRedis, Protocol, Value};
 use ringdis_tests::{Server, ServerKind};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
@@ -325,30 +325,7 @@ const REFUSED_BY_THE_GATE: &[&str] = &["client|setname", "select", "wait"];
 
 /// Sends `cmd` on a new raw connection (after `HELLO 3` for RESP3) and reads its reply.
 fn raw_call(port: u16, resp3: bool, cmd: &Cmd) -> Value {
-    use std::io::{Read, Write};
-    let mut sock = std::net::TcpStream::connect(("127.0.0.1", port)).expect("raw connection");
-    sock.set_read_timeout(Some(std::time::Duration::from_secs(10)))
-        .unwrap();
-    let mut parser = Parser::default();
-    let mut input = bytes::BytesMut::new();
-    let mut call = |cmd: &Cmd| -> Value {
-        let mut out = bytes::BytesMut::new();
-        ringdis::resp::write_command(&mut out, cmd.args().len(), cmd.args().encoded());
-        sock.write_all(&out).expect("raw write");
-        loop {
-            if let Some(v) = parser.parse(&mut input).expect("valid RESP") {
-                return v;
-            }
-            let mut chunk = [0u8; 4096];
-            let n = sock.read(&mut chunk).expect("raw read");
-            assert!(n > 0, "the server closed the raw connection");
-            input.extend_from_slice(&chunk[..n]);
-        }
-    };
-    if resp3 {
-        call(&cmd!("HELLO", 3));
-    }
-    call(cmd)
+    ringdis_tests::RawConn::connect(port, resp3).call(cmd)
 }
 
 fn lossy(v: &[Vec<u8>]) -> Vec<String> {

@@ -301,14 +301,10 @@ fn build(frame: &Bytes, at: &mut usize) -> Result<Value> {
             _ => return Err(Error::protocol("invalid boolean".to_owned())),
         },
         b'_' => Value::Nil,
-        b'(' => {
-            let s = utf8(line)?;
-            let digits = s.strip_prefix(['-', '+']).unwrap_or(s);
-            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(Error::protocol(format!("invalid big number {s:?}")));
-            }
-            Value::BigNumber(s.to_owned())
-        }
+        // Kept as the server spelled it: a script can make a server send any text as a big
+        // number (`redis.setresp(3) return {big_number='1e5'}`), which is a value to decode,
+        // not a broken stream. Conversions read it by the rules of `number`.
+        b'(' => Value::BigNumber(utf8(line)?.to_owned()),
         b'$' | b'!' | b'=' => {
             let len = parse_i64(line).unwrap_or(-1);
             if len < 0 {
@@ -370,18 +366,16 @@ fn build(frame: &Bytes, at: &mut usize) -> Result<Value> {
     })
 }
 
+/// A RESP3 double: decimal notation or any libc spelling of infinity and NaN (`inf`, `-inf`,
+/// `nan`, `-nan`, `NaN`, `nan(0x1)`, …), which servers before Redis 7.2 send as `printf` wrote
+/// them.
 fn parse_double(line: &[u8]) -> Result<f64> {
-    let s = utf8(line)?;
-    match s {
-        "inf" | "+inf" => Ok(f64::INFINITY),
-        "-inf" => Ok(f64::NEG_INFINITY),
-        "nan" | "-nan" => Ok(f64::NAN),
-        _ => s
-            .parse::<f64>()
-            .ok()
-            .filter(|d| d.is_finite())
-            .ok_or_else(|| Error::protocol(format!("invalid double {s:?}"))),
-    }
+    crate::number::parse_double(line).ok_or_else(|| {
+        Error::protocol(format!(
+            "invalid double {:?}",
+            String::from_utf8_lossy(line)
+        ))
+    })
 }
 
 #[cfg(test)]
@@ -493,6 +487,59 @@ mod tests {
     }
 
     #[test]
+    fn doubles_in_every_spelling_a_server_may_send() {
+        let double = |s: &str| match &parse_all(format!(",{s}\r\n").as_bytes()).unwrap()[..] {
+            [Value::Double(d)] => *d,
+            other => panic!("{s}: {other:?}"),
+        };
+        for s in [
+            "nan",
+            "-nan",
+            "NaN",
+            "NAN",
+            "-NaN",
+            "nan(0x1)",
+            "-nan(0x8000000000000)",
+            "+nan",
+        ] {
+            assert!(double(s).is_nan(), "{s}");
+        }
+        for s in [
+            "inf", "+inf", "Inf", "INF", "infinity", "Infinity", "INFINITY",
+        ] {
+            assert_eq!(double(s), f64::INFINITY, "{s}");
+            assert_eq!(
+                double(&format!("-{s}").replace("-+", "-")),
+                f64::NEG_INFINITY,
+                "{s}"
+            );
+        }
+        for (s, want) in [
+            ("1.0000000000000001e+300", 1e300),
+            ("1e+300", 1e300),
+            ("1E300", 1e300),
+            ("-2.5", -2.5),
+            ("5", 5.0),
+            ("100000000000000000", 1e17),
+            ("0.10000000000000001", 0.1),
+        ] {
+            assert_eq!(double(s), want, "{s}");
+        }
+        // A NaN in a stream leaves the stream intact: the next reply parses.
+        let got = parse_all(b"*2\r\n,NaN\r\n,nan(0x1)\r\n+OK\r\n").unwrap();
+        assert!(matches!(&got[0], Value::Array(a) if a.len() == 2));
+        assert_eq!(got[1], Value::Simple("OK".into()));
+    }
+
+    #[test]
+    fn big_numbers_keep_the_text_a_script_sent() {
+        for s in ["1e5", "-0", "+12", "abc", ""] {
+            let got = parse_all(format!("({s}\r\n").as_bytes()).unwrap();
+            assert_eq!(got, vec![Value::BigNumber(s.to_owned())]);
+        }
+    }
+
+    #[test]
     fn bulk_strings_are_slices_of_the_read_buffer() {
         let mut buf = BytesMut::from(&b"$5\r\nhello\r\n"[..]);
         let base = buf.as_ptr() as usize;
@@ -517,7 +564,12 @@ mod tests {
             b"%-1\r\n",
             b"#x\r\n",
             b",abc\r\n",
-            b"(12x\r\n",
+            b",\r\n",
+            b", 1\r\n",
+            b",1e400\r\n",
+            b",0x10\r\n",
+            b",nan(\r\n",
+            b"(\xff\r\n",
             b"+OK\n",
             b"$?\r\n",
             b"=2\r\nab\r\n",
