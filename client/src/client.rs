@@ -260,10 +260,13 @@ impl Client {
     /// Sends a command without waiting; `callback`, if any, gets the reply.
     ///
     /// The callback runs on the client's driver thread: keep it short and never block in it (a
-    /// panic in it is caught). With no callback the reply is still read, then dropped, so the
-    /// stream stays in step. The request passes the same gate as [`Client::call`]: a refused
-    /// one gives the callback an [`Error::Client`] at once (on the caller's thread); a blocking
-    /// command runs on a dedicated connection, which is given back once its reply came.
+    /// panic in it is caught, and the connection carries on). With no callback the reply is
+    /// still read, then dropped, so the stream stays in step; such a call still times out
+    /// after the command timeout, counts for the liveness rule
+    /// ([`Config::max_silent_timeouts`]), and keeps a dropped client's driver at most until then.
+    /// The request passes the same gate as [`Client::call`]: a refused one gives the callback an
+    /// [`Error::Client`] at once (on the caller's thread); a blocking command runs on a dedicated
+    /// connection, which is given back once its reply came.
     ///
     /// ```no_run
     /// # let client = ringdis::Client::open("redis://127.0.0.1:6379").unwrap();
@@ -382,6 +385,10 @@ impl Client {
     /// invalidations. Pushes never disturb reply matching; with no handler they are dropped.
     /// The handler runs on the driver thread: keep it short (send the value to a channel).
     ///
+    /// A panic in the handler is caught: the push it was handling is lost, the connection and
+    /// every call on it carry on, and the handler stays installed for the next push (call
+    /// `on_push` again to replace it). The panic is still reported by the panic hook.
+    ///
     /// ```no_run
     /// # let client = ringdis::Client::open("redis://127.0.0.1:6379").unwrap();
     /// let (tx, rx) = std::sync::mpsc::channel();
@@ -396,6 +403,14 @@ impl Client {
         self.inner
             .shared
             .send(Msg::SetPushHandler(Some(Box::new(handler))));
+    }
+
+    /// How many calls this client's connection held (written and awaiting a reply, or waiting
+    /// for a connection) when its driver last went to sleep. For tests and diagnostics: it shows
+    /// that calls which timed out are not kept for ever (see [`Config::max_silent_timeouts`]).
+    #[doc(hidden)]
+    pub fn queued_calls(&self) -> usize {
+        self.inner.shared.queued()
     }
 
     /// True while the connection is up and ready for calls.

@@ -114,6 +114,9 @@ pub struct Config {
     pub(crate) connect_timeout: Duration,
     pub(crate) command_timeout: Option<Duration>,
     pub(crate) tcp_nodelay: bool,
+    pub(crate) tcp_keepalive: Option<Duration>,
+    pub(crate) max_silent_timeouts: Option<u32>,
+    pub(crate) health_check: Option<Duration>,
     pub(crate) protocol: Protocol,
     pub(crate) transport: Transport,
     pub(crate) limits: Limits,
@@ -135,6 +138,9 @@ impl std::fmt::Debug for Config {
             connect_timeout,
             command_timeout,
             tcp_nodelay,
+            tcp_keepalive,
+            max_silent_timeouts,
+            health_check,
             protocol,
             transport,
             limits,
@@ -153,6 +159,9 @@ impl std::fmt::Debug for Config {
             .field("connect_timeout", connect_timeout)
             .field("command_timeout", command_timeout)
             .field("tcp_nodelay", tcp_nodelay)
+            .field("tcp_keepalive", tcp_keepalive)
+            .field("max_silent_timeouts", max_silent_timeouts)
+            .field("health_check", health_check)
             .field("protocol", protocol)
             .field("transport", transport)
             .field("limits", limits)
@@ -173,6 +182,11 @@ impl std::fmt::Debug for Redacted {
     }
 }
 
+/// The default [`Config::tcp_keepalive`] idle time.
+const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(60);
+/// The default [`Config::max_silent_timeouts`].
+const DEFAULT_SILENT_TIMEOUTS: u32 = 3;
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -188,6 +202,9 @@ impl Default for Config {
             connect_timeout: Duration::from_secs(5),
             command_timeout: Some(Duration::from_secs(30)),
             tcp_nodelay: true,
+            tcp_keepalive: Some(DEFAULT_KEEPALIVE),
+            max_silent_timeouts: Some(DEFAULT_SILENT_TIMEOUTS),
+            health_check: None,
             protocol: Protocol::Resp3,
             transport: Transport::Auto,
             limits: Limits::default(),
@@ -201,7 +218,9 @@ impl Default for Config {
 
 impl Config {
     /// The defaults: `127.0.0.1:6379`, db 0, autoconnect, RESP3, 5 s connect timeout, 30 s
-    /// command timeout, `TCP_NODELAY`.
+    /// command timeout, `TCP_NODELAY`, TCP keepalive after 60 s idle, and a connection given up
+    /// after 3 calls in a row time out with nothing received
+    /// ([`Config::max_silent_timeouts`]).
     pub fn new() -> Config {
         Config::default()
     }
@@ -308,6 +327,60 @@ impl Config {
     /// `TCP_NODELAY` on the socket (default `true`).
     pub fn tcp_nodelay(mut self, on: bool) -> Config {
         self.tcp_nodelay = on;
+        self
+    }
+
+    /// TCP keepalive (default `Some(60 s)`; `None` turns it off). With `Some(idle)` the kernel
+    /// probes a connection that has carried nothing for `idle`, every `idle / 3` (at least 1 s)
+    /// after that, and closes it after 3 unanswered probes, as `redis-server`'s own
+    /// `tcp-keepalive` does. A peer that vanished (host down, network partition, NAT entry
+    /// gone) is then found within about `2 × idle` even when no call is made, the connection
+    /// fails with [`Error::Connection`](crate::Error::Connection) and the next call reconnects;
+    /// the probes also keep NAT and firewall entries from expiring on an idle connection.
+    /// 60 s is below the idle limits of common NATs and load balancers (often 2 to 5 minutes)
+    /// and costs one small packet a minute on an idle connection. A server process that is
+    /// alive but stuck (stopped, wedged) still answers probes from its kernel: the liveness rule
+    /// ([`Config::max_silent_timeouts`]) covers that. Unix sockets have no keepalive.
+    pub fn tcp_keepalive(mut self, idle: Option<Duration>) -> Config {
+        self.tcp_keepalive = idle;
+        self
+    }
+
+    /// The liveness rule (default `Some(3)`): once `n` calls in a row have timed out with no
+    /// byte received from the server since the first of them was sent, the server is taken
+    /// to have stopped answering (stopped process, half-open connection, partition) and the
+    /// connection is closed. Every call in flight on it then fails with
+    /// [`Error::Connection`](crate::Error::Connection) (the calls that timed out have already
+    /// failed with [`Error::Timeout`](crate::Error::Timeout)), the replies they were waiting for
+    /// are forgotten, so memory stays bounded however many calls time out, and the next call
+    /// reconnects. Any byte from the server resets the count, so a slow server that does answer
+    /// is never cut off by this rule. Only calls with a deadline
+    /// ([`Config::command_timeout`]) can time out; fire-and-forget calls
+    /// ([`Client::async_call`](crate::Client::async_call) without a callback) count too.
+    /// `None` turns the rule off: a connection whose server stops answering then stays up until
+    /// the kernel gives up on it, and the calls that timed out on it stay queued until their
+    /// late replies arrive.
+    ///
+    /// `Some(0)` is taken as `Some(1)`.
+    pub fn max_silent_timeouts(mut self, n: Option<u32>) -> Config {
+        self.max_silent_timeouts = n.map(|n| n.max(1));
+        self
+    }
+
+    /// Health checks of an idle connection (default `None`: off). With `Some(interval)`, once
+    /// the connection is ready, has no caller's call awaiting a reply (a blocking command may
+    /// keep it silent for as long as it likes) and has received nothing for `interval`, it
+    /// sends a `PING`; if nothing at all is received within another `interval`,
+    /// the server is taken to have stopped answering and the connection is closed, as by the
+    /// liveness rule ([`Config::max_silent_timeouts`]): calls in flight fail with
+    /// [`Error::Connection`](crate::Error::Connection) and the next call (or, for a
+    /// [`Subscriber`](crate::Subscriber), the subscriber itself) reconnects. An idle connection
+    /// then costs one `PING` per `interval`.
+    ///
+    /// The liveness rule needs calls that time out; this finds a stopped or wedged server on a
+    /// connection that makes no calls, such as a subscriber's, before anyone waits on it.
+    pub fn health_check(mut self, interval: Option<Duration>) -> Config {
+        self.health_check = interval.filter(|d| !d.is_zero());
         self
     }
 

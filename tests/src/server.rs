@@ -114,9 +114,26 @@ pub struct ServerBuilder {
     acl_users: Vec<(String, String)>,
     unix_socket: bool,
     args: Vec<(String, Vec<String>)>,
+    bind: String,
+    prefix: Vec<String>,
 }
 
 impl ServerBuilder {
+    /// The address to listen on (default `127.0.0.1`), e.g. an address inside a network
+    /// namespace the server runs in ([`ServerBuilder::command_prefix`]).
+    pub fn bind(mut self, addr: &str) -> Self {
+        self.bind = addr.to_owned();
+        self
+    }
+
+    /// A command the server is run through, e.g. `["ip", "netns", "exec", "ns1"]` to start it
+    /// inside a network namespace. The prefix must exec the server in its own process (as
+    /// `ip netns exec` does), so [`Server::pid`], [`Server::pause`] and [`Server::kill`] reach it.
+    pub fn command_prefix<S: AsRef<str>>(mut self, prefix: &[S]) -> Self {
+        self.prefix = prefix.iter().map(|s| s.as_ref().to_owned()).collect();
+        self
+    }
+
     /// `requirepass`: the default user needs this password.
     pub fn password(mut self, password: &str) -> Self {
         self.password = Some(password.to_owned());
@@ -201,6 +218,8 @@ impl Server {
             acl_users: Vec::new(),
             unix_socket: false,
             args: Vec::new(),
+            bind: "127.0.0.1".to_owned(),
+            prefix: Vec::new(),
         }
     }
 
@@ -214,9 +233,9 @@ impl Server {
         format!("redis://{}:{}", self.host(), self.port)
     }
 
-    /// The loopback address it listens on.
-    pub fn host(&self) -> &'static str {
-        "127.0.0.1"
+    /// The address it listens on (loopback unless [`ServerBuilder::bind`] said otherwise).
+    pub fn host(&self) -> &str {
+        &self.options.bind
     }
 
     /// Its TCP port.
@@ -239,6 +258,33 @@ impl Server {
     /// The process id, while it runs.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
+    }
+
+    /// Stops the process (SIGSTOP) without closing anything: its kernel still accepts
+    /// connections and bytes, but nothing is answered until [`Server::resume`]. This is a server
+    /// that hangs, as a wedged process or a long stall looks to a client.
+    ///
+    /// # Panics
+    /// When the server is not running or the signal cannot be sent.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a [`Server::pause`]d server run again (SIGCONT).
+    ///
+    /// # Panics
+    /// When the server is not running or the signal cannot be sent.
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, sig: &str) {
+        let pid = self.pid().expect("the server is running");
+        let status = Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .expect("run kill(1)");
+        assert!(status.success(), "kill {sig} {pid} failed: {status}");
     }
 
     /// Kills the server at once (SIGKILL, like a crash) and waits for it to exit.
@@ -273,10 +319,17 @@ impl Server {
 
     fn command(&self) -> Command {
         let o = &self.options;
-        let mut cmd = Command::new(o.kind.binary());
+        let mut cmd = match o.prefix.split_first() {
+            Some((program, rest)) => {
+                let mut cmd = Command::new(program);
+                cmd.args(rest).arg(o.kind.binary());
+                cmd
+            }
+            None => Command::new(o.kind.binary()),
+        };
         let port = self.port.to_string();
         let dir = self.dir.to_string_lossy().into_owned();
-        cmd.args(["--port", &port, "--bind", "127.0.0.1", "--dir", &dir]);
+        cmd.args(["--port", &port, "--bind", &o.bind, "--dir", &dir]);
         cmd.args(["--save", "", "--appendonly", "no", "--daemonize", "no"]);
         cmd.args([
             "--logfile",

@@ -21,7 +21,7 @@ use super::backoff::Backoff;
 use super::handshake::{Credentials, Handshake, Outcome, Step};
 use super::inbox::InboxTx;
 use super::pubsub::{classify, Frame, Subscriptions};
-use super::queue::{Payload, Queue, Request, Sink};
+use super::queue::{Expired, Payload, Queue, Request, Sink};
 use crate::config::{Addr, Config};
 use crate::resp::{write_command, Parser};
 use crate::{Cmd, Error, Result, Value};
@@ -73,6 +73,16 @@ pub(crate) struct Core {
     creds: Credentials,
     autoconnect: bool,
     connect_timeout: Duration,
+    /// The liveness rule ([`Config::max_silent_timeouts`]).
+    max_silent_timeouts: Option<u32>,
+    /// Written calls that have timed out since the server last sent a byte.
+    silent_timeouts: u32,
+    /// Health checks of an idle connection ([`Config::health_check`]).
+    health_check: Option<Duration>,
+    /// When the server last sent a byte (or the connection opened).
+    last_received: Instant,
+    /// When the health-check `PING` in flight was sent.
+    probe_sent: Option<Instant>,
     /// Where it connects, for error messages.
     addr: Addr,
     state: State,
@@ -111,6 +121,11 @@ impl Core {
             },
             autoconnect: config.autoconnect,
             connect_timeout: config.connect_timeout,
+            max_silent_timeouts: config.max_silent_timeouts,
+            silent_timeouts: 0,
+            health_check: config.health_check,
+            last_received: Instant::now(),
+            probe_sent: None,
             addr: config.addr.clone(),
             state: State::Idle,
             parser: Parser::new(config.limits),
@@ -227,7 +242,9 @@ impl Core {
 
     /// Sets the handler for RESP3 push frames.
     pub fn set_push_handler(&mut self, handler: Option<PushHandler>) {
-        self.push_handler = handler;
+        let old = std::mem::replace(&mut self.push_handler, handler);
+        // User code (the closure's captures) runs on drop too.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(old)));
     }
 
     fn start_attempts(&mut self, now: Instant) {
@@ -322,12 +339,19 @@ impl Core {
         self.resp3
     }
 
-    /// True when no call is waiting for anything.
-    pub fn is_quiet(&self) -> bool {
-        self.queue.inflight.is_empty()
-            && self.queue.waiting.is_empty()
-            && self.connect_waiters.is_empty()
-            && self.disconnect_waiters.is_empty()
+    /// True when no caller is waiting for anything: no call still has a caller to answer
+    /// within its deadline (see [`Queue::has_live_callers`]: calls that timed out or whose
+    /// caller is gone do not count, whatever the server does) and nobody awaits a connect or
+    /// a disconnect.
+    pub fn is_quiet(&self, now: Instant) -> bool {
+        !self.queue.has_live_callers(now)
+            && self.connect_waiters.iter().all(|w| w.is_closed())
+            && self.disconnect_waiters.iter().all(|w| w.is_closed())
+    }
+
+    /// How many calls are queued, written or not (for tests and diagnostics).
+    pub fn queue_len(&self) -> usize {
+        self.queue.len()
     }
 
     /// When the transport must call [`Core::on_timer`] at the latest.
@@ -335,6 +359,7 @@ impl Core {
         let attempt_deadline = match self.state {
             State::Backoff { until } => Some(until),
             State::Connecting | State::Handshaking(_) => self.attempt_deadline(),
+            State::Ready => self.health_deadline(),
             _ => None,
         };
         match (attempt_deadline, self.queue.next_deadline()) {
@@ -345,15 +370,38 @@ impl Core {
 
     // ----- events from the transport ---------------------------------------------------------
 
-    /// Time has passed: fail calls past their deadline, give up connecting when it takes too long.
+    /// Time has passed: fail calls past their deadline, give up connecting when it takes too
+    /// long, and close a connection whose server has stopped answering (the liveness rule,
+    /// [`Config::max_silent_timeouts`]).
     pub fn on_timer(&mut self, now: Instant) {
-        let addr = &self.addr;
-        // A call still waiting for the connection was never sent: not a reply timeout.
-        self.queue.expire(now, || {
-            Error::connection(format!(
-                "not connected to {addr} before the call's timeout; the request was not sent"
-            ))
-        });
+        loop {
+            let addr = &self.addr;
+            // A call still waiting for the connection was never sent: not a reply timeout.
+            let Some(expired) = self.queue.expire_one(now, || {
+                Error::connection(format!(
+                    "not connected to {addr} before the call's timeout; the request was not sent"
+                ))
+            }) else {
+                break;
+            };
+            if expired != Expired::Written || !matches!(self.state, State::Ready) {
+                continue;
+            }
+            self.silent_timeouts += 1;
+            if let Some(max) = self.max_silent_timeouts {
+                if self.silent_timeouts >= max {
+                    // The calls still in flight fail with this reason, not a timeout: the
+                    // connection is what failed them.
+                    let reason = Error::connection(format!(
+                        "the server stopped answering: {max} calls in a row timed out with \
+                         nothing received; the connection was closed"
+                    ));
+                    self.set_state(State::Closing { reason });
+                    break;
+                }
+            }
+        }
+        self.check_health(now);
         if let (State::Connecting | State::Handshaking(_), Some(deadline)) =
             (&self.state, self.attempt_deadline())
         {
@@ -392,6 +440,43 @@ impl Core {
         }
     }
 
+    /// When the health check next has something to do: give up on the `PING` in flight, or
+    /// send one on a connection idle since `last_received`.
+    fn health_deadline(&self) -> Option<Instant> {
+        let interval = self.health_check?;
+        match self.probe_sent {
+            Some(sent) => Some(sent + interval),
+            None if self.queue.only_own_inflight() => Some(self.last_received + interval),
+            None => None,
+        }
+    }
+
+    /// The health check ([`Config::health_check`]) on a ready connection.
+    fn check_health(&mut self, now: Instant) {
+        let (Some(interval), State::Ready) = (self.health_check, &self.state) else {
+            return;
+        };
+        match self.probe_sent {
+            Some(sent) if now >= sent + interval => {
+                let reason = Error::connection(format!(
+                    "the server stopped answering: the health-check PING got nothing back \
+                     within {interval:?}; the connection was closed"
+                ));
+                self.set_state(State::Closing { reason });
+            }
+            Some(_) => {}
+            None if self.queue.only_own_inflight() && now >= self.last_received + interval => {
+                // Id 0 like the connection's other own entries, behind only such entries, so
+                // the ids stay in order. Its reply is read and dropped; any byte clears the
+                // probe.
+                self.write_cmd(&Cmd::new("PING"));
+                self.queue.push_inflight(0, Sink::Discard, None, 1, false);
+                self.probe_sent = Some(now);
+            }
+            None => {}
+        }
+    }
+
     /// The transport starts opening a connection.
     pub fn on_opening(&mut self) {
         // The transport opens when the backoff ends: that is when the attempt starts.
@@ -399,6 +484,8 @@ impl Core {
             self.attempt_since = Some(until);
         }
         self.set_state(State::Connecting);
+        self.silent_timeouts = 0;
+        self.probe_sent = None;
         self.parser.reset();
         self.input.clear();
         self.output.clear();
@@ -406,6 +493,8 @@ impl Core {
 
     /// The socket is up: the handshake goes out (or, with nothing to say, calls do).
     pub fn on_open(&mut self, now: Instant) {
+        self.last_received = now;
+        self.probe_sent = None;
         let (hs, cmds) = Handshake::start(&self.creds);
         for (cmd, step) in cmds {
             self.write_cmd(&cmd);
@@ -417,7 +506,6 @@ impl Core {
         } else {
             self.set_state(State::Handshaking(hs));
         }
-        let _ = now;
     }
 
     /// The socket is gone: it failed to open, the server closed it, an I/O error broke it, or
@@ -515,6 +603,12 @@ impl Core {
     /// stream is broken; the transport must close the connection and report it with
     /// [`Core::on_closed`] (the error is the reason to pass).
     pub fn on_input(&mut self, now: Instant) -> Result<()> {
+        if !self.input.is_empty() {
+            // The server is alive, however slow.
+            self.silent_timeouts = 0;
+            self.last_received = now;
+            self.probe_sent = None;
+        }
         while let Some(value) = self.parser.parse(&mut self.input)? {
             self.dispatch(value, now)?;
         }
@@ -539,7 +633,10 @@ impl Core {
         };
         if let Value::Push(_) = value {
             if let Some(handler) = &mut self.push_handler {
-                handler(value);
+                // User code must never take the connection down: a panic is caught here (the
+                // panic hook still reports it) and the handler stays installed for the next
+                // push. The value is moved into the handler, so nothing is left half-used.
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler(value)));
             }
             return Ok(());
         }
@@ -1402,5 +1499,234 @@ mod tests {
         );
         feed(&mut core, b"+A\r\n+B\r\n+C\r\n", now).unwrap();
         assert_eq!(rx.try_recv().unwrap().unwrap(), Value::Simple("C".into()));
+    }
+
+    /// The test configuration with the liveness rule at `n`.
+    fn silent_rule(n: Option<u32>) -> Config {
+        config().max_silent_timeouts(n)
+    }
+
+    #[test]
+    fn the_liveness_rule_closes_a_silent_connection_after_n_timeouts_and_the_next_call_reconnects()
+    {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut core = ready(silent_rule(Some(3)), t0);
+        let mut a = call(&mut core, cmd!("GET", "a"), t0, Some(ms(100)));
+        let mut b = call(&mut core, cmd!("GET", "b"), t0 + ms(10), Some(ms(100)));
+        core.on_timer(t0 + ms(110));
+        assert_eq!(got(&mut a).unwrap_err(), Error::Timeout);
+        assert_eq!(got(&mut b).unwrap_err(), Error::Timeout);
+        assert_eq!(core.want(t0 + ms(110)), Want::Nothing, "2 of 3: still up");
+        let mut c = call(&mut core, cmd!("GET", "c"), t0 + ms(110), Some(ms(100)));
+        let mut d = call(&mut core, cmd!("GET", "d"), t0 + ms(111), Some(ms(100)));
+        let mut e = call(&mut core, cmd!("GET", "e"), t0 + ms(150), Some(ms(100)));
+        // The driver wakes late: c's and d's deadlines have both passed.
+        let t1 = t0 + ms(215);
+        core.on_timer(t1);
+        assert_eq!(got(&mut c).unwrap_err(), Error::Timeout);
+        assert_eq!(
+            core.want(t1),
+            Want::Close,
+            "the third timeout gives the server up"
+        );
+        core.on_closed(Error::connection("closed"), t1);
+        for rx in [&mut d, &mut e] {
+            let err = got(rx).unwrap_err();
+            assert!(err.is_connection(), "{err}");
+            assert!(err.to_string().contains("stopped answering"), "{err}");
+        }
+        assert!(!core.is_connected());
+        assert_eq!(
+            core.queue_len(),
+            0,
+            "nothing kept for the replies that never came"
+        );
+        let mut f = call(&mut core, cmd!("GET", "f"), t1, Some(ms(100)));
+        assert_eq!(core.want(t1), Want::Open, "the next call reconnects");
+        core.on_opening();
+        core.on_open(t1);
+        output(&mut core);
+        feed(&mut core, b"$1\r\nf\r\n", t1).unwrap();
+        assert_eq!(got(&mut f).unwrap(), Value::Bulk("f".into()));
+    }
+
+    #[test]
+    fn any_byte_from_the_server_resets_the_liveness_count() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut core = ready(silent_rule(Some(2)), t0);
+        let mut slow = call(&mut core, cmd!("GET", "slow"), t0, Some(ms(100)));
+        let mut next = call(&mut core, cmd!("GET", "next"), t0 + ms(50), Some(ms(500)));
+        core.on_timer(t0 + ms(100));
+        assert_eq!(got(&mut slow).unwrap_err(), Error::Timeout);
+        // The late reply (a part of it is enough) shows the server is alive.
+        feed(&mut core, b"$4\r\nla", t0 + ms(200)).unwrap();
+        let mut third = call(&mut core, cmd!("GET", "x"), t0 + ms(200), Some(ms(100)));
+        core.on_timer(t0 + ms(300));
+        assert_eq!(got(&mut third).unwrap_err(), Error::Timeout);
+        assert_eq!(
+            core.want(t0 + ms(300)),
+            Want::Nothing,
+            "1 since the last byte"
+        );
+        assert!(pending(&mut next));
+        feed(&mut core, b"te\r\n$4\r\nmine\r\n", t0 + ms(310)).unwrap();
+        assert_eq!(got(&mut next).unwrap(), Value::Bulk("mine".into()));
+    }
+
+    #[test]
+    fn without_the_liveness_rule_a_silent_connection_stays_up() {
+        let t0 = Instant::now();
+        let mut core = ready(silent_rule(None), t0);
+        for i in 0..10u64 {
+            let at = t0 + Duration::from_millis(i * 10);
+            let mut rx = call(&mut core, cmd!("PING"), at, Some(Duration::from_millis(5)));
+            core.on_timer(at + Duration::from_millis(5));
+            assert_eq!(got(&mut rx).unwrap_err(), Error::Timeout);
+        }
+        assert_eq!(core.want(t0 + Duration::from_secs(1)), Want::Nothing);
+        assert!(core.is_connected());
+    }
+
+    #[test]
+    fn fire_and_forget_calls_count_for_the_liveness_rule() {
+        let t0 = Instant::now();
+        let mut core = ready(silent_rule(Some(2)), t0);
+        for _ in 0..2 {
+            core.submit(
+                Request {
+                    payload: Payload::One(cmd!("INCR", "n")),
+                    sink: Sink::Discard,
+                    deadline: Some(t0 + Duration::from_millis(100)),
+                },
+                t0,
+            );
+        }
+        assert_eq!(core.next_deadline(), Some(t0 + Duration::from_millis(100)));
+        core.on_timer(t0 + Duration::from_millis(100));
+        assert_eq!(core.want(t0), Want::Close);
+    }
+
+    #[test]
+    fn only_live_callers_within_their_deadlines_keep_the_core_busy() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut core = ready(silent_rule(None), t0);
+        assert!(core.is_quiet(t0));
+        let timed_out = call(&mut core, cmd!("GET", "a"), t0, Some(ms(100)));
+        let dropped = call(&mut core, cmd!("GET", "b"), t0, None);
+        core.submit(
+            Request {
+                payload: Payload::One(cmd!("INCR", "n")),
+                sink: Sink::Discard,
+                deadline: Some(t0 + ms(300)),
+            },
+            t0,
+        );
+        assert!(!core.is_quiet(t0), "callers are waiting");
+        drop(dropped);
+        core.on_timer(t0 + ms(100));
+        drop(timed_out);
+        assert!(
+            !core.is_quiet(t0 + ms(100)),
+            "a fire-and-forget call within its deadline"
+        );
+        core.on_timer(t0 + ms(300));
+        assert!(
+            core.is_quiet(t0 + ms(300)),
+            "nobody is left to answer, whatever the server does"
+        );
+        assert_eq!(core.queue_len(), 3, "the replies are still due on the wire");
+    }
+
+    #[test]
+    fn a_panicking_push_handler_is_contained_and_stays_installed() {
+        let now = Instant::now();
+        let mut core = ready(config(), now);
+        let (tx, rx) = std::sync::mpsc::channel();
+        core.set_push_handler(Some(Box::new(move |v| {
+            tx.send(v).unwrap_or(());
+            panic!("user bug in a push handler");
+        })));
+        let mut a = call(&mut core, cmd!("GET", "a"), now, None);
+        let push = b">2\r\n+invalidate\r\n*1\r\n$1\r\na\r\n";
+        feed(&mut core, push, now).unwrap();
+        feed(&mut core, push, now).unwrap();
+        feed(&mut core, b"$1\r\nv\r\n", now).unwrap();
+        assert_eq!(got(&mut a).unwrap(), Value::Bulk("v".into()));
+        assert_eq!(rx.try_iter().count(), 2, "called for both pushes");
+        // Replacing a handler whose drop panics is contained too.
+        struct Bomb;
+        impl Drop for Bomb {
+            fn drop(&mut self) {
+                panic!("user bug in a drop");
+            }
+        }
+        let bomb = Bomb;
+        core.set_push_handler(Some(Box::new(move |_| {
+            let _ = &bomb;
+        })));
+        core.set_push_handler(None);
+        assert!(core.is_connected());
+    }
+
+    #[test]
+    fn an_idle_connection_is_pinged_and_given_up_when_the_ping_goes_unanswered() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let mut core = ready(config().health_check(Some(s(10))), t0);
+        assert_eq!(core.next_deadline(), Some(t0 + s(10)));
+        core.on_timer(t0 + s(9));
+        assert_eq!(output(&mut core), "", "not idle long enough");
+        core.on_timer(t0 + s(10));
+        assert_eq!(output(&mut core), "*1\r\n$4\r\nPING\r\n");
+        assert_eq!(core.next_deadline(), Some(t0 + s(20)));
+        // Answered: nothing more until the connection has been idle again for the interval.
+        feed(&mut core, b"+PONG\r\n", t0 + s(11)).unwrap();
+        assert_eq!(core.next_deadline(), Some(t0 + s(21)));
+        core.on_timer(t0 + s(21));
+        assert_eq!(output(&mut core), "*1\r\n$4\r\nPING\r\n");
+        // A call made meanwhile waits behind the PING; then nothing comes back at all.
+        let mut a = call(&mut core, cmd!("GET", "a"), t0 + s(22), None);
+        core.on_timer(t0 + s(30));
+        assert_eq!(core.want(t0 + s(30)), Want::Nothing);
+        core.on_timer(t0 + s(31));
+        assert_eq!(core.want(t0 + s(31)), Want::Close);
+        core.on_closed(Error::connection("closed"), t0 + s(31));
+        let err = got(&mut a).unwrap_err();
+        assert!(
+            err.is_connection() && err.to_string().contains("health-check"),
+            "{err}"
+        );
+        assert_eq!(core.queue_len(), 0);
+        assert_eq!(
+            core.next_deadline(),
+            None,
+            "no health check without a connection"
+        );
+    }
+
+    #[test]
+    fn no_health_ping_while_calls_await_replies_or_when_off() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let mut core = ready(config().health_check(Some(s(10))), t0);
+        let mut slow = call(&mut core, cmd!("BLPOP", "q", 0), t0, None);
+        output(&mut core);
+        assert_eq!(core.next_deadline(), None);
+        core.on_timer(t0 + s(100));
+        assert_eq!(
+            output(&mut core),
+            "",
+            "a blocked call is not an idle connection"
+        );
+        feed(&mut core, b"*2\r\n$1\r\nq\r\n$1\r\nx\r\n", t0 + s(100)).unwrap();
+        assert!(got(&mut slow).is_ok());
+        assert_eq!(core.next_deadline(), Some(t0 + s(110)));
+        let mut off = ready(config(), t0);
+        assert_eq!(off.next_deadline(), None);
+        off.on_timer(t0 + s(1000));
+        assert_eq!(output(&mut off), "");
     }
 }

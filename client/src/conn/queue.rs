@@ -37,6 +37,15 @@ impl Sink {
     }
 }
 
+/// What [`Queue::expire_one`] found past its deadline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Expired {
+    /// A call whose commands were written: its reply is still due from the server.
+    Written,
+    /// A call still waiting for a connection.
+    Waiting,
+}
+
 /// What a call sends: one command, or several whose replies come back as one array.
 pub(crate) enum Payload {
     One(Cmd),
@@ -99,6 +108,8 @@ pub(crate) struct Entry {
     /// Replies so far, for calls of several commands (`None` for a single command, whose reply
     /// is delivered as it is).
     pub collected: Option<Vec<Value>>,
+    /// Past its deadline: the caller was told, the late reply is still due.
+    pub expired: bool,
     /// For a subscribe: its kind and the names it adds, given back if the server refuses it
     /// (one error reply instead of a confirmation per name).
     pub subscribe: Option<(super::pubsub::SubKind, Vec<bytes::Bytes>)>,
@@ -138,6 +149,7 @@ impl Queue {
             deadline,
             left: replies,
             collected: collect.then(|| Vec::with_capacity(replies)),
+            expired: false,
             subscribe: None,
         });
     }
@@ -176,6 +188,7 @@ impl Queue {
             deadline: None,
             left: 1,
             collected: None,
+            expired: false,
             subscribe: None,
         });
     }
@@ -192,24 +205,34 @@ impl Queue {
         None
     }
 
-    /// Fails every call whose deadline is `now` or earlier: a written one with
-    /// [`Error::Timeout`] (it stays in the queue with a [`Sink::Discard`] so its late reply is
-    /// dropped), one still waiting for the connection with `unsent()`.
-    pub fn expire(&mut self, now: Instant, unsent: impl Fn() -> Error) {
+    /// Fails the next call whose deadline is `now` or earlier, and says whether there was one
+    /// and whether it had been written: a written one with [`Error::Timeout`] (it stays in the
+    /// queue with a [`Sink::Discard`] so its late reply is dropped), one still waiting for the
+    /// connection with `unsent()`.
+    pub fn expire_one(&mut self, now: Instant, unsent: impl Fn() -> Error) -> Option<Expired> {
         while let Some(&Reverse((at, id))) = self.timers.peek() {
             if at > now {
-                break;
+                return None;
             }
             self.timers.pop();
             if let Ok(i) = self.inflight.binary_search_by_key(&id, |e| e.id) {
-                let sink = std::mem::replace(&mut self.inflight[i].sink, Sink::Discard);
-                sink.deliver(Err(Error::Timeout));
+                let entry = &mut self.inflight[i];
+                if entry.expired {
+                    continue;
+                }
+                entry.expired = true;
+                // A fire-and-forget call (already `Discard`) has nobody to tell, but it timed
+                // out all the same.
+                std::mem::replace(&mut entry.sink, Sink::Discard).deliver(Err(Error::Timeout));
+                return Some(Expired::Written);
             } else if let Ok(i) = self.waiting.binary_search_by_key(&id, |(id, _)| *id) {
                 if let Some((_, req)) = self.waiting.remove(i) {
                     req.sink.deliver(Err(unsent()));
+                    return Some(Expired::Waiting);
                 }
             }
         }
+        None
     }
 
     /// Fails every in-flight call.
@@ -224,6 +247,33 @@ impl Queue {
         for (_, req) in self.waiting.drain(..) {
             req.sink.deliver(Err(err.clone()));
         }
+    }
+
+    /// True while some call still has a caller to answer: a waiting future (not dropped), a
+    /// callback, or a fire-and-forget call within its deadline. Calls that timed out, whose
+    /// caller is gone, or that belong to the connection itself do not count.
+    pub fn has_live_callers(&self, now: Instant) -> bool {
+        let live = |sink: &Sink, deadline: Option<Instant>| match sink {
+            Sink::Oneshot(tx) => !tx.is_closed(),
+            Sink::Callback(_) => true,
+            Sink::Discard => deadline.is_some_and(|d| d > now),
+            Sink::Internal(_) => false,
+        };
+        self.inflight
+            .iter()
+            .any(|e| !e.expired && live(&e.sink, e.deadline))
+            || self.waiting.iter().any(|(_, r)| live(&r.sink, r.deadline))
+    }
+
+    /// True when no caller's call awaits a reply: whatever is in flight belongs to the connection
+    /// itself (handshake steps, restored subscriptions, a health-check `PING`; id 0).
+    pub fn only_own_inflight(&self) -> bool {
+        self.inflight.iter().all(|e| e.id == 0)
+    }
+
+    /// How many calls the queue holds (written or waiting), for tests and diagnostics.
+    pub fn len(&self) -> usize {
+        self.inflight.len() + self.waiting.len()
     }
 
     /// Fails every call not yet written that has no deadline of its own.
@@ -241,7 +291,7 @@ impl Queue {
         let inflight = self
             .inflight
             .binary_search_by_key(&id, |e| e.id)
-            .is_ok_and(|i| !matches!(self.inflight[i].sink, Sink::Discard));
+            .is_ok_and(|i| !self.inflight[i].expired);
         inflight
             || self
                 .waiting
@@ -257,7 +307,7 @@ impl Queue {
             let inflight = self
                 .inflight
                 .iter()
-                .filter(|e| !matches!(e.sink, Sink::Discard))
+                .filter(|e| !e.expired)
                 .filter_map(|e| Some((e.deadline?, e.id)));
             let waiting = self
                 .waiting

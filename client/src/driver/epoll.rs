@@ -10,6 +10,7 @@ use mio::net::{TcpStream, UnixStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use std::io::{self, Read, Write};
 use std::net::ToSocketAddrs;
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -115,8 +116,7 @@ fn run(shared: Arc<Shared>, mut core: Core, mut io: Io) {
         }
         obey(&mut core, &mut io, now);
         io.flush(&mut core, now);
-        let timeout = core
-            .next_deadline()
+        let timeout = super::wake_at(&shared, &mut core, now)
             .map(|d| d.saturating_duration_since(Instant::now()));
         if let Err(e) = io.poll.poll(&mut events, timeout) {
             if e.kind() != io::ErrorKind::Interrupted {
@@ -137,7 +137,11 @@ fn run(shared: Arc<Shared>, mut core: Core, mut io: Io) {
             }
         }
     }
-    io.close(&mut core, Instant::now());
+    // Best effort: calls handed over just before the last handle went (fire-and-forget ones
+    // without a deadline) still leave.
+    let now = Instant::now();
+    io.flush(&mut core, now);
+    io.close(&mut core, now);
 }
 
 impl Io {
@@ -175,6 +179,7 @@ impl Io {
                 if let Stream::Tcp(s) = stream {
                     // Best effort: a socket without NODELAY still works, only slower.
                     let _ = s.set_nodelay(self.config.tcp_nodelay);
+                    super::keepalive::apply(s.as_raw_fd(), self.config.tcp_keepalive);
                 }
                 core.on_open(now);
                 self.flush(core, now);
@@ -271,7 +276,7 @@ impl Socketry for Io {
     fn close(&mut self, core: &mut Core, now: Instant) {
         let had = self.stream.is_some();
         self.drop_stream();
-        if had || !core.is_quiet() || core.want(now) == super::Want::Close {
+        if had || !core.is_quiet(now) || core.want(now) == super::Want::Close {
             core.on_closed(Error::connection("connection closed"), now);
         }
     }

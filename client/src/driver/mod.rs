@@ -5,13 +5,14 @@
 //! and the [`Core`]; it knows sockets and timers, never RESP.
 
 pub(crate) mod epoll;
+mod keepalive;
 pub(crate) mod uring;
 
 use crate::conn::{Core, InboxTx, PushHandler, Request, Want};
 use crate::{Error, Result};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 /// A message from a client handle to its driver.
@@ -45,6 +46,8 @@ pub(crate) struct Shared {
     /// The core's own flag ([`Core::connected_flag`]).
     connected: Arc<AtomicBool>,
     shutdown: AtomicBool,
+    /// How many calls the core held when the driver last parked ([`Core::queue_len`]).
+    queued: AtomicUsize,
     waker: Box<dyn Wake>,
 }
 
@@ -55,6 +58,7 @@ impl Shared {
             notified: AtomicBool::new(false),
             connected,
             shutdown: AtomicBool::new(false),
+            queued: AtomicUsize::new(0),
             waker,
         }
     }
@@ -92,7 +96,9 @@ impl Shared {
         self.connected.load(Ordering::Acquire)
     }
 
-    /// The last client handle is gone: the driver finishes what is in flight, then stops.
+    /// The last client handle is gone: the driver answers the callers still waiting (each until
+    /// its deadline at most), then stops; calls that timed out or whose caller is gone do not
+    /// hold it, so it stops within a bounded time whatever the server does.
     pub fn shut_down(&self) {
         self.shutdown.store(true, Ordering::SeqCst);
         self.waker.wake();
@@ -100,6 +106,11 @@ impl Shared {
 
     fn is_shut_down(&self) -> bool {
         self.shutdown.load(Ordering::SeqCst)
+    }
+
+    /// How many calls the connection held when its driver last parked.
+    pub fn queued(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
     }
 }
 
@@ -157,7 +168,25 @@ pub(crate) fn turn(shared: &Shared, core: &mut Core, scratch: &mut Vec<Msg>, now
         }
     }
     core.on_timer(now);
-    !(shared.is_shut_down() && core.is_quiet())
+    !(shared.is_shut_down() && core.is_quiet(now))
+}
+
+/// After the last handle is gone, how often the driver looks again whether any caller is left
+/// (a caller that drops its future sends no wake-up).
+const SHUTDOWN_POLL: Duration = Duration::from_millis(50);
+
+/// When the driver must wake up at the latest: the core's next deadline, and after shutdown at
+/// least every [`SHUTDOWN_POLL`], so a driver whose callers have all gone stops within a bounded
+/// time whatever the server does. Also publishes the queue length ([`Shared::queued`]); call it
+/// right before parking.
+pub(crate) fn wake_at(shared: &Shared, core: &mut Core, now: Instant) -> Option<Instant> {
+    shared.queued.store(core.queue_len(), Ordering::Relaxed);
+    let due = core.next_deadline();
+    if shared.is_shut_down() {
+        let poll = now + SHUTDOWN_POLL;
+        return Some(due.map_or(poll, |d| d.min(poll)));
+    }
+    due
 }
 
 /// What a transport does about a [`Want`]: open or close its socket.

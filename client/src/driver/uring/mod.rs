@@ -11,7 +11,10 @@
 //! Ownership: every buffer an operation points at (send bytes, receive buffers, the socket
 //! address, the eventfd counter) belongs to the driver and is freed only after the operation's
 //! last completion has been reaped. A closed connection is retired: its operations are
-//! cancelled, and its socket and buffers are dropped when their completions are all in.
+//! cancelled, and its socket and buffers are dropped when their completions are all in. On every
+//! exit of the driver, an orderly stop or a panic unwinding through it, `Io`'s `Drop` cancels
+//! everything and waits (at most [`EXIT_GRACE`]) for every completion; whatever the kernel may
+//! still touch after that is leaked, never freed.
 
 mod ring;
 mod sock;
@@ -52,6 +55,10 @@ const BUF_SIZE: usize = 16 * 1024;
 const SINGLE_BUF: usize = 64 * 1024;
 /// Sends are capped so the length fits the SQE; the rest goes in the next one.
 const MAX_SEND: usize = 1 << 30;
+/// A send at most this long fits an empty socket buffer (the kernel's smallest, `tcp_wmem`'s
+/// minimum, is 4 KiB), so it completes during the submit; with a non-empty buffer, the commands
+/// already in it bring replies that wake the driver. See `Io::park`.
+const SMALL_SEND: usize = 4 * 1024;
 /// How long the exit path waits for cancelled operations before it leaks their buffers.
 const EXIT_GRACE: Duration = Duration::from_secs(5);
 
@@ -111,6 +118,8 @@ struct Conn {
     addr: Box<RawAddr>,
     /// Addresses still to try if this one fails.
     rest: Vec<Target>,
+    /// A TCP socket (keepalive applies), not a unix one.
+    tcp: bool,
     open: bool,
     /// The bytes of the send in flight (or left over from a short one).
     unsent: Bytes,
@@ -148,6 +157,13 @@ struct Io {
     cqes: Vec<cqueue::Entry>,
     /// Sends queued since the last `io_uring_enter`.
     fresh_sends: u32,
+    /// One of them is larger than [`SMALL_SEND`].
+    big_send: bool,
+    /// How long the teardown waits for cancelled operations before it leaks their buffers.
+    exit_grace: Duration,
+    /// Where the teardown reports what it did (tests).
+    #[cfg(test)]
+    teardown_report: Option<Arc<std::sync::Mutex<Option<Teardown>>>>,
 }
 
 /// Starts an io_uring driver thread for one connection. Fails (so the caller can fall back to
@@ -215,7 +231,7 @@ fn run(shared: Arc<Shared>, mut core: Core, mut io: Io) {
         obey(&mut core, &mut io, now);
         io.flush(&mut core);
         io.arm_wake();
-        io.arm_timer(core.next_deadline(), now);
+        io.arm_timer(super::wake_at(&shared, &mut core, now), now);
         if io.park(&shared, saw_shutdown).is_err() {
             // The ring itself broke: nothing more can be done on this thread.
             break;
@@ -223,8 +239,12 @@ fn run(shared: Arc<Shared>, mut core: Core, mut io: Io) {
         let now = Instant::now();
         io.reap(Some(&mut core), now);
     }
+    // Best effort: calls handed over just before the last handle went (fire-and-forget ones
+    // without a deadline) still leave.
+    io.flush(&mut core);
+    let _ = io.ring.submit();
     io.close(&mut core, Instant::now());
-    io.exit();
+    // Dropping `io` waits for the kernel to finish with every buffer (see `Io::teardown`).
 }
 
 impl Io {
@@ -266,17 +286,26 @@ impl Io {
             timer_spec: Box::new(Timespec::new()),
             cqes: Vec::with_capacity(64),
             fresh_sends: 0,
+            big_send: false,
+            exit_grace: EXIT_GRACE,
+            #[cfg(test)]
+            teardown_report: None,
         })
     }
 
     /// Queues one operation, submitting what is queued first if the queue is full.
+    ///
+    /// Counted as in flight from here on, even in the one case it cannot be queued (the ring
+    /// refuses every submit, i.e. it is broken): the teardown then never sees the count reach
+    /// zero and leaks the buffers rather than free memory the entry points at.
     ///
     /// # Safety
     ///
     /// Whatever `entry` points at must stay valid until its last completion is reaped.
     unsafe fn push(&mut self, entry: squeue::Entry) {
         self.inflight += 1;
-        loop {
+        // Bounded: a ring that keeps refusing submits is broken and the driver is ending.
+        for _ in 0..10_000 {
             // SAFETY: forwarded from the caller.
             if unsafe { self.ring.submission().push(&entry) }.is_ok() {
                 return;
@@ -304,7 +333,8 @@ impl Io {
             }
         };
         // SAFETY: a poll points at no memory; a read writes into `wake_buf`, a heap u64 owned
-        // by `self`, freed only after `exit` has reaped every completion (this one included).
+        // by `self`. `Io`'s `Drop` (which runs on every exit, unwinding included) frees it only
+        // after every completion (this one included) is reaped, and leaks it otherwise.
         unsafe { self.push(entry.user_data(ud(K_WAKE, 0))) };
         self.wake_armed = true;
     }
@@ -333,7 +363,8 @@ impl Io {
             .user_data(ud(K_TIMER, self.timer_gen));
         // SAFETY: the kernel copies the timespec when it takes the entry; `timer_spec` is a
         // heap value owned by `self` and only rewritten by the next `arm_timer`, after this
-        // entry has been submitted by the `io_uring_enter` that ends this turn.
+        // entry has been submitted by the `io_uring_enter` that ends this turn. If a panic
+        // unwinds first, `Io`'s `Drop` submits it (or never does) before any field is freed.
         unsafe { self.push(entry) };
         self.timer_at = Some(deadline);
     }
@@ -345,15 +376,23 @@ impl Io {
         fence(Ordering::SeqCst);
         let busy =
             shared.notified.load(Ordering::SeqCst) || (!saw_shutdown && shared.is_shut_down());
-        // A send to a connected socket almost always completes during the submit itself (and
-        // MSG_WAITALL makes the kernel finish a short one on its own), so waiting for it alone
-        // would only cost a second enter: wait for it *and* the next event (the reply, a
-        // caller's wake-up, a timer).
-        let want = if busy { 0 } else { 1 + self.fresh_sends };
+        // A small send to a connected socket completes during the submit itself, so waiting
+        // for it alone would only cost a second enter: wait for it *and* the next event (the
+        // reply, a caller's wake-up, a timer). Not after a large send: one that does not fit
+        // the socket buffer finishes through retries run as task work, and a thread waiting
+        // for two completions is not woken for task work that posts none (DEFER_TASKRUN's lazy
+        // wake-up), so the rest of the send would wait for the next timer while the server
+        // waits for the rest of the command (a 12 MiB SET hung for its whole timeout).
+        let want = match (busy, self.big_send) {
+            (true, _) => 0,
+            (false, true) => 1,
+            (false, false) => 1 + self.fresh_sends,
+        };
         if busy {
             self.parking.parked.store(false, Ordering::Relaxed);
         }
         self.fresh_sends = 0;
+        self.big_send = false;
         let res = self.enter(want);
         self.parking.parked.store(false, Ordering::Relaxed);
         res
@@ -400,7 +439,7 @@ impl Io {
         let flags = cqe.flags();
         let more = cqueue::more(flags);
         if !more {
-            self.inflight -= 1;
+            self.inflight = self.inflight.saturating_sub(1);
         }
         match kind {
             K_WAKE if !more => {
@@ -418,11 +457,12 @@ impl Io {
                 // A receive that picked a provided buffer hands it back, whoever it was for.
                 let picked = cqueue::buffer_select(flags);
                 let is_current = self.conn.as_ref().is_some_and(|c| c.gen == gen);
-                if is_current {
-                    let core = core.expect("a live connection has a core");
-                    self.complete_conn(kind, res, more, picked, core, now);
-                } else {
-                    self.complete_retired(gen, kind, more);
+                match core {
+                    Some(core) if is_current => {
+                        self.complete_conn(kind, res, more, picked, core, now)
+                    }
+                    // Retired (on the way out there is no current connection).
+                    _ => self.complete_retired(gen, kind, more),
                 }
                 if let (Some(bid), Some(bufs)) = (picked, &mut self.bufs) {
                     bufs.push(bid);
@@ -438,7 +478,7 @@ impl Io {
         };
         let c = &mut self.retired[i];
         if !more {
-            c.ops -= 1;
+            c.ops = c.ops.saturating_sub(1);
         }
         if kind == K_SEND {
             c.send_inflight = false;
@@ -460,11 +500,14 @@ impl Io {
     ) {
         let Some(c) = &mut self.conn else { return };
         if !more {
-            c.ops -= 1;
+            c.ops = c.ops.saturating_sub(1);
         }
         match kind {
             K_CONNECT if res >= 0 => {
                 c.open = true;
+                if c.tcp {
+                    crate::driver::keepalive::apply(c.fd.as_raw_fd(), self.config.tcp_keepalive);
+                }
                 core.on_open(now);
                 self.arm_recv();
             }
@@ -547,9 +590,10 @@ impl Io {
         c.recv_armed = true;
         c.ops += 1;
         let entry = entry.user_data(ud(K_RECV, c.gen));
-        // SAFETY: a multishot receive writes only into provided buffers, which live until
-        // `exit` has reaped every completion; a single-shot one writes into `rbuf`, owned by
-        // the connection, which is dropped only once its `ops` count is back to zero.
+        // SAFETY: a multishot receive writes only into provided buffers, which `Io`'s `Drop`
+        // (every exit, unwinding included) frees only after every completion is reaped, and
+        // leaks otherwise; a single-shot one writes into `rbuf`, owned by the connection, which
+        // is dropped only once its `ops` count is back to zero (or leaked with it by `Drop`).
         unsafe { self.push(entry) };
     }
 
@@ -573,8 +617,10 @@ impl Io {
         c.send_inflight = true;
         c.ops += 1;
         self.fresh_sends += 1;
+        self.big_send |= len as usize > SMALL_SEND;
         // SAFETY: `unsent` is held by the connection (and not advanced) until this send
-        // completes; a retired connection keeps it until its `ops` count is back to zero.
+        // completes; a retired connection keeps it until its `ops` count is back to zero, and
+        // `Io`'s `Drop` (every exit, unwinding included) leaks it if that never happens.
         unsafe { self.push(entry) };
     }
 
@@ -594,6 +640,7 @@ impl Io {
             gen,
             fd,
             addr,
+            tcp: matches!(target, Target::Ip(_)),
             rest: targets,
             open: false,
             unsent: Bytes::new(),
@@ -603,7 +650,7 @@ impl Io {
             ops: 1,
         });
         // SAFETY: the address is boxed in the connection, which (retired or not) lives until
-        // this CONNECT has completed.
+        // this CONNECT has completed, or is leaked by `Io`'s `Drop` if it never does.
         unsafe { self.push(entry) };
         Ok(())
     }
@@ -631,16 +678,20 @@ impl Io {
         unsafe { self.push(entry) };
     }
 
-    /// The driver is stopping: cancel everything and wait for every completion before any
-    /// buffer an operation may still point at is freed.
-    fn exit(mut self) {
+    /// The driver is stopping, in order or by a panic unwinding through it: cancel everything
+    /// and wait (at most `exit_grace`) for every completion before any buffer an operation may
+    /// still point at is freed. If the kernel cannot be shown done with them, they are leaked:
+    /// leaking is safe, freeing them is not.
+    fn teardown(&mut self) -> Teardown {
+        let inflight_at_start = self.inflight;
         self.retire();
         let entry = opcode::AsyncCancel2::new(CancelBuilder::any())
             .build()
             .user_data(ud(K_CANCEL, 0));
         // SAFETY: a cancellation points at no memory.
         unsafe { self.push(entry) };
-        let until = Instant::now() + EXIT_GRACE;
+        let until = Instant::now() + self.exit_grace;
+        // Bounded by the deadline; each round waits at most 50 ms.
         while self.inflight > 0 && Instant::now() < until {
             let ts = Timespec::from(Duration::from_millis(50));
             let args = io_uring::types::SubmitArgs::new().timespec(&ts);
@@ -652,17 +703,50 @@ impl Io {
             self.reap(None, Instant::now());
         }
         if self.inflight > 0 {
-            // Something never completed: the kernel may still write into these buffers, so
-            // they are leaked rather than freed.
-            std::mem::forget(self.retired);
-            std::mem::forget(self.conn);
-            std::mem::forget(self.bufs);
-            std::mem::forget(self.wake_buf);
-            return;
+            // Something never completed: the kernel may still write into these buffers (or
+            // read the provided-buffer ring), so they are leaked rather than freed. The ring
+            // itself is closed when `Io`'s fields drop; the kernel then finishes the rest on
+            // memory that stays mapped.
+            std::mem::forget(std::mem::take(&mut self.retired));
+            std::mem::forget(self.conn.take());
+            std::mem::forget(self.bufs.take());
+            std::mem::forget(std::mem::replace(&mut self.wake_buf, Box::new(0)));
+            return Teardown {
+                inflight_at_start,
+                inflight_at_free: None,
+            };
         }
         if let Some(bufs) = &mut self.bufs {
             bufs.unregister(&self.ring);
         }
+        Teardown {
+            inflight_at_start,
+            inflight_at_free: Some(self.inflight),
+        }
+    }
+}
+
+/// What [`Io::teardown`] found and did (checked by tests).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Teardown {
+    /// Operations in flight when the teardown began.
+    inflight_at_start: u32,
+    /// Operations still in flight when the buffers were released to be freed: `Some(0)` always,
+    /// or `None` when they were leaked because the kernel did not finish within the grace time.
+    inflight_at_free: Option<u32>,
+}
+
+impl Drop for Io {
+    /// Runs on every exit of the driver thread: the orderly one, and a panic unwinding through
+    /// it (a bug; user code is caught before it can unwind this far). The fields (ring, socket,
+    /// buffers) drop only after this, and only once the kernel is done with them.
+    fn drop(&mut self) {
+        let report = self.teardown();
+        #[cfg(test)]
+        if let Some(to) = &self.teardown_report {
+            *to.lock().unwrap_or_else(|p| p.into_inner()) = Some(report);
+        }
+        let _ = report;
     }
 }
 
@@ -679,8 +763,131 @@ impl Socketry for Io {
     fn close(&mut self, core: &mut Core, now: Instant) {
         let had = self.conn.is_some();
         self.retire();
-        if had || !core.is_quiet() || core.want(now) == super::Want::Close {
+        if had || !core.is_quiet(now) || core.want(now) == super::Want::Close {
             core.on_closed(Error::connection("connection closed"), now);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The ring's teardown, driven by hand on the test thread: a connection to a peer that
+    //! never answers keeps a receive in flight, then a panic unwinds through the driver.
+
+    use super::*;
+    use crate::conn::{Payload, Request, Sink};
+    use crate::{cmd, Config};
+    use std::os::unix::net::UnixListener;
+    use std::sync::Mutex;
+
+    type Report = Arc<Mutex<Option<Teardown>>>;
+
+    /// An `Io` connected to a unix listener whose peer never answers, with a receive armed;
+    /// also the accepted peer, which must stay open for the receive to stay in flight.
+    fn connected_io(
+        name: &str,
+        recv_mode: RecvMode,
+    ) -> Option<(Io, Core, std::os::unix::net::UnixStream, Report)> {
+        let dir = std::env::temp_dir().join(format!("ringdis-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("s.sock");
+        let listener = UnixListener::bind(&path).unwrap();
+        let config = Config::new()
+            .unix_socket(&path)
+            .protocol(crate::Protocol::Resp2);
+        let parking = Arc::new(Parking {
+            parked: AtomicBool::new(false),
+            // SAFETY: a plain eventfd(2) call, checked below before use.
+            eventfd: unsafe { OwnedFd::from_raw_fd(libc::eventfd(0, libc::EFD_CLOEXEC)) },
+        });
+        assert!(parking.eventfd.as_raw_fd() >= 0);
+        let mut io = match Io::new(Arc::new(config.clone()), parking) {
+            Ok(io) => io,
+            // A kernel without io_uring: the epoll transport is used there, nothing to test.
+            Err(e) => {
+                eprintln!("skipped: no io_uring here ({e})");
+                return None;
+            }
+        };
+        let report = Report::default();
+        io.teardown_report = Some(report.clone());
+        if io.bufs.is_none() && recv_mode == RecvMode::Multi {
+            eprintln!("skipped: no provided-buffer ring on this kernel");
+            return None;
+        }
+        io.recv_mode = recv_mode;
+        let mut core = Core::new(&config);
+        let now = Instant::now();
+        core.submit(
+            Request {
+                payload: Payload::One(cmd!("PING")),
+                sink: Sink::Discard,
+                deadline: None,
+            },
+            now,
+        );
+        obey(&mut core, &mut io, now);
+        // Bounded: a local connect completes within a few rounds.
+        for _ in 0..200 {
+            if core.is_connected() && io.conn.as_ref().is_some_and(|c| c.recv_armed) {
+                break;
+            }
+            io.flush(&mut core);
+            io.enter(1).unwrap();
+            io.reap(Some(&mut core), Instant::now());
+        }
+        assert!(core.is_connected(), "the ring connected");
+        assert!(io.conn.as_ref().is_some_and(|c| c.recv_armed));
+        let (peer, _) = listener.accept().unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        Some((io, core, peer, report))
+    }
+
+    /// Both receive modes: multishot from the provided-buffer ring, and single-shot into the
+    /// connection's own buffer.
+    #[test]
+    fn a_panic_through_the_driver_frees_buffers_only_after_the_kernel_is_done() {
+        for mode in [RecvMode::Multi, RecvMode::Single] {
+            let Some((io, core, peer, report)) = connected_io("unwind", mode) else {
+                continue;
+            };
+            let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+                let _io = io;
+                let _core = core;
+                panic!("a bug in the driver");
+            }));
+            assert!(unwound.is_err());
+            let got = report
+                .lock()
+                .unwrap()
+                .expect("the teardown ran during the unwind");
+            assert!(
+                got.inflight_at_start >= 1,
+                "a receive was in flight: {got:?}"
+            );
+            assert_eq!(
+                got.inflight_at_free,
+                Some(0),
+                "every completion was in before anything was freed"
+            );
+            drop(peer);
+        }
+    }
+
+    #[test]
+    fn a_kernel_that_does_not_finish_in_time_gets_leaked_buffers_not_freed_ones() {
+        let Some((mut io, core, peer, report)) = connected_io("leak", RecvMode::Multi) else {
+            return;
+        };
+        io.exit_grace = Duration::ZERO;
+        drop(io);
+        let got = report.lock().unwrap().expect("the teardown ran");
+        assert!(got.inflight_at_start >= 1, "{got:?}");
+        assert_eq!(
+            got.inflight_at_free, None,
+            "nothing completed within no time: the buffers are leaked"
+        );
+        drop((core, peer));
     }
 }
