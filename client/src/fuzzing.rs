@@ -74,8 +74,8 @@ pub fn resp_parse(data: &[u8], meter: AllocMeter) {
     let limits = if head & 0x80 != 0 { TIGHT } else { ROOMY };
     let (chunks, stream) = rest.split_at(usize::from(head & 0x3f).min(rest.len()));
 
-    let whole = run_parser(limits, meter, stream, &[]);
-    let fed = run_parser(limits, meter, stream, chunks);
+    let whole = run_parser(limits, meter, stream, None);
+    let fed = run_parser(limits, meter, stream, Some(chunks));
     assert_eq!(
         whole.values.len(),
         fed.values.len(),
@@ -111,22 +111,21 @@ struct Run {
     end: End,
 }
 
-/// Feeds `stream` to a fresh parser: all at once when `chunks` is empty or all zero, else in
-/// chunks of the given sizes, used in turn. After each feed, parses until it waits or breaks.
-fn run_parser(limits: Limits, meter: AllocMeter, stream: &[u8], chunks: &[u8]) -> Run {
+/// Feeds `stream` to a fresh parser: all at once for `None`, else in chunks of the given sizes,
+/// used in turn (one byte at a time when there are none, or all are zero). After each feed,
+/// parses until it waits or breaks.
+fn run_parser(limits: Limits, meter: AllocMeter, stream: &[u8], chunks: Option<&[u8]>) -> Run {
     let mut parser = Parser::new(limits);
     let mut buf = BytesMut::new();
     let mut values = Vec::new();
-    let one_by_one = chunks.iter().all(|&c| c == 0);
+    let one_by_one = chunks.is_some_and(|c| c.iter().all(|&c| c == 0));
     let mut fed = 0;
     let mut turn = 0;
     loop {
-        let size = if chunks.is_empty() {
-            stream.len() - fed
-        } else if one_by_one {
-            1
-        } else {
-            usize::from(chunks[turn % chunks.len()])
+        let size = match chunks {
+            None => stream.len() - fed,
+            Some(_) if one_by_one => 1,
+            Some(c) => usize::from(c[turn % c.len()]),
         };
         turn += 1;
         let end = (fed + size).min(stream.len());
