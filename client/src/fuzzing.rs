@@ -8,9 +8,10 @@
 //!   only with [`Error::Protocol`], gives the same replies and the same outcome whatever the
 //!   split, keeps every reply within the configured [`Limits`], and allocates in proportion to the
 //!   bytes it was given, never to a length a header announces.
-//! * [`decode_value`]: [`FromRedis`] into the common types and derived types, from arbitrary
-//!   [`Value`]s, is `Ok` or [`Error::Decode`] ([`Error::Server`] only when the value holds an
-//!   error reply), never a panic, and the conversions agree with one another.
+//! * [`decode_value`]: [`FromRedis`] into the common types and derived types (and, with the
+//!   `serde`/`json` features, through serde), from arbitrary [`Value`]s, is `Ok` or
+//!   [`Error::Decode`] ([`Error::Server`] only when the value holds an error reply), never a
+//!   panic, and the conversions agree with one another.
 //! * [`config_url`]: [`Config::from_url`] on any text is `Ok` or [`Error::Client`].
 
 use crate::{Bytes, Config, Error, FromRedis, Limits, Parser, ServerError, Value};
@@ -669,6 +670,32 @@ fn decode_all(v: &Value) {
     let _ = decode::<Page<Page<Id>>>(v);
     let _ = decode::<Strict>(v);
     let _ = decode::<Unit>(v);
+
+    #[cfg(feature = "serde")]
+    decode_serde(v);
+}
+
+/// The serde path (`Value` as a `serde::Deserializer`), when the crate is built with it.
+#[cfg(feature = "serde")]
+fn decode_serde(v: &Value) {
+    use crate::Serde;
+    let _ = decode::<Serde<i64>>(v);
+    let _ = decode::<Serde<u8>>(v);
+    let _ = decode::<Serde<f64>>(v);
+    let _ = decode::<Serde<bool>>(v);
+    let _ = decode::<Serde<char>>(v);
+    let _ = decode::<Serde<String>>(v);
+    let _ = decode::<Serde<()>>(v);
+    let _ = decode::<Serde<Option<Vec<Option<f64>>>>>(v);
+    let _ = decode::<Serde<(String, i64)>>(v);
+    let _ = decode::<Serde<HashMap<String, String>>>(v);
+    let _ = decode::<Serde<BTreeMap<String, Vec<u64>>>>(v);
+    #[cfg(feature = "json")]
+    {
+        // `deserialize_any`: whatever shape the value has.
+        let _ = decode::<Serde<serde_json::Value>>(v);
+        let _ = decode::<crate::Json<serde_json::Value>>(v);
+    }
 }
 
 /// The URL check: [`Config::from_url`] on the input (as UTF-8, invalid sequences replaced) is
