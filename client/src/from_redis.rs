@@ -96,6 +96,9 @@ fn text_of(value: &Value) -> Option<&[u8]> {
     value.as_bytes()
 }
 
+/// 2^127: the doubles in `-2^127..2^127` convert to `i128` exactly.
+const I128_EDGE: f64 = 170141183460469231731687303715884105728.0;
+
 macro_rules! int_from {
     ($($t:ty),*) => {$(
         impl FromRedis for $t {
@@ -104,7 +107,8 @@ macro_rules! int_from {
                 let wide: Option<i128> = match &value {
                     Value::Int(i) => Some(*i as i128),
                     Value::Boolean(b) => Some(*b as i128),
-                    Value::Double(d) if d.fract() == 0.0 && d.is_finite() => Some(*d as i128),
+                    // Only where `as` is exact: -2^127 <= d < 2^127 (it saturates beyond).
+                    Value::Double(d) if d.fract() == 0.0 && (-I128_EDGE..I128_EDGE).contains(d) => Some(*d as i128),
                     Value::BigNumber(n) => n.parse().ok(),
                     v => text_of(v).and_then(|b| std::str::from_utf8(b).ok()).and_then(|s| s.parse::<i128>().ok()),
                 };
@@ -395,6 +399,30 @@ mod tests {
 
     fn bulk(s: &str) -> Value {
         Value::Bulk(Bytes::copy_from_slice(s.as_bytes()))
+    }
+
+    /// Found by the `decode_value` fuzz target on a real RESP3 `ZSCORE` reply of `1e300`: it
+    /// decoded into `i128` (and `u128`) as `i128::MAX`.
+    #[test]
+    fn doubles_decode_to_the_integer_they_are_or_not_at_all() {
+        for d in [
+            1e300,
+            -1e300,
+            f64::MAX,
+            170141183460469231731687303715884105728.0,
+        ] {
+            let e = i128::from_redis(Value::Double(d)).unwrap_err();
+            assert!(matches!(e, Error::Decode { .. }), "{d}: {e:?}");
+            assert!(u128::from_redis(Value::Double(d)).is_err(), "{d}");
+        }
+        assert_eq!(
+            i128::from_redis(Value::Double(-170141183460469231731687303715884105728.0)).unwrap(),
+            i128::MIN
+        );
+        assert_eq!(
+            i128::from_redis(Value::Double(1e20)).unwrap(),
+            100_000_000_000_000_000_000
+        );
     }
 
     #[test]
