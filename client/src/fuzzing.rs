@@ -581,6 +581,13 @@ fn decode_all(v: &Value) {
             "{v:?}: i128 {n} but u128 {m}"
         );
     }
+    // Exact or an error: a double decodes only to the integer it is, never a saturated one.
+    if let Value::Double(d) = v {
+        let ints = [i128_.map(|n| n as f64), u128_.map(|n| n as f64)];
+        for n in ints.into_iter().flatten() {
+            assert_eq!(n, *d, "{v:?} decoded as the integer {n}");
+        }
+    }
 
     let _ = decode::<f32>(v);
     let _ = decode::<f64>(v);
