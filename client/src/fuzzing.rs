@@ -705,11 +705,13 @@ fn decode_serde(v: &Value) {
     }
 }
 
-/// The URL check: [`Config::from_url`] on the input (as UTF-8, invalid sequences replaced) is
-/// `Ok` or [`Error::Client`], and formatting the result does not panic.
+/// The URL check. The bytes are used twice: as URL text (invalid UTF-8 replaced), for which
+/// [`Config::from_url`] must be `Ok` or [`Error::Client`] and the result must format; and as a
+/// recipe for a configuration (credentials of any text, host, port, db, protocol) written as a
+/// percent-encoded `redis://` URL, which must parse back to exactly that configuration.
 ///
 /// # Panics
-/// When parsing panics or fails with another error kind.
+/// When parsing panics, fails with another error kind, or loses or changes a part of the URL.
 pub fn config_url(data: &[u8]) {
     let url = String::from_utf8_lossy(data);
     match Config::from_url(&url) {
@@ -720,5 +722,123 @@ pub fn config_url(data: &[u8]) {
             let _ = e.to_string();
         }
         Err(e) => panic!("{url:?}: not a client error: {e:?}"),
+    }
+    if let Ok(parts) = UrlParts::arbitrary(&mut Unstructured::new(data)) {
+        parts.round_trip();
+    }
+}
+
+/// The parts of a TCP connection URL, as [`config_url`] writes and expects them back.
+#[derive(Debug)]
+struct UrlParts {
+    scheme: &'static str,
+    username: Option<String>,
+    password: Option<String>,
+    /// Credentials in the query (`?username=…&password=…`) rather than before the host.
+    credentials_in_query: bool,
+    host: String,
+    port: Option<u16>,
+    db: Option<u16>,
+    db_in_query: bool,
+    protocol: Option<(&'static str, crate::Protocol)>,
+}
+
+impl UrlParts {
+    fn arbitrary(u: &mut Unstructured<'_>) -> arbitrary::Result<UrlParts> {
+        use crate::Protocol::{Resp2, Resp3};
+        let password: Option<String> = u.arbitrary()?;
+        // A user name needs a password: `redis://name@host` reads `name` as the password.
+        let username = match &password {
+            Some(_) => u.arbitrary::<Option<String>>()?.filter(|n| !n.is_empty()),
+            None => None,
+        };
+        let host = match u.choose_index(3)? {
+            0 => String::new(),
+            1 => (*u.choose(&["::1", "fe80::1", "2001:db8::7"])?).to_owned(),
+            _ => {
+                let n = u.int_in_range(1..=24)?;
+                let chars = b"abcdefghijklmnopqrstuvwxyz0123456789.-_";
+                (0..n)
+                    .map(|_| u.choose(chars).map(|&c| c as char))
+                    .collect::<arbitrary::Result<String>>()?
+            }
+        };
+        Ok(UrlParts {
+            scheme: u.choose(&["redis", "valkey"])?,
+            username,
+            password,
+            credentials_in_query: u.arbitrary()?,
+            host,
+            port: u.arbitrary()?,
+            db: u.arbitrary()?,
+            db_in_query: u.arbitrary()?,
+            protocol: u.arbitrary::<bool>()?.then_some(*u.choose(&[
+                ("2", Resp2),
+                ("resp2", Resp2),
+                ("3", Resp3),
+                ("resp3", Resp3),
+            ])?),
+        })
+    }
+
+    fn url(&self) -> String {
+        use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+        let enc = |s: &str| utf8_percent_encode(s, NON_ALPHANUMERIC).to_string();
+        let mut url = format!("{}://", self.scheme);
+        let mut query = Vec::new();
+        if self.credentials_in_query {
+            if let Some(u) = &self.username {
+                query.push(format!("username={}", enc(u)));
+            }
+            if let Some(p) = &self.password {
+                query.push(format!("password={}", enc(p)));
+            }
+        } else if let Some(p) = &self.password {
+            let user = self.username.as_deref().map(enc).unwrap_or_default();
+            url += &format!("{user}:{}@", enc(p));
+        }
+        if self.host.contains(':') {
+            url += &format!("[{}]", self.host);
+        } else {
+            url += &self.host;
+        }
+        if let Some(port) = self.port {
+            url += &format!(":{port}");
+        }
+        match self.db {
+            Some(db) if self.db_in_query => query.push(format!("db={db}")),
+            Some(db) => url += &format!("/{db}"),
+            None => {}
+        }
+        if let Some((p, _)) = self.protocol {
+            query.push(format!("protocol={p}"));
+        }
+        if !query.is_empty() {
+            url += "?";
+            url += &query.join("&");
+        }
+        url
+    }
+
+    /// Parses the URL and checks every part came back as written.
+    fn round_trip(&self) {
+        let url = self.url();
+        let config = Config::from_url(&url)
+            .unwrap_or_else(|e| panic!("{url:?} (from {self:?}) refused: {e}"));
+        let host = if self.host.is_empty() {
+            "127.0.0.1"
+        } else {
+            &self.host
+        };
+        let want = crate::Addr::Tcp {
+            host: host.to_owned(),
+            port: self.port.unwrap_or(6379),
+        };
+        assert_eq!(config.addr, want, "{url:?}: address");
+        assert_eq!(config.db, i64::from(self.db.unwrap_or(0)), "{url:?}: db");
+        assert_eq!(config.username, self.username, "{url:?}: username");
+        assert_eq!(config.password, self.password, "{url:?}: password");
+        let protocol = self.protocol.map_or(crate::Protocol::Resp3, |(_, p)| p);
+        assert_eq!(config.protocol, protocol, "{url:?}: protocol");
     }
 }
