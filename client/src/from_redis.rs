@@ -439,6 +439,30 @@ mod tests {
         Value::Bulk(Bytes::copy_from_slice(s.as_bytes()))
     }
 
+    /// Found by the `decode_value` fuzz target on a real RESP3 `ZSCORE` reply of `1e300`: it
+    /// decoded into `i128` (and `u128`) as `i128::MAX`.
+    #[test]
+    fn doubles_decode_to_the_integer_they_are_or_not_at_all() {
+        for d in [
+            1e300,
+            -1e300,
+            f64::MAX,
+            170141183460469231731687303715884105728.0,
+        ] {
+            let e = i128::from_redis(Value::Double(d)).unwrap_err();
+            assert!(matches!(e, Error::Decode { .. }), "{d}: {e:?}");
+            assert!(u128::from_redis(Value::Double(d)).is_err(), "{d}");
+        }
+        assert_eq!(
+            i128::from_redis(Value::Double(-170141183460469231731687303715884105728.0)).unwrap(),
+            i128::MIN
+        );
+        assert_eq!(
+            i128::from_redis(Value::Double(1e20)).unwrap(),
+            100_000_000_000_000_000_000
+        );
+    }
+
     #[test]
     fn numbers_from_every_shape() {
         assert_eq!(i64::from_redis(Value::Int(-3)).unwrap(), -3);

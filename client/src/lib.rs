@@ -25,6 +25,9 @@ mod de;
 mod driver;
 mod error;
 mod from_redis;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 #[cfg(feature = "json")]
 mod json;
 mod number;

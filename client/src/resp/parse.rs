@@ -92,7 +92,13 @@ impl Parser {
                 self.reset();
                 let frame = buf.split_to(len).freeze();
                 let mut at = 0;
-                build(&frame, &mut at).map(Some)
+                build(&frame, &mut at).map(Some).inspect_err(|_| {
+                    // The frame was whole but its content is not valid: put it back, so the
+                    // buffer is left as it is (a copy, once, on a connection about to close).
+                    let rest = std::mem::take(buf);
+                    buf.extend_from_slice(&frame);
+                    buf.extend_from_slice(&rest);
+                })
             }
             Ok(None) => Ok(None),
             Err(e) => {
@@ -580,6 +586,23 @@ mod tests {
                 matches!(err, Error::Protocol { .. }),
                 "{bytes:?} -> {err:?}"
             );
+        }
+    }
+
+    /// Found by the `resp_parse` fuzz target: a reply whose frame is whole but whose content is
+    /// invalid (here an integer that is not a number) used to be taken off the buffer although
+    /// the error promises to leave it as it is.
+    #[test]
+    fn a_broken_reply_leaves_the_buffer_as_it_is() {
+        for bytes in [
+            &b":s://h?dj=464\r\n"[..],
+            b"*2\r\n:1\r\n#x\r\n+next\r\n",
+            b",1.5.5\r\n",
+        ] {
+            let mut buf = BytesMut::from(bytes);
+            let err = Parser::default().parse(&mut buf).unwrap_err();
+            assert!(matches!(err, Error::Protocol { .. }), "{err:?}");
+            assert_eq!(&buf[..], bytes, "{err}");
         }
     }
 
