@@ -443,16 +443,15 @@ mod tests {
     /// decoded into `i128` (and `u128`) as `i128::MAX`.
     #[test]
     fn doubles_decode_to_the_integer_they_are_or_not_at_all() {
-        for d in [
-            1e300,
-            -1e300,
-            f64::MAX,
-            170141183460469231731687303715884105728.0,
-        ] {
+        for d in [1e300, -1e300, f64::MAX] {
             let e = i128::from_redis(Value::Double(d)).unwrap_err();
             assert!(matches!(e, Error::Decode { .. }), "{d}: {e:?}");
             assert!(u128::from_redis(Value::Double(d)).is_err(), "{d}");
         }
+        // 2^127 is one past i128::MAX, and a u128 exactly.
+        let two_127 = 170141183460469231731687303715884105728.0;
+        assert!(i128::from_redis(Value::Double(two_127)).is_err());
+        assert_eq!(u128::from_redis(Value::Double(two_127)).unwrap(), 1 << 127);
         assert_eq!(
             i128::from_redis(Value::Double(-170141183460469231731687303715884105728.0)).unwrap(),
             i128::MIN
