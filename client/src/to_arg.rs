@@ -143,14 +143,19 @@ impl<'a> Iterator for ArgsIter<'a> {
     type Item = &'a [u8];
 
     fn next(&mut self) -> Option<&'a [u8]> {
-        // The buffer only ever holds what `write_bulk` wrote: `$<len>\r\n<bytes>\r\n`.
-        let nl = memchr::memchr(b'\n', self.rest)?;
-        let len: usize = std::str::from_utf8(self.rest.get(1..nl - 1)?)
-            .ok()?
-            .parse()
-            .ok()?;
-        let arg = self.rest.get(nl + 1..nl + 1 + len)?;
-        self.rest = self.rest.get(nl + 3 + len..)?;
+        // The buffer only ever holds what `write_bulk` wrote: `$<len>\r\n<bytes>\r\n`. Every
+        // request passes the routing gate, which reads its name through here: a digit loop, no
+        // search and no `str` parse.
+        let (&b'$', rest) = self.rest.split_first()? else {
+            return None;
+        };
+        let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+        let len = rest[..digits].iter().try_fold(0usize, |n, &d| {
+            n.checked_mul(10)?.checked_add(usize::from(d - b'0'))
+        })?;
+        let body = rest.get(digits + 2..)?;
+        let arg = body.get(..len)?;
+        self.rest = body.get(len + 2..)?;
         Some(arg)
     }
 }

@@ -22,15 +22,68 @@ pub const FLAGS: &[&str] = &[
     "admin",
 ];
 
+/// The commands the gate handles by name because the spec's flags do not single them out (the
+/// client's `route::listed` says what it does with each; a test there keeps the two the same).
+/// Their entries get the `LISTED` bit.
+pub const LISTED: &[&str] = &[
+    "multi",
+    "exec",
+    "discard",
+    "watch",
+    "unwatch",
+    "client|reply",
+    "monitor",
+    "sync",
+    "psync",
+    "replconf",
+    "quit",
+    "reset",
+    "hello",
+    "auth",
+    "select",
+    "client|setname",
+    "client|tracking",
+    "client|caching",
+    "client|setinfo",
+    "client|no-evict",
+    "client|no-touch",
+    "client|capa",
+    "client|import-source",
+    "readonly",
+    "readwrite",
+    "asking",
+    "wait",
+    "waitaof",
+];
+
+/// The flag bits that make the gate look at a command (`LISTED` is the bit after [`FLAGS`]'):
+/// `blocking`, `pubsub` (with `noscript`: the subscribe family), `no_auth`, and the list.
+const GATED: &[&str] = &["blocking", "pubsub", "no_auth"];
+
 /// The longest command or subcommand name the lookup handles (longer ones are not in the spec).
 pub const MAX_NAME: usize = 32;
 
-fn bits(c: &Command) -> u16 {
+/// The `LISTED` bit: the one after the spec flags'.
+const LISTED_BIT: u16 = 1 << FLAGS.len();
+
+fn bits(spec_name: &str, c: &Command) -> u16 {
+    let listed = if LISTED.contains(&spec_name) {
+        LISTED_BIT
+    } else {
+        0
+    };
     FLAGS
         .iter()
         .enumerate()
         .filter(|(_, f)| c.has_flag(f))
-        .fold(0, |acc, (i, _)| acc | (1 << i))
+        .fold(listed, |acc, (i, _)| acc | (1 << i))
+}
+
+/// True when the gate must look at this command or one of its subcommands.
+fn gated(spec_name: &str, c: &Command) -> bool {
+    LISTED.contains(&spec_name)
+        || GATED.iter().any(|f| c.has_flag(f))
+        || c.subcommands.iter().any(|(full, s)| gated(full, s))
 }
 
 fn word(name: &str) -> Result<String, String> {
@@ -54,7 +107,7 @@ fn entry(out: &mut String, indent: &str, key: &str, spec_name: &str, c: &Command
     out.push_str(&format!(
         "{indent}Entry {{ key: {:#018x}, name: b\"{key}\", spec: \"{spec_name}\", flags: {}, subs: ",
         prefix_key(key),
-        bits(c)
+        bits(spec_name, c)
     ));
 }
 
@@ -73,6 +126,10 @@ pub fn generate(spec: &Spec) -> Result<String, String> {
         ));
     }
     out.push_str(&format!(
+        "    /// Named in the gate's own list (`route::listed`).\n    pub const LISTED: u16 = 1 << {};\n",
+        FLAGS.len()
+    ));
+    out.push_str(&format!(
         "}}\n\n/// The longest command or subcommand name in the table.\n\
          pub(crate) const MAX_NAME: usize = {MAX_NAME};\n\n\
          /// A command (or subcommand) of the spec.\n\
@@ -87,15 +144,30 @@ pub fn generate(spec: &Spec) -> Result<String, String> {
          \x20   pub flags: u16,\n\
          \x20   /// Its subcommands, sorted by `name`.\n\
          \x20   pub subs: &'static [Entry],\n\
-         }}\n\n\
-         /// Every command of the spec, sorted by `name`.\n\
-         pub(crate) static COMMANDS: &[Entry] = &[\n"
+         }}\n\n"
     ));
     let mut top: Vec<(String, &String, &Command)> = Vec::new();
     for (name, c) in &spec.commands {
         top.push((word(name)?, name, c));
     }
     top.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut gated_keys: Vec<u64> = top
+        .iter()
+        .filter(|(_, name, c)| gated(&name.to_ascii_lowercase(), c))
+        .map(|(key, _, _)| prefix_key(key))
+        .collect();
+    gated_keys.sort_unstable();
+    gated_keys.dedup();
+    out.push_str(
+        "/// The search keys (`Entry::key`) of the commands the gate must look at: those with a\n\
+         /// `blocking`, `pubsub` or `no_auth` flag or in its own list, or with such a subcommand.\n\
+         /// A name whose key is not here runs on the shared connection without a table search.\n\
+         pub(crate) static GATED: &[u64] = &[\n",
+    );
+    for k in gated_keys {
+        out.push_str(&format!("    {k:#018x},\n"));
+    }
+    out.push_str("];\n\n/// Every command of the spec, sorted by `name`.\npub(crate) static COMMANDS: &[Entry] = &[\n");
     for (key, name, c) in top {
         entry(&mut out, "    ", &key, &name.to_ascii_lowercase(), c);
         if c.subcommands.is_empty() {
@@ -147,7 +219,7 @@ mod tests {
             "Entry {{ key: {:#018x}, name: b\"get\", spec: \"get\", flags: {get}, subs: &[] }},",
             prefix_key("get")
         )));
-        let reply = bit("no_multi") | bit("allow_busy");
+        let reply = bit("no_multi") | bit("allow_busy") | LISTED_BIT;
         assert!(code.contains(&format!(
             "Entry {{ key: {:#018x}, name: b\"reply\", spec: \"client|reply\", flags: {reply}, subs: &[] }},",
             prefix_key("reply")
@@ -159,5 +231,11 @@ mod tests {
         let at = |n: &str| code.find(&format!("name: b\"{n}\"")).unwrap();
         assert!(at("blpop") < at("client") && at("client") < at("get"));
         assert!(code.contains("pub const BLOCKING: u16 = 1 << 0;"));
+        // The gated keys: blpop (blocking) and client (a listed subcommand), not get.
+        let gated =
+            &code[code.find("static GATED").unwrap()..code.find("static COMMANDS").unwrap()];
+        assert!(gated.contains(&format!("{:#018x}", prefix_key("blpop"))));
+        assert!(gated.contains(&format!("{:#018x}", prefix_key("client"))));
+        assert!(!gated.contains(&format!("{:#018x}", prefix_key("get"))));
     }
 }
