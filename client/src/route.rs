@@ -37,6 +37,7 @@
 //! | `SUBSCRIBE`, `PSUBSCRIBE`, `SSUBSCRIBE`, and their `UN…` (spec: `pubsub` + `noscript`) | the connection turns into a message feed | [`Client::subscriber`](crate::Client::subscriber) |
 //! | `CLIENT REPLY` | calls wait for replies that never come; later replies shift to the wrong callers | `async_call(cmd, None)` to ignore a reply |
 //! | `MONITOR` | the connection turns into a feed of every command | not supported (`redis-cli monitor`) |
+//! | `SCRIPT DEBUG` | the connection's next `EVAL` opens a Lua debugger session on it: later callers' commands are read as debugger commands | not supported (`redis-cli --ldb`) |
 //! | `SYNC`, `PSYNC`, `REPLCONF` | the replication protocol | not supported |
 //! | `QUIT`, `RESET` (spec: `no_auth`) | closes or resets the shared connection | [`Client::disconnect`](crate::Client::disconnect) |
 //! | `HELLO` with arguments, `AUTH` (spec: `no_auth`) | the protocol and the user are connection state | [`Config::protocol`](crate::Config::protocol), [`Config::username`](crate::Config::username), [`Config::password`](crate::Config::password), [`Config::client_name`](crate::Config::client_name) (`HELLO` alone, which changes nothing, is allowed) |
@@ -153,6 +154,10 @@ fn listed(name: &str) -> Option<Rule> {
         "monitor" => Rule::Refuse(
             "the connection would become a feed of every command the server runs: not \
              supported (use redis-cli monitor)",
+        ),
+        "script|debug" => Rule::Refuse(
+            "the connection's next EVAL would open a Lua debugger session on it, which reads \
+             later callers' commands as debugger commands: not supported (use redis-cli --ldb)",
         ),
         "sync" | "psync" | "replconf" => Rule::Refuse(REPLICATION),
         "quit" | "reset" => Rule::Refuse(DISCONNECT),
@@ -333,6 +338,8 @@ mod tests {
             (cmd!("PUNSUBSCRIBE"), "Client::subscriber"),
             (cmd!("SUNSUBSCRIBE"), "Client::subscriber"),
             (cmd!("MONITOR"), "not supported"),
+            (cmd!("SCRIPT", "DEBUG", "YES"), "redis-cli --ldb"),
+            (cmd!("script", "debug", "sync"), "redis-cli --ldb"),
             (cmd!("SYNC"), "replication"),
             (cmd!("PSYNC", "?", -1), "replication"),
             (cmd!("REPLCONF", "listening-port", 1), "replication"),
@@ -418,6 +425,8 @@ mod tests {
             cmd!("CLIENT", "GETNAME"),
             cmd!("CLIENT", "INFO"),
             cmd!("CLIENT", "TRACKINGINFO"),
+            cmd!("SCRIPT", "LOAD", "return 1"),
+            cmd!("SCRIPT", "EXISTS", "abc"),
             cmd!("CLIENT"),
             cmd!("MYMODULE.CMD", "x"),
             cmd!("A-NAME-LONGER-THAN-ANY-COMMAND-IN-THE-SPEC-AT-ALL"),
@@ -436,6 +445,7 @@ mod tests {
             "unwatch",
             "client|reply",
             "monitor",
+            "script|debug",
             "sync",
             "psync",
             "replconf",

@@ -73,7 +73,11 @@ async fn script_debug_is_refused_on_every_path() {
                 &at,
             );
             let dedicated = c.dedicated().unwrap();
-            refused(dedicated.script_debug(YesOrSyncOrNo::Sync).await, needle, &at);
+            refused(
+                dedicated.script_debug(YesOrSyncOrNo::Sync).await,
+                needle,
+                &at,
+            );
             let sub = c.subscriber().unwrap();
             refused(
                 sub.connection().script_debug(YesOrSyncOrNo::Yes).await,
@@ -82,7 +86,13 @@ async fn script_debug_is_refused_on_every_path() {
             );
             // Nothing reached the connection: a script and concurrent calls each get their own
             // reply.
-            for conn in [&c, &*pooled, &spread.clients()[0], &spread.clients()[1], &dedicated] {
+            for conn in [
+                &c,
+                &*pooled,
+                &spread.clients()[0],
+                &spread.clients()[1],
+                &dedicated,
+            ] {
                 let (e, a, b) = tokio::join!(
                     conn.call::<i64>(cmd!("EVAL", "return 7", 0)),
                     conn.call::<String>(cmd!("ECHO", "a")),
