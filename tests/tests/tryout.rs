@@ -107,3 +107,32 @@ async fn script_debug_is_refused_on_every_path() {
         }
     }
 }
+
+/// Kind 6: a subscriber's report of a lost connection says what happened once, not
+/// "connection error: … (connection error: …)".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscribers_loss_report_does_not_repeat_itself() {
+    for (kind, transport) in matrix() {
+        let server = Server::start(kind);
+        for protocol in support::PROTOCOLS {
+            let at = label(kind, transport, protocol);
+            let c = Client::new(config(&server, transport).protocol(protocol)).unwrap();
+            let mut sub = c.subscriber().unwrap();
+            sub.subscribe(["ch"]).await.unwrap();
+            let killed: i64 = c
+                .call(cmd!("CLIENT", "KILL", "TYPE", "pubsub"))
+                .await
+                .unwrap();
+            assert_eq!(killed, 1, "{at}");
+            let report = tokio::time::timeout(Duration::from_secs(10), sub.next_message(None))
+                .await
+                .unwrap_or_else(|_| panic!("{at}: no report of the loss"));
+            let Err(e) = report else {
+                panic!("{at}: expected the loss, got {report:?}")
+            };
+            assert!(e.is_connection(), "{at}: {e:?}");
+            let text = e.to_string();
+            assert_eq!(text.matches("connection error").count(), 1, "{at}: {text}");
+        }
+    }
+}

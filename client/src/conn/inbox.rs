@@ -287,4 +287,27 @@ mod tests {
         assert!(matches!(next(&rx), Poll::Ready(Some(Err(e))) if e.is_connection()));
         assert!(matches!(next(&rx), Poll::Ready(None)));
     }
+
+    /// The report of a loss says "connection error" once and keeps the operating-system error
+    /// behind the loss as its `source()`.
+    #[test]
+    fn a_loss_keeps_its_cause_and_does_not_repeat_itself() {
+        let (tx, rx) = inbox(DEFAULT_LIMIT);
+        let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        tx.lost(&Error::connection_io(
+            "reading from 127.0.0.1:1: reset",
+            reset,
+        ));
+        let Poll::Ready(Some(Err(e))) = next(&rx) else {
+            panic!()
+        };
+        let text = e.to_string();
+        assert_eq!(text.matches("connection error").count(), 1, "{text}");
+        assert!(text.contains("reading from 127.0.0.1:1: reset"), "{text}");
+        assert_eq!(
+            e.io_error().map(std::io::Error::kind),
+            Some(std::io::ErrorKind::ConnectionReset)
+        );
+        assert!(std::error::Error::source(&e).is_some());
+    }
 }
