@@ -104,10 +104,18 @@ impl InboxTx {
     /// The connection holding the subscriptions is gone (reconnecting). Reported to the reader
     /// once per loss: until [`InboxTx::restored`], further calls only update the reason.
     pub fn lost(&self, reason: &Error) {
-        let err = Error::connection(format!(
-            "the subscriber's connection was lost ({reason}); it reconnects and subscribes again \
-             by itself, and messages published meanwhile are lost"
-        ));
+        // The reason's own words and cause, not its display ("connection error: …" again).
+        let (why, source) = match reason {
+            Error::Connection { message, source } => (message.clone(), source.clone()),
+            other => (other.to_string(), None),
+        };
+        let err = Error::Connection {
+            message: format!(
+                "the subscriber's connection was lost ({why}); it reconnects and subscribes \
+                 again by itself, and messages published meanwhile are lost"
+            ),
+            source,
+        };
         let mut s = self.0.lock();
         let was_down = s.down.replace(err.clone()).is_some();
         if was_down {
