@@ -98,5 +98,15 @@ mod tests {
         );
         // A stream named BLOCK after STREAMS is not the option.
         assert_eq!(bt(&cmd!("XREAD", "STREAMS", "BLOCK", "0")), None);
+        // Given twice, the server keeps the last BLOCK (as it keeps the last COUNT): this one
+        // blocks for ever, not for 10 ms.
+        assert_eq!(
+            bt(&cmd!("XREAD", "BLOCK", 10, "BLOCK", 0, "STREAMS", "s", "$")),
+            Some(None)
+        );
+        assert_eq!(
+            bt(&cmd!("XREAD", "BLOCK", 0, "block", 20, "STREAMS", "s", "$")),
+            Some(Some(Duration::from_millis(20)))
+        );
     }
 }
