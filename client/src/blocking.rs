@@ -32,19 +32,19 @@ pub(crate) fn block_time(cmd: &Cmd, blocking: bool) -> Option<Option<Duration>> 
         b"BLMPOP" | b"BZMPOP" => Some(secs(rest.first())),
         // WAIT numreplicas timeout-ms; WAITAOF numlocal numreplicas timeout-ms.
         b"WAIT" | b"WAITAOF" => Some(millis(rest.last())),
-        // Only with BLOCK milliseconds (before STREAMS).
+        // Only with BLOCK milliseconds (before STREAMS); given twice, the server keeps the last.
         b"XREAD" | b"XREADGROUP" => {
-            let opts = rest
+            let mut opts = rest
                 .iter()
                 .take_while(|a| !a.eq_ignore_ascii_case(b"STREAMS"));
-            let mut opts = opts.peekable();
+            let mut block = None;
             while let Some(a) = opts.next() {
                 if a.eq_ignore_ascii_case(b"BLOCK") {
-                    return Some(millis(opts.peek().copied()));
+                    block = Some(millis(opts.next()));
                 }
             }
             // Without BLOCK they answer at once, whatever the spec's `blocking` flag says.
-            None
+            block
         }
         _ => blocking.then_some(None),
     }
