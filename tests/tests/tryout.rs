@@ -248,3 +248,63 @@ async fn options_that_change_the_reply_change_the_default_reply_type() {
     }
     assert!(failed.is_empty(), "{}", failed.join("\n"));
 }
+
+/// No panic from user input: a huge block time (`BLPOP q 1e300`, which the server itself
+/// refuses as out of range) or a huge configured duration (`Duration::MAX` for "no limit") must
+/// give a reply or a typed error on every path, never an overflow panic in the client
+/// (`Duration::from_secs_f64`, `Instant + Duration`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn huge_timeouts_from_the_user_never_panic() {
+    let forever = Duration::MAX;
+    for (kind, transport) in matrix() {
+        let server = Server::start(kind);
+        for protocol in support::PROTOCOLS {
+            let at = label(kind, transport, protocol);
+            let cfg = || config(&server, transport).protocol(protocol);
+            let c = Client::new(cfg()).unwrap();
+            // Block times the server refuses ("timeout is out of range"): an error, no panic.
+            for t in ["1e300", "1e19", "1e17"] {
+                let r = c.call::<Value>(cmd!("BLPOP", "q", t)).await;
+                assert!(r.is_err(), "{at}: BLPOP q {t}: {r:?}");
+                let mut p = c.pipeline();
+                p.add(cmd!("BLPOP", "q", t)).add(cmd!("BRPOP", "q", t));
+                let r = p.query::<Vec<ringdis::Result<Value>>>().await;
+                assert!(
+                    r.as_ref().map_or(true, |v| v.iter().all(|x| x.is_err())),
+                    "{at}: pipeline of BLPOP q {t}: {r:?}"
+                );
+            }
+            let r = c.blpop("q", 1e300).await;
+            assert!(r.is_err(), "{at}: blpop(q, 1e300): {r:?}");
+            // Configured durations of "for ever".
+            let c = Client::new(
+                cfg()
+                    .command_timeout(Some(forever))
+                    .connect_timeout(forever)
+                    .health_check(Some(forever)),
+            )
+            .unwrap();
+            let pong: String = c.call(cmd!("PING")).await.unwrap();
+            assert_eq!(pong, "PONG", "{at}");
+            c.call::<()>(cmd!("RPUSH", "q2", "x")).await.unwrap();
+            let popped = c.blpop("q2", 1.0).await.unwrap();
+            assert!(popped.is_some(), "{at}");
+            let mut sub = c.subscriber().unwrap();
+            sub.subscribe(["ch"]).await.unwrap();
+            c.call::<()>(cmd!("PUBLISH", "ch", "m")).await.unwrap();
+            let m = sub.next_message(Some(forever)).await.unwrap();
+            assert!(m.is_some(), "{at}");
+            let pool = Pool::builder(cfg())
+                .checkout_timeout(Some(forever))
+                .max_lifetime(Some(forever))
+                .idle_timeout(Some(forever))
+                .build();
+            let pooled = pool.get().await.unwrap();
+            let pong: String = pooled.call(cmd!("PING")).await.unwrap();
+            assert_eq!(pong, "PONG", "{at}");
+            drop(pooled);
+            let again = pool.get().await.unwrap();
+            drop(again);
+        }
+    }
+}
