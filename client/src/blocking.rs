@@ -17,11 +17,13 @@ pub(crate) fn block_time(cmd: &Cmd, blocking: bool) -> Option<Option<Duration>> 
     let rest: Vec<&[u8]> = args.collect();
     let secs = |arg: Option<&&[u8]>| -> Option<Duration> {
         let s: f64 = std::str::from_utf8(arg?).ok()?.parse().ok()?;
-        (s > 0.0 && s.is_finite()).then(|| Duration::from_secs_f64(s))
+        // Beyond what a Duration holds (the server refuses it as out of range): for ever.
+        let d = Duration::try_from_secs_f64(s).ok()?;
+        (!d.is_zero()).then(|| crate::timer::bounded(d))
     };
     let millis = |arg: Option<&&[u8]>| -> Option<Duration> {
         let ms: u64 = std::str::from_utf8(arg?).ok()?.parse().ok()?;
-        (ms > 0).then(|| Duration::from_millis(ms))
+        (ms > 0).then(|| crate::timer::bounded(Duration::from_millis(ms)))
     };
     match &name[..] {
         // The timeout (seconds) is the last argument.
@@ -95,6 +97,12 @@ mod tests {
                 ">"
             )),
             Some(None)
+        );
+        // Beyond what a Duration holds: for ever (the server refuses it), never a panic.
+        assert_eq!(bt(&cmd!("BLPOP", "q", "1e300")), Some(None));
+        assert_eq!(
+            bt(&cmd!("BLPOP", "q", "1e17")),
+            Some(Some(crate::timer::LONGEST_WAIT))
         );
         // A stream named BLOCK after STREAMS is not the option.
         assert_eq!(bt(&cmd!("XREAD", "STREAMS", "BLOCK", "0")), None);

@@ -177,7 +177,7 @@ impl Client {
     /// for the reply; none if it may block for ever.
     fn blocking_timeout(&self, block: Option<Duration>) -> Option<Duration> {
         match (block, self.inner.command_timeout) {
-            (Some(b), Some(t)) => Some(b + t),
+            (Some(b), Some(t)) => Some(crate::timer::bounded(b.saturating_add(t))),
             _ => None,
         }
     }

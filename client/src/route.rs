@@ -279,7 +279,7 @@ pub(crate) fn route_pipeline(cmds: &[Cmd], transaction: bool) -> Result<Route> {
     let mut add = |b: Option<Duration>| {
         block = Some(match (block, b) {
             (None, b) => b,
-            (Some(Some(a)), Some(b)) => Some(a + b),
+            (Some(Some(a)), Some(b)) => Some(crate::timer::bounded(a.saturating_add(b))),
             _ => None,
         });
     };

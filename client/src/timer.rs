@@ -6,7 +6,17 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::sync::{Condvar, Mutex, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// The longest wait ringdis schedules: 100 years. A longer duration given by the user
+/// (`Duration::MAX` for "no limit", a block time of `1e300` seconds) is read as this, so that
+/// adding it to an [`Instant`] never overflows (which panics).
+pub(crate) const LONGEST_WAIT: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
+
+/// `d`, at most [`LONGEST_WAIT`].
+pub(crate) fn bounded(d: Duration) -> Duration {
+    d.min(LONGEST_WAIT)
+}
 use tokio::sync::oneshot;
 
 /// What happens when an entry is due.
