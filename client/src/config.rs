@@ -318,7 +318,9 @@ impl Config {
     }
 
     /// How long a call may wait for its reply before it fails with [`Error::Timeout`] (default
-    /// 30 s; `None` waits for ever, which blocking commands with no timeout need).
+    /// 30 s; `None` waits for ever, which blocking commands with no timeout need). This and
+    /// every other duration ringdis is given (timeouts, intervals, block times) counts as at most
+    /// 100 years, so `Duration::MAX` is a way to say "no limit".
     pub fn command_timeout(mut self, timeout: Option<Duration>) -> Config {
         self.command_timeout = timeout.map(crate::timer::bounded);
         self
