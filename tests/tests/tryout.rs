@@ -308,3 +308,41 @@ async fn huge_timeouts_from_the_user_never_panic() {
         }
     }
 }
+
+/// Kind 1: `CmdFlags::blocking` is documented as the routing flag a hand-built command (a
+/// module's blocking command, which the spec does not list) sets to say it blocks; the gate must
+/// then run it on a dedicated connection like `BLPOP`, on every path, not on the shared one where
+/// it would stall every caller. Shown with `CLIENT ID`, which names the connection it ran on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_flagged_blocking_by_hand_runs_on_a_dedicated_connection() {
+    let blocking = || {
+        cmd!("CLIENT", "ID").with_flags(ringdis::CmdFlags {
+            blocking: true,
+            ..Default::default()
+        })
+    };
+    for (kind, transport) in matrix() {
+        let server = Server::start(kind);
+        for protocol in support::PROTOCOLS {
+            let at = label(kind, transport, protocol);
+            let c = Client::new(config(&server, transport).protocol(protocol)).unwrap();
+            let shared: i64 = c.call(cmd!("CLIENT", "ID")).await.unwrap();
+            let lone: i64 = c.call(blocking()).await.unwrap();
+            assert_ne!(lone, shared, "{at}: call ran it on the shared connection");
+            let mut p = c.pipeline();
+            p.add(cmd!("CLIENT", "ID")).add(blocking());
+            let (a, b): (i64, i64) = p.query().await.unwrap();
+            assert_eq!(a, b, "{at}: a pipeline stays on one connection");
+            assert_ne!(a, shared, "{at}: the pipeline ran on the shared connection");
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            c.async_call(
+                blocking(),
+                Some(move |r: ringdis::Result<Value>| {
+                    let _ = tx.send(r);
+                }),
+            );
+            let id = rx.await.unwrap().unwrap();
+            assert_ne!(id, Value::Int(shared), "{at}: async_call ran it shared");
+        }
+    }
+}
