@@ -51,7 +51,10 @@
 //!
 //! The spec's flags (`blocking`, `pubsub` with `noscript`, `no_auth`) are read from
 //! `commands.json` at build time, so a command the spec adds to those families is routed the same
-//! way; the rest of the table is the short list in [`listed`]. Names are matched
+//! way; the rest of the table is the short list in [`listed`]. A hand-built command the spec does
+//! not list (a module's) runs on the shared connection unless its
+//! [`CmdFlags::blocking`](crate::CmdFlags::blocking) says it blocks: then, like `BLPOP`, on a
+//! dedicated connection with no reply deadline. Names are matched
 //! case-insensitively with their subcommand, so `cmd!("client", "reply", "skip")` built by hand is
 //! treated exactly like the generated `client_reply`.
 
@@ -197,9 +200,17 @@ fn rule(cmd: &Cmd) -> std::result::Result<(Rule, &'static str), Error> {
     let Some(name) = args.next() else {
         return Err(Error::client("a command needs a name"));
     };
+    // A hand-built command says it blocks with `CmdFlags::blocking` (a module's blocking
+    // command, which the spec does not list); the spec says so for its own.
+    let said_blocking = cmd.flags().blocking;
     let Some(entry) = spec_entry(name, || args.next()) else {
-        // Not in the spec (a module command): nothing known against it.
-        return Ok((Rule::Shared, ""));
+        // Not in the spec (a module command): only what its flags say.
+        let rule = if said_blocking {
+            Rule::Blocking
+        } else {
+            Rule::Shared
+        };
+        return Ok((rule, ""));
     };
     let (spec_name, flags) = (entry.spec, entry.flags);
     let rule = if let Some(rule) = listed(spec_name) {
@@ -208,7 +219,7 @@ fn rule(cmd: &Cmd) -> std::result::Result<(Rule, &'static str), Error> {
         Rule::Refuse(SUBSCRIBER)
     } else if flags & flag::NO_AUTH != 0 {
         Rule::Refuse(SESSION)
-    } else if flags & flag::BLOCKING != 0 {
+    } else if flags & flag::BLOCKING != 0 || said_blocking {
         Rule::Blocking
     } else {
         Rule::Shared
@@ -404,6 +415,16 @@ mod tests {
                 ">"
             )),
             Ok(Route::Dedicated(Some(Duration::from_millis(5))))
+        );
+        // A command the spec does not list, flagged blocking by hand: dedicated, no deadline.
+        let module = cmd!("MYMODULE.BPOP", "k").with_flags(crate::CmdFlags {
+            blocking: true,
+            ..Default::default()
+        });
+        assert_eq!(route(&module), Ok(Route::Dedicated(None)));
+        assert_eq!(
+            route_pipeline(&[cmd!("GET", "k"), module], false),
+            Ok(Route::Dedicated(None))
         );
         // XREAD without BLOCK answers at once.
         assert_eq!(
