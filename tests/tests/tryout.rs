@@ -346,3 +346,39 @@ async fn a_command_flagged_blocking_by_hand_runs_on_a_dedicated_connection() {
         }
     }
 }
+
+/// Kinds 2 and 3 (stale caches): with `Config::tracking`, the dedicated connections of blocking
+/// calls turn tracking on too, so a read made there (a pipeline holding a blocking command, or
+/// `XREAD … BLOCK`) is tracked on that connection, and its invalidation arrives there. The
+/// client's `on_push` handler must get it, as it gets those of reads on the shared connection:
+/// dropping it leaves the cache stale for good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalidations_of_reads_on_dedicated_connections_reach_on_push() {
+    for (kind, transport) in matrix() {
+        let server = Server::start(kind);
+        // Invalidations without REDIRECT are RESP3 pushes.
+        let protocol = ringdis::Protocol::Resp3;
+        let at = label(kind, transport, protocol);
+        let cfg = || config(&server, transport).protocol(protocol);
+        let c = Client::new(cfg().tracking(ringdis::Tracking::new())).unwrap();
+        let (tx, rx) = mpsc::channel();
+        c.on_push(move |p| {
+            let _ = tx.send(p);
+        });
+        let other = Client::new(cfg()).unwrap();
+        other.call::<()>(cmd!("RPUSH", "q", "job")).await.unwrap();
+        // A read in a pipeline that holds a blocking command: the pipeline runs dedicated.
+        let mut p = c.pipeline();
+        p.add(cmd!("GET", "cached")).add(cmd!("BLPOP", "q", 1));
+        let (v, job): (Option<String>, Option<(String, String)>) = p.query().await.unwrap();
+        assert_eq!((v, job.map(|j| j.1)), (None, Some("job".into())), "{at}");
+        other.call::<()>(cmd!("SET", "cached", 1)).await.unwrap();
+        let push = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(5)))
+            .await
+            .unwrap();
+        assert!(
+            matches!(&push, Ok(Value::Push(items)) if items.first() == Some(&Value::Bulk("invalidate".into()))),
+            "{at}: the invalidation of a read made on a dedicated connection was lost: {push:?}"
+        );
+    }
+}
