@@ -382,3 +382,79 @@ async fn invalidations_of_reads_on_dedicated_connections_reach_on_push() {
         );
     }
 }
+
+/// Set in the child process of the dual-stack test.
+const HOSTS_CHILD: &str = "RINGDIS_TRYOUT_HOSTS_CHILD";
+
+/// A host name with an IPv6 and an IPv4 address (`localhost` on Debian), the server listening on
+/// IPv4 only: the first address (`::1`) refuses, and the client must go on to the next, on both
+/// transports (the README promises epoll behaves as io_uring). Runs the child test in a mount
+/// namespace whose `/etc/hosts` gives `dual.ringdis.test` both addresses.
+#[test]
+fn a_name_whose_first_address_refuses_connects_through_the_next_on_every_transport() {
+    let hosts = std::env::temp_dir().join(format!("ringdis-tryout-hosts-{}", std::process::id()));
+    std::fs::write(
+        &hosts,
+        "127.0.0.1 localhost\n::1 dual.ringdis.test\n127.0.0.1 dual.ringdis.test\n",
+    )
+    .unwrap();
+    let exe = std::env::current_exe().expect("test binary path");
+    let script = format!(
+        "mount --bind '{}' /etc/hosts && exec '{}' dual_stack_child --exact --ignored \
+         --nocapture --test-threads=1",
+        hosts.display(),
+        exe.display()
+    );
+    let out = std::process::Command::new("unshare")
+        .args(["-m", "sh", "-c", &script])
+        .env(HOSTS_CHILD, "1")
+        .env_remove("RINGDIS_TRANSPORT")
+        .output()
+        .expect("run unshare");
+    let _ = std::fs::remove_file(&hosts);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && text.contains("1 passed"),
+        "child failed:\n{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a child of a_name_whose_first_address_refuses_connects_through_the_next_on_every_transport"]
+async fn dual_stack_child() {
+    use std::net::ToSocketAddrs;
+    assert!(
+        std::env::var_os(HOSTS_CHILD).is_some(),
+        "run by its parent test"
+    );
+    let addrs: Vec<_> = ("dual.ringdis.test", 1)
+        .to_socket_addrs()
+        .unwrap()
+        .collect();
+    assert!(
+        addrs.len() == 2 && addrs[0].is_ipv6() && addrs[1].is_ipv4(),
+        "{addrs:?}"
+    );
+    for (kind, transport) in matrix() {
+        let server = Server::start(kind);
+        assert_eq!(server.host(), "127.0.0.1");
+        for protocol in support::PROTOCOLS {
+            let at = label(kind, transport, protocol);
+            let url = format!("redis://dual.ringdis.test:{}", server.port());
+            let c = Client::new(
+                ringdis::Config::from_url(&url)
+                    .unwrap()
+                    .transport(transport)
+                    .protocol(protocol)
+                    .connect_timeout(Duration::from_secs(2)),
+            )
+            .unwrap();
+            let pong: ringdis::Result<String> = c.call(cmd!("PING")).await;
+            assert_eq!(pong.as_deref().ok(), Some("PONG"), "{at}: {pong:?}");
+        }
+    }
+}
