@@ -458,3 +458,48 @@ async fn dual_stack_child() {
         }
     }
 }
+
+/// Kind 3 (stale caches): when a connection with `Config::tracking` is lost, the server forgets
+/// the keys it tracked for it, so a key read before the loss and changed afterwards is never
+/// invalidated, though tracking is turned on again on the reconnect. The push handler must hear
+/// that everything it cached may be stale: an `invalidate` with a nil payload, the servers' own
+/// "flush everything" (sent after `FLUSHALL`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_tracking_connection_tells_the_push_handler_to_flush() {
+    for (kind, transport) in matrix() {
+        let server = Server::start(kind);
+        let protocol = ringdis::Protocol::Resp3;
+        let at = label(kind, transport, protocol);
+        let cfg = || config(&server, transport).protocol(protocol);
+        let c = Client::new(cfg().tracking(ringdis::Tracking::new())).unwrap();
+        let (tx, rx) = mpsc::channel();
+        c.on_push(move |p| {
+            let _ = tx.send(p);
+        });
+        let other = Client::new(cfg()).unwrap();
+        let _: Option<String> = c.call(cmd!("GET", "cached")).await.unwrap();
+        let id: i64 = c.call(cmd!("CLIENT", "ID")).await.unwrap();
+        let killed: i64 = other.call(cmd!("CLIENT", "KILL", "ID", id)).await.unwrap();
+        assert_eq!(killed, 1, "{at}");
+        other.call::<()>(cmd!("SET", "cached", 1)).await.unwrap();
+        // The next call reconnects (tracking on again); `cached` is no longer tracked.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while c.call::<String>(cmd!("PING")).await.is_err() {
+            assert!(std::time::Instant::now() < deadline, "{at}: no reconnect");
+        }
+        let pushes: Vec<Value> = rx.try_iter().collect();
+        let flush = Value::Push(vec![Value::Bulk("invalidate".into()), Value::Nil]);
+        let about_cached = |p: &Value| match p {
+            Value::Push(items) => {
+                items.first() == Some(&Value::Bulk("invalidate".into()))
+                    && (items.get(1) == Some(&Value::Nil)
+                        || matches!(items.get(1), Some(Value::Array(keys)) if keys.contains(&Value::Bulk("cached".into()))))
+            }
+            _ => false,
+        };
+        assert!(
+            pushes.iter().any(about_cached),
+            "{at}: the handler never heard that `cached` may be stale: {pushes:?} (expected {flush:?})"
+        );
+    }
+}
