@@ -407,6 +407,9 @@ impl Config {
     /// Client-side caching: `CLIENT TRACKING ON` with these options, sent on every (re)connect
     /// (and on the dedicated connections of blocking calls), so tracking never silently stops.
     /// Invalidations arrive as RESP3 pushes: see [`Client::on_push`](crate::Client::on_push).
+    /// When such a connection is lost (or closed), the server forgets the keys it tracked for it,
+    /// so the push handler then gets `invalidate` with a nil payload, the push servers send
+    /// after `FLUSHALL`: drop everything cached.
     /// `CLIENT TRACKING` sent as a command is refused, since a reconnect would lose it.
     ///
     /// ```
