@@ -64,16 +64,19 @@ struct Inner {
     push: SharedPush,
 }
 
-/// A push handler several connections' drivers call, one at a time.
-type SharedPush = Arc<Mutex<Option<crate::conn::PushHandler>>>;
+/// The push handler several connections' drivers call, one push at a time. The outer lock is
+/// held only to take the current handler, so a handler may call `on_push` itself.
+type SharedPush = Arc<Mutex<Option<Arc<Mutex<crate::conn::PushHandler>>>>>;
 
 /// A driver's handler that hands each push to the shared one.
 fn forward_pushes(push: &SharedPush) -> crate::conn::PushHandler {
     let push = push.clone();
     Box::new(move |value| {
-        // A handler that panicked (the driver caught it) poisoned the lock: it stays installed.
-        if let Some(handler) = push.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
-            handler(value);
+        let current = push.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some(handler) = current {
+            // A handler that panicked (the driver caught it) poisoned its lock: it stays
+            // installed.
+            (handler.lock().unwrap_or_else(|p| p.into_inner()))(value);
         }
     })
 }
@@ -438,7 +441,7 @@ impl Client {
             .push
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .replace(Box::new(handler))
+            .replace(Arc::new(Mutex::new(Box::new(handler))))
             .is_none();
         if first {
             // This connection and the dedicated ones made so far forward to it from now on

@@ -503,3 +503,41 @@ async fn a_lost_tracking_connection_tells_the_push_handler_to_flush() {
         );
     }
 }
+
+/// A push handler may replace itself (`on_push` from inside the handler, on the driver thread):
+/// the next push goes to the new handler and the connection carries on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_handler_may_replace_itself() {
+    for (kind, transport) in matrix() {
+        let server = Server::start(kind);
+        let protocol = ringdis::Protocol::Resp3;
+        let at = label(kind, transport, protocol);
+        let cfg = || config(&server, transport).protocol(protocol);
+        let c = Client::new(cfg().tracking(ringdis::Tracking::new().bcast())).unwrap();
+        let (tx, rx) = mpsc::channel::<&'static str>();
+        let me = c.clone();
+        c.on_push(move |_| {
+            let _ = tx.send("first");
+            let tx = tx.clone();
+            me.on_push(move |_| {
+                let _ = tx.send("second");
+            });
+        });
+        // Connected (tracking on) before the writes it is to hear of.
+        let _: String = c.call(cmd!("PING")).await.unwrap();
+        let other = Client::new(cfg()).unwrap();
+        let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
+        for want in ["first", "second"] {
+            other.call::<()>(cmd!("SET", "k", want)).await.unwrap();
+            let rx = rx.clone();
+            let got = tokio::task::spawn_blocking(move || {
+                rx.lock().unwrap().recv_timeout(Duration::from_secs(5))
+            })
+            .await
+            .unwrap();
+            assert_eq!(got, Ok(want), "{at}");
+        }
+        let pong: String = c.call(cmd!("PING")).await.unwrap();
+        assert_eq!(pong, "PONG", "{at}");
+    }
+}
