@@ -64,6 +64,25 @@ impl Ord for Entry {
 struct Timers {
     heap: BinaryHeap<Reverse<Entry>>,
     seq: u64,
+    /// How many entries the last sweep kept.
+    kept: usize,
+}
+
+impl Timers {
+    /// Drops the sleeps nobody waits for any more once the heap has doubled since the last
+    /// sweep: abandoned sleeps (a checkout that got a client at once) never hold more than the
+    /// live ones, at an amortized constant cost per timer.
+    fn sweep_if_grown(&mut self) {
+        if self.heap.len() <= 64.max(2 * self.kept) {
+            return;
+        }
+        let heap = std::mem::take(&mut self.heap);
+        self.heap = heap
+            .into_iter()
+            .filter(|Reverse(e)| !e.wake.is_stale())
+            .collect();
+        self.kept = self.heap.len();
+    }
 }
 
 struct Wheel {
@@ -112,14 +131,9 @@ fn run() {
             timers = w.timers.lock().unwrap_or_else(|p| p.into_inner());
             continue;
         }
-        // Drop sleeps nobody waits for any more.
-        if timers.heap.len() > 64 {
-            let heap = std::mem::take(&mut timers.heap);
-            timers.heap = heap
-                .into_iter()
-                .filter(|Reverse(e)| !e.wake.is_stale())
-                .collect();
-        }
+        // Fired entries leave: the bound follows the timers that are still live.
+        timers.kept = timers.kept.min(timers.heap.len());
+        timers.sweep_if_grown();
         timers = match timers.heap.peek().map(|Reverse(e)| e.at) {
             Some(at) => {
                 let wait = at.saturating_duration_since(now);
@@ -154,6 +168,7 @@ fn add(at: Instant, wake: Wake) {
     let seq = timers.seq;
     let earliest = timers.heap.peek().is_none_or(|Reverse(e)| at < e.at);
     timers.heap.push(Reverse(Entry { at, seq, wake }));
+    timers.sweep_if_grown();
     drop(timers);
     if earliest {
         w.changed.notify_one();
