@@ -17,11 +17,13 @@ pub(crate) fn block_time(cmd: &Cmd, blocking: bool) -> Option<Option<Duration>> 
     let rest: Vec<&[u8]> = args.collect();
     let secs = |arg: Option<&&[u8]>| -> Option<Duration> {
         let s: f64 = std::str::from_utf8(arg?).ok()?.parse().ok()?;
-        (s > 0.0 && s.is_finite()).then(|| Duration::from_secs_f64(s))
+        // Beyond what a Duration holds (the server refuses it as out of range): for ever.
+        let d = Duration::try_from_secs_f64(s).ok()?;
+        (!d.is_zero()).then(|| crate::timer::bounded(d))
     };
     let millis = |arg: Option<&&[u8]>| -> Option<Duration> {
         let ms: u64 = std::str::from_utf8(arg?).ok()?.parse().ok()?;
-        (ms > 0).then(|| Duration::from_millis(ms))
+        (ms > 0).then(|| crate::timer::bounded(Duration::from_millis(ms)))
     };
     match &name[..] {
         // The timeout (seconds) is the last argument.
@@ -32,19 +34,19 @@ pub(crate) fn block_time(cmd: &Cmd, blocking: bool) -> Option<Option<Duration>> 
         b"BLMPOP" | b"BZMPOP" => Some(secs(rest.first())),
         // WAIT numreplicas timeout-ms; WAITAOF numlocal numreplicas timeout-ms.
         b"WAIT" | b"WAITAOF" => Some(millis(rest.last())),
-        // Only with BLOCK milliseconds (before STREAMS).
+        // Only with BLOCK milliseconds (before STREAMS); given twice, the server keeps the last.
         b"XREAD" | b"XREADGROUP" => {
-            let opts = rest
+            let mut opts = rest
                 .iter()
                 .take_while(|a| !a.eq_ignore_ascii_case(b"STREAMS"));
-            let mut opts = opts.peekable();
+            let mut block = None;
             while let Some(a) = opts.next() {
                 if a.eq_ignore_ascii_case(b"BLOCK") {
-                    return Some(millis(opts.peek().copied()));
+                    block = Some(millis(opts.next()));
                 }
             }
             // Without BLOCK they answer at once, whatever the spec's `blocking` flag says.
-            None
+            block
         }
         _ => blocking.then_some(None),
     }
@@ -96,7 +98,23 @@ mod tests {
             )),
             Some(None)
         );
+        // Beyond what a Duration holds: for ever (the server refuses it), never a panic.
+        assert_eq!(bt(&cmd!("BLPOP", "q", "1e300")), Some(None));
+        assert_eq!(
+            bt(&cmd!("BLPOP", "q", "1e17")),
+            Some(Some(crate::timer::LONGEST_WAIT))
+        );
         // A stream named BLOCK after STREAMS is not the option.
         assert_eq!(bt(&cmd!("XREAD", "STREAMS", "BLOCK", "0")), None);
+        // Given twice, the server keeps the last BLOCK (as it keeps the last COUNT): this one
+        // blocks for ever, not for 10 ms.
+        assert_eq!(
+            bt(&cmd!("XREAD", "BLOCK", 10, "BLOCK", 0, "STREAMS", "s", "$")),
+            Some(None)
+        );
+        assert_eq!(
+            bt(&cmd!("XREAD", "BLOCK", 0, "block", 20, "STREAMS", "s", "$")),
+            Some(Some(Duration::from_millis(20)))
+        );
     }
 }

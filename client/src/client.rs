@@ -58,6 +58,27 @@ struct Inner {
     /// The connection of a `watch_transaction`: it must never reconnect once it was lost (its
     /// `WATCH` would be gone), so `connect()` refuses to.
     watching: bool,
+    /// The user's push handler ([`Client::on_push`]), shared with the dedicated connections:
+    /// with `Config::tracking` they track the reads made on them, and their invalidations are
+    /// this client's too.
+    push: SharedPush,
+}
+
+/// The push handler several connections' drivers call, one push at a time. The outer lock is
+/// held only to take the current handler, so a handler may call `on_push` itself.
+type SharedPush = Arc<Mutex<Option<Arc<Mutex<crate::conn::PushHandler>>>>>;
+
+/// A driver's handler that hands each push to the shared one.
+fn forward_pushes(push: &SharedPush) -> crate::conn::PushHandler {
+    let push = push.clone();
+    Box::new(move |value| {
+        let current = push.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some(handler) = current {
+            // A handler that panicked (the driver caught it) poisoned its lock: it stays
+            // installed.
+            (handler.lock().unwrap_or_else(|p| p.into_inner()))(value);
+        }
+    })
 }
 
 /// At most this many idle dedicated connections are kept for reuse.
@@ -119,6 +140,7 @@ impl Client {
                 spare: Arc::default(),
                 blocking: Mutex::default(),
                 watching,
+                push: Arc::default(),
             }),
         })
     }
@@ -177,7 +199,7 @@ impl Client {
     /// for the reply; none if it may block for ever.
     fn blocking_timeout(&self, block: Option<Duration>) -> Option<Duration> {
         match (block, self.inner.command_timeout) {
-            (Some(b), Some(t)) => Some(b + t),
+            (Some(b), Some(t)) => Some(crate::timer::bounded(b.saturating_add(t))),
             _ => None,
         }
     }
@@ -202,13 +224,20 @@ impl Client {
         let mut config = (*self.inner.config).clone();
         config.autoconnect = true;
         let conn = Client::new(config)?;
-        let mut all = self
-            .inner
-            .blocking
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        all.retain(|w| w.strong_count() > 0);
-        all.push(Arc::downgrade(&conn.inner));
+        {
+            let mut all = self
+                .inner
+                .blocking
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            all.retain(|w| w.strong_count() > 0);
+            all.push(Arc::downgrade(&conn.inner));
+        }
+        // Listed first, checked second: an `on_push` racing with this either sees the new
+        // connection in the list or has set the handler this sees.
+        if self.has_push_handler() {
+            conn.send(Msg::SetPushHandler(Some(forward_pushes(&self.inner.push))));
+        }
         Ok(conn)
     }
 
@@ -385,6 +414,13 @@ impl Client {
     /// invalidations. Pushes never disturb reply matching; with no handler they are dropped.
     /// The handler runs on the driver thread: keep it short (send the value to a channel).
     ///
+    /// The handler also gets the pushes of the dedicated connections that blocking calls run on
+    /// (with [`Config::tracking`](crate::Config::tracking) they track the reads made there, such
+    /// as a `GET` in a pipeline with a `BLPOP`), one push at a time. With
+    /// [`Config::tracking`](crate::Config::tracking), a connection lost or closed gives it an
+    /// `invalidate` push with a nil payload (flush everything): what the server tracked for that
+    /// connection is gone.
+    ///
     /// A panic in the handler is caught: the push it was handling is lost, the connection and
     /// every call on it carry on, and the handler stays installed for the next push (call
     /// `on_push` again to replace it). The panic is still reported by the panic hook.
@@ -400,9 +436,36 @@ impl Client {
     where
         F: FnMut(Value) + Send + 'static,
     {
+        let first = self
+            .inner
+            .push
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .replace(Arc::new(Mutex::new(Box::new(handler))))
+            .is_none();
+        if first {
+            // This connection and the dedicated ones made so far forward to it from now on
+            // (those made later do from the start).
+            let dedicated: Vec<Client> = self
+                .inner
+                .blocking
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .filter_map(|w| w.upgrade().map(|inner| Client { inner }))
+                .collect();
+            for conn in dedicated.iter().chain(std::iter::once(self)) {
+                conn.send(Msg::SetPushHandler(Some(forward_pushes(&self.inner.push))));
+            }
+        }
+    }
+
+    fn has_push_handler(&self) -> bool {
         self.inner
-            .shared
-            .send(Msg::SetPushHandler(Some(Box::new(handler))));
+            .push
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
     }
 
     /// How many calls this client's connection held (written and awaiting a reply, or waiting

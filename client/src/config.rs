@@ -313,14 +313,16 @@ impl Config {
     /// How long connecting (with retries and the handshake) may take before the calls waiting
     /// for it fail (default 5 s).
     pub fn connect_timeout(mut self, timeout: Duration) -> Config {
-        self.connect_timeout = timeout;
+        self.connect_timeout = crate::timer::bounded(timeout);
         self
     }
 
     /// How long a call may wait for its reply before it fails with [`Error::Timeout`] (default
-    /// 30 s; `None` waits for ever, which blocking commands with no timeout need).
+    /// 30 s; `None` waits for ever, which blocking commands with no timeout need). This and
+    /// every other duration ringdis is given (timeouts, intervals, block times) counts as at most
+    /// 100 years, so `Duration::MAX` is a way to say "no limit".
     pub fn command_timeout(mut self, timeout: Option<Duration>) -> Config {
-        self.command_timeout = timeout;
+        self.command_timeout = timeout.map(crate::timer::bounded);
         self
     }
 
@@ -380,7 +382,7 @@ impl Config {
     /// The liveness rule needs calls that time out; this finds a stopped or wedged server on a
     /// connection that makes no calls, such as a subscriber's, before anyone waits on it.
     pub fn health_check(mut self, interval: Option<Duration>) -> Config {
-        self.health_check = interval.filter(|d| !d.is_zero());
+        self.health_check = interval.filter(|d| !d.is_zero()).map(crate::timer::bounded);
         self
     }
 
@@ -405,6 +407,9 @@ impl Config {
     /// Client-side caching: `CLIENT TRACKING ON` with these options, sent on every (re)connect
     /// (and on the dedicated connections of blocking calls), so tracking never silently stops.
     /// Invalidations arrive as RESP3 pushes: see [`Client::on_push`](crate::Client::on_push).
+    /// When such a connection is lost (or closed), the server forgets the keys it tracked for it,
+    /// so the push handler then gets `invalidate` with a nil payload, the push servers send
+    /// after `FLUSHALL`: drop everything cached.
     /// `CLIENT TRACKING` sent as a command is refused, since a reconnect would lose it.
     ///
     /// ```
@@ -419,6 +424,7 @@ impl Config {
     /// Reconnect backoff: the first retry waits `min`, each further one twice as long, at most
     /// `max` (defaults 5 ms and 1 s).
     pub fn reconnect_backoff(mut self, min: Duration, max: Duration) -> Config {
+        let (min, max) = (crate::timer::bounded(min), crate::timer::bounded(max));
         self.backoff_min = min;
         self.backoff_max = max.max(min);
         self

@@ -100,7 +100,7 @@ impl PoolBuilder {
     /// How long [`Pool::get`] waits when every client is checked out before it fails with
     /// [`Error::Timeout`] (default 5 s; `None` waits for ever).
     pub fn checkout_timeout(mut self, t: Option<Duration>) -> PoolBuilder {
-        self.checkout_timeout = t;
+        self.checkout_timeout = t.map(crate::timer::bounded);
         self
     }
 
@@ -115,7 +115,7 @@ impl PoolBuilder {
     /// from its creation, is closed and replaced by a new one instead of being handed out, and
     /// closed when given back (default `None`: clients live for ever).
     pub fn max_lifetime(mut self, limit: Option<Duration>) -> PoolBuilder {
-        self.max_lifetime = limit;
+        self.max_lifetime = limit.map(crate::timer::bounded);
         self
     }
 
@@ -123,7 +123,7 @@ impl PoolBuilder {
     /// default `None`: idle clients stay open). The sweep that closes them runs on ringdis's
     /// timer thread, so no async runtime is needed; see [`Pool::sweep`].
     pub fn idle_timeout(mut self, limit: Option<Duration>) -> PoolBuilder {
-        self.idle_timeout = limit;
+        self.idle_timeout = limit.map(crate::timer::bounded);
         self
     }
 

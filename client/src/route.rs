@@ -37,6 +37,7 @@
 //! | `SUBSCRIBE`, `PSUBSCRIBE`, `SSUBSCRIBE`, and their `UN…` (spec: `pubsub` + `noscript`) | the connection turns into a message feed | [`Client::subscriber`](crate::Client::subscriber) |
 //! | `CLIENT REPLY` | calls wait for replies that never come; later replies shift to the wrong callers | `async_call(cmd, None)` to ignore a reply |
 //! | `MONITOR` | the connection turns into a feed of every command | not supported (`redis-cli monitor`) |
+//! | `SCRIPT DEBUG` | the connection's next `EVAL` opens a Lua debugger session on it: later callers' commands are read as debugger commands | not supported (`redis-cli --ldb`) |
 //! | `SYNC`, `PSYNC`, `REPLCONF` | the replication protocol | not supported |
 //! | `QUIT`, `RESET` (spec: `no_auth`) | closes or resets the shared connection | [`Client::disconnect`](crate::Client::disconnect) |
 //! | `HELLO` with arguments, `AUTH` (spec: `no_auth`) | the protocol and the user are connection state | [`Config::protocol`](crate::Config::protocol), [`Config::username`](crate::Config::username), [`Config::password`](crate::Config::password), [`Config::client_name`](crate::Config::client_name) (`HELLO` alone, which changes nothing, is allowed) |
@@ -50,7 +51,10 @@
 //!
 //! The spec's flags (`blocking`, `pubsub` with `noscript`, `no_auth`) are read from
 //! `commands.json` at build time, so a command the spec adds to those families is routed the same
-//! way; the rest of the table is the short list in [`listed`]. Names are matched
+//! way; the rest of the table is the short list in [`listed`]. A hand-built command the spec does
+//! not list (a module's) runs on the shared connection unless its
+//! [`CmdFlags::blocking`](crate::CmdFlags::blocking) says it blocks: then, like `BLPOP`, on a
+//! dedicated connection with no reply deadline. Names are matched
 //! case-insensitively with their subcommand, so `cmd!("client", "reply", "skip")` built by hand is
 //! treated exactly like the generated `client_reply`.
 
@@ -154,6 +158,10 @@ fn listed(name: &str) -> Option<Rule> {
             "the connection would become a feed of every command the server runs: not \
              supported (use redis-cli monitor)",
         ),
+        "script|debug" => Rule::Refuse(
+            "the connection's next EVAL would open a Lua debugger session on it, which reads \
+             later callers' commands as debugger commands: not supported (use redis-cli --ldb)",
+        ),
         "sync" | "psync" | "replconf" => Rule::Refuse(REPLICATION),
         "quit" | "reset" => Rule::Refuse(DISCONNECT),
         "hello" => Rule::Hello,
@@ -192,14 +200,22 @@ fn rule(cmd: &Cmd) -> std::result::Result<(Rule, &'static str), Error> {
     let Some(name) = args.next() else {
         return Err(Error::client("a command needs a name"));
     };
+    // A hand-built command says it blocks with `CmdFlags::blocking` (a module's blocking
+    // command, which the spec does not list); the spec says so for its own.
+    let said_blocking = cmd.flags().blocking;
+    let by_flags = if said_blocking {
+        Rule::Blocking
+    } else {
+        Rule::Shared
+    };
     // Most commands (GET, SET…) have nothing the gate acts on: settled by one search of a short
     // table of integers, without looking up the command itself.
     if name.len() > MAX_NAME || GATED.binary_search(&prefix_key(name)).is_err() {
-        return Ok((Rule::Shared, ""));
+        return Ok((by_flags, ""));
     }
     let Some(entry) = spec_entry(name, || args.next()) else {
-        // Not in the spec (a module command): nothing known against it.
-        return Ok((Rule::Shared, ""));
+        // Not in the spec (a module command): only what its flags say.
+        return Ok((by_flags, ""));
     };
     let (spec_name, flags) = (entry.spec, entry.flags);
     let rule = if flags & flag::LISTED != 0 {
@@ -208,7 +224,7 @@ fn rule(cmd: &Cmd) -> std::result::Result<(Rule, &'static str), Error> {
         Rule::Refuse(SUBSCRIBER)
     } else if flags & flag::NO_AUTH != 0 {
         Rule::Refuse(SESSION)
-    } else if flags & flag::BLOCKING != 0 {
+    } else if flags & flag::BLOCKING != 0 || said_blocking {
         Rule::Blocking
     } else {
         Rule::Shared
@@ -279,7 +295,7 @@ pub(crate) fn route_pipeline(cmds: &[Cmd], transaction: bool) -> Result<Route> {
     let mut add = |b: Option<Duration>| {
         block = Some(match (block, b) {
             (None, b) => b,
-            (Some(Some(a)), Some(b)) => Some(a + b),
+            (Some(Some(a)), Some(b)) => Some(crate::timer::bounded(a.saturating_add(b))),
             _ => None,
         });
     };
@@ -338,6 +354,8 @@ mod tests {
             (cmd!("PUNSUBSCRIBE"), "Client::subscriber"),
             (cmd!("SUNSUBSCRIBE"), "Client::subscriber"),
             (cmd!("MONITOR"), "not supported"),
+            (cmd!("SCRIPT", "DEBUG", "YES"), "redis-cli --ldb"),
+            (cmd!("script", "debug", "sync"), "redis-cli --ldb"),
             (cmd!("SYNC"), "replication"),
             (cmd!("PSYNC", "?", -1), "replication"),
             (cmd!("REPLCONF", "listening-port", 1), "replication"),
@@ -403,6 +421,16 @@ mod tests {
             )),
             Ok(Route::Dedicated(Some(Duration::from_millis(5))))
         );
+        // A command the spec does not list, flagged blocking by hand: dedicated, no deadline.
+        let module = cmd!("MYMODULE.BPOP", "k").with_flags(crate::CmdFlags {
+            blocking: true,
+            ..Default::default()
+        });
+        assert_eq!(route(&module), Ok(Route::Dedicated(None)));
+        assert_eq!(
+            route_pipeline(&[cmd!("GET", "k"), module], false),
+            Ok(Route::Dedicated(None))
+        );
         // XREAD without BLOCK answers at once.
         assert_eq!(
             route(&cmd!("XREAD", "STREAMS", "s", "0")),
@@ -423,6 +451,8 @@ mod tests {
             cmd!("CLIENT", "GETNAME"),
             cmd!("CLIENT", "INFO"),
             cmd!("CLIENT", "TRACKINGINFO"),
+            cmd!("SCRIPT", "LOAD", "return 1"),
+            cmd!("SCRIPT", "EXISTS", "abc"),
             cmd!("CLIENT"),
             cmd!("MYMODULE.CMD", "x"),
             cmd!("A-NAME-LONGER-THAN-ANY-COMMAND-IN-THE-SPEC-AT-ALL"),
@@ -441,6 +471,7 @@ mod tests {
             "unwatch",
             "client|reply",
             "monitor",
+            "script|debug",
             "sync",
             "psync",
             "replconf",

@@ -201,7 +201,8 @@ impl Subscriber {
     /// As above; and `Err(Error::Connection)` every time once the subscriber's driver has
     /// stopped.
     pub async fn next_message(&mut self, timeout: Option<Duration>) -> Result<Option<Message>> {
-        let mut timer = timeout.map(|t| crate::timer::sleep_until(Instant::now() + t));
+        let mut timer =
+            timeout.map(|t| crate::timer::sleep_until(Instant::now() + crate::timer::bounded(t)));
         poll_fn(|cx| {
             if let Poll::Ready(item) = self.inbox.poll_next(cx) {
                 return Poll::Ready(item.ok_or_else(stopped)?.map(Some));

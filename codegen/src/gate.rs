@@ -54,6 +54,7 @@ pub const LISTED: &[&str] = &[
     "asking",
     "wait",
     "waitaof",
+    "script|debug",
 ];
 
 /// The flag bits that make the gate look at a command (`LISTED` is the bit after [`FLAGS`]'):

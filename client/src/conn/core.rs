@@ -101,6 +101,10 @@ pub(crate) struct Core {
     connect_waiters: Vec<oneshot::Sender<Result<bool>>>,
     disconnect_waiters: Vec<oneshot::Sender<()>>,
     resp3: bool,
+    /// The ready connection has `CLIENT TRACKING` on (from the `Config`) and gets
+    /// invalidations as RESP3 pushes: when it is lost, the keys the server tracked for it are
+    /// forgotten, and the push handler is told to flush (see `on_closed`).
+    tracking_pushes: bool,
     push_handler: Option<PushHandler>,
     pubsub: Option<PubSub>,
     /// Mirrors `state == Ready` for client handles, updated before any reply of a new
@@ -139,6 +143,7 @@ impl Core {
             connect_waiters: Vec::new(),
             disconnect_waiters: Vec::new(),
             resp3: false,
+            tracking_pushes: false,
             push_handler: None,
             pubsub: None,
             connected: Arc::new(AtomicBool::new(false)),
@@ -237,6 +242,16 @@ impl Core {
                 self.disconnect_waiters.push(done);
                 self.set_state(State::Closing { reason });
             }
+        }
+    }
+
+    /// Hands a push to the handler, if there is one.
+    fn push(&mut self, value: Value) {
+        if let Some(handler) = &mut self.push_handler {
+            // User code must never take the connection down: a panic is caught here (the panic
+            // hook still reports it) and the handler stays installed for the next push. The
+            // value is moved into the handler, so nothing is left half-used.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler(value)));
         }
     }
 
@@ -523,6 +538,15 @@ impl Core {
         self.input.clear();
         self.output.clear();
         self.resp3 = false;
+        if std::mem::take(&mut self.tracking_pushes) {
+            // The server forgot what it tracked for this connection: a key read before and
+            // changed from now on is never invalidated. Tell the handler to drop everything,
+            // with the push servers send for that themselves (after FLUSHALL).
+            self.push(Value::Push(vec![
+                Value::Bulk(Bytes::from_static(b"invalidate")),
+                Value::Nil,
+            ]));
+        }
         for done in self.disconnect_waiters.drain(..) {
             let _ = done.send(());
         }
@@ -579,6 +603,7 @@ impl Core {
     fn become_ready(&mut self, resp3: bool) {
         self.set_state(State::Ready);
         self.resp3 = resp3;
+        self.tracking_pushes = resp3 && self.creds.tracking.is_some();
         self.backoff.reset();
         self.attempts_since = None;
         self.attempt_since = None;
@@ -632,12 +657,7 @@ impl Core {
             None => value,
         };
         if let Value::Push(_) = value {
-            if let Some(handler) = &mut self.push_handler {
-                // User code must never take the connection down: a panic is caught here (the
-                // panic hook still reports it) and the handler stays installed for the next
-                // push. The value is moved into the handler, so nothing is left half-used.
-                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler(value)));
-            }
+            self.push(value);
             return Ok(());
         }
         let Some(entry) = self.queue.inflight.front_mut() else {

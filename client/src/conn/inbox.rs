@@ -104,10 +104,18 @@ impl InboxTx {
     /// The connection holding the subscriptions is gone (reconnecting). Reported to the reader
     /// once per loss: until [`InboxTx::restored`], further calls only update the reason.
     pub fn lost(&self, reason: &Error) {
-        let err = Error::connection(format!(
-            "the subscriber's connection was lost ({reason}); it reconnects and subscribes again \
-             by itself, and messages published meanwhile are lost"
-        ));
+        // The reason's own words and cause, not its display ("connection error: …" again).
+        let (why, source) = match reason {
+            Error::Connection { message, source } => (message.clone(), source.clone()),
+            other => (other.to_string(), None),
+        };
+        let err = Error::Connection {
+            message: format!(
+                "the subscriber's connection was lost ({why}); it reconnects and subscribes \
+                 again by itself, and messages published meanwhile are lost"
+            ),
+            source,
+        };
         let mut s = self.0.lock();
         let was_down = s.down.replace(err.clone()).is_some();
         if was_down {
@@ -286,5 +294,28 @@ mod tests {
         assert_eq!(payload(next(&rx)), "after");
         assert!(matches!(next(&rx), Poll::Ready(Some(Err(e))) if e.is_connection()));
         assert!(matches!(next(&rx), Poll::Ready(None)));
+    }
+
+    /// The report of a loss says "connection error" once and keeps the operating-system error
+    /// behind the loss as its `source()`.
+    #[test]
+    fn a_loss_keeps_its_cause_and_does_not_repeat_itself() {
+        let (tx, rx) = inbox(DEFAULT_LIMIT);
+        let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        tx.lost(&Error::connection_io(
+            "reading from 127.0.0.1:1: reset",
+            reset,
+        ));
+        let Poll::Ready(Some(Err(e))) = next(&rx) else {
+            panic!()
+        };
+        let text = e.to_string();
+        assert_eq!(text.matches("connection error").count(), 1, "{text}");
+        assert!(text.contains("reading from 127.0.0.1:1: reset"), "{text}");
+        assert_eq!(
+            e.io_error().map(std::io::Error::kind),
+            Some(std::io::ErrorKind::ConnectionReset)
+        );
+        assert!(std::error::Error::source(&e).is_some());
     }
 }

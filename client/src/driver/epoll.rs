@@ -77,6 +77,9 @@ struct Io {
     config: Arc<Config>,
     stream: Option<Stream>,
     connecting: bool,
+    /// The addresses of this connect attempt not tried yet, in order: when a connect to one
+    /// fails, the next is tried (a name with an IPv6 and an IPv4 address, the server on one).
+    next_addrs: std::collections::VecDeque<std::net::SocketAddr>,
     /// Bytes taken from the core and not yet written.
     unsent: Bytes,
     scratch: Box<[u8]>,
@@ -94,6 +97,7 @@ pub(crate) fn spawn(config: Arc<Config>) -> Result<Arc<Shared>> {
         config: config.clone(),
         stream: None,
         connecting: false,
+        next_addrs: Default::default(),
         unsent: Bytes::new(),
         scratch: vec![0u8; 64 * 1024].into_boxed_slice(),
     };
@@ -145,12 +149,19 @@ fn run(shared: Arc<Shared>, mut core: Core, mut io: Io) {
 }
 
 impl Io {
-    fn connect_stream(&self) -> io::Result<Stream> {
+    /// Starts a non-blocking connect to the next address of the attempt that can take one.
+    /// Resolution (on the first) blocks; for IP addresses and /etc/hosts names it is immediate.
+    fn connect_stream(&mut self, first: bool) -> io::Result<Stream> {
         match &self.config.addr {
             Addr::Tcp { host, port } => {
-                // Resolution blocks; for IP addresses and /etc/hosts names it is immediate.
+                if first {
+                    self.next_addrs = (host.as_str(), *port).to_socket_addrs()?.collect();
+                    if self.next_addrs.is_empty() {
+                        return Err(io::Error::other("host resolved to no address"));
+                    }
+                }
                 let mut last = None;
-                for addr in (host.as_str(), *port).to_socket_addrs()? {
+                while let Some(addr) = self.next_addrs.pop_front() {
                     match TcpStream::connect(addr) {
                         Ok(s) => return Ok(Stream::Tcp(s)),
                         Err(e) => last = Some(e),
@@ -183,6 +194,32 @@ impl Io {
                 }
                 core.on_open(now);
                 self.flush(core, now);
+            }
+            // The next address of this attempt, if there is one.
+            Err(_) if !self.next_addrs.is_empty() => self.start_connect(core, now, false),
+            Err(e) => self.failed(core, now, "connect to", e),
+        }
+    }
+
+    /// Starts connecting: to the first address of a new attempt, or to the next one.
+    fn start_connect(&mut self, core: &mut Core, now: Instant, first: bool) {
+        if let Some(mut s) = self.stream.take() {
+            let _ = self.poll.registry().deregister(s.source());
+        }
+        match self.connect_stream(first) {
+            Ok(mut stream) => {
+                let interest = Interest::READABLE | Interest::WRITABLE;
+                if let Err(e) = self
+                    .poll
+                    .registry()
+                    .register(stream.source(), SOCKET, interest)
+                {
+                    return self.failed(core, now, "registering", e);
+                }
+                self.stream = Some(stream);
+                self.connecting = true;
+                // A unix socket (and sometimes loopback TCP) is connected at once.
+                self.finish_connect(core, now);
             }
             Err(e) => self.failed(core, now, "connect to", e),
         }
@@ -246,6 +283,7 @@ impl Io {
             let _ = self.poll.registry().deregister(s.source());
         }
         self.connecting = false;
+        self.next_addrs.clear();
         self.unsent = Bytes::new();
     }
 }
@@ -254,23 +292,7 @@ impl Socketry for Io {
     fn open(&mut self, core: &mut Core, now: Instant) {
         self.drop_stream();
         core.on_opening();
-        match self.connect_stream() {
-            Ok(mut stream) => {
-                let interest = Interest::READABLE | Interest::WRITABLE;
-                if let Err(e) = self
-                    .poll
-                    .registry()
-                    .register(stream.source(), SOCKET, interest)
-                {
-                    return self.failed(core, now, "registering", e);
-                }
-                self.stream = Some(stream);
-                self.connecting = true;
-                // A unix socket (and sometimes loopback TCP) is connected at once.
-                self.finish_connect(core, now);
-            }
-            Err(e) => self.failed(core, now, "connect to", e),
-        }
+        self.start_connect(core, now, true);
     }
 
     fn close(&mut self, core: &mut Core, now: Instant) {
