@@ -18,8 +18,10 @@ use std::hash::{BuildHasher, Hash};
 ///   spaces, hexadecimal and other text are not numbers;
 /// - a double (or float text) decodes into an integer type only when it is finite, integral and
 ///   fits the type (`1e300` into `i128` is an error, `5.0` into `i64` is `5`);
-/// - an integer decodes into `f64` only when the double holds it exactly (`2^53 + 1` is an
-///   error); into `f32` a fractional value rounds to nearest, an integral one must be exact;
+/// - a RESP integer decodes into `f64` only when the double holds it exactly (`2^53 + 1` is an
+///   error); text (and a RESP3 big number, which RESP2 sends as text) is the nearest double, as
+///   `"0.1"` is, so `INCRBYFLOAT`'s `"100000000000000000000000"` reads as `1e23`; into `f32` a
+///   fractional value rounds to nearest, an integral one must be exact;
 /// - a RESP3 boolean is `1`/`0` (what RESP2 sends for it), as a number and as a string.
 ///
 /// **Maps** (`HashMap`, `BTreeMap`, derived structs) and **sequences of pairs** (`Vec<(K, V)>`)
@@ -669,10 +671,14 @@ mod tests {
         );
         assert!(is_decode(f64::from_redis(Value::Int((1 << 53) + 1))));
         assert!(is_decode(f64::from_redis(Value::Int(i64::MAX))));
-        assert!(is_decode(f64::from_redis(bulk("9007199254740993"))));
-        assert!(is_decode(f64::from_redis(Value::BigNumber(
-            "9007199254740993".into()
-        ))));
+        assert_eq!(
+            f64::from_redis(bulk("9007199254740993")).unwrap(),
+            9007199254740992.0
+        );
+        assert_eq!(
+            f64::from_redis(Value::BigNumber("9007199254740993".into())).unwrap(),
+            9007199254740992.0
+        );
         assert_eq!(f64::from_redis(bulk("1e+300")).unwrap(), 1e300);
         assert_eq!(f64::from_redis(Value::Double(1e300)).unwrap(), 1e300);
         for s in ["inf", "+inf", "Inf", "INFINITY", "infinity"] {

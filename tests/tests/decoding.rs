@@ -233,18 +233,32 @@ async fn scores_decode_exactly_or_fail_with_a_decode_error() {
             "{at}"
         );
 
-        // An integer no double holds exactly is not an f64.
+        // Text is the nearest double (as "0.1" is); as an integer it is exact.
         c.call::<()>(cmd!("SET", "n", "9007199254740993"))
             .await
             .unwrap();
-        assert_decode(c.get("n").decode::<f64>().await, at, "2^53 + 1 as f64");
+        assert_eq!(
+            c.get("n").decode::<f64>().await.unwrap(),
+            9007199254740992.0,
+            "{at}"
+        );
         assert_eq!(
             c.get("n").decode::<i64>().await.unwrap(),
             9_007_199_254_740_993,
             "{at}"
         );
         c.call::<()>(cmd!("SET", "n", i64::MAX)).await.unwrap();
-        assert_decode(c.get("n").decode::<f64>().await, at, "i64::MAX as f64");
+        assert_eq!(
+            c.get("n").decode::<f64>().await.unwrap(),
+            i64::MAX as f64,
+            "{at}: text is the nearest double"
+        );
+        // A RESP integer (INCRBY's reply) is exact or refused.
+        assert_decode(
+            c.call::<f64>(cmd!("INCRBY", "n", 0)).await,
+            at,
+            "i64::MAX as f64",
+        );
         assert_eq!(c.incrby("n", -1).await.unwrap(), i64::MAX - 1, "{at}");
         assert_decode(c.get("n").decode::<i32>().await, at, "i64 as i32");
         assert_eq!(
@@ -308,10 +322,13 @@ async fn script_numbers_decode_the_same_in_both_protocols() {
             at,
             "i128::MAX as i64",
         );
-        assert_decode(
-            c.call::<f64>(eval("{big_number='9007199254740993'}")).await,
-            at,
-            "2^53 + 1 as f64",
+        // A big number (RESP2: text) is the nearest double in both protocols.
+        assert_eq!(
+            c.call::<f64>(eval("{big_number='9007199254740993'}"))
+                .await
+                .unwrap(),
+            9007199254740992.0,
+            "{at}"
         );
         assert_eq!(
             c.call::<i64>(eval("{big_number='1e5'}")).await.unwrap(),
