@@ -56,12 +56,19 @@
 //! # Ok::<(), ringdis::Error>(())
 //! ```
 
-#![allow(clippy::too_many_arguments, clippy::new_ret_no_self)]
+#![allow(
+    clippy::too_many_arguments,
+    clippy::new_ret_no_self,
+    clippy::type_complexity
+)]
 
-use crate::{Args, Call, Client, Cmd, CmdFlags, FromRedis, Pipeline, Result, ToArg, Value};
+use crate::{
+    Args, Call, Client, Cmd, CmdFlags, FromRedis, GeoMatch, Pipeline, Result, ToArg, Value,
+};
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::future::IntoFuture;
+use std::marker::PhantomData;
 
 /// Something a built command can be sent to: a client (awaiting gives the reply) or a pipeline
 /// (the command is added).
@@ -223,20 +230,16 @@ impl Part {
     }
 }
 
-/// The methods every builder has.
+/// The methods every builder has. `Reply` is the type awaiting the builder gives: the
+/// command's default, or what an option that changes the reply's shape re-typed it to.
 macro_rules! builder {
-    ($name:ident, $reply:ty) => {
-        impl<T: Dispatch> $name<T> {
+    ($name:ident) => {
+        impl<T: Dispatch, Reply> $name<T, Reply> {
             /// Sends the command (on a pipeline: adds it), its reply decoded as `R`.
             pub fn decode<R: FromRedis>(mut self) -> T::Output<R> {
                 let cmd = self.cmd();
                 let target = self.target.take().expect("a builder is dispatched once");
                 target.dispatch(cmd)
-            }
-
-            /// Sends the command (on a pipeline: adds it), with its default reply type.
-            pub fn send(self) -> T::Output<$reply> {
-                self.decode()
             }
 
             /// The command, not sent (nor added to a pipeline).
@@ -246,7 +249,15 @@ macro_rules! builder {
             }
         }
 
-        impl<T: Dispatch> Drop for $name<T> {
+        impl<T: Dispatch, Reply: FromRedis> $name<T, Reply> {
+            /// Sends the command (on a pipeline: adds it), with its reply type: the default,
+            /// or the one an option that changes the reply chose.
+            pub fn send(self) -> T::Output<Reply> {
+                self.decode()
+            }
+        }
+
+        impl<T: Dispatch, Reply> Drop for $name<T, Reply> {
             fn drop(&mut self) {
                 if let Some(mut target) = self.target.take() {
                     let cmd = self.cmd();
@@ -255,25 +266,25 @@ macro_rules! builder {
             }
         }
 
-        impl<'a> IntoFuture for $name<&'a Client> {
-            type Output = Result<$reply>;
-            type IntoFuture = Call<$reply>;
-            fn into_future(self) -> Call<$reply> {
+        impl<'a, Reply: FromRedis> IntoFuture for $name<&'a Client, Reply> {
+            type Output = Result<Reply>;
+            type IntoFuture = Call<Reply>;
+            fn into_future(self) -> Call<Reply> {
                 self.send()
             }
         }
 
-        impl<'a> Commands for $name<&'a mut Pipeline> {
+        impl<'a, Reply> Commands for $name<&'a mut Pipeline, Reply> {
             type Target = &'a mut Pipeline;
             fn into_target(self) -> &'a mut Pipeline {
-                self.send()
+                self.decode::<Value>()
             }
         }
-        impl<'a> $name<&'a mut Pipeline> {
+        impl<'a, Reply> $name<&'a mut Pipeline, Reply> {
             /// Adds the command to the pipeline and sends the whole pipeline: the end of a
             /// chain such as `p.incr("n").get("k").query::<(i64, Option<Bytes>)>()`.
             pub fn query<R: FromRedis>(self) -> Call<R> {
-                self.send().query()
+                self.decode::<Value>().query()
             }
         }
     };

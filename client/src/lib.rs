@@ -25,6 +25,7 @@ mod de;
 mod driver;
 mod error;
 mod from_redis;
+mod geo;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
@@ -54,6 +55,7 @@ pub use config::{Addr, Config, Protocol, Tracking, Transport};
 pub use de::Serde;
 pub use error::{Error, Result};
 pub use from_redis::FromRedis;
+pub use geo::GeoMatch;
 #[cfg(feature = "json")]
 pub use json::Json;
 pub use pipeline::{Pipeline, WATCH_ATTEMPTS};
