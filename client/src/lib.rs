@@ -25,10 +25,10 @@ mod de;
 mod driver;
 mod error;
 mod from_redis;
-mod geo;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
+mod geo;
 #[cfg(feature = "json")]
 mod json;
 mod number;

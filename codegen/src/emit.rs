@@ -234,7 +234,12 @@ struct Retype {
 /// method of the builder, named once, and change the reply; `from` must name `default` or an
 /// option of another entry.
 fn retype(p: &Plan, default: &str, entries: &[&ReplyOption]) -> Result<Retype, String> {
-    let at = |e: &ReplyOption| format!("overrides.json: reply_options: {} {:?}", e.command, e.options);
+    let at = |e: &ReplyOption| {
+        format!(
+            "overrides.json: reply_options: {} {:?}",
+            e.command, e.options
+        )
+    };
     let mut target = BTreeMap::new();
     let mut docs = Vec::new();
     for e in entries {
@@ -267,7 +272,10 @@ fn retype(p: &Plan, default: &str, entries: &[&ReplyOption]) -> Result<Retype, S
             }
         }
         for state in from {
-            states.entry(state).or_default().extend(e.options.iter().cloned());
+            states
+                .entry(state)
+                .or_default()
+                .extend(e.options.iter().cloned());
         }
     }
     Ok(Retype {

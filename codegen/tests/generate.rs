@@ -134,10 +134,7 @@ fn output_is_deterministic_and_formatted() {
         tidy(&again),
         "not prettyplease-formatted"
     );
-    assert!(
-        a.contains("}\n\nbuilder!(Get);\n\n"),
-        "items are set apart"
-    );
+    assert!(a.contains("}\n\nbuilder!(Get);\n\n"), "items are set apart");
 }
 
 fn spec(commands: &str) -> String {
@@ -392,9 +389,9 @@ fn reply_options_retype_the_builder() {
     ] {
         assert!(code.contains(want), "missing: {want}");
     }
-    assert!(!code.contains(
-        "impl<T: Dispatch> Hrandfield<T, Option<Bytes>> { /// Adds `WITHVALUES`."
-    ));
+    assert!(
+        !code.contains("impl<T: Dispatch> Hrandfield<T, Option<Bytes>> { /// Adds `WITHVALUES`.")
+    );
 
     let lpop = spec(
         r#""lpop": {"arity": -2, "group": "list", "since": "1.0.0", "arguments": [
@@ -403,14 +400,31 @@ fn reply_options_retype_the_builder() {
     );
     let with = |entry: &str| format!(r#"{{"reply_options": [{entry}]}}"#);
     let replies = r#"{"lpop": "bulk_or_nil"}"#;
-    let ok = with(r#"{"command": "lpop", "options": ["count"], "reply": "opt_array_bulk", "reason": "r"}"#);
+    let ok = with(
+        r#"{"command": "lpop", "options": ["count"], "reply": "opt_array_bulk", "reason": "r"}"#,
+    );
     assert!(ringdis_codegen::generate_with(&lpop, replies, &ok).is_ok());
     for (entry, says) in [
-        (r#"{"command": "lpop", "options": ["nope"], "reply": "array_bulk", "reason": "r"}"#, "no method `nope`"),
-        (r#"{"command": "lpop", "options": ["count"], "reply": "bulk_or_nil", "reason": "r"}"#, "already the default"),
-        (r#"{"command": "lpop", "options": ["count"], "reply": "vec", "reason": "r"}"#, "unknown shape"),
-        (r#"{"command": "lpop", "options": ["count"], "from": ["nope"], "reply": "array_bulk", "reason": "r"}"#, "not an option"),
-        (r#"{"command": "lpop", "options": ["count"], "reply": "array_bulk"}"#, "reason"),
+        (
+            r#"{"command": "lpop", "options": ["nope"], "reply": "array_bulk", "reason": "r"}"#,
+            "no method `nope`",
+        ),
+        (
+            r#"{"command": "lpop", "options": ["count"], "reply": "bulk_or_nil", "reason": "r"}"#,
+            "already the default",
+        ),
+        (
+            r#"{"command": "lpop", "options": ["count"], "reply": "vec", "reason": "r"}"#,
+            "unknown shape",
+        ),
+        (
+            r#"{"command": "lpop", "options": ["count"], "from": ["nope"], "reply": "array_bulk", "reason": "r"}"#,
+            "not an option",
+        ),
+        (
+            r#"{"command": "lpop", "options": ["count"], "reply": "array_bulk"}"#,
+            "reason",
+        ),
     ] {
         let e = ringdis_codegen::generate_with(&lpop, replies, &with(entry)).unwrap_err();
         assert!(e.contains(says), "{entry}: {e}");
