@@ -422,8 +422,8 @@ async fn options_that_change_the_reply_change_the_default_reply_type() {
             p.lpop("pl").count(2).send();
             let _ = p.rpop("pl").count(1);
             p.zrange("z", 0, 0).withscores().send();
-            let (two, one, first): (Option<Vec<Bytes>>, Option<Vec<Bytes>>, Vec<(Bytes, f64)>) =
-                p.query().await.unwrap();
+            type Popped = Option<Vec<Bytes>>;
+            let (two, one, first): (Popped, Popped, Vec<(Bytes, f64)>) = p.query().await.unwrap();
             assert_eq!(two, Some(bs(&["x", "y"])), "{at}");
             assert_eq!(one, Some(bs(&["z"])), "{at}");
             assert_eq!(first, [(b("b"), 2.0)], "{at}");
