@@ -14,6 +14,10 @@
 //! client.hset("user:1", "name", "ada").and("born", 1815).await?;
 //! client.mset([("a", 1), ("b", 2)]).await?;
 //! let born: Option<i64> = client.hget("user:1", "born").decode().await?;
+//! // Options that change the reply's shape change the type awaiting gives:
+//! let popped = client.lpop("queue").count(10).await?;       // Option<Vec<Bytes>>
+//! let top = client.zrange("board", 0, 2).withscores().await?; // Vec<(Bytes, f64)>
+//! let old = client.set("greeting", "hi").get().await?;      // Option<Bytes>
 //!
 //! let mut p = client.pipeline();
 //! p.incr("hits").get("greeting").send();
@@ -30,6 +34,13 @@
 //!
 //! Each builder has `decode::<T>()` (any [`FromRedis`] type), `send()` (the default reply
 //! type), `cmd()` (the [`Cmd`] it would send: arguments, keys, flags) and `into_cmd()`. A
+//! builder's second type parameter is its reply type (`Lpop<T, Reply = Option<Bytes>>`): an
+//! option that changes the reply's shape (`COUNT` on the pops and random picks, `WITHSCORES`,
+//! `WITHVALUES`, `WITHDIST`/`WITHHASH`/`WITHCOORD` → [`GeoMatch`], `SET … GET`, `ZADD … INCR`,
+//! `JUSTID`, `XPENDING`'s range, `STORE`, `LCS … IDX`/`LEN`, the forms of `CLIENT KILL`)
+//! returns the builder re-typed, so awaiting it decodes what the server sends, the same in both
+//! protocols. An option that only makes sense after another (`WITHVALUES` after a count) can
+//! only be called after it. The method docs list each command's such options. A
 //! builder on a pipeline is itself [`Commands`], so calls chain: `p.incr("n").get("k")`. A
 //! builder dropped without being sent does nothing on a client, and is added to a pipeline.
 //! [`Client::call`] remains for anything the spec does not list (module commands).
