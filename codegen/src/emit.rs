@@ -190,7 +190,7 @@ pub fn command_doc(
     shape: &str,
     probe: bool,
     untyped: Option<&str>,
-    changes: &[(String, String, String)],
+    changes: &[(Vec<String>, String, String)],
 ) -> String {
     let mut d = format!("`{}`\n\n", plan::synopsis(&p.wire, c));
     if !c.summary.is_empty() {
@@ -214,8 +214,12 @@ pub fn command_doc(
     if let Some(why) = untyped {
         d.push_str(&format!("- why untyped: {why}\n"));
     }
-    for (method, ty, why) in changes {
-        d.push_str(&format!("- with `.{method}(..)`: `{ty}` ({why})\n"));
+    for (methods, ty, why) in changes {
+        let methods: Vec<String> = methods.iter().map(|m| format!("`.{m}(..)`")).collect();
+        d.push_str(&format!(
+            "- with {}: `{ty}` ({why})\n",
+            methods.join(" or ")
+        ));
     }
     d
 }
@@ -226,8 +230,8 @@ struct Retype {
     target: BTreeMap<String, String>,
     /// Reply type (a state of the builder) → the re-typing methods callable in it.
     states: BTreeMap<String, Vec<String>>,
-    /// For the docs: (method, type, reason), in the order of `overrides.json`.
-    docs: Vec<(String, String, String)>,
+    /// For the docs: (methods, type, reason), in the order of `overrides.json`.
+    docs: Vec<(Vec<String>, String, String)>,
 }
 
 /// Reads the `reply_options` of one command against its plan: every option must be a chained
@@ -254,8 +258,8 @@ fn retype(p: &Plan, default: &str, entries: &[&ReplyOption]) -> Result<Retype, S
             if target.insert(o.clone(), ty.to_string()).is_some() {
                 return Err(format!("{}: `{o}` is listed twice", at(e)));
             }
-            docs.push((o.clone(), ty.to_string(), e.reason.clone()));
         }
+        docs.push((e.options.clone(), ty.to_string(), e.reason.clone()));
     }
     let mut states: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for e in entries {

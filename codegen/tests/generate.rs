@@ -384,6 +384,7 @@ fn reply_options_retype_the_builder() {
         "pub fn withdist(mut self) -> Geosearch<T, Vec<GeoMatch>>",
         "pub fn incr(mut self) -> Zadd<T, Option<f64>>",
         "/// - with `.count(..)`: `Option<Vec<Bytes>>` (valkey.io/commands/lpop:",
+        "/// - with `.withcoord(..)` or `.withdist(..)` or `.withhash(..)`: `Vec<GeoMatch>`",
         // WITHVALUES only after a count.
         "impl<T: Dispatch> Hrandfield<T, Vec<Bytes>> { /// Adds `WITHVALUES`. /// /// Changes the reply: awaiting the command gives `Vec<(Bytes, Bytes)>`.",
     ] {
