@@ -14,6 +14,10 @@
 //! client.hset("user:1", "name", "ada").and("born", 1815).await?;
 //! client.mset([("a", 1), ("b", 2)]).await?;
 //! let born: Option<i64> = client.hget("user:1", "born").decode().await?;
+//! // Options that change the reply's shape change the type awaiting gives:
+//! let popped = client.lpop("queue").count(10).await?;       // Option<Vec<Bytes>>
+//! let top = client.zrange("board", 0, 2).withscores().await?; // Vec<(Bytes, f64)>
+//! let old = client.set("greeting", "hi").get().await?;      // Option<Bytes>
 //!
 //! let mut p = client.pipeline();
 //! p.incr("hits").get("greeting").send();
@@ -30,6 +34,13 @@
 //!
 //! Each builder has `decode::<T>()` (any [`FromRedis`] type), `send()` (the default reply
 //! type), `cmd()` (the [`Cmd`] it would send: arguments, keys, flags) and `into_cmd()`. A
+//! builder's second type parameter is its reply type (`Lpop<T, Reply = Option<Bytes>>`): an
+//! option that changes the reply's shape (`COUNT` on the pops and random picks, `WITHSCORES`,
+//! `WITHVALUES`, `WITHDIST`/`WITHHASH`/`WITHCOORD` → [`GeoMatch`], `SET … GET`, `ZADD … INCR`,
+//! `JUSTID`, `XPENDING`'s range, `STORE`, `LCS … IDX`/`LEN`, the forms of `CLIENT KILL`)
+//! returns the builder re-typed, so awaiting it decodes what the server sends, the same in both
+//! protocols. An option that only makes sense after another (`WITHVALUES` after a count) can
+//! only be called after it. The method docs list each command's such options. A
 //! builder on a pipeline is itself [`Commands`], so calls chain: `p.incr("n").get("k")`. A
 //! builder dropped without being sent does nothing on a client, and is added to a pipeline.
 //! [`Client::call`] remains for anything the spec does not list (module commands).
@@ -56,12 +67,19 @@
 //! # Ok::<(), ringdis::Error>(())
 //! ```
 
-#![allow(clippy::too_many_arguments, clippy::new_ret_no_self)]
+#![allow(
+    clippy::too_many_arguments,
+    clippy::new_ret_no_self,
+    clippy::type_complexity
+)]
 
-use crate::{Args, Call, Client, Cmd, CmdFlags, FromRedis, Pipeline, Result, ToArg, Value};
+use crate::{
+    Args, Call, Client, Cmd, CmdFlags, FromRedis, GeoMatch, Pipeline, Result, ToArg, Value,
+};
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::future::IntoFuture;
+use std::marker::PhantomData;
 
 /// Something a built command can be sent to: a client (awaiting gives the reply) or a pipeline
 /// (the command is added).
@@ -223,20 +241,16 @@ impl Part {
     }
 }
 
-/// The methods every builder has.
+/// The methods every builder has. `Reply` is the type awaiting the builder gives: the
+/// command's default, or what an option that changes the reply's shape re-typed it to.
 macro_rules! builder {
-    ($name:ident, $reply:ty) => {
-        impl<T: Dispatch> $name<T> {
+    ($name:ident) => {
+        impl<T: Dispatch, Reply> $name<T, Reply> {
             /// Sends the command (on a pipeline: adds it), its reply decoded as `R`.
             pub fn decode<R: FromRedis>(mut self) -> T::Output<R> {
                 let cmd = self.cmd();
                 let target = self.target.take().expect("a builder is dispatched once");
                 target.dispatch(cmd)
-            }
-
-            /// Sends the command (on a pipeline: adds it), with its default reply type.
-            pub fn send(self) -> T::Output<$reply> {
-                self.decode()
             }
 
             /// The command, not sent (nor added to a pipeline).
@@ -246,7 +260,15 @@ macro_rules! builder {
             }
         }
 
-        impl<T: Dispatch> Drop for $name<T> {
+        impl<T: Dispatch, Reply: FromRedis> $name<T, Reply> {
+            /// Sends the command (on a pipeline: adds it), with its reply type: the default,
+            /// or the one an option that changes the reply chose.
+            pub fn send(self) -> T::Output<Reply> {
+                self.decode()
+            }
+        }
+
+        impl<T: Dispatch, Reply> Drop for $name<T, Reply> {
             fn drop(&mut self) {
                 if let Some(mut target) = self.target.take() {
                     let cmd = self.cmd();
@@ -255,25 +277,25 @@ macro_rules! builder {
             }
         }
 
-        impl<'a> IntoFuture for $name<&'a Client> {
-            type Output = Result<$reply>;
-            type IntoFuture = Call<$reply>;
-            fn into_future(self) -> Call<$reply> {
+        impl<'a, Reply: FromRedis> IntoFuture for $name<&'a Client, Reply> {
+            type Output = Result<Reply>;
+            type IntoFuture = Call<Reply>;
+            fn into_future(self) -> Call<Reply> {
                 self.send()
             }
         }
 
-        impl<'a> Commands for $name<&'a mut Pipeline> {
+        impl<'a, Reply> Commands for $name<&'a mut Pipeline, Reply> {
             type Target = &'a mut Pipeline;
             fn into_target(self) -> &'a mut Pipeline {
-                self.send()
+                self.decode::<Value>()
             }
         }
-        impl<'a> $name<&'a mut Pipeline> {
+        impl<'a, Reply> $name<&'a mut Pipeline, Reply> {
             /// Adds the command to the pipeline and sends the whole pipeline: the end of a
             /// chain such as `p.incr("n").get("k").query::<(i64, Option<Bytes>)>()`.
             pub fn query<R: FromRedis>(self) -> Call<R> {
-                self.send().query()
+                self.decode::<Value>().query()
             }
         }
     };

@@ -28,6 +28,7 @@ mod from_redis;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
+mod geo;
 #[cfg(feature = "json")]
 mod json;
 mod number;
@@ -54,6 +55,7 @@ pub use config::{Addr, Config, Protocol, Tracking, Transport};
 pub use de::Serde;
 pub use error::{Error, Result};
 pub use from_redis::FromRedis;
+pub use geo::GeoMatch;
 #[cfg(feature = "json")]
 pub use json::Json;
 pub use pipeline::{Pipeline, WATCH_ATTEMPTS};

@@ -220,6 +220,16 @@ fn client_kill_filters() {
     assert!(keys(&cmd).is_empty());
     let cmd = c.client_kill().old_format("10.0.0.1:5000").into_cmd();
     assert_eq!(cmd.to_string(), "CLIENT KILL 10.0.0.1:5000");
+    // A filter after the old form stays a CLIENT KILL argument (the server refuses the mix):
+    // on a pipeline, `.type_()` must not fall to the TYPE command.
+    let mut p = c.pipeline();
+    let cmd = p
+        .client_kill()
+        .old_format("10.0.0.1:5000")
+        .type_(ClientKillClientType::Normal)
+        .into_cmd();
+    assert_eq!(cmd.to_string(), "CLIENT KILL 10.0.0.1:5000 TYPE NORMAL");
+    assert!(p.is_empty());
 }
 
 #[test]

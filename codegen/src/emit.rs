@@ -1,6 +1,6 @@
 //! Emitting Rust for the plans, with `quote` and `prettyplease`.
 
-use crate::model::{reply_type, Command, Overrides, Replies, Spec};
+use crate::model::{reply_type, Command, Overrides, Replies, ReplyOption, Spec};
 use crate::plan::{self, Enums, Plan, Seg, Ty, Write};
 use proc_macro2::{Ident, Span, TokenStream};
 use quote::{format_ident, quote};
@@ -190,6 +190,7 @@ pub fn command_doc(
     shape: &str,
     probe: bool,
     untyped: Option<&str>,
+    changes: &[(Vec<String>, String, String)],
 ) -> String {
     let mut d = format!("`{}`\n\n", plan::synopsis(&p.wire, c));
     if !c.summary.is_empty() {
@@ -213,11 +214,86 @@ pub fn command_doc(
     if let Some(why) = untyped {
         d.push_str(&format!("- why untyped: {why}\n"));
     }
+    for (methods, ty, why) in changes {
+        let methods: Vec<String> = methods.iter().map(|m| format!("`.{m}(..)`")).collect();
+        d.push_str(&format!(
+            "- with {}: `{ty}` ({why})\n",
+            methods.join(" or ")
+        ));
+    }
     d
 }
 
+/// How the options of one builder that change the reply re-type it.
+struct Retype {
+    /// Method → the reply type it gives.
+    target: BTreeMap<String, String>,
+    /// Reply type (a state of the builder) → the re-typing methods callable in it.
+    states: BTreeMap<String, Vec<String>>,
+    /// For the docs: (methods, type, reason), in the order of `overrides.json`.
+    docs: Vec<(Vec<String>, String, String)>,
+}
+
+/// Reads the `reply_options` of one command against its plan: every option must be a chained
+/// method of the builder, named once, and change the reply; `from` must name `default` or an
+/// option of another entry.
+fn retype(p: &Plan, default: &str, entries: &[&ReplyOption]) -> Result<Retype, String> {
+    let at = |e: &ReplyOption| {
+        format!(
+            "overrides.json: reply_options: {} {:?}",
+            e.command, e.options
+        )
+    };
+    let mut target = BTreeMap::new();
+    let mut docs = Vec::new();
+    for e in entries {
+        let ty = reply_type(&e.reply).ok_or_else(|| format!("{}: unknown shape", at(e)))?;
+        if ty == default {
+            return Err(format!("{}: `{ty}` is already the default reply", at(e)));
+        }
+        for o in &e.options {
+            if !p.methods.iter().any(|m| &m.name == o) {
+                return Err(format!("{}: the builder has no method `{o}`", at(e)));
+            }
+            if target.insert(o.clone(), ty.to_string()).is_some() {
+                return Err(format!("{}: `{o}` is listed twice", at(e)));
+            }
+        }
+        docs.push((e.options.clone(), ty.to_string(), e.reason.clone()));
+    }
+    let mut states: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for e in entries {
+        let ty = reply_type(&e.reply).unwrap_or_default().to_string();
+        let mut from: BTreeSet<String> = BTreeSet::from([ty]);
+        for f in &e.from {
+            if f == "default" {
+                from.insert(default.to_string());
+            } else {
+                let t = target
+                    .get(f)
+                    .ok_or_else(|| format!("{}: `from` names {f:?}, not an option", at(e)))?;
+                from.insert(t.clone());
+            }
+        }
+        for state in from {
+            states
+                .entry(state)
+                .or_default()
+                .extend(e.options.iter().cloned());
+        }
+    }
+    Ok(Retype {
+        target,
+        states,
+        docs,
+    })
+}
+
 /// Generates the whole file for `spec` with `replies`.
-pub fn generate(spec: &Spec, replies: &Replies, overrides: &Overrides) -> String {
+///
+/// # Errors
+/// A `reply_options` entry of `overrides` that does not fit its command's builder.
+pub fn generate(spec: &Spec, replies: &Replies, overrides: &Overrides) -> Result<String, String> {
     let eligible = spec.eligible();
     let mut enums = Enums::default();
     let plans: Vec<(Plan, &Command)> = eligible
@@ -238,6 +314,12 @@ pub fn generate(spec: &Spec, replies: &Replies, overrides: &Overrides) -> String
             .get(&p.name)
             .filter(|_| shape == "any")
             .map(String::as_str);
+        let entries: Vec<&ReplyOption> = overrides
+            .reply_options
+            .iter()
+            .filter(|e| e.command == p.name)
+            .collect();
+        let re = retype(p, reply_src, &entries)?;
         let doc = docs(&command_doc(
             p,
             c,
@@ -245,6 +327,7 @@ pub fn generate(spec: &Spec, replies: &Replies, overrides: &Overrides) -> String
             shape,
             spec.probe.is_some(),
             untyped,
+            &re.docs,
         ));
         let b = ident(&p.builder);
         let m = ident(&p.method);
@@ -276,7 +359,7 @@ pub fn generate(spec: &Spec, replies: &Replies, overrides: &Overrides) -> String
         });
         let fields: Vec<Ident> = p.fields.iter().map(|f| format_ident!("{}", f)).collect();
         let ctor = writes(&p.ctor, &p.fields, &quote!(this));
-        let methods = p.methods.iter().map(|mm| {
+        let method = |mm: &plan::Method, to: Option<&String>| {
             let n = ident(&mm.name);
             let ps = mm.params.iter().map(|q| {
                 let n = ident(&q.name);
@@ -285,13 +368,62 @@ pub fn generate(spec: &Spec, replies: &Replies, overrides: &Overrides) -> String
             });
             let body = writes(&mm.writes, &p.fields, &quote!(self));
             let lets = time_lets(&mm.params);
-            let d = docs(&mm.doc);
+            match to {
+                None => {
+                    let d = docs(&mm.doc);
+                    quote! {
+                        #d
+                        pub fn #n(mut self, #(#ps),*) -> Self {
+                            #lets
+                            #body
+                            self
+                        }
+                    }
+                }
+                Some(to) => {
+                    let d = docs(&format!(
+                        "{}\n\nChanges the reply: awaiting the command gives `{to}`.",
+                        mm.doc
+                    ));
+                    let t: TokenStream = to.parse().expect("reply types parse");
+                    quote! {
+                        #d
+                        pub fn #n(mut self, #(#ps),*) -> #b<T, #t> {
+                            #lets
+                            #body
+                            self.retype()
+                        }
+                    }
+                }
+            }
+        };
+        let methods = p
+            .methods
+            .iter()
+            .filter(|mm| !re.target.contains_key(&mm.name))
+            .map(|mm| method(mm, None));
+        let state_impls = re.states.iter().map(|(state, names)| {
+            let st: TokenStream = state.parse().expect("reply types parse");
+            let ms = p
+                .methods
+                .iter()
+                .filter(|mm| names.contains(&mm.name))
+                .map(|mm| method(mm, re.target.get(&mm.name)));
             quote! {
-                #d
-                pub fn #n(mut self, #(#ps),*) -> Self {
-                    #lets
-                    #body
-                    self
+                impl<T: Dispatch> #b<T, #st> {
+                    #(#ms)*
+                }
+            }
+        });
+        let retype_fn = (!re.target.is_empty()).then(|| {
+            quote! {
+                /// The same command, with another reply type.
+                fn retype<U>(mut self) -> #b<T, U> {
+                    #b {
+                        target: self.target.take(),
+                        #(#fields: std::mem::take(&mut self.#fields),)*
+                        reply: PhantomData,
+                    }
                 }
             }
         });
@@ -312,10 +444,12 @@ pub fn generate(spec: &Spec, replies: &Replies, overrides: &Overrides) -> String
             c.has_flag("write"),
         );
         let bdoc = docs(&format!(
-            "The `{wire}` command being built: see [`Commands::{}`].",
+            "The `{wire}` command being built: see [`Commands::{}`].\n\n`Reply` is what awaiting it gives: `{reply_src}`, unless an option that changes the \
+             reply's shape re-typed it.",
             p.method
         ));
-        let literal = quote!(#b { target: Some(target), #(#fields: Part::new(),)* });
+        let literal =
+            quote!(#b { target: Some(target), #(#fields: Part::new(),)* reply: PhantomData });
         let new_body = if p.ctor.is_empty() {
             literal
         } else {
@@ -337,11 +471,12 @@ pub fn generate(spec: &Spec, replies: &Replies, overrides: &Overrides) -> String
         items.push(quote! {
             #bdoc
             #[must_use = "a command does nothing until it is awaited (client) or dropped into a pipeline"]
-            pub struct #b<T: Dispatch> {
+            pub struct #b<T: Dispatch, Reply = #reply> {
                 target: Option<T>,
                 #(#fields: Part,)*
+                reply: PhantomData<fn() -> Reply>,
             }
-            impl<T: Dispatch> #b<T> {
+            impl<T: Dispatch, Reply> #b<T, Reply> {
                 fn new(target: T, #(#params),*) -> Self {
                     #new_body
                 }
@@ -350,8 +485,10 @@ pub fn generate(spec: &Spec, replies: &Replies, overrides: &Overrides) -> String
                 pub fn cmd(&self) -> Cmd {
                     #cmd_body
                 }
+                #retype_fn
             }
-            builder!(#b, #reply);
+            #(#state_impls)*
+            builder!(#b);
         });
     }
     for d in &defs {
@@ -400,26 +537,21 @@ pub fn generate(spec: &Spec, replies: &Replies, overrides: &Overrides) -> String
         pub const COMMAND_COUNT: usize = #count;
         #(#items)*
     };
-    let syntax: syn::File = syn::parse2(file).expect("generated code parses");
+    let syntax: syn::File = syn::parse2(file).map_err(|e| format!("generated code: {e}"))?;
     let mut out = String::from(
         "// @generated by ringdis-codegen from commands.json and replies.json: do not edit.\n",
     );
-    // prettyplease leaves macro arguments as tokens (`Option < () >`): tidy the reply types.
-    // It also leaves no blank lines: put one after each item (and each trait method) ends.
+    // prettyplease leaves no blank lines: put one after each item (and each trait method) ends.
     let mut previous = "";
     for line in prettyplease::unparse(&syntax).lines() {
         if ends_item(previous) && !line.trim_start().starts_with('}') {
             out.push('\n');
         }
-        if line.starts_with("builder!(") {
-            out.push_str(&line.replace(" < ", "<").replace(" >", ">"));
-        } else {
-            out.push_str(line);
-        }
+        out.push_str(line);
         out.push('\n');
         previous = line;
     }
-    out
+    Ok(out)
 }
 
 /// Whether `line` closes a top-level item or an item one level in (a method).

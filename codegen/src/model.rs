@@ -240,6 +240,13 @@ pub fn reply_type(shape: &str) -> Option<&'static str> {
         "streams" => "Vec<(Bytes, Vec<(Bytes, Vec<(Bytes, Bytes)>)>)>",
         "stream_autoclaim" => "(Bytes, Vec<(Bytes, Vec<(Bytes, Bytes)>)>, Vec<Bytes>)",
         "stream_pending" => "(i64, Option<Bytes>, Option<Bytes>, Vec<(Bytes, i64)>)",
+        // Replies of options that change the shape (`reply_options` in overrides.json).
+        "opt_array_bulk" => "Option<Vec<Bytes>>",
+        "pairs" => "Vec<(Bytes, Bytes)>",
+        "geo_matches" => "Vec<GeoMatch>",
+        "rank_score_or_nil" => "Option<(i64, f64)>",
+        "stream_autoclaim_ids" => "(Bytes, Vec<Bytes>, Vec<Bytes>)",
+        "stream_pending_entries" => "Vec<(Bytes, Bytes, i64, i64)>",
         _ => return None,
     })
 }
@@ -287,6 +294,12 @@ pub const SHAPES: &[&str] = &[
     "streams",
     "stream_autoclaim",
     "stream_pending",
+    "opt_array_bulk",
+    "pairs",
+    "geo_matches",
+    "rank_score_or_nil",
+    "stream_autoclaim_ids",
+    "stream_pending_entries",
 ];
 
 /// `codegen/overrides.json`: reviewed corrections to the spec's declared argument types, and the
@@ -296,6 +309,25 @@ pub struct Overrides {
     pub arguments: Vec<ArgOverride>,
     /// Command (`client|kill`-style) → why its default reply is a raw `Value`.
     pub untyped_replies: BTreeMap<String, String>,
+    /// Options that change the shape of a command's reply.
+    pub reply_options: Vec<ReplyOption>,
+}
+
+/// Options of one command that change its reply's shape (`LPOP … COUNT`, `ZRANGE …
+/// WITHSCORES`): calling one re-types the builder, so awaiting it decodes the new shape.
+#[derive(Debug, Clone)]
+pub struct ReplyOption {
+    /// `lpop`, `client|kill`.
+    pub command: String,
+    /// The chained methods (generated names: `count`, `withscores`, `type_`) that set it.
+    pub options: Vec<String>,
+    /// Where the methods may be called: `default` (the option-less builder) and/or options of
+    /// other entries of the command, whose reply they follow (`WITHVALUES` after `COUNT`).
+    /// Always also after themselves. Default: `["default"]`.
+    pub from: Vec<String>,
+    /// The reply shape once set (a `replies.json` shape).
+    pub reply: String,
+    pub reason: String,
 }
 
 /// One corrected argument type.
@@ -342,6 +374,32 @@ impl Overrides {
                 return Err(format!("untyped_replies: {name}: no reason"));
             }
             out.untyped_replies.insert(name.clone(), why.to_string());
+        }
+        for r in j["reply_options"].as_array().into_iter().flatten() {
+            let mut from = strings(&r["from"]);
+            if from.is_empty() {
+                from.push("default".into());
+            }
+            let o = ReplyOption {
+                command: string(&r["command"]),
+                options: strings(&r["options"]),
+                from,
+                reply: string(&r["reply"]),
+                reason: string(&r["reason"]),
+            };
+            if o.command.is_empty() || o.options.is_empty() || o.reason.is_empty() {
+                return Err(format!(
+                    "reply_options: {:?}: needs `command`, `options`, `reply` and `reason`",
+                    o.command
+                ));
+            }
+            if reply_type(&o.reply).is_none() {
+                return Err(format!(
+                    "reply_options: {} {:?}: unknown shape {:?}",
+                    o.command, o.options, o.reply
+                ));
+            }
+            out.reply_options.push(o);
         }
         Ok(out)
     }

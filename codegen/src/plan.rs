@@ -276,7 +276,7 @@ impl Lower<'_> {
         let base = snake(name).unwrap_or_else(|| "arg".into());
         let mut n = base.clone();
         let mut i = 2;
-        while self.fields.contains(&n) || n == "target" {
+        while self.fields.contains(&n) || n == "target" || n == "reply" {
             n = format!("{base}_{i}");
             i += 1;
         }
@@ -1090,6 +1090,9 @@ pub fn finish_enums(
         "FromRedis",
         "Error",
         "Self",
+        "GeoMatch",
+        "PhantomData",
+        "Reply",
     ];
     let mut by_name: BTreeMap<String, Vec<&EnumDef>> = BTreeMap::new();
     for (_, d) in &enums.wanted {

@@ -134,18 +134,28 @@ fn output_is_deterministic_and_formatted() {
         tidy(&again),
         "not prettyplease-formatted"
     );
-    assert!(
-        a.contains("}\n\nbuilder!(Get, Option<Bytes>);\n\n"),
-        "items are set apart"
-    );
+    assert!(a.contains("}\n\nbuilder!(Get);\n\n"), "items are set apart");
 }
 
 fn spec(commands: &str) -> String {
     format!(r#"{{"source": "test", "commands": {{ {commands} }}}}"#)
 }
 
+/// The built-in overrides without their `reply_options`: the small specs below leave out most
+/// of the options those name (an option that is not there is an error).
+fn overrides_without_reply_options() -> String {
+    let mut o: serde_json::Value = serde_json::from_str(ringdis_codegen::OVERRIDES).unwrap();
+    o.as_object_mut().unwrap().remove("reply_options");
+    o.to_string()
+}
+
 fn gen(commands: &str, replies: &str) -> String {
-    let code = generate(&spec(commands), replies).unwrap();
+    let code = ringdis_codegen::generate_with(
+        &spec(commands),
+        replies,
+        &overrides_without_reply_options(),
+    )
+    .unwrap();
     // Compare signatures without formatting noise.
     code.split_whitespace().collect::<Vec<_>>().join(" ")
 }
@@ -164,8 +174,8 @@ fn keywords_get_a_trailing_underscore() {
     assert!(code.contains("pub fn match_(mut self, pattern: impl ToArg) -> Self"));
     // A cursor is unsigned 64-bit: any ToArg, not i64.
     assert!(code.contains("fn scan(self, cursor: impl ToArg)"));
-    assert!(code.contains("builder!(Type, String);"));
-    assert!(code.contains("builder!(Scan, Value);"));
+    assert!(code.contains("pub struct Type<T: Dispatch, Reply = String>"));
+    assert!(code.contains("pub struct Scan<T: Dispatch, Reply = Value>"));
 }
 
 #[test]
@@ -230,7 +240,7 @@ fn oneofs_become_one_method_per_alternative() {
     assert!(code.contains(
         "cmd.push_part(&self.key); cmd.push_part(&self.value); cmd.push_part(&self.condition); cmd.push_part(&self.expiration);"
     ));
-    assert!(code.contains("builder!(Set, Option<()>);"));
+    assert!(code.contains("pub struct Set<T: Dispatch, Reply = Option<()>>"));
 }
 
 #[test]
@@ -316,17 +326,17 @@ fn corrected_types_in_the_real_api() {
         "fn hexpireat( self, key: impl ToArg, unix_time_seconds: impl UnixTime,",
         "fn zrangebyscore( self, key: impl ToArg, min: impl ToArg, max: impl ToArg, )",
         "fn scan(self, cursor: impl ToArg) -> Scan<Self::Target>",
-        "builder!(Geodist, Option<f64>);",
-        "builder!(Geopos, Vec<Option<(f64, f64)>>);",
-        "builder!(Scan, (u64, Vec<Bytes>));",
-        "builder!(Sscan, (u64, Vec<Bytes>));",
-        "builder!(Hscan, (u64, Vec<(Bytes, Bytes)>));",
-        "builder!(Zscan, (u64, Vec<(Bytes, f64)>));",
-        "builder!(Blpop, Option<(Bytes, Bytes)>);",
-        "builder!(Bzpopmin, Option<(Bytes, Bytes, f64)>);",
-        "builder!(Zpopmin, Vec<(Bytes, f64)>);",
-        "builder!(Zscore, Option<f64>);",
-        "builder!(Zrank, Option<i64>);",
+        "pub struct Geodist<T: Dispatch, Reply = Option<f64>>",
+        "pub struct Geopos<T: Dispatch, Reply = Vec<Option<(f64, f64)>>>",
+        "pub struct Scan<T: Dispatch, Reply = (u64, Vec<Bytes>)>",
+        "pub struct Sscan<T: Dispatch, Reply = (u64, Vec<Bytes>)>",
+        "pub struct Hscan<T: Dispatch, Reply = (u64, Vec<(Bytes, Bytes)>)>",
+        "pub struct Zscan<T: Dispatch, Reply = (u64, Vec<(Bytes, f64)>)>",
+        "pub struct Blpop<T: Dispatch, Reply = Option<(Bytes, Bytes)>>",
+        "pub struct Bzpopmin<T: Dispatch, Reply = Option<(Bytes, Bytes, f64)>>",
+        "pub struct Zpopmin<T: Dispatch, Reply = Vec<(Bytes, f64)>>",
+        "pub struct Zscore<T: Dispatch, Reply = Option<f64>>",
+        "pub struct Zrank<T: Dispatch, Reply = Option<i64>>",
         "/// - why untyped: valkey.io/commands/eval: the reply is whatever the script returns",
     ] {
         assert!(code.contains(want), "missing: {want}");
@@ -358,4 +368,66 @@ fn stale_or_unknown_overrides_are_errors() {
     let bad = r#"{"arguments": [{"argument": "zincrby increment", "spec": "integer", "type": "float", "reason": "r"}]}"#;
     let e = ringdis_codegen::generate_with(&zincrby("integer"), "{}", bad).unwrap_err();
     assert!(e.contains("unknown type"), "{e}");
+}
+
+/// Options that change the reply's shape re-type the builder (issue #11, kind 11): the method
+/// returns the builder with the new reply type, callable only where `from` allows.
+#[test]
+fn reply_options_retype_the_builder() {
+    let code = generate(&root("commands.json"), &root("replies.json")).unwrap();
+    let code = code.split_whitespace().collect::<Vec<_>>().join(" ");
+    for want in [
+        "impl<T: Dispatch> Lpop<T, Option<Bytes>> { /// Sets `count`. /// /// Changes the reply: awaiting the command gives `Option<Vec<Bytes>>`. pub fn count(mut self, count: i64) -> Lpop<T, Option<Vec<Bytes>>> {",
+        "fn retype<U>(mut self) -> Lpop<T, U> {",
+        "pub fn withscores(mut self) -> Zrange<T, Vec<(Bytes, f64)>>",
+        "pub fn get(mut self) -> Set<T, Option<Bytes>>",
+        "pub fn withdist(mut self) -> Geosearch<T, Vec<GeoMatch>>",
+        "pub fn incr(mut self) -> Zadd<T, Option<f64>>",
+        "/// - with `.count(..)`: `Option<Vec<Bytes>>` (valkey.io/commands/lpop:",
+        "/// - with `.withcoord(..)` or `.withdist(..)` or `.withhash(..)`: `Vec<GeoMatch>`",
+        // WITHVALUES only after a count.
+        "impl<T: Dispatch> Hrandfield<T, Vec<Bytes>> { /// Adds `WITHVALUES`. /// /// Changes the reply: awaiting the command gives `Vec<(Bytes, Bytes)>`.",
+    ] {
+        assert!(code.contains(want), "missing: {want}");
+    }
+    assert!(
+        !code.contains("impl<T: Dispatch> Hrandfield<T, Option<Bytes>> { /// Adds `WITHVALUES`.")
+    );
+
+    let lpop = spec(
+        r#""lpop": {"arity": -2, "group": "list", "since": "1.0.0", "arguments": [
+            {"name": "key", "type": "key"},
+            {"name": "count", "type": "integer", "flags": ["optional"]}]}"#,
+    );
+    let with = |entry: &str| format!(r#"{{"reply_options": [{entry}]}}"#);
+    let replies = r#"{"lpop": "bulk_or_nil"}"#;
+    let ok = with(
+        r#"{"command": "lpop", "options": ["count"], "reply": "opt_array_bulk", "reason": "r"}"#,
+    );
+    assert!(ringdis_codegen::generate_with(&lpop, replies, &ok).is_ok());
+    for (entry, says) in [
+        (
+            r#"{"command": "lpop", "options": ["nope"], "reply": "array_bulk", "reason": "r"}"#,
+            "no method `nope`",
+        ),
+        (
+            r#"{"command": "lpop", "options": ["count"], "reply": "bulk_or_nil", "reason": "r"}"#,
+            "already the default",
+        ),
+        (
+            r#"{"command": "lpop", "options": ["count"], "reply": "vec", "reason": "r"}"#,
+            "unknown shape",
+        ),
+        (
+            r#"{"command": "lpop", "options": ["count"], "from": ["nope"], "reply": "array_bulk", "reason": "r"}"#,
+            "not an option",
+        ),
+        (
+            r#"{"command": "lpop", "options": ["count"], "reply": "array_bulk"}"#,
+            "reason",
+        ),
+    ] {
+        let e = ringdis_codegen::generate_with(&lpop, replies, &with(entry)).unwrap_err();
+        assert!(e.contains(says), "{entry}: {e}");
+    }
 }

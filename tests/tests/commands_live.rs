@@ -2,7 +2,9 @@
 //! RESP3): every call below goes through a generated method, its reply must have the shape
 //! `replies.json` gives the command (checked strictly on the raw reply, so the data cannot
 //! drift) and decode into the default reply type, and the key positions the generator computed
-//! must equal what the server's `COMMAND GETKEYS` answers.
+//! must equal what the server's `COMMAND GETKEYS` answers. Options that change a reply's shape
+//! (`reply_options` in `codegen/overrides.json`) are checked the same way against the shape
+//! declared there, each entry at least once.
 
 #![allow(deprecated)]
 
@@ -25,8 +27,12 @@ struct Rec {
     label: String,
     redis_7_0: bool,
     replies: BTreeMap<String, String>,
+    /// (command, option) → (entry of `reply_options`, shape).
+    reply_options: BTreeMap<(String, String), (usize, String)>,
     in_redis_7_0: BTreeSet<String>,
     ran: Mutex<BTreeSet<String>>,
+    /// The `reply_options` entries exercised.
+    options_ran: Mutex<BTreeSet<usize>>,
     failures: Mutex<Vec<String>>,
 }
 
@@ -193,6 +199,43 @@ fn has_shape(shape: &str, v: &Value) -> bool {
                         })
                     }))
         }),
+        "opt_array_bulk" => v.is_nil() || all(is_text),
+        "pairs" => {
+            flat_pairs(v, is_text)
+                || all(|p| items(p).is_some_and(|a| a.len() == 2 && a.iter().all(is_text)))
+        }
+        "geo_matches" => all(|m| {
+            items(m).is_some_and(|a| {
+                !a.is_empty()
+                    && is_text(&a[0])
+                    && a[1..].iter().all(|x| {
+                        is_float(x)
+                            || matches!(x, Value::Int(_))
+                            || items(x).is_some_and(|c| c.len() == 2 && c.iter().all(is_float))
+                    })
+            })
+        }),
+        "rank_score_or_nil" => {
+            v.is_nil()
+                || items(v).is_some_and(|a| {
+                    a.len() == 2 && matches!(a[0], Value::Int(_)) && is_float(&a[1])
+                })
+        }
+        "stream_autoclaim_ids" => items(v).is_some_and(|a| {
+            a.len() == 3
+                && is_text(&a[0])
+                && items(&a[1]).is_some_and(|d| d.iter().all(is_text))
+                && items(&a[2]).is_some_and(|d| d.iter().all(is_text))
+        }),
+        "stream_pending_entries" => all(|e| {
+            items(e).is_some_and(|a| {
+                a.len() == 4
+                    && is_text(&a[0])
+                    && is_text(&a[1])
+                    && matches!(a[2], Value::Int(_))
+                    && matches!(a[3], Value::Int(_))
+            })
+        }),
         _ => false,
     }
 }
@@ -260,11 +303,34 @@ impl Rec {
     /// Runs a built command: key positions, reply shape, default type. `None` when the server
     /// does not have the command.
     async fn run<R: FromRedis + Debug>(&self, check: Check<R>) -> Option<R> {
+        self.run_with(None, check).await
+    }
+
+    /// [`Rec::run`] for a command built with `option`, a method that changes the reply's shape:
+    /// the shape is its `reply_options` entry's.
+    async fn run_with<R: FromRedis + Debug>(
+        &self,
+        option: Option<&str>,
+        check: Check<R>,
+    ) -> Option<R> {
         let cmd = check.cmd;
         let name = self.spec_name(&cmd);
         if self.redis_7_0 && !self.in_redis_7_0.contains(&name) {
             return None;
         }
+        let option_shape = match option {
+            None => None,
+            Some(o) => match self.reply_options.get(&(name.clone(), o.to_string())) {
+                Some((entry, shape)) => {
+                    self.options_ran.lock().unwrap().insert(*entry);
+                    Some(shape.clone())
+                }
+                None => {
+                    self.fail(format!("`{cmd}`: no reply_options entry for {name} {o}"));
+                    return None;
+                }
+            },
+        };
         self.ran.lock().unwrap().insert(name.clone());
         let label = &self.label;
         // Key positions against the server's own.
@@ -302,10 +368,16 @@ impl Rec {
                 return None;
             }
         };
-        let shape = self.replies.get(&name).map_or("any", String::as_str);
+        let (shape, file) = match &option_shape {
+            Some(shape) => (shape.as_str(), "overrides.json reply_options"),
+            None => (
+                self.replies.get(&name).map_or("any", String::as_str),
+                "replies.json",
+            ),
+        };
         if !has_shape(shape, &value) {
             self.fail(format!(
-                "{label}: `{cmd}` ({name}) is `{shape}` in replies.json, server sent {value:?}"
+                "{label}: `{cmd}` ({name}) is `{shape}` in {file}, server sent {value:?}"
             ));
         }
         match R::from_redis(value) {
@@ -334,12 +406,50 @@ fn lossy(v: &[Vec<u8>]) -> Vec<String> {
         .collect()
 }
 
-fn spec() -> (BTreeMap<String, String>, BTreeSet<String>) {
+type ReplyOptions = BTreeMap<(String, String), (usize, String)>;
+
+fn spec() -> (
+    BTreeMap<String, String>,
+    ReplyOptions,
+    usize,
+    BTreeSet<String>,
+) {
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
     let replies: BTreeMap<String, String> =
         serde_json_lite(&std::fs::read_to_string(format!("{root}/replies.json")).unwrap());
+    let overrides = std::fs::read_to_string(format!("{root}/codegen/overrides.json")).unwrap();
+    let (options, entries) = reply_options_lite(&overrides);
     let spec = std::fs::read_to_string(format!("{root}/commands.json")).unwrap();
-    (replies, names_in_redis_7_0(&spec))
+    (replies, options, entries, names_in_redis_7_0(&spec))
+}
+
+/// The `reply_options` of `overrides.json` (one entry a line: `{"command": "lpop", "options":
+/// ["count"], …, "reply": "opt_array_bulk", …}`), read without a JSON dependency: (command,
+/// option) → (entry, shape), and the number of entries.
+fn reply_options_lite(text: &str) -> (ReplyOptions, usize) {
+    // A string's text, or a list's inside (`"count", "withscores"`).
+    let field = |line: &str, name: &str| -> String {
+        let key = format!("\"{name}\": ");
+        let rest = &line[line.find(&key).expect("the entry has the field") + key.len()..];
+        let end = if rest.starts_with('[') { ']' } else { '"' };
+        let rest = &rest[1..];
+        rest[..rest.find(end).expect("the field ends")].to_string()
+    };
+    let mut out = BTreeMap::new();
+    let mut entries = 0;
+    for line in text
+        .lines()
+        .filter(|l| l.trim_start().starts_with("{\"command\": "))
+    {
+        let command = field(line, "command");
+        let reply = field(line, "reply");
+        for o in field(line, "options").split(',') {
+            let o = o.trim().trim_matches('"').to_string();
+            out.insert((command.clone(), o), (entries, reply.clone()));
+        }
+        entries += 1;
+    }
+    (out, entries)
 }
 
 /// `replies.json` is a flat object of strings: read it without a JSON dependency.
@@ -382,6 +492,17 @@ async fn exercise(r: &Rec) -> usize {
     macro_rules! run {
         ($e:expr) => {
             r.run($e.send()).await
+        };
+    }
+    // A command with an option that changes its reply's shape; `new` when Redis 7.0 lacks it.
+    macro_rules! run_with {
+        ($o:literal, $e:expr) => {
+            r.run_with(Some($o), $e.send()).await
+        };
+        (new $o:literal, $e:expr) => {
+            if !r.redis_7_0 {
+                r.run_with(Some($o), $e.send()).await;
+            }
         };
     }
     run!(r.flushall());
@@ -438,6 +559,22 @@ async fn exercise(r: &Rec) -> usize {
     run!(r.pubsub_numsub().channel(["chan", "other"]));
     run!(r.migrate("127.0.0.1", 1, 0, 100).key("nokey-for-migrate"));
     run!(r.acl_getuser("nobody"));
+    run_with!("reset", r.acl_log().reset());
+    run_with!(
+        "id",
+        r.client_kill()
+            .id(999_999_999)
+            .skipme(ringdis::commands::Skipme::Yes)
+    );
+    // The old form kills one address: a raw connection's, kept open until then.
+    let mut other = ringdis_tests::RawConn::connect(r.port, r.resp3);
+    let info = String::from_redis(other.call(&cmd!("CLIENT", "INFO"))).unwrap();
+    let addr = info
+        .split(' ')
+        .find_map(|f| f.strip_prefix("addr="))
+        .unwrap();
+    run_with!("old_format", r.client_kill().old_format(addr));
+    drop(other);
     for help in [
         r.acl_help().into_cmd(),
         r.client_help().into_cmd(),
@@ -455,6 +592,8 @@ async fn exercise(r: &Rec) -> usize {
     run!(r.set("s", "v"));
     run!(r.set("s", "v").nx());
     run!(r.set("s", "w").xx().ex(100));
+    run_with!("get", r.set("s", "w").get());
+    run_with!("get", r.set("fresh", "w").get());
     run!(r.get("s"));
     run!(r.get("missing"));
     run!(r.getset("s", "v"));
@@ -478,6 +617,8 @@ async fn exercise(r: &Rec) -> usize {
     run!(r.setex("g", 100, "v"));
     run!(r.psetex("h", 100_000, "v"));
     run!(r.lcs("a", "b"));
+    run_with!("len", r.lcs("a", "b").len());
+    run_with!("idx", r.lcs("a", "b").idx().withmatchlen());
     run!(r.delifeq("g", "v"));
     // Keys.
     run!(r.exists(["a", "b", "zz"]));
@@ -519,7 +660,10 @@ async fn exercise(r: &Rec) -> usize {
     run!(r.hsetnx("u", "name", "x"));
     run!(r.hstrlen("u", "name"));
     run!(r.hrandfield("u"));
+    run_with!("count", r.hrandfield("u").count(2));
+    run_with!("withvalues", r.hrandfield("u").count(-3).withvalues());
     run!(r.hscan("u", "0"));
+    run_with!(new "novalues", r.hscan("u", "0").novalues());
     run!(r.hmset("u", "k", "v"));
     run!(r.hexpire("u", 100, ["name", "nope"]));
     run!(r.hpexpire("u", 100_000, ["born"]));
@@ -545,9 +689,13 @@ async fn exercise(r: &Rec) -> usize {
     run!(r.lset("l", 0, "y2"));
     run!(r.linsert("l", ringdis::commands::BeforeOrAfter::Before, "a", "a0"));
     run!(r.lpos("l", "b"));
+    run_with!("count", r.lpos("l", "b").count(0));
     run!(r.lrem("l", 1, "b"));
     run!(r.lpop("l"));
     run!(r.rpop("l"));
+    run_with!("count", r.lpop("l").count(1));
+    run_with!("count", r.rpop("l").count(1));
+    run_with!("count", r.rpop("nokey").count(1));
     run!(r.lmove("l", "l2", Wherefrom::Left, Whereto::Right));
     run!(r.rpoplpush("l", "l2"));
     run!(r.lmpop(["l", "l2"], LeftOrRight::Left).count(1));
@@ -566,6 +714,7 @@ async fn exercise(r: &Rec) -> usize {
     run!(r.smismember("s1", ["a", "q"]));
     run!(r.scard("s1"));
     run!(r.srandmember("s1"));
+    run_with!("count", r.srandmember("s1").count(2));
     run!(r.sdiff(["s1", "s2"]));
     run!(r.sinter(["s1", "s2"]));
     run!(r.sunion(["s1", "s2"]));
@@ -576,6 +725,7 @@ async fn exercise(r: &Rec) -> usize {
     run!(r.smove("s1", "s2", "a"));
     run!(r.sscan("s1", "0"));
     run!(r.spop("s3"));
+    run_with!("count", r.spop("s3").count(2));
     // Sorted sets.
     run!(r.zadd("z", 1.0, "a").and(2.0, "b").and(3.5, "c"));
     run!(r.zadd("z2", 1.0, "b").nx().ch());
@@ -585,6 +735,26 @@ async fn exercise(r: &Rec) -> usize {
     run!(r.zcard("z"));
     run!(r.zcount("z", "-inf", "+inf"));
     run!(r.zrange("z", "0", "-1"));
+    run_with!("withscores", r.zrange("z", "0", "-1").withscores());
+    run_with!(
+        "withscores",
+        r.zrangebyscore("z", "-inf", "+inf").withscores()
+    );
+    run_with!("withscores", r.zrevrange("z", 0, -1).withscores());
+    run_with!(
+        "withscores",
+        r.zrevrangebyscore("z", "+inf", "-inf").withscores()
+    );
+    run_with!("withscores", r.zunion(["z", "z2"]).withscores());
+    run_with!("withscores", r.zinter(["z", "z2"]).withscores());
+    run_with!("withscores", r.zdiff(["z", "z2"]).withscores());
+    run_with!(new "withscore", r.zrank("z", "b").withscore());
+    run_with!(new "withscore", r.zrevrank("z", "nope").withscore());
+    run_with!("count", r.zrandmember("z").count(2));
+    run_with!("withscores", r.zrandmember("z").count(2).withscores());
+    run_with!("incr", r.zadd("z", 0.5, "a").incr());
+    run_with!("incr", r.zadd("z", 0.5, "a").incr().nx());
+    run_with!(new "noscores", r.zscan("z", "0").noscores());
     run!(r.zrange("z", "(1", "+inf").byscore().limit(0, 2));
     run!(r.zrangebyscore("z", "-inf", "+inf"));
     run!(r.zrevrange("z", 0, -1));
@@ -648,6 +818,44 @@ async fn exercise(r: &Rec) -> usize {
     run!(r.georadius("geo", 15.0, 37.0, 200.0, Unit::Km));
     run!(r.georadiusbymember("geo", "Palermo", 200.0, Unit::Km));
     run!(r.georadius_ro("geo", 15.0, 37.0, 200.0, Unit::Km));
+    run_with!(
+        "withdist",
+        r.geosearch("geo")
+            .fromlonlat(15.0, 37.0)
+            .byradius(200.0, Unit::Km)
+            .withdist()
+            .withhash()
+            .withcoord()
+    );
+    run_with!(
+        "withcoord",
+        r.georadius("geo", 15.0, 37.0, 200.0, Unit::Km).withcoord()
+    );
+    run_with!(
+        "store",
+        r.georadius("geo", 15.0, 37.0, 200.0, Unit::Km)
+            .store("geo3")
+    );
+    run_with!(
+        "withhash",
+        r.georadius_ro("geo", 15.0, 37.0, 200.0, Unit::Km)
+            .withhash()
+    );
+    run_with!(
+        "withdist",
+        r.georadiusbymember("geo", "Palermo", 200.0, Unit::Km)
+            .withdist()
+    );
+    run_with!(
+        "storedist",
+        r.georadiusbymember("geo", "Palermo", 200.0, Unit::Km)
+            .storedist("geo3")
+    );
+    run_with!(
+        "withcoord",
+        r.georadiusbymember_ro("geo", "Palermo", 200.0, Unit::Km)
+            .withcoord()
+    );
     // Streams.
     run!(r.xadd("st", "f", "v").auto_id());
     run!(r.xadd("st", "f", "v").maxlen(100).approximately().auto_id());
@@ -660,9 +868,16 @@ async fn exercise(r: &Rec) -> usize {
     run!(r.xgroup_createconsumer("st", "g", "c2"));
     run!(r.xreadgroup("g", "c", ["st"], [">"]).count(1));
     run!(r.xpending("st", "g"));
+    run_with!("filters", r.xpending("st", "g").filters("-", "+", 10));
     run!(r.xack("st", "g", ["99999999999999-0"]));
     run!(r.xclaim("st", "g", "c2", "0", ["99999999999999-0"]));
     run!(r.xautoclaim("st", "g", "c2", "0", "0"));
+    run_with!(
+        "justid",
+        r.xclaim("st", "g", "c2", "0", ["99999999999999-0"])
+            .justid()
+    );
+    run_with!("justid", r.xautoclaim("st", "g", "c2", "0", "0").justid());
     run!(r.xinfo_stream("st"));
     run!(r.xinfo_groups("st"));
     run!(r.xinfo_consumers("st", "g"));
@@ -676,6 +891,7 @@ async fn exercise(r: &Rec) -> usize {
     run!(r.rpush("ids", [3, 1, 2]));
     run!(r.sort("ids").get(["w_*", "#"]).limit(0, 10).desc());
     run!(r.sort_ro("ids").alpha());
+    run_with!("store", r.sort("ids").store("ids2"));
     // Scripting and functions.
     run!(r.eval("return #KEYS + #ARGV").key(["k1", "k2"]).arg("x"));
     run!(r.eval_ro("return 1").key("k1"));
@@ -698,13 +914,15 @@ async fn exercise(r: &Rec) -> usize {
 
 #[tokio::test]
 async fn generated_methods_against_real_servers() {
-    let (replies, in_redis_7_0) = spec();
+    let (replies, reply_options, entries, in_redis_7_0) = spec();
+    assert!(entries >= 30, "only {entries} reply_options entries read");
     let mut servers = Vec::new();
     for kind in ServerKind::ALL {
         servers.push((Server::start(kind), kind == ServerKind::Redis));
     }
     let mut failures = Vec::new();
     let mut ran = BTreeSet::new();
+    let mut options_ran = BTreeSet::new();
     for (server, redis_7_0) in &servers {
         for protocol in [Protocol::Resp2, Protocol::Resp3] {
             let client = Client::new(Config::new().port(server.port()).protocol(protocol)).unwrap();
@@ -715,8 +933,10 @@ async fn generated_methods_against_real_servers() {
                 label: format!("{} {} {protocol:?}", server.kind(), server.version()),
                 redis_7_0: *redis_7_0,
                 replies: replies.clone(),
+                reply_options: reply_options.clone(),
                 in_redis_7_0: in_redis_7_0.clone(),
                 ran: Mutex::default(),
+                options_ran: Mutex::default(),
                 failures: Mutex::default(),
             };
             let n = exercise(&r).await;
@@ -725,6 +945,7 @@ async fn generated_methods_against_real_servers() {
                 assert!(n >= 150, "{}: only {n} distinct commands ran", r.label);
             }
             ran.extend(r.ran.into_inner().unwrap());
+            options_ran.extend(r.options_ran.into_inner().unwrap());
             failures.extend(r.failures.into_inner().unwrap());
         }
     }
@@ -735,6 +956,15 @@ async fn generated_methods_against_real_servers() {
         failures.join("\n")
     );
     assert!(ran.len() >= 150, "only {} distinct commands ran", ran.len());
+    let missed: Vec<_> = reply_options
+        .iter()
+        .filter(|(_, (entry, _))| !options_ran.contains(entry))
+        .map(|((c, o), _)| format!("{c} {o}"))
+        .collect();
+    assert!(
+        options_ran.len() == entries,
+        "reply_options entries never exercised: {missed:?}"
+    );
     // Unused imports stay honest.
     let _ = cmd!("PING");
 }

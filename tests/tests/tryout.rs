@@ -159,23 +159,27 @@ async fn incrbyfloat_results_decode_as_their_default_f64() {
     }
 }
 
-/// Kinds 5 and 11 (NOT FIXED, for the lead): an option that changes the shape of the reply
-/// (`COUNT` on the pops and random picks, `WITHSCORES`, `WITHVALUES`, `WITHDIST`/`WITHCOORD`,
-/// `IDX`, `SET … GET`) leaves the builder's default reply type as it was without the option, so
-/// awaiting it fails with `Error::Decode` (after the command ran: `lpop(..).count(2)`,
-/// `rpop(..).count(n)` and `spop(..).count(n)` remove elements and lose them), decodes in one
-/// protocol and not the other (`zrange(..).withscores()`, `zunion`/`zdiff` `withscores`: a flat
-/// mix of members and scores in RESP2, a decode error in RESP3), or drops the reply
-/// (`set(..).get()` answers `Some(())`, not the old value). Awaiting a generated builder must
-/// give the reply the options ask for, in both protocols.
+/// Kinds 5 and 11: an option that changes the shape of the reply (`COUNT` on the pops and
+/// random picks, `WITHSCORES`, `WITHVALUES`, `WITHDIST`/`WITHCOORD`/`WITHHASH`, `IDX`/`LEN`,
+/// `SET … GET`, `ZADD … INCR`, `JUSTID`, `XPENDING`'s range, `STORE`, the forms of `CLIENT
+/// KILL`…) re-types the builder, so awaiting it gives the reply the options ask for, the same
+/// in both protocols: never an `Error::Decode` after the command ran (`lpop(..).count(2)`
+/// removes elements), a flat mix of members and scores, or a dropped reply (`set(..).get()`).
+/// The types are written out: each is what the builder gives by default once the option is set.
+/// Declared in `codegen/overrides.json` (`reply_options`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn options_that_change_the_reply_change_the_default_reply_type() {
     use ringdis::commands::Unit;
-    let mut failed = Vec::new();
+    use ringdis::{Bytes, GeoMatch};
+    use std::collections::HashMap;
+    let b = |s: &str| Bytes::copy_from_slice(s.as_bytes());
+    let bs = |v: &[&str]| v.iter().map(|s| b(s)).collect::<Vec<_>>();
     for (kind, transport) in matrix() {
         let server = Server::start(kind);
+        let valkey = kind == ringdis_tests::ServerKind::Valkey;
         for protocol in support::PROTOCOLS {
             let at = label(kind, transport, protocol);
+            let at = at.as_str();
             let c = Client::new(config(&server, transport).protocol(protocol)).unwrap();
             c.call::<()>(cmd!("FLUSHALL")).await.unwrap();
             c.call::<()>(cmd!("RPUSH", "l", "a", "b", "a", "c", "d", "e"))
@@ -195,58 +199,251 @@ async fn options_that_change_the_reply_change_the_default_reply_type() {
             c.call::<()>(cmd!("GEOADD", "g", 13.36, 38.11, "p", 15.08, 37.5, "q"))
                 .await
                 .unwrap();
-            let mut check = |what: &str, ok: bool, got: String| {
-                if !ok {
-                    failed.push(format!("{at}: {what}: {got}"));
-                }
-            };
-            macro_rules! ok {
-                ($what:expr, $call:expr) => {{
-                    let r = $call.await;
-                    check($what, r.is_ok(), format!("{r:?}"));
-                }};
+
+            // COUNT turns one element into many (pops: the elements are not lost).
+            let popped: Option<Vec<Bytes>> = c.lpop("l").count(2).await.unwrap();
+            assert_eq!(popped, Some(bs(&["a", "b"])), "{at}");
+            let popped: Option<Vec<Bytes>> = c.rpop("l").count(1).await.unwrap();
+            assert_eq!(popped, Some(bs(&["e"])), "{at}");
+            let none: Option<Vec<Bytes>> = c.lpop("nokey").count(2).await.unwrap();
+            assert_eq!(none, None, "{at}");
+            let popped: Vec<Bytes> = c.spop("s").count(1).await.unwrap();
+            assert_eq!(popped.len(), 1, "{at}");
+            let at_a: Vec<i64> = c.lpos("l", "a").count(0).await.unwrap();
+            assert_eq!(at_a, [0], "{at}");
+            let some: Vec<Bytes> = c.srandmember("s").count(2).await.unwrap();
+            assert_eq!(some.len(), 2, "{at}");
+            let some: Vec<Bytes> = c.zrandmember("z").count(2).await.unwrap();
+            assert_eq!(some.len(), 2, "{at}");
+            let scored: Vec<(Bytes, f64)> =
+                c.zrandmember("z").count(-4).withscores().await.unwrap();
+            assert_eq!(scored.len(), 4, "{at}");
+            assert!(
+                scored.iter().all(|(m, s)| (m[0] - b'a' + 1) as f64 == *s),
+                "{at}: {scored:?}"
+            );
+            let mut fields: Vec<Bytes> = c.hrandfield("h").count(2).await.unwrap();
+            fields.sort();
+            assert_eq!(fields, bs(&["a", "b"]), "{at}");
+            let mut pairs: Vec<(Bytes, Bytes)> =
+                c.hrandfield("h").count(2).withvalues().await.unwrap();
+            pairs.sort();
+            assert_eq!(pairs, [(b("a"), b("1")), (b("b"), b("2"))], "{at}");
+
+            // WITHSCORES: members with their scores, never a flat mix.
+            let all = vec![(b("a"), 1.0), (b("b"), 2.0), (b("c"), 3.0)];
+            let got: Vec<(Bytes, f64)> = c.zrange("z", 0, -1).withscores().await.unwrap();
+            assert_eq!(got, all, "{at}");
+            let got: Vec<(Bytes, f64)> = c
+                .zrangebyscore("z", "-inf", "+inf")
+                .withscores()
+                .limit(0, 2)
+                .await
+                .unwrap();
+            assert_eq!(got, all[..2], "{at}");
+            let got: Vec<(Bytes, f64)> = c.zrevrange("z", 0, 0).withscores().await.unwrap();
+            assert_eq!(got, [(b("c"), 3.0)], "{at}");
+            let got: Vec<(Bytes, f64)> = c
+                .zrevrangebyscore("z", "+inf", "(2")
+                .withscores()
+                .await
+                .unwrap();
+            assert_eq!(got, [(b("c"), 3.0)], "{at}");
+            let got: Vec<(Bytes, f64)> = c.zunion(["z", "z2"]).withscores().await.unwrap();
+            assert_eq!(got, [(b("a"), 2.0), (b("b"), 2.0), (b("c"), 3.0)], "{at}");
+            let got: Vec<(Bytes, f64)> = c.zinter(["z", "z2"]).withscores().await.unwrap();
+            assert_eq!(got, [(b("a"), 2.0)], "{at}");
+            let got: Vec<(Bytes, f64)> = c.zdiff(["z", "z2"]).withscores().await.unwrap();
+            assert_eq!(got, all[1..], "{at}");
+            if valkey {
+                // WITHSCORE (Redis 7.2+, Valkey), NOSCORES / NOVALUES (Valkey 8+).
+                let r: Option<(i64, f64)> = c.zrank("z", "b").withscore().await.unwrap();
+                assert_eq!(r, Some((1, 2.0)), "{at}");
+                let r: Option<(i64, f64)> = c.zrevrank("z", "nope").withscore().await.unwrap();
+                assert_eq!(r, None, "{at}");
+                let (_, mut members): (u64, Vec<Bytes>) =
+                    c.zscan("z", 0).noscores().count(100).await.unwrap();
+                members.sort();
+                assert_eq!(members, bs(&["a", "b", "c"]), "{at}");
+                let (_, mut fields): (u64, Vec<Bytes>) = c.hscan("h", 0).novalues().await.unwrap();
+                fields.sort();
+                assert_eq!(fields, bs(&["a", "b"]), "{at}");
             }
-            ok!("lpop(l).count(2)", c.lpop("l").count(2));
-            ok!("rpop(l).count(1)", c.rpop("l").count(1));
-            ok!("spop(s).count(1)", c.spop("s").count(1));
-            ok!("lpos(l, a).count(0)", c.lpos("l", "a").count(0));
-            ok!("srandmember(s).count(2)", c.srandmember("s").count(2));
-            ok!("zrandmember(z).count(2)", c.zrandmember("z").count(2));
-            ok!("hrandfield(h).count(2)", c.hrandfield("h").count(2));
-            ok!(
-                "hrandfield(h).count(2).withvalues()",
-                c.hrandfield("h").count(2).withvalues()
+
+            // ZADD … INCR: the new score, or nil when a condition stopped it.
+            let score: Option<f64> = c.zadd("z", 1.5, "a").incr().await.unwrap();
+            assert_eq!(score, Some(2.5), "{at}");
+            let score: Option<f64> = c.zadd("z", 1.0, "a").incr().nx().await.unwrap();
+            assert_eq!(score, None, "{at}");
+
+            // SET … GET: the old value.
+            let old: Option<Bytes> = c.set("k", "w").get().await.unwrap();
+            assert_eq!(old, Some(b("v")), "{at}");
+            let old: Option<Bytes> = c.set("k2", "x").get().nx().await.unwrap();
+            assert_eq!(old, None, "{at}");
+
+            // WITHDIST / WITHHASH / WITHCOORD, in any combination and order.
+            let near: Vec<GeoMatch> = c
+                .geosearch("g")
+                .frommember("p")
+                .byradius(500.0, Unit::Km)
+                .withdist()
+                .asc()
+                .await
+                .unwrap();
+            let names: Vec<&Bytes> = near.iter().map(|m| &m.member).collect();
+            assert_eq!(names, [&b("p"), &b("q")], "{at}");
+            assert_eq!(near[0].dist, Some(0.0), "{at}");
+            assert!(
+                near[1].dist.is_some_and(|d| (d - 165.68).abs() < 0.1),
+                "{at}: {near:?}"
             );
-            ok!("zrange(z).withscores()", c.zrange("z", 0, -1).withscores());
-            ok!(
-                "zunion(z, z2).withscores()",
-                c.zunion(["z", "z2"]).withscores()
+            assert!(
+                near.iter().all(|m| m.hash.is_none() && m.coord.is_none()),
+                "{at}"
             );
-            ok!(
-                "zdiff(z, z2).withscores()",
-                c.zdiff(["z", "z2"]).withscores()
+            let near: Vec<GeoMatch> = c
+                .georadius("g", 15.0, 37.0, 100.0, Unit::Km)
+                .withcoord()
+                .await
+                .unwrap();
+            assert_eq!(near.len(), 1, "{at}: {near:?}");
+            let (lon, lat) = near[0].coord.unwrap();
+            assert!(
+                (lon - 15.08).abs() < 1e-3 && (lat - 37.5).abs() < 1e-3,
+                "{at}"
             );
-            ok!(
-                "geosearch(g).withdist()",
-                c.geosearch("g")
-                    .frommember("p")
-                    .byradius(500.0, Unit::Km)
-                    .withdist()
+            let all_of_it: Vec<GeoMatch> = c
+                .georadiusbymember("g", "q", 1.0, Unit::Km)
+                .withhash()
+                .withcoord()
+                .withdist()
+                .await
+                .unwrap();
+            assert_eq!(all_of_it.len(), 1, "{at}");
+            let m = &all_of_it[0];
+            assert!(
+                m.dist == Some(0.0) && m.hash.is_some() && m.coord.is_some(),
+                "{at}: {m:?}"
             );
-            ok!(
-                "georadius(g).withcoord()",
-                c.georadius("g", 15.0, 37.0, 200.0, Unit::Km).withcoord()
+            let m: Vec<GeoMatch> = c
+                .georadius_ro("g", 15.0, 37.0, 100.0, Unit::Km)
+                .withhash()
+                .await
+                .unwrap();
+            assert!(m.len() == 1 && m[0].hash.is_some(), "{at}: {m:?}");
+            let m: Vec<GeoMatch> = c
+                .georadiusbymember_ro("g", "p", 1.0, Unit::Km)
+                .withdist()
+                .await
+                .unwrap();
+            assert_eq!(m[0].member, b("p"), "{at}");
+            // STORE / STOREDIST: a count.
+            let n: i64 = c
+                .georadius("g", 15.0, 37.0, 200.0, Unit::Km)
+                .store("g2")
+                .await
+                .unwrap();
+            assert_eq!(n, 2, "{at}");
+            let n: i64 = c
+                .georadiusbymember("g", "p", 1.0, Unit::Km)
+                .storedist("g3")
+                .await
+                .unwrap();
+            assert_eq!(n, 1, "{at}");
+
+            // LCS … LEN / IDX.
+            c.mset([("l1", "ohmytext"), ("l2", "mynewtext")])
+                .await
+                .unwrap();
+            let n: i64 = c.lcs("l1", "l2").len().await.unwrap();
+            assert_eq!(n, 6, "{at}");
+            let idx: HashMap<String, Value> = c.lcs("l1", "l2").idx().withmatchlen().await.unwrap();
+            assert_eq!(idx.get("len"), Some(&Value::Int(6)), "{at}: {idx:?}");
+            assert!(
+                matches!(idx.get("matches"), Some(Value::Array(m)) if m.len() == 2),
+                "{at}: {idx:?}"
             );
-            ok!("lcs(k, k).idx()", c.lcs("k", "k").idx());
-            let old = c.set("k", "w").get().await;
-            check(
-                "set(k, w).get() gives the old value",
-                format!("{old:?}").contains("\"v\""),
-                format!("{old:?}"),
+
+            // SORT … STORE: a count (after GET too).
+            c.call::<()>(cmd!("RPUSH", "nums", 3, 1, 2)).await.unwrap();
+            let n: i64 = c.sort("nums").get("#").store("sorted").await.unwrap();
+            assert_eq!(n, 3, "{at}");
+
+            // JUSTID and XPENDING's extended form.
+            c.call::<()>(cmd!("XADD", "st", "1-1", "f", "v"))
+                .await
+                .unwrap();
+            c.call::<()>(cmd!("XGROUP", "CREATE", "st", "g", "0"))
+                .await
+                .unwrap();
+            c.call::<Value>(cmd!("XREADGROUP", "GROUP", "g", "c1", "STREAMS", "st", ">"))
+                .await
+                .unwrap();
+            let ids: Vec<Bytes> = c.xclaim("st", "g", "c2", 0, "1-1").justid().await.unwrap();
+            assert_eq!(ids, [b("1-1")], "{at}");
+            let (next, ids, deleted): (Bytes, Vec<Bytes>, Vec<Bytes>) = c
+                .xautoclaim("st", "g", "c3", 0, "0")
+                .justid()
+                .await
+                .unwrap();
+            assert_eq!(
+                (next, ids, deleted),
+                (b("0-0"), bs(&["1-1"]), vec![]),
+                "{at}"
             );
+            let pending: Vec<(Bytes, Bytes, i64, i64)> =
+                c.xpending("st", "g").filters("-", "+", 10).await.unwrap();
+            assert_eq!(pending.len(), 1, "{at}: {pending:?}");
+            assert_eq!(
+                (&pending[0].0, &pending[0].1, pending[0].3),
+                (&b("1-1"), &b("c3"), 1),
+                "{at}"
+            );
+
+            // ACL LOG RESET: OK. CLIENT KILL: its filter form counts, its old form is OK.
+            let () = c.acl_log().reset().await.unwrap();
+            let killed: i64 = c.client_kill().id(999_999_999).await.unwrap();
+            assert_eq!(killed, 0, "{at}");
+            let other = Client::new(config(&server, transport).protocol(protocol)).unwrap();
+            let info = other.client_info().await.unwrap();
+            let addr = info
+                .split(' ')
+                .find_map(|f| f.strip_prefix("addr="))
+                .expect("CLIENT INFO names the address")
+                .to_string();
+            let () = c.client_kill().old_format(addr.as_str()).await.unwrap();
+
+            // Pipelines: a re-typed builder is still added, sent or dropped, and decodes as typed.
+            c.call::<()>(cmd!("RPUSH", "pl", "x", "y", "z"))
+                .await
+                .unwrap();
+            let mut p = c.pipeline();
+            p.lpop("pl").count(2).send();
+            let _ = p.rpop("pl").count(1);
+            p.zrange("z", 0, 0).withscores().send();
+            type Popped = Option<Vec<Bytes>>;
+            let (two, one, first): (Popped, Popped, Vec<(Bytes, f64)>) = p.query().await.unwrap();
+            assert_eq!(two, Some(bs(&["x", "y"])), "{at}");
+            assert_eq!(one, Some(bs(&["z"])), "{at}");
+            assert_eq!(first, [(b("b"), 2.0)], "{at}");
+            let (old, pairs): (Option<Bytes>, Vec<(Bytes, Bytes)>) = c
+                .transaction()
+                .set("k", "u")
+                .get()
+                .hrandfield("h")
+                .count(1)
+                .withvalues()
+                .query()
+                .await
+                .unwrap();
+            assert_eq!(old, Some(b("w")), "{at}");
+            assert_eq!(pairs.len(), 1, "{at}");
+            // `decode` still reads any other type.
+            let raw: Value = c.zrange("z", 0, 0).withscores().decode().await.unwrap();
+            assert!(!raw.is_nil(), "{at}");
         }
     }
-    assert!(failed.is_empty(), "{}", failed.join("\n"));
 }
 
 /// No panic from user input: a huge block time (`BLPOP q 1e300`, which the server itself
