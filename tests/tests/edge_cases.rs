@@ -1,4 +1,5 @@
-//! Faults found by a fresh user's tryout of the issue #11 fixes: other members of its kinds.
+//! Members of issue #11's fault kinds beyond the issue's own examples, found by trying the fixes
+//! as a new user would: each test first failed, then its fix landed.
 //! Every test runs on both servers, both protocols and both transports.
 
 mod support;
@@ -581,7 +582,7 @@ async fn invalidations_of_reads_on_dedicated_connections_reach_on_push() {
 }
 
 /// Set in the child process of the dual-stack test.
-const HOSTS_CHILD: &str = "RINGDIS_TRYOUT_HOSTS_CHILD";
+const HOSTS_CHILD: &str = "RINGDIS_EDGE_CASES_HOSTS_CHILD";
 
 /// A host name with an IPv6 and an IPv4 address (`localhost` on Debian), the server listening on
 /// IPv4 only: the first address (`::1`) refuses, and the client must go on to the next, on both
@@ -589,7 +590,8 @@ const HOSTS_CHILD: &str = "RINGDIS_TRYOUT_HOSTS_CHILD";
 /// namespace whose `/etc/hosts` gives `dual.ringdis.test` both addresses.
 #[test]
 fn a_name_whose_first_address_refuses_connects_through_the_next_on_every_transport() {
-    let hosts = std::env::temp_dir().join(format!("ringdis-tryout-hosts-{}", std::process::id()));
+    let hosts =
+        std::env::temp_dir().join(format!("ringdis-edge-cases-hosts-{}", std::process::id()));
     std::fs::write(
         &hosts,
         "127.0.0.1 localhost\n::1 dual.ringdis.test\n127.0.0.1 dual.ringdis.test\n",
