@@ -5,26 +5,11 @@
 mod support;
 
 use ringdis::commands::YesOrSyncOrNo;
-use ringdis::{cmd, Client, Commands, Error, Pool, Spread, Value};
+use ringdis::{cmd, Client, Commands, Pool, Spread, Value};
 use ringdis_tests::Server;
-use std::fmt::Debug;
 use std::sync::mpsc;
 use std::time::Duration;
-use support::{config, label, matrix};
-
-/// `r` is a refusal before sending ([`Error::Client`]) whose message contains `needle`.
-#[track_caller]
-fn refused<T: Debug>(r: ringdis::Result<T>, needle: &str, at: &str) {
-    match r {
-        Err(Error::Client { message, .. }) => {
-            assert!(
-                message.contains(needle),
-                "{at}: {message:?} lacks {needle:?}"
-            )
-        }
-        other => panic!("{at}: expected a refusal naming {needle:?}, got {other:?}"),
-    }
-}
+use support::{config, label, matrix, refused};
 
 /// Kind 1: `SCRIPT DEBUG YES|SYNC` turns the connection's next `EVAL` into a Lua debugger
 /// session (the server forks one that owns the socket, or blocks in it): the `EVAL` answers with

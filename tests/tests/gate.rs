@@ -7,26 +7,11 @@ mod support;
 
 use futures::FutureExt;
 use ringdis::commands::{Action, Status};
-use ringdis::{cmd, Client, Cmd, Commands, Error, Pool, Spread, Tracking, Value};
+use ringdis::{cmd, Client, Cmd, Commands, Pool, Spread, Tracking, Value};
 use ringdis_tests::Server;
-use std::fmt::Debug;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
-use support::{client, config, label, matrix};
-
-/// `r` is a refusal before sending ([`Error::Client`]) whose message contains `needle`.
-#[track_caller]
-fn refused<T: Debug>(r: ringdis::Result<T>, needle: &str, at: &str) {
-    match r {
-        Err(Error::Client { message, .. }) => {
-            assert!(
-                message.contains(needle),
-                "{at}: {message:?} lacks {needle:?}"
-            )
-        }
-        other => panic!("{at}: expected a refusal naming {needle:?}, got {other:?}"),
-    }
-}
+use support::{client, config, label, matrix, refused};
 
 /// Waits until the server reports `n` blocked clients (polled; no sleep).
 async fn until_blocked(watcher: &Client, n: usize) {

@@ -2,7 +2,7 @@
 //! hold for, and clients configured for one cell of it.
 #![allow(dead_code)] // each test file uses a different part
 
-use ringdis::{Client, Config, Protocol, Transport};
+use ringdis::{Client, Config, Error, Protocol, Transport};
 use ringdis_tests::{Server, ServerKind};
 
 /// The transports every behaviour is tested on.
@@ -38,4 +38,18 @@ pub fn client(server: &Server, transport: Transport, protocol: Protocol) -> Clie
 /// A label for assertion messages.
 pub fn label(kind: ServerKind, transport: Transport, protocol: Protocol) -> String {
     format!("{kind}/{transport:?}/{protocol:?}")
+}
+
+/// `r` is a refusal before sending ([`Error::Client`]) whose message contains `needle`.
+#[track_caller]
+pub fn refused<T: std::fmt::Debug>(r: ringdis::Result<T>, needle: &str, at: &str) {
+    match r {
+        Err(Error::Client { message, .. }) => {
+            assert!(
+                message.contains(needle),
+                "{at}: {message:?} lacks {needle:?}"
+            )
+        }
+        other => panic!("{at}: expected a refusal naming {needle:?}, got {other:?}"),
+    }
 }
