@@ -671,6 +671,7 @@ impl<'de> VariantAccess<'de> for &'de Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::value::map_shapes;
     use serde::Deserialize;
     use std::collections::{BTreeMap, HashMap};
 
@@ -912,25 +913,6 @@ mod tests {
         ] {
             assert_eq!(f64::deserialize(&v).unwrap(), 1e300, "{v:?}");
         }
-    }
-
-    /// The three shapes a map arrives in, with the same content.
-    fn map_shapes(pairs: &[(&str, Value)]) -> [Value; 3] {
-        [
-            Value::Map(pairs.iter().map(|(k, v)| (bulk(k), v.clone())).collect()),
-            Value::Array(
-                pairs
-                    .iter()
-                    .map(|(k, v)| Value::Array(vec![bulk(k), v.clone()]))
-                    .collect(),
-            ),
-            Value::Array(
-                pairs
-                    .iter()
-                    .flat_map(|(k, v)| [bulk(k), v.clone()])
-                    .collect(),
-            ),
-        ]
     }
 
     #[test]

@@ -435,6 +435,7 @@ tuple_from!(12; 0 A, 1 B, 2 C, 3 D, 4 E, 5 F, 6 G, 7 H, 8 I, 9 J, 10 K, 11 L);
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::value::map_shapes;
     use crate::ServerError;
 
     fn bulk(s: &str) -> Value {
@@ -727,25 +728,6 @@ mod tests {
             e.to_string(),
             "decode error: expected integer (i128), got double 1e+300"
         );
-    }
-
-    /// The three shapes a map arrives in, with the same content.
-    fn map_shapes(pairs: &[(&str, Value)]) -> [Value; 3] {
-        [
-            Value::Map(pairs.iter().map(|(k, v)| (bulk(k), v.clone())).collect()),
-            Value::Array(
-                pairs
-                    .iter()
-                    .map(|(k, v)| Value::Array(vec![bulk(k), v.clone()]))
-                    .collect(),
-            ),
-            Value::Array(
-                pairs
-                    .iter()
-                    .flat_map(|(k, v)| [bulk(k), v.clone()])
-                    .collect(),
-            ),
-        ]
     }
 
     #[test]

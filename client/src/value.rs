@@ -137,3 +137,25 @@ impl From<i64> for Value {
         Value::Int(i)
     }
 }
+
+/// The three shapes a map arrives in (a RESP3 map, an array of `[key, value]` pairs, a RESP2 flat
+/// array), with the same content: for the decoders' tests.
+#[cfg(test)]
+pub(crate) fn map_shapes(pairs: &[(&str, Value)]) -> [Value; 3] {
+    let key = |k: &str| Value::Bulk(bytes::Bytes::copy_from_slice(k.as_bytes()));
+    [
+        Value::Map(pairs.iter().map(|(k, v)| (key(k), v.clone())).collect()),
+        Value::Array(
+            pairs
+                .iter()
+                .map(|(k, v)| Value::Array(vec![key(k), v.clone()]))
+                .collect(),
+        ),
+        Value::Array(
+            pairs
+                .iter()
+                .flat_map(|(k, v)| [key(k), v.clone()])
+                .collect(),
+        ),
+    ]
+}
