@@ -112,6 +112,23 @@ fn entry(out: &mut String, indent: &str, key: &str, spec_name: &str, c: &Command
     ));
 }
 
+/// Fails when a name of [`LISTED`] is not in the spec: it would silently gate nothing.
+pub fn check_listed(spec: &Spec) -> Result<(), String> {
+    for name in LISTED {
+        let top = name.split('|').next().unwrap_or(name);
+        let known = spec
+            .commands
+            .get(top)
+            .is_some_and(|c| top == *name || c.subcommands.iter().any(|(full, _)| full == name));
+        if !known {
+            return Err(format!(
+                "the gate's list names {name:?}, which the spec does not have"
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The Rust source of the table.
 pub fn generate(spec: &Spec) -> Result<String, String> {
     let mut out = String::from(
@@ -232,6 +249,9 @@ mod tests {
         let at = |n: &str| code.find(&format!("name: b\"{n}\"")).unwrap();
         assert!(at("blpop") < at("client") && at("client") < at("get"));
         assert!(code.contains("pub const BLOCKING: u16 = 1 << 0;"));
+        // This small spec lacks most listed names: the check says which.
+        let err = check_listed(&spec).unwrap_err();
+        assert!(err.contains("\"multi\""), "{err}");
         // The gated keys: blpop (blocking) and client (a listed subcommand), not get.
         let gated =
             &code[code.find("static GATED").unwrap()..code.find("static COMMANDS").unwrap()];

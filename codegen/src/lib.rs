@@ -43,5 +43,6 @@ pub fn generate_with(
 /// `commands.json`.
 pub fn generate_gate(commands_json: &str) -> Result<String, String> {
     let spec = model::Spec::parse(commands_json).map_err(|e| format!("commands.json: {e}"))?;
+    gate::check_listed(&spec)?;
     gate::generate(&spec)
 }
