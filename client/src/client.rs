@@ -118,6 +118,13 @@ impl Client {
     }
 
     fn build(config: Config, watching: bool) -> Result<Client> {
+        if config.username.is_some() && config.password.is_none() {
+            // AUTH and HELLO … AUTH take a user only with its password: the user would never
+            // be sent, and the connection would silently be the default user's.
+            return Err(Error::client(
+                "Config::username needs Config::password (AUTH takes a user only with its password)",
+            ));
+        }
         let choice = Transport::from_env()?.unwrap_or(config.transport);
         let command_timeout = config.command_timeout;
         let config = Arc::new(config);

@@ -278,7 +278,9 @@ impl Config {
         self
     }
 
-    /// ACL user name (with [`Config::password`]).
+    /// ACL user name, sent with [`Config::password`] (a client made with a user name and no
+    /// password is refused with [`Error::Client`](crate::Error::Client): the user would never be
+    /// sent).
     pub fn username(mut self, username: impl Into<String>) -> Config {
         self.username = Some(username.into());
         self

@@ -478,5 +478,12 @@ async fn dropping_the_client_lets_in_flight_calls_finish() {
 fn bad_configuration_is_a_client_error() {
     let err = Client::open("redis://localhost:notaport").unwrap_err();
     assert!(matches!(err, Error::Client { .. }), "{err}");
+    // A user name without a password would never be sent: refused, not silently the default user.
+    let err = Client::new(Config::new().username("app")).unwrap_err();
+    assert!(
+        matches!(&err, Error::Client { message, .. } if message.contains("Config::password")),
+        "{err}"
+    );
+    assert!(Client::new(Config::new().username("app").password("pw")).is_ok());
     let _ = Transport::Auto;
 }
