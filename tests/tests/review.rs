@@ -1,0 +1,71 @@
+//! Members of issue #11's fault kinds found by a second review: each test first failed, then its
+//! fix landed. Every test runs on both servers, both protocols and both transports where it
+//! applies.
+
+mod support;
+
+use ringdis::{cmd, Client, Value};
+use ringdis_tests::Server;
+use std::time::Duration;
+use support::{config, label, matrix};
+
+/// Waits until the server reports `n` blocked clients (a real condition, polled; no sleep).
+async fn until_blocked(watcher: &Client, n: usize, at: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let info: String = watcher.call(cmd!("INFO", "clients")).await.unwrap();
+        if info.contains(&format!("blocked_clients:{n}\r")) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{at}: never saw {n} blocked clients: {info}"
+        );
+        tokio::task::yield_now().await;
+    }
+}
+
+/// Kind 1: `XREADGROUP GROUP <group> <consumer> BLOCK 0 STREAMS …` whose group or consumer is
+/// named `streams` blocks like any other: it must run on a dedicated connection, not stall every
+/// caller of the shared one (the gate read the group name as the `STREAMS` keyword and stopped
+/// looking for `BLOCK`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn xreadgroup_with_a_group_named_streams_still_blocks_elsewhere() {
+    for (kind, transport) in matrix() {
+        let server = Server::start(kind);
+        for protocol in support::PROTOCOLS {
+            let at = label(kind, transport, protocol);
+            let cfg = config(&server, transport)
+                .protocol(protocol)
+                .command_timeout(Some(Duration::from_secs(2)));
+            let c = Client::new(cfg.clone()).unwrap();
+            let other = Client::new(cfg).unwrap();
+            let _: Value = c.call(cmd!("DEL", "s")).await.unwrap();
+            for (group, consumer) in [("streams", "c"), ("g", "STREAMS")] {
+                let _: Value = c
+                    .call(cmd!("XGROUP", "CREATE", "s", group, "$", "MKSTREAM"))
+                    .await
+                    .unwrap();
+                let reader = c.clone();
+                let read = tokio::spawn(async move {
+                    reader
+                        .call::<Value>(cmd!(
+                            "XREADGROUP", "GROUP", group, consumer, "BLOCK", 0, "STREAMS", "s",
+                            ">"
+                        ))
+                        .await
+                });
+                until_blocked(&other, 1, &at).await;
+                let echo: ringdis::Result<String> = c.call(cmd!("ECHO", "free")).await;
+                assert_eq!(
+                    echo.as_deref().ok(),
+                    Some("free"),
+                    "{at}: group {group} consumer {consumer}: {echo:?}"
+                );
+                let _: Value = other.call(cmd!("XADD", "s", "*", "f", "v")).await.unwrap();
+                read.await.unwrap().unwrap();
+                let _: Value = c.call(cmd!("DEL", "s")).await.unwrap();
+            }
+        }
+    }
+}
