@@ -50,7 +50,14 @@ async fn xreadgroup_with_a_group_named_streams_still_blocks_elsewhere() {
                 let read = tokio::spawn(async move {
                     reader
                         .call::<Value>(cmd!(
-                            "XREADGROUP", "GROUP", group, consumer, "BLOCK", 0, "STREAMS", "s",
+                            "XREADGROUP",
+                            "GROUP",
+                            group,
+                            consumer,
+                            "BLOCK",
+                            0,
+                            "STREAMS",
+                            "s",
                             ">"
                         ))
                         .await
