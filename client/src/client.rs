@@ -30,6 +30,10 @@ use tokio::sync::oneshot;
 /// fails with [`Error::Connection`]; it is never retried silently and its reply can never reach
 /// another caller.
 ///
+/// Dropping the last clone releases the connection, its thread and its socket in bounded time.
+/// Blocking calls still in flight on the dedicated connections (an `async_call` of `BLPOP q 0`)
+/// then fail with [`Error::Connection`], as on [`Client::disconnect`].
+///
 /// ```no_run
 /// use ringdis::{cmd, Client};
 ///
@@ -87,6 +91,16 @@ const MAX_SPARE: usize = 16;
 impl Drop for Inner {
     fn drop(&mut self) {
         self.shared.shut_down();
+        // The blocking calls in flight on dedicated connections are this client's calls too
+        // (as for `disconnect`): they end with it, with `Error::Connection`. Nothing else would
+        // end them: a blocking call may never be answered, and a fire-and-forget one's sink
+        // holds the only handle to its connection, inside that connection's own driver.
+        let dedicated =
+            std::mem::take(&mut *self.blocking.lock().unwrap_or_else(|p| p.into_inner()));
+        for inner in dedicated.iter().filter_map(Weak::upgrade) {
+            let (tx, _) = oneshot::channel();
+            Client { inner }.send(Msg::Disconnect(tx));
+        }
     }
 }
 
