@@ -113,3 +113,31 @@ async fn dropping_a_client_ends_its_fire_and_forget_blocking_calls() {
         }
     }
 }
+
+/// Kind 10 (and #12): a pool holds at most `max_size` clients. `Pool::health_check` took the
+/// idle clients out of the pool while it pinged them, so a checkout meanwhile made a new client,
+/// and the pinged ones were put back beside it: one more idle connection per checkout, each
+/// time, without bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_health_check_racing_a_checkout_keeps_the_pool_bounded() {
+    use ringdis::Pool;
+    for (kind, transport) in matrix() {
+        let server = Server::start(kind);
+        for protocol in support::PROTOCOLS {
+            let at = label(kind, transport, protocol);
+            let pool = Pool::new(config(&server, transport).protocol(protocol), 1);
+            pool.preconnect().await.unwrap();
+            assert_eq!(pool.idle_count(), 1, "{at}");
+            for _ in 0..3 {
+                let mut check = std::pin::pin!(pool.health_check());
+                // Its PING is on the way: the reply needs a round trip to the server.
+                assert!(futures::poll!(check.as_mut()).is_pending(), "{at}");
+                let pooled = pool.get().await.unwrap();
+                let alive = check.await;
+                drop(pooled);
+                assert!(alive <= 1, "{at}: {alive} alive in a pool of 1");
+                assert_eq!(pool.idle_count(), 1, "{at}: a pool of 1");
+            }
+        }
+    }
+}
