@@ -159,3 +159,50 @@ macro_rules! cmd {
         $crate::Cmd::new($name)$(.arg($arg))*
     };
 }
+#[cfg(test)]
+mod tests {
+    use crate::cmd;
+
+    #[test]
+    fn secrets_are_hidden_from_debug_and_display() {
+        let shown = [
+            (cmd!("AUTH", "pw1"), "AUTH ***"),
+            (cmd!("auth", "user", "pw2"), "auth *** ***"),
+            (
+                cmd!("HELLO", 3, "AUTH", "u", "pw3", "SETNAME", "n"),
+                "HELLO 3 AUTH *** *** SETNAME n",
+            ),
+            (
+                cmd!("MIGRATE", "h", 1, "", 0, 5, "AUTH", "pw4", "KEYS", "a"),
+                "MIGRATE h 1  0 5 AUTH *** KEYS a",
+            ),
+            (
+                cmd!("MIGRATE", "h", 1, "k", 0, 5, "AUTH2", "u", "pw5"),
+                "MIGRATE h 1 k 0 5 AUTH2 *** ***",
+            ),
+            (
+                cmd!("ACL", "SETUSER", "bob", "on", ">pw6"),
+                "ACL SETUSER bob *** ***",
+            ),
+            (
+                cmd!("CONFIG", "SET", "maxmemory", 1, "requirepass", "pw7"),
+                "CONFIG SET maxmemory 1 requirepass ***",
+            ),
+            (
+                cmd!("config", "set", "masterauth", "pw8"),
+                "config set masterauth ***",
+            ),
+            (cmd!("SET", "auth", "x"), "SET auth x"),
+        ];
+        for (i, (cmd, want)) in shown.iter().enumerate() {
+            assert_eq!(cmd.to_string(), *want);
+            let debug = format!("{cmd:?} {:?}", cmd.args());
+            assert!(!debug.contains(&format!("pw{}", i + 1)), "{debug}");
+        }
+        // A pipeline (and so a transaction) shows its commands the same way.
+        let client = crate::Client::new(crate::Config::new()).unwrap();
+        let mut p = client.pipeline();
+        p.add(cmd!("AUTH", "pw9"));
+        assert!(!format!("{p:?}").contains("pw9"));
+    }
+}
