@@ -132,13 +132,15 @@ impl Cmd {
 }
 
 impl std::fmt::Display for Cmd {
-    /// The command as `redis-cli` would show it (binary bytes shown lossily).
+    /// The command as `redis-cli` would show it (binary bytes shown lossily), with its secrets
+    /// (the password of `AUTH`, `HELLO … AUTH`, `MIGRATE … AUTH`, the rules of `ACL SETUSER`,
+    /// `CONFIG SET requirepass`) shown as `***`, as the server's `SLOWLOG` does.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        for (i, a) in self.args.iter().enumerate() {
+        for (i, a) in self.args.shown().enumerate() {
             if i > 0 {
                 f.write_str(" ")?;
             }
-            f.write_str(&String::from_utf8_lossy(a))?;
+            f.write_str(&a)?;
         }
         Ok(())
     }
