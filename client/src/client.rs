@@ -8,6 +8,7 @@ use crate::{Cmd, Error, FromRedis, Pipeline, Result, Value};
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -30,9 +31,9 @@ use tokio::sync::oneshot;
 /// fails with [`Error::Connection`]; it is never retried silently and its reply can never reach
 /// another caller.
 ///
-/// Dropping the last clone releases the connection, its thread and its socket in bounded time.
-/// Blocking calls still in flight on the dedicated connections (an `async_call` of `BLPOP q 0`)
-/// then fail with [`Error::Connection`], as on [`Client::disconnect`].
+/// Dropping the last clone releases the connection, its thread and its socket once no caller
+/// waits for a reply. Fire-and-forget blocking calls (`async_call(cmd!("BLPOP", "q", 0), None)`)
+/// have no caller: their dedicated connections are closed then, as by [`Client::disconnect`].
 ///
 /// ```no_run
 /// use ringdis::{cmd, Client};
@@ -66,6 +67,9 @@ struct Inner {
     /// with `Config::tracking` they track the reads made on them, and their invalidations are
     /// this client's too.
     push: SharedPush,
+    /// A dedicated connection running a fire-and-forget blocking call (`async_call` without a
+    /// callback): nobody waits for its reply, so it ends when the client that made it does.
+    detached: AtomicBool,
 }
 
 /// The push handler several connections' drivers call, one push at a time. The outer lock is
@@ -91,15 +95,18 @@ const MAX_SPARE: usize = 16;
 impl Drop for Inner {
     fn drop(&mut self) {
         self.shared.shut_down();
-        // The blocking calls in flight on dedicated connections are this client's calls too
-        // (as for `disconnect`): they end with it, with `Error::Connection`. Nothing else would
-        // end them: a blocking call may never be answered, and a fire-and-forget one's sink
-        // holds the only handle to its connection, inside that connection's own driver.
+        // A fire-and-forget blocking call has no caller to wait for, and its sink holds the only
+        // handle to its dedicated connection, inside that connection's own driver: nothing else
+        // would ever close it (a `BLPOP q 0` kept its connection, thread and socket for ever).
+        // It ends with the client, as on `disconnect`. Calls with a caller (a future, a
+        // callback) go on until answered, as on the shared connection.
         let dedicated =
             std::mem::take(&mut *self.blocking.lock().unwrap_or_else(|p| p.into_inner()));
         for inner in dedicated.iter().filter_map(Weak::upgrade) {
-            let (tx, _) = oneshot::channel();
-            Client { inner }.send(Msg::Disconnect(tx));
+            if inner.detached.load(Ordering::Acquire) {
+                let (tx, _) = oneshot::channel();
+                Client { inner }.send(Msg::Disconnect(tx));
+            }
         }
     }
 }
@@ -162,6 +169,7 @@ impl Client {
                 blocking: Mutex::default(),
                 watching,
                 push: Arc::default(),
+                detached: AtomicBool::new(false),
             }),
         })
     }
@@ -362,9 +370,14 @@ impl Client {
                     conn: Some(conn.clone()),
                     spare: self.inner.spare.clone(),
                 };
+                let detached = callback.is_none();
+                conn.inner.detached.store(detached, Ordering::Release);
                 // The lease lives in the sink: back to the spares once the reply came, closed
                 // (by its drop) when the connection failed under it.
                 let sink = Sink::Callback(Box::new(move |reply: Result<Value>| {
+                    if let Some(conn) = &lease.conn {
+                        conn.inner.detached.store(false, Ordering::Release);
+                    }
                     if matches!(reply, Ok(_) | Err(Error::Server { .. })) {
                         lease.give_back();
                     }
