@@ -161,9 +161,9 @@ macro_rules! cmd {
         $crate::Cmd::new($name)$(.arg($arg))*
     };
 }
+
 #[cfg(test)]
 mod tests {
-    use crate::cmd;
 
     #[test]
     fn secrets_are_hidden_from_debug_and_display() {
