@@ -134,3 +134,44 @@ async fn a_pool_health_check_racing_a_checkout_keeps_the_pool_bounded() {
         }
     }
 }
+
+/// Kinds 2 and 3 (stale caches): with `Config::tracking`, the connection a `watch_transaction`
+/// closure reads on tracks those reads, as every dedicated connection does; the client's
+/// `on_push` handler must hear of their invalidation (or of the connection's end, as a flush),
+/// as it does for the dedicated connections of blocking calls. It heard nothing: a value read
+/// there and cached stayed cached for good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalidations_of_reads_in_a_watch_transaction_reach_on_push() {
+    for (kind, transport) in matrix() {
+        let server = Server::start(kind);
+        // Invalidations without REDIRECT are RESP3 pushes.
+        let protocol = ringdis::Protocol::Resp3;
+        let at = label(kind, transport, protocol);
+        let cfg = || config(&server, transport).protocol(protocol);
+        let c = Client::new(cfg().tracking(ringdis::Tracking::new())).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        c.on_push(move |p| {
+            let _ = tx.send(p);
+        });
+        let other = Client::new(cfg()).unwrap();
+        other.call::<()>(cmd!("SET", "wk", 1)).await.unwrap();
+        let ((), read): ((), i64) = c
+            .watch_transaction("wk", |conn| async move {
+                let n: i64 = conn.call(cmd!("GET", "wk")).await?;
+                let mut tx = conn.transaction();
+                tx.add(cmd!("SET", "other", n)).add(cmd!("GET", "other"));
+                Ok(tx)
+            })
+            .await
+            .unwrap();
+        assert_eq!(read, 1, "{at}");
+        other.call::<()>(cmd!("SET", "wk", 2)).await.unwrap();
+        let push = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(5)))
+            .await
+            .unwrap();
+        assert!(
+            matches!(&push, Ok(Value::Push(items)) if items.first() == Some(&Value::Bulk("invalidate".into()))),
+            "{at}: the invalidation of a read made in watch_transaction was lost: {push:?}"
+        );
+    }
+}
