@@ -253,6 +253,14 @@ impl Client {
         let mut config = (*self.inner.config).clone();
         config.autoconnect = true;
         let conn = Client::new(config)?;
+        self.share_pushes_with(&conn);
+        Ok(conn)
+    }
+
+    /// Hands the pushes of `conn`, a connection made for this client (a blocking call's, a
+    /// `watch_transaction`'s), to this client's push handler, now and after any later
+    /// [`Client::on_push`].
+    pub(crate) fn share_pushes_with(&self, conn: &Client) {
         {
             let mut all = self
                 .inner
@@ -260,14 +268,18 @@ impl Client {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner());
             all.retain(|w| w.strong_count() > 0);
-            all.push(Arc::downgrade(&conn.inner));
+            if !all
+                .iter()
+                .any(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(&conn.inner)))
+            {
+                all.push(Arc::downgrade(&conn.inner));
+            }
         }
         // Listed first, checked second: an `on_push` racing with this either sees the new
         // connection in the list or has set the handler this sees.
         if self.has_push_handler() {
             conn.send(Msg::SetPushHandler(Some(forward_pushes(&self.inner.push))));
         }
-        Ok(conn)
     }
 
     /// A new client with this one's configuration and a connection of its own (for `WATCH`,
