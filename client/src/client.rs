@@ -57,8 +57,9 @@ struct Inner {
     config: Arc<Config>,
     /// Dedicated connections for blocking commands, idle and ready for the next one.
     spare: Arc<Mutex<Vec<Client>>>,
-    /// Every dedicated connection made for blocking commands that may still live, so that
-    /// `disconnect` reaches the calls in flight on them too.
+    /// Every dedicated connection made for this client (blocking commands, `watch_transaction`)
+    /// that may still live, so that `disconnect` reaches the calls in flight on them too and
+    /// `on_push` gets their pushes.
     blocking: Mutex<Vec<Weak<Inner>>>,
     /// The connection of a `watch_transaction`: it must never reconnect once it was lost (its
     /// `WATCH` would be gone), so `connect()` refuses to.
@@ -268,12 +269,7 @@ impl Client {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner());
             all.retain(|w| w.strong_count() > 0);
-            if !all
-                .iter()
-                .any(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(&conn.inner)))
-            {
-                all.push(Arc::downgrade(&conn.inner));
-            }
+            all.push(Arc::downgrade(&conn.inner));
         }
         // Listed first, checked second: an `on_push` racing with this either sees the new
         // connection in the list or has set the handler this sees.
