@@ -35,14 +35,21 @@ pub(crate) fn block_time(cmd: &Cmd, blocking: bool) -> Option<Option<Duration>> 
         // WAIT numreplicas timeout-ms; WAITAOF numlocal numreplicas timeout-ms.
         b"WAIT" | b"WAITAOF" => Some(millis(rest.last())),
         // Only with BLOCK milliseconds (before STREAMS); given twice, the server keeps the last.
+        // Options are read as the server reads them: `GROUP group consumer` and `COUNT n` take
+        // their values, so a group or consumer named `streams` or `block` is a name.
         b"XREAD" | b"XREADGROUP" => {
-            let mut opts = rest
-                .iter()
-                .take_while(|a| !a.eq_ignore_ascii_case(b"STREAMS"));
+            let mut opts = rest.iter();
             let mut block = None;
             while let Some(a) = opts.next() {
-                if a.eq_ignore_ascii_case(b"BLOCK") {
+                if a.eq_ignore_ascii_case(b"STREAMS") {
+                    break;
+                } else if a.eq_ignore_ascii_case(b"BLOCK") {
                     block = Some(millis(opts.next()));
+                } else if a.eq_ignore_ascii_case(b"COUNT") {
+                    opts.next();
+                } else if a.eq_ignore_ascii_case(b"GROUP") && name == b"XREADGROUP" {
+                    opts.next();
+                    opts.next();
                 }
             }
             // Without BLOCK they answer at once, whatever the spec's `blocking` flag says.
@@ -103,6 +110,33 @@ mod tests {
         assert_eq!(
             bt(&cmd!("BLPOP", "q", "1e17")),
             Some(Some(crate::timer::LONGEST_WAIT))
+        );
+        // A group or consumer named like an option is a name (GROUP takes two values).
+        assert_eq!(
+            bt(&cmd!(
+                "XREADGROUP",
+                "GROUP",
+                "streams",
+                "c",
+                "BLOCK",
+                0,
+                "STREAMS",
+                "s",
+                ">"
+            )),
+            Some(None)
+        );
+        assert_eq!(
+            bt(&cmd!(
+                "XREADGROUP",
+                "GROUP",
+                "g",
+                "block",
+                "STREAMS",
+                "s",
+                ">"
+            )),
+            None
         );
         // A stream named BLOCK after STREAMS is not the option.
         assert_eq!(bt(&cmd!("XREAD", "STREAMS", "BLOCK", "0")), None);

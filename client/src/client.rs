@@ -8,6 +8,7 @@ use crate::{Cmd, Error, FromRedis, Pipeline, Result, Value};
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -29,6 +30,10 @@ use tokio::sync::oneshot;
 /// connection are refused (see [`Client::call`]). A call in flight when the connection is lost
 /// fails with [`Error::Connection`]; it is never retried silently and its reply can never reach
 /// another caller.
+///
+/// Dropping the last clone releases the connection, its thread and its socket once no caller
+/// waits for a reply. Fire-and-forget blocking calls (`async_call(cmd!("BLPOP", "q", 0), None)`)
+/// have no caller: their dedicated connections are closed then, as by [`Client::disconnect`].
 ///
 /// ```no_run
 /// use ringdis::{cmd, Client};
@@ -52,8 +57,9 @@ struct Inner {
     config: Arc<Config>,
     /// Dedicated connections for blocking commands, idle and ready for the next one.
     spare: Arc<Mutex<Vec<Client>>>,
-    /// Every dedicated connection made for blocking commands that may still live, so that
-    /// `disconnect` reaches the calls in flight on them too.
+    /// Every dedicated connection made for this client (blocking commands, `watch_transaction`)
+    /// that may still live, so that `disconnect` reaches the calls in flight on them too and
+    /// `on_push` gets their pushes.
     blocking: Mutex<Vec<Weak<Inner>>>,
     /// The connection of a `watch_transaction`: it must never reconnect once it was lost (its
     /// `WATCH` would be gone), so `connect()` refuses to.
@@ -62,6 +68,9 @@ struct Inner {
     /// with `Config::tracking` they track the reads made on them, and their invalidations are
     /// this client's too.
     push: SharedPush,
+    /// A dedicated connection running a fire-and-forget blocking call (`async_call` without a
+    /// callback): nobody waits for its reply, so it ends when the client that made it does.
+    detached: AtomicBool,
 }
 
 /// The push handler several connections' drivers call, one push at a time. The outer lock is
@@ -87,6 +96,19 @@ const MAX_SPARE: usize = 16;
 impl Drop for Inner {
     fn drop(&mut self) {
         self.shared.shut_down();
+        // A fire-and-forget blocking call has no caller to wait for, and its sink holds the only
+        // handle to its dedicated connection, inside that connection's own driver: nothing else
+        // would ever close it (a `BLPOP q 0` kept its connection, thread and socket for ever).
+        // It ends with the client, as on `disconnect`. Calls with a caller (a future, a
+        // callback) go on until answered, as on the shared connection.
+        let dedicated =
+            std::mem::take(&mut *self.blocking.lock().unwrap_or_else(|p| p.into_inner()));
+        for inner in dedicated.iter().filter_map(Weak::upgrade) {
+            if inner.detached.load(Ordering::Acquire) {
+                let (tx, _) = oneshot::channel();
+                Client { inner }.send(Msg::Disconnect(tx));
+            }
+        }
     }
 }
 
@@ -148,6 +170,7 @@ impl Client {
                 blocking: Mutex::default(),
                 watching,
                 push: Arc::default(),
+                detached: AtomicBool::new(false),
             }),
         })
     }
@@ -231,6 +254,14 @@ impl Client {
         let mut config = (*self.inner.config).clone();
         config.autoconnect = true;
         let conn = Client::new(config)?;
+        self.share_pushes_with(&conn);
+        Ok(conn)
+    }
+
+    /// Hands the pushes of `conn`, a connection made for this client (a blocking call's, a
+    /// `watch_transaction`'s), to this client's push handler, now and after any later
+    /// [`Client::on_push`].
+    pub(crate) fn share_pushes_with(&self, conn: &Client) {
         {
             let mut all = self
                 .inner
@@ -245,7 +276,6 @@ impl Client {
         if self.has_push_handler() {
             conn.send(Msg::SetPushHandler(Some(forward_pushes(&self.inner.push))));
         }
-        Ok(conn)
     }
 
     /// A new client with this one's configuration and a connection of its own (for `WATCH`,
@@ -348,9 +378,14 @@ impl Client {
                     conn: Some(conn.clone()),
                     spare: self.inner.spare.clone(),
                 };
+                let detached = callback.is_none();
+                conn.inner.detached.store(detached, Ordering::Release);
                 // The lease lives in the sink: back to the spares once the reply came, closed
                 // (by its drop) when the connection failed under it.
                 let sink = Sink::Callback(Box::new(move |reply: Result<Value>| {
+                    if let Some(conn) = &lease.conn {
+                        conn.inner.detached.store(false, Ordering::Release);
+                    }
                     if matches!(reply, Ok(_) | Err(Error::Server { .. })) {
                         lease.give_back();
                     }

@@ -132,13 +132,15 @@ impl Cmd {
 }
 
 impl std::fmt::Display for Cmd {
-    /// The command as `redis-cli` would show it (binary bytes shown lossily).
+    /// The command as `redis-cli` would show it (binary bytes shown lossily), with its secrets
+    /// (the password of `AUTH`, `HELLO … AUTH`, `MIGRATE … AUTH`, the rules of `ACL SETUSER`,
+    /// `CONFIG SET requirepass`) shown as `***`, as the server's `SLOWLOG` does.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        for (i, a) in self.args.iter().enumerate() {
+        for (i, a) in self.args.shown().enumerate() {
             if i > 0 {
                 f.write_str(" ")?;
             }
-            f.write_str(&String::from_utf8_lossy(a))?;
+            f.write_str(&a)?;
         }
         Ok(())
     }
@@ -158,4 +160,51 @@ macro_rules! cmd {
     ($name:expr $(, $arg:expr)* $(,)?) => {
         $crate::Cmd::new($name)$(.arg($arg))*
     };
+}
+
+#[cfg(test)]
+mod tests {
+
+    #[test]
+    fn secrets_are_hidden_from_debug_and_display() {
+        let shown = [
+            (cmd!("AUTH", "pw1"), "AUTH ***"),
+            (cmd!("auth", "user", "pw2"), "auth *** ***"),
+            (
+                cmd!("HELLO", 3, "AUTH", "u", "pw3", "SETNAME", "n"),
+                "HELLO 3 AUTH *** *** SETNAME n",
+            ),
+            (
+                cmd!("MIGRATE", "h", 1, "", 0, 5, "AUTH", "pw4", "KEYS", "a"),
+                "MIGRATE h 1  0 5 AUTH *** KEYS a",
+            ),
+            (
+                cmd!("MIGRATE", "h", 1, "k", 0, 5, "AUTH2", "u", "pw5"),
+                "MIGRATE h 1 k 0 5 AUTH2 *** ***",
+            ),
+            (
+                cmd!("ACL", "SETUSER", "bob", "on", ">pw6"),
+                "ACL SETUSER bob *** ***",
+            ),
+            (
+                cmd!("CONFIG", "SET", "maxmemory", 1, "requirepass", "pw7"),
+                "CONFIG SET maxmemory 1 requirepass ***",
+            ),
+            (
+                cmd!("config", "set", "masterauth", "pw8"),
+                "config set masterauth ***",
+            ),
+            (cmd!("SET", "auth", "x"), "SET auth x"),
+        ];
+        for (i, (cmd, want)) in shown.iter().enumerate() {
+            assert_eq!(cmd.to_string(), *want);
+            let debug = format!("{cmd:?} {:?}", cmd.args());
+            assert!(!debug.contains(&format!("pw{}", i + 1)), "{debug}");
+        }
+        // A pipeline (and so a transaction) shows its commands the same way.
+        let client = crate::Client::new(crate::Config::new()).unwrap();
+        let mut p = client.pipeline();
+        p.add(cmd!("AUTH", "pw9"));
+        assert!(!format!("{p:?}").contains("pw9"));
+    }
 }

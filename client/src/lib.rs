@@ -39,6 +39,7 @@ mod route;
 mod scan;
 mod score_bound;
 mod script;
+mod secret;
 mod spread;
 mod subscriber;
 mod timer;

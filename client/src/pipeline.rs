@@ -200,6 +200,10 @@ impl Client {
                 Some(c) => c.clone(),
                 None => {
                     let c = Client::watching(self.config().clone())?;
+                    // With `Config::tracking` it tracks what `build` reads: the invalidations
+                    // (and the flush when it closes) are this client's, as for every dedicated
+                    // connection.
+                    self.share_pushes_with(&c);
                     c.connect_now().await?;
                     conn.insert(c).clone()
                 }

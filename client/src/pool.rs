@@ -256,26 +256,37 @@ impl Pool {
     }
 
     /// Pings every idle client and closes those that do not answer; returns how many are left.
+    ///
+    /// The clients stay in the pool while they are pinged (a checkout meanwhile may take one),
+    /// so the pool never holds more than `max_size` clients.
     pub async fn health_check(&self) -> usize {
-        let idle: Vec<Idle> =
-            std::mem::take(&mut *self.inner.idle.lock().unwrap_or_else(|p| p.into_inner()));
-        let mut alive = Vec::with_capacity(idle.len());
-        let mut dead = Vec::new();
-        for c in idle {
-            if c.client.call::<()>(crate::cmd!("PING")).await.is_ok() {
-                alive.push(c);
-            } else {
-                dead.push(c.id);
-            }
-        }
-        self.inner.forget(&dead);
-        let n = alive.len();
-        self.inner
+        let idle: Vec<(u64, Client)> = self
+            .inner
             .idle
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .extend(alive);
-        n
+            .iter()
+            .map(|c| (c.id, c.client.clone()))
+            .collect();
+        let mut dead = Vec::new();
+        for (id, client) in idle {
+            if client.call::<()>(crate::cmd!("PING")).await.is_err() {
+                dead.push(id);
+            }
+        }
+        // Only those still idle: one checked out meanwhile is its holder's now.
+        let (closed, left): (Vec<Idle>, usize) = {
+            let mut idle = self.inner.idle.lock().unwrap_or_else(|p| p.into_inner());
+            let (closed, kept) = std::mem::take(&mut *idle)
+                .into_iter()
+                .partition(|c| dead.contains(&c.id));
+            *idle = kept;
+            (closed, idle.len())
+        };
+        let ids: Vec<u64> = closed.iter().map(|c| c.id).collect();
+        drop(closed);
+        self.inner.forget(&ids);
+        left
     }
 
     /// No more checkouts; idle clients are dropped now, checked-out ones when given back.

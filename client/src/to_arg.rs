@@ -126,11 +126,26 @@ impl Args {
     }
 }
 
+impl Args {
+    /// Each argument as text (binary bytes lossily), secrets (the password of `AUTH`…) as `***`:
+    /// what `Debug` and `Display` show.
+    pub(crate) fn shown(&self) -> impl Iterator<Item = std::borrow::Cow<'_, str>> {
+        let args: Vec<&[u8]> = self.iter().collect();
+        let hide = crate::secret::secrets(&args);
+        args.into_iter().zip(hide).map(|(a, hide)| {
+            if hide {
+                std::borrow::Cow::Borrowed(crate::secret::HIDDEN)
+            } else {
+                String::from_utf8_lossy(a)
+            }
+        })
+    }
+}
+
+/// The arguments as text, secrets (the password of `AUTH`…) as `***`.
 impl std::fmt::Debug for Args {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list()
-            .entries(self.iter().map(|a| String::from_utf8_lossy(a)))
-            .finish()
+        f.debug_list().entries(self.shown()).finish()
     }
 }
 

@@ -204,7 +204,13 @@ mod tests {
     }
 
     fn names(cmds: &[(Cmd, Step)]) -> Vec<String> {
-        cmds.iter().map(|(c, _)| c.to_string()).collect()
+        // The bytes sent, secrets included (`Display` hides them).
+        cmds.iter()
+            .map(|(c, _)| {
+                let args: Vec<_> = c.args().iter().map(String::from_utf8_lossy).collect();
+                args.join(" ")
+            })
+            .collect()
     }
 
     #[test]
