@@ -8,7 +8,7 @@ use ringdis_tests::{FaultServer, Server, ServerKind};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
-use support::{client, config, label, matrix, transports};
+use support::{client, config, label, matrix, transports, until_blocked};
 
 /// 1000 tasks × 100 calls on one client, each checking it got its own reply.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -104,22 +104,6 @@ async fn password_acl_user_and_db() {
     }
 }
 
-/// Waits until the server reports `n` blocked clients (a real condition, polled; no sleep).
-async fn until_blocked(watcher: &Client, n: usize) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let info: String = watcher.call(cmd!("INFO", "clients")).await.unwrap();
-        if info.contains(&format!("blocked_clients:{n}\r")) {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "never saw {n} blocked clients: {info}"
-        );
-        tokio::task::yield_now().await;
-    }
-}
-
 /// The server dies with a call in flight and comes back on the same port.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_killed_and_restarted() {
@@ -142,7 +126,7 @@ async fn server_killed_and_restarted() {
             // A call in flight when the server dies fails with a connection error.
             let in_flight = c.call::<Value>(cmd!("BLPOP", "never", 0));
             let watcher = Client::new(config(&server, transport).password("pw")).unwrap();
-            until_blocked(&watcher, 1).await;
+            until_blocked(&watcher, 1, &at).await;
             server.kill();
             let err = in_flight.await.unwrap_err();
             assert!(err.is_connection(), "{at}: {err}");
@@ -337,7 +321,7 @@ async fn connect_and_disconnect_are_idempotent() {
         assert_eq!(c.call::<String>(cmd!("ECHO", "x")).await.unwrap(), "x");
         let in_flight = c.call::<Value>(cmd!("BLPOP", "nothing", 0));
         let watcher = client(&server, transport, Protocol::Resp3);
-        until_blocked(&watcher, 1).await;
+        until_blocked(&watcher, 1, &at).await;
         c.disconnect().await;
         let err = in_flight.await.unwrap_err();
         assert!(err.is_connection(), "{at}: {err}");

@@ -11,20 +11,7 @@ use ringdis::{cmd, Client, Cmd, Commands, Pool, Spread, Tracking, Value};
 use ringdis_tests::Server;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
-use support::{client, config, label, matrix, refused};
-
-/// Waits until the server reports `n` blocked clients (polled; no sleep).
-async fn until_blocked(watcher: &Client, n: usize) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let info: String = watcher.call(cmd!("INFO", "clients")).await.unwrap();
-        if info.contains(&format!("blocked_clients:{n}\r")) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "never saw {n} blocked clients");
-        tokio::task::yield_now().await;
-    }
-}
+use support::{client, config, label, matrix, refused, until_blocked};
 
 /// Waits until `c` has noticed that its connection is gone (polled; no sleep).
 async fn until_disconnected(c: &Client, at: &str) {
@@ -173,7 +160,7 @@ async fn blocking_pipelines_and_async_calls_run_on_a_dedicated_connection() {
                 .add(cmd!("BLPOP", "q", 0))
                 .add(cmd!("GET", "before"));
             let mut pending = p.query::<((), (String, String), String)>();
-            until_blocked(&watcher, 1).await;
+            until_blocked(&watcher, 1, &at).await;
             let pong: String = c.call(cmd!("PING")).await.unwrap();
             assert_eq!(pong, "PONG", "{at}");
             assert!((&mut pending).now_or_never().is_none(), "{at}");
@@ -191,7 +178,7 @@ async fn blocking_pipelines_and_async_calls_run_on_a_dedicated_connection() {
                     let _ = tx.send(r);
                 }),
             );
-            until_blocked(&watcher, 1).await;
+            until_blocked(&watcher, 1, &at).await;
             let pong: String = c.call(cmd!("PING")).await.unwrap();
             assert_eq!(pong, "PONG", "{at}");
             assert!(rx.try_recv().is_err(), "{at}: answered before the push");
@@ -206,7 +193,7 @@ async fn blocking_pipelines_and_async_calls_run_on_a_dedicated_connection() {
 
             // A generated blocking method in a pipeline goes the same way.
             let mut pending = c.pipeline().blpop("q3", 0.0).query::<Vec<Value>>();
-            until_blocked(&watcher, 1).await;
+            until_blocked(&watcher, 1, &at).await;
             assert!((&mut pending).now_or_never().is_none(), "{at}");
             c.call::<i64>(cmd!("RPUSH", "q3", "z")).await.unwrap();
             let got = pending.await.unwrap_or_else(|e| panic!("{at}: {e}"));

@@ -14,7 +14,7 @@ use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use support::{config, label, matrix, transports};
+use support::{config, is_child, label, matrix, run_child, transports};
 
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
@@ -219,35 +219,6 @@ async fn two_hundred_thousand_timed_out_calls_leave_nothing_queued() {
     }
 }
 
-/// Set in a child process to the name of the one test it runs.
-const CHILD: &str = "RINGDIS_LIVENESS_CHILD";
-
-/// Runs the ignored test `name` in a fresh process of this test binary.
-fn run_child(name: &str) {
-    let exe = std::env::current_exe().expect("test binary path");
-    let out = std::process::Command::new(exe)
-        .args([
-            name,
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD, name)
-        .env_remove("RINGDIS_TRANSPORT")
-        .output()
-        .expect("run the child test");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success() && text.contains("1 passed"),
-        "child {name} failed:\n{text}"
-    );
-}
-
 fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd")
         .expect("read /proc/self/fd")
@@ -272,13 +243,13 @@ fn driver_threads() -> usize {
 /// of its own, where nothing else opens descriptors or starts threads meanwhile.
 #[test]
 fn a_client_dropped_against_a_stopped_server_releases_its_thread_and_descriptors() {
-    run_child("child_dropped_client");
+    run_child("child_dropped_client", &[]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "run by a_client_dropped_against_a_stopped_server_releases_its_thread_and_descriptors"]
 async fn child_dropped_client() {
-    if std::env::var(CHILD).ok().as_deref() != Some("child_dropped_client") {
+    if !is_child("child_dropped_client") {
         return;
     }
     for (kind, transport) in matrix() {

@@ -7,23 +7,7 @@ mod support;
 use ringdis::{cmd, Client, Value};
 use ringdis_tests::Server;
 use std::time::Duration;
-use support::{config, label, matrix};
-
-/// Waits until the server reports `n` blocked clients (a real condition, polled; no sleep).
-async fn until_blocked(watcher: &Client, n: usize, at: &str) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let info: String = watcher.call(cmd!("INFO", "clients")).await.unwrap();
-        if info.contains(&format!("blocked_clients:{n}\r")) {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{at}: never saw {n} blocked clients: {info}"
-        );
-        tokio::task::yield_now().await;
-    }
-}
+use support::{config, label, matrix, until_blocked};
 
 /// Kind 1: `XREADGROUP GROUP <group> <consumer> BLOCK 0 STREAMS …` whose group or consumer is
 /// named `streams` blocks like any other: it must run on a dedicated connection, not stall every

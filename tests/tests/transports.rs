@@ -10,12 +10,8 @@ mod support;
 
 use ringdis::{cmd, Client, Config, Protocol, Transport, Value};
 use ringdis_tests::{FaultServer, Server, ServerKind};
-use std::process::Command;
 use std::time::Duration;
-use support::{client, transports};
-
-/// Set in a child process to say which `child_*` test is meant to run.
-const CHILD: &str = "RINGDIS_TEST_CHILD";
+use support::{client, is_child, run_child, transports};
 
 /// A value of `len` bytes whose content depends on `seed` and the position, so a misplaced or
 /// dropped chunk shows.
@@ -291,41 +287,6 @@ fn forcing_a_transport_gives_that_transport() {
             assert_eq!(auto.transport(), Transport::Epoll);
         }
     }
-}
-
-/// Runs `child_<name>` in a fresh process of this test binary with `env` set.
-fn run_child(name: &str, env: &[(&str, &str)]) {
-    let exe = std::env::current_exe().expect("test binary path");
-    let mut cmd = Command::new(exe);
-    cmd.args([
-        name,
-        "--exact",
-        "--ignored",
-        "--nocapture",
-        "--test-threads=1",
-    ])
-    .env(CHILD, name)
-    .env_remove("RINGDIS_TRANSPORT")
-    .env_remove("RINGDIS_URING_FAIL_SETUP")
-    .env_remove("RINGDIS_URING_NO_BUFRING");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().expect("run the child test");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success() && text.contains("1 passed"),
-        "child {name} with {env:?} failed:\n{text}"
-    );
-}
-
-/// True in the child process meant to run `name` (child tests do nothing elsewhere).
-fn is_child(name: &str) -> bool {
-    std::env::var(CHILD).is_ok_and(|v| v == name)
 }
 
 #[test]

@@ -2,8 +2,9 @@
 //! hold for, and clients configured for one cell of it.
 #![allow(dead_code)] // each test file uses a different part
 
-use ringdis::{Client, Config, Error, Protocol, Transport};
+use ringdis::{cmd, Client, Config, Error, Protocol, Transport};
 use ringdis_tests::{Server, ServerKind};
+use std::time::{Duration, Instant};
 
 /// The transports every behaviour is tested on.
 pub fn transports() -> Vec<Transport> {
@@ -52,4 +53,60 @@ pub fn refused<T: std::fmt::Debug>(r: ringdis::Result<T>, needle: &str, at: &str
         }
         other => panic!("{at}: expected a refusal naming {needle:?}, got {other:?}"),
     }
+}
+
+/// Waits until the server reports `n` blocked clients: a real condition, polled with a bounded
+/// deadline (10 s), never a sleep.
+pub async fn until_blocked(watcher: &Client, n: usize, at: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let info: String = watcher.call(cmd!("INFO", "clients")).await.unwrap();
+        if info.contains(&format!("blocked_clients:{n}\r")) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{at}: never saw {n} blocked clients: {info}"
+        );
+        tokio::task::yield_now().await;
+    }
+}
+
+/// The variable that tells a child process of a test binary which ignored test it runs.
+const CHILD: &str = "RINGDIS_TEST_CHILD";
+
+/// Runs the ignored test `name` in a fresh process of this test binary, with `env` set and the
+/// parent's transport overrides cleared; fails unless exactly that test ran and passed.
+pub fn run_child(name: &str, env: &[(&str, &str)]) {
+    let exe = std::env::current_exe().expect("test binary path");
+    let mut cmd = std::process::Command::new(exe);
+    cmd.args([
+        name,
+        "--exact",
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env(CHILD, name)
+    .env_remove("RINGDIS_TRANSPORT")
+    .env_remove("RINGDIS_URING_FAIL_SETUP")
+    .env_remove("RINGDIS_URING_NO_BUFRING");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run the child test");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && text.contains("1 passed"),
+        "child {name} with {env:?} failed:\n{text}"
+    );
+}
+
+/// True in the child process meant to run `name` (child tests do nothing elsewhere).
+pub fn is_child(name: &str) -> bool {
+    std::env::var(CHILD).is_ok_and(|v| v == name)
 }
