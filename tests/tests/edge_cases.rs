@@ -9,7 +9,7 @@ use ringdis::{cmd, Client, Commands, Pool, Spread, Value};
 use ringdis_tests::Server;
 use std::sync::mpsc;
 use std::time::Duration;
-use support::{config, label, matrix, refused, until_blocked};
+use support::{config, label, matrix, refused, until_blocked, with_pushes};
 
 /// Kind 1: `SCRIPT DEBUG YES|SYNC` turns the connection's next `EVAL` into a Lua debugger
 /// session (the server forks one that owns the socket, or blocks in it): the `EVAL` answers with
@@ -543,11 +543,7 @@ async fn invalidations_of_reads_on_dedicated_connections_reach_on_push() {
         let protocol = ringdis::Protocol::Resp3;
         let at = label(kind, transport, protocol);
         let cfg = || config(&server, transport).protocol(protocol);
-        let c = Client::new(cfg().tracking(ringdis::Tracking::new())).unwrap();
-        let (tx, rx) = mpsc::channel();
-        c.on_push(move |p| {
-            let _ = tx.send(p);
-        });
+        let (c, rx) = with_pushes(cfg().tracking(ringdis::Tracking::new()));
         let other = Client::new(cfg()).unwrap();
         other.call::<()>(cmd!("RPUSH", "q", "job")).await.unwrap();
         // A read in a pipeline that holds a blocking command: the pipeline runs dedicated.
@@ -655,11 +651,7 @@ async fn a_lost_tracking_connection_tells_the_push_handler_to_flush() {
         let protocol = ringdis::Protocol::Resp3;
         let at = label(kind, transport, protocol);
         let cfg = || config(&server, transport).protocol(protocol);
-        let c = Client::new(cfg().tracking(ringdis::Tracking::new())).unwrap();
-        let (tx, rx) = mpsc::channel();
-        c.on_push(move |p| {
-            let _ = tx.send(p);
-        });
+        let (c, rx) = with_pushes(cfg().tracking(ringdis::Tracking::new()));
         let other = Client::new(cfg()).unwrap();
         let _: Option<String> = c.call(cmd!("GET", "cached")).await.unwrap();
         let id: i64 = c.call(cmd!("CLIENT", "ID")).await.unwrap();
@@ -849,11 +841,7 @@ async fn invalidations_of_reads_in_a_watch_transaction_reach_on_push() {
         let protocol = ringdis::Protocol::Resp3;
         let at = label(kind, transport, protocol);
         let cfg = || config(&server, transport).protocol(protocol);
-        let c = Client::new(cfg().tracking(ringdis::Tracking::new())).unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        c.on_push(move |p| {
-            let _ = tx.send(p);
-        });
+        let (c, rx) = with_pushes(cfg().tracking(ringdis::Tracking::new()));
         let other = Client::new(cfg()).unwrap();
         other.call::<()>(cmd!("SET", "wk", 1)).await.unwrap();
         let ((), read): ((), i64) = c

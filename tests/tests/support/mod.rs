@@ -110,3 +110,13 @@ pub fn run_child(name: &str, env: &[(&str, &str)]) {
 pub fn is_child(name: &str) -> bool {
     std::env::var(CHILD).is_ok_and(|v| v == name)
 }
+
+/// A client for `config` whose push handler (`on_push`) forwards every push to the receiver.
+pub fn with_pushes(config: Config) -> (Client, std::sync::mpsc::Receiver<ringdis::Value>) {
+    let c = Client::new(config).expect("client");
+    let (tx, rx) = std::sync::mpsc::channel();
+    c.on_push(move |p| {
+        let _ = tx.send(p);
+    });
+    (c, rx)
+}
