@@ -6,7 +6,7 @@ use crate::report::{self, Kind, Row};
 use crate::server::BenchServer;
 use crate::workloads::{self, Data, Sample, Workload};
 use crate::{chart, kernel, refbench, Options};
-use ringdis::Transport;
+use ringdis::Engine;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -105,7 +105,7 @@ pub fn all(opts: &Options) {
     let data = Data::new();
     {
         let rt = RuntimeKind::CurrentThread.build();
-        let setup = rt.block_on(Ringdis::connect(&server.url(), Transport::Epoll));
+        let setup = rt.block_on(Ringdis::connect(&server.url(), Engine::Epoll));
         workloads::prepare(&rt, &setup, &data);
     }
     let header = format!(
@@ -167,8 +167,8 @@ fn measure(
     let url = server.url();
     let clients: Vec<Any> = rt.block_on(async {
         vec![
-            Any::Ringdis(Ringdis::connect(&url, Transport::IoUring).await),
-            Any::Ringdis(Ringdis::connect(&url, Transport::Epoll).await),
+            Any::Ringdis(Ringdis::connect(&url, Engine::IoUring).await),
+            Any::Ringdis(Ringdis::connect(&url, Engine::Epoll).await),
             Any::RedisRs(RedisRs::multiplexed(&url).await),
             Any::RedisRs(RedisRs::manager(&url).await),
             Any::Fred(Fred::connect(&url).await),

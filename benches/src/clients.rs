@@ -3,7 +3,7 @@
 //! fred. Each uses its own ordinary API the way its documentation shows, decoding into the type a
 //! user would pick (`Option<Bytes>` for ringdis and fred, `Option<Vec<u8>>` for redis-rs).
 
-use ringdis::{cmd, Client, Commands, Config, FromRedis, Pipeline, Transport};
+use ringdis::{cmd, Client, Commands, Config, Engine, FromRedis, Pipeline};
 use std::collections::HashMap;
 use std::future::Future;
 
@@ -170,12 +170,12 @@ pub struct Ringdis {
 
 impl Ringdis {
     /// A connected client on `transport` (forced: no silent fallback in a benchmark).
-    pub async fn connect(url: &str, transport: Transport) -> Ringdis {
+    pub async fn connect(url: &str, transport: Engine) -> Ringdis {
         let config = Config::from_url(url)
             .expect("benchmark URL parses")
-            .transport(transport);
+            .engine(transport);
         let client = Client::new(config).expect("client");
-        assert_eq!(client.transport(), transport);
+        assert_eq!(client.engine(), transport);
         client.connect().await.expect("connect");
         Ringdis { client }
     }
@@ -193,10 +193,11 @@ impl BenchClient for Ringdis {
     type Value = bytes::Bytes;
 
     fn name(&self) -> String {
-        match self.client.transport() {
-            Transport::IoUring => "ringdis/io_uring".to_owned(),
-            Transport::Epoll => "ringdis/epoll".to_owned(),
-            Transport::Auto => "ringdis/auto".to_owned(),
+        match self.client.engine() {
+            Engine::IoUring => "ringdis/io_uring".to_owned(),
+            Engine::Epoll => "ringdis/epoll".to_owned(),
+            Engine::Task => "ringdis/task".to_owned(),
+            Engine::Auto => "ringdis/auto".to_owned(),
         }
     }
 

@@ -26,7 +26,7 @@ mod workloads;
 
 use clients::{BenchClient, Ringdis};
 use report::{Kind, Row};
-use ringdis::Transport;
+use ringdis::Engine;
 use std::sync::Arc;
 use std::time::Duration;
 use workloads::{Data, Workload};
@@ -132,8 +132,8 @@ fn transports(opts: &Options) {
         .expect("tokio runtime");
     let url = server.url();
     let clients = [
-        rt.block_on(Ringdis::connect(&url, Transport::Epoll)),
-        rt.block_on(Ringdis::connect(&url, Transport::IoUring)),
+        rt.block_on(Ringdis::connect(&url, Engine::Epoll)),
+        rt.block_on(Ringdis::connect(&url, Engine::IoUring)),
     ];
     let data = Data::new();
     workloads::prepare(&rt, &clients[0], &data);

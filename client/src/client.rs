@@ -1,8 +1,8 @@
 //! [`Client`]: the handle users call commands through.
 
-use crate::config::{Config, Transport};
+use crate::config::{Config, Engine};
 use crate::conn::{Callback, Payload, Request, Sink};
-use crate::driver::{self, Msg, Shared};
+use crate::engine::{self, Msg, Shared};
 use crate::route::Route;
 use crate::{Cmd, Error, FromRedis, Pipeline, Result, Value};
 use std::future::Future;
@@ -52,7 +52,7 @@ pub struct Client {
 
 struct Inner {
     shared: Arc<Shared>,
-    transport: Transport,
+    engine: Engine,
     command_timeout: Option<Duration>,
     config: Arc<Config>,
     /// Dedicated connections for blocking commands, idle and ready for the next one.
@@ -115,7 +115,7 @@ impl Drop for Inner {
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client")
-            .field("transport", &self.inner.transport)
+            .field("engine", &self.inner.engine)
             .field("connected", &self.is_connected())
             .finish()
     }
@@ -147,23 +147,26 @@ impl Client {
                 "Config::username needs Config::password (AUTH takes a user only with its password)",
             ));
         }
-        let choice = Transport::from_env()?.unwrap_or(config.transport);
+        let choice = Engine::from_env()?.unwrap_or(config.engine);
         let command_timeout = config.command_timeout;
         let config = Arc::new(config);
-        let (shared, transport) = match choice {
-            Transport::Epoll => (driver::epoll::spawn(config.clone())?, Transport::Epoll),
-            Transport::IoUring => (driver::uring::spawn(config.clone())?, Transport::IoUring),
+        let (shared, engine) = match choice {
+            // TRANSITIONAL (#12 step 1): the task engine is not in yet; its connections run on
+            // an epoll thread meanwhile.
+            Engine::Task => (engine::epoll::spawn(config.clone())?, Engine::Task),
+            Engine::Epoll => (engine::epoll::spawn(config.clone())?, Engine::Epoll),
+            Engine::IoUring => (engine::uring::spawn(config.clone())?, Engine::IoUring),
             // io_uring where the kernel gives us a ring (any setup failure: EPERM, ENOSYS,
             // kernel.io_uring_disabled, a seccomp filter); epoll, unchanged, where it does not.
-            Transport::Auto => match driver::uring::spawn(config.clone()) {
-                Ok(shared) => (shared, Transport::IoUring),
-                Err(_) => (driver::epoll::spawn(config.clone())?, Transport::Epoll),
+            Engine::Auto => match engine::uring::spawn(config.clone()) {
+                Ok(shared) => (shared, Engine::IoUring),
+                Err(_) => (engine::epoll::spawn(config.clone())?, Engine::Epoll),
             },
         };
         Ok(Client {
             inner: Arc::new(Inner {
                 shared,
-                transport,
+                engine,
                 command_timeout,
                 config,
                 spare: Arc::default(),
@@ -523,10 +526,10 @@ impl Client {
         self.inner.shared.is_connected()
     }
 
-    /// The transport carrying this client's connection: [`Transport::IoUring`] or
-    /// [`Transport::Epoll`] (never `Auto`).
-    pub fn transport(&self) -> Transport {
-        self.inner.transport
+    /// The engine driving this client's connection: [`Engine::Task`], [`Engine::IoUring`] or
+    /// [`Engine::Epoll`] (never `Auto`).
+    pub fn engine(&self) -> Engine {
+        self.inner.engine
     }
 }
 

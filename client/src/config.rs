@@ -38,47 +38,55 @@ pub enum Protocol {
     Resp3,
 }
 
-/// Which transport moves the bytes.
+/// Which engine drives the connection: moves its bytes, runs its timers and wakes its callers.
 ///
-/// The environment variable `RINGDIS_TRANSPORT` (`auto`, `io_uring` or `epoll`), when set,
+/// The environment variable `RINGDIS_ENGINE` (`auto`, `task`, `io_uring` or `epoll`), when set,
 /// overrides the configured choice, so a deployment or a test run can force one without a code
 /// change.
 ///
-/// The io_uring transport is a driver thread that owns one ring: `IORING_OP_CONNECT`, one send of
-/// everything queued, multishot receives from a provided-buffer ring (single-shot receives on
-/// kernels without one), timers as ring timeouts, and wake-ups that cost a syscall only when the
-/// driver is parked. [`Transport::Auto`] uses it wherever `io_uring_setup` succeeds, and the epoll
-/// transport, with the same behaviour, wherever it fails (`EPERM` from a seccomp filter, `ENOSYS`,
-/// `kernel.io_uring_disabled`). [`Client::transport`](crate::Client::transport) tells which one
-/// is live.
+/// - [`Engine::Task`]: the connection runs as a task on the caller's tokio runtime (either
+///   flavour); calls and replies never cross to another thread.
+/// - [`Engine::IoUring`]: a ring engine: one driver thread owning one io_uring ring for every
+///   connection assigned to it (`IORING_OP_CONNECT`, one send of everything queued per
+///   connection, multishot receives from a provided-buffer ring, timers as ring timeouts).
+/// - [`Engine::Epoll`]: the ring engine's twin on epoll, where `io_uring_setup` is refused
+///   (`EPERM` from a seccomp filter, `ENOSYS`, `kernel.io_uring_disabled`).
+/// - [`Engine::Auto`] (the default): the task engine when the client is made inside a tokio
+///   runtime, otherwise io_uring where the kernel gives a ring and epoll where it does not.
+///   [`Client::engine`](crate::Client::engine) tells which one is live.
 ///
 /// Two more variables exist for testing those paths on a kernel that has everything:
 /// `RINGDIS_URING_FAIL_SETUP=1` makes ring setup fail as if the kernel refused it, and
-/// `RINGDIS_URING_NO_BUFRING=1` makes the io_uring transport do without multishot operations, as on
+/// `RINGDIS_URING_NO_BUFRING=1` makes the io_uring engine do without multishot operations, as on
 /// older kernels (single-shot receives, an eventfd read per wake-up).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Transport {
-    /// io_uring where the kernel allows it, epoll otherwise.
+pub enum Engine {
+    /// The task engine inside a tokio runtime; otherwise io_uring where the kernel allows it,
+    /// epoll where it does not.
     #[default]
     Auto,
-    /// io_uring only: creating the client fails with [`Error::Client`](crate::Error::Client),
-    /// saying why, where the kernel refuses a ring.
+    /// The task engine: creating the client fails with [`Error::Client`](crate::Error::Client)
+    /// outside a tokio runtime.
+    Task,
+    /// The io_uring ring engine only: creating the client fails with
+    /// [`Error::Client`](crate::Error::Client), saying why, where the kernel refuses a ring.
     IoUring,
-    /// epoll only.
+    /// The epoll ring engine only.
     Epoll,
 }
 
-impl Transport {
-    /// Reads `RINGDIS_TRANSPORT`, if set.
-    pub(crate) fn from_env() -> Result<Option<Transport>> {
-        match std::env::var("RINGDIS_TRANSPORT") {
+impl Engine {
+    /// Reads `RINGDIS_ENGINE`, if set.
+    pub(crate) fn from_env() -> Result<Option<Engine>> {
+        match std::env::var("RINGDIS_ENGINE") {
             Err(_) => Ok(None),
             Ok(v) => match v.to_ascii_lowercase().as_str() {
-                "" | "auto" => Ok(Some(Transport::Auto)),
-                "io_uring" | "io-uring" | "iouring" | "uring" => Ok(Some(Transport::IoUring)),
-                "epoll" => Ok(Some(Transport::Epoll)),
+                "" | "auto" => Ok(Some(Engine::Auto)),
+                "task" | "tokio" => Ok(Some(Engine::Task)),
+                "io_uring" | "io-uring" | "iouring" | "uring" => Ok(Some(Engine::IoUring)),
+                "epoll" => Ok(Some(Engine::Epoll)),
                 other => Err(Error::client(format!(
-                    "RINGDIS_TRANSPORT={other:?}: expected auto, io_uring or epoll"
+                    "RINGDIS_ENGINE={other:?}: expected auto, task, io_uring or epoll"
                 ))),
             },
         }
@@ -118,7 +126,7 @@ pub struct Config {
     pub(crate) max_silent_timeouts: Option<u32>,
     pub(crate) health_check: Option<Duration>,
     pub(crate) protocol: Protocol,
-    pub(crate) transport: Transport,
+    pub(crate) engine: Engine,
     pub(crate) limits: Limits,
     pub(crate) tracking: Option<Tracking>,
     pub(crate) backoff_min: Duration,
@@ -142,7 +150,7 @@ impl std::fmt::Debug for Config {
             max_silent_timeouts,
             health_check,
             protocol,
-            transport,
+            engine,
             limits,
             backoff_min,
             backoff_max,
@@ -163,7 +171,7 @@ impl std::fmt::Debug for Config {
             .field("max_silent_timeouts", max_silent_timeouts)
             .field("health_check", health_check)
             .field("protocol", protocol)
-            .field("transport", transport)
+            .field("engine", engine)
             .field("limits", limits)
             .field("backoff_min", backoff_min)
             .field("backoff_max", backoff_max)
@@ -206,7 +214,7 @@ impl Default for Config {
             max_silent_timeouts: Some(DEFAULT_SILENT_TIMEOUTS),
             health_check: None,
             protocol: Protocol::Resp3,
-            transport: Transport::Auto,
+            engine: Engine::Auto,
             limits: Limits::default(),
             tracking: None,
             backoff_min: Duration::from_millis(5),
@@ -394,9 +402,9 @@ impl Config {
         self
     }
 
-    /// The transport (default [`Transport::Auto`]).
-    pub fn transport(mut self, transport: Transport) -> Config {
-        self.transport = transport;
+    /// The engine that drives the connection (default [`Engine::Auto`]; see [`Engine`]).
+    pub fn engine(mut self, engine: Engine) -> Config {
+        self.engine = engine;
         self
     }
 

@@ -22,7 +22,7 @@ mod config;
 mod conn;
 #[cfg(feature = "serde")]
 mod de;
-mod driver;
+mod engine;
 mod error;
 mod from_redis;
 #[cfg(feature = "fuzzing")]
@@ -51,7 +51,7 @@ pub use bytes::Bytes;
 pub use client::{Call, Callable, Client};
 pub use cmd::{Cmd, CmdFlags};
 pub use commands::{Commands, Dispatch, UnixTime};
-pub use config::{Addr, Config, Protocol, Tracking, Transport};
+pub use config::{Addr, Config, Engine, Protocol, Tracking};
 #[cfg(feature = "serde")]
 pub use de::Serde;
 pub use error::{Error, Result};

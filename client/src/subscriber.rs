@@ -1,7 +1,7 @@
 //! [`Subscriber`]: pub/sub on a connection of its own (tornadis `PubSubClient`).
 
 use crate::conn::{inbox, InboxRx, Payload, Request, Sink};
-use crate::driver::Msg;
+use crate::engine::Msg;
 use crate::{Client, Config, Error, Result};
 use bytes::Bytes;
 use std::future::{poll_fn, Future};

@@ -3,7 +3,7 @@
 
 mod support;
 
-use ringdis::{cmd, Client, Config, Error, Protocol, Transport, Value};
+use ringdis::{cmd, Client, Config, Engine, Error, Protocol, Value};
 use ringdis_tests::{FaultServer, Server, ServerKind};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
@@ -94,7 +94,7 @@ async fn password_acl_user_and_db() {
             let from_url = Client::new(
                 Config::from_url(&url)
                     .unwrap()
-                    .transport(transport)
+                    .engine(transport)
                     .protocol(protocol),
             )
             .unwrap();
@@ -201,7 +201,7 @@ async fn command_timeout_against_a_stalled_server() {
         let c = Client::new(
             Config::from_url(&fault.url())
                 .unwrap()
-                .transport(transport)
+                .engine(transport)
                 .command_timeout(Some(Duration::from_millis(200))),
         )
         .unwrap();
@@ -257,7 +257,7 @@ async fn garbage_and_truncated_frames_from_a_fault_server() {
             }
             conn.stall();
         });
-        let c = Client::new(Config::from_url(&fault.url()).unwrap().transport(transport)).unwrap();
+        let c = Client::new(Config::from_url(&fault.url()).unwrap().engine(transport)).unwrap();
         let err = c.call::<Value>(cmd!("PING")).await.unwrap_err();
         assert!(
             matches!(err, Error::Protocol { .. }),
@@ -288,10 +288,10 @@ async fn unix_socket() {
     for (kind, transport) in matrix() {
         let server = Server::builder(kind).unix_socket(true).start();
         let path = server.unix_path().expect("socket path").to_owned();
-        let c = Client::new(Config::new().unix_socket(&path).db(2).transport(transport)).unwrap();
+        let c = Client::new(Config::new().unix_socket(&path).db(2).engine(transport)).unwrap();
         c.call::<()>(cmd!("SET", "k", "over unix")).await.unwrap();
         let url = format!("unix://{}?db=2", path.display());
-        let c2 = Client::new(Config::from_url(&url).unwrap().transport(transport)).unwrap();
+        let c2 = Client::new(Config::from_url(&url).unwrap().engine(transport)).unwrap();
         let got: String = c2.call(cmd!("GET", "k")).await.unwrap();
         assert_eq!(got, "over unix", "{kind}/{transport:?}");
         let info: String = c2.call(cmd!("CLIENT", "INFO")).await.unwrap();
@@ -354,7 +354,7 @@ async fn connect_and_disconnect_are_idempotent() {
         let dead = Client::new(
             Config::new()
                 .port(port)
-                .transport(transport)
+                .engine(transport)
                 .autoconnect(false)
                 .connect_timeout(Duration::from_millis(100)),
         )
@@ -469,5 +469,5 @@ fn bad_configuration_is_a_client_error() {
         "{err}"
     );
     assert!(Client::new(Config::new().username("app").password("pw")).is_ok());
-    let _ = Transport::Auto;
+    let _ = Engine::Auto;
 }

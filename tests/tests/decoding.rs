@@ -589,7 +589,7 @@ async fn every_libc_spelling_of_nan_and_inf_from_a_scripted_server() {
             let c = Client::new(
                 Config::from_url(&fault.url())
                     .unwrap()
-                    .transport(transport)
+                    .engine(transport)
                     .protocol(protocol),
             )
             .unwrap();

@@ -588,7 +588,7 @@ fn a_name_whose_first_address_refuses_connects_through_the_next_on_every_transpo
     let out = std::process::Command::new("unshare")
         .args(["-m", "sh", "-c", &script])
         .env(HOSTS_CHILD, "1")
-        .env_remove("RINGDIS_TRANSPORT")
+        .env_remove("RINGDIS_ENGINE")
         .output()
         .expect("run unshare");
     let _ = std::fs::remove_file(&hosts);
@@ -628,7 +628,7 @@ async fn dual_stack_child() {
             let c = Client::new(
                 ringdis::Config::from_url(&url)
                     .unwrap()
-                    .transport(transport)
+                    .engine(transport)
                     .protocol(protocol)
                     .connect_timeout(Duration::from_secs(2)),
             )

@@ -117,7 +117,7 @@ async fn a_connect_that_is_never_accepted_is_a_connection_error_on_every_path() 
             let cfg = Config::new()
                 .host("127.0.0.1")
                 .port(deaf.addr.port())
-                .transport(transport)
+                .engine(transport)
                 .protocol(protocol)
                 .connect_timeout(CONNECT_TIMEOUT);
             let errors = every_path(&cfg).await;
@@ -143,7 +143,7 @@ async fn a_handshake_that_gets_no_answer_is_a_connection_error_on_every_path() {
             let cfg = Config::from_url(&server.url())
                 .unwrap()
                 .password("pw")
-                .transport(transport)
+                .engine(transport)
                 .protocol(protocol)
                 .connect_timeout(CONNECT_TIMEOUT);
             let errors = every_path(&cfg).await;
@@ -161,7 +161,7 @@ async fn a_call_that_times_out_before_it_was_sent_is_a_connection_error() {
         let c = Client::new(
             Config::new()
                 .port(deaf.addr.port())
-                .transport(transport)
+                .engine(transport)
                 .connect_timeout(Duration::from_secs(30))
                 .command_timeout(Some(Duration::from_millis(100))),
         )
@@ -182,7 +182,7 @@ async fn a_refused_connect_keeps_its_io_error() {
     for transport in transports() {
         let cfg = Config::new()
             .port(port)
-            .transport(transport)
+            .engine(transport)
             .connect_timeout(Duration::from_millis(100));
         let by_call = Client::new(cfg.clone())
             .unwrap()
@@ -230,7 +230,7 @@ async fn nothing_prints_the_password() {
         let server = Server::builder(kind).password(SECRET).start();
         let at = format!("{kind}/{transport:?}");
         let url = format!("redis://app:{SECRET}@127.0.0.1:{}/1", server.port());
-        let cfg = Config::from_url(&url).unwrap().transport(transport);
+        let cfg = Config::from_url(&url).unwrap().engine(transport);
         let good = config(&server, transport).password(SECRET);
         let c = Client::new(good.clone()).unwrap();
         c.call::<()>(cmd!("PING")).await.unwrap();
@@ -305,7 +305,7 @@ async fn a_unix_socket_url_with_a_password_authenticates() {
             for (url, user, db) in forms {
                 let cfg = Config::from_url(&url)
                     .unwrap_or_else(|e| panic!("{at}: {url}: {e}"))
-                    .transport(transport);
+                    .engine(transport);
                 // The URL's own protocol, if it names one; the matrix's otherwise.
                 let cfg = if url.contains("protocol=") {
                     cfg
@@ -332,7 +332,7 @@ async fn a_unix_socket_url_with_a_password_authenticates() {
             let anon = Client::new(
                 Config::from_url(&format!("unix://{path}"))
                     .unwrap()
-                    .transport(transport)
+                    .engine(transport)
                     .protocol(protocol),
             )
             .unwrap();

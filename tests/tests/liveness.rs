@@ -8,7 +8,7 @@
 
 mod support;
 
-use ringdis::{cmd, Client, Error, Protocol, Transport, Value};
+use ringdis::{cmd, Client, Engine, Error, Protocol, Value};
 use ringdis_tests::{NetNs, Server, ServerKind};
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -56,7 +56,7 @@ impl Drop for Paused<'_> {
 }
 
 /// Calls time out fast; the liveness rule gives the server up after `n` of them.
-fn short(server: &Server, transport: Transport, protocol: Protocol, n: Option<u32>) -> Client {
+fn short(server: &Server, transport: Engine, protocol: Protocol, n: Option<u32>) -> Client {
     let c = Client::new(
         config(server, transport)
             .protocol(protocol)
@@ -65,7 +65,7 @@ fn short(server: &Server, transport: Transport, protocol: Protocol, n: Option<u3
             .max_silent_timeouts(n),
     )
     .expect("client");
-    assert_eq!(c.transport(), transport);
+    assert_eq!(c.engine(), transport);
     c
 }
 

@@ -7,7 +7,7 @@ mod support;
 
 use futures::StreamExt;
 use ringdis::INVALIDATE_CHANNEL;
-use ringdis::{cmd, Client, Config, Error, Protocol, SubKind, Subscriber, Transport, Value};
+use ringdis::{cmd, Client, Config, Engine, Error, Protocol, SubKind, Subscriber, Value};
 use ringdis_tests::{unique, RawConn, Server, ServerKind};
 use std::sync::RwLock;
 use std::time::{Duration, Instant};
@@ -110,7 +110,7 @@ async fn a_subscriber_recovers_from_an_outage_longer_than_its_connect_timeout() 
     }
 }
 
-async fn outage(kind: ServerKind, transport: Transport, protocol: Protocol) {
+async fn outage(kind: ServerKind, transport: Engine, protocol: Protocol) {
     let at = label(kind, transport, protocol);
     let mut server = Server::start(kind);
     let cfg = config(&server, transport)

@@ -2,13 +2,13 @@
 //! buffers, closing with operations in flight, no leaked sockets or threads, the choice of
 //! transport (forced, from the environment, and the fallback when io_uring setup fails).
 //!
-//! Some cases need a different process environment (`RINGDIS_TRANSPORT`, the io_uring setup
+//! Some cases need a different process environment (`RINGDIS_ENGINE`, the io_uring setup
 //! failure switch, single-shot receives): they re-run this test binary on one `child_*` test with
 //! that environment, so no test changes the environment of the others.
 
 mod support;
 
-use ringdis::{cmd, Client, Config, Protocol, Transport, Value};
+use ringdis::{cmd, Client, Config, Engine, Protocol, Value};
 use ringdis_tests::{FaultServer, Server, ServerKind};
 use std::time::Duration;
 use support::{client, is_child, run_child, transports};
@@ -133,7 +133,7 @@ async fn an_earlier_deadline_replaces_a_later_timer() {
         let c = Client::new(
             Config::from_url(&fault.url())
                 .unwrap()
-                .transport(transport)
+                .engine(transport)
                 // HELLO first: the call waits for the handshake, so a lost connection retries it.
                 .protocol(Protocol::Resp3)
                 .connect_timeout(Duration::from_secs(20))
@@ -269,22 +269,22 @@ async fn child_no_leaks() {
 /// `Client::transport()` reports the live transport; forcing either one gives that one.
 #[test]
 fn forcing_a_transport_gives_that_transport() {
-    if std::env::var_os("RINGDIS_TRANSPORT").is_some() {
+    if std::env::var_os("RINGDIS_ENGINE").is_some() {
         return; // the environment overrides the configuration: see the child tests
     }
-    let epoll = Client::new(Config::new().transport(Transport::Epoll)).unwrap();
-    assert_eq!(epoll.transport(), Transport::Epoll);
+    let epoll = Client::new(Config::new().engine(Engine::Epoll)).unwrap();
+    assert_eq!(epoll.engine(), Engine::Epoll);
     let auto = Client::new(Config::new()).unwrap();
-    match Client::new(Config::new().transport(Transport::IoUring)) {
+    match Client::new(Config::new().engine(Engine::IoUring)) {
         // Auto prefers io_uring wherever the kernel gives a ring.
         Ok(uring) => {
-            assert_eq!(uring.transport(), Transport::IoUring);
-            assert_eq!(auto.transport(), Transport::IoUring);
+            assert_eq!(uring.engine(), Engine::IoUring);
+            assert_eq!(auto.engine(), Engine::IoUring);
         }
         // A kernel (or sandbox) without io_uring: a clear error when forced, epoll on Auto.
         Err(e) => {
             assert!(matches!(e, ringdis::Error::Client { .. }), "{e:?}");
-            assert_eq!(auto.transport(), Transport::Epoll);
+            assert_eq!(auto.engine(), Engine::Epoll);
         }
     }
 }
@@ -304,19 +304,14 @@ fn child_setup_failure() {
     let url = server.url();
     // Auto: epoll, behaving exactly as epoll does.
     let c = Client::open(&url).unwrap();
-    assert_eq!(c.transport(), Transport::Epoll);
+    assert_eq!(c.engine(), Engine::Epoll);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
         .unwrap();
     rt.block_on(large_values_roundtrip(&c, "fallback"));
     // Forced io_uring: a clear client error saying why.
-    let err = Client::new(
-        Config::from_url(&url)
-            .unwrap()
-            .transport(Transport::IoUring),
-    )
-    .unwrap_err();
+    let err = Client::new(Config::from_url(&url).unwrap().engine(Engine::IoUring)).unwrap_err();
     assert!(matches!(err, ringdis::Error::Client { .. }), "{err:?}");
     let msg = err.to_string();
     assert!(
@@ -324,14 +319,14 @@ fn child_setup_failure() {
         "{msg}"
     );
     // Forced epoll is unaffected.
-    let e = Client::new(Config::from_url(&url).unwrap().transport(Transport::Epoll)).unwrap();
-    assert_eq!(e.transport(), Transport::Epoll);
+    let e = Client::new(Config::from_url(&url).unwrap().engine(Engine::Epoll)).unwrap();
+    assert_eq!(e.engine(), Engine::Epoll);
 }
 
 #[test]
 fn the_environment_overrides_the_configured_transport() {
-    run_child("child_env_epoll", &[("RINGDIS_TRANSPORT", "epoll")]);
-    run_child("child_env_io_uring", &[("RINGDIS_TRANSPORT", "io_uring")]);
+    run_child("child_env_epoll", &[("RINGDIS_ENGINE", "epoll")]);
+    run_child("child_env_io_uring", &[("RINGDIS_ENGINE", "io_uring")]);
 }
 
 #[test]
@@ -340,9 +335,9 @@ fn child_env_epoll() {
     if !is_child("child_env_epoll") {
         return;
     }
-    for t in [Transport::Auto, Transport::IoUring, Transport::Epoll] {
-        let c = Client::new(Config::new().transport(t)).unwrap();
-        assert_eq!(c.transport(), Transport::Epoll);
+    for t in [Engine::Auto, Engine::IoUring, Engine::Epoll] {
+        let c = Client::new(Config::new().engine(t)).unwrap();
+        assert_eq!(c.engine(), Engine::Epoll);
     }
 }
 
@@ -352,9 +347,9 @@ fn child_env_io_uring() {
     if !is_child("child_env_io_uring") {
         return;
     }
-    for t in [Transport::Auto, Transport::IoUring, Transport::Epoll] {
-        let c = Client::new(Config::new().transport(t)).unwrap();
-        assert_eq!(c.transport(), Transport::IoUring);
+    for t in [Engine::Auto, Engine::IoUring, Engine::Epoll] {
+        let c = Client::new(Config::new().engine(t)).unwrap();
+        assert_eq!(c.engine(), Engine::IoUring);
     }
 }
 
@@ -375,7 +370,7 @@ fn child_single_shot() {
     let c = Client::new(
         Config::from_url(&server.url())
             .unwrap()
-            .transport(Transport::IoUring)
+            .engine(Engine::IoUring)
             .connect_timeout(Duration::from_millis(500)),
     )
     .unwrap();

@@ -2,20 +2,20 @@
 //! hold for, and clients configured for one cell of it.
 #![allow(dead_code)] // each test file uses a different part
 
-use ringdis::{cmd, Client, Config, Error, Protocol, Transport};
+use ringdis::{cmd, Client, Config, Engine, Error, Protocol};
 use ringdis_tests::{Server, ServerKind};
 use std::time::{Duration, Instant};
 
 /// The transports every behaviour is tested on.
-pub fn transports() -> Vec<Transport> {
-    vec![Transport::Epoll, Transport::IoUring]
+pub fn transports() -> Vec<Engine> {
+    vec![Engine::Epoll, Engine::IoUring]
 }
 
 /// Both protocols.
 pub const PROTOCOLS: [Protocol; 2] = [Protocol::Resp2, Protocol::Resp3];
 
 /// Every (server kind, transport) pair.
-pub fn matrix() -> Vec<(ServerKind, Transport)> {
+pub fn matrix() -> Vec<(ServerKind, Engine)> {
     ServerKind::ALL
         .into_iter()
         .flat_map(|k| transports().into_iter().map(move |t| (k, t)))
@@ -23,21 +23,21 @@ pub fn matrix() -> Vec<(ServerKind, Transport)> {
 }
 
 /// A configuration for `server` on `transport`.
-pub fn config(server: &Server, transport: Transport) -> Config {
+pub fn config(server: &Server, transport: Engine) -> Config {
     Config::from_url(&server.url())
         .expect("harness URLs parse")
-        .transport(transport)
+        .engine(transport)
 }
 
 /// A client for `server` on `transport`, speaking `protocol`.
-pub fn client(server: &Server, transport: Transport, protocol: Protocol) -> Client {
+pub fn client(server: &Server, transport: Engine, protocol: Protocol) -> Client {
     let c = Client::new(config(server, transport).protocol(protocol)).expect("client");
-    assert_eq!(c.transport(), transport);
+    assert_eq!(c.engine(), transport);
     c
 }
 
 /// A label for assertion messages.
-pub fn label(kind: ServerKind, transport: Transport, protocol: Protocol) -> String {
+pub fn label(kind: ServerKind, transport: Engine, protocol: Protocol) -> String {
     format!("{kind}/{transport:?}/{protocol:?}")
 }
 
@@ -88,7 +88,7 @@ pub fn run_child(name: &str, env: &[(&str, &str)]) {
         "--test-threads=1",
     ])
     .env(CHILD, name)
-    .env_remove("RINGDIS_TRANSPORT")
+    .env_remove("RINGDIS_ENGINE")
     .env_remove("RINGDIS_URING_FAIL_SETUP")
     .env_remove("RINGDIS_URING_NO_BUFRING");
     for (k, v) in env {

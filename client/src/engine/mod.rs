@@ -1,4 +1,5 @@
-//! Transports: the driver threads that move bytes between sockets and the connection core.
+//! Engines: what moves bytes between sockets and the connection core, runs timers and wakes
+//! callers. They know sockets, timers and wake-ups, never RESP.
 //!
 //! A [`Client`](crate::Client) talks to its driver through a [`Shared`] mailbox: callers push
 //! messages and wake the driver only when it is not already awake. The driver owns the socket
@@ -6,9 +7,14 @@
 
 pub(crate) mod epoll;
 mod keepalive;
+pub(crate) mod link;
 pub(crate) mod uring;
 
-use crate::conn::{Core, InboxTx, PushHandler, Request, Want};
+pub(crate) use link::Link;
+
+use crate::config::Config;
+pub(crate) use crate::conn::Want;
+use crate::conn::{Core, InboxTx, PushHandler, Request};
 use crate::{Error, Result};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -207,4 +213,29 @@ pub(crate) fn obey(core: &mut Core, io: &mut impl Socketry, now: Instant) {
             Want::Close => io.close(core, now),
         }
     }
+}
+
+/// Carries out what a link's core wants until it wants nothing more right now.
+#[allow(dead_code)]
+pub(crate) fn obey_link(link: &Link, io: &mut impl link::LinkSocketry, now: Instant) {
+    // Bounded: each round either opens (which ends in a state that waits) or closes.
+    for _ in 0..8 {
+        match link.want(now) {
+            Want::Nothing => return,
+            Want::Open => io.open(link, now),
+            Want::Close => io.close(link, now),
+        }
+    }
+}
+
+/// An engine: drives many connections (issue #12). Each one is a [`Link`] it made and keeps
+/// driving until [`Link::turn`] says the connection is finished.
+#[allow(dead_code)]
+pub(crate) trait Driver: Send + Sync {
+    /// Starts driving a new connection for `config`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Client`] when the engine cannot take connections (it failed to start).
+    fn attach(&self, config: Arc<Config>) -> Result<Arc<Link>>;
 }

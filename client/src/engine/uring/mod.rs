@@ -506,7 +506,7 @@ impl Io {
             K_CONNECT if res >= 0 => {
                 c.open = true;
                 if c.tcp {
-                    crate::driver::keepalive::apply(c.fd.as_raw_fd(), self.config.tcp_keepalive);
+                    crate::engine::keepalive::apply(c.fd.as_raw_fd(), self.config.tcp_keepalive);
                 }
                 core.on_open(now);
                 self.arm_recv();
