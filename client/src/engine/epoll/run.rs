@@ -1,0 +1,372 @@
+//! The epoll engine thread: one `mio::Poll` for the sockets of every link on it, the hub's
+//! waker, and one timer (the poll timeout) for all their deadlines.
+//!
+//! Each loop turn: take the new links, the woken ones and the finished name resolutions from
+//! the hub; mark the links whose deadline passed; serve the sockets that reported readiness
+//! (reads bounded per link, so one busy link cannot starve the rest); then turn every marked
+//! link (`turn`, `obey`, flush), and wait for the next event, wake-up or deadline. Whatever one
+//! link does (an error, a panic) ends that link only: it is closed and stopped, the others go on.
+//! When the last link is finished the thread exits and releases its descriptors; if it ever
+//! ends otherwise (a panic outside any link, a broken poll), every link it had is stopped so no
+//! caller waits for it.
+
+use super::deadlines::Deadlines;
+use super::hub::{self, Adopt, Hub, Key, Resolved};
+use super::socket::{Env, Sock, SockIo};
+use crate::engine::Link;
+use mio::{Events, Poll};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The read buffer the thread shares among its links.
+const SCRATCH: usize = 64 * 1024;
+/// Readiness events taken per wait.
+const EVENTS: usize = 256;
+
+/// One link on the engine.
+struct Slot {
+    key: Key,
+    link: Arc<Link>,
+    /// Shared with the link's wake: set while the link is on the hub's ready list.
+    mark: Arc<AtomicBool>,
+    sock: Sock,
+    /// The link's deadline as the heap knows it.
+    deadline: Option<Instant>,
+    /// On the `due` list.
+    due: bool,
+    /// On the `io` list.
+    io: bool,
+}
+
+/// The thread's state. Dropping it (on any exit, a panic included) stops every link it has.
+struct Runner {
+    poll: Poll,
+    hub: Arc<Hub>,
+    slots: Vec<Option<Slot>>,
+    live: usize,
+    deadlines: Deadlines,
+    /// Links to turn this loop turn.
+    due: Vec<u32>,
+    /// Links whose socket has readiness to serve.
+    io: Vec<u32>,
+    scratch: Box<[u8]>,
+    /// Taken from the hub: reused buffers.
+    new: Vec<Adopt>,
+    ready: Vec<Key>,
+    resolved: Vec<Resolved>,
+    /// The hub no longer hands this thread links.
+    retired: bool,
+}
+
+/// Starts the engine thread for `hub`, polling `poll` (which holds the hub's waker).
+pub(super) fn spawn(poll: Poll, hub: Arc<Hub>) -> std::io::Result<()> {
+    let runner = Runner {
+        poll,
+        hub,
+        slots: Vec::new(),
+        live: 0,
+        deadlines: Deadlines::default(),
+        due: Vec::new(),
+        io: Vec::new(),
+        scratch: vec![0u8; SCRATCH].into_boxed_slice(),
+        new: Vec::new(),
+        ready: Vec::new(),
+        resolved: Vec::new(),
+        retired: false,
+    };
+    std::thread::Builder::new()
+        .name("ringdis-epoll".to_owned())
+        .spawn(move || runner.run())
+        .map(drop)
+}
+
+fn slot_mut(slots: &mut [Option<Slot>], key: Key) -> Option<&mut Slot> {
+    slots
+        .get_mut(key.slot as usize)
+        .and_then(Option::as_mut)
+        .filter(|s| s.gen() == key.gen)
+}
+
+impl Slot {
+    fn gen(&self) -> u32 {
+        self.key.gen
+    }
+}
+
+fn mark_due(due: &mut Vec<u32>, slot: &mut Slot) {
+    if !slot.due {
+        slot.due = true;
+        due.push(slot.key.slot);
+    }
+}
+
+impl Runner {
+    fn run(mut self) {
+        let mut events = Events::with_capacity(EVENTS);
+        loop {
+            let now = Instant::now();
+            self.take_inbox(now);
+            self.expire(now);
+            self.serve(now);
+            self.turn_due(now);
+            if self.live == 0 {
+                if hub::retire(&self.hub, false).is_some() {
+                    self.retired = true;
+                    return;
+                }
+                continue; // a link was attached meanwhile
+            }
+            let busy = !self.io.is_empty() || !self.due.is_empty();
+            let parked = !busy && self.hub.park();
+            let timeout = if parked {
+                self.next_deadline()
+                    .map(|at| at.saturating_duration_since(Instant::now()))
+            } else {
+                Some(Duration::ZERO)
+            };
+            let polled = self.poll.poll(&mut events, timeout);
+            if parked {
+                self.hub.unpark();
+            }
+            if let Err(e) = polled {
+                if e.kind() != std::io::ErrorKind::Interrupted {
+                    // The poll itself broke: nothing more can be done on this thread; dropping
+                    // the runner stops every link.
+                    return;
+                }
+            }
+            for ev in events.iter() {
+                let Some(key) = Key::of(ev.token()) else {
+                    continue; // the waker: the inbox is read at the top of the loop
+                };
+                if let Some(slot) = slot_mut(&mut self.slots, key) {
+                    if slot.sock.ready(ev) && !slot.io {
+                        slot.io = true;
+                        self.io.push(key.slot);
+                    }
+                }
+            }
+        }
+    }
+
+    /// New links, woken links and finished resolutions.
+    fn take_inbox(&mut self, now: Instant) {
+        {
+            let mut inbox = self.hub.inbox();
+            std::mem::swap(&mut inbox.new, &mut self.new);
+            std::mem::swap(&mut inbox.ready, &mut self.ready);
+            std::mem::swap(&mut inbox.resolved, &mut self.resolved);
+        }
+        for adopt in self.new.drain(..) {
+            let i = adopt.key.slot as usize;
+            if self.slots.len() <= i {
+                self.slots.resize_with(i + 1, || None);
+            }
+            let mut slot = Slot {
+                key: adopt.key,
+                link: adopt.link,
+                mark: adopt.mark,
+                sock: Sock::new(adopt.key),
+                deadline: None,
+                due: false,
+                io: false,
+            };
+            mark_due(&mut self.due, &mut slot);
+            if let Some(old) = self.slots[i].replace(slot) {
+                // Cannot happen (a slot is reserved once until released); never lose a link.
+                old.link.stopped();
+            } else {
+                self.live += 1;
+            }
+        }
+        for key in self.ready.drain(..) {
+            if let Some(slot) = slot_mut(&mut self.slots, key) {
+                mark_due(&mut self.due, slot);
+            }
+        }
+        let env = Env {
+            registry: self.poll.registry(),
+            hub: &self.hub,
+        };
+        let mut failed = Vec::new();
+        for r in self.resolved.drain(..) {
+            let key = r.key;
+            let Some(slot) = slot_mut(&mut self.slots, key) else {
+                continue;
+            };
+            let (sock, link) = (&mut slot.sock, &slot.link);
+            if catch_unwind(AssertUnwindSafe(|| sock.resolved(link, &env, r, now))).is_err() {
+                failed.push(key);
+                continue;
+            }
+            mark_due(&mut self.due, slot);
+        }
+        for key in failed {
+            self.finish(key, false, now);
+        }
+    }
+
+    /// Marks the links whose deadline has come.
+    fn expire(&mut self, now: Instant) {
+        loop {
+            let slots = &self.slots;
+            let Some(key) = self.deadlines.pop_due(now, |k, at| has_deadline(slots, k, at)) else {
+                return;
+            };
+            if let Some(slot) = slot_mut(&mut self.slots, key) {
+                slot.deadline = None;
+                mark_due(&mut self.due, slot);
+            }
+        }
+    }
+
+    /// Serves the sockets that reported readiness; a link with more to read stays listed.
+    fn serve(&mut self, now: Instant) {
+        let list = std::mem::take(&mut self.io);
+        let env = Env {
+            registry: self.poll.registry(),
+            hub: &self.hub,
+        };
+        let mut failed = Vec::new();
+        for &i in &list {
+            let Some(slot) = self.slots.get_mut(i as usize).and_then(Option::as_mut) else {
+                continue;
+            };
+            slot.io = false;
+            let (sock, link, scratch) = (&mut slot.sock, &slot.link, &mut self.scratch);
+            match catch_unwind(AssertUnwindSafe(|| sock.service(link, &env, scratch, now))) {
+                Ok(more) => {
+                    if more {
+                        slot.io = true;
+                        self.io.push(i);
+                    }
+                    mark_due(&mut self.due, slot);
+                }
+                Err(_) => failed.push(slot.key),
+            }
+        }
+        for key in failed {
+            self.finish(key, false, now);
+        }
+    }
+
+    /// Turns every marked link: its requests and timers, what it wants done with its socket,
+    /// its bytes to send, and its next deadline.
+    fn turn_due(&mut self, now: Instant) {
+        let list = std::mem::take(&mut self.due);
+        let mut done = Vec::new();
+        {
+            let env = Env {
+                registry: self.poll.registry(),
+                hub: &self.hub,
+            };
+            for &i in &list {
+                let Some(slot) = self.slots.get_mut(i as usize).and_then(Option::as_mut) else {
+                    continue;
+                };
+                slot.due = false;
+                // Cleared before the turn drains the link's requests: a wake after this point
+                // lists the link again.
+                slot.mark.store(false, Ordering::SeqCst);
+                let (sock, link) = (&mut slot.sock, &slot.link);
+                let turned = catch_unwind(AssertUnwindSafe(|| {
+                    if !link.turn(now) {
+                        return None;
+                    }
+                    link.obey(now, &mut SockIo { sock, env: &env });
+                    sock.flush(link, &env, now);
+                    Some(link.poll_timeout(now))
+                }));
+                match turned {
+                    Ok(Some(deadline)) => {
+                        if deadline != slot.deadline {
+                            slot.deadline = deadline;
+                            if let Some(at) = deadline {
+                                self.deadlines.push(at, slot.key);
+                            }
+                        }
+                    }
+                    Ok(None) => done.push((slot.key, true)),
+                    Err(_) => done.push((slot.key, false)),
+                }
+            }
+        }
+        for (key, orderly) in done {
+            self.finish(key, orderly, now);
+        }
+        // The list's allocation is reused, unless marking grew a new one meanwhile.
+        if self.due.is_empty() {
+            self.due = list;
+            self.due.clear();
+        }
+        let slots = &self.slots;
+        self.deadlines.compact(
+            self.live,
+            slots
+                .iter()
+                .flatten()
+                .filter_map(|s| s.deadline.map(|at| (at, s.key))),
+        );
+    }
+
+    /// The earliest deadline of any link.
+    fn next_deadline(&mut self) -> Option<Instant> {
+        let slots = &self.slots;
+        self.deadlines.next(|k, at| has_deadline(slots, k, at))
+    }
+
+    /// Forgets a link: `orderly` when it is finished (what it still has to send goes first,
+    /// best effort), otherwise it failed (panicked). Either way its socket is closed, the link
+    /// stopped and its slot freed.
+    fn finish(&mut self, key: Key, orderly: bool, now: Instant) {
+        let Some(mut slot) = self
+            .slots
+            .get_mut(key.slot as usize)
+            .and_then(|s| s.take_if(|s| s.gen() == key.gen))
+        else {
+            return;
+        };
+        self.live -= 1;
+        let env = Env {
+            registry: self.poll.registry(),
+            hub: &self.hub,
+        };
+        let (sock, link) = (&mut slot.sock, &slot.link);
+        if orderly {
+            let _ = catch_unwind(AssertUnwindSafe(|| {
+                sock.flush(link, &env, now);
+                sock.close(link, &env, now);
+            }));
+        }
+        sock.drop_stream(&env);
+        slot.link.stopped();
+        self.hub.release(key.slot);
+    }
+}
+
+fn has_deadline(slots: &[Option<Slot>], key: Key, at: Instant) -> bool {
+    slots
+        .get(key.slot as usize)
+        .and_then(Option::as_ref)
+        .is_some_and(|s| s.gen() == key.gen && s.deadline == Some(at))
+}
+
+impl Drop for Runner {
+    fn drop(&mut self) {
+        // Whatever ended the thread, no link may wait for it: the hub takes no more links, and
+        // every link it had or was about to take is stopped.
+        let waiting = if self.retired {
+            Vec::new()
+        } else {
+            hub::retire(&self.hub, true).unwrap_or_default()
+        };
+        for slot in self.slots.drain(..).flatten() {
+            slot.link.stopped();
+        }
+        for adopt in waiting.into_iter().chain(self.new.drain(..)) {
+            adopt.link.stopped();
+        }
+    }
+}
