@@ -8,7 +8,9 @@ use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 ///
 /// [`Addr`]: crate::Addr
 pub(super) fn literal(host: &str, port: u16) -> Option<SocketAddr> {
-    host.parse::<IpAddr>().ok().map(|ip| SocketAddr::new(ip, port))
+    host.parse::<IpAddr>()
+        .ok()
+        .map(|ip| SocketAddr::new(ip, port))
 }
 
 /// Resolves `host` on a short-lived thread of its own and hands the addresses (in the resolver's

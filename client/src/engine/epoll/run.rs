@@ -20,6 +20,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// Set by a unit test to make the thread panic outside any link at its next loop turn.
+#[cfg(test)]
+static PANIC_NEXT_TURN: AtomicBool = AtomicBool::new(false);
+
 /// The read buffer the thread shares among its links.
 const SCRATCH: usize = 64 * 1024;
 /// Readiness events taken per wait.
@@ -106,6 +110,10 @@ impl Runner {
     fn run(mut self) {
         let mut events = Events::with_capacity(EVENTS);
         loop {
+            #[cfg(test)]
+            if PANIC_NEXT_TURN.swap(false, Ordering::SeqCst) {
+                panic!("a panic on the engine thread, injected by a test");
+            }
             let now = Instant::now();
             self.take_inbox(now);
             self.expire(now);
@@ -212,7 +220,10 @@ impl Runner {
     fn expire(&mut self, now: Instant) {
         loop {
             let slots = &self.slots;
-            let Some(key) = self.deadlines.pop_due(now, |k, at| has_deadline(slots, k, at)) else {
+            let Some(key) = self
+                .deadlines
+                .pop_due(now, |k, at| has_deadline(slots, k, at))
+            else {
                 return;
             };
             if let Some(slot) = slot_mut(&mut self.slots, key) {
@@ -368,5 +379,70 @@ impl Drop for Runner {
         for adopt in waiting.into_iter().chain(self.new.drain(..)) {
             adopt.link.stopped();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PANIC_NEXT_TURN;
+    use crate::{cmd, Client, Config, Engine, Error, Protocol};
+    use std::net::TcpListener;
+    use std::sync::atomic::Ordering;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    /// Runs `f` on a thread of its own and returns its result, or `None` after 10 s.
+    fn within_10s<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(f());
+        });
+        rx.recv_timeout(Duration::from_secs(10)).ok()
+    }
+
+    /// A panic on the engine thread outside any link stops every link it drives (their callers
+    /// get an error instead of waiting for ever), and the next attach starts a new thread.
+    #[test]
+    fn a_panic_on_the_thread_stops_every_link_and_a_new_thread_takes_over() {
+        // A server that accepts (in the kernel's backlog) and never answers.
+        let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+        let config = Config::from_url(&format!("redis://{}", silent.local_addr().unwrap()))
+            .unwrap()
+            .engine(Engine::Epoll)
+            .protocol(Protocol::Resp2)
+            .command_timeout(None);
+        let waiting = Client::new(config.clone()).unwrap();
+        assert_eq!(waiting.engine(), Engine::Epoll);
+        let (tx, rx) = mpsc::channel();
+        let caller = waiting.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(futures::executor::block_on(
+                caller.call::<String>(cmd!("PING")),
+            ));
+        });
+        // Connected: the engine thread is in its loop, with the call queued or sent.
+        let connected = waiting.clone();
+        let up = within_10s(move || futures::executor::block_on(connected.connect()));
+        assert!(matches!(up, Some(Ok(_))), "{up:?}");
+
+        PANIC_NEXT_TURN.store(true, Ordering::SeqCst);
+        // Anything that wakes the thread: another connection attached.
+        let other = Client::new(config.clone()).unwrap();
+        let got = rx.recv_timeout(Duration::from_secs(10));
+        assert!(
+            matches!(got, Ok(Err(Error::Connection { .. }))),
+            "the waiting call: {got:?}"
+        );
+        let again =
+            within_10s(move || futures::executor::block_on(other.call::<String>(cmd!("PING"))));
+        assert!(
+            matches!(again, Some(Err(Error::Connection { .. }))),
+            "{again:?}"
+        );
+
+        // A new connection gets a new thread, which serves it.
+        let fresh = Client::new(config).unwrap();
+        let up = within_10s(move || futures::executor::block_on(fresh.connect()));
+        assert!(matches!(up, Some(Ok(true))), "{up:?}");
     }
 }

@@ -122,7 +122,13 @@ impl Sock {
 
     /// Finishes a connect, reads (at most [`READS_PER_TURN`] times) and writes, as the socket's
     /// readiness allows. True while it may have more to read.
-    pub fn service(&mut self, link: &Link, env: &Env<'_>, scratch: &mut [u8], now: Instant) -> bool {
+    pub fn service(
+        &mut self,
+        link: &Link,
+        env: &Env<'_>,
+        scratch: &mut [u8],
+        now: Instant,
+    ) -> bool {
         if self.connecting {
             if !(self.readable || self.writable) {
                 return false;
@@ -241,7 +247,13 @@ impl Sock {
                     return self.connect_next(link, env, now);
                 }
                 let (hub, key, attempt) = (env.hub.clone(), self.key, self.attempts);
-                let done = move |addrs| hub.resolved(Resolved { key, attempt, addrs });
+                let done = move |addrs| {
+                    hub.resolved(Resolved {
+                        key,
+                        attempt,
+                        addrs,
+                    })
+                };
                 match resolve::spawn(host.clone(), *port, done) {
                     Ok(()) => self.resolving = Some(attempt),
                     Err(e) => self.failed(link, env, now, "resolving", e),
