@@ -388,8 +388,22 @@ mod tests {
     use crate::{cmd, Client, Config, Engine, Error, Protocol};
     use std::net::TcpListener;
     use std::sync::atomic::Ordering;
-    use std::sync::mpsc;
+    use std::sync::{mpsc, Mutex};
     use std::time::Duration;
+
+    /// The engine is process-wide: these tests take turns on it (the panic would stop the
+    /// other's links).
+    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+    /// A configuration for a local listener, on the epoll engine, with no handshake (RESP2):
+    /// `connect()` is done once the TCP connection is.
+    fn config(listener: &TcpListener) -> Config {
+        Config::from_url(&format!("redis://{}", listener.local_addr().unwrap()))
+            .unwrap()
+            .engine(Engine::Epoll)
+            .protocol(Protocol::Resp2)
+            .command_timeout(None)
+    }
 
     /// Runs `f` on a thread of its own and returns its result, or `None` after 10 s.
     fn within_10s<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
@@ -404,13 +418,10 @@ mod tests {
     /// get an error instead of waiting for ever), and the next attach starts a new thread.
     #[test]
     fn a_panic_on_the_thread_stops_every_link_and_a_new_thread_takes_over() {
+        let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
         // A server that accepts (in the kernel's backlog) and never answers.
         let silent = TcpListener::bind("127.0.0.1:0").unwrap();
-        let config = Config::from_url(&format!("redis://{}", silent.local_addr().unwrap()))
-            .unwrap()
-            .engine(Engine::Epoll)
-            .protocol(Protocol::Resp2)
-            .command_timeout(None);
+        let config = config(&silent);
         let waiting = Client::new(config.clone()).unwrap();
         assert_eq!(waiting.engine(), Engine::Epoll);
         let (tx, rx) = mpsc::channel();
@@ -444,5 +455,36 @@ mod tests {
         let fresh = Client::new(config).unwrap();
         let up = within_10s(move || futures::executor::block_on(fresh.connect()));
         assert!(matches!(up, Some(Ok(true))), "{up:?}");
+    }
+
+    /// Connections made and dropped one after another, from two threads, keep meeting the
+    /// engine thread as it exits (its last link finished) and as a new one starts: every one of
+    /// them is served.
+    #[test]
+    fn attaching_while_the_thread_exits_is_safe() {
+        let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let config = config(&listener);
+        // Accepts and closes (the client sees its connection up first).
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                drop(conn);
+            }
+        });
+        let racers: Vec<_> = (0..2)
+            .map(|_| {
+                let config = config.clone();
+                std::thread::spawn(move || {
+                    for i in 0..100 {
+                        let c = Client::new(config.clone()).unwrap();
+                        let up = within_10s(move || futures::executor::block_on(c.connect()));
+                        assert!(matches!(up, Some(Ok(true))), "attach {i}: {up:?}");
+                    }
+                })
+            })
+            .collect();
+        for r in racers {
+            r.join().unwrap();
+        }
     }
 }
