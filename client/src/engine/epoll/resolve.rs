@@ -27,6 +27,8 @@ pub(super) fn spawn(
     std::thread::Builder::new()
         .name("ringdis-resolve".to_owned())
         .spawn(move || {
+            #[cfg(test)]
+            held::wait();
             let addrs = std::panic::catch_unwind(|| {
                 (host.as_str(), port)
                     .to_socket_addrs()
@@ -40,6 +42,25 @@ pub(super) fn spawn(
             done(addrs);
         })
         .map(drop)
+}
+
+/// Test-only: while held, resolutions wait, so a test can show that the engine does not.
+#[cfg(test)]
+pub(super) mod held {
+    use std::sync::{Condvar, Mutex};
+
+    static HELD: Mutex<bool> = Mutex::new(false);
+    static RELEASED: Condvar = Condvar::new();
+
+    pub fn set(on: bool) {
+        *HELD.lock().unwrap_or_else(|p| p.into_inner()) = on;
+        RELEASED.notify_all();
+    }
+
+    pub(super) fn wait() {
+        let held = HELD.lock().unwrap_or_else(|p| p.into_inner());
+        drop(RELEASED.wait_while(held, |h| *h));
+    }
 }
 
 #[cfg(test)]

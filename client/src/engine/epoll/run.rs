@@ -487,4 +487,36 @@ mod tests {
             r.join().unwrap();
         }
     }
+
+    /// A host name being resolved holds up no other connection: while its resolution waits,
+    /// a connection to an IP address is made; once it completes, the name's connects too.
+    #[test]
+    fn a_slow_name_resolution_stalls_no_other_connection() {
+        let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let by_ip = config(&listener);
+        let by_name = Config::from_url(&format!("redis://localhost:{port}"))
+            .unwrap()
+            .engine(Engine::Epoll)
+            .protocol(Protocol::Resp2);
+        super::super::resolve::held::set(true);
+        let named = Client::new(by_name).unwrap();
+        let (tx, rx) = mpsc::channel();
+        let connecting = named.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(futures::executor::block_on(connecting.connect()));
+        });
+        let ip = Client::new(by_ip).unwrap();
+        let up = within_10s(move || futures::executor::block_on(ip.connect()));
+        let still_resolving = rx.try_recv().is_err() && !named.is_connected();
+        super::super::resolve::held::set(false);
+        assert!(matches!(up, Some(Ok(true))), "by IP: {up:?}");
+        assert!(
+            still_resolving,
+            "the named connection did not wait for its resolution"
+        );
+        let named_up = rx.recv_timeout(Duration::from_secs(10));
+        assert!(matches!(named_up, Ok(Ok(true))), "by name: {named_up:?}");
+    }
 }
