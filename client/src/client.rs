@@ -151,16 +151,31 @@ impl Client {
         let command_timeout = config.command_timeout;
         let config = Arc::new(config);
         let (shared, engine) = match choice {
-            // TRANSITIONAL (#12 step 1): the task engine is not in yet; its connections run on
-            // an epoll thread meanwhile.
-            Engine::Task => (engine::epoll::spawn(config.clone())?, Engine::Task),
-            Engine::Epoll => (engine::epoll::spawn(config.clone())?, Engine::Epoll),
+            // TRANSITIONAL (#12): the task engine is not in yet; its connections run on the
+            // epoll engine meanwhile.
+            Engine::Task => (
+                engine::Driver::attach(&engine::epoll::Epoll, config.clone())?
+                    .shared()
+                    .clone(),
+                Engine::Task,
+            ),
+            Engine::Epoll => (
+                engine::Driver::attach(&engine::epoll::Epoll, config.clone())?
+                    .shared()
+                    .clone(),
+                Engine::Epoll,
+            ),
             Engine::IoUring => (engine::uring::spawn(config.clone())?, Engine::IoUring),
             // io_uring where the kernel gives us a ring (any setup failure: EPERM, ENOSYS,
-            // kernel.io_uring_disabled, a seccomp filter); epoll, unchanged, where it does not.
+            // kernel.io_uring_disabled, a seccomp filter); the epoll engine where it does not.
             Engine::Auto => match engine::uring::spawn(config.clone()) {
                 Ok(shared) => (shared, Engine::IoUring),
-                Err(_) => (engine::epoll::spawn(config.clone())?, Engine::Epoll),
+                Err(_) => (
+                    engine::Driver::attach(&engine::epoll::Epoll, config.clone())?
+                        .shared()
+                        .clone(),
+                    Engine::Epoll,
+                ),
             },
         };
         Ok(Client {

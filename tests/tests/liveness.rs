@@ -266,7 +266,9 @@ async fn child_dropped_client() {
         .unwrap();
         let _: Value = timed_out.call(cmd!("PING")).await.unwrap();
         let _: Value = no_deadline.call(cmd!("PING")).await.unwrap();
-        assert_eq!(driver_threads(), threads + 2, "{at}");
+        // The epoll engine drives both connections on one thread.
+        let added = if transport == Engine::Epoll { 1 } else { 2 };
+        assert_eq!(driver_threads(), threads + added, "{at}");
         let paused = Paused::new(&server);
         for i in 0..3 {
             let r = timed_out.call::<Value>(cmd!("ECHO", i)).await;
