@@ -247,3 +247,20 @@ impl Client {
         )))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::{cmd, Client, Config};
+
+    #[test]
+    fn a_pipeline_hides_its_commands_secrets() {
+        // A pipeline (and so a transaction) shows its commands as `Cmd` does.
+        let client = Client::new(Config::new()).unwrap();
+        let mut p = client.pipeline();
+        p.add(cmd!("AUTH", "pw9"));
+        assert!(!format!("{p:?}").contains("pw9"));
+        let mut t = client.transaction();
+        t.add(cmd!("AUTH", "user", "pw10"));
+        assert!(!format!("{t:?}").contains("pw10"));
+    }
+}
