@@ -87,6 +87,16 @@ impl Pipeline {
         &self.cmds
     }
 
+    /// The last command, for the command builder editing it in place.
+    pub(crate) fn last_cmd_mut(&mut self) -> Option<&mut Cmd> {
+        self.cmds.last_mut()
+    }
+
+    /// Takes the last command back out (a builder's `into_cmd`).
+    pub(crate) fn pop_cmd(&mut self) -> Option<Cmd> {
+        self.cmds.pop()
+    }
+
     /// Sends the pipeline and decodes the replies (for a transaction, `EXEC`'s reply) as `T`.
     /// An empty pipeline is an [`Error::Client`].
     pub fn query<T: FromRedis>(&self) -> Call<T> {

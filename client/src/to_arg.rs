@@ -66,6 +66,33 @@ impl Args {
         }
     }
 
+    /// How many bytes the encoded arguments take.
+    pub(crate) fn byte_len(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Runs `write` so that the arguments it adds land at byte `at` (an argument boundary, at
+    /// most [`byte_len`](Args::byte_len)) instead of at the end.
+    pub(crate) fn insert_with(&mut self, at: usize, write: impl FnOnce(&mut Args)) {
+        if at >= self.buf.len() {
+            write(self);
+            return;
+        }
+        let tail = self.buf.split_off(at);
+        write(self);
+        self.buf.unsplit(tail);
+    }
+
+    /// Removes the `count` arguments that take the bytes `range` (argument boundaries).
+    pub(crate) fn remove(&mut self, range: std::ops::Range<usize>, count: usize) {
+        let end = range.end.min(self.buf.len());
+        let start = range.start.min(end);
+        let tail = self.buf.split_off(end);
+        self.buf.truncate(start);
+        self.buf.unsplit(tail);
+        self.count = self.count.saturating_sub(count);
+    }
+
     /// Removes every argument.
     pub fn clear(&mut self) {
         self.buf.clear();
