@@ -74,22 +74,22 @@ impl Args {
     /// Runs `write` so that the arguments it adds land at byte `at` (an argument boundary, at
     /// most [`byte_len`](Args::byte_len)) instead of at the end.
     pub(crate) fn insert_with(&mut self, at: usize, write: impl FnOnce(&mut Args)) {
-        if at >= self.buf.len() {
-            write(self);
-            return;
-        }
-        let tail = self.buf.split_off(at);
+        let end = self.buf.len();
         write(self);
-        self.buf.unsplit(tail);
+        // Written at the end, rotated into place: no allocation beyond the buffer's growth.
+        if at < end {
+            let added = self.buf.len() - end;
+            self.buf[at..].rotate_right(added);
+        }
     }
 
     /// Removes the `count` arguments that take the bytes `range` (argument boundaries).
     pub(crate) fn remove(&mut self, range: std::ops::Range<usize>, count: usize) {
-        let end = range.end.min(self.buf.len());
+        let len = self.buf.len();
+        let end = range.end.min(len);
         let start = range.start.min(end);
-        let tail = self.buf.split_off(end);
-        self.buf.truncate(start);
-        self.buf.unsplit(tail);
+        self.buf.copy_within(end.., start);
+        self.buf.truncate(len - (end - start));
         self.count = self.count.saturating_sub(count);
     }
 
