@@ -433,6 +433,7 @@ include!(concat!(env!("OUT_DIR"), "/commands.rs"));
 
 #[cfg(test)]
 mod tests {
+    use super::Set;
     use crate::{Client, Commands, Pipeline};
 
     fn client() -> Client {
@@ -530,5 +531,77 @@ mod tests {
         assert_eq!(cmd.to_string(), "SET k v PX 5");
         assert_eq!(shown(&p), ["GET a"]);
         assert_eq!(c.get("x").into_cmd().to_string(), "GET x");
+    }
+
+    #[test]
+    fn any_call_order_encodes_the_same_bytes_as_writing_in_order() {
+        type Step = fn(Set<&Client>) -> Set<&Client>;
+        let steps: [(&str, Step); 3] = [
+            ("condition", |b| b.xx()),
+            ("expiration", |b| b.px(1500)),
+            ("keepttl-then-ex", |b| b.keepttl().ex(7)),
+        ];
+        let c = client();
+        // Every order of the three option calls (the last two both set the expiration: the
+        // later call wins) against the command written by hand.
+        for order in [
+            [0, 1, 2],
+            [0, 2, 1],
+            [1, 0, 2],
+            [1, 2, 0],
+            [2, 0, 1],
+            [2, 1, 0],
+        ] {
+            let mut b = c.set("key", "value");
+            for &i in &order {
+                b = (steps[i].1)(b);
+            }
+            let expiration: &[&str] =
+                if order.iter().position(|&i| i == 1) > order.iter().position(|&i| i == 2) {
+                    &["PX", "1500"]
+                } else {
+                    &["EX", "7"]
+                };
+            let mut want = crate::cmd!("SET").arg("key").arg("value").arg("XX");
+            for a in expiration {
+                want.push_arg(*a);
+            }
+            let got = b.into_cmd();
+            assert_eq!(got.args(), want.args(), "{order:?}: {got}");
+            assert_eq!(got.key_indices(), [1], "{order:?}");
+        }
+        // Interleaved keys and arguments of EVAL: keys, count and arguments each in place.
+        let mut b = c.eval("s");
+        let mut keys = Vec::new();
+        let mut args = Vec::new();
+        for i in 0..20 {
+            if i % 3 == 0 {
+                b = b.arg(format!("a{i}"));
+                args.push(format!("a{i}"));
+            } else {
+                b = b.key(format!("k{i}"));
+                keys.push(format!("k{i}"));
+            }
+        }
+        let got = b.into_cmd();
+        let want = crate::cmd!("EVAL", "s", keys.len(), &keys, &args);
+        assert_eq!(got.args(), want.args(), "{got}");
+        let key_at: Vec<u32> = (3..3 + keys.len() as u32).collect();
+        assert_eq!(got.key_indices(), key_at);
+    }
+
+    #[test]
+    fn an_invalid_argument_keeps_the_command_unsendable_wherever_it_lands() {
+        struct Broken;
+        impl crate::ToArg for Broken {
+            fn write_args(&self, out: &mut crate::Args) {
+                out.set_invalid("broken");
+            }
+        }
+        let c = client();
+        let cmd = c.set("k", "v").ex(1).ifeq(Broken).into_cmd();
+        assert_eq!(cmd.args().invalid(), Some("broken"));
+        let cmd = c.sort("l").get(Broken).into_cmd();
+        assert_eq!(cmd.args().invalid(), Some("broken"));
     }
 }
