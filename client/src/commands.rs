@@ -294,6 +294,9 @@ impl Part<'_> {
         self.span.args += args;
         self.span.bytes += bytes;
     }
+    /// Empties the segment. An argument that made the command unsendable
+    /// ([`Args::set_invalid`]) keeps it unsendable: the reason is the command's, not the
+    /// segment's.
     fn clear(&mut self) {
         let bytes = self.at_byte..self.at_byte + self.span.bytes;
         self.cmd.remove_args(self.at_arg, self.span.args, bytes);

@@ -110,7 +110,8 @@ fn tokenize(src: &str) -> Vec<Tok> {
             // A char literal ('x', '\n', '\u{..}', b'x') or a lifetime ('a).
             let start = if c == 'b' { i + 1 } else { i };
             if b.get(start + 1) == Some(&'\\') {
-                let mut j = start + 2;
+                // Past the backslash and the escaped character (which may be a quote).
+                let mut j = start + 3;
                 while j < b.len() && b[j] != '\'' {
                     j += 1;
                 }
@@ -614,7 +615,7 @@ fn the_scan_sees_a_cycle_and_follows_reexports() {
     );
     write(
         "a.rs",
-        "pub struct A;\nfn f() { let _ = crate::m::Leaf; }\n",
+        "pub struct A;\nfn f<'a>(_: &'a str) { let _ = ('\\'', '\"', crate::m::Leaf); }\n",
     );
     write(
         "b.rs",
