@@ -41,8 +41,13 @@
 //! returns the builder re-typed, so awaiting it decodes what the server sends, the same in both
 //! protocols. An option that only makes sense after another (`WITHVALUES` after a count) can
 //! only be called after it. The method docs list each command's such options. A
-//! builder on a pipeline is itself [`Commands`], so calls chain: `p.incr("n").get("k")`. A
-//! builder dropped without being sent does nothing on a client, and is added to a pipeline.
+//! builder on a pipeline is itself [`Commands`], so calls chain: `p.incr("n").get("k")`.
+//!
+//! Building a command has no side effect, on drop or otherwise. On a client nothing is sent
+//! until the builder is awaited (or `send`/`decode` is called); a dropped builder did nothing.
+//! On a pipeline the method call adds the command at once, and chained options edit it in
+//! place: `p.get("k");` and `p.set("k", "v").ex(10);` each add exactly one command, `cmd()`
+//! shows a copy and leaves the pipeline alone, and `into_cmd()` takes the command back out.
 //! [`Client::call`] remains for anything the spec does not list (module commands).
 //!
 //! Types: the arguments' types come from the spec, with the corrections of
@@ -83,14 +88,49 @@ use std::marker::PhantomData;
 
 /// Something a built command can be sent to: a client (awaiting gives the reply) or a pipeline
 /// (the command is added).
+///
+/// Building a command never does anything by itself, on drop or otherwise: a builder on a
+/// client holds its command until it is awaited (or `send`/`decode`/`into_cmd` ends it); a
+/// builder on a pipeline adds its command when the method is called (`p.get("k")`) and then
+/// edits that command in place as options are chained (`p.set("k", "v").ex(10)`), so the
+/// pipeline holds exactly one command per method call, whatever happens to the builder.
+///
+/// Implement [`dispatch`](Dispatch::dispatch) (and [`Commands`]) to receive the finished
+/// commands of the generated methods elsewhere; the hidden methods have defaults for that case.
 pub trait Dispatch: Sized {
     /// What sending a command whose reply decodes as `R` gives.
     type Output<R: FromRedis>;
     /// Sends (or adds) the command.
     fn dispatch<R: FromRedis>(self, cmd: Cmd) -> Self::Output<R>;
-    /// Called when a builder is dropped without being dispatched: a pipeline adds the command,
-    /// a client does nothing.
-    fn abandon(&mut self, _cmd: Cmd) {}
+
+    /// Where a builder keeps the command it starts: by default the builder holds it (returned
+    /// as is) until [`finish`](Dispatch::finish); a pipeline adds it at once and returns an
+    /// empty placeholder.
+    #[doc(hidden)]
+    fn begin(&mut self, cmd: Cmd) -> Cmd {
+        cmd
+    }
+    /// The command being built, when [`begin`](Dispatch::begin) put it in the target.
+    #[doc(hidden)]
+    fn building(&mut self) -> Option<&mut Cmd> {
+        None
+    }
+    /// [`building`](Dispatch::building), read only.
+    #[doc(hidden)]
+    fn built(&self) -> Option<&Cmd> {
+        None
+    }
+    /// Ends a builder: dispatches the command it kept (the default); a pipeline, which holds
+    /// the command already, gives itself back.
+    #[doc(hidden)]
+    fn finish<R: FromRedis>(self, kept: Cmd) -> Self::Output<R> {
+        self.dispatch(kept)
+    }
+    /// Ends a builder without sending: its command, or (pipeline) the command taken back out.
+    #[doc(hidden)]
+    fn take_back(self, kept: Cmd) -> Cmd {
+        kept
+    }
 }
 
 impl Dispatch for &Client {
@@ -105,8 +145,21 @@ impl<'a> Dispatch for &'a mut Pipeline {
     fn dispatch<R: FromRedis>(self, cmd: Cmd) -> &'a mut Pipeline {
         self.add(cmd)
     }
-    fn abandon(&mut self, cmd: Cmd) {
+    fn begin(&mut self, cmd: Cmd) -> Cmd {
         self.add(cmd);
+        Cmd::empty()
+    }
+    fn building(&mut self) -> Option<&mut Cmd> {
+        self.last_cmd_mut()
+    }
+    fn built(&self) -> Option<&Cmd> {
+        self.cmds().last()
+    }
+    fn finish<R: FromRedis>(self, _kept: Cmd) -> &'a mut Pipeline {
+        self
+    }
+    fn take_back(self, kept: Cmd) -> Cmd {
+        self.pop_cmd().unwrap_or(kept)
     }
 }
 
@@ -170,110 +223,188 @@ impl UnixTime for std::time::SystemTime {
     }
 }
 
-/// A piece of a command being built: some arguments, which of them are keys, and how many
-/// items (for derived counts such as `numkeys`).
-#[doc(hidden)]
-#[derive(Clone, Debug, Default)]
-pub struct Part {
-    args: Args,
-    keys: Vec<u32>,
+/// Where each segment of a command being built lies in the command's one buffer.
+///
+/// A builder's command is encoded once, into one [`Cmd`]: the name, then one segment per
+/// argument slot of the spec (a required argument, an option, a fixed token, a derived count),
+/// in wire order. An option set later than a segment after it (`.nx()` after `.ex(10)` on SET)
+/// is encoded into its place; choosing another alternative replaces the segment's arguments.
+#[derive(Clone, Copy, Debug)]
+struct Layout<const N: usize> {
+    /// Where the first segment starts: after the name.
+    base_args: u32,
+    base_bytes: usize,
+    spans: [Span; N],
+}
+
+/// One segment's size, and how many items it holds (for a derived count such as `numkeys`).
+#[derive(Clone, Copy, Debug, Default)]
+struct Span {
+    args: u32,
+    bytes: usize,
     items: usize,
 }
 
-#[doc(hidden)]
-impl Part {
-    pub fn new() -> Part {
-        Part::default()
-    }
-    pub fn clear(&mut self) {
-        self.args.clear();
-        self.keys.clear();
-        self.items = 0;
-    }
-    pub fn is_empty(&self) -> bool {
-        self.args.is_empty()
-    }
-    pub fn token(&mut self, token: &str) {
-        self.args.push_bytes(token.as_bytes());
-    }
-    pub fn arg(&mut self, arg: impl ToArg) {
-        arg.write_args(&mut self.args);
-    }
-    pub fn key(&mut self, key: impl ToArg) {
-        let from = self.args.len() as u32;
-        key.write_args(&mut self.args);
-        self.keys.extend(from..self.args.len() as u32);
-    }
-    /// One value or a collection of them, each an item.
-    pub fn many(&mut self, values: impl ToArg, key: bool) {
-        self.items += values.arg_count();
-        if key {
-            self.key(values)
-        } else {
-            self.arg(values)
+impl<const N: usize> Layout<N> {
+    fn new(cmd: &Cmd) -> Self {
+        Layout {
+            base_args: cmd.args().len() as u32,
+            base_bytes: cmd.args().byte_len(),
+            spans: [Span::default(); N],
         }
     }
+
+    /// Segment `seg` of `cmd`, to write into.
+    fn part<'a>(&'a mut self, cmd: &'a mut Cmd, seg: usize) -> Part<'a> {
+        let before = &self.spans[..seg];
+        let at_arg = self.base_args + before.iter().map(|s| s.args).sum::<u32>();
+        let at_byte = self.base_bytes + before.iter().map(|s| s.bytes).sum::<usize>();
+        Part {
+            cmd,
+            at_arg,
+            at_byte,
+            span: &mut self.spans[seg],
+        }
+    }
+
+    fn items(&self, seg: usize) -> usize {
+        self.spans[seg].items
+    }
+}
+
+/// One segment of a command being built, borrowed to write into: what the generated option
+/// methods call.
+struct Part<'a> {
+    cmd: &'a mut Cmd,
+    at_arg: u32,
+    at_byte: usize,
+    span: &'a mut Span,
+}
+
+#[allow(dead_code)]
+impl Part<'_> {
+    /// Appends to the segment what `write` encodes.
+    fn write(&mut self, key: bool, write: impl FnOnce(&mut Args)) {
+        let (args, bytes) = self.cmd.insert_with(
+            self.at_arg + self.span.args,
+            self.at_byte + self.span.bytes,
+            key,
+            write,
+        );
+        self.span.args += args;
+        self.span.bytes += bytes;
+    }
+    /// Empties the segment. An argument that made the command unsendable
+    /// ([`Args::set_invalid`]) keeps it unsendable: the reason is the command's, not the
+    /// segment's.
+    fn clear(&mut self) {
+        let bytes = self.at_byte..self.at_byte + self.span.bytes;
+        self.cmd.remove_args(self.at_arg, self.span.args, bytes);
+        *self.span = Span::default();
+    }
+    fn is_empty(&self) -> bool {
+        self.span.args == 0
+    }
+    fn token(&mut self, token: &str) {
+        self.write(false, |out| out.push_bytes(token.as_bytes()));
+    }
+    fn arg(&mut self, arg: impl ToArg) {
+        self.write(false, |out| arg.write_args(out));
+    }
+    fn key(&mut self, key: impl ToArg) {
+        self.write(true, |out| key.write_args(out));
+    }
+    /// One value or a collection of them, each an item.
+    fn many(&mut self, values: impl ToArg, key: bool) {
+        self.span.items += values.arg_count();
+        self.write(key, |out| values.write_args(out));
+    }
     /// Like `many`, with `token` before each value (`GET p1 GET p2`).
-    pub fn many_each(&mut self, token: &str, values: impl ToArg, key: bool) {
+    fn many_each(&mut self, token: &str, values: impl ToArg, key: bool) {
         let mut tmp = Args::new();
         values.write_args(&mut tmp);
         for v in tmp.iter() {
             self.token(token);
-            if key {
-                self.key(v);
-            } else {
-                self.arg(v);
-            }
-            self.items += 1;
+            self.write(key, |out| out.push_bytes(v));
+            self.span.items += 1;
+        }
+        if let Some(why) = tmp.invalid() {
+            self.write(false, |out| out.set_invalid(why));
         }
     }
-    pub fn item(&mut self) {
-        self.items += 1;
-    }
-    pub fn items(&self) -> usize {
-        self.items
-    }
-    pub fn args(&self) -> &Args {
-        &self.args
-    }
-    pub fn key_indices(&self) -> &[u32] {
-        &self.keys
+    fn item(&mut self) {
+        self.span.items += 1;
     }
 }
 
 /// The methods every builder has. `Reply` is the type awaiting the builder gives: the
 /// command's default, or what an option that changes the reply's shape re-typed it to.
+///
+/// A builder holds its target, its command (on a pipeline an empty placeholder: the command is
+/// the pipeline's last one) and the [`Layout`] of that command. It has no `Drop`: nothing
+/// happens when one is dropped.
 macro_rules! builder {
     ($name:ident) => {
         impl<T: Dispatch, Reply> $name<T, Reply> {
-            /// Sends the command (on a pipeline: adds it), its reply decoded as `R`.
-            pub fn decode<R: FromRedis>(mut self) -> T::Output<R> {
-                let cmd = self.cmd();
-                let target = self.target.take().expect("a builder is dispatched once");
-                target.dispatch(cmd)
+            /// Starts the command: kept in the builder (client), or added at once (pipeline).
+            fn begin(mut target: T, cmd: Cmd) -> Self {
+                let layout = Layout::new(&cmd);
+                let kept = target.begin(cmd);
+                $name {
+                    target,
+                    kept,
+                    layout,
+                    reply: PhantomData,
+                }
             }
 
-            /// The command, not sent (nor added to a pipeline).
-            pub fn into_cmd(mut self) -> Cmd {
-                self.target = None;
-                self.cmd()
+            /// Segment `seg` of the command, to write into.
+            #[allow(dead_code)]
+            fn part(&mut self, seg: usize) -> Part<'_> {
+                let cmd = match self.target.building() {
+                    Some(cmd) => cmd,
+                    None => &mut self.kept,
+                };
+                self.layout.part(cmd, seg)
+            }
+
+            /// The same command, with another reply type.
+            #[allow(dead_code)]
+            fn retype<U>(self) -> $name<T, U> {
+                $name {
+                    target: self.target,
+                    kept: self.kept,
+                    layout: self.layout,
+                    reply: PhantomData,
+                }
+            }
+
+            /// A copy of the command as it stands: arguments, key positions and routing flags.
+            /// No side effect: on a pipeline, which holds the command from the method call on,
+            /// the command stays there.
+            pub fn cmd(&self) -> Cmd {
+                self.target.built().unwrap_or(&self.kept).clone()
+            }
+
+            /// Sends the command, its reply decoded as `R` (on a pipeline, which already holds
+            /// the command: gives the pipeline back, to chain).
+            pub fn decode<R: FromRedis>(self) -> T::Output<R> {
+                self.target.finish(self.kept)
+            }
+
+            /// The command, not sent. On a pipeline, which got it when the method was called,
+            /// this takes it back out: the pipeline is as it was before.
+            pub fn into_cmd(self) -> Cmd {
+                self.target.take_back(self.kept)
             }
         }
 
         impl<T: Dispatch, Reply: FromRedis> $name<T, Reply> {
-            /// Sends the command (on a pipeline: adds it), with its reply type: the default,
-            /// or the one an option that changes the reply chose.
+            /// Sends the command (on a pipeline: ends the chain, the command being in already),
+            /// with its reply type: the default, or the one an option that changes the reply
+            /// chose.
             pub fn send(self) -> T::Output<Reply> {
                 self.decode()
-            }
-        }
-
-        impl<T: Dispatch, Reply> Drop for $name<T, Reply> {
-            fn drop(&mut self) {
-                if let Some(mut target) = self.target.take() {
-                    let cmd = self.cmd();
-                    target.abandon(cmd);
-                }
             }
         }
 
@@ -292,8 +423,8 @@ macro_rules! builder {
             }
         }
         impl<'a, Reply> $name<&'a mut Pipeline, Reply> {
-            /// Adds the command to the pipeline and sends the whole pipeline: the end of a
-            /// chain such as `p.incr("n").get("k").query::<(i64, Option<Bytes>)>()`.
+            /// Sends the whole pipeline, this command included: the end of a chain such as
+            /// `p.incr("n").get("k").query::<(i64, Option<Bytes>)>()`.
             pub fn query<R: FromRedis>(self) -> Call<R> {
                 self.decode::<Value>().query()
             }
@@ -302,3 +433,178 @@ macro_rules! builder {
 }
 
 include!(concat!(env!("OUT_DIR"), "/commands.rs"));
+
+#[cfg(test)]
+mod tests {
+    use super::Set;
+    use crate::{Client, Commands, Pipeline};
+
+    fn client() -> Client {
+        // Nothing connects until a call is awaited.
+        Client::open("redis://127.0.0.1:1").unwrap()
+    }
+
+    fn shown(p: &Pipeline) -> Vec<String> {
+        p.cmds().iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn options_land_in_spec_order_in_one_buffer() {
+        let c = client();
+        let cmd = c.set("k", "v").ex(10).nx().get().into_cmd();
+        assert_eq!(cmd.to_string(), "SET k v NX GET EX 10");
+        assert_eq!(cmd.key_indices(), [1]);
+        // Another alternative replaces the first, wherever it sits.
+        let cmd = c.set("k", "v").ex(10).xx().px(5).nx().into_cmd();
+        assert_eq!(cmd.to_string(), "SET k v NX PX 5");
+        // Keys added before other segments move their positions along.
+        let cmd = c
+            .eval("s")
+            .arg("a")
+            .key("k1")
+            .key(["k2", "k3"])
+            .arg("b")
+            .into_cmd();
+        assert_eq!(cmd.to_string(), "EVAL s 3 k1 k2 k3 a b");
+        assert_eq!(cmd.key_indices(), [3, 4, 5]);
+        assert_eq!(cmd.keys().collect::<Vec<_>>(), [&b"k1"[..], b"k2", b"k3"]);
+        // The same command written in order is byte for byte the same.
+        let in_order = crate::cmd!("EVAL", "s", 3, "k1", "k2", "k3", "a", "b");
+        assert_eq!(cmd.args(), in_order.args());
+        let cmd = c.zadd("z", 1.5, "a").and(2.0, "b").ch().nx().into_cmd();
+        assert_eq!(cmd.to_string(), "ZADD z NX CH 1.5 a 2.0 b");
+        let cmd = c
+            .zunionstore("d", ["a", "b"])
+            .weights([1, 2])
+            .aggregate(crate::commands::Aggregate::Max)
+            .into_cmd();
+        assert_eq!(
+            cmd.to_string(),
+            "ZUNIONSTORE d 2 a b WEIGHTS 1 2 AGGREGATE MAX"
+        );
+        assert_eq!(cmd.key_indices(), [1, 3, 4]);
+    }
+
+    #[test]
+    fn cmd_has_no_side_effect_and_dropping_a_builder_does_nothing() {
+        let c = client();
+        let b = c.set("k", "v").ex(1);
+        assert_eq!(b.cmd().to_string(), "SET k v EX 1");
+        assert_eq!(b.cmd(), b.cmd());
+        drop(b);
+
+        let mut p = c.pipeline();
+        let b = p.get("a");
+        assert_eq!(b.cmd().to_string(), "GET a");
+        assert_eq!(b.cmd().to_string(), "GET a", "cmd() twice is the same copy");
+        drop(b);
+        assert_eq!(
+            shown(&p),
+            ["GET a"],
+            "the method call added it once; nothing on drop"
+        );
+
+        let _ = p.set("k", "v").ex(10);
+        assert_eq!(shown(&p), ["GET a", "SET k v EX 10"]);
+        p.incr("n").get("k").lpop("l").count(2).send();
+        assert_eq!(
+            shown(&p),
+            ["GET a", "SET k v EX 10", "INCR n", "GET k", "LPOP l 2"]
+        );
+    }
+
+    #[test]
+    #[allow(unused_must_use)]
+    fn a_statement_on_a_pipeline_adds_exactly_one_command() {
+        let c = client();
+        let mut p = c.pipeline();
+        p.get("k");
+        p.set("k", "v").ex(10);
+        p.set("k", "v").ex(10).nx();
+        assert_eq!(shown(&p), ["GET k", "SET k v EX 10", "SET k v NX EX 10"]);
+        assert_eq!(p.cmds()[1].key_indices(), [1]);
+    }
+
+    #[test]
+    fn into_cmd_on_a_pipeline_takes_the_command_back_out() {
+        let c = client();
+        let mut p = c.pipeline();
+        p.get("a").send();
+        let cmd = p.set("k", "v").px(5).into_cmd();
+        assert_eq!(cmd.to_string(), "SET k v PX 5");
+        assert_eq!(shown(&p), ["GET a"]);
+        assert_eq!(c.get("x").into_cmd().to_string(), "GET x");
+    }
+
+    #[test]
+    fn any_call_order_encodes_the_same_bytes_as_writing_in_order() {
+        type Step = fn(Set<&Client>) -> Set<&Client>;
+        let steps: [(&str, Step); 3] = [
+            ("condition", |b| b.xx()),
+            ("expiration", |b| b.px(1500)),
+            ("keepttl-then-ex", |b| b.keepttl().ex(7)),
+        ];
+        let c = client();
+        // Every order of the three option calls (the last two both set the expiration: the
+        // later call wins) against the command written by hand.
+        for order in [
+            [0, 1, 2],
+            [0, 2, 1],
+            [1, 0, 2],
+            [1, 2, 0],
+            [2, 0, 1],
+            [2, 1, 0],
+        ] {
+            let mut b = c.set("key", "value");
+            for &i in &order {
+                b = (steps[i].1)(b);
+            }
+            let expiration: &[&str] =
+                if order.iter().position(|&i| i == 1) > order.iter().position(|&i| i == 2) {
+                    &["PX", "1500"]
+                } else {
+                    &["EX", "7"]
+                };
+            let mut want = crate::cmd!("SET").arg("key").arg("value").arg("XX");
+            for a in expiration {
+                want.push_arg(*a);
+            }
+            let got = b.into_cmd();
+            assert_eq!(got.args(), want.args(), "{order:?}: {got}");
+            assert_eq!(got.key_indices(), [1], "{order:?}");
+        }
+        // Interleaved keys and arguments of EVAL: keys, count and arguments each in place.
+        let mut b = c.eval("s");
+        let mut keys = Vec::new();
+        let mut args = Vec::new();
+        for i in 0..20 {
+            if i % 3 == 0 {
+                b = b.arg(format!("a{i}"));
+                args.push(format!("a{i}"));
+            } else {
+                b = b.key(format!("k{i}"));
+                keys.push(format!("k{i}"));
+            }
+        }
+        let got = b.into_cmd();
+        let want = crate::cmd!("EVAL", "s", keys.len(), &keys, &args);
+        assert_eq!(got.args(), want.args(), "{got}");
+        let key_at: Vec<u32> = (3..3 + keys.len() as u32).collect();
+        assert_eq!(got.key_indices(), key_at);
+    }
+
+    #[test]
+    fn an_invalid_argument_keeps_the_command_unsendable_wherever_it_lands() {
+        struct Broken;
+        impl crate::ToArg for Broken {
+            fn write_args(&self, out: &mut crate::Args) {
+                out.set_invalid("broken");
+            }
+        }
+        let c = client();
+        let cmd = c.set("k", "v").ex(1).ifeq(Broken).into_cmd();
+        assert_eq!(cmd.args().invalid(), Some("broken"));
+        let cmd = c.sort("l").get(Broken).into_cmd();
+        assert_eq!(cmd.args().invalid(), Some("broken"));
+    }
+}

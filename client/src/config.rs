@@ -131,7 +131,42 @@ pub struct Config {
     pub(crate) tracking: Option<Tracking>,
     pub(crate) backoff_min: Duration,
     pub(crate) backoff_max: Duration,
+    /// Seeds the reconnect jitter; each clone of a `Config` draws its own.
+    pub(crate) backoff_seed: JitterSeed,
     pub(crate) subscriber_queue_limit: usize,
+}
+
+/// The seed of one connection's reconnect jitter ([`Config::reconnect_backoff`]).
+///
+/// Every value is drawn fresh, and so is every clone: the clients of a [`Pool`](crate::Pool)
+/// or [`Spread`](crate::Spread), all made from clones of one `Config`, each get their own, so
+/// after a server restart they spread their reconnects instead of arriving together. The draw
+/// hashes a process-wide counter with the standard library's randomly keyed hasher (random per
+/// process), so clients in different processes differ too. The connection core only reads the
+/// number: it never draws one itself.
+pub(crate) struct JitterSeed(u64);
+
+impl JitterSeed {
+    fn draw() -> JitterSeed {
+        use std::hash::{BuildHasher, Hasher};
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static DRAWN: AtomicU64 = AtomicU64::new(0);
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(DRAWN.fetch_add(1, Ordering::Relaxed));
+        JitterSeed(h.finish())
+    }
+
+    /// The seed.
+    pub(crate) fn get(&self) -> u64 {
+        self.0
+    }
+}
+
+impl Clone for JitterSeed {
+    /// A fresh seed: see the type's docs.
+    fn clone(&self) -> JitterSeed {
+        JitterSeed::draw()
+    }
 }
 
 impl std::fmt::Debug for Config {
@@ -154,6 +189,7 @@ impl std::fmt::Debug for Config {
             limits,
             backoff_min,
             backoff_max,
+            backoff_seed: _,
             subscriber_queue_limit,
             tracking,
         } = self;
@@ -219,6 +255,7 @@ impl Default for Config {
             tracking: None,
             backoff_min: Duration::from_millis(5),
             backoff_max: Duration::from_secs(1),
+            backoff_seed: JitterSeed::draw(),
             subscriber_queue_limit: crate::conn::DEFAULT_QUEUE_LIMIT,
         }
     }
@@ -231,30 +268,6 @@ impl Config {
     /// ([`Config::max_silent_timeouts`]).
     pub fn new() -> Config {
         Config::default()
-    }
-
-    /// Parses a connection URL:
-    ///
-    /// * `redis://[[user]:password@]host[:port][/db]` (also `valkey://`); an IPv6 host goes in
-    ///   brackets (`redis://[::1]:6379`); no host means `127.0.0.1`.
-    /// * `unix://[[user]:password@]/path/to.sock` (also `redis+unix://`, `valkey+unix://`).
-    ///
-    /// A lone `redis://secret@host` is a password, as redis-cli reads it. User and password are
-    /// percent-decoded (write `@` as `%40`, `:` as `%3A`, `/` as `%2F`, `#` as `%23`).
-    ///
-    /// Query parameters, on every form: `db`, `user` (or `username`), `password` (or `pass`,
-    /// as redis-rs names it for unix sockets) and `protocol` (`resp2`/`resp3` or `2`/`3`). Their
-    /// values are form-decoded: `+` is a space, `%2B` a plus sign.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Client`] for anything it cannot keep whole: an unknown scheme or parameter, a
-    /// setting given twice (`redis://:a@h?password=b`, `redis://h/1?db=2`), a user name without a
-    /// password (it would never be sent), `rediss://`/`valkeys://` (TLS is not supported yet), a
-    /// relative socket path, a bad port or database number. The message shows the URL with its
-    /// password replaced by `***`.
-    pub fn from_url(url: &str) -> Result<Config> {
-        crate::url::parse(url)
     }
 
     /// Server host name or address (TCP).
@@ -431,8 +444,15 @@ impl Config {
         self
     }
 
-    /// Reconnect backoff: the first retry waits `min`, each further one twice as long, at most
-    /// `max` (defaults 5 ms and 1 s).
+    /// Reconnect backoff: the delays between reconnect attempts grow from `min` to `max`
+    /// (defaults 5 ms and 1 s; a `max` below `min` counts as `min`), with jitter so that many
+    /// clients that lost a restarting server do not all retry at the same moments.
+    ///
+    /// Retry `n` (from 0) waits a uniformly random delay in `[max(min, d/2), d]` with
+    /// `d = min(max, min · 2^(n+1))` ("equal jitter"): with the defaults 5–10 ms, then 10–20 ms,
+    /// 20–40 ms… and 0.5–1 s once the cap is reached; never below `min` nor above `max`. Each
+    /// connection draws its own random sequence (clients made from clones of one `Config`, as a
+    /// [`Pool`](crate::Pool)'s, included). A successful connection starts again from retry 0.
     pub fn reconnect_backoff(mut self, min: Duration, max: Duration) -> Config {
         let (min, max) = (crate::timer::bounded(min), crate::timer::bounded(max));
         self.backoff_min = min;
@@ -549,5 +569,20 @@ mod tests {
         assert!(text.contains(r#"password: Some("<redacted>")"#), "{text}");
         assert!(text.contains(r#"username: Some("app")"#), "{text}");
         assert!(format!("{:?}", Config::new()).contains("password: None"));
+    }
+
+    #[test]
+    fn each_config_and_each_clone_seeds_its_own_jitter() {
+        let a = Config::new();
+        let seeds = [
+            a.backoff_seed.get(),
+            a.clone().backoff_seed.get(),
+            a.clone().backoff_seed.get(),
+            Config::new().backoff_seed.get(),
+        ];
+        let distinct: std::collections::BTreeSet<u64> = seeds.iter().copied().collect();
+        assert_eq!(distinct.len(), seeds.len(), "{seeds:?}");
+        // The seed is no setting: Debug does not show it.
+        assert!(!format!("{a:?}").contains("seed"));
     }
 }

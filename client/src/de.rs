@@ -221,7 +221,7 @@ impl<'de> de::Deserializer<'de> for &'de Value {
     fn deserialize_str<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
         match check_ref(self)? {
             Value::Int(i) => visitor.visit_string(i.to_string()),
-            Value::Double(d) => visitor.visit_string(number::format_double(*d)),
+            Value::Double(d) => visitor.visit_string(crate::value::format_double(*d)),
             Value::Boolean(b) => visitor.visit_borrowed_str(if *b { "1" } else { "0" }),
             v => match text(v) {
                 Some(s) => visitor.visit_borrowed_str(s),

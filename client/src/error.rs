@@ -188,11 +188,7 @@ impl Error {
     /// Builds an [`Error::Server`] from an error line as the server sends it
     /// (`"WRONGTYPE Operation against…"`): the first word is the kind.
     pub fn server_from_line(line: &str) -> Error {
-        let (kind, message) = split_error_line(line);
-        Error::Server {
-            kind: kind.to_owned(),
-            message: message.to_owned(),
-        }
+        crate::value::ServerError::from_line(line).into()
     }
 
     /// The server error code (`WRONGTYPE`, `NOAUTH`…) if this is an [`Error::Server`].
@@ -318,23 +314,6 @@ impl Error {
     }
 }
 
-/// Splits `"KIND rest of message"` into its code and message. A line whose first word is not an
-/// upper-case code is kind `ERR`-less: the kind is empty and the message the whole line.
-pub(crate) fn split_error_line(line: &str) -> (&str, &str) {
-    match line.split_once(' ') {
-        Some((kind, rest)) if is_code(kind) => (kind, rest),
-        None if is_code(line) => (line, ""),
-        _ => ("", line),
-    }
-}
-
-fn is_code(word: &str) -> bool {
-    !word.is_empty()
-        && word
-            .bytes()
-            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
-}
-
 impl From<crate::value::ServerError> for Error {
     fn from(e: crate::value::ServerError) -> Self {
         Error::Server {
@@ -347,20 +326,6 @@ impl From<crate::value::ServerError> for Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn error_lines_split_into_code_and_message() {
-        assert_eq!(
-            split_error_line("ERR unknown command"),
-            ("ERR", "unknown command")
-        );
-        assert_eq!(split_error_line("NOAUTH"), ("NOAUTH", ""));
-        assert_eq!(
-            split_error_line("MOVED 3999 127.0.0.1:6381"),
-            ("MOVED", "3999 127.0.0.1:6381")
-        );
-        assert_eq!(split_error_line("lowercase text"), ("", "lowercase text"));
-    }
 
     #[test]
     fn nested_decode_paths_join() {

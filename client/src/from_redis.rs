@@ -180,7 +180,7 @@ impl FromRedis for String {
             Value::Simple(s) => Ok(s),
             Value::BigNumber(s) => Ok(s),
             Value::Int(i) => Ok(i.to_string()),
-            Value::Double(d) => Ok(number::format_double(d)),
+            Value::Double(d) => Ok(crate::value::format_double(d)),
             Value::Boolean(b) => Ok(u8::from(b).to_string()),
             v @ (Value::Bulk(_) | Value::Verbatim { .. }) => {
                 let bytes = text_of(&v).unwrap_or_default();
@@ -203,7 +203,7 @@ impl FromRedis for Bytes {
             Value::Verbatim { text, .. } => Ok(text),
             Value::Simple(s) => Ok(Bytes::from(s)),
             Value::Int(i) => Ok(Bytes::from(i.to_string())),
-            Value::Double(d) => Ok(Bytes::from(number::format_double(d))),
+            Value::Double(d) => Ok(Bytes::from(crate::value::format_double(d))),
             Value::Boolean(b) => Ok(Bytes::from_static(if b { b"1" } else { b"0" })),
             Value::BigNumber(s) => Ok(Bytes::from(s)),
             v => Err(Error::decode("bytes", &v)),

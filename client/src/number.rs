@@ -197,47 +197,6 @@ fn integer_of_digits(negative: bool, digits: &[u8]) -> Option<Integer> {
     }
 }
 
-/// The exact decimal digits of a non-negative integral double of at least 2^53.
-fn exact_decimal(d: f64) -> String {
-    // d = mantissa * 2^exponent, with exponent > 0 for such doubles.
-    let bits = d.to_bits();
-    let mut exponent = ((bits >> 52) & 0x7ff) as i32 - 1075;
-    let mantissa = (bits & ((1 << 52) - 1)) | (1 << 52);
-    // Little-endian limbs of nine decimal digits.
-    const LIMB: u64 = 1_000_000_000;
-    let mut limbs = vec![
-        mantissa % LIMB,
-        mantissa / LIMB % LIMB,
-        mantissa / LIMB / LIMB,
-    ];
-    while exponent > 0 {
-        let shift = exponent.min(30);
-        exponent -= shift;
-        let mut carry = 0u64;
-        for limb in &mut limbs {
-            let v = (*limb << shift) + carry;
-            *limb = v % LIMB;
-            carry = v / LIMB;
-        }
-        while carry > 0 {
-            limbs.push(carry % LIMB);
-            carry /= LIMB;
-        }
-    }
-    while limbs.len() > 1 && limbs.last() == Some(&0) {
-        limbs.pop();
-    }
-    let mut out = String::new();
-    for (i, limb) in limbs.iter().rev().enumerate() {
-        if i == 0 {
-            out.push_str(&limb.to_string());
-        } else {
-            out.push_str(&format!("{limb:09}"));
-        }
-    }
-    out
-}
-
 /// The double a RESP3 `,` frame (or any floating-point or integer text) spells; `None` when the
 /// text is not a number.
 pub(crate) fn parse_double(text: &[u8]) -> Option<f64> {
@@ -299,33 +258,10 @@ pub(crate) fn float32(value: &Value) -> Option<f32> {
     }
 }
 
-/// A double as text, the way servers print one: `inf`, `-inf`, `nan`, integral values below
-/// 1e21 in full, very large or small magnitudes with an exponent (`1e+300`, `1e-7`), anything
-/// else in the shortest decimal that reads back as the same double.
-pub(crate) fn format_double(d: f64) -> String {
-    if d.is_nan() {
-        "nan".to_owned()
-    } else if d.is_infinite() {
-        if d > 0.0 { "inf" } else { "-inf" }.to_owned()
-    } else if (9_007_199_254_740_992.0..1e21).contains(&d.abs()) {
-        // Rust pads the shortest digits with zeros (`1152921504606847000` for 2^60); servers
-        // print the exact integer.
-        let sign = if d < 0.0 { "-" } else { "" };
-        format!("{sign}{}", exact_decimal(d.abs()))
-    } else if d == 0.0 || (1e-6..1e21).contains(&d.abs()) {
-        d.to_string()
-    } else {
-        let s = format!("{d:e}");
-        match s.split_once('e') {
-            Some((m, e)) if !e.starts_with('-') => format!("{m}e+{e}"),
-            _ => s,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::value::{exact_decimal, format_double};
     use bytes::Bytes;
 
     fn bulk(s: &str) -> Value {

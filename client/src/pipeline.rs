@@ -87,6 +87,16 @@ impl Pipeline {
         &self.cmds
     }
 
+    /// The last command, for the command builder editing it in place.
+    pub(crate) fn last_cmd_mut(&mut self) -> Option<&mut Cmd> {
+        self.cmds.last_mut()
+    }
+
+    /// Takes the last command back out (a builder's `into_cmd`).
+    pub(crate) fn pop_cmd(&mut self) -> Option<Cmd> {
+        self.cmds.pop()
+    }
+
     /// Sends the pipeline and decodes the replies (for a transaction, `EXEC`'s reply) as `T`.
     /// An empty pipeline is an [`Error::Client`].
     pub fn query<T: FromRedis>(&self) -> Call<T> {
@@ -245,5 +255,22 @@ impl Client {
         Err(Error::client(format!(
             "transaction aborted {WATCH_ATTEMPTS} times: a watched key kept changing"
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{cmd, Client, Config};
+
+    #[test]
+    fn a_pipeline_hides_its_commands_secrets() {
+        // A pipeline (and so a transaction) shows its commands as `Cmd` does.
+        let client = Client::new(Config::new()).unwrap();
+        let mut p = client.pipeline();
+        p.add(cmd!("AUTH", "pw9"));
+        assert!(!format!("{p:?}").contains("pw9"));
+        let mut t = client.transaction();
+        t.add(cmd!("AUTH", "user", "pw10"));
+        assert!(!format!("{t:?}").contains("pw10"));
     }
 }

@@ -1,8 +1,7 @@
 //! [`ScanStream`]: the SCAN family (`SCAN`, `HSCAN`, `SSCAN`, `ZSCAN`) as a stream that
 //! follows the cursor.
 
-use crate::commands::Part;
-use crate::{Call, Client, Cmd, CmdFlags, FromRedis, Result, Spread, ToArg};
+use crate::{Args, Call, Client, Cmd, CmdFlags, FromRedis, Result, Spread, ToArg};
 use bytes::Bytes;
 use futures_core::Stream;
 use std::future::Future;
@@ -45,10 +44,12 @@ use std::task::{Context, Poll};
 pub struct ScanStream<'a, T> {
     client: &'a Client,
     name: &'static str,
-    key: Option<Part>,
-    pattern: Part,
-    count: Part,
-    type_: Part,
+    /// The key (`HSCAN`, `SSCAN`, `ZSCAN`), encoded.
+    key: Option<Args>,
+    /// Each option's encoded arguments (token and value), empty when not set.
+    pattern: Args,
+    count: Args,
+    type_: Args,
     cursor: u64,
     done: bool,
     page: std::vec::IntoIter<T>,
@@ -56,14 +57,14 @@ pub struct ScanStream<'a, T> {
 }
 
 impl<'a, T> ScanStream<'a, T> {
-    fn new(client: &'a Client, name: &'static str, key: Option<Part>) -> Self {
+    fn new(client: &'a Client, name: &'static str, key: Option<Args>) -> Self {
         ScanStream {
             client,
             name,
             key,
-            pattern: Part::new(),
-            count: Part::new(),
-            type_: Part::new(),
+            pattern: Args::new(),
+            count: Args::new(),
+            type_: Args::new(),
             cursor: 0,
             done: false,
             page: Vec::new().into_iter(),
@@ -74,16 +75,16 @@ impl<'a, T> ScanStream<'a, T> {
     /// `MATCH pattern`: only elements (keys, fields, members) matching the glob-style pattern.
     pub fn match_(mut self, pattern: impl ToArg) -> Self {
         self.pattern.clear();
-        self.pattern.token("MATCH");
-        self.pattern.arg(pattern);
+        self.pattern.push_bytes(b"MATCH");
+        pattern.write_args(&mut self.pattern);
         self
     }
 
     /// `COUNT count`: how much work each call does (a hint; the server's default is 10).
     pub fn count(mut self, count: u64) -> Self {
         self.count.clear();
-        self.count.token("COUNT");
-        self.count.arg(count);
+        self.count.push_bytes(b"COUNT");
+        count.write_args(&mut self.count);
         self
     }
 
@@ -94,12 +95,17 @@ impl<'a, T> ScanStream<'a, T> {
             ..CmdFlags::default()
         });
         if let Some(key) = &self.key {
-            cmd.push_part(key);
+            for k in key.iter() {
+                cmd.push_key(k);
+            }
+            if let Some(why) = key.invalid() {
+                cmd.push_args(&invalid(why));
+            }
         }
         cmd.push_arg(self.cursor);
-        cmd.push_part(&self.pattern);
-        cmd.push_part(&self.count);
-        cmd.push_part(&self.type_);
+        cmd.push_args(&self.pattern);
+        cmd.push_args(&self.count);
+        cmd.push_args(&self.type_);
         cmd
     }
 }
@@ -109,29 +115,27 @@ impl<'a> ScanStream<'a, Bytes> {
     /// On `SSCAN` the stream fails with [`Error::Client`](crate::Error::Client).
     pub fn type_(mut self, type_: impl ToArg) -> Self {
         self.type_.clear();
-        self.type_.token("TYPE");
-        self.type_.arg(type_);
+        self.type_.push_bytes(b"TYPE");
+        type_.write_args(&mut self.type_);
         if self.name != "SCAN" {
-            self.type_.arg(Invalid("TYPE is an option of SCAN only"));
+            self.type_.set_invalid("TYPE is an option of SCAN only");
         }
         self
     }
 }
 
-/// An argument that makes its command unsendable, with the reason.
-struct Invalid(&'static str);
-
-impl ToArg for Invalid {
-    fn write_args(&self, out: &mut crate::Args) {
-        out.set_invalid(self.0);
-    }
+/// No arguments, marked unsendable for `why`.
+fn invalid(why: &str) -> Args {
+    let mut args = Args::new();
+    args.set_invalid(why);
+    args
 }
 
-/// A key as a part of a command, marked as a key.
-fn key_part(key: impl ToArg) -> Part {
-    let mut part = Part::new();
-    part.key(key);
-    part
+/// A key, encoded.
+fn key_args(key: impl ToArg) -> Args {
+    let mut args = Args::new();
+    key.write_args(&mut args);
+    args
 }
 
 impl<T: FromRedis + Unpin> ScanStream<'_, T> {
@@ -215,19 +219,19 @@ impl Client {
     /// come more than once). A missing key gives nothing; a key of another type, a
     /// `WRONGTYPE` error.
     pub fn hscan_iter(&self, key: impl ToArg) -> ScanStream<'_, (Bytes, Bytes)> {
-        ScanStream::new(self, "HSCAN", Some(key_part(key)))
+        ScanStream::new(self, "HSCAN", Some(key_args(key)))
     }
 
     /// Every member of the set at `key`, by `SSCAN` (see [`ScanStream`]: members may come more
     /// than once).
     pub fn sscan_iter(&self, key: impl ToArg) -> ScanStream<'_, Bytes> {
-        ScanStream::new(self, "SSCAN", Some(key_part(key)))
+        ScanStream::new(self, "SSCAN", Some(key_args(key)))
     }
 
     /// Every `(member, score)` of the sorted set at `key`, by `ZSCAN` (see [`ScanStream`]:
     /// members may come more than once).
     pub fn zscan_iter(&self, key: impl ToArg) -> ScanStream<'_, (Bytes, f64)> {
-        ScanStream::new(self, "ZSCAN", Some(key_part(key)))
+        ScanStream::new(self, "ZSCAN", Some(key_args(key)))
     }
 }
 

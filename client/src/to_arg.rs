@@ -66,6 +66,33 @@ impl Args {
         }
     }
 
+    /// How many bytes the encoded arguments take.
+    pub(crate) fn byte_len(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Runs `write` so that the arguments it adds land at byte `at` (an argument boundary, at
+    /// most [`byte_len`](Args::byte_len)) instead of at the end.
+    pub(crate) fn insert_with(&mut self, at: usize, write: impl FnOnce(&mut Args)) {
+        let end = self.buf.len();
+        write(self);
+        // Written at the end, rotated into place: no allocation beyond the buffer's growth.
+        if at < end {
+            let added = self.buf.len() - end;
+            self.buf[at..].rotate_right(added);
+        }
+    }
+
+    /// Removes the `count` arguments that take the bytes `range` (argument boundaries).
+    pub(crate) fn remove(&mut self, range: std::ops::Range<usize>, count: usize) {
+        let len = self.buf.len();
+        let end = range.end.min(len);
+        let start = range.start.min(end);
+        self.buf.copy_within(end.., start);
+        self.buf.truncate(len - (end - start));
+        self.count = self.count.saturating_sub(count);
+    }
+
     /// Removes every argument.
     pub fn clear(&mut self) {
         self.buf.clear();

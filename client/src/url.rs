@@ -172,7 +172,33 @@ impl Parts {
     }
 }
 
-pub(crate) fn parse(url: &str) -> Result<Config> {
+impl Config {
+    /// Parses a connection URL:
+    ///
+    /// * `redis://[[user]:password@]host[:port][/db]` (also `valkey://`); an IPv6 host goes in
+    ///   brackets (`redis://[::1]:6379`); no host means `127.0.0.1`.
+    /// * `unix://[[user]:password@]/path/to.sock` (also `redis+unix://`, `valkey+unix://`).
+    ///
+    /// A lone `redis://secret@host` is a password, as redis-cli reads it. User and password are
+    /// percent-decoded (write `@` as `%40`, `:` as `%3A`, `/` as `%2F`, `#` as `%23`).
+    ///
+    /// Query parameters, on every form: `db`, `user` (or `username`), `password` (or `pass`,
+    /// as redis-rs names it for unix sockets) and `protocol` (`resp2`/`resp3` or `2`/`3`). Their
+    /// values are form-decoded: `+` is a space, `%2B` a plus sign.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Client`] for anything it cannot keep whole: an unknown scheme or parameter, a
+    /// setting given twice (`redis://:a@h?password=b`, `redis://h/1?db=2`), a user name without a
+    /// password (it would never be sent), `rediss://`/`valkeys://` (TLS is not supported yet), a
+    /// relative socket path, a bad port or database number. The message shows the URL with its
+    /// password replaced by `***`.
+    pub fn from_url(url: &str) -> Result<Config> {
+        parse(url)
+    }
+}
+
+fn parse(url: &str) -> Result<Config> {
     let (scheme, rest) = url
         .split_once("://")
         .ok_or_else(|| bad(url, "expected redis://host:port or unix:///path"))?;

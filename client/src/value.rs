@@ -16,7 +16,7 @@ pub struct ServerError {
 
 impl ServerError {
     pub(crate) fn from_line(line: &str) -> ServerError {
-        let (kind, message) = crate::error::split_error_line(line);
+        let (kind, message) = split_error_line(line);
         ServerError {
             kind: kind.to_owned(),
             message: message.to_owned(),
@@ -99,7 +99,7 @@ impl Value {
             Value::Bulk(b) => format!("bulk string {}", text(b)),
             Value::Verbatim { text: t, .. } => format!("verbatim string {}", text(t)),
             Value::Int(i) => format!("integer {i}"),
-            Value::Double(d) => format!("double {}", crate::number::format_double(*d)),
+            Value::Double(d) => format!("double {}", format_double(*d)),
             Value::Boolean(b) => format!("boolean {b}"),
             Value::BigNumber(n) => format!("big number {n}"),
             Value::Error(e) => format!("error reply {}", text(e.to_string().as_bytes())),
@@ -138,6 +138,88 @@ impl From<i64> for Value {
     }
 }
 
+/// Splits `"KIND rest of message"` into its code and message. A line whose first word is not an
+/// upper-case code is kind `ERR`-less: the kind is empty and the message the whole line.
+pub(crate) fn split_error_line(line: &str) -> (&str, &str) {
+    match line.split_once(' ') {
+        Some((kind, rest)) if is_code(kind) => (kind, rest),
+        None if is_code(line) => (line, ""),
+        _ => ("", line),
+    }
+}
+
+fn is_code(word: &str) -> bool {
+    !word.is_empty()
+        && word
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
+/// A double as text, the way servers print one: `inf`, `-inf`, `nan`, integral values below
+/// 1e21 in full, very large or small magnitudes with an exponent (`1e+300`, `1e-7`), anything
+/// else in the shortest decimal that reads back as the same double.
+pub(crate) fn format_double(d: f64) -> String {
+    if d.is_nan() {
+        "nan".to_owned()
+    } else if d.is_infinite() {
+        if d > 0.0 { "inf" } else { "-inf" }.to_owned()
+    } else if (9_007_199_254_740_992.0..1e21).contains(&d.abs()) {
+        // Rust pads the shortest digits with zeros (`1152921504606847000` for 2^60); servers
+        // print the exact integer.
+        let sign = if d < 0.0 { "-" } else { "" };
+        format!("{sign}{}", exact_decimal(d.abs()))
+    } else if d == 0.0 || (1e-6..1e21).contains(&d.abs()) {
+        d.to_string()
+    } else {
+        let s = format!("{d:e}");
+        match s.split_once('e') {
+            Some((m, e)) if !e.starts_with('-') => format!("{m}e+{e}"),
+            _ => s,
+        }
+    }
+}
+
+/// The exact decimal digits of a non-negative integral double of at least 2^53.
+pub(crate) fn exact_decimal(d: f64) -> String {
+    // d = mantissa * 2^exponent, with exponent > 0 for such doubles.
+    let bits = d.to_bits();
+    let mut exponent = ((bits >> 52) & 0x7ff) as i32 - 1075;
+    let mantissa = (bits & ((1 << 52) - 1)) | (1 << 52);
+    // Little-endian limbs of nine decimal digits.
+    const LIMB: u64 = 1_000_000_000;
+    let mut limbs = vec![
+        mantissa % LIMB,
+        mantissa / LIMB % LIMB,
+        mantissa / LIMB / LIMB,
+    ];
+    while exponent > 0 {
+        let shift = exponent.min(30);
+        exponent -= shift;
+        let mut carry = 0u64;
+        for limb in &mut limbs {
+            let v = (*limb << shift) + carry;
+            *limb = v % LIMB;
+            carry = v / LIMB;
+        }
+        while carry > 0 {
+            limbs.push(carry % LIMB);
+            carry /= LIMB;
+        }
+    }
+    while limbs.len() > 1 && limbs.last() == Some(&0) {
+        limbs.pop();
+    }
+    let mut out = String::new();
+    for (i, limb) in limbs.iter().rev().enumerate() {
+        if i == 0 {
+            out.push_str(&limb.to_string());
+        } else {
+            out.push_str(&format!("{limb:09}"));
+        }
+    }
+    out
+}
+
 /// The three shapes a map arrives in (a RESP3 map, an array of `[key, value]` pairs, a RESP2 flat
 /// array), with the same content: for the decoders' tests.
 #[cfg(test)]
@@ -158,4 +240,26 @@ pub(crate) fn map_shapes(pairs: &[(&str, Value)]) -> [Value; 3] {
                 .collect(),
         ),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_lines_split_into_code_and_message() {
+        assert_eq!(
+            split_error_line("ERR unknown command"),
+            ("ERR", "unknown command")
+        );
+        assert_eq!(split_error_line("NOAUTH"), ("NOAUTH", ""));
+        assert_eq!(
+            split_error_line("MOVED 3999 127.0.0.1:6381"),
+            ("MOVED", "3999 127.0.0.1:6381")
+        );
+        assert_eq!(split_error_line("lowercase text"), ("", "lowercase text"));
+        let nested = ServerError::from_line("WRONGTYPE Operation against a key");
+        assert_eq!(nested.kind, "WRONGTYPE");
+        assert_eq!(nested.to_string(), "WRONGTYPE Operation against a key");
+    }
 }

@@ -2,7 +2,7 @@
 
 use crate::model::{reply_type, Command, Overrides, Replies, ReplyOption, Spec};
 use crate::plan::{self, Enums, Plan, Seg, Ty, Write};
-use proc_macro2::{Ident, Span, TokenStream};
+use proc_macro2::{Ident, Literal, Span, TokenStream};
 use quote::{format_ident, quote};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -64,32 +64,41 @@ fn time_lets(params: &[plan::Param]) -> TokenStream {
     quote!(#(#lets)*)
 }
 
+/// The name of the associated constant holding a field's segment index: `condition` →
+/// `CONDITION`.
+fn seg_const(field: &str) -> Ident {
+    format_ident!("{}", field.to_uppercase())
+}
+
 fn writes(ws: &[Write], fields: &[String], recv: &TokenStream) -> TokenStream {
-    let f = |i: &usize| format_ident!("{}", fields[*i]);
+    let f = |i: &usize| {
+        let c = seg_const(&fields[*i]);
+        quote!(#recv.part(Self::#c))
+    };
     let out = ws.iter().map(|w| match w {
         Write::Clear(i) => {
             let f = f(i);
-            quote!(#recv.#f.clear();)
+            quote!(#f.clear();)
         }
         Write::Token(i, t) => {
             let f = f(i);
-            quote!(#recv.#f.token(#t);)
+            quote!(#f.token(#t);)
         }
         Write::TokenIfEmpty(i, t) => {
             let f = f(i);
-            quote!(if #recv.#f.is_empty() { #recv.#f.token(#t); })
+            quote!(if #f.is_empty() { #f.token(#t); })
         }
         Write::Empty(i) => {
             let f = f(i);
-            quote!(#recv.#f.arg("");)
+            quote!(#f.arg("");)
         }
         Write::One { field, param, key } => {
             let f = f(field);
             let p = ident(param);
             if *key {
-                quote!(#recv.#f.key(#p);)
+                quote!(#f.key(#p);)
             } else {
-                quote!(#recv.#f.arg(#p);)
+                quote!(#f.arg(#p);)
             }
         }
         Write::Many {
@@ -101,8 +110,8 @@ fn writes(ws: &[Write], fields: &[String], recv: &TokenStream) -> TokenStream {
             let f = f(field);
             let p = ident(param);
             match token_each {
-                Some(t) => quote!(#recv.#f.many_each(#t, #p, #key);),
-                None => quote!(#recv.#f.many(#p, #key);),
+                Some(t) => quote!(#f.many_each(#t, #p, #key);),
+                None => quote!(#f.many(#p, #key);),
             }
         }
         Write::Tuples {
@@ -140,19 +149,19 @@ fn writes(ws: &[Write], fields: &[String], recv: &TokenStream) -> TokenStream {
             } else {
                 quote!((#(#vars),*))
             };
-            let tok = token_each.as_ref().map(|t| quote!(#recv.#f.token(#t);));
+            let tok = token_each.as_ref().map(|t| quote!(#f.token(#t);));
             let each = vars.iter().zip(keys).map(|(v, k)| {
                 if *k {
-                    quote!(#recv.#f.key(#v);)
+                    quote!(#f.key(#v);)
                 } else {
-                    quote!(#recv.#f.arg(#v);)
+                    quote!(#f.arg(#v);)
                 }
             });
-            let body = quote!(#tok #(#each)* #recv.#f.item(););
+            let body = quote!(#tok #(#each)* #f.item(););
             if *counted {
                 quote! {
                     let items: Vec<_> = #p.into_iter().collect();
-                    #recv.#f.arg(items.len());
+                    #f.arg(items.len());
                     for #pat in items { #body }
                 }
             } else {
@@ -167,16 +176,16 @@ fn writes(ws: &[Write], fields: &[String], recv: &TokenStream) -> TokenStream {
         } => {
             let f = f(field);
             let p = ident(param);
-            let tok = token.as_ref().map(|t| quote!(#recv.#f.token(#t);));
+            let tok = token.as_ref().map(|t| quote!(#f.token(#t);));
             if *flag {
                 quote!(if #p { #tok })
             } else {
-                quote!(if let Some(value) = #p { #tok #recv.#f.arg(value); })
+                quote!(if let Some(value) = #p { #tok #f.arg(value); })
             }
         }
         Write::Item(i) => {
             let f = f(i);
-            quote!(#recv.#f.item();)
+            quote!(#f.item();)
         }
     });
     quote!(#(#out)*)
@@ -357,7 +366,70 @@ pub fn generate(spec: &Spec, replies: &Replies, overrides: &Overrides) -> Result
                 #b::new(self.into_target(), #(#pnames),*)
             }
         });
-        let fields: Vec<Ident> = p.fields.iter().map(|f| format_ident!("{}", f)).collect();
+        // Each field is one segment of the command; its constant names its index.
+        let seg_consts: Vec<TokenStream> = p
+            .fields
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                let at = p
+                    .segs
+                    .iter()
+                    .position(|s| matches!(s, Seg::Field(j) if *j == i))
+                    .ok_or_else(|| format!("{}: field {f} is in no segment", p.name))?;
+                let c = seg_const(f);
+                let d = format!(" The segment of `{f}`.");
+                let at = Literal::usize_unsuffixed(at);
+                Ok(quote!(#[doc = #d] const #c: usize = #at;))
+            })
+            .collect::<Result<_, String>>()?;
+        // Derived counts (`numkeys`): (count segment, counted segment), rewritten after writes.
+        let counts: Vec<(usize, usize)> = p
+            .segs
+            .iter()
+            .enumerate()
+            .filter_map(|(at, s)| match s {
+                Seg::Count(i) => p
+                    .segs
+                    .iter()
+                    .position(|s| matches!(s, Seg::Field(j) if j == i))
+                    .map(|of| (at, of)),
+                _ => None,
+            })
+            .collect();
+        let recount = (!counts.is_empty()).then(|| quote!(self.recount();));
+        let recount_fn = (!counts.is_empty()).then(|| {
+            let each = counts.iter().map(|(at, of)| {
+                let (at, of) = (
+                    Literal::usize_unsuffixed(*at),
+                    Literal::usize_unsuffixed(*of),
+                );
+                quote! {
+                    let n = self.layout.items(#of);
+                    let mut part = self.part(#at);
+                    part.clear();
+                    part.arg(n);
+                }
+            });
+            quote! {
+                /// Rewrites the derived counts from the items they count.
+                fn recount(&mut self) {
+                    #(#each)*
+                }
+            }
+        });
+        let init_segs: Vec<TokenStream> = p
+            .segs
+            .iter()
+            .enumerate()
+            .filter_map(|(at, s)| match s {
+                Seg::Token(t) => {
+                    let at = Literal::usize_unsuffixed(at);
+                    Some(quote!(this.part(#at).token(#t);))
+                }
+                _ => None,
+            })
+            .collect();
         let ctor = writes(&p.ctor, &p.fields, &quote!(this));
         let method = |mm: &plan::Method, to: Option<&String>| {
             let n = ident(&mm.name);
@@ -367,6 +439,7 @@ pub fn generate(spec: &Spec, replies: &Replies, overrides: &Overrides) -> Result
                 quote!(#n: #t)
             });
             let body = writes(&mm.writes, &p.fields, &quote!(self));
+            let body = quote!(#body #recount);
             let lets = time_lets(&mm.params);
             match to {
                 None => {
@@ -415,29 +488,6 @@ pub fn generate(spec: &Spec, replies: &Replies, overrides: &Overrides) -> Result
                 }
             }
         });
-        let retype_fn = (!re.target.is_empty()).then(|| {
-            quote! {
-                /// The same command, with another reply type.
-                fn retype<U>(mut self) -> #b<T, U> {
-                    #b {
-                        target: self.target.take(),
-                        #(#fields: std::mem::take(&mut self.#fields),)*
-                        reply: PhantomData,
-                    }
-                }
-            }
-        });
-        let segs = p.segs.iter().map(|s| match s {
-            Seg::Field(i) => {
-                let f = format_ident!("{}", p.fields[*i]);
-                quote!(cmd.push_part(&self.#f);)
-            }
-            Seg::Token(t) => quote!(cmd.push_arg(#t);),
-            Seg::Count(i) => {
-                let f = format_ident!("{}", p.fields[*i]);
-                quote!(cmd.push_arg(self.#f.items());)
-            }
-        });
         let (blocking, readonly, write) = (
             c.has_flag("blocking"),
             c.has_flag("readonly"),
@@ -448,14 +498,6 @@ pub fn generate(spec: &Spec, replies: &Replies, overrides: &Overrides) -> Result
              reply's shape re-typed it.",
             p.method
         ));
-        let literal =
-            quote!(#b { target: Some(target), #(#fields: Part::new(),)* reply: PhantomData });
-        let new_body = if p.ctor.is_empty() {
-            literal
-        } else {
-            let lets = time_lets(&p.params);
-            quote!(#lets let mut this = #literal; #ctor this)
-        };
         let head = quote! {
             Cmd::new(#wire).with_flags(CmdFlags {
                 blocking: #blocking,
@@ -463,29 +505,37 @@ pub fn generate(spec: &Spec, replies: &Replies, overrides: &Overrides) -> Result
                 write: #write,
             })
         };
-        let cmd_body = if p.segs.is_empty() {
-            head
+        let lets = time_lets(&p.params);
+        let nsegs = Literal::usize_unsuffixed(p.segs.len());
+        let new_body = if init_segs.is_empty() && p.ctor.is_empty() && counts.is_empty() {
+            quote!(#lets Self::begin(target, #head))
         } else {
-            quote!(let mut cmd = #head; #(#segs)* cmd)
+            let this_recount = (!counts.is_empty()).then(|| quote!(this.recount();));
+            quote! {
+                #lets
+                let mut this = Self::begin(target, #head);
+                #(#init_segs)*
+                #ctor
+                #this_recount
+                this
+            }
         };
         items.push(quote! {
             #bdoc
-            #[must_use = "a command does nothing until it is awaited (client) or dropped into a pipeline"]
+            #[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
             pub struct #b<T: Dispatch, Reply = #reply> {
-                target: Option<T>,
-                #(#fields: Part,)*
+                target: T,
+                kept: Cmd,
+                layout: Layout<#nsegs>,
                 reply: PhantomData<fn() -> Reply>,
             }
             impl<T: Dispatch, Reply> #b<T, Reply> {
+                #(#seg_consts)*
                 fn new(target: T, #(#params),*) -> Self {
                     #new_body
                 }
                 #(#methods)*
-                /// The command as it will be sent: arguments, key positions and routing flags.
-                pub fn cmd(&self) -> Cmd {
-                    #cmd_body
-                }
-                #retype_fn
+                #recount_fn
             }
             #(#state_impls)*
             builder!(#b);

@@ -210,8 +210,13 @@ fn numkeys_is_derived_and_multiples_take_collections() {
         "{}",
     );
     assert!(code.contains("fn zunionstore( self, destination: impl ToArg, key: impl ToArg, )"));
-    assert!(code.contains("cmd.push_arg(self.key.items());"));
-    assert!(code.contains(r#"if self.weight.is_empty() { self.weight.token("WEIGHTS"); }"#));
+    // numkeys is segment 1, rewritten from the items of `key` (segment 2) after each write.
+    assert!(code.contains(
+        "fn recount(&mut self) { let n = self.layout.items(2); let mut part = self.part(1); part.clear(); part.arg(n); }"
+    ));
+    assert!(code.contains(
+        r#"if self.part(Self::WEIGHT).is_empty() { self.part(Self::WEIGHT).token("WEIGHTS"); }"#
+    ));
     assert!(code.contains("pub fn aggregate(mut self, aggregate: Aggregate) -> Self"));
     assert!(code.contains("pub enum Aggregate { /// `SUM` Sum, /// `MAX` Max, }"));
 }
@@ -230,16 +235,18 @@ fn oneofs_become_one_method_per_alternative() {
         r#"{"set": "ok_or_nil"}"#,
     );
     for sig in [
-        "pub fn nx(mut self) -> Self { self.condition.clear(); self.condition.token(\"NX\"); self }",
+        "pub fn nx(mut self) -> Self { self.part(Self::CONDITION).clear(); self.part(Self::CONDITION).token(\"NX\"); self }",
         "pub fn ex(mut self, seconds: i64) -> Self",
         "pub fn exat(mut self, unix_time_seconds: impl UnixTime) -> Self { let unix_time_seconds = unix_time_seconds.unix_seconds();",
     ] {
         assert!(code.contains(sig), "{sig}");
     }
-    // Wire order comes from the fields, not from the call order.
+    // Wire order comes from the segments, not from the call order: each field writes into its
+    // own segment of the one command buffer.
     assert!(code.contains(
-        "cmd.push_part(&self.key); cmd.push_part(&self.value); cmd.push_part(&self.condition); cmd.push_part(&self.expiration);"
+        "const KEY: usize = 0; /// The segment of `value`. const VALUE: usize = 1; /// The segment of `condition`. const CONDITION: usize = 2; /// The segment of `expiration`. const EXPIRATION: usize = 3;"
     ));
+    assert!(code.contains("layout: Layout<4>,"));
     assert!(code.contains("pub struct Set<T: Dispatch, Reply = Option<()>>"));
 }
 
@@ -258,7 +265,7 @@ fn multiple_token_repeats_and_pairs_read_well() {
                 {"name": "field", "type": "string"}, {"name": "value", "type": "string"}]}]}"#,
         "{}",
     );
-    assert!(code.contains(r#"self.get_pattern.many_each("GET", get_pattern, false);"#));
+    assert!(code.contains(r#"self.part(Self::GET_PATTERN).many_each("GET", get_pattern, false);"#));
     assert!(code.contains(
         "fn mset( self, data: impl IntoIterator<Item = (impl ToArg, impl ToArg)>, ) -> Mset<Self::Target>"
     ));
@@ -378,7 +385,7 @@ fn reply_options_retype_the_builder() {
     let code = code.split_whitespace().collect::<Vec<_>>().join(" ");
     for want in [
         "impl<T: Dispatch> Lpop<T, Option<Bytes>> { /// Sets `count`. /// /// Changes the reply: awaiting the command gives `Option<Vec<Bytes>>`. pub fn count(mut self, count: i64) -> Lpop<T, Option<Vec<Bytes>>> {",
-        "fn retype<U>(mut self) -> Lpop<T, U> {",
+        "pub fn count(mut self, count: i64) -> Lpop<T, Option<Vec<Bytes>>> { self.part(Self::COUNT).clear(); self.part(Self::COUNT).arg(count); self.retype() }",
         "pub fn withscores(mut self) -> Zrange<T, Vec<(Bytes, f64)>>",
         "pub fn get(mut self) -> Set<T, Option<Bytes>>",
         "pub fn withdist(mut self) -> Geosearch<T, Vec<GeoMatch>>",
