@@ -155,11 +155,15 @@ impl Client {
             // an epoll thread meanwhile.
             Engine::Task => (engine::epoll::spawn(config.clone())?, Engine::Task),
             Engine::Epoll => (engine::epoll::spawn(config.clone())?, Engine::Epoll),
-            Engine::IoUring => (engine::uring::spawn(config.clone())?, Engine::IoUring),
+            // A slot on the process's ring engine (one thread, one ring for every connection).
+            Engine::IoUring => (
+                engine::ring::attach(config.clone())?.shared().clone(),
+                Engine::IoUring,
+            ),
             // io_uring where the kernel gives us a ring (any setup failure: EPERM, ENOSYS,
             // kernel.io_uring_disabled, a seccomp filter); epoll, unchanged, where it does not.
-            Engine::Auto => match engine::uring::spawn(config.clone()) {
-                Ok(shared) => (shared, Engine::IoUring),
+            Engine::Auto => match engine::ring::attach(config.clone()) {
+                Ok(link) => (link.shared().clone(), Engine::IoUring),
                 Err(_) => (engine::epoll::spawn(config.clone())?, Engine::Epoll),
             },
         };

@@ -8,7 +8,7 @@
 pub(crate) mod epoll;
 mod keepalive;
 pub(crate) mod link;
-pub(crate) mod uring;
+pub(crate) mod ring;
 
 pub(crate) use link::Link;
 
