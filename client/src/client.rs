@@ -157,12 +157,15 @@ impl Client {
             Engine::Epoll => (engine::epoll::spawn(config.clone())?, Engine::Epoll),
             // A slot on the process's ring engine (one thread, one ring for every connection).
             Engine::IoUring => (
-                engine::ring::attach(config.clone())?.shared().clone(),
+                engine::Driver::attach(&engine::ring::RingEngine, config.clone())?
+                    .shared()
+                    .clone(),
                 Engine::IoUring,
             ),
             // io_uring where the kernel gives us a ring (any setup failure: EPERM, ENOSYS,
             // kernel.io_uring_disabled, a seccomp filter); epoll, unchanged, where it does not.
-            Engine::Auto => match engine::ring::attach(config.clone()) {
+            Engine::Auto => match engine::Driver::attach(&engine::ring::RingEngine, config.clone())
+            {
                 Ok(link) => (link.shared().clone(), Engine::IoUring),
                 Err(_) => (engine::epoll::spawn(config.clone())?, Engine::Epoll),
             },

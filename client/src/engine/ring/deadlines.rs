@@ -32,7 +32,13 @@ impl Deadlines {
     pub fn pop_due(&mut self, now: Instant) -> Option<(Instant, SlotId)> {
         match self.heap.peek() {
             Some(Reverse((at, index, gen))) if *at <= now => {
-                let due = (*at, SlotId { index: *index, gen: *gen });
+                let due = (
+                    *at,
+                    SlotId {
+                        index: *index,
+                        gen: *gen,
+                    },
+                );
                 self.heap.pop();
                 Some(due)
             }

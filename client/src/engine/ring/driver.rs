@@ -54,7 +54,11 @@ fn ud(kind: u64, slot: u32, gen: u32) -> u64 {
 }
 
 fn parse_ud(ud: u64) -> (u64, u32, u32) {
-    (ud & 0xff, ((ud >> 8) & 0x00ff_ffff) as u32, (ud >> 32) as u32)
+    (
+        ud & 0xff,
+        ((ud >> 8) & 0x00ff_ffff) as u32,
+        (ud >> 32) as u32,
+    )
 }
 
 const RING_ENTRIES: u32 = 256;
@@ -203,7 +207,9 @@ impl LinkSocketry for SlotIo<'_> {
 
     fn close(&mut self, link: &Link, now: Instant) {
         let e = &mut *self.engine;
-        let had = e.slot(self.index).is_some_and(|s| s.conn.is_some() || s.resolving.is_some());
+        let had = e
+            .slot(self.index)
+            .is_some_and(|s| s.conn.is_some() || s.resolving.is_some());
         e.retire(self.index);
         if let Some(s) = e.slot_mut(self.index) {
             s.resolving = None;
@@ -974,6 +980,9 @@ mod tests {
 
     type Report = Arc<Mutex<Option<Teardown>>>;
 
+    /// An engine, its links, the peers of their sockets, where its teardown reports.
+    type Connected = (Engine, Vec<Arc<Link>>, Vec<UnixStream>, Report);
+
     struct NoWake;
     impl Wake for NoWake {
         fn wake(&self) {}
@@ -990,11 +999,7 @@ mod tests {
     /// An engine with `n` links connected to a unix listener whose peer never answers, each
     /// with a receive armed; also the accepted peers, which must stay open for the receives to
     /// stay in flight.
-    fn connected(
-        name: &str,
-        recv_mode: RecvMode,
-        n: u32,
-    ) -> Option<(Engine, Vec<Arc<Link>>, Vec<UnixStream>, Report)> {
+    fn connected(name: &str, recv_mode: RecvMode, n: u32) -> Option<Connected> {
         let dir = std::env::temp_dir().join(format!("ringdis-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
@@ -1120,7 +1125,10 @@ mod tests {
             return;
         };
         engine.finish(0, &links[0]);
-        assert!(engine.slot(0).is_some(), "kept while its receive is in flight");
+        assert!(
+            engine.slot(0).is_some(),
+            "kept while its receive is in flight"
+        );
         for _ in 0..200 {
             if engine.slot(0).is_none() {
                 break;
@@ -1131,7 +1139,10 @@ mod tests {
         assert!(engine.slot(0).is_none(), "freed once the kernel was done");
         assert_eq!(engine.live, 1);
         let other = engine.slot(1).and_then(|s| s.conn.as_ref());
-        assert!(other.is_some_and(|c| c.open && c.recv_armed), "the other link is untouched");
+        assert!(
+            other.is_some_and(|c| c.open && c.recv_armed),
+            "the other link is untouched"
+        );
         drop(peers);
     }
 }
