@@ -361,7 +361,7 @@ impl Engine {
                 continue;
             };
             if !link.turn(now) {
-                self.finish(index, &link);
+                self.finish(index, &link, now);
                 continue;
             }
             link.obey(
@@ -413,10 +413,23 @@ impl Engine {
         })
     }
 
-    /// The link is finished: its socket closes, and its slot is freed once the kernel is done
-    /// with every operation of it.
-    fn finish(&mut self, index: u32, link: &Link) {
-        self.retire(index);
+    /// The link is finished: what it still has to send leaves (best effort: calls handed over
+    /// just before the last handle went, fire-and-forget ones without a deadline), its socket
+    /// closes and the link hears of it (a tracking connection tells its push handler), and its
+    /// slot is freed once the kernel is done with every operation of it.
+    fn finish(&mut self, index: u32, link: &Link, now: Instant) {
+        let sends = self.fresh_sends;
+        self.flush(index, link);
+        if self.fresh_sends != sends {
+            // The send must reach the kernel before the socket is shut down (an extra enter,
+            // once per finished connection).
+            let _ = self.ring.submit();
+        }
+        SlotIo {
+            engine: self,
+            index,
+        }
+        .close(link, now);
         if let Some(slot) = self.slot_mut(index) {
             slot.link = None;
             slot.resolving = None;
@@ -1124,7 +1137,7 @@ mod tests {
         else {
             return;
         };
-        engine.finish(0, &links[0]);
+        engine.finish(0, &links[0], Instant::now());
         assert!(
             engine.slot(0).is_some(),
             "kept while its receive is in flight"
