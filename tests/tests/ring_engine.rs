@@ -367,3 +367,31 @@ async fn host_names_resolve_off_the_engine_thread() {
         }
     }
 }
+
+/// Clients made and dropped from several threads at once, so the engine thread keeps ending
+/// (its last link finished) while new clients attach: every attach lands on a running engine
+/// (the old one or a new one) and every call is answered.
+#[test]
+fn attaching_while_the_engine_exits_loses_nothing() {
+    if !has_io_uring() {
+        return;
+    }
+    let server = Server::start(ServerKind::Redis);
+    let cfg = config(&server, RING).protocol(Protocol::Resp2);
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            let cfg = cfg.clone();
+            s.spawn(move || {
+                for i in 0..25 {
+                    let c = Client::new(cfg.clone()).unwrap();
+                    let key = unique(&format!("ring-race:{t}:{i}"));
+                    let got: String = futures::executor::block_on(async {
+                        c.call::<()>(cmd!("SET", &key, &key)).await.unwrap();
+                        c.call(cmd!("GET", &key)).await.unwrap()
+                    });
+                    assert_eq!(got, key);
+                }
+            });
+        }
+    });
+}

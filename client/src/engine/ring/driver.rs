@@ -1076,6 +1076,12 @@ mod tests {
         Some((engine, links, peers, report))
     }
 
+    /// Whether the link's handles see it connected ([`Link::stopped`] ends that for good).
+    /// TRANSITIONAL: reads today's `Shared`; the link's own connected flag after #12's core.
+    fn is_up(link: &Link) -> bool {
+        link.shared().is_connected()
+    }
+
     #[test]
     fn user_data_carries_kind_slot_and_generation() {
         let u = ud(K_RECV, 0x00ab_cdef, 0xdead_beef);
@@ -1090,6 +1096,7 @@ mod tests {
             let Some((engine, links, peers, report)) = connected("unwind", mode, 3) else {
                 continue;
             };
+            assert!(links.iter().all(|l| is_up(l)), "connected before the panic");
             let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
                 let _engine = engine;
                 panic!("a bug in the engine");
@@ -1107,6 +1114,10 @@ mod tests {
                 got.inflight_at_free,
                 Some(0),
                 "every completion was in before anything was freed"
+            );
+            assert!(
+                links.iter().all(|l| !is_up(l)),
+                "the unwinding engine stopped every link (their callers fail, none waits)"
             );
             drop((links, peers));
         }
