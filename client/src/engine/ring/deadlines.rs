@@ -1,7 +1,7 @@
 //! When each link must be turned at the latest: a heap of `(deadline, slot)` with lazy removal
 //! (an entry counts only while it is still its slot's deadline).
 
-use super::SlotId;
+use super::hub::SlotId;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::time::Instant;

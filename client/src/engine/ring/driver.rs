@@ -22,9 +22,10 @@
 //! leaked, never freed.
 
 use super::deadlines::Deadlines;
+use super::hub::{Hub, Inbox, SlotId};
+use super::resolve;
 use super::setup::{self, BufRing, Enter, Mode};
 use super::sock::{self, RawAddr, Target};
-use super::{resolve, Hub, Inbox, SlotId};
 use crate::engine::link::LinkSocketry;
 use crate::engine::{server_closed, Link, Want};
 use crate::Error;

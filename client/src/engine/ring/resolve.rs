@@ -1,7 +1,8 @@
 //! Host name lookups off the engine thread: one short-lived thread per lookup, whose result
 //! comes back to the link's slot through the hub, so a slow resolver stalls no other link.
 
-use super::{sock, Hub, SlotId};
+use super::hub::{Hub, SlotId};
+use super::sock;
 use crate::config::Addr;
 use std::io;
 use std::sync::Arc;
