@@ -186,7 +186,7 @@ pub(super) fn run(mut engine: Engine) {
         }
         engine.arm_wake();
         let next = engine.earliest();
-        engine.arm_timer(next, now);
+        engine.arm_timer(next, Instant::now());
         if engine.park().is_err() {
             // The ring itself broke: nothing more can be done on this thread.
             break;
