@@ -165,11 +165,18 @@ impl Client {
                     .clone(),
                 Engine::Epoll,
             ),
-            Engine::IoUring => (engine::uring::spawn(config.clone())?, Engine::IoUring),
+            // A slot on the process's ring engine (one thread, one ring for every connection).
+            Engine::IoUring => (
+                engine::Driver::attach(&engine::ring::RingEngine, config.clone())?
+                    .shared()
+                    .clone(),
+                Engine::IoUring,
+            ),
             // io_uring where the kernel gives us a ring (any setup failure: EPERM, ENOSYS,
             // kernel.io_uring_disabled, a seccomp filter); the epoll engine where it does not.
-            Engine::Auto => match engine::uring::spawn(config.clone()) {
-                Ok(shared) => (shared, Engine::IoUring),
+            Engine::Auto => match engine::Driver::attach(&engine::ring::RingEngine, config.clone())
+            {
+                Ok(link) => (link.shared().clone(), Engine::IoUring),
                 Err(_) => (
                     engine::Driver::attach(&engine::epoll::Epoll, config.clone())?
                         .shared()

@@ -8,7 +8,7 @@
 pub(crate) mod epoll;
 mod keepalive;
 pub(crate) mod link;
-pub(crate) mod uring;
+pub(crate) mod ring;
 
 pub(crate) use link::Link;
 
@@ -193,26 +193,6 @@ pub(crate) fn wake_at(shared: &Shared, core: &mut Core, now: Instant) -> Option<
         return Some(due.map_or(poll, |d| d.min(poll)));
     }
     due
-}
-
-/// What a transport does about a [`Want`]: open or close its socket.
-pub(crate) trait Socketry {
-    /// Starts opening the connection; reports through the core as it goes.
-    fn open(&mut self, core: &mut Core, now: Instant);
-    /// Closes the connection, if any, and reports [`Core::on_closed`].
-    fn close(&mut self, core: &mut Core, now: Instant);
-}
-
-/// Carries out what the core wants until it wants nothing more right now.
-pub(crate) fn obey(core: &mut Core, io: &mut impl Socketry, now: Instant) {
-    // Bounded: each round either opens (which ends in a state that waits) or closes.
-    for _ in 0..8 {
-        match core.want(now) {
-            Want::Nothing => return,
-            Want::Open => io.open(core, now),
-            Want::Close => io.close(core, now),
-        }
-    }
 }
 
 /// Carries out what a link's core wants until it wants nothing more right now.

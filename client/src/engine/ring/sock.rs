@@ -1,4 +1,4 @@
-//! Sockets for the io_uring driver: created non-blocking, connected by the ring.
+//! Sockets for the ring engine: created non-blocking, connected by the ring.
 
 use crate::config::Addr;
 use std::io;
@@ -14,8 +14,20 @@ pub(crate) enum Target {
     Unix(PathBuf),
 }
 
-/// The addresses `addr` names, in the order to try them. Resolution blocks; for IP addresses
-/// and `/etc/hosts` names it is immediate (as in the epoll driver).
+/// The addresses `addr` names when that needs no lookup (a unix path, an IP literal), or `None`
+/// for a host name, which [`resolve`] looks up off the engine thread.
+pub(crate) fn literal(addr: &Addr) -> Option<Vec<Target>> {
+    match addr {
+        Addr::Tcp { host, port } => host
+            .parse::<std::net::IpAddr>()
+            .ok()
+            .map(|ip| vec![Target::Ip(SocketAddr::new(ip, *port))]),
+        Addr::Unix(path) => Some(vec![Target::Unix(path.clone())]),
+    }
+}
+
+/// The addresses `addr` names, in the order to try them. Blocks on a host name's lookup: call
+/// it off the engine thread.
 pub(crate) fn resolve(addr: &Addr) -> io::Result<Vec<Target>> {
     match addr {
         Addr::Tcp { host, port } => {

@@ -5,7 +5,7 @@ use io_uring::IoUring;
 use std::io;
 
 /// Set by tests (and by anyone who wants to see the fallback work) to make ring setup fail as
-/// if the kernel refused it: `RINGDIS_URING_FAIL_SETUP=1`. Read once per client creation.
+/// if the kernel refused it: `RINGDIS_URING_FAIL_SETUP=1`. Read at every attach.
 pub(crate) const FAIL_SETUP_ENV: &str = "RINGDIS_URING_FAIL_SETUP";
 
 /// `RINGDIS_URING_NO_BUFRING=1` makes the driver do without multishot operations, as on older
@@ -15,6 +15,16 @@ pub(crate) const NO_BUFRING_ENV: &str = "RINGDIS_URING_NO_BUFRING";
 
 fn env_flag(name: &str) -> bool {
     std::env::var_os(name).is_some_and(|v| !v.is_empty() && v != "0")
+}
+
+/// The error [`build`] gives when [`FAIL_SETUP_ENV`] is set, or `None`.
+pub(crate) fn refused_on_purpose() -> Option<io::Error> {
+    env_flag(FAIL_SETUP_ENV).then(|| {
+        io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!("io_uring_setup refused on purpose ({FAIL_SETUP_ENV} is set)"),
+        )
+    })
 }
 
 /// Which task-running mode the kernel accepted.
@@ -31,11 +41,8 @@ pub(crate) enum Mode {
 /// Builds a ring on the calling thread (the one that will submit to it), with the cheapest
 /// task-running mode this kernel accepts.
 pub(crate) fn build(entries: u32) -> io::Result<(IoUring, Mode)> {
-    if env_flag(FAIL_SETUP_ENV) {
-        return Err(io::Error::new(
-            io::ErrorKind::PermissionDenied,
-            format!("io_uring_setup refused on purpose ({FAIL_SETUP_ENV} is set)"),
-        ));
+    if let Some(e) = refused_on_purpose() {
+        return Err(e);
     }
     let deferred = IoUring::builder()
         .setup_single_issuer()
