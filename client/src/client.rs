@@ -150,19 +150,36 @@ impl Client {
         let choice = Engine::from_env()?.unwrap_or(config.engine);
         let command_timeout = config.command_timeout;
         let config = Arc::new(config);
-        let (shared, engine) = match choice {
-            // TRANSITIONAL (#12 step 1): the task engine is not in yet; its connections run on
-            // an epoll thread meanwhile.
-            Engine::Task => (engine::epoll::spawn(config.clone())?, Engine::Task),
-            Engine::Epoll => (engine::epoll::spawn(config.clone())?, Engine::Epoll),
-            Engine::IoUring => (engine::uring::spawn(config.clone())?, Engine::IoUring),
-            // io_uring where the kernel gives us a ring (any setup failure: EPERM, ENOSYS,
-            // kernel.io_uring_disabled, a seccomp filter); epoll, unchanged, where it does not.
-            Engine::Auto => match engine::uring::spawn(config.clone()) {
-                Ok(shared) => (shared, Engine::IoUring),
-                Err(_) => (engine::epoll::spawn(config.clone())?, Engine::Epoll),
-            },
-        };
+        let (shared, engine) =
+            match choice {
+                Engine::Task => match tokio::runtime::Handle::try_current() {
+                    Ok(handle) => (task_link(handle, &config)?, Engine::Task),
+                    Err(_) => return Err(Error::client(
+                        "Engine::Task runs connections on the current tokio runtime, and there is \
+                         none: create the client inside one, or choose Engine::Auto, \
+                         Engine::IoUring or Engine::Epoll",
+                    )),
+                },
+                Engine::Epoll => (engine::epoll::spawn(config.clone())?, Engine::Epoll),
+                Engine::IoUring => (engine::uring::spawn(config.clone())?, Engine::IoUring),
+                // The task engine inside a tokio runtime. Elsewhere io_uring where the kernel gives
+                // us a ring (any setup failure: EPERM, ENOSYS, kernel.io_uring_disabled, a seccomp
+                // filter); epoll, unchanged, where it does not.
+                Engine::Auto => match tokio::runtime::Handle::try_current() {
+                    Ok(handle) => (task_link(handle, &config)?, Engine::Task),
+                    Err(_) => match engine::uring::spawn(config.clone()) {
+                        Ok(shared) => (shared, Engine::IoUring),
+                        Err(_) => (engine::epoll::spawn(config.clone())?, Engine::Epoll),
+                    },
+                },
+            };
+        // A connection task on the runtime of `handle` (TRANSITIONAL #12: handles still hold
+        // the link's mailbox).
+        fn task_link(handle: tokio::runtime::Handle, config: &Arc<Config>) -> Result<Arc<Shared>> {
+            use engine::Driver;
+            let link = engine::task::TaskEngine::tokio(handle).attach(config.clone())?;
+            Ok(link.shared().clone())
+        }
         Ok(Client {
             inner: Arc::new(Inner {
                 shared,

@@ -8,6 +8,8 @@
 pub(crate) mod epoll;
 mod keepalive;
 pub(crate) mod link;
+mod runtime;
+pub(crate) mod task;
 pub(crate) mod uring;
 
 pub(crate) use link::Link;
