@@ -117,6 +117,9 @@ impl Future for Conn {
             this.signal.woken.store(false, Ordering::SeqCst);
             let link = &this.link.0;
             let now = Instant::now();
+            // What woke the task first (a connect that ended, replies that arrived), so the
+            // link's timers never judge a connection on news the socket already holds.
+            let mut busy = this.io.poll_io(cx, link, now);
             if !link.turn(now) {
                 // Best effort: what the last calls left to send still leaves.
                 let _ = this.io.flush(cx, link, now);
@@ -124,7 +127,8 @@ impl Future for Conn {
                 return Poll::Ready(());
             }
             link.obey(now, &mut this.io);
-            let busy = this.io.poll_io(cx, link, now);
+            // Then what the turn released: a connect to start, calls to write.
+            busy |= this.io.poll_io(cx, link, now);
             let due = this.poll_timer(cx, Instant::now());
             if !busy && !due && !this.signal.woken.load(Ordering::SeqCst) {
                 return Poll::Pending;
