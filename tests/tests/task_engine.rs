@@ -429,3 +429,25 @@ fn child_idle_tasks() {
         connected.call::<()>(cmd!("PING")).await.unwrap();
     });
 }
+
+/// A runtime built without its IO driver cannot run connection tasks: the task stops (tokio
+/// reports why: "IO is disabled") and the calls fail with `Error::Connection`, none hangs.
+#[test]
+fn a_runtime_without_io_fails_calls_instead_of_hanging() {
+    if overridden() {
+        return;
+    }
+    let server = Server::start(ServerKind::Redis);
+    let rt = Builder::new_current_thread().enable_time().build().unwrap();
+    rt.block_on(async {
+        let c = task_client(&server, Protocol::Resp3);
+        let r = tokio::time::timeout(Duration::from_secs(5), c.call::<()>(cmd!("PING")))
+            .await
+            .expect("the call hangs");
+        assert!(matches!(r, Err(Error::Connection { .. })), "{r:?}");
+        let r = tokio::time::timeout(Duration::from_secs(5), c.call::<()>(cmd!("PING")))
+            .await
+            .expect("a later call hangs");
+        assert!(matches!(r, Err(Error::Connection { .. })), "{r:?}");
+    });
+}

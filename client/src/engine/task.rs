@@ -102,7 +102,7 @@ struct Conn {
     io: Io,
     /// Made on first use, from inside the runtime.
     timer: Option<Box<dyn Timer>>,
-    /// The deadline `timer` is set to.
+    /// When `timer` fires.
     timer_at: Option<Instant>,
 }
 
@@ -141,26 +141,30 @@ impl Future for Conn {
 }
 
 impl Conn {
-    /// Sets the timer to the link's next deadline; true if that deadline has already passed.
+    /// Arms the timer for the link's next deadline; true if that deadline has already passed.
+    ///
+    /// A timer armed for an earlier instant stays as it is: it fires early, once, and is moved
+    /// then. Deadlines mostly move later (each call's reply deadline), so the runtime's timer
+    /// is not updated for every call.
     fn poll_timer(&mut self, cx: &mut Context<'_>, now: Instant) -> bool {
         let Some(at) = self.link.0.poll_timeout(now) else {
-            // Not polled again until there is a deadline; a stale wake-up only costs a poll.
-            self.timer_at = None;
+            // Left as it is: a stale timer costs one poll when it fires.
             return false;
         };
         if at <= now {
             return true;
         }
         let timer = match &mut self.timer {
-            Some(t) => {
-                if self.timer_at != Some(at) {
-                    t.reset(at);
-                }
-                t
+            Some(t) => t,
+            None => {
+                self.timer_at = Some(at);
+                self.timer.insert(self.io.runtime.new_timer(at))
             }
-            None => self.timer.insert(self.io.runtime.new_timer(at)),
         };
-        self.timer_at = Some(at);
+        if self.timer_at.is_none_or(|armed| armed > at || armed <= now) {
+            timer.reset(at);
+            self.timer_at = Some(at);
+        }
         timer.poll(cx).is_ready()
     }
 }
