@@ -23,7 +23,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-/// Reads per poll before the task yields, so one busy connection cannot starve the runtime.
+/// Reads per poll before the task yields, so one busy connection cannot starve the runtime
+/// (up to this many read buffers of input per poll).
 const READS_PER_POLL: usize = 16;
 
 /// Rounds (turn, IO, timer) per poll before the task yields.
@@ -113,13 +114,14 @@ impl Future for Conn {
         let this = self.get_mut();
         // Registered before anything is looked at: a wake-up from here on polls the task again.
         this.signal.waker.register(cx.waker());
+        let mut reads = READS_PER_POLL;
         for _ in 0..ROUNDS_PER_POLL {
             this.signal.woken.store(false, Ordering::SeqCst);
             let link = &this.link.0;
             let now = Instant::now();
             // What woke the task first (a connect that ended, replies that arrived), so the
             // link's timers never judge a connection on news the socket already holds.
-            let mut busy = this.io.poll_io(cx, link, now);
+            let mut busy = this.io.poll_io(cx, link, now, &mut reads);
             if !link.turn(now) {
                 // Best effort: what the last calls left to send still leaves.
                 let _ = this.io.flush(cx, link, now);
@@ -128,7 +130,7 @@ impl Future for Conn {
             }
             link.obey(now, &mut this.io);
             // Then what the turn released: a connect to start, calls to write.
-            busy |= this.io.poll_io(cx, link, now);
+            busy |= this.io.poll_io(cx, link, now, &mut reads);
             let due = this.poll_timer(cx, Instant::now());
             if !busy && !due && !this.signal.woken.load(Ordering::SeqCst) {
                 return Poll::Pending;
@@ -193,9 +195,16 @@ struct Io {
 }
 
 impl Io {
-    /// Drives the connect, writes and reads; true if there is more to do right away (the read
-    /// share of this poll is used up, or the socket went away).
-    fn poll_io(&mut self, cx: &mut Context<'_>, link: &Link, now: Instant) -> bool {
+    /// Drives the connect, writes and reads (at most `reads` of them, counted down); true if
+    /// there is more to do right away (the reads of this poll are used up, or the socket went
+    /// away).
+    fn poll_io(
+        &mut self,
+        cx: &mut Context<'_>,
+        link: &Link,
+        now: Instant,
+        reads: &mut usize,
+    ) -> bool {
         if self.poll_connect(cx, link, now) {
             return true;
         }
@@ -205,7 +214,10 @@ impl Io {
         if !self.flush(cx, link, now) {
             return true;
         }
-        for _ in 0..READS_PER_POLL {
+        loop {
+            if *reads == 0 {
+                return true;
+            }
             let State::Open(stream) = &mut self.state else {
                 return true;
             };
@@ -216,6 +228,7 @@ impl Io {
                     return true;
                 }
                 Poll::Ready(Ok(n)) => {
+                    *reads -= 1;
                     if let Err(e) = link.handle_input(&self.buf[..n], now) {
                         self.drop_stream();
                         link.handle_closed(e, now);
@@ -233,7 +246,6 @@ impl Io {
                 }
             }
         }
-        true
     }
 
     /// Drives resolution and connect; true if the attempt failed (the link was told).
