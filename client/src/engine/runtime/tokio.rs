@@ -125,3 +125,90 @@ impl Stream for Unix {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::future::poll_fn;
+    use std::io::{Read, Write};
+    use std::time::Duration;
+
+    fn rt() -> TokioRuntime {
+        TokioRuntime(Handle::current())
+    }
+
+    #[tokio::test]
+    async fn resolves_addresses_and_names() {
+        let ip = rt().resolve("127.0.0.1", 7).await.unwrap();
+        assert_eq!(ip, vec![SocketAddr::from(([127, 0, 0, 1], 7))]);
+        let named = rt().resolve("localhost", 7).await.unwrap();
+        assert!(!named.is_empty());
+        assert!(named.iter().all(|a| a.ip().is_loopback() && a.port() == 7));
+    }
+
+    /// Bytes written through the adapter's stream reach the peer, and the peer's come back.
+    async fn echo_once(mut stream: Box<dyn Stream>, mut peer: impl Read + Write) {
+        let n = poll_fn(|cx| stream.poll_write(cx, b"ping")).await.unwrap();
+        assert_eq!(n, 4);
+        let mut got = [0u8; 4];
+        peer.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"ping");
+        peer.write_all(b"pong").unwrap();
+        let mut buf = [0u8; 16];
+        let n = poll_fn(|cx| stream.poll_read(cx, &mut buf)).await.unwrap();
+        assert_eq!(&buf[..n], b"pong");
+        drop(peer);
+        let n = poll_fn(|cx| stream.poll_read(cx, &mut buf)).await.unwrap();
+        assert_eq!(n, 0, "the end of the stream reads as 0 bytes");
+    }
+
+    #[tokio::test]
+    async fn tcp_and_unix_streams_carry_bytes_both_ways() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let stream = rt()
+            .connect_tcp(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        stream.set_nodelay(true).unwrap();
+        assert!(stream.as_raw_fd() >= 0);
+        let (peer, _) = listener.accept().unwrap();
+        echo_once(stream, peer).await;
+
+        let dir = std::env::temp_dir().join(format!("ringdis-rt-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("s.sock");
+        let _ = std::fs::remove_file(&path);
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let stream = rt().connect_unix(&path).await.unwrap();
+        let (peer, _) = listener.accept().unwrap();
+        echo_once(stream, peer).await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn a_refused_connect_is_an_error() {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let err = match rt()
+            .connect_tcp(SocketAddr::from(([127, 0, 0, 1], port)))
+            .await
+        {
+            Ok(_) => panic!("connected to a closed port"),
+            Err(e) => e,
+        };
+        assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused);
+    }
+
+    #[tokio::test]
+    async fn a_timer_moved_earlier_fires_then() {
+        let mut timer = rt().new_timer(Instant::now() + Duration::from_secs(3600));
+        let soon = Instant::now() + Duration::from_millis(1);
+        timer.reset(soon);
+        tokio::time::timeout(Duration::from_secs(10), poll_fn(|cx| timer.poll(cx)))
+            .await
+            .expect("the timer fired at its new deadline");
+        assert!(Instant::now() >= soon);
+    }
+}
