@@ -43,7 +43,18 @@ impl Runtime for TokioRuntime {
 
     fn connect_tcp(&self, addr: SocketAddr) -> BoxFuture<io::Result<Box<dyn Stream>>> {
         Box::pin(async move {
-            let s = TcpStream::connect(addr).await?;
+            // Started by hand (what `TcpStream::connect` does inside) to look at the socket
+            // before the reactor does: a loopback refusal is known at once, on the first poll,
+            // as on the ring engines, not one reactor turn later.
+            let started = mio::net::TcpStream::connect(addr)?;
+            if let Some(e) = started.take_error()? {
+                return Err(e);
+            }
+            let s = TcpStream::from_std(std::net::TcpStream::from(started))?;
+            s.writable().await?;
+            if let Some(e) = s.take_error()? {
+                return Err(e);
+            }
             Ok(Box::new(Tcp(s)) as Box<dyn Stream>)
         })
     }
