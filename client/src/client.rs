@@ -150,41 +150,9 @@ impl Client {
         let choice = Engine::from_env()?.unwrap_or(config.engine);
         let command_timeout = config.command_timeout;
         let config = Arc::new(config);
-        let (shared, engine) = match choice {
-            // TRANSITIONAL (#12): the task engine is not in yet; its connections run on the
-            // epoll engine meanwhile.
-            Engine::Task => (
-                engine::Driver::attach(&engine::epoll::Epoll, config.clone())?
-                    .shared()
-                    .clone(),
-                Engine::Task,
-            ),
-            Engine::Epoll => (
-                engine::Driver::attach(&engine::epoll::Epoll, config.clone())?
-                    .shared()
-                    .clone(),
-                Engine::Epoll,
-            ),
-            // A slot on the process's ring engine (one thread, one ring for every connection).
-            Engine::IoUring => (
-                engine::Driver::attach(&engine::ring::RingEngine, config.clone())?
-                    .shared()
-                    .clone(),
-                Engine::IoUring,
-            ),
-            // io_uring where the kernel gives us a ring (any setup failure: EPERM, ENOSYS,
-            // kernel.io_uring_disabled, a seccomp filter); the epoll engine where it does not.
-            Engine::Auto => match engine::Driver::attach(&engine::ring::RingEngine, config.clone())
-            {
-                Ok(link) => (link.shared().clone(), Engine::IoUring),
-                Err(_) => (
-                    engine::Driver::attach(&engine::epoll::Epoll, config.clone())?
-                        .shared()
-                        .clone(),
-                    Engine::Epoll,
-                ),
-            },
-        };
+        // TRANSITIONAL (#12): handles still hold the link's mailbox.
+        let (shared, engine) =
+            engine::attach(choice, &config).map(|(link, e)| (link.shared().clone(), e))?;
         Ok(Client {
             inner: Arc::new(Inner {
                 shared,

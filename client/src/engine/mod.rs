@@ -9,10 +9,12 @@ pub(crate) mod epoll;
 mod keepalive;
 pub(crate) mod link;
 pub(crate) mod ring;
+mod runtime;
+pub(crate) mod task;
 
 pub(crate) use link::Link;
 
-use crate::config::Config;
+use crate::config::{Config, Engine};
 pub(crate) use crate::conn::Want;
 use crate::conn::{Core, InboxTx, PushHandler, Request};
 use crate::{Error, Result};
@@ -218,4 +220,39 @@ pub(crate) trait Driver: Send + Sync {
     ///
     /// [`Error::Client`] when the engine cannot take connections (it failed to start).
     fn attach(&self, config: Arc<Config>) -> Result<Arc<Link>>;
+}
+
+/// Attaches a new connection for `config` to the engine `choice` names, and says which engine
+/// took it ([`Engine::Auto`] resolved: the task engine inside a tokio runtime; elsewhere the
+/// io_uring engine where the kernel gives a ring, the epoll engine where it does not).
+///
+/// # Errors
+///
+/// [`Error::Client`](crate::Error::Client) when the chosen engine cannot run here:
+/// [`Engine::Task`] outside a tokio runtime, [`Engine::IoUring`] where the kernel refuses a ring.
+pub(crate) fn attach(choice: Engine, config: &Arc<Config>) -> Result<(Arc<Link>, Engine)> {
+    let on_runtime = |handle| task::TaskEngine::tokio(handle).attach(config.clone());
+    match choice {
+        Engine::Task => match tokio::runtime::Handle::try_current() {
+            Ok(handle) => Ok((on_runtime(handle)?, Engine::Task)),
+            Err(_) => Err(crate::Error::client(
+                "Engine::Task runs connections on the current tokio runtime, and there is none: \
+                 create the client inside one, or choose Engine::Auto, Engine::IoUring or \
+                 Engine::Epoll",
+            )),
+        },
+        Engine::Epoll => Ok((epoll::Epoll.attach(config.clone())?, Engine::Epoll)),
+        Engine::IoUring => Ok((ring::RingEngine.attach(config.clone())?, Engine::IoUring)),
+        Engine::Auto => {
+            if let Ok(handle) = tokio::runtime::Handle::try_current() {
+                return Ok((on_runtime(handle)?, Engine::Task));
+            }
+            // Any ring setup failure (EPERM, ENOSYS, kernel.io_uring_disabled, a seccomp
+            // filter) falls back to epoll.
+            match ring::RingEngine.attach(config.clone()) {
+                Ok(link) => Ok((link, Engine::IoUring)),
+                Err(_) => Ok((epoll::Epoll.attach(config.clone())?, Engine::Epoll)),
+            }
+        }
+    }
 }
