@@ -2,6 +2,7 @@
 
 use crate::{number, Error, Result, Value};
 use bytes::Bytes;
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::hash::{BuildHasher, Hash};
 
@@ -177,8 +178,7 @@ impl FromRedis for String {
     /// (`1.5`, `1e+300`, `inf`, `nan`) and booleans as `1`/`0` (what RESP2 sends for them).
     fn from_redis(value: Value) -> Result<Self> {
         match check(value)? {
-            Value::Simple(s) => Ok(s),
-            Value::BigNumber(s) => Ok(s),
+            Value::Simple(s) | Value::BigNumber(s) => Ok(s.into_owned()),
             Value::Int(i) => Ok(i.to_string()),
             Value::Double(d) => Ok(crate::value::format_double(d)),
             Value::Boolean(b) => Ok(u8::from(b).to_string()),
@@ -201,13 +201,20 @@ impl FromRedis for Bytes {
         match check(value)? {
             Value::Bulk(b) => Ok(b),
             Value::Verbatim { text, .. } => Ok(text),
-            Value::Simple(s) => Ok(Bytes::from(s)),
+            Value::Simple(s) | Value::BigNumber(s) => Ok(text_bytes(s)),
             Value::Int(i) => Ok(Bytes::from(i.to_string())),
             Value::Double(d) => Ok(Bytes::from(crate::value::format_double(d))),
             Value::Boolean(b) => Ok(Bytes::from_static(if b { b"1" } else { b"0" })),
-            Value::BigNumber(s) => Ok(Bytes::from(s)),
             v => Err(Error::decode("bytes", &v)),
         }
+    }
+}
+
+/// The bytes of a simple string or big number: no copy for one borrowed from a static.
+fn text_bytes(s: Cow<'static, str>) -> Bytes {
+    match s {
+        Cow::Borrowed(s) => Bytes::from_static(s.as_bytes()),
+        Cow::Owned(s) => Bytes::from(s),
     }
 }
 
@@ -616,7 +623,7 @@ mod tests {
                 for n in [<$t>::MIN, <$t>::MAX, 0 as $t] {
                     let text = n.to_string();
                     assert_eq!(<$t>::from_redis(bulk(&text)).unwrap(), n, "{text}");
-                    assert_eq!(<$t>::from_redis(Value::BigNumber(text.clone())).unwrap(), n);
+                    assert_eq!(<$t>::from_redis(Value::BigNumber(text.clone().into())).unwrap(), n);
                     if let Ok(i) = i64::try_from(n) {
                         assert_eq!(<$t>::from_redis(Value::Int(i)).unwrap(), n);
                     }
@@ -625,7 +632,7 @@ mod tests {
                 let past_min = (<$t>::MIN as i128).checked_sub(1).map(|p| p.to_string());
                 for past in past_max.iter().chain(past_min.iter()) {
                     assert!(is_decode(<$t>::from_redis(bulk(past))), "{} {past}", stringify!($t));
-                    assert!(is_decode(<$t>::from_redis(Value::BigNumber(past.clone()))));
+                    assert!(is_decode(<$t>::from_redis(Value::BigNumber(past.clone().into()))));
                     if let Ok(i) = past.parse::<i64>() {
                         assert!(is_decode(<$t>::from_redis(Value::Int(i))), "{past}");
                     }

@@ -383,7 +383,7 @@ fn arbitrary_value(u: &mut Unstructured<'_>, depth: usize) -> arbitrary::Result<
     let kinds = if depth < MAX_DEPTH { 13 } else { 9 };
     Ok(match u.choose_index(kinds)? {
         0 => Value::Nil,
-        1 => Value::Simple(text(u)?),
+        1 => Value::Simple(text(u)?.into()),
         2 => Value::Bulk(Bytes::from(bytes(u)?)),
         3 => Value::Verbatim {
             format: if u.arbitrary()? {
@@ -404,7 +404,7 @@ fn arbitrary_value(u: &mut Unstructured<'_>, depth: usize) -> arbitrary::Result<
             u.arbitrary()?
         }),
         6 => Value::Boolean(u.arbitrary()?),
-        7 => Value::BigNumber(text(u)?),
+        7 => Value::BigNumber(text(u)?.into()),
         8 => Value::Error(ServerError {
             kind: text(u)?,
             message: text(u)?,

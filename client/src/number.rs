@@ -548,7 +548,7 @@ mod tests {
             bulk("0x1f"),
             bulk("1,5"),
             Value::Simple("OK".into()),
-            Value::BigNumber(String::new()),
+            Value::BigNumber(String::new().into()),
         ] {
             assert_eq!(integer(&v), None, "{v:?}");
             assert_eq!(float(&v), None, "{v:?}");

@@ -5,7 +5,7 @@ use std::future::poll_fn;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
@@ -432,9 +432,9 @@ impl Inner {
             }
             *due = Some(at);
         }
-        let pool: Weak<Inner> = Arc::downgrade(self);
-        crate::timer::call_at(at, move || {
-            let Some(pool) = pool.upgrade() else { return };
+        // Held weakly: a dropped pool's sweep is dropped unrun (and does not keep the timer
+        // thread alive).
+        crate::timer::call_at(at, self, move |pool: Arc<Inner>| {
             {
                 let mut due = pool.sweep_at.lock().unwrap_or_else(|p| p.into_inner());
                 if *due == Some(at) {

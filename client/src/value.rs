@@ -1,6 +1,7 @@
 //! [`Value`]: one RESP2 or RESP3 reply, as it came off the wire.
 
 use bytes::Bytes;
+use std::borrow::Cow;
 use std::fmt;
 
 /// An error reply nested inside another reply (for example one failed command inside the array
@@ -49,8 +50,10 @@ impl fmt::Display for ServerError {
 pub enum Value {
     /// RESP3 null, RESP2 null bulk string or null array.
     Nil,
-    /// A simple string (`+OK`).
-    Simple(String),
+    /// A simple string (`+OK`). The common ones (`OK`, `PONG`, `QUEUED`) are borrowed from
+    /// statics, so those replies cost no allocation; any other is owned. Compare it as a string:
+    /// `matches!(v, Value::Simple(s) if s == "OK")`; build one with `Value::Simple("OK".into())`.
+    Simple(Cow<'static, str>),
     /// A bulk string.
     Bulk(Bytes),
     /// A RESP3 verbatim string: a three-letter format (`txt`, `mkd`) and the text.
@@ -68,7 +71,9 @@ pub enum Value {
     Boolean(bool),
     /// A RESP3 big number, as the server spelled it: decimal digits, or whatever text a script
     /// sent as one (`redis.setresp(3) return {big_number='1e5'}`). Conversions read it as text.
-    BigNumber(String),
+    /// Always owned when parsed; the same type as [`Value::Simple`] so that one pattern
+    /// (`Value::Simple(s) | Value::BigNumber(s)`) binds either.
+    BigNumber(Cow<'static, str>),
     /// An error reply nested inside an aggregate (simple or blob error).
     Error(ServerError),
     /// An array.

@@ -10,6 +10,7 @@
 
 use crate::{Error, Result, ServerError, Value};
 use bytes::{Bytes, BytesMut};
+use std::borrow::Cow;
 
 /// Caps that keep a broken or hostile server from exhausting the client. Breaking one is an
 /// [`Error::Protocol`]; the connection is then closed.
@@ -283,6 +284,16 @@ fn utf8(line: &[u8]) -> Result<&str> {
     std::str::from_utf8(line).map_err(|_| Error::protocol("line is not valid UTF-8".to_owned()))
 }
 
+/// A simple string: the common replies borrowed from statics (no allocation), any other owned.
+fn simple(line: &[u8]) -> Result<Cow<'static, str>> {
+    Ok(Cow::Borrowed(match line {
+        b"OK" => "OK",
+        b"PONG" => "PONG",
+        b"QUEUED" => "QUEUED",
+        _ => return Ok(Cow::Owned(utf8(line)?.to_owned())),
+    }))
+}
+
 /// Builds the value starting at `*at` in a frame the scan pass already validated.
 fn build(frame: &Bytes, at: &mut usize) -> Result<Value> {
     let kind = frame[*at];
@@ -292,7 +303,7 @@ fn build(frame: &Bytes, at: &mut usize) -> Result<Value> {
     let line = &frame[start..start + nl - 1];
     *at = start + nl + 1;
     Ok(match kind {
-        b'+' => Value::Simple(utf8(line)?.to_owned()),
+        b'+' => Value::Simple(simple(line)?),
         b'-' => Value::Error(ServerError::from_line(utf8(line)?)),
         b':' => Value::Int(parse_i64(line).ok_or_else(|| {
             Error::protocol(format!(
@@ -310,7 +321,7 @@ fn build(frame: &Bytes, at: &mut usize) -> Result<Value> {
         // Kept as the server spelled it: a script can make a server send any text as a big
         // number (`redis.setresp(3) return {big_number='1e5'}`), which is a value to decode,
         // not a broken stream. Conversions read it by the rules of `number`.
-        b'(' => Value::BigNumber(utf8(line)?.to_owned()),
+        b'(' => Value::BigNumber(Cow::Owned(utf8(line)?.to_owned())),
         b'$' | b'!' | b'=' => {
             let len = parse_i64(line).unwrap_or(-1);
             if len < 0 {
@@ -538,10 +549,35 @@ mod tests {
     }
 
     #[test]
+    fn common_simple_replies_are_borrowed_and_others_owned() {
+        let got = parse_all(b"+OK\r\n+PONG\r\n+QUEUED\r\n+OKAY\r\n+\r\n+caf\xc3\xa9\r\n").unwrap();
+        let texts: Vec<(&str, bool)> = got
+            .iter()
+            .map(|v| match v {
+                Value::Simple(s) => (&**s, matches!(s, Cow::Borrowed(_))),
+                other => panic!("not a simple string: {other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            texts,
+            [
+                ("OK", true),
+                ("PONG", true),
+                ("QUEUED", true),
+                ("OKAY", false),
+                ("", false),
+                ("café", false),
+            ]
+        );
+        // Invalid UTF-8 is still refused, borrowed names or not.
+        assert!(parse_all(b"+O\xffK\r\n").is_err());
+    }
+
+    #[test]
     fn big_numbers_keep_the_text_a_script_sent() {
         for s in ["1e5", "-0", "+12", "abc", ""] {
             let got = parse_all(format!("({s}\r\n").as_bytes()).unwrap();
-            assert_eq!(got, vec![Value::BigNumber(s.to_owned())]);
+            assert_eq!(got, vec![Value::BigNumber(s.to_owned().into())]);
         }
     }
 
