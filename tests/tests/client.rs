@@ -511,7 +511,8 @@ async fn until_disconnected(c: &Client, at: &str) {
 #[test]
 fn calls_pipelines_and_transactions_on_every_runtime() {
     let servers = support::servers();
-    each_runtime(&servers, |cfg, at| async move {
+    each_runtime(&servers, |cell| async move {
+        let (cfg, at) = (cell.config, cell.at);
         let c = Client::new(cfg).unwrap_or_else(|e| panic!("{at}: {e}"));
         let key = ringdis_tests::unique("core");
         c.call::<()>(cmd!("SET", &key, "v")).await.unwrap();
@@ -574,7 +575,8 @@ fn calls_pipelines_and_transactions_on_every_runtime() {
 #[test]
 fn pub_sub_on_every_runtime() {
     let servers = support::servers();
-    each_runtime(&servers, |cfg, at| async move {
+    each_runtime(&servers, |cell| async move {
+        let (cfg, at) = (cell.config, cell.at);
         let publisher = Client::new(cfg).unwrap_or_else(|e| panic!("{at}: {e}"));
         let mut sub = publisher.subscriber().unwrap();
         let ch = ringdis_tests::unique("ch");
@@ -616,7 +618,8 @@ fn pub_sub_on_every_runtime() {
 #[test]
 fn blocking_calls_on_every_runtime() {
     let servers = support::servers();
-    each_runtime(&servers, |cfg, at| async move {
+    each_runtime(&servers, |cell| async move {
+        let (cfg, at) = (cell.config, cell.at);
         let c = Client::new(cfg.clone()).unwrap_or_else(|e| panic!("{at}: {e}"));
         let watcher = Client::new(cfg).unwrap();
         let ping_while_blocked = |what: &'static str| {
@@ -679,7 +682,8 @@ fn blocking_calls_on_every_runtime() {
 #[test]
 fn reconnect_on_every_runtime() {
     let servers = support::servers();
-    each_runtime(&servers, |cfg, at| async move {
+    each_runtime(&servers, |cell| async move {
+        let (cfg, at) = (cell.config, cell.at);
         let c = Client::new(cfg.clone().db(4)).unwrap_or_else(|e| panic!("{at}: {e}"));
         let killer = Client::new(cfg).unwrap();
         let key = ringdis_tests::unique("reconnect");

@@ -145,15 +145,34 @@ async fn multi_in_a_pipeline_is_refused_and_other_callers_are_unaffected() {
 
 /// Issue example: a pipeline holding `BLPOP q 0` runs, as a whole, on a dedicated connection:
 /// a PING on the shared connection completes while it is still pending; an LPUSH releases it.
-/// The same for `async_call(BLPOP …)`.
+/// The same for `async_call(BLPOP …)` and `call(BLPOP …)` (issue #12's routing cases: the PING
+/// answers within the command timeout, 2 s here, and before the blocking call does).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blocking_pipelines_and_async_calls_run_on_a_dedicated_connection() {
     for (kind, engine) in matrix() {
         let server = Server::start(kind);
         for protocol in support::PROTOCOLS {
             let at = label(kind, engine, protocol);
-            let c = client(&server, engine, protocol);
+            let c = Client::new(
+                config(&server, engine)
+                    .protocol(protocol)
+                    .command_timeout(Some(Duration::from_secs(2))),
+            )
+            .unwrap();
             let watcher = client(&server, engine, protocol);
+
+            // call(BLPOP): a dedicated connection; the shared one answers a PING meanwhile.
+            let mut pending = c.call::<(String, String)>(cmd!("BLPOP", "q0", 0));
+            until_blocked(&watcher, 1, &at).await;
+            let pong: String = c
+                .call(cmd!("PING"))
+                .await
+                .unwrap_or_else(|e| panic!("{at}: PING behind call(BLPOP): {e}"));
+            assert_eq!(pong, "PONG", "{at}");
+            assert!((&mut pending).now_or_never().is_none(), "{at}");
+            c.call::<i64>(cmd!("LPUSH", "q0", "w")).await.unwrap();
+            let popped = pending.await.unwrap_or_else(|e| panic!("{at}: {e}"));
+            assert_eq!(popped, ("q0".to_string(), "w".to_string()), "{at}");
 
             let mut p = c.pipeline();
             p.add(cmd!("SET", "before", 1))
@@ -161,7 +180,10 @@ async fn blocking_pipelines_and_async_calls_run_on_a_dedicated_connection() {
                 .add(cmd!("GET", "before"));
             let mut pending = p.query::<((), (String, String), String)>();
             until_blocked(&watcher, 1, &at).await;
-            let pong: String = c.call(cmd!("PING")).await.unwrap();
+            let pong: String = c
+                .call(cmd!("PING"))
+                .await
+                .unwrap_or_else(|e| panic!("{at}: PING behind a blocking pipeline: {e}"));
             assert_eq!(pong, "PONG", "{at}");
             assert!((&mut pending).now_or_never().is_none(), "{at}");
             let pushed: i64 = c.call(cmd!("LPUSH", "q", "x")).await.unwrap();
@@ -179,7 +201,10 @@ async fn blocking_pipelines_and_async_calls_run_on_a_dedicated_connection() {
                 }),
             );
             until_blocked(&watcher, 1, &at).await;
-            let pong: String = c.call(cmd!("PING")).await.unwrap();
+            let pong: String = c
+                .call(cmd!("PING"))
+                .await
+                .unwrap_or_else(|e| panic!("{at}: PING behind async_call(BLPOP): {e}"));
             assert_eq!(pong, "PONG", "{at}");
             assert!(rx.try_recv().is_err(), "{at}: answered before the push");
             c.call::<i64>(cmd!("LPUSH", "q2", "y")).await.unwrap();

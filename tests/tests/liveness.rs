@@ -1,7 +1,7 @@
-//! Connections whose server stops answering, user code that panics on the driver thread, and
-//! clients dropped while the server hangs (issue #11, kinds 8, 9 and 10), against real servers
-//! that are stopped (SIGSTOP) or cut off by a network partition (a namespace and nftables), on
-//! every engine.
+//! Connections whose server stops answering and clients dropped while the server hangs (issue
+//! #11, kinds 8 and 10; kind 9, user code that panics, is in `engines.rs`, on every runtime),
+//! against real servers that are stopped (SIGSTOP) or cut off by a network partition (a
+//! namespace and nftables), on every engine.
 //!
 //! The tests in this file run one at a time (they count the process's threads and descriptors,
 //! and stop servers).
@@ -11,8 +11,6 @@ mod support;
 use ringdis::{cmd, Client, Engine, Error, Protocol, Value};
 use ringdis_tests::{NetNs, Server, ServerKind};
 use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::{config, engines, is_child, label, matrix, run_child};
 
@@ -266,7 +264,13 @@ async fn child_dropped_client() {
         .unwrap();
         let _: Value = timed_out.call(cmd!("PING")).await.unwrap();
         let _: Value = no_deadline.call(cmd!("PING")).await.unwrap();
-        assert_eq!(driver_threads(), threads + 2, "{at}");
+        // Two connections: no driver thread of its own on the task engine, one or two (a ring
+        // engine's thread, or one per connection) on the others.
+        let started = driver_threads() - threads;
+        match engine {
+            Engine::Task => assert_eq!(started, 0, "{at}"),
+            _ => assert!((1..=2).contains(&started), "{at}: {started}"),
+        }
         let paused = Paused::new(&server);
         for i in 0..3 {
             let r = timed_out.call::<Value>(cmd!("ECHO", i)).await;
@@ -289,63 +293,6 @@ async fn child_dropped_client() {
         )
         .await;
         drop(paused);
-    }
-}
-
-/// A push handler that panics (on every push) neither stops the connection nor is removed, and
-/// a panicking `async_call` callback is contained the same way.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_panicking_push_handler_or_callback_never_takes_the_connection_down() {
-    let _one = one_at_a_time().await;
-    for (kind, engine) in matrix() {
-        let server = Server::start(kind);
-        let at = label(kind, engine, Protocol::Resp3);
-        let c = Client::new(
-            config(&server, engine)
-                .protocol(Protocol::Resp3)
-                .tracking(ringdis::Tracking::new()),
-        )
-        .unwrap();
-        let other = support::client(&server, engine, Protocol::Resp3);
-        let pushes = Arc::new(AtomicUsize::new(0));
-        let seen = pushes.clone();
-        c.on_push(move |_| {
-            seen.fetch_add(1, Ordering::SeqCst);
-            panic!("a bug in the user's push handler");
-        });
-        for round in 1..=2 {
-            let key = format!("tracked:{round}");
-            let _: Option<String> = c.call(cmd!("GET", &key)).await.unwrap();
-            let _: () = other.call(cmd!("SET", &key, "v")).await.unwrap();
-            wait_until(
-                &format!("{at}: invalidation push {round} handled"),
-                Duration::from_secs(5),
-                || pushes.load(Ordering::SeqCst) >= round,
-            )
-            .await;
-            let echo: String = c.call(cmd!("ECHO", "still here")).await.unwrap();
-            assert_eq!(echo, "still here", "{at}");
-            assert!(c.is_connected(), "{at}");
-        }
-        let (tx, rx) = std::sync::mpsc::channel();
-        c.async_call(
-            cmd!("PING"),
-            Some(|_| panic!("a bug in the user's callback")),
-        );
-        c.async_call(
-            cmd!("ECHO", "after"),
-            Some(move |r| tx.send(r).unwrap_or(())),
-        );
-        let after = bounded(Duration::from_secs(5), &at, async {
-            tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(5)))
-                .await
-                .unwrap()
-        })
-        .await
-        .expect("the callback after the panicking one ran");
-        assert_eq!(after.unwrap(), Value::Bulk("after".into()), "{at}");
-        let echo: String = c.call(cmd!("ECHO", "last")).await.unwrap();
-        assert_eq!(echo, "last", "{at}");
     }
 }
 

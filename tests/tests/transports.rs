@@ -11,7 +11,7 @@ mod support;
 use ringdis::{cmd, Client, Config, Engine, Protocol, Value};
 use ringdis_tests::{FaultServer, Server, ServerKind};
 use std::time::Duration;
-use support::{client, engines, is_child, run_child};
+use support::{client, engines, is_child, ring_engines, run_child};
 
 /// A value of `len` bytes whose content depends on `seed` and the position, so a misplaced or
 /// dropped chunk shows.
@@ -194,7 +194,8 @@ fn child_idle() {
         return;
     }
     let server = Server::start(ServerKind::Redis);
-    for engine in engines() {
+    // The ring engines: the task engine has no driver thread (it runs on the caller's runtime).
+    for engine in ring_engines() {
         let before = thread_ids();
         let c = client(&server, engine, Protocol::Resp3);
         futures::executor::block_on(c.call::<()>(cmd!("PING"))).unwrap();
@@ -391,14 +392,14 @@ fn child_single_shot() {
     });
 }
 
-/// The client works inside a tokio-uring runtime (its own ring, next to ours), on each
-/// ring engine, with calls from several tasks at once.
+/// The client works inside a tokio-uring runtime (its own ring, next to ours), on every engine
+/// (the task engine's connection a task of that runtime), with calls from several tasks at once.
 #[test]
 fn works_inside_tokio_uring() {
     let server = Server::start(ServerKind::Redis);
     for engine in engines() {
-        let c = client(&server, engine, Protocol::Resp3);
         tokio_uring::start(async {
+            let c = client(&server, engine, Protocol::Resp3);
             let tasks: Vec<_> = (0..32)
                 .map(|i| {
                     let c = c.clone();

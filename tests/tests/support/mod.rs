@@ -171,9 +171,20 @@ pub fn run_on<T>(runtime: Runtime, f: impl Future<Output = T>) -> T {
     }
 }
 
-/// Runs `test(config, at)` once per cell of servers × protocols × [`RUNTIMES`], each cell on its
-/// runtime with its engine: `config` is for that server, engine and protocol, `at` names the cell
-/// for assertion messages. Call it from a plain `#[test]`.
+/// One cell [`each_runtime`] runs a test in.
+#[derive(Clone, Debug)]
+pub struct Cell {
+    /// For the cell's server, engine and protocol.
+    pub config: Config,
+    pub engine: Engine,
+    pub protocol: Protocol,
+    pub runtime: Runtime,
+    /// Names the cell, for assertion messages.
+    pub at: String,
+}
+
+/// Runs `test(cell)` once per cell of servers × protocols × [`RUNTIMES`], each on its runtime
+/// with its engine. Call it from a plain `#[test]`.
 ///
 /// The body makes its own clients (a task-engine client belongs to the runtime it was made on)
 /// and uses nothing of one runtime: no `tokio::spawn`, no `tokio::time`, no blocking wait (a
@@ -181,15 +192,20 @@ pub fn run_on<T>(runtime: Runtime, f: impl Future<Output = T>) -> T {
 /// answer through `futures::channel`, concurrency is `futures::join!`.
 pub fn each_runtime<F, Fut>(servers: &[Server], mut test: F)
 where
-    F: FnMut(Config, String) -> Fut,
+    F: FnMut(Cell) -> Fut,
     Fut: Future<Output = ()>,
 {
     for (runtime, engine) in RUNTIMES {
         for server in servers {
             for protocol in PROTOCOLS {
-                let at = format!("{}/{engine:?}/{protocol:?} on {runtime:?}", server.kind());
-                let cfg = config(server, engine).protocol(protocol);
-                run_on(runtime, test(cfg, at));
+                let cell = Cell {
+                    config: config(server, engine).protocol(protocol),
+                    engine,
+                    protocol,
+                    runtime,
+                    at: format!("{}/{engine:?}/{protocol:?} on {runtime:?}", server.kind()),
+                };
+                run_on(runtime, test(cell));
             }
         }
     }
