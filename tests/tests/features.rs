@@ -3,8 +3,8 @@
 
 mod support;
 
-use futures::StreamExt;
-use ringdis::{cmd, Client, Error, Library, Pool, Protocol, Result, Script, Value};
+use futures::{FutureExt, StreamExt};
+use ringdis::{cmd, Client, Engine, Error, Library, Pool, Protocol, Result, Script, Value};
 use ringdis_tests::{Server, ServerKind};
 use std::time::{Duration, Instant};
 use support::{client, config, label, matrix, PROTOCOLS};
@@ -275,51 +275,59 @@ async fn watch_transactions_retry_when_a_watched_key_changes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blocking_commands_never_stall_the_shared_connection() {
-    for (kind, engine) in matrix() {
-        let server = Server::start(kind);
-        let c = client(&server, engine, Protocol::Resp3);
-        let started = Instant::now();
-        let blpop = c.call::<Option<(String, String)>>(cmd!("BLPOP", "empty-list", 5));
-        let gets: Vec<_> = (0..10_000)
-            .map(|i| c.call::<Option<String>>(cmd!("GET", format!("k{i}"))))
-            .collect();
-        for g in gets {
-            assert_eq!(g.await.unwrap(), None);
-        }
-        let gets_done = started.elapsed();
-        assert!(
-            gets_done < Duration::from_secs(5),
-            "{kind}/{engine:?}: GETs waited for BLPOP"
-        );
-        assert_eq!(
-            blpop.await.unwrap(),
-            None,
-            "BLPOP timed out empty after its 5 s"
-        );
-        assert!(started.elapsed() >= Duration::from_secs(5));
-
-        // A blocking call that gets its data, on the dedicated connection, while GETs go on.
-        let waiting = c.call::<Option<(String, String)>>(cmd!("BRPOP", "jobs", 0));
-        let pusher = client(&server, engine, Protocol::Resp3);
-        assert_eq!(
-            c.call::<Option<String>>(cmd!("GET", "x")).await.unwrap(),
-            None
-        );
-        pusher
-            .call::<i64>(cmd!("LPUSH", "jobs", "job1"))
-            .await
-            .unwrap();
-        assert_eq!(waiting.await.unwrap(), Some(("jobs".into(), "job1".into())));
-
-        // An abandoned blocking call does not leave a connection blocked for the next one.
-        drop(c.call::<Value>(cmd!("BLPOP", "never", 0)));
-        let next = c.call::<Option<(String, String)>>(cmd!("BLPOP", "jobs2", 0));
-        pusher
-            .call::<i64>(cmd!("LPUSH", "jobs2", "j"))
-            .await
-            .unwrap();
-        assert_eq!(next.await.unwrap(), Some(("jobs2".into(), "j".into())));
+    // The cells run at once (each waits out a 5 s BLPOP), each on its own server.
+    let cells: Vec<_> = matrix()
+        .into_iter()
+        .map(|(kind, engine)| tokio::spawn(blocking_commands_cell(kind, engine)))
+        .collect();
+    for cell in cells {
+        cell.await.unwrap();
     }
+}
+
+async fn blocking_commands_cell(kind: ServerKind, engine: Engine) {
+    let server = Server::start(kind);
+    let c = client(&server, engine, Protocol::Resp3);
+    let started = Instant::now();
+    let mut blpop = c.call::<Option<(String, String)>>(cmd!("BLPOP", "empty-list", 5));
+    let gets: Vec<_> = (0..10_000)
+        .map(|i| c.call::<Option<String>>(cmd!("GET", format!("k{i}"))))
+        .collect();
+    for g in gets {
+        assert_eq!(g.await.unwrap(), None);
+    }
+    assert!(
+        (&mut blpop).now_or_never().is_none(),
+        "{kind}/{engine:?}: GETs waited for BLPOP"
+    );
+    assert_eq!(
+        blpop.await.unwrap(),
+        None,
+        "BLPOP timed out empty after its 5 s"
+    );
+    assert!(started.elapsed() >= Duration::from_secs(5));
+
+    // A blocking call that gets its data, on the dedicated connection, while GETs go on.
+    let waiting = c.call::<Option<(String, String)>>(cmd!("BRPOP", "jobs", 0));
+    let pusher = client(&server, engine, Protocol::Resp3);
+    assert_eq!(
+        c.call::<Option<String>>(cmd!("GET", "x")).await.unwrap(),
+        None
+    );
+    pusher
+        .call::<i64>(cmd!("LPUSH", "jobs", "job1"))
+        .await
+        .unwrap();
+    assert_eq!(waiting.await.unwrap(), Some(("jobs".into(), "job1".into())));
+
+    // An abandoned blocking call does not leave a connection blocked for the next one.
+    drop(c.call::<Value>(cmd!("BLPOP", "never", 0)));
+    let next = c.call::<Option<(String, String)>>(cmd!("BLPOP", "jobs2", 0));
+    pusher
+        .call::<i64>(cmd!("LPUSH", "jobs2", "j"))
+        .await
+        .unwrap();
+    assert_eq!(next.await.unwrap(), Some(("jobs2".into(), "j".into())));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -328,6 +328,25 @@ fn child_setup_failure() {
 fn the_environment_overrides_the_configured_engine() {
     run_child("child_env_epoll", &[("RINGDIS_ENGINE", "epoll")]);
     run_child("child_env_io_uring", &[("RINGDIS_ENGINE", "io_uring")]);
+    run_child("child_env_task", &[("RINGDIS_ENGINE", "task")]);
+}
+
+#[test]
+#[ignore = "run by the_environment_overrides_the_configured_engine in a child process"]
+fn child_env_task() {
+    if !is_child("child_env_task") {
+        return;
+    }
+    // The task engine runs on the caller's runtime: made inside one, every choice becomes it.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let _inside = rt.enter();
+    for e in [Engine::Auto, Engine::IoUring, Engine::Epoll, Engine::Task] {
+        let c = Client::new(Config::new().engine(e)).unwrap();
+        assert_eq!(c.engine(), Engine::Task, "{e:?}");
+    }
 }
 
 #[test]
@@ -336,7 +355,7 @@ fn child_env_epoll() {
     if !is_child("child_env_epoll") {
         return;
     }
-    for t in [Engine::Auto, Engine::IoUring, Engine::Epoll] {
+    for t in [Engine::Auto, Engine::Task, Engine::IoUring, Engine::Epoll] {
         let c = Client::new(Config::new().engine(t)).unwrap();
         assert_eq!(c.engine(), Engine::Epoll);
     }
@@ -348,7 +367,7 @@ fn child_env_io_uring() {
     if !is_child("child_env_io_uring") {
         return;
     }
-    for t in [Engine::Auto, Engine::IoUring, Engine::Epoll] {
+    for t in [Engine::Auto, Engine::Task, Engine::IoUring, Engine::Epoll] {
         let c = Client::new(Config::new().engine(t)).unwrap();
         assert_eq!(c.engine(), Engine::IoUring);
     }
