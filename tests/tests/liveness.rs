@@ -108,16 +108,18 @@ async fn the_rule_gives_up_a_silent_server_and_recovers(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_server_is_given_up_after_the_timeouts_and_the_next_call_reconnects() {
     let _one = one_at_a_time().await;
-    for (kind, engine) in matrix() {
-        let server = Server::start(kind);
-        for protocol in support::PROTOCOLS {
+    // The cells run at once, each stopping a server of its own (each waits out its timeouts).
+    let cells = matrix().into_iter().flat_map(|(kind, engine)| {
+        support::PROTOCOLS.map(|protocol| async move {
+            let server = Server::start(kind);
             let at = label(kind, engine, protocol);
             let c = short(&server, engine, protocol, Some(2));
             let _: Value = c.call(cmd!("PING")).await.unwrap();
             let paused = Paused::new(&server);
             the_rule_gives_up_a_silent_server_and_recovers(&c, &at, || drop(paused)).await;
-        }
-    }
+        })
+    });
+    futures::future::join_all(cells).await;
 }
 
 /// Without the rule the same connection stays up while calls keep timing out (the rule is what
@@ -125,7 +127,8 @@ async fn a_stopped_server_is_given_up_after_the_timeouts_and_the_next_call_recon
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_the_rule_off_a_stopped_server_only_times_calls_out() {
     let _one = one_at_a_time().await;
-    for (kind, engine) in matrix() {
+    // The cells run at once, each stopping a server of its own.
+    futures::future::join_all(matrix().into_iter().map(|(kind, engine)| async move {
         let server = Server::start(kind);
         let at = label(kind, engine, Protocol::Resp3);
         let c = short(&server, engine, Protocol::Resp3, None);
@@ -147,7 +150,8 @@ async fn with_the_rule_off_a_stopped_server_only_times_calls_out() {
             back, "mine",
             "{at}: late replies never reach a later caller"
         );
-    }
+    }))
+    .await;
 }
 
 fn rss_kib() -> usize {
