@@ -457,6 +457,10 @@ fn futures_work_under_any_executor() {
     };
     let got = futures::executor::block_on(echo(c.clone(), "task block_on")).unwrap();
     assert_eq!(got, "task block_on");
+    // A blocking call made here opens a dedicated connection: on the client's runtime too.
+    let popped: Option<(String, String)> =
+        futures::executor::block_on(c.call(cmd!("BLPOP", "nothing", 0.01))).unwrap();
+    assert_eq!(popped, None);
     let other = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
