@@ -42,7 +42,7 @@ struct User {
 
 async fn run(url: &str) -> Result<(), Error> {
     let client = Client::open(url)?;
-    println!("client on {url}, transport {:?}", client.engine());
+    println!("client on {url}, engine {:?}", client.engine());
 
     // Anything the spec lacks (module commands…) goes through call(cmd!(…)).
     let hello: HashMap<String, Value> = client.call(cmd!("HELLO")).await?;

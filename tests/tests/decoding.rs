@@ -12,9 +12,9 @@ use ringdis::{
 use ringdis_tests::{FaultConn, FaultServer, Server, ServerKind};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Debug;
-use support::{client, label, transports, PROTOCOLS};
+use support::{client, engines, label, PROTOCOLS};
 
-/// Every (server, transport, protocol) cell, one server per kind: `f` runs once per cell.
+/// Every (server, engine, protocol) cell, one server per kind: `f` runs once per cell.
 async fn on_every_cell<F, Fut>(mut f: F)
 where
     F: FnMut(Client, String) -> Fut,
@@ -22,11 +22,11 @@ where
 {
     for kind in ServerKind::ALL {
         let server = Server::start(kind);
-        for transport in transports() {
+        for engine in engines() {
             for protocol in PROTOCOLS {
-                let c = client(&server, transport, protocol);
+                let c = client(&server, engine, protocol);
                 c.call::<()>(cmd!("FLUSHALL")).await.unwrap();
-                f(c, label(kind, transport, protocol)).await;
+                f(c, label(kind, engine, protocol)).await;
             }
         }
     }
@@ -559,9 +559,9 @@ const SPELLINGS: [(&str, Option<f64>); 16] = [
 /// protocols agree, also as an integer (a decode error).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_libc_spelling_of_nan_and_inf_from_a_scripted_server() {
-    for transport in transports() {
+    for engine in engines() {
         for protocol in PROTOCOLS {
-            let at = format!("{transport:?}/{protocol:?}");
+            let at = format!("{engine:?}/{protocol:?}");
             let fault = FaultServer::start(move |mut conn| {
                 let first = match protocol {
                     Protocol::Resp3 => handshake_resp3(&mut conn),
@@ -589,7 +589,7 @@ async fn every_libc_spelling_of_nan_and_inf_from_a_scripted_server() {
             let c = Client::new(
                 Config::from_url(&fault.url())
                     .unwrap()
-                    .engine(transport)
+                    .engine(engine)
                     .protocol(protocol),
             )
             .unwrap();

@@ -1,6 +1,6 @@
 //! Members of issue #11's fault kinds beyond the issue's own examples, found by two reviews that
 //! tried the fixes as a new user would: each test first failed, then its fix landed. Every test
-//! runs on both servers, both protocols and both transports where it applies.
+//! runs on both servers, both protocols and every engine where it applies.
 
 mod support;
 
@@ -17,12 +17,12 @@ use support::{config, label, matrix, refused, until_blocked, with_pushes};
 /// connection stays wedged. It must be refused on every path, like `CLIENT REPLY`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn script_debug_is_refused_on_every_path() {
-    for (kind, transport) in matrix() {
+    for (kind, engine) in matrix() {
         let server = Server::start(kind);
         for protocol in support::PROTOCOLS {
-            let at = label(kind, transport, protocol);
+            let at = label(kind, engine, protocol);
             let cfg = || {
-                config(&server, transport)
+                config(&server, engine)
                     .protocol(protocol)
                     .command_timeout(Some(Duration::from_secs(5)))
             };
@@ -98,11 +98,11 @@ async fn script_debug_is_refused_on_every_path() {
 /// "connection error: … (connection error: …)".
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscribers_loss_report_does_not_repeat_itself() {
-    for (kind, transport) in matrix() {
+    for (kind, engine) in matrix() {
         let server = Server::start(kind);
         for protocol in support::PROTOCOLS {
-            let at = label(kind, transport, protocol);
-            let c = Client::new(config(&server, transport).protocol(protocol)).unwrap();
+            let at = label(kind, engine, protocol);
+            let c = Client::new(config(&server, engine).protocol(protocol)).unwrap();
             let mut sub = c.subscriber().unwrap();
             sub.subscribe(["ch"]).await.unwrap();
             let killed: i64 = c
@@ -130,11 +130,11 @@ async fn a_subscribers_loss_report_does_not_repeat_itself() {
 /// increment ran (a retry increments again). `"0.1"` decodes, rounded; this must too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn incrbyfloat_results_decode_as_their_default_f64() {
-    for (kind, transport) in matrix() {
+    for (kind, engine) in matrix() {
         let server = Server::start(kind);
         for protocol in support::PROTOCOLS {
-            let at = label(kind, transport, protocol);
-            let c = Client::new(config(&server, transport).protocol(protocol)).unwrap();
+            let at = label(kind, engine, protocol);
+            let c = Client::new(config(&server, engine).protocol(protocol)).unwrap();
             c.del("f").await.unwrap();
             c.del("h").await.unwrap();
             let f = c.incrbyfloat("f", 1e25).await;
@@ -160,13 +160,13 @@ async fn options_that_change_the_reply_change_the_default_reply_type() {
     use std::collections::HashMap;
     let b = |s: &str| Bytes::copy_from_slice(s.as_bytes());
     let bs = |v: &[&str]| v.iter().map(|s| b(s)).collect::<Vec<_>>();
-    for (kind, transport) in matrix() {
+    for (kind, engine) in matrix() {
         let server = Server::start(kind);
         let valkey = kind == ringdis_tests::ServerKind::Valkey;
         for protocol in support::PROTOCOLS {
-            let at = label(kind, transport, protocol);
+            let at = label(kind, engine, protocol);
             let at = at.as_str();
-            let c = Client::new(config(&server, transport).protocol(protocol)).unwrap();
+            let c = Client::new(config(&server, engine).protocol(protocol)).unwrap();
             c.call::<()>(cmd!("FLUSHALL")).await.unwrap();
             c.call::<()>(cmd!("RPUSH", "l", "a", "b", "a", "c", "d", "e"))
                 .await
@@ -391,7 +391,7 @@ async fn options_that_change_the_reply_change_the_default_reply_type() {
             let () = c.acl_log().reset().await.unwrap();
             let killed: i64 = c.client_kill().id(999_999_999).await.unwrap();
             assert_eq!(killed, 0, "{at}");
-            let other = Client::new(config(&server, transport).protocol(protocol)).unwrap();
+            let other = Client::new(config(&server, engine).protocol(protocol)).unwrap();
             let info = other.client_info().await.unwrap();
             let addr = info
                 .split(' ')
@@ -439,11 +439,11 @@ async fn options_that_change_the_reply_change_the_default_reply_type() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn huge_timeouts_from_the_user_never_panic() {
     let forever = Duration::MAX;
-    for (kind, transport) in matrix() {
+    for (kind, engine) in matrix() {
         let server = Server::start(kind);
         for protocol in support::PROTOCOLS {
-            let at = label(kind, transport, protocol);
-            let cfg = || config(&server, transport).protocol(protocol);
+            let at = label(kind, engine, protocol);
+            let cfg = || config(&server, engine).protocol(protocol);
             let c = Client::new(cfg()).unwrap();
             // Block times the server refuses ("timeout is out of range"): an error, no panic.
             for t in ["1e300", "1e19", "1e17"] {
@@ -504,11 +504,11 @@ async fn a_command_flagged_blocking_by_hand_runs_on_a_dedicated_connection() {
             ..Default::default()
         })
     };
-    for (kind, transport) in matrix() {
+    for (kind, engine) in matrix() {
         let server = Server::start(kind);
         for protocol in support::PROTOCOLS {
-            let at = label(kind, transport, protocol);
-            let c = Client::new(config(&server, transport).protocol(protocol)).unwrap();
+            let at = label(kind, engine, protocol);
+            let c = Client::new(config(&server, engine).protocol(protocol)).unwrap();
             let shared: i64 = c.call(cmd!("CLIENT", "ID")).await.unwrap();
             let lone: i64 = c.call(blocking()).await.unwrap();
             assert_ne!(lone, shared, "{at}: call ran it on the shared connection");
@@ -537,12 +537,12 @@ async fn a_command_flagged_blocking_by_hand_runs_on_a_dedicated_connection() {
 /// dropping it leaves the cache stale for good.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalidations_of_reads_on_dedicated_connections_reach_on_push() {
-    for (kind, transport) in matrix() {
+    for (kind, engine) in matrix() {
         let server = Server::start(kind);
         // Invalidations without REDIRECT are RESP3 pushes.
         let protocol = ringdis::Protocol::Resp3;
-        let at = label(kind, transport, protocol);
-        let cfg = || config(&server, transport).protocol(protocol);
+        let at = label(kind, engine, protocol);
+        let cfg = || config(&server, engine).protocol(protocol);
         let (c, rx) = with_pushes(cfg().tracking(ringdis::Tracking::new()));
         let other = Client::new(cfg()).unwrap();
         other.call::<()>(cmd!("RPUSH", "q", "job")).await.unwrap();
@@ -566,11 +566,11 @@ async fn invalidations_of_reads_on_dedicated_connections_reach_on_push() {
 const HOSTS_CHILD: &str = "RINGDIS_EDGE_CASES_HOSTS_CHILD";
 
 /// A host name with an IPv6 and an IPv4 address (`localhost` on Debian), the server listening on
-/// IPv4 only: the first address (`::1`) refuses, and the client must go on to the next, on both
-/// transports (the README promises epoll behaves as io_uring). Runs the child test in a mount
+/// IPv4 only: the first address (`::1`) refuses, and the client must go on to the next, on every
+/// engine (the README promises epoll behaves as io_uring). Runs the child test in a mount
 /// namespace whose `/etc/hosts` gives `dual.ringdis.test` both addresses.
 #[test]
-fn a_name_whose_first_address_refuses_connects_through_the_next_on_every_transport() {
+fn a_name_whose_first_address_refuses_connects_through_the_next_on_every_engine() {
     let hosts =
         std::env::temp_dir().join(format!("ringdis-edge-cases-hosts-{}", std::process::id()));
     std::fs::write(
@@ -604,7 +604,7 @@ fn a_name_whose_first_address_refuses_connects_through_the_next_on_every_transpo
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "a child of a_name_whose_first_address_refuses_connects_through_the_next_on_every_transport"]
+#[ignore = "a child of a_name_whose_first_address_refuses_connects_through_the_next_on_every_engine"]
 async fn dual_stack_child() {
     use std::net::ToSocketAddrs;
     assert!(
@@ -619,16 +619,16 @@ async fn dual_stack_child() {
         addrs.len() == 2 && addrs[0].is_ipv6() && addrs[1].is_ipv4(),
         "{addrs:?}"
     );
-    for (kind, transport) in matrix() {
+    for (kind, engine) in matrix() {
         let server = Server::start(kind);
         assert_eq!(server.host(), "127.0.0.1");
         for protocol in support::PROTOCOLS {
-            let at = label(kind, transport, protocol);
+            let at = label(kind, engine, protocol);
             let url = format!("redis://dual.ringdis.test:{}", server.port());
             let c = Client::new(
                 ringdis::Config::from_url(&url)
                     .unwrap()
-                    .engine(transport)
+                    .engine(engine)
                     .protocol(protocol)
                     .connect_timeout(Duration::from_secs(2)),
             )
@@ -646,11 +646,11 @@ async fn dual_stack_child() {
 /// "flush everything" (sent after `FLUSHALL`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_tracking_connection_tells_the_push_handler_to_flush() {
-    for (kind, transport) in matrix() {
+    for (kind, engine) in matrix() {
         let server = Server::start(kind);
         let protocol = ringdis::Protocol::Resp3;
-        let at = label(kind, transport, protocol);
-        let cfg = || config(&server, transport).protocol(protocol);
+        let at = label(kind, engine, protocol);
+        let cfg = || config(&server, engine).protocol(protocol);
         let (c, rx) = with_pushes(cfg().tracking(ringdis::Tracking::new()));
         let other = Client::new(cfg()).unwrap();
         let _: Option<String> = c.call(cmd!("GET", "cached")).await.unwrap();
@@ -684,11 +684,11 @@ async fn a_lost_tracking_connection_tells_the_push_handler_to_flush() {
 /// the next push goes to the new handler and the connection carries on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_push_handler_may_replace_itself() {
-    for (kind, transport) in matrix() {
+    for (kind, engine) in matrix() {
         let server = Server::start(kind);
         let protocol = ringdis::Protocol::Resp3;
-        let at = label(kind, transport, protocol);
-        let cfg = || config(&server, transport).protocol(protocol);
+        let at = label(kind, engine, protocol);
+        let cfg = || config(&server, engine).protocol(protocol);
         let c = Client::new(cfg().tracking(ringdis::Tracking::new().bcast())).unwrap();
         let (tx, rx) = mpsc::channel::<&'static str>();
         let me = c.clone();
@@ -724,11 +724,11 @@ async fn a_push_handler_may_replace_itself() {
 /// looking for `BLOCK`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn xreadgroup_with_a_group_named_streams_still_blocks_elsewhere() {
-    for (kind, transport) in matrix() {
+    for (kind, engine) in matrix() {
         let server = Server::start(kind);
         for protocol in support::PROTOCOLS {
-            let at = label(kind, transport, protocol);
-            let cfg = config(&server, transport)
+            let at = label(kind, engine, protocol);
+            let cfg = config(&server, engine)
                 .protocol(protocol)
                 .command_timeout(Some(Duration::from_secs(2)));
             let c = Client::new(cfg.clone()).unwrap();
@@ -777,11 +777,11 @@ async fn xreadgroup_with_a_group_named_streams_still_blocks_elsewhere() {
 /// handle to the connection it ran on, inside that connection's own driver.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropping_a_client_ends_its_fire_and_forget_blocking_calls() {
-    for (kind, transport) in matrix() {
+    for (kind, engine) in matrix() {
         let server = Server::start(kind);
         for protocol in support::PROTOCOLS {
-            let at = label(kind, transport, protocol);
-            let cfg = config(&server, transport).protocol(protocol);
+            let at = label(kind, engine, protocol);
+            let cfg = config(&server, engine).protocol(protocol);
             let watcher = Client::new(cfg.clone()).unwrap();
             let c = Client::new(cfg).unwrap();
             c.async_call(cmd!("BLPOP", "never", 0), None::<fn(_)>);
@@ -800,11 +800,11 @@ async fn dropping_a_client_ends_its_fire_and_forget_blocking_calls() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pool_health_check_racing_a_checkout_keeps_the_pool_bounded() {
     use ringdis::Pool;
-    for (kind, transport) in matrix() {
+    for (kind, engine) in matrix() {
         let server = Server::start(kind);
         for protocol in support::PROTOCOLS {
-            let at = label(kind, transport, protocol);
-            let cfg = config(&server, transport).protocol(protocol);
+            let at = label(kind, engine, protocol);
+            let cfg = config(&server, engine).protocol(protocol);
             let pauser = Client::new(cfg.clone()).unwrap();
             let pool = Pool::new(cfg, 1);
             pool.preconnect().await.unwrap();
@@ -835,12 +835,12 @@ async fn a_pool_health_check_racing_a_checkout_keeps_the_pool_bounded() {
 /// there and cached stayed cached for good.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalidations_of_reads_in_a_watch_transaction_reach_on_push() {
-    for (kind, transport) in matrix() {
+    for (kind, engine) in matrix() {
         let server = Server::start(kind);
         // Invalidations without REDIRECT are RESP3 pushes.
         let protocol = ringdis::Protocol::Resp3;
-        let at = label(kind, transport, protocol);
-        let cfg = || config(&server, transport).protocol(protocol);
+        let at = label(kind, engine, protocol);
+        let cfg = || config(&server, engine).protocol(protocol);
         let (c, rx) = with_pushes(cfg().tracking(ringdis::Tracking::new()));
         let other = Client::new(cfg()).unwrap();
         other.call::<()>(cmd!("SET", "wk", 1)).await.unwrap();

@@ -10,7 +10,7 @@ use std::future::IntoFuture;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
-use support::{config, label, matrix, transports};
+use support::{config, engines, label, matrix};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(300);
 
@@ -111,13 +111,13 @@ fn assert_connect_timed_out(errors: Vec<(&str, Error)>, addr: SocketAddr, why: &
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connect_that_is_never_accepted_is_a_connection_error_on_every_path() {
     let deaf = deaf_listener();
-    for transport in transports() {
+    for engine in engines() {
         for protocol in support::PROTOCOLS {
-            let at = format!("{transport:?}/{protocol:?}");
+            let at = format!("{engine:?}/{protocol:?}");
             let cfg = Config::new()
                 .host("127.0.0.1")
                 .port(deaf.addr.port())
-                .engine(transport)
+                .engine(engine)
                 .protocol(protocol)
                 .connect_timeout(CONNECT_TIMEOUT);
             let errors = every_path(&cfg).await;
@@ -137,13 +137,13 @@ async fn a_connect_that_is_never_accepted_is_a_connection_error_on_every_path() 
 async fn a_handshake_that_gets_no_answer_is_a_connection_error_on_every_path() {
     let server = FaultServer::start(|conn| conn.stall());
     let addr: SocketAddr = format!("127.0.0.1:{}", server.port()).parse().unwrap();
-    for transport in transports() {
+    for engine in engines() {
         for protocol in support::PROTOCOLS {
-            let at = format!("{transport:?}/{protocol:?}");
+            let at = format!("{engine:?}/{protocol:?}");
             let cfg = Config::from_url(&server.url())
                 .unwrap()
                 .password("pw")
-                .engine(transport)
+                .engine(engine)
                 .protocol(protocol)
                 .connect_timeout(CONNECT_TIMEOUT);
             let errors = every_path(&cfg).await;
@@ -157,20 +157,20 @@ async fn a_handshake_that_gets_no_answer_is_a_connection_error_on_every_path() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_that_times_out_before_it_was_sent_is_a_connection_error() {
     let deaf = deaf_listener();
-    for transport in transports() {
+    for engine in engines() {
         let c = Client::new(
             Config::new()
                 .port(deaf.addr.port())
-                .engine(transport)
+                .engine(engine)
                 .connect_timeout(Duration::from_secs(30))
                 .command_timeout(Some(Duration::from_millis(100))),
         )
         .unwrap();
         let err = c.call::<()>(cmd!("PING")).await.unwrap_err();
-        assert!(err.is_connection(), "{transport:?}: {err:?}");
+        assert!(err.is_connection(), "{engine:?}: {err:?}");
         assert!(
             err.to_string().contains("the request was not sent"),
-            "{transport:?}: {err}"
+            "{engine:?}: {err}"
         );
     }
 }
@@ -179,10 +179,10 @@ async fn a_call_that_times_out_before_it_was_sent_is_a_connection_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_connect_keeps_its_io_error() {
     let port = ringdis_tests::free_port();
-    for transport in transports() {
+    for engine in engines() {
         let cfg = Config::new()
             .port(port)
-            .engine(transport)
+            .engine(engine)
             .connect_timeout(Duration::from_millis(100));
         let by_call = Client::new(cfg.clone())
             .unwrap()
@@ -196,7 +196,7 @@ async fn a_refused_connect_keeps_its_io_error() {
             .unwrap_err();
         for err in [by_call, by_connect] {
             let text = err.to_string();
-            assert!(err.is_connection(), "{transport:?}: {err:?}");
+            assert!(err.is_connection(), "{engine:?}: {err:?}");
             assert_eq!(text.matches("connection error").count(), 1, "{text}");
             assert_eq!(text.matches("127.0.0.1").count(), 1, "{text}");
             assert!(
@@ -208,7 +208,7 @@ async fn a_refused_connect_keeps_its_io_error() {
             assert_eq!(
                 err.io_error().map(|e| e.kind()),
                 Some(std::io::ErrorKind::ConnectionRefused),
-                "{transport:?}: {err:?}"
+                "{engine:?}: {err:?}"
             );
             let source = std::error::Error::source(&err).expect("a source");
             let io = source
@@ -226,19 +226,19 @@ async fn a_refused_connect_keeps_its_io_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nothing_prints_the_password() {
     const SECRET: &str = "hunter2-secret";
-    for (kind, transport) in matrix() {
+    for (kind, engine) in matrix() {
         let server = Server::builder(kind).password(SECRET).start();
-        let at = format!("{kind}/{transport:?}");
+        let at = format!("{kind}/{engine:?}");
         let url = format!("redis://app:{SECRET}@127.0.0.1:{}/1", server.port());
-        let cfg = Config::from_url(&url).unwrap().engine(transport);
-        let good = config(&server, transport).password(SECRET);
+        let cfg = Config::from_url(&url).unwrap().engine(engine);
+        let good = config(&server, engine).password(SECRET);
         let c = Client::new(good.clone()).unwrap();
         c.call::<()>(cmd!("PING")).await.unwrap();
         let pool = Pool::builder(good.clone()).max_size(1).build();
         let builder = Pool::builder(good.clone()).max_size(1);
         let pooled = pool.get().await.unwrap();
         let sub = c.subscriber().unwrap();
-        let wrong = Client::new(config(&server, transport).password(format!("{SECRET}x")))
+        let wrong = Client::new(config(&server, engine).password(format!("{SECRET}x")))
             .unwrap()
             .call::<()>(cmd!("PING"))
             .await
@@ -276,7 +276,7 @@ async fn nothing_prints_the_password() {
 /// really authenticates, in both protocols.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_unix_socket_url_with_a_password_authenticates() {
-    for (kind, transport) in matrix() {
+    for (kind, engine) in matrix() {
         let server = Server::builder(kind)
             .password("top secret+1")
             .acl_user("app", "app:pass")
@@ -285,7 +285,7 @@ async fn a_unix_socket_url_with_a_password_authenticates() {
         let path = server.unix_path().unwrap();
         let path = path.display();
         for protocol in support::PROTOCOLS {
-            let at = label(kind, transport, protocol);
+            let at = label(kind, engine, protocol);
             let forms = [
                 (format!("unix://:top%20secret%2B1@{path}"), "default", 0),
                 (format!("unix://top%20secret%2B1@{path}?db=2"), "default", 2),
@@ -305,7 +305,7 @@ async fn a_unix_socket_url_with_a_password_authenticates() {
             for (url, user, db) in forms {
                 let cfg = Config::from_url(&url)
                     .unwrap_or_else(|e| panic!("{at}: {url}: {e}"))
-                    .engine(transport);
+                    .engine(engine);
                 // The URL's own protocol, if it names one; the matrix's otherwise.
                 let cfg = if url.contains("protocol=") {
                     cfg
@@ -332,7 +332,7 @@ async fn a_unix_socket_url_with_a_password_authenticates() {
             let anon = Client::new(
                 Config::from_url(&format!("unix://{path}"))
                     .unwrap()
-                    .engine(transport)
+                    .engine(engine)
                     .protocol(protocol),
             )
             .unwrap();
@@ -376,12 +376,12 @@ async fn until(at: Instant) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pool_client_past_its_lifetime_is_replaced() {
     const LIFETIME: Duration = Duration::from_millis(300);
-    for (kind, transport) in matrix() {
+    for (kind, engine) in matrix() {
         let server = Server::start(kind);
-        let at = format!("{kind}/{transport:?}");
+        let at = format!("{kind}/{engine:?}");
         let name = "pool-lifetime";
-        let watcher = Client::new(config(&server, transport)).unwrap();
-        let pool = Pool::builder(config(&server, transport).client_name(name))
+        let watcher = Client::new(config(&server, engine)).unwrap();
+        let pool = Pool::builder(config(&server, engine).client_name(name))
             .max_size(1)
             .max_lifetime(Some(LIFETIME))
             .build();
@@ -431,12 +431,12 @@ async fn a_pool_client_past_its_lifetime_is_replaced() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_pool_clients_past_the_idle_timeout_are_closed() {
     const IDLE: Duration = Duration::from_millis(200);
-    for (kind, transport) in matrix() {
+    for (kind, engine) in matrix() {
         let server = Server::start(kind);
-        let at = format!("{kind}/{transport:?}");
+        let at = format!("{kind}/{engine:?}");
         let name = "pool-idle";
-        let watcher = Client::new(config(&server, transport)).unwrap();
-        let pool = Pool::builder(config(&server, transport).client_name(name))
+        let watcher = Client::new(config(&server, engine)).unwrap();
+        let pool = Pool::builder(config(&server, engine).client_name(name))
             .max_size(2)
             .idle_timeout(Some(IDLE))
             .build();
@@ -469,10 +469,10 @@ async fn idle_pool_clients_past_the_idle_timeout_are_closed() {
 /// `try_get` never waits: a client while one is free, `None` when all are checked out.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn try_get_when_every_client_is_checked_out() {
-    for (kind, transport) in matrix() {
+    for (kind, engine) in matrix() {
         let server = Server::start(kind);
-        let at = format!("{kind}/{transport:?}");
-        let pool = Pool::builder(config(&server, transport))
+        let at = format!("{kind}/{engine:?}");
+        let pool = Pool::builder(config(&server, engine))
             .max_size(2)
             .checkout_timeout(None)
             .build();

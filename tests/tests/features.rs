@@ -1,21 +1,21 @@
 //! Pipelines, transactions, pub/sub, pools, blocking commands and scripts, against real servers
-//! on every transport, including server restarts in the middle.
+//! on every engine, including server restarts in the middle.
 
 mod support;
 
-use futures::StreamExt;
-use ringdis::{cmd, Client, Error, Library, Pool, Protocol, Result, Script, Value};
+use futures::{FutureExt, StreamExt};
+use ringdis::{cmd, Client, Engine, Error, Library, Pool, Protocol, Result, Script, Value};
 use ringdis_tests::{Server, ServerKind};
 use std::time::{Duration, Instant};
 use support::{client, config, label, matrix, PROTOCOLS};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pipelines_reply_in_order_while_others_share_the_connection() {
-    for (kind, transport) in matrix() {
+    for (kind, engine) in matrix() {
         let server = Server::start(kind);
         for protocol in PROTOCOLS {
-            let at = label(kind, transport, protocol);
-            let c = client(&server, transport, protocol);
+            let at = label(kind, engine, protocol);
+            let c = client(&server, engine, protocol);
             // Pipelines from many tasks interleave with single calls on one connection.
             let tasks: Vec<_> = (0..200)
                 .map(|t| {
@@ -94,11 +94,11 @@ async fn pipelines_reply_in_order_while_others_share_the_connection() {
 /// client works again after the restart.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_restart_in_the_middle_of_pipelines_and_transactions() {
-    for (kind, transport) in matrix() {
+    for (kind, engine) in matrix() {
         for protocol in PROTOCOLS {
-            let at = label(kind, transport, protocol);
+            let at = label(kind, engine, protocol);
             let mut server = Server::start(kind);
-            let c = client(&server, transport, protocol);
+            let c = client(&server, engine, protocol);
             let ok = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
             let (progress_tx, mut progress_rx) = tokio::sync::mpsc::unbounded_channel();
             let tasks: Vec<_> = (0..32)
@@ -164,14 +164,14 @@ async fn a_server_restart_in_the_middle_of_pipelines_and_transactions() {
 /// A `Spread` sends its calls round robin over its connections.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_spread_uses_every_connection() {
-    for (kind, transport) in matrix() {
+    for (kind, engine) in matrix() {
         let server = Server::start(kind);
-        let spread = ringdis::Spread::new(config(&server, transport), 3).unwrap();
+        let spread = ringdis::Spread::new(config(&server, engine), 3).unwrap();
         let mut ids = std::collections::BTreeSet::new();
         for _ in 0..9 {
             ids.insert(spread.call::<i64>(cmd!("CLIENT", "ID")).await.unwrap());
         }
-        assert_eq!(ids.len(), 3, "{kind}/{transport:?}: {ids:?}");
+        assert_eq!(ids.len(), 3, "{kind}/{engine:?}: {ids:?}");
         assert!(spread.is_connected());
         let tasks: Vec<_> = (0..300)
             .map(|i| {
@@ -191,11 +191,11 @@ async fn a_spread_uses_every_connection() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transactions_are_one_unit_on_the_shared_connection() {
-    for (kind, transport) in matrix() {
+    for (kind, engine) in matrix() {
         let server = Server::start(kind);
         for protocol in PROTOCOLS {
-            let at = label(kind, transport, protocol);
-            let c = client(&server, transport, protocol);
+            let at = label(kind, engine, protocol);
+            let c = client(&server, engine, protocol);
             c.call::<()>(cmd!("DEL", "tx")).await.unwrap();
             // 100 transactions racing 100 plain INCRs: each transaction's two INCRs are adjacent.
             let tasks: Vec<_> = (0..100)
@@ -239,10 +239,10 @@ async fn transactions_are_one_unit_on_the_shared_connection() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_transactions_retry_when_a_watched_key_changes() {
-    for (kind, transport) in matrix() {
+    for (kind, engine) in matrix() {
         let server = Server::start(kind);
-        let c = client(&server, transport, Protocol::Resp3);
-        let meddler = client(&server, transport, Protocol::Resp3);
+        let c = client(&server, engine, Protocol::Resp3);
+        let meddler = client(&server, engine, Protocol::Resp3);
         c.call::<()>(cmd!("SET", "balance", 10)).await.unwrap();
         let mut attempts = 0;
         let (n,): (i64,) = c
@@ -265,73 +265,78 @@ async fn watch_transactions_retry_when_a_watched_key_changes() {
             .await
             .map(|((), n): ((), i64)| (n,))
             .unwrap();
-        assert_eq!(
-            attempts, 2,
-            "{kind}/{transport:?}: the first EXEC was aborted"
-        );
+        assert_eq!(attempts, 2, "{kind}/{engine:?}: the first EXEC was aborted");
         assert_eq!(
             n, 220,
-            "{kind}/{transport:?}: doubled the value the meddler left"
+            "{kind}/{engine:?}: doubled the value the meddler left"
         );
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blocking_commands_never_stall_the_shared_connection() {
-    for (kind, transport) in matrix() {
-        let server = Server::start(kind);
-        let c = client(&server, transport, Protocol::Resp3);
-        let started = Instant::now();
-        let blpop = c.call::<Option<(String, String)>>(cmd!("BLPOP", "empty-list", 5));
-        let gets: Vec<_> = (0..10_000)
-            .map(|i| c.call::<Option<String>>(cmd!("GET", format!("k{i}"))))
-            .collect();
-        for g in gets {
-            assert_eq!(g.await.unwrap(), None);
-        }
-        let gets_done = started.elapsed();
-        assert!(
-            gets_done < Duration::from_secs(5),
-            "{kind}/{transport:?}: GETs waited for BLPOP"
-        );
-        assert_eq!(
-            blpop.await.unwrap(),
-            None,
-            "BLPOP timed out empty after its 5 s"
-        );
-        assert!(started.elapsed() >= Duration::from_secs(5));
-
-        // A blocking call that gets its data, on the dedicated connection, while GETs go on.
-        let waiting = c.call::<Option<(String, String)>>(cmd!("BRPOP", "jobs", 0));
-        let pusher = client(&server, transport, Protocol::Resp3);
-        assert_eq!(
-            c.call::<Option<String>>(cmd!("GET", "x")).await.unwrap(),
-            None
-        );
-        pusher
-            .call::<i64>(cmd!("LPUSH", "jobs", "job1"))
-            .await
-            .unwrap();
-        assert_eq!(waiting.await.unwrap(), Some(("jobs".into(), "job1".into())));
-
-        // An abandoned blocking call does not leave a connection blocked for the next one.
-        drop(c.call::<Value>(cmd!("BLPOP", "never", 0)));
-        let next = c.call::<Option<(String, String)>>(cmd!("BLPOP", "jobs2", 0));
-        pusher
-            .call::<i64>(cmd!("LPUSH", "jobs2", "j"))
-            .await
-            .unwrap();
-        assert_eq!(next.await.unwrap(), Some(("jobs2".into(), "j".into())));
+    // The cells run at once (each waits out a 5 s BLPOP), each on its own server.
+    let cells: Vec<_> = matrix()
+        .into_iter()
+        .map(|(kind, engine)| tokio::spawn(blocking_commands_cell(kind, engine)))
+        .collect();
+    for cell in cells {
+        cell.await.unwrap();
     }
+}
+
+async fn blocking_commands_cell(kind: ServerKind, engine: Engine) {
+    let server = Server::start(kind);
+    let c = client(&server, engine, Protocol::Resp3);
+    let started = Instant::now();
+    let mut blpop = c.call::<Option<(String, String)>>(cmd!("BLPOP", "empty-list", 5));
+    let gets: Vec<_> = (0..10_000)
+        .map(|i| c.call::<Option<String>>(cmd!("GET", format!("k{i}"))))
+        .collect();
+    for g in gets {
+        assert_eq!(g.await.unwrap(), None);
+    }
+    assert!(
+        (&mut blpop).now_or_never().is_none(),
+        "{kind}/{engine:?}: GETs waited for BLPOP"
+    );
+    assert_eq!(
+        blpop.await.unwrap(),
+        None,
+        "BLPOP timed out empty after its 5 s"
+    );
+    assert!(started.elapsed() >= Duration::from_secs(5));
+
+    // A blocking call that gets its data, on the dedicated connection, while GETs go on.
+    let waiting = c.call::<Option<(String, String)>>(cmd!("BRPOP", "jobs", 0));
+    let pusher = client(&server, engine, Protocol::Resp3);
+    assert_eq!(
+        c.call::<Option<String>>(cmd!("GET", "x")).await.unwrap(),
+        None
+    );
+    pusher
+        .call::<i64>(cmd!("LPUSH", "jobs", "job1"))
+        .await
+        .unwrap();
+    assert_eq!(waiting.await.unwrap(), Some(("jobs".into(), "job1".into())));
+
+    // An abandoned blocking call does not leave a connection blocked for the next one.
+    drop(c.call::<Value>(cmd!("BLPOP", "never", 0)));
+    let next = c.call::<Option<(String, String)>>(cmd!("BLPOP", "jobs2", 0));
+    pusher
+        .call::<i64>(cmd!("LPUSH", "jobs2", "j"))
+        .await
+        .unwrap();
+    assert_eq!(next.await.unwrap(), Some(("jobs2".into(), "j".into())));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pubsub_messages_flow_and_survive_a_server_restart() {
-    for (kind, transport) in matrix() {
+    for (kind, engine) in matrix() {
         for protocol in PROTOCOLS {
-            let at = label(kind, transport, protocol);
+            let at = label(kind, engine, protocol);
             let mut server = Server::start(kind);
-            let c = client(&server, transport, protocol);
+            let c = client(&server, engine, protocol);
             let mut sub = c.subscriber().unwrap();
             sub.subscribe(["news", "sports"]).await.unwrap();
             sub.psubscribe(["alerts.*"]).await.unwrap();
@@ -400,9 +405,9 @@ async fn pubsub_messages_flow_and_survive_a_server_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pool_hands_out_at_most_max_size_clients() {
-    for (kind, transport) in matrix() {
+    for (kind, engine) in matrix() {
         let server = Server::start(kind);
-        let pool = Pool::builder(config(&server, transport))
+        let pool = Pool::builder(config(&server, engine))
             .max_size(2)
             .checkout_timeout(Some(Duration::from_millis(200)))
             .build();
@@ -414,7 +419,7 @@ async fn a_pool_hands_out_at_most_max_size_clients() {
         assert_eq!(
             err,
             Error::Timeout,
-            "{kind}/{transport:?}: exhausted pool times out"
+            "{kind}/{engine:?}: exhausted pool times out"
         );
         let id_a: i64 = a.call(cmd!("CLIENT", "ID")).await.unwrap();
         drop(a);
@@ -443,9 +448,9 @@ async fn a_pool_hands_out_at_most_max_size_clients() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scripts_and_functions_load_themselves() {
-    for (kind, transport) in matrix() {
+    for (kind, engine) in matrix() {
         let server = Server::start(kind);
-        let c = client(&server, transport, Protocol::Resp3);
+        let c = client(&server, engine, Protocol::Resp3);
         let add = Script::new("return redis.call('INCRBY', KEYS[1], ARGV[1])");
         c.call::<()>(cmd!("SCRIPT", "FLUSH")).await.unwrap();
         assert_eq!(
@@ -488,11 +493,11 @@ fn server_kinds_are_both_tested() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn generated_methods_on_pipelines_transactions_and_pools() {
     use ringdis::prelude::*;
-    for (kind, transport) in matrix() {
+    for (kind, engine) in matrix() {
         let server = Server::start(kind);
         for protocol in PROTOCOLS {
-            let at = label(kind, transport, protocol);
-            let c = client(&server, transport, protocol);
+            let at = label(kind, engine, protocol);
+            let c = client(&server, engine, protocol);
             c.del(["g:n", "g:k", "g:t"]).await.unwrap();
 
             let mut p = c.pipeline();
@@ -524,11 +529,11 @@ async fn generated_methods_on_pipelines_transactions_and_pools() {
                 .unwrap();
             assert_eq!((x, y, t.as_str()), (1, 2, "string"), "{at}");
         }
-        let pool = Pool::new(config(&server, transport), 2);
+        let pool = Pool::new(config(&server, engine), 2);
         let conn = pool.get().await.unwrap();
         conn.set("g:pool", 1).await.unwrap();
         assert_eq!(conn.get("g:pool").decode::<i64>().await.unwrap(), 1);
-        let spread = ringdis::Spread::new(config(&server, transport), 2).unwrap();
+        let spread = ringdis::Spread::new(config(&server, engine), 2).unwrap();
         assert_eq!(spread.client().incr("g:spread").await.unwrap(), 1);
         assert_eq!(spread.client().incr("g:spread").await.unwrap(), 2);
     }

@@ -1,7 +1,7 @@
 //! Issue #11, kinds 1 and 2: no command may change the shared connection's reply stream or
 //! session by any path (the routing gate), and the state a user configured holds on every
 //! connection, after every reconnect, or the command is refused naming the `Config` option.
-//! Every test runs on both servers, both protocols and both transports.
+//! Every test runs on both servers, both protocols and every engine.
 
 mod support;
 
@@ -58,11 +58,11 @@ async fn still_in_step(c: &Client, at: &str) {
 /// ECHOs: each must get its own reply, and every later call too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_reply_is_refused_and_concurrent_echoes_get_their_own_replies() {
-    for (kind, transport) in matrix() {
+    for (kind, engine) in matrix() {
         let server = Server::start(kind);
         for protocol in support::PROTOCOLS {
-            let at = label(kind, transport, protocol);
-            let c = client(&server, transport, protocol);
+            let at = label(kind, engine, protocol);
+            let c = client(&server, engine, protocol);
             refused(
                 c.client_reply(Action::Skip).await,
                 "CLIENT REPLY is not allowed",
@@ -95,11 +95,11 @@ async fn client_reply_is_refused_and_concurrent_echoes_get_their_own_replies() {
 /// another caller's `GET k` and writes are unaffected.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn multi_in_a_pipeline_is_refused_and_other_callers_are_unaffected() {
-    for (kind, transport) in matrix() {
+    for (kind, engine) in matrix() {
         let server = Server::start(kind);
         for protocol in support::PROTOCOLS {
-            let at = label(kind, transport, protocol);
-            let c = client(&server, transport, protocol);
+            let at = label(kind, engine, protocol);
+            let c = client(&server, engine, protocol);
             let other = c.clone();
             let mut p = c.pipeline();
             p.add(cmd!("MULTI")).add(cmd!("SET", "k", "x"));
@@ -134,7 +134,7 @@ async fn multi_in_a_pipeline_is_refused_and_other_callers_are_unaffected() {
             let got: Option<String> = other.call(cmd!("GET", "k")).await.unwrap();
             assert_eq!(got, None, "{at}");
             other.call::<()>(cmd!("SET", "k2", "v")).await.unwrap();
-            let reader = client(&server, transport, protocol);
+            let reader = client(&server, engine, protocol);
             let seen: Option<String> = reader.call(cmd!("GET", "k2")).await.unwrap();
             assert_eq!(seen.as_deref(), Some("v"), "{at}");
             still_in_step(&c, &at).await;
@@ -145,15 +145,34 @@ async fn multi_in_a_pipeline_is_refused_and_other_callers_are_unaffected() {
 
 /// Issue example: a pipeline holding `BLPOP q 0` runs, as a whole, on a dedicated connection:
 /// a PING on the shared connection completes while it is still pending; an LPUSH releases it.
-/// The same for `async_call(BLPOP …)`.
+/// The same for `async_call(BLPOP …)` and `call(BLPOP …)` (issue #12's routing cases: the PING
+/// answers within the command timeout, 2 s here, and before the blocking call does).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blocking_pipelines_and_async_calls_run_on_a_dedicated_connection() {
-    for (kind, transport) in matrix() {
+    for (kind, engine) in matrix() {
         let server = Server::start(kind);
         for protocol in support::PROTOCOLS {
-            let at = label(kind, transport, protocol);
-            let c = client(&server, transport, protocol);
-            let watcher = client(&server, transport, protocol);
+            let at = label(kind, engine, protocol);
+            let c = Client::new(
+                config(&server, engine)
+                    .protocol(protocol)
+                    .command_timeout(Some(Duration::from_secs(2))),
+            )
+            .unwrap();
+            let watcher = client(&server, engine, protocol);
+
+            // call(BLPOP): a dedicated connection; the shared one answers a PING meanwhile.
+            let mut pending = c.call::<(String, String)>(cmd!("BLPOP", "q0", 0));
+            until_blocked(&watcher, 1, &at).await;
+            let pong: String = c
+                .call(cmd!("PING"))
+                .await
+                .unwrap_or_else(|e| panic!("{at}: PING behind call(BLPOP): {e}"));
+            assert_eq!(pong, "PONG", "{at}");
+            assert!((&mut pending).now_or_never().is_none(), "{at}");
+            c.call::<i64>(cmd!("LPUSH", "q0", "w")).await.unwrap();
+            let popped = pending.await.unwrap_or_else(|e| panic!("{at}: {e}"));
+            assert_eq!(popped, ("q0".to_string(), "w".to_string()), "{at}");
 
             let mut p = c.pipeline();
             p.add(cmd!("SET", "before", 1))
@@ -161,7 +180,10 @@ async fn blocking_pipelines_and_async_calls_run_on_a_dedicated_connection() {
                 .add(cmd!("GET", "before"));
             let mut pending = p.query::<((), (String, String), String)>();
             until_blocked(&watcher, 1, &at).await;
-            let pong: String = c.call(cmd!("PING")).await.unwrap();
+            let pong: String = c
+                .call(cmd!("PING"))
+                .await
+                .unwrap_or_else(|e| panic!("{at}: PING behind a blocking pipeline: {e}"));
             assert_eq!(pong, "PONG", "{at}");
             assert!((&mut pending).now_or_never().is_none(), "{at}");
             let pushed: i64 = c.call(cmd!("LPUSH", "q", "x")).await.unwrap();
@@ -179,7 +201,10 @@ async fn blocking_pipelines_and_async_calls_run_on_a_dedicated_connection() {
                 }),
             );
             until_blocked(&watcher, 1, &at).await;
-            let pong: String = c.call(cmd!("PING")).await.unwrap();
+            let pong: String = c
+                .call(cmd!("PING"))
+                .await
+                .unwrap_or_else(|e| panic!("{at}: PING behind async_call(BLPOP): {e}"));
             assert_eq!(pong, "PONG", "{at}");
             assert!(rx.try_recv().is_err(), "{at}: answered before the push");
             c.call::<i64>(cmd!("LPUSH", "q2", "y")).await.unwrap();
@@ -282,11 +307,11 @@ fn table() -> Vec<(Cmd, &'static str, bool)> {
 /// connection: each stays as configured and in step.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_listed_command_is_refused_on_every_path() {
-    for (kind, transport) in matrix() {
+    for (kind, engine) in matrix() {
         let server = Server::start(kind);
         for protocol in support::PROTOCOLS {
-            let at = label(kind, transport, protocol);
-            let cfg = || config(&server, transport).protocol(protocol);
+            let at = label(kind, engine, protocol);
+            let cfg = || config(&server, engine).protocol(protocol);
             let c = Client::new(cfg()).unwrap();
             let pool = Pool::new(cfg(), 2);
             let pooled = pool.get().await.unwrap();
@@ -388,11 +413,11 @@ async fn every_listed_command_is_refused_on_every_path() {
 /// keeps it after its connection is killed (the next `SET` lands in db 5, not db 0).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_configured_db_survives_a_killed_connection() {
-    for (kind, transport) in matrix() {
+    for (kind, engine) in matrix() {
         let server = Server::start(kind);
         for protocol in support::PROTOCOLS {
-            let at = label(kind, transport, protocol);
-            let cfg = || config(&server, transport).protocol(protocol);
+            let at = label(kind, engine, protocol);
+            let cfg = || config(&server, engine).protocol(protocol);
             let c = Client::new(cfg()).unwrap();
             refused(c.select(5).await, "Config::db", &at);
             let c5 = Client::new(cfg().db(5)).unwrap();
@@ -421,11 +446,11 @@ async fn the_configured_db_survives_a_killed_connection() {
 /// connection has the configured name and protocol too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blocking_calls_use_the_configured_db_on_every_path() {
-    for (kind, transport) in matrix() {
+    for (kind, engine) in matrix() {
         let server = Server::start(kind);
         for protocol in support::PROTOCOLS {
-            let at = label(kind, transport, protocol);
-            let cfg = || config(&server, transport).protocol(protocol);
+            let at = label(kind, engine, protocol);
+            let cfg = || config(&server, engine).protocol(protocol);
             let db0 = Client::new(cfg()).unwrap();
             let cfg6 = || cfg().db(6).client_name("gate");
             let c6 = Client::new(cfg6()).unwrap();
@@ -556,15 +581,15 @@ async fn blocking_calls_use_the_configured_db_on_every_path() {
 /// the attempt runs again on a new connection (1000), or fails.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_watch_never_execs_unwatched() {
-    for (kind, transport) in matrix() {
+    for (kind, engine) in matrix() {
         let server = Server::start(kind);
         for protocol in support::PROTOCOLS {
             for wait_for_the_loss in [true, false] {
                 let at = format!(
                     "{} (wait for the loss: {wait_for_the_loss})",
-                    label(kind, transport, protocol)
+                    label(kind, engine, protocol)
                 );
-                let cfg = || config(&server, transport).protocol(protocol).db(2);
+                let cfg = || config(&server, engine).protocol(protocol).db(2);
                 let c = Client::new(cfg()).unwrap();
                 let other = Client::new(cfg()).unwrap();
                 c.call::<()>(cmd!("SET", "key", 100)).await.unwrap();
@@ -617,12 +642,12 @@ async fn a_lost_watch_never_execs_unwatched() {
 /// `Config::tracking`); configured, it is on again after the connection is killed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn configured_tracking_survives_a_killed_connection() {
-    for (kind, transport) in matrix() {
+    for (kind, engine) in matrix() {
         let server = Server::start(kind);
         // Invalidations without REDIRECT are RESP3 pushes.
         let protocol = ringdis::Protocol::Resp3;
-        let at = label(kind, transport, protocol);
-        let cfg = || config(&server, transport).protocol(protocol);
+        let at = label(kind, engine, protocol);
+        let cfg = || config(&server, engine).protocol(protocol);
         let c = Client::new(cfg().tracking(Tracking::new())).unwrap();
         refused(
             c.call::<()>(cmd!("CLIENT", "TRACKING", "ON")).await,

@@ -13,16 +13,16 @@ use ringdis_tests::{Server, ServerKind};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// Runs `$body` once per server kind × transport × protocol, with `$c` a client on a flushed
+/// Runs `$body` once per server kind × engine × protocol, with `$c` a client on a flushed
 /// server, `$at` the cell's label and `$kind` the server kind.
 macro_rules! each_cell {
     (|$c:ident, $at:ident, $kind:ident| $body:block) => {
         for $kind in ServerKind::ALL {
             let server = Server::start($kind);
-            for transport in support::transports() {
+            for engine in support::engines() {
                 for protocol in support::PROTOCOLS {
-                    let $at = support::label($kind, transport, protocol);
-                    let $c = support::client(&server, transport, protocol);
+                    let $at = support::label($kind, engine, protocol);
+                    let $c = support::client(&server, engine, protocol);
                     $c.flushall().await.unwrap();
                     $body
                 }
@@ -313,8 +313,8 @@ async fn scan_iter_returns_every_element() {
     // A pooled client and a Spread: the whole scan runs on one connection.
     for kind in ServerKind::ALL {
         let server = Server::start(kind);
-        for transport in support::transports() {
-            let config = support::config(&server, transport);
+        for engine in support::engines() {
+            let config = support::config(&server, engine);
             let pool = Pool::new(config.clone(), 2);
             let pooled = pool.get().await.unwrap();
             pooled.flushall().await.unwrap();
@@ -323,20 +323,20 @@ async fn scan_iter_returns_every_element() {
                 .await
                 .unwrap();
             let got: HashSet<Bytes> = pooled.scan_iter().count(100).collect_all().await.unwrap();
-            same(&got, &all, &format!("{kind}/{transport:?} pooled"));
+            same(&got, &all, &format!("{kind}/{engine:?} pooled"));
             drop(pooled);
             let spread = Spread::new(config, 3).unwrap();
             let got: HashSet<Bytes> = spread.scan_iter().count(100).collect_all().await.unwrap();
-            same(&got, &all, &format!("{kind}/{transport:?} spread"));
+            same(&got, &all, &format!("{kind}/{engine:?} spread"));
             spread.client().hset("h", "a", 1).await.unwrap();
             let h: Vec<(Bytes, Bytes)> = spread.hscan_iter("h").collect_all().await.unwrap();
-            assert_eq!(h, [(b("a"), b("1"))], "{kind}/{transport:?} spread");
+            assert_eq!(h, [(b("a"), b("1"))], "{kind}/{engine:?} spread");
             spread.client().sadd("s", "x").await.unwrap();
             let s: Vec<Bytes> = spread.sscan_iter("s").collect_all().await.unwrap();
-            assert_eq!(s, [b("x")], "{kind}/{transport:?} spread");
+            assert_eq!(s, [b("x")], "{kind}/{engine:?} spread");
             spread.client().zadd("z", 2.5, "x").await.unwrap();
             let z: Vec<(Bytes, f64)> = spread.zscan_iter("z").collect_all().await.unwrap();
-            assert_eq!(z, [(b("x"), 2.5)], "{kind}/{transport:?} spread");
+            assert_eq!(z, [(b("x"), 2.5)], "{kind}/{engine:?} spread");
         }
     }
 }

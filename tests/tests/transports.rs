@@ -1,6 +1,6 @@
-//! What the transports themselves must get right, on both: large values crossing many receive
+//! What the engines themselves must get right, on each: large values crossing many receive
 //! buffers, closing with operations in flight, no leaked sockets or threads, the choice of
-//! transport (forced, from the environment, and the fallback when io_uring setup fails).
+//! engine (forced, from the environment, and the fallback when io_uring setup fails).
 //!
 //! Some cases need a different process environment (`RINGDIS_ENGINE`, the io_uring setup
 //! failure switch, single-shot receives): they re-run this test binary on one `child_*` test with
@@ -11,7 +11,7 @@ mod support;
 use ringdis::{cmd, Client, Config, Engine, Protocol, Value};
 use ringdis_tests::{FaultServer, Server, ServerKind};
 use std::time::Duration;
-use support::{client, is_child, run_child, transports};
+use support::{client, engines, is_child, ring_engines, run_child};
 
 /// A value of `len` bytes whose content depends on `seed` and the position, so a misplaced or
 /// dropped chunk shows.
@@ -73,9 +73,9 @@ async fn large_values_roundtrip(c: &Client, at: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_values_cross_many_receive_buffers() {
     let server = Server::start(ServerKind::Redis);
-    for transport in transports() {
-        let c = client(&server, transport, Protocol::Resp3);
-        large_values_roundtrip(&c, &format!("{transport:?}")).await;
+    for engine in engines() {
+        let c = client(&server, engine, Protocol::Resp3);
+        large_values_roundtrip(&c, &format!("{engine:?}")).await;
     }
 }
 
@@ -84,8 +84,8 @@ async fn large_values_cross_many_receive_buffers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn closing_with_large_transfers_in_flight() {
     let server = Server::start(ServerKind::Redis);
-    for transport in transports() {
-        let c = client(&server, transport, Protocol::Resp2);
+    for engine in engines() {
+        let c = client(&server, engine, Protocol::Resp2);
         let key = ringdis_tests::unique("inflight");
         let value = pattern(8 << 20, 7);
         c.call::<()>(cmd!("SET", key.as_str(), value.as_slice()))
@@ -100,19 +100,19 @@ async fn closing_with_large_transfers_in_flight() {
             c.disconnect().await;
             // Each either completed before the close or failed with a connection error.
             match get.await {
-                Ok(v) => assert!(v == value, "{transport:?}: a wrong value"),
-                Err(e) => assert!(e.is_connection(), "{transport:?}: {e}"),
+                Ok(v) => assert!(v == value, "{engine:?}: a wrong value"),
+                Err(e) => assert!(e.is_connection(), "{engine:?}: {e}"),
             }
             if let Err(e) = set.await {
-                assert!(e.is_connection(), "{transport:?}: {e}");
+                assert!(e.is_connection(), "{engine:?}: {e}");
             }
         }
         let got: Vec<u8> = c.call(cmd!("GET", key.as_str())).await.unwrap();
-        assert!(got == value, "{transport:?}");
+        assert!(got == value, "{engine:?}");
         // Dropped with a transfer in flight: the driver finishes it, then stops.
         let get = c.call::<Vec<u8>>(cmd!("GET", key.as_str()));
         drop(c);
-        assert!(get.await.unwrap() == value, "{transport:?}");
+        assert!(get.await.unwrap() == value, "{engine:?}");
     }
 }
 
@@ -120,7 +120,7 @@ async fn closing_with_large_transfers_in_flight() {
 /// is not held up by the connect-timeout timer (seconds) armed before it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_earlier_deadline_replaces_a_later_timer() {
-    for transport in transports() {
+    for engine in engines() {
         let fault = FaultServer::start(|mut conn| {
             if conn.number() < 3 {
                 return conn.close();
@@ -133,7 +133,7 @@ async fn an_earlier_deadline_replaces_a_later_timer() {
         let c = Client::new(
             Config::from_url(&fault.url())
                 .unwrap()
-                .engine(transport)
+                .engine(engine)
                 // HELLO first: the call waits for the handshake, so a lost connection retries it.
                 .protocol(Protocol::Resp3)
                 .connect_timeout(Duration::from_secs(20))
@@ -143,10 +143,10 @@ async fn an_earlier_deadline_replaces_a_later_timer() {
         let t0 = std::time::Instant::now();
         let pong: String = c.call(cmd!("PING")).await.unwrap();
         assert_eq!(pong, "PONG");
-        assert_eq!(fault.accepted(), 4, "{transport:?}");
+        assert_eq!(fault.accepted(), 4, "{engine:?}");
         assert!(
             t0.elapsed() < Duration::from_secs(3),
-            "{transport:?}: three retries took {:?}",
+            "{engine:?}: three retries took {:?}",
             t0.elapsed()
         );
     }
@@ -194,20 +194,21 @@ fn child_idle() {
         return;
     }
     let server = Server::start(ServerKind::Redis);
-    for transport in transports() {
+    // The ring engines: the task engine has no driver thread (it runs on the caller's runtime).
+    for engine in ring_engines() {
         let before = thread_ids();
-        let c = client(&server, transport, Protocol::Resp3);
+        let c = client(&server, engine, Protocol::Resp3);
         futures::executor::block_on(c.call::<()>(cmd!("PING"))).unwrap();
-        let idle = Client::new(support::config(&server, transport)).unwrap();
+        let idle = Client::new(support::config(&server, engine)).unwrap();
         let drivers: Vec<String> = thread_ids().difference(&before).cloned().collect();
-        assert!(!drivers.is_empty(), "{transport:?}: no driver thread found");
+        assert!(!drivers.is_empty(), "{engine:?}: no driver thread found");
         let t0: u64 = drivers.iter().map(|t| thread_ticks(t)).sum();
         std::thread::sleep(Duration::from_millis(500));
         let used: u64 = drivers.iter().map(|t| thread_ticks(t)).sum::<u64>() - t0;
         // Clock ticks are 10 ms: a spinning driver would show ~50 here.
         assert!(
             used <= 3,
-            "{transport:?}: idle drivers used {used} ticks in 500 ms"
+            "{engine:?}: idle drivers used {used} ticks in 500 ms"
         );
         drop(idle);
     }
@@ -231,9 +232,9 @@ async fn child_no_leaks() {
         return;
     }
     let server = Server::start(ServerKind::Redis);
-    for transport in transports() {
+    for engine in engines() {
         // Warm up whatever the runtime and the harness open once.
-        let warm = client(&server, transport, Protocol::Resp2);
+        let warm = client(&server, engine, Protocol::Resp2);
         warm.call::<()>(cmd!("PING")).await.unwrap();
         drop(warm);
         let wait_for = |what: &str, f: &dyn Fn() -> usize, max: usize| {
@@ -241,7 +242,7 @@ async fn child_no_leaks() {
             while f() > max {
                 assert!(
                     std::time::Instant::now() < deadline,
-                    "{transport:?}: {what} still at {} (was {max})",
+                    "{engine:?}: {what} still at {} (was {max})",
                     f()
                 );
                 std::thread::sleep(Duration::from_millis(10));
@@ -252,7 +253,7 @@ async fn child_no_leaks() {
         let threads = count_dir("/proc/self/task");
         for _ in 0..3 {
             let clients: Vec<Client> = (0..20)
-                .map(|_| client(&server, transport, Protocol::Resp2))
+                .map(|_| client(&server, engine, Protocol::Resp2))
                 .collect();
             for c in &clients {
                 c.call::<()>(cmd!("PING")).await.unwrap();
@@ -266,9 +267,9 @@ async fn child_no_leaks() {
     }
 }
 
-/// `Client::transport()` reports the live transport; forcing either one gives that one.
+/// `Client::engine()` reports the live engine; forcing one gives that one.
 #[test]
-fn forcing_a_transport_gives_that_transport() {
+fn forcing_an_engine_gives_that_engine() {
     if std::env::var_os("RINGDIS_ENGINE").is_some() {
         return; // the environment overrides the configuration: see the child tests
     }
@@ -324,30 +325,49 @@ fn child_setup_failure() {
 }
 
 #[test]
-fn the_environment_overrides_the_configured_transport() {
+fn the_environment_overrides_the_configured_engine() {
     run_child("child_env_epoll", &[("RINGDIS_ENGINE", "epoll")]);
     run_child("child_env_io_uring", &[("RINGDIS_ENGINE", "io_uring")]);
+    run_child("child_env_task", &[("RINGDIS_ENGINE", "task")]);
 }
 
 #[test]
-#[ignore = "run by the_environment_overrides_the_configured_transport in a child process"]
+#[ignore = "run by the_environment_overrides_the_configured_engine in a child process"]
+fn child_env_task() {
+    if !is_child("child_env_task") {
+        return;
+    }
+    // The task engine runs on the caller's runtime: made inside one, every choice becomes it.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let _inside = rt.enter();
+    for e in [Engine::Auto, Engine::IoUring, Engine::Epoll, Engine::Task] {
+        let c = Client::new(Config::new().engine(e)).unwrap();
+        assert_eq!(c.engine(), Engine::Task, "{e:?}");
+    }
+}
+
+#[test]
+#[ignore = "run by the_environment_overrides_the_configured_engine in a child process"]
 fn child_env_epoll() {
     if !is_child("child_env_epoll") {
         return;
     }
-    for t in [Engine::Auto, Engine::IoUring, Engine::Epoll] {
+    for t in [Engine::Auto, Engine::Task, Engine::IoUring, Engine::Epoll] {
         let c = Client::new(Config::new().engine(t)).unwrap();
         assert_eq!(c.engine(), Engine::Epoll);
     }
 }
 
 #[test]
-#[ignore = "run by the_environment_overrides_the_configured_transport in a child process"]
+#[ignore = "run by the_environment_overrides_the_configured_engine in a child process"]
 fn child_env_io_uring() {
     if !is_child("child_env_io_uring") {
         return;
     }
-    for t in [Engine::Auto, Engine::IoUring, Engine::Epoll] {
+    for t in [Engine::Auto, Engine::Task, Engine::IoUring, Engine::Epoll] {
         let c = Client::new(Config::new().engine(t)).unwrap();
         assert_eq!(c.engine(), Engine::IoUring);
     }
@@ -391,14 +411,14 @@ fn child_single_shot() {
     });
 }
 
-/// The client works inside a tokio-uring runtime (its own ring, next to ours), on both
-/// transports, with calls from several tasks at once.
+/// The client works inside a tokio-uring runtime (its own ring, next to ours), on every engine
+/// (the task engine's connection a task of that runtime), with calls from several tasks at once.
 #[test]
 fn works_inside_tokio_uring() {
     let server = Server::start(ServerKind::Redis);
-    for transport in transports() {
-        let c = client(&server, transport, Protocol::Resp3);
+    for engine in engines() {
         tokio_uring::start(async {
+            let c = client(&server, engine, Protocol::Resp3);
             let tasks: Vec<_> = (0..32)
                 .map(|i| {
                     let c = c.clone();
@@ -410,14 +430,14 @@ fn works_inside_tokio_uring() {
                 })
                 .collect();
             for (i, t) in tasks.into_iter().enumerate() {
-                assert_eq!(t.await.unwrap(), i as i64, "{transport:?}");
+                assert_eq!(t.await.unwrap(), i as i64, "{engine:?}");
             }
             let big = pattern(1 << 20, 3);
             c.call::<()>(cmd!("SET", "tokio-uring-big", big.as_slice()))
                 .await
                 .unwrap();
             let got: Vec<u8> = c.call(cmd!("GET", "tokio-uring-big")).await.unwrap();
-            assert!(got == big, "{transport:?}");
+            assert!(got == big, "{engine:?}");
         });
     }
 }

@@ -18,11 +18,11 @@ async fn eval(c: &Client, script: &str) -> ringdis::Result<Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_value_type_from_a_real_server() {
-    for (kind, transport) in matrix() {
+    for (kind, engine) in matrix() {
         let server = Server::start(kind);
         for protocol in PROTOCOLS {
-            let at = label(kind, transport, protocol);
-            let c = client(&server, transport, protocol);
+            let at = label(kind, engine, protocol);
+            let c = client(&server, engine, protocol);
             let resp3 = protocol == Protocol::Resp3;
             let v = |resp3_value: Value, resp2_value: Value| {
                 if resp3 {
@@ -163,7 +163,7 @@ async fn every_value_type_from_a_real_server() {
             if resp3 {
                 // Tracking is connection state: configured, so that reconnects keep it.
                 let c = Client::new(
-                    support::config(&server, transport)
+                    support::config(&server, engine)
                         .protocol(protocol)
                         .tracking(Tracking::new()),
                 )
@@ -173,7 +173,7 @@ async fn every_value_type_from_a_real_server() {
                     let _ = tx.send(p);
                 });
                 c.call::<Value>(cmd!("GET", "tracked")).await.unwrap();
-                let other = client(&server, transport, protocol);
+                let other = client(&server, engine, protocol);
                 other.call::<()>(cmd!("SET", "tracked", "1")).await.unwrap();
                 let push =
                     tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(10)))
@@ -202,11 +202,11 @@ async fn every_value_type_from_a_real_server() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replies_decode_into_rust_types_in_both_protocols() {
     use std::collections::{BTreeSet, HashMap};
-    for (kind, transport) in matrix() {
+    for (kind, engine) in matrix() {
         let server = Server::start(kind);
         for protocol in PROTOCOLS {
-            let at = label(kind, transport, protocol);
-            let c = client(&server, transport, protocol);
+            let at = label(kind, engine, protocol);
+            let c = client(&server, engine, protocol);
             c.call::<()>(cmd!("HSET", "u", "name", "ada", "age", 36))
                 .await
                 .unwrap();

@@ -1,44 +1,54 @@
-//! What every integration test file shares: the matrix of servers × transports a behaviour must
-//! hold for, and clients configured for one cell of it.
+//! What every integration test file shares: the matrix of servers × engines a behaviour must
+//! hold for, clients configured for one cell of it, and the runtimes a test runs its futures on.
 #![allow(dead_code)] // each test file uses a different part
 
 use ringdis::{cmd, Client, Config, Engine, Error, Protocol};
 use ringdis_tests::{Server, ServerKind};
+use std::future::Future;
 use std::time::{Duration, Instant};
 
-/// The transports every behaviour is tested on.
-pub fn transports() -> Vec<Engine> {
-    vec![Engine::Epoll, Engine::IoUring]
+/// The engines every behaviour is tested on: the task engine (a task on the test's tokio
+/// runtime), the io_uring ring engine and its epoll twin.
+///
+/// A client on [`Engine::Task`] must be made inside a tokio runtime and lives on it: a test that
+/// makes clients on a plain thread (or drives them with `block_on`) uses [`ring_engines`].
+pub fn engines() -> Vec<Engine> {
+    vec![Engine::Task, Engine::IoUring, Engine::Epoll]
+}
+
+/// The engines that need no runtime: for clients made or driven outside tokio.
+pub fn ring_engines() -> Vec<Engine> {
+    vec![Engine::IoUring, Engine::Epoll]
 }
 
 /// Both protocols.
 pub const PROTOCOLS: [Protocol; 2] = [Protocol::Resp2, Protocol::Resp3];
 
-/// Every (server kind, transport) pair.
+/// Every (server kind, engine) pair.
 pub fn matrix() -> Vec<(ServerKind, Engine)> {
     ServerKind::ALL
         .into_iter()
-        .flat_map(|k| transports().into_iter().map(move |t| (k, t)))
+        .flat_map(|k| engines().into_iter().map(move |e| (k, e)))
         .collect()
 }
 
-/// A configuration for `server` on `transport`.
-pub fn config(server: &Server, transport: Engine) -> Config {
+/// A configuration for `server` on `engine`.
+pub fn config(server: &Server, engine: Engine) -> Config {
     Config::from_url(&server.url())
         .expect("harness URLs parse")
-        .engine(transport)
+        .engine(engine)
 }
 
-/// A client for `server` on `transport`, speaking `protocol`.
-pub fn client(server: &Server, transport: Engine, protocol: Protocol) -> Client {
-    let c = Client::new(config(server, transport).protocol(protocol)).expect("client");
-    assert_eq!(c.engine(), transport);
+/// A client for `server` on `engine`, speaking `protocol`.
+pub fn client(server: &Server, engine: Engine, protocol: Protocol) -> Client {
+    let c = Client::new(config(server, engine).protocol(protocol)).expect("client");
+    assert_eq!(c.engine(), engine);
     c
 }
 
 /// A label for assertion messages.
-pub fn label(kind: ServerKind, transport: Engine, protocol: Protocol) -> String {
-    format!("{kind}/{transport:?}/{protocol:?}")
+pub fn label(kind: ServerKind, engine: Engine, protocol: Protocol) -> String {
+    format!("{kind}/{engine:?}/{protocol:?}")
 }
 
 /// `r` is a refusal before sending ([`Error::Client`]) whose message contains `needle`.
@@ -68,7 +78,7 @@ pub async fn until_blocked(watcher: &Client, n: usize, at: &str) {
             Instant::now() < deadline,
             "{at}: never saw {n} blocked clients: {info}"
         );
-        tokio::task::yield_now().await;
+        yield_now().await;
     }
 }
 
@@ -76,7 +86,7 @@ pub async fn until_blocked(watcher: &Client, n: usize, at: &str) {
 const CHILD: &str = "RINGDIS_TEST_CHILD";
 
 /// Runs the ignored test `name` in a fresh process of this test binary, with `env` set and the
-/// parent's transport overrides cleared; fails unless exactly that test ran and passed.
+/// parent's engine overrides cleared; fails unless exactly that test ran and passed.
 pub fn run_child(name: &str, env: &[(&str, &str)]) {
     let exe = std::env::current_exe().expect("test binary path");
     let mut cmd = std::process::Command::new(exe);
@@ -119,4 +129,96 @@ pub fn with_pushes(config: Config) -> (Client, std::sync::mpsc::Receiver<ringdis
         let _ = tx.send(p);
     });
     (c, rx)
+}
+
+/// How a test drives its futures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Runtime {
+    /// tokio's current-thread runtime: the task engine's connections run on the test's thread.
+    CurrentThread,
+    /// tokio's multi-thread runtime (2 workers).
+    MultiThread,
+    /// `futures::executor::block_on` on a plain thread: no runtime at all.
+    BlockOn,
+}
+
+/// Every way of driving a client, with the engines it takes: the task engine on tokio's
+/// current-thread and multi-thread runtimes, each ring engine under `block_on`. (The ring
+/// engines under tokio are what the rest of the suite runs.)
+pub const RUNTIMES: [(Runtime, Engine); 4] = [
+    (Runtime::CurrentThread, Engine::Task),
+    (Runtime::MultiThread, Engine::Task),
+    (Runtime::BlockOn, Engine::IoUring),
+    (Runtime::BlockOn, Engine::Epoll),
+];
+
+/// Runs `f` to completion on `runtime`, from a plain thread (a `#[test]`, not a
+/// `#[tokio::test]`).
+pub fn run_on<T>(runtime: Runtime, f: impl Future<Output = T>) -> T {
+    match runtime {
+        Runtime::CurrentThread => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a current-thread runtime")
+            .block_on(f),
+        Runtime::MultiThread => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a multi-thread runtime")
+            .block_on(f),
+        Runtime::BlockOn => futures::executor::block_on(f),
+    }
+}
+
+/// One cell [`each_runtime`] runs a test in.
+#[derive(Clone, Debug)]
+pub struct Cell {
+    /// For the cell's server, engine and protocol.
+    pub config: Config,
+    pub engine: Engine,
+    pub protocol: Protocol,
+    pub runtime: Runtime,
+    /// Names the cell, for assertion messages.
+    pub at: String,
+}
+
+/// Runs `test(cell)` once per cell of servers × protocols × [`RUNTIMES`], each on its runtime
+/// with its engine. Call it from a plain `#[test]`.
+///
+/// The body makes its own clients (a task-engine client belongs to the runtime it was made on)
+/// and uses nothing of one runtime: no `tokio::spawn`, no `tokio::time`, no blocking wait (a
+/// blocking `recv` would stall the current-thread runtime the connection runs on); callbacks
+/// answer through `futures::channel`, concurrency is `futures::join!`.
+pub fn each_runtime<F, Fut>(servers: &[Server], mut test: F)
+where
+    F: FnMut(Cell) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    for (runtime, engine) in RUNTIMES {
+        for server in servers {
+            for protocol in PROTOCOLS {
+                let cell = Cell {
+                    config: config(server, engine).protocol(protocol),
+                    engine,
+                    protocol,
+                    runtime,
+                    at: format!("{}/{engine:?}/{protocol:?} on {runtime:?}", server.kind()),
+                };
+                run_on(runtime, test(cell));
+            }
+        }
+    }
+}
+
+/// One server of each kind.
+pub fn servers() -> Vec<Server> {
+    ServerKind::ALL.into_iter().map(Server::start).collect()
+}
+
+/// Yields to whatever runs the current future (tokio, or `block_on`), so a bounded polling loop
+/// lets the connections it waits for make progress.
+pub async fn yield_now() {
+    tokio::task::yield_now().await;
+    std::thread::yield_now();
 }

@@ -1,0 +1,360 @@
+//! Issue #12: what the engines promise beyond the behaviour the rest of the suite checks on each
+//! of them. A ring engine (io_uring, and its epoll twin) drives a crowd of connections (a Pool of
+//! 64, a Spread of 8, a subscriber and 4 blocking calls in flight) on at most 3 OS threads; the
+//! task engine drives the same crowd on the caller's runtime with no thread of its own; dropping
+//! the crowd releases every descriptor, thread and io_uring ring mapping. User code that panics
+//! in a push handler or an `async_call` callback never stops a connection, on any engine and
+//! runtime. Which engine is made where (`Engine::Task` needs a tokio runtime; `Auto` picks the
+//! task engine inside one and a ring engine outside).
+//!
+//! The counting tests run in a child process of their own (`support::run_child`), where no other
+//! test opens descriptors or starts threads meanwhile.
+
+mod support;
+
+use futures::FutureExt;
+use ringdis::{cmd, Call, Client, Config, Engine, Error, Pool, Protocol, Spread, Tracking, Value};
+use ringdis_tests::ServerKind;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use support::{each_runtime, is_child, run_child, run_on, until_blocked, Runtime};
+
+/// The process-wide timer thread (`next_message` timeouts, pool checkouts): started on first
+/// use and kept for the life of the process, so it belongs to no connection and to no engine.
+const TIMER_THREAD: &str = "ringdis-timer";
+
+/// What the process holds, from /proc.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Held {
+    /// Open descriptors (`/proc/self/fd`).
+    fds: usize,
+    /// OS threads (`/proc/self/task`), the timer thread left out.
+    threads: usize,
+    /// Whether the timer thread runs.
+    timer: bool,
+    /// Mappings of io_uring rings (`/proc/self/maps` lines naming io_uring).
+    rings: usize,
+}
+
+impl Held {
+    fn now() -> Held {
+        let fds = std::fs::read_dir("/proc/self/fd")
+            .expect("read /proc/self/fd")
+            .count();
+        let (mut threads, mut timer) = (0, false);
+        for task in std::fs::read_dir("/proc/self/task")
+            .expect("read /proc/self/task")
+            .flatten()
+        {
+            let name = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+            if name.trim_end() == TIMER_THREAD {
+                timer = true;
+            } else {
+                threads += 1;
+            }
+        }
+        let rings = std::fs::read_to_string("/proc/self/maps")
+            .expect("read /proc/self/maps")
+            .lines()
+            .filter(|l| l.contains("io_uring"))
+            .count();
+        Held {
+            fds,
+            threads,
+            timer,
+            rings,
+        }
+    }
+
+    /// OS threads started since `before`, the timer thread included if it started meanwhile.
+    fn new_threads_since(&self, before: &Held) -> usize {
+        (self.threads + usize::from(self.timer))
+            .saturating_sub(before.threads + usize::from(before.timer))
+    }
+}
+
+/// Waits until the process holds no more than it did `before` (descriptors, threads, rings):
+/// polled with a deadline, yielding to whatever drives the connections meanwhile.
+async fn until_released(before: Held, at: &str) {
+    // The abandoned BLPOPs end on the server within their 2 s timeout at the latest.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let now = Held::now();
+        if now.fds <= before.fds && now.threads <= before.threads && now.rings <= before.rings {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{at}: not released within 15 s: before {before:?}, now {now:?}"
+        );
+        support::yield_now().await;
+    }
+}
+
+/// How many connections the server has (`CLIENT LIST`).
+async fn connections(c: &Client) -> usize {
+    let list: String = c.call(cmd!("CLIENT", "LIST")).await.unwrap();
+    list.lines().count()
+}
+
+/// A Pool of 64 (every client checked out and connected), a Spread of 8, a subscriber and 4
+/// blocking calls in flight (BLPOP, 2 s, on keys nobody pushes), on `cfg`'s engine, driven by
+/// whatever runs this future. `threads_ok(new)` judges how many OS threads the crowd added
+/// while all of it is live. Then everything is dropped (the blocking calls still in flight) and
+/// every descriptor, thread and ring mapping must be released.
+async fn crowd(cfg: Config, engine: Engine, at: &str, threads_ok: impl Fn(usize) -> bool) {
+    let before = Held::now();
+    let c = Client::new(cfg.clone()).unwrap_or_else(|e| panic!("{at}: {e}"));
+    let watcher = Client::new(cfg.clone()).unwrap();
+    let at_start = connections(&watcher).await;
+
+    let pool = Pool::new(cfg.clone(), 64);
+    let pooled: Vec<_> = futures::future::join_all((0..64).map(|_| pool.get()))
+        .await
+        .into_iter()
+        .map(|p| p.unwrap_or_else(|e| panic!("{at}: pool checkout: {e}")))
+        .collect();
+    for r in futures::future::join_all(pooled.iter().map(|p| p.call::<String>(cmd!("PING")))).await
+    {
+        assert_eq!(r.unwrap(), "PONG", "{at}: pooled");
+    }
+    let spread = Spread::new(cfg.clone(), 8).unwrap();
+    let members = spread
+        .clients()
+        .iter()
+        .map(|m| m.call::<String>(cmd!("PING")));
+    for r in futures::future::join_all(members).await {
+        assert_eq!(r.unwrap(), "PONG", "{at}: spread member");
+    }
+    let mut sub = c.subscriber().unwrap();
+    let ch = ringdis_tests::unique("crowd");
+    sub.subscribe([&ch]).await.unwrap();
+    let _: i64 = c.call(cmd!("PUBLISH", &ch, "hi")).await.unwrap();
+    let heard = sub
+        .next_message(Some(Duration::from_secs(5)))
+        .await
+        .unwrap();
+    assert_eq!(
+        heard.as_ref().and_then(|m| m.payload_str()),
+        Some("hi"),
+        "{at}"
+    );
+    let mut blocking: Vec<Call<Option<(String, String)>>> = (0..4)
+        .map(|_| c.call(cmd!("BLPOP", ringdis_tests::unique("nobody"), 2)))
+        .collect();
+    until_blocked(&watcher, 4, at).await;
+
+    // All of it is live: 64 + 8 + the subscriber + 4 blocking connections, beside the shared
+    // connection and the watcher.
+    let live = connections(&watcher).await;
+    assert!(
+        live >= at_start + 64 + 8 + 1 + 4,
+        "{at}: only {live} connections (from {at_start})"
+    );
+    let during = Held::now();
+    let added = during.new_threads_since(&before);
+    assert!(
+        threads_ok(added),
+        "{at}: {added} OS threads added ({live} connections on the server): before \
+         {before:?}, during {during:?}"
+    );
+    match engine {
+        Engine::IoUring => assert!(during.rings > before.rings, "{at}: no ring mapped"),
+        Engine::Epoll => assert_eq!(during.rings, before.rings, "{at}: a ring on epoll"),
+        _ => {}
+    }
+    for call in &mut blocking {
+        assert!(call.now_or_never().is_none(), "{at}: a BLPOP answered");
+    }
+
+    drop(blocking);
+    drop(sub);
+    drop(pooled);
+    drop(pool);
+    drop(spread);
+    drop(c);
+    drop(watcher);
+    until_released(before, at).await;
+}
+
+/// A ring engine runs the crowd on at most 3 OS threads in all, under `block_on` on this
+/// (plain) thread: no runtime worker is counted.
+fn ring_crowd(engine: Engine) {
+    let servers = support::servers();
+    for server in &servers {
+        for protocol in support::PROTOCOLS {
+            let at = format!("{}/{engine:?}/{protocol:?}", server.kind());
+            let cfg = support::config(server, engine).protocol(protocol);
+            futures::executor::block_on(crowd(cfg, engine, &at, |added| added <= 3));
+        }
+    }
+}
+
+/// Issue #12: on the io_uring ring engine a Pool of 64 + a Spread of 8 + a subscriber + 4
+/// blocking calls in flight run on at most 3 OS threads; dropping them releases every
+/// descriptor, thread and ring mapping.
+#[test]
+fn io_uring_runs_a_crowd_on_at_most_three_threads_and_releases_it() {
+    run_child("child_crowd_io_uring", &[]);
+}
+
+#[test]
+#[ignore = "run by io_uring_runs_a_crowd_on_at_most_three_threads_and_releases_it"]
+fn child_crowd_io_uring() {
+    if !is_child("child_crowd_io_uring") {
+        return;
+    }
+    ring_crowd(Engine::IoUring);
+}
+
+/// The same on the epoll twin (and it maps no io_uring ring).
+#[test]
+fn epoll_runs_a_crowd_on_at_most_three_threads_and_releases_it() {
+    run_child("child_crowd_epoll", &[]);
+}
+
+#[test]
+#[ignore = "run by epoll_runs_a_crowd_on_at_most_three_threads_and_releases_it"]
+fn child_crowd_epoll() {
+    if !is_child("child_crowd_epoll") {
+        return;
+    }
+    ring_crowd(Engine::Epoll);
+}
+
+/// Issue #12: the task engine runs the same crowd on the caller's runtime, current-thread or
+/// multi-thread, with no OS thread of its own (the runtime's workers exist before the count
+/// starts); dropping it releases every descriptor and thread.
+#[test]
+fn the_task_engine_runs_a_crowd_on_no_thread_of_its_own() {
+    run_child("child_crowd_task", &[]);
+}
+
+#[test]
+#[ignore = "run by the_task_engine_runs_a_crowd_on_no_thread_of_its_own"]
+fn child_crowd_task() {
+    if !is_child("child_crowd_task") {
+        return;
+    }
+    let servers = support::servers();
+    for runtime in [Runtime::CurrentThread, Runtime::MultiThread] {
+        for server in &servers {
+            for protocol in support::PROTOCOLS {
+                let at = format!("{}/Task/{protocol:?} on {runtime:?}", server.kind());
+                let cfg = support::config(server, Engine::Task).protocol(protocol);
+                run_on(runtime, async {
+                    // The multi-thread runtime's workers are up once it runs this task.
+                    tokio::task::yield_now().await;
+                    crowd(cfg, Engine::Task, &at, |added| added == 0).await;
+                });
+            }
+        }
+    }
+}
+
+/// A push handler that panics on every push (RESP3 tracking invalidations) and an `async_call`
+/// callback that panics leave the connection serving the next calls, on every engine and
+/// runtime; the handler is neither removed nor skipped afterwards.
+#[test]
+fn a_panicking_push_handler_or_callback_never_takes_the_connection_down() {
+    let servers = support::servers();
+    each_runtime(&servers, |cell| async move {
+        let (cfg, at) = (cell.config, cell.at);
+        let resp3 = cell.protocol == Protocol::Resp3;
+        // Invalidations without REDIRECT are RESP3 pushes.
+        let c = if resp3 {
+            Client::new(cfg.clone().tracking(Tracking::new()))
+        } else {
+            Client::new(cfg.clone())
+        }
+        .unwrap_or_else(|e| panic!("{at}: {e}"));
+        let other = Client::new(cfg).unwrap();
+        if resp3 {
+            let pushes = Arc::new(AtomicUsize::new(0));
+            let seen = pushes.clone();
+            c.on_push(move |_| {
+                seen.fetch_add(1, Ordering::SeqCst);
+                panic!("a bug in the user's push handler");
+            });
+            for round in 1..=2 {
+                let key = ringdis_tests::unique("tracked");
+                let _: Option<String> = c.call(cmd!("GET", &key)).await.unwrap();
+                let _: () = other.call(cmd!("SET", &key, "v")).await.unwrap();
+                let deadline = Instant::now() + Duration::from_secs(10);
+                while pushes.load(Ordering::SeqCst) < round {
+                    assert!(
+                        Instant::now() < deadline,
+                        "{at}: invalidation push {round} never reached the handler"
+                    );
+                    support::yield_now().await;
+                }
+                let echo: String = c
+                    .call(cmd!("ECHO", "still here"))
+                    .await
+                    .unwrap_or_else(|e| panic!("{at}: after panic {round}: {e}"));
+                assert_eq!(echo, "still here", "{at}");
+                assert!(c.is_connected(), "{at}");
+            }
+        }
+        for round in 0..2 {
+            c.async_call(
+                cmd!("PING"),
+                Some(|_: ringdis::Result<Value>| panic!("a bug in the user's callback")),
+            );
+            let (tx, rx) = futures::channel::oneshot::channel();
+            c.async_call(
+                cmd!("ECHO", "after"),
+                Some(move |r: ringdis::Result<Value>| {
+                    let _ = tx.send(r);
+                }),
+            );
+            let after = rx
+                .await
+                .unwrap_or_else(|_| panic!("{at} round {round}: the next callback never ran"));
+            assert_eq!(after.unwrap(), Value::Bulk("after".into()), "{at}");
+            let echo: String = c
+                .call(cmd!("ECHO", "last"))
+                .await
+                .unwrap_or_else(|e| panic!("{at} round {round}: {e}"));
+            assert_eq!(echo, "last", "{at}");
+        }
+    });
+}
+
+/// `Engine::Task` runs on the caller's tokio runtime: made outside one it is a client error
+/// saying so; inside one (either kind) it is what the client reports.
+#[test]
+fn the_task_engine_needs_a_tokio_runtime() {
+    let server = ringdis_tests::Server::start(ServerKind::Redis);
+    let err = Client::new(support::config(&server, Engine::Task)).unwrap_err();
+    assert!(matches!(err, Error::Client { .. }), "{err:?}");
+    assert!(err.to_string().contains("runtime"), "{err}");
+    for runtime in [Runtime::CurrentThread, Runtime::MultiThread] {
+        run_on(runtime, async {
+            let c = support::client(&server, Engine::Task, Protocol::Resp3);
+            let pong: String = c.call(cmd!("PING")).await.unwrap();
+            assert_eq!(pong, "PONG", "{runtime:?}");
+        });
+    }
+}
+
+/// `Engine::Auto` is the task engine inside a tokio runtime and a ring engine outside one.
+#[test]
+fn auto_is_the_task_engine_inside_tokio_and_a_ring_engine_outside() {
+    if std::env::var_os("RINGDIS_ENGINE").is_some() {
+        return; // the environment overrides the configuration
+    }
+    let outside = Client::new(Config::new()).unwrap();
+    assert!(
+        matches!(outside.engine(), Engine::IoUring | Engine::Epoll),
+        "{:?}",
+        outside.engine()
+    );
+    for runtime in [Runtime::CurrentThread, Runtime::MultiThread] {
+        let inside = run_on(runtime, async {
+            Client::new(Config::new()).unwrap().engine()
+        });
+        assert_eq!(inside, Engine::Task, "{runtime:?}");
+    }
+}
