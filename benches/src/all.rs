@@ -1,5 +1,5 @@
-//! `--all` (issues #6 and #12): every client on every workload, interleaved rounds, tables, the goals, and
-//! `docs/benchmarks.md` with its chart.
+//! `--all` (issues #6 and #12): every client on every workload, interleaved rounds, tables, where
+//! the targets stand, and `docs/benchmarks.md` with its chart.
 
 use crate::clients::{engine_name, BenchClient, Fred, RedisRs, Ringdis, ENGINES};
 use crate::report::{self, Kind, Row};
@@ -436,7 +436,8 @@ fn write_docs(dir: &Path, header: &str, sections: &[Section]) -> Result<(), Stri
          the latency-bound workloads (1, 6) converge on the RTT.\n\
          - The server runs on the same 2 cores as the client: a client that burns more CPU also \
          slows the server it waits for, and vice versa. CPU µs/op is the client process only.\n\
-         - One connection per client except workload 7; clusters and TLS are not measured. redis-benchmark is a C event loop, not a library: it is a floor for \
+         - One connection per client except workload 7; clusters and TLS are not measured. \
+         redis-benchmark is a C event loop, not a library: it is a floor for \
          per-request cost, not a peer.\n\
          - The machine is shared and noisy (±30% between rounds); trust the paired ratios over \
          the absolute rates, and rerun with `--rounds 9 --secs 2` when they disagree.\n\
