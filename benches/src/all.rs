@@ -401,7 +401,7 @@ fn write_docs(dir: &Path, header: &str, sections: &[Section]) -> Result<(), Stri
          ## Reproduce\n\n\
          ```sh\n\
          bash scripts/setup                                  # redis-server + redis-tools\n\
-         cargo run -p ringdis-bench --release -- --all       # ~7 min; rewrites this file\n\
+         cargo run -p ringdis-bench --release -- --all       # ~10 min; rewrites this file\n\
          cargo run -p ringdis-bench --release -- --all --quick   # < 1 min, to target/bench-quick/\n\
          cargo run -p ringdis-bench --release -- --all --quick --workload 2 --client ringdis/epoll\n\
          scripts/callgrind --write                           # instructions/op, workloads 1 and 4\n\
