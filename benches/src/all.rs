@@ -1,21 +1,29 @@
-//! `--all` (issue #6): every client on every workload, interleaved rounds, tables, the goals, and
-//! `docs/benchmarks.md` with its chart.
+//! `--all` (issues #6 and #12): every client on every workload, interleaved rounds, tables, where
+//! the targets stand, and `docs/benchmarks.md` with its chart.
 
-use crate::clients::{BenchClient, Fred, RedisRs, Ringdis};
+use crate::clients::{engine_name, BenchClient, Fred, RedisRs, Ringdis, ENGINES};
 use crate::report::{self, Kind, Row};
 use crate::server::BenchServer;
 use crate::workloads::{self, Data, Sample, Workload};
-use crate::{chart, kernel, refbench, Options};
+use crate::{chart, kernel, measure, refbench, Options};
 use ringdis::Engine;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::runtime::Runtime;
 
 /// Analysis written by hand after looking at profiles (`benches/findings.md`), read when the
 /// report is written and appended to it.
 fn findings() -> String {
     std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("findings.md"))
+        .unwrap_or_default()
+}
+
+/// Instructions per operation under callgrind (`benches/callgrind.md`, written by
+/// `scripts/callgrind --write`), appended to the report when present.
+fn callgrind() -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("callgrind.md"))
+        .map(|s| format!("\n{s}"))
         .unwrap_or_default()
 }
 
@@ -53,6 +61,96 @@ impl Any {
     }
 }
 
+/// A client of workload 7: made of many connections, connected afresh for each sample (so the
+/// OS threads it adds can be counted) and closed after it.
+#[derive(Clone, Copy)]
+enum ManyKind {
+    /// A `Spread` on this engine.
+    Ringdis(Engine),
+    /// `MultiplexedConnection`s.
+    RedisRs,
+    /// fred's `Pool`.
+    Fred,
+}
+
+impl ManyKind {
+    fn all() -> Vec<ManyKind> {
+        let mut v: Vec<ManyKind> = ENGINES.iter().map(|&e| ManyKind::Ringdis(e)).collect();
+        v.extend([ManyKind::RedisRs, ManyKind::Fred]);
+        v
+    }
+
+    fn name(self) -> String {
+        match self {
+            ManyKind::Ringdis(e) => engine_name(e),
+            ManyKind::RedisRs => "redis-rs/multiplexed".to_owned(),
+            ManyKind::Fred => "fred".to_owned(),
+        }
+    }
+
+    fn kind(self) -> Kind {
+        match self {
+            ManyKind::Ringdis(_) => Kind::Ours,
+            _ => Kind::Peer,
+        }
+    }
+
+    /// Connects, runs one sample of `w` (a [`Workload::Connections`]), closes, and waits (at most
+    /// 5 s) until the threads it added are gone, so the next sample counts only its own.
+    fn sample(
+        self,
+        rt: &Runtime,
+        url: &str,
+        data: &Arc<Data>,
+        w: Workload,
+        opts: &Options,
+    ) -> Sample {
+        let Workload::Connections { connections, .. } = w else {
+            unreachable!("only workload 7 runs on many connections")
+        };
+        let (warm, win) = (opts.warmup, opts.window);
+        let before = measure::threads();
+        let mut s = match self {
+            ManyKind::Ringdis(e) => {
+                let c = rt.block_on(Ringdis::spread(url, e, connections));
+                workloads::run(rt, &c, data, w, warm, win, None)
+            }
+            ManyKind::RedisRs => {
+                let c = rt.block_on(RedisRs::multiplexed_many(url, connections));
+                workloads::run(rt, &c, data, w, warm, win, None)
+            }
+            ManyKind::Fred => {
+                let (pool, c) = rt.block_on(Fred::pool(url, connections));
+                let s = workloads::run(rt, &c, data, w, warm, win, None);
+                drop(c);
+                rt.block_on(Fred::quit_pool(pool));
+                s
+            }
+        };
+        s.threads_added = Some(s.threads.saturating_sub(before));
+        // Let the closed connections' tasks run (on a current-thread runtime they run only
+        // inside `block_on`), then wait for their threads, if any, to end.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        rt.block_on(async {
+            while measure::threads() > before && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        });
+        s
+    }
+}
+
+/// Who fills a row of a table.
+#[derive(Clone, Copy)]
+enum Who {
+    /// `clients[i]`, connected once per runtime.
+    Client(usize),
+    /// Workload 7's many connections.
+    Many(ManyKind),
+    /// `redis-benchmark`.
+    Reference,
+}
+
 fn selected(opts: &Options, number: usize, w: Workload) -> bool {
     opts.only_workload
         .as_deref()
@@ -68,16 +166,21 @@ pub enum RuntimeKind {
 }
 
 impl RuntimeKind {
+    /// The runtime. Idle threads of its blocking pool (fred resolves host names there) end
+    /// after 200 ms instead of tokio's 10 s, so those one workload-7 sample made are gone before
+    /// the next counts its own.
     fn build(self) -> Runtime {
         match self {
-            RuntimeKind::CurrentThread => tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build(),
-            RuntimeKind::MultiThread => tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build(),
+            RuntimeKind::CurrentThread => tokio::runtime::Builder::new_current_thread(),
+            RuntimeKind::MultiThread => {
+                let mut b = tokio::runtime::Builder::new_multi_thread();
+                b.worker_threads(2);
+                b
+            }
         }
+        .enable_all()
+        .thread_keep_alive(Duration::from_millis(200))
+        .build()
         .expect("tokio runtime")
     }
 
@@ -165,52 +268,66 @@ fn measure(
 ) -> Section {
     let rt = runtime.build();
     let url = server.url();
-    let clients: Vec<Any> = rt.block_on(async {
-        vec![
-            Any::Ringdis(Ringdis::connect(&url, Engine::IoUring).await),
-            Any::Ringdis(Ringdis::connect(&url, Engine::Epoll).await),
-            Any::RedisRs(RedisRs::multiplexed(&url).await),
-            Any::RedisRs(RedisRs::manager(&url).await),
-            Any::Fred(Fred::connect(&url).await),
-        ]
-    });
-    let clients: Vec<Any> = clients
-        .into_iter()
-        .filter(|c| {
-            opts.only_client
-                .as_deref()
-                .is_none_or(|o| c.name().contains(o))
-        })
-        .collect();
-    let reference_on = opts
-        .only_client
-        .as_deref()
-        .is_none_or(|o| "redis-benchmark".contains(o));
-    let mut tables: Vec<(Workload, Vec<Row>)> = Workload::ALL
+    let client_on = |name: &str| opts.only_client.as_deref().is_none_or(|o| name.contains(o));
+    // Only what some selected workload runs is connected.
+    let single_on = Workload::ALL
         .iter()
-        .map(|&w| {
-            let mut rows: Vec<Row> = clients
-                .iter()
-                .map(|c| Row {
-                    client: c.name(),
-                    kind: c.kind(),
-                    samples: Vec::new(),
-                    syscalls_per_op: None,
-                })
-                .collect();
-            if reference_on && refbench::args(w).is_some() {
-                rows.push(Row {
-                    client: "redis-benchmark".to_owned(),
-                    kind: Kind::Reference,
-                    samples: Vec::new(),
-                    syscalls_per_op: None,
-                });
+        .enumerate()
+        .any(|(i, &w)| selected(opts, i + 1, w) && !matches!(w, Workload::Connections { .. }));
+    let clients: Vec<Any> = if single_on {
+        rt.block_on(async {
+            let mut v = Vec::new();
+            for e in ENGINES {
+                if client_on(&engine_name(e)) {
+                    v.push(Any::Ringdis(Ringdis::connect(&url, e).await));
+                }
             }
-            (w, rows)
+            if client_on("redis-rs/multiplexed") {
+                v.push(Any::RedisRs(RedisRs::multiplexed(&url).await));
+            }
+            if client_on("redis-rs/manager") {
+                v.push(Any::RedisRs(RedisRs::manager(&url).await));
+            }
+            if client_on("fred") {
+                v.push(Any::Fred(Fred::connect(&url).await));
+            }
+            v
         })
-        .collect();
+    } else {
+        Vec::new()
+    };
+    let row = |client: String, kind: Kind| Row {
+        client,
+        kind,
+        samples: Vec::new(),
+        syscalls_per_op: None,
+    };
+    // Per workload: its rows, and who fills each.
+    let mut tables: Vec<(Workload, Vec<Row>)> = Vec::new();
+    let mut who: Vec<Vec<Who>> = Vec::new();
+    for &w in Workload::ALL.iter() {
+        let mut rows = Vec::new();
+        let mut by = Vec::new();
+        if matches!(w, Workload::Connections { .. }) {
+            for m in ManyKind::all().into_iter().filter(|m| client_on(&m.name())) {
+                rows.push(row(m.name(), m.kind()));
+                by.push(Who::Many(m));
+            }
+        } else {
+            for (i, c) in clients.iter().enumerate() {
+                rows.push(row(c.name(), c.kind()));
+                by.push(Who::Client(i));
+            }
+            if client_on("redis-benchmark") && refbench::args(w).is_some() {
+                rows.push(row("redis-benchmark".to_owned(), Kind::Reference));
+                by.push(Who::Reference);
+            }
+        }
+        tables.push((w, rows));
+        who.push(by);
+    }
     let port = server.port();
-    let mut reference_rate = [50_000.0f64; 6];
+    let mut reference_rate = [50_000.0f64; Workload::ALL.len()];
     for round in 0..opts.rounds {
         for (i, (w, rows)) in tables.iter_mut().enumerate() {
             if !selected(opts, i + 1, *w) {
@@ -220,14 +337,16 @@ fn measure(
             let n = rows.len();
             for j in 0..n {
                 let r = (j + round) % n;
-                let sample = if r < clients.len() {
-                    Some(clients[r].run(&rt, data, *w, opts))
-                } else {
-                    let s = refbench::run(port, *w, opts.window, reference_rate[i]);
-                    if let Some(s) = &s {
-                        reference_rate[i] = s.ops_per_sec();
+                let sample = match who[i][r] {
+                    Who::Client(c) => Some(clients[c].run(&rt, data, *w, opts)),
+                    Who::Many(m) => Some(m.sample(&rt, &url, data, *w, opts)),
+                    Who::Reference => {
+                        let s = refbench::run(port, *w, opts.window, reference_rate[i]);
+                        if let Some(s) = &s {
+                            reference_rate[i] = s.ops_per_sec();
+                        }
+                        s
                     }
-                    s
                 };
                 if let Some(s) = sample {
                     rows[r].samples.push(s);
@@ -248,7 +367,7 @@ fn measure(
             body.push_str(&report::peer_table(i + 1, *w, rows));
         }
     }
-    let goals = report::goals(&tables);
+    let goals = report::goals(runtime == RuntimeKind::CurrentThread, &tables);
     drop(clients);
     rt.shutdown_timeout(std::time::Duration::from_secs(1));
     Section {
@@ -282,17 +401,20 @@ fn write_docs(dir: &Path, header: &str, sections: &[Section]) -> Result<(), Stri
          ## Reproduce\n\n\
          ```sh\n\
          bash scripts/setup                                  # redis-server + redis-tools\n\
-         cargo run -p ringdis-bench --release -- --all       # ~7 min; rewrites this file\n\
+         cargo run -p ringdis-bench --release -- --all       # ~10 min; rewrites this file\n\
          cargo run -p ringdis-bench --release -- --all --quick   # < 1 min, to target/bench-quick/\n\
          cargo run -p ringdis-bench --release -- --all --quick --workload 2 --client ringdis/epoll\n\
+         scripts/callgrind --write                           # instructions/op, workloads 1 and 4\n\
          ```\n\n\
          The harness starts its own `redis-server` (no persistence) on a free loopback port, \
-         connects every client once (one connection / client object each), writes the keys, \
+         connects every client once (one connection / client object each; workload 7 connects \
+         64 per client for each of its samples and closes them after), writes the keys, \
          then runs every client on every workload in rounds, rotating the order each round. \
          It does this twice: with the callers on a tokio current-thread runtime, then on a \
          2-worker multi-thread runtime (each on its own connections). The runtime matters: \
-         redis-rs and fred do their socket I/O in tasks on the caller's runtime, ringdis on its \
-         own driver thread. \
+         redis-rs and fred do their socket I/O in tasks on the caller's runtime; ringdis does on \
+         its task engine (`ringdis/task`), and on a driver thread of its own on the io_uring and \
+         epoll engines. \
          Every reply is checked (a GET must return exactly the value written for its key; a \
          pipeline of SETs must get one OK per SET; HGETALL must decode to the record written).\n\n\
          Columns: median over rounds of ops/s; min–max over rounds; median p50/p99 latency of \
@@ -300,7 +422,9 @@ fn write_docs(dir: &Path, header: &str, sections: &[Section]) -> Result<(), Stri
          user+system time over the window (every thread: caller runtime, ringdis's driver \
          thread, the peers' tasks) divided by ops — for redis-benchmark, its own process's \
          rusage, start-up included; ratios to the best Rust peer are medians of per-round \
-         ratios (paired, so a round where the machine was busier cancels out).\n\n\
+         ratios (paired, so a round where the machine was busier cancels out); OS threads \
+         added (workload 7) = the most threads in `/proc/self/task` during the window minus \
+         the count before the client connected, over rounds.\n\n\
          Measured: {header}.\n\n\
          The runtimes were measured one after the other, so compare ratios within a runtime, \
          not rates across them.\n\n\
@@ -312,13 +436,14 @@ fn write_docs(dir: &Path, header: &str, sections: &[Section]) -> Result<(), Stri
          the latency-bound workloads (1, 6) converge on the RTT.\n\
          - The server runs on the same 2 cores as the client: a client that burns more CPU also \
          slows the server it waits for, and vice versa. CPU µs/op is the client process only.\n\
-         - One connection per client; pools, clusters, TLS and many-connection setups are not \
-         measured. redis-benchmark is a C event loop, not a library: it is a floor for \
+         - One connection per client except workload 7; clusters and TLS are not measured. \
+         redis-benchmark is a C event loop, not a library: it is a floor for \
          per-request cost, not a peer.\n\
          - The machine is shared and noisy (±30% between rounds); trust the paired ratios over \
          the absolute rates, and rerun with `--rounds 9 --secs 2` when they disagree.\n\
          - Each peer is used through its ordinary API with its defaults; none was tuned.\n\n\
-         {results}\n{}",
+         {results}{}\n{}",
+        callgrind(),
         findings()
     );
     std::fs::write(dir.join("benchmarks.md"), doc).map_err(|e| e.to_string())

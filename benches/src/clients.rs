@@ -1,11 +1,12 @@
 //! The clients under test, behind one small trait so workloads do not care whose they are:
-//! ringdis (on each transport), redis-rs (`MultiplexedConnection` and `ConnectionManager`) and
-//! fred. Each uses its own ordinary API the way its documentation shows, decoding into the type a
+//! ringdis (on each engine), redis-rs (`MultiplexedConnection` and `ConnectionManager`) and
+//! fred, each alone or as [`Many`] connections (workload 7). Each uses its own ordinary API the way its documentation shows, decoding into the type a
 //! user would pick (`Option<Bytes>` for ringdis and fred, `Option<Vec<u8>>` for redis-rs).
 
-use ringdis::{cmd, Client, Commands, Config, Engine, FromRedis, Pipeline};
+use ringdis::{cmd, Client, Commands, Config, Engine, FromRedis, Pipeline, Spread};
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::Arc;
 
 /// What a workload needs from a client. Errors abort the benchmark: a benchmark that silently
 /// counts failures measures nothing. Replies are handed back so the workload can check them.
@@ -28,6 +29,72 @@ pub trait BenchClient: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = usize> + Send;
     /// `HGETALL key`, decoded into a [`Record`] by the client's own means.
     fn hgetall_record(&mut self, key: &str) -> impl Future<Output = Record> + Send;
+    /// The handle the workload's task `t` calls through: a clone, except for [`Many`], which
+    /// binds the task to one of its connections.
+    fn for_task(&self, _t: usize) -> Self {
+        self.clone()
+    }
+}
+
+/// Several connections of one client library used as one (workload 7): the workload's task `t`
+/// calls through connection `t % n` only, so each connection serves the same number of tasks
+/// whoever's client it is (ringdis: the clients of a `Spread`; redis-rs: that many
+/// `MultiplexedConnection`s; fred: the clients of its `Pool`).
+#[derive(Clone)]
+pub struct Many<C> {
+    members: Arc<[C]>,
+    /// The member this handle calls through.
+    current: C,
+}
+
+impl<C: BenchClient> Many<C> {
+    /// At least one member.
+    pub fn new(members: Vec<C>) -> Many<C> {
+        let members: Arc<[C]> = members.into();
+        let current = members
+            .first()
+            .expect("a Many needs at least one connection")
+            .clone();
+        Many { members, current }
+    }
+}
+
+impl<C: BenchClient> BenchClient for Many<C> {
+    type Value = C::Value;
+
+    fn name(&self) -> String {
+        self.current.name()
+    }
+
+    fn get(&mut self, key: &str) -> impl Future<Output = Option<C::Value>> + Send {
+        self.current.get(key)
+    }
+
+    fn set(&mut self, key: &str, value: &[u8]) -> impl Future<Output = ()> + Send {
+        self.current.set(key, value)
+    }
+
+    fn get_pipelined(&mut self, keys: &[String]) -> impl Future<Output = ()> + Send {
+        self.current.get_pipelined(keys)
+    }
+
+    fn set_pipelined(
+        &mut self,
+        kvs: &[(String, bytes::Bytes)],
+    ) -> impl Future<Output = usize> + Send {
+        self.current.set_pipelined(kvs)
+    }
+
+    fn hgetall_record(&mut self, key: &str) -> impl Future<Output = Record> + Send {
+        self.current.hgetall_record(key)
+    }
+
+    fn for_task(&self, t: usize) -> Self {
+        Many {
+            members: self.members.clone(),
+            current: self.members[t % self.members.len()].clone(),
+        }
+    }
 }
 
 /// The 20-field hash of workload 6, as a typed struct: ten strings and ten integers (which
@@ -162,22 +229,56 @@ impl fred::types::FromValue for Record {
     }
 }
 
-/// ringdis on one transport.
+/// The ringdis engines every comparison runs, in report order: the task engine (the default
+/// under tokio), the io_uring ring engine and its epoll twin.
+pub const ENGINES: [Engine; 3] = [Engine::Task, Engine::IoUring, Engine::Epoll];
+
+/// The report's label for ringdis on `engine` (e.g. `ringdis/io_uring`).
+pub fn engine_name(engine: Engine) -> String {
+    match engine {
+        Engine::IoUring => "ringdis/io_uring",
+        Engine::Epoll => "ringdis/epoll",
+        Engine::Task => "ringdis/task",
+        Engine::Auto => "ringdis/auto",
+    }
+    .to_owned()
+}
+
+/// ringdis on one engine.
 #[derive(Clone)]
 pub struct Ringdis {
     client: Client,
 }
 
 impl Ringdis {
-    /// A connected client on `transport` (forced: no silent fallback in a benchmark).
-    pub async fn connect(url: &str, transport: Engine) -> Ringdis {
-        let config = Config::from_url(url)
-            .expect("benchmark URL parses")
-            .engine(transport);
-        let client = Client::new(config).expect("client");
-        assert_eq!(client.engine(), transport);
+    /// A connected client on `engine` (forced: no silent fallback in a benchmark).
+    pub async fn connect(url: &str, engine: Engine) -> Ringdis {
+        let client = Client::new(Ringdis::config(url, engine)).expect("client");
+        assert_eq!(client.engine(), engine);
         client.connect().await.expect("connect");
         Ringdis { client }
+    }
+
+    fn config(url: &str, engine: Engine) -> Config {
+        Config::from_url(url)
+            .expect("benchmark URL parses")
+            .engine(engine)
+    }
+
+    /// A connected `Spread` of `connections` clients on `engine`, its members bound to tasks.
+    pub async fn spread(url: &str, engine: Engine, connections: usize) -> Many<Ringdis> {
+        let spread = Spread::new(Ringdis::config(url, engine), connections).expect("spread");
+        spread.connect().await.expect("connect");
+        Many::new(
+            spread
+                .clients()
+                .iter()
+                .map(|c| {
+                    assert_eq!(c.engine(), engine);
+                    Ringdis { client: c.clone() }
+                })
+                .collect(),
+        )
     }
 
     /// Sends `cmd` and checks only that the reply is not an error (for setting up data).
@@ -193,12 +294,7 @@ impl BenchClient for Ringdis {
     type Value = bytes::Bytes;
 
     fn name(&self) -> String {
-        match self.client.engine() {
-            Engine::IoUring => "ringdis/io_uring".to_owned(),
-            Engine::Epoll => "ringdis/epoll".to_owned(),
-            Engine::Task => "ringdis/task".to_owned(),
-            Engine::Auto => "ringdis/auto".to_owned(),
-        }
+        engine_name(self.client.engine())
     }
 
     fn get(&mut self, key: &str) -> impl Future<Output = Option<bytes::Bytes>> + Send {
@@ -262,6 +358,21 @@ impl RedisRs {
                 .await
                 .expect("redis-rs connect"),
         )
+    }
+
+    /// `connections` multiplexed connections of one `redis::Client`.
+    pub async fn multiplexed_many(url: &str, connections: usize) -> Many<RedisRs> {
+        let client = redis::Client::open(url).expect("redis-rs client");
+        let mut members = Vec::with_capacity(connections);
+        for _ in 0..connections {
+            members.push(RedisRs::Multiplexed(
+                client
+                    .get_multiplexed_async_connection()
+                    .await
+                    .expect("redis-rs connect"),
+            ));
+        }
+        Many::new(members)
     }
 
     pub async fn manager(url: &str) -> RedisRs {
@@ -358,6 +469,28 @@ impl Fred {
             .expect("fred client");
         client.init().await.expect("fred connect");
         Fred { client }
+    }
+
+    /// fred's `Pool` of `connections` clients; give it back to [`Fred::quit_pool`] when done.
+    pub async fn pool(url: &str, connections: usize) -> (fred::clients::Pool, Many<Fred>) {
+        use fred::interfaces::ClientLike;
+        let config = fred::types::config::Config::from_url(url).expect("fred config");
+        let pool = fred::types::Builder::from_config(config)
+            .build_pool(connections)
+            .expect("fred pool");
+        pool.init().await.expect("fred connect");
+        let members = pool
+            .clients()
+            .iter()
+            .map(|c| Fred { client: c.clone() })
+            .collect();
+        (pool, Many::new(members))
+    }
+
+    /// Closes a pool's connections (fred's connection tasks outlive dropped handles).
+    pub async fn quit_pool(pool: fred::clients::Pool) {
+        use fred::interfaces::ClientLike;
+        pool.quit().await.expect("fred quit");
     }
 }
 

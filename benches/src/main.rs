@@ -3,11 +3,16 @@
 //! ```text
 //! cargo run -p ringdis-bench --release -- --all [--quick] [--rounds N] [--secs S] [--workload W]
 //! cargo run -p ringdis-bench --release -- transports [--rounds N] [--secs S] [--no-perf]
+//! cargo run -p ringdis-bench --release -- callgrind --workload seq|set-p64 --client C --ops N
 //! ```
 //!
-//! `--all` (issue #6) runs ringdis on both transports, redis-rs (`MultiplexedConnection`,
-//! `ConnectionManager`), fred and `redis-benchmark` on six workloads in interleaved rounds, prints
-//! a markdown table per workload and writes them, with an SVG chart, to `docs/benchmarks.md`.
+//! `--all` (issues #6 and #12) runs ringdis on each engine (task, io_uring, epoll), redis-rs
+//! (`MultiplexedConnection`, `ConnectionManager`), fred and `redis-benchmark` on seven workloads
+//! in interleaved rounds, prints a markdown table per workload and writes them, with an SVG
+//! chart, to `docs/benchmarks.md`.
+//!
+//! `callgrind` runs a fixed number of operations for `scripts/callgrind`, which counts the
+//! instructions per operation under valgrind (see the `callgrind` module).
 //!
 //! `transports` compares ringdis's io_uring and epoll transports on three workloads, in
 //! interleaved rounds (each round runs every workload on every client, in alternating order), and
@@ -16,6 +21,7 @@
 //! when perf can attach). Callers run as tasks on a tokio current-thread runtime.
 
 mod all;
+mod callgrind;
 mod chart;
 mod clients;
 mod measure;
@@ -38,8 +44,13 @@ pub struct Options {
     perf: bool,
     /// Run only this client (`epoll` or `io_uring`), e.g. under a profiler.
     only_client: Option<String>,
-    /// Run only this workload (`seq`, `c64` or `p64`; for `--all`, a short name or 1–6).
+    /// Run only this workload (`seq`, `c64` or `p64`; for `--all`, a short name or 1–7; for
+    /// `callgrind`, `seq` or `set-p64`).
     only_workload: Option<String>,
+    /// `callgrind --ops N`: how many operations to run.
+    ops: Option<u64>,
+    /// `callgrind --url U`: the server to use instead of starting one.
+    url: Option<String>,
     /// `--quick`: 3 rounds of 150 ms, results under `target/` instead of `docs/`.
     quick: bool,
     /// `--current-thread` / `--multi-thread`: measure on that tokio runtime only (default:
@@ -55,6 +66,8 @@ fn parse(args: &[String]) -> Result<(String, Options), String> {
         perf: true,
         only_client: None,
         only_workload: None,
+        ops: None,
+        url: None,
         quick: false,
         runtime: None,
     };
@@ -85,6 +98,15 @@ fn parse(args: &[String]) -> Result<(String, Options), String> {
                 secs_set = true;
             }
             "--no-perf" => opts.perf = false,
+            "--ops" => {
+                opts.ops = Some(
+                    it.next()
+                        .and_then(|v| v.parse().ok())
+                        .filter(|&n: &u64| n > 0)
+                        .ok_or("--ops takes a positive number")?,
+                );
+            }
+            "--url" => opts.url = Some(it.next().ok_or("--url takes a URL")?.clone()),
             "--client" => opts.only_client = it.next().cloned(),
             "--workload" => opts.only_workload = it.next().cloned(),
             other if !other.starts_with('-') => cmd = other.to_owned(),
@@ -104,20 +126,32 @@ fn parse(args: &[String]) -> Result<(String, Options), String> {
     Ok((cmd, opts))
 }
 
+const USAGE: &str = "usage: ringdis-bench --all [--quick] [--current-thread|--multi-thread] [--rounds N] [--secs S] [--workload W] [--client C]
+       ringdis-bench transports [--rounds N] [--secs S] [--no-perf] [--client epoll|io_uring] [--workload seq|c64|p64]
+       ringdis-bench callgrind --workload seq|set-p64 --client ringdis/task|ringdis/io_uring|ringdis/epoll|redis-rs|fred --ops N [--url U]";
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (cmd, opts) = match parse(&args) {
         Ok(x) => x,
         Err(e) => {
-            eprintln!("ringdis-bench: {e}\nusage: ringdis-bench --all [--quick] [--current-thread|--multi-thread] [--rounds N] [--secs S] [--workload W] [--client C]\n       ringdis-bench transports [--rounds N] [--secs S] [--no-perf] [--client epoll|io_uring] [--workload seq|c64|p64]");
+            eprintln!("ringdis-bench: {e}\n{USAGE}");
             std::process::exit(2);
         }
     };
     match cmd.as_str() {
         "transports" => transports(&opts),
         "all" => all::all(&opts),
+        "callgrind" => {
+            if let Err(e) = callgrind::callgrind(&opts) {
+                eprintln!("ringdis-bench: {e}\n{USAGE}");
+                std::process::exit(2);
+            }
+        }
         other => {
-            eprintln!("ringdis-bench: unknown benchmark {other:?} (known: --all, transports)");
+            eprintln!(
+                "ringdis-bench: unknown benchmark {other:?} (known: --all, transports, callgrind)"
+            );
             std::process::exit(2);
         }
     }

@@ -1,5 +1,5 @@
-//! Process CPU time (getrusage), latency histograms and system-call counts (perf, when it can
-//! attach).
+//! Process CPU time (getrusage), OS thread counts (`/proc/self/task`), latency histograms and
+//! system-call counts (perf, when it can attach).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::PathBuf;
@@ -17,6 +17,12 @@ pub fn cpu_time() -> Duration {
     };
     let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
     tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// How many OS threads this process has now (the entries of `/proc/self/task`); 0 where
+/// `/proc` is not mounted.
+pub fn threads() -> usize {
+    std::fs::read_dir("/proc/self/task").map_or(0, |d| d.count())
 }
 
 /// `perf stat -e raw_syscalls:sys_enter` attached to this process, started disabled and switched

@@ -77,6 +77,8 @@ pub fn run(port: u16, workload: Workload, window: Duration, expected_rps: f64) -
         cpu,
         p50_us: line.p50_ms * 1e3,
         p99_us: line.p99_ms * 1e3,
+        threads: 0,
+        threads_added: None,
     })
 }
 

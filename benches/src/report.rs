@@ -60,6 +60,11 @@ impl Row {
         median(&mut self.samples.iter().map(f).collect::<Vec<_>>())
     }
 
+    /// The most OS threads the client added in any round (workload 7), if counted.
+    pub fn threads_added(&self) -> Option<usize> {
+        self.samples.iter().filter_map(|s| s.threads_added).max()
+    }
+
     pub fn spread(&self) -> (f64, f64) {
         let v: Vec<f64> = self.samples.iter().map(Sample::ops_per_sec).collect();
         let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
@@ -125,13 +130,17 @@ pub fn reference(rows: &[Row]) -> Option<&Row> {
 }
 
 /// The peer comparison table of one workload: medians over rounds, and every row's ratios to
-/// the best peer, paired by round. Where redis-benchmark ran, a line gives ringdis against it.
+/// the best peer, paired by round (and the OS threads each client added, where counted). Where
+/// redis-benchmark ran, a line gives ringdis against it.
 pub fn peer_table(number: usize, workload: Workload, rows: &[Row]) -> String {
     let best = best_peer(rows);
     let best_name = best.map_or("—".to_owned(), |b| b.client.clone());
+    let threads = rows.iter().any(|r| r.threads_added().is_some());
     let mut out = format!(
-        "\n### {number}. {}\n\n| client | median ops/s | min–max ops/s | p50 µs | p99 µs | CPU µs/op | ops/s vs best peer | CPU/op vs best peer |\n|---|---:|---:|---:|---:|---:|---:|---:|\n",
+        "\n### {number}. {}\n\n| client | median ops/s | min–max ops/s | p50 µs | p99 µs | CPU µs/op | ops/s vs best peer | CPU/op vs best peer |{}\n|---|---:|---:|---:|---:|---:|---:|---:|{}\n",
         workload.label(),
+        if threads { " OS threads added |" } else { "" },
+        if threads { "---:|" } else { "" },
     );
     for r in rows.iter().filter(|r| !r.samples.is_empty()) {
         let (lo, hi) = r.spread();
@@ -142,7 +151,7 @@ pub fn peer_table(number: usize, workload: Workload, rows: &[Row]) -> String {
             )
         });
         out.push_str(&format!(
-            "| {} | {:.0} | {:.0}–{:.0} | {:.1} | {:.1} | {:.2} | {:.2}× | {:.2}× |\n",
+            "| {} | {:.0} | {:.0}–{:.0} | {:.1} | {:.1} | {:.2} | {:.2}× | {:.2}× |",
             r.client,
             r.ops_per_sec(),
             lo,
@@ -153,6 +162,14 @@ pub fn peer_table(number: usize, workload: Workload, rows: &[Row]) -> String {
             ops_ratio,
             cpu_ratio,
         ));
+        if threads {
+            out.push_str(&format!(
+                " {} |",
+                r.threads_added()
+                    .map_or("n/a".to_owned(), |n| n.to_string())
+            ));
+        }
+        out.push('\n');
     }
     out.push_str(&format!("\nBest peer: {best_name}."));
     if let Some(reference) = reference(rows) {
@@ -187,39 +204,53 @@ fn ours_vs(rows: &[Row], base: &Row) -> Option<(String, f64, f64)> {
         .max_by(|a, b| a.1.total_cmp(&b.1))
 }
 
-/// Where the goals of issue #6 stand, from the tables of `ALL`'s workloads (indexed 0..6).
-pub fn goals(tables: &[(Workload, Vec<Row>)]) -> String {
+/// Where the targets of issue #12 stand, from the tables of `ALL`'s workloads (indexed 0..7):
+/// on the current-thread runtime its per-workload targets, on the multi-thread one today's
+/// ratios at 64 and 1024 tasks (1.42× and 1.54×) as floors. Each line names ringdis's best
+/// engine at that workload.
+pub fn goals(current_thread: bool, tables: &[(Workload, Vec<Row>)]) -> String {
     let mark = |ok: bool| if ok { "met" } else { "**missed**" };
-    let mut out = String::from("\n### Goals\n\n");
+    let mut out = String::from("\n### Targets (issue #12)\n\n");
     for (i, (_, rows)) in tables.iter().enumerate() {
         let number = i + 1;
-        let line = match number {
-            2 | 3 => best_peer(rows).and_then(|b| {
-                let (who, ops, cpu) = ours_vs(rows, b)?;
-                Some(format!(
-                    "- Workload {number}: ≥ 1.3× best peer's ops/s at ≤ 0.7× its CPU/op — {who}: {ops:.2}× ops/s, {cpu:.2}× CPU/op vs {}: {}\n",
-                    b.client,
-                    mark(ops >= 1.3 && cpu <= 0.7)
-                ))
-            }),
-            4 => reference(rows).and_then(|b| {
-                let (who, ops, _) = ours_vs(rows, b)?;
-                Some(format!(
-                    "- Workload 4: ≥ 0.9× `redis-benchmark -P 64` — {who}: {ops:.2}×: {}\n",
-                    mark(ops >= 0.9)
-                ))
-            }),
-            1 => best_peer(rows).and_then(|b| {
-                let (who, ops, _) = ours_vs(rows, b)?;
-                Some(format!(
-                    "- Workload 1: ≥ 1.0× best peer — {who}: {ops:.2}× vs {}: {}\n",
-                    b.client,
-                    mark(ops >= 1.0)
-                ))
-            }),
+        // (minimum ops/s ratio, maximum CPU/op ratio) against the best peer.
+        let target = match (current_thread, number) {
+            (true, 1 | 5 | 6) => Some((1.0, None)),
+            (true, 2) => Some((1.3, Some(0.8))),
+            (true, 3) => Some((1.3, None)),
+            (false, 2) => Some((1.42, None)),
+            (false, 3) => Some((1.54, None)),
             _ => None,
         };
-        out.push_str(&line.unwrap_or_default());
+        if let Some((min_ops, max_cpu)) = target {
+            let line = best_peer(rows).and_then(|b| {
+                let (who, ops, cpu) = ours_vs(rows, b)?;
+                let cpu_goal = max_cpu.map_or(String::new(), |m| format!(" at ≤ {m}× its CPU/op"));
+                Some(format!(
+                    "- Workload {number}: ≥ {min_ops}× best peer's ops/s{cpu_goal} — {who}: {ops:.2}× ops/s, {cpu:.2}× CPU/op vs {}: {}\n",
+                    b.client,
+                    mark(ops >= min_ops && max_cpu.is_none_or(|m| cpu <= m))
+                ))
+            });
+            out.push_str(&line.unwrap_or_default());
+        }
+        if current_thread && number == 4 {
+            let redis_rs = rows
+                .iter()
+                .find(|r| r.client == "redis-rs/multiplexed" && !r.samples.is_empty());
+            if let Some((who, ops, _)) = redis_rs.and_then(|b| ours_vs(rows, b)) {
+                out.push_str(&format!(
+                    "- Workload 4: ≥ 1.1× redis-rs — {who}: {ops:.2}×: {}\n",
+                    mark(ops >= 1.1)
+                ));
+            }
+            if let Some((who, ops, _)) = reference(rows).and_then(|b| ours_vs(rows, b)) {
+                out.push_str(&format!(
+                    "- Workload 4: ≥ 0.85× `redis-benchmark -P 64` — {who}: {ops:.2}×: {}\n",
+                    mark(ops >= 0.85)
+                ));
+            }
+        }
     }
     out
 }
@@ -241,6 +272,8 @@ mod tests {
                     cpu: Duration::from_millis(500),
                     p50_us: 10.0,
                     p99_us: 20.0,
+                    threads: 3,
+                    threads_added: None,
                 })
                 .collect(),
             syscalls_per_op: None,
@@ -273,5 +306,54 @@ mod tests {
             "{t}"
         );
         assert!(t.contains("ours vs c: 0.30× ops/s"), "{t}");
+        assert!(!t.contains("threads"), "{t}");
+    }
+
+    #[test]
+    fn threads_column_where_counted() {
+        let mut ours = row("ours", Kind::Ours, &[300, 300]);
+        ours.samples[0].threads_added = Some(64);
+        ours.samples[1].threads_added = Some(63);
+        let mut peer = row("peer", Kind::Peer, &[100, 100]);
+        for s in &mut peer.samples {
+            s.threads_added = Some(0);
+        }
+        let t = peer_table(7, Workload::ALL[6], &[ours, peer]);
+        assert!(t.contains("| OS threads added |"), "{t}");
+        assert!(t.contains("| 3.00× | 0.33× | 64 |"), "{t}");
+        assert!(t.contains("| 1.00× | 1.00× | 0 |"), "{t}");
+    }
+
+    #[test]
+    fn targets_of_issue_12() {
+        let tables: Vec<(Workload, Vec<Row>)> = Workload::ALL
+            .iter()
+            .map(|&w| {
+                (
+                    w,
+                    vec![
+                        row("ringdis/task", Kind::Ours, &[120]),
+                        row("redis-rs/multiplexed", Kind::Peer, &[100]),
+                    ],
+                )
+            })
+            .collect();
+        let current = goals(true, &tables);
+        assert!(
+            current.contains("- Workload 1: ≥ 1× best peer's ops/s — ringdis/task: 1.20× ops/s, 0.83× CPU/op vs redis-rs/multiplexed: met"),
+            "{current}"
+        );
+        assert!(current.contains("- Workload 2: ≥ 1.3× best peer's ops/s at ≤ 0.8× its CPU/op — ringdis/task: 1.20× ops/s, 0.83× CPU/op vs redis-rs/multiplexed: **missed**"), "{current}");
+        assert!(
+            current.contains("- Workload 4: ≥ 1.1× redis-rs — ringdis/task: 1.20×: met"),
+            "{current}"
+        );
+        assert!(!current.contains("Workload 7"), "{current}");
+        let multi = goals(false, &tables);
+        assert!(
+            multi.contains("- Workload 3: ≥ 1.54× best peer's ops/s — ringdis/task: 1.20× ops/s, 0.83× CPU/op vs redis-rs/multiplexed: **missed**"),
+            "{multi}"
+        );
+        assert!(!multi.contains("Workload 1"), "{multi}");
     }
 }

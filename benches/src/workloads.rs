@@ -3,7 +3,7 @@
 //! SETs gets one `OK` per SET, HGETALL decodes to the record written): a wrong reply aborts the run.
 
 use crate::clients::{BenchClient, Record, Ringdis};
-use crate::measure::{cpu_time, Histogram, Perf};
+use crate::measure::{cpu_time, threads, Histogram, Perf};
 use bytes::Bytes;
 use ringdis::cmd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -31,6 +31,14 @@ pub enum Workload {
     SetPipeline(usize),
     /// One task, `HGETALL` of a 20-field hash decoded into a struct.
     HGetAll,
+    /// `connections` connections with `tasks` tasks bound to each (task `t` on connection
+    /// `t % connections`, see [`BenchClient::for_task`]), the mix of [`Workload::Concurrent`].
+    /// Run on a client made of that many connections (`all::Many`).
+    Connections {
+        connections: usize,
+        tasks: usize,
+        value: usize,
+    },
 }
 
 impl Workload {
@@ -44,8 +52,8 @@ impl Workload {
         Workload::Pipeline(64),
     ];
 
-    /// The workloads of the peer comparison (issue #6), numbered 1–6 in this order.
-    pub const ALL: [Workload; 6] = [
+    /// The workloads of the peer comparison (issues #6 and #12), numbered 1–7 in this order.
+    pub const ALL: [Workload; 7] = [
         Workload::Sequential,
         Workload::Concurrent {
             tasks: 64,
@@ -61,6 +69,11 @@ impl Workload {
             value: 16384,
         },
         Workload::HGetAll,
+        Workload::Connections {
+            connections: 64,
+            tasks: 16,
+            value: 32,
+        },
     ];
 
     /// A label for the report.
@@ -74,6 +87,14 @@ impl Workload {
             Workload::Pipeline(n) => format!("pipeline of {n} GETs"),
             Workload::SetPipeline(n) => format!("explicit pipeline of {n} SETs (32 B values)"),
             Workload::HGetAll => "HGETALL of a 20-field hash into a struct (1 task)".to_owned(),
+            Workload::Connections {
+                connections,
+                tasks,
+                value,
+            } => format!(
+                "{connections} connections × {tasks} tasks each, 80% GET / 20% SET, {} values",
+                size(value)
+            ),
         }
     }
 
@@ -86,11 +107,25 @@ impl Workload {
             Workload::Pipeline(n) => format!("p{n}"),
             Workload::SetPipeline(n) => format!("set-p{n}"),
             Workload::HGetAll => "hgetall".to_owned(),
+            Workload::Connections {
+                connections, tasks, ..
+            } => format!("{connections}x{tasks}"),
+        }
+    }
+
+    /// How many tasks call at once.
+    fn tasks(self) -> usize {
+        match self {
+            Workload::Concurrent { tasks, .. } => tasks,
+            Workload::Connections {
+                connections, tasks, ..
+            } => connections * tasks,
+            _ => 1,
         }
     }
 
     /// Operations one call of the workload counts (a pipeline counts each command).
-    fn ops_per_call(self) -> u64 {
+    pub fn ops_per_call(self) -> u64 {
         match self {
             Workload::Pipeline(n) | Workload::SetPipeline(n) => n as u64,
             _ => 1,
@@ -182,6 +217,11 @@ pub struct Sample {
     /// workloads), µs.
     pub p50_us: f64,
     pub p99_us: f64,
+    /// OS threads of the whole process during the window (the most of its start and end).
+    pub threads: usize,
+    /// OS threads the client under test added to the process (workload 7, where each sample
+    /// connects its own client): [`Sample::threads`] minus the count before it connected.
+    pub threads_added: Option<usize>,
 }
 
 impl Sample {
@@ -218,14 +258,11 @@ pub fn run<C: BenchClient>(
     let measuring = Arc::new(AtomicBool::new(false));
     let hist = Arc::new(Histogram::new());
     rt.block_on(async {
-        let n = match workload {
-            Workload::Concurrent { tasks, .. } => tasks,
-            _ => 1,
-        };
+        let n = workload.tasks();
         let per_call = workload.ops_per_call();
         let mut tasks = Vec::with_capacity(n);
         for t in 0..n {
-            let mut client = client.clone();
+            let mut client = client.for_task(t);
             let (ops, stop, measuring, hist, data) = (
                 ops.clone(),
                 stop.clone(),
@@ -240,34 +277,7 @@ pub fn run<C: BenchClient>(
                     rng ^= rng >> 7;
                     rng ^= rng << 17;
                     let start = Instant::now();
-                    match workload {
-                        Workload::Sequential => {
-                            let (k, v) = data.key_value(32, rng);
-                            check_get(k, client.get(k).await, v);
-                        }
-                        Workload::Concurrent { value, .. } => {
-                            let (k, v) = data.key_value(value, rng);
-                            if rng % 5 == 0 {
-                                client.set(k, v).await;
-                            } else {
-                                check_get(k, client.get(k).await, v);
-                            }
-                        }
-                        Workload::Pipeline(n) => {
-                            let s = rng as usize % KEYS;
-                            client.get_pipelined(&data.keys[s..(s + n).min(KEYS)]).await;
-                        }
-                        Workload::SetPipeline(n) => {
-                            let s = rng as usize % KEYS;
-                            let kvs = &data.kvs[s..s + n.min(64)];
-                            let oks = client.set_pipelined(kvs).await;
-                            assert_eq!(oks, kvs.len(), "{}: pipeline of SETs", client.name());
-                        }
-                        Workload::HGetAll => {
-                            let r = client.hgetall_record(HASH_KEY).await;
-                            assert!(r == data.record, "{}: HGETALL gave {r:?}", client.name());
-                        }
-                    }
+                    call_once(&mut client, &data, workload, rng).await;
                     if measuring.load(Ordering::Relaxed) {
                         hist.record(start.elapsed());
                     }
@@ -281,9 +291,11 @@ pub fn run<C: BenchClient>(
             p.enable();
         }
         measuring.store(true, Ordering::Relaxed);
+        let threads0 = threads();
         let (ops0, cpu0, t0) = (ops.load(Ordering::Relaxed), cpu_time(), Instant::now());
         tokio::time::sleep(window).await;
         let (ops1, cpu1, t1) = (ops.load(Ordering::Relaxed), cpu_time(), Instant::now());
+        let threads1 = threads();
         measuring.store(false, Ordering::Relaxed);
         if let Some(p) = perf {
             p.disable();
@@ -298,8 +310,65 @@ pub fn run<C: BenchClient>(
             cpu: cpu1.saturating_sub(cpu0),
             p50_us: hist.quantile(0.50).as_secs_f64() * 1e6,
             p99_us: hist.quantile(0.99).as_secs_f64() * 1e6,
+            threads: threads0.max(threads1),
+            threads_added: None,
         }
     })
+}
+
+/// One call of `workload` (one command, or one pipeline), its reply checked. `rng` picks the key.
+async fn call_once<C: BenchClient>(client: &mut C, data: &Data, workload: Workload, rng: u64) {
+    match workload {
+        Workload::Sequential => {
+            let (k, v) = data.key_value(32, rng);
+            check_get(k, client.get(k).await, v);
+        }
+        Workload::Concurrent { value, .. } | Workload::Connections { value, .. } => {
+            let (k, v) = data.key_value(value, rng);
+            if rng % 5 == 0 {
+                client.set(k, v).await;
+            } else {
+                check_get(k, client.get(k).await, v);
+            }
+        }
+        Workload::Pipeline(n) => {
+            let s = rng as usize % KEYS;
+            client.get_pipelined(&data.keys[s..(s + n).min(KEYS)]).await;
+        }
+        Workload::SetPipeline(n) => {
+            let s = rng as usize % KEYS;
+            let kvs = &data.kvs[s..s + n.min(64)];
+            let oks = client.set_pipelined(kvs).await;
+            assert_eq!(oks, kvs.len(), "{}: pipeline of SETs", client.name());
+        }
+        Workload::HGetAll => {
+            let r = client.hgetall_record(HASH_KEY).await;
+            assert!(r == data.record, "{}: HGETALL gave {r:?}", client.name());
+        }
+    }
+}
+
+/// Runs exactly `ops` operations of `workload` (rounded up to whole calls) from one task, the
+/// runtime's own `block_on`, with no clock, histogram or atomics: for counting instructions
+/// under callgrind, where two runs with different `ops` differ by those operations only.
+pub fn run_count<C: BenchClient>(
+    rt: &Runtime,
+    client: &C,
+    data: &Data,
+    workload: Workload,
+    ops: u64,
+) {
+    let mut client = client.clone();
+    let calls = ops.div_ceil(workload.ops_per_call());
+    rt.block_on(async {
+        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..calls {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            call_once(&mut client, data, workload, rng).await;
+        }
+    });
 }
 
 fn check_get<V: AsRef<[u8]>>(key: &str, got: Option<V>, want: &[u8]) {

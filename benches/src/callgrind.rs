@@ -1,0 +1,84 @@
+//! `callgrind`: exactly `--ops N` operations of one workload on one client, the caller on a
+//! tokio current-thread runtime, for counting instructions under
+//! `valgrind --tool=callgrind`. `scripts/callgrind` runs it for two values of N and divides the
+//! difference of the totals by the difference of N, so start-up, connecting, writing the keys
+//! and the warm-up cancel out, and what is left is the cost of one operation, every thread of
+//! the process counted (the caller's runtime, ringdis's driver thread if any). Instruction counts
+//! do not depend on how busy the machine is, unlike ops/s.
+//!
+//! ```text
+//! ringdis-bench callgrind --workload seq|set-p64 --client C --ops N [--url redis://…]
+//! ```
+//!
+//! `C` is `ringdis/task`, `ringdis/io_uring`, `ringdis/epoll`, `redis-rs` (one
+//! `MultiplexedConnection`) or `fred`. Without `--url` it starts its own server, as `--all` does
+//! (the server is a child process: callgrind does not follow it).
+
+use crate::clients::{engine_name, BenchClient, Fred, RedisRs, Ringdis, ENGINES};
+use crate::server::BenchServer;
+use crate::workloads::{self, Data, Workload};
+use crate::Options;
+use ringdis::Engine;
+use tokio::runtime::Runtime;
+
+/// Calls of warm-up before the counted operations (lazy allocations, the first buffers).
+const WARMUP_CALLS: u64 = 100;
+
+/// The workloads it counts: 1 and 4 of `--all`.
+fn workload(name: &str) -> Option<Workload> {
+    match name {
+        "1" | "seq" => Some(Workload::Sequential),
+        "4" | "set-p64" => Some(Workload::SetPipeline(64)),
+        _ => None,
+    }
+}
+
+/// Runs the subcommand; `Err` is a usage error.
+pub fn callgrind(opts: &Options) -> Result<(), String> {
+    let w = opts
+        .only_workload
+        .as_deref()
+        .and_then(workload)
+        .ok_or("callgrind needs --workload seq|set-p64")?;
+    let client = opts.only_client.as_deref().ok_or(
+        "callgrind needs --client ringdis/task|ringdis/io_uring|ringdis/epoll|redis-rs|fred",
+    )?;
+    let ops = opts.ops.ok_or("callgrind needs --ops N")?;
+    let engine = ENGINES.into_iter().find(|&e| engine_name(e) == client);
+    if engine.is_none() && !matches!(client, "redis-rs" | "redis-rs/multiplexed" | "fred") {
+        return Err(format!("callgrind: unknown client {client:?}"));
+    }
+    let server = opts.url.is_none().then(BenchServer::start);
+    let url = opts
+        .url
+        .clone()
+        .or_else(|| server.as_ref().map(BenchServer::url))
+        .unwrap_or_default();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let data = Data::new();
+    {
+        let setup = rt.block_on(Ringdis::connect(&url, Engine::Epoll));
+        workloads::prepare(&rt, &setup, &data);
+    }
+    match engine {
+        Some(e) => count(&rt, rt.block_on(Ringdis::connect(&url, e)), &data, w, ops),
+        None if client == "fred" => count(&rt, rt.block_on(Fred::connect(&url)), &data, w, ops),
+        None => count(&rt, rt.block_on(RedisRs::multiplexed(&url)), &data, w, ops),
+    }
+    drop(server);
+    Ok(())
+}
+
+fn count<C: BenchClient>(rt: &Runtime, client: C, data: &Data, w: Workload, ops: u64) {
+    workloads::run_count(rt, &client, data, w, WARMUP_CALLS * w.ops_per_call());
+    workloads::run_count(rt, &client, data, w, ops);
+    eprintln!(
+        "callgrind: {} ops of {} on {}",
+        ops.div_ceil(w.ops_per_call()) * w.ops_per_call(),
+        w.short(),
+        client.name()
+    );
+}
