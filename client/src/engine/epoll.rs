@@ -1,9 +1,8 @@
 //! The epoll transport: a driver thread with a `mio` poll loop. It is the fallback where
 //! io_uring is not available, and the reference the io_uring transport is measured against.
 
-use super::{obey, server_closed, turn, CloseOnExit, Msg, Shared, Socketry, Wake};
+use super::{server_closed, Link, LinkSocketry, StopOnDrop, Wake};
 use crate::config::{Addr, Config};
-use crate::conn::Core;
 use crate::{Error, Result};
 use bytes::{Buf, Bytes};
 use mio::net::{TcpStream, UnixStream};
@@ -80,47 +79,46 @@ struct Io {
     /// The addresses of this connect attempt not tried yet, in order: when a connect to one
     /// fails, the next is tried (a name with an IPv6 and an IPv4 address, the server on one).
     next_addrs: std::collections::VecDeque<std::net::SocketAddr>,
-    /// Bytes taken from the core and not yet written.
+    /// Bytes taken from the link and not yet written.
     unsent: Bytes,
     scratch: Box<[u8]>,
 }
 
 /// Starts an epoll driver thread for one connection.
-pub(crate) fn spawn(config: Arc<Config>) -> Result<Arc<Shared>> {
+pub(crate) fn spawn(config: Arc<Config>) -> Result<Arc<Link>> {
     let poll = Poll::new().map_err(|e| Error::client_io(format!("epoll_create: {e}"), e))?;
     let waker = Waker::new(poll.registry(), WAKER)
         .map_err(|e| Error::client_io(format!("eventfd: {e}"), e))?;
-    let core = Core::new(&config);
-    let shared = Arc::new(Shared::new(Box::new(MioWake(waker)), core.connected_flag()));
+    let link = Link::new(config, Box::new(MioWake(waker)));
     let io = Io {
         poll,
-        config: config.clone(),
+        config: link.config().clone(),
         stream: None,
         connecting: false,
         next_addrs: Default::default(),
         unsent: Bytes::new(),
         scratch: vec![0u8; 64 * 1024].into_boxed_slice(),
     };
-    let thread_shared = shared.clone();
+    let stop = StopOnDrop(link.clone());
     std::thread::Builder::new()
         .name("ringdis-epoll".to_owned())
-        .spawn(move || run(thread_shared, core, io))
+        .spawn(move || run(stop, io))
         .map_err(|e| Error::client_io(format!("spawning the driver thread: {e}"), e))?;
-    Ok(shared)
+    Ok(link)
 }
 
-fn run(shared: Arc<Shared>, mut core: Core, mut io: Io) {
-    let _close = CloseOnExit(&shared);
+fn run(stop: StopOnDrop, mut io: Io) {
+    let link = &*stop.0;
     let mut events = Events::with_capacity(64);
-    let mut msgs = Vec::new();
     loop {
         let now = Instant::now();
-        if !turn(&shared, &mut core, &mut msgs, now) {
+        if !link.turn(now) {
             break;
         }
-        obey(&mut core, &mut io, now);
-        io.flush(&mut core, now);
-        let timeout = super::wake_at(&shared, &mut core, now)
+        link.obey(now, &mut io);
+        io.flush(link, now);
+        let timeout = link
+            .poll_timeout(now)
             .map(|d| d.saturating_duration_since(Instant::now()));
         if let Err(e) = io.poll.poll(&mut events, timeout) {
             if e.kind() != io::ErrorKind::Interrupted {
@@ -134,18 +132,18 @@ fn run(shared: Arc<Shared>, mut core: Core, mut io: Io) {
                 continue;
             }
             if io.connecting {
-                io.finish_connect(&mut core, now);
+                io.finish_connect(link, now);
             }
             if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
-                io.read(&mut core, now);
+                io.read(link, now);
             }
         }
     }
     // Best effort: calls handed over just before the last handle went (fire-and-forget ones
     // without a deadline) still leave.
     let now = Instant::now();
-    io.flush(&mut core, now);
-    io.close(&mut core, now);
+    io.flush(link, now);
+    io.close(link, now);
 }
 
 impl Io {
@@ -173,13 +171,13 @@ impl Io {
         }
     }
 
-    fn failed(&mut self, core: &mut Core, now: Instant, what: &str, e: io::Error) {
+    fn failed(&mut self, link: &Link, now: Instant, what: &str, e: io::Error) {
         self.drop_stream();
         let addr = &self.config.addr;
-        core.on_closed(Error::connection_io(format!("{what} {addr}: {e}"), e), now);
+        link.handle_closed(Error::connection_io(format!("{what} {addr}: {e}"), e), now);
     }
 
-    fn finish_connect(&mut self, core: &mut Core, now: Instant) {
+    fn finish_connect(&mut self, link: &Link, now: Instant) {
         let Some(stream) = &mut self.stream else {
             return;
         };
@@ -192,17 +190,17 @@ impl Io {
                     let _ = s.set_nodelay(self.config.tcp_nodelay);
                     super::keepalive::apply(s.as_raw_fd(), self.config.tcp_keepalive);
                 }
-                core.on_open(now);
-                self.flush(core, now);
+                link.handle_open(now);
+                self.flush(link, now);
             }
             // The next address of this attempt, if there is one.
-            Err(_) if !self.next_addrs.is_empty() => self.start_connect(core, now, false),
-            Err(e) => self.failed(core, now, "connect to", e),
+            Err(_) if !self.next_addrs.is_empty() => self.start_connect(link, now, false),
+            Err(e) => self.failed(link, now, "connect to", e),
         }
     }
 
     /// Starts connecting: to the first address of a new attempt, or to the next one.
-    fn start_connect(&mut self, core: &mut Core, now: Instant, first: bool) {
+    fn start_connect(&mut self, link: &Link, now: Instant, first: bool) {
         if let Some(mut s) = self.stream.take() {
             let _ = self.poll.registry().deregister(s.source());
         }
@@ -214,18 +212,18 @@ impl Io {
                     .registry()
                     .register(stream.source(), SOCKET, interest)
                 {
-                    return self.failed(core, now, "registering", e);
+                    return self.failed(link, now, "registering", e);
                 }
                 self.stream = Some(stream);
                 self.connecting = true;
                 // A unix socket (and sometimes loopback TCP) is connected at once.
-                self.finish_connect(core, now);
+                self.finish_connect(link, now);
             }
-            Err(e) => self.failed(core, now, "connect to", e),
+            Err(e) => self.failed(link, now, "connect to", e),
         }
     }
 
-    fn read(&mut self, core: &mut Core, now: Instant) {
+    fn read(&mut self, link: &Link, now: Instant) {
         loop {
             let Some(stream) = &mut self.stream else {
                 return;
@@ -235,33 +233,32 @@ impl Io {
             }
             match stream.read(&mut self.scratch) {
                 Ok(0) => {
-                    return self.failed(core, now, "reading from", server_closed());
+                    return self.failed(link, now, "reading from", server_closed());
                 }
                 Ok(n) => {
-                    core.input().extend_from_slice(&self.scratch[..n]);
-                    if let Err(e) = core.on_input(now) {
+                    if let Err(e) = link.handle_input(&self.scratch[..n], now) {
                         self.drop_stream();
-                        core.on_closed(e, now);
+                        link.handle_closed(e, now);
                         return;
                     }
                     // Replies may have triggered more to send (handshake steps, queued calls).
-                    self.flush(core, now);
+                    self.flush(link, now);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return self.failed(core, now, "reading from", e),
+                Err(e) => return self.failed(link, now, "reading from", e),
             }
         }
     }
 
     /// Writes whatever the core has to send, until done or the socket is full.
-    fn flush(&mut self, core: &mut Core, now: Instant) {
+    fn flush(&mut self, link: &Link, now: Instant) {
         loop {
             if self.stream.is_none() || self.connecting {
                 return;
             }
             if self.unsent.is_empty() {
-                match core.take_output() {
+                match link.poll_transmit() {
                     Some(b) => self.unsent = b,
                     None => return,
                 }
@@ -273,7 +270,7 @@ impl Io {
                 Ok(n) => self.unsent.advance(n),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return self.failed(core, now, "writing to", e),
+                Err(e) => return self.failed(link, now, "writing to", e),
             }
         }
     }
@@ -288,21 +285,18 @@ impl Io {
     }
 }
 
-impl Socketry for Io {
-    fn open(&mut self, core: &mut Core, now: Instant) {
+impl LinkSocketry for Io {
+    fn open(&mut self, link: &Link, now: Instant) {
         self.drop_stream();
-        core.on_opening();
-        self.start_connect(core, now, true);
+        link.handle_opening();
+        self.start_connect(link, now, true);
     }
 
-    fn close(&mut self, core: &mut Core, now: Instant) {
+    fn close(&mut self, link: &Link, now: Instant) {
         let had = self.stream.is_some();
         self.drop_stream();
-        if had || !core.is_quiet(now) || core.want(now) == super::Want::Close {
-            core.on_closed(Error::connection("connection closed"), now);
+        if had || !link.is_quiet(now) || link.want(now) == super::Want::Close {
+            link.handle_closed(Error::connection("connection closed"), now);
         }
     }
 }
-
-#[allow(dead_code)]
-fn _assert_send(_: Msg) {}

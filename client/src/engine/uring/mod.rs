@@ -1,7 +1,6 @@
 //! The io_uring transport: a driver thread that owns one ring and the client's socket.
 //!
-//! It follows the epoll driver turn for turn (the same [`turn`] and [`obey`], the same error
-//! texts), but every socket operation is a ring operation: `IORING_OP_CONNECT`, one `SEND` of
+//! It follows the epoll driver turn for turn (the same [`Link`] calls, the same error texts), but every socket operation is a ring operation: `IORING_OP_CONNECT`, one `SEND` of
 //! everything the core has queued, a multishot `RECV` drawing from a provided-buffer ring
 //! (single-shot `RECV` where the kernel has none), timers as `IORING_OP_TIMEOUT`, and user
 //! wake-ups as a multishot `POLL_ADD` on an eventfd that callers write only while the driver is
@@ -19,9 +18,8 @@
 mod ring;
 mod sock;
 
-use super::{obey, server_closed, turn, CloseOnExit, Shared, Socketry, Wake};
+use super::{server_closed, Link, LinkSocketry, StopOnDrop, Wake};
 use crate::config::Config;
-use crate::conn::Core;
 use crate::{Error, Result};
 use bytes::{Buf, Bytes};
 use io_uring::types::{CancelBuilder, Fd, Timespec};
@@ -168,7 +166,7 @@ struct Io {
 
 /// Starts an io_uring driver thread for one connection. Fails (so the caller can fall back to
 /// epoll) when the kernel refuses a ring.
-pub(crate) fn spawn(config: Arc<Config>) -> Result<Arc<Shared>> {
+pub(crate) fn spawn(config: Arc<Config>) -> Result<Arc<Link>> {
     // Blocking on purpose: some kernels complete a ring read of an O_NONBLOCK file with EAGAIN
     // instead of waiting for it to become readable. (A write can block only at a counter of
     // 2^64 - 2, which wake-ups of 1 that the driver drains never reach.)
@@ -183,12 +181,8 @@ pub(crate) fn spawn(config: Arc<Config>) -> Result<Arc<Shared>> {
         // SAFETY: `efd` is a fresh descriptor that nothing else owns.
         eventfd: unsafe { OwnedFd::from_raw_fd(efd) },
     });
-    let core = Core::new(&config);
-    let shared = Arc::new(Shared::new(
-        Box::new(UringWake(parking.clone())),
-        core.connected_flag(),
-    ));
-    let thread_shared = shared.clone();
+    let link = Link::new(config.clone(), Box::new(UringWake(parking.clone())));
+    let stop = StopOnDrop(link.clone());
     let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel::<io::Result<()>>(1);
     // The ring is built on the driver thread: with SINGLE_ISSUER only its creator may submit.
     std::thread::Builder::new()
@@ -204,11 +198,11 @@ pub(crate) fn spawn(config: Arc<Config>) -> Result<Arc<Shared>> {
                     return;
                 }
             };
-            run(thread_shared, core, io);
+            run(stop, io);
         })
         .map_err(|e| Error::client_io(format!("spawning the driver thread: {e}"), e))?;
     match ready_rx.recv() {
-        Ok(Ok(())) => Ok(shared),
+        Ok(Ok(())) => Ok(link),
         Ok(Err(e)) => Err(Error::client_io(
             format!("io_uring is not available: {e}"),
             e,
@@ -219,31 +213,29 @@ pub(crate) fn spawn(config: Arc<Config>) -> Result<Arc<Shared>> {
     }
 }
 
-fn run(shared: Arc<Shared>, mut core: Core, mut io: Io) {
-    let _close = CloseOnExit(&shared);
-    let mut msgs = Vec::new();
+fn run(stop: StopOnDrop, mut io: Io) {
+    let link = &*stop.0;
     loop {
         let now = Instant::now();
-        let saw_shutdown = shared.is_shut_down();
-        if !turn(&shared, &mut core, &mut msgs, now) {
+        if !link.turn(now) {
             break;
         }
-        obey(&mut core, &mut io, now);
-        io.flush(&mut core);
+        link.obey(now, &mut io);
+        io.flush(link);
         io.arm_wake();
-        io.arm_timer(super::wake_at(&shared, &mut core, now), now);
-        if io.park(&shared, saw_shutdown).is_err() {
+        io.arm_timer(link.poll_timeout(now), now);
+        if io.park(link).is_err() {
             // The ring itself broke: nothing more can be done on this thread.
             break;
         }
         let now = Instant::now();
-        io.reap(Some(&mut core), now);
+        io.reap(Some(link), now);
     }
     // Best effort: calls handed over just before the last handle went (fire-and-forget ones
     // without a deadline) still leave.
-    io.flush(&mut core);
+    io.flush(link);
     let _ = io.ring.submit();
-    io.close(&mut core, Instant::now());
+    io.close(link, Instant::now());
     // Dropping `io` waits for the kernel to finish with every buffer (see `Io::teardown`).
 }
 
@@ -370,12 +362,11 @@ impl Io {
     }
 
     /// Submits what is queued and waits for at least one completion, unless a caller has
-    /// already left work in the mailbox (then it only collects what is done).
-    fn park(&mut self, shared: &Shared, saw_shutdown: bool) -> io::Result<()> {
+    /// already woken the link since its last turn (then it only collects what is done).
+    fn park(&mut self, link: &Link) -> io::Result<()> {
         self.parking.parked.store(true, Ordering::SeqCst);
         fence(Ordering::SeqCst);
-        let busy =
-            shared.notified.load(Ordering::SeqCst) || (!saw_shutdown && shared.is_shut_down());
+        let busy = link.is_notified();
         // A small send to a connected socket completes during the submit itself, so waiting
         // for it alone would only cost a second enter: wait for it *and* the next event (the
         // reply, a caller's wake-up, a timer). Not after a large send: one that does not fit
@@ -419,13 +410,13 @@ impl Io {
         }
     }
 
-    /// Handles every completion that is in. `core` is `None` on the way out, when completions
+    /// Handles every completion that is in. `link` is `None` on the way out, when completions
     /// only release what their operations held.
-    fn reap(&mut self, mut core: Option<&mut Core>, now: Instant) {
+    fn reap(&mut self, link: Option<&Link>, now: Instant) {
         let mut cqes = std::mem::take(&mut self.cqes);
         cqes.extend(self.ring.completion());
         for cqe in cqes.drain(..) {
-            self.complete(&cqe, core.as_deref_mut(), now);
+            self.complete(&cqe, link, now);
         }
         self.cqes = cqes;
         if let Some(bufs) = &mut self.bufs {
@@ -433,7 +424,7 @@ impl Io {
         }
     }
 
-    fn complete(&mut self, cqe: &cqueue::Entry, core: Option<&mut Core>, now: Instant) {
+    fn complete(&mut self, cqe: &cqueue::Entry, link: Option<&Link>, now: Instant) {
         let (kind, gen) = (cqe.user_data() & 0xff, cqe.user_data() >> 8);
         let res = cqe.result();
         let flags = cqe.flags();
@@ -457,9 +448,9 @@ impl Io {
                 // A receive that picked a provided buffer hands it back, whoever it was for.
                 let picked = cqueue::buffer_select(flags);
                 let is_current = self.conn.as_ref().is_some_and(|c| c.gen == gen);
-                match core {
-                    Some(core) if is_current => {
-                        self.complete_conn(kind, res, more, picked, core, now)
+                match link {
+                    Some(link) if is_current => {
+                        self.complete_conn(kind, res, more, picked, link, now)
                     }
                     // Retired (on the way out there is no current connection).
                     _ => self.complete_retired(gen, kind, more),
@@ -495,7 +486,7 @@ impl Io {
         res: i32,
         more: bool,
         picked: Option<u16>,
-        core: &mut Core,
+        link: &Link,
         now: Instant,
     ) {
         let Some(c) = &mut self.conn else { return };
@@ -508,25 +499,25 @@ impl Io {
                 if c.tcp {
                     crate::engine::keepalive::apply(c.fd.as_raw_fd(), self.config.tcp_keepalive);
                 }
-                core.on_open(now);
+                link.handle_open(now);
                 self.arm_recv();
             }
             K_CONNECT => {
                 let err = io::Error::from_raw_os_error(-res);
                 let rest = std::mem::take(&mut c.rest);
                 if rest.is_empty() {
-                    return self.failed(core, now, "connect to", err);
+                    return self.failed(link, now, "connect to", err);
                 }
                 self.retire();
                 if let Err(e) = self.start_connect(rest) {
-                    self.failed(core, now, "connect to", e);
+                    self.failed(link, now, "connect to", e);
                 }
             }
             K_SEND => {
                 c.send_inflight = false;
                 if res < 0 {
                     let err = io::Error::from_raw_os_error(-res);
-                    return self.failed(core, now, "writing to", err);
+                    return self.failed(link, now, "writing to", err);
                 }
                 c.unsent.advance((res as usize).min(c.unsent.len()));
             }
@@ -536,23 +527,21 @@ impl Io {
                 }
                 if res > 0 {
                     let n = res as usize;
-                    match (picked, &self.bufs, &c.rbuf) {
-                        (Some(bid), Some(bufs), _) => {
-                            core.input().extend_from_slice(bufs.data(bid, n));
-                        }
-                        (None, _, Some(rbuf)) => core.input().extend_from_slice(&rbuf[..n]),
-                        _ => {}
-                    }
-                    if let Err(e) = core.on_input(now) {
+                    let input = match (picked, &self.bufs, &c.rbuf) {
+                        (Some(bid), Some(bufs), _) => link.handle_input(bufs.data(bid, n), now),
+                        (None, _, Some(rbuf)) => link.handle_input(&rbuf[..n], now),
+                        _ => Ok(()),
+                    };
+                    if let Err(e) = input {
                         self.retire();
-                        core.on_closed(e, now);
+                        link.handle_closed(e, now);
                         return;
                     }
                     if !more {
                         self.arm_recv();
                     }
                 } else if res == 0 {
-                    self.failed(core, now, "reading from", server_closed());
+                    self.failed(link, now, "reading from", server_closed());
                 } else if res == -libc::ENOBUFS {
                     // Every provided buffer was in use; they are handed back this turn.
                     self.arm_recv();
@@ -562,7 +551,7 @@ impl Io {
                     self.arm_recv();
                 } else if res != -libc::ECANCELED {
                     let err = io::Error::from_raw_os_error(-res);
-                    self.failed(core, now, "reading from", err);
+                    self.failed(link, now, "reading from", err);
                 }
             }
             _ => {}
@@ -598,13 +587,13 @@ impl Io {
     }
 
     /// Sends whatever the core has queued, in one operation, unless a send is in flight.
-    fn flush(&mut self, core: &mut Core) {
+    fn flush(&mut self, link: &Link) {
         let Some(c) = &mut self.conn else { return };
         if !c.open || c.send_inflight {
             return;
         }
         if c.unsent.is_empty() {
-            match core.take_output() {
+            match link.poll_transmit() {
                 Some(b) => c.unsent = b,
                 None => return,
             }
@@ -655,10 +644,10 @@ impl Io {
         Ok(())
     }
 
-    fn failed(&mut self, core: &mut Core, now: Instant, what: &str, e: io::Error) {
+    fn failed(&mut self, link: &Link, now: Instant, what: &str, e: io::Error) {
         self.retire();
         let addr = &self.config.addr;
-        core.on_closed(Error::connection_io(format!("{what} {addr}: {e}"), e), now);
+        link.handle_closed(Error::connection_io(format!("{what} {addr}: {e}"), e), now);
     }
 
     /// Takes the connection out of service: cancels its operations, and keeps its socket and
@@ -750,21 +739,21 @@ impl Drop for Io {
     }
 }
 
-impl Socketry for Io {
-    fn open(&mut self, core: &mut Core, now: Instant) {
+impl LinkSocketry for Io {
+    fn open(&mut self, link: &Link, now: Instant) {
         self.retire();
-        core.on_opening();
+        link.handle_opening();
         let started = sock::resolve(&self.config.addr).and_then(|t| self.start_connect(t));
         if let Err(e) = started {
-            self.failed(core, now, "connect to", e);
+            self.failed(link, now, "connect to", e);
         }
     }
 
-    fn close(&mut self, core: &mut Core, now: Instant) {
+    fn close(&mut self, link: &Link, now: Instant) {
         let had = self.conn.is_some();
         self.retire();
-        if had || !core.is_quiet(now) || core.want(now) == super::Want::Close {
-            core.on_closed(Error::connection("connection closed"), now);
+        if had || !link.is_quiet(now) || link.want(now) == super::Want::Close {
+            link.handle_closed(Error::connection("connection closed"), now);
         }
     }
 }
@@ -775,7 +764,8 @@ mod tests {
     //! never answers keeps a receive in flight, then a panic unwinds through the driver.
 
     use super::*;
-    use crate::conn::{Payload, Request, Sink};
+    use crate::conn::Payload;
+    use crate::engine::link::To;
     use crate::{cmd, Config};
     use std::os::unix::net::UnixListener;
     use std::sync::Mutex;
@@ -787,7 +777,7 @@ mod tests {
     fn connected_io(
         name: &str,
         recv_mode: RecvMode,
-    ) -> Option<(Io, Core, std::os::unix::net::UnixStream, Report)> {
+    ) -> Option<(Io, Arc<Link>, std::os::unix::net::UnixStream, Report)> {
         let dir = std::env::temp_dir().join(format!("ringdis-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
@@ -817,31 +807,28 @@ mod tests {
             return None;
         }
         io.recv_mode = recv_mode;
-        let mut core = Core::new(&config);
+        struct NoWake;
+        impl Wake for NoWake {
+            fn wake(&self) {}
+        }
+        let link = Link::new(Arc::new(config), Box::new(NoWake));
+        link.submit(Payload::One(cmd!("PING")), None, To::Discard);
         let now = Instant::now();
-        core.submit(
-            Request {
-                payload: Payload::One(cmd!("PING")),
-                sink: Sink::Discard,
-                deadline: None,
-            },
-            now,
-        );
-        obey(&mut core, &mut io, now);
+        link.obey(now, &mut io);
         // Bounded: a local connect completes within a few rounds.
         for _ in 0..200 {
-            if core.is_connected() && io.conn.as_ref().is_some_and(|c| c.recv_armed) {
+            if link.is_connected() && io.conn.as_ref().is_some_and(|c| c.recv_armed) {
                 break;
             }
-            io.flush(&mut core);
+            io.flush(&link);
             io.enter(1).unwrap();
-            io.reap(Some(&mut core), Instant::now());
+            io.reap(Some(&link), Instant::now());
         }
-        assert!(core.is_connected(), "the ring connected");
+        assert!(link.is_connected(), "the ring connected");
         assert!(io.conn.as_ref().is_some_and(|c| c.recv_armed));
         let (peer, _) = listener.accept().unwrap();
         let _ = std::fs::remove_dir_all(&dir);
-        Some((io, core, peer, report))
+        Some((io, link, peer, report))
     }
 
     /// Both receive modes: multishot from the provided-buffer ring, and single-shot into the
