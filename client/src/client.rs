@@ -180,12 +180,13 @@ impl Client {
         })
     }
 
-    /// Sends a command (or a [`Pipeline`]) and decodes its reply into `T`.
+    /// Sends a command (or a [`Pipeline`](crate::Pipeline)) and decodes its reply into `T`.
     ///
     /// The command is queued at once; the returned future resolves to the reply. Dropping the
     /// future abandons the reply (it is still read and discarded) and affects no other call.
-    /// A pipeline's replies decode as one array (see [`Pipeline::query`]), as tornadis lets a
-    /// `Pipeline` go through `call`.
+    /// A pipeline's replies decode as one array (see
+    /// [`Pipeline::query`](crate::Pipeline::query)), as tornadis lets a `Pipeline` go through
+    /// `call`.
     ///
     /// Every request passes the routing gate first (see the `route` module docs, summed up in
     /// the README): a blocking command, or a pipeline holding one, runs on a dedicated
