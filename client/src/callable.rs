@@ -39,12 +39,10 @@ pub struct Prepared {
 /// `EXEC`'s).
 pub(crate) type Finish = fn(Value) -> Result<Value>;
 
+/// Only this crate's types are [`Callable`] (the pipeline's impls are in `pipeline.rs`).
 pub(crate) mod sealed {
     pub trait Sealed {}
     impl Sealed for crate::Cmd {}
-    impl Sealed for crate::Pipeline {}
-    impl Sealed for &crate::Pipeline {}
-    impl Sealed for &mut crate::Pipeline {}
 }
 
 impl Callable for Cmd {

@@ -108,6 +108,10 @@ impl Pipeline {
     }
 }
 
+impl crate::callable::sealed::Sealed for Pipeline {}
+impl crate::callable::sealed::Sealed for &Pipeline {}
+impl crate::callable::sealed::Sealed for &mut Pipeline {}
+
 impl Callable for &Pipeline {
     fn prepare(self) -> Result<Prepared> {
         let (payload, finish, route) = Pipeline::payload(self)?;
