@@ -422,31 +422,9 @@ impl Link {
     /// Submits a call a caller awaits: the [`Reply`] resolves to its reply. Once the engine has
     /// stopped it fails at once with [`Error::Connection`].
     pub fn reply(self: &Arc<Self>, payload: Payload, deadline: Option<Instant>) -> Reply {
-        let id = self.submit_waiting(payload, deadline);
-        Reply {
-            link: self.clone(),
-            id,
-            done: false,
-        }
-    }
-
-    fn submit_waiting(&self, payload: Payload, deadline: Option<Instant>) -> u64 {
-        let (id, live) = self.with(|session, after| {
-            let id = session.slots.insert(Slot::Wait {
-                waker: None,
-                done: None,
-            });
-            if session.stopped {
-                session.slots.complete(id, Err(stopped_error()), after);
-                return (id, false);
-            }
+        self.request(Err(stopped_error()), |session, id| {
             session.core.submit(id, payload, deadline, Instant::now());
-            (id, true)
-        });
-        if live {
-            self.notify();
-        }
-        id
+        })
     }
 
     /// Asks to connect: the [`Reply`] is `Ok` once the connection is ready (at once if it is),
@@ -467,7 +445,8 @@ impl Link {
         })
     }
 
-    /// A request of the link itself; once the engine has stopped it gets `when_stopped`.
+    /// A request a [`Reply`] awaits, made by `ask` with the id of its slot; once the engine has
+    /// stopped it gets `when_stopped` at once.
     fn request(
         self: &Arc<Self>,
         when_stopped: Result<Value>,
