@@ -1,10 +1,12 @@
 //! [`Client`]: the handle users call commands through.
 
+use crate::callable::{Callable, Finish, Prepared};
 use crate::config::{Config, Engine};
-use crate::conn::{Callback, Payload, Request, Sink};
-use crate::engine::{self, Msg, Shared};
+use crate::conn::Payload;
+use crate::engine::link::{Callback, PushHandler, Reply, To};
+use crate::engine::{self, Link};
 use crate::route::Route;
-use crate::{Cmd, Error, FromRedis, Pipeline, Result, Value};
+use crate::{Cmd, Error, FromRedis, Result, Value};
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
@@ -12,7 +14,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
-use tokio::sync::oneshot;
 
 /// A Redis client: one multiplexed connection, shared by every clone.
 ///
@@ -51,7 +52,7 @@ pub struct Client {
 }
 
 struct Inner {
-    shared: Arc<Shared>,
+    link: Arc<Link>,
     engine: Engine,
     command_timeout: Option<Duration>,
     config: Arc<Config>,
@@ -73,17 +74,17 @@ struct Inner {
     detached: AtomicBool,
 }
 
-/// The push handler several connections' drivers call, one push at a time. The outer lock is
-/// held only to take the current handler, so a handler may call `on_push` itself.
-type SharedPush = Arc<Mutex<Option<Arc<Mutex<crate::conn::PushHandler>>>>>;
+/// The push handler several connections call, one push at a time. The outer lock is held only
+/// to take the current handler, so a handler may call `on_push` itself.
+type SharedPush = Arc<Mutex<Option<Arc<Mutex<PushHandler>>>>>;
 
-/// A driver's handler that hands each push to the shared one.
-fn forward_pushes(push: &SharedPush) -> crate::conn::PushHandler {
+/// A connection's handler that hands each push to the shared one.
+fn forward_pushes(push: &SharedPush) -> PushHandler {
     let push = push.clone();
     Box::new(move |value| {
         let current = push.lock().unwrap_or_else(|p| p.into_inner()).clone();
         if let Some(handler) = current {
-            // A handler that panicked (the driver caught it) poisoned its lock: it stays
+            // A handler that panicked (the link caught it) poisoned its lock: it stays
             // installed.
             (handler.lock().unwrap_or_else(|p| p.into_inner()))(value);
         }
@@ -95,18 +96,19 @@ const MAX_SPARE: usize = 16;
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        self.shared.shut_down();
-        // A fire-and-forget blocking call has no caller to wait for, and its sink holds the only
-        // handle to its dedicated connection, inside that connection's own driver: nothing else
-        // would ever close it (a `BLPOP q 0` kept its connection, thread and socket for ever).
+        self.link.shut_down();
+        // A fire-and-forget blocking call has no caller to wait for, and its callback holds the
+        // only handle to its dedicated connection, inside that connection's own link: nothing
+        // else would ever close it (a `BLPOP q 0` kept its connection, thread and socket for
+        // ever).
         // It ends with the client, as on `disconnect`. Calls with a caller (a future, a
         // callback) go on until answered, as on the shared connection.
         let dedicated =
             std::mem::take(&mut *self.blocking.lock().unwrap_or_else(|p| p.into_inner()));
         for inner in dedicated.iter().filter_map(Weak::upgrade) {
             if inner.detached.load(Ordering::Acquire) {
-                let (tx, _) = oneshot::channel();
-                Client { inner }.send(Msg::Disconnect(tx));
+                // Nobody awaits the disconnect itself.
+                drop(inner.link.disconnect());
             }
         }
     }
@@ -150,12 +152,10 @@ impl Client {
         let choice = Engine::from_env()?.unwrap_or(config.engine);
         let command_timeout = config.command_timeout;
         let config = Arc::new(config);
-        // TRANSITIONAL (#12): handles still hold the link's mailbox.
-        let (shared, engine) =
-            engine::attach(choice, &config).map(|(link, e)| (link.shared().clone(), e))?;
+        let (link, engine) = engine::choose::attach(choice, &config)?;
         Ok(Client {
             inner: Arc::new(Inner {
-                shared,
+                link,
                 engine,
                 command_timeout,
                 config,
@@ -168,12 +168,13 @@ impl Client {
         })
     }
 
-    /// Sends a command (or a [`Pipeline`]) and decodes its reply into `T`.
+    /// Sends a command (or a [`Pipeline`](crate::Pipeline)) and decodes its reply into `T`.
     ///
     /// The command is queued at once; the returned future resolves to the reply. Dropping the
     /// future abandons the reply (it is still read and discarded) and affects no other call.
-    /// A pipeline's replies decode as one array (see [`Pipeline::query`]), as tornadis lets a
-    /// `Pipeline` go through `call`.
+    /// A pipeline's replies decode as one array (see
+    /// [`Pipeline::query`](crate::Pipeline::query)), as tornadis lets a `Pipeline` go through
+    /// `call`.
     ///
     /// Every request passes the routing gate first (see the `route` module docs, summed up in
     /// the README): a blocking command, or a pipeline holding one, runs on a dedicated
@@ -267,7 +268,9 @@ impl Client {
         // Listed first, checked second: an `on_push` racing with this either sees the new
         // connection in the list or has set the handler this sees.
         if self.has_push_handler() {
-            conn.send(Msg::SetPushHandler(Some(forward_pushes(&self.inner.push))));
+            conn.inner
+                .link
+                .set_push_handler(Some(forward_pushes(&self.inner.push)));
         }
     }
 
@@ -287,9 +290,9 @@ impl Client {
         &self.inner.config
     }
 
-    /// A message to this client's driver.
-    pub(crate) fn send(&self, msg: Msg) {
-        self.inner.shared.send(msg);
+    /// This client's connection.
+    pub(crate) fn link(&self) -> &Arc<Link> {
+        &self.inner.link
     }
 
     pub(crate) fn submit_call<T: FromRedis>(
@@ -297,29 +300,24 @@ impl Client {
         payload: Payload,
         timeout: Option<Duration>,
     ) -> Call<T> {
-        let (tx, rx) = oneshot::channel();
-        self.submit(payload, Sink::Oneshot(tx), timeout);
+        let reply = self.inner.link.reply(payload, deadline(timeout));
         Call {
-            rx,
+            state: State::Waiting(reply),
             finish: Ok,
             lease: None,
             _type: PhantomData,
         }
     }
 
-    fn submit(&self, payload: Payload, sink: Sink, timeout: Option<Duration>) {
-        let deadline = timeout.map(|t| Instant::now() + t);
-        self.inner.shared.send(Msg::Call(Request {
-            payload,
-            sink,
-            deadline,
-        }));
+    fn submit(&self, payload: Payload, to: To, timeout: Option<Duration>) {
+        self.inner.link.submit(payload, deadline(timeout), to);
     }
 
     /// Sends a command without waiting; `callback`, if any, gets the reply.
     ///
-    /// The callback runs on the client's driver thread: keep it short and never block in it (a
-    /// panic in it is caught, and the connection carries on). With no callback the reply is
+    /// The callback runs where the reply is read (the engine driving the connection): keep it
+    /// short and never block in it (a panic in it is caught and reported through `tracing`, and
+    /// the connection carries on). With no callback the reply is
     /// still read, then dropped, so the stream stays in step; such a call still times out
     /// after the command timeout, counts for the liveness rule
     /// ([`Config::max_silent_timeouts`]), and keeps a dropped client's driver at most until then.
@@ -354,13 +352,14 @@ impl Client {
         };
         match route {
             Route::Shared => {
-                let sink = match callback {
-                    Some(cb) => Sink::Callback(Box::new(move |reply: Result<Value>| {
-                        cb(reply.and_then(finish))
-                    }) as Callback),
-                    None => Sink::Discard,
-                };
-                self.submit(payload, sink, self.inner.command_timeout);
+                let to =
+                    match callback {
+                        Some(cb) => To::Callback(Box::new(move |reply: Result<Value>| {
+                            cb(reply.and_then(finish))
+                        }) as Callback),
+                        None => To::Discard,
+                    };
+                self.submit(payload, to, self.inner.command_timeout);
             }
             Route::Dedicated(block) => {
                 let conn = match self.take_spare() {
@@ -373,9 +372,9 @@ impl Client {
                 };
                 let detached = callback.is_none();
                 conn.inner.detached.store(detached, Ordering::Release);
-                // The lease lives in the sink: back to the spares once the reply came, closed
-                // (by its drop) when the connection failed under it.
-                let sink = Sink::Callback(Box::new(move |reply: Result<Value>| {
+                // The lease lives in the callback: back to the spares once the reply came,
+                // closed (by its drop) when the connection failed under it.
+                let to = To::Callback(Box::new(move |reply: Result<Value>| {
                     if let Some(conn) = &lease.conn {
                         conn.inner.detached.store(false, Ordering::Release);
                     }
@@ -387,7 +386,7 @@ impl Client {
                         cb(reply.and_then(finish));
                     }
                 }) as Callback);
-                conn.submit(payload, sink, self.blocking_timeout(block));
+                conn.submit(payload, to, self.blocking_timeout(block));
             }
         }
     }
@@ -412,9 +411,7 @@ impl Client {
 
     /// Connects, whatever the client is for.
     pub(crate) async fn connect_now(&self) -> Result<bool> {
-        let (tx, rx) = oneshot::channel();
-        self.inner.shared.send(Msg::Connect(tx));
-        rx.await.unwrap_or_else(|_| Err(driver_gone()))
+        self.inner.link.connect().await.map(|_| true)
     }
 
     /// Closes the connection. Calls in flight fail with [`Error::Connection`]. Safe to call
@@ -434,20 +431,20 @@ impl Client {
             .drain(..)
             .filter_map(|w| w.upgrade().map(|inner| Client { inner }))
             .collect();
-        let mut waits = Vec::with_capacity(dedicated.len() + 1);
-        for conn in dedicated.iter().chain(std::iter::once(self)) {
-            let (tx, rx) = oneshot::channel();
-            conn.inner.shared.send(Msg::Disconnect(tx));
-            waits.push(rx);
-        }
-        for rx in waits {
-            let _ = rx.await;
+        let waits: Vec<Reply> = dedicated
+            .iter()
+            .chain(std::iter::once(self))
+            .map(|conn| conn.inner.link.disconnect())
+            .collect();
+        for wait in waits {
+            let _ = wait.await;
         }
     }
 
     /// Sets the handler for RESP3 push frames that are not replies, such as `CLIENT TRACKING`
     /// invalidations. Pushes never disturb reply matching; with no handler they are dropped.
-    /// The handler runs on the driver thread: keep it short (send the value to a channel).
+    /// The handler runs where the push is read (the engine driving the connection), outside any
+    /// lock of the client's: keep it short (send the value to a channel).
     ///
     /// The handler also gets the pushes of the dedicated connections that blocking calls run on
     /// (with [`Config::tracking`](crate::Config::tracking) they track the reads made there, such
@@ -458,7 +455,8 @@ impl Client {
     ///
     /// A panic in the handler is caught: the push it was handling is lost, the connection and
     /// every call on it carry on, and the handler stays installed for the next push (call
-    /// `on_push` again to replace it). The panic is still reported by the panic hook.
+    /// `on_push` again to replace it). The panic is still reported by the panic hook, and
+    /// through `tracing` (a warning).
     ///
     /// ```no_run
     /// # let client = ringdis::Client::open("redis://127.0.0.1:6379").unwrap();
@@ -490,7 +488,9 @@ impl Client {
                 .filter_map(|w| w.upgrade().map(|inner| Client { inner }))
                 .collect();
             for conn in dedicated.iter().chain(std::iter::once(self)) {
-                conn.send(Msg::SetPushHandler(Some(forward_pushes(&self.inner.push))));
+                conn.inner
+                    .link
+                    .set_push_handler(Some(forward_pushes(&self.inner.push)));
             }
         }
     }
@@ -508,12 +508,12 @@ impl Client {
     /// that calls which timed out are not kept for ever (see [`Config::max_silent_timeouts`]).
     #[doc(hidden)]
     pub fn queued_calls(&self) -> usize {
-        self.inner.shared.queued()
+        self.inner.link.queued()
     }
 
     /// True while the connection is up and ready for calls.
     pub fn is_connected(&self) -> bool {
-        self.inner.shared.is_connected()
+        self.inner.link.is_connected()
     }
 
     /// The engine driving this client's connection: [`Engine::Task`], [`Engine::IoUring`] or
@@ -523,78 +523,9 @@ impl Client {
     }
 }
 
-/// What [`Client::call`] and [`Client::async_call`] send: a [`Cmd`] or a [`Pipeline`] (by
-/// value or by reference).
-///
-/// ```no_run
-/// use ringdis::{cmd, Client};
-/// # async fn demo(client: Client) -> ringdis::Result<()> {
-/// let n: i64 = client.call(cmd!("INCR", "n")).await?;
-/// let mut p = client.pipeline();
-/// p.add(cmd!("INCR", "n")).add(cmd!("INCR", "n"));
-/// let (a, b): (i64, i64) = client.call(&p).await?;
-/// # Ok(()) }
-/// ```
-pub trait Callable: sealed::Sealed {
-    /// What to send and where, as the routing gate decides; or why not.
-    #[doc(hidden)]
-    fn prepare(self) -> Result<Prepared>;
-}
-
-/// What a [`Callable`] puts on the wire, where the gate sends it, and what turns its replies
-/// into the caller's value.
-#[doc(hidden)]
-#[allow(missing_debug_implementations)]
-pub struct Prepared {
-    payload: Payload,
-    finish: crate::pipeline::Finish,
-    route: Route,
-}
-
-mod sealed {
-    pub trait Sealed {}
-    impl Sealed for crate::Cmd {}
-    impl Sealed for crate::Pipeline {}
-    impl Sealed for &crate::Pipeline {}
-    impl Sealed for &mut crate::Pipeline {}
-}
-
-impl Callable for Cmd {
-    fn prepare(self) -> Result<Prepared> {
-        let route = crate::route::route(&self)?;
-        Ok(Prepared {
-            payload: Payload::One(self),
-            finish: Ok,
-            route,
-        })
-    }
-}
-
-impl Callable for &Pipeline {
-    fn prepare(self) -> Result<Prepared> {
-        let (payload, finish, route) = Pipeline::payload(self)?;
-        Ok(Prepared {
-            payload,
-            finish,
-            route,
-        })
-    }
-}
-
-impl Callable for &mut Pipeline {
-    fn prepare(self) -> Result<Prepared> {
-        (&*self).prepare()
-    }
-}
-
-impl Callable for Pipeline {
-    fn prepare(self) -> Result<Prepared> {
-        (&self).prepare()
-    }
-}
-
-fn driver_gone() -> Error {
-    Error::connection("the client's driver has stopped")
+/// When a call made now with `timeout` gives up.
+fn deadline(timeout: Option<Duration>) -> Option<Instant> {
+    timeout.map(|t| Instant::now() + t)
 }
 
 /// The future of one call: resolves to the reply decoded as `T`.
@@ -603,12 +534,20 @@ fn driver_gone() -> Error {
 /// particular async runtime.
 #[must_use = "a call does nothing useful unless awaited (use async_call to fire and forget)"]
 pub struct Call<T> {
-    rx: oneshot::Receiver<Result<Value>>,
+    state: State,
     /// Applied to the reply before decoding (a transaction's reply is EXEC's).
-    pub(crate) finish: crate::pipeline::Finish,
+    pub(crate) finish: Finish,
     /// The dedicated connection a blocking command runs on.
     lease: Option<Lease>,
     _type: PhantomData<fn() -> T>,
+}
+
+/// Where a call's reply comes from.
+enum State {
+    /// It failed before it was sent (taken once).
+    Failed(Option<Error>),
+    /// Its pending-reply slot on the connection; dropping it abandons the call.
+    Waiting(Reply),
 }
 
 /// A dedicated connection lent to one blocking call. Back to the spares when the call is done;
@@ -632,9 +571,8 @@ impl Lease {
 impl Drop for Lease {
     fn drop(&mut self) {
         if let Some(conn) = self.conn.take() {
-            // Still blocked: close it so the driver does not wait for ever on a reply.
-            let (tx, _) = oneshot::channel();
-            conn.send(Msg::Disconnect(tx));
+            // Still blocked: close it so its engine does not wait for ever on a reply.
+            drop(conn.inner.link.disconnect());
         }
     }
 }
@@ -642,10 +580,8 @@ impl Drop for Lease {
 impl<T> Call<T> {
     /// A call that failed before it was sent.
     pub(crate) fn failed(err: Error) -> Call<T> {
-        let (tx, rx) = oneshot::channel();
-        let _ = tx.send(Err(err));
         Call {
-            rx,
+            state: State::Failed(Some(err)),
             finish: Ok,
             lease: None,
             _type: PhantomData,
@@ -657,19 +593,23 @@ impl<T: FromRedis> Future for Call<T> {
     type Output = Result<T>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T>> {
-        let reply = match Pin::new(&mut self.rx).poll(cx) {
-            Poll::Pending => return Poll::Pending,
-            Poll::Ready(r) => r,
+        let reply = match &mut self.state {
+            State::Failed(err) => Err(err
+                .take()
+                .unwrap_or_else(|| Error::client("a call was polled after it completed"))),
+            State::Waiting(reply) => match Pin::new(reply).poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(r) => r,
+            },
         };
         if let Some(lease) = &mut self.lease {
-            if matches!(reply, Ok(Ok(_)) | Ok(Err(Error::Server { .. }))) {
+            if matches!(reply, Ok(_) | Err(Error::Server { .. })) {
                 lease.give_back();
             }
         }
         Poll::Ready(match reply {
-            Ok(Ok(value)) => (self.finish)(value).and_then(T::from_redis),
-            Ok(Err(e)) => Err(e),
-            Err(_) => Err(driver_gone()),
+            Ok(value) => (self.finish)(value).and_then(T::from_redis),
+            Err(e) => Err(e),
         })
     }
 }

@@ -256,7 +256,7 @@ impl Default for Config {
             backoff_min: Duration::from_millis(5),
             backoff_max: Duration::from_secs(1),
             backoff_seed: JitterSeed::draw(),
-            subscriber_queue_limit: crate::conn::DEFAULT_QUEUE_LIMIT,
+            subscriber_queue_limit: crate::inbox::DEFAULT_LIMIT,
         }
     }
 }

@@ -15,6 +15,7 @@ extern crate self as ringdis;
 #[path = "derive.rs"]
 pub mod __private;
 mod blocking;
+mod callable;
 mod client;
 mod cmd;
 pub mod commands;
@@ -29,6 +30,7 @@ mod from_redis;
 #[doc(hidden)]
 pub mod fuzzing;
 mod geo;
+mod inbox;
 #[cfg(feature = "json")]
 mod json;
 mod number;
@@ -48,7 +50,8 @@ mod url;
 mod value;
 
 pub use bytes::Bytes;
-pub use client::{Call, Callable, Client};
+pub use callable::Callable;
+pub use client::{Call, Client};
 pub use cmd::{Cmd, CmdFlags};
 pub use commands::{Commands, Dispatch, UnixTime};
 pub use config::{Addr, Config, Engine, Protocol, Tracking};

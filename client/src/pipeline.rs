@@ -1,6 +1,7 @@
 //! [`Pipeline`]: several commands in one write, replies in order (tornadis `Pipeline`); and
 //! transactions, which wrap a pipeline in `MULTI` … `EXEC`.
 
+use crate::callable::{Callable, Finish, Prepared};
 use crate::client::Call;
 use crate::conn::Payload;
 use crate::{Client, Cmd, Error, FromRedis, Result, Value};
@@ -117,8 +118,32 @@ impl Pipeline {
     }
 }
 
-/// What turns a batch's replies into the value the caller decodes.
-pub(crate) type Finish = fn(Value) -> Result<Value>;
+impl crate::callable::sealed::Sealed for Pipeline {}
+impl crate::callable::sealed::Sealed for &Pipeline {}
+impl crate::callable::sealed::Sealed for &mut Pipeline {}
+
+impl Callable for &Pipeline {
+    fn prepare(self) -> Result<Prepared> {
+        let (payload, finish, route) = Pipeline::payload(self)?;
+        Ok(Prepared {
+            payload,
+            finish,
+            route,
+        })
+    }
+}
+
+impl Callable for &mut Pipeline {
+    fn prepare(self) -> Result<Prepared> {
+        (&*self).prepare()
+    }
+}
+
+impl Callable for Pipeline {
+    fn prepare(self) -> Result<Prepared> {
+        (&self).prepare()
+    }
+}
 
 /// A transaction's replies are `OK`, `QUEUED`…, then `EXEC`'s: an array of the commands'
 /// replies, nil when a watched key changed, or an `EXECABORT` error when a command was refused.

@@ -1,14 +1,13 @@
 //! [`Subscriber`]: pub/sub on a connection of its own (tornadis `PubSubClient`).
 
-use crate::conn::{inbox, InboxRx, Payload, Request, Sink};
-use crate::engine::Msg;
+use crate::conn::Payload;
+use crate::inbox::{inbox, InboxRx};
 use crate::{Client, Config, Error, Result};
 use bytes::Bytes;
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
-use tokio::sync::oneshot;
 
 pub use crate::conn::{Message, SubKind, INVALIDATE_CHANNEL};
 
@@ -88,7 +87,7 @@ impl Subscriber {
     pub fn new(config: Config) -> Result<Subscriber> {
         let (tx, rx) = inbox(config.subscriber_queue_limit);
         let conn = Client::new(config)?;
-        conn.send(Msg::MakeSubscriber(tx));
+        conn.link().make_subscriber(tx);
         Ok(Subscriber { conn, inbox: rx })
     }
 
@@ -98,25 +97,17 @@ impl Subscriber {
                 "subscribe needs at least one channel or pattern",
             ));
         }
-        let (tx, rx) = oneshot::channel();
         let deadline = self
             .conn
             .config()
             .command_timeout
             .map(|t| Instant::now() + t);
-        self.conn.send(Msg::Call(Request {
-            payload: Payload::Subscribe {
-                kind,
-                subscribe,
-                names,
-            },
-            sink: Sink::Oneshot(tx),
-            deadline,
-        }));
-        match rx.await {
-            Ok(reply) => reply.map(drop),
-            Err(_) => Err(Error::connection("the subscriber's driver has stopped")),
-        }
+        let payload = Payload::Subscribe {
+            kind,
+            subscribe,
+            names,
+        };
+        self.conn.link().reply(payload, deadline).await.map(drop)
     }
 
     /// `SUBSCRIBE`: resolves once the server confirmed every channel.

@@ -1,35 +1,36 @@
-//! The protocol state of one connection, with no I/O: a transport feeds it events and bytes and
-//! asks it what to do next.
+//! The protocol state of one connection, with no I/O, no clock, no threads and no callbacks:
+//! a pure state machine in the quinn-proto / rustls style. Its owner feeds it inputs (each with
+//! the time `now`) and polls what comes out.
 //!
-//! The transport's side of the contract, in the order things happen:
+//! The socket side, in the order things happen:
 //!
-//! 1. [`Core::want`] says [`Want::Open`]: the transport calls [`Core::on_opening`] and starts
-//!    connecting; when the socket is up it calls [`Core::on_open`], or [`Core::on_closed`] if
-//!    connecting failed.
-//! 2. Whenever [`Core::take_output`] has bytes, the transport writes them, in order.
-//! 3. Bytes read from the socket go into [`Core::input`], then [`Core::on_input`] parses them and
-//!    hands replies to their callers. An error from it means the stream is broken: close the
-//!    socket and report [`Core::on_closed`].
-//! 4. [`Want::Close`] asks the transport to close the socket and report [`Core::on_closed`].
-//! 5. The transport wakes at [`Core::next_deadline`] at the latest and calls [`Core::on_timer`].
+//! 1. [`Core::want`] says [`Want::Open`]: call [`Core::handle_opening`] and start connecting;
+//!    when the socket is up call [`Core::handle_open`], or [`Core::handle_closed`] if connecting
+//!    failed.
+//! 2. Whenever [`Core::poll_transmit`] has bytes, write them, in order.
+//! 3. Bytes read from the socket go to [`Core::handle_input`]. An error from it means the stream
+//!    is broken: close the socket and report [`Core::handle_closed`].
+//! 4. [`Want::Close`] asks to close the socket and report [`Core::handle_closed`].
+//! 5. At [`Core::poll_timeout`] at the latest, call [`Core::handle_timeout`].
 //!
-//! Calls arrive through [`Core::submit`], [`Core::connect`] and [`Core::disconnect`]. The core
-//! decides when to connect, what to send on connect, which reply belongs to which call, when a
-//! call has timed out and when to retry a lost connection. The transport never looks at RESP.
+//! The callers' side: [`Core::submit`] with an id the caller chose, [`Core::connect`],
+//! [`Core::disconnect`], [`Core::abandon`] and [`Core::make_subscriber`]. After any input, take
+//! every [`Event`] from [`Core::poll_event`]: replies by id, pushes, published messages, and the
+//! answers to connect and disconnect requests. The core decides when to connect, what to send
+//! on connect, which reply belongs to which call, when a call has timed out and when to retry a
+//! lost connection; its owner never looks at RESP.
 
 use super::backoff::Backoff;
+use super::event::Event;
 use super::handshake::{Credentials, Handshake, Outcome, Step};
-use super::inbox::InboxTx;
 use super::pubsub::{classify, Frame, Subscriptions};
-use super::queue::{Expired, Payload, Queue, Request, Sink};
+use super::queue::{Expired, Owner, Payload, Queue, Request};
 use crate::config::{Addr, Config};
 use crate::resp::{write_command, Parser};
 use crate::{Cmd, Error, Result, Value};
 use bytes::{Bytes, BytesMut};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
-use tokio::sync::oneshot;
 
 /// What the core needs the transport to do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,14 +59,9 @@ enum State {
     Closing { reason: Error },
 }
 
-/// A handler for RESP3 push frames that are not replies (client-side caching invalidations,
-/// pub/sub messages on a RESP3 connection).
-pub(crate) type PushHandler = Box<dyn FnMut(Value) + Send>;
-
 /// The pub/sub side of a subscriber connection.
 struct PubSub {
     subs: Subscriptions,
-    inbox: InboxTx,
 }
 
 /// The protocol state of one connection.
@@ -98,18 +94,19 @@ pub(crate) struct Core {
     /// trying; any other gives the whole run that long.
     attempt_since: Option<Instant>,
     last_error: Option<Error>,
-    connect_waiters: Vec<oneshot::Sender<Result<bool>>>,
-    disconnect_waiters: Vec<oneshot::Sender<()>>,
+    /// Someone asked to connect and has not been answered yet ([`Event::Connected`] or
+    /// [`Event::ConnectFailed`]).
+    connect_waiting: bool,
+    /// Someone asked to disconnect and has not been answered yet ([`Event::Disconnected`]).
+    disconnect_waiting: bool,
     resp3: bool,
     /// The ready connection has `CLIENT TRACKING` on (from the `Config`) and gets
     /// invalidations as RESP3 pushes: when it is lost, the keys the server tracked for it are
-    /// forgotten, and the push handler is told to flush (see `on_closed`).
+    /// forgotten, and the push handler is told to flush (see `handle_closed`).
     tracking_pushes: bool,
-    push_handler: Option<PushHandler>,
     pubsub: Option<PubSub>,
-    /// Mirrors `state == Ready` for client handles, updated before any reply of a new
-    /// connection is delivered, so a caller that got a reply never sees "not connected".
-    connected: Arc<AtomicBool>,
+    /// What happened, for [`Core::poll_event`].
+    events: VecDeque<Event>,
 }
 
 impl Core {
@@ -144,35 +141,31 @@ impl Core {
             attempts_since: None,
             attempt_since: None,
             last_error: None,
-            connect_waiters: Vec::new(),
-            disconnect_waiters: Vec::new(),
+            connect_waiting: false,
+            disconnect_waiting: false,
             resp3: false,
             tracking_pushes: false,
-            push_handler: None,
             pubsub: None,
-            connected: Arc::new(AtomicBool::new(false)),
+            events: VecDeque::new(),
         }
     }
 
-    /// The flag that says whether the connection is ready, for client handles to read.
-    pub fn connected_flag(&self) -> Arc<AtomicBool> {
-        self.connected.clone()
-    }
-
     fn set_state(&mut self, state: State) {
-        self.connected
-            .store(matches!(state, State::Ready), Ordering::Release);
         self.state = state;
     }
 
-    /// Makes this a subscriber connection: published messages go to `inbox`, subscriptions
-    /// are restored on every reconnect, and a connection holding subscriptions reconnects by
-    /// itself, without waiting for a call, for as long as it lives (each loss reported to the
-    /// inbox once).
-    pub fn make_subscriber(&mut self, inbox: InboxTx) {
+    /// The next thing that happened, in order (`None` when there is nothing more).
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// Makes this a subscriber connection: published messages come out as [`Event::Message`],
+    /// subscriptions are restored on every reconnect, and a connection holding subscriptions
+    /// reconnects by itself, without waiting for a call, for as long as it lives (each loss
+    /// reported once, as [`Event::Lost`]).
+    pub fn make_subscriber(&mut self) {
         self.pubsub = Some(PubSub {
             subs: Subscriptions::default(),
-            inbox,
         });
     }
 
@@ -191,20 +184,28 @@ impl Core {
         since.map(|t| t + self.connect_timeout)
     }
 
-    /// Takes a call. It is written at once when the connection is ready, otherwise it waits for
-    /// the connection (which this may start), or fails at once when autoconnect is off.
-    pub fn submit(&mut self, req: Request, now: Instant) {
-        if req.payload.is_empty() {
-            req.sink.deliver(Ok(Value::Array(Vec::new())));
+    /// Takes a call; its reply comes out as [`Event::Reply`] with `id` (chosen by the caller,
+    /// unique among its calls in flight). It is written at once when the connection is ready,
+    /// otherwise it waits for the connection (which this may start), or fails at once when
+    /// autoconnect is off. `deadline` is when the caller gives up (`None`: never).
+    pub fn submit(&mut self, id: u64, payload: Payload, deadline: Option<Instant>, now: Instant) {
+        let reply = |result| Event::Reply { id, result };
+        if payload.is_empty() {
+            self.events.push_back(reply(Ok(Value::Array(Vec::new()))));
             return;
         }
+        let req = Request {
+            owner: Owner::Caller(id),
+            payload,
+            deadline,
+        };
         match self.state {
             State::Ready => {
-                let id = self.queue.alloc(req.deadline);
-                self.write_request(id, req);
+                let seq = self.queue.alloc(req.deadline);
+                self.write_request(seq, req);
             }
-            State::Idle if !self.autoconnect => req.sink.deliver(Err(Error::connection(
-                "not connected (autoconnect is off: call connect() first)",
+            State::Idle if !self.autoconnect => self.events.push_back(reply(Err(
+                Error::connection("not connected (autoconnect is off: call connect() first)"),
             ))),
             State::Idle => {
                 self.queue.enqueue_waiting(req);
@@ -214,56 +215,45 @@ impl Core {
         }
     }
 
-    /// A request to connect: resolved with `Ok(true)` once the connection is ready (at once if
-    /// it already is), or with the error that stopped it.
-    pub fn connect(&mut self, done: oneshot::Sender<Result<bool>>, now: Instant) {
+    /// The caller of `id` is gone: the reply is still read (the stream stays in step) and
+    /// dropped, no [`Event::Reply`] comes for it, and it no longer counts for
+    /// [`Core::is_quiet`]. An id already answered is ignored.
+    pub fn abandon(&mut self, id: u64) {
+        self.queue.abandon(id);
+    }
+
+    /// A request to connect: answered with [`Event::Connected`] once the connection is ready
+    /// (at once if it already is), or with [`Event::ConnectFailed`].
+    pub fn connect(&mut self, now: Instant) {
         match self.state {
-            State::Ready => {
-                let _ = done.send(Ok(true));
-            }
+            State::Ready => self.events.push_back(Event::Connected),
             State::Idle => {
-                self.connect_waiters.push(done);
+                self.connect_waiting = true;
                 self.start_attempts(now);
             }
-            _ => self.connect_waiters.push(done),
+            _ => self.connect_waiting = true,
         }
     }
 
     /// A request to disconnect: calls in flight and calls waiting for a connection fail with
-    /// [`Error::Connection`]; resolved once the socket is closed (at once if there is none).
-    pub fn disconnect(&mut self, done: oneshot::Sender<()>) {
+    /// [`Error::Connection`]; answered with [`Event::Disconnected`] once the socket is closed
+    /// (at once if there is none).
+    pub fn disconnect(&mut self, _now: Instant) {
         let reason = Error::connection("disconnected by the client");
-        self.queue.fail_waiting(&reason);
+        self.queue.fail_waiting(&reason, &mut self.events);
         self.fail_connect_waiters(&reason);
         match self.state {
             State::Idle | State::Backoff { .. } => {
                 self.set_state(State::Idle);
                 self.attempts_since = None;
-                let _ = done.send(());
+                self.events.push_back(Event::Disconnected);
             }
-            State::Closing { .. } => self.disconnect_waiters.push(done),
+            State::Closing { .. } => self.disconnect_waiting = true,
             State::Connecting | State::Handshaking(_) | State::Ready => {
-                self.disconnect_waiters.push(done);
+                self.disconnect_waiting = true;
                 self.set_state(State::Closing { reason });
             }
         }
-    }
-
-    /// Hands a push to the handler, if there is one.
-    fn push(&mut self, value: Value) {
-        if let Some(handler) = &mut self.push_handler {
-            // User code must never take the connection down: a panic is caught here (the panic
-            // hook still reports it) and the handler stays installed for the next push. The
-            // value is moved into the handler, so nothing is left half-used.
-            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler(value)));
-        }
-    }
-
-    /// Sets the handler for RESP3 push frames.
-    pub fn set_push_handler(&mut self, handler: Option<PushHandler>) {
-        let old = std::mem::replace(&mut self.push_handler, handler);
-        // User code (the closure's captures) runs on drop too.
-        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(old)));
     }
 
     fn start_attempts(&mut self, now: Instant) {
@@ -276,7 +266,7 @@ impl Core {
         write_command(&mut self.output, cmd.args().len(), cmd.args().encoded());
     }
 
-    fn write_request(&mut self, id: u64, req: Request) {
+    fn write_request(&mut self, seq: u64, req: Request) {
         let (replies, collect) = match &req.payload {
             Payload::One(cmd) => {
                 self.write_cmd(cmd);
@@ -292,9 +282,15 @@ impl Core {
                 names,
             } => {
                 let Some(pubsub) = &mut self.pubsub else {
-                    req.sink.deliver(Err(Error::client(
-                        "subscribe and unsubscribe need a subscriber connection (Client::subscriber)",
-                    )));
+                    if let Owner::Caller(id) = req.owner {
+                        self.events.push_back(Event::Reply {
+                            id,
+                            result: Err(Error::client(
+                                "subscribe and unsubscribe need a subscriber connection \
+                                 (Client::subscriber)",
+                            )),
+                        });
+                    }
                     return;
                 };
                 let added = subscribe.then(|| (*kind, pubsub.subs.new_names(*kind, names)));
@@ -311,14 +307,14 @@ impl Core {
                 self.write_cmd(&cmd);
                 if let Some(added) = added {
                     self.queue
-                        .push_subscribe(id, req.sink, req.deadline, replies, added);
+                        .push_subscribe(seq, req.owner, req.deadline, replies, added);
                     return;
                 }
                 (replies, true)
             }
         };
         self.queue
-            .push_inflight(id, req.sink, req.deadline, replies, collect);
+            .push_inflight(seq, req.owner, req.deadline, replies, collect);
     }
 
     // ----- what the transport asks -----------------------------------------------------------
@@ -333,7 +329,7 @@ impl Core {
     }
 
     /// The bytes to write next, in order (`None` when there are none).
-    pub fn take_output(&mut self) -> Option<Bytes> {
+    pub fn poll_transmit(&mut self) -> Option<Bytes> {
         if self.output.is_empty() {
             None
         } else {
@@ -341,15 +337,9 @@ impl Core {
         }
     }
 
-    /// The buffer the transport appends received bytes to before calling [`Core::on_input`].
-    pub fn input(&mut self) -> &mut BytesMut {
-        &mut self.input
-    }
-
     /// True when the connection is ready for calls.
-    #[cfg(test)]
     pub fn is_connected(&self) -> bool {
-        self.connected.load(Ordering::Acquire)
+        matches!(self.state, State::Ready)
     }
 
     /// True when the connection agreed on RESP3.
@@ -358,14 +348,11 @@ impl Core {
         self.resp3
     }
 
-    /// True when no caller is waiting for anything: no call still has a caller to answer
-    /// within its deadline (see [`Queue::has_live_callers`]: calls that timed out or whose
-    /// caller is gone do not count, whatever the server does) and nobody awaits a connect or
-    /// a disconnect.
-    pub fn is_quiet(&self, now: Instant) -> bool {
-        !self.queue.has_live_callers(now)
-            && self.connect_waiters.iter().all(|w| w.is_closed())
-            && self.disconnect_waiters.iter().all(|w| w.is_closed())
+    /// True when no call still has a caller to answer (see [`Queue::has_live_callers`]: calls
+    /// that timed out or were abandoned do not count, whatever the server does). Whoever holds
+    /// connect and disconnect requests counts those itself.
+    pub fn is_quiet(&self) -> bool {
+        !self.queue.has_live_callers()
     }
 
     /// How many calls are queued, written or not (for tests and diagnostics).
@@ -373,8 +360,8 @@ impl Core {
         self.queue.len()
     }
 
-    /// When the transport must call [`Core::on_timer`] at the latest.
-    pub fn next_deadline(&mut self) -> Option<Instant> {
+    /// When [`Core::handle_timeout`] must be called at the latest.
+    pub fn poll_timeout(&mut self) -> Option<Instant> {
         let attempt_deadline = match self.state {
             State::Backoff { until } => Some(until),
             State::Connecting | State::Handshaking(_) => self.attempt_deadline(),
@@ -392,15 +379,16 @@ impl Core {
     /// Time has passed: fail calls past their deadline, give up connecting when it takes too
     /// long, and close a connection whose server has stopped answering (the liveness rule,
     /// [`Config::max_silent_timeouts`]).
-    pub fn on_timer(&mut self, now: Instant) {
+    pub fn handle_timeout(&mut self, now: Instant) {
         loop {
             let addr = &self.addr;
             // A call still waiting for the connection was never sent: not a reply timeout.
-            let Some(expired) = self.queue.expire_one(now, || {
+            let unsent = || {
                 Error::connection(format!(
                     "not connected to {addr} before the call's timeout; the request was not sent"
                 ))
-            }) else {
+            };
+            let Some(expired) = self.queue.expire_one(now, unsent, &mut self.events) else {
                 break;
             };
             if expired != Expired::Written || !matches!(self.state, State::Ready) {
@@ -489,15 +477,15 @@ impl Core {
                 // the ids stay in order. Its reply is read and dropped; any byte clears the
                 // probe.
                 self.write_cmd(&Cmd::new("PING"));
-                self.queue.push_inflight(0, Sink::Discard, None, 1, false);
+                self.queue.push_inflight(0, Owner::Nobody, None, 1, false);
                 self.probe_sent = Some(now);
             }
             None => {}
         }
     }
 
-    /// The transport starts opening a connection.
-    pub fn on_opening(&mut self) {
+    /// The socket side starts opening a connection.
+    pub fn handle_opening(&mut self) {
         // The transport opens when the backoff ends: that is when the attempt starts.
         if let State::Backoff { until } = self.state {
             self.attempt_since = Some(until);
@@ -511,7 +499,7 @@ impl Core {
     }
 
     /// The socket is up: the handshake goes out (or, with nothing to say, calls do).
-    pub fn on_open(&mut self, now: Instant) {
+    pub fn handle_open(&mut self, now: Instant) {
         self.last_received = now;
         self.probe_sent = None;
         let (hs, cmds) = Handshake::start(&self.creds);
@@ -530,14 +518,12 @@ impl Core {
     /// The socket is gone: it failed to open, the server closed it, an I/O error broke it, or
     /// the core asked for it ([`Want::Close`]). Calls in flight fail; calls waiting for a
     /// connection get another attempt after a backoff, until the connect timeout.
-    pub fn on_closed(&mut self, err: Error, now: Instant) {
+    pub fn handle_closed(&mut self, err: Error, now: Instant) {
         let reason = match std::mem::replace(&mut self.state, State::Idle) {
             State::Closing { reason } => reason,
             _ => err.clone(),
         };
-        // Before any call hears of the loss.
-        self.connected.store(false, Ordering::Release);
-        self.queue.fail_inflight(&reason);
+        self.queue.fail_inflight(&reason, &mut self.events);
         self.parser.reset();
         self.input.clear();
         self.output.clear();
@@ -546,21 +532,19 @@ impl Core {
             // The server forgot what it tracked for this connection: a key read before and
             // changed from now on is never invalidated. Tell the handler to drop everything,
             // with the push servers send for that themselves (after FLUSHALL).
-            self.push(Value::Push(vec![
+            self.events.push_back(Event::Push(Value::Push(vec![
                 Value::Bulk(Bytes::from_static(b"invalidate")),
                 Value::Nil,
-            ]));
+            ])));
         }
-        for done in self.disconnect_waiters.drain(..) {
-            let _ = done.send(());
+        if std::mem::take(&mut self.disconnect_waiting) {
+            self.events.push_back(Event::Disconnected);
         }
         self.attempt_since = None;
-        let anyone_waiting = !self.queue.waiting.is_empty() || !self.connect_waiters.is_empty();
+        let anyone_waiting = !self.queue.waiting.is_empty() || self.connect_waiting;
         let subscribed = self.reconnects_by_itself();
-        if let Some(pubsub) = &self.pubsub {
-            if subscribed {
-                pubsub.inbox.lost(&reason);
-            }
+        if subscribed {
+            self.events.push_back(Event::Lost(reason));
         }
         if !anyone_waiting && !subscribed {
             self.attempts_since = None;
@@ -590,17 +574,18 @@ impl Core {
     /// command timeout) waits for the reconnect until then.
     fn give_up(&mut self, err: Error) {
         if self.reconnects_by_itself() {
-            self.queue.fail_waiting_without_deadline(&err);
+            self.queue
+                .fail_waiting_without_deadline(&err, &mut self.events);
         } else {
-            self.queue.fail_waiting(&err);
+            self.queue.fail_waiting(&err, &mut self.events);
         }
         self.fail_connect_waiters(&err);
         self.attempts_since = None;
     }
 
     fn fail_connect_waiters(&mut self, err: &Error) {
-        for done in self.connect_waiters.drain(..) {
-            let _ = done.send(Err(err.clone()));
+        if std::mem::take(&mut self.connect_waiting) {
+            self.events.push_back(Event::ConnectFailed(err.clone()));
         }
     }
 
@@ -613,25 +598,26 @@ impl Core {
         self.attempt_since = None;
         self.last_error = None;
         if let Some(pubsub) = &self.pubsub {
-            pubsub.inbox.restored();
+            self.events.push_back(Event::Restored);
             for (cmd, confirmations, held) in pubsub.subs.restore() {
                 self.write_cmd(&cmd);
                 self.queue
-                    .push_subscribe(0, Sink::Discard, None, confirmations, held);
+                    .push_subscribe(0, Owner::Nobody, None, confirmations, held);
             }
         }
-        while let Some((id, req)) = self.queue.waiting.pop_front() {
-            self.write_request(id, req);
+        while let Some((seq, req)) = self.queue.waiting.pop_front() {
+            self.write_request(seq, req);
         }
-        for done in self.connect_waiters.drain(..) {
-            let _ = done.send(Ok(true));
+        if std::mem::take(&mut self.connect_waiting) {
+            self.events.push_back(Event::Connected);
         }
     }
 
-    /// Parses what [`Core::input`] holds and hands each reply to its call. An error means the
-    /// stream is broken; the transport must close the connection and report it with
-    /// [`Core::on_closed`] (the error is the reason to pass).
-    pub fn on_input(&mut self, now: Instant) -> Result<()> {
+    /// Bytes read from the socket: parses them and hands each reply to its call. An error
+    /// means the stream is broken; the socket side must close the connection and report it
+    /// with [`Core::handle_closed`] (the error is the reason to pass).
+    pub fn handle_input(&mut self, bytes: &[u8], now: Instant) -> Result<()> {
+        self.input.extend_from_slice(bytes);
         if !self.input.is_empty() {
             // The server is alive, however slow.
             self.silent_timeouts = 0;
@@ -646,9 +632,9 @@ impl Core {
 
     fn dispatch(&mut self, value: Value, now: Instant) -> Result<()> {
         let value = match &self.pubsub {
-            Some(pubsub) => match classify(value) {
+            Some(_) => match classify(value) {
                 Frame::Message(m) => {
-                    pubsub.inbox.message(m);
+                    self.events.push_back(Event::Message(m));
                     return Ok(());
                 }
                 // A confirmation is the reply to the (un)subscribe that asked for it.
@@ -661,7 +647,7 @@ impl Core {
             None => value,
         };
         if let Value::Push(_) = value {
-            self.push(value);
+            self.events.push_back(Event::Push(value));
             return Ok(());
         }
         let Some(entry) = self.queue.inflight.front_mut() else {
@@ -695,9 +681,10 @@ impl Core {
             (Some(v), _) => Ok(v),
             (None, replies) => Ok(Value::Array(replies.unwrap_or_default())),
         };
-        match entry.sink {
-            Sink::Internal(step) => self.on_handshake_reply(step, result, now),
-            sink => sink.deliver(result),
+        match entry.owner {
+            Owner::Internal(step) => self.on_handshake_reply(step, result, now),
+            Owner::Caller(id) => self.events.push_back(Event::Reply { id, result }),
+            Owner::Nobody => {}
         }
         Ok(())
     }
@@ -712,9 +699,9 @@ impl Core {
         let Value::Error(e) = error else { return };
         if let (Some(pubsub), Some((kind, names))) = (&mut self.pubsub, entry.subscribe) {
             pubsub.subs.forget(kind, &names);
-            if entry.id == 0 {
+            if entry.seq == 0 {
                 let names: Vec<_> = names.iter().map(|n| String::from_utf8_lossy(n)).collect();
-                pubsub.inbox.report(Error::Server {
+                self.events.push_back(Event::Report(Error::Server {
                     kind: e.kind.clone(),
                     message: format!(
                         "{} (restoring {} {} after a reconnect: no longer subscribed)",
@@ -722,10 +709,15 @@ impl Core {
                         kind.subscribe(),
                         names.join(" ")
                     ),
-                });
+                }));
             }
         }
-        entry.sink.deliver(Err(e.into()));
+        if let Owner::Caller(id) = entry.owner {
+            self.events.push_back(Event::Reply {
+                id,
+                result: Err(e.into()),
+            });
+        }
     }
 
     fn on_handshake_reply(&mut self, step: Step, result: Result<Value>, _now: Instant) {
@@ -743,7 +735,7 @@ impl Core {
             Outcome::Done { resp3 } => self.become_ready(resp3),
             Outcome::Fail(err) => {
                 // The server refused us: every call waiting for the connection hears why.
-                self.queue.fail_waiting(&err);
+                self.queue.fail_waiting(&err, &mut self.events);
                 self.give_up(err.clone());
                 self.set_state(State::Closing { reason: err });
             }
@@ -768,10 +760,49 @@ mod tests {
 
     use super::*;
     use crate::config::Protocol;
+    use crate::inbox::{inbox, InboxRx, InboxTx, DEFAULT_LIMIT};
     use crate::{cmd, Config};
-    use tokio::sync::oneshot::error::TryRecvError;
+    use std::cell::{Cell, RefCell};
 
-    type Rx = oneshot::Receiver<Result<Value>>;
+    /// A call's id.
+    type Rx = u64;
+
+    thread_local! {
+        /// Every event the cores of this test emitted, in order, not yet looked at.
+        static SEEN: RefCell<VecDeque<Event>> = RefCell::default();
+        static NEXT_ID: Cell<u64> = const { Cell::new(0) };
+    }
+
+    fn new_id() -> u64 {
+        NEXT_ID.with(|n| {
+            n.set(n.get() + 1);
+            n.get()
+        })
+    }
+
+    /// Moves what the core emitted to [`SEEN`].
+    fn collect(core: &mut Core) {
+        SEEN.with(|seen| {
+            let mut seen = seen.borrow_mut();
+            while let Some(e) = core.poll_event() {
+                seen.push_back(e);
+            }
+        });
+    }
+
+    /// Takes the first event collected that `pick` accepts.
+    fn take_event<T>(
+        core: &mut Core,
+        pick: impl Fn(&Event) -> bool,
+        into: impl Fn(Event) -> T,
+    ) -> Option<T> {
+        collect(core);
+        SEEN.with(|seen| {
+            let mut seen = seen.borrow_mut();
+            let i = seen.iter().position(pick)?;
+            seen.remove(i).map(into)
+        })
+    }
 
     fn config() -> Config {
         Config::new()
@@ -780,84 +811,130 @@ mod tests {
             .reconnect_backoff(Duration::from_millis(10), Duration::from_millis(40))
     }
 
+    fn submit(core: &mut Core, payload: Payload, now: Instant, timeout: Option<Duration>) -> Rx {
+        let id = new_id();
+        core.submit(id, payload, timeout.map(|t| now + t), now);
+        id
+    }
+
     fn call(core: &mut Core, c: Cmd, now: Instant, timeout: Option<Duration>) -> Rx {
-        let (tx, rx) = oneshot::channel();
-        core.submit(
-            Request {
-                payload: Payload::One(c),
-                sink: Sink::Oneshot(tx),
-                deadline: timeout.map(|t| now + t),
-            },
-            now,
-        );
-        rx
+        submit(core, Payload::One(c), now, timeout)
     }
 
     fn output(core: &mut Core) -> String {
         let mut all = Vec::new();
-        while let Some(b) = core.take_output() {
+        while let Some(b) = core.poll_transmit() {
             all.extend_from_slice(&b);
         }
         String::from_utf8_lossy(&all).into_owned()
     }
 
     fn feed(core: &mut Core, bytes: &[u8], now: Instant) -> Result<()> {
-        core.input().extend_from_slice(bytes);
-        core.on_input(now)
+        core.handle_input(bytes, now)
     }
 
-    fn got(rx: &mut Rx) -> Result<Value> {
-        match rx.try_recv() {
-            Ok(r) => r,
-            Err(TryRecvError::Empty) => panic!("no reply delivered yet"),
-            Err(TryRecvError::Closed) => panic!("sink dropped without a reply"),
-        }
+    fn reply_of(core: &mut Core, rx: Rx) -> Option<Result<Value>> {
+        take_event(
+            core,
+            |e| matches!(e, Event::Reply { id, .. } if *id == rx),
+            |e| match e {
+                Event::Reply { result, .. } => result,
+                _ => unreachable!(),
+            },
+        )
     }
 
-    fn pending(rx: &mut Rx) -> bool {
-        matches!(rx.try_recv(), Err(TryRecvError::Empty))
+    fn got(core: &mut Core, rx: &mut Rx) -> Result<Value> {
+        let reply = reply_of(core, *rx).expect("no reply delivered yet");
+        assert!(reply_of(core, *rx).is_none(), "one reply per call");
+        reply
+    }
+
+    fn pending(core: &mut Core, rx: &mut Rx) -> bool {
+        reply_of(core, *rx).is_none()
+    }
+
+    /// The answer to the connect requests, if one came.
+    fn connected(core: &mut Core) -> Option<Result<bool>> {
+        take_event(
+            core,
+            |e| matches!(e, Event::Connected | Event::ConnectFailed(_)),
+            |e| match e {
+                Event::ConnectFailed(err) => Err(err),
+                _ => Ok(true),
+            },
+        )
+    }
+
+    fn disconnected(core: &mut Core) -> bool {
+        take_event(core, |e| matches!(e, Event::Disconnected), drop).is_some()
+    }
+
+    fn pushes(core: &mut Core) -> Vec<Value> {
+        std::iter::from_fn(|| {
+            take_event(
+                core,
+                |e| matches!(e, Event::Push(_)),
+                |e| match e {
+                    Event::Push(v) => v,
+                    _ => unreachable!(),
+                },
+            )
+        })
+        .collect()
     }
 
     /// A core connected (RESP2, no handshake) at `now`.
     fn ready(cfg: Config, now: Instant) -> Core {
         let mut core = Core::new(&cfg);
-        let (tx, mut rx) = oneshot::channel();
-        core.connect(tx, now);
+        core.connect(now);
         assert_eq!(core.want(now), Want::Open);
-        core.on_opening();
-        core.on_open(now);
+        core.handle_opening();
+        core.handle_open(now);
         assert!(core.is_connected());
-        assert!(matches!(rx.try_recv(), Ok(Ok(true))));
+        assert!(matches!(connected(&mut core), Some(Ok(true))));
         core
     }
 
-    fn subscriber(cfg: &Config) -> (Core, crate::conn::InboxRx) {
+    /// A subscriber core, and the inbox its owner would feed (as the link does).
+    fn subscriber(cfg: &Config) -> (Core, (InboxTx, InboxRx)) {
         let mut core = Core::new(cfg);
-        let (tx, rx) = crate::conn::inbox(crate::conn::DEFAULT_QUEUE_LIMIT);
-        core.make_subscriber(tx);
-        (core, rx)
+        core.make_subscriber();
+        (core, inbox(DEFAULT_LIMIT))
     }
 
     fn subscribe(core: &mut Core, name: &str, now: Instant, timeout: Option<Duration>) -> Rx {
-        let (tx, rx) = oneshot::channel();
-        core.submit(
-            Request {
-                payload: Payload::Subscribe {
-                    kind: crate::conn::SubKind::Channel,
-                    subscribe: true,
-                    names: vec![Bytes::copy_from_slice(name.as_bytes())],
-                },
-                sink: Sink::Oneshot(tx),
-                deadline: timeout.map(|t| now + t),
-            },
-            now,
-        );
-        rx
+        let payload = Payload::Subscribe {
+            kind: crate::conn::SubKind::Channel,
+            subscribe: true,
+            names: vec![Bytes::copy_from_slice(name.as_bytes())],
+        };
+        submit(core, payload, now, timeout)
     }
 
-    fn next_event(inbox: &crate::conn::InboxRx) -> Option<Result<crate::conn::Message>> {
+    /// The next thing the subscriber's reader gets, after the core's subscriber events so far
+    /// went to the inbox.
+    fn next_event(
+        core: &mut Core,
+        (tx, rx): &(InboxTx, InboxRx),
+    ) -> Option<Result<crate::conn::Message>> {
+        let feeds = |e: &Event| {
+            matches!(
+                e,
+                Event::Message(_) | Event::Lost(_) | Event::Restored | Event::Report(_)
+            )
+        };
+        while let Some(e) = take_event(core, feeds, |e| e) {
+            let _ = match e {
+                Event::Message(m) => tx.message(m),
+                Event::Lost(err) => tx.lost(&err),
+                Event::Restored => tx.restored(),
+                Event::Report(err) => tx.report(err),
+                _ => None,
+            };
+        }
         let waker = std::task::Waker::noop();
-        match inbox.poll_next(&mut std::task::Context::from_waker(waker)) {
+        match rx.poll_next(&mut std::task::Context::from_waker(waker)) {
             std::task::Poll::Ready(item) => item,
             std::task::Poll::Pending => None,
         }
@@ -877,16 +954,16 @@ mod tests {
             .connect_timeout(Duration::from_secs(1));
         let (mut core, inbox) = subscriber(&cfg);
         let mut first = subscribe(&mut core, "news", t0, Some(Duration::from_secs(10)));
-        core.on_opening();
-        core.on_open(t0);
+        core.handle_opening();
+        core.handle_open(t0);
         feed(&mut core, HELLO_REPLY, t0).unwrap();
         assert!(output(&mut core).ends_with("*2\r\n$9\r\nSUBSCRIBE\r\n$4\r\nnews\r\n"));
         feed(&mut core, b">3\r\n+subscribe\r\n+news\r\n:1\r\n", t0).unwrap();
-        assert!(got(&mut first).is_ok());
+        assert!(got(&mut core, &mut first).is_ok());
 
         // The server goes away for 2 s: attempts are refused at once.
-        core.on_closed(Error::connection("connection reset"), t0);
-        let lost = next_event(&inbox)
+        core.handle_closed(Error::connection("connection reset"), t0);
+        let lost = next_event(&mut core, &inbox)
             .expect("the loss is reported")
             .unwrap_err();
         assert!(
@@ -906,30 +983,33 @@ mod tests {
                     Some(Duration::from_secs(10)),
                 ));
             }
-            core.on_timer(now);
+            core.handle_timeout(now);
             if core.want(now) == Want::Open {
-                core.on_opening();
-                core.on_closed(Error::connection("connection refused"), now);
+                core.handle_opening();
+                core.handle_closed(Error::connection("connection refused"), now);
             }
-            let at = core.next_deadline().expect("it keeps retrying");
+            let at = core.poll_timeout().expect("it keeps retrying");
             assert!(at - now <= Duration::from_secs(1), "the backoff is capped");
             now = at;
         }
         let mut during = during.expect("made while down");
         assert!(
-            pending(&mut during),
+            pending(&mut core, &mut during),
             "still waiting, within its own timeout"
         );
-        assert!(next_event(&inbox).is_none(), "one report per loss");
+        assert!(
+            next_event(&mut core, &inbox).is_none(),
+            "one report per loss"
+        );
 
         // The server is back: the handshake gets its full connect timeout.
-        core.on_timer(now);
+        core.handle_timeout(now);
         assert_eq!(core.want(now), Want::Open);
-        core.on_opening();
-        core.on_open(now);
+        core.handle_opening();
+        core.handle_open(now);
         assert!(output(&mut core).contains("HELLO"));
         let later = now + Duration::from_millis(900);
-        core.on_timer(later);
+        core.handle_timeout(later);
         assert_eq!(
             core.want(later),
             Want::Nothing,
@@ -948,14 +1028,14 @@ mod tests {
             later,
         )
         .unwrap();
-        assert!(got(&mut during).is_ok());
+        assert!(got(&mut core, &mut during).is_ok());
         feed(
             &mut core,
             b">3\r\n+message\r\n+news\r\n$5\r\nafter\r\n",
             later,
         )
         .unwrap();
-        let m = next_event(&inbox).expect("a message").unwrap();
+        let m = next_event(&mut core, &inbox).expect("a message").unwrap();
         assert_eq!(m.payload_str(), Some("after"));
     }
 
@@ -965,17 +1045,17 @@ mod tests {
         let cfg = config().connect_timeout(Duration::from_millis(100));
         let (mut core, inbox) = subscriber(&cfg);
         let mut rx = subscribe(&mut core, "news", t0, None);
-        core.on_opening();
-        core.on_open(t0);
+        core.handle_opening();
+        core.handle_open(t0);
         feed(
             &mut core,
             b"*3\r\n$9\r\nsubscribe\r\n$4\r\nnews\r\n:1\r\n",
             t0,
         )
         .unwrap();
-        assert!(got(&mut rx).is_ok());
-        core.on_closed(Error::connection("reset"), t0);
-        assert!(next_event(&inbox).is_some_and(|e| e.is_err()));
+        assert!(got(&mut core, &mut rx).is_ok());
+        core.handle_closed(Error::connection("reset"), t0);
+        assert!(next_event(&mut core, &inbox).is_some_and(|e| e.is_err()));
         // Refused for 250 ms, then an attempt that hangs.
         let mut now = t0;
         let mut undated = None;
@@ -984,34 +1064,34 @@ mod tests {
                 undated = Some(subscribe(&mut core, "x", now, None));
             }
             if core.want(now) == Want::Open {
-                core.on_opening();
-                core.on_closed(Error::connection("refused"), now);
+                core.handle_opening();
+                core.handle_closed(Error::connection("refused"), now);
             }
-            now = core.next_deadline().unwrap();
+            now = core.poll_timeout().unwrap();
         }
-        let err = got(undated.as_mut().unwrap()).unwrap_err();
+        let err = got(&mut core, undated.as_mut().unwrap()).unwrap_err();
         assert!(
             err.is_connection() && err.to_string().contains("could not connect"),
             "a call with no deadline of its own fails when the run ends: {err}"
         );
         assert_eq!(core.want(now), Want::Open);
-        core.on_opening();
+        core.handle_opening();
         let started = now;
         assert_eq!(
-            core.next_deadline(),
+            core.poll_timeout(),
             Some(started + Duration::from_millis(100))
         );
-        core.on_timer(started + Duration::from_millis(99));
+        core.handle_timeout(started + Duration::from_millis(99));
         assert_eq!(core.want(now), Want::Nothing);
-        core.on_timer(started + Duration::from_millis(100));
+        core.handle_timeout(started + Duration::from_millis(100));
         assert_eq!(core.want(now), Want::Close);
-        core.on_closed(
+        core.handle_closed(
             Error::connection("closed"),
             started + Duration::from_millis(100),
         );
-        assert!(core.next_deadline().is_some(), "and it tries again");
+        assert!(core.poll_timeout().is_some(), "and it tries again");
         assert!(
-            next_event(&inbox).is_none(),
+            next_event(&mut core, &inbox).is_none(),
             "still one report for the one loss"
         );
     }
@@ -1021,29 +1101,22 @@ mod tests {
         let now = Instant::now();
         let (mut core, inbox) = subscriber(&config());
         let mut ok = subscribe(&mut core, "a", now, None);
-        core.on_opening();
-        core.on_open(now);
+        core.handle_opening();
+        core.handle_open(now);
         feed(
             &mut core,
             b"*3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:1\r\n",
             now,
         )
         .unwrap();
-        assert!(got(&mut ok).is_ok());
+        assert!(got(&mut core, &mut ok).is_ok());
         // `SUBSCRIBE a secret` refused as a whole (ACL): one error, not two confirmations.
-        let (tx, mut refused) = oneshot::channel();
-        core.submit(
-            Request {
-                payload: Payload::Subscribe {
-                    kind: crate::conn::SubKind::Channel,
-                    subscribe: true,
-                    names: vec!["a".into(), "secret".into()],
-                },
-                sink: Sink::Oneshot(tx),
-                deadline: None,
-            },
-            now,
-        );
+        let payload = Payload::Subscribe {
+            kind: crate::conn::SubKind::Channel,
+            subscribe: true,
+            names: vec!["a".into(), "secret".into()],
+        };
+        let mut refused = submit(&mut core, payload, now, None);
         let mut ping = call(&mut core, cmd!("PING"), now, None);
         output(&mut core);
         feed(
@@ -1052,23 +1125,28 @@ mod tests {
             now,
         )
         .unwrap();
-        assert_eq!(got(&mut refused).unwrap_err().server_kind(), Some("NOPERM"));
+        assert_eq!(
+            got(&mut core, &mut refused).unwrap_err().server_kind(),
+            Some("NOPERM")
+        );
         assert!(
-            got(&mut ping).is_ok(),
+            got(&mut core, &mut ping).is_ok(),
             "the next reply reaches its own caller"
         );
         // After a reconnect only `a` is restored (it was held before the refusal).
-        core.on_closed(Error::connection("reset"), now);
-        assert!(next_event(&inbox).is_some_and(|e| e.is_err()));
-        core.on_opening();
-        core.on_open(now);
+        core.handle_closed(Error::connection("reset"), now);
+        assert!(next_event(&mut core, &inbox).is_some_and(|e| e.is_err()));
+        core.handle_opening();
+        core.handle_open(now);
         assert_eq!(output(&mut core), "*2\r\n$9\r\nSUBSCRIBE\r\n$1\r\na\r\n");
         // Refused on restore too (the ACL changed): the reader hears of it, nothing is held.
         feed(&mut core, b"-NOPERM no\r\n", now).unwrap();
-        let err = next_event(&inbox).expect("reported").unwrap_err();
+        let err = next_event(&mut core, &inbox)
+            .expect("reported")
+            .unwrap_err();
         assert_eq!(err.server_kind(), Some("NOPERM"), "{err}");
         assert!(err.to_string().contains("SUBSCRIBE a"), "{err}");
-        core.on_closed(Error::connection("reset"), now);
+        core.handle_closed(Error::connection("reset"), now);
         assert_eq!(core.want(now), Want::Nothing, "nothing left to restore");
     }
 
@@ -1079,16 +1157,19 @@ mod tests {
         assert_eq!(core.want(now), Want::Nothing);
         let mut rx = call(&mut core, cmd!("PING"), now, None);
         assert_eq!(core.want(now), Want::Open);
-        core.on_opening();
+        core.handle_opening();
         assert_eq!(
             output(&mut core),
             "",
             "nothing goes out before the socket is up"
         );
-        core.on_open(now);
+        core.handle_open(now);
         assert_eq!(output(&mut core), "*1\r\n$4\r\nPING\r\n");
         feed(&mut core, b"+PONG\r\n", now).unwrap();
-        assert_eq!(got(&mut rx).unwrap(), Value::Simple("PONG".into()));
+        assert_eq!(
+            got(&mut core, &mut rx).unwrap(),
+            Value::Simple("PONG".into())
+        );
     }
 
     #[test]
@@ -1107,25 +1188,23 @@ mod tests {
         for &byte in replies.iter() {
             feed(&mut core, &[byte], now).unwrap();
         }
-        assert_eq!(got(&mut rxs[0]).unwrap(), Value::Bulk("a".into()));
-        assert_eq!(got(&mut rxs[1]).unwrap_err().server_kind(), Some("ERR"));
-        assert_eq!(got(&mut rxs[2]).unwrap(), Value::Nil);
+        assert_eq!(
+            got(&mut core, &mut rxs[0]).unwrap(),
+            Value::Bulk("a".into())
+        );
+        assert_eq!(
+            got(&mut core, &mut rxs[1]).unwrap_err().server_kind(),
+            Some("ERR")
+        );
+        assert_eq!(got(&mut core, &mut rxs[2]).unwrap(), Value::Nil);
     }
 
     #[test]
     fn several_commands_reply_as_one_array_with_errors_in_place() {
         let now = Instant::now();
         let mut core = ready(config(), now);
-        let (tx, mut rx) = oneshot::channel();
         let payload = Payload::batch(&[cmd!("INCR", "n"), cmd!("LPOP", "n"), cmd!("GET", "n")]);
-        core.submit(
-            Request {
-                payload,
-                sink: Sink::Oneshot(tx),
-                deadline: None,
-            },
-            now,
-        );
+        let mut rx = submit(&mut core, payload, now, None);
         let mut single = call(&mut core, cmd!("PING"), now, None);
         feed(
             &mut core,
@@ -1133,25 +1212,20 @@ mod tests {
             now,
         )
         .unwrap();
-        let Value::Array(items) = got(&mut rx).unwrap() else {
+        let Value::Array(items) = got(&mut core, &mut rx).unwrap() else {
             panic!()
         };
         assert_eq!(items.len(), 3);
         assert!(matches!(&items[1], Value::Error(e) if e.kind == "WRONGTYPE"));
-        assert_eq!(got(&mut single).unwrap(), Value::Simple("PONG".into()));
-        // A batch of one is still an array.
-        let (tx, mut rx) = oneshot::channel();
-        core.submit(
-            Request {
-                payload: Payload::batch(&[cmd!("PING")]),
-                sink: Sink::Oneshot(tx),
-                deadline: None,
-            },
-            now,
+        assert_eq!(
+            got(&mut core, &mut single).unwrap(),
+            Value::Simple("PONG".into())
         );
+        // A batch of one is still an array.
+        let mut rx = submit(&mut core, Payload::batch(&[cmd!("PING")]), now, None);
         feed(&mut core, b"+PONG\r\n", now).unwrap();
         assert_eq!(
-            got(&mut rx).unwrap(),
+            got(&mut core, &mut rx).unwrap(),
             Value::Array(vec![Value::Simple("PONG".into())])
         );
     }
@@ -1172,15 +1246,18 @@ mod tests {
             t0,
             Some(Duration::from_secs(10)),
         );
-        assert_eq!(core.next_deadline(), Some(t0 + Duration::from_millis(100)));
-        core.on_timer(t0 + Duration::from_millis(99));
-        assert!(pending(&mut slow));
-        core.on_timer(t0 + Duration::from_millis(100));
-        assert_eq!(got(&mut slow).unwrap_err(), Error::Timeout);
-        assert_eq!(core.next_deadline(), Some(t0 + Duration::from_secs(10)));
+        assert_eq!(core.poll_timeout(), Some(t0 + Duration::from_millis(100)));
+        core.handle_timeout(t0 + Duration::from_millis(99));
+        assert!(pending(&mut core, &mut slow));
+        core.handle_timeout(t0 + Duration::from_millis(100));
+        assert_eq!(got(&mut core, &mut slow).unwrap_err(), Error::Timeout);
+        assert_eq!(core.poll_timeout(), Some(t0 + Duration::from_secs(10)));
         // The late reply to `slow` arrives first and must not reach `next`.
         feed(&mut core, b"$4\r\nlate\r\n$4\r\nmine\r\n", t0).unwrap();
-        assert_eq!(got(&mut next).unwrap(), Value::Bulk("mine".into()));
+        assert_eq!(
+            got(&mut core, &mut next).unwrap(),
+            Value::Bulk("mine".into())
+        );
     }
 
     #[test]
@@ -1188,10 +1265,14 @@ mod tests {
         let now = Instant::now();
         let mut core = ready(config(), now);
         let gone = call(&mut core, cmd!("GET", "a"), now, None);
-        drop(gone);
+        core.abandon(gone);
         let mut kept = call(&mut core, cmd!("GET", "b"), now, None);
         feed(&mut core, b"$1\r\na\r\n$1\r\nb\r\n", now).unwrap();
-        assert_eq!(got(&mut kept).unwrap(), Value::Bulk("b".into()));
+        assert_eq!(got(&mut core, &mut kept).unwrap(), Value::Bulk("b".into()));
+        assert!(
+            pending(&mut core, &mut { gone }),
+            "no reply for an abandoned call"
+        );
     }
 
     #[test]
@@ -1201,8 +1282,8 @@ mod tests {
         for _ in 0..10_000 {
             let mut rx = call(&mut core, cmd!("PING"), now, Some(Duration::from_secs(30)));
             feed(&mut core, b"+PONG\r\n", now).unwrap();
-            got(&mut rx).unwrap();
-            core.next_deadline();
+            got(&mut core, &mut rx).unwrap();
+            core.poll_timeout();
         }
         assert!(
             core.queue.timer_count() <= 64,
@@ -1219,9 +1300,9 @@ mod tests {
         let mut b = call(&mut core, cmd!("GET", "b"), t0, None);
         output(&mut core);
         feed(&mut core, b"$1\r\na\r\n$5\r\nhal", t0).unwrap();
-        core.on_closed(Error::connection("connection reset"), t0);
-        assert_eq!(got(&mut a).unwrap(), Value::Bulk("a".into()));
-        assert!(got(&mut b).unwrap_err().is_connection());
+        core.handle_closed(Error::connection("connection reset"), t0);
+        assert_eq!(got(&mut core, &mut a).unwrap(), Value::Bulk("a".into()));
+        assert!(got(&mut core, &mut b).unwrap_err().is_connection());
         assert!(!core.is_connected());
         assert_eq!(
             core.want(t0),
@@ -1230,15 +1311,15 @@ mod tests {
         );
         let mut c = call(&mut core, cmd!("GET", "c"), t0, None);
         assert_eq!(core.want(t0), Want::Open);
-        core.on_opening();
-        core.on_open(t0);
+        core.handle_opening();
+        core.handle_open(t0);
         assert_eq!(
             output(&mut core),
             "*2\r\n$3\r\nGET\r\n$1\r\nc\r\n",
             "the half reply is forgotten"
         );
         feed(&mut core, b"$1\r\nc\r\n", t0).unwrap();
-        assert_eq!(got(&mut c).unwrap(), Value::Bulk("c".into()));
+        assert_eq!(got(&mut core, &mut c).unwrap(), Value::Bulk("c".into()));
     }
 
     #[test]
@@ -1251,9 +1332,9 @@ mod tests {
         let mut delays = Vec::new();
         loop {
             assert_eq!(core.want(now), Want::Open);
-            core.on_opening();
-            core.on_closed(Error::connection("connection refused"), now);
-            match core.next_deadline() {
+            core.handle_opening();
+            core.handle_closed(Error::connection("connection refused"), now);
+            match core.poll_timeout() {
                 Some(at) => {
                     delays.push((at - now).as_millis());
                     assert_eq!(
@@ -1275,7 +1356,7 @@ mod tests {
                     .all(|(i, d)| window(i).contains(d)),
             "{delays:?}"
         );
-        let err = got(&mut rx).unwrap_err();
+        let err = got(&mut core, &mut rx).unwrap_err();
         assert!(err.is_connection(), "{err}");
         assert!(err.to_string().contains("connection refused"), "{err}");
     }
@@ -1286,17 +1367,17 @@ mod tests {
         let cfg = config().connect_timeout(Duration::from_millis(50));
         let mut core = Core::new(&cfg);
         let mut rx = call(&mut core, cmd!("PING"), t0, None);
-        core.on_opening();
-        assert_eq!(core.next_deadline(), Some(t0 + Duration::from_millis(50)));
-        core.on_timer(t0 + Duration::from_millis(50));
-        let err = got(&mut rx).unwrap_err();
+        core.handle_opening();
+        assert_eq!(core.poll_timeout(), Some(t0 + Duration::from_millis(50)));
+        core.handle_timeout(t0 + Duration::from_millis(50));
+        let err = got(&mut core, &mut rx).unwrap_err();
         assert_eq!(
             err.to_string(),
             "connection error: could not connect within 50 ms to 127.0.0.1:6379: \
              the server did not accept the connection"
         );
         assert_eq!(core.want(t0), Want::Close);
-        core.on_closed(Error::connection("closed"), t0);
+        core.handle_closed(Error::connection("closed"), t0);
         assert_eq!(core.want(t0), Want::Nothing);
 
         // Accepted, but the handshake gets no answer: a connection error too, never a timeout.
@@ -1304,12 +1385,11 @@ mod tests {
             .password("pw")
             .connect_timeout(Duration::from_millis(50));
         let mut core = Core::new(&cfg);
-        let (tx, mut done) = oneshot::channel();
-        core.connect(tx, t0);
-        core.on_opening();
-        core.on_open(t0);
-        core.on_timer(t0 + Duration::from_millis(50));
-        let err = done.try_recv().unwrap().unwrap_err();
+        core.connect(t0);
+        core.handle_opening();
+        core.handle_open(t0);
+        core.handle_timeout(t0 + Duration::from_millis(50));
+        let err = connected(&mut core).unwrap().unwrap_err();
         assert!(err.is_connection(), "{err}");
         assert!(
             err.to_string().ends_with(
@@ -1324,9 +1404,9 @@ mod tests {
         let t0 = Instant::now();
         let mut core = Core::new(&config());
         let mut rx = call(&mut core, cmd!("PING"), t0, Some(Duration::from_millis(20)));
-        core.on_opening();
-        core.on_timer(t0 + Duration::from_millis(20));
-        let err = got(&mut rx).unwrap_err();
+        core.handle_opening();
+        core.handle_timeout(t0 + Duration::from_millis(20));
+        let err = got(&mut core, &mut rx).unwrap_err();
         assert!(err.is_connection(), "{err}");
         assert!(err.to_string().contains("was not sent"), "{err}");
     }
@@ -1341,12 +1421,12 @@ mod tests {
             let io = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
             Error::connection_io(format!("connect to 127.0.0.1:6379: {io}"), io)
         };
-        core.on_opening();
-        core.on_closed(refused(), t0);
-        let at = core.next_deadline().unwrap();
-        core.on_opening();
-        core.on_closed(refused(), at.max(t0 + Duration::from_millis(10)));
-        let err = got(&mut rx).unwrap_err();
+        core.handle_opening();
+        core.handle_closed(refused(), t0);
+        let at = core.poll_timeout().unwrap();
+        core.handle_opening();
+        core.handle_closed(refused(), at.max(t0 + Duration::from_millis(10)));
+        let err = got(&mut core, &mut rx).unwrap_err();
         assert_eq!(
             err.to_string(),
             "connection error: could not connect within 10 ms to 127.0.0.1:6379: connection refused"
@@ -1364,22 +1444,22 @@ mod tests {
         let now = Instant::now();
         let mut core = Core::new(&config().autoconnect(false));
         let mut rx = call(&mut core, cmd!("PING"), now, None);
-        assert!(got(&mut rx).unwrap_err().is_connection());
+        assert!(got(&mut core, &mut rx).unwrap_err().is_connection());
         assert_eq!(core.want(now), Want::Nothing);
-        let (tx, mut done) = oneshot::channel();
-        core.connect(tx, now);
+        core.connect(now);
         let mut during = call(&mut core, cmd!("PING"), now, None);
-        core.on_opening();
-        core.on_open(now);
-        assert!(matches!(done.try_recv(), Ok(Ok(true))));
+        core.handle_opening();
+        assert!(connected(&mut core).is_none());
+        core.handle_open(now);
+        assert!(matches!(connected(&mut core), Some(Ok(true))));
         feed(&mut core, b"+PONG\r\n", now).unwrap();
         assert!(
-            got(&mut during).is_ok(),
+            got(&mut core, &mut during).is_ok(),
             "a call made while connect() runs waits for it"
         );
-        core.on_closed(Error::connection("reset"), now);
+        core.handle_closed(Error::connection("reset"), now);
         let mut after = call(&mut core, cmd!("PING"), now, None);
-        assert!(got(&mut after).unwrap_err().is_connection());
+        assert!(got(&mut core, &mut after).unwrap_err().is_connection());
     }
 
     #[test]
@@ -1387,20 +1467,19 @@ mod tests {
         let now = Instant::now();
         let mut core = ready(config(), now);
         let mut a = call(&mut core, cmd!("GET", "a"), now, None);
-        let (tx, mut done) = oneshot::channel();
-        core.disconnect(tx);
+        core.disconnect(now);
         assert_eq!(core.want(now), Want::Close);
-        core.on_closed(Error::connection("closed"), now);
-        assert!(done.try_recv().is_ok());
-        let err = got(&mut a).unwrap_err();
+        assert!(!disconnected(&mut core), "not before the socket is closed");
+        core.handle_closed(Error::connection("closed"), now);
+        assert!(disconnected(&mut core));
+        let err = got(&mut core, &mut a).unwrap_err();
         assert!(
             err.to_string().contains("disconnected by the client"),
             "{err}"
         );
-        let (tx, mut done) = oneshot::channel();
-        core.disconnect(tx);
+        core.disconnect(now);
         assert!(
-            done.try_recv().is_ok(),
+            disconnected(&mut core),
             "disconnect when not connected resolves at once"
         );
         assert_eq!(core.want(now), Want::Nothing);
@@ -1413,8 +1492,8 @@ mod tests {
         let mut core = Core::new(&cfg);
         let mut rx = call(&mut core, cmd!("GET", "k"), now, None);
         for round in 0..2 {
-            core.on_opening();
-            core.on_open(now);
+            core.handle_opening();
+            core.handle_open(now);
             assert_eq!(
                 output(&mut core),
                 "*5\r\n$5\r\nHELLO\r\n$1\r\n3\r\n$4\r\nAUTH\r\n$3\r\napp\r\n$2\r\npw\r\n*2\r\n$6\r\nSELECT\r\n$1\r\n2\r\n",
@@ -1426,8 +1505,8 @@ mod tests {
             assert!(core.is_connected() && core.is_resp3());
             if round == 0 {
                 assert_eq!(output(&mut core), "*2\r\n$3\r\nGET\r\n$1\r\nk\r\n");
-                core.on_closed(Error::connection("reset"), now);
-                assert!(got(&mut rx).unwrap_err().is_connection());
+                core.handle_closed(Error::connection("reset"), now);
+                assert!(got(&mut core, &mut rx).unwrap_err().is_connection());
                 rx = call(&mut core, cmd!("GET", "k"), now, None);
             }
         }
@@ -1438,15 +1517,15 @@ mod tests {
         let now = Instant::now();
         let mut core = Core::new(&Config::new().password("pw"));
         let mut rx = call(&mut core, cmd!("PING"), now, None);
-        core.on_opening();
-        core.on_open(now);
+        core.handle_opening();
+        core.handle_open(now);
         output(&mut core);
         feed(&mut core, b"-ERR unknown command 'HELLO'\r\n", now).unwrap();
         assert_eq!(output(&mut core), "*2\r\n$4\r\nAUTH\r\n$2\r\npw\r\n");
         feed(&mut core, b"+OK\r\n", now).unwrap();
         assert!(core.is_connected() && !core.is_resp3());
         feed(&mut core, b"+PONG\r\n", now).unwrap();
-        assert!(got(&mut rx).is_ok());
+        assert!(got(&mut core, &mut rx).is_ok());
     }
 
     #[test]
@@ -1454,17 +1533,20 @@ mod tests {
         let now = Instant::now();
         let mut core = Core::new(&Config::new().password("bad"));
         let mut rx = call(&mut core, cmd!("PING"), now, None);
-        core.on_opening();
-        core.on_open(now);
+        core.handle_opening();
+        core.handle_open(now);
         feed(
             &mut core,
             b"-WRONGPASS invalid username-password pair\r\n",
             now,
         )
         .unwrap();
-        assert_eq!(got(&mut rx).unwrap_err().server_kind(), Some("WRONGPASS"));
+        assert_eq!(
+            got(&mut core, &mut rx).unwrap_err().server_kind(),
+            Some("WRONGPASS")
+        );
         assert_eq!(core.want(now), Want::Close);
-        core.on_closed(Error::connection("closed"), now);
+        core.handle_closed(Error::connection("closed"), now);
         assert_eq!(
             core.want(now),
             Want::Nothing,
@@ -1479,8 +1561,11 @@ mod tests {
         let mut a = call(&mut core, cmd!("GET", "a"), now, None);
         let err = feed(&mut core, b"@@garbage\r\n", now).unwrap_err();
         assert!(matches!(err, Error::Protocol { .. }));
-        core.on_closed(err, now);
-        assert!(matches!(got(&mut a).unwrap_err(), Error::Protocol { .. }));
+        core.handle_closed(err, now);
+        assert!(matches!(
+            got(&mut core, &mut a).unwrap_err(),
+            Error::Protocol { .. }
+        ));
     }
 
     #[test]
@@ -1495,8 +1580,6 @@ mod tests {
     fn push_frames_never_disturb_reply_matching() {
         let now = Instant::now();
         let mut core = ready(config(), now);
-        let (tx, rx) = std::sync::mpsc::channel();
-        core.set_push_handler(Some(Box::new(move |v| tx.send(v).unwrap_or(()))));
         let mut a = call(&mut core, cmd!("GET", "a"), now, None);
         feed(
             &mut core,
@@ -1504,33 +1587,24 @@ mod tests {
             now,
         )
         .unwrap();
-        assert_eq!(got(&mut a).unwrap(), Value::Bulk("v".into()));
-        assert!(matches!(rx.try_recv(), Ok(Value::Push(_))));
+        assert_eq!(got(&mut core, &mut a).unwrap(), Value::Bulk("v".into()));
+        assert!(matches!(&pushes(&mut core)[..], [Value::Push(_)]));
     }
 
+    /// What `async_call` relies on (the callbacks themselves run in the link): each reply
+    /// reaches its own id, whatever was abandoned between.
     #[test]
-    fn callbacks_get_replies_and_a_panicking_one_is_contained() {
+    fn replies_reach_their_ids_around_an_abandoned_call() {
         let now = Instant::now();
         let mut core = ready(config(), now);
-        let (tx, rx) = std::sync::mpsc::channel();
-        let submit = |core: &mut Core, sink| {
-            core.submit(
-                Request {
-                    payload: Payload::One(cmd!("PING")),
-                    sink,
-                    deadline: None,
-                },
-                now,
-            )
-        };
-        submit(&mut core, Sink::Callback(Box::new(|_| panic!("user bug"))));
-        submit(&mut core, Sink::Discard);
-        submit(
-            &mut core,
-            Sink::Callback(Box::new(move |r| tx.send(r).unwrap_or(()))),
-        );
+        let mut a = call(&mut core, cmd!("PING"), now, None);
+        let b = call(&mut core, cmd!("PING"), now, None);
+        let mut c = call(&mut core, cmd!("PING"), now, None);
+        core.abandon(b);
         feed(&mut core, b"+A\r\n+B\r\n+C\r\n", now).unwrap();
-        assert_eq!(rx.try_recv().unwrap().unwrap(), Value::Simple("C".into()));
+        assert_eq!(got(&mut core, &mut a).unwrap(), Value::Simple("A".into()));
+        assert_eq!(got(&mut core, &mut c).unwrap(), Value::Simple("C".into()));
+        assert!(pending(&mut core, &mut { b }));
     }
 
     /// The test configuration with the liveness rule at `n`.
@@ -1546,25 +1620,25 @@ mod tests {
         let mut core = ready(silent_rule(Some(3)), t0);
         let mut a = call(&mut core, cmd!("GET", "a"), t0, Some(ms(100)));
         let mut b = call(&mut core, cmd!("GET", "b"), t0 + ms(10), Some(ms(100)));
-        core.on_timer(t0 + ms(110));
-        assert_eq!(got(&mut a).unwrap_err(), Error::Timeout);
-        assert_eq!(got(&mut b).unwrap_err(), Error::Timeout);
+        core.handle_timeout(t0 + ms(110));
+        assert_eq!(got(&mut core, &mut a).unwrap_err(), Error::Timeout);
+        assert_eq!(got(&mut core, &mut b).unwrap_err(), Error::Timeout);
         assert_eq!(core.want(t0 + ms(110)), Want::Nothing, "2 of 3: still up");
         let mut c = call(&mut core, cmd!("GET", "c"), t0 + ms(110), Some(ms(100)));
         let mut d = call(&mut core, cmd!("GET", "d"), t0 + ms(111), Some(ms(100)));
         let mut e = call(&mut core, cmd!("GET", "e"), t0 + ms(150), Some(ms(100)));
         // The driver wakes late: c's and d's deadlines have both passed.
         let t1 = t0 + ms(215);
-        core.on_timer(t1);
-        assert_eq!(got(&mut c).unwrap_err(), Error::Timeout);
+        core.handle_timeout(t1);
+        assert_eq!(got(&mut core, &mut c).unwrap_err(), Error::Timeout);
         assert_eq!(
             core.want(t1),
             Want::Close,
             "the third timeout gives the server up"
         );
-        core.on_closed(Error::connection("closed"), t1);
+        core.handle_closed(Error::connection("closed"), t1);
         for rx in [&mut d, &mut e] {
-            let err = got(rx).unwrap_err();
+            let err = got(&mut core, rx).unwrap_err();
             assert!(err.is_connection(), "{err}");
             assert!(err.to_string().contains("stopped answering"), "{err}");
         }
@@ -1576,11 +1650,11 @@ mod tests {
         );
         let mut f = call(&mut core, cmd!("GET", "f"), t1, Some(ms(100)));
         assert_eq!(core.want(t1), Want::Open, "the next call reconnects");
-        core.on_opening();
-        core.on_open(t1);
+        core.handle_opening();
+        core.handle_open(t1);
         output(&mut core);
         feed(&mut core, b"$1\r\nf\r\n", t1).unwrap();
-        assert_eq!(got(&mut f).unwrap(), Value::Bulk("f".into()));
+        assert_eq!(got(&mut core, &mut f).unwrap(), Value::Bulk("f".into()));
     }
 
     #[test]
@@ -1590,21 +1664,24 @@ mod tests {
         let mut core = ready(silent_rule(Some(2)), t0);
         let mut slow = call(&mut core, cmd!("GET", "slow"), t0, Some(ms(100)));
         let mut next = call(&mut core, cmd!("GET", "next"), t0 + ms(50), Some(ms(500)));
-        core.on_timer(t0 + ms(100));
-        assert_eq!(got(&mut slow).unwrap_err(), Error::Timeout);
+        core.handle_timeout(t0 + ms(100));
+        assert_eq!(got(&mut core, &mut slow).unwrap_err(), Error::Timeout);
         // The late reply (a part of it is enough) shows the server is alive.
         feed(&mut core, b"$4\r\nla", t0 + ms(200)).unwrap();
         let mut third = call(&mut core, cmd!("GET", "x"), t0 + ms(200), Some(ms(100)));
-        core.on_timer(t0 + ms(300));
-        assert_eq!(got(&mut third).unwrap_err(), Error::Timeout);
+        core.handle_timeout(t0 + ms(300));
+        assert_eq!(got(&mut core, &mut third).unwrap_err(), Error::Timeout);
         assert_eq!(
             core.want(t0 + ms(300)),
             Want::Nothing,
             "1 since the last byte"
         );
-        assert!(pending(&mut next));
+        assert!(pending(&mut core, &mut next));
         feed(&mut core, b"te\r\n$4\r\nmine\r\n", t0 + ms(310)).unwrap();
-        assert_eq!(got(&mut next).unwrap(), Value::Bulk("mine".into()));
+        assert_eq!(
+            got(&mut core, &mut next).unwrap(),
+            Value::Bulk("mine".into())
+        );
     }
 
     #[test]
@@ -1614,8 +1691,8 @@ mod tests {
         for i in 0..10u64 {
             let at = t0 + Duration::from_millis(i * 10);
             let mut rx = call(&mut core, cmd!("PING"), at, Some(Duration::from_millis(5)));
-            core.on_timer(at + Duration::from_millis(5));
-            assert_eq!(got(&mut rx).unwrap_err(), Error::Timeout);
+            core.handle_timeout(at + Duration::from_millis(5));
+            assert_eq!(got(&mut core, &mut rx).unwrap_err(), Error::Timeout);
         }
         assert_eq!(core.want(t0 + Duration::from_secs(1)), Want::Nothing);
         assert!(core.is_connected());
@@ -1626,17 +1703,17 @@ mod tests {
         let t0 = Instant::now();
         let mut core = ready(silent_rule(Some(2)), t0);
         for _ in 0..2 {
-            core.submit(
-                Request {
-                    payload: Payload::One(cmd!("INCR", "n")),
-                    sink: Sink::Discard,
-                    deadline: Some(t0 + Duration::from_millis(100)),
-                },
+            // As the link submits a fire-and-forget call with a deadline: a caller of its own,
+            // which nobody reads.
+            call(
+                &mut core,
+                cmd!("INCR", "n"),
                 t0,
+                Some(Duration::from_millis(100)),
             );
         }
-        assert_eq!(core.next_deadline(), Some(t0 + Duration::from_millis(100)));
-        core.on_timer(t0 + Duration::from_millis(100));
+        assert_eq!(core.poll_timeout(), Some(t0 + Duration::from_millis(100)));
+        core.handle_timeout(t0 + Duration::from_millis(100));
         assert_eq!(core.want(t0), Want::Close);
     }
 
@@ -1645,62 +1722,25 @@ mod tests {
         let t0 = Instant::now();
         let ms = Duration::from_millis;
         let mut core = ready(silent_rule(None), t0);
-        assert!(core.is_quiet(t0));
+        assert!(core.is_quiet());
         let timed_out = call(&mut core, cmd!("GET", "a"), t0, Some(ms(100)));
         let dropped = call(&mut core, cmd!("GET", "b"), t0, None);
-        core.submit(
-            Request {
-                payload: Payload::One(cmd!("INCR", "n")),
-                sink: Sink::Discard,
-                deadline: Some(t0 + ms(300)),
-            },
-            t0,
-        );
-        assert!(!core.is_quiet(t0), "callers are waiting");
-        drop(dropped);
-        core.on_timer(t0 + ms(100));
-        drop(timed_out);
+        // A fire-and-forget call within its deadline (see the test above).
+        call(&mut core, cmd!("INCR", "n"), t0, Some(ms(300)));
+        assert!(!core.is_quiet(), "callers are waiting");
+        core.abandon(dropped);
+        core.handle_timeout(t0 + ms(100));
+        core.abandon(timed_out);
         assert!(
-            !core.is_quiet(t0 + ms(100)),
+            !core.is_quiet(),
             "a fire-and-forget call within its deadline"
         );
-        core.on_timer(t0 + ms(300));
+        core.handle_timeout(t0 + ms(300));
         assert!(
-            core.is_quiet(t0 + ms(300)),
+            core.is_quiet(),
             "nobody is left to answer, whatever the server does"
         );
         assert_eq!(core.queue_len(), 3, "the replies are still due on the wire");
-    }
-
-    #[test]
-    fn a_panicking_push_handler_is_contained_and_stays_installed() {
-        let now = Instant::now();
-        let mut core = ready(config(), now);
-        let (tx, rx) = std::sync::mpsc::channel();
-        core.set_push_handler(Some(Box::new(move |v| {
-            tx.send(v).unwrap_or(());
-            panic!("user bug in a push handler");
-        })));
-        let mut a = call(&mut core, cmd!("GET", "a"), now, None);
-        let push = b">2\r\n+invalidate\r\n*1\r\n$1\r\na\r\n";
-        feed(&mut core, push, now).unwrap();
-        feed(&mut core, push, now).unwrap();
-        feed(&mut core, b"$1\r\nv\r\n", now).unwrap();
-        assert_eq!(got(&mut a).unwrap(), Value::Bulk("v".into()));
-        assert_eq!(rx.try_iter().count(), 2, "called for both pushes");
-        // Replacing a handler whose drop panics is contained too.
-        struct Bomb;
-        impl Drop for Bomb {
-            fn drop(&mut self) {
-                panic!("user bug in a drop");
-            }
-        }
-        let bomb = Bomb;
-        core.set_push_handler(Some(Box::new(move |_| {
-            let _ = &bomb;
-        })));
-        core.set_push_handler(None);
-        assert!(core.is_connected());
     }
 
     #[test]
@@ -1708,32 +1748,32 @@ mod tests {
         let t0 = Instant::now();
         let s = Duration::from_secs;
         let mut core = ready(config().health_check(Some(s(10))), t0);
-        assert_eq!(core.next_deadline(), Some(t0 + s(10)));
-        core.on_timer(t0 + s(9));
+        assert_eq!(core.poll_timeout(), Some(t0 + s(10)));
+        core.handle_timeout(t0 + s(9));
         assert_eq!(output(&mut core), "", "not idle long enough");
-        core.on_timer(t0 + s(10));
+        core.handle_timeout(t0 + s(10));
         assert_eq!(output(&mut core), "*1\r\n$4\r\nPING\r\n");
-        assert_eq!(core.next_deadline(), Some(t0 + s(20)));
+        assert_eq!(core.poll_timeout(), Some(t0 + s(20)));
         // Answered: nothing more until the connection has been idle again for the interval.
         feed(&mut core, b"+PONG\r\n", t0 + s(11)).unwrap();
-        assert_eq!(core.next_deadline(), Some(t0 + s(21)));
-        core.on_timer(t0 + s(21));
+        assert_eq!(core.poll_timeout(), Some(t0 + s(21)));
+        core.handle_timeout(t0 + s(21));
         assert_eq!(output(&mut core), "*1\r\n$4\r\nPING\r\n");
         // A call made meanwhile waits behind the PING; then nothing comes back at all.
         let mut a = call(&mut core, cmd!("GET", "a"), t0 + s(22), None);
-        core.on_timer(t0 + s(30));
+        core.handle_timeout(t0 + s(30));
         assert_eq!(core.want(t0 + s(30)), Want::Nothing);
-        core.on_timer(t0 + s(31));
+        core.handle_timeout(t0 + s(31));
         assert_eq!(core.want(t0 + s(31)), Want::Close);
-        core.on_closed(Error::connection("closed"), t0 + s(31));
-        let err = got(&mut a).unwrap_err();
+        core.handle_closed(Error::connection("closed"), t0 + s(31));
+        let err = got(&mut core, &mut a).unwrap_err();
         assert!(
             err.is_connection() && err.to_string().contains("health-check"),
             "{err}"
         );
         assert_eq!(core.queue_len(), 0);
         assert_eq!(
-            core.next_deadline(),
+            core.poll_timeout(),
             None,
             "no health check without a connection"
         );
@@ -1746,19 +1786,19 @@ mod tests {
         let mut core = ready(config().health_check(Some(s(10))), t0);
         let mut slow = call(&mut core, cmd!("BLPOP", "q", 0), t0, None);
         output(&mut core);
-        assert_eq!(core.next_deadline(), None);
-        core.on_timer(t0 + s(100));
+        assert_eq!(core.poll_timeout(), None);
+        core.handle_timeout(t0 + s(100));
         assert_eq!(
             output(&mut core),
             "",
             "a blocked call is not an idle connection"
         );
         feed(&mut core, b"*2\r\n$1\r\nq\r\n$1\r\nx\r\n", t0 + s(100)).unwrap();
-        assert!(got(&mut slow).is_ok());
-        assert_eq!(core.next_deadline(), Some(t0 + s(110)));
+        assert!(got(&mut core, &mut slow).is_ok());
+        assert_eq!(core.poll_timeout(), Some(t0 + s(110)));
         let mut off = ready(config(), t0);
-        assert_eq!(off.next_deadline(), None);
-        off.on_timer(t0 + s(1000));
+        assert_eq!(off.poll_timeout(), None);
+        off.handle_timeout(t0 + s(1000));
         assert_eq!(output(&mut off), "");
     }
 }

@@ -1,14 +1,15 @@
 //! The sans-IO connection core: protocol state, reply matching, handshake and reconnect logic,
-//! driven by a transport that only moves bytes.
+//! as a pure state machine. Inputs go in with the time; bytes, deadlines and [`Event`]s come
+//! out. No threads, no locks, no callbacks, no async runtime.
 
 mod backoff;
 mod core;
+mod event;
 mod handshake;
-mod inbox;
 mod pubsub;
 mod queue;
 
-pub(crate) use self::core::{Core, PushHandler, Want};
-pub(crate) use inbox::{inbox, InboxRx, InboxTx, DEFAULT_LIMIT as DEFAULT_QUEUE_LIMIT};
+pub(crate) use self::core::{Core, Want};
+pub(crate) use event::Event;
 pub use pubsub::{Message, SubKind, INVALIDATE_CHANNEL};
-pub(crate) use queue::{Callback, Payload, Request, Sink};
+pub(crate) use queue::Payload;

@@ -1,38 +1,27 @@
 //! Calls waiting for replies, in the order their replies will arrive.
 
+use super::event::Event;
 use crate::{Cmd, Error, Result, Value};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::time::Instant;
-use tokio::sync::oneshot;
 
-/// A callback for [`Client::async_call`](crate::Client::async_call).
-pub(crate) type Callback = Box<dyn FnOnce(Result<Value>) + Send + 'static>;
-
-/// Where a reply goes.
-pub(crate) enum Sink {
-    /// A waiting future.
-    Oneshot(oneshot::Sender<Result<Value>>),
-    /// A user callback, run on the driver thread.
-    Callback(Callback),
-    /// Nobody: the reply is read and dropped (fire-and-forget, or the caller timed out).
-    Discard,
+/// Who gets a reply.
+pub(crate) enum Owner {
+    /// A caller, known by the id it chose: the reply leaves as [`Event::Reply`].
+    Caller(u64),
+    /// Nobody: the reply is read and dropped (the caller is gone, or the call is the
+    /// connection's own: a health-check `PING`, a restored subscription).
+    Nobody,
     /// A handshake step of the connection itself.
     Internal(super::handshake::Step),
 }
 
-impl Sink {
-    /// Hands a result to its receiver. A receiver that has gone away is not an error: the
-    /// result is dropped. A panicking callback is caught so it cannot take the driver down.
-    pub(crate) fn deliver(self, result: Result<Value>) {
-        match self {
-            Sink::Oneshot(tx) => {
-                let _ = tx.send(result);
-            }
-            Sink::Callback(cb) => {
-                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cb(result)));
-            }
-            Sink::Discard | Sink::Internal(_) => {}
+impl Owner {
+    /// Hands a result to its caller, if it has one.
+    fn deliver(self, result: Result<Value>, events: &mut VecDeque<Event>) {
+        if let Owner::Caller(id) = self {
+            events.push_back(Event::Reply { id, result });
         }
     }
 }
@@ -90,18 +79,20 @@ impl Payload {
     }
 }
 
-/// A call as the client hands it to the connection.
+/// A call not written yet: it waits for the connection.
 pub(crate) struct Request {
+    pub owner: Owner,
     pub payload: Payload,
-    pub sink: Sink,
     /// When the caller gives up; `None` waits for ever.
     pub deadline: Option<Instant>,
 }
 
 /// A call whose commands have been written and whose replies are awaited.
 pub(crate) struct Entry {
-    pub id: u64,
-    pub sink: Sink,
+    /// The queue's own sequence number: increasing in wire order, 0 for the connection's own
+    /// entries (handshake steps, restored subscriptions, a health-check `PING`).
+    pub seq: u64,
+    pub owner: Owner,
     pub deadline: Option<Instant>,
     /// Replies still to come.
     pub left: usize,
@@ -122,14 +113,14 @@ pub(crate) struct Queue {
     pub inflight: VecDeque<Entry>,
     pub waiting: VecDeque<(u64, Request)>,
     timers: BinaryHeap<Reverse<(Instant, u64)>>,
-    next_id: u64,
+    next_seq: u64,
 }
 
 impl Queue {
-    /// Assigns an id to a new request and registers its deadline.
+    /// Assigns a sequence number to a new request and registers its deadline.
     pub fn enqueue_waiting(&mut self, req: Request) {
-        let id = self.alloc(req.deadline);
-        self.waiting.push_back((id, req));
+        let seq = self.alloc(req.deadline);
+        self.waiting.push_back((seq, req));
     }
 
     /// Registers an entry whose commands were just written.
@@ -137,15 +128,15 @@ impl Queue {
     /// array, without it there must be exactly one and it is delivered as it is.
     pub fn push_inflight(
         &mut self,
-        id: u64,
-        sink: Sink,
+        seq: u64,
+        owner: Owner,
         deadline: Option<Instant>,
         replies: usize,
         collect: bool,
     ) {
         self.inflight.push_back(Entry {
-            id,
-            sink,
+            seq,
+            owner,
             deadline,
             left: replies,
             collected: collect.then(|| Vec::with_capacity(replies)),
@@ -158,46 +149,49 @@ impl Queue {
     /// one error that ends it.
     pub fn push_subscribe(
         &mut self,
-        id: u64,
-        sink: Sink,
+        seq: u64,
+        owner: Owner,
         deadline: Option<Instant>,
         replies: usize,
         added: (super::pubsub::SubKind, Vec<bytes::Bytes>),
     ) {
-        self.push_inflight(id, sink, deadline, replies, true);
+        self.push_inflight(seq, owner, deadline, replies, true);
         if let Some(e) = self.inflight.back_mut() {
             e.subscribe = Some(added);
         }
     }
 
-    /// A fresh id, with its deadline registered.
+    /// A fresh sequence number, with its deadline registered.
     pub fn alloc(&mut self, deadline: Option<Instant>) -> u64 {
-        self.next_id += 1;
-        let id = self.next_id;
+        self.next_seq += 1;
+        let seq = self.next_seq;
         if let Some(d) = deadline {
-            self.timers.push(Reverse((d, id)));
+            self.timers.push(Reverse((d, seq)));
         }
-        id
+        seq
     }
 
-    /// Internal entries (handshake) have id 0: they never time out on their own.
+    /// Internal entries (handshake) have sequence 0: they never time out on their own.
     pub fn push_internal(&mut self, step: super::handshake::Step) {
-        self.inflight.push_back(Entry {
-            id: 0,
-            sink: Sink::Internal(step),
-            deadline: None,
-            left: 1,
-            collected: None,
-            expired: false,
-            subscribe: None,
-        });
+        self.push_inflight(0, Owner::Internal(step), None, 1, false);
+    }
+
+    /// The caller of `id` is gone: its reply, still due, is read and dropped, and it no longer
+    /// counts as a caller. Unknown ids (already answered) are ignored.
+    pub fn abandon(&mut self, id: u64) {
+        let mine = |owner: &Owner| matches!(owner, Owner::Caller(c) if *c == id);
+        if let Some(e) = self.inflight.iter_mut().find(|e| mine(&e.owner)) {
+            e.owner = Owner::Nobody;
+        } else if let Some((_, r)) = self.waiting.iter_mut().find(|(_, r)| mine(&r.owner)) {
+            r.owner = Owner::Nobody;
+        }
     }
 
     /// The earliest deadline of a call still waiting for its reply.
     pub fn next_deadline(&mut self) -> Option<Instant> {
         self.prune();
-        while let Some(&Reverse((at, id))) = self.timers.peek() {
-            if self.is_live(id) {
+        while let Some(&Reverse((at, seq))) = self.timers.peek() {
+            if self.is_live(seq) {
                 return Some(at);
             }
             self.timers.pop();
@@ -207,27 +201,32 @@ impl Queue {
 
     /// Fails the next call whose deadline is `now` or earlier, and says whether there was one
     /// and whether it had been written: a written one with [`Error::Timeout`] (it stays in the
-    /// queue with a [`Sink::Discard`] so its late reply is dropped), one still waiting for the
-    /// connection with `unsent()`.
-    pub fn expire_one(&mut self, now: Instant, unsent: impl Fn() -> Error) -> Option<Expired> {
-        while let Some(&Reverse((at, id))) = self.timers.peek() {
+    /// queue with no owner so its late reply is dropped), one still waiting for the connection
+    /// with `unsent()`.
+    pub fn expire_one(
+        &mut self,
+        now: Instant,
+        unsent: impl Fn() -> Error,
+        events: &mut VecDeque<Event>,
+    ) -> Option<Expired> {
+        while let Some(&Reverse((at, seq))) = self.timers.peek() {
             if at > now {
                 return None;
             }
             self.timers.pop();
-            if let Ok(i) = self.inflight.binary_search_by_key(&id, |e| e.id) {
+            if let Ok(i) = self.inflight.binary_search_by_key(&seq, |e| e.seq) {
                 let entry = &mut self.inflight[i];
                 if entry.expired {
                     continue;
                 }
                 entry.expired = true;
-                // A fire-and-forget call (already `Discard`) has nobody to tell, but it timed
-                // out all the same.
-                std::mem::replace(&mut entry.sink, Sink::Discard).deliver(Err(Error::Timeout));
+                // A call whose caller is gone has nobody to tell, but it timed out all the same.
+                std::mem::replace(&mut entry.owner, Owner::Nobody)
+                    .deliver(Err(Error::Timeout), events);
                 return Some(Expired::Written);
-            } else if let Ok(i) = self.waiting.binary_search_by_key(&id, |(id, _)| *id) {
+            } else if let Ok(i) = self.waiting.binary_search_by_key(&seq, |(seq, _)| *seq) {
                 if let Some((_, req)) = self.waiting.remove(i) {
-                    req.sink.deliver(Err(unsent()));
+                    req.owner.deliver(Err(unsent()), events);
                     return Some(Expired::Waiting);
                 }
             }
@@ -236,39 +235,32 @@ impl Queue {
     }
 
     /// Fails every in-flight call.
-    pub fn fail_inflight(&mut self, err: &Error) {
+    pub fn fail_inflight(&mut self, err: &Error, events: &mut VecDeque<Event>) {
         for e in self.inflight.drain(..) {
-            e.sink.deliver(Err(err.clone()));
+            e.owner.deliver(Err(err.clone()), events);
         }
     }
 
     /// Fails every call not yet written.
-    pub fn fail_waiting(&mut self, err: &Error) {
+    pub fn fail_waiting(&mut self, err: &Error, events: &mut VecDeque<Event>) {
         for (_, req) in self.waiting.drain(..) {
-            req.sink.deliver(Err(err.clone()));
+            req.owner.deliver(Err(err.clone()), events);
         }
     }
 
-    /// True while some call still has a caller to answer: a waiting future (not dropped), a
-    /// callback, or a fire-and-forget call within its deadline. Calls that timed out, whose
-    /// caller is gone, or that belong to the connection itself do not count.
-    pub fn has_live_callers(&self, now: Instant) -> bool {
-        let live = |sink: &Sink, deadline: Option<Instant>| match sink {
-            Sink::Oneshot(tx) => !tx.is_closed(),
-            Sink::Callback(_) => true,
-            Sink::Discard => deadline.is_some_and(|d| d > now),
-            Sink::Internal(_) => false,
-        };
-        self.inflight
-            .iter()
-            .any(|e| !e.expired && live(&e.sink, e.deadline))
-            || self.waiting.iter().any(|(_, r)| live(&r.sink, r.deadline))
+    /// True while some call still has a caller to answer: a caller's call not yet answered nor
+    /// timed out. Calls that timed out, whose caller is gone, or that belong to the connection
+    /// itself do not count.
+    pub fn has_live_callers(&self) -> bool {
+        let live = |owner: &Owner| matches!(owner, Owner::Caller(_));
+        self.inflight.iter().any(|e| !e.expired && live(&e.owner))
+            || self.waiting.iter().any(|(_, r)| live(&r.owner))
     }
 
     /// True when no caller's call awaits a reply: whatever is in flight belongs to the connection
-    /// itself (handshake steps, restored subscriptions, a health-check `PING`; id 0).
+    /// itself (handshake steps, restored subscriptions, a health-check `PING`; sequence 0).
     pub fn only_own_inflight(&self) -> bool {
-        self.inflight.iter().all(|e| e.id == 0)
+        self.inflight.iter().all(|e| e.seq == 0)
     }
 
     /// How many calls the queue holds (written or waiting), for tests and diagnostics.
@@ -277,25 +269,25 @@ impl Queue {
     }
 
     /// Fails every call not yet written that has no deadline of its own.
-    pub fn fail_waiting_without_deadline(&mut self, err: &Error) {
+    pub fn fail_waiting_without_deadline(&mut self, err: &Error, events: &mut VecDeque<Event>) {
         let (undated, dated): (VecDeque<_>, VecDeque<_>) = std::mem::take(&mut self.waiting)
             .into_iter()
             .partition(|(_, req)| req.deadline.is_none());
         self.waiting = dated;
         for (_, req) in undated {
-            req.sink.deliver(Err(err.clone()));
+            req.owner.deliver(Err(err.clone()), events);
         }
     }
 
-    fn is_live(&self, id: u64) -> bool {
+    fn is_live(&self, seq: u64) -> bool {
         let inflight = self
             .inflight
-            .binary_search_by_key(&id, |e| e.id)
+            .binary_search_by_key(&seq, |e| e.seq)
             .is_ok_and(|i| !self.inflight[i].expired);
         inflight
             || self
                 .waiting
-                .binary_search_by_key(&id, |(id, _)| *id)
+                .binary_search_by_key(&seq, |(seq, _)| *seq)
                 .is_ok()
     }
 
@@ -308,11 +300,11 @@ impl Queue {
                 .inflight
                 .iter()
                 .filter(|e| !e.expired)
-                .filter_map(|e| Some((e.deadline?, e.id)));
+                .filter_map(|e| Some((e.deadline?, e.seq)));
             let waiting = self
                 .waiting
                 .iter()
-                .filter_map(|(id, r)| Some((r.deadline?, *id)));
+                .filter_map(|(seq, r)| Some((r.deadline?, *seq)));
             self.timers = inflight.chain(waiting).map(Reverse).collect();
         }
     }

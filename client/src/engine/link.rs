@@ -1,14 +1,19 @@
-#![allow(dead_code)] // TRANSITIONAL (#12 step 1): the engines that use it land next.
 //! [`Link`]: one connection as its engine and its client handles share it.
 //!
-//! TRANSITIONAL (issue #12, step 1): today the link wraps the mailbox ([`Shared`]) the handles
-//! write to and the [`Core`] behind a lock; engines call only the methods below, so the core can
-//! become a pure event source behind them without touching any engine. The engine side of the
-//! contract, in the order things happen:
+//! The link holds the connection's [`Core`] (a pure state machine) behind one lock, with what
+//! the core cannot hold: the pending-reply slots of the callers (a waiting future's [`Waker`],
+//! an `async_call` callback, or nothing for a fire-and-forget call), the callers of `connect`
+//! and `disconnect`, the push handler and a subscriber's inbox. Client handles submit straight
+//! into it ([`Link::submit`]) and wake the engine through its [`Wake`] only when it is not
+//! already awake. Whoever feeds the core (an engine reading a socket, a caller submitting)
+//! takes the core's [`Event`]s under the lock, and wakes wakers and runs user code (callbacks,
+//! push handlers) after releasing it: user code may call the client again. A panic in user code
+//! is caught and reported with `tracing::warn!`; it never stops the connection.
 //!
-//! 1. [`Link::turn`] at every loop turn: takes the handles' requests and runs the timers;
-//!    `false` means the connection is finished (every handle gone, no caller left): close it and
-//!    forget the link.
+//! The engine side of the contract, in the order things happen:
+//!
+//! 1. [`Link::turn`] at every loop turn: runs the timers; `false` means the connection is
+//!    finished (every handle gone, no caller left): close it and forget the link.
 //! 2. [`Link::want`] says [`Want::Open`]: call [`Link::handle_opening`], start connecting to
 //!    [`Link::config`]'s address; then [`Link::handle_open`] once the socket is up, or
 //!    [`Link::handle_closed`] if it failed.
@@ -20,41 +25,273 @@
 //! 7. When the engine stops driving the link for any reason (a panic included), it calls
 //!    [`Link::stopped`] so no caller waits for an engine that is gone.
 
-use super::{obey_link, turn, wake_at, CloseOnExit, Shared, Wake, Want};
+use super::{Wake, Want};
 use crate::config::Config;
-use crate::conn::Core;
-use crate::{Error, Result};
+use crate::conn::{Core, Event, Payload};
+use crate::inbox::InboxTx;
+use crate::{Error, Result, Value};
 use bytes::Bytes;
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
 
-/// One connection: what its client handles send, and its protocol state.
+/// A callback for [`Client::async_call`](crate::Client::async_call).
+pub(crate) type Callback = Box<dyn FnOnce(Result<Value>) + Send + 'static>;
+
+/// A handler for RESP3 push frames that are not replies (client-side caching invalidations).
+pub(crate) type PushHandler = Box<dyn FnMut(Value) + Send>;
+
+/// Where the reply to a call submitted with [`Link::submit`] goes (a call a future awaits is
+/// made with [`Link::reply`]).
+pub(crate) enum To {
+    /// A user callback, run by whoever hands the reply over, outside the link's lock.
+    Callback(Callback),
+    /// Nobody: the reply is read and dropped. With a deadline the call still counts as a
+    /// caller until then (a dropped client's connection waits for it at most that long).
+    Discard,
+}
+
+/// After the last handle is gone, how often the engine looks again whether any caller is left
+/// (a caller that drops its future sends no wake-up).
+const SHUTDOWN_POLL: Duration = Duration::from_millis(50);
+
+/// One connection: its protocol state and everything waiting on it.
 pub(crate) struct Link {
-    shared: Arc<Shared>,
-    core: Mutex<Option<Core>>,
+    session: Mutex<Session>,
     config: Arc<Config>,
+    waker: Box<dyn Wake>,
+    /// Set by a handle that found the engine not yet notified; cleared by the engine at each
+    /// [`Link::turn`]. While it is set, further handles skip the wake-up.
+    notified: AtomicBool,
+    /// Every client handle is gone ([`Link::shut_down`]).
+    shutdown: AtomicBool,
+    /// Mirrors the core's readiness for handles, updated under the lock before any reply of a
+    /// new connection is handed over, so a caller that got a reply never sees "not connected".
+    connected: AtomicBool,
+    /// How many calls the core held when the engine last asked for its timeout.
+    queued: AtomicUsize,
+}
+
+/// What the lock guards.
+struct Session {
+    core: Core,
+    slots: Slots,
+    /// Slots of the callers of `connect` not answered yet.
+    connecting: Vec<u64>,
+    /// Slots of the callers of `disconnect` not answered yet.
+    disconnecting: Vec<u64>,
+    pushes: Pushes,
+    inbox: Option<InboxTx>,
+    /// The engine is gone ([`Link::stopped`]): every request fails at once.
+    stopped: bool,
+}
+
+/// The push handler and the pushes waiting for it. One thread at a time runs the handler
+/// (`running`), outside the lock, on the pushes in order.
+#[derive(Default)]
+struct Pushes {
+    handler: Option<PushHandler>,
+    /// Bumped by every [`Link::set_push_handler`], so a runner knows whether the handler it
+    /// took out was replaced meanwhile.
+    generation: u64,
+    queue: VecDeque<Value>,
+    running: bool,
+}
+
+/// What to do once the lock is released.
+#[derive(Default)]
+struct After {
+    wakers: Vec<Waker>,
+    callbacks: Vec<(Callback, Result<Value>)>,
+    /// User values to drop outside the lock (replaced push handlers, a closed inbox).
+    drops: Vec<Box<dyn Send>>,
+    pushes: bool,
+}
+
+// ----- pending-reply slots ---------------------------------------------------------------------
+
+/// What a slot holds.
+enum Slot {
+    Free,
+    /// A [`Reply`] future: its waker once polled, and the result once it came.
+    Wait {
+        waker: Option<Waker>,
+        done: Option<Result<Value>>,
+    },
+    Callback(Callback),
+    Discard,
+}
+
+/// The pending-reply slots, keyed by id: the low 32 bits index the slab, the high 32 bits are
+/// the slot's generation, bumped on every free, so a stale id never reaches a newer caller.
+#[derive(Default)]
+struct Slots {
+    slots: Vec<(u32, Slot)>,
+    free: Vec<u32>,
+}
+
+impl Slots {
+    fn insert(&mut self, slot: Slot) -> u64 {
+        let index = match self.free.pop() {
+            Some(i) => i,
+            None => {
+                // Generations start at 1: no slot ever has id 0, which the link uses for calls
+                // it abandons at once.
+                self.slots.push((1, Slot::Free));
+                (self.slots.len() - 1) as u32
+            }
+        };
+        let entry = &mut self.slots[index as usize];
+        entry.1 = slot;
+        (u64::from(entry.0) << 32) | u64::from(index)
+    }
+
+    fn get(&mut self, id: u64) -> Option<&mut Slot> {
+        let (generation, index) = ((id >> 32) as u32, id as u32);
+        match self.slots.get_mut(index as usize) {
+            Some((g, slot)) if *g == generation && !matches!(slot, Slot::Free) => Some(slot),
+            _ => None,
+        }
+    }
+
+    fn remove(&mut self, id: u64) -> Option<Slot> {
+        let slot = std::mem::replace(self.get(id)?, Slot::Free);
+        let index = id as u32;
+        let entry = &mut self.slots[index as usize];
+        entry.0 = entry.0.wrapping_add(1).max(1);
+        self.free.push(index);
+        Some(slot)
+    }
+
+    /// Hands a result to the slot `id`, if it still has a caller.
+    fn complete(&mut self, id: u64, result: Result<Value>, after: &mut After) {
+        match self.get(id) {
+            Some(Slot::Wait { waker, done }) => {
+                if done.is_none() {
+                    *done = Some(result);
+                    after.wakers.extend(waker.take());
+                }
+            }
+            Some(Slot::Callback(_)) => {
+                if let Some(Slot::Callback(cb)) = self.remove(id) {
+                    after.callbacks.push((cb, result));
+                }
+            }
+            Some(Slot::Discard) => {
+                self.remove(id);
+            }
+            Some(Slot::Free) | None => {}
+        }
+    }
+
+    /// True while `id` still has a caller waiting for it.
+    fn is_waiting(&mut self, id: u64) -> bool {
+        matches!(self.get(id), Some(Slot::Wait { done: None, .. }))
+    }
+
+    /// Every slot's id, for failing them all.
+    fn ids(&self) -> Vec<u64> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, s))| !matches!(s, Slot::Free))
+            .map(|(i, (g, _))| (u64::from(*g) << 32) | i as u64)
+            .collect()
+    }
+}
+
+impl Session {
+    /// Takes every event of the core and hands it where it goes.
+    fn pump(&mut self, after: &mut After) {
+        while let Some(event) = self.core.poll_event() {
+            match event {
+                Event::Reply { id, result } => self.slots.complete(id, result, after),
+                Event::Push(value) => {
+                    self.pushes.queue.push_back(value);
+                    after.pushes = true;
+                }
+                Event::Message(m) => {
+                    if let Some(inbox) = &self.inbox {
+                        after.wakers.extend(inbox.message(m));
+                    }
+                }
+                Event::Lost(err) => {
+                    if let Some(inbox) = &self.inbox {
+                        after.wakers.extend(inbox.lost(&err));
+                    }
+                }
+                Event::Restored => {
+                    if let Some(inbox) = &self.inbox {
+                        after.wakers.extend(inbox.restored());
+                    }
+                }
+                Event::Report(err) => {
+                    if let Some(inbox) = &self.inbox {
+                        after.wakers.extend(inbox.report(err));
+                    }
+                }
+                Event::Connected => {
+                    for id in std::mem::take(&mut self.connecting) {
+                        self.slots.complete(id, Ok(Value::Int(1)), after);
+                    }
+                }
+                Event::ConnectFailed(err) => {
+                    for id in std::mem::take(&mut self.connecting) {
+                        self.slots.complete(id, Err(err.clone()), after);
+                    }
+                }
+                Event::Disconnected => {
+                    for id in std::mem::take(&mut self.disconnecting) {
+                        self.slots.complete(id, Ok(Value::Nil), after);
+                    }
+                }
+            }
+        }
+    }
+
+    /// True when no caller waits for anything.
+    fn is_quiet(&mut self) -> bool {
+        let Session {
+            core,
+            slots,
+            connecting,
+            disconnecting,
+            ..
+        } = self;
+        core.is_quiet()
+            && !connecting.iter().any(|&id| slots.is_waiting(id))
+            && !disconnecting.iter().any(|&id| slots.is_waiting(id))
+    }
+}
+
+fn stopped_error() -> Error {
+    Error::connection("the client's driver has stopped")
 }
 
 impl Link {
     /// A new connection for `config`; `waker` wakes the engine driving it.
     pub fn new(config: Arc<Config>, waker: Box<dyn Wake>) -> Arc<Link> {
-        let core = Core::new(&config);
-        let shared = Arc::new(Shared::new(waker, core.connected_flag()));
         Arc::new(Link {
-            shared,
-            core: Mutex::new(Some(core)),
+            session: Mutex::new(Session {
+                core: Core::new(&config),
+                slots: Slots::default(),
+                connecting: Vec::new(),
+                disconnecting: Vec::new(),
+                pushes: Pushes::default(),
+                inbox: None,
+                stopped: false,
+            }),
             config,
+            waker,
+            notified: AtomicBool::new(false),
+            shutdown: AtomicBool::new(false),
+            connected: AtomicBool::new(false),
+            queued: AtomicUsize::new(0),
         })
-    }
-
-    /// What the client handles talk to.
-    pub fn shared(&self) -> &Arc<Shared> {
-        &self.shared
-    }
-
-    /// For the thread-per-connection drivers that still own their core directly.
-    pub fn take_core(&self) -> Option<Core> {
-        self.lock().take()
     }
 
     /// The connection's configuration (address, socket options).
@@ -62,41 +299,304 @@ impl Link {
         &self.config
     }
 
-    fn lock(&self) -> MutexGuard<'_, Option<Core>> {
-        self.core.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> MutexGuard<'_, Session> {
+        self.session.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn with<R>(&self, default: R, f: impl FnOnce(&mut Core) -> R) -> R {
-        match self.lock().as_mut() {
-            Some(core) => f(core),
-            None => default,
+    /// Runs `f` on the session, hands the core's events over, and does what must wait for the
+    /// lock to be released.
+    fn with<R>(&self, f: impl FnOnce(&mut Session, &mut After) -> R) -> R {
+        let mut after = After::default();
+        let r = {
+            let mut session = self.lock();
+            let r = f(&mut session, &mut after);
+            session.pump(&mut after);
+            self.connected.store(
+                !session.stopped && session.core.is_connected(),
+                Ordering::Release,
+            );
+            r
+        };
+        self.finish(after);
+        r
+    }
+
+    /// Wakes, runs and drops what the lock held back. User code runs here, each piece caught.
+    fn finish(&self, after: After) {
+        for w in after.wakers {
+            w.wake();
+        }
+        for (cb, result) in after.callbacks {
+            let run = std::panic::AssertUnwindSafe(move || cb(result));
+            if std::panic::catch_unwind(run).is_err() {
+                tracing::warn!(
+                    "ringdis: an async_call callback panicked; the connection carries on"
+                );
+            }
+        }
+        for d in after.drops {
+            drop_user(d);
+        }
+        if after.pushes {
+            self.run_pushes();
         }
     }
 
-    /// Takes the handles' requests and runs the timers; `false` once the connection is finished.
+    /// Hands the queued pushes to the handler, one at a time and in order, outside the lock;
+    /// returns at once if another thread is doing it.
+    fn run_pushes(&self) {
+        let mut session = self.lock();
+        if session.pushes.running {
+            return;
+        }
+        session.pushes.running = true;
+        while let Some(value) = session.pushes.queue.pop_front() {
+            // No handler: the push is dropped.
+            let Some(mut handler) = session.pushes.handler.take() else {
+                continue;
+            };
+            let generation = session.pushes.generation;
+            drop(session);
+            let run = std::panic::AssertUnwindSafe(|| handler(value));
+            if std::panic::catch_unwind(run).is_err() {
+                tracing::warn!(
+                    "ringdis: a push handler panicked; the push is lost, the handler stays \
+                     installed and the connection carries on"
+                );
+            }
+            session = self.lock();
+            if session.pushes.generation == generation {
+                session.pushes.handler = Some(handler);
+            } else {
+                // Replaced while it ran.
+                drop(session);
+                drop_user(Box::new(handler));
+                session = self.lock();
+            }
+        }
+        session.pushes.running = false;
+    }
+
+    /// Wakes the engine, unless it was already notified since its last turn.
+    fn notify(&self) {
+        // SeqCst: an engine that parks re-reads `notified` after announcing it parks, and the
+        // waker reads the engine's announcement after this; one of the two sees the other.
+        if !self.notified.swap(true, Ordering::SeqCst) {
+            self.waker.wake();
+        }
+    }
+
+    // ----- the client handles' side ------------------------------------------------------------
+
+    /// Submits a call whose reply goes to a callback or nowhere (for one a caller awaits, see
+    /// [`Link::reply`]); `deadline` is when its caller gives up (`None`: never). Once the engine
+    /// has stopped the call fails at once with [`Error::Connection`].
+    pub fn submit(&self, payload: Payload, deadline: Option<Instant>, to: To) {
+        let live = self.with(|session, after| {
+            let slot = match to {
+                To::Callback(cb) => Slot::Callback(cb),
+                To::Discard if deadline.is_none() => {
+                    if session.stopped {
+                        return false;
+                    }
+                    // Nobody to answer and no deadline: it holds nothing, its reply is dropped.
+                    session.core.submit(0, payload, None, Instant::now());
+                    session.core.abandon(0);
+                    return true;
+                }
+                To::Discard => Slot::Discard,
+            };
+            let id = session.slots.insert(slot);
+            if session.stopped {
+                session.slots.complete(id, Err(stopped_error()), after);
+                return false;
+            }
+            session.core.submit(id, payload, deadline, Instant::now());
+            true
+        });
+        if live {
+            self.notify();
+        }
+    }
+
+    /// Submits a call a caller awaits: the [`Reply`] resolves to its reply. Once the engine has
+    /// stopped it fails at once with [`Error::Connection`].
+    pub fn reply(self: &Arc<Self>, payload: Payload, deadline: Option<Instant>) -> Reply {
+        self.request(Err(stopped_error()), |session, id| {
+            session.core.submit(id, payload, deadline, Instant::now());
+        })
+    }
+
+    /// Asks to connect: the [`Reply`] is `Ok` once the connection is ready (at once if it is),
+    /// or the error that stopped it.
+    pub fn connect(self: &Arc<Self>) -> Reply {
+        self.request(Err(stopped_error()), |session, id| {
+            session.connecting.push(id);
+            session.core.connect(Instant::now());
+        })
+    }
+
+    /// Asks to disconnect: calls in flight fail with [`Error::Connection`]; the [`Reply`] is
+    /// `Ok` once the socket is closed (at once if there is none, or the engine is gone).
+    pub fn disconnect(self: &Arc<Self>) -> Reply {
+        self.request(Ok(Value::Nil), |session, id| {
+            session.disconnecting.push(id);
+            session.core.disconnect(Instant::now());
+        })
+    }
+
+    /// A request a [`Reply`] awaits, made by `ask` with the id of its slot; once the engine has
+    /// stopped it gets `when_stopped` at once.
+    fn request(
+        self: &Arc<Self>,
+        when_stopped: Result<Value>,
+        ask: impl FnOnce(&mut Session, u64),
+    ) -> Reply {
+        let (id, live) = self.with(|session, after| {
+            let id = session.slots.insert(Slot::Wait {
+                waker: None,
+                done: None,
+            });
+            if session.stopped {
+                session.slots.complete(id, when_stopped, after);
+                return (id, false);
+            }
+            ask(session, id);
+            (id, true)
+        });
+        if live {
+            self.notify();
+        }
+        Reply {
+            link: self.clone(),
+            id,
+            done: false,
+        }
+    }
+
+    /// The result for `id`, once it came.
+    fn poll_reply(&self, id: u64, cx: &mut Context<'_>) -> Poll<Result<Value>> {
+        let mut session = self.lock();
+        match session.slots.get(id) {
+            Some(Slot::Wait { done: Some(_), .. }) => match session.slots.remove(id) {
+                Some(Slot::Wait {
+                    done: Some(result), ..
+                }) => Poll::Ready(result),
+                _ => Poll::Ready(Err(stopped_error())),
+            },
+            Some(Slot::Wait { waker, .. }) => {
+                match waker {
+                    Some(w) if w.will_wake(cx.waker()) => {}
+                    _ => *waker = Some(cx.waker().clone()),
+                }
+                Poll::Pending
+            }
+            _ => Poll::Ready(Err(stopped_error())),
+        }
+    }
+
+    /// The caller of `id` is gone: its reply is still read, then dropped, and it no longer
+    /// counts as a caller.
+    fn abandon(&self, id: u64) {
+        let mut session = self.lock();
+        if session.slots.remove(id).is_some() {
+            session.core.abandon(id);
+        }
+    }
+
+    /// Sets (or removes) the handler for RESP3 push frames. The old one is dropped outside the
+    /// lock, a panic in its drop caught.
+    pub fn set_push_handler(&self, handler: Option<PushHandler>) {
+        let old = {
+            let mut session = self.lock();
+            session.pushes.generation += 1;
+            std::mem::replace(&mut session.pushes.handler, handler)
+        };
+        drop_user(Box::new(old));
+    }
+
+    /// Makes this a subscriber connection whose messages go to `inbox`.
+    pub fn make_subscriber(&self, inbox: InboxTx) {
+        let mut session = self.lock();
+        if session.stopped {
+            // The reader hears the end at once.
+            drop(session);
+            drop(inbox);
+            return;
+        }
+        session.core.make_subscriber();
+        session.inbox = Some(inbox);
+    }
+
+    /// Every client handle is gone: the engine answers the callers still waiting (each until
+    /// its deadline at most), then stops; calls that timed out or whose caller is gone do not
+    /// hold it, so it stops within a bounded time whatever the server does.
+    pub fn shut_down(&self) {
+        self.shutdown.store(true, Ordering::SeqCst);
+        self.notified.store(true, Ordering::SeqCst);
+        self.waker.wake();
+    }
+
+    /// True while the connection is up and ready for calls.
+    pub fn is_connected(&self) -> bool {
+        self.connected.load(Ordering::Acquire)
+    }
+
+    /// How many calls the connection held when its engine last went to sleep.
+    pub fn queued(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
+    }
+
+    // ----- the engine's side -------------------------------------------------------------------
+
+    /// True when a handle has woken the engine since its last [`Link::turn`] (for an engine
+    /// about to sleep: if so, it must not).
+    #[cfg(test)]
+    pub fn is_notified(&self) -> bool {
+        self.notified.load(Ordering::SeqCst)
+    }
+
+    /// Runs the timers; `false` once the connection is finished (every handle gone and no
+    /// caller left).
     pub fn turn(&self, now: Instant) -> bool {
-        let mut scratch = Vec::new();
-        self.with(false, |core| turn(&self.shared, core, &mut scratch, now))
+        self.notified.store(false, Ordering::SeqCst);
+        let quiet = self.with(|session, after| {
+            session.core.handle_timeout(now);
+            session.pump(after);
+            session.stopped || session.is_quiet()
+        });
+        !(self.shutdown.load(Ordering::SeqCst) && quiet)
     }
 
     /// What the engine should do about the socket now.
     pub fn want(&self, now: Instant) -> Want {
-        self.with(Want::Nothing, |core| core.want(now))
+        let session = self.lock();
+        if session.stopped {
+            return Want::Nothing;
+        }
+        session.core.want(now)
     }
 
     /// Carries out the core's wants through `open`/`close` until it wants nothing more.
     pub fn obey(&self, now: Instant, io: &mut impl LinkSocketry) {
-        obey_link(self, io, now);
+        // Bounded: each round either opens (which ends in a state that waits) or closes.
+        for _ in 0..8 {
+            match self.want(now) {
+                Want::Nothing => return,
+                Want::Open => io.open(self, now),
+                Want::Close => io.close(self, now),
+            }
+        }
     }
 
     /// The engine starts opening a socket.
     pub fn handle_opening(&self) {
-        self.with((), |core| core.on_opening());
+        self.with(|session, _| session.core.handle_opening());
     }
 
     /// The socket is up.
     pub fn handle_open(&self, now: Instant) {
-        self.with((), |core| core.on_open(now));
+        self.with(|session, _| session.core.handle_open(now));
     }
 
     /// Bytes read from the socket. An error means the stream is broken.
@@ -106,36 +606,100 @@ impl Link {
     /// The protocol error that broke the stream: close the socket and pass it to
     /// [`Link::handle_closed`].
     pub fn handle_input(&self, bytes: &[u8], now: Instant) -> Result<()> {
-        self.with(Ok(()), |core| {
-            core.input().extend_from_slice(bytes);
-            core.on_input(now)
-        })
+        self.with(|session, _| session.core.handle_input(bytes, now))
     }
 
     /// The socket is gone (failed to open, closed by the server, broken, or closed on request).
     pub fn handle_closed(&self, err: Error, now: Instant) {
-        self.with((), |core| core.on_closed(err, now));
+        self.with(|session, _| session.core.handle_closed(err, now));
     }
 
     /// The next bytes to write, in order.
     pub fn poll_transmit(&self) -> Option<Bytes> {
-        self.with(None, |core| core.take_output())
+        self.lock().core.poll_transmit()
     }
 
     /// When the engine must call [`Link::turn`] at the latest.
     pub fn poll_timeout(&self, now: Instant) -> Option<Instant> {
-        self.with(None, |core| wake_at(&self.shared, core, now))
+        let due = {
+            let mut session = self.lock();
+            self.queued
+                .store(session.core.queue_len(), Ordering::Relaxed);
+            session.core.poll_timeout()
+        };
+        if self.shutdown.load(Ordering::SeqCst) {
+            let poll = now + SHUTDOWN_POLL;
+            return Some(due.map_or(poll, |d| d.min(poll)));
+        }
+        due
     }
 
     /// True when no caller waits for anything on this connection.
-    pub fn is_quiet(&self, now: Instant) -> bool {
-        self.with(true, |core| core.is_quiet(now))
+    pub fn is_quiet(&self, _now: Instant) -> bool {
+        let mut session = self.lock();
+        session.stopped || session.is_quiet()
     }
 
     /// The engine will never drive this link again: every request still in it, and every later
-    /// one, fails with [`Error::Connection`].
+    /// one, fails with [`Error::Connection`] (a disconnect resolves: there is nothing left to
+    /// close); a subscriber's reader sees the end of its stream.
     pub fn stopped(&self) {
-        drop(CloseOnExit(&self.shared));
+        self.with(|session, after| {
+            session.stopped = true;
+            let err = stopped_error();
+            for id in std::mem::take(&mut session.disconnecting) {
+                session.slots.complete(id, Ok(Value::Nil), after);
+            }
+            for id in session.slots.ids() {
+                session.slots.complete(id, Err(err.clone()), after);
+            }
+            session.connecting.clear();
+            if let Some(inbox) = session.inbox.take() {
+                after.drops.push(Box::new(inbox));
+            }
+            // Nothing more comes from the core; what it held is not handed over.
+            while session.core.poll_event().is_some() {}
+        });
+        self.connected.store(false, Ordering::Release);
+    }
+}
+
+/// Drops a value holding user code (a closure's captures), a panic in its drop caught.
+fn drop_user(value: Box<dyn Send>) {
+    let run = std::panic::AssertUnwindSafe(move || drop(value));
+    if std::panic::catch_unwind(run).is_err() {
+        tracing::warn!("ringdis: dropping a push handler or callback panicked; ignored");
+    }
+}
+
+/// The reply to one request on a [`Link`]: a future for its pending-reply slot. Dropping it
+/// before it resolved abandons the request (its reply is still read, then dropped).
+pub(crate) struct Reply {
+    link: Arc<Link>,
+    id: u64,
+    done: bool,
+}
+
+impl Future for Reply {
+    type Output = Result<Value>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<Value>> {
+        if self.done {
+            return Poll::Ready(Err(Error::client("a call's reply was taken twice")));
+        }
+        let r = self.link.poll_reply(self.id, cx);
+        if r.is_ready() {
+            self.done = true;
+        }
+        r
+    }
+}
+
+impl Drop for Reply {
+    fn drop(&mut self) {
+        if !self.done {
+            self.link.abandon(self.id);
+        }
     }
 }
 
@@ -145,4 +709,235 @@ pub(crate) trait LinkSocketry {
     fn open(&mut self, link: &Link, now: Instant);
     /// Closes the connection, if any, and reports [`Link::handle_closed`].
     fn close(&mut self, link: &Link, now: Instant);
+}
+
+#[cfg(test)]
+mod tests {
+    //! A link driven by hand, as an engine would, with no socket.
+
+    use super::*;
+    use crate::config::Protocol;
+    use crate::{cmd, Config};
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::mpsc;
+
+    /// Counts the engine wake-ups.
+    #[derive(Clone, Default)]
+    struct Count(Arc<AtomicUsize>);
+
+    impl Wake for Count {
+        fn wake(&self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// A link connected (RESP2, no handshake), and its wake-up count.
+    fn ready() -> (Arc<Link>, Count) {
+        let wakes = Count::default();
+        let config = Config::new().protocol(Protocol::Resp2);
+        let link = Link::new(Arc::new(config), Box::new(wakes.clone()));
+        let connect = link.connect();
+        let now = Instant::now();
+        assert_eq!(link.want(now), Want::Open);
+        link.handle_opening();
+        link.handle_open(now);
+        assert!(link.is_connected());
+        assert!(matches!(poll_now(connect), Some(Ok(_))));
+        (link, wakes)
+    }
+
+    fn poll_now<F: Future + Unpin>(mut f: F) -> Option<F::Output> {
+        let mut cx = Context::from_waker(Waker::noop());
+        match Pin::new(&mut f).poll(&mut cx) {
+            Poll::Ready(v) => Some(v),
+            Poll::Pending => None,
+        }
+    }
+
+    fn ping() -> Payload {
+        Payload::One(cmd!("PING"))
+    }
+
+    #[test]
+    fn callbacks_get_replies_and_a_panicking_one_is_contained() {
+        let (link, _) = ready();
+        let (tx, rx) = mpsc::channel();
+        link.submit(ping(), None, To::Callback(Box::new(|_| panic!("user bug"))));
+        link.submit(ping(), None, To::Discard);
+        link.submit(
+            ping(),
+            None,
+            To::Callback(Box::new(move |r| tx.send(r).unwrap_or(()))),
+        );
+        let mut a = Box::pin(link.reply(ping(), None));
+        link.handle_input(b"+A\r\n+B\r\n+C\r\n+D\r\n", Instant::now())
+            .unwrap();
+        assert_eq!(rx.try_recv().unwrap().unwrap(), Value::Simple("C".into()));
+        assert_eq!(
+            poll_now(a.as_mut()).unwrap().unwrap(),
+            Value::Simple("D".into())
+        );
+        assert!(link.is_connected() && link.is_quiet(Instant::now()));
+    }
+
+    #[test]
+    fn a_callback_may_call_the_link_again() {
+        let (link, _) = ready();
+        let (tx, rx) = mpsc::channel();
+        let again = link.clone();
+        link.submit(
+            ping(),
+            None,
+            To::Callback(Box::new(move |_| {
+                // Under the link's lock this would deadlock.
+                again.submit(
+                    ping(),
+                    None,
+                    To::Callback(Box::new(move |r| tx.send(r).unwrap_or(()))),
+                );
+            })),
+        );
+        link.handle_input(b"+A\r\n", Instant::now()).unwrap();
+        assert_eq!(
+            link.poll_transmit().as_deref(),
+            Some(&b"*1\r\n$4\r\nPING\r\n*1\r\n$4\r\nPING\r\n"[..])
+        );
+        link.handle_input(b"+B\r\n", Instant::now()).unwrap();
+        assert_eq!(rx.try_recv().unwrap().unwrap(), Value::Simple("B".into()));
+    }
+
+    #[test]
+    fn a_panicking_push_handler_is_contained_and_stays_installed() {
+        let (link, _) = ready();
+        let (tx, rx) = mpsc::channel();
+        link.set_push_handler(Some(Box::new(move |v| {
+            tx.send(v).unwrap_or(());
+            panic!("user bug in a push handler");
+        })));
+        let mut a = Box::pin(link.reply(Payload::One(cmd!("GET", "a")), None));
+        let push = b">2\r\n+invalidate\r\n*1\r\n$1\r\na\r\n";
+        let now = Instant::now();
+        link.handle_input(push, now).unwrap();
+        link.handle_input(push, now).unwrap();
+        link.handle_input(b"$1\r\nv\r\n", now).unwrap();
+        assert_eq!(
+            poll_now(a.as_mut()).unwrap().unwrap(),
+            Value::Bulk("v".into())
+        );
+        assert_eq!(rx.try_iter().count(), 2, "called for both pushes");
+        // Replacing a handler whose drop panics is contained too.
+        struct Bomb;
+        impl Drop for Bomb {
+            fn drop(&mut self) {
+                panic!("user bug in a drop");
+            }
+        }
+        let bomb = Bomb;
+        link.set_push_handler(Some(Box::new(move |_| {
+            let _ = &bomb;
+        })));
+        link.set_push_handler(None);
+        assert!(link.is_connected());
+    }
+
+    #[test]
+    fn pushes_reach_the_handler_in_order_and_a_handler_may_replace_itself() {
+        let (link, _) = ready();
+        let (tx, rx) = mpsc::channel();
+        let again = link.clone();
+        let first = tx.clone();
+        link.set_push_handler(Some(Box::new(move |v| {
+            first.send(("first", v)).unwrap_or(());
+            let tx = tx.clone();
+            again.set_push_handler(Some(Box::new(move |v| {
+                tx.send(("second", v)).unwrap_or(())
+            })));
+        })));
+        let now = Instant::now();
+        link.handle_input(b">1\r\n:1\r\n>1\r\n:2\r\n>1\r\n:3\r\n", now)
+            .unwrap();
+        let got: Vec<_> = rx.try_iter().collect();
+        let push = |n| Value::Push(vec![Value::Int(n)]);
+        assert_eq!(
+            got,
+            [("first", push(1)), ("second", push(2)), ("second", push(3))]
+        );
+    }
+
+    #[test]
+    fn a_dropped_reply_abandons_its_call_and_the_next_reply_goes_to_the_next_caller() {
+        let (link, _) = ready();
+        let gone = link.reply(Payload::One(cmd!("GET", "a")), None);
+        let mut kept = Box::pin(link.reply(Payload::One(cmd!("GET", "b")), None));
+        assert!(!link.is_quiet(Instant::now()));
+        drop(gone);
+        link.handle_input(b"$1\r\na\r\n", Instant::now()).unwrap();
+        assert!(poll_now(kept.as_mut()).is_none());
+        link.handle_input(b"$1\r\nb\r\n", Instant::now()).unwrap();
+        assert_eq!(
+            poll_now(kept.as_mut()).unwrap().unwrap(),
+            Value::Bulk("b".into())
+        );
+        assert!(link.is_quiet(Instant::now()));
+    }
+
+    #[test]
+    fn stopped_fails_everything_pending_and_everything_later() {
+        let (link, _) = ready();
+        let (tx, rx) = mpsc::channel();
+        let answered = Box::pin(link.reply(ping(), None));
+        let mut waiting = Box::pin(link.reply(ping(), None));
+        link.handle_input(b"+PONG\r\n", Instant::now()).unwrap();
+        link.submit(
+            ping(),
+            None,
+            To::Callback(Box::new(move |r| tx.send(r).unwrap_or(()))),
+        );
+        assert!(poll_now(waiting.as_mut()).is_none());
+        link.stopped();
+        assert!(!link.is_connected());
+        let stopped = |r: Result<Value>| r.is_err_and(|e| e.is_connection());
+        assert!(stopped(poll_now(waiting.as_mut()).unwrap()));
+        assert!(stopped(rx.try_recv().unwrap()));
+        assert_eq!(
+            poll_now(answered).unwrap().unwrap(),
+            Value::Simple("PONG".into()),
+            "a reply already in keeps its result"
+        );
+        assert!(stopped(
+            poll_now(Box::pin(link.reply(ping(), None))).unwrap()
+        ));
+        assert!(stopped(poll_now(Box::pin(link.connect())).unwrap()));
+        assert!(poll_now(Box::pin(link.disconnect())).unwrap().is_ok());
+        assert_eq!(link.want(Instant::now()), Want::Nothing);
+    }
+
+    #[test]
+    fn handles_wake_the_engine_once_until_its_next_turn() {
+        let (link, wakes) = ready();
+        assert!(link.turn(Instant::now()));
+        let before = wakes.0.load(Ordering::SeqCst);
+        link.submit(ping(), None, To::Discard);
+        link.submit(ping(), None, To::Discard);
+        assert_eq!(wakes.0.load(Ordering::SeqCst), before + 1);
+        assert!(link.is_notified());
+        assert!(link.turn(Instant::now()));
+        assert!(!link.is_notified());
+        link.submit(ping(), None, To::Discard);
+        assert_eq!(wakes.0.load(Ordering::SeqCst), before + 2);
+    }
+
+    #[test]
+    fn a_shut_down_link_finishes_once_no_caller_is_left() {
+        let (link, _) = ready();
+        let call = link.reply(ping(), None);
+        link.shut_down();
+        let now = Instant::now();
+        assert!(link.turn(now), "a caller is waiting");
+        assert!(link
+            .poll_timeout(now)
+            .is_some_and(|t| t <= now + SHUTDOWN_POLL));
+        drop(call);
+        assert!(!link.turn(now), "nobody is left");
+    }
 }

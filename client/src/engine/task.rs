@@ -8,7 +8,7 @@
 //! to the link's next deadline. The runtime itself is behind the [`Runtime`] adapter.
 
 use super::runtime::{BoxFuture, Runtime, Stream, Timer, TokioRuntime};
-use super::{keepalive, server_closed, Driver, Link, Wake, Want};
+use super::{keepalive, server_closed, Driver, Link, StopOnDrop, Wake, Want};
 use crate::config::{Addr, Config};
 use crate::{Error, Result};
 use bytes::{Buf, Bytes};
@@ -55,7 +55,9 @@ impl Driver for TaskEngine {
         let signal = Arc::new(Signal::default());
         let link = Link::new(config.clone(), Box::new(signal.clone()));
         let conn = Conn {
-            link: Stop(link.clone()),
+            // However the task ends (finished, dropped by a runtime that shut down, or dropped
+            // unpolled by one already shutting down), the link hears the engine is done with it.
+            link: StopOnDrop(link.clone()),
             signal,
             io: Io {
                 runtime: self.runtime.clone(),
@@ -86,19 +88,9 @@ impl Wake for Arc<Signal> {
     }
 }
 
-/// Tells the link the engine is done with it, however the task ends: finished, dropped by a
-/// runtime that shut down, or dropped unpolled by one that was already shutting down.
-struct Stop(Arc<Link>);
-
-impl Drop for Stop {
-    fn drop(&mut self) {
-        self.0.stopped();
-    }
-}
-
 /// The task of one connection.
 struct Conn {
-    link: Stop,
+    link: StopOnDrop,
     signal: Arc<Signal>,
     io: Io,
     /// Made on first use, from inside the runtime.

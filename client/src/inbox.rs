@@ -7,7 +7,7 @@
 //! they happened. A lost connection is reported once, as an [`Error::Connection`] in order with
 //! the messages, and the queue remembers that the connection is down until it is restored.
 
-use super::pubsub::Message;
+use crate::conn::Message;
 use crate::{Error, Result};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -52,10 +52,9 @@ impl State {
         }
     }
 
-    fn wake(&mut self) {
-        if let Some(w) = self.waker.take() {
-            w.wake();
-        }
+    /// The reader's waker, to wake once the connection's lock is released.
+    fn wake(&mut self) -> Option<Waker> {
+        self.waker.take()
     }
 }
 
@@ -80,30 +79,33 @@ pub(crate) fn inbox(limit: usize) -> (InboxTx, InboxRx) {
 }
 
 /// The connection's end. Dropping it (the driver stopped) ends the reader's stream.
+///
+/// Each method returns the reader's waker, if it must be woken: the caller wakes it after
+/// releasing its own locks.
 pub(crate) struct InboxTx(Arc<Shared>);
 
 impl InboxTx {
     /// Queues a message, or drops and counts it when the queue is full. A message is always
     /// taken when no other is queued, whatever its size, so one larger than the limit still
     /// reaches a reader that keeps up.
-    pub fn message(&self, m: Message) {
+    pub fn message(&self, m: Message) -> Option<Waker> {
         let size = m.size();
         let mut s = self.0.lock();
         if s.messages > 0 && s.bytes.saturating_add(size) > self.0.limit {
             s.unreported += 1;
             s.dropped += 1;
-            return;
+            return None;
         }
         s.mark_drops();
         s.bytes += size;
         s.messages += 1;
         s.events.push_back(Event::Message(m.detached(), size));
-        s.wake();
+        s.wake()
     }
 
     /// The connection holding the subscriptions is gone (reconnecting). Reported to the reader
     /// once per loss: until [`InboxTx::restored`], further calls only update the reason.
-    pub fn lost(&self, reason: &Error) {
+    pub fn lost(&self, reason: &Error) -> Option<Waker> {
         // The reason's own words and cause, not its display ("connection error: …" again).
         let (why, source) = match reason {
             Error::Connection { message, source } => (message.clone(), source.clone()),
@@ -119,36 +121,42 @@ impl InboxTx {
         let mut s = self.0.lock();
         let was_down = s.down.replace(err.clone()).is_some();
         if was_down {
-            return;
+            return None;
         }
         s.mark_drops();
         // Two losses with nothing in between read as one: the queue cannot fill with them.
         if !matches!(s.events.back(), Some(Event::Error(_))) {
             s.events.push_back(Event::Error(err));
         }
-        s.wake();
+        s.wake()
     }
 
     /// Something the reader must hear of, in order with the messages (a subscription that could
     /// not be restored).
-    pub fn report(&self, err: Error) {
+    pub fn report(&self, err: Error) -> Option<Waker> {
         let mut s = self.0.lock();
         s.mark_drops();
         s.events.push_back(Event::Error(err));
-        s.wake();
+        s.wake()
     }
 
     /// The connection is back and its subscriptions have been sent again.
-    pub fn restored(&self) {
+    pub fn restored(&self) -> Option<Waker> {
         self.0.lock().down = None;
+        None
     }
 }
 
 impl Drop for InboxTx {
     fn drop(&mut self) {
-        let mut s = self.0.lock();
-        s.closed = true;
-        s.wake();
+        let waker = {
+            let mut s = self.0.lock();
+            s.closed = true;
+            s.wake()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
     }
 }
 
