@@ -5,9 +5,11 @@
 //! messages and wake the driver only when it is not already awake. The driver owns the socket
 //! and the [`Core`]; it knows sockets and timers, never RESP.
 
+mod deadlines;
 pub(crate) mod epoll;
 mod keepalive;
 pub(crate) mod link;
+mod resolve;
 pub(crate) mod ring;
 mod runtime;
 pub(crate) mod task;

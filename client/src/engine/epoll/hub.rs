@@ -21,7 +21,7 @@ pub(super) const WAKER: Token = Token(SLOT_MASK);
 
 /// One link's place on the engine: the slot number and the generation that tells this link from
 /// the earlier and later ones in the same slot.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
 pub(super) struct Key {
     pub slot: u32,
     pub gen: u32,

@@ -48,7 +48,7 @@ pub(super) fn attach(
 
 /// A link's place in the engine: an index in its slot table and the generation of the link
 /// that holds it (a freed slot's next link gets the next generation).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) struct SlotId {
     pub index: u32,
     pub gen: u32,
