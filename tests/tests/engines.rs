@@ -18,11 +18,7 @@ use ringdis_tests::ServerKind;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use support::{each_runtime, is_child, run_child, run_on, until_blocked, Runtime};
-
-/// The process-wide timer thread (`next_message` timeouts, pool checkouts): started on first
-/// use and kept for the life of the process, so it belongs to no connection and to no engine.
-const TIMER_THREAD: &str = "ringdis-timer";
+use support::{each_runtime, is_child, process, run_child, run_on, until_blocked, Runtime};
 
 /// What the process holds, from /proc.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,31 +35,14 @@ struct Held {
 
 impl Held {
     fn now() -> Held {
-        let fds = std::fs::read_dir("/proc/self/fd")
-            .expect("read /proc/self/fd")
-            .count();
-        let (mut threads, mut timer) = (0, false);
-        for task in std::fs::read_dir("/proc/self/task")
-            .expect("read /proc/self/task")
-            .flatten()
-        {
-            let name = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
-            if name.trim_end() == TIMER_THREAD {
-                timer = true;
-            } else {
-                threads += 1;
-            }
-        }
-        let rings = std::fs::read_to_string("/proc/self/maps")
-            .expect("read /proc/self/maps")
-            .lines()
-            .filter(|l| l.contains("io_uring"))
-            .count();
+        let fds = process::fds();
+        let names = process::thread_names();
+        let timers = names.iter().filter(|n| *n == process::TIMER_THREAD).count();
         Held {
             fds,
-            threads,
-            timer,
-            rings,
+            threads: names.len() - timers,
+            timer: timers > 0,
+            rings: process::io_uring_maps(),
         }
     }
 

@@ -12,49 +12,20 @@ mod support;
 use futures::future::join_all;
 use ringdis::{cmd, Client, Config, Engine, Error, Pool, Protocol, Spread, Subscriber};
 use ringdis_tests::{unique, Server, ServerKind};
-use std::future::Future;
-use std::time::{Duration, Instant};
-use support::{is_child, label, run_child, until_blocked, PROTOCOLS};
-
-fn count_dir(path: &str) -> usize {
-    std::fs::read_dir(path).map_or(0, |d| d.count())
-}
-
-fn threads() -> usize {
-    count_dir("/proc/self/task")
-}
-
-fn fds() -> usize {
-    count_dir("/proc/self/fd")
-}
+use std::time::Duration;
+use support::process::{self, fds, threads, until};
+use support::{bounded, is_child, label, run_child, until_blocked, PROTOCOLS};
 
 /// Threads of this process running the epoll engine (by their name).
 fn engine_threads() -> usize {
-    std::fs::read_dir("/proc/self/task")
-        .expect("read /proc/self/task")
-        .flatten()
-        .filter(|t| {
-            std::fs::read_to_string(t.path().join("comm"))
-                .is_ok_and(|name| name.trim_end() == "ringdis-epoll")
-        })
-        .count()
+    process::threads_named(|name| name == "ringdis-epoll")
 }
 
-/// Waits until `cond` holds, for at most 10 s: polled, never slept on.
-async fn until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !cond() {
-        assert!(Instant::now() < deadline, "not within 10 s: {what}");
-        tokio::task::yield_now().await;
-    }
-}
+/// How long a release may take.
+const RELEASE: Duration = Duration::from_secs(10);
 
-/// Awaits what must end within 15 s (it must never hang).
-async fn bounded<T>(what: &str, f: impl Future<Output = T>) -> T {
-    tokio::time::timeout(Duration::from_secs(15), f)
-        .await
-        .unwrap_or_else(|_| panic!("{what}: still pending after 15 s"))
-}
+/// How long a call may take before it counts as hanging.
+const HANG: Duration = Duration::from_secs(15);
 
 fn epoll_config(url: &str, protocol: Protocol) -> Config {
     Config::from_url(url)
@@ -133,13 +104,16 @@ async fn crowd(url: &str, protocol: Protocol, n: [usize; 4], tasks: Option<usize
         .await
         .unwrap();
     assert_eq!(receivers, 1, "{at}");
-    let msg = bounded(at, sub.next_message(None)).await.unwrap().unwrap();
+    let msg = bounded(HANG, at, sub.next_message(None))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(msg.channel, channel.as_bytes(), "{at}");
     assert_eq!(msg.payload_str(), Some(payload.as_str()), "{at}");
     for (list, blpop) in lists.iter().zip(blpops) {
         let value = format!("{list}:value");
         let _: i64 = watcher.call(cmd!("RPUSH", list, &value)).await.unwrap();
-        let got = bounded(at, blpop).await.unwrap().unwrap();
+        let got = bounded(HANG, at, blpop).await.unwrap().unwrap();
         assert_eq!(got, Some((list.clone(), value)), "{at}");
     }
     if let Some(tasks) = tasks {
@@ -168,19 +142,23 @@ async fn child_crowd() {
             let at = label(kind, Engine::Epoll, protocol);
             // The same, small: starts what the process starts once and keeps (the timer thread).
             crowd(&server.url(), protocol, [1, 1, 1, 1], None, &at).await;
-            until(&format!("{at}: the warm-up's engine thread ends"), || {
-                engine_threads() == 0
-            })
+            until(
+                &format!("{at}: the warm-up's engine thread ends"),
+                RELEASE,
+                || engine_threads() == 0,
+            )
             .await;
             let (tasks, open) = (threads(), fds());
             crowd(&server.url(), protocol, [64, 64, 8, 4], Some(tasks), &at).await;
-            until(&format!("{at}: the engine thread ends"), || {
+            until(&format!("{at}: the engine thread ends"), RELEASE, || {
                 engine_threads() == 0 && threads() == tasks
             })
             .await;
-            until(&format!("{at}: every descriptor is closed"), || {
-                fds() == open
-            })
+            until(
+                &format!("{at}: every descriptor is closed"),
+                RELEASE,
+                || fds() == open,
+            )
             .await;
         }
     }
@@ -224,13 +202,13 @@ async fn child_two_servers() {
         until_blocked(&stay[1], 1, &at).await;
 
         doomed.kill();
-        let err = bounded(&at, lost_blpop).await.unwrap().unwrap_err();
+        let err = bounded(HANG, &at, lost_blpop).await.unwrap().unwrap_err();
         assert!(matches!(err, Error::Connection { .. }), "{at}: {err:?}");
         // The doomed server's connections fail (reconnecting is refused) while the other's
         // serve, all at the same time on the same engine.
         let failing = join_all(lost.iter().map(|c| c.call::<String>(cmd!("PING"))));
         let serving = join_all(stay.iter().map(|c| own_replies(c, &at)));
-        let (failed, _) = bounded(&at, async { futures::join!(failing, serving) }).await;
+        let (failed, _) = bounded(HANG, &at, async { futures::join!(failing, serving) }).await;
         for r in failed {
             let err = r.unwrap_err();
             assert!(
@@ -245,7 +223,7 @@ async fn child_two_servers() {
             .call(cmd!("RPUSH", &kept_list, &value))
             .await
             .unwrap();
-        let got = bounded(&at, kept_blpop).await.unwrap().unwrap();
+        let got = bounded(HANG, &at, kept_blpop).await.unwrap().unwrap();
         assert_eq!(got, Some((kept_list.clone(), value)), "{at}");
         join_all(stay.iter().map(|c| own_replies(c, &at))).await;
     }
@@ -276,7 +254,7 @@ async fn child_addresses() {
             for url in &urls {
                 let at = format!("{}/{url}", label(kind, Engine::Epoll, protocol));
                 let c = epoll_client(&epoll_config(url, protocol));
-                bounded(&at, own_replies(&c, &at)).await;
+                bounded(HANG, &at, own_replies(&c, &at)).await;
                 assert!(c.is_connected(), "{at}");
             }
         }

@@ -12,23 +12,11 @@ use futures::future::join_all;
 use ringdis::{cmd, Client, Config, Engine, Error, Pool, Protocol, Spread};
 use ringdis_tests::{unique, Server, ServerKind};
 use std::collections::HashSet;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use support::process::{self, thread_ids, thread_name, wait_until, TIMER_THREAD};
 use support::{config, is_child, label, run_child, until_blocked, PROTOCOLS};
 
 const RING: Engine = Engine::IoUring;
-
-/// The ids of this process's threads.
-fn thread_ids() -> HashSet<String> {
-    std::fs::read_dir("/proc/self/task")
-        .expect("/proc/self/task")
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect()
-}
-
-/// The thread of `ringdis::timer`, which serves subscriber and pool-checkout waits (not
-/// connections) and, once started, lives as long as the process.
-const TIMER_THREAD: &str = "ringdis-timer";
 
 /// The ids of this process's threads but the timer's.
 fn threads_but_timer() -> HashSet<String> {
@@ -38,25 +26,8 @@ fn threads_but_timer() -> HashSet<String> {
         .collect()
 }
 
-fn thread_name(tid: &str) -> String {
-    std::fs::read_to_string(format!("/proc/self/task/{tid}/comm"))
-        .unwrap_or_default()
-        .trim()
-        .to_owned()
-}
-
-fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())
-}
-
-/// Waits (at most 10 s, yielding, never sleeping) until `done` holds.
-fn wait_until(what: &str, done: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !done() {
-        assert!(Instant::now() < deadline, "{what}: not within 10 s");
-        std::thread::yield_now();
-    }
-}
+/// How long a release may take.
+const RELEASE: Duration = Duration::from_secs(10);
 
 /// Whether this machine gives out io_uring rings at all (a sandbox may refuse them; the epoll
 /// engine is used there and nothing here applies).
@@ -98,13 +69,13 @@ fn child_one_thread() {
             let at = label(kind, RING, protocol);
             // The probe client above and the previous round are gone: no engine thread left.
             let before = threads_but_timer();
-            let fds = open_fds();
+            let fds = process::fds();
             rt.block_on(many_connections(&server, protocol, &before, &at));
-            wait_until(&format!("{at}: the engine thread ends"), || {
+            wait_until(&format!("{at}: the engine thread ends"), RELEASE, || {
                 threads_but_timer() == before
             });
-            wait_until(&format!("{at}: every descriptor closes"), || {
-                open_fds() <= fds
+            wait_until(&format!("{at}: every descriptor closes"), RELEASE, || {
+                process::fds() <= fds
             });
         }
     }

@@ -13,6 +13,7 @@ use futures::future::join_all;
 use ringdis::{cmd, Client, Config, Engine, Error, Protocol, Value};
 use ringdis_tests::{Server, ServerKind};
 use std::time::{Duration, Instant};
+use support::process::{own_ticks, threads};
 use support::{is_child, label, run_child, until_blocked, PROTOCOLS};
 use tokio::runtime::{Builder, Runtime};
 
@@ -317,10 +318,6 @@ fn the_task_engine_adds_no_thread() {
     run_child("child_no_thread", &[]);
 }
 
-fn threads() -> usize {
-    std::fs::read_dir("/proc/self/task").map_or(0, |d| d.count())
-}
-
 #[test]
 #[ignore = "run by the_task_engine_adds_no_thread in a child process"]
 fn child_no_thread() {
@@ -373,24 +370,6 @@ fn works_inside_tokio_uring() {
             assert_eq!(t.await.unwrap(), i as i64);
         }
     });
-}
-
-/// CPU ticks (user + system) this thread has used.
-fn own_ticks() -> u64 {
-    let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
-    let field = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    field(11) + field(12)
 }
 
 /// Idle connection tasks sleep: a connected client, one that never connected and one whose

@@ -11,7 +11,7 @@ mod support;
 use ringdis::{cmd, Client, Config, Engine, Protocol, Value};
 use ringdis_tests::{FaultServer, Server, ServerKind};
 use std::time::Duration;
-use support::{client, engines, is_child, ring_engines, run_child};
+use support::{client, engines, is_child, process, ring_engines, run_child};
 
 /// A value of `len` bytes whose content depends on `seed` and the position, so a misplaced or
 /// dropped chunk shows.
@@ -152,34 +152,6 @@ async fn an_earlier_deadline_replaces_a_later_timer() {
     }
 }
 
-/// CPU ticks (user + system) a thread of this process has used.
-fn thread_ticks(tid: &str) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
-    let field = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    field(11) + field(12)
-}
-
-fn thread_ids() -> std::collections::HashSet<String> {
-    std::fs::read_dir("/proc/self/task")
-        .map(|d| {
-            d.filter_map(|e| e.ok())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// An idle driver sleeps: no spinning on wake-ups, timers or receives, connected or not.
 /// (In a child process, so no other test's threads are counted.)
 #[test]
@@ -196,15 +168,19 @@ fn child_idle() {
     let server = Server::start(ServerKind::Redis);
     // The ring engines: the task engine has no driver thread (it runs on the caller's runtime).
     for engine in ring_engines() {
-        let before = thread_ids();
+        let before = process::thread_ids();
         let c = client(&server, engine, Protocol::Resp3);
         futures::executor::block_on(c.call::<()>(cmd!("PING"))).unwrap();
         let idle = Client::new(support::config(&server, engine)).unwrap();
-        let drivers: Vec<String> = thread_ids().difference(&before).cloned().collect();
+        let drivers: Vec<String> = process::thread_ids().difference(&before).cloned().collect();
         assert!(!drivers.is_empty(), "{engine:?}: no driver thread found");
-        let t0: u64 = drivers.iter().map(|t| thread_ticks(t)).sum();
+        let t0: u64 = drivers.iter().map(|t| process::thread_ticks(t)).sum();
         std::thread::sleep(Duration::from_millis(500));
-        let used: u64 = drivers.iter().map(|t| thread_ticks(t)).sum::<u64>() - t0;
+        let used: u64 = drivers
+            .iter()
+            .map(|t| process::thread_ticks(t))
+            .sum::<u64>()
+            - t0;
         // Clock ticks are 10 ms: a spinning driver would show ~50 here.
         assert!(
             used <= 3,
@@ -212,10 +188,6 @@ fn child_idle() {
         );
         drop(idle);
     }
-}
-
-fn count_dir(path: &str) -> usize {
-    std::fs::read_dir(path).map_or(0, |d| d.count())
 }
 
 /// Clients that connected, reconnected and were dropped leave no socket, ring or thread behind.
@@ -237,20 +209,8 @@ async fn child_no_leaks() {
         let warm = client(&server, engine, Protocol::Resp2);
         warm.call::<()>(cmd!("PING")).await.unwrap();
         drop(warm);
-        let wait_for = |what: &str, f: &dyn Fn() -> usize, max: usize| {
-            let deadline = std::time::Instant::now() + Duration::from_secs(10);
-            while f() > max {
-                assert!(
-                    std::time::Instant::now() < deadline,
-                    "{engine:?}: {what} still at {} (was {max})",
-                    f()
-                );
-                std::thread::sleep(Duration::from_millis(10));
-            }
-        };
-        wait_for("threads", &|| count_dir("/proc/self/task"), usize::MAX);
-        let fds = count_dir("/proc/self/fd");
-        let threads = count_dir("/proc/self/task");
+        let fds = process::fds();
+        let threads = process::threads();
         for _ in 0..3 {
             let clients: Vec<Client> = (0..20)
                 .map(|_| client(&server, engine, Protocol::Resp2))
@@ -262,8 +222,10 @@ async fn child_no_leaks() {
             }
             drop(clients);
         }
-        wait_for("open descriptors", &|| count_dir("/proc/self/fd"), fds);
-        wait_for("threads", &|| count_dir("/proc/self/task"), threads);
+        let at = format!("{engine:?}: back to {fds} descriptors and {threads} threads");
+        process::wait_until(&at, Duration::from_secs(10), || {
+            process::fds() <= fds && process::threads() <= threads
+        });
     }
 }
 
