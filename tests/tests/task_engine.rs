@@ -1,8 +1,9 @@
 //! The task engine (`Engine::Task`): connections run as tasks on the caller's tokio runtime.
 //! Calls, pipelines, pub/sub, blocking calls and reconnects work on it under both runtime
-//! flavours; `Engine::Auto` picks it inside a runtime and a ring engine outside; it adds no OS
-//! thread; a client whose runtime is gone fails its calls instead of leaving them hanging; host
-//! names and unix sockets connect.
+//! flavours; `Engine::Auto` picks it inside a runtime and a ring engine outside; a client whose
+//! runtime is gone fails its calls instead of leaving them hanging; host names and unix sockets
+//! connect; idle connection tasks use no CPU. (That it adds no OS thread is `engines.rs`'s crowd
+//! test; that it works inside tokio-uring is `transports.rs`'s.)
 //!
 //! Cases that need a process of their own (thread counts, the engine `Auto` picks, which the
 //! `RINGDIS_ENGINE` override would change) re-run this binary on one `child_*` test.
@@ -13,7 +14,7 @@ use futures::future::join_all;
 use ringdis::{cmd, Client, Config, Engine, Error, Protocol, Value};
 use ringdis_tests::{Server, ServerKind};
 use std::time::{Duration, Instant};
-use support::process::{own_ticks, threads};
+use support::process::own_ticks;
 use support::{is_child, label, run_child, until_blocked, PROTOCOLS};
 use tokio::runtime::{Builder, Runtime};
 
@@ -310,66 +311,6 @@ fn child_auto() {
             assert_eq!(pong, "PONG", "{flavour}");
         });
     }
-}
-
-/// 16 task-engine clients making 100 calls each add no OS thread, under either flavour.
-#[test]
-fn the_task_engine_adds_no_thread() {
-    run_child("child_no_thread", &[]);
-}
-
-#[test]
-#[ignore = "run by the_task_engine_adds_no_thread in a child process"]
-fn child_no_thread() {
-    if !is_child("child_no_thread") {
-        return;
-    }
-    let server = Server::start(ServerKind::Redis);
-    for (flavour, rt) in runtimes() {
-        // Whatever the runtime starts lazily starts here.
-        rt.block_on(async {
-            let warm = task_client(&server, Protocol::Resp3);
-            warm.call::<()>(cmd!("PING")).await.unwrap();
-        });
-        let before = threads();
-        rt.block_on(async {
-            let clients: Vec<Client> = (0..16)
-                .map(|_| task_client(&server, Protocol::Resp3))
-                .collect();
-            join_all(clients.iter().enumerate().map(|(i, c)| async move {
-                for n in 0..100 {
-                    let echo: String = c.call(cmd!("ECHO", format!("{i}:{n}"))).await.unwrap();
-                    assert_eq!(echo, format!("{i}:{n}"));
-                }
-            }))
-            .await;
-            assert_eq!(threads(), before, "{flavour}: threads while serving");
-        });
-        assert_eq!(threads(), before, "{flavour}: threads after");
-    }
-}
-
-/// Inside a tokio-uring runtime (a current-thread tokio runtime around its own ring) `Auto` is
-/// the task engine too, and calls from several of its local tasks work.
-#[test]
-fn works_inside_tokio_uring() {
-    if overridden() {
-        return;
-    }
-    let server = Server::start(ServerKind::Redis);
-    tokio_uring::start(async {
-        let c = Client::new(support::config(&server, Engine::Auto)).unwrap();
-        assert_eq!(c.engine(), Engine::Task);
-        let tasks: Vec<_> = (0..32)
-            .map(|i| {
-                let c = c.clone();
-                tokio_uring::spawn(async move { c.call::<i64>(cmd!("ECHO", i)).await.unwrap() })
-            })
-            .collect();
-        for (i, t) in tasks.into_iter().enumerate() {
-            assert_eq!(t.await.unwrap(), i as i64);
-        }
-    });
 }
 
 /// Idle connection tasks sleep: a connected client, one that never connected and one whose

@@ -373,11 +373,21 @@ fn child_single_shot() {
     });
 }
 
-/// The client works inside a tokio-uring runtime (its own ring, next to ours), on every engine
-/// (the task engine's connection a task of that runtime), with calls from several tasks at once.
+/// The client works inside a tokio-uring runtime (a current-thread tokio runtime around its own
+/// ring, next to ours), on every engine (the task engine's connection a task of that runtime,
+/// and the one `Auto` picks there), with calls from several tasks at once.
 #[test]
 fn works_inside_tokio_uring() {
     let server = Server::start(ServerKind::Redis);
+    // `Auto` is the task engine there too (unless the environment forces an engine).
+    if std::env::var_os("RINGDIS_ENGINE").is_none() {
+        let auto = tokio_uring::start(async {
+            Client::new(support::config(&server, Engine::Auto))
+                .unwrap()
+                .engine()
+        });
+        assert_eq!(auto, Engine::Task, "Auto inside tokio-uring");
+    }
     for engine in engines() {
         tokio_uring::start(async {
             let c = client(&server, engine, Protocol::Resp3);
