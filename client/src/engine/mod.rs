@@ -5,6 +5,7 @@
 //! messages and wake the driver only when it is not already awake. The driver owns the socket
 //! and the [`Core`]; it knows sockets and timers, never RESP.
 
+mod current;
 mod deadlines;
 pub(crate) mod epoll;
 mod keepalive;

@@ -89,23 +89,13 @@ fn ticks(stat: &str) -> u64 {
 }
 
 /// Waits until `cond` holds, for at most `limit`, yielding the thread between polls (never
-/// sleeping on it); panics naming `what` otherwise. For code on a plain thread: under an async
-/// runtime use [`until`].
+/// sleeping on it); panics naming `what` otherwise. It blocks the calling thread: what it waits
+/// for must progress on other threads.
 #[track_caller]
 pub fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;
     while !cond() {
         assert!(Instant::now() < deadline, "not within {limit:?}: {what}");
         std::thread::yield_now();
-    }
-}
-
-/// Waits until `cond` holds, for at most `limit`, yielding to whatever drives the current
-/// future between polls (tokio or `block_on`); panics naming `what` otherwise.
-pub async fn until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !cond() {
-        assert!(Instant::now() < deadline, "not within {limit:?}: {what}");
-        super::yield_now().await;
     }
 }
