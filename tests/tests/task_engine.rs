@@ -2,8 +2,8 @@
 //! Calls, pipelines, pub/sub, blocking calls and reconnects work on it under both runtime
 //! flavours; `Engine::Auto` picks it inside a runtime and a ring engine outside; a client whose
 //! runtime is gone fails its calls instead of leaving them hanging; host names and unix sockets
-//! connect; idle connection tasks use no CPU. (That it adds no OS thread is `engines.rs`'s crowd
-//! test; that it works inside tokio-uring is `transports.rs`'s.)
+//! connect. (That it adds no OS thread is `engines.rs`'s crowd test; that its idle tasks use no
+//! CPU and that it works inside tokio-uring are `transports.rs`'s.)
 //!
 //! Cases that need a process of their own (thread counts, the engine `Auto` picks, which the
 //! `RINGDIS_ENGINE` override would change) re-run this binary on one `child_*` test.
@@ -14,7 +14,6 @@ use futures::future::join_all;
 use ringdis::{cmd, Client, Config, Engine, Error, Protocol, Value};
 use ringdis_tests::{Server, ServerKind};
 use std::time::{Duration, Instant};
-use support::process::own_ticks;
 use support::{is_child, label, run_child, until_blocked, PROTOCOLS};
 use tokio::runtime::{Builder, Runtime};
 
@@ -311,43 +310,6 @@ fn child_auto() {
             assert_eq!(pong, "PONG", "{flavour}");
         });
     }
-}
-
-/// Idle connection tasks sleep: a connected client, one that never connected and one whose
-/// server is gone use no CPU on the runtime's thread. (In a child process: nothing else runs.)
-#[test]
-fn idle_connection_tasks_use_no_cpu() {
-    run_child("child_idle_tasks", &[]);
-}
-
-#[test]
-#[ignore = "run by idle_connection_tasks_use_no_cpu in a child process"]
-fn child_idle_tasks() {
-    if !is_child("child_idle_tasks") {
-        return;
-    }
-    let mut gone = Server::start(ServerKind::Redis);
-    let server = Server::start(ServerKind::Redis);
-    let rt = Builder::new_current_thread().enable_all().build().unwrap();
-    rt.block_on(async {
-        let connected = task_client(&server, Protocol::Resp3);
-        connected.call::<()>(cmd!("PING")).await.unwrap();
-        let _never = task_client(&server, Protocol::Resp3);
-        let lost = task_client(&gone, Protocol::Resp3);
-        lost.call::<()>(cmd!("PING")).await.unwrap();
-        gone.kill();
-        until_disconnected(&lost, "lost").await;
-        let t0 = own_ticks();
-        // The measuring window (not a synchronisation): the runtime runs only the tasks.
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let used = own_ticks() - t0;
-        // Clock ticks are 10 ms: a spinning task would show ~50 here.
-        assert!(
-            used <= 3,
-            "idle connection tasks used {used} ticks in 500 ms"
-        );
-        connected.call::<()>(cmd!("PING")).await.unwrap();
-    });
 }
 
 /// A runtime built without its IO driver cannot run connection tasks: the task stops (tokio
