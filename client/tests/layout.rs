@@ -14,23 +14,7 @@ use std::path::{Path, PathBuf};
 
 /// Pairs that may still import each other, each with the reason. Keep this empty.
 /// The test fails when a listed pair no longer imports each other, so the list only shrinks.
-const KNOWN_CYCLES: &[(&str, &str, &str)] = &[
-    (
-        "client.rs",
-        "pipeline.rs",
-        // The "core" helper of #12 moves the shared piece out; the lead deletes this line when
-        // that branch merges.
-        "removed by the core rewrite of #12",
-    ),
-    (
-        "engine/link.rs",
-        "engine/mod.rs",
-        // link.rs uses Wake, Shared, turn… from engine/mod.rs, which re-exports Link: both files
-        // are being rewritten by the core and engine helpers of #12, whose merge moves the
-        // shared items into a file of their own and deletes this line.
-        "engine/mod.rs's shared items move out in the engine rewrite of #12",
-    ),
-];
+const KNOWN_CYCLES: &[(&str, &str, &str)] = &[];
 
 /// The first segment of a binding to another crate's item (`pub use bytes::Bytes`).
 const EXTERN: &str = "<extern>";

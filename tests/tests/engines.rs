@@ -1,11 +1,11 @@
 //! Issue #12: what the engines promise beyond the behaviour the rest of the suite checks on each
-//! of them. A ring engine (io_uring, and its epoll twin) drives a crowd of connections (a Pool of
-//! 64, a Spread of 8, a subscriber and 4 blocking calls in flight) on at most 3 OS threads; the
-//! task engine drives the same crowd on the caller's runtime with no thread of its own; dropping
-//! the crowd releases every descriptor, thread and io_uring ring mapping. User code that panics
-//! in a push handler or an `async_call` callback never stops a connection, on any engine and
-//! runtime. Which engine is made where (`Engine::Task` needs a tokio runtime; `Auto` picks the
-//! task engine inside one and a ring engine outside).
+//! of them. A ring engine (io_uring, and its epoll twin) drives a crowd of connections (64
+//! clients, a Pool of 64, a Spread of 8, a subscriber and 8 blocking calls in flight, every reply
+//! its caller's own) on its one engine thread, at most 3 OS threads in all; the task engine
+//! drives the same crowd on the caller's runtime with no thread of its own; dropping the crowd
+//! releases every descriptor, thread and io_uring ring mapping. User code that panics in a push
+//! handler or an `async_call` callback never stops a connection, on any engine and runtime.
+//! (Which engine `Auto` picks where is in `task_engine.rs`.)
 //!
 //! The counting tests run in a child process of their own (`support::run_child`), where no other
 //! test opens descriptors or starts threads meanwhile.
@@ -13,16 +13,11 @@
 mod support;
 
 use futures::FutureExt;
-use ringdis::{cmd, Call, Client, Config, Engine, Error, Pool, Protocol, Spread, Tracking, Value};
-use ringdis_tests::ServerKind;
+use ringdis::{cmd, Call, Client, Config, Engine, Pool, Protocol, Spread, Tracking, Value};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use support::{each_runtime, is_child, run_child, run_on, until_blocked, Runtime};
-
-/// The process-wide timer thread (`next_message` timeouts, pool checkouts): started on first
-/// use and kept for the life of the process, so it belongs to no connection and to no engine.
-const TIMER_THREAD: &str = "ringdis-timer";
+use support::{each_runtime, is_child, process, run_child, run_on, until_blocked, Runtime};
 
 /// What the process holds, from /proc.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,31 +34,14 @@ struct Held {
 
 impl Held {
     fn now() -> Held {
-        let fds = std::fs::read_dir("/proc/self/fd")
-            .expect("read /proc/self/fd")
-            .count();
-        let (mut threads, mut timer) = (0, false);
-        for task in std::fs::read_dir("/proc/self/task")
-            .expect("read /proc/self/task")
-            .flatten()
-        {
-            let name = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
-            if name.trim_end() == TIMER_THREAD {
-                timer = true;
-            } else {
-                threads += 1;
-            }
-        }
-        let rings = std::fs::read_to_string("/proc/self/maps")
-            .expect("read /proc/self/maps")
-            .lines()
-            .filter(|l| l.contains("io_uring"))
-            .count();
+        let fds = process::fds();
+        let names = process::thread_names();
+        let timers = names.iter().filter(|n| *n == process::TIMER_THREAD).count();
         Held {
             fds,
-            threads,
-            timer,
-            rings,
+            threads: names.len() - timers,
+            timer: timers > 0,
+            rings: process::io_uring_maps(),
         }
     }
 
@@ -98,17 +76,70 @@ async fn connections(c: &Client) -> usize {
     list.lines().count()
 }
 
-/// A Pool of 64 (every client checked out and connected), a Spread of 8, a subscriber and 4
-/// blocking calls in flight (BLPOP, 2 s, on keys nobody pushes), on `cfg`'s engine, driven by
-/// whatever runs this future. `threads_ok(new)` judges how many OS threads the crowd added
-/// while all of it is live. Then everything is dropped (the blocking calls still in flight) and
-/// every descriptor, thread and ring mapping must be released.
-async fn crowd(cfg: Config, engine: Engine, at: &str, threads_ok: impl Fn(usize) -> bool) {
+/// Writes a key only this call uses and reads it back, and echoes a text only it sends: a reply
+/// that went to another caller would show.
+async fn own_replies(c: &Client, at: &str) {
+    let key = ringdis_tests::unique("crowd:own");
+    let value = format!("{key}:value");
+    c.call::<()>(cmd!("SET", &key, &value)).await.unwrap();
+    let got: String = c.call(cmd!("GET", &key)).await.unwrap();
+    assert_eq!(got, value, "{at}: a reply reached the wrong caller");
+    let echoed: String = c.call(cmd!("ECHO", &key)).await.unwrap();
+    assert_eq!(echoed, key, "{at}: a reply reached the wrong caller");
+}
+
+/// The name of the engine thread of `engine` (`None`: it has none).
+fn engine_thread(engine: Engine) -> Option<&'static str> {
+    match engine {
+        Engine::IoUring => Some("ringdis-ring"),
+        Engine::Epoll => Some("ringdis-epoll"),
+        _ => None,
+    }
+}
+
+/// The threads a crowd on `engine` may have added since `before`: a ring engine exactly its one
+/// engine thread beside the timer thread, at most 3 OS threads in all; the task engine none (the
+/// timer thread, started on demand by a subscriber's timeout, is the process's, no engine's).
+#[track_caller]
+fn threads_added(engine: Engine, before: &Held, now: &Held, at: &str) {
+    let added = now.new_threads_since(before);
+    let shown = format!("before {before:?}, now {now:?}");
+    match engine_thread(engine) {
+        Some(name) => {
+            assert!(added <= 3, "{at}: {added} OS threads added: {shown}");
+            let engines = process::threads_named(|n| n == name);
+            assert_eq!(engines, 1, "{at}: one {name} thread drives them all");
+            assert_eq!(
+                now.threads,
+                before.threads + 1,
+                "{at}: the engine thread is the only thread added but the timer: {shown}"
+            );
+        }
+        None => assert_eq!(
+            now.threads, before.threads,
+            "{at}: a thread added (the timer thread aside): {shown}"
+        ),
+    }
+}
+
+/// 64 clients, a Pool of 64 (every client checked out and connected), a Spread of 8, a
+/// subscriber and 8 blocking calls in flight (BLPOP on keys nobody else pushes), on `cfg`'s
+/// engine, driven by whatever runs this future. Every connection then calls at once and gets
+/// its own replies; 4 of the blocking calls are answered, each with its own list's element.
+/// While all of it is live and after the calls, the threads are checked ([`threads_added`]).
+/// Then everything is dropped (4 blocking calls, 2 s, still in flight) and every descriptor,
+/// thread and ring mapping must be released.
+async fn crowd(cfg: Config, engine: Engine, at: &str) {
     let before = Held::now();
     let c = Client::new(cfg.clone()).unwrap_or_else(|e| panic!("{at}: {e}"));
+    assert_eq!(c.engine(), engine, "{at}");
     let watcher = Client::new(cfg.clone()).unwrap();
     let at_start = connections(&watcher).await;
 
+    let clients: Vec<Client> = (0..64).map(|_| Client::new(cfg.clone()).unwrap()).collect();
+    for r in futures::future::join_all(clients.iter().map(|c| c.connect())).await {
+        r.unwrap_or_else(|e| panic!("{at}: connect: {e}"));
+    }
     let pool = Pool::new(cfg.clone(), 64);
     let pooled: Vec<_> = futures::future::join_all((0..64).map(|_| pool.get()))
         .await
@@ -140,39 +171,68 @@ async fn crowd(cfg: Config, engine: Engine, at: &str, threads_ok: impl Fn(usize)
         Some("hi"),
         "{at}"
     );
-    let mut blocking: Vec<Call<Option<(String, String)>>> = (0..4)
+    // Each blocking call gets a dedicated connection of `c`'s.
+    let lists: Vec<String> = (0..4)
+        .map(|_| ringdis_tests::unique("crowd:list"))
+        .collect();
+    let answered: Vec<Call<Option<(String, String)>>> = lists
+        .iter()
+        .map(|list| c.call(cmd!("BLPOP", list, 10)))
+        .collect();
+    let mut abandoned: Vec<Call<Option<(String, String)>>> = (0..4)
         .map(|_| c.call(cmd!("BLPOP", ringdis_tests::unique("nobody"), 2)))
         .collect();
-    until_blocked(&watcher, 4, at).await;
+    until_blocked(&watcher, 8, at).await;
 
-    // All of it is live: 64 + 8 + the subscriber + 4 blocking connections, beside the shared
-    // connection and the watcher.
+    // All of it is live: 64 clients + 64 + 8 + the subscriber + 8 blocking connections, beside
+    // the shared connection and the watcher.
     let live = connections(&watcher).await;
     assert!(
-        live >= at_start + 64 + 8 + 1 + 4,
+        live >= at_start + 64 + 64 + 8 + 1 + 8,
         "{at}: only {live} connections (from {at_start})"
     );
     let during = Held::now();
-    let added = during.new_threads_since(&before);
-    assert!(
-        threads_ok(added),
-        "{at}: {added} OS threads added ({live} connections on the server): before \
-         {before:?}, during {during:?}"
+    threads_added(
+        engine,
+        &before,
+        &during,
+        &format!("{at}, {live} connections live"),
     );
     match engine {
         Engine::IoUring => assert!(during.rings > before.rings, "{at}: no ring mapped"),
         Engine::Epoll => assert_eq!(during.rings, before.rings, "{at}: a ring on epoll"),
         _ => {}
     }
-    for call in &mut blocking {
+    for call in &mut abandoned {
         assert!(call.now_or_never().is_none(), "{at}: a BLPOP answered");
     }
 
-    drop(blocking);
+    // Every connection at once, so the replies of different connections interleave.
+    let everyone: Vec<&Client> = std::iter::once(&c)
+        .chain(&clients)
+        .chain(pooled.iter().map(|p| &**p))
+        .chain(spread.clients())
+        .collect();
+    futures::future::join_all(everyone.iter().map(|c| own_replies(c, at))).await;
+    for (list, blpop) in lists.iter().zip(answered) {
+        let value = format!("{list}:value");
+        let _: i64 = watcher.call(cmd!("RPUSH", list, &value)).await.unwrap();
+        let got = blpop.await.unwrap();
+        assert_eq!(got, Some((list.clone(), value)), "{at}: a blocking call");
+    }
+    threads_added(
+        engine,
+        &before,
+        &Held::now(),
+        &format!("{at}, after the calls"),
+    );
+
+    drop(abandoned);
     drop(sub);
     drop(pooled);
     drop(pool);
     drop(spread);
+    drop(clients);
     drop(c);
     drop(watcher);
     until_released(before, at).await;
@@ -186,14 +246,15 @@ fn ring_crowd(engine: Engine) {
         for protocol in support::PROTOCOLS {
             let at = format!("{}/{engine:?}/{protocol:?}", server.kind());
             let cfg = support::config(server, engine).protocol(protocol);
-            futures::executor::block_on(crowd(cfg, engine, &at, |added| added <= 3));
+            futures::executor::block_on(crowd(cfg, engine, &at));
         }
     }
 }
 
-/// Issue #12: on the io_uring ring engine a Pool of 64 + a Spread of 8 + a subscriber + 4
-/// blocking calls in flight run on at most 3 OS threads; dropping them releases every
-/// descriptor, thread and ring mapping.
+/// Issue #12: on the io_uring ring engine 64 clients + a Pool of 64 + a Spread of 8 + a
+/// subscriber + 8 blocking calls in flight run on one engine thread (at most 3 OS threads in
+/// all), each caller getting its own replies; dropping them releases every descriptor, thread and
+/// ring mapping.
 #[test]
 fn io_uring_runs_a_crowd_on_at_most_three_threads_and_releases_it() {
     run_child("child_crowd_io_uring", &[]);
@@ -246,7 +307,7 @@ fn child_crowd_task() {
                 run_on(runtime, async {
                     // The multi-thread runtime's workers are up once it runs this task.
                     tokio::task::yield_now().await;
-                    crowd(cfg, Engine::Task, &at, |added| added == 0).await;
+                    crowd(cfg, Engine::Task, &at).await;
                 });
             }
         }
@@ -320,41 +381,4 @@ fn a_panicking_push_handler_or_callback_never_takes_the_connection_down() {
             assert_eq!(echo, "last", "{at}");
         }
     });
-}
-
-/// `Engine::Task` runs on the caller's tokio runtime: made outside one it is a client error
-/// saying so; inside one (either kind) it is what the client reports.
-#[test]
-fn the_task_engine_needs_a_tokio_runtime() {
-    let server = ringdis_tests::Server::start(ServerKind::Redis);
-    let err = Client::new(support::config(&server, Engine::Task)).unwrap_err();
-    assert!(matches!(err, Error::Client { .. }), "{err:?}");
-    assert!(err.to_string().contains("runtime"), "{err}");
-    for runtime in [Runtime::CurrentThread, Runtime::MultiThread] {
-        run_on(runtime, async {
-            let c = support::client(&server, Engine::Task, Protocol::Resp3);
-            let pong: String = c.call(cmd!("PING")).await.unwrap();
-            assert_eq!(pong, "PONG", "{runtime:?}");
-        });
-    }
-}
-
-/// `Engine::Auto` is the task engine inside a tokio runtime and a ring engine outside one.
-#[test]
-fn auto_is_the_task_engine_inside_tokio_and_a_ring_engine_outside() {
-    if std::env::var_os("RINGDIS_ENGINE").is_some() {
-        return; // the environment overrides the configuration
-    }
-    let outside = Client::new(Config::new()).unwrap();
-    assert!(
-        matches!(outside.engine(), Engine::IoUring | Engine::Epoll),
-        "{:?}",
-        outside.engine()
-    );
-    for runtime in [Runtime::CurrentThread, Runtime::MultiThread] {
-        let inside = run_on(runtime, async {
-            Client::new(Config::new()).unwrap().engine()
-        });
-        assert_eq!(inside, Engine::Task, "{runtime:?}");
-    }
 }

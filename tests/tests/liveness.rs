@@ -10,9 +10,8 @@ mod support;
 
 use ringdis::{cmd, Client, Engine, Error, Protocol, Value};
 use ringdis_tests::{NetNs, Server, ServerKind};
-use std::future::Future;
 use std::time::{Duration, Instant};
-use support::{config, engines, is_child, label, matrix, run_child};
+use support::{bounded, config, engines, is_child, label, matrix, process, run_child};
 
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
@@ -28,13 +27,6 @@ async fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool)
         assert!(Instant::now() < until, "not within {limit:?}: {what}");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-}
-
-/// Awaits a call that must end within `limit` (it must never hang).
-async fn bounded<T>(limit: Duration, what: &str, f: impl Future<Output = T>) -> T {
-    tokio::time::timeout(limit, f)
-        .await
-        .unwrap_or_else(|_| panic!("{what}: still pending after {limit:?}"))
 }
 
 /// A server that is resumed when the test ends, however it ends.
@@ -221,22 +213,9 @@ async fn two_hundred_thousand_timed_out_calls_leave_nothing_queued() {
     }
 }
 
-fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd")
-        .expect("read /proc/self/fd")
-        .count()
-}
-
 /// Threads of this process named like a driver (`ringdis-epoll`, `ringdis-ring`).
 fn driver_threads() -> usize {
-    std::fs::read_dir("/proc/self/task")
-        .expect("read /proc/self/task")
-        .flatten()
-        .filter(|t| {
-            std::fs::read_to_string(t.path().join("comm"))
-                .is_ok_and(|name| name.starts_with("ringdis-"))
-        })
-        .count()
+    process::threads_named(|name| name.starts_with("ringdis-"))
 }
 
 /// Dropping the last handle releases the driver thread, the socket and every descriptor within
@@ -257,7 +236,7 @@ async fn child_dropped_client() {
     for (kind, engine) in matrix() {
         let server = Server::start(kind);
         let at = label(kind, engine, Protocol::Resp3);
-        let (fds, threads) = (open_fds(), driver_threads());
+        let (fds, threads) = (process::fds(), driver_threads());
         // The rule is off, so the stopped server's connection stays up with the calls on it.
         let timed_out = short(&server, engine, Protocol::Resp3, None);
         let no_deadline = Client::new(
@@ -291,7 +270,7 @@ async fn child_dropped_client() {
         wait_until(
             &format!("{at}: driver threads ended and descriptors closed"),
             Duration::from_secs(5),
-            || driver_threads() == threads && open_fds() == fds,
+            || driver_threads() == threads && process::fds() == fds,
         )
         .await;
         drop(paused);

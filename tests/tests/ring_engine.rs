@@ -1,62 +1,17 @@
-//! Issue #12, the ring engine: one thread and one io_uring ring drive every connection of the
-//! process on `Engine::IoUring` (clients, Pool and Spread members, subscribers, the dedicated
-//! connections of blocking calls), each reply reaches its own caller, the thread and its ring
-//! go away with the last connection, and one server's failure touches only its own calls.
-//!
-//! The thread and descriptor counts are read from `/proc/self` in a child process of this test
-//! binary (`support::run_child`), where no other test's threads or sockets move them.
+//! Issue #12, the ring engine: single-shot receives serve many links, host names resolve off
+//! the engine thread, attaching while the engine exits loses nothing, and one server's failure
+//! touches only its own calls. (One thread and one io_uring ring driving a crowd of connections,
+//! and releasing it, is `engines.rs`'s crowd test, run on every engine.)
 
 mod support;
 
 use futures::future::join_all;
-use ringdis::{cmd, Client, Config, Engine, Error, Pool, Protocol, Spread};
+use ringdis::{cmd, Client, Config, Engine, Error, Protocol};
 use ringdis_tests::{unique, Server, ServerKind};
-use std::collections::HashSet;
-use std::time::{Duration, Instant};
-use support::{config, is_child, label, run_child, until_blocked, PROTOCOLS};
+use std::time::Duration;
+use support::{config, is_child, label, run_child, PROTOCOLS};
 
 const RING: Engine = Engine::IoUring;
-
-/// The ids of this process's threads.
-fn thread_ids() -> HashSet<String> {
-    std::fs::read_dir("/proc/self/task")
-        .expect("/proc/self/task")
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect()
-}
-
-/// The thread of `ringdis::timer`, which serves subscriber and pool-checkout waits (not
-/// connections) and, once started, lives as long as the process.
-const TIMER_THREAD: &str = "ringdis-timer";
-
-/// The ids of this process's threads but the timer's.
-fn threads_but_timer() -> HashSet<String> {
-    thread_ids()
-        .into_iter()
-        .filter(|t| thread_name(t) != TIMER_THREAD)
-        .collect()
-}
-
-fn thread_name(tid: &str) -> String {
-    std::fs::read_to_string(format!("/proc/self/task/{tid}/comm"))
-        .unwrap_or_default()
-        .trim()
-        .to_owned()
-}
-
-fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())
-}
-
-/// Waits (at most 10 s, yielding, never sleeping) until `done` holds.
-fn wait_until(what: &str, done: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !done() {
-        assert!(Instant::now() < deadline, "{what}: not within 10 s");
-        std::thread::yield_now();
-    }
-}
 
 /// Whether this machine gives out io_uring rings at all (a sandbox may refuse them; the epoll
 /// engine is used there and nothing here applies).
@@ -75,134 +30,6 @@ fn current_thread() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .expect("runtime")
-}
-
-/// 64 clients, a Pool of 64 (all checked out), a Spread of 8, a subscriber and 4 blocking BLPOPs
-/// in flight all run on ONE engine thread; every reply is the caller's own; dropping them all
-/// ends that thread and closes the ring, the eventfd and every socket.
-#[test]
-fn every_connection_runs_on_one_engine_thread() {
-    run_child("child_one_thread", &[]);
-}
-
-#[test]
-#[ignore = "run by every_connection_runs_on_one_engine_thread in a child process"]
-fn child_one_thread() {
-    if !is_child("child_one_thread") || !has_io_uring() {
-        return;
-    }
-    let rt = current_thread();
-    for kind in ServerKind::ALL {
-        let server = Server::start(kind);
-        for protocol in PROTOCOLS {
-            let at = label(kind, RING, protocol);
-            // The probe client above and the previous round are gone: no engine thread left.
-            let before = threads_but_timer();
-            let fds = open_fds();
-            rt.block_on(many_connections(&server, protocol, &before, &at));
-            wait_until(&format!("{at}: the engine thread ends"), || {
-                threads_but_timer() == before
-            });
-            wait_until(&format!("{at}: every descriptor closes"), || {
-                open_fds() <= fds
-            });
-        }
-    }
-}
-
-async fn many_connections(server: &Server, protocol: Protocol, before: &HashSet<String>, at: &str) {
-    let cfg = || config(server, RING).protocol(protocol);
-    let clients: Vec<Client> = (0..64).map(|_| Client::new(cfg()).unwrap()).collect();
-    let pool = Pool::new(cfg(), 64);
-    let mut leased = Vec::new();
-    for _ in 0..64 {
-        leased.push(pool.get().await.unwrap());
-    }
-    let spread = Spread::new(cfg(), 8).unwrap();
-    let mut sub = clients[0].subscriber().unwrap();
-    let channel = unique("ring-chan");
-    sub.subscribe([channel.as_str()]).await.unwrap();
-
-    // Four blocking calls, each on a dedicated connection of its own, blocked in the server.
-    let lists: Vec<String> = (0..4).map(|i| unique(&format!("ring-list{i}"))).collect();
-    let blocked = join_all(clients[..4].iter().zip(&lists).map(|(c, list)| {
-        let list = list.clone();
-        let c = c.clone();
-        async move {
-            c.call::<Option<(String, String)>>(cmd!("BLPOP", &list, 10))
-                .await
-        }
-    }));
-    let blocked = tokio::spawn(blocked);
-    until_blocked(&clients[63], 4, at).await;
-
-    // Every connection busy at once: the 64 clients, the 64 pool members, the spread.
-    let prefix = unique("ring");
-    let keyed = |who: &str, i: usize| format!("{prefix}:{who}:{i}");
-    let mut calls = Vec::new();
-    for (i, c) in clients.iter().enumerate() {
-        calls.push((c.clone(), keyed("client", i)));
-    }
-    for (i, c) in leased.iter().enumerate() {
-        calls.push(((**c).clone(), keyed("pool", i)));
-    }
-    for i in 0..32 {
-        calls.push((spread.client().clone(), keyed("spread", i)));
-    }
-    let replies = join_all(calls.iter().map(|(c, key)| async move {
-        c.call::<()>(cmd!("SET", key, key)).await.unwrap();
-        let got: String = c.call(cmd!("GET", key)).await.unwrap();
-        (key, got)
-    }))
-    .await;
-    for (key, got) in &replies {
-        assert_eq!(*key, got, "{at}: a reply reached the wrong caller");
-    }
-    let receivers: i64 = clients[5]
-        .call(cmd!("PUBLISH", &channel, "hello"))
-        .await
-        .unwrap();
-    assert_eq!(receivers, 1, "{at}");
-    let m = sub
-        .next_message(Some(Duration::from_secs(10)))
-        .await
-        .unwrap()
-        .expect("a message");
-    assert_eq!(
-        m.payload_bytes().map(|b| &b[..]),
-        Some(&b"hello"[..]),
-        "{at}"
-    );
-
-    let new: Vec<String> = threads_but_timer().difference(before).cloned().collect();
-    let names: Vec<String> = new.iter().map(|t| thread_name(t)).collect();
-    assert_eq!(
-        names,
-        vec!["ringdis-ring".to_owned()],
-        "{at}: 64 clients + a Pool of 64 + a Spread of 8 + a subscriber + 4 blocking calls \
-         run on one engine thread"
-    );
-
-    // Each blocked caller gets its own list's element.
-    for (i, list) in lists.iter().enumerate() {
-        clients[10]
-            .call::<i64>(cmd!("RPUSH", list, format!("item{i}")))
-            .await
-            .unwrap();
-    }
-    let popped = blocked.await.unwrap();
-    for (i, (got, list)) in popped.into_iter().zip(&lists).enumerate() {
-        assert_eq!(
-            got.unwrap(),
-            Some((list.clone(), format!("item{i}"))),
-            "{at}: blocking call {i}"
-        );
-    }
-    drop(sub);
-    drop(leased);
-    drop(pool);
-    drop(spread);
-    drop(clients);
 }
 
 /// Two servers on one engine: killing one fails only the calls to it (a connection error or

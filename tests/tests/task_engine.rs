@@ -1,8 +1,9 @@
 //! The task engine (`Engine::Task`): connections run as tasks on the caller's tokio runtime.
 //! Calls, pipelines, pub/sub, blocking calls and reconnects work on it under both runtime
-//! flavours; `Engine::Auto` picks it inside a runtime and a ring engine outside; it adds no OS
-//! thread; a client whose runtime is gone fails its calls instead of leaving them hanging; host
-//! names and unix sockets connect.
+//! flavours; `Engine::Auto` picks it inside a runtime and a ring engine outside; a client whose
+//! runtime is gone fails its calls instead of leaving them hanging; host names and unix sockets
+//! connect. (That it adds no OS thread is `engines.rs`'s crowd test; that its idle tasks use no
+//! CPU and that it works inside tokio-uring are `transports.rs`'s.)
 //!
 //! Cases that need a process of their own (thread counts, the engine `Auto` picks, which the
 //! `RINGDIS_ENGINE` override would change) re-run this binary on one `child_*` test.
@@ -309,125 +310,6 @@ fn child_auto() {
             assert_eq!(pong, "PONG", "{flavour}");
         });
     }
-}
-
-/// 16 task-engine clients making 100 calls each add no OS thread, under either flavour.
-#[test]
-fn the_task_engine_adds_no_thread() {
-    run_child("child_no_thread", &[]);
-}
-
-fn threads() -> usize {
-    std::fs::read_dir("/proc/self/task").map_or(0, |d| d.count())
-}
-
-#[test]
-#[ignore = "run by the_task_engine_adds_no_thread in a child process"]
-fn child_no_thread() {
-    if !is_child("child_no_thread") {
-        return;
-    }
-    let server = Server::start(ServerKind::Redis);
-    for (flavour, rt) in runtimes() {
-        // Whatever the runtime starts lazily starts here.
-        rt.block_on(async {
-            let warm = task_client(&server, Protocol::Resp3);
-            warm.call::<()>(cmd!("PING")).await.unwrap();
-        });
-        let before = threads();
-        rt.block_on(async {
-            let clients: Vec<Client> = (0..16)
-                .map(|_| task_client(&server, Protocol::Resp3))
-                .collect();
-            join_all(clients.iter().enumerate().map(|(i, c)| async move {
-                for n in 0..100 {
-                    let echo: String = c.call(cmd!("ECHO", format!("{i}:{n}"))).await.unwrap();
-                    assert_eq!(echo, format!("{i}:{n}"));
-                }
-            }))
-            .await;
-            assert_eq!(threads(), before, "{flavour}: threads while serving");
-        });
-        assert_eq!(threads(), before, "{flavour}: threads after");
-    }
-}
-
-/// Inside a tokio-uring runtime (a current-thread tokio runtime around its own ring) `Auto` is
-/// the task engine too, and calls from several of its local tasks work.
-#[test]
-fn works_inside_tokio_uring() {
-    if overridden() {
-        return;
-    }
-    let server = Server::start(ServerKind::Redis);
-    tokio_uring::start(async {
-        let c = Client::new(support::config(&server, Engine::Auto)).unwrap();
-        assert_eq!(c.engine(), Engine::Task);
-        let tasks: Vec<_> = (0..32)
-            .map(|i| {
-                let c = c.clone();
-                tokio_uring::spawn(async move { c.call::<i64>(cmd!("ECHO", i)).await.unwrap() })
-            })
-            .collect();
-        for (i, t) in tasks.into_iter().enumerate() {
-            assert_eq!(t.await.unwrap(), i as i64);
-        }
-    });
-}
-
-/// CPU ticks (user + system) this thread has used.
-fn own_ticks() -> u64 {
-    let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
-    let field = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    field(11) + field(12)
-}
-
-/// Idle connection tasks sleep: a connected client, one that never connected and one whose
-/// server is gone use no CPU on the runtime's thread. (In a child process: nothing else runs.)
-#[test]
-fn idle_connection_tasks_use_no_cpu() {
-    run_child("child_idle_tasks", &[]);
-}
-
-#[test]
-#[ignore = "run by idle_connection_tasks_use_no_cpu in a child process"]
-fn child_idle_tasks() {
-    if !is_child("child_idle_tasks") {
-        return;
-    }
-    let mut gone = Server::start(ServerKind::Redis);
-    let server = Server::start(ServerKind::Redis);
-    let rt = Builder::new_current_thread().enable_all().build().unwrap();
-    rt.block_on(async {
-        let connected = task_client(&server, Protocol::Resp3);
-        connected.call::<()>(cmd!("PING")).await.unwrap();
-        let _never = task_client(&server, Protocol::Resp3);
-        let lost = task_client(&gone, Protocol::Resp3);
-        lost.call::<()>(cmd!("PING")).await.unwrap();
-        gone.kill();
-        until_disconnected(&lost, "lost").await;
-        let t0 = own_ticks();
-        // The measuring window (not a synchronisation): the runtime runs only the tasks.
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let used = own_ticks() - t0;
-        // Clock ticks are 10 ms: a spinning task would show ~50 here.
-        assert!(
-            used <= 3,
-            "idle connection tasks used {used} ticks in 500 ms"
-        );
-        connected.call::<()>(cmd!("PING")).await.unwrap();
-    });
 }
 
 /// A runtime built without its IO driver cannot run connection tasks: the task stops (tokio

@@ -10,8 +10,8 @@ mod support;
 
 use ringdis::{cmd, Client, Config, Engine, Protocol, Value};
 use ringdis_tests::{FaultServer, Server, ServerKind};
-use std::time::Duration;
-use support::{client, engines, is_child, ring_engines, run_child};
+use std::time::{Duration, Instant};
+use support::{client, engines, is_child, process, run_child};
 
 /// A value of `len` bytes whose content depends on `seed` and the position, so a misplaced or
 /// dropped chunk shows.
@@ -152,70 +152,67 @@ async fn an_earlier_deadline_replaces_a_later_timer() {
     }
 }
 
-/// CPU ticks (user + system) a thread of this process has used.
-fn thread_ticks(tid: &str) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
-    let field = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    field(11) + field(12)
-}
-
-fn thread_ids() -> std::collections::HashSet<String> {
-    std::fs::read_dir("/proc/self/task")
-        .map(|d| {
-            d.filter_map(|e| e.ok())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// An idle driver sleeps: no spinning on wake-ups, timers or receives, connected or not.
-/// (In a child process, so no other test's threads are counted.)
+/// An idle engine sleeps: no spinning on wake-ups, timers or receives, whether a connection is
+/// up, never made, or lost with its server. Measured on the threads that drive the connections:
+/// a ring engine's driver thread, the task engine's runtime thread (this one: a current-thread
+/// runtime). (In a child process, so no other test's threads are counted.)
 #[test]
-fn an_idle_driver_uses_no_cpu() {
+fn an_idle_engine_uses_no_cpu() {
     run_child("child_idle", &[]);
 }
 
 #[test]
-#[ignore = "run by an_idle_driver_uses_no_cpu in a child process"]
+#[ignore = "run by an_idle_engine_uses_no_cpu in a child process"]
 fn child_idle() {
     if !is_child("child_idle") {
         return;
     }
     let server = Server::start(ServerKind::Redis);
-    // The ring engines: the task engine has no driver thread (it runs on the caller's runtime).
-    for engine in ring_engines() {
-        let before = thread_ids();
-        let c = client(&server, engine, Protocol::Resp3);
-        futures::executor::block_on(c.call::<()>(cmd!("PING"))).unwrap();
-        let idle = Client::new(support::config(&server, engine)).unwrap();
-        let drivers: Vec<String> = thread_ids().difference(&before).cloned().collect();
-        assert!(!drivers.is_empty(), "{engine:?}: no driver thread found");
-        let t0: u64 = drivers.iter().map(|t| thread_ticks(t)).sum();
-        std::thread::sleep(Duration::from_millis(500));
-        let used: u64 = drivers.iter().map(|t| thread_ticks(t)).sum::<u64>() - t0;
-        // Clock ticks are 10 ms: a spinning driver would show ~50 here.
-        assert!(
-            used <= 3,
-            "{engine:?}: idle drivers used {used} ticks in 500 ms"
-        );
-        drop(idle);
+    for engine in engines() {
+        let mut gone = Server::start(ServerKind::Redis);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let before = process::thread_ids();
+            let connected = client(&server, engine, Protocol::Resp3);
+            connected.call::<()>(cmd!("PING")).await.unwrap();
+            let _never = client(&server, engine, Protocol::Resp3);
+            let lost = client(&gone, engine, Protocol::Resp3);
+            lost.call::<()>(cmd!("PING")).await.unwrap();
+            gone.kill();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while lost.is_connected() {
+                assert!(
+                    Instant::now() < deadline,
+                    "{engine:?}: the loss went unnoticed"
+                );
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            let drivers: Vec<String> = process::thread_ids().difference(&before).cloned().collect();
+            if engine != Engine::Task {
+                assert!(!drivers.is_empty(), "{engine:?}: no driver thread found");
+            }
+            let ticks = || {
+                process::own_ticks()
+                    + drivers
+                        .iter()
+                        .map(|t| process::thread_ticks(t))
+                        .sum::<u64>()
+            };
+            let t0 = ticks();
+            // The measuring window (not a synchronisation): nothing but the engine runs.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let used = ticks() - t0;
+            // Clock ticks are 10 ms: a spinning engine would show ~50 here.
+            assert!(
+                used <= 3,
+                "{engine:?}: the idle engine used {used} ticks in 500 ms"
+            );
+            connected.call::<()>(cmd!("PING")).await.unwrap();
+        });
     }
-}
-
-fn count_dir(path: &str) -> usize {
-    std::fs::read_dir(path).map_or(0, |d| d.count())
 }
 
 /// Clients that connected, reconnected and were dropped leave no socket, ring or thread behind.
@@ -237,20 +234,8 @@ async fn child_no_leaks() {
         let warm = client(&server, engine, Protocol::Resp2);
         warm.call::<()>(cmd!("PING")).await.unwrap();
         drop(warm);
-        let wait_for = |what: &str, f: &dyn Fn() -> usize, max: usize| {
-            let deadline = std::time::Instant::now() + Duration::from_secs(10);
-            while f() > max {
-                assert!(
-                    std::time::Instant::now() < deadline,
-                    "{engine:?}: {what} still at {} (was {max})",
-                    f()
-                );
-                std::thread::sleep(Duration::from_millis(10));
-            }
-        };
-        wait_for("threads", &|| count_dir("/proc/self/task"), usize::MAX);
-        let fds = count_dir("/proc/self/fd");
-        let threads = count_dir("/proc/self/task");
+        let fds = process::fds();
+        let threads = process::threads();
         for _ in 0..3 {
             let clients: Vec<Client> = (0..20)
                 .map(|_| client(&server, engine, Protocol::Resp2))
@@ -262,8 +247,10 @@ async fn child_no_leaks() {
             }
             drop(clients);
         }
-        wait_for("open descriptors", &|| count_dir("/proc/self/fd"), fds);
-        wait_for("threads", &|| count_dir("/proc/self/task"), threads);
+        let at = format!("{engine:?}: back to {fds} descriptors and {threads} threads");
+        process::wait_until(&at, Duration::from_secs(10), || {
+            process::fds() <= fds && process::threads() <= threads
+        });
     }
 }
 
@@ -411,11 +398,21 @@ fn child_single_shot() {
     });
 }
 
-/// The client works inside a tokio-uring runtime (its own ring, next to ours), on every engine
-/// (the task engine's connection a task of that runtime), with calls from several tasks at once.
+/// The client works inside a tokio-uring runtime (a current-thread tokio runtime around its own
+/// ring, next to ours), on every engine (the task engine's connection a task of that runtime,
+/// and the one `Auto` picks there), with calls from several tasks at once.
 #[test]
 fn works_inside_tokio_uring() {
     let server = Server::start(ServerKind::Redis);
+    // `Auto` is the task engine there too (unless the environment forces an engine).
+    if std::env::var_os("RINGDIS_ENGINE").is_none() {
+        let auto = tokio_uring::start(async {
+            Client::new(support::config(&server, Engine::Auto))
+                .unwrap()
+                .engine()
+        });
+        assert_eq!(auto, Engine::Task, "Auto inside tokio-uring");
+    }
     for engine in engines() {
         tokio_uring::start(async {
             let c = client(&server, engine, Protocol::Resp3);

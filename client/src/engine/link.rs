@@ -25,9 +25,8 @@
 //! 7. When the engine stops driving the link for any reason (a panic included), it calls
 //!    [`Link::stopped`] so no caller waits for an engine that is gone.
 
-use super::{Wake, Want};
 use crate::config::Config;
-use crate::conn::{Core, Event, Payload};
+use crate::conn::{Core, Event, Payload, Want};
 use crate::inbox::InboxTx;
 use crate::{Error, Result, Value};
 use bytes::Bytes;
@@ -38,6 +37,12 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
+
+/// Wakes a parked engine: what an engine gives each link it drives, for the link's handles to
+/// call when they have put work in it.
+pub(crate) trait Wake: Send + Sync {
+    fn wake(&self);
+}
 
 /// A callback for [`Client::async_call`](crate::Client::async_call).
 pub(crate) type Callback = Box<dyn FnOnce(Result<Value>) + Send + 'static>;

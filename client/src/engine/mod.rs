@@ -5,24 +5,22 @@
 //! the engine's [`Wake`]; the engine drives it through the link's engine-facing methods only.
 
 pub(crate) mod choose;
+mod current;
+mod deadlines;
 pub(crate) mod epoll;
 mod keepalive;
 pub(crate) mod link;
+mod resolve;
 pub(crate) mod ring;
 mod runtime;
 pub(crate) mod task;
 
-pub(crate) use link::Link;
+pub(crate) use link::{Link, Wake};
 
 use crate::config::Config;
 pub(crate) use crate::conn::Want;
 use crate::Result;
 use std::sync::Arc;
-
-/// Wakes a parked engine.
-pub(crate) trait Wake: Send + Sync {
-    fn wake(&self);
-}
 
 /// The cause given when the server ends the stream (a read of 0 bytes).
 pub(crate) fn server_closed() -> std::io::Error {

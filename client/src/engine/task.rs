@@ -7,7 +7,8 @@
 //! writes what the link has to send, feeds what it reads back to the link, and sets its timer
 //! to the link's next deadline. The runtime itself is behind the [`Runtime`] adapter.
 
-use super::runtime::{BoxFuture, Runtime, Stream, Timer, TokioRuntime};
+use super::runtime::tokio::TokioRuntime;
+use super::runtime::{BoxFuture, Runtime, Stream, Timer};
 use super::{keepalive, server_closed, Driver, Link, StopOnDrop, Wake, Want};
 use crate::config::{Addr, Config};
 use crate::{Error, Result};

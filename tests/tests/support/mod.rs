@@ -2,6 +2,8 @@
 //! hold for, clients configured for one cell of it, and the runtimes a test runs its futures on.
 #![allow(dead_code)] // each test file uses a different part
 
+pub mod process;
+
 use ringdis::{cmd, Client, Config, Engine, Error, Protocol};
 use ringdis_tests::{Server, ServerKind};
 use std::future::Future;
@@ -214,6 +216,14 @@ where
 /// One server of each kind.
 pub fn servers() -> Vec<Server> {
     ServerKind::ALL.into_iter().map(Server::start).collect()
+}
+
+/// Awaits `f`, which must end within `limit` (it must never hang); panics naming `what`
+/// otherwise. Needs a tokio runtime (its timer).
+pub async fn bounded<T>(limit: Duration, what: &str, f: impl Future<Output = T>) -> T {
+    tokio::time::timeout(limit, f)
+        .await
+        .unwrap_or_else(|_| panic!("{what}: still pending after {limit:?}"))
 }
 
 /// Yields to whatever runs the current future (tokio, or `block_on`), so a bounded polling loop

@@ -3,6 +3,7 @@
 //! [`mio::Waker`] that rouses the thread when it is parked. Also the process-wide record of the
 //! engine thread now running, so attaching and the thread's exit never race.
 
+use crate::engine::current::Current;
 use crate::engine::{Link, Wake};
 use crate::{Error, Result};
 use mio::{Token, Waker};
@@ -21,7 +22,7 @@ pub(super) const WAKER: Token = Token(SLOT_MASK);
 
 /// One link's place on the engine: the slot number and the generation that tells this link from
 /// the earlier and later ones in the same slot.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
 pub(super) struct Key {
     pub slot: u32,
     pub gen: u32,
@@ -204,11 +205,7 @@ impl Wake for SlotWake {
 }
 
 /// The engine thread now running, if any.
-static CURRENT: Mutex<Option<Arc<Hub>>> = Mutex::new(None);
-
-fn current() -> MutexGuard<'static, Option<Arc<Hub>>> {
-    CURRENT.lock().unwrap_or_else(|p| p.into_inner())
-}
+static CURRENT: Current<Hub> = Current::new();
 
 /// Runs `f` with the running engine's hub, starting one with `start` if none runs. No thread
 /// retires while `f` runs, so whatever `f` adopts is taken by a live thread.
@@ -220,31 +217,20 @@ pub(super) fn with_running<R>(
     start: impl FnOnce() -> Result<Arc<Hub>>,
     f: impl FnOnce(&Arc<Hub>) -> Result<R>,
 ) -> Result<R> {
-    let mut current = current();
-    let hub = match &*current {
-        Some(hub) => hub.clone(),
-        None => {
-            let hub = start()?;
-            *current = Some(hub.clone());
-            hub
-        }
-    };
-    f(&hub)
+    CURRENT.with(|_| true, start, f)
 }
 
 /// The thread of `hub` asks to stop: granted (no link is attached to it from then on) unless a
 /// link was attached meanwhile. With `force` it is always granted. Returns the links attached and
 /// not yet taken (none unless forced), for the thread to stop them.
 pub(super) fn retire(hub: &Arc<Hub>, force: bool) -> Option<Vec<Adopt>> {
-    let mut current = current();
-    let mut inbox = hub.inbox();
-    if !force && !inbox.new.is_empty() {
-        return None;
-    }
-    if current.as_ref().is_some_and(|h| Arc::ptr_eq(h, hub)) {
-        *current = None;
-    }
-    Some(std::mem::take(&mut inbox.new))
+    CURRENT.leave(hub, || {
+        let mut inbox = hub.inbox();
+        if !force && !inbox.new.is_empty() {
+            return None;
+        }
+        Some(std::mem::take(&mut inbox.new))
+    })
 }
 
 #[cfg(test)]

@@ -12,12 +12,10 @@
 //!   waker, the thread now running).
 //! - [`run`]: the thread's loop.
 //! - [`socket`]: one link's socket (connect, bounded reads, writes).
-//! - [`deadlines`]: one heap for every link's next deadline.
-//! - [`resolve`]: host names resolved off the thread.
+//! - [`Deadlines`](crate::engine::deadlines): one heap for every link's next deadline.
+//! - host names are resolved off the thread ([`resolve`](crate::engine::resolve)).
 
-mod deadlines;
 mod hub;
-mod resolve;
 mod run;
 mod socket;
 

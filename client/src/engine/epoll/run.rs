@@ -10,9 +10,9 @@
 //! ends otherwise (a panic outside any link, a broken poll), every link it had is stopped so no
 //! caller waits for it.
 
-use super::deadlines::Deadlines;
 use super::hub::{self, Adopt, Hub, Key, Resolved};
 use super::socket::{Env, Sock, SockIo};
+use crate::engine::deadlines::Deadlines;
 use crate::engine::Link;
 use mio::{Events, Poll};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -50,7 +50,7 @@ struct Runner {
     hub: Arc<Hub>,
     slots: Vec<Option<Slot>>,
     live: usize,
-    deadlines: Deadlines,
+    deadlines: Deadlines<Key>,
     /// Links to turn this loop turn.
     due: Vec<u32>,
     /// Links whose socket has readiness to serve.
@@ -325,7 +325,7 @@ impl Runner {
     /// The earliest deadline of any link.
     fn next_deadline(&mut self) -> Option<Instant> {
         let slots = &self.slots;
-        self.deadlines.next(|k, at| has_deadline(slots, k, at))
+        self.deadlines.earliest(|k, at| has_deadline(slots, k, at))
     }
 
     /// Forgets a link: `orderly` when it is finished (what it still has to send goes first,
@@ -500,7 +500,7 @@ mod tests {
             .unwrap()
             .engine(Engine::Epoll)
             .protocol(Protocol::Resp2);
-        super::super::resolve::held::set(true);
+        crate::engine::resolve::held::set(true);
         let named = Client::new(by_name).unwrap();
         let (tx, rx) = mpsc::channel();
         let connecting = named.clone();
@@ -510,7 +510,7 @@ mod tests {
         let ip = Client::new(by_ip).unwrap();
         let up = within_10s(move || futures::executor::block_on(ip.connect()));
         let still_resolving = rx.try_recv().is_err() && !named.is_connected();
-        super::super::resolve::held::set(false);
+        crate::engine::resolve::held::set(false);
         assert!(matches!(up, Some(Ok(true))), "by IP: {up:?}");
         assert!(
             still_resolving,

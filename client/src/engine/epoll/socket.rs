@@ -3,9 +3,9 @@
 //! as the io_uring engine.
 
 use super::hub::{Hub, Key, Resolved};
-use super::resolve;
 use crate::config::Addr;
 use crate::engine::link::LinkSocketry;
+use crate::engine::resolve;
 use crate::engine::{keepalive, server_closed, Link, Want};
 use crate::Error;
 use bytes::{Buf, Bytes};

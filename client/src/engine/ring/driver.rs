@@ -21,11 +21,11 @@
 //! [`EXIT_GRACE`]) for every completion; whatever the kernel may still touch after that is
 //! leaked, never freed.
 
-use super::deadlines::Deadlines;
 use super::hub::{Hub, Inbox, SlotId};
 use super::resolve;
 use super::setup::{self, BufRing, Enter, Mode};
 use super::sock::{self, RawAddr, Target};
+use crate::engine::deadlines::Deadlines;
 use crate::engine::link::LinkSocketry;
 use crate::engine::{server_closed, Link, Want};
 use crate::Error;
@@ -147,7 +147,7 @@ pub(super) struct Engine {
     live: usize,
     /// Slots to turn this loop turn.
     ready: Vec<u32>,
-    deadlines: Deadlines,
+    deadlines: Deadlines<SlotId>,
     inbox: Inbox,
     next_sock_gen: u32,
     next_ticket: u64,
@@ -340,12 +340,17 @@ impl Engine {
 
     /// Links whose deadline has passed.
     fn take_due(&mut self, now: Instant) {
-        while let Some((at, id)) = self.deadlines.pop_due(now) {
+        loop {
+            let slots = &self.slots;
+            let Some(id) = self
+                .deadlines
+                .pop_due(now, |id, at| has_deadline(slots, id, at))
+            else {
+                return;
+            };
             if let Some(slot) = self.slot_of(id) {
-                if slot.deadline == Some(at) {
-                    slot.deadline = None;
-                    self.mark_ready(id.index);
-                }
+                slot.deadline = None;
+                self.mark_ready(id.index);
             }
         }
     }
@@ -394,24 +399,18 @@ impl Engine {
         if let Some(at) = next {
             self.deadlines.push(at, id);
         }
-        if self.deadlines.len() > 2 * self.live + 64 {
-            let current = self
-                .slots
-                .iter()
-                .flatten()
-                .filter_map(|s| s.deadline.map(|at| (at, s.id)));
-            self.deadlines.rebuild(current);
-        }
+        let current = self
+            .slots
+            .iter()
+            .flatten()
+            .filter_map(|s| s.deadline.map(|at| (at, s.id)));
+        self.deadlines.compact(self.live, current);
     }
 
     fn earliest(&mut self) -> Option<Instant> {
         let slots = &self.slots;
-        self.deadlines.earliest(|id, at| {
-            slots
-                .get(id.index as usize)
-                .and_then(Option::as_ref)
-                .is_some_and(|s| s.id == id && s.deadline == Some(at))
-        })
+        self.deadlines
+            .earliest(|id, at| has_deadline(slots, id, at))
     }
 
     /// The link is finished: what it still has to send leaves (best effort: calls handed over
@@ -468,7 +467,7 @@ impl Engine {
                 };
                 slot.resolving = Some(ticket);
                 let id = slot.id;
-                resolve::spawn(self.hub.clone(), id, ticket, addr.clone())
+                resolve::spawn(self.hub.clone(), id, ticket, addr)
             }
         };
         if let Err(e) = started {
@@ -956,6 +955,14 @@ struct Teardown {
     /// Operations still in flight when the buffers were released to be freed: `Some(0)` always,
     /// or `None` when they were leaked because the kernel did not finish within the grace time.
     inflight_at_free: Option<u32>,
+}
+
+/// Whether the link in `id`'s slot is still `id` and still has deadline `at`.
+fn has_deadline(slots: &[Option<Slot>], id: SlotId, at: Instant) -> bool {
+    slots
+        .get(id.index as usize)
+        .and_then(Option::as_ref)
+        .is_some_and(|s| s.id == id && s.deadline == Some(at))
 }
 
 impl Drop for Engine {

@@ -4,6 +4,7 @@
 
 use super::sock;
 use crate::config::Config;
+use crate::engine::current::Current;
 use crate::engine::{Link, Wake};
 use crate::{Error, Result};
 use std::io;
@@ -11,8 +12,8 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{fence, AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-/// The engine of the process, while its thread runs (`None` otherwise).
-static CURRENT: Mutex<Option<Arc<Hub>>> = Mutex::new(None);
+/// The engine of the process, while its thread runs.
+static CURRENT: Current<Hub> = Current::new();
 
 /// Slot indexes fit the 24 bits `user_data` gives them.
 const MAX_SLOTS: u32 = 1 << 24;
@@ -34,21 +35,12 @@ pub(super) fn attach(
     config: Arc<Config>,
     start: impl FnOnce() -> Result<Arc<Hub>>,
 ) -> Result<Arc<Link>> {
-    let mut current = lock(&CURRENT);
-    let hub = match current.as_ref().filter(|h| !h.is_closed()) {
-        Some(hub) => hub.clone(),
-        None => {
-            let hub = start()?;
-            *current = Some(hub.clone());
-            hub
-        }
-    };
-    hub.attach(config)
+    CURRENT.with(|h| !h.is_closed(), start, |hub| hub.attach(config))
 }
 
 /// A link's place in the engine: an index in its slot table and the generation of the link
 /// that holds it (a freed slot's next link gets the next generation).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) struct SlotId {
     pub index: u32,
     pub gen: u32,
@@ -180,32 +172,30 @@ impl Hub {
     /// The engine side, with nothing left to drive: ends the engine unless a link arrived
     /// meanwhile (then `false`: drive it).
     pub fn try_exit(self: &Arc<Hub>) -> bool {
-        let mut current = lock(&CURRENT);
-        let mut inbox = lock(&self.inbox);
-        if !inbox.attached.is_empty() {
-            return false;
-        }
-        inbox.closed = true;
-        if current.as_ref().is_some_and(|h| Arc::ptr_eq(h, self)) {
-            *current = None;
-        }
-        true
+        CURRENT
+            .leave(self, || {
+                let mut inbox = lock(&self.inbox);
+                if !inbox.attached.is_empty() {
+                    return None;
+                }
+                inbox.closed = true;
+                Some(())
+            })
+            .is_some()
     }
 
     /// The engine thread is ending, however it ends: no attach reaches it any more, and links
     /// handed over but never taken are stopped.
     pub fn close(self: &Arc<Hub>) {
-        let waiting = {
-            let mut current = lock(&CURRENT);
-            if current.as_ref().is_some_and(|h| Arc::ptr_eq(h, self)) {
-                *current = None;
-            }
-            let mut inbox = lock(&self.inbox);
-            inbox.closed = true;
-            inbox.ready.clear();
-            inbox.resolved.clear();
-            std::mem::take(&mut inbox.attached)
-        };
+        let waiting = CURRENT
+            .leave(self, || {
+                let mut inbox = lock(&self.inbox);
+                inbox.closed = true;
+                inbox.ready.clear();
+                inbox.resolved.clear();
+                Some(std::mem::take(&mut inbox.attached))
+            })
+            .unwrap_or_default();
         for (_, link) in waiting {
             link.stopped();
         }

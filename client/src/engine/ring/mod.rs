@@ -7,9 +7,8 @@
 //! [`Wake`](crate::engine::Wake) puts its slot on the ready list and writes the eventfd only
 //! while the thread may be parked; new links and finished name lookups arrive the same way. The
 //! loop itself is in `driver`, ring setup in `setup`, sockets in `sock`, host name lookups in
-//! `resolve`, the links' deadlines in `deadlines`.
+//! `resolve`; the links' deadlines share one heap (`engine::deadlines`).
 
-mod deadlines;
 mod driver;
 mod hub;
 mod resolve;

@@ -1,8 +1,9 @@
 //! Sockets for the ring engine: created non-blocking, connected by the ring.
 
 use crate::config::Addr;
+use crate::engine::resolve;
 use std::io;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
@@ -15,32 +16,11 @@ pub(crate) enum Target {
 }
 
 /// The addresses `addr` names when that needs no lookup (a unix path, an IP literal), or `None`
-/// for a host name, which [`resolve`] looks up off the engine thread.
+/// for a host name, which is looked up off the engine thread (`ring::resolve`).
 pub(crate) fn literal(addr: &Addr) -> Option<Vec<Target>> {
     match addr {
-        Addr::Tcp { host, port } => host
-            .parse::<std::net::IpAddr>()
-            .ok()
-            .map(|ip| vec![Target::Ip(SocketAddr::new(ip, *port))]),
+        Addr::Tcp { host, port } => resolve::literal(host, *port).map(|ip| vec![Target::Ip(ip)]),
         Addr::Unix(path) => Some(vec![Target::Unix(path.clone())]),
-    }
-}
-
-/// The addresses `addr` names, in the order to try them. Blocks on a host name's lookup: call
-/// it off the engine thread.
-pub(crate) fn resolve(addr: &Addr) -> io::Result<Vec<Target>> {
-    match addr {
-        Addr::Tcp { host, port } => {
-            let all: Vec<Target> = (host.as_str(), *port)
-                .to_socket_addrs()?
-                .map(Target::Ip)
-                .collect();
-            if all.is_empty() {
-                return Err(io::Error::other("host resolved to no address"));
-            }
-            Ok(all)
-        }
-        Addr::Unix(path) => Ok(vec![Target::Unix(path.clone())]),
     }
 }
 

@@ -1,12 +1,10 @@
 //! The runtime adapter of the task engine: what it needs from an async runtime, and nothing
 //! more. Shaped like quinn's `Runtime` and hyper's `rt` traits: spawn a `Send` future, a timer
 //! that can be reset, a connected byte stream, and name resolution that never blocks the
-//! runtime. Tokio is the first implementation ([`TokioRuntime`]); another runtime (smol,
+//! runtime. Tokio is the first implementation ([`tokio::TokioRuntime`]); another runtime (smol,
 //! async-std) fits by implementing these traits, without touching `conn/` or the link.
 
-mod tokio;
-
-pub(crate) use self::tokio::TokioRuntime;
+pub(crate) mod tokio;
 
 use std::future::Future;
 use std::io;

@@ -1,5 +1,6 @@
-//! Host name resolution off the engine thread: `getaddrinfo` may wait seconds on a DNS server,
-//! and every other link on the engine would wait with it. IP literals need none.
+//! Host name resolution off a many-link engine's thread (epoll, ring): `getaddrinfo` may wait
+//! seconds on a DNS server, and every other link on the engine would wait with it. IP literals
+//! need none.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
@@ -7,7 +8,7 @@ use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 /// The address of `host`, when it is an IP literal (IPv6 without brackets, as [`Addr`] holds it).
 ///
 /// [`Addr`]: crate::Addr
-pub(super) fn literal(host: &str, port: u16) -> Option<SocketAddr> {
+pub(crate) fn literal(host: &str, port: u16) -> Option<SocketAddr> {
     host.parse::<IpAddr>()
         .ok()
         .map(|ip| SocketAddr::new(ip, port))
@@ -19,7 +20,7 @@ pub(super) fn literal(host: &str, port: u16) -> Option<SocketAddr> {
 /// # Errors
 ///
 /// The thread could not be spawned (`done` is not called then).
-pub(super) fn spawn(
+pub(crate) fn spawn(
     host: String,
     port: u16,
     done: impl FnOnce(io::Result<Vec<SocketAddr>>) + Send + 'static,
@@ -46,7 +47,7 @@ pub(super) fn spawn(
 
 /// Test-only: while held, resolutions wait, so a test can show that the engine does not.
 #[cfg(test)]
-pub(super) mod held {
+pub(crate) mod held {
     use std::sync::{Condvar, Mutex};
 
     static HELD: Mutex<bool> = Mutex::new(false);
