@@ -4,7 +4,8 @@ use crate::callable::{Callable, Finish, Prepared};
 use crate::config::{Config, Engine};
 use crate::conn::Payload;
 use crate::engine::link::{Callback, PushHandler, Reply, To};
-use crate::engine::{self, Link};
+use crate::engine::placement::Placement;
+use crate::engine::Link;
 use crate::route::Route;
 use crate::{Cmd, Error, FromRedis, Result, Value};
 use std::future::Future;
@@ -54,6 +55,8 @@ pub struct Client {
 struct Inner {
     link: Arc<Link>,
     engine: Engine,
+    /// Where its dedicated connections and its handles' timers go.
+    placement: Placement,
     command_timeout: Option<Duration>,
     config: Arc<Config>,
     /// Dedicated connections for blocking commands, idle and ready for the next one.
@@ -131,17 +134,45 @@ impl Client {
     }
 
     /// A client with the given configuration.
+    ///
+    /// Its connection goes to the engine [`Config::engine`] names (see [`Engine`]); with
+    /// [`Engine::Auto`], the task engine when this runs inside a tokio runtime. The connections
+    /// made for it later (blocking calls, `watch_transaction`, [`Client::subscriber`],
+    /// [`Client::dedicated`]) go to the same engine, on the same runtime, whatever thread asks.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Client`] for a username without a password, [`Engine::Task`] outside a tokio
+    /// runtime, [`Engine::IoUring`] where the kernel refuses io_uring, or a `RINGDIS_ENGINE`
+    /// that names no engine.
     pub fn new(config: Config) -> Result<Client> {
-        Client::build(config, false)
+        let placement = Placement::here(config.engine)?;
+        Client::build(config, false, placement)
+    }
+
+    /// A client with `config` whose connection goes where `placement` says.
+    pub(crate) fn placed(config: Config, placement: &Placement) -> Result<Client> {
+        Client::build(config, false, placement.clone())
+    }
+
+    /// A connection for this client's own use, on its engine.
+    pub(crate) fn sibling(&self, config: Config) -> Result<Client> {
+        Client::placed(config, &self.inner.placement)
     }
 
     /// A client whose lost connection stays lost: the connection of a `watch_transaction`.
-    pub(crate) fn watching(mut config: Config) -> Result<Client> {
+    pub(crate) fn watching(&self) -> Result<Client> {
+        let mut config = (*self.inner.config).clone();
         config.autoconnect = false;
-        Client::build(config, true)
+        Client::build(config, true, self.inner.placement.clone())
     }
 
-    fn build(config: Config, watching: bool) -> Result<Client> {
+    /// Where this client's connections and timers live.
+    pub(crate) fn placement(&self) -> &Placement {
+        &self.inner.placement
+    }
+
+    fn build(config: Config, watching: bool, mut placement: Placement) -> Result<Client> {
         if config.username.is_some() && config.password.is_none() {
             // AUTH and HELLO … AUTH take a user only with its password: the user would never
             // be sent, and the connection would silently be the default user's.
@@ -149,14 +180,14 @@ impl Client {
                 "Config::username needs Config::password (AUTH takes a user only with its password)",
             ));
         }
-        let choice = Engine::from_env()?.unwrap_or(config.engine);
         let command_timeout = config.command_timeout;
         let config = Arc::new(config);
-        let (link, engine) = engine::choose::attach(choice, &config)?;
+        let (link, engine) = placement.attach(&config)?;
         Ok(Client {
             inner: Arc::new(Inner {
                 link,
                 engine,
+                placement,
                 command_timeout,
                 config,
                 spare: Arc::default(),
@@ -247,7 +278,7 @@ impl Client {
         }
         let mut config = (*self.inner.config).clone();
         config.autoconnect = true;
-        let conn = Client::new(config)?;
+        let conn = self.sibling(config)?;
         self.share_pushes_with(&conn);
         Ok(conn)
     }
@@ -277,7 +308,7 @@ impl Client {
     /// A new client with this one's configuration and a connection of its own (for `WATCH`,
     /// long blocking loops, or isolating a noisy workload).
     pub fn dedicated(&self) -> Result<Client> {
-        Client::new((*self.inner.config).clone())
+        self.sibling((*self.inner.config).clone())
     }
 
     /// Sends a command with no checks (for the library's own use of connection state).

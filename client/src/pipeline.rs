@@ -234,7 +234,7 @@ impl Client {
             let conn = match conn.as_ref().filter(|c| c.is_connected()) {
                 Some(c) => c.clone(),
                 None => {
-                    let c = Client::watching(self.config().clone())?;
+                    let c = self.watching()?;
                     // With `Config::tracking` it tracks what `build` reads: the invalidations
                     // (and the flush when it closes) are this client's, as for every dedicated
                     // connection.

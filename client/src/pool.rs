@@ -1,5 +1,6 @@
 //! [`Pool`]: a bounded set of clients to check out and give back (tornadis `ClientPool`).
 
+use crate::engine::placement::Placement;
 use crate::{Client, Config, Error, Result};
 use std::future::poll_fn;
 use std::future::Future;
@@ -54,6 +55,9 @@ pub struct Pool {
 
 struct Inner {
     config: Config,
+    /// Where its clients' connections and its timers go, settled when the pool was built
+    /// (see [`Client::new`]); or why they cannot go anywhere.
+    placement: Result<Placement>,
     max_size: usize,
     checkout_timeout: Option<Duration>,
     health_check: bool,
@@ -132,6 +136,7 @@ impl PoolBuilder {
         Pool {
             inner: Arc::new(Inner {
                 permits: Arc::new(Semaphore::new(self.max_size)),
+                placement: Placement::here(self.config.engine),
                 config: self.config,
                 max_size: self.max_size,
                 checkout_timeout: self.checkout_timeout,
@@ -231,7 +236,7 @@ impl Pool {
         let mut timer = self
             .inner
             .checkout_timeout
-            .map(|t| crate::timer::sleep_until(Instant::now() + t));
+            .map(|t| self.inner.sleep_until(Instant::now() + t));
         poll_fn(|cx| {
             if let Poll::Ready(p) = acquire.as_mut().poll(cx) {
                 return Poll::Ready(p.map_err(|_| closed()));
@@ -365,7 +370,10 @@ impl Inner {
         let (client, id, born) = match idle {
             Some(c) => (c.client, c.id, c.born),
             None => {
-                let c = Client::new(self.config.clone())?;
+                let c = Client::placed(
+                    self.config.clone(),
+                    self.placement.as_ref().map_err(Clone::clone)?,
+                )?;
                 let id = self.next_id.fetch_add(1, Ordering::Relaxed);
                 self.all
                     .lock()
@@ -434,7 +442,7 @@ impl Inner {
         }
         // Held weakly: a dropped pool's sweep is dropped unrun (and does not keep the timer
         // thread alive).
-        crate::timer::call_at(at, self, move |pool: Arc<Inner>| {
+        let job = move |pool: Arc<Inner>| {
             {
                 let mut due = pool.sweep_at.lock().unwrap_or_else(|p| p.into_inner());
                 if *due == Some(at) {
@@ -444,7 +452,19 @@ impl Inner {
             if !pool.closed.load(Ordering::Acquire) {
                 pool.sweep(Instant::now());
             }
-        });
+        };
+        match &self.placement {
+            Ok(placement) => placement.call_at(at, self, job),
+            Err(_) => crate::timer::call_at(at, self, job),
+        }
+    }
+
+    /// A sleep until `at` where the pool's timers run (see [`Placement::sleep_until`]).
+    fn sleep_until(&self, at: Instant) -> crate::engine::placement::Sleep {
+        match &self.placement {
+            Ok(placement) => placement.sleep_until(at),
+            Err(_) => Placement::Epoll.sleep_until(at),
+        }
     }
 
     /// Takes back a client that was checked out.

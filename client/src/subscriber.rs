@@ -1,7 +1,7 @@
 //! [`Subscriber`]: pub/sub on a connection of its own (tornadis `PubSubClient`).
 
 use crate::conn::Payload;
-use crate::inbox::{inbox, InboxRx};
+use crate::inbox::{inbox, InboxRx, InboxTx};
 use crate::{Client, Config, Error, Result};
 use bytes::Bytes;
 use std::future::{poll_fn, Future};
@@ -76,17 +76,32 @@ impl std::fmt::Debug for Subscriber {
 }
 
 impl Client {
-    /// A subscriber on a new connection with this client's configuration.
+    /// A subscriber on a new connection with this client's configuration, on this client's
+    /// engine.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Client`] when the engine cannot take another connection.
     pub fn subscriber(&self) -> Result<Subscriber> {
-        Subscriber::new(self.config().clone())
+        let config = self.config().clone();
+        let (tx, rx) = inbox(config.subscriber_queue_limit);
+        Subscriber::on(self.sibling(config)?, tx, rx)
     }
 }
 
 impl Subscriber {
     /// A subscriber with the given configuration.
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::new`].
     pub fn new(config: Config) -> Result<Subscriber> {
         let (tx, rx) = inbox(config.subscriber_queue_limit);
-        let conn = Client::new(config)?;
+        Subscriber::on(Client::new(config)?, tx, rx)
+    }
+
+    /// A subscriber on `conn`, a connection nothing else uses.
+    fn on(conn: Client, tx: InboxTx, rx: InboxRx) -> Result<Subscriber> {
         conn.link().make_subscriber(tx);
         Ok(Subscriber { conn, inbox: rx })
     }
@@ -192,8 +207,10 @@ impl Subscriber {
     /// As above; and `Err(Error::Connection)` every time once the subscriber's driver has
     /// stopped.
     pub async fn next_message(&mut self, timeout: Option<Duration>) -> Result<Option<Message>> {
-        let mut timer =
-            timeout.map(|t| crate::timer::sleep_until(Instant::now() + crate::timer::bounded(t)));
+        let mut timer = timeout.map(|t| {
+            let at = Instant::now() + crate::timer::bounded(t);
+            self.conn.placement().sleep_until(at)
+        });
         poll_fn(|cx| {
             if let Poll::Ready(item) = self.inbox.poll_next(cx) {
                 return Poll::Ready(item.ok_or_else(stopped)?.map(Some));

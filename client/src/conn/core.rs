@@ -552,7 +552,11 @@ impl Core {
         }
         let since = *self.attempts_since.get_or_insert(now);
         self.last_error = Some(err);
-        if now >= since + self.connect_timeout {
+        let deadline = since + self.connect_timeout;
+        let until = now + self.backoff.next_delay();
+        // A retry that could only start at the deadline or after it would end as "the server
+        // did not accept the connection", losing this attempt's cause: the run ends now.
+        if now >= deadline || (until >= deadline && !subscribed) {
             // The run is over: what waits for it fails (see `give_up`)...
             if anyone_waiting {
                 let last = self.last_error.take();
@@ -565,7 +569,6 @@ impl Core {
             }
             self.attempts_since = Some(now);
         }
-        let until = now + self.backoff.next_delay();
         self.set_state(State::Backoff { until });
     }
 
@@ -1423,9 +1426,10 @@ mod tests {
         };
         core.handle_opening();
         core.handle_closed(refused(), t0);
-        let at = core.poll_timeout().unwrap();
-        core.handle_opening();
-        core.handle_closed(refused(), at.max(t0 + Duration::from_millis(10)));
+        // The first retry could start only at the deadline or after it (the backoff's first
+        // delay is at least 10 ms): the run ends now, with this attempt's cause, not later as
+        // "the server did not accept the connection".
+        assert_eq!(core.poll_timeout(), None);
         let err = got(&mut core, &mut rx).unwrap_err();
         assert_eq!(
             err.to_string(),

@@ -4,12 +4,12 @@
 //! Each connection is a [`Link`]: client handles submit into it and wake its engine through
 //! the engine's [`Wake`]; the engine drives it through the link's engine-facing methods only.
 
-pub(crate) mod choose;
 mod current;
 mod deadlines;
 pub(crate) mod epoll;
 mod keepalive;
 pub(crate) mod link;
+pub(crate) mod placement;
 mod resolve;
 pub(crate) mod ring;
 mod runtime;
