@@ -1,8 +1,8 @@
 //! Calls waiting for replies, in the order their replies will arrive.
 
+use super::deadlines::Deadlines;
 use super::event::Event;
 use crate::{Cmd, Error, Result, Value};
-use super::deadlines::Deadlines;
 use std::collections::VecDeque;
 use std::time::Instant;
 

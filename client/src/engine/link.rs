@@ -42,6 +42,17 @@ use std::time::{Duration, Instant};
 /// call when they have put work in it.
 pub(crate) trait Wake: Send + Sync {
     fn wake(&self);
+
+    /// The fast path of a caller that submitted a call to a connection that was ready with
+    /// nothing in flight: the engine may write what `link` has to send right away, on the
+    /// caller's thread, instead of being woken. True if it did and needs no wake-up for this
+    /// call: every byte is written and the engine will run its timers by `deadline` (the
+    /// call's) without being woken. False (the default) and the handle wakes the engine.
+    ///
+    /// Called outside the link's lock; it may call [`Link::poll_transmit`].
+    fn transmit(&self, _link: &Link, _deadline: Option<Instant>) -> bool {
+        false
+    }
 }
 
 /// A callback for [`Client::async_call`](crate::Client::async_call).
@@ -258,6 +269,12 @@ impl Session {
         }
     }
 
+    /// True when the connection is ready with no call in it (nothing in flight, nothing
+    /// waiting), so a new call's bytes are the only ones to send.
+    fn is_idle(&self) -> bool {
+        !self.stopped && self.core.is_connected() && self.core.queue_len() == 0
+    }
+
     /// True when no caller waits for anything.
     fn is_quiet(&mut self) -> bool {
         let Session {
@@ -382,6 +399,14 @@ impl Link {
         session.pushes.running = false;
     }
 
+    /// After a call was submitted: lets the engine write it from here if the connection was
+    /// ready and idle (`direct`), otherwise wakes the engine.
+    fn kick(&self, direct: bool, deadline: Option<Instant>) {
+        if !(direct && self.waker.transmit(self, deadline)) {
+            self.notify();
+        }
+    }
+
     /// Wakes the engine, unless it was already notified since its last turn.
     fn notify(&self) {
         // SeqCst: an engine that parks re-reads `notified` after announcing it parks, and the
@@ -397,37 +422,38 @@ impl Link {
     /// [`Link::reply`]); `deadline` is when its caller gives up (`None`: never). Once the engine
     /// has stopped the call fails at once with [`Error::Connection`].
     pub fn submit(&self, payload: Payload, deadline: Option<Instant>, to: To) {
-        let live = self.with(|session, after| {
+        let (live, direct) = self.with(|session, after| {
+            let direct = session.is_idle();
             let slot = match to {
                 To::Callback(cb) => Slot::Callback(cb),
                 To::Discard if deadline.is_none() => {
                     if session.stopped {
-                        return false;
+                        return (false, false);
                     }
                     // Nobody to answer and no deadline: it holds nothing, its reply is dropped.
                     session.core.submit(0, payload, None, Instant::now());
                     session.core.abandon(0);
-                    return true;
+                    return (true, direct);
                 }
                 To::Discard => Slot::Discard,
             };
             let id = session.slots.insert(slot);
             if session.stopped {
                 session.slots.complete(id, Err(stopped_error()), after);
-                return false;
+                return (false, false);
             }
             session.core.submit(id, payload, deadline, Instant::now());
-            true
+            (true, direct)
         });
         if live {
-            self.notify();
+            self.kick(direct, deadline);
         }
     }
 
     /// Submits a call a caller awaits: the [`Reply`] resolves to its reply. Once the engine has
     /// stopped it fails at once with [`Error::Connection`].
     pub fn reply(self: &Arc<Self>, payload: Payload, deadline: Option<Instant>) -> Reply {
-        self.request(Err(stopped_error()), |session, id| {
+        self.request(Err(stopped_error()), Some(deadline), |session, id| {
             session.core.submit(id, payload, deadline, Instant::now());
         })
     }
@@ -435,7 +461,7 @@ impl Link {
     /// Asks to connect: the [`Reply`] is `Ok` once the connection is ready (at once if it is),
     /// or the error that stopped it.
     pub fn connect(self: &Arc<Self>) -> Reply {
-        self.request(Err(stopped_error()), |session, id| {
+        self.request(Err(stopped_error()), None, |session, id| {
             session.connecting.push(id);
             session.core.connect(Instant::now());
         })
@@ -444,33 +470,36 @@ impl Link {
     /// Asks to disconnect: calls in flight fail with [`Error::Connection`]; the [`Reply`] is
     /// `Ok` once the socket is closed (at once if there is none, or the engine is gone).
     pub fn disconnect(self: &Arc<Self>) -> Reply {
-        self.request(Ok(Value::Nil), |session, id| {
+        self.request(Ok(Value::Nil), None, |session, id| {
             session.disconnecting.push(id);
             session.core.disconnect(Instant::now());
         })
     }
 
     /// A request a [`Reply`] awaits, made by `ask` with the id of its slot; once the engine has
-    /// stopped it gets `when_stopped` at once.
+    /// stopped it gets `when_stopped` at once. `call` is the deadline of a call (which may take
+    /// the engine's fast path, see [`Wake::transmit`]), `None` for anything else.
     fn request(
         self: &Arc<Self>,
         when_stopped: Result<Value>,
+        call: Option<Option<Instant>>,
         ask: impl FnOnce(&mut Session, u64),
     ) -> Reply {
-        let (id, live) = self.with(|session, after| {
+        let (id, live, direct) = self.with(|session, after| {
+            let direct = call.is_some() && session.is_idle();
             let id = session.slots.insert(Slot::Wait {
                 waker: None,
                 done: None,
             });
             if session.stopped {
                 session.slots.complete(id, when_stopped, after);
-                return (id, false);
+                return (id, false, false);
             }
             ask(session, id);
-            (id, true)
+            (id, true, direct)
         });
         if live {
-            self.notify();
+            self.kick(direct, call.flatten());
         }
         Reply {
             link: self.clone(),
