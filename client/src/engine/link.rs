@@ -104,6 +104,9 @@ struct Session {
     inbox: Option<InboxTx>,
     /// The engine is gone ([`Link::stopped`]): every request fails at once.
     stopped: bool,
+    /// How many replies the last bytes read answered: more than one means several callers
+    /// are at work, and their next calls are best written together by the engine.
+    replies_read: usize,
 }
 
 /// The push handler and the pushes waiting for it. One thread at a time runs the handler
@@ -225,7 +228,10 @@ impl Session {
     fn pump(&mut self, after: &mut After) {
         while let Some(event) = self.core.poll_event() {
             match event {
-                Event::Reply { id, result } => self.slots.complete(id, result, after),
+                Event::Reply { id, result } => {
+                    self.replies_read += 1;
+                    self.slots.complete(id, result, after);
+                }
                 Event::Push(value) => {
                     self.pushes.queue.push_back(value);
                     after.pushes = true;
@@ -270,9 +276,14 @@ impl Session {
     }
 
     /// True when the connection is ready with no call in it (nothing in flight, nothing
-    /// waiting), so a new call's bytes are the only ones to send.
+    /// waiting), so a new call's bytes are the only ones to send, and its last read answered
+    /// one caller at most: when it answered several, they are likely to call again together,
+    /// and one wake-up of the engine writes their calls in one go.
     fn is_idle(&self) -> bool {
-        !self.stopped && self.core.is_connected() && self.core.queue_len() == 0
+        !self.stopped
+            && self.replies_read <= 1
+            && self.core.is_connected()
+            && self.core.queue_len() == 0
     }
 
     /// True when no caller waits for anything.
@@ -306,6 +317,7 @@ impl Link {
                 pushes: Pushes::default(),
                 inbox: None,
                 stopped: false,
+                replies_read: 0,
             }),
             config,
             waker,
@@ -640,7 +652,10 @@ impl Link {
     /// The protocol error that broke the stream: close the socket and pass it to
     /// [`Link::handle_closed`].
     pub fn handle_input(&self, bytes: &[u8], now: Instant) -> Result<()> {
-        self.with(|session, _| session.core.handle_input(bytes, now))
+        self.with(|session, _| {
+            session.replies_read = 0;
+            session.core.handle_input(bytes, now)
+        })
     }
 
     /// The socket is gone (failed to open, closed by the server, broken, or closed on request).
