@@ -124,11 +124,42 @@ struct Pushes {
 /// What to do once the lock is released.
 #[derive(Default)]
 struct After {
-    wakers: Vec<Waker>,
+    wakers: Wakers,
     callbacks: Vec<(Callback, Result<Value>)>,
     /// User values to drop outside the lock (replaced push handlers, a closed inbox).
     drops: Vec<Box<dyn Send>>,
     pushes: bool,
+}
+
+/// Wakers to wake once the lock is released, in order. The first is held inline: most
+/// hand-overs wake one caller, and then nothing is allocated.
+#[derive(Default)]
+struct Wakers {
+    first: Option<Waker>,
+    more: Vec<Waker>,
+}
+
+impl Extend<Waker> for Wakers {
+    fn extend<I: IntoIterator<Item = Waker>>(&mut self, wakers: I) {
+        for w in wakers {
+            if self.first.is_none() {
+                self.first = Some(w);
+            } else {
+                self.more.push(w);
+            }
+        }
+    }
+}
+
+impl Wakers {
+    fn wake(self) {
+        if let Some(w) = self.first {
+            w.wake();
+        }
+        for w in self.more {
+            w.wake();
+        }
+    }
 }
 
 // ----- pending-reply slots ---------------------------------------------------------------------
@@ -357,9 +388,7 @@ impl Link {
 
     /// Wakes, runs and drops what the lock held back. User code runs here, each piece caught.
     fn finish(&self, after: After) {
-        for w in after.wakers {
-            w.wake();
-        }
+        after.wakers.wake();
         for (cb, result) in after.callbacks {
             let run = std::panic::AssertUnwindSafe(move || cb(result));
             if std::panic::catch_unwind(run).is_err() {
@@ -974,6 +1003,84 @@ mod tests {
         assert!(!link.is_notified());
         link.submit(ping(), None, To::Discard);
         assert_eq!(wakes.0.load(Ordering::SeqCst), before + 2);
+    }
+
+    /// An engine with the fast path: writes what the link has to send when asked, counting
+    /// wake-ups and fast writes.
+    #[derive(Clone, Default)]
+    struct Fast {
+        wakes: Arc<AtomicUsize>,
+        written: Arc<Mutex<Vec<u8>>>,
+    }
+
+    impl Wake for Fast {
+        fn wake(&self) {
+            self.wakes.fetch_add(1, Ordering::SeqCst);
+        }
+
+        fn transmit(&self, link: &Link, _deadline: Option<Instant>) -> bool {
+            while let Some(b) = link.poll_transmit() {
+                self.written.lock().unwrap().extend_from_slice(&b);
+            }
+            true
+        }
+    }
+
+    #[test]
+    fn only_a_call_on_an_idle_connection_after_one_reply_takes_the_fast_path() {
+        let fast = Fast::default();
+        let link = Link::new(
+            Arc::new(Config::new().protocol(Protocol::Resp2)),
+            Box::new(fast.clone()),
+        );
+        // Not connected: the engine is woken (to connect).
+        let mut connect = Box::pin(link.connect());
+        assert_eq!(fast.wakes.load(Ordering::SeqCst), 1);
+        let now = Instant::now();
+        link.handle_opening();
+        link.handle_open(now);
+        assert!(poll_now(connect.as_mut()).is_some());
+        assert!(link.turn(now));
+        let wakes = || fast.wakes.load(Ordering::SeqCst);
+        let written = || std::mem::take(&mut *fast.written.lock().unwrap());
+
+        // Idle: written by the caller, no wake-up.
+        let mut a = Box::pin(link.reply(ping(), None));
+        assert_eq!(written(), b"*1\r\n$4\r\nPING\r\n");
+        assert_eq!(wakes(), 1);
+        // One in flight: the next goes through the engine.
+        let mut b = Box::pin(link.reply(ping(), None));
+        assert_eq!(wakes(), 2);
+        assert!(written().is_empty());
+        assert!(link.turn(now));
+        assert_eq!(
+            link.poll_transmit().as_deref(),
+            Some(&b"*1\r\n$4\r\nPING\r\n"[..])
+        );
+        // A read answering two callers: they are likely to call again together.
+        link.handle_input(b"+A\r\n+B\r\n", now).unwrap();
+        assert_eq!(
+            poll_now(a.as_mut()).unwrap().unwrap(),
+            Value::Simple("A".into())
+        );
+        assert_eq!(
+            poll_now(b.as_mut()).unwrap().unwrap(),
+            Value::Simple("B".into())
+        );
+        let mut c = Box::pin(link.reply(ping(), None));
+        assert_eq!(wakes(), 3);
+        assert!(written().is_empty());
+        assert!(link.turn(now));
+        assert!(link.poll_transmit().is_some());
+        // A read answering one: the next call takes the fast path again, replies in order.
+        link.handle_input(b"+C\r\n", now).unwrap();
+        assert_eq!(
+            poll_now(c.as_mut()).unwrap().unwrap(),
+            Value::Simple("C".into())
+        );
+        link.submit(ping(), None, To::Discard);
+        assert_eq!(written(), b"*1\r\n$4\r\nPING\r\n");
+        assert_eq!(wakes(), 3);
     }
 
     #[test]
