@@ -485,10 +485,22 @@ impl Core {
     }
 
     /// The socket side starts opening a connection.
+    ///
+    /// Handles change the core between the engine's steps: a disconnect may land between the
+    /// engine reading [`Want::Open`] and this call, or while the socket connects. The socket
+    /// then opens into [`Want::Close`], and is closed again without carrying anything.
     pub fn handle_opening(&mut self) {
-        // The transport opens when the backoff ends: that is when the attempt starts.
-        if let State::Backoff { until } = self.state {
-            self.attempt_since = Some(until);
+        match self.state {
+            // The transport opens when the backoff ends: that is when the attempt starts.
+            State::Backoff { until } => self.attempt_since = Some(until),
+            State::Idle => {
+                self.set_state(State::Closing {
+                    reason: Error::connection("disconnected by the client"),
+                });
+                return;
+            }
+            State::Closing { .. } => return,
+            State::Connecting | State::Handshaking(_) | State::Ready => {}
         }
         self.set_state(State::Connecting);
         self.silent_timeouts = 0;
@@ -499,7 +511,13 @@ impl Core {
     }
 
     /// The socket is up: the handshake goes out (or, with nothing to say, calls do).
+    ///
+    /// Ignored unless the core is connecting (a disconnect came first: it wants the socket
+    /// closed, see [`Core::handle_opening`]).
     pub fn handle_open(&mut self, now: Instant) {
+        if !matches!(self.state, State::Connecting) {
+            return;
+        }
         self.last_received = now;
         self.probe_sent = None;
         let (hs, cmds) = Handshake::start(&self.creds);
@@ -1412,6 +1430,39 @@ mod tests {
         let err = got(&mut core, &mut rx).unwrap_err();
         assert!(err.is_connection(), "{err}");
         assert!(err.to_string().contains("was not sent"), "{err}");
+    }
+
+    #[test]
+    fn a_disconnect_between_the_engine_steps_closes_the_socket_it_opens() {
+        let t0 = Instant::now();
+        // Between `want` saying Open and `handle_opening`.
+        let mut core = Core::new(&config());
+        let mut rx = call(&mut core, cmd!("PING"), t0, None);
+        assert_eq!(core.want(t0), Want::Open);
+        core.disconnect(t0);
+        assert!(got(&mut core, &mut rx).unwrap_err().is_connection());
+        core.handle_opening();
+        assert_eq!(core.want(t0), Want::Close);
+        core.handle_open(t0);
+        assert_eq!(
+            core.want(t0),
+            Want::Close,
+            "an unwanted socket carries nothing"
+        );
+        core.handle_closed(Error::connection("connection closed"), t0);
+        assert_eq!(core.want(t0), Want::Nothing);
+        assert!(!core.is_connected());
+        // While the socket connects: the disconnect is answered once it is closed, not lost
+        // to a handshake that makes the connection ready again.
+        let mut core = Core::new(&config());
+        let _rx = call(&mut core, cmd!("PING"), t0, None);
+        core.handle_opening();
+        core.disconnect(t0);
+        core.handle_open(t0);
+        assert!(!core.is_connected());
+        assert_eq!(core.want(t0), Want::Close);
+        core.handle_closed(Error::connection("connection closed"), t0);
+        assert!(take_event(&mut core, |e| matches!(e, Event::Disconnected), drop).is_some());
     }
 
     #[test]
