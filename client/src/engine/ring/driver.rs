@@ -1046,7 +1046,6 @@ mod tests {
             return None;
         }
         engine.recv_mode = recv_mode;
-        let now = Instant::now();
         let mut links = Vec::new();
         for index in 0..n {
             let link = Link::new(config.clone(), Box::new(NoWake));
@@ -1060,6 +1059,14 @@ mod tests {
                 ready: false,
             }));
             engine.live += 1;
+            // A waiting call makes the link want a connection, as the engine's turn would see.
+            link.submit(
+                crate::conn::Payload::One(crate::Cmd::new("PING")),
+                None,
+                crate::engine::link::To::Discard,
+            );
+            let now = Instant::now();
+            assert_eq!(link.want(now), Want::Open);
             engine.open(index, &link, now);
             links.push(link);
         }
