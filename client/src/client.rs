@@ -139,6 +139,8 @@ impl Client {
     /// [`Engine::Auto`], the task engine when this runs inside a tokio runtime. The connections
     /// made for it later (blocking calls, `watch_transaction`, [`Client::subscriber`],
     /// [`Client::dedicated`]) go to the same engine, on the same runtime, whatever thread asks.
+    /// On the task engine the client works only as long as that runtime runs: after it shuts
+    /// down every call fails with [`Error::Connection`] (see [`Engine::Task`]).
     ///
     /// # Errors
     ///

@@ -253,9 +253,10 @@ impl Subscriber {
 
 fn stopped() -> Error {
     Error::connection(
-        "the engine driving this subscriber's connection has stopped (on Engine::Task: the \
-         tokio runtime it was made on has shut down, and a subscriber cannot outlive it): make a \
-         new subscriber",
+        "the engine driving this subscriber's connection has stopped: on Engine::Task, the \
+         tokio runtime it was made on has shut down (a subscriber cannot outlive it) or cannot \
+         run connections (it needs its IO and time drivers: Builder::enable_all); make a new \
+         subscriber",
     )
 }
 

@@ -56,9 +56,8 @@ fn a_client_in_a_static_outlives_the_first_tests_runtime_only_on_a_ring_engine()
     for engine in [Engine::Auto, Engine::Task, Engine::IoUring, Engine::Epoll] {
         let at = format!("{engine:?}");
         let shared: OnceLock<Client> = OnceLock::new();
-        let client = || {
-            shared.get_or_init(|| Client::new(support::config(&server, engine)).unwrap())
-        };
+        let client =
+            || shared.get_or_init(|| Client::new(support::config(&server, engine)).unwrap());
         // "test one"
         current_thread().block_on(async {
             let pong: String = client().call(cmd!("PING")).await.unwrap();
@@ -105,10 +104,9 @@ fn a_client_made_on_one_runtime_serves_other_runtimes_and_plain_threads() {
                 let at = &at;
                 s.spawn(move || {
                     for i in 0..50 {
-                        let v: String = futures::executor::block_on(
-                            c.call(cmd!("ECHO", format!("{t}:{i}"))),
-                        )
-                        .unwrap_or_else(|e| panic!("{at}: {e}"));
+                        let v: String =
+                            futures::executor::block_on(c.call(cmd!("ECHO", format!("{t}:{i}"))))
+                                .unwrap_or_else(|e| panic!("{at}: {e}"));
                         assert_eq!(v, format!("{t}:{i}"), "{at}");
                     }
                 });
@@ -166,7 +164,9 @@ fn a_pool_and_a_subscriber_whose_runtime_ended_fail_fast_and_say_why() {
     });
     says_why(r, "a pooled call");
     let r = bounded("next_message", async {
-        sub.next_message(Some(Duration::from_secs(1))).await.map(drop)
+        sub.next_message(Some(Duration::from_secs(1)))
+            .await
+            .map(drop)
     });
     says_why(r, "next_message");
 }
@@ -183,10 +183,16 @@ fn pools_and_spread_work_on_every_engine_and_runtime() {
         support::run_on(runtime, async {
             let config = support::config(&server, engine);
             let spread = Spread::new(config.clone(), 3).unwrap();
-            assert!(spread.clients().iter().all(|c| c.engine() == engine), "{at}");
+            assert!(
+                spread.clients().iter().all(|c| c.engine() == engine),
+                "{at}"
+            );
             let key = ringdis_tests::unique("spread");
             for _ in 0..6 {
-                spread.call::<i64>(cmd!("INCR", key.as_str())).await.unwrap();
+                spread
+                    .call::<i64>(cmd!("INCR", key.as_str()))
+                    .await
+                    .unwrap();
             }
             let n: i64 = spread.call(cmd!("GET", key.as_str())).await.unwrap();
             assert_eq!(n, 6, "{at}");
@@ -195,10 +201,10 @@ fn pools_and_spread_work_on_every_engine_and_runtime() {
             let (a, b) = (pool.get().await.unwrap(), pool.get().await.unwrap());
             assert_eq!(a.engine(), engine, "{at}");
             assert!(pool.try_get().unwrap().is_none(), "{at}: max_size 2");
-            let (x, y): (String, String) = futures::join!(
-                async { a.call(cmd!("ECHO", "a")).await.unwrap() },
-                async { b.call(cmd!("ECHO", "b")).await.unwrap() }
-            );
+            let (x, y): (String, String) =
+                futures::join!(async { a.call(cmd!("ECHO", "a")).await.unwrap() }, async {
+                    b.call(cmd!("ECHO", "b")).await.unwrap()
+                });
             assert_eq!((x.as_str(), y.as_str()), ("a", "b"), "{at}");
             drop(a);
             assert!(pool.try_get().unwrap().is_some(), "{at}: given back");
@@ -344,11 +350,31 @@ fn a_full_pool_whose_runtime_ended_times_out_its_checkouts() {
         let held = pool.get().await.unwrap();
         (pool, held)
     });
-    let r = std::thread::spawn(move || {
-        bounded("checkout", async { pool.get().await.map(drop) })
-    })
-    .join()
-    .unwrap_or_else(|_| panic!("a checkout panicked"));
+    let r = std::thread::spawn(move || bounded("checkout", async { pool.get().await.map(drop) }))
+        .join()
+        .unwrap_or_else(|_| panic!("a checkout panicked"));
     assert!(matches!(r, Err(Error::Timeout)), "{r:?}");
     drop(held);
+}
+
+/// A runtime built without its time driver (`enable_io` only) cannot run connection tasks:
+/// tokio's panic says so, and the calls fail with an `Error::Connection` that points at the
+/// runtime's drivers rather than only at a shutdown that did not happen.
+#[test]
+fn a_runtime_without_time_fails_calls_naming_the_drivers() {
+    if overridden() {
+        return;
+    }
+    let server = Server::start(ServerKind::Redis);
+    let rt = Builder::new_current_thread().enable_io().build().unwrap();
+    let r = rt.block_on(async {
+        let c = Client::new(support::config(&server, Engine::Task)).unwrap();
+        c.call::<String>(cmd!("PING")).await
+    });
+    match r {
+        Err(Error::Connection { message, .. }) => {
+            assert!(message.contains("enable_all"), "{message}")
+        }
+        other => panic!("{other:?}"),
+    }
 }

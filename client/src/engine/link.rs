@@ -274,13 +274,15 @@ impl Session {
 }
 
 /// Why calls fail once the engine has stopped driving the link. On the task engine that is
-/// the runtime the client was made on shutting down (or dropping the connection's task); a
-/// ring engine stops only if its thread ends.
+/// the runtime the client was made on shutting down (dropping the connection's task), or a
+/// runtime without its IO or time driver (the task panics, tokio says which); a ring engine
+/// stops only if its thread ends.
 fn stopped_error() -> Error {
     Error::connection(
-        "the engine driving this client's connection has stopped (on Engine::Task: the tokio \
-         runtime the client was made on has shut down, and a client cannot outlive it): make a \
-         new client",
+        "the engine driving this client's connection has stopped: on Engine::Task, the tokio \
+         runtime the client was made on has shut down (a client cannot outlive it) or cannot \
+         run connections (it needs its IO and time drivers: Builder::enable_all); make a new \
+         client",
     )
 }
 
