@@ -128,8 +128,70 @@ fn a_client_made_on_one_runtime_serves_other_runtimes_and_plain_threads() {
             waiter.join().unwrap()
         });
         assert_eq!(got, Some((list.clone(), "job".to_owned())), "{at}");
+        // A subscriber read from a plain thread: its timeout is kept there too.
+        let mut sub = c.subscriber().unwrap();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                futures::executor::block_on(async {
+                    sub.subscribe(["tryout-quiet"]).await.unwrap();
+                    let none = sub
+                        .next_message(Some(Duration::from_millis(20)))
+                        .await
+                        .unwrap_or_else(|e| panic!("{at}: {e}"));
+                    assert!(none.is_none(), "{at}: {none:?}");
+                })
+            });
+        });
+        // A watch_transaction from another runtime: its connection is the client's engine's.
+        let key = ringdis_tests::unique("watched");
+        let n: i64 = current_thread().block_on(async {
+            c.watch_transaction(key.as_str(), |conn| {
+                let key = key.clone();
+                async move {
+                    let mut tx = conn.transaction();
+                    tx.add(cmd!("INCRBY", key.as_str(), 5));
+                    Ok(tx)
+                }
+            })
+            .await
+            .map(|(n,): (i64,)| n)
+            .unwrap_or_else(|e| panic!("{at}: {e}"))
+        });
+        assert_eq!(n, 5, "{at}");
         drop(home);
     }
+}
+
+/// A blocking `async_call` with a callback on a task-engine client whose runtime shuts down
+/// while it waits: the callback hears why, at once.
+#[test]
+fn a_waiting_callback_hears_that_the_runtime_shut_down() {
+    if overridden() {
+        return;
+    }
+    let server = Server::start(ServerKind::Redis);
+    let watcher = Client::new(support::config(&server, Engine::Epoll)).unwrap();
+    let rt = multi_thread();
+    let (tx, rx) = oneshot::channel();
+    let c = rt.block_on(async {
+        let c = Client::new(support::config(&server, Engine::Task)).unwrap();
+        c.async_call(
+            cmd!("BLPOP", ringdis_tests::unique("never").as_str(), 0),
+            Some(move |r: ringdis::Result<Value>| {
+                let _ = tx.send(r);
+            }),
+        );
+        c
+    });
+    futures::executor::block_on(support::until_blocked(&watcher, 1, "callback"));
+    drop(rt);
+    match bounded("the callback", rx) {
+        Ok(Err(Error::Connection { message, .. })) => {
+            assert!(message.contains("runtime"), "{message}")
+        }
+        other => panic!("{other:?}"),
+    }
+    drop(c);
 }
 
 /// A pool kept in a `static` across tests: its clients go where the pool was built. On the
