@@ -402,7 +402,10 @@ impl Config {
     /// failed with [`Error::Timeout`](crate::Error::Timeout)), the replies they were waiting for
     /// are forgotten, so memory stays bounded however many calls time out, and the next call
     /// reconnects. Any byte from the server resets the count, so a slow server that does answer
-    /// is never cut off by this rule. Only calls with a deadline
+    /// is never cut off by this rule. A call handed to the socket only after its deadline (the
+    /// engine ran late: blocking code on the thread of the runtime a task-engine client lives
+    /// on) times out without counting, since the server never had the time to answer it. Only
+    /// calls with a deadline
     /// ([`Config::command_timeout`]) can time out; fire-and-forget calls
     /// ([`Client::async_call`](crate::Client::async_call) without a callback) count too.
     /// `None` turns the rule off: a connection whose server stops answering then stays up until

@@ -12,6 +12,7 @@ mod support;
 use futures::channel::oneshot;
 use ringdis::{cmd, Client, Config, Engine, Error, Pool, Protocol, Spread, Tracking, Value};
 use ringdis_tests::{Server, ServerKind};
+use std::future::Future;
 use std::sync::OnceLock;
 use std::time::Duration;
 use support::{is_child, run_child};
@@ -438,5 +439,65 @@ fn a_runtime_without_time_fails_calls_naming_the_drivers() {
             assert!(message.contains("enable_all"), "{message}")
         }
         other => panic!("{other:?}"),
+    }
+}
+
+/// Blocking work on a current-thread runtime's thread stalls its task-engine connections:
+/// calls made from other threads meanwhile wait, and time out once it runs again if their
+/// deadline passed. That is no sign of a silent server: the liveness rule must not close the
+/// healthy connection (it did, failing the next call with "the server stopped answering").
+#[test]
+fn a_stalled_runtime_is_not_taken_for_a_silent_server() {
+    if overridden() {
+        return;
+    }
+    let server = Server::start(ServerKind::Redis);
+    let rt = current_thread();
+    let timeout = Duration::from_millis(100);
+    let c = rt.block_on(async {
+        let config = support::config(&server, Engine::Task).command_timeout(Some(timeout));
+        let c = Client::new(config).unwrap();
+        c.call::<()>(cmd!("PING")).await.unwrap();
+        c
+    });
+    // Three calls from plain threads (the liveness rule's default count), each submitted (its
+    // first poll) before the runtime's thread gets busy.
+    let (submitted, all_submitted) = std::sync::mpsc::channel();
+    let callers: Vec<_> = (0..3)
+        .map(|_| {
+            let c = c.clone();
+            let submitted = submitted.clone();
+            std::thread::spawn(move || {
+                let mut call = Box::pin(c.call::<String>(cmd!("PING")));
+                let waker = futures::task::noop_waker();
+                let polled = call
+                    .as_mut()
+                    .poll(&mut std::task::Context::from_waker(&waker));
+                assert!(polled.is_pending(), "answered with the runtime idle");
+                submitted.send(()).unwrap();
+                futures::executor::block_on(call)
+            })
+        })
+        .collect();
+    for _ in 0..3 {
+        all_submitted.recv().unwrap();
+    }
+    // The runtime's thread does blocking work past the calls' deadline.
+    let busy_until = std::time::Instant::now() + timeout * 3;
+    while std::time::Instant::now() < busy_until {
+        std::hint::spin_loop();
+    }
+    rt.block_on(async {
+        let pong = c.call::<String>(cmd!("PING")).await;
+        assert_eq!(pong.unwrap(), "PONG", "the connection was given up");
+        assert!(c.is_connected());
+    });
+    for t in callers {
+        // Answered or timed out, but not failed by a closed connection.
+        match t.join().unwrap() {
+            Ok(pong) => assert_eq!(pong, "PONG"),
+            Err(Error::Timeout) => {}
+            Err(e) => panic!("{e}"),
+        }
     }
 }

@@ -630,7 +630,8 @@ impl Link {
 
     /// The next bytes to write, in order.
     pub fn poll_transmit(&self) -> Option<Bytes> {
-        self.lock().core.poll_transmit()
+        let now = Instant::now();
+        self.lock().core.poll_transmit_at(now)
     }
 
     /// When the engine must call [`Link::turn`] at the latest.
