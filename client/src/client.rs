@@ -348,8 +348,9 @@ impl Client {
 
     /// Sends a command without waiting; `callback`, if any, gets the reply.
     ///
-    /// The callback runs where the reply is read (the engine driving the connection): keep it
-    /// short and never block in it (a panic in it is caught and reported through `tracing`, and
+    /// The callback runs where the reply is read (the engine driving the connection: its thread,
+    /// or on the task engine the client's runtime, or the thread that shuts that runtime down,
+    /// with the error): keep it short and never block in it (a panic in it is caught and reported through `tracing`, and
     /// the connection carries on). With no callback the reply is
     /// still read, then dropped, so the stream stays in step; such a call still times out
     /// after the command timeout, counts for the liveness rule
@@ -490,6 +491,10 @@ impl Client {
     /// every call on it carry on, and the handler stays installed for the next push (call
     /// `on_push` again to replace it). The panic is still reported by the panic hook, and
     /// through `tracing` (a warning).
+    ///
+    /// On the task engine the handler runs on the client's runtime: read what it sends from
+    /// async code there (an async channel), since a blocking `recv` on the thread of a
+    /// current-thread runtime stalls the very connection that would deliver the push.
     ///
     /// ```no_run
     /// # let client = ringdis::Client::open("redis://127.0.0.1:6379").unwrap();

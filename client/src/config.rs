@@ -82,7 +82,8 @@ pub enum Engine {
     /// - On a current-thread runtime the connection moves only while that runtime is being
     ///   driven (inside its `block_on`). A call from another thread while the runtime's own
     ///   thread is blocked waits; its command timeout, a timer of that runtime too, is judged
-    ///   only when the runtime runs again.
+    ///   only when the runtime runs again. A call waited for by blocking that thread itself
+    ///   (`futures::executor::block_on` inside async code) never returns.
     /// - Once that runtime shuts down (the end of `#[tokio::main]`, or of each `#[tokio::test]`,
     ///   since every test has its own runtime), its connections are closed, calls in flight
     ///   and every later call fail with [`Error::Connection`](crate::Error::Connection) saying
