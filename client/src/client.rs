@@ -144,7 +144,8 @@ impl Client {
     ///
     /// # Errors
     ///
-    /// [`Error::Client`] for a username without a password, [`Engine::Task`] outside a tokio
+    /// [`Error::Client`] for a username without a password, [`Config::tracking`] with
+    /// [`Protocol::Resp2`](crate::Protocol::Resp2), [`Engine::Task`] outside a tokio
     /// runtime, [`Engine::IoUring`] where the kernel refuses io_uring, or a `RINGDIS_ENGINE`
     /// that names no engine.
     pub fn new(config: Config) -> Result<Client> {
@@ -180,6 +181,14 @@ impl Client {
             // be sent, and the connection would silently be the default user's.
             return Err(Error::client(
                 "Config::username needs Config::password (AUTH takes a user only with its password)",
+            ));
+        }
+        if config.tracking.is_some() && config.protocol == crate::Protocol::Resp2 {
+            // RESP2 invalidations go only to a REDIRECT connection, which `Tracking` does not
+            // offer (its id changes on every reconnect): the client would never hear of one.
+            return Err(Error::client(
+                "Config::tracking needs Protocol::Resp3: in RESP2 the server sends invalidations \
+                 only to a REDIRECT connection, which Config::tracking does not offer",
             ));
         }
         let command_timeout = config.command_timeout;

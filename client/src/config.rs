@@ -461,6 +461,9 @@ impl Config {
     /// so the push handler then gets `invalidate` with a nil payload, the push servers send
     /// after `FLUSHALL`: drop everything cached.
     /// `CLIENT TRACKING` sent as a command is refused, since a reconnect would lose it.
+    /// It needs [`Protocol::Resp3`] (the default): in RESP2 the server sends invalidations only
+    /// to a `REDIRECT` connection, so a client with tracking and [`Protocol::Resp2`] is refused
+    /// when made ([`Error::Client`](crate::Error::Client)).
     ///
     /// ```
     /// use ringdis::{Config, Tracking};

@@ -501,3 +501,25 @@ fn a_stalled_runtime_is_not_taken_for_a_silent_server() {
         }
     }
 }
+
+/// `Config::tracking` with RESP2: the server sends RESP2 invalidations only to a `REDIRECT`
+/// connection, which `Tracking` does not offer, so such a client would never hear of a change
+/// and serve stale caches. It is refused when made, saying what to do, on every engine.
+#[test]
+fn tracking_over_resp2_is_refused_not_silent() {
+    let server = Server::start(ServerKind::Redis);
+    for (runtime, engine) in support::RUNTIMES {
+        support::run_on(runtime, async {
+            let config = support::config(&server, engine)
+                .protocol(Protocol::Resp2)
+                .tracking(Tracking::new());
+            support::refused(
+                Client::new(config.clone()),
+                "Protocol::Resp3",
+                &format!("{runtime:?}/{engine:?}"),
+            );
+            let pool = Pool::new(config, 1);
+            support::refused(pool.get().await.map(drop), "Protocol::Resp3", "pool");
+        });
+    }
+}
