@@ -152,6 +152,8 @@ enum SleepState {
     OnRuntime(tokio::task::JoinHandle<()>),
     /// The runtime is gone.
     OnTimerThread(Sleep),
+    /// Over: polled again, it stays ready (as a tokio `Sleep` does).
+    Done,
 }
 
 impl Future for RuntimeSleep {
@@ -171,7 +173,7 @@ impl Future for RuntimeSleep {
                     this.state = SleepState::OnRuntime(task);
                 }
                 SleepState::OnRuntime(task) => match Pin::new(task).poll(cx) {
-                    Poll::Ready(Ok(())) => return Poll::Ready(()),
+                    Poll::Ready(Ok(())) => this.state = SleepState::Done,
                     // Cancelled: the runtime shut down (or was already down when spawned).
                     Poll::Ready(Err(_)) => {
                         let rest = Placement::Epoll.sleep_until(this.at);
@@ -179,7 +181,13 @@ impl Future for RuntimeSleep {
                     }
                     Poll::Pending => return Poll::Pending,
                 },
-                SleepState::OnTimerThread(sleep) => return sleep.as_mut().poll(cx),
+                SleepState::OnTimerThread(sleep) => {
+                    if sleep.as_mut().poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    this.state = SleepState::Done;
+                }
+                SleepState::Done => return Poll::Ready(()),
             }
         }
     }
@@ -209,8 +217,10 @@ mod tests {
         let placement = Placement::Task(rt.handle().clone());
         drop(rt);
         let at = Instant::now() + Duration::from_millis(20);
-        futures::executor::block_on(placement.sleep_until(at));
+        let mut sleep = placement.sleep_until(at);
+        futures::executor::block_on(&mut sleep);
         assert!(Instant::now() >= at);
+        futures::executor::block_on(&mut sleep); // ready again, no panic
 
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -219,7 +229,9 @@ mod tests {
             .unwrap();
         let placement = Placement::Task(rt.handle().clone());
         let at = Instant::now() + Duration::from_millis(20);
-        futures::executor::block_on(placement.sleep_until(at));
+        let mut sleep = placement.sleep_until(at);
+        futures::executor::block_on(&mut sleep);
         assert!(Instant::now() >= at);
+        futures::executor::block_on(&mut sleep);
     }
 }
