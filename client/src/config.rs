@@ -109,8 +109,8 @@ impl Engine {
                 "task" | "tokio" => Ok(Some(Engine::Task)),
                 "io_uring" | "io-uring" | "iouring" | "uring" => Ok(Some(Engine::IoUring)),
                 "epoll" => Ok(Some(Engine::Epoll)),
-                other => Err(Error::client(format!(
-                    "RINGDIS_ENGINE={other:?}: expected auto, task, io_uring or epoll"
+                _ => Err(Error::client(format!(
+                    "RINGDIS_ENGINE={v:?}: expected auto, task, io_uring or epoll"
                 ))),
             },
         }

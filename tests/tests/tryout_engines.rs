@@ -381,6 +381,27 @@ fn an_engine_override_outside_a_runtime_names_the_variable() {
     run_child("child_override", &[("RINGDIS_ENGINE", "task")]);
 }
 
+/// A `RINGDIS_ENGINE` that names no engine is refused quoting the value as it was set.
+#[test]
+fn a_wrong_engine_override_is_quoted_as_set() {
+    run_child("child_bad_override", &[("RINGDIS_ENGINE", "EPOL")]);
+}
+
+#[test]
+#[ignore = "run by a_wrong_engine_override_is_quoted_as_set in a child process"]
+fn child_bad_override() {
+    if !is_child("child_bad_override") {
+        return;
+    }
+    support::refused(Client::new(Config::new()), "\"EPOL\"", "EPOL");
+    let pool = Pool::new(Config::new(), 1);
+    support::refused(
+        futures::executor::block_on(pool.get()).map(drop),
+        "\"EPOL\"",
+        "pool",
+    );
+}
+
 #[test]
 #[ignore = "run by an_engine_override_outside_a_runtime_names_the_variable in a child process"]
 fn child_override() {
