@@ -381,6 +381,46 @@ fn an_engine_override_outside_a_runtime_names_the_variable() {
     run_child("child_override", &[("RINGDIS_ENGINE", "task")]);
 }
 
+/// `RINGDIS_ENGINE=epoll` inside a tokio runtime puts everything a service makes there on
+/// the epoll engine, whatever the code asked for: clients, a pool's members, a `Spread`'s
+/// connections, subscribers and blocking calls.
+#[test]
+fn an_engine_override_reaches_pools_spreads_and_subscribers() {
+    run_child("child_override_inside", &[("RINGDIS_ENGINE", "epoll")]);
+}
+
+#[test]
+#[ignore = "run by an_engine_override_reaches_pools_spreads_and_subscribers in a child process"]
+fn child_override_inside() {
+    if !is_child("child_override_inside") {
+        return;
+    }
+    let server = Server::start(ServerKind::Redis);
+    multi_thread().block_on(async {
+        let config = support::config(&server, Engine::Task);
+        let c = Client::new(config.clone()).unwrap();
+        assert_eq!(c.engine(), Engine::Epoll);
+        let pooled = Pool::new(config.clone(), 1).get().await.unwrap();
+        assert_eq!(pooled.engine(), Engine::Epoll);
+        let spread = Spread::new(config, 2).unwrap();
+        assert!(spread.clients().iter().all(|c| c.engine() == Engine::Epoll));
+        let sub = c.subscriber().unwrap();
+        assert_eq!(sub.connection().engine(), Engine::Epoll);
+        let list = ringdis_tests::unique("override");
+        c.call::<()>(cmd!("RPUSH", list.as_str(), "x"))
+            .await
+            .unwrap();
+        let got: Option<(String, String)> = c.call(cmd!("BLPOP", list.as_str(), 1)).await.unwrap();
+        assert_eq!(got, Some((list.clone(), "x".to_owned())));
+        let pong: String = pooled.call(cmd!("PING")).await.unwrap();
+        assert_eq!(pong, "PONG");
+    });
+    // The runtime is gone; the epoll engine's clients are not.
+    let c = Client::new(support::config(&server, Engine::Task)).unwrap();
+    let pong: String = futures::executor::block_on(c.call(cmd!("PING"))).unwrap();
+    assert_eq!(pong, "PONG");
+}
+
 /// A `RINGDIS_ENGINE` that names no engine is refused quoting the value as it was set.
 #[test]
 fn a_wrong_engine_override_is_quoted_as_set() {
