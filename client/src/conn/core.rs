@@ -337,6 +337,15 @@ impl Core {
         }
     }
 
+    /// [`Core::poll_transmit`] by an engine at `now`: the calls written so far count as sent
+    /// then, for the liveness rule (a call handed to the engine only after its deadline, as
+    /// when the runtime driving it stalled, says nothing about the server).
+    pub fn poll_transmit_at(&mut self, now: Instant) -> Option<Bytes> {
+        let bytes = self.poll_transmit()?;
+        self.queue.mark_sent(now);
+        Some(bytes)
+    }
+
     /// True when the connection is ready for calls.
     pub fn is_connected(&self) -> bool {
         matches!(self.state, State::Ready)
@@ -1675,6 +1684,7 @@ mod tests {
         let mut core = ready(silent_rule(Some(3)), t0);
         let mut a = call(&mut core, cmd!("GET", "a"), t0, Some(ms(100)));
         let mut b = call(&mut core, cmd!("GET", "b"), t0 + ms(10), Some(ms(100)));
+        core.poll_transmit_at(t0 + ms(10));
         core.handle_timeout(t0 + ms(110));
         assert_eq!(got(&mut core, &mut a).unwrap_err(), Error::Timeout);
         assert_eq!(got(&mut core, &mut b).unwrap_err(), Error::Timeout);
@@ -1682,6 +1692,7 @@ mod tests {
         let mut c = call(&mut core, cmd!("GET", "c"), t0 + ms(110), Some(ms(100)));
         let mut d = call(&mut core, cmd!("GET", "d"), t0 + ms(111), Some(ms(100)));
         let mut e = call(&mut core, cmd!("GET", "e"), t0 + ms(150), Some(ms(100)));
+        core.poll_transmit_at(t0 + ms(150));
         // The driver wakes late: c's and d's deadlines have both passed.
         let t1 = t0 + ms(215);
         core.handle_timeout(t1);
@@ -1767,9 +1778,47 @@ mod tests {
                 Some(Duration::from_millis(100)),
             );
         }
+        core.poll_transmit_at(t0);
         assert_eq!(core.poll_timeout(), Some(t0 + Duration::from_millis(100)));
         core.handle_timeout(t0 + Duration::from_millis(100));
         assert_eq!(core.want(t0), Want::Close);
+    }
+
+    /// Calls the engine hands to the socket only after their deadline (the runtime driving it
+    /// was stalled, by blocking code on its thread) time out, but say nothing about the server:
+    /// the liveness rule leaves the connection up, and the next call is answered.
+    #[test]
+    fn calls_sent_only_after_their_deadline_do_not_count_for_the_liveness_rule() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut core = ready(silent_rule(Some(2)), t0);
+        let mut late: Vec<Rx> = (0..3)
+            .map(|_| call(&mut core, cmd!("GET", "a"), t0, Some(ms(100))))
+            .collect();
+        // The engine runs again 500 ms later: it writes them, then judges the deadlines.
+        let t1 = t0 + ms(500);
+        assert!(core.poll_transmit_at(t1).is_some());
+        core.handle_timeout(t1);
+        for rx in &mut late {
+            assert_eq!(got(&mut core, rx).unwrap_err(), Error::Timeout);
+        }
+        assert_eq!(core.want(t1), Want::Nothing, "still up");
+        // Never handed out at all before the deadline: the same.
+        let mut unsent = call(&mut core, cmd!("GET", "b"), t1, Some(ms(100)));
+        let mut unsent2 = call(&mut core, cmd!("GET", "c"), t1, Some(ms(100)));
+        core.handle_timeout(t1 + ms(100));
+        assert_eq!(got(&mut core, &mut unsent).unwrap_err(), Error::Timeout);
+        assert_eq!(got(&mut core, &mut unsent2).unwrap_err(), Error::Timeout);
+        assert_eq!(core.want(t1 + ms(100)), Want::Nothing, "still up");
+        // The late replies arrive, are dropped, and a new call is answered.
+        let mut next = call(&mut core, cmd!("GET", "d"), t1 + ms(100), Some(ms(100)));
+        core.poll_transmit_at(t1 + ms(100));
+        let replies = "$1\r\nx\r\n".repeat(5) + "$1\r\nd\r\n";
+        feed(&mut core, replies.as_bytes(), t1 + ms(101)).unwrap();
+        assert_eq!(
+            got(&mut core, &mut next).unwrap(),
+            Value::Bulk(b"d".to_vec().into())
+        );
     }
 
     #[test]

@@ -273,8 +273,17 @@ impl Session {
     }
 }
 
+/// Why calls fail once the engine has stopped driving the link. On the task engine that is
+/// the runtime the client was made on shutting down (dropping the connection's task), or a
+/// runtime without its IO or time driver (the task panics, tokio says which); a ring engine
+/// stops only if its thread ends.
 fn stopped_error() -> Error {
-    Error::connection("the client's driver has stopped")
+    Error::connection(
+        "the engine driving this client's connection has stopped: on Engine::Task, the tokio \
+         runtime the client was made on has shut down (a client cannot outlive it) or cannot \
+         run connections (it needs its IO and time drivers: Builder::enable_all); make a new \
+         client",
+    )
 }
 
 impl Link {
@@ -621,7 +630,8 @@ impl Link {
 
     /// The next bytes to write, in order.
     pub fn poll_transmit(&self) -> Option<Bytes> {
-        self.lock().core.poll_transmit()
+        let now = Instant::now();
+        self.lock().core.poll_transmit_at(now)
     }
 
     /// When the engine must call [`Link::turn`] at the latest.
