@@ -149,6 +149,8 @@ impl Client {
     /// runtime, [`Engine::IoUring`] where the kernel refuses io_uring, or a `RINGDIS_ENGINE`
     /// that names no engine.
     pub fn new(config: Config) -> Result<Client> {
+        // The configuration's own errors first: they are the user's to fix wherever it runs.
+        check(&config)?;
         let placement = Placement::here(config.engine)?;
         Client::build(config, false, placement)
     }
@@ -176,21 +178,7 @@ impl Client {
     }
 
     fn build(config: Config, watching: bool, mut placement: Placement) -> Result<Client> {
-        if config.username.is_some() && config.password.is_none() {
-            // AUTH and HELLO … AUTH take a user only with its password: the user would never
-            // be sent, and the connection would silently be the default user's.
-            return Err(Error::client(
-                "Config::username needs Config::password (AUTH takes a user only with its password)",
-            ));
-        }
-        if config.tracking.is_some() && config.protocol == crate::Protocol::Resp2 {
-            // RESP2 invalidations go only to a REDIRECT connection, which `Tracking` does not
-            // offer (its id changes on every reconnect): the client would never hear of one.
-            return Err(Error::client(
-                "Config::tracking needs Protocol::Resp3: in RESP2 the server sends invalidations \
-                 only to a REDIRECT connection, which Config::tracking does not offer",
-            ));
-        }
+        check(&config)?;
         let command_timeout = config.command_timeout;
         let config = Arc::new(config);
         let (link, engine) = placement.attach(&config)?;
@@ -665,4 +653,24 @@ impl<T> std::fmt::Debug for Call<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Call").finish_non_exhaustive()
     }
+}
+
+/// Refuses a configuration that could not work as asked.
+fn check(config: &Config) -> Result<()> {
+    if config.username.is_some() && config.password.is_none() {
+        // AUTH and HELLO … AUTH take a user only with its password: the user would never
+        // be sent, and the connection would silently be the default user's.
+        return Err(Error::client(
+            "Config::username needs Config::password (AUTH takes a user only with its password)",
+        ));
+    }
+    if config.tracking.is_some() && config.protocol == crate::Protocol::Resp2 {
+        // RESP2 invalidations go only to a REDIRECT connection, which `Tracking` does not
+        // offer (its id changes on every reconnect): the client would never hear of one.
+        return Err(Error::client(
+            "Config::tracking needs Protocol::Resp3: in RESP2 the server sends invalidations \
+             only to a REDIRECT connection, which Config::tracking does not offer",
+        ));
+    }
+    Ok(())
 }
