@@ -89,3 +89,278 @@ fn a_server_that_stopped_reading_stalls_no_other_connection() {
         drop(release);
     }
 }
+
+/// Calls, pipelines and transactions dropped at every point of their flight (before the write,
+/// after it, with the reply half read) never hand a reply to another caller: each task, after
+/// dropping its calls, still reads back exactly its own values, on every engine.
+#[test]
+fn dropped_calls_pipelines_and_transactions_never_misroute_a_reply() {
+    let server = Server::start(ServerKind::Redis);
+    for engine in engines() {
+        for protocol in support::PROTOCOLS {
+            multi_thread().block_on(async {
+                let at = format!("{engine:?}/{protocol:?}");
+                let c = Client::new(
+                    Config::from_url(&server.url())
+                        .unwrap()
+                        .engine(engine)
+                        .protocol(protocol),
+                )
+                .unwrap();
+                let tasks: Vec<_> = (0..16)
+                    .map(|t| {
+                        let c = c.clone();
+                        let at = at.clone();
+                        tokio::spawn(async move {
+                            let key = ringdis_tests::unique(&format!("drop-{t}"));
+                            for i in 0..60u32 {
+                                let value = format!("{t}-{i}");
+                                let _: () = c.call(cmd!("SET", &key, &value)).await.unwrap();
+                                // Dropped at a point that moves with `i`: unpolled, after a
+                                // poll or two (written, maybe answered).
+                                let polls = i % 4;
+                                match i % 3 {
+                                    0 => {
+                                        let f = c.call::<String>(cmd!("GET", &key));
+                                        drop_after(f, polls).await;
+                                    }
+                                    1 => {
+                                        let mut p = c.pipeline();
+                                        p.add(cmd!("GET", &key)).add(cmd!("ECHO", "x"));
+                                        drop_after(p.query::<(String, String)>(), polls).await;
+                                    }
+                                    _ => {
+                                        let mut p = c.transaction();
+                                        p.add(cmd!("GET", &key)).add(cmd!("ECHO", "y"));
+                                        drop_after(p.query::<(String, String)>(), polls).await;
+                                    }
+                                }
+                                let got: String = c.call(cmd!("GET", &key)).await.unwrap();
+                                assert_eq!(got, value, "{at}: task {t} round {i}");
+                                let mut p = c.pipeline();
+                                p.add(cmd!("GET", &key)).add(cmd!("ECHO", &value));
+                                let (a, b): (String, String) = p.query().await.unwrap();
+                                assert_eq!((a.as_str(), b.as_str()), (&value[..], &value[..]));
+                            }
+                        })
+                    })
+                    .collect();
+                for t in tasks {
+                    bounded(Duration::from_secs(60), &at, t).await.unwrap();
+                }
+            });
+        }
+    }
+}
+
+/// Polls `f` `polls` times (yielding between), then drops it.
+async fn drop_after<F: std::future::Future + Unpin>(mut f: F, polls: u32) {
+    for _ in 0..polls {
+        if futures::poll!(&mut f).is_ready() {
+            return;
+        }
+        tokio::task::yield_now().await;
+    }
+}
+
+/// A callback that calls the client again (a chain of async_calls, each made from the previous
+/// one's callback, mixed with awaited calls from other tasks) gets its own replies, and the
+/// chain ends, on every engine.
+#[test]
+fn callbacks_that_call_the_client_again_get_their_own_replies() {
+    let server = Server::start(ServerKind::Redis);
+    for engine in engines() {
+        multi_thread().block_on(async {
+            let at = format!("{engine:?}");
+            let c = Client::new(Config::from_url(&server.url()).unwrap().engine(engine)).unwrap();
+            let (tx, rx) = futures::channel::oneshot::channel();
+            fn step(c: Client, n: u32, tx: futures::channel::oneshot::Sender<Result<u32, String>>) {
+                let again = c.clone();
+                c.async_call(
+                    cmd!("ECHO", n),
+                    Some(move |r: ringdis::Result<ringdis::Value>| match r {
+                        Ok(ringdis::Value::Bulk(b)) if b == n.to_string().as_bytes() => {
+                            if n == 300 {
+                                let _ = tx.send(Ok(n));
+                            } else {
+                                step(again, n + 1, tx);
+                            }
+                        }
+                        other => {
+                            let _ = tx.send(Err(format!("step {n}: {other:?}")));
+                        }
+                    }),
+                );
+            }
+            step(c.clone(), 0, tx);
+            for i in 0..300 {
+                let got: String = c.call(cmd!("ECHO", format!("side-{i}"))).await.unwrap();
+                assert_eq!(got, format!("side-{i}"), "{at}");
+            }
+            let end = bounded(Duration::from_secs(20), &at, rx).await;
+            assert_eq!(end.unwrap(), Ok(300), "{at}");
+        });
+    }
+}
+
+/// A connect that can never succeed (an address nothing answers, a host name that does not
+/// resolve) ends within the connect timeout with a connection error, on every engine; a client
+/// dropped while connecting leaves no thread behind.
+#[test]
+fn connects_to_black_holes_and_bad_names_end_within_the_connect_timeout() {
+    for engine in engines() {
+        multi_thread().block_on(async {
+            for url in [
+                "redis://10.255.255.1:6379",
+                "redis://no-such-host.invalid:6379",
+            ] {
+                let at = format!("{engine:?} {url}");
+                let c = Client::new(
+                    Config::from_url(url)
+                        .unwrap()
+                        .engine(engine)
+                        .connect_timeout(Duration::from_millis(300)),
+                )
+                .unwrap();
+                let r = bounded(Duration::from_secs(5), &at, c.call::<String>(cmd!("PING"))).await;
+                assert!(
+                    matches!(r, Err(ringdis::Error::Connection { .. })),
+                    "{at}: {r:?}"
+                );
+                let r = bounded(Duration::from_secs(5), &at, c.connect()).await;
+                assert!(r.is_err(), "{at}: {r:?}");
+            }
+        });
+    }
+}
+
+/// A huge reply on one connection delays no other connection of the same engine by much: PINGs
+/// on a second client keep answering while 64 MiB come back on the first.
+#[test]
+fn a_huge_reply_does_not_stall_the_other_connections() {
+    let server = Server::start(ServerKind::Redis);
+    for engine in engines() {
+        multi_thread().block_on(async {
+            let at = format!("{engine:?}");
+            let cfg = Config::from_url(&server.url()).unwrap().engine(engine);
+            let big = Client::new(cfg.clone()).unwrap();
+            let small = Client::new(cfg).unwrap();
+            let key = ringdis_tests::unique("huge");
+            let value = vec![b'v'; 64 << 20];
+            let _: () = big.call(cmd!("SET", &key, &value[..])).await.unwrap();
+            let mut gets = futures::stream::FuturesUnordered::new();
+            for _ in 0..3 {
+                gets.push(big.call::<bytes::Bytes>(cmd!("GET", &key)));
+            }
+            let pings = async {
+                for i in 0..200 {
+                    let p: String = bounded(
+                        Duration::from_secs(5),
+                        &format!("{at}: PING {i}"),
+                        small.call(cmd!("PING")),
+                    )
+                    .await
+                    .unwrap();
+                    assert_eq!(p, "PONG");
+                }
+            };
+            let all = async {
+                use futures::StreamExt;
+                while let Some(got) = gets.next().await {
+                    assert_eq!(got.unwrap().len(), value.len(), "{at}");
+                }
+            };
+            bounded(Duration::from_secs(60), &at, async {
+                futures::join!(pings, all)
+            })
+            .await;
+            let _: i64 = big.call(cmd!("DEL", &key)).await.unwrap();
+        });
+    }
+}
+
+/// The runtime a task-engine client lives on shuts down while calls are in flight and while
+/// other threads keep using the client, its subscriber and its pool: every call ends with an
+/// error (none hangs, none panics), before and after the shutdown.
+#[test]
+fn the_task_engines_runtime_shutting_down_fails_every_call_and_hangs_none() {
+    let server = Server::start(ServerKind::Redis);
+    let rt = multi_thread();
+    let (c, pool, mut sub, blocked) = rt.block_on(async {
+        let cfg = Config::from_url(&server.url())
+            .unwrap()
+            .engine(ringdis::Engine::Task);
+        let c = Client::new(cfg.clone()).unwrap();
+        let _: String = c.call(cmd!("PING")).await.unwrap();
+        let pool = ringdis::Pool::builder(cfg)
+            .max_size(1)
+            .checkout_timeout(Some(Duration::from_secs(2)))
+            .build();
+        let held = pool.get().await.unwrap();
+        let sub = c.subscriber().unwrap();
+        sub.subscribe(&["review-ch"]).await.unwrap();
+        // A call in flight when the runtime goes: a blocking one, answered in 30 s at best.
+        let blocked = c.call::<Option<(String, String)>>(cmd!("BLPOP", "review-never", 30));
+        std::mem::forget(held);
+        (c, pool, sub, blocked)
+    });
+    drop(rt);
+    // From a plain thread, no runtime at all: each must end, with an error.
+    let within =
+        |what: &str, f: std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>>| {
+            let (tx, rx) = mpsc::channel();
+            std::thread::spawn(move || {
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    futures::executor::block_on(f)
+                }));
+                let _ = tx.send(r);
+            });
+            match rx.recv_timeout(Duration::from_secs(10)) {
+                Ok(Ok(failed)) => assert!(failed, "{what}: succeeded on a dead runtime"),
+                Ok(Err(_)) => panic!("{what}: panicked"),
+                Err(_) => panic!("{what}: still pending after 10 s"),
+            }
+        };
+    within(
+        "the call in flight",
+        Box::pin(async move { blocked.await.is_err() }),
+    );
+    let c2 = c.clone();
+    within(
+        "a new call",
+        Box::pin(async move { c2.call::<String>(cmd!("PING")).await.is_err() }),
+    );
+    let c3 = c.clone();
+    within(
+        "a blocking call",
+        Box::pin(async move {
+            c3.call::<Option<(String, String)>>(cmd!("BLPOP", "review-never", 1))
+                .await
+                .is_err()
+        }),
+    );
+    within(
+        "a message",
+        Box::pin(async move {
+            sub.next_message(Some(Duration::from_millis(100)))
+                .await
+                .is_err()
+        }),
+    );
+    within(
+        "a checkout",
+        Box::pin(async move { pool.get().await.is_err() }),
+    );
+    let (tx, rx) = mpsc::channel();
+    c.async_call(
+        cmd!("PING"),
+        Some(move |r: ringdis::Result<ringdis::Value>| {
+            let _ = tx.send(r.is_err());
+        }),
+    );
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(10)),
+        Ok(true),
+        "a callback"
+    );
+}

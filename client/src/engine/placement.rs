@@ -9,6 +9,7 @@ use crate::Result;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 /// Where connections are attached.
@@ -86,13 +87,15 @@ impl Placement {
     }
 
     /// A sleep until `at`: a timer of the runtime on the task engine (no thread of its own),
-    /// the process's timer thread elsewhere.
+    /// the process's timer thread elsewhere. On the task engine it ends at once once the runtime
+    /// has shut down (its timers fire no more).
     pub fn sleep_until(&self, at: Instant) -> Sleep {
         match self {
-            Placement::Task(handle) => {
-                let _inside = handle.enter();
-                Box::pin(tokio::time::sleep_until(at.into()))
-            }
+            Placement::Task(handle) => Box::pin(RuntimeSleep {
+                handle: handle.clone(),
+                at,
+                task: None,
+            }),
             _ => {
                 let rx = crate::timer::sleep_until(at);
                 Box::pin(async move {
@@ -113,15 +116,51 @@ impl Placement {
         match self {
             Placement::Task(handle) => {
                 let owner = Arc::downgrade(owner);
-                let sleep = self.sleep_until(at);
+                // Dropped unrun if the runtime shuts down first.
                 handle.spawn(async move {
-                    sleep.await;
+                    tokio::time::sleep_until(at.into()).await;
                     if let Some(owner) = owner.upgrade() {
                         job(owner);
                     }
                 });
             }
             _ => crate::timer::call_at(at, owner, job),
+        }
+    }
+}
+
+/// A sleep on a tokio runtime's timer, awaited from anywhere (that runtime, another one,
+/// `block_on`): it runs as a task of that runtime, started at the first poll that finds `at`
+/// still ahead and aborted when the sleep is dropped first. Polling a timer of a runtime that
+/// has shut down panics; a task of one is dropped instead, and the sleep then ends at once.
+struct RuntimeSleep {
+    handle: tokio::runtime::Handle,
+    at: Instant,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Future for RuntimeSleep {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        if Instant::now() >= this.at {
+            return Poll::Ready(());
+        }
+        let at = this.at;
+        let task = this.task.get_or_insert_with(|| {
+            this.handle
+                .spawn(async move { tokio::time::sleep_until(at.into()).await })
+        });
+        // Done at `at`, or cancelled by the runtime's shutdown: either way, over.
+        Pin::new(task).poll(cx).map(drop)
+    }
+}
+
+impl Drop for RuntimeSleep {
+    fn drop(&mut self) {
+        if let Some(task) = &self.task {
+            task.abort();
         }
     }
 }
