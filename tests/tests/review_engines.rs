@@ -364,3 +364,86 @@ fn the_task_engines_runtime_shutting_down_fails_every_call_and_hangs_none() {
         "a callback"
     );
 }
+
+/// Descriptors and OS threads of this process (the timer thread left out: it serves no
+/// connection and stays once started).
+fn held() -> (usize, usize) {
+    let threads = support::process::threads_named(|n| n != support::process::TIMER_THREAD);
+    (support::process::fds(), threads)
+}
+
+/// Clients made and dropped in loops, each left in a state that holds something: connecting to
+/// an address nothing answers, a fire-and-forget `BLPOP q 0` on a dedicated connection, a
+/// blocking call dropped in flight, a subscriber whose server is gone, a pool with checkouts
+/// dropped while connecting. Once all are dropped every descriptor and thread is released, on
+/// every engine. (In a child process: other tests' sockets would blur the count.)
+#[test]
+fn clients_left_in_every_state_and_dropped_release_everything() {
+    support::run_child("child_clients_left_in_every_state_release_everything", &[]);
+}
+
+#[test]
+#[ignore = "run by clients_left_in_every_state_and_dropped_release_everything"]
+fn child_clients_left_in_every_state_release_everything() {
+    if !support::is_child("child_clients_left_in_every_state_release_everything") {
+        return;
+    }
+    let server = Server::start(ServerKind::Redis);
+    let rt = multi_thread();
+    for engine in engines() {
+        let at = format!("{engine:?}");
+        let round = || async {
+            let cfg = Config::from_url(&server.url()).unwrap().engine(engine);
+            let c = Client::new(cfg.clone()).unwrap();
+            let _: String = c.call(cmd!("PING")).await.unwrap();
+            // A fire-and-forget call that blocks for ever on a dedicated connection.
+            c.async_call(
+                cmd!("BLPOP", ringdis_tests::unique("never"), 0),
+                None::<fn(_)>,
+            );
+            // A blocking call dropped in flight.
+            let mut blocked = c.call::<Option<(String, String)>>(cmd!(
+                "BLPOP",
+                ringdis_tests::unique("never"),
+                0
+            ));
+            assert!(futures::poll!(&mut blocked).is_pending());
+            // A subscriber, and a client, whose server is gone (a port nothing listens on).
+            let gone =
+                Config::from_url(&format!("redis://127.0.0.1:{}", ringdis_tests::free_port()))
+                    .unwrap()
+                    .engine(engine)
+                    .connect_timeout(Duration::from_millis(200));
+            let lost = Client::new(gone.clone()).unwrap();
+            let _ = lost.call::<String>(cmd!("PING")).await;
+            let sub = c.subscriber().unwrap();
+            sub.subscribe(&["review-release"]).await.unwrap();
+            // Connecting to an address nothing answers.
+            let hole = Client::new(
+                Config::from_url("redis://10.255.255.1:6379")
+                    .unwrap()
+                    .engine(engine)
+                    .connect_timeout(Duration::from_millis(300)),
+            )
+            .unwrap();
+            let mut connecting = hole.call::<String>(cmd!("PING"));
+            assert!(futures::poll!(&mut connecting).is_pending());
+            let pool = ringdis::Pool::new(cfg, 4);
+            let checked = pool.get().await.unwrap();
+            let _: String = checked.call(cmd!("PING")).await.unwrap();
+            drop((blocked, connecting, checked, pool, sub, lost, hole, c));
+        };
+        let before = held();
+        for _ in 0..10 {
+            rt.block_on(round());
+        }
+        support::process::wait_until(
+            &format!("{at}: released, from {before:?}"),
+            Duration::from_secs(20),
+            || {
+                let now = held();
+                now.0 <= before.0 && now.1 <= before.1
+            },
+        );
+    }
+}
