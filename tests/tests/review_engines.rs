@@ -3,7 +3,7 @@
 
 mod support;
 
-use ringdis::{cmd, Client, Config, Protocol};
+use ringdis::{cmd, Client, Config, Engine, Protocol};
 use ringdis_tests::{FaultServer, Server, ServerKind};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -40,8 +40,12 @@ fn deaf_server() -> (FaultServer, mpsc::Sender<()>) {
 /// until an unrelated deadline, or for ever without one.)
 #[test]
 fn a_server_that_stopped_reading_stalls_no_other_connection() {
+    deaf_beside_healthy(&engines());
+}
+
+fn deaf_beside_healthy(engines: &[Engine]) {
     let healthy = Server::start(ServerKind::Redis);
-    for engine in engines() {
+    for &engine in engines {
         let (deaf, release) = deaf_server();
         multi_thread().block_on(async {
             let at = format!("{engine:?}");
@@ -95,8 +99,12 @@ fn a_server_that_stopped_reading_stalls_no_other_connection() {
 /// dropping its calls, still reads back exactly its own values, on every engine.
 #[test]
 fn dropped_calls_pipelines_and_transactions_never_misroute_a_reply() {
+    dropped_calls(&engines());
+}
+
+fn dropped_calls(engines: &[Engine]) {
     let server = Server::start(ServerKind::Redis);
-    for engine in engines() {
+    for &engine in engines {
         for protocol in support::PROTOCOLS {
             multi_thread().block_on(async {
                 let at = format!("{engine:?}/{protocol:?}");
@@ -238,8 +246,12 @@ fn connects_to_black_holes_and_bad_names_end_within_the_connect_timeout() {
 /// on a second client keep answering while 64 MiB come back on the first.
 #[test]
 fn a_huge_reply_does_not_stall_the_other_connections() {
+    huge_beside_small(&engines());
+}
+
+fn huge_beside_small(engines: &[Engine]) {
     let server = Server::start(ServerKind::Redis);
-    for engine in engines() {
+    for &engine in engines {
         multi_thread().block_on(async {
             let at = format!("{engine:?}");
             let cfg = Config::from_url(&server.url()).unwrap().engine(engine);
@@ -445,5 +457,182 @@ fn child_clients_left_in_every_state_release_everything() {
                 now.0 <= before.0 && now.1 <= before.1
             },
         );
+    }
+}
+
+/// Servers that misbehave in every way a stream can (garbage, a length past every limit, an
+/// unsolicited reply, a reply trickled a byte at a time, closing mid-reply): each faulty
+/// connection's call ends (a protocol or connection error, or its reply), while another
+/// connection on the same engine keeps answering, on every engine.
+#[test]
+fn misbehaving_servers_fail_only_their_own_calls() {
+    let healthy = Server::start(ServerKind::Redis);
+    let faults: [(&str, &[u8]); 5] = [
+        ("garbage", b"this is not RESP\r\n"),
+        ("an endless length", b"$99999999999999\r\n"),
+        ("an unsolicited reply", b"+OK\r\n+EXTRA\r\n"),
+        ("a trickle", b"$5\r\nhello\r\n"),
+        ("a cut reply", b"$10\r\nhel"),
+    ];
+    for engine in engines() {
+        for (what, bytes) in faults {
+            let bytes = bytes.to_vec();
+            let trickle = what == "a trickle";
+            let server = FaultServer::start(move |mut conn| {
+                if conn.read_command().is_none() {
+                    return;
+                }
+                if trickle {
+                    for b in &bytes {
+                        conn.write(std::slice::from_ref(b));
+                    }
+                } else {
+                    conn.write(&bytes);
+                }
+                if what == "a cut reply" {
+                    conn.close();
+                } else {
+                    conn.stall();
+                }
+            });
+            multi_thread().block_on(async {
+                let at = format!("{engine:?}: {what}");
+                let bad = Client::new(
+                    Config::from_url(&server.url())
+                        .unwrap()
+                        .engine(engine)
+                        .protocol(Protocol::Resp2)
+                        .command_timeout(Some(Duration::from_secs(3))),
+                )
+                .unwrap();
+                let fine = Client::new(
+                    Config::from_url(&healthy.url())
+                        .unwrap()
+                        .engine(engine),
+                )
+                .unwrap();
+                let (got, ()) = futures::join!(bad.call::<String>(cmd!("GET", "k")), async {
+                    for _ in 0..50 {
+                        let p: String = bounded(Duration::from_secs(2), &at, fine.call(cmd!("PING")))
+                            .await
+                            .unwrap();
+                        assert_eq!(p, "PONG", "{at}");
+                    }
+                });
+                match (what, got) {
+                    ("a trickle", Ok(v)) => assert_eq!(v, "hello", "{at}"),
+                    ("an unsolicited reply", Ok(v)) => assert_eq!(v, "OK", "{at}"),
+                    (_, Err(ringdis::Error::Protocol { .. } | ringdis::Error::Connection { .. })) => {}
+                    (_, other) => panic!("{at}: {other:?}"),
+                }
+            });
+        }
+    }
+}
+
+/// The ring engine without multishot operations (single-shot receives into each socket's own
+/// buffer, an eventfd read per wake-up, as on kernels before 5.19): a deaf server, a huge reply
+/// and dropped calls, as above.
+#[test]
+fn the_ring_engine_without_multishot_holds_the_same() {
+    support::run_child(
+        "child_ring_without_multishot",
+        &[("RINGDIS_URING_NO_BUFRING", "1")],
+    );
+}
+
+#[test]
+#[ignore = "run by the_ring_engine_without_multishot_holds_the_same"]
+fn child_ring_without_multishot() {
+    if !support::is_child("child_ring_without_multishot") {
+        return;
+    }
+    deaf_beside_healthy(&[Engine::IoUring]);
+    huge_beside_small(&[Engine::IoUring]);
+    dropped_calls(&[Engine::IoUring]);
+}
+
+/// Server restarts while many callers (plain calls, pipelines, callbacks) are in flight on one
+/// connection: every call ends, and every reply that comes is the caller's own (ECHO of a value
+/// no other call sends), on every engine; after the restarts every caller is served again.
+#[test]
+fn replies_stay_with_their_callers_across_server_restarts() {
+    for engine in engines() {
+        let mut server = Server::start(ServerKind::Redis);
+        let url = server.url();
+        let rt = multi_thread();
+        let c = rt.block_on(async {
+            Client::new(
+                Config::from_url(&url)
+                    .unwrap()
+                    .engine(engine)
+                    .connect_timeout(Duration::from_secs(5))
+                    .command_timeout(Some(Duration::from_secs(5))),
+            )
+            .unwrap()
+        });
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let callers: Vec<_> = (0..8)
+            .map(|t| {
+                let (c, stop) = (c.clone(), stop.clone());
+                rt.spawn(async move {
+                    let mut n = 0u64;
+                    let mut ok = 0u64;
+                    while !stop.load(std::sync::atomic::Ordering::Acquire) || ok == 0 {
+                        n += 1;
+                        let mine = format!("{t}:{n}");
+                        match n % 3 {
+                            0 => {
+                                if let Ok(got) = c.call::<String>(cmd!("ECHO", &mine)).await {
+                                    assert_eq!(got, mine, "{engine:?}");
+                                    ok += 1;
+                                }
+                            }
+                            1 => {
+                                let mut p = c.pipeline();
+                                p.add(cmd!("ECHO", &mine)).add(cmd!("ECHO", format!("{mine}b")));
+                                if let Ok((a, b)) = p.query::<(String, String)>().await {
+                                    assert_eq!((a, b), (mine.clone(), format!("{mine}b")));
+                                    ok += 1;
+                                }
+                            }
+                            _ => {
+                                let (tx, rx) = futures::channel::oneshot::channel();
+                                c.async_call(
+                                    cmd!("ECHO", &mine),
+                                    Some(move |r: ringdis::Result<ringdis::Value>| {
+                                        let _ = tx.send(r);
+                                    }),
+                                );
+                                if let Ok(Ok(ringdis::Value::Bulk(b))) = rx.await {
+                                    assert_eq!(b, mine.as_bytes(), "{engine:?}");
+                                    ok += 1;
+                                }
+                            }
+                        }
+                    }
+                    ok
+                })
+            })
+            .collect();
+        for _ in 0..3 {
+            // Let calls flow, then restart under them.
+            let served = c.clone();
+            rt.block_on(async move {
+                for _ in 0..20 {
+                    let _ = served.call::<String>(cmd!("PING")).await;
+                }
+            });
+            server.restart();
+        }
+        stop.store(true, std::sync::atomic::Ordering::Release);
+        rt.block_on(async {
+            for caller in callers {
+                let ok = bounded(Duration::from_secs(30), &format!("{engine:?}"), caller)
+                    .await
+                    .unwrap();
+                assert!(ok > 0, "{engine:?}");
+            }
+        });
     }
 }
