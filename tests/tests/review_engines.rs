@@ -505,24 +505,24 @@ fn misbehaving_servers_fail_only_their_own_calls() {
                         .command_timeout(Some(Duration::from_secs(3))),
                 )
                 .unwrap();
-                let fine = Client::new(
-                    Config::from_url(&healthy.url())
-                        .unwrap()
-                        .engine(engine),
-                )
-                .unwrap();
+                let fine =
+                    Client::new(Config::from_url(&healthy.url()).unwrap().engine(engine)).unwrap();
                 let (got, ()) = futures::join!(bad.call::<String>(cmd!("GET", "k")), async {
                     for _ in 0..50 {
-                        let p: String = bounded(Duration::from_secs(2), &at, fine.call(cmd!("PING")))
-                            .await
-                            .unwrap();
+                        let p: String =
+                            bounded(Duration::from_secs(2), &at, fine.call(cmd!("PING")))
+                                .await
+                                .unwrap();
                         assert_eq!(p, "PONG", "{at}");
                     }
                 });
                 match (what, got) {
                     ("a trickle", Ok(v)) => assert_eq!(v, "hello", "{at}"),
                     ("an unsolicited reply", Ok(v)) => assert_eq!(v, "OK", "{at}"),
-                    (_, Err(ringdis::Error::Protocol { .. } | ringdis::Error::Connection { .. })) => {}
+                    (
+                        _,
+                        Err(ringdis::Error::Protocol { .. } | ringdis::Error::Connection { .. }),
+                    ) => {}
                     (_, other) => panic!("{at}: {other:?}"),
                 }
             });
@@ -590,7 +590,8 @@ fn replies_stay_with_their_callers_across_server_restarts() {
                             }
                             1 => {
                                 let mut p = c.pipeline();
-                                p.add(cmd!("ECHO", &mine)).add(cmd!("ECHO", format!("{mine}b")));
+                                p.add(cmd!("ECHO", &mine))
+                                    .add(cmd!("ECHO", format!("{mine}b")));
                                 if let Ok((a, b)) = p.query::<(String, String)>().await {
                                     assert_eq!((a, b), (mine.clone(), format!("{mine}b")));
                                     ok += 1;
