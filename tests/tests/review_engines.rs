@@ -637,3 +637,82 @@ fn replies_stay_with_their_callers_across_server_restarts() {
         });
     }
 }
+
+/// Clients made, used once and dropped from several threads at once, so attaches keep meeting
+/// an engine thread that is leaving (its last link finished) or starting: every call is served
+/// (none hangs, none fails), on both engines that run threads of their own.
+#[test]
+fn attaching_while_the_engine_thread_leaves_serves_every_call() {
+    let server = Server::start(ServerKind::Redis);
+    for engine in support::ring_engines() {
+        let url = server.url();
+        let racers: Vec<_> = (0..4)
+            .map(|r| {
+                let url = url.clone();
+                std::thread::spawn(move || {
+                    for i in 0..150 {
+                        let c = Client::new(
+                            Config::from_url(&url)
+                                .unwrap()
+                                .engine(engine)
+                                .protocol(Protocol::Resp2),
+                        )
+                        .unwrap();
+                        let (tx, rx) = mpsc::channel();
+                        let caller = c.clone();
+                        std::thread::spawn(move || {
+                            let _ = tx.send(futures::executor::block_on(
+                                caller.call::<String>(cmd!("ECHO", format!("{r}-{i}"))),
+                            ));
+                        });
+                        let got = rx.recv_timeout(Duration::from_secs(10));
+                        assert_eq!(
+                            got.map(|r| r.ok()),
+                            Ok(Some(format!("{r}-{i}"))),
+                            "{engine:?} racer {r} call {i}"
+                        );
+                    }
+                })
+            })
+            .collect();
+        for r in racers {
+            r.join().unwrap();
+        }
+    }
+}
+
+/// A fire-and-forget call made just before the client is dropped, on a connection not yet open
+/// and with no command timeout, still reaches the server (the client goes when it is written,
+/// not before), on every engine.
+#[test]
+fn a_fire_and_forget_call_made_before_the_drop_still_reaches_the_server() {
+    let server = Server::start(ServerKind::Redis);
+    for engine in engines() {
+        multi_thread().block_on(async {
+            let at = format!("{engine:?}");
+            let key = ringdis_tests::unique("fire-and-forget");
+            let c = Client::new(
+                Config::from_url(&server.url())
+                    .unwrap()
+                    .engine(engine)
+                    .command_timeout(None),
+            )
+            .unwrap();
+            c.async_call(cmd!("SET", &key, "sent"), None::<fn(_)>);
+            drop(c);
+            let check =
+                Client::new(Config::from_url(&server.url()).unwrap().engine(engine)).unwrap();
+            let found = async {
+                loop {
+                    let v: Option<String> = check.call(cmd!("GET", &key)).await.unwrap();
+                    if v.is_some() {
+                        return v;
+                    }
+                    support::yield_now().await;
+                }
+            };
+            let got = bounded(Duration::from_secs(5), &at, found).await;
+            assert_eq!(got.as_deref(), Some("sent"), "{at}");
+        });
+    }
+}

@@ -350,9 +350,9 @@ impl Core {
         self.resp3
     }
 
-    /// True when no call still has a caller to answer (see [`Queue::has_live_callers`]: calls
-    /// that timed out or were abandoned do not count, whatever the server does). Whoever holds
-    /// connect and disconnect requests counts those itself.
+    /// True when no call still needs the connection (see [`Queue::has_live_callers`]: written
+    /// calls that timed out or were abandoned do not count, whatever the server does; calls not
+    /// written yet do). Whoever holds connect and disconnect requests counts those itself.
     pub fn is_quiet(&self) -> bool {
         !self.queue.has_live_callers()
     }

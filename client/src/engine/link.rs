@@ -404,7 +404,8 @@ impl Link {
                     if session.stopped {
                         return false;
                     }
-                    // Nobody to answer and no deadline: it holds nothing, its reply is dropped.
+                    // Nobody to answer and no deadline: it holds the connection only until it
+                    // is written; its reply is dropped.
                     session.core.submit(0, payload, None, Instant::now());
                     session.core.abandon(0);
                     return true;
