@@ -681,15 +681,15 @@ fn attaching_while_the_engine_thread_leaves_serves_every_call() {
     }
 }
 
-/// A fire-and-forget call made just before the client is dropped, on a connection not yet open
-/// and with no command timeout, still reaches the server (the client goes when it is written,
-/// not before), on every engine.
+/// A fire-and-forget call made just before the client is dropped, with no command timeout, on
+/// a connection not yet open or already open, still reaches the server (the client goes once it
+/// is written, not before), on every engine.
 #[test]
 fn a_fire_and_forget_call_made_before_the_drop_still_reaches_the_server() {
     let server = Server::start(ServerKind::Redis);
-    for engine in engines() {
+    for (engine, open) in engines().into_iter().flat_map(|e| [(e, false), (e, true)]) {
         multi_thread().block_on(async {
-            let at = format!("{engine:?}");
+            let at = format!("{engine:?}, open: {open}");
             let key = ringdis_tests::unique("fire-and-forget");
             let c = Client::new(
                 Config::from_url(&server.url())
@@ -698,6 +698,9 @@ fn a_fire_and_forget_call_made_before_the_drop_still_reaches_the_server() {
                     .command_timeout(None),
             )
             .unwrap();
+            if open {
+                c.connect().await.unwrap();
+            }
             c.async_call(cmd!("SET", &key, "sent"), None::<fn(_)>);
             drop(c);
             let check =
