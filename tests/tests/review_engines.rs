@@ -719,3 +719,56 @@ fn a_fire_and_forget_call_made_before_the_drop_still_reaches_the_server() {
         });
     }
 }
+
+/// `disconnect` and `connect` in quick succession, again and again, while other tasks call:
+/// every connect ends connected, every call ends with its own reply or a connection error, and
+/// the connection serves calls afterwards, on every engine.
+#[test]
+fn disconnect_and_connect_racing_with_calls_lose_nothing() {
+    let server = Server::start(ServerKind::Redis);
+    for engine in engines() {
+        multi_thread().block_on(async {
+            let at = format!("{engine:?}");
+            let c = Client::new(Config::from_url(&server.url()).unwrap().engine(engine)).unwrap();
+            let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let side: Vec<_> = (0..4)
+                .map(|t| {
+                    let (c, stop, at) = (c.clone(), stop.clone(), at.clone());
+                    tokio::spawn(async move {
+                        let mut n = 0u64;
+                        while !stop.load(std::sync::atomic::Ordering::Acquire) {
+                            n += 1;
+                            let mine = format!("{t}:{n}");
+                            match c.call::<String>(cmd!("ECHO", &mine)).await {
+                                Ok(got) => assert_eq!(got, mine, "{at}"),
+                                Err(ringdis::Error::Connection { .. }) => {}
+                                Err(e) => panic!("{at}: {e}"),
+                            }
+                        }
+                    })
+                })
+                .collect();
+            for i in 0..50 {
+                bounded(
+                    Duration::from_secs(5),
+                    &format!("{at}: disconnect {i}"),
+                    c.disconnect(),
+                )
+                .await;
+                let up = bounded(
+                    Duration::from_secs(5),
+                    &format!("{at}: connect {i}"),
+                    c.connect(),
+                )
+                .await;
+                assert!(matches!(up, Ok(true)), "{at}: connect {i}: {up:?}");
+            }
+            stop.store(true, std::sync::atomic::Ordering::Release);
+            for s in side {
+                bounded(Duration::from_secs(10), &at, s).await.unwrap();
+            }
+            let last: String = c.call(cmd!("ECHO", "last")).await.unwrap();
+            assert_eq!(last, "last", "{at}");
+        });
+    }
+}

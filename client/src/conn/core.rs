@@ -500,8 +500,13 @@ impl Core {
         self.output.clear();
     }
 
-    /// The socket is up: the handshake goes out (or, with nothing to say, calls do).
+    /// The socket is up: the handshake goes out (or, with nothing to say, calls do). A socket
+    /// that comes up after its close was asked for (a disconnect, or an attempt given up, while
+    /// it was opening) is not used: the core still wants it closed.
     pub fn handle_open(&mut self, now: Instant) {
+        if let State::Closing { .. } = self.state {
+            return;
+        }
         self.last_received = now;
         self.probe_sent = None;
         let (hs, cmds) = Handshake::start(&self.creds);
@@ -1516,6 +1521,26 @@ mod tests {
         core.handle_closed(Error::connection("reset"), now);
         let mut after = call(&mut core, cmd!("PING"), now, None);
         assert!(got(&mut core, &mut after).unwrap_err().is_connection());
+    }
+
+    /// A socket that finishes opening after a disconnect was asked for (the engine reports the
+    /// connect's completion before it carries out the close) does not undo the disconnect: the
+    /// core still wants the socket closed, and the disconnect is answered once it is.
+    #[test]
+    fn a_socket_opening_after_a_disconnect_is_closed_not_used() {
+        let now = Instant::now();
+        let mut core = Core::new(&config());
+        core.connect(now);
+        assert_eq!(core.want(now), Want::Open);
+        core.handle_opening();
+        core.disconnect(now);
+        assert!(matches!(connected(&mut core), Some(Err(_))));
+        core.handle_open(now);
+        assert!(!core.is_connected(), "the disconnect was undone");
+        assert_eq!(core.want(now), Want::Close);
+        core.handle_closed(Error::connection("connection closed"), now);
+        assert!(disconnected(&mut core));
+        assert_eq!(core.want(now), Want::Nothing);
     }
 
     #[test]
