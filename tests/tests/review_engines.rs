@@ -772,3 +772,35 @@ fn disconnect_and_connect_racing_with_calls_lose_nothing() {
         });
     }
 }
+
+/// Many threads, each with its own client on the same engine thread, call in tight loops under
+/// `block_on`, so wake-ups keep arriving while the engine turns, parks and wakes: no call is
+/// ever lost (each thread finishes its calls in bounded time) and each gets its own reply.
+#[test]
+fn wake_ups_racing_with_the_engine_parking_lose_no_call() {
+    let server = Server::start(ServerKind::Redis);
+    for engine in support::ring_engines() {
+        let (done_tx, done_rx) = mpsc::channel();
+        for t in 0..8 {
+            let url = server.url();
+            let done = done_tx.clone();
+            std::thread::spawn(move || {
+                let c = Client::new(Config::from_url(&url).unwrap().engine(engine)).unwrap();
+                let r = futures::executor::block_on(async {
+                    for i in 0..1500 {
+                        let mine = format!("{t}:{i}");
+                        let got: String = c.call(cmd!("ECHO", &mine)).await?;
+                        assert_eq!(got, mine, "{engine:?}");
+                    }
+                    Ok::<_, ringdis::Error>(())
+                });
+                let _ = done.send(r);
+            });
+        }
+        drop(done_tx);
+        for _ in 0..8 {
+            let r = done_rx.recv_timeout(Duration::from_secs(60));
+            assert!(matches!(r, Ok(Ok(()))), "{engine:?}: {r:?}");
+        }
+    }
+}
