@@ -274,7 +274,10 @@ impl Session {
 }
 
 fn stopped_error() -> Error {
-    Error::connection("the client's driver has stopped")
+    Error::connection(
+        "the engine driving this connection has stopped (on the task engine: the tokio runtime \
+         the client was made on has shut down; make clients on a runtime that outlives them)",
+    )
 }
 
 impl Link {
