@@ -333,7 +333,9 @@ impl Core {
         if self.output.is_empty() {
             None
         } else {
-            Some(self.output.split().freeze())
+            let out = self.output.split().freeze();
+            let_go_if_huge(&mut self.output);
+            Some(out)
         }
     }
 
@@ -357,9 +359,9 @@ impl Core {
         self.resp3
     }
 
-    /// True when no call still has a caller to answer (see [`Queue::has_live_callers`]: calls
-    /// that timed out or were abandoned do not count, whatever the server does). Whoever holds
-    /// connect and disconnect requests counts those itself.
+    /// True when no call still needs the connection (see [`Queue::has_live_callers`]: written
+    /// calls that timed out or were abandoned do not count, whatever the server does; calls not
+    /// written yet do). Whoever holds connect and disconnect requests counts those itself.
     pub fn is_quiet(&self) -> bool {
         !self.queue.has_live_callers()
     }
@@ -657,6 +659,7 @@ impl Core {
         while let Some(value) = self.parser.parse(&mut self.input)? {
             self.dispatch(value, now)?;
         }
+        let_go_if_huge(&mut self.input);
         Ok(())
     }
 
@@ -770,6 +773,20 @@ impl Core {
                 self.set_state(State::Closing { reason: err });
             }
         }
+    }
+}
+
+/// The most buffer capacity an empty input or output buffer keeps.
+const KEEP_BUFFER: usize = 1 << 20;
+
+/// Lets go of an empty buffer that a huge reply or request grew (it would be reused, at its
+/// size, for as long as the connection lives): a connection keeps at most [`KEEP_BUFFER`] per
+/// direction once the big message is through. A buffer whose allocation is still shared with
+/// a value the caller holds reports only its own tail; it is let go here once it got the whole
+/// allocation back.
+fn let_go_if_huge(buf: &mut BytesMut) {
+    if buf.is_empty() && buf.capacity() > KEEP_BUFFER {
+        *buf = BytesMut::with_capacity(16 * 1024);
     }
 }
 
@@ -1202,6 +1219,41 @@ mod tests {
         );
     }
 
+    /// A huge reply or request is not held on to: once it is through (and its value dropped),
+    /// the connection's buffers are back to a small size, however many connections had one.
+    #[test]
+    fn a_huge_reply_or_request_leaves_no_huge_buffer_behind() {
+        let now = Instant::now();
+        let mut core = ready(config(), now);
+        let huge = vec![b'v'; 8 << 20];
+        let mut set = call(&mut core, cmd!("SET", "k", &huge[..]), now, None);
+        let sent = output(&mut core);
+        assert!(sent.len() > huge.len());
+        drop(sent);
+        feed(&mut core, b"+OK\r\n", now).unwrap();
+        assert!(got(&mut core, &mut set).is_ok());
+        let mut get = call(&mut core, cmd!("GET", "k"), now, None);
+        let _ = output(&mut core);
+        let mut reply = format!("${}\r\n", huge.len()).into_bytes();
+        reply.extend_from_slice(&huge);
+        reply.extend_from_slice(b"\r\n");
+        for chunk in reply.chunks(16 * 1024) {
+            feed(&mut core, chunk, now).unwrap();
+        }
+        assert_eq!(got(&mut core, &mut get).unwrap(), Value::Bulk(huge.into()));
+        // The next small call and reply, with the huge value gone.
+        let mut ping = call(&mut core, cmd!("PING"), now, None);
+        let _ = output(&mut core);
+        feed(&mut core, b"+PONG\r\n", now).unwrap();
+        assert!(got(&mut core, &mut ping).is_ok());
+        assert!(
+            core.input.capacity() <= 1 << 20 && core.output.capacity() <= 1 << 20,
+            "kept {} bytes of input and {} of output buffer",
+            core.input.capacity(),
+            core.output.capacity()
+        );
+    }
+
     #[test]
     fn replies_go_to_callers_in_order_across_any_split() {
         let now = Instant::now();
@@ -1524,6 +1576,26 @@ mod tests {
         core.handle_closed(Error::connection("reset"), now);
         let mut after = call(&mut core, cmd!("PING"), now, None);
         assert!(got(&mut core, &mut after).unwrap_err().is_connection());
+    }
+
+    /// A socket that finishes opening after a disconnect was asked for (the engine reports the
+    /// connect's completion before it carries out the close) does not undo the disconnect: the
+    /// core still wants the socket closed, and the disconnect is answered once it is.
+    #[test]
+    fn a_socket_opening_after_a_disconnect_is_closed_not_used() {
+        let now = Instant::now();
+        let mut core = Core::new(&config());
+        core.connect(now);
+        assert_eq!(core.want(now), Want::Open);
+        core.handle_opening();
+        core.disconnect(now);
+        assert!(matches!(connected(&mut core), Some(Err(_))));
+        core.handle_open(now);
+        assert!(!core.is_connected(), "the disconnect was undone");
+        assert_eq!(core.want(now), Want::Close);
+        core.handle_closed(Error::connection("connection closed"), now);
+        assert!(disconnected(&mut core));
+        assert_eq!(core.want(now), Want::Nothing);
     }
 
     #[test]

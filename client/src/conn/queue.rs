@@ -270,13 +270,14 @@ impl Queue {
         }
     }
 
-    /// True while some call still has a caller to answer: a caller's call not yet answered nor
-    /// timed out. Calls that timed out, whose caller is gone, or that belong to the connection
-    /// itself do not count.
+    /// True while some call still needs the connection: a caller's call not yet answered nor
+    /// timed out, or any call not written yet (a fire-and-forget one made just before its client
+    /// was dropped must still leave; it waits at most until its deadline or the end of the
+    /// connect attempts). Written calls that timed out, whose caller is gone, or that belong to
+    /// the connection itself do not count.
     pub fn has_live_callers(&self) -> bool {
         let live = |owner: &Owner| matches!(owner, Owner::Caller(_));
-        self.inflight.iter().any(|e| !e.expired && live(&e.owner))
-            || self.waiting.iter().any(|(_, r)| live(&r.owner))
+        self.inflight.iter().any(|e| !e.expired && live(&e.owner)) || !self.waiting.is_empty()
     }
 
     /// True when no caller's call awaits a reply: whatever is in flight belongs to the connection
