@@ -52,9 +52,15 @@ pub enum Protocol {
 ///   connection, multishot receives from a provided-buffer ring, timers as ring timeouts).
 /// - [`Engine::Epoll`]: the ring engine's twin on epoll, where `io_uring_setup` is refused
 ///   (`EPERM` from a seccomp filter, `ENOSYS`, `kernel.io_uring_disabled`).
-/// - [`Engine::Auto`] (the default): the task engine when the client is made inside a tokio
-///   runtime, otherwise io_uring where the kernel gives a ring and epoll where it does not.
-///   [`Client::engine`](crate::Client::engine) tells which one is live.
+/// - [`Engine::Auto`] (the default): the task engine when the client is made on a
+///   current-thread tokio runtime (`#[tokio::test]`, `#[tokio::main(flavor = "current_thread")]`,
+///   tokio-uring); otherwise, on a multi-thread runtime or outside any, io_uring where the kernel
+///   gives a ring and epoll where it does not. [`Client::engine`](crate::Client::engine) tells
+///   which one is live. Why: measured in `docs/benchmarks.md` (issue #12), the task engine is
+///   ringdis's fastest on a current-thread runtime on every workload, at the lowest CPU per op,
+///   while on a multi-thread runtime a ring engine serves many concurrent callers 1.4–3.6× faster
+///   (its one thread batches every connection's I/O; the task engine there pays a cross-worker
+///   wake-up per call).
 ///
 /// Two more variables exist for testing those paths on a kernel that has everything:
 /// `RINGDIS_URING_FAIL_SETUP=1` makes ring setup fail as if the kernel refused it, and
@@ -62,9 +68,10 @@ pub enum Protocol {
 /// older kernels (single-shot receives, an eventfd read per wake-up).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Engine {
-    /// The task engine inside a tokio runtime; otherwise io_uring where the kernel allows it,
-    /// epoll where it does not. So under `#[tokio::main]` and `#[tokio::test]` a client is on
-    /// the task engine, with what that implies for its lifetime (see [`Engine::Task`]).
+    /// The task engine on a current-thread tokio runtime; otherwise (a multi-thread runtime, or
+    /// none) io_uring where the kernel allows it, epoll where it does not. So under
+    /// `#[tokio::test]` a client is on the task engine, with what that implies for its lifetime
+    /// (see [`Engine::Task`]); under a multi-thread `#[tokio::main]` it is on a ring engine.
     #[default]
     Auto,
     /// The task engine: creating the client fails with [`Error::Client`](crate::Error::Client)

@@ -30,7 +30,8 @@ pub(crate) type Sleep = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 impl Placement {
     /// Where `choice` places connections made here, after the `RINGDIS_ENGINE` override:
-    /// [`Engine::Auto`] is the task engine inside a tokio runtime, a ring engine elsewhere.
+    /// [`Engine::Auto`] is the task engine on a current-thread tokio runtime, and a ring engine
+    /// on a multi-thread runtime and outside any (see [`Engine`] for the measurements behind it).
     ///
     /// # Errors
     ///
@@ -41,7 +42,12 @@ impl Placement {
         let choice = forced.unwrap_or(choice);
         let runtime = tokio::runtime::Handle::try_current();
         Ok(match (choice, runtime) {
-            (Engine::Task | Engine::Auto, Ok(handle)) => Placement::Task(handle),
+            (Engine::Task, Ok(handle)) => Placement::Task(handle),
+            (Engine::Auto, Ok(handle))
+                if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread =>
+            {
+                Placement::Task(handle)
+            }
             (Engine::Task, Err(_)) => {
                 let why = if forced.is_some() {
                     "RINGDIS_ENGINE=task asks for Engine::Task, which runs connections on the \
@@ -56,7 +62,7 @@ impl Placement {
             }
             (Engine::IoUring, _) => Placement::IoUring,
             (Engine::Epoll, _) => Placement::Epoll,
-            (Engine::Auto, Err(_)) => Placement::RingOrEpoll,
+            (Engine::Auto, _) => Placement::RingOrEpoll,
         })
     }
 

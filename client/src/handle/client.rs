@@ -136,8 +136,8 @@ impl Client {
     /// A client with the given configuration.
     ///
     /// Its connection goes to the engine [`Config::engine`] names (see [`Engine`]); with
-    /// [`Engine::Auto`], the task engine when this runs inside a tokio runtime. The connections
-    /// made for it later (blocking calls, `watch_transaction`, [`Client::subscriber`],
+    /// [`Engine::Auto`], the task engine when this runs on a current-thread tokio runtime. The
+    /// connections made for it later (blocking calls, `watch_transaction`, [`Client::subscriber`],
     /// [`Client::dedicated`]) go to the same engine, on the same runtime, whatever thread asks.
     /// On the task engine the client works only as long as that runtime runs: after it shuts
     /// down every call fails with [`Error::Connection`] (see [`Engine::Task`]).
