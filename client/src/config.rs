@@ -44,16 +44,23 @@ pub enum Protocol {
 /// overrides the configured choice, so a deployment or a test run can force one without a code
 /// change.
 ///
-/// - [`Engine::Task`]: the connection runs as a task on the caller's tokio runtime (either
-///   flavour); calls and replies never cross to another thread.
+/// - [`Engine::Task`]: the connection runs as a task on the tokio runtime the client is made
+///   on (either flavour); ringdis adds no thread. The client lives as long as that runtime:
+///   see [`Engine::Task`].
 /// - [`Engine::IoUring`]: a ring engine: one driver thread owning one io_uring ring for every
 ///   connection assigned to it (`IORING_OP_CONNECT`, one send of everything queued per
 ///   connection, multishot receives from a provided-buffer ring, timers as ring timeouts).
 /// - [`Engine::Epoll`]: the ring engine's twin on epoll, where `io_uring_setup` is refused
 ///   (`EPERM` from a seccomp filter, `ENOSYS`, `kernel.io_uring_disabled`).
-/// - [`Engine::Auto`] (the default): the task engine when the client is made inside a tokio
-///   runtime, otherwise io_uring where the kernel gives a ring and epoll where it does not.
-///   [`Client::engine`](crate::Client::engine) tells which one is live.
+/// - [`Engine::Auto`] (the default): the task engine when the client is made on a
+///   current-thread tokio runtime (`#[tokio::test]`, `#[tokio::main(flavor = "current_thread")]`,
+///   tokio-uring); otherwise, on a multi-thread runtime or outside any, io_uring where the kernel
+///   gives a ring and epoll where it does not. [`Client::engine`](crate::Client::engine) tells
+///   which one is live. Why: measured in `docs/benchmarks.md` (issue #12), the task engine is
+///   ringdis's fastest on a current-thread runtime on every workload, at the lowest CPU per op,
+///   while on a multi-thread runtime a ring engine serves many concurrent callers 1.4–3.6× faster
+///   (its one thread batches every connection's I/O; the task engine there pays a cross-worker
+///   wake-up per call).
 ///
 /// Two more variables exist for testing those paths on a kernel that has everything:
 /// `RINGDIS_URING_FAIL_SETUP=1` makes ring setup fail as if the kernel refused it, and
@@ -61,12 +68,36 @@ pub enum Protocol {
 /// older kernels (single-shot receives, an eventfd read per wake-up).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Engine {
-    /// The task engine inside a tokio runtime; otherwise io_uring where the kernel allows it,
-    /// epoll where it does not.
+    /// The task engine on a current-thread tokio runtime; otherwise (a multi-thread runtime, or
+    /// none) io_uring where the kernel allows it, epoll where it does not. So under
+    /// `#[tokio::test]` a client is on the task engine, with what that implies for its lifetime
+    /// (see [`Engine::Task`]); under a multi-thread `#[tokio::main]` it is on a ring engine.
     #[default]
     Auto,
     /// The task engine: creating the client fails with [`Error::Client`](crate::Error::Client)
-    /// outside a tokio runtime.
+    /// outside a tokio runtime. The runtime needs its IO and time drivers
+    /// (`Builder::enable_all`, as `#[tokio::main]` and `#[tokio::test]` make it); without them
+    /// the connection's task stops (tokio's panic message names the missing driver) and calls
+    /// fail with [`Error::Connection`](crate::Error::Connection).
+    ///
+    /// The client, and every connection made for it later (subscribers, blocking calls,
+    /// `watch_transaction`, a [`Pool`](crate::Pool)'s members), are tasks of the runtime it was
+    /// made on, whatever thread or runtime later uses them:
+    ///
+    /// - While that runtime runs, any thread may use the client: other runtimes, plain threads
+    ///   with `futures::executor::block_on`.
+    /// - On a current-thread runtime the connection moves only while that runtime is being
+    ///   driven (inside its `block_on`). A call from another thread while the runtime's own
+    ///   thread is blocked waits; its command timeout, a timer of that runtime too, is judged
+    ///   only when the runtime runs again. A call waited for by blocking that thread itself
+    ///   (`futures::executor::block_on` inside async code) never returns.
+    /// - Once that runtime shuts down (the end of `#[tokio::main]`, or of each `#[tokio::test]`,
+    ///   since every test has its own runtime), its connections are closed, calls in flight
+    ///   and every later call fail with [`Error::Connection`](crate::Error::Connection) saying
+    ///   so, and a subscriber's stream ends. A client kept in a `static` and shared by several
+    ///   `#[tokio::test]`s thus works only in the first one to run: make one per test, or give
+    ///   the shared one [`Engine::IoUring`] or [`Engine::Epoll`], whose thread outlives any
+    ///   runtime.
     Task,
     /// The io_uring ring engine only: creating the client fails with
     /// [`Error::Client`](crate::Error::Client), saying why, where the kernel refuses a ring.
@@ -85,8 +116,8 @@ impl Engine {
                 "task" | "tokio" => Ok(Some(Engine::Task)),
                 "io_uring" | "io-uring" | "iouring" | "uring" => Ok(Some(Engine::IoUring)),
                 "epoll" => Ok(Some(Engine::Epoll)),
-                other => Err(Error::client(format!(
-                    "RINGDIS_ENGINE={other:?}: expected auto, task, io_uring or epoll"
+                _ => Err(Error::client(format!(
+                    "RINGDIS_ENGINE={v:?}: expected auto, task, io_uring or epoll"
                 ))),
             },
         }
@@ -379,7 +410,10 @@ impl Config {
     /// failed with [`Error::Timeout`](crate::Error::Timeout)), the replies they were waiting for
     /// are forgotten, so memory stays bounded however many calls time out, and the next call
     /// reconnects. Any byte from the server resets the count, so a slow server that does answer
-    /// is never cut off by this rule. Only calls with a deadline
+    /// is never cut off by this rule. A call handed to the socket only after its deadline (the
+    /// engine ran late: blocking code on the thread of the runtime a task-engine client lives
+    /// on) times out without counting, since the server never had the time to answer it. Only
+    /// calls with a deadline
     /// ([`Config::command_timeout`]) can time out; fire-and-forget calls
     /// ([`Client::async_call`](crate::Client::async_call) without a callback) count too.
     /// `None` turns the rule off: a connection whose server stops answering then stays up until
@@ -434,6 +468,9 @@ impl Config {
     /// so the push handler then gets `invalidate` with a nil payload, the push servers send
     /// after `FLUSHALL`: drop everything cached.
     /// `CLIENT TRACKING` sent as a command is refused, since a reconnect would lose it.
+    /// It needs [`Protocol::Resp3`] (the default): in RESP2 the server sends invalidations only
+    /// to a `REDIRECT` connection, so a client with tracking and [`Protocol::Resp2`] is refused
+    /// when made ([`Error::Client`](crate::Error::Client)).
     ///
     /// ```
     /// use ringdis::{Config, Tracking};

@@ -14,9 +14,6 @@ extern crate self as ringdis;
 #[doc(hidden)]
 #[path = "derive.rs"]
 pub mod __private;
-mod blocking;
-mod callable;
-mod client;
 mod cmd;
 pub mod commands;
 mod config;
@@ -30,24 +27,21 @@ mod from_redis;
 #[doc(hidden)]
 pub mod fuzzing;
 mod geo;
-mod inbox;
+mod handle;
 #[cfg(feature = "json")]
 mod json;
 mod number;
-mod pipeline;
-mod pool;
 pub mod resp;
 mod route;
-mod scan;
 mod score_bound;
-mod script;
 mod secret;
-mod spread;
-mod subscriber;
 mod timer;
 mod to_arg;
 mod url;
 mod value;
+
+// The handles' modules keep their short paths (`crate::client`, `crate::pipeline`…).
+use handle::{callable, client, inbox, pipeline, pool, scan, script, spread, subscriber};
 
 pub use bytes::Bytes;
 pub use callable::Callable;

@@ -333,8 +333,19 @@ impl Core {
         if self.output.is_empty() {
             None
         } else {
-            Some(self.output.split().freeze())
+            let out = self.output.split().freeze();
+            let_go_if_huge(&mut self.output);
+            Some(out)
         }
+    }
+
+    /// [`Core::poll_transmit`] by an engine at `now`: the calls written so far count as sent
+    /// then, for the liveness rule (a call handed to the engine only after its deadline, as
+    /// when the runtime driving it stalled, says nothing about the server).
+    pub fn poll_transmit_at(&mut self, now: Instant) -> Option<Bytes> {
+        let bytes = self.poll_transmit()?;
+        self.queue.mark_sent(now);
+        Some(bytes)
     }
 
     /// True when the connection is ready for calls.
@@ -348,9 +359,9 @@ impl Core {
         self.resp3
     }
 
-    /// True when no call still has a caller to answer (see [`Queue::has_live_callers`]: calls
-    /// that timed out or were abandoned do not count, whatever the server does). Whoever holds
-    /// connect and disconnect requests counts those itself.
+    /// True when no call still needs the connection (see [`Queue::has_live_callers`]: written
+    /// calls that timed out or were abandoned do not count, whatever the server does; calls not
+    /// written yet do). Whoever holds connect and disconnect requests counts those itself.
     pub fn is_quiet(&self) -> bool {
         !self.queue.has_live_callers()
     }
@@ -485,10 +496,22 @@ impl Core {
     }
 
     /// The socket side starts opening a connection.
+    ///
+    /// Handles change the core between the engine's steps: a disconnect may land between the
+    /// engine reading [`Want::Open`] and this call, or while the socket connects. The socket
+    /// then opens into [`Want::Close`], and is closed again without carrying anything.
     pub fn handle_opening(&mut self) {
-        // The transport opens when the backoff ends: that is when the attempt starts.
-        if let State::Backoff { until } = self.state {
-            self.attempt_since = Some(until);
+        match self.state {
+            // The transport opens when the backoff ends: that is when the attempt starts.
+            State::Backoff { until } => self.attempt_since = Some(until),
+            State::Idle => {
+                self.set_state(State::Closing {
+                    reason: Error::connection("disconnected by the client"),
+                });
+                return;
+            }
+            State::Closing { .. } => return,
+            State::Connecting | State::Handshaking(_) | State::Ready => {}
         }
         self.set_state(State::Connecting);
         self.silent_timeouts = 0;
@@ -499,7 +522,13 @@ impl Core {
     }
 
     /// The socket is up: the handshake goes out (or, with nothing to say, calls do).
+    ///
+    /// Ignored unless the core is connecting (a disconnect came first: it wants the socket
+    /// closed, see [`Core::handle_opening`]).
     pub fn handle_open(&mut self, now: Instant) {
+        if !matches!(self.state, State::Connecting) {
+            return;
+        }
         self.last_received = now;
         self.probe_sent = None;
         let (hs, cmds) = Handshake::start(&self.creds);
@@ -630,6 +659,7 @@ impl Core {
         while let Some(value) = self.parser.parse(&mut self.input)? {
             self.dispatch(value, now)?;
         }
+        let_go_if_huge(&mut self.input);
         Ok(())
     }
 
@@ -743,6 +773,20 @@ impl Core {
                 self.set_state(State::Closing { reason: err });
             }
         }
+    }
+}
+
+/// The most buffer capacity an empty input or output buffer keeps.
+const KEEP_BUFFER: usize = 1 << 20;
+
+/// Lets go of an empty buffer that a huge reply or request grew (it would be reused, at its
+/// size, for as long as the connection lives): a connection keeps at most [`KEEP_BUFFER`] per
+/// direction once the big message is through. A buffer whose allocation is still shared with
+/// a value the caller holds reports only its own tail; it is let go here once it got the whole
+/// allocation back.
+fn let_go_if_huge(buf: &mut BytesMut) {
+    if buf.is_empty() && buf.capacity() > KEEP_BUFFER {
+        *buf = BytesMut::with_capacity(16 * 1024);
     }
 }
 
@@ -1175,6 +1219,41 @@ mod tests {
         );
     }
 
+    /// A huge reply or request is not held on to: once it is through (and its value dropped),
+    /// the connection's buffers are back to a small size, however many connections had one.
+    #[test]
+    fn a_huge_reply_or_request_leaves_no_huge_buffer_behind() {
+        let now = Instant::now();
+        let mut core = ready(config(), now);
+        let huge = vec![b'v'; 8 << 20];
+        let mut set = call(&mut core, cmd!("SET", "k", &huge[..]), now, None);
+        let sent = output(&mut core);
+        assert!(sent.len() > huge.len());
+        drop(sent);
+        feed(&mut core, b"+OK\r\n", now).unwrap();
+        assert!(got(&mut core, &mut set).is_ok());
+        let mut get = call(&mut core, cmd!("GET", "k"), now, None);
+        let _ = output(&mut core);
+        let mut reply = format!("${}\r\n", huge.len()).into_bytes();
+        reply.extend_from_slice(&huge);
+        reply.extend_from_slice(b"\r\n");
+        for chunk in reply.chunks(16 * 1024) {
+            feed(&mut core, chunk, now).unwrap();
+        }
+        assert_eq!(got(&mut core, &mut get).unwrap(), Value::Bulk(huge.into()));
+        // The next small call and reply, with the huge value gone.
+        let mut ping = call(&mut core, cmd!("PING"), now, None);
+        let _ = output(&mut core);
+        feed(&mut core, b"+PONG\r\n", now).unwrap();
+        assert!(got(&mut core, &mut ping).is_ok());
+        assert!(
+            core.input.capacity() <= 1 << 20 && core.output.capacity() <= 1 << 20,
+            "kept {} bytes of input and {} of output buffer",
+            core.input.capacity(),
+            core.output.capacity()
+        );
+    }
+
     #[test]
     fn replies_go_to_callers_in_order_across_any_split() {
         let now = Instant::now();
@@ -1415,6 +1494,39 @@ mod tests {
     }
 
     #[test]
+    fn a_disconnect_between_the_engine_steps_closes_the_socket_it_opens() {
+        let t0 = Instant::now();
+        // Between `want` saying Open and `handle_opening`.
+        let mut core = Core::new(&config());
+        let mut rx = call(&mut core, cmd!("PING"), t0, None);
+        assert_eq!(core.want(t0), Want::Open);
+        core.disconnect(t0);
+        assert!(got(&mut core, &mut rx).unwrap_err().is_connection());
+        core.handle_opening();
+        assert_eq!(core.want(t0), Want::Close);
+        core.handle_open(t0);
+        assert_eq!(
+            core.want(t0),
+            Want::Close,
+            "an unwanted socket carries nothing"
+        );
+        core.handle_closed(Error::connection("connection closed"), t0);
+        assert_eq!(core.want(t0), Want::Nothing);
+        assert!(!core.is_connected());
+        // While the socket connects: the disconnect is answered once it is closed, not lost
+        // to a handshake that makes the connection ready again.
+        let mut core = Core::new(&config());
+        let _rx = call(&mut core, cmd!("PING"), t0, None);
+        core.handle_opening();
+        core.disconnect(t0);
+        core.handle_open(t0);
+        assert!(!core.is_connected());
+        assert_eq!(core.want(t0), Want::Close);
+        core.handle_closed(Error::connection("connection closed"), t0);
+        assert!(take_event(&mut core, |e| matches!(e, Event::Disconnected), drop).is_some());
+    }
+
+    #[test]
     fn giving_up_keeps_the_last_cause_and_says_each_thing_once() {
         let t0 = Instant::now();
         let cfg = config().connect_timeout(Duration::from_millis(10));
@@ -1464,6 +1576,26 @@ mod tests {
         core.handle_closed(Error::connection("reset"), now);
         let mut after = call(&mut core, cmd!("PING"), now, None);
         assert!(got(&mut core, &mut after).unwrap_err().is_connection());
+    }
+
+    /// A socket that finishes opening after a disconnect was asked for (the engine reports the
+    /// connect's completion before it carries out the close) does not undo the disconnect: the
+    /// core still wants the socket closed, and the disconnect is answered once it is.
+    #[test]
+    fn a_socket_opening_after_a_disconnect_is_closed_not_used() {
+        let now = Instant::now();
+        let mut core = Core::new(&config());
+        core.connect(now);
+        assert_eq!(core.want(now), Want::Open);
+        core.handle_opening();
+        core.disconnect(now);
+        assert!(matches!(connected(&mut core), Some(Err(_))));
+        core.handle_open(now);
+        assert!(!core.is_connected(), "the disconnect was undone");
+        assert_eq!(core.want(now), Want::Close);
+        core.handle_closed(Error::connection("connection closed"), now);
+        assert!(disconnected(&mut core));
+        assert_eq!(core.want(now), Want::Nothing);
     }
 
     #[test]
@@ -1624,6 +1756,7 @@ mod tests {
         let mut core = ready(silent_rule(Some(3)), t0);
         let mut a = call(&mut core, cmd!("GET", "a"), t0, Some(ms(100)));
         let mut b = call(&mut core, cmd!("GET", "b"), t0 + ms(10), Some(ms(100)));
+        core.poll_transmit_at(t0 + ms(10));
         core.handle_timeout(t0 + ms(110));
         assert_eq!(got(&mut core, &mut a).unwrap_err(), Error::Timeout);
         assert_eq!(got(&mut core, &mut b).unwrap_err(), Error::Timeout);
@@ -1631,6 +1764,7 @@ mod tests {
         let mut c = call(&mut core, cmd!("GET", "c"), t0 + ms(110), Some(ms(100)));
         let mut d = call(&mut core, cmd!("GET", "d"), t0 + ms(111), Some(ms(100)));
         let mut e = call(&mut core, cmd!("GET", "e"), t0 + ms(150), Some(ms(100)));
+        core.poll_transmit_at(t0 + ms(150));
         // The driver wakes late: c's and d's deadlines have both passed.
         let t1 = t0 + ms(215);
         core.handle_timeout(t1);
@@ -1716,9 +1850,47 @@ mod tests {
                 Some(Duration::from_millis(100)),
             );
         }
+        core.poll_transmit_at(t0);
         assert_eq!(core.poll_timeout(), Some(t0 + Duration::from_millis(100)));
         core.handle_timeout(t0 + Duration::from_millis(100));
         assert_eq!(core.want(t0), Want::Close);
+    }
+
+    /// Calls the engine hands to the socket only after their deadline (the runtime driving it
+    /// was stalled, by blocking code on its thread) time out, but say nothing about the server:
+    /// the liveness rule leaves the connection up, and the next call is answered.
+    #[test]
+    fn calls_sent_only_after_their_deadline_do_not_count_for_the_liveness_rule() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut core = ready(silent_rule(Some(2)), t0);
+        let mut late: Vec<Rx> = (0..3)
+            .map(|_| call(&mut core, cmd!("GET", "a"), t0, Some(ms(100))))
+            .collect();
+        // The engine runs again 500 ms later: it writes them, then judges the deadlines.
+        let t1 = t0 + ms(500);
+        assert!(core.poll_transmit_at(t1).is_some());
+        core.handle_timeout(t1);
+        for rx in &mut late {
+            assert_eq!(got(&mut core, rx).unwrap_err(), Error::Timeout);
+        }
+        assert_eq!(core.want(t1), Want::Nothing, "still up");
+        // Never handed out at all before the deadline: the same.
+        let mut unsent = call(&mut core, cmd!("GET", "b"), t1, Some(ms(100)));
+        let mut unsent2 = call(&mut core, cmd!("GET", "c"), t1, Some(ms(100)));
+        core.handle_timeout(t1 + ms(100));
+        assert_eq!(got(&mut core, &mut unsent).unwrap_err(), Error::Timeout);
+        assert_eq!(got(&mut core, &mut unsent2).unwrap_err(), Error::Timeout);
+        assert_eq!(core.want(t1 + ms(100)), Want::Nothing, "still up");
+        // The late replies arrive, are dropped, and a new call is answered.
+        let mut next = call(&mut core, cmd!("GET", "d"), t1 + ms(100), Some(ms(100)));
+        core.poll_transmit_at(t1 + ms(100));
+        let replies = "$1\r\nx\r\n".repeat(5) + "$1\r\nd\r\n";
+        feed(&mut core, replies.as_bytes(), t1 + ms(101)).unwrap();
+        assert_eq!(
+            got(&mut core, &mut next).unwrap(),
+            Value::Bulk(b"d".to_vec().into())
+        );
     }
 
     #[test]

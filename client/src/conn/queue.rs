@@ -29,8 +29,13 @@ impl Owner {
 /// What [`Queue::expire_one`] found past its deadline.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Expired {
-    /// A call whose commands were written: its reply is still due from the server.
+    /// A call whose commands were written and handed to the engine before its deadline: its
+    /// reply is still due from the server, and the server had the whole wait to answer.
     Written,
+    /// A call whose commands were written, but handed to the engine only at or after its
+    /// deadline (the engine ran late: a stalled runtime), or not at all yet: its reply is still
+    /// due, and its timeout says nothing about the server.
+    WrittenLate,
     /// A call still waiting for a connection.
     Waiting,
 }
@@ -101,6 +106,8 @@ pub(crate) struct Entry {
     pub collected: Option<Vec<Value>>,
     /// Past its deadline: the caller was told, the late reply is still due.
     pub expired: bool,
+    /// When its bytes were handed to the engine ([`Queue::mark_sent`]).
+    pub sent_at: Option<Instant>,
     /// For a subscribe: its kind and the names it adds, given back if the server refuses it
     /// (one error reply instead of a confirmation per name).
     pub subscribe: Option<(super::pubsub::SubKind, Vec<bytes::Bytes>)>,
@@ -141,8 +148,20 @@ impl Queue {
             left: replies,
             collected: collect.then(|| Vec::with_capacity(replies)),
             expired: false,
+            sent_at: None,
             subscribe: None,
         });
+    }
+
+    /// Everything written so far has been handed to the engine at `now`. The entries not marked
+    /// yet are the newest, so this walks back only over those.
+    pub fn mark_sent(&mut self, now: Instant) {
+        for e in self.inflight.iter_mut().rev() {
+            if e.sent_at.is_some() {
+                break;
+            }
+            e.sent_at = Some(now);
+        }
     }
 
     /// Registers a subscribe just written: `replies` confirmations, delivered as one array, or
@@ -223,7 +242,10 @@ impl Queue {
                 // A call whose caller is gone has nobody to tell, but it timed out all the same.
                 std::mem::replace(&mut entry.owner, Owner::Nobody)
                     .deliver(Err(Error::Timeout), events);
-                return Some(Expired::Written);
+                return Some(match entry.sent_at {
+                    Some(sent) if sent < at => Expired::Written,
+                    _ => Expired::WrittenLate,
+                });
             } else if let Ok(i) = self.waiting.binary_search_by_key(&seq, |(seq, _)| *seq) {
                 if let Some((_, req)) = self.waiting.remove(i) {
                     req.owner.deliver(Err(unsent()), events);
@@ -248,13 +270,14 @@ impl Queue {
         }
     }
 
-    /// True while some call still has a caller to answer: a caller's call not yet answered nor
-    /// timed out. Calls that timed out, whose caller is gone, or that belong to the connection
-    /// itself do not count.
+    /// True while some call still needs the connection: a caller's call not yet answered nor
+    /// timed out, or any call not written yet (a fire-and-forget one made just before its client
+    /// was dropped must still leave; it waits at most until its deadline or the end of the
+    /// connect attempts). Written calls that timed out, whose caller is gone, or that belong to
+    /// the connection itself do not count.
     pub fn has_live_callers(&self) -> bool {
         let live = |owner: &Owner| matches!(owner, Owner::Caller(_));
-        self.inflight.iter().any(|e| !e.expired && live(&e.owner))
-            || self.waiting.iter().any(|(_, r)| live(&r.owner))
+        self.inflight.iter().any(|e| !e.expired && live(&e.owner)) || !self.waiting.is_empty()
     }
 
     /// True when no caller's call awaits a reply: whatever is in flight belongs to the connection

@@ -332,8 +332,17 @@ impl Session {
     }
 }
 
+/// Why calls fail once the engine has stopped driving the link. On the task engine that is
+/// the runtime the client was made on shutting down (dropping the connection's task), or a
+/// runtime without its IO or time driver (the task panics, tokio says which); a ring engine
+/// stops only if its thread ends.
 fn stopped_error() -> Error {
-    Error::connection("the client's driver has stopped")
+    Error::connection(
+        "the engine driving this client's connection has stopped: on Engine::Task, the tokio \
+         runtime the client was made on has shut down (a client cannot outlive it) or cannot \
+         run connections (it needs its IO and time drivers: Builder::enable_all); make a new \
+         client",
+    )
 }
 
 impl Link {
@@ -471,7 +480,8 @@ impl Link {
                     if session.stopped {
                         return (false, false);
                     }
-                    // Nobody to answer and no deadline: it holds nothing, its reply is dropped.
+                    // Nobody to answer and no deadline: it holds the connection only until it
+                    // is written; its reply is dropped.
                     session.core.submit(0, payload, None, Instant::now());
                     session.core.abandon(0);
                     return (true, direct);
@@ -694,7 +704,8 @@ impl Link {
 
     /// The next bytes to write, in order.
     pub fn poll_transmit(&self) -> Option<Bytes> {
-        self.lock().core.poll_transmit()
+        let now = Instant::now();
+        self.lock().core.poll_transmit_at(now)
     }
 
     /// When the engine must call [`Link::turn`] at the latest.
@@ -957,6 +968,34 @@ mod tests {
             Value::Bulk("b".into())
         );
         assert!(link.is_quiet(Instant::now()));
+    }
+
+    /// A dropped `connect()` leaves its id in the list of callers to answer; the slot it freed
+    /// goes to the next call, whose reply must not be the connect's answer.
+    #[test]
+    fn a_dropped_connect_never_answers_the_call_that_took_its_slot() {
+        let wakes = Count::default();
+        let config = Config::new().protocol(Protocol::Resp2);
+        let link = Link::new(Arc::new(config), Box::new(wakes));
+        drop(link.connect());
+        let mut call = Box::pin(link.reply(ping(), None));
+        let now = Instant::now();
+        assert_eq!(link.want(now), Want::Open);
+        link.handle_opening();
+        link.handle_open(now);
+        assert!(
+            poll_now(call.as_mut()).is_none(),
+            "the connect's answer reached a call"
+        );
+        assert_eq!(
+            link.poll_transmit().as_deref(),
+            Some(&b"*1\r\n$4\r\nPING\r\n"[..])
+        );
+        link.handle_input(b"+PONG\r\n", now).unwrap();
+        assert_eq!(
+            poll_now(call.as_mut()).unwrap().unwrap(),
+            Value::Simple("PONG".into())
+        );
     }
 
     #[test]

@@ -30,27 +30,39 @@ pub(crate) type Sleep = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 impl Placement {
     /// Where `choice` places connections made here, after the `RINGDIS_ENGINE` override:
-    /// [`Engine::Auto`] is the task engine inside a tokio runtime, a ring engine elsewhere.
+    /// [`Engine::Auto`] is the task engine on a current-thread tokio runtime, and a ring engine
+    /// on a multi-thread runtime and outside any (see [`Engine`] for the measurements behind it).
     ///
     /// # Errors
     ///
     /// [`Error::Client`](crate::Error::Client) for [`Engine::Task`] outside a tokio runtime, or
     /// a `RINGDIS_ENGINE` that names no engine.
     pub fn here(choice: Engine) -> Result<Placement> {
-        let choice = Engine::from_env()?.unwrap_or(choice);
+        let forced = Engine::from_env()?.filter(|e| *e != choice);
+        let choice = forced.unwrap_or(choice);
         let runtime = tokio::runtime::Handle::try_current();
         Ok(match (choice, runtime) {
-            (Engine::Task | Engine::Auto, Ok(handle)) => Placement::Task(handle),
+            (Engine::Task, Ok(handle)) => Placement::Task(handle),
+            (Engine::Auto, Ok(handle))
+                if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread =>
+            {
+                Placement::Task(handle)
+            }
             (Engine::Task, Err(_)) => {
-                return Err(crate::Error::client(
+                let why = if forced.is_some() {
+                    "RINGDIS_ENGINE=task asks for Engine::Task, which runs connections on the \
+                     current tokio runtime, and there is none: create the client inside one, or \
+                     unset RINGDIS_ENGINE"
+                } else {
                     "Engine::Task runs connections on the current tokio runtime, and there is \
                      none: create the client inside one, or choose Engine::Auto, \
-                     Engine::IoUring or Engine::Epoll",
-                ))
+                     Engine::IoUring or Engine::Epoll"
+                };
+                return Err(crate::Error::client(why));
             }
             (Engine::IoUring, _) => Placement::IoUring,
             (Engine::Epoll, _) => Placement::Epoll,
-            (Engine::Auto, Err(_)) => Placement::RingOrEpoll,
+            (Engine::Auto, _) => Placement::RingOrEpoll,
         })
     }
 
@@ -86,13 +98,15 @@ impl Placement {
     }
 
     /// A sleep until `at`: a timer of the runtime on the task engine (no thread of its own),
-    /// the process's timer thread elsewhere.
+    /// the process's timer thread elsewhere. On the task engine it never panics, whatever
+    /// thread polls it and even once that runtime has shut down (see [`RuntimeSleep`]).
     pub fn sleep_until(&self, at: Instant) -> Sleep {
         match self {
-            Placement::Task(handle) => {
-                let _inside = handle.enter();
-                Box::pin(tokio::time::sleep_until(at.into()))
-            }
+            Placement::Task(handle) => Box::pin(RuntimeSleep {
+                handle: handle.clone(),
+                at,
+                state: SleepState::Unstarted,
+            }),
             _ => {
                 let rx = crate::timer::sleep_until(at);
                 Box::pin(async move {
@@ -113,9 +127,8 @@ impl Placement {
         match self {
             Placement::Task(handle) => {
                 let owner = Arc::downgrade(owner);
-                let sleep = self.sleep_until(at);
                 handle.spawn(async move {
-                    sleep.await;
+                    tokio::time::sleep_until(at.into()).await;
                     if let Some(owner) = owner.upgrade() {
                         job(owner);
                     }
@@ -123,5 +136,108 @@ impl Placement {
             }
             _ => crate::timer::call_at(at, owner, job),
         }
+    }
+}
+
+/// A sleep on a tokio runtime's timer, run by a task of that runtime: spawned on the first poll
+/// (a sleep dropped unpolled, as when a checkout or a message is there at once, costs nothing)
+/// and aborted when the sleep is dropped.
+///
+/// A tokio `Sleep` polled outside its runtime panics once that runtime has shut down, and the
+/// handles that sleep (a pool's checkout, a subscriber's `next_message`) may be kept, in a
+/// `static` or across `#[tokio::test]`s, past the runtime they were made on. A task is just
+/// dropped by a runtime that shuts down; the process's timer thread then keeps the time.
+struct RuntimeSleep {
+    handle: tokio::runtime::Handle,
+    at: Instant,
+    state: SleepState,
+}
+
+enum SleepState {
+    Unstarted,
+    OnRuntime(tokio::task::JoinHandle<()>),
+    /// The runtime is gone.
+    OnTimerThread(Sleep),
+    /// Over: polled again, it stays ready (as a tokio `Sleep` does).
+    Done,
+}
+
+impl Future for RuntimeSleep {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        use std::task::Poll;
+        let this = self.get_mut();
+        loop {
+            match &mut this.state {
+                SleepState::Unstarted => {
+                    let at = this.at;
+                    // Made inside the task: `sleep_until` needs the runtime's context.
+                    let task = this.handle.spawn(async move {
+                        tokio::time::sleep_until(at.into()).await;
+                    });
+                    this.state = SleepState::OnRuntime(task);
+                }
+                SleepState::OnRuntime(task) => match Pin::new(task).poll(cx) {
+                    Poll::Ready(Ok(())) => this.state = SleepState::Done,
+                    // Cancelled: the runtime shut down (or was already down when spawned).
+                    Poll::Ready(Err(_)) => {
+                        let rest = Placement::Epoll.sleep_until(this.at);
+                        this.state = SleepState::OnTimerThread(rest);
+                    }
+                    Poll::Pending => return Poll::Pending,
+                },
+                SleepState::OnTimerThread(sleep) => {
+                    if sleep.as_mut().poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    this.state = SleepState::Done;
+                }
+                SleepState::Done => return Poll::Ready(()),
+            }
+        }
+    }
+}
+
+impl Drop for RuntimeSleep {
+    fn drop(&mut self) {
+        if let SleepState::OnRuntime(task) = &self.state {
+            task.abort();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// A sleep of a runtime that has shut down still lasts until its instant, polled from
+    /// anywhere, without a panic; one of a live runtime works from a plain thread.
+    #[test]
+    fn a_task_sleep_outlives_its_runtime() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let placement = Placement::Task(rt.handle().clone());
+        drop(rt);
+        let at = Instant::now() + Duration::from_millis(20);
+        let mut sleep = placement.sleep_until(at);
+        futures::executor::block_on(&mut sleep);
+        assert!(Instant::now() >= at);
+        futures::executor::block_on(&mut sleep); // ready again, no panic
+
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let placement = Placement::Task(rt.handle().clone());
+        let at = Instant::now() + Duration::from_millis(20);
+        let mut sleep = placement.sleep_until(at);
+        futures::executor::block_on(&mut sleep);
+        assert!(Instant::now() >= at);
+        futures::executor::block_on(&mut sleep);
     }
 }

@@ -74,6 +74,10 @@ const MAX_SEND: usize = 1 << 30;
 /// A send at most this long fits an empty socket buffer (the kernel's smallest, `tcp_wmem`'s
 /// minimum, is 4 KiB), so it completes during the submit. See `Engine::park`.
 const SMALL_SEND: usize = 4 * 1024;
+/// How long a park that waits for two completions (a small send and what follows it) waits
+/// before it looks again: the send may not complete at once after all (its socket buffer is
+/// full), and then only this bounds how long the engine's other links wait.
+const PAIR_WAIT: Duration = Duration::from_millis(1);
 /// How long the exit path waits for cancelled operations before it leaks their buffers.
 const EXIT_GRACE: Duration = Duration::from_secs(5);
 
@@ -560,12 +564,14 @@ impl Engine {
     fn park(&mut self) -> io::Result<()> {
         self.hub.set_parked(true);
         let busy = self.hub.is_pending() || !self.ready.is_empty();
-        // A small send to a connected socket completes during the submit itself, so waiting
-        // for it alone would only cost a second enter: when it is the only one, wait for it
-        // *and* the next event (the reply, a wake-up, the timer). Not after a large send (one
-        // that does not fit the socket buffer finishes through retries run as task work, which
-        // posts no completion to wake a thread waiting for two), nor after several (one of them
-        // stuck on a full socket buffer would hold back the wake-ups).
+        // A small send to a connected socket usually completes during the submit itself, so
+        // waiting for it alone would only cost a second enter: when it is the only one, wait
+        // for it *and* the next event (the reply, a wake-up, the timer), for at most
+        // `PAIR_WAIT` (its socket buffer may be full after all: the server stopped reading).
+        // Not after a large send (one that does not fit the socket buffer finishes through
+        // retries run as task work, which posts no completion to wake a thread waiting for
+        // two), nor after several (one of them stuck on a full socket buffer would hold back
+        // the wake-ups).
         let want = match (busy, self.big_send, self.fresh_sends) {
             (true, _, _) => 0,
             (false, false, 1) => 2,
@@ -588,12 +594,20 @@ impl Engine {
             // Completions are already in the shared queue: no syscall needed.
             return Ok(());
         }
-        match self.enter.enter(to_submit, want) {
+        let entered = if want > 1 {
+            // Bounded: the send that was to make one of the completions may be stuck on a full
+            // socket buffer (a server that stopped reading), and a wake-up alone would then not
+            // end the wait: every other link would wait with it.
+            self.enter.enter_within(to_submit, want, PAIR_WAIT)
+        } else {
+            self.enter.enter(to_submit, want)
+        };
+        match entered {
             Ok(()) => Ok(()),
             Err(e)
                 if matches!(
                     e.raw_os_error(),
-                    Some(libc::EINTR | libc::EBUSY | libc::EAGAIN)
+                    Some(libc::EINTR | libc::EBUSY | libc::EAGAIN | libc::ETIME)
                 ) =>
             {
                 Ok(())
@@ -1046,7 +1060,6 @@ mod tests {
             return None;
         }
         engine.recv_mode = recv_mode;
-        let now = Instant::now();
         let mut links = Vec::new();
         for index in 0..n {
             let link = Link::new(config.clone(), Box::new(NoWake));
@@ -1060,6 +1073,14 @@ mod tests {
                 ready: false,
             }));
             engine.live += 1;
+            // A waiting call makes the link want a connection, as the engine's turn would see.
+            link.submit(
+                crate::conn::Payload::One(crate::Cmd::new("PING")),
+                None,
+                crate::engine::link::To::Discard,
+            );
+            let now = Instant::now();
+            assert_eq!(link.want(now), Want::Open);
             engine.open(index, &link, now);
             links.push(link);
         }

@@ -245,6 +245,27 @@ struct RsrcUpdate {
 pub(crate) struct Enter {
     fd: libc::c_int,
     flags: u32,
+    /// The kernel takes `IORING_ENTER_EXT_ARG` (a timeout on the wait; since 5.11).
+    ext_arg: bool,
+}
+
+/// `IORING_ENTER_EXT_ARG` (uapi, since 5.11).
+const IORING_ENTER_EXT_ARG: u32 = 1 << 3;
+
+/// `struct io_uring_getevents_arg` from the uapi header.
+#[repr(C)]
+struct GeteventsArg {
+    sigmask: u64,
+    sigmask_sz: u32,
+    min_wait_usec: u32,
+    ts: u64,
+}
+
+/// `struct __kernel_timespec`.
+#[repr(C)]
+struct KernelTimespec {
+    tv_sec: i64,
+    tv_nsec: i64,
 }
 
 impl Enter {
@@ -267,13 +288,19 @@ impl Enter {
                 1 as libc::c_uint,
             )
         };
+        let ext_arg = ring.params().is_feature_ext_arg();
         if r == 1 {
             Enter {
                 fd: up.offset as libc::c_int,
                 flags: IORING_ENTER_REGISTERED_RING,
+                ext_arg,
             }
         } else {
-            Enter { fd: raw, flags: 0 }
+            Enter {
+                fd: raw,
+                flags: 0,
+                ext_arg,
+            }
         }
     }
 
@@ -292,6 +319,49 @@ impl Enter {
                 flags,
                 std::ptr::null::<libc::c_void>(),
                 0usize,
+            )
+        };
+        if r < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Like [`Enter::enter`], but the wait ends after `limit` even if fewer than `min_complete`
+    /// completions came (`ETIME` then, unless something was submitted). A kernel without
+    /// `IORING_ENTER_EXT_ARG` waits for one completion instead.
+    pub fn enter_within(
+        self,
+        to_submit: u32,
+        min_complete: u32,
+        limit: std::time::Duration,
+    ) -> io::Result<()> {
+        if !self.ext_arg {
+            return self.enter(to_submit, min_complete.min(1));
+        }
+        let ts = KernelTimespec {
+            tv_sec: limit.as_secs() as i64,
+            tv_nsec: i64::from(limit.subsec_nanos()),
+        };
+        let arg = GeteventsArg {
+            sigmask: 0,
+            sigmask_sz: 0,
+            min_wait_usec: 0,
+            ts: &ts as *const KernelTimespec as u64,
+        };
+        let flags = io_uring::EnterFlags::GETEVENTS.bits() | IORING_ENTER_EXT_ARG | self.flags;
+        // SAFETY: `arg` and the timespec it points at outlive the call (the kernel copies both
+        // before it waits); otherwise as in `enter`.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_io_uring_enter,
+                self.fd,
+                to_submit,
+                min_complete,
+                flags,
+                &arg as *const GeteventsArg,
+                std::mem::size_of::<GeteventsArg>(),
             )
         };
         if r < 0 {

@@ -8,7 +8,9 @@ use std::sync::Arc;
 /// round robin.
 ///
 /// One [`Client`] already serves any number of tasks over one connection; a `Spread` helps when
-/// one connection's driver thread or the server's per-connection work is the limit. Each
+/// one connection is the limit (the server's per-connection work, one socket's throughput). Its
+/// connections go to one engine, as a [`Client::new`] there would: on a ring engine they share
+/// its one thread, on the task engine they are tasks of the runtime it was made on. Each
 /// connection keeps the [`Client`] guarantees (replies matched in order, reconnects, timeouts).
 /// What one connection gives and a `Spread` does not: two calls sent without awaiting the first
 /// may run in either order, since they may go out on different connections — send commands whose

@@ -30,7 +30,8 @@ pub use crate::conn::{Message, SubKind, INVALIDATE_CHANNEL};
 /// * `Err(`[`Error::Server`]`)`: after a reconnect the server refused to restore some
 ///   subscriptions (its ACL changed); the error names them, and they are no longer held.
 /// * The end of the stream (or `Err(Error::Connection)` from `next_message`, every time): the
-///   subscriber's driver has stopped; nothing more will come.
+///   engine driving the subscriber has stopped (on [`Engine::Task`](crate::Engine::Task): the
+///   runtime the client was made on has shut down); nothing more will come.
 ///
 /// While the subscriber is down, [`Subscriber::next_message`] with a timeout answers
 /// `Err(Error::Connection)` rather than `Ok(None)` when the timeout passes, and
@@ -251,7 +252,12 @@ impl Subscriber {
 }
 
 fn stopped() -> Error {
-    Error::connection("the subscriber's driver has stopped")
+    Error::connection(
+        "the engine driving this subscriber's connection has stopped: on Engine::Task, the \
+         tokio runtime it was made on has shut down (a subscriber cannot outlive it) or cannot \
+         run connections (it needs its IO and time drivers: Builder::enable_all); make a new \
+         subscriber",
+    )
 }
 
 fn names<I, S>(items: I) -> Vec<Bytes>

@@ -23,8 +23,12 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
 /// instead of being handed out or kept, and one idle for longer than
 /// [`PoolBuilder::idle_timeout`] is closed (tornadis `client_timeout` and `autoclose`). Both are
 /// off by default. The pool sweeps expired idle clients on every checkout and return, in the
-/// background on ringdis's timer thread when the next one expires (no async runtime needed), and
-/// on demand with [`Pool::sweep`].
+/// background when the next one expires (on the task engine a task of the pool's runtime,
+/// elsewhere ringdis's timer thread: no async runtime needed), and on demand with
+/// [`Pool::sweep`].
+///
+/// Its clients go where the pool was built, as a [`Client::new`] there would: on the task
+/// engine, tasks of the runtime the pool was built on, working only while it runs.
 ///
 /// ```no_run
 /// use ringdis::{cmd, Config, Pool};
@@ -124,8 +128,8 @@ impl PoolBuilder {
     }
 
     /// How long a client may sit idle in the pool before it is closed (tornadis `autoclose`;
-    /// default `None`: idle clients stay open). The sweep that closes them runs on ringdis's
-    /// timer thread, so no async runtime is needed; see [`Pool::sweep`].
+    /// default `None`: idle clients stay open). The sweep that closes them runs by itself (see
+    /// [`Pool`]) and on demand with [`Pool::sweep`].
     pub fn idle_timeout(mut self, limit: Option<Duration>) -> PoolBuilder {
         self.idle_timeout = limit.map(crate::timer::bounded);
         self

@@ -136,16 +136,21 @@ impl Client {
     /// A client with the given configuration.
     ///
     /// Its connection goes to the engine [`Config::engine`] names (see [`Engine`]); with
-    /// [`Engine::Auto`], the task engine when this runs inside a tokio runtime. The connections
-    /// made for it later (blocking calls, `watch_transaction`, [`Client::subscriber`],
+    /// [`Engine::Auto`], the task engine when this runs on a current-thread tokio runtime. The
+    /// connections made for it later (blocking calls, `watch_transaction`, [`Client::subscriber`],
     /// [`Client::dedicated`]) go to the same engine, on the same runtime, whatever thread asks.
+    /// On the task engine the client works only as long as that runtime runs: after it shuts
+    /// down every call fails with [`Error::Connection`] (see [`Engine::Task`]).
     ///
     /// # Errors
     ///
-    /// [`Error::Client`] for a username without a password, [`Engine::Task`] outside a tokio
+    /// [`Error::Client`] for a username without a password, [`Config::tracking`] with
+    /// [`Protocol::Resp2`](crate::Protocol::Resp2), [`Engine::Task`] outside a tokio
     /// runtime, [`Engine::IoUring`] where the kernel refuses io_uring, or a `RINGDIS_ENGINE`
     /// that names no engine.
     pub fn new(config: Config) -> Result<Client> {
+        // The configuration's own errors first: they are the user's to fix wherever it runs.
+        check(&config)?;
         let placement = Placement::here(config.engine)?;
         Client::build(config, false, placement)
     }
@@ -173,13 +178,7 @@ impl Client {
     }
 
     fn build(config: Config, watching: bool, mut placement: Placement) -> Result<Client> {
-        if config.username.is_some() && config.password.is_none() {
-            // AUTH and HELLO … AUTH take a user only with its password: the user would never
-            // be sent, and the connection would silently be the default user's.
-            return Err(Error::client(
-                "Config::username needs Config::password (AUTH takes a user only with its password)",
-            ));
-        }
+        check(&config)?;
         let command_timeout = config.command_timeout;
         let config = Arc::new(config);
         let (link, engine) = placement.attach(&config)?;
@@ -346,8 +345,9 @@ impl Client {
 
     /// Sends a command without waiting; `callback`, if any, gets the reply.
     ///
-    /// The callback runs where the reply is read (the engine driving the connection): keep it
-    /// short and never block in it (a panic in it is caught and reported through `tracing`, and
+    /// The callback runs where the reply is read (the engine driving the connection: its thread,
+    /// or on the task engine the client's runtime, or the thread that shuts that runtime down,
+    /// with the error): keep it short and never block in it (a panic in it is caught and reported through `tracing`, and
     /// the connection carries on). With no callback the reply is
     /// still read, then dropped, so the stream stays in step; such a call still times out
     /// after the command timeout, counts for the liveness rule
@@ -488,6 +488,10 @@ impl Client {
     /// every call on it carry on, and the handler stays installed for the next push (call
     /// `on_push` again to replace it). The panic is still reported by the panic hook, and
     /// through `tracing` (a warning).
+    ///
+    /// On the task engine the handler runs on the client's runtime: read what it sends from
+    /// async code there (an async channel), since a blocking `recv` on the thread of a
+    /// current-thread runtime stalls the very connection that would deliver the push.
     ///
     /// ```no_run
     /// # let client = ringdis::Client::open("redis://127.0.0.1:6379").unwrap();
@@ -649,4 +653,24 @@ impl<T> std::fmt::Debug for Call<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Call").finish_non_exhaustive()
     }
+}
+
+/// Refuses a configuration that could not work as asked.
+fn check(config: &Config) -> Result<()> {
+    if config.username.is_some() && config.password.is_none() {
+        // AUTH and HELLO … AUTH take a user only with its password: the user would never
+        // be sent, and the connection would silently be the default user's.
+        return Err(Error::client(
+            "Config::username needs Config::password (AUTH takes a user only with its password)",
+        ));
+    }
+    if config.tracking.is_some() && config.protocol == crate::Protocol::Resp2 {
+        // RESP2 invalidations go only to a REDIRECT connection, which `Tracking` does not
+        // offer (its id changes on every reconnect): the client would never hear of one.
+        return Err(Error::client(
+            "Config::tracking needs Protocol::Resp3: in RESP2 the server sends invalidations \
+             only to a REDIRECT connection, which Config::tracking does not offer",
+        ));
+    }
+    Ok(())
 }

@@ -58,6 +58,8 @@
 //! case-insensitively with their subcommand, so `cmd!("client", "reply", "skip")` built by hand is
 //! treated exactly like the generated `client_reply`.
 
+mod blocking;
+
 use crate::{Cmd, Error, Result};
 use std::time::Duration;
 
@@ -253,7 +255,7 @@ pub(crate) fn route(cmd: &Cmd) -> Result<Route> {
     let (rule, name) = rule(cmd)?;
     match rule {
         Rule::Shared => Ok(Route::Shared),
-        Rule::Blocking => Ok(match crate::blocking::block_time(cmd, true) {
+        Rule::Blocking => Ok(match blocking::block_time(cmd, true) {
             Some(block) => Route::Dedicated(block),
             None => Route::Shared,
         }),
@@ -306,11 +308,11 @@ pub(crate) fn route_pipeline(cmds: &[Cmd], transaction: bool) -> Result<Route> {
             // Inside MULTI nothing blocks: a transaction stays on the shared connection.
             Rule::Blocking | Rule::OwnWrites if transaction => {}
             Rule::Blocking => {
-                if let Some(b) = crate::blocking::block_time(cmd, true) {
+                if let Some(b) = blocking::block_time(cmd, true) {
                     add(b);
                 }
             }
-            Rule::OwnWrites => add(crate::blocking::block_time(cmd, true).flatten()),
+            Rule::OwnWrites => add(blocking::block_time(cmd, true).flatten()),
             Rule::NextCommand if i + 1 < cmds.len() => {}
             Rule::NextCommand => return Err(at(i, refused(name, NEXT_COMMAND))),
             Rule::Hello if cmd.args().len() == 1 => {}

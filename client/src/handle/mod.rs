@@ -1,0 +1,14 @@
+//! The user-facing handles: what users hold and call through ([`Client`](crate::Client),
+//! pipelines and transactions, pools, `Spread`, subscribers, SCAN streams, scripts). Each
+//! request they make passes the route (`crate::route`) to a connection's link
+//! (`crate::engine::link`).
+
+pub(crate) mod callable;
+pub(crate) mod client;
+pub(crate) mod inbox;
+pub(crate) mod pipeline;
+pub(crate) mod pool;
+pub(crate) mod scan;
+pub(crate) mod script;
+pub(crate) mod spread;
+pub(crate) mod subscriber;
