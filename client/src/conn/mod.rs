@@ -4,6 +4,7 @@
 
 mod backoff;
 mod core;
+mod deadlines;
 mod event;
 mod handshake;
 mod pubsub;

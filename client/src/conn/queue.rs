@@ -1,9 +1,9 @@
 //! Calls waiting for replies, in the order their replies will arrive.
 
+use super::deadlines::Deadlines;
 use super::event::Event;
 use crate::{Cmd, Error, Result, Value};
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::VecDeque;
 use std::time::Instant;
 
 /// Who gets a reply.
@@ -119,7 +119,7 @@ pub(crate) struct Entry {
 pub(crate) struct Queue {
     pub inflight: VecDeque<Entry>,
     pub waiting: VecDeque<(u64, Request)>,
-    timers: BinaryHeap<Reverse<(Instant, u64)>>,
+    timers: Deadlines,
     next_seq: u64,
 }
 
@@ -185,7 +185,7 @@ impl Queue {
         self.next_seq += 1;
         let seq = self.next_seq;
         if let Some(d) = deadline {
-            self.timers.push(Reverse((d, seq)));
+            self.timers.push(d, seq);
         }
         seq
     }
@@ -209,7 +209,7 @@ impl Queue {
     /// The earliest deadline of a call still waiting for its reply.
     pub fn next_deadline(&mut self) -> Option<Instant> {
         self.prune();
-        while let Some(&Reverse((at, seq))) = self.timers.peek() {
+        while let Some((at, seq)) = self.timers.peek() {
             if self.is_live(seq) {
                 return Some(at);
             }
@@ -228,7 +228,7 @@ impl Queue {
         unsent: impl Fn() -> Error,
         events: &mut VecDeque<Event>,
     ) -> Option<Expired> {
-        while let Some(&Reverse((at, seq))) = self.timers.peek() {
+        while let Some((at, seq)) = self.timers.peek() {
             if at > now {
                 return None;
             }
@@ -314,8 +314,8 @@ impl Queue {
                 .is_ok()
     }
 
-    /// Deadlines of answered calls stay in the heap until they surface; when they outnumber the
-    /// live calls, rebuild the heap from the live ones so it stays proportional to them.
+    /// Deadlines of answered calls stay until they surface; when they outnumber the live calls,
+    /// rebuild the deadlines from the live ones so they stay proportional to them.
     fn prune(&mut self) {
         let live = self.inflight.len() + self.waiting.len();
         if self.timers.len() > 64 && self.timers.len() > 4 * live {
@@ -328,7 +328,7 @@ impl Queue {
                 .waiting
                 .iter()
                 .filter_map(|(seq, r)| Some((r.deadline?, *seq)));
-            self.timers = inflight.chain(waiting).map(Reverse).collect();
+            self.timers.reset(inflight.chain(waiting));
         }
     }
 

@@ -42,6 +42,17 @@ use std::time::{Duration, Instant};
 /// call when they have put work in it.
 pub(crate) trait Wake: Send + Sync {
     fn wake(&self);
+
+    /// The fast path of a caller that submitted a call to a connection that was ready with
+    /// nothing in flight: the engine may write what `link` has to send right away, on the
+    /// caller's thread, instead of being woken. True if it did and needs no wake-up for this
+    /// call: every byte is written and the engine will run its timers by `deadline` (the
+    /// call's) without being woken. False (the default) and the handle wakes the engine.
+    ///
+    /// Called outside the link's lock; it may call [`Link::poll_transmit`].
+    fn transmit(&self, _link: &Link, _deadline: Option<Instant>) -> bool {
+        false
+    }
 }
 
 /// A callback for [`Client::async_call`](crate::Client::async_call).
@@ -93,6 +104,9 @@ struct Session {
     inbox: Option<InboxTx>,
     /// The engine is gone ([`Link::stopped`]): every request fails at once.
     stopped: bool,
+    /// How many replies the last bytes read answered: more than one means several callers
+    /// are at work, and their next calls are best written together by the engine.
+    replies_read: usize,
 }
 
 /// The push handler and the pushes waiting for it. One thread at a time runs the handler
@@ -110,11 +124,42 @@ struct Pushes {
 /// What to do once the lock is released.
 #[derive(Default)]
 struct After {
-    wakers: Vec<Waker>,
+    wakers: Wakers,
     callbacks: Vec<(Callback, Result<Value>)>,
     /// User values to drop outside the lock (replaced push handlers, a closed inbox).
     drops: Vec<Box<dyn Send>>,
     pushes: bool,
+}
+
+/// Wakers to wake once the lock is released, in order. The first is held inline: most
+/// hand-overs wake one caller, and then nothing is allocated.
+#[derive(Default)]
+struct Wakers {
+    first: Option<Waker>,
+    more: Vec<Waker>,
+}
+
+impl Extend<Waker> for Wakers {
+    fn extend<I: IntoIterator<Item = Waker>>(&mut self, wakers: I) {
+        for w in wakers {
+            if self.first.is_none() {
+                self.first = Some(w);
+            } else {
+                self.more.push(w);
+            }
+        }
+    }
+}
+
+impl Wakers {
+    fn wake(self) {
+        if let Some(w) = self.first {
+            w.wake();
+        }
+        for w in self.more {
+            w.wake();
+        }
+    }
 }
 
 // ----- pending-reply slots ---------------------------------------------------------------------
@@ -214,7 +259,10 @@ impl Session {
     fn pump(&mut self, after: &mut After) {
         while let Some(event) = self.core.poll_event() {
             match event {
-                Event::Reply { id, result } => self.slots.complete(id, result, after),
+                Event::Reply { id, result } => {
+                    self.replies_read += 1;
+                    self.slots.complete(id, result, after);
+                }
                 Event::Push(value) => {
                     self.pushes.queue.push_back(value);
                     after.pushes = true;
@@ -258,6 +306,17 @@ impl Session {
         }
     }
 
+    /// True when the connection is ready with no call in it (nothing in flight, nothing
+    /// waiting), so a new call's bytes are the only ones to send, and its last read answered
+    /// one caller at most: when it answered several, they are likely to call again together,
+    /// and one wake-up of the engine writes their calls in one go.
+    fn is_idle(&self) -> bool {
+        !self.stopped
+            && self.replies_read <= 1
+            && self.core.is_connected()
+            && self.core.queue_len() == 0
+    }
+
     /// True when no caller waits for anything.
     fn is_quiet(&mut self) -> bool {
         let Session {
@@ -298,6 +357,7 @@ impl Link {
                 pushes: Pushes::default(),
                 inbox: None,
                 stopped: false,
+                replies_read: 0,
             }),
             config,
             waker,
@@ -337,9 +397,7 @@ impl Link {
 
     /// Wakes, runs and drops what the lock held back. User code runs here, each piece caught.
     fn finish(&self, after: After) {
-        for w in after.wakers {
-            w.wake();
-        }
+        after.wakers.wake();
         for (cb, result) in after.callbacks {
             let run = std::panic::AssertUnwindSafe(move || cb(result));
             if std::panic::catch_unwind(run).is_err() {
@@ -391,6 +449,14 @@ impl Link {
         session.pushes.running = false;
     }
 
+    /// After a call was submitted: lets the engine write it from here if the connection was
+    /// ready and idle (`direct`), otherwise wakes the engine.
+    fn kick(&self, direct: bool, deadline: Option<Instant>) {
+        if !(direct && self.waker.transmit(self, deadline)) {
+            self.notify();
+        }
+    }
+
     /// Wakes the engine, unless it was already notified since its last turn.
     fn notify(&self) {
         // SeqCst: an engine that parks re-reads `notified` after announcing it parks, and the
@@ -406,38 +472,39 @@ impl Link {
     /// [`Link::reply`]); `deadline` is when its caller gives up (`None`: never). Once the engine
     /// has stopped the call fails at once with [`Error::Connection`].
     pub fn submit(&self, payload: Payload, deadline: Option<Instant>, to: To) {
-        let live = self.with(|session, after| {
+        let (live, direct) = self.with(|session, after| {
+            let direct = session.is_idle();
             let slot = match to {
                 To::Callback(cb) => Slot::Callback(cb),
                 To::Discard if deadline.is_none() => {
                     if session.stopped {
-                        return false;
+                        return (false, false);
                     }
                     // Nobody to answer and no deadline: it holds the connection only until it
                     // is written; its reply is dropped.
                     session.core.submit(0, payload, None, Instant::now());
                     session.core.abandon(0);
-                    return true;
+                    return (true, direct);
                 }
                 To::Discard => Slot::Discard,
             };
             let id = session.slots.insert(slot);
             if session.stopped {
                 session.slots.complete(id, Err(stopped_error()), after);
-                return false;
+                return (false, false);
             }
             session.core.submit(id, payload, deadline, Instant::now());
-            true
+            (true, direct)
         });
         if live {
-            self.notify();
+            self.kick(direct, deadline);
         }
     }
 
     /// Submits a call a caller awaits: the [`Reply`] resolves to its reply. Once the engine has
     /// stopped it fails at once with [`Error::Connection`].
     pub fn reply(self: &Arc<Self>, payload: Payload, deadline: Option<Instant>) -> Reply {
-        self.request(Err(stopped_error()), |session, id| {
+        self.request(Err(stopped_error()), Some(deadline), |session, id| {
             session.core.submit(id, payload, deadline, Instant::now());
         })
     }
@@ -445,7 +512,7 @@ impl Link {
     /// Asks to connect: the [`Reply`] is `Ok` once the connection is ready (at once if it is),
     /// or the error that stopped it.
     pub fn connect(self: &Arc<Self>) -> Reply {
-        self.request(Err(stopped_error()), |session, id| {
+        self.request(Err(stopped_error()), None, |session, id| {
             session.connecting.push(id);
             session.core.connect(Instant::now());
         })
@@ -454,33 +521,36 @@ impl Link {
     /// Asks to disconnect: calls in flight fail with [`Error::Connection`]; the [`Reply`] is
     /// `Ok` once the socket is closed (at once if there is none, or the engine is gone).
     pub fn disconnect(self: &Arc<Self>) -> Reply {
-        self.request(Ok(Value::Nil), |session, id| {
+        self.request(Ok(Value::Nil), None, |session, id| {
             session.disconnecting.push(id);
             session.core.disconnect(Instant::now());
         })
     }
 
     /// A request a [`Reply`] awaits, made by `ask` with the id of its slot; once the engine has
-    /// stopped it gets `when_stopped` at once.
+    /// stopped it gets `when_stopped` at once. `call` is the deadline of a call (which may take
+    /// the engine's fast path, see [`Wake::transmit`]), `None` for anything else.
     fn request(
         self: &Arc<Self>,
         when_stopped: Result<Value>,
+        call: Option<Option<Instant>>,
         ask: impl FnOnce(&mut Session, u64),
     ) -> Reply {
-        let (id, live) = self.with(|session, after| {
+        let (id, live, direct) = self.with(|session, after| {
+            let direct = call.is_some() && session.is_idle();
             let id = session.slots.insert(Slot::Wait {
                 waker: None,
                 done: None,
             });
             if session.stopped {
                 session.slots.complete(id, when_stopped, after);
-                return (id, false);
+                return (id, false, false);
             }
             ask(session, id);
-            (id, true)
+            (id, true, direct)
         });
         if live {
-            self.notify();
+            self.kick(direct, call.flatten());
         }
         Reply {
             link: self.clone(),
@@ -621,7 +691,10 @@ impl Link {
     /// The protocol error that broke the stream: close the socket and pass it to
     /// [`Link::handle_closed`].
     pub fn handle_input(&self, bytes: &[u8], now: Instant) -> Result<()> {
-        self.with(|session, _| session.core.handle_input(bytes, now))
+        self.with(|session, _| {
+            session.replies_read = 0;
+            session.core.handle_input(bytes, now)
+        })
     }
 
     /// The socket is gone (failed to open, closed by the server, broken, or closed on request).
@@ -969,6 +1042,84 @@ mod tests {
         assert!(!link.is_notified());
         link.submit(ping(), None, To::Discard);
         assert_eq!(wakes.0.load(Ordering::SeqCst), before + 2);
+    }
+
+    /// An engine with the fast path: writes what the link has to send when asked, counting
+    /// wake-ups and fast writes.
+    #[derive(Clone, Default)]
+    struct Fast {
+        wakes: Arc<AtomicUsize>,
+        written: Arc<Mutex<Vec<u8>>>,
+    }
+
+    impl Wake for Fast {
+        fn wake(&self) {
+            self.wakes.fetch_add(1, Ordering::SeqCst);
+        }
+
+        fn transmit(&self, link: &Link, _deadline: Option<Instant>) -> bool {
+            while let Some(b) = link.poll_transmit() {
+                self.written.lock().unwrap().extend_from_slice(&b);
+            }
+            true
+        }
+    }
+
+    #[test]
+    fn only_a_call_on_an_idle_connection_after_one_reply_takes_the_fast_path() {
+        let fast = Fast::default();
+        let link = Link::new(
+            Arc::new(Config::new().protocol(Protocol::Resp2)),
+            Box::new(fast.clone()),
+        );
+        // Not connected: the engine is woken (to connect).
+        let mut connect = Box::pin(link.connect());
+        assert_eq!(fast.wakes.load(Ordering::SeqCst), 1);
+        let now = Instant::now();
+        link.handle_opening();
+        link.handle_open(now);
+        assert!(poll_now(connect.as_mut()).is_some());
+        assert!(link.turn(now));
+        let wakes = || fast.wakes.load(Ordering::SeqCst);
+        let written = || std::mem::take(&mut *fast.written.lock().unwrap());
+
+        // Idle: written by the caller, no wake-up.
+        let mut a = Box::pin(link.reply(ping(), None));
+        assert_eq!(written(), b"*1\r\n$4\r\nPING\r\n");
+        assert_eq!(wakes(), 1);
+        // One in flight: the next goes through the engine.
+        let mut b = Box::pin(link.reply(ping(), None));
+        assert_eq!(wakes(), 2);
+        assert!(written().is_empty());
+        assert!(link.turn(now));
+        assert_eq!(
+            link.poll_transmit().as_deref(),
+            Some(&b"*1\r\n$4\r\nPING\r\n"[..])
+        );
+        // A read answering two callers: they are likely to call again together.
+        link.handle_input(b"+A\r\n+B\r\n", now).unwrap();
+        assert_eq!(
+            poll_now(a.as_mut()).unwrap().unwrap(),
+            Value::Simple("A".into())
+        );
+        assert_eq!(
+            poll_now(b.as_mut()).unwrap().unwrap(),
+            Value::Simple("B".into())
+        );
+        let mut c = Box::pin(link.reply(ping(), None));
+        assert_eq!(wakes(), 3);
+        assert!(written().is_empty());
+        assert!(link.turn(now));
+        assert!(link.poll_transmit().is_some());
+        // A read answering one: the next call takes the fast path again, replies in order.
+        link.handle_input(b"+C\r\n", now).unwrap();
+        assert_eq!(
+            poll_now(c.as_mut()).unwrap().unwrap(),
+            Value::Simple("C".into())
+        );
+        link.submit(ping(), None, To::Discard);
+        assert_eq!(written(), b"*1\r\n$4\r\nPING\r\n");
+        assert_eq!(wakes(), 3);
     }
 
     #[test]

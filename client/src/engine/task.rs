@@ -20,7 +20,7 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -59,12 +59,12 @@ impl Driver for TaskEngine {
             // However the task ends (finished, dropped by a runtime that shut down, or dropped
             // unpolled by one already shutting down), the link hears the engine is done with it.
             link: StopOnDrop(link.clone()),
-            signal,
+            signal: signal.clone(),
             io: Io {
                 runtime: self.runtime.clone(),
                 config,
                 state: State::Idle,
-                unsent: Bytes::new(),
+                signal,
                 buf: Vec::new(),
             },
             timer: None,
@@ -75,17 +75,78 @@ impl Driver for TaskEngine {
     }
 }
 
-/// How a link wakes its task: a flag, then the task's waker.
+/// How a link wakes its task: a flag, then the task's waker; and the write side the task
+/// shares with the link's callers.
 #[derive(Default)]
 struct Signal {
     woken: AtomicBool,
     waker: AtomicWaker,
+    out: Mutex<Out>,
+}
+
+/// The write side of a connection. Every write to the socket is made holding it, of bytes
+/// taken from the link holding it, so bytes leave in the order the link gave them, whoever
+/// writes them (the task, or a caller on [`Wake::transmit`]'s fast path).
+#[derive(Default)]
+struct Out {
+    /// The open socket.
+    stream: Option<Arc<dyn Stream>>,
+    /// Bytes taken from the link and not yet written.
+    unsent: Bytes,
+    /// The task is sure to be polled by then without being woken (its timer is armed and
+    /// registered for that instant), or `None`.
+    polled_by: Option<Instant>,
+}
+
+impl Signal {
+    fn out(&self) -> MutexGuard<'_, Out> {
+        self.out.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 impl Wake for Arc<Signal> {
     fn wake(&self) {
         self.woken.store(true, Ordering::SeqCst);
         self.waker.wake();
+    }
+
+    /// A caller's call on an idle connection: written from here if the socket takes it all at
+    /// once and the task's timer covers the call's deadline. The reply wakes the task, which
+    /// already waits to read. Anything else (the task is writing, the socket is full, no timer
+    /// early enough) leaves it to the task.
+    fn transmit(&self, link: &Link, deadline: Option<Instant>) -> bool {
+        // Never wait for the task: if it holds the write side, it writes the call too.
+        let Ok(mut out) = self.out.try_lock() else {
+            return false;
+        };
+        let out = &mut *out;
+        let Some(stream) = &out.stream else {
+            return false;
+        };
+        let timer_covers = match (deadline, out.polled_by) {
+            (None, _) => true,
+            (Some(d), Some(t)) => t <= d,
+            (Some(_), None) => false,
+        };
+        if !out.unsent.is_empty() || !timer_covers {
+            return false;
+        }
+        while let Some(mut bytes) = link.poll_transmit() {
+            match stream.try_write(&bytes) {
+                Ok(n) if n == bytes.len() => {}
+                Ok(n) => {
+                    bytes.advance(n);
+                    out.unsent = bytes;
+                    return false;
+                }
+                // The task writes them and meets the error (or the readiness) itself.
+                Err(_) => {
+                    out.unsent = bytes;
+                    return false;
+                }
+            }
+        }
+        true
     }
 }
 
@@ -144,9 +205,11 @@ impl Conn {
     fn poll_timer(&mut self, cx: &mut Context<'_>, now: Instant) -> bool {
         let Some(at) = self.link.0.poll_timeout(now) else {
             // Left as it is: a stale timer costs one poll when it fires.
+            self.publish_timer(now, false);
             return false;
         };
         if at <= now {
+            self.publish_timer(now, true);
             return true;
         }
         let timer = match &mut self.timer {
@@ -160,7 +223,19 @@ impl Conn {
             timer.reset(at);
             self.timer_at = Some(at);
         }
-        timer.poll(cx).is_ready()
+        let due = timer.poll(cx).is_ready();
+        self.publish_timer(now, due);
+        due
+    }
+
+    /// Tells the link's callers until when the task is sure to be polled without a wake-up:
+    /// the armed timer, if it was polled for that instant and has not fired.
+    fn publish_timer(&self, now: Instant, due: bool) {
+        let by = self.timer_at.filter(|&t| !due && t > now);
+        let mut out = self.io.signal.out();
+        if out.polled_by != by {
+            out.polled_by = by;
+        }
     }
 }
 
@@ -173,7 +248,7 @@ enum State {
         attempt: BoxFuture<io::Result<Box<dyn Stream>>>,
         rest: VecDeque<SocketAddr>,
     },
-    Open(Box<dyn Stream>),
+    Open(Arc<dyn Stream>),
 }
 
 /// The socket side of a connection task.
@@ -181,8 +256,8 @@ struct Io {
     runtime: Arc<dyn Runtime>,
     config: Arc<Config>,
     state: State,
-    /// Bytes taken from the link and not yet written.
-    unsent: Bytes,
+    /// The write side, shared with the link's callers.
+    signal: Arc<Signal>,
     /// The read buffer: allocated when the socket opens, freed when it closes.
     buf: Vec<u8>,
 }
@@ -285,43 +360,45 @@ impl Io {
     }
 
     fn opened(&mut self, stream: Box<dyn Stream>) {
+        let stream: Arc<dyn Stream> = Arc::from(stream);
         if let Addr::Tcp { .. } = self.config.addr {
             // Best effort: a socket without NODELAY or keepalive still works.
             let _ = stream.set_nodelay(self.config.tcp_nodelay);
             keepalive::apply(stream.as_raw_fd(), self.config.tcp_keepalive);
         }
         self.buf.resize(READ_BUFFER, 0);
+        let mut out = self.signal.out();
+        out.stream = Some(stream.clone());
+        out.unsent = Bytes::new();
+        drop(out);
         self.state = State::Open(stream);
     }
 
     /// Writes what the link has to send until done or the socket is full; false if the socket
     /// is not open (any more).
     fn flush(&mut self, cx: &mut Context<'_>, link: &Link, now: Instant) -> bool {
-        loop {
-            let State::Open(stream) = &mut self.state else {
-                return false;
-            };
-            if self.unsent.is_empty() {
+        let State::Open(stream) = &self.state else {
+            return false;
+        };
+        let mut out = self.signal.out();
+        let e = loop {
+            if out.unsent.is_empty() {
                 match link.poll_transmit() {
-                    Some(bytes) => self.unsent = bytes,
+                    Some(bytes) => out.unsent = bytes,
                     None => return true,
                 }
             }
-            match stream.poll_write(cx, &self.unsent) {
+            match stream.poll_write(cx, &out.unsent) {
                 Poll::Pending => return true,
-                Poll::Ready(Ok(0)) => {
-                    let e = io::Error::from(io::ErrorKind::WriteZero);
-                    self.failed(link, now, "writing to", e);
-                    return false;
-                }
-                Poll::Ready(Ok(n)) => self.unsent.advance(n),
+                Poll::Ready(Ok(0)) => break io::Error::from(io::ErrorKind::WriteZero),
+                Poll::Ready(Ok(n)) => out.unsent.advance(n),
                 Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
-                Poll::Ready(Err(e)) => {
-                    self.failed(link, now, "writing to", e);
-                    return false;
-                }
+                Poll::Ready(Err(e)) => break e,
             }
-        }
+        };
+        drop(out);
+        self.failed(link, now, "writing to", e);
+        false
     }
 
     fn failed(&mut self, link: &Link, now: Instant, what: &str, e: io::Error) {
@@ -332,7 +409,10 @@ impl Io {
 
     fn drop_stream(&mut self) {
         self.state = State::Idle;
-        self.unsent = Bytes::new();
+        let mut out = self.signal.out();
+        out.stream = None;
+        out.unsent = Bytes::new();
+        drop(out);
         self.buf = Vec::new();
     }
 

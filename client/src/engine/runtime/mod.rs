@@ -46,13 +46,18 @@ pub(crate) trait Timer: Send {
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()>;
 }
 
-/// A connected byte stream (TCP or unix).
-pub(crate) trait Stream: Send + AsRawFd {
+/// A connected byte stream (TCP or unix), shared by its connection's task (which reads and
+/// writes) and the connection's callers (which may write, see [`Stream::try_write`]).
+pub(crate) trait Stream: Send + Sync + AsRawFd {
     /// Reads into `buf`: `Ready(Ok(0))` is the end of the stream.
-    fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>>;
+    fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>>;
 
     /// Writes from `buf`, returning how many bytes were taken.
-    fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>>;
+    fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>>;
+
+    /// Writes from `buf` if the socket takes it now, without registering any waker (from any
+    /// thread): how many bytes were taken, or [`io::ErrorKind::WouldBlock`].
+    fn try_write(&self, buf: &[u8]) -> io::Result<usize>;
 
     /// Sets `TCP_NODELAY` (a no-op on a unix socket).
     fn set_nodelay(&self, on: bool) -> io::Result<()>;

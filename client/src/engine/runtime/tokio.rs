@@ -7,9 +7,8 @@ use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::Path;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 use std::time::Instant;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
 use tokio::runtime::Handle;
 use tokio::time::Sleep;
@@ -80,62 +79,70 @@ impl Timer for TokioTimer {
     }
 }
 
-fn read(
-    s: Pin<&mut impl AsyncRead>,
-    cx: &mut Context<'_>,
-    buf: &mut [u8],
-) -> Poll<io::Result<usize>> {
-    let mut buf = ReadBuf::new(buf);
-    match s.poll_read(cx, &mut buf) {
-        Poll::Ready(Ok(())) => Poll::Ready(Ok(buf.filled().len())),
-        Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-        Poll::Pending => Poll::Pending,
-    }
+/// Reads through readiness: `try_read` until it would block, which clears the readiness, so
+/// `poll_read_ready` registers the waker.
+macro_rules! stream_io {
+    ($ty:ident) => {
+        impl Stream for $ty {
+            fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+                loop {
+                    if let Err(e) = ready!(self.0.poll_read_ready(cx)) {
+                        return Poll::Ready(Err(e));
+                    }
+                    match self.0.try_read(buf) {
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                        r => return Poll::Ready(r),
+                    }
+                }
+            }
+
+            fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+                loop {
+                    if let Err(e) = ready!(self.0.poll_write_ready(cx)) {
+                        return Poll::Ready(Err(e));
+                    }
+                    match self.0.try_write(buf) {
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                        r => return Poll::Ready(r),
+                    }
+                }
+            }
+
+            fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+                self.0.try_write(buf)
+            }
+
+            fn set_nodelay(&self, on: bool) -> io::Result<()> {
+                $ty::nodelay(&self.0, on)
+            }
+        }
+
+        impl AsRawFd for $ty {
+            fn as_raw_fd(&self) -> RawFd {
+                self.0.as_raw_fd()
+            }
+        }
+    };
 }
 
 struct Tcp(TcpStream);
 
-impl AsRawFd for Tcp {
-    fn as_raw_fd(&self) -> RawFd {
-        self.0.as_raw_fd()
-    }
-}
-
-impl Stream for Tcp {
-    fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        read(Pin::new(&mut self.0), cx, buf)
-    }
-
-    fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.0).poll_write(cx, buf)
-    }
-
-    fn set_nodelay(&self, on: bool) -> io::Result<()> {
-        self.0.set_nodelay(on)
+impl Tcp {
+    fn nodelay(s: &TcpStream, on: bool) -> io::Result<()> {
+        s.set_nodelay(on)
     }
 }
 
 struct Unix(UnixStream);
 
-impl AsRawFd for Unix {
-    fn as_raw_fd(&self) -> RawFd {
-        self.0.as_raw_fd()
-    }
-}
-
-impl Stream for Unix {
-    fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        read(Pin::new(&mut self.0), cx, buf)
-    }
-
-    fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.0).poll_write(cx, buf)
-    }
-
-    fn set_nodelay(&self, _on: bool) -> io::Result<()> {
+impl Unix {
+    fn nodelay(_s: &UnixStream, _on: bool) -> io::Result<()> {
         Ok(())
     }
 }
+
+stream_io!(Tcp);
+stream_io!(Unix);
 
 #[cfg(test)]
 mod tests {
@@ -158,7 +165,7 @@ mod tests {
     }
 
     /// Bytes written through the adapter's stream reach the peer, and the peer's come back.
-    async fn echo_once(mut stream: Box<dyn Stream>, mut peer: impl Read + Write) {
+    async fn echo_once(stream: Box<dyn Stream>, mut peer: impl Read + Write) {
         let n = poll_fn(|cx| stream.poll_write(cx, b"ping")).await.unwrap();
         assert_eq!(n, 4);
         let mut got = [0u8; 4];
