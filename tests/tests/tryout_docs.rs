@@ -8,7 +8,7 @@
 
 mod support;
 
-use ringdis::{cmd, Client, Commands, Config, Engine, Pool, Protocol, Spread, Value};
+use ringdis::{cmd, Client, Commands, Engine, Pool, Spread, Value};
 use ringdis_tests::{Server, ServerKind};
 use std::borrow::Cow;
 use std::time::{Duration, Instant};
@@ -181,6 +181,32 @@ fn child_variable() {
             assert_eq!(pong, "PONG");
         }
     });
+}
+
+/// `RINGDIS_ENGINE=auto` overrides an explicit choice too: on a current-thread runtime a client
+/// configured for epoll goes to the task engine, outside any runtime to a ring engine.
+#[test]
+fn the_engine_variable_set_to_auto_overrides_an_explicit_choice() {
+    run_child("child_variable_auto", &[("RINGDIS_ENGINE", "auto")]);
+}
+
+#[test]
+#[ignore = "run by the_engine_variable_set_to_auto_overrides_an_explicit_choice in a child process"]
+fn child_variable_auto() {
+    if !is_child("child_variable_auto") {
+        return;
+    }
+    let server = Server::start(ServerKind::Redis);
+    current_thread().block_on(async {
+        let c = Client::new(support::config(&server, Engine::Epoll)).unwrap();
+        assert_eq!(c.engine(), Engine::Task);
+        let pong: String = c.call(cmd!("PING")).await.unwrap();
+        assert_eq!(pong, "PONG");
+    });
+    let c = Client::new(support::config(&server, Engine::Task)).unwrap();
+    assert!(is_ring(c.engine()), "{:?}", c.engine());
+    let pong: String = futures::executor::block_on(c.call(cmd!("PING"))).unwrap();
+    assert_eq!(pong, "PONG");
 }
 
 /// Waits (bounded) until `f()` holds.
@@ -356,8 +382,8 @@ fn a_simple_string_is_a_cow_and_matches_ok() {
     let _: fn(Cow<'static, str>) -> Value = Value::Simple;
     let server = Server::start(ServerKind::Redis);
     for protocol in support::PROTOCOLS {
-        futures::executor::block_on(async {
-            let c = support::client(&server, Engine::Epoll, protocol);
+        current_thread().block_on(async {
+            let c = Client::new(support::config(&server, Engine::Auto).protocol(protocol)).unwrap();
             let v: Value = c.call(cmd!("SET", "docs-simple", "v")).await.unwrap();
             assert!(
                 matches!(&v, Value::Simple(s) if s == "OK"),
@@ -372,8 +398,8 @@ fn a_simple_string_is_a_cow_and_matches_ok() {
 #[test]
 fn a_typed_pipeline_method_adds_one_command_with_its_options() {
     let server = Server::start(ServerKind::Redis);
-    futures::executor::block_on(async {
-        let c = support::client(&server, Engine::Epoll, Protocol::Resp3);
+    current_thread().block_on(async {
+        let c = Client::new(support::config(&server, Engine::Auto)).unwrap();
         let key = ringdis_tests::unique("docs-pipe");
         let mut p = c.pipeline();
         let _ = p.set(key.as_str(), "v").ex(10);
