@@ -354,14 +354,13 @@ fn child_ring_threads() {
         }
         let mut sub = c.subscriber().unwrap();
         sub.subscribe(["docs-news"]).await.unwrap();
-        assert!(sub
-            .next_message(Some(Duration::from_millis(20)))
-            .await
-            .unwrap()
-            .is_none());
+        // Checked while its timeout is pending, so the idle timer thread cannot have left.
+        let mut wait = Box::pin(sub.next_message(Some(Duration::from_secs(10))));
+        assert!(futures::poll!(wait.as_mut()).is_pending());
         let mut expected = vec![name, process::TIMER_THREAD];
         expected.sort();
         assert_eq!(added_since(&before), expected, "a pool and a subscriber");
+        drop(wait);
     });
     drop(c);
     // Every connection is gone: the engine thread exits.
