@@ -47,11 +47,13 @@ pub enum Protocol {
 /// - [`Engine::Task`]: the connection runs as a task on the tokio runtime the client is made
 ///   on (either flavour); ringdis adds no thread. The client lives as long as that runtime:
 ///   see [`Engine::Task`].
-/// - [`Engine::IoUring`]: a ring engine: one driver thread owning one io_uring ring for every
-///   connection assigned to it (`IORING_OP_CONNECT`, one send of everything queued per
-///   connection, multishot receives from a provided-buffer ring, timers as ring timeouts).
-/// - [`Engine::Epoll`]: the ring engine's twin on epoll, where `io_uring_setup` is refused
-///   (`EPERM` from a seccomp filter, `ENOSYS`, `kernel.io_uring_disabled`).
+/// - [`Engine::IoUring`]: a ring engine: one thread (`ringdis-ring`) owning one io_uring ring
+///   for every connection of the process, started with the first connection and ended after
+///   the last (`IORING_OP_CONNECT`, one send of everything queued per connection, multishot
+///   receives from a provided-buffer ring, timers as ring timeouts).
+/// - [`Engine::Epoll`]: the ring engine's twin on epoll (one `ringdis-epoll` thread), where
+///   `io_uring_setup` is refused (`EPERM` from a seccomp filter, `ENOSYS`,
+///   `kernel.io_uring_disabled`).
 /// - [`Engine::Auto`] (the default): the task engine when the client is made on a
 ///   current-thread tokio runtime (`#[tokio::test]`, `#[tokio::main(flavor = "current_thread")]`,
 ///   tokio-uring); otherwise, on a multi-thread runtime or outside any, io_uring where the kernel
@@ -61,6 +63,11 @@ pub enum Protocol {
 ///   while on a multi-thread runtime a ring engine serves many concurrent callers 1.4–3.6× faster
 ///   (its one thread batches every connection's I/O; the task engine there pays a cross-worker
 ///   wake-up per call).
+///
+/// Beside a ring engine's thread, the timers a ring-engine [`Pool`](crate::Pool) (checkout
+/// timeouts, idle sweeps) and [`Subscriber::next_message`](crate::Subscriber::next_message)
+/// timeouts need run on the process's one `ringdis-timer` thread, started on demand and ended
+/// when idle; on the task engine they are timers of the runtime.
 ///
 /// Two more variables exist for testing those paths on a kernel that has everything:
 /// `RINGDIS_URING_FAIL_SETUP=1` makes ring setup fail as if the kernel refused it, and

@@ -33,8 +33,9 @@ use std::time::{Duration, Instant};
 /// fails with [`Error::Connection`]; it is never retried silently and its reply can never reach
 /// another caller.
 ///
-/// Dropping the last clone releases the connection, its thread and its socket once no caller
-/// waits for a reply. Fire-and-forget blocking calls (`async_call(cmd!("BLPOP", "q", 0), None)`)
+/// Dropping the last clone closes the connection and releases its socket once no caller waits
+/// for a reply (a ring engine's one thread, shared by every connection of the process, exits
+/// once it drives none). Fire-and-forget blocking calls (`async_call(cmd!("BLPOP", "q", 0), None)`)
 /// have no caller: their dedicated connections are closed then, as by [`Client::disconnect`].
 ///
 /// ```no_run
@@ -305,7 +306,9 @@ impl Client {
     }
 
     /// A new client with this one's configuration and a connection of its own (for `WATCH`,
-    /// long blocking loops, or isolating a noisy workload).
+    /// long blocking loops, or isolating a noisy workload), on this client's engine and, on the
+    /// task engine, its runtime, whatever thread asks. It is a client of its own: its pushes go
+    /// to its own [`Client::on_push`] handler, not this one's.
     pub fn dedicated(&self) -> Result<Client> {
         self.sibling((*self.inner.config).clone())
     }
@@ -351,7 +354,7 @@ impl Client {
     /// the connection carries on). With no callback the reply is
     /// still read, then dropped, so the stream stays in step; such a call still times out
     /// after the command timeout, counts for the liveness rule
-    /// ([`Config::max_silent_timeouts`]), and keeps a dropped client's driver at most until then.
+    /// ([`Config::max_silent_timeouts`]), and keeps a dropped client's connection open at most until then.
     /// The request passes the same gate as [`Client::call`]: a refused one gives the callback an
     /// [`Error::Client`] at once (on the caller's thread); a blocking command runs on a dedicated
     /// connection, which is given back once its reply came.
@@ -477,8 +480,8 @@ impl Client {
     /// The handler runs where the push is read (the engine driving the connection), outside any
     /// lock of the client's: keep it short (send the value to a channel).
     ///
-    /// The handler also gets the pushes of the dedicated connections that blocking calls run on
-    /// (with [`Config::tracking`](crate::Config::tracking) they track the reads made there, such
+    /// The handler also gets the pushes of the dedicated connections that blocking calls and
+    /// [`Client::watch_transaction`] run on (with [`Config::tracking`](crate::Config::tracking) they track the reads made there, such
     /// as a `GET` in a pipeline with a `BLPOP`), one push at a time. With
     /// [`Config::tracking`](crate::Config::tracking), a connection lost or closed gives it an
     /// `invalidate` push with a nil payload (flush everything): what the server tracked for that
@@ -539,7 +542,7 @@ impl Client {
     }
 
     /// How many calls this client's connection held (written and awaiting a reply, or waiting
-    /// for a connection) when its driver last went to sleep. For tests and diagnostics: it shows
+    /// for a connection) when its engine last went to sleep. For tests and diagnostics: it shows
     /// that calls which timed out are not kept for ever (see [`Config::max_silent_timeouts`]).
     #[doc(hidden)]
     pub fn queued_calls(&self) -> usize {

@@ -28,7 +28,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
 /// [`Pool::sweep`].
 ///
 /// Its clients go where the pool was built, as a [`Client::new`] there would: on the task
-/// engine, tasks of the runtime the pool was built on, working only while it runs.
+/// engine, tasks of the runtime the pool was built on, working only while it runs; on a ring
+/// engine, connections of its one thread, the checkout timeouts and sweeps on ringdis's timer
+/// thread.
 ///
 /// ```no_run
 /// use ringdis::{cmd, Config, Pool};

@@ -205,8 +205,8 @@ impl Subscriber {
     /// Without a timeout it waits as long as it takes.
     ///
     /// # Errors
-    /// As above; and `Err(Error::Connection)` every time once the subscriber's driver has
-    /// stopped.
+    /// As above; and `Err(Error::Connection)` every time once the engine driving the
+    /// subscriber's connection has stopped (on the task engine: its runtime shut down).
     pub async fn next_message(&mut self, timeout: Option<Duration>) -> Result<Option<Message>> {
         let mut timer = timeout.map(|t| {
             let at = Instant::now() + crate::timer::bounded(t);
@@ -271,8 +271,8 @@ where
         .collect()
 }
 
-/// Messages and reports in order (see [`Subscriber`]); the stream ends when the subscriber's
-/// driver has stopped.
+/// Messages and reports in order (see [`Subscriber`]); the stream ends when the engine driving
+/// the subscriber's connection has stopped (on the task engine: its runtime shut down).
 impl futures_core::Stream for Subscriber {
     type Item = Result<Message>;
 
