@@ -40,9 +40,9 @@ pub enum Protocol {
 
 /// Which engine drives the connection: moves its bytes, runs its timers and wakes its callers.
 ///
-/// The environment variable `RINGDIS_ENGINE` (`auto`, `task`, `io_uring` or `epoll`), when set,
-/// overrides the configured choice, so a deployment or a test run can force one without a code
-/// change.
+/// The environment variable `RINGDIS_ENGINE` (`auto`, `task`, `io_uring` or `epoll`), when set
+/// and not empty, overrides the configured choice, so a deployment or a test run can force one
+/// without a code change (`RINGDIS_ENGINE=` clears it).
 ///
 /// - [`Engine::Task`]: the connection runs as a task on the tokio runtime the client is made
 ///   on (either flavour); ringdis adds no thread. The client lives as long as that runtime:
@@ -114,12 +114,13 @@ pub enum Engine {
 }
 
 impl Engine {
-    /// Reads `RINGDIS_ENGINE`, if set.
+    /// Reads `RINGDIS_ENGINE`, if set and not empty (`RINGDIS_ENGINE=` clears an override).
     pub(crate) fn from_env() -> Result<Option<Engine>> {
         match std::env::var("RINGDIS_ENGINE") {
             Err(_) => Ok(None),
             Ok(v) => match v.to_ascii_lowercase().as_str() {
-                "" | "auto" => Ok(Some(Engine::Auto)),
+                "" => Ok(None),
+                "auto" => Ok(Some(Engine::Auto)),
                 "task" | "tokio" => Ok(Some(Engine::Task)),
                 "io_uring" | "io-uring" | "iouring" | "uring" => Ok(Some(Engine::IoUring)),
                 "epoll" => Ok(Some(Engine::Epoll)),
