@@ -32,7 +32,6 @@ pub(crate) fn server_closed() -> std::io::Error {
 
 /// An engine: drives many connections (issue #12). Each one is a [`Link`] it made and keeps
 /// driving until [`Link::turn`] says the connection is finished.
-#[allow(dead_code)]
 pub(crate) trait Driver: Send + Sync {
     /// Starts driving a new connection for `config`.
     ///

@@ -1106,7 +1106,6 @@ mod tests {
     }
 
     /// Whether the link's handles see it connected ([`Link::stopped`] ends that for good).
-    /// TRANSITIONAL: reads today's `Shared`; the link's own connected flag after #12's core.
     fn is_up(link: &Link) -> bool {
         link.is_connected()
     }
