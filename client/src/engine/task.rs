@@ -431,6 +431,14 @@ impl Io {
     }
 }
 
+impl Drop for Io {
+    /// However the task ends (a runtime that shut down drops it), the socket closes now, not
+    /// when the last client handle lets go of the write side the link shares with callers.
+    fn drop(&mut self) {
+        self.drop_stream();
+    }
+}
+
 impl super::link::LinkSocketry for Io {
     fn open(&mut self, link: &Link, _now: Instant) {
         self.drop_stream();
@@ -466,6 +474,7 @@ mod tests {
     use crate::{cmd, Config};
     use std::os::fd::{AsRawFd, RawFd};
     use std::path::Path;
+    use std::sync::atomic::AtomicUsize;
     use std::task::Waker;
     use std::time::Duration;
 
@@ -480,6 +489,8 @@ mod tests {
         written: Arc<Mutex<Vec<u8>>>,
         input: Arc<Mutex<Vec<u8>>>,
         in_timer_poll: Hook,
+        /// Streams made and not yet dropped.
+        streams: Arc<AtomicUsize>,
     }
 
     struct FakeRuntime(Seen);
@@ -499,6 +510,7 @@ mod tests {
             Box::pin(async { Err(io::Error::other("no tcp here")) })
         }
         fn connect_unix(&self, _path: &Path) -> BoxFuture<io::Result<Box<dyn Stream>>> {
+            self.0.streams.fetch_add(1, Ordering::SeqCst);
             let stream: Box<dyn Stream> = Box::new(FakeStream(self.0.clone()));
             Box::pin(async move { Ok(stream) })
         }
@@ -517,6 +529,12 @@ mod tests {
                 Some(at) if at <= Instant::now() => Poll::Ready(()),
                 _ => Poll::Pending,
             }
+        }
+    }
+
+    impl Drop for FakeStream {
+        fn drop(&mut self) {
+            self.0.streams.fetch_sub(1, Ordering::SeqCst);
         }
     }
 
@@ -624,6 +642,22 @@ mod tests {
             armed <= d,
             "the task sleeps until {:?} after the call's deadline",
             armed - d
+        );
+    }
+
+    /// A task dropped with its socket open (the runtime shut down) closes the socket, though
+    /// the link, which the client's handles keep, holds the write side it shares with callers.
+    #[test]
+    fn a_dropped_task_closes_its_socket_while_the_client_lives() {
+        let seen = Seen::default();
+        let (link, conn) = connected(&seen);
+        assert_eq!(seen.streams.load(Ordering::SeqCst), 1);
+        drop(conn);
+        assert!(!link.is_connected());
+        assert_eq!(
+            seen.streams.load(Ordering::SeqCst),
+            0,
+            "the socket stays open for as long as the client lives"
         );
     }
 }
