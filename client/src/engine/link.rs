@@ -645,12 +645,18 @@ impl Link {
     /// caller left).
     pub fn turn(&self, now: Instant) -> bool {
         self.notified.store(false, Ordering::SeqCst);
+        // Read before the calls are looked at: once it is set no handle is left, so every call
+        // a handle made is in the core by then. Read after, a call made meanwhile (by a
+        // callback this turn runs, holding the last handle, or by a handle on another thread
+        // just before it went) would be cut off by a finish decided without it. A shutdown
+        // set meanwhile wakes the engine for another turn.
+        let shutdown = self.shutdown.load(Ordering::SeqCst);
         let quiet = self.with(|session, after| {
             session.core.handle_timeout(now);
             session.pump(after);
             session.stopped || session.is_quiet()
         });
-        !(self.shutdown.load(Ordering::SeqCst) && quiet)
+        !(shutdown && quiet)
     }
 
     /// What the engine should do about the socket now.
@@ -1120,6 +1126,38 @@ mod tests {
         link.submit(ping(), None, To::Discard);
         assert_eq!(written(), b"*1\r\n$4\r\nPING\r\n");
         assert_eq!(wakes(), 3);
+    }
+
+    /// A callback run by the engine's turn (a call that timed out) makes another call and
+    /// drops the last client handle: that turn must not finish the link under the new call,
+    /// which was never a quiet link's.
+    #[test]
+    fn a_call_made_by_a_callback_during_the_turn_that_sees_the_shutdown_is_answered() {
+        let (link, _) = ready();
+        let (tx, rx) = mpsc::channel();
+        let again = link.clone();
+        let now = Instant::now();
+        link.submit(
+            ping(),
+            Some(now + Duration::from_millis(1)),
+            To::Callback(Box::new(move |r| {
+                assert!(r.is_err_and(|e| e.is_timeout()));
+                again.submit(
+                    ping(),
+                    None,
+                    To::Callback(Box::new(move |r| tx.send(r).unwrap_or(()))),
+                );
+                // The callback held the last handle.
+                again.shut_down();
+            })),
+        );
+        assert!(link.poll_transmit().is_some());
+        let later = now + Duration::from_millis(2);
+        assert!(link.turn(later), "the call made by the callback is waiting");
+        assert!(link.poll_transmit().is_some());
+        link.handle_input(b"+A\r\n+B\r\n", later).unwrap();
+        assert_eq!(rx.try_recv().unwrap().unwrap(), Value::Simple("B".into()));
+        assert!(!link.turn(later), "nobody is left");
     }
 
     #[test]

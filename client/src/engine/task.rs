@@ -94,7 +94,7 @@ struct Out {
     /// Bytes taken from the link and not yet written.
     unsent: Bytes,
     /// The task is sure to be polled by then without being woken (its timer is armed and
-    /// registered for that instant), or `None`.
+    /// registered for that instant), or `None`. Stale once past: see [`Wake::transmit`].
     polled_by: Option<Instant>,
 }
 
@@ -123,9 +123,14 @@ impl Wake for Arc<Signal> {
         let Some(stream) = &out.stream else {
             return false;
         };
+        // Only an instant still ahead: a timer that has fired may have woken a poll that read
+        // the link's deadlines before this call came, and that poll re-arms the timer for
+        // later without knowing of it. One still ahead has not fired, so the poll it brings
+        // reads the deadlines after this call was submitted.
+        let now = Instant::now();
         let timer_covers = match (deadline, out.polled_by) {
             (None, _) => true,
-            (Some(d), Some(t)) => t <= d,
+            (Some(d), Some(t)) => now < t && t <= d,
             (Some(_), None) => false,
         };
         if !out.unsent.is_empty() || !timer_covers {
@@ -426,6 +431,14 @@ impl Io {
     }
 }
 
+impl Drop for Io {
+    /// However the task ends (a runtime that shut down drops it), the socket closes now, not
+    /// when the last client handle lets go of the write side the link shares with callers.
+    fn drop(&mut self) {
+        self.drop_stream();
+    }
+}
+
 impl super::link::LinkSocketry for Io {
     fn open(&mut self, link: &Link, _now: Instant) {
         self.drop_stream();
@@ -447,5 +460,204 @@ impl super::link::LinkSocketry for Io {
 
     fn close(&mut self, link: &Link, now: Instant) {
         self.close_stream(link, now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The task of one connection polled by hand, on a runtime whose socket and timer the test
+    //! holds, so a caller can be made to act at an exact point of the task's poll.
+
+    use super::*;
+    use crate::config::Protocol;
+    use crate::conn::Payload;
+    use crate::{cmd, Config};
+    use std::os::fd::{AsRawFd, RawFd};
+    use std::path::Path;
+    use std::sync::atomic::AtomicUsize;
+    use std::task::Waker;
+    use std::time::Duration;
+
+    /// A hook a test runs at one point of the task's poll, once.
+    type Hook = Arc<Mutex<Option<Box<dyn FnOnce() + Send>>>>;
+
+    /// What the test sees of the task's runtime: the timer's deadline, the bytes written, the
+    /// bytes to read next, and a hook run inside the timer's next poll.
+    #[derive(Clone, Default)]
+    struct Seen {
+        timer_at: Arc<Mutex<Option<Instant>>>,
+        written: Arc<Mutex<Vec<u8>>>,
+        input: Arc<Mutex<Vec<u8>>>,
+        in_timer_poll: Hook,
+        /// Streams made and not yet dropped.
+        streams: Arc<AtomicUsize>,
+    }
+
+    struct FakeRuntime(Seen);
+    struct FakeTimer(Seen);
+    struct FakeStream(Seen);
+
+    impl Runtime for FakeRuntime {
+        fn spawn(&self, _future: BoxFuture<()>) {}
+        fn new_timer(&self, deadline: Instant) -> Box<dyn Timer> {
+            *self.0.timer_at.lock().unwrap() = Some(deadline);
+            Box::new(FakeTimer(self.0.clone()))
+        }
+        fn resolve(&self, _host: &str, _port: u16) -> BoxFuture<io::Result<Vec<SocketAddr>>> {
+            Box::pin(async { Err(io::Error::other("no names here")) })
+        }
+        fn connect_tcp(&self, _addr: SocketAddr) -> BoxFuture<io::Result<Box<dyn Stream>>> {
+            Box::pin(async { Err(io::Error::other("no tcp here")) })
+        }
+        fn connect_unix(&self, _path: &Path) -> BoxFuture<io::Result<Box<dyn Stream>>> {
+            self.0.streams.fetch_add(1, Ordering::SeqCst);
+            let stream: Box<dyn Stream> = Box::new(FakeStream(self.0.clone()));
+            Box::pin(async move { Ok(stream) })
+        }
+    }
+
+    impl Timer for FakeTimer {
+        fn reset(&mut self, deadline: Instant) {
+            *self.0.timer_at.lock().unwrap() = Some(deadline);
+        }
+        fn poll(&mut self, _cx: &mut Context<'_>) -> Poll<()> {
+            let hook = self.0.in_timer_poll.lock().unwrap().take();
+            if let Some(hook) = hook {
+                hook();
+            }
+            match *self.0.timer_at.lock().unwrap() {
+                Some(at) if at <= Instant::now() => Poll::Ready(()),
+                _ => Poll::Pending,
+            }
+        }
+    }
+
+    impl Drop for FakeStream {
+        fn drop(&mut self) {
+            self.0.streams.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    impl AsRawFd for FakeStream {
+        fn as_raw_fd(&self) -> RawFd {
+            -1
+        }
+    }
+
+    impl Stream for FakeStream {
+        fn poll_read(&self, _cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+            let mut input = self.0.input.lock().unwrap();
+            if input.is_empty() {
+                return Poll::Pending;
+            }
+            let n = input.len().min(buf.len());
+            buf[..n].copy_from_slice(&input[..n]);
+            input.drain(..n);
+            Poll::Ready(Ok(n))
+        }
+        fn poll_write(&self, _cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+            Poll::Ready(self.try_write(buf))
+        }
+        fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+            self.0.written.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn set_nodelay(&self, _on: bool) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn poll_once<F: Future + Unpin>(f: &mut F) -> Poll<F::Output> {
+        Pin::new(f).poll(&mut Context::from_waker(Waker::noop()))
+    }
+
+    /// A connected link (RESP2, no handshake, a health check far away) and its task.
+    fn connected(seen: &Seen) -> (Arc<Link>, Pin<Box<dyn Future<Output = ()> + Send>>) {
+        let config = Config::new()
+            .unix_socket("/nowhere")
+            .protocol(Protocol::Resp2)
+            .health_check(Some(Duration::from_secs(60)));
+        let engine = TaskEngine::new(Arc::new(FakeRuntime(seen.clone())));
+        let config = Arc::new(config);
+        let signal = Arc::new(Signal::default());
+        let link = Link::new(config.clone(), Box::new(signal.clone()));
+        let mut conn: Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(Conn {
+            link: StopOnDrop(link.clone()),
+            signal: signal.clone(),
+            io: Io {
+                runtime: engine.runtime.clone(),
+                config,
+                state: State::Idle,
+                signal,
+                buf: Vec::new(),
+            },
+            timer: None,
+            timer_at: None,
+        });
+        let mut connect = Box::pin(link.connect());
+        assert!(poll_once(&mut conn).is_pending());
+        assert!(matches!(poll_once(&mut connect), Poll::Ready(Ok(_))));
+        (link, conn)
+    }
+
+    /// A caller whose call takes the fast path while the task is between reading the link's
+    /// next deadline and publishing its timer must not count on a timer instant already past:
+    /// the task has read the deadlines before the call came, and sleeps past the call's own.
+    #[test]
+    fn a_fast_call_during_the_tasks_timer_step_still_times_out_on_time() {
+        let seen = Seen::default();
+        let (link, mut conn) = connected(&seen);
+        // A call with a short deadline: its deadline becomes the task's timer, then it is
+        // answered, and the timer stays armed for that instant.
+        let t0 = Instant::now() + Duration::from_millis(5);
+        let mut first = Box::pin(link.reply(Payload::One(cmd!("PING")), Some(t0)));
+        assert!(poll_once(&mut conn).is_pending());
+        assert_eq!(*seen.timer_at.lock().unwrap(), Some(t0));
+        seen.input.lock().unwrap().extend_from_slice(b"+PONG\r\n");
+        assert!(poll_once(&mut conn).is_pending());
+        assert!(matches!(poll_once(&mut first), Poll::Ready(Ok(_))));
+        // The timer's instant passes; the task is polled for it. Between its reading the next
+        // deadline (the health check's, a minute away) and publishing its timer, a caller
+        // makes a call with a 50 ms deadline.
+        while Instant::now() <= t0 {
+            std::hint::spin_loop();
+        }
+        let deadline = Arc::new(Mutex::new(None));
+        let call = Arc::new(Mutex::new(None));
+        {
+            let (link, deadline, call) = (link.clone(), deadline.clone(), call.clone());
+            *seen.in_timer_poll.lock().unwrap() = Some(Box::new(move || {
+                let d = Instant::now() + Duration::from_millis(50);
+                *deadline.lock().unwrap() = Some(d);
+                *call.lock().unwrap() = Some(Box::pin(
+                    link.reply(Payload::One(cmd!("GET", "k")), Some(d)),
+                ));
+            }));
+        }
+        assert!(poll_once(&mut conn).is_pending());
+        let d = deadline.lock().unwrap().expect("the caller ran");
+        assert!(call.lock().unwrap().is_some());
+        let armed = seen.timer_at.lock().unwrap().expect("a timer");
+        assert!(
+            armed <= d,
+            "the task sleeps until {:?} after the call's deadline",
+            armed - d
+        );
+    }
+
+    /// A task dropped with its socket open (the runtime shut down) closes the socket, though
+    /// the link, which the client's handles keep, holds the write side it shares with callers.
+    #[test]
+    fn a_dropped_task_closes_its_socket_while_the_client_lives() {
+        let seen = Seen::default();
+        let (link, conn) = connected(&seen);
+        assert_eq!(seen.streams.load(Ordering::SeqCst), 1);
+        drop(conn);
+        assert!(!link.is_connected());
+        assert_eq!(
+            seen.streams.load(Ordering::SeqCst),
+            0,
+            "the socket stays open for as long as the client lives"
+        );
     }
 }
