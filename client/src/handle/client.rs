@@ -434,7 +434,12 @@ impl Client {
     /// [`watch_transaction`](Client::watch_transaction) closure gets, once it was lost: it does
     /// not come back, since its `WATCH` would not (the attempt runs again on a new one).
     pub async fn connect(&self) -> Result<bool> {
-        if self.inner.watching && !self.is_connected() {
+        if self.inner.watching {
+            // Never asks the link to connect: a connection lost between a check and that ask
+            // would come back without its WATCH, and EXEC would run unprotected.
+            if self.is_connected() {
+                return Ok(true);
+            }
             return Err(Error::connection(
                 "the watch_transaction connection was lost, and its WATCH with it: it does not \
                  reconnect (the attempt runs again on a new connection)",
