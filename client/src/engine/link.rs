@@ -627,7 +627,8 @@ impl Link {
         self.connected.load(Ordering::Acquire)
     }
 
-    /// How many calls the connection held when its engine last went to sleep.
+    /// How many calls the connection held when its bytes were last handed out or its engine last
+    /// went to sleep.
     pub fn queued(&self) -> usize {
         self.queued.load(Ordering::Relaxed)
     }
@@ -711,7 +712,12 @@ impl Link {
     /// The next bytes to write, in order.
     pub fn poll_transmit(&self) -> Option<Bytes> {
         let now = Instant::now();
-        self.lock().core.poll_transmit_at(now)
+        let mut session = self.lock();
+        // Also published here: a caller writing its own call (the task engine's fast path)
+        // wakes no engine, so no park would count it.
+        self.queued
+            .store(session.core.queue_len(), Ordering::Relaxed);
+        session.core.poll_transmit_at(now)
     }
 
     /// When the engine must call [`Link::turn`] at the latest.

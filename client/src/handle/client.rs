@@ -547,7 +547,7 @@ impl Client {
     }
 
     /// How many calls this client's connection held (written and awaiting a reply, or waiting
-    /// for a connection) when its engine last went to sleep. For tests and diagnostics: it shows
+    /// for a connection) when its bytes were last handed out or its engine last went to sleep. For tests and diagnostics: it shows
     /// that calls which timed out are not kept for ever (see [`Config::max_silent_timeouts`]).
     #[doc(hidden)]
     pub fn queued_calls(&self) -> usize {
