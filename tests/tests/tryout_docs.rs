@@ -359,6 +359,11 @@ fn child_ring_threads() {
         assert!(futures::poll!(wait.as_mut()).is_pending());
         let mut expected = vec![name, process::TIMER_THREAD];
         expected.sort();
+        // A thread just spawned carries its parent's name until it has named itself: the
+        // names settle within a bounded wait.
+        until("the timer thread is named", || {
+            added_since(&before) == expected
+        });
         assert_eq!(added_since(&before), expected, "a pool and a subscriber");
         drop(wait);
     });
