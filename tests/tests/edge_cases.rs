@@ -592,15 +592,7 @@ fn a_name_whose_first_address_refuses_connects_through_the_next_on_every_engine(
         .output()
         .expect("run unshare");
     let _ = std::fs::remove_file(&hosts);
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success() && text.contains("1 passed"),
-        "child failed:\n{text}"
-    );
+    support::child_passed(&out, "child dual_stack_child");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -53,6 +53,15 @@ impl TaskEngine {
 
 impl Driver for TaskEngine {
     fn attach(&self, config: Arc<Config>) -> Result<Arc<Link>> {
+        let (link, conn) = Conn::new(config, self.runtime.clone());
+        self.runtime.spawn(Box::pin(conn));
+        Ok(link)
+    }
+}
+
+impl Conn {
+    /// A new link for `config` and the task that drives it on `runtime` (not spawned yet).
+    fn new(config: Arc<Config>, runtime: Arc<dyn Runtime>) -> (Arc<Link>, Conn) {
         let signal = Arc::new(Signal::default());
         let link = Link::new(config.clone(), Box::new(signal.clone()));
         let conn = Conn {
@@ -61,7 +70,7 @@ impl Driver for TaskEngine {
             link: StopOnDrop(link.clone()),
             signal: signal.clone(),
             io: Io {
-                runtime: self.runtime.clone(),
+                runtime,
                 config,
                 state: State::Idle,
                 signal,
@@ -70,8 +79,7 @@ impl Driver for TaskEngine {
             timer: None,
             timer_at: None,
         };
-        self.runtime.spawn(Box::pin(conn));
-        Ok(link)
+        (link, conn)
     }
 }
 
@@ -578,22 +586,8 @@ mod tests {
             .protocol(Protocol::Resp2)
             .health_check(Some(Duration::from_secs(60)));
         let engine = TaskEngine::new(Arc::new(FakeRuntime(seen.clone())));
-        let config = Arc::new(config);
-        let signal = Arc::new(Signal::default());
-        let link = Link::new(config.clone(), Box::new(signal.clone()));
-        let mut conn: Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(Conn {
-            link: StopOnDrop(link.clone()),
-            signal: signal.clone(),
-            io: Io {
-                runtime: engine.runtime.clone(),
-                config,
-                state: State::Idle,
-                signal,
-                buf: Vec::new(),
-            },
-            timer: None,
-            timer_at: None,
-        });
+        let (link, conn) = Conn::new(Arc::new(config), engine.runtime.clone());
+        let mut conn: Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(conn);
         let mut connect = Box::pin(link.connect());
         assert!(poll_once(&mut conn).is_pending());
         assert!(matches!(poll_once(&mut connect), Poll::Ready(Ok(_))));

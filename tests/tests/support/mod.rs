@@ -107,6 +107,12 @@ pub fn run_child(name: &str, env: &[(&str, &str)]) {
         cmd.env(k, v);
     }
     let out = cmd.output().expect("run the child test");
+    child_passed(&out, &format!("child {name} with {env:?}"));
+}
+
+/// Fails unless the child test process that gave `out` ran exactly one test and passed.
+#[track_caller]
+pub fn child_passed(out: &std::process::Output, what: &str) {
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -114,7 +120,7 @@ pub fn run_child(name: &str, env: &[(&str, &str)]) {
     );
     assert!(
         out.status.success() && text.contains("1 passed"),
-        "child {name} with {env:?} failed:\n{text}"
+        "{what} failed:\n{text}"
     );
 }
 

@@ -307,7 +307,27 @@ impl Enter {
     /// `io_uring_enter(to_submit, min_complete, GETEVENTS)`.
     pub fn enter(self, to_submit: u32, min_complete: u32) -> io::Result<()> {
         let flags = io_uring::EnterFlags::GETEVENTS.bits() | self.flags;
-        // SAFETY: no argument pointer is passed (size 0); the ring named by `fd` belongs to the
+        self.syscall(to_submit, min_complete, flags, None)
+    }
+
+    /// The `io_uring_enter` system call, with the extended argument `arg` if any.
+    fn syscall(
+        self,
+        to_submit: u32,
+        min_complete: u32,
+        flags: u32,
+        arg: Option<&GeteventsArg>,
+    ) -> io::Result<()> {
+        let (ptr, size) = match arg {
+            Some(a) => (
+                a as *const GeteventsArg,
+                std::mem::size_of::<GeteventsArg>(),
+            ),
+            None => (std::ptr::null(), 0usize),
+        };
+        // SAFETY: `arg` (and the timespec it points at, which the caller keeps alive across this
+        // call) is borrowed for the whole call, and the kernel copies both before it waits; with
+        // no argument, a null pointer of size 0 is passed. The ring named by `fd` belongs to the
         // calling thread's driver, and every entry it submits points at memory the driver keeps
         // alive until the entry's completion is reaped.
         let r = unsafe {
@@ -317,8 +337,8 @@ impl Enter {
                 to_submit,
                 min_complete,
                 flags,
-                std::ptr::null::<libc::c_void>(),
-                0usize,
+                ptr,
+                size,
             )
         };
         if r < 0 {
@@ -351,23 +371,6 @@ impl Enter {
             ts: &ts as *const KernelTimespec as u64,
         };
         let flags = io_uring::EnterFlags::GETEVENTS.bits() | IORING_ENTER_EXT_ARG | self.flags;
-        // SAFETY: `arg` and the timespec it points at outlive the call (the kernel copies both
-        // before it waits); otherwise as in `enter`.
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_io_uring_enter,
-                self.fd,
-                to_submit,
-                min_complete,
-                flags,
-                &arg as *const GeteventsArg,
-                std::mem::size_of::<GeteventsArg>(),
-            )
-        };
-        if r < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(())
-        }
+        self.syscall(to_submit, min_complete, flags, Some(&arg))
     }
 }
