@@ -720,6 +720,11 @@ impl Link {
         session.core.poll_transmit_at(now)
     }
 
+    /// True if a deadline has passed: the next [`Link::turn`] fails calls or acts on it.
+    pub fn is_due(&self, now: Instant) -> bool {
+        self.lock().core.poll_timeout().is_some_and(|at| at <= now)
+    }
+
     /// When the engine must call [`Link::turn`] at the latest.
     pub fn poll_timeout(&self, now: Instant) -> Option<Instant> {
         let due = {

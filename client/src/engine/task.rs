@@ -189,6 +189,12 @@ impl Future for Conn {
             // What woke the task first (a connect that ended, replies that arrived), so the
             // link's timers never judge a connection on news the socket already holds.
             let mut busy = this.io.poll_io(cx, link, now, &mut reads);
+            // A deadline due: what the socket holds is read first, past the runtime's
+            // readiness, so a runtime stalled past the deadlines (blocking work on its thread)
+            // is not taken for a silent server.
+            if link.is_due(now) {
+                busy |= this.io.read_now(link, now, &mut reads);
+            }
             if !link.turn(now) {
                 // Best effort: what the last calls left to send still leaves.
                 let _ = this.io.flush(cx, link, now);
@@ -322,6 +328,39 @@ impl Io {
                 }
                 Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
                 Poll::Ready(Err(e)) => {
+                    self.failed(link, now, "reading from", e);
+                    return true;
+                }
+            }
+        }
+    }
+
+    /// Reads what the open socket holds now, past the runtime's readiness (at most `reads`
+    /// reads, counted down); true if there is more to do right away.
+    fn read_now(&mut self, link: &Link, now: Instant, reads: &mut usize) -> bool {
+        loop {
+            if *reads == 0 {
+                return true;
+            }
+            let State::Open(stream) = &self.state else {
+                return false;
+            };
+            match stream.read_now(&mut self.buf) {
+                Ok(0) => {
+                    self.failed(link, now, "reading from", server_closed());
+                    return true;
+                }
+                Ok(n) => {
+                    *reads -= 1;
+                    if let Err(e) = link.handle_input(&self.buf[..n], now) {
+                        self.drop_stream();
+                        link.handle_closed(e, now);
+                        return true;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
                     self.failed(link, now, "reading from", e);
                     return true;
                 }
@@ -482,7 +521,7 @@ mod tests {
     use crate::{cmd, Config};
     use std::os::fd::{AsRawFd, RawFd};
     use std::path::Path;
-    use std::sync::atomic::AtomicUsize;
+    use std::sync::atomic::{AtomicBool, AtomicUsize};
     use std::task::Waker;
     use std::time::Duration;
 
@@ -499,6 +538,9 @@ mod tests {
         in_timer_poll: Hook,
         /// Streams made and not yet dropped.
         streams: Arc<AtomicUsize>,
+        /// The runtime has not looked at the OS since the input came: `poll_read` says
+        /// `Pending` over it; only `read_now` sees it.
+        stale: Arc<AtomicBool>,
     }
 
     struct FakeRuntime(Seen);
@@ -554,14 +596,23 @@ mod tests {
 
     impl Stream for FakeStream {
         fn poll_read(&self, _cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+            if self.0.stale.load(Ordering::SeqCst) {
+                return Poll::Pending;
+            }
+            match self.read_now(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Poll::Pending,
+                r => Poll::Ready(r),
+            }
+        }
+        fn read_now(&self, buf: &mut [u8]) -> io::Result<usize> {
             let mut input = self.0.input.lock().unwrap();
             if input.is_empty() {
-                return Poll::Pending;
+                return Err(io::ErrorKind::WouldBlock.into());
             }
             let n = input.len().min(buf.len());
             buf[..n].copy_from_slice(&input[..n]);
             input.drain(..n);
-            Poll::Ready(Ok(n))
+            Ok(n)
         }
         fn poll_write(&self, _cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
             Poll::Ready(self.try_write(buf))
@@ -637,6 +688,44 @@ mod tests {
             "the task sleeps until {:?} after the call's deadline",
             armed - d
         );
+    }
+
+    /// Replies that arrived while the runtime's thread was busy past the calls' deadlines are
+    /// in the socket, though the runtime's readiness does not say so yet: the task reads them
+    /// before its timers run, so the calls are answered and the connection is not closed as
+    /// silent (three timeouts in a row would close it).
+    #[test]
+    fn replies_a_stalled_runtime_has_not_noticed_are_read_before_the_deadlines_judge() {
+        let seen = Seen::default();
+        let (link, mut conn) = connected(&seen);
+        let deadline = Instant::now() + Duration::from_millis(5);
+        let mut calls: Vec<_> = (0..3)
+            .map(|_| Box::pin(link.reply(Payload::One(cmd!("PING")), Some(deadline))))
+            .collect();
+        for call in &mut calls {
+            assert!(poll_once(call).is_pending());
+        }
+        assert!(poll_once(&mut conn).is_pending());
+        assert_eq!(
+            seen.written.lock().unwrap().len(),
+            3 * b"*1\r\n$4\r\nPING\r\n".len()
+        );
+        seen.stale.store(true, Ordering::SeqCst);
+        seen.input
+            .lock()
+            .unwrap()
+            .extend_from_slice(b"+PONG\r\n+PONG\r\n+PONG\r\n");
+        while Instant::now() <= deadline {
+            std::hint::spin_loop();
+        }
+        assert!(poll_once(&mut conn).is_pending());
+        for call in &mut calls {
+            match poll_once(call) {
+                Poll::Ready(Ok(v)) => assert_eq!(v, crate::Value::Simple("PONG".into())),
+                other => panic!("the reply in the socket was not read: {other:?}"),
+            }
+        }
+        assert!(link.is_connected(), "the connection was taken for silent");
     }
 
     /// A task dropped with its socket open (the runtime shut down) closes the socket, though

@@ -59,6 +59,13 @@ pub(crate) trait Stream: Send + Sync + AsRawFd {
     /// thread): how many bytes were taken, or [`io::ErrorKind::WouldBlock`].
     fn try_write(&self, buf: &[u8]) -> io::Result<usize>;
 
+    /// Reads what the socket holds now, straight from the OS: `Ok(0)` is the end of the
+    /// stream, [`io::ErrorKind::WouldBlock`] that nothing has arrived. A runtime's readiness is
+    /// only as fresh as its last look at the OS, so [`Stream::poll_read`] may say `Pending`
+    /// over bytes a stalled runtime has not noticed; the task reads this way before it lets
+    /// the link's timers judge the server silent.
+    fn read_now(&self, buf: &mut [u8]) -> io::Result<usize>;
+
     /// Sets `TCP_NODELAY` (a no-op on a unix socket).
     fn set_nodelay(&self, on: bool) -> io::Result<()>;
 }

@@ -2,7 +2,7 @@
 
 use super::{BoxFuture, Runtime, Stream, Timer};
 use std::future::Future;
-use std::io;
+use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::Path;
@@ -110,6 +110,12 @@ macro_rules! stream_io {
 
             fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
                 self.0.try_write(buf)
+            }
+
+            fn read_now(&self, buf: &mut [u8]) -> io::Result<usize> {
+                // Past tokio's readiness, which a read that would block does not clear: the
+                // next `poll_read` finds out for itself.
+                (&*socket2::SockRef::from(&self.0)).read(buf)
             }
 
             fn set_nodelay(&self, on: bool) -> io::Result<()> {
