@@ -4,9 +4,15 @@
 //! REDIS_URL=redis://127.0.0.1:6379 cargo run -p ringdis --example connect
 //! ```
 
-use ringdis::cmd;
 use ringdis::prelude::*;
-use std::collections::HashMap;
+
+/// The fields of `HELLO`'s reply this example prints (the others are ignored).
+#[derive(FromRedis)]
+struct Hello {
+    server: String,
+    version: String,
+    proto: i64,
+}
 
 #[tokio::main]
 async fn main() -> ringdis::Result<()> {
@@ -17,19 +23,13 @@ async fn main() -> ringdis::Result<()> {
     let pong = client.ping().await?;
     println!("connected to {url}: PING -> {pong:?}");
 
-    // Anything the spec lacks (module commands...) goes through `call(cmd!(...))`, decoded into
-    // any `FromRedis` type.
-    let hello: HashMap<String, Value> = client.call(cmd!("HELLO")).await?;
-    let field = |name: &str| match hello.get(name) {
-        Some(Value::Int(n)) => n.to_string(),
-        Some(v) => String::from_utf8_lossy(v.as_bytes().unwrap_or_default()).into_owned(),
-        None => "?".into(),
-    };
+    // `.decode::<T>()` reads a reply into any `FromRedis` type, here a derived struct.
+    let hello: Hello = client.hello().decode().await?;
     println!(
         "server {} {}, protocol {}, engine {:?}",
-        field("server"),
-        field("version"),
-        field("proto"),
+        hello.server,
+        hello.version,
+        hello.proto,
         client.engine()
     );
     Ok(())
