@@ -432,7 +432,8 @@ macro_rules! builder {
     };
 }
 
-include!(concat!(env!("OUT_DIR"), "/commands.rs"));
+// Checked in (`scripts/generate` rewrites it; codegen's `checked_in` test keeps it fresh).
+include!("generated/commands.rs");
 
 #[cfg(test)]
 mod tests {

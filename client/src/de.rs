@@ -58,6 +58,7 @@ impl<T: DeserializeOwned> FromRedis for Serde<T> {
     }
 }
 
+#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
 impl de::Error for Error {
     fn custom<M: fmt::Display>(msg: M) -> Self {
         Error::Decode {
@@ -147,6 +148,7 @@ fn check_ref(value: &Value) -> Result<&Value> {
 
 /// `&Value` is a [`serde::Deserializer`]: any `Deserialize` type can be read from a reply, and
 /// string fields can borrow from it.
+#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
 impl<'de> de::Deserializer<'de> for &'de Value {
     type Error = Error;
 
@@ -357,6 +359,7 @@ impl<'de> de::Deserializer<'de> for &'de Value {
     }
 }
 
+#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
 impl<'de> IntoDeserializer<'de, Error> for &'de Value {
     type Deserializer = Self;
     fn into_deserializer(self) -> Self {

@@ -1,9 +1,9 @@
 //! # ringdis
 //!
 //! A Redis client whose command API is generated from the server's own command spec, typed end
-//! to end, and driven by io_uring. The project README follows; its examples are compiled as
-//! doctests so they stay true.
-#![doc = include_str!("../../README.md")]
+//! to end, and driven by io_uring. The project README (packaged with the crate) follows; its
+//! examples are compiled as doctests so they stay true.
+#![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![cfg_attr(docsrs, feature(doc_cfg))]

@@ -536,8 +536,12 @@ fn every_source_file_is_in_the_module_tree() {
     let krate = Crate::load(&src_dir());
     let mut on_disk = Vec::new();
     rs_files(&src_dir(), &mut on_disk);
+    // The checked-in generated code (scripts/generate) is not a module: commands.rs and
+    // route/mod.rs `include!` it, so it is part of those files, as it was from OUT_DIR.
+    let generated = src_dir().join("generated");
     let unread: Vec<String> = on_disk
         .iter()
+        .filter(|f| !f.starts_with(&generated))
         .filter(|f| !krate.uses.contains_key(*f))
         .map(|f| krate.name(f))
         .collect();

@@ -12,6 +12,20 @@ pub mod servers;
 /// The reviewed corrections to the spec (`codegen/overrides.json`), built in.
 pub const OVERRIDES: &str = include_str!("../overrides.json");
 
+/// The generated files ringdis includes, checked in under `client/src/generated/` (so the
+/// published crate needs neither this generator nor the spec): each file's name there and its
+/// text, from the text of `commands.json` and `replies.json`. `scripts/generate` writes them;
+/// `tests/checked_in.rs` fails when they differ from a fresh generation.
+pub fn generated_files(
+    commands_json: &str,
+    replies_json: &str,
+) -> Result<Vec<(&'static str, String)>, String> {
+    Ok(vec![
+        ("commands.rs", generate(commands_json, replies_json)?),
+        ("spec_flags.rs", generate_gate(commands_json)?),
+    ])
+}
+
 /// Generates the typed API from the text of `commands.json` and `replies.json`, with the
 /// built-in [`OVERRIDES`].
 pub fn generate(commands_json: &str, replies_json: &str) -> Result<String, String> {

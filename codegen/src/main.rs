@@ -5,7 +5,8 @@ use std::process::ExitCode;
 const USAGE: &str = "usage:
   ringdis-codegen refresh      (starts Valkey 9 and Redis 7.0, rewrites commands.json)
   ringdis-codegen dump --url redis://HOST:PORT [--also redis://HOST:PORT] > commands.json
-  ringdis-codegen generate [--spec commands.json] [--replies replies.json]   (Rust to stdout)";
+  ringdis-codegen generate [--spec commands.json] [--replies replies.json]   (Rust to stdout)
+  ringdis-codegen write        (rewrites client/src/generated/ from commands.json, replies.json)";
 
 fn out(text: &str) -> std::io::Result<()> {
     use std::io::Write;
@@ -37,6 +38,21 @@ fn main() -> ExitCode {
                 .and_then(|s| Ok((s, std::fs::read_to_string(&replies)?)))
                 .and_then(|(s, r)| ringdis_codegen::generate(&s, &r).map_err(std::io::Error::other))
                 .and_then(|code| out(&code))
+        }
+        Some("write") => {
+            let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+            let read = |name: &str| std::fs::read_to_string(root.join(name));
+            read("commands.json")
+                .and_then(|s| Ok((s, read("replies.json")?)))
+                .and_then(|(s, r)| {
+                    ringdis_codegen::generated_files(&s, &r).map_err(std::io::Error::other)
+                })
+                .and_then(|files| {
+                    let dir = root.join("client/src/generated");
+                    files
+                        .iter()
+                        .try_for_each(|(name, text)| std::fs::write(dir.join(name), text))
+                })
         }
         _ => Err(std::io::Error::other(USAGE)),
     };
