@@ -51,9 +51,10 @@ pub enum Protocol {
 ///   for every connection of the process, started with the first connection and ended after
 ///   the last (`IORING_OP_CONNECT`, one send of everything queued per connection, multishot
 ///   receives from a provided-buffer ring, timers as ring timeouts).
-/// - [`Engine::Epoll`]: the ring engine's twin on epoll (one `ringdis-epoll` thread), where
-///   `io_uring_setup` is refused (`EPERM` from a seccomp filter, `ENOSYS`,
-///   `kernel.io_uring_disabled`).
+/// - [`Engine::Epoll`]: the ring engine's twin on mio (one `ringdis-epoll` thread): epoll on
+///   Linux, kqueue on macOS and the BSDs. It serves where `io_uring_setup` is refused (`EPERM`
+///   from a seccomp filter, `ENOSYS`, `kernel.io_uring_disabled`) and in every build without
+///   the io_uring engine.
 /// - [`Engine::Auto`] (the default): the task engine when the client is made on a
 ///   current-thread tokio runtime (`#[tokio::test]`, `#[tokio::main(flavor = "current_thread")]`,
 ///   tokio-uring); otherwise, on a multi-thread runtime or outside any, io_uring where the kernel
@@ -69,6 +70,16 @@ pub enum Protocol {
 /// timeouts need run on the process's one `ringdis-timer` thread, started on demand and ended
 /// when idle; on the task engine they are timers of the runtime.
 ///
+/// # Without io_uring
+///
+/// The io_uring engine exists only on Linux, and only with ringdis's `io-uring` feature (on by
+/// default; `default-features = false` turns it off). Without it, every variant still exists,
+/// so code naming [`Engine::IoUring`] compiles on any target and with any features:
+/// [`Engine::Auto`] uses the epoll/kqueue engine wherever it would have tried io_uring, and
+/// [`Engine::IoUring`] (or `RINGDIS_ENGINE=io_uring`) makes
+/// [`Client::new`](crate::Client::new) fail with [`Error::Client`](crate::Error::Client)
+/// naming the feature: it is never silently replaced by another engine.
+///
 /// Two more variables exist for testing those paths on a kernel that has everything:
 /// `RINGDIS_URING_FAIL_SETUP=1` makes ring setup fail as if the kernel refused it, and
 /// `RINGDIS_URING_NO_BUFRING=1` makes the io_uring engine do without multishot operations, as on
@@ -76,7 +87,8 @@ pub enum Protocol {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Engine {
     /// The task engine on a current-thread tokio runtime; otherwise (a multi-thread runtime, or
-    /// none) io_uring where the kernel allows it, epoll where it does not. So under
+    /// none) io_uring where the kernel allows it, epoll where it does not (or where the build
+    /// has no io_uring engine). So under
     /// `#[tokio::test]` a client is on the task engine, with what that implies for its lifetime
     /// (see [`Engine::Task`]); under a multi-thread `#[tokio::main]` it is on a ring engine.
     #[default]
@@ -107,9 +119,11 @@ pub enum Engine {
     ///   runtime.
     Task,
     /// The io_uring ring engine only: creating the client fails with
-    /// [`Error::Client`](crate::Error::Client), saying why, where the kernel refuses a ring.
+    /// [`Error::Client`](crate::Error::Client), saying why, where the kernel refuses a ring, and
+    /// in a build without the io_uring engine (the `io-uring` feature off, or not Linux; see
+    /// [Without io_uring](Engine#without-io_uring)).
     IoUring,
-    /// The epoll ring engine only.
+    /// The epoll ring engine only (mio: epoll on Linux, kqueue on macOS and the BSDs).
     Epoll,
 }
 

@@ -346,7 +346,8 @@ mod tests {
         assert!(rx.recv_timeout(Duration::from_secs(10)).is_err());
     }
 
-    /// How many threads of this process carry `name`.
+    /// How many threads of this process carry `name` (read from `/proc`).
+    #[cfg(target_os = "linux")]
     fn threads_named(name: &str) -> usize {
         std::fs::read_dir("/proc/self/task")
             .unwrap()
@@ -356,6 +357,7 @@ mod tests {
     }
 
     /// Waits (bounded) until `name` has `n` threads.
+    #[cfg(target_os = "linux")]
     fn wait_for_threads(name: &str, n: usize) {
         let deadline = Instant::now() + Duration::from_secs(20);
         while threads_named(name) != n {
@@ -378,6 +380,7 @@ mod tests {
         Box::leak(Box::new(Wheel::new(name, idle)))
     }
 
+    #[cfg(target_os = "linux")]
     #[test]
     fn the_thread_leaves_when_idle_and_comes_back_on_demand() {
         const NAME: &str = "rdtimer-idle";
@@ -431,6 +434,7 @@ mod tests {
         // It did exit and start again during the run (so adds met exits).
         let starts = wheel.lock().starts;
         assert!(starts > 10, "the thread started only {starts} times");
+        #[cfg(target_os = "linux")]
         wait_for_threads(NAME, 0);
     }
 

@@ -1,59 +1,41 @@
-//! TCP keepalive on a connected socket, for both transports ([`Config::tcp_keepalive`]).
+//! TCP keepalive on a connected socket, for every engine ([`Config::tcp_keepalive`]), through
+//! socket2, which spells the options per target (`TCP_KEEPIDLE` on Linux and the BSDs,
+//! `TCP_KEEPALIVE` on macOS; OpenBSD has only the system-wide settings).
 //!
 //! [`Config::tcp_keepalive`]: crate::Config::tcp_keepalive
 
-use std::os::fd::RawFd;
+use socket2::{SockRef, TcpKeepalive};
+use std::os::fd::AsFd;
 use std::time::Duration;
 
 /// Unanswered probes after which the kernel gives the connection up (as `redis-server` does).
-const PROBES: libc::c_int = 3;
+const PROBES: u32 = 3;
 
-fn set(fd: RawFd, level: libc::c_int, name: libc::c_int, value: libc::c_int) {
-    // SAFETY: setsockopt reads `size_of::<c_int>()` bytes from `&value`, which outlives the call;
-    // `fd` is a socket the caller owns. Best effort: a failure leaves the kernel's defaults.
-    unsafe {
-        libc::setsockopt(
-            fd,
-            level,
-            name,
-            (&value as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        );
-    }
-}
-
-/// Turns keepalive on with `idle` before the first probe, `idle / 3` (at least 1 s) between
-/// probes and [`PROBES`] probes; or leaves it off with `None`.
-pub(crate) fn apply(fd: RawFd, idle: Option<Duration>) {
+/// Turns keepalive on with `idle` before the first probe, `idle / 3` between probes (both at
+/// least 1 s: the kernel counts whole seconds) and [`PROBES`] probes, where the target lets a
+/// socket set them; or leaves it off with `None`. Best effort: a failure leaves the kernel's
+/// defaults.
+pub(crate) fn apply(socket: &impl AsFd, idle: Option<Duration>) {
     let Some(idle) = idle else { return };
-    let secs = |d: Duration| d.as_secs().clamp(1, i32::MAX as u64) as libc::c_int;
-    set(fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1);
-    set(fd, libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, secs(idle));
-    set(fd, libc::IPPROTO_TCP, libc::TCP_KEEPINTVL, secs(idle / 3));
-    set(fd, libc::IPPROTO_TCP, libc::TCP_KEEPCNT, PROBES);
+    let secs = |d: Duration| Duration::from_secs(d.as_secs().max(1));
+    let params = TcpKeepalive::new().with_time(secs(idle));
+    #[cfg(any(
+        target_os = "linux",
+        target_os = "android",
+        target_os = "macos",
+        target_os = "ios",
+        target_os = "freebsd",
+        target_os = "netbsd",
+        target_os = "dragonfly",
+        target_os = "illumos",
+    ))]
+    let params = params.with_interval(secs(idle / 3)).with_retries(PROBES);
+    let _ = SockRef::from(socket).set_tcp_keepalive(&params);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::fd::AsRawFd;
-
-    fn get(fd: RawFd, level: libc::c_int, name: libc::c_int) -> libc::c_int {
-        let mut v: libc::c_int = -1;
-        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-        // SAFETY: getsockopt writes at most `len` bytes into `v`, which outlives the call.
-        let r = unsafe {
-            libc::getsockopt(
-                fd,
-                level,
-                name,
-                (&mut v as *mut libc::c_int).cast(),
-                &mut len,
-            )
-        };
-        assert_eq!(r, 0);
-        v
-    }
 
     #[test]
     fn keepalive_and_the_liveness_rule_are_on_by_default() {
@@ -69,17 +51,23 @@ mod tests {
     fn keepalive_idle_interval_and_probes_are_set() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let s = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let fd = s.as_raw_fd();
-        assert_eq!(get(fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE), 0);
-        apply(fd, None);
-        assert_eq!(get(fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE), 0);
-        apply(fd, Some(Duration::from_secs(45)));
-        assert_eq!(get(fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE), 1);
-        assert_eq!(get(fd, libc::IPPROTO_TCP, libc::TCP_KEEPIDLE), 45);
-        assert_eq!(get(fd, libc::IPPROTO_TCP, libc::TCP_KEEPINTVL), 15);
-        assert_eq!(get(fd, libc::IPPROTO_TCP, libc::TCP_KEEPCNT), 3);
-        apply(fd, Some(Duration::from_millis(10)));
-        assert_eq!(get(fd, libc::IPPROTO_TCP, libc::TCP_KEEPIDLE), 1);
-        assert_eq!(get(fd, libc::IPPROTO_TCP, libc::TCP_KEEPINTVL), 1);
+        let sock = SockRef::from(&s);
+        assert!(!sock.keepalive().unwrap());
+        apply(&s, None);
+        assert!(!sock.keepalive().unwrap());
+        apply(&s, Some(Duration::from_secs(45)));
+        assert!(sock.keepalive().unwrap());
+        assert_eq!(sock.tcp_keepalive_time().unwrap(), Duration::from_secs(45));
+        assert_eq!(
+            sock.tcp_keepalive_interval().unwrap(),
+            Duration::from_secs(15)
+        );
+        assert_eq!(sock.tcp_keepalive_retries().unwrap(), PROBES);
+        apply(&s, Some(Duration::from_millis(10)));
+        assert_eq!(sock.tcp_keepalive_time().unwrap(), Duration::from_secs(1));
+        assert_eq!(
+            sock.tcp_keepalive_interval().unwrap(),
+            Duration::from_secs(1)
+        );
     }
 }

@@ -3,6 +3,10 @@
 //!
 //! Each connection is a [`Link`]: client handles submit into it and wake its engine through
 //! the engine's [`Wake`]; the engine drives it through the link's engine-facing methods only.
+//!
+//! Engines: `task` (a future on the caller's tokio runtime), `ring` (io_uring, Linux with the
+//! `io-uring` feature only) and `epoll`, which is mio's poll: epoll on Linux, kqueue on macOS
+//! and the BSDs (the name stays `epoll`, as [`Engine::Epoll`](crate::Engine::Epoll) does).
 
 mod current;
 mod deadlines;
@@ -11,6 +15,8 @@ mod keepalive;
 pub(crate) mod link;
 pub(crate) mod placement;
 mod resolve;
+// The io_uring engine: Linux only, and only with the `io-uring` feature (on by default).
+#[cfg(all(feature = "io-uring", target_os = "linux"))]
 pub(crate) mod ring;
 mod runtime;
 pub(crate) mod task;

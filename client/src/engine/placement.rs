@@ -3,7 +3,9 @@
 //! makes) and a pool's members live where the client or pool was placed, whatever thread later
 //! asks for one.
 
-use super::{epoll, ring, task, Driver, Link};
+#[cfg(all(feature = "io-uring", target_os = "linux"))]
+use super::ring;
+use super::{epoll, task, Driver, Link};
 use crate::config::{Config, Engine};
 use crate::Result;
 use std::future::Future;
@@ -17,11 +19,13 @@ pub(crate) enum Placement {
     /// Tasks on this tokio runtime.
     Task(tokio::runtime::Handle),
     /// The io_uring engine.
+    #[cfg(all(feature = "io-uring", target_os = "linux"))]
     IoUring,
-    /// The epoll engine.
+    /// The epoll engine (mio: epoll on Linux, kqueue elsewhere).
     Epoll,
     /// The io_uring engine where the kernel gives a ring, the epoll engine where it does not
     /// ([`Engine::Auto`] outside a tokio runtime, until the first attach says which).
+    #[cfg(all(feature = "io-uring", target_os = "linux"))]
     RingOrEpoll,
 }
 
@@ -31,12 +35,15 @@ pub(crate) type Sleep = Pin<Box<dyn Future<Output = ()> + Send>>;
 impl Placement {
     /// Where `choice` places connections made here, after the `RINGDIS_ENGINE` override:
     /// [`Engine::Auto`] is the task engine on a current-thread tokio runtime, and a ring engine
-    /// on a multi-thread runtime and outside any (see [`Engine`] for the measurements behind it).
+    /// on a multi-thread runtime and outside any (see [`Engine`] for the measurements behind it);
+    /// without the io_uring engine (the `io-uring` feature off, or not Linux) that ring engine
+    /// is the epoll one.
     ///
     /// # Errors
     ///
-    /// [`Error::Client`](crate::Error::Client) for [`Engine::Task`] outside a tokio runtime, or
-    /// a `RINGDIS_ENGINE` that names no engine.
+    /// [`Error::Client`](crate::Error::Client) for [`Engine::Task`] outside a tokio runtime,
+    /// [`Engine::IoUring`] in a build without the io_uring engine, or a `RINGDIS_ENGINE` that
+    /// names no engine.
     pub fn here(choice: Engine) -> Result<Placement> {
         let forced = Engine::from_env()?.filter(|e| *e != choice);
         let choice = forced.unwrap_or(choice);
@@ -60,9 +67,15 @@ impl Placement {
                 };
                 return Err(crate::Error::client(why));
             }
+            #[cfg(all(feature = "io-uring", target_os = "linux"))]
             (Engine::IoUring, _) => Placement::IoUring,
+            #[cfg(not(all(feature = "io-uring", target_os = "linux")))]
+            (Engine::IoUring, _) => return Err(no_io_uring(forced.is_some())),
             (Engine::Epoll, _) => Placement::Epoll,
+            #[cfg(all(feature = "io-uring", target_os = "linux"))]
             (Engine::Auto, _) => Placement::RingOrEpoll,
+            #[cfg(not(all(feature = "io-uring", target_os = "linux")))]
+            (Engine::Auto, _) => Placement::Epoll,
         })
     }
 
@@ -80,10 +93,12 @@ impl Placement {
                 task::TaskEngine::tokio(handle.clone()).attach(config)?,
                 Engine::Task,
             )),
+            #[cfg(all(feature = "io-uring", target_os = "linux"))]
             Placement::IoUring => Ok((ring::RingEngine.attach(config)?, Engine::IoUring)),
             Placement::Epoll => Ok((epoll::Epoll.attach(config)?, Engine::Epoll)),
             // Any ring setup failure (EPERM, ENOSYS, kernel.io_uring_disabled, a seccomp
             // filter) falls back to epoll.
+            #[cfg(all(feature = "io-uring", target_os = "linux"))]
             Placement::RingOrEpoll => match ring::RingEngine.attach(config.clone()) {
                 Ok(link) => {
                     *self = Placement::IoUring;
@@ -137,6 +152,30 @@ impl Placement {
             _ => crate::timer::call_at(at, owner, job),
         }
     }
+}
+
+/// The error for [`Engine::IoUring`] (or `RINGDIS_ENGINE=io_uring`, when `forced`) in a build
+/// without the io_uring engine: it is never silently replaced by another engine.
+#[cfg(not(all(feature = "io-uring", target_os = "linux")))]
+fn no_io_uring(forced: bool) -> crate::Error {
+    let asked = if forced {
+        "RINGDIS_ENGINE=io_uring asks for Engine::IoUring"
+    } else {
+        "Engine::IoUring was asked for"
+    };
+    let why = if cfg!(target_os = "linux") {
+        "this build of ringdis has no io_uring engine: it was compiled without its `io-uring` \
+         feature (on by default; `default-features = false` turns it off)"
+    } else {
+        "this build of ringdis has no io_uring engine: io_uring exists only on Linux (the \
+         `io-uring` feature does nothing elsewhere)"
+    };
+    let fix = if forced {
+        "unset RINGDIS_ENGINE or set it to auto or epoll"
+    } else {
+        "choose Engine::Auto or Engine::Epoll"
+    };
+    crate::Error::client(format!("{asked}, but {why}; {fix}"))
 }
 
 /// A sleep on a tokio runtime's timer, run by a task of that runtime: spawned on the first poll
@@ -239,5 +278,68 @@ mod tests {
         futures::executor::block_on(&mut sleep);
         assert!(Instant::now() >= at);
         futures::executor::block_on(&mut sleep);
+    }
+
+    fn runtime(multi: bool) -> tokio::runtime::Runtime {
+        let mut b = if multi {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(1);
+            b
+        } else {
+            tokio::runtime::Builder::new_current_thread()
+        };
+        b.enable_all().build().unwrap()
+    }
+
+    /// With the io_uring engine built: `Engine::Auto` outside a runtime and on a multi-thread
+    /// one tries the ring first, and `Engine::IoUring` is placed on it.
+    #[cfg(all(feature = "io-uring", target_os = "linux"))]
+    #[test]
+    fn with_io_uring_auto_tries_the_ring_first() {
+        assert!(matches!(
+            Placement::here(Engine::Auto),
+            Ok(Placement::RingOrEpoll)
+        ));
+        let multi = runtime(true).block_on(async { Placement::here(Engine::Auto) });
+        assert!(matches!(multi, Ok(Placement::RingOrEpoll)), "{multi:?}");
+        assert!(matches!(
+            Placement::here(Engine::IoUring),
+            Ok(Placement::IoUring)
+        ));
+    }
+
+    /// Without the io_uring engine (the `io-uring` feature off, or not Linux): `Engine::Auto`
+    /// is the epoll (mio) engine wherever it would have tried the ring, still the task engine on
+    /// a current-thread runtime; and `Engine::IoUring` is refused with an error that names the
+    /// feature, never replaced by another engine.
+    #[cfg(not(all(feature = "io-uring", target_os = "linux")))]
+    #[test]
+    fn without_io_uring_auto_is_epoll_and_io_uring_is_refused() {
+        assert!(matches!(
+            Placement::here(Engine::Auto),
+            Ok(Placement::Epoll)
+        ));
+        let multi = runtime(true).block_on(async { Placement::here(Engine::Auto) });
+        assert!(matches!(multi, Ok(Placement::Epoll)), "{multi:?}");
+        let current = runtime(false).block_on(async { Placement::here(Engine::Auto) });
+        assert!(matches!(current, Ok(Placement::Task(_))), "{current:?}");
+
+        let refused = |e: crate::Result<crate::Client>| match e {
+            Err(crate::Error::Client { message, .. }) => message,
+            Err(e) => panic!("not a client error: {e:?}"),
+            Ok(c) => panic!("Engine::IoUring gave a client on {:?}", c.engine()),
+        };
+        let io_uring = || crate::Client::new(crate::Config::new().engine(Engine::IoUring));
+        let outside = refused(io_uring());
+        let inside = refused(runtime(false).block_on(async { io_uring() }));
+        for message in [outside, inside] {
+            assert!(message.contains("Engine::IoUring"), "{message}");
+            assert!(message.contains("`io-uring` feature"), "{message}");
+            assert!(message.contains("Engine::Epoll"), "{message}");
+        }
+        // Forced from the environment, the error says where the ask came from.
+        let forced = no_io_uring(true).to_string();
+        assert!(forced.contains("RINGDIS_ENGINE=io_uring"), "{forced}");
+        assert!(forced.contains("`io-uring` feature"), "{forced}");
     }
 }

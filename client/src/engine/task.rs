@@ -9,7 +9,7 @@
 
 use super::runtime::tokio::TokioRuntime;
 use super::runtime::{BoxFuture, Runtime, Stream, Timer};
-use super::{keepalive, server_closed, Driver, Link, StopOnDrop, Wake, Want};
+use super::{server_closed, Driver, Link, StopOnDrop, Wake, Want};
 use crate::config::{Addr, Config};
 use crate::{Error, Result};
 use bytes::{Buf, Bytes};
@@ -416,7 +416,7 @@ impl Io {
         if let Addr::Tcp { .. } = self.config.addr {
             // Best effort: a socket without NODELAY or keepalive still works.
             let _ = stream.set_nodelay(self.config.tcp_nodelay);
-            keepalive::apply(stream.as_raw_fd(), self.config.tcp_keepalive);
+            stream.set_keepalive(self.config.tcp_keepalive);
         }
         self.buf.resize(READ_BUFFER, 0);
         let mut out = self.signal.out();
@@ -624,6 +624,7 @@ mod tests {
         fn set_nodelay(&self, _on: bool) -> io::Result<()> {
             Ok(())
         }
+        fn set_keepalive(&self, _idle: Option<std::time::Duration>) {}
     }
 
     fn poll_once<F: Future + Unpin>(f: &mut F) -> Poll<F::Output> {

@@ -147,8 +147,9 @@ impl Client {
     ///
     /// [`Error::Client`] for a username without a password, [`Config::tracking`] with
     /// [`Protocol::Resp2`](crate::Protocol::Resp2), [`Engine::Task`] outside a tokio
-    /// runtime, [`Engine::IoUring`] where the kernel refuses io_uring, or a `RINGDIS_ENGINE`
-    /// that names no engine.
+    /// runtime, [`Engine::IoUring`] where the kernel refuses io_uring or in a build without the
+    /// io_uring engine (the `io-uring` feature off, or not Linux), or a `RINGDIS_ENGINE` that
+    /// names no engine.
     pub fn new(config: Config) -> Result<Client> {
         // The configuration's own errors first: they are the user's to fix wherever it runs.
         check(&config)?;
@@ -560,7 +561,8 @@ impl Client {
     }
 
     /// The engine driving this client's connection: [`Engine::Task`], [`Engine::IoUring`] or
-    /// [`Engine::Epoll`] (never `Auto`).
+    /// [`Engine::Epoll`] (never `Auto`; never `IoUring` in a build without the io_uring
+    /// engine).
     pub fn engine(&self) -> Engine {
         self.inner.engine
     }

@@ -1,6 +1,8 @@
 //! The epoll engine: ONE thread and ONE `mio::Poll` drive every connection attached to it, the
 //! twin of the io_uring ring engine for where `io_uring_setup` is refused (and wherever
-//! [`Engine::Epoll`](crate::Engine::Epoll) is chosen).
+//! [`Engine::Epoll`](crate::Engine::Epoll) is chosen). mio polls with epoll on Linux and kqueue
+//! on macOS and the BSDs, so this is also the ring engine of every build without io_uring (the
+//! `io-uring` feature off, or not Linux); the name says what it is on Linux.
 //!
 //! The engine is process-wide and starts lazily: the first [`attach`](Driver::attach) starts its
 //! thread, and the thread exits, releasing its descriptors, once its last connection is
@@ -49,9 +51,10 @@ impl Driver for Epoll {
 
 /// Starts an engine thread with a new poll and waker.
 fn start() -> Result<Arc<Hub>> {
-    let poll = Poll::new().map_err(|e| Error::client_io(format!("epoll_create: {e}"), e))?;
+    let poll = Poll::new()
+        .map_err(|e| Error::client_io(format!("creating the poll (epoll/kqueue): {e}"), e))?;
     let waker = Waker::new(poll.registry(), WAKER)
-        .map_err(|e| Error::client_io(format!("eventfd: {e}"), e))?;
+        .map_err(|e| Error::client_io(format!("creating the poll's waker: {e}"), e))?;
     let hub = Arc::new(Hub::new(waker));
     run::spawn(poll, hub.clone())
         .map_err(|e| Error::client_io(format!("spawning the epoll engine thread: {e}"), e))?;

@@ -457,6 +457,37 @@ mod tests {
         assert!(matches!(up, Some(Ok(true))), "{up:?}");
     }
 
+    /// Without the io_uring engine (the `io-uring` feature off, or not Linux), `Engine::Auto`
+    /// outside a runtime is this engine, and it serves calls: a PING to a listener that answers
+    /// PONG.
+    #[cfg(not(all(feature = "io-uring", target_os = "linux")))]
+    #[test]
+    fn without_io_uring_auto_runs_on_this_engine() {
+        use std::io::{Read, Write};
+        let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let config = config(&listener).engine(Engine::Auto);
+        std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            let mut got = Vec::new();
+            let mut buf = [0u8; 64];
+            while !got.ends_with(b"PING\r\n") {
+                match conn.read(&mut buf) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                }
+            }
+            let _ = conn.write_all(b"+PONG\r\n");
+            // Held open until the client is done with it.
+            let _ = conn.read(&mut buf);
+        });
+        let client = Client::new(config).unwrap();
+        assert_eq!(client.engine(), Engine::Epoll);
+        let pong =
+            within_10s(move || futures::executor::block_on(client.call::<String>(cmd!("PING"))));
+        assert!(matches!(&pong, Some(Ok(p)) if p == "PONG"), "{pong:?}");
+    }
+
     /// Connections made and dropped one after another, from two threads, keep meeting the
     /// engine thread as it exits (its last link finished) and as a new one starts: every one of
     /// them is served.

@@ -14,7 +14,6 @@ use mio::{Interest, Registry};
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -307,7 +306,7 @@ impl Sock {
                     let config = link.config();
                     // Best effort: a socket without NODELAY still works, only slower.
                     let _ = s.set_nodelay(config.tcp_nodelay);
-                    keepalive::apply(s.as_raw_fd(), config.tcp_keepalive);
+                    keepalive::apply(s, config.tcp_keepalive);
                 }
                 link.handle_open(now);
                 self.flush(link, env, now);

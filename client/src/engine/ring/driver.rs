@@ -722,7 +722,7 @@ impl Engine {
             K_CONNECT if res >= 0 => {
                 c.open = true;
                 if c.tcp {
-                    crate::engine::keepalive::apply(c.fd.as_raw_fd(), keepalive);
+                    crate::engine::keepalive::apply(&c.fd, keepalive);
                 }
                 link.handle_open(now);
                 self.arm_recv(index);

@@ -68,4 +68,8 @@ pub(crate) trait Stream: Send + Sync + AsRawFd {
 
     /// Sets `TCP_NODELAY` (a no-op on a unix socket).
     fn set_nodelay(&self, on: bool) -> io::Result<()>;
+
+    /// Sets TCP keepalive as [`keepalive::apply`](crate::engine::keepalive::apply) does (a
+    /// no-op on a unix socket). Best effort.
+    fn set_keepalive(&self, idle: Option<std::time::Duration>);
 }

@@ -121,6 +121,10 @@ macro_rules! stream_io {
             fn set_nodelay(&self, on: bool) -> io::Result<()> {
                 $ty::nodelay(&self.0, on)
             }
+
+            fn set_keepalive(&self, idle: Option<std::time::Duration>) {
+                $ty::keepalive(&self.0, idle)
+            }
         }
 
         impl AsRawFd for $ty {
@@ -137,6 +141,10 @@ impl Tcp {
     fn nodelay(s: &TcpStream, on: bool) -> io::Result<()> {
         s.set_nodelay(on)
     }
+
+    fn keepalive(s: &TcpStream, idle: Option<std::time::Duration>) {
+        crate::engine::keepalive::apply(s, idle);
+    }
 }
 
 struct Unix(UnixStream);
@@ -145,6 +153,8 @@ impl Unix {
     fn nodelay(_s: &UnixStream, _on: bool) -> io::Result<()> {
         Ok(())
     }
+
+    fn keepalive(_s: &UnixStream, _idle: Option<std::time::Duration>) {}
 }
 
 stream_io!(Tcp);
