@@ -23,6 +23,9 @@ pub(crate) enum Placement {
     /// The io_uring engine where the kernel gives a ring, the epoll engine where it does not
     /// ([`Engine::Auto`] outside a tokio runtime, until the first attach says which).
     RingOrEpoll,
+    /// The scripted in-memory server of a [`Mock`](crate::mock::Mock).
+    #[cfg(feature = "mock")]
+    Mock(crate::mock::server::Server),
 }
 
 /// A sleep that resolves at its instant (or just after).
@@ -82,6 +85,9 @@ impl Placement {
             )),
             Placement::IoUring => Ok((ring::RingEngine.attach(config)?, Engine::IoUring)),
             Placement::Epoll => Ok((epoll::Epoll.attach(config)?, Engine::Epoll)),
+            // Driven on the callers' own threads, as the task engine's fast path is.
+            #[cfg(feature = "mock")]
+            Placement::Mock(server) => Ok((server.attach(config)?, Engine::Task)),
             // Any ring setup failure (EPERM, ENOSYS, kernel.io_uring_disabled, a seccomp
             // filter) falls back to epoll.
             Placement::RingOrEpoll => match ring::RingEngine.attach(config.clone()) {
