@@ -235,7 +235,10 @@ mod tests {
     }
 
     fn ada() -> Value {
-        Value::Map(vec![("name".into(), "ada".into()), ("born".into(), 1815.into())])
+        Value::Map(vec![
+            ("name".into(), "ada".into()),
+            ("born".into(), 1815.into()),
+        ])
     }
 
     /// Typed methods, `call`, a derived struct and nil decode from scripted replies, in both
@@ -259,7 +262,13 @@ mod tests {
                 assert_eq!(db.incr("n").await.unwrap(), 3);
                 assert_eq!(db.get("k").await.unwrap(), None);
                 let user: User = db.hgetall("user:1").decode().await.unwrap();
-                assert_eq!(user, User { name: "ada".into(), born: 1815 });
+                assert_eq!(
+                    user,
+                    User {
+                        name: "ada".into(),
+                        born: 1815
+                    }
+                );
                 assert_eq!(db.zscore("z", "m").await.unwrap(), Some(1.5));
                 let v: Vec<String> = db.call(cmd!("CUSTOM.CMD", "x")).await.unwrap();
                 assert_eq!(v, ["a", "b"]);
@@ -282,7 +291,10 @@ mod tests {
         assert!(err.to_string().contains("expected `SET k v`"), "{err}");
         let report = mock.verify().unwrap_err().to_string();
         assert!(report.contains("unexpected command `DEL k`"), "{report}");
-        assert!(report.contains("expected `SET k v`, which never came"), "{report}");
+        assert!(
+            report.contains("expected `SET k v`, which never came"),
+            "{report}"
+        );
         // Still in step: the expected command is answered now.
         block_on(db.set("k", "v").send()).unwrap();
         let report = mock.verify().unwrap_err().to_string();
@@ -317,14 +329,20 @@ mod tests {
                 .await
                 .unwrap();
             assert_eq!(each[0].as_ref().unwrap(), &Value::Int(1));
-            assert_eq!(each[1].as_ref().unwrap_err().server_kind(), Some("WRONGTYPE"));
+            assert_eq!(
+                each[1].as_ref().unwrap_err().server_kind(),
+                Some("WRONGTYPE")
+            );
             assert_eq!(each[2].as_ref().unwrap(), &Value::Bulk(Bytes::from("1")));
             let (a, b): (i64, i64) = db.transaction().incr("a").incr("b").query().await.unwrap();
             assert_eq!((a, b), (2, 5));
         });
         mock.verify().unwrap();
         let names: Vec<String> = mock.received().iter().map(Cmd::name).collect();
-        assert_eq!(names, ["INCR", "LPUSH", "GET", "MULTI", "INCR", "INCR", "EXEC"]);
+        assert_eq!(
+            names,
+            ["INCR", "LPUSH", "GET", "MULTI", "INCR", "INCR", "EXEC"]
+        );
     }
 
     /// A command the script refuses inside a transaction aborts it, as a server does, and
@@ -352,7 +370,10 @@ mod tests {
         let db = mock.client();
         let err = block_on(db.get("k").send()).unwrap_err();
         assert!(err.is_connection(), "{err}");
-        assert_eq!(block_on(db.get("k").send()).unwrap(), Some(Bytes::from("back")));
+        assert_eq!(
+            block_on(db.get("k").send()).unwrap(),
+            Some(Bytes::from("back"))
+        );
         mock.verify().unwrap();
     }
 
@@ -368,11 +389,17 @@ mod tests {
         let db = mock.client();
         block_on(async {
             assert_eq!(db.get("other").await.unwrap(), Some(Bytes::from("other")));
-            assert_eq!(db.get("first").await.unwrap(), Some(Bytes::from("scripted")));
+            assert_eq!(
+                db.get("first").await.unwrap(),
+                Some(Bytes::from("scripted"))
+            );
             assert!(db.incr("n").await.is_err());
         });
         let report = mock.verify().unwrap_err().to_string();
-        assert!(report.contains("INCR n") && !report.contains("GET"), "{report}");
+        assert!(
+            report.contains("INCR n") && !report.contains("GET"),
+            "{report}"
+        );
     }
 
     /// A pool of mock clients, a blocking command (on a dedicated connection) and an
@@ -391,7 +418,10 @@ mod tests {
         block_on(async {
             let job = db.blpop("q", 0.0).await.unwrap();
             assert_eq!(job, Some((Bytes::from("q"), Bytes::from("job"))));
-            assert_eq!(Redis::call::<i64>(&pool, cmd!("INCR", "n")).await.unwrap(), 1);
+            assert_eq!(
+                Redis::call::<i64>(&pool, cmd!("INCR", "n")).await.unwrap(),
+                1
+            );
         });
         let (tx, rx) = std::sync::mpsc::channel();
         db.async_call(

@@ -97,7 +97,10 @@ impl Server {
         }
         let mut script = self.lock();
         let why = match script.expected.front() {
-            Some(e) => format!("unexpected command `{cmd}`: the script expected `{}`", e.cmd),
+            Some(e) => format!(
+                "unexpected command `{cmd}`: the script expected `{}`",
+                e.cmd
+            ),
             None => format!("unexpected command `{cmd}`: the script expected nothing more"),
         };
         script.unexpected.push(why.clone());
@@ -301,7 +304,10 @@ impl Conn {
             .take(2)
             .map(|w| String::from_utf8_lossy(w).to_ascii_uppercase())
             .collect();
-        match (words.first().map(String::as_str), words.get(1).map(String::as_str)) {
+        match (
+            words.first().map(String::as_str),
+            words.get(1).map(String::as_str),
+        ) {
             // The handshake, which the library sends (the gate refuses these from users).
             (Some("HELLO"), version) => {
                 self.resp3 = version == Some("3");
@@ -320,7 +326,11 @@ impl Conn {
                 ok()
             }
             (Some("EXEC"), Some((queued, refused))) => {
-                let scripted = server.lock().expected.front().is_some_and(|e| same(&e.cmd, &cmd));
+                let scripted = server
+                    .lock()
+                    .expected
+                    .front()
+                    .is_some_and(|e| same(&e.cmd, &cmd));
                 if scripted {
                     // An EXEC the script answers (nil: a watched key changed).
                     return server.answer(cmd);
@@ -355,7 +365,11 @@ impl Conn {
             }
             (Some("WATCH" | "UNWATCH" | "PING"), None) => {
                 // Answered as a server would unless the script says otherwise.
-                let scripted = server.lock().expected.front().is_some_and(|e| same(&e.cmd, &cmd));
+                let scripted = server
+                    .lock()
+                    .expected
+                    .front()
+                    .is_some_and(|e| same(&e.cmd, &cmd));
                 if scripted {
                     return server.answer(cmd);
                 }
@@ -378,7 +392,12 @@ fn to_cmd(args: Vec<Value>) -> std::result::Result<Cmd, String> {
     for arg in args {
         match arg {
             Value::Bulk(b) => cmd.push_arg(b.as_ref()),
-            other => return Err(format!("an argument is a bulk string, not {}", other.describe())),
+            other => {
+                return Err(format!(
+                    "an argument is a bulk string, not {}",
+                    other.describe()
+                ))
+            }
         };
     }
     Ok(cmd)
