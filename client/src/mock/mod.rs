@@ -461,4 +461,53 @@ mod tests {
         }
         assert_eq!(mock.received().len(), 800);
     }
+
+    /// A script falls back to EVAL on NOSCRIPT, on any `Redis`: the mock scripts both.
+    #[test]
+    fn scripts_fall_back_to_eval_on_the_mock() {
+        let script = crate::Script::new("return 1");
+        let sha = script.sha().to_owned();
+        let mock = Mock::new();
+        mock.expect(cmd!("EVALSHA", &sha, 1, "k"))
+            .fails("NOSCRIPT No matching script. Please use EVAL.")
+            .expect(cmd!("EVAL", "return 1", 1, "k"))
+            .returns(1);
+        let n: i64 = block_on(script.key("k").invoke(&mock.client())).unwrap();
+        assert_eq!(n, 1);
+        mock.verify().unwrap();
+    }
+
+    /// `watch_transaction` runs on a dedicated mock connection: WATCH is answered, an EXEC
+    /// scripted nil (a watched key changed) makes it run again.
+    #[test]
+    fn a_watch_transaction_retries_when_exec_is_scripted_nil() {
+        let mock = Mock::new();
+        for (n, exec) in [
+            (1, Value::Nil),
+            (2, Value::Array(vec![Value::Simple("OK".into())])),
+        ] {
+            mock.expect(cmd!("GET", "c"))
+                .returns(n.to_string())
+                .expect(cmd!("SET", "c", n * 2))
+                .returns_ok()
+                .expect(cmd!("EXEC"))
+                .returns(exec);
+        }
+        let db = mock.client();
+        let done: ((),) = block_on(db.watch_transaction("c", |conn| async move {
+            let n: i64 = conn.get("c").decode().await?;
+            let mut tx = conn.transaction();
+            let _ = tx.set("c", n * 2);
+            Ok(tx)
+        }))
+        .unwrap();
+        assert_eq!(done, ((),));
+        mock.verify().unwrap();
+        let watches = mock
+            .received()
+            .iter()
+            .filter(|c| c.name() == "WATCH")
+            .count();
+        assert_eq!(watches, 2);
+    }
 }
