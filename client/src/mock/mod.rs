@@ -75,7 +75,8 @@ pub struct Expect<'a> {
 impl<'a> Expect<'a> {
     /// Answers with `reply`: any [`Value`] (`1`, `"text"`, `Value::Nil`, `vec![…]`,
     /// `Value::Map(…)`…), decoded by the caller as a server's reply would be. A
-    /// [`Value::Error`] is an error reply.
+    /// [`Value::Error`] is an error reply; a [`Value::Push`] is sent as an array (a push is
+    /// never a reply).
     pub fn returns(self, reply: impl Into<Value>) -> &'a Mock {
         self.answer(Answer::Reply(reply.into()))
     }
@@ -129,7 +130,9 @@ impl Mock {
 
     /// Answers the commands the script does not expect (fred's mocks, redis-rs's
     /// `MockRedisConnection` with a closure): `Some(reply)` answers, `None` leaves the command
-    /// unexpected. It runs on the caller's thread; it may use the mock.
+    /// unexpected. It runs on the thread of the call it answers, and may call the mock's
+    /// methods (not await its clients' calls: the call it answers waits for it). A panic in it
+    /// is caught: the command gets a `MOCK` error reply and [`Mock::verify`] reports it.
     ///
     /// ```
     /// use ringdis::mock::Mock;
@@ -509,5 +512,22 @@ mod tests {
             .filter(|c| c.name() == "WATCH")
             .count();
         assert_eq!(watches, 2);
+    }
+
+    /// A panicking `otherwise` closure answers its command with an error, reported by
+    /// `verify`; the next command is answered again.
+    #[test]
+    fn a_panicking_fallback_is_an_error_not_a_hang() {
+        let mock = Mock::new();
+        mock.otherwise(|cmd| match cmd.name().as_str() {
+            "GET" => panic!("boom"),
+            _ => Some(Value::Int(1)),
+        });
+        let db = mock.client();
+        let err = block_on(db.get("k").send()).unwrap_err();
+        assert_eq!(err.server_kind(), Some("MOCK"), "{err}");
+        assert_eq!(block_on(db.incr("n").send()).unwrap(), 1);
+        let report = mock.verify().unwrap_err().to_string();
+        assert!(report.contains("panicked on `GET k`"), "{report}");
     }
 }

@@ -87,16 +87,22 @@ impl Server {
             script.fallback.take()
         };
         // Run outside the lock: the closure may use the mock.
+        let mut panicked = false;
         if let Some(mut fallback) = fallback {
-            let reply = fallback(&cmd);
+            // A panic in it must not leave the call unanswered: it is reported instead.
+            let run = std::panic::AssertUnwindSafe(|| fallback(&cmd));
+            let reply = std::panic::catch_unwind(run);
             let mut script = self.lock();
             script.fallback.get_or_insert(fallback);
-            if let Some(reply) = reply {
-                return Answer::Reply(reply);
+            match reply {
+                Ok(Some(reply)) => return Answer::Reply(reply),
+                Ok(None) => {}
+                Err(_) => panicked = true,
             }
         }
         let mut script = self.lock();
         let why = match script.expected.front() {
+            _ if panicked => format!("the `otherwise` closure panicked on `{cmd}`"),
             Some(e) => format!(
                 "unexpected command `{cmd}`: the script expected `{}`",
                 e.cmd
@@ -290,6 +296,11 @@ impl Conn {
                     write_value(&mut out, &Value::Error(e), self.resp3);
                     return (out, true);
                 }
+            };
+            // A push is not a reply: a scripted one is sent as the array it holds.
+            let reply = match reply {
+                Value::Push(items) => Value::Array(items),
+                v => v,
             };
             write_value(&mut out, &reply, self.resp3);
         }
