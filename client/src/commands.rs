@@ -49,14 +49,14 @@
 //! On a pipeline the method call adds the command at once, and chained options edit it in
 //! place: `p.get("k");` and `p.set("k", "v").ex(10);` each add exactly one command, `cmd()`
 //! shows a copy and leaves the pipeline alone, and `into_cmd()` takes the command back out.
-//! [`Client::call`] remains for anything the spec does not list (module commands).
+//! [`Client::call`](crate::Client::call) remains for anything the spec does not list (module commands).
 //!
 //! Types: the arguments' types come from the spec, with the corrections of
 //! `codegen/overrides.json` (ZINCRBY's increment is an `f64`, score bounds take
 //! [`ScoreBound`](crate::ScoreBound) or `"(1.5"`, cursors any integer). Default replies are
 //! typed (`geodist` → `Option<f64>`, `scan` → `(u64, Vec<Bytes>)`, `blpop` →
 //! `Option<(Bytes, Bytes)>`…); the few that stay [`Value`] say why in their docs. To walk a
-//! SCAN without handling the cursor, [`Client::scan_iter`] and its kin give a
+//! SCAN without handling the cursor, [`Client::scan_iter`](crate::Client::scan_iter) and its kin give a
 //! [`ScanStream`](crate::ScanStream).
 //!
 //! ```

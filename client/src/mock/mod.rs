@@ -1,7 +1,7 @@
 //! [`Mock`]: a scripted stand-in for a server, so code written against [`Redis`](crate::Redis)
 //! is unit-tested without one (the `mock` feature).
 //!
-//! A mock hands out real [`Client`]s (and [`Pool`]s) whose connection is an in-memory server
+//! A mock hands out real [`Client`]s (and [`Pool`](crate::Pool)s) whose connection is an in-memory server
 //! answering from a script: every typed method, `call`, pipeline and transaction goes through
 //! the real routing gate, encoder, parser and decoding, so what works against the mock works
 //! against Redis, and a reply that does not decode fails the same way.
