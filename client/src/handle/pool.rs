@@ -19,6 +19,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
 /// gate applies (commands that set connection state, such as `SELECT`, are refused; configure
 /// them with [`Config`] so that every pooled connection has them). It goes back on drop.
 ///
+/// A pool is also a [`Redis`](crate::Redis): code written against that trait sends each call
+/// (or pipeline) on a client checked out for it alone ([`Pool::call`], [`Pool::pipeline`]).
+///
 /// Clients are also replaced with age: one older than [`PoolBuilder::max_lifetime`] is closed
 /// instead of being handed out or kept, and one idle for longer than
 /// [`PoolBuilder::idle_timeout`] is closed (tornadis `client_timeout` and `autoclose`). Both are

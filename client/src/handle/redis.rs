@@ -39,7 +39,11 @@ use crate::{Call, Callable, Client, FromRedis, Pipeline, Pool, Pooled, Spread};
 /// ```
 ///
 /// It is not object safe (its methods are generic, as the typed ones are): take `&impl Redis`
-/// or a type parameter, not `&dyn Redis`.
+/// or a type parameter, not `&dyn Redis`. Generic code sees only the command methods; on a
+/// `Pool` named as such, `pool.get()` is the checkout ([`Pool::get`]) and the `GET` command is
+/// `Commands::get(&pool, key)`.
+///
+/// In unit tests, pass a mock client: see `ringdis::mock` (the `mock` feature).
 pub trait Redis: Send + Sync {
     /// Sends a command (or a [`Pipeline`]) and decodes its reply into `T`: [`Client::call`].
     ///
