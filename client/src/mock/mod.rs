@@ -1,28 +1,27 @@
 //! [`Mock`]: a scripted stand-in for a server, so code written against [`Redis`](crate::Redis)
 //! is unit-tested without one (the `mock` feature).
 //!
-//! A mock hands out real [`Client`]s (and [`Pool`](crate::Pool)s) whose connection is an in-memory server
-//! answering from a script: every typed method, `call`, pipeline and transaction goes through
-//! the real routing gate, encoder, parser and decoding, so what works against the mock works
-//! against Redis, and a reply that does not decode fails the same way.
+//! A mock hands out real [`Client`]s (and [`Pool`](crate::Pool)s) whose connection is an
+//! in-memory server answering from a script: every typed method, `call`, pipeline and
+//! transaction goes through the real routing gate, encoder, parser and decoding, so what works
+//! against the mock works against Redis, and a reply that does not decode fails the same way.
 //!
 //! ```
-//! use ringdis::mock::Mock;
-//! use ringdis::{cmd, Commands, Redis};
+//! use ringdis::{cmd, mock::Mock, Commands, Redis};
 //!
-//! // The code under test: it takes any `Redis` (a Client, a Pool, a Spread, the mock).
+//! // The code under test takes any `Redis`: a Client or a Pool in production, the mock here.
 //! async fn visit(db: &impl Redis, page: &str) -> ringdis::Result<i64> {
 //!     let n = db.incr(format!("visits:{page}")).await?;
-//!     db.set("last-page", page).await?;
+//!     db.set("last-page", page).ex(3600).await?;
 //!     Ok(n)
 //! }
 //!
 //! # futures::executor::block_on(async {
 //! let mock = Mock::new();
 //! mock.expect(cmd!("INCR", "visits:home")).returns(7)
-//!     .expect(cmd!("SET", "last-page", "home")).returns_ok();
+//!     .expect(cmd!("SET", "last-page", "home", "EX", 3600)).returns_ok();
 //! assert_eq!(visit(&mock.client(), "home").await?, 7);
-//! mock.verify()?; // every expected command came, nothing else did
+//! mock.verify()?; // every expected command came, and nothing else
 //! # Ok::<(), ringdis::Error>(()) }).unwrap();
 //! ```
 //!
