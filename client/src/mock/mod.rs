@@ -181,7 +181,8 @@ impl Mock {
     }
 
     /// Every command the code sent so far, in order (the handshake's left out; `MULTI`, `EXEC`
-    /// and `PING` in).
+    /// and `PING` in). They are kept for as long as the mock lives: a mock is for tests, not
+    /// for a long-running process.
     pub fn received(&self) -> Vec<Cmd> {
         self.server.lock().received.clone()
     }
