@@ -1,8 +1,9 @@
 //! The typed command API, generated from `commands.json` (see `codegen/README.md`).
 //!
-//! [`Commands`] has one method per command of the spec. It is implemented for `&Client`, where
-//! awaiting a built command sends it and decodes its default reply, and for `&mut Pipeline`,
-//! where a built command is added to the pipeline. One generated copy serves both.
+//! [`Commands`] has one method per command of the spec. It is implemented for `&Client` (and
+//! every other [`Redis`]: `&Pool`, `&Spread`, the mock), where awaiting a built command sends
+//! it and decodes its default reply, and for `&mut Pipeline`, where a built command is added to
+//! the pipeline. One generated copy serves both.
 //!
 //! ```no_run
 //! use ringdis::{Client, Commands};
@@ -48,14 +49,14 @@
 //! On a pipeline the method call adds the command at once, and chained options edit it in
 //! place: `p.get("k");` and `p.set("k", "v").ex(10);` each add exactly one command, `cmd()`
 //! shows a copy and leaves the pipeline alone, and `into_cmd()` takes the command back out.
-//! [`Client::call`] remains for anything the spec does not list (module commands).
+//! [`Client::call`](crate::Client::call) remains for anything the spec does not list (module commands).
 //!
 //! Types: the arguments' types come from the spec, with the corrections of
 //! `codegen/overrides.json` (ZINCRBY's increment is an `f64`, score bounds take
 //! [`ScoreBound`](crate::ScoreBound) or `"(1.5"`, cursors any integer). Default replies are
 //! typed (`geodist` → `Option<f64>`, `scan` → `(u64, Vec<Bytes>)`, `blpop` →
 //! `Option<(Bytes, Bytes)>`…); the few that stay [`Value`] say why in their docs. To walk a
-//! SCAN without handling the cursor, [`Client::scan_iter`] and its kin give a
+//! SCAN without handling the cursor, [`Client::scan_iter`](crate::Client::scan_iter) and its kin give a
 //! [`ScanStream`](crate::ScanStream).
 //!
 //! ```
@@ -79,7 +80,7 @@
 )]
 
 use crate::{
-    Args, Call, Client, Cmd, CmdFlags, FromRedis, GeoMatch, Pipeline, Result, ToArg, Value,
+    Args, Call, Cmd, CmdFlags, FromRedis, GeoMatch, Pipeline, Redis, Result, ToArg, Value,
 };
 use bytes::Bytes;
 use std::collections::HashMap;
@@ -133,10 +134,12 @@ pub trait Dispatch: Sized {
     }
 }
 
-impl Dispatch for &Client {
+/// A [`Client`](crate::Client), and anything else commands can be sent through ([`Redis`]: pools, `Spread`,
+/// the mock): awaiting a built command sends it.
+impl<C: Redis + ?Sized> Dispatch for &C {
     type Output<R: FromRedis> = Call<R>;
     fn dispatch<R: FromRedis>(self, cmd: Cmd) -> Call<R> {
-        self.call(cmd)
+        Redis::call(self, cmd)
     }
 }
 
@@ -163,9 +166,9 @@ impl<'a> Dispatch for &'a mut Pipeline {
     }
 }
 
-impl<'a> Commands for &'a Client {
-    type Target = &'a Client;
-    fn into_target(self) -> &'a Client {
+impl<'a, C: Redis + ?Sized> Commands for &'a C {
+    type Target = &'a C;
+    fn into_target(self) -> &'a C {
         self
     }
 }
@@ -408,7 +411,7 @@ macro_rules! builder {
             }
         }
 
-        impl<'a, Reply: FromRedis> IntoFuture for $name<&'a Client, Reply> {
+        impl<'a, C: Redis + ?Sized, Reply: FromRedis> IntoFuture for $name<&'a C, Reply> {
             type Output = Result<Reply>;
             type IntoFuture = Call<Reply>;
             fn into_future(self) -> Call<Reply> {

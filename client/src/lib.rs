@@ -30,6 +30,9 @@ mod geo;
 mod handle;
 #[cfg(feature = "json")]
 mod json;
+#[cfg(feature = "mock")]
+#[cfg_attr(docsrs, doc(cfg(feature = "mock")))]
+pub mod mock;
 mod number;
 pub mod resp;
 mod route;
@@ -41,7 +44,7 @@ mod url;
 mod value;
 
 // The handles' modules keep their short paths (`crate::client`, `crate::pipeline`…).
-use handle::{callable, client, inbox, pipeline, pool, scan, script, spread, subscriber};
+use handle::{callable, client, inbox, pipeline, pool, redis, scan, script, spread, subscriber};
 
 pub use bytes::Bytes;
 pub use callable::Callable;
@@ -58,6 +61,7 @@ pub use geo::GeoMatch;
 pub use json::Json;
 pub use pipeline::{Pipeline, WATCH_ATTEMPTS};
 pub use pool::{Pool, PoolBuilder, Pooled};
+pub use redis::Redis;
 pub use resp::{Limits, Parser};
 #[doc = include_str!("derive_from_redis.md")]
 pub use ringdis_macros::FromRedis;
@@ -73,6 +77,8 @@ pub use value::{ServerError, Value};
 
 /// `use ringdis::prelude::*;` brings in the client, the command methods and the traits.
 pub mod prelude {
-    pub use crate::{Client, Cmd, Commands, Config, FromRedis, Pipeline, Result, ToArg, Value};
+    pub use crate::{
+        Client, Cmd, Commands, Config, FromRedis, Pipeline, Redis, Result, ToArg, Value,
+    };
     pub use bytes::Bytes;
 }

@@ -143,6 +143,44 @@ impl From<i64> for Value {
     }
 }
 
+impl From<String> for Value {
+    fn from(s: String) -> Self {
+        Value::Bulk(Bytes::from(s))
+    }
+}
+
+impl From<Bytes> for Value {
+    fn from(b: Bytes) -> Self {
+        Value::Bulk(b)
+    }
+}
+
+impl From<f64> for Value {
+    fn from(d: f64) -> Self {
+        Value::Double(d)
+    }
+}
+
+impl From<bool> for Value {
+    fn from(b: bool) -> Self {
+        Value::Boolean(b)
+    }
+}
+
+/// `None` is [`Value::Nil`].
+impl<T: Into<Value>> From<Option<T>> for Value {
+    fn from(v: Option<T>) -> Self {
+        v.map_or(Value::Nil, Into::into)
+    }
+}
+
+/// An array.
+impl<T: Into<Value>> From<Vec<T>> for Value {
+    fn from(items: Vec<T>) -> Self {
+        Value::Array(items.into_iter().map(Into::into).collect())
+    }
+}
+
 /// Splits `"KIND rest of message"` into its code and message. A line whose first word is not an
 /// upper-case code is kind `ERR`-less: the kind is empty and the message the whole line.
 pub(crate) fn split_error_line(line: &str) -> (&str, &str) {

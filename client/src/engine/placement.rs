@@ -27,6 +27,9 @@ pub(crate) enum Placement {
     /// ([`Engine::Auto`] outside a tokio runtime, until the first attach says which).
     #[cfg(all(feature = "io-uring", target_os = "linux"))]
     RingOrEpoll,
+    /// The scripted in-memory server of a [`Mock`](crate::mock::Mock).
+    #[cfg(feature = "mock")]
+    Mock(crate::mock::server::Server),
 }
 
 /// A sleep that resolves at its instant (or just after).
@@ -96,6 +99,9 @@ impl Placement {
             #[cfg(all(feature = "io-uring", target_os = "linux"))]
             Placement::IoUring => Ok((ring::RingEngine.attach(config)?, Engine::IoUring)),
             Placement::Epoll => Ok((epoll::Epoll.attach(config)?, Engine::Epoll)),
+            // Driven on the callers' own threads, as the task engine's fast path is.
+            #[cfg(feature = "mock")]
+            Placement::Mock(server) => Ok((server.attach(config)?, Engine::Task)),
             // Any ring setup failure (EPERM, ENOSYS, kernel.io_uring_disabled, a seccomp
             // filter) falls back to epoll.
             #[cfg(all(feature = "io-uring", target_os = "linux"))]

@@ -226,7 +226,7 @@ impl Client {
     }
 
     /// Sends what the gate let through, where it said.
-    fn call_prepared<T: FromRedis>(&self, prepared: Prepared) -> Call<T> {
+    pub(crate) fn call_prepared<T: FromRedis>(&self, prepared: Prepared) -> Call<T> {
         let Prepared {
             payload,
             finish,
@@ -593,7 +593,13 @@ enum State {
     Failed(Option<Error>),
     /// Its pending-reply slot on the connection; dropping it abandons the call.
     Waiting(Reply),
+    /// A reply that needs more than one connection's slot first (a pool's checkout). In a
+    /// `Mutex` only so that `Call` stays `Sync`: it is polled through `&mut`, never locked.
+    Later(Mutex<Later>),
 }
+
+/// What [`State::Later`] awaits.
+type Later = Pin<Box<dyn Future<Output = Result<Value>> + Send>>;
 
 /// A dedicated connection lent to one blocking call. Back to the spares when the call is done;
 /// closed if the call is dropped while it may still block (its reply would hold the connection).
@@ -623,6 +629,16 @@ impl Drop for Lease {
 }
 
 impl<T> Call<T> {
+    /// A call whose reply `later` gives (already finished: no `finish` is applied to it).
+    pub(crate) fn later(later: impl Future<Output = Result<Value>> + Send + 'static) -> Call<T> {
+        Call {
+            state: State::Later(Mutex::new(Box::pin(later))),
+            finish: Ok,
+            lease: None,
+            _type: PhantomData,
+        }
+    }
+
     /// A call that failed before it was sent.
     pub(crate) fn failed(err: Error) -> Call<T> {
         Call {
@@ -646,6 +662,13 @@ impl<T: FromRedis> Future for Call<T> {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(r) => r,
             },
+            State::Later(later) => {
+                let later = later.get_mut().unwrap_or_else(|p| p.into_inner());
+                match later.as_mut().poll(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(r) => r,
+                }
+            }
         };
         if let Some(lease) = &mut self.lease {
             if matches!(reply, Ok(_) | Err(Error::Server { .. })) {

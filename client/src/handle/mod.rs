@@ -8,6 +8,7 @@ pub(crate) mod client;
 pub(crate) mod inbox;
 pub(crate) mod pipeline;
 pub(crate) mod pool;
+pub(crate) mod redis;
 pub(crate) mod scan;
 pub(crate) mod script;
 pub(crate) mod spread;

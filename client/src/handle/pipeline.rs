@@ -4,7 +4,7 @@
 use crate::callable::{Callable, Finish, Prepared};
 use crate::client::Call;
 use crate::conn::Payload;
-use crate::{Client, Cmd, Error, FromRedis, Result, Value};
+use crate::{Client, Cmd, Error, FromRedis, Pool, Result, Value};
 
 /// Commands sent together in one write; their replies come back together, in order, even while
 /// other callers share the connection.
@@ -37,19 +37,23 @@ use crate::{Client, Cmd, Error, FromRedis, Result, Value};
 /// ```
 #[derive(Clone, Debug)]
 pub struct Pipeline {
-    client: Client,
+    via: Via,
     cmds: Vec<Cmd>,
     transaction: bool,
+}
+
+/// Where a pipeline is sent.
+#[derive(Clone, Debug)]
+enum Via {
+    Client(Client),
+    /// A client checked out of the pool for the one call.
+    Pool(Pool),
 }
 
 impl Client {
     /// An empty pipeline on this client's connection.
     pub fn pipeline(&self) -> Pipeline {
-        Pipeline {
-            client: self.clone(),
-            cmds: Vec::new(),
-            transaction: false,
-        }
+        Pipeline::via(Via::Client(self.clone()))
     }
 
     /// An empty transaction (`MULTI` … `EXEC`) on this client's connection.
@@ -61,7 +65,30 @@ impl Client {
     }
 }
 
+impl Pool {
+    /// An empty pipeline, sent on a client checked out for it alone (see [`Pool::call`]).
+    pub fn pipeline(&self) -> Pipeline {
+        Pipeline::via(Via::Pool(self.clone()))
+    }
+
+    /// An empty transaction (`MULTI` … `EXEC`), sent on a client checked out for it alone.
+    pub fn transaction(&self) -> Pipeline {
+        Pipeline {
+            transaction: true,
+            ..self.pipeline()
+        }
+    }
+}
+
 impl Pipeline {
+    fn via(via: Via) -> Pipeline {
+        Pipeline {
+            via,
+            cmds: Vec::new(),
+            transaction: false,
+        }
+    }
+
     /// Adds a command.
     pub fn add(&mut self, cmd: Cmd) -> &mut Pipeline {
         self.cmds.push(cmd);
@@ -101,7 +128,10 @@ impl Pipeline {
     /// Sends the pipeline and decodes the replies (for a transaction, `EXEC`'s reply) as `T`.
     /// An empty pipeline is an [`Error::Client`].
     pub fn query<T: FromRedis>(&self) -> Call<T> {
-        self.client.call(self)
+        match &self.via {
+            Via::Client(client) => client.call(self),
+            Via::Pool(pool) => pool.call(self),
+        }
     }
 
     /// The payload to send and where the routing gate sends it, or why it may not be sent.
@@ -261,7 +291,7 @@ impl Client {
                 Err(e) => return Err(e),
             };
             tx.transaction = true;
-            tx.client = conn.clone();
+            tx.via = Via::Client(conn.clone());
             if !conn.is_connected() {
                 lost_last = Some(Error::connection(
                     "the watching connection was lost before EXEC",

@@ -19,6 +19,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
 /// gate applies (commands that set connection state, such as `SELECT`, are refused; configure
 /// them with [`Config`] so that every pooled connection has them). It goes back on drop.
 ///
+/// A pool is also a [`Redis`](crate::Redis): code written against that trait sends each call
+/// (or pipeline) on a client checked out for it alone ([`Pool::call`], [`Pool::pipeline`]).
+///
 /// Clients are also replaced with age: one older than [`PoolBuilder::max_lifetime`] is closed
 /// instead of being handed out or kept, and one idle for longer than
 /// [`PoolBuilder::idle_timeout`] is closed (tornadis `client_timeout` and `autoclose`). Both are
@@ -139,10 +142,16 @@ impl PoolBuilder {
 
     /// The pool. No connection opens until a checkout or [`Pool::preconnect`].
     pub fn build(self) -> Pool {
+        let placement = Placement::here(self.config.engine);
+        self.build_at(placement)
+    }
+
+    /// The pool, its clients placed by `placement` (or failing with its error).
+    pub(crate) fn build_at(self, placement: Result<Placement>) -> Pool {
         Pool {
             inner: Arc::new(Inner {
                 permits: Arc::new(Semaphore::new(self.max_size)),
-                placement: Placement::here(self.config.engine),
+                placement,
                 config: self.config,
                 max_size: self.max_size,
                 checkout_timeout: self.checkout_timeout,
@@ -228,6 +237,30 @@ impl Pool {
             Err(TryAcquireError::Closed) => return Err(closed()),
         };
         self.inner.check_out(permit).map(Some)
+    }
+
+    /// Sends a command (or a [`Pipeline`](crate::Pipeline)) on a client checked out for this
+    /// call alone, given back once the reply came, and decodes the reply into `T`: what
+    /// [`Redis`](crate::Redis) code does with a pool. To send several commands on one
+    /// connection, check a client out with [`Pool::get`] or send a pipeline.
+    ///
+    /// The request passes the routing gate at once; the checkout happens when the call is
+    /// first polled. Dropping the call abandons it, the checkout included.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`Pool::get`] (the checkout timeout, a closed pool, a connection that cannot
+    /// be made), then those of [`Client::call`].
+    pub fn call<T: crate::FromRedis>(&self, request: impl crate::Callable) -> crate::Call<T> {
+        let prepared = match request.prepare() {
+            Ok(p) => p,
+            Err(e) => return crate::Call::failed(e),
+        };
+        let pool = self.clone();
+        crate::Call::later(async move {
+            let client = pool.get().await?;
+            client.call_prepared::<crate::Value>(prepared).await
+        })
     }
 
     /// Closes every idle client past its idle timeout or lifetime now, and returns how many it

@@ -1,7 +1,7 @@
 //! [`Script`]: Lua run by hash (`EVALSHA`), loaded on first use; and [`Library`], the same for
 //! server-side functions (`FCALL`).
 
-use crate::{Client, Cmd, FromRedis, Result, ToArg};
+use crate::{Cmd, FromRedis, Redis, Result, ToArg};
 
 /// A Lua script, sent by its SHA1 (`EVALSHA`) and loaded with `EVAL` when the server does not
 /// have it yet (`NOSCRIPT`), e.g. after a restart.
@@ -53,7 +53,7 @@ impl Script {
     }
 
     /// Runs it with no keys or arguments.
-    pub async fn invoke<T: FromRedis>(&self, client: &Client) -> Result<T> {
+    pub async fn invoke<T: FromRedis>(&self, client: &impl Redis) -> Result<T> {
         self.prepare().invoke(client).await
     }
 }
@@ -91,7 +91,7 @@ impl Invocation<'_> {
     }
 
     /// Runs it: `EVALSHA`, then `EVAL` if the server does not know the script.
-    pub async fn invoke<T: FromRedis>(&self, client: &Client) -> Result<T> {
+    pub async fn invoke<T: FromRedis>(&self, client: &impl Redis) -> Result<T> {
         match client.call(self.cmd("EVALSHA", &self.script.sha)).await {
             Err(e) if e.server_kind() == Some("NOSCRIPT") => {
                 client.call(self.cmd("EVAL", &self.script.code)).await
@@ -128,7 +128,7 @@ impl Library {
     }
 
     /// Loads (or replaces) the library on the server.
-    pub async fn load(&self, client: &Client) -> Result<String> {
+    pub async fn load(&self, client: &impl Redis) -> Result<String> {
         client
             .call(
                 Cmd::new("FUNCTION")
@@ -142,7 +142,7 @@ impl Library {
     /// Calls a function of the library (`FCALL`), loading the library if the server lacks it.
     pub async fn fcall<T, K, A>(
         &self,
-        client: &Client,
+        client: &impl Redis,
         function: &str,
         keys: K,
         args: A,
