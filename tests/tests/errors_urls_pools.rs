@@ -244,7 +244,7 @@ async fn nothing_prints_the_password() {
             .await
             .unwrap_err();
         let bad_urls = [
-            format!("redis://:{SECRET}@h?foo=1"),
+            format!("redis://:{SECRET}@h?protocol=4"),
             format!("rediss://app:{SECRET}@h"),
             format!("redis://h?password={SECRET}&password={SECRET}"),
             format!("unix:///s?pass={SECRET}&user=a&user=b"),
