@@ -265,7 +265,7 @@ impl Client {
     /// its dedicated connection then connects by itself.
     fn take_spare(&self) -> Result<Client> {
         if !self.inner.config.autoconnect && !self.is_connected() {
-            return Err(Error::connection("not connected (autoconnect is off)"));
+            return Err(Error::connection("not connected (autoconnect is off)").unsent());
         }
         let spare = self
             .inner
