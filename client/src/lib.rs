@@ -45,7 +45,7 @@ use handle::{callable, client, inbox, pipeline, pool, scan, script, spread, subs
 
 pub use bytes::Bytes;
 pub use callable::Callable;
-pub use client::{Call, Client};
+pub use client::{Call, Client, OnReply};
 pub use cmd::{Cmd, CmdFlags};
 pub use commands::{Commands, Dispatch, UnixTime};
 pub use config::{Addr, Config, Engine, Protocol, Tracking};

@@ -370,7 +370,7 @@ async fn async_call_delivers_to_callbacks_and_discards_without_one() {
         c.async_call(cmd!("INCR", "n"), None::<fn(_)>);
         c.async_call(
             cmd!("INCR", "n"),
-            Some(move |r: ringdis::Result<Value>| tx.send(r).unwrap_or(())),
+            move |r: ringdis::Result<Value>| tx.send(r).unwrap_or(()),
         );
         let got = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(10)))
             .await
@@ -384,7 +384,7 @@ async fn async_call_delivers_to_callbacks_and_discards_without_one() {
         // A panicking callback does not take the client down.
         c.async_call(
             cmd!("PING"),
-            Some(|_: ringdis::Result<Value>| panic!("callback bug")),
+            |_: ringdis::Result<Value>| panic!("callback bug"),
         );
         assert_eq!(c.call::<i64>(cmd!("INCR", "n")).await.unwrap(), 3);
     }
@@ -565,9 +565,9 @@ fn calls_pipelines_and_transactions_on_every_runtime() {
         let (tx, rx) = futures::channel::oneshot::channel();
         c.async_call(
             cmd!("INCR", &n),
-            Some(move |r: ringdis::Result<Value>| {
+            move |r: ringdis::Result<Value>| {
                 let _ = tx.send(r);
-            }),
+            },
         );
         let got = rx.await.expect("the callback ran");
         assert_eq!(got.unwrap(), Value::Int(26), "{at}: async_call");
@@ -648,9 +648,9 @@ fn blocking_calls_on_every_runtime() {
         let (tx, mut rx) = futures::channel::oneshot::channel();
         c.async_call(
             cmd!("BLPOP", &q, 10),
-            Some(move |r: ringdis::Result<Value>| {
+            move |r: ringdis::Result<Value>| {
                 let _ = tx.send(r);
-            }),
+            },
         );
         ping_while_blocked("async_call").await;
         assert!(

@@ -361,14 +361,14 @@ fn a_panicking_push_handler_or_callback_never_takes_the_connection_down() {
         for round in 0..2 {
             c.async_call(
                 cmd!("PING"),
-                Some(|_: ringdis::Result<Value>| panic!("a bug in the user's callback")),
+                |_: ringdis::Result<Value>| panic!("a bug in the user's callback"),
             );
             let (tx, rx) = futures::channel::oneshot::channel();
             c.async_call(
                 cmd!("ECHO", "after"),
-                Some(move |r: ringdis::Result<Value>| {
+                move |r: ringdis::Result<Value>| {
                     let _ = tx.send(r);
-                }),
+                },
             );
             let after = rx
                 .await

@@ -60,7 +60,7 @@ async fn every_path(config: &Config) -> Vec<(&'static str, Error)> {
     let (tx, rx) = std::sync::mpsc::channel();
     callback.async_call(
         cmd!("PING"),
-        Some(move |r: ringdis::Result<Value>| tx.send(r).unwrap_or(())),
+        move |r: ringdis::Result<Value>| tx.send(r).unwrap_or(()),
     );
     let (a, b, c, d, e, f, g, i, j) = futures::join!(
         call.call::<()>(cmd!("PING")),

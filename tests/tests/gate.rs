@@ -196,9 +196,9 @@ async fn blocking_pipelines_and_async_calls_run_on_a_dedicated_connection() {
             let (tx, rx) = mpsc::channel();
             c.async_call(
                 cmd!("BLPOP", "q2", 0),
-                Some(move |r: ringdis::Result<Value>| {
+                move |r: ringdis::Result<Value>| {
                     let _ = tx.send(r);
-                }),
+                },
             );
             until_blocked(&watcher, 1, &at).await;
             let pong: String = c
@@ -324,9 +324,9 @@ async fn every_listed_command_is_refused_on_every_path() {
                 let (tx, rx) = mpsc::channel();
                 c.async_call(
                     cmd.clone(),
-                    Some(move |r: ringdis::Result<Value>| {
+                    move |r: ringdis::Result<Value>| {
                         let _ = tx.send(r);
-                    }),
+                    },
                 );
                 // Refused at once, on the caller's thread: nothing was sent.
                 refused(rx.try_recv().expect("refused at once"), needle, &at);
@@ -339,9 +339,9 @@ async fn every_listed_command_is_refused_on_every_path() {
                     let (tx, rx) = mpsc::channel();
                     c.async_call(
                         p,
-                        Some(move |r: ringdis::Result<Value>| {
+                        move |r: ringdis::Result<Value>| {
                             let _ = tx.send(r);
-                        }),
+                        },
                     );
                     refused(rx.try_recv().expect("refused at once"), needle, &at);
                 }
@@ -488,9 +488,9 @@ async fn blocking_calls_use_the_configured_db_on_every_path() {
             let (tx, rx) = mpsc::channel();
             c6.async_call(
                 cmd!("BLPOP", &q, 1),
-                Some(move |r: ringdis::Result<Value>| {
+                move |r: ringdis::Result<Value>| {
                     let _ = tx.send(r);
-                }),
+                },
             );
             let got = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(10)))
                 .await
