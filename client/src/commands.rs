@@ -44,10 +44,41 @@
 //! builder on a pipeline is itself [`Commands`], so calls chain: `p.incr("n").get("k")`.
 //!
 //! Building a command has no side effect, on drop or otherwise. On a client nothing is sent
-//! until the builder is awaited (or `send`/`decode` is called); a dropped builder did nothing.
-//! On a pipeline the method call adds the command at once, and chained options edit it in
-//! place: `p.get("k");` and `p.set("k", "v").ex(10);` each add exactly one command, `cmd()`
-//! shows a copy and leaves the pipeline alone, and `into_cmd()` takes the command back out.
+//! until the builder is awaited (or `send`/`decode` is called); a dropped builder did nothing,
+//! and the compiler says so: builders are `#[must_use]`. On a pipeline the method call adds the
+//! command at once and chained options edit it in place, so the statement ends with `.send()`
+//! (which gives the pipeline back) or with the next command's method: `p.get("k").send();`,
+//! `p.set("k", "v").ex(10).incr("n").send();` each add their commands and warn about nothing.
+//! (A bare `p.get("k");` adds the command too, but is warned about: the attribute is on the
+//! builder type, which clients and pipelines share, and a client's unsent command is a bug.)
+//! `cmd()` shows a copy and leaves the pipeline alone, and `into_cmd()` takes the command back
+//! out.
+//!
+//! ```
+//! #![deny(unused_must_use)] // the documented pipeline statements compile without a warning
+//! use ringdis::{Client, Commands};
+//!
+//! let client = Client::open("redis://127.0.0.1:1")?;
+//! let mut p = client.pipeline();
+//! p.get("k").send();
+//! p.set("k", "v").ex(10).incr("n").send();
+//! for key in ["a", "b"] {
+//!     p.del(key).send();
+//! }
+//! assert_eq!(p.len(), 5);
+//! # Ok::<(), ringdis::Error>(())
+//! ```
+//!
+//! A command built on a client and never awaited is refused by the same lint:
+//!
+//! ```compile_fail
+//! #![deny(unused_must_use)]
+//! use ringdis::{Client, Commands};
+//!
+//! let client = Client::open("redis://127.0.0.1:1").unwrap();
+//! client.set("k", "v"); // never sent: the builder was not awaited
+//! ```
+//!
 //! [`Client::call`] remains for anything the spec does not list (module commands).
 //!
 //! Types: the arguments' types come from the spec, with the corrections of
@@ -91,9 +122,10 @@ use std::marker::PhantomData;
 ///
 /// Building a command never does anything by itself, on drop or otherwise: a builder on a
 /// client holds its command until it is awaited (or `send`/`decode`/`into_cmd` ends it); a
-/// builder on a pipeline adds its command when the method is called (`p.get("k")`) and then
-/// edits that command in place as options are chained (`p.set("k", "v").ex(10)`), so the
-/// pipeline holds exactly one command per method call, whatever happens to the builder.
+/// builder on a pipeline adds its command when the method is called (`p.get("k").send()`) and
+/// then edits that command in place as options are chained (`p.set("k", "v").ex(10).send()`),
+/// so the pipeline holds exactly one command per method call, whatever happens to the builder.
+/// Builders are `#[must_use]` (for the client's sake): end a pipeline statement with `.send()`.
 ///
 /// Implement [`dispatch`](Dispatch::dispatch) (and [`Commands`]) to receive the finished
 /// commands of the generated methods elsewhere; the hidden methods have defaults for that case.

@@ -522,7 +522,7 @@ pub fn generate(spec: &Spec, replies: &Replies, overrides: &Overrides) -> Result
         };
         items.push(quote! {
             #bdoc
-            #[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+            #[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
             pub struct #b<T: Dispatch, Reply = #reply> {
                 target: T,
                 kept: Cmd,
