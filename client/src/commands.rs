@@ -110,7 +110,8 @@
 )]
 
 use crate::{
-    Args, Call, Client, Cmd, CmdFlags, FromRedis, GeoMatch, Pipeline, Result, ToArg, Value,
+    Args, Call, Client, Cmd, CmdFlags, FieldValues, FromRedis, GeoMatch, Pipeline, Result,
+    ToArg, Value,
 };
 use bytes::Bytes;
 use std::collections::HashMap;
@@ -367,6 +368,12 @@ impl Part<'_> {
     fn item(&mut self) {
         self.span.items += 1;
     }
+    /// Values in groups of `width` arguments (`field value` pairs), each group one item.
+    #[allow(dead_code)]
+    fn grouped(&mut self, values: impl ToArg, width: usize) {
+        self.span.items += values.arg_count() / width.max(1);
+        self.write(false, |out| values.write_args(out));
+    }
 }
 
 /// The methods every builder has. `Reply` is the type awaiting the builder gives: the
@@ -478,6 +485,52 @@ mod tests {
 
     fn shown(p: &Pipeline) -> Vec<String> {
         p.cmds().iter().map(ToString::to_string).collect()
+    }
+
+    /// `hset_multiple` takes HSET's pairs whole: a derived struct, a map, pairs; `.and(…)` adds
+    /// more, on a client and on a pipeline alike; the key stays the only key.
+    #[test]
+    fn hset_multiple_takes_a_derived_struct_or_pairs() {
+        #[derive(crate::ToRedis)]
+        struct User<'a> {
+            name: &'a str,
+            born: i64,
+            email: Option<&'a str>,
+        }
+        let user = User {
+            name: "ada",
+            born: 1815,
+            email: None,
+        };
+        let c = client();
+        let cmd = c.hset_multiple("user:1", &user).into_cmd();
+        assert_eq!(cmd.to_string(), "HSET user:1 name ada born 1815");
+        assert_eq!(cmd.keys().collect::<Vec<_>>(), [b"user:1"]);
+        assert!(cmd.flags().write);
+        let cmd = c.hset_multiple("user:1", &user).and("x", 1).into_cmd();
+        assert_eq!(cmd.to_string(), "HSET user:1 name ada born 1815 x 1");
+        let cmd = c
+            .hset_multiple("h", [("a", 1), ("b", 2)])
+            .and("c", 3)
+            .into_cmd();
+        assert_eq!(cmd.to_string(), "HSET h a 1 b 2 c 3");
+        let map = std::collections::BTreeMap::from([("f", "v"), ("g", "w")]);
+        assert_eq!(
+            c.hset_multiple("h", &map).into_cmd().to_string(),
+            "HSET h f v g w"
+        );
+        assert_eq!(
+            c.hset_multiple("h", ("f", "v")).into_cmd().to_string(),
+            "HSET h f v"
+        );
+        // The one-pair form is unchanged.
+        assert_eq!(
+            c.hset("h", "f", "v").into_cmd(),
+            c.hset_multiple("h", ("f", "v")).into_cmd()
+        );
+        let mut p = c.pipeline();
+        p.hset_multiple("user:1", &user).incr("n").send();
+        assert_eq!(shown(&p), ["HSET user:1 name ada born 1815", "INCR n"]);
     }
 
     #[test]

@@ -68,7 +68,7 @@ pub use score_bound::ScoreBound;
 pub use script::{Invocation, Library, Script};
 pub use spread::Spread;
 pub use subscriber::{Message, SubKind, Subscriber, INVALIDATE_CHANNEL};
-pub use to_arg::{Args, ArgsIter, ToArg};
+pub use to_arg::{Args, ArgsIter, FieldValues, ToArg};
 pub use value::{ServerError, Value};
 
 /// `use ringdis::prelude::*;` brings in the client, the command methods and the traits.
