@@ -110,8 +110,8 @@
 )]
 
 use crate::{
-    Args, Call, Client, Cmd, CmdFlags, FieldValues, FromRedis, GeoMatch, Pipeline, Result,
-    ToArg, Value,
+    Args, Call, Client, Cmd, CmdFlags, FieldValues, FromRedis, GeoMatch, Pipeline, Result, ToArg,
+    Value,
 };
 use bytes::Bytes;
 use std::collections::HashMap;

@@ -537,7 +537,11 @@ impl<'de> de::Deserializer<'de> for Pair<'de> {
 
 /// A map reply's entries, for a struct (`fields`: a failing value's path segment is `.name`)
 /// or a map (`[key]`, as `FromRedis` maps read).
-fn visit_map<'de, V: Visitor<'de>>(value: &'de Value, fields: bool, visitor: V) -> Result<V::Value> {
+fn visit_map<'de, V: Visitor<'de>>(
+    value: &'de Value,
+    fields: bool,
+    visitor: V,
+) -> Result<V::Value> {
     let map = match check_ref(value)? {
         Value::Map(pairs) => Map::pairs(pairs),
         Value::Array(items) if is_array_of_pairs(items) => Map::nested(items),
@@ -897,7 +901,10 @@ mod tests {
         let list = Value::Array(vec![Value::Map(vec![(bulk("temp"), bulk("1"))]), bad()]);
         let e = Vec::<Reading>::deserialize(&list).unwrap_err();
         assert_eq!(path(e), "[1].temp");
-        let flat = Value::Array(vec![bulk("c"), Value::Array(vec![bulk("temp"), bulk("hot")])]);
+        let flat = Value::Array(vec![
+            bulk("c"),
+            Value::Array(vec![bulk("temp"), bulk("hot")]),
+        ]);
         let e = BTreeMap::<String, Reading>::deserialize(&flat).unwrap_err();
         assert_eq!(path(e), "[c].temp");
     }

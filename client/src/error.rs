@@ -418,21 +418,44 @@ mod tests {
             (Error::protocol("junk"), false, false),
             (decode, false, false),
             (Error::Lagged { dropped: 1 }, false, false),
-            (server("LOADING Redis is loading the dataset in memory"), false, true),
+            (
+                server("LOADING Redis is loading the dataset in memory"),
+                false,
+                true,
+            ),
             (server("BUSY Redis is busy running a script."), false, true),
-            (server("TRYAGAIN Multiple keys request during rehashing of slot"), false, true),
+            (
+                server("TRYAGAIN Multiple keys request during rehashing of slot"),
+                false,
+                true,
+            ),
             (server("CLUSTERDOWN The cluster is down"), false, true),
             (server("MASTERDOWN Link with MASTER is down"), false, true),
-            (server("NOREPLICAS Not enough good replicas to write."), false, true),
-            (server("BUSYGROUP Consumer Group name already exists"), false, false),
+            (
+                server("NOREPLICAS Not enough good replicas to write."),
+                false,
+                true,
+            ),
+            (
+                server("BUSYGROUP Consumer Group name already exists"),
+                false,
+                false,
+            ),
             (server("ERR unknown command"), false, false),
-            (server("READONLY You can't write against a read only replica."), false, false),
+            (
+                server("READONLY You can't write against a read only replica."),
+                false,
+                false,
+            ),
         ] {
             assert_eq!(e.is_client(), client, "{e:?}");
             assert_eq!(e.is_retryable(), retryable, "{e:?}");
         }
         assert_ne!(unsent, sent.clone().unsent().clone(), "messages differ");
-        assert_eq!(Error::connection("x").unsent(), Error::connection("x").unsent());
+        assert_eq!(
+            Error::connection("x").unsent(),
+            Error::connection("x").unsent()
+        );
         assert_ne!(Error::connection("x").unsent(), Error::connection("x"));
         assert!(Error::Timeout.unsent() == Error::Timeout);
     }

@@ -886,7 +886,8 @@ mod tests {
             "RESP2"
         );
 
-        let entry = |r: Value| Value::Map(vec![(simple("name"), bulk("n")), (simple("reading"), r)]);
+        let entry =
+            |r: Value| Value::Map(vec![(simple("name"), bulk("n")), (simple("reading"), r)]);
         assert_eq!(path::<Entry>(entry(bad())), "Entry.reading.temp");
         let entries = Value::Array(vec![entry(reading("1")), entry(reading("2")), entry(bad())]);
         assert_eq!(path::<Vec<Entry>>(entries), "[2].Entry.reading.temp");
@@ -894,7 +895,11 @@ mod tests {
         // A tuple struct: the same at the top and in every form of a list.
         let sample = |r: Value| Value::Array(vec![bulk("s"), r]);
         assert_eq!(path::<Sample>(sample(bad())), "Sample[1].temp");
-        let nested = Value::Array(vec![sample(reading("1")), sample(reading("2")), sample(bad())]);
+        let nested = Value::Array(vec![
+            sample(reading("1")),
+            sample(reading("2")),
+            sample(bad()),
+        ]);
         assert_eq!(path::<Vec<Sample>>(nested), "[2].Sample[1].temp");
         let flat = Value::Array(vec![
             bulk("a"),
@@ -904,17 +909,28 @@ mod tests {
             bulk("c"),
             bad(),
         ]);
-        assert_eq!(path::<Vec<Sample>>(flat.clone()), "[2].Sample[1].temp", "RESP2");
+        assert_eq!(
+            path::<Vec<Sample>>(flat.clone()),
+            "[2].Sample[1].temp",
+            "RESP2"
+        );
         let map = Value::Map(vec![
             (bulk("a"), reading("1")),
             (bulk("b"), reading("2")),
             (bulk("c"), bad()),
         ]);
-        assert_eq!(path::<Vec<Sample>>(map.clone()), "[2].Sample[1].temp", "RESP3");
+        assert_eq!(
+            path::<Vec<Sample>>(map.clone()),
+            "[2].Sample[1].temp",
+            "RESP3"
+        );
 
         // A plain tuple: element 1 of row 2, the derived type entered there names itself.
         assert_eq!(path::<Vec<(String, Reading)>>(flat), "[2][1].Reading.temp");
-        assert_eq!(path::<Vec<(String, Reading)>>(map.clone()), "[2][1].Reading.temp");
+        assert_eq!(
+            path::<Vec<(String, Reading)>>(map.clone()),
+            "[2][1].Reading.temp"
+        );
 
         // A map value: its key, the same for a RESP2 bulk and a RESP3 simple string.
         assert_eq!(path::<HashMap<String, Reading>>(map), "[c].Reading.temp");
@@ -922,7 +938,10 @@ mod tests {
         assert_eq!(path::<BTreeMap<String, Reading>>(resp3), "[c].Reading.temp");
         let int_keys = Value::Map(vec![(Value::Int(7), bad())]);
         assert_eq!(path::<HashMap<i64, Reading>>(int_keys), "[7].Reading.temp");
-        let nested_map = Value::Map(vec![(simple("x"), Value::Map(vec![(simple("c"), entry(bad()))]))]);
+        let nested_map = Value::Map(vec![(
+            simple("x"),
+            Value::Map(vec![(simple("c"), entry(bad()))]),
+        )]);
         assert_eq!(
             path::<HashMap<String, HashMap<String, Entry>>>(nested_map),
             "[x][c].Entry.reading.temp"

@@ -220,7 +220,11 @@ impl Parts {
 /// (`?protocl=resp2`) would otherwise go unseen. Only its name is shown, and only when it has
 /// a value (a bare `?word` may be a misplaced password).
 fn warn_unknown(url: &str, name: &str, has_value: bool) {
-    let name = if has_value { name } else { "(a parameter without =)" };
+    let name = if has_value {
+        name
+    } else {
+        "(a parameter without =)"
+    };
     tracing::warn!(url = %redact(url), parameter = name, "ignoring an unknown URL parameter");
 }
 
@@ -455,7 +459,14 @@ mod tests {
             ),
             ("redis://[::1]", tcp("::1", 6379), None, None, 0, r3),
             ("redis://[::1]:6379/2/", tcp("::1", 6379), None, None, 2, r3),
-            ("valkey://u:p@[fe80::1]/5", tcp("fe80::1", 6379), Some("u"), Some("p"), 5, r3),
+            (
+                "valkey://u:p@[fe80::1]/5",
+                tcp("fe80::1", 6379),
+                Some("u"),
+                Some("p"),
+                5,
+                r3,
+            ),
             // Unknown parameters are ignored (with a warning), as redis-rs ignores them.
             (
                 "redis://h?foo=1&db=3&client_name=x&protocol=resp2",
@@ -624,7 +635,10 @@ mod tests {
         assert_eq!(config.protocol, Protocol::Resp3, "the typo is not read");
         assert_eq!(config.password.as_deref(), Some("hunter2"));
         assert!(logged.contains("WARN"), "{logged}");
-        assert!(logged.contains("ignoring an unknown URL parameter"), "{logged}");
+        assert!(
+            logged.contains("ignoring an unknown URL parameter"),
+            "{logged}"
+        );
         assert!(logged.contains("protocl"), "{logged}");
         assert_eq!(logged.matches("ignoring").count(), 2, "{logged}");
         assert!(!logged.contains("hunter"), "a value leaks: {logged}");

@@ -86,11 +86,7 @@ fn one_method_per_eligible_command() {
     assert_eq!(whole, ["hset_multiple"]);
     assert_eq!(methods.len(), eligible.len() + whole.len());
     let have: BTreeSet<String> = methods.into_iter().collect();
-    let want: BTreeSet<String> = eligible
-        .iter()
-        .map(|n| rust_name(n))
-        .chain(whole)
-        .collect();
+    let want: BTreeSet<String> = eligible.iter().map(|n| rust_name(n)).chain(whole).collect();
     assert_eq!(have, want);
     // Skipped for good reasons only.
     assert!(!have.contains("replconf") && !have.contains("config"));
@@ -319,8 +315,12 @@ fn whole_blocks_name_a_block_after_other_parameters() {
         let e = ringdis_codegen::generate_with(&cmds, "{}", &with(bad)).unwrap_err();
         assert!(e.contains("whole_blocks") && e.contains(bad), "{e}");
     }
-    let e = ringdis_codegen::generate_with(&cmds, "{}", r#"{"whole_blocks": [{"argument": "hset data"}]}"#)
-        .unwrap_err();
+    let e = ringdis_codegen::generate_with(
+        &cmds,
+        "{}",
+        r#"{"whole_blocks": [{"argument": "hset data"}]}"#,
+    )
+    .unwrap_err();
     assert!(e.contains("reason"), "{e}");
 }
 

@@ -355,9 +355,8 @@ fn to_redis(input: &Input) -> TokenStream {
     let generics = with_bounds(input, bounds);
     let (impl_g, ty_g, where_c) = generics.split_for_impl();
     // A struct with named fields is written as `field value` pairs: a whole HSET block.
-    let pairs = matches!(input.shape, Shape::Named(_)).then(|| {
-        quote!(impl #impl_g ::ringdis::FieldValues for #ident #ty_g #where_c {})
-    });
+    let pairs = matches!(input.shape, Shape::Named(_))
+        .then(|| quote!(impl #impl_g ::ringdis::FieldValues for #ident #ty_g #where_c {}));
     hidden_impl(quote! {
             impl #impl_g ::ringdis::ToArg for #ident #ty_g #where_c {
                 fn write_args(&self, out: &mut ::ringdis::Args) {

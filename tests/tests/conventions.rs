@@ -77,7 +77,12 @@ async fn every_url_form_connects_as_it_reads() {
             ),
             (format!("redis+unix://app:app-pw@{sock}?db=9"), "app", 9, 3),
             (format!("unix://:{ENC}@{sock}"), "default", 0, 3),
-            (format!("valkey+unix://{sock}?password={ENC}&db=1"), "default", 1, 3),
+            (
+                format!("valkey+unix://{sock}?password={ENC}&db=1"),
+                "default",
+                1,
+                3,
+            ),
         ];
         for engine in engines() {
             for (url, user, db, resp) in &forms {
@@ -210,7 +215,10 @@ async fn try_get_never_waits() {
         assert_eq!(pong, "PONG", "{at}");
         let started = Instant::now();
         assert!(pool.try_get().unwrap().is_none(), "{at}: all checked out");
-        assert!(started.elapsed() < Duration::from_secs(1), "{at}: did not wait");
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{at}: did not wait"
+        );
         drop(first);
         assert!(pool.try_get().unwrap().is_some(), "{at}: given back");
         pool.close();
@@ -331,7 +339,11 @@ async fn decode_paths_are_the_same_in_both_protocols() {
             let at = label(kind, engine, protocol);
             let c = Client::new(config(&server, engine).protocol(protocol)).unwrap();
             c.del("h").await.unwrap();
-            c.hset("h", "a", 1).and("b", 2).and("c", "hot").await.unwrap();
+            c.hset("h", "a", 1)
+                .and("b", 2)
+                .and("c", "hot")
+                .await
+                .unwrap();
             let path = |e: Error| match e {
                 Error::Decode { path, .. } => path,
                 other => panic!("{at}: {other:?}"),

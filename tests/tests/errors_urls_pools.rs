@@ -58,10 +58,9 @@ async fn every_path(config: &Config) -> Vec<(&'static str, Error)> {
     let sub = Subscriber::new(config.clone()).unwrap();
     let pool = Pool::builder(config.clone()).max_size(1).build();
     let (tx, rx) = std::sync::mpsc::channel();
-    callback.async_call(
-        cmd!("PING"),
-        move |r: ringdis::Result<Value>| tx.send(r).unwrap_or(()),
-    );
+    callback.async_call(cmd!("PING"), move |r: ringdis::Result<Value>| {
+        tx.send(r).unwrap_or(())
+    });
     let (a, b, c, d, e, f, g, i, j) = futures::join!(
         call.call::<()>(cmd!("PING")),
         method.incr("n").into_future(),

@@ -370,12 +370,9 @@ fn the_task_engines_runtime_shutting_down_fails_every_call_and_hangs_none() {
         Box::pin(async move { pool.get().await.is_err() }),
     );
     let (tx, rx) = mpsc::channel();
-    c.async_call(
-        cmd!("PING"),
-        move |r: ringdis::Result<ringdis::Value>| {
-            let _ = tx.send(r.is_err());
-        },
-    );
+    c.async_call(cmd!("PING"), move |r: ringdis::Result<ringdis::Value>| {
+        let _ = tx.send(r.is_err());
+    });
     assert_eq!(
         rx.recv_timeout(Duration::from_secs(10)),
         Ok(true),

@@ -1475,16 +1475,27 @@ mod tests {
         );
         // Its own deadline passes before a connection comes up.
         let mut core = Core::new(&config());
-        let mut short = call(&mut core, cmd!("INCR", "n"), t0, Some(Duration::from_millis(5)));
+        let mut short = call(
+            &mut core,
+            cmd!("INCR", "n"),
+            t0,
+            Some(Duration::from_millis(5)),
+        );
         core.handle_opening();
         core.handle_timeout(t0 + Duration::from_millis(5));
         let err = got(&mut core, &mut short).unwrap_err();
-        assert!(matches!(err, Error::Connection { sent: false, .. }), "{err:?}");
+        assert!(
+            matches!(err, Error::Connection { sent: false, .. }),
+            "{err:?}"
+        );
         // Autoconnect off and not connected.
         let mut core = Core::new(&config().autoconnect(false));
         let mut off = call(&mut core, cmd!("INCR", "n"), t0, None);
         let err = got(&mut core, &mut off).unwrap_err();
-        assert!(matches!(err, Error::Connection { sent: false, .. }), "{err:?}");
+        assert!(
+            matches!(err, Error::Connection { sent: false, .. }),
+            "{err:?}"
+        );
     }
 
     #[test]
