@@ -246,13 +246,13 @@ impl Config {
     /// ignored with a `tracing` warning.
     ///
     /// ```
-    /// use ringdis::{Addr, Config, Protocol};
+    /// use ringdis::{Addr, Config};
     /// let c = Config::from_url("redis://app:s3cret@[::1]:6380/2?protocol=resp2&client_name=x")?;
-    /// assert_eq!(c.addr, Addr::Tcp { host: "::1".into(), port: 6380 });
-    /// assert_eq!((c.db, c.protocol), (2, Protocol::Resp2));
+    /// assert_eq!(c.addr(), &Addr::Tcp { host: "::1".into(), port: 6380 });
+    /// assert_eq!(c.db_index(), 2);
     /// let c = Config::from_url("unix:///run/redis.sock?db=1&user=app&pass=s3cret")?;
-    /// assert_eq!(c.addr, Addr::Unix("/run/redis.sock".into()));
-    /// assert_eq!((c.db, c.username.as_deref()), (1, Some("app")));
+    /// assert_eq!(c.addr(), &Addr::Unix("/run/redis.sock".into()));
+    /// assert_eq!(c.db_index(), 1);
     /// # Ok::<(), ringdis::Error>(())
     /// ```
     ///
