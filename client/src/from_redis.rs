@@ -55,6 +55,12 @@ use std::hash::{BuildHasher, Hash};
 /// assert_eq!(err.to_string(), r#"decode error: expected integer (i64), got bulk string "abc""#);
 /// ```
 pub trait FromRedis: Sized {
+    /// How many elements of a flat list one value takes when a list of them is decoded (a flat
+    /// RESP2 `[k1, v1, k2, v2]` into pairs): a tuple's or tuple struct's arity; 0 for one
+    /// element each.
+    #[doc(hidden)]
+    const ROWS: usize = 0;
+
     /// Decodes one reply.
     fn from_redis(value: Value) -> Result<Self>;
 
@@ -389,6 +395,8 @@ impl<T: FromRedis + Ord> FromRedis for BTreeSet<T> {
 macro_rules! tuple_from {
     ($n:literal; $($i:tt $t:ident),+) => {
         impl<$($t: FromRedis),+> FromRedis for ($($t,)+) {
+            const ROWS: usize = $n;
+
             /// From an array (or set) of exactly this many elements.
             fn from_redis(value: Value) -> Result<Self> {
                 match check(value)? {
@@ -864,6 +872,12 @@ mod tests {
         #[derive(crate::FromRedis, Debug)]
         #[allow(dead_code)]
         struct Sample(String, Reading);
+        #[derive(crate::FromRedis, Debug)]
+        #[allow(dead_code)]
+        struct Wrapped(Reading);
+        #[derive(crate::FromRedis, Debug)]
+        #[allow(dead_code)]
+        struct Row((String, Reading));
 
         fn path<T: FromRedis + std::fmt::Debug>(v: Value) -> String {
             match T::from_redis(v) {
@@ -924,6 +938,13 @@ mod tests {
             "[2].Sample[1].temp",
             "RESP3"
         );
+
+        // A newtype reads as itself, at the top and in a list, whatever it wraps.
+        assert_eq!(path::<Wrapped>(bad()), "Wrapped.temp");
+        assert_eq!(path::<Vec<Wrapped>>(list(bad())), "[2].Wrapped.temp");
+        assert_eq!(path::<Row>(sample(bad())), "Row[1].Reading.temp");
+        assert_eq!(path::<Vec<Row>>(flat.clone()), "[2].Row[1].Reading.temp", "RESP2");
+        assert_eq!(path::<Vec<Row>>(map.clone()), "[2].Row[1].Reading.temp", "RESP3");
 
         // A plain tuple: element 1 of row 2, the derived type entered there names itself.
         assert_eq!(path::<Vec<(String, Reading)>>(flat), "[2][1].Reading.temp");

@@ -84,15 +84,21 @@ fn from_redis(input: &Input) -> TokenStream {
             bound(f);
             let ty = &f.ty;
             extra = quote! {
+                // Rows as the inner type cuts them, each decoded through this type, so an
+                // error reads `[2].Wrapper…` as at the top.
+                const ROWS: usize = <#ty as ::ringdis::FromRedis>::ROWS;
                 fn from_redis_items(items: __p::Vec<::ringdis::Value>) -> ::ringdis::Result<__p::Vec<Self>> {
-                    <#ty as ::ringdis::FromRedis>::from_redis_items(items)
-                        .map(|v| v.into_iter().map(#ident).collect())
+                    __p::rows::<Self>(items, <Self as ::ringdis::FromRedis>::ROWS)
                 }
                 fn from_redis_pairs(
                     pairs: __p::Vec<(::ringdis::Value, ::ringdis::Value)>,
                 ) -> ::ringdis::Result<__p::Vec<Self>> {
-                    <#ty as ::ringdis::FromRedis>::from_redis_pairs(pairs)
-                        .map(|v| v.into_iter().map(#ident).collect())
+                    if <Self as ::ringdis::FromRedis>::ROWS == 2 {
+                        __p::pair_rows::<Self>(pairs)
+                    } else {
+                        <#ty as ::ringdis::FromRedis>::from_redis_pairs(pairs)
+                            .map(|v| v.into_iter().map(#ident).collect())
+                    }
                 }
                 fn from_redis_missing() -> __p::Option<Self> {
                     <#ty as ::ringdis::FromRedis>::from_redis_missing().map(#ident)
@@ -269,6 +275,7 @@ fn tuple_items(_ident: &syn::Ident, fields: &[Field]) -> TokenStream {
     }
     let n = Literal::usize_unsuffixed(fields.len());
     quote! {
+        const ROWS: usize = #n;
         fn from_redis_items(items: __p::Vec<::ringdis::Value>) -> ::ringdis::Result<__p::Vec<Self>> {
             __p::rows::<Self>(items, #n)
         }
