@@ -943,8 +943,16 @@ mod tests {
         assert_eq!(path::<Wrapped>(bad()), "Wrapped.temp");
         assert_eq!(path::<Vec<Wrapped>>(list(bad())), "[2].Wrapped.temp");
         assert_eq!(path::<Row>(sample(bad())), "Row[1].Reading.temp");
-        assert_eq!(path::<Vec<Row>>(flat.clone()), "[2].Row[1].Reading.temp", "RESP2");
-        assert_eq!(path::<Vec<Row>>(map.clone()), "[2].Row[1].Reading.temp", "RESP3");
+        assert_eq!(
+            path::<Vec<Row>>(flat.clone()),
+            "[2].Row[1].Reading.temp",
+            "RESP2"
+        );
+        assert_eq!(
+            path::<Vec<Row>>(map.clone()),
+            "[2].Row[1].Reading.temp",
+            "RESP3"
+        );
 
         // A plain tuple: element 1 of row 2, the derived type entered there names itself.
         assert_eq!(path::<Vec<(String, Reading)>>(flat), "[2][1].Reading.temp");

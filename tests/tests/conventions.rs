@@ -250,9 +250,22 @@ async fn errors_say_whether_a_call_may_be_sent_again() {
             "{at}: {e:?}"
         );
         // Autoconnect off, not connected.
-        let c = Client::new(Config::new().port(port).engine(engine).autoconnect(false)).unwrap();
+        let c = Client::new(
+            Config::new()
+                .port(port)
+                .engine(engine)
+                .autoconnect(false)
+                .connect_timeout(Duration::from_millis(200)),
+        )
+        .unwrap();
         let e = c.call::<()>(cmd!("INCR", "n")).await.unwrap_err();
         assert!(e.is_retryable() && !e.is_client(), "{at}: {e:?}");
+        // A connect that fails sent no command either.
+        let e = c.connect().await.unwrap_err();
+        assert!(
+            matches!(e, Error::Connection { sent: false, .. }) && e.is_retryable(),
+            "{at}: {e:?}"
+        );
 
         // Written, then the connection drops: it may have run.
         let lost = FaultServer::start(|mut conn| {

@@ -620,7 +620,9 @@ impl Core {
 
     fn fail_connect_waiters(&mut self, err: &Error) {
         if std::mem::take(&mut self.connect_waiting) {
-            self.events.push_back(Event::ConnectFailed(err.clone()));
+            // A connect request sends no command: trying again cannot run one twice.
+            self.events
+                .push_back(Event::ConnectFailed(err.clone().unsent()));
         }
     }
 
