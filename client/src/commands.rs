@@ -45,10 +45,41 @@
 //! builder on a pipeline is itself [`Commands`], so calls chain: `p.incr("n").get("k")`.
 //!
 //! Building a command has no side effect, on drop or otherwise. On a client nothing is sent
-//! until the builder is awaited (or `send`/`decode` is called); a dropped builder did nothing.
-//! On a pipeline the method call adds the command at once, and chained options edit it in
-//! place: `p.get("k");` and `p.set("k", "v").ex(10);` each add exactly one command, `cmd()`
-//! shows a copy and leaves the pipeline alone, and `into_cmd()` takes the command back out.
+//! until the builder is awaited (or `send`/`decode` is called); a dropped builder did nothing,
+//! and the compiler says so: builders are `#[must_use]`. On a pipeline the method call adds the
+//! command at once and chained options edit it in place, so the statement ends with `.send()`
+//! (which gives the pipeline back) or with the next command's method: `p.get("k").send();`,
+//! `p.set("k", "v").ex(10).incr("n").send();` each add their commands and warn about nothing.
+//! (A bare `p.get("k");` adds the command too, but is warned about: the attribute is on the
+//! builder type, which clients and pipelines share, and a client's unsent command is a bug.)
+//! `cmd()` shows a copy and leaves the pipeline alone, and `into_cmd()` takes the command back
+//! out.
+//!
+//! ```
+//! #![deny(unused_must_use)] // the documented pipeline statements compile without a warning
+//! use ringdis::{Client, Commands};
+//!
+//! let client = Client::open("redis://127.0.0.1:1")?;
+//! let mut p = client.pipeline();
+//! p.get("k").send();
+//! p.set("k", "v").ex(10).incr("n").send();
+//! for key in ["a", "b"] {
+//!     p.del(key).send();
+//! }
+//! assert_eq!(p.len(), 5);
+//! # Ok::<(), ringdis::Error>(())
+//! ```
+//!
+//! A command built on a client and never awaited is refused by the same lint:
+//!
+//! ```compile_fail
+//! #![deny(unused_must_use)]
+//! use ringdis::{Client, Commands};
+//!
+//! let client = Client::open("redis://127.0.0.1:1").unwrap();
+//! client.set("k", "v"); // never sent: the builder was not awaited
+//! ```
+//!
 //! [`Client::call`](crate::Client::call) remains for anything the spec does not list (module commands).
 //!
 //! Types: the arguments' types come from the spec, with the corrections of
@@ -80,7 +111,8 @@
 )]
 
 use crate::{
-    Args, Call, Cmd, CmdFlags, FromRedis, GeoMatch, Pipeline, Redis, Result, ToArg, Value,
+    Args, Call, Cmd, CmdFlags, FieldValues, FromRedis, GeoMatch, Pipeline, Redis, Result, ToArg,
+    Value,
 };
 use bytes::Bytes;
 use std::collections::HashMap;
@@ -92,9 +124,10 @@ use std::marker::PhantomData;
 ///
 /// Building a command never does anything by itself, on drop or otherwise: a builder on a
 /// client holds its command until it is awaited (or `send`/`decode`/`into_cmd` ends it); a
-/// builder on a pipeline adds its command when the method is called (`p.get("k")`) and then
-/// edits that command in place as options are chained (`p.set("k", "v").ex(10)`), so the
-/// pipeline holds exactly one command per method call, whatever happens to the builder.
+/// builder on a pipeline adds its command when the method is called (`p.get("k").send()`) and
+/// then edits that command in place as options are chained (`p.set("k", "v").ex(10).send()`),
+/// so the pipeline holds exactly one command per method call, whatever happens to the builder.
+/// Builders are `#[must_use]` (for the client's sake): end a pipeline statement with `.send()`.
 ///
 /// Implement [`dispatch`](Dispatch::dispatch) (and [`Commands`]) to receive the finished
 /// commands of the generated methods elsewhere; the hidden methods have defaults for that case.
@@ -338,6 +371,12 @@ impl Part<'_> {
     fn item(&mut self) {
         self.span.items += 1;
     }
+    /// Values in groups of `width` arguments (`field value` pairs), each group one item.
+    #[allow(dead_code)]
+    fn grouped(&mut self, values: impl ToArg, width: usize) {
+        self.span.items += values.arg_count() / width.max(1);
+        self.write(false, |out| values.write_args(out));
+    }
 }
 
 /// The methods every builder has. `Reply` is the type awaiting the builder gives: the
@@ -450,6 +489,52 @@ mod tests {
 
     fn shown(p: &Pipeline) -> Vec<String> {
         p.cmds().iter().map(ToString::to_string).collect()
+    }
+
+    /// `hset_multiple` takes HSET's pairs whole: a derived struct, a map, pairs; `.and(…)` adds
+    /// more, on a client and on a pipeline alike; the key stays the only key.
+    #[test]
+    fn hset_multiple_takes_a_derived_struct_or_pairs() {
+        #[derive(crate::ToRedis)]
+        struct User<'a> {
+            name: &'a str,
+            born: i64,
+            email: Option<&'a str>,
+        }
+        let user = User {
+            name: "ada",
+            born: 1815,
+            email: None,
+        };
+        let c = client();
+        let cmd = c.hset_multiple("user:1", &user).into_cmd();
+        assert_eq!(cmd.to_string(), "HSET user:1 name ada born 1815");
+        assert_eq!(cmd.keys().collect::<Vec<_>>(), [b"user:1"]);
+        assert!(cmd.flags().write);
+        let cmd = c.hset_multiple("user:1", &user).and("x", 1).into_cmd();
+        assert_eq!(cmd.to_string(), "HSET user:1 name ada born 1815 x 1");
+        let cmd = c
+            .hset_multiple("h", [("a", 1), ("b", 2)])
+            .and("c", 3)
+            .into_cmd();
+        assert_eq!(cmd.to_string(), "HSET h a 1 b 2 c 3");
+        let map = std::collections::BTreeMap::from([("f", "v"), ("g", "w")]);
+        assert_eq!(
+            c.hset_multiple("h", &map).into_cmd().to_string(),
+            "HSET h f v g w"
+        );
+        assert_eq!(
+            c.hset_multiple("h", ("f", "v")).into_cmd().to_string(),
+            "HSET h f v"
+        );
+        // The one-pair form is unchanged.
+        assert_eq!(
+            c.hset("h", "f", "v").into_cmd(),
+            c.hset_multiple("h", ("f", "v")).into_cmd()
+        );
+        let mut p = c.pipeline();
+        p.hset_multiple("user:1", &user).incr("n").send();
+        assert_eq!(shown(&p), ["HSET user:1 name ada born 1815", "INCR n"]);
     }
 
     #[test]

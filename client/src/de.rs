@@ -306,15 +306,7 @@ impl<'de> de::Deserializer<'de> for &'de Value {
     }
 
     fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
-        match check_ref(self)? {
-            Value::Map(pairs) => visitor.visit_map(Map::pairs(pairs)),
-            Value::Array(items) if is_array_of_pairs(items) => {
-                visitor.visit_map(Map::nested(items))
-            }
-            Value::Array(items) if items.len() % 2 == 0 => visitor.visit_map(Map::flat(items)),
-            Value::Nil => visitor.visit_map(Map::flat(&[])),
-            v => Err(mismatch(MAP_SHAPES, v)),
-        }
+        visit_map(self, false, visitor)
     }
 
     fn deserialize_struct<V: Visitor<'de>>(
@@ -323,7 +315,7 @@ impl<'de> de::Deserializer<'de> for &'de Value {
         _fields: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value> {
-        self.deserialize_map(visitor)
+        visit_map(self, true, visitor)
     }
 
     fn deserialize_enum<V: Visitor<'de>>(
@@ -546,11 +538,30 @@ impl<'de> de::Deserializer<'de> for Pair<'de> {
     }
 }
 
+/// A map reply's entries, for a struct (`fields`: a failing value's path segment is `.name`)
+/// or a map (`[key]`, as `FromRedis` maps read).
+fn visit_map<'de, V: Visitor<'de>>(
+    value: &'de Value,
+    fields: bool,
+    visitor: V,
+) -> Result<V::Value> {
+    let map = match check_ref(value)? {
+        Value::Map(pairs) => Map::pairs(pairs),
+        Value::Array(items) if is_array_of_pairs(items) => Map::nested(items),
+        Value::Array(items) if items.len() % 2 == 0 => Map::flat(items),
+        Value::Nil => Map::flat(&[]),
+        v => return Err(mismatch(MAP_SHAPES, v)),
+    };
+    visitor.visit_map(Map { fields, ..map })
+}
+
 /// Map entries from a RESP3 map or a RESP2 flat array; `pending` is the entry whose key was
 /// just read.
 struct Map<'de> {
     entries: Entries<'de>,
     pending: Option<(&'de Value, &'de Value)>,
+    /// The keys are a struct's field names.
+    fields: bool,
 }
 
 enum Entries<'de> {
@@ -565,18 +576,21 @@ impl<'de> Map<'de> {
         Map {
             entries: Entries::Pairs(pairs.iter()),
             pending: None,
+            fields: false,
         }
     }
     fn flat(items: &'de [Value]) -> Self {
         Map {
             entries: Entries::Flat(items.iter()),
             pending: None,
+            fields: false,
         }
     }
     fn nested(items: &'de [Value]) -> Self {
         Map {
             entries: Entries::Nested(items.iter()),
             pending: None,
+            fields: false,
         }
     }
 }
@@ -619,7 +633,14 @@ impl<'de> MapAccess<'de> for Map<'de> {
             .pending
             .take()
             .ok_or_else(|| <Error as de::Error>::custom("map value asked for before its key"))?;
-        seed.deserialize(v).map_err(|e| e.in_field(key_name(k)))
+        let fields = self.fields;
+        seed.deserialize(v).map_err(|e| {
+            if fields {
+                e.in_field(key_name(k))
+            } else {
+                e.in_field(crate::from_redis::key_segment(k))
+            }
+        })
     }
 
     fn size_hint(&self) -> Option<usize> {
@@ -859,6 +880,36 @@ mod tests {
         })]);
         let e = Vec::<i64>::deserialize(&nested_error).unwrap_err();
         assert_eq!(e.server_kind(), Some("WRONGTYPE"));
+    }
+
+    /// Serde types read their paths as derived ones do: `.field` in a struct, `[key]` in a map
+    /// (the same for a RESP2 bulk and a RESP3 simple-string key), `[i]` in a sequence.
+    #[test]
+    fn serde_paths_match_the_derived_ones() {
+        #[derive(Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct Reading {
+            temp: f64,
+        }
+        let bad = || Value::Map(vec![(bulk("temp"), bulk("hot"))]);
+        let path = |e: Error| match e {
+            Error::Decode { path, .. } => path,
+            other => panic!("{other:?}"),
+        };
+        for key in [bulk("c"), Value::Simple("c".into())] {
+            let m = Value::Map(vec![(key, bad())]);
+            let e = HashMap::<String, Reading>::deserialize(&m).unwrap_err();
+            assert_eq!(path(e), "[c].temp");
+        }
+        let list = Value::Array(vec![Value::Map(vec![(bulk("temp"), bulk("1"))]), bad()]);
+        let e = Vec::<Reading>::deserialize(&list).unwrap_err();
+        assert_eq!(path(e), "[1].temp");
+        let flat = Value::Array(vec![
+            bulk("c"),
+            Value::Array(vec![bulk("temp"), bulk("hot")]),
+        ]);
+        let e = BTreeMap::<String, Reading>::deserialize(&flat).unwrap_err();
+        assert_eq!(path(e), "[c].temp");
     }
 
     #[test]

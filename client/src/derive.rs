@@ -111,6 +111,51 @@ pub fn elements(
     }
 }
 
+/// The elements of a list as rows of a tuple struct of `n` fields: element by element when
+/// they are arrays, else a flat list (RESP2 `HGETALL`, `WITHSCORES`) cut into rows of `n`.
+/// Each row decodes through `T::from_redis`, so a failure in row 2 reads `[2].Entry[1]…`, as
+/// for one `Entry` at the top.
+pub fn rows<T: FromRedis>(items: Vec<Value>, n: usize) -> Result<Vec<T>> {
+    let at = |i: usize| move |e: Error| e.in_field(format_args!("[{i}]"));
+    let nested = items
+        .iter()
+        .all(|v| matches!(v, Value::Array(_) | Value::Set(_) | Value::Nil));
+    if nested || n <= 1 {
+        return items
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| T::from_redis(v).map_err(at(i)))
+            .collect();
+    }
+    if items.len() % n != 0 {
+        return Err(Error::decode(
+            format!("flat array with a multiple of {n} elements"),
+            &Value::Array(items),
+        ));
+    }
+    let mut out = Vec::with_capacity(items.len() / n);
+    let mut it = items.into_iter();
+    let mut row = 0;
+    while it.len() > 0 {
+        let chunk: Vec<Value> = it.by_ref().take(n).collect();
+        out.push(T::from_redis(Value::Array(chunk)).map_err(at(row))?);
+        row += 1;
+    }
+    Ok(out)
+}
+
+/// The pairs of a RESP3 map as rows of a two-field tuple struct, numbered as [`rows`] numbers
+/// them in the RESP2 form.
+pub fn pair_rows<T: FromRedis>(pairs: Vec<(Value, Value)>) -> Result<Vec<T>> {
+    pairs
+        .into_iter()
+        .enumerate()
+        .map(|(i, (k, v))| {
+            T::from_redis(Value::Array(vec![k, v])).map_err(|e| e.in_field(format_args!("[{i}]")))
+        })
+        .collect()
+}
+
 /// Decodes element `i` of a tuple struct, or the missing-field value when the array is short.
 #[inline]
 pub fn element<T: FromRedis>(it: &mut std::vec::IntoIter<Value>, index: &'static str) -> Result<T> {

@@ -15,7 +15,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// * [`Error::Connection`] — the connection could not be made (refused, or not up within the
 ///   connect timeout: then the request was never sent), or was lost while the call was in
 ///   flight: then the command may or may not have run on the server; ringdis never retries it
-///   silently. [`Error::io_error`] (and `source()`) give the operating-system error behind it.
+///   silently; its `sent` field tells the two apart. [`Error::io_error`] (and `source()`) give
+///   the operating-system error behind it.
 /// * [`Error::Timeout`] — the request was sent and no reply came within the command timeout. A
 ///   reply that arrives later is discarded; the connection stays usable.
 /// * [`Error::Protocol`] — the server sent bytes that are not valid RESP (or break the configured
@@ -27,6 +28,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 ///   pipeline, client shut down…).
 /// * [`Error::Lagged`] — a subscriber's reader fell behind and messages were dropped; the
 ///   subscriber goes on.
+///
+/// [`Error::is_retryable`] says which errors a call may simply be sent again after.
 ///
 /// `Error` is `Clone` (an operating-system cause is shared behind an `Arc`), so one connection
 /// failure can be handed to every caller it affects. Messages never contain a password.
@@ -47,6 +50,11 @@ pub enum Error {
         /// The operating-system error behind it, when there is one (also
         /// [`std::error::Error::source`]). Its text is already part of `message`.
         source: Option<Arc<io::Error>>,
+        /// Whether the request may have reached the server: `true` when it had been written to
+        /// the connection that failed (it may have run), `false` when it never left the client
+        /// (no connection came up, or autoconnect is off), so sending it again cannot run it
+        /// twice. `true` when ringdis cannot tell. See [`Error::is_retryable`].
+        sent: bool,
     },
     /// A call whose request was sent got no reply within its time limit (or a pool checkout
     /// found no client within the checkout timeout). A call that could not even be sent, because
@@ -128,13 +136,18 @@ impl PartialEq for Error {
         }
         match (self, other) {
             (
-                Error::Connection { message, source },
+                Error::Connection {
+                    message,
+                    source,
+                    sent,
+                },
                 Error::Connection {
                     message: m,
                     source: s,
+                    sent: t,
                 },
-            )
-            | (
+            ) => message == m && same_io(source, s) && sent == t,
+            (
                 Error::Client { message, source },
                 Error::Client {
                     message: m,
@@ -204,6 +217,52 @@ impl Error {
         matches!(self, Error::Connection { .. })
     }
 
+    /// True for [`Error::Client`] (the call was refused before it was sent: bad configuration or
+    /// arguments, an empty pipeline, a closed pool or client…). Retrying the same call gives the
+    /// same error.
+    pub fn is_client(&self) -> bool {
+        matches!(self, Error::Client { .. })
+    }
+
+    /// True when sending the same call again cannot run it twice and may succeed, whatever the
+    /// command:
+    ///
+    /// * [`Error::Connection`] with `sent: false`: the request never left the client (no
+    ///   connection came up within the connect timeout, or autoconnect is off and the client is
+    ///   not connected);
+    /// * [`Error::Server`] whose kind says the server refused to run the command for a passing
+    ///   reason, as the server's shared error replies state: `LOADING` (the dataset is being
+    ///   loaded), `BUSY` (a script or function is running past its time limit), `TRYAGAIN` (a
+    ///   multi-key command during a cluster slot migration), `CLUSTERDOWN`, `MASTERDOWN` (a
+    ///   replica that lost its primary and serves no stale data) and `NOREPLICAS` (fewer
+    ///   replicas than `min-replicas-to-write`). Wait a little before retrying those.
+    ///
+    /// Everything else is `false`. In particular [`Error::Timeout`] and a [`Error::Connection`]
+    /// with `sent: true`: the request reached (or may have reached) the server, so the command
+    /// may have run; retry those only for an idempotent call (a read, a `SET` of a fixed
+    /// value, a `DEL`), which the error cannot know. [`Error::Client`], [`Error::Decode`] and
+    /// other server errors give the same result again; [`Error::Protocol`] means the server is
+    /// broken or not Redis.
+    ///
+    /// ringdis never retries by itself (a reconnect resends nothing that was in flight).
+    ///
+    /// ```
+    /// use ringdis::Error;
+    /// assert!(Error::server_from_line("LOADING Redis is loading the dataset in memory").is_retryable());
+    /// assert!(!Error::server_from_line("WRONGTYPE Operation against a key").is_retryable());
+    /// assert!(!Error::Timeout.is_retryable());
+    /// ```
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Connection { sent, .. } => !sent,
+            Error::Server { kind, .. } => matches!(
+                kind.as_str(),
+                "LOADING" | "BUSY" | "TRYAGAIN" | "CLUSTERDOWN" | "MASTERDOWN" | "NOREPLICAS"
+            ),
+            _ => false,
+        }
+    }
+
     /// True for [`Error::Lagged`] (a subscriber's queue overflowed).
     pub fn is_lagged(&self) -> bool {
         matches!(self, Error::Lagged { .. })
@@ -234,10 +293,12 @@ impl Error {
         }
     }
 
+    /// An [`Error::Connection`] whose request may have been sent (the safe assumption).
     pub(crate) fn connection(message: impl Into<String>) -> Error {
         Error::Connection {
             message: message.into(),
             source: None,
+            sent: true,
         }
     }
 
@@ -246,6 +307,22 @@ impl Error {
         Error::Connection {
             message: message.into(),
             source: Some(Arc::new(cause)),
+            sent: true,
+        }
+    }
+
+    /// The same error for a call whose request never left the client: an
+    /// [`Error::Connection`] gets `sent: false`; others pass through.
+    pub(crate) fn unsent(self) -> Error {
+        match self {
+            Error::Connection {
+                message, source, ..
+            } => Error::Connection {
+                message,
+                source,
+                sent: false,
+            },
+            other => other,
         }
     }
 
@@ -326,6 +403,62 @@ impl From<crate::value::ServerError> for Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn is_client_and_is_retryable_classify_every_variant() {
+        let unsent = Error::connection("refused").unsent();
+        let sent = Error::connection("reset");
+        let server = |line: &str| Error::server_from_line(line);
+        let decode = Error::decode("integer", &crate::Value::Nil);
+        for (e, client, retryable) in [
+            (Error::client("bad"), true, false),
+            (unsent.clone(), false, true),
+            (sent.clone(), false, false),
+            (Error::Timeout, false, false),
+            (Error::protocol("junk"), false, false),
+            (decode, false, false),
+            (Error::Lagged { dropped: 1 }, false, false),
+            (
+                server("LOADING Redis is loading the dataset in memory"),
+                false,
+                true,
+            ),
+            (server("BUSY Redis is busy running a script."), false, true),
+            (
+                server("TRYAGAIN Multiple keys request during rehashing of slot"),
+                false,
+                true,
+            ),
+            (server("CLUSTERDOWN The cluster is down"), false, true),
+            (server("MASTERDOWN Link with MASTER is down"), false, true),
+            (
+                server("NOREPLICAS Not enough good replicas to write."),
+                false,
+                true,
+            ),
+            (
+                server("BUSYGROUP Consumer Group name already exists"),
+                false,
+                false,
+            ),
+            (server("ERR unknown command"), false, false),
+            (
+                server("READONLY You can't write against a read only replica."),
+                false,
+                false,
+            ),
+        ] {
+            assert_eq!(e.is_client(), client, "{e:?}");
+            assert_eq!(e.is_retryable(), retryable, "{e:?}");
+        }
+        assert_ne!(unsent, sent.clone().unsent().clone(), "messages differ");
+        assert_eq!(
+            Error::connection("x").unsent(),
+            Error::connection("x").unsent()
+        );
+        assert_ne!(Error::connection("x").unsent(), Error::connection("x"));
+        assert!(Error::Timeout.unsent() == Error::Timeout);
+    }
 
     #[test]
     fn nested_decode_paths_join() {

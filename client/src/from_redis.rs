@@ -55,6 +55,12 @@ use std::hash::{BuildHasher, Hash};
 /// assert_eq!(err.to_string(), r#"decode error: expected integer (i64), got bulk string "abc""#);
 /// ```
 pub trait FromRedis: Sized {
+    /// How many elements of a flat list one value takes when a list of them is decoded (a flat
+    /// RESP2 `[k1, v1, k2, v2]` into pairs): a tuple's or tuple struct's arity; 0 for one
+    /// element each.
+    #[doc(hidden)]
+    const ROWS: usize = 0;
+
     /// Decodes one reply.
     fn from_redis(value: Value) -> Result<Self>;
 
@@ -323,10 +329,22 @@ pub(crate) fn into_pairs(value: Value) -> Result<Vec<(Value, Value)>> {
     }
 }
 
+/// The path segment of a map value in a decode error: `[key]` with the key's text (the same
+/// for a RESP2 bulk and a RESP3 simple string), `[5]` for an integer key, else what the key is.
+pub(crate) fn key_segment(key: &Value) -> String {
+    match key {
+        Value::Int(n) => format!("[{n}]"),
+        k => match k.as_bytes().map(std::str::from_utf8) {
+            Some(Ok(text)) => format!("[{text}]"),
+            _ => format!("[{}]", k.describe()),
+        },
+    }
+}
+
 fn decode_pair<K: FromRedis, V: FromRedis>(k: Value, v: Value) -> Result<(K, V)> {
-    let key_desc = k.describe();
-    let key = K::from_redis(k).map_err(|e| e.in_field("<key>"))?;
-    let val = V::from_redis(v).map_err(|e| e.in_field(format_args!("[{key_desc}]")))?;
+    let segment = key_segment(&k);
+    let key = K::from_redis(k).map_err(|e| e.in_field(format_args!("{segment}<key>")))?;
+    let val = V::from_redis(v).map_err(|e| e.in_field(&segment))?;
     Ok((key, val))
 }
 
@@ -377,6 +395,8 @@ impl<T: FromRedis + Ord> FromRedis for BTreeSet<T> {
 macro_rules! tuple_from {
     ($n:literal; $($i:tt $t:ident),+) => {
         impl<$($t: FromRedis),+> FromRedis for ($($t,)+) {
+            const ROWS: usize = $n;
+
             /// From an array (or set) of exactly this many elements.
             fn from_redis(value: Value) -> Result<Self> {
                 match check(value)? {
@@ -420,8 +440,16 @@ macro_rules! tuple_from {
                 Ok(out)
             }
 
+            /// One tuple per pair, numbered as the rows of the RESP2 flat form are.
             fn from_redis_pairs(pairs: Vec<(Value, Value)>) -> Result<Vec<Self>> {
-                pairs.into_iter().map(|(k, v)| Self::from_redis(Value::Array(vec![k, v]))).collect()
+                pairs
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, (k, v))| {
+                        Self::from_redis(Value::Array(vec![k, v]))
+                            .map_err(|e| e.in_field(format_args!("[{i}]")))
+                    })
+                    .collect()
             }
         }
     };
@@ -580,7 +608,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(
             e.to_string(),
-            r#"decode error: [bulk string "a"]: expected integer (i64), got bulk string "x""#
+            r#"decode error: [a]: expected integer (i64), got bulk string "x""#
         );
 
         // RESP3 WITHSCORES: array of [member, score] pairs.
@@ -821,5 +849,131 @@ mod tests {
             Value::Array(vec![bulk("b"), bulk("2"), bulk("x")]),
         ]);
         assert!(is_decode(HashMap::<String, String>::from_redis(three)));
+    }
+
+    /// A decode error's path has one segment per level, whatever the position and the
+    /// protocol: `.field` for a struct field, `[i]` for an element (of a list, a tuple, a tuple
+    /// struct, a row of a flat RESP2 list or of a RESP3 map), `[key]` for a map value; a derived
+    /// type names itself where it is entered without a name of its own (the top, an element, a
+    /// map value), never after a field name.
+    #[test]
+    fn decode_paths_read_the_same_in_every_position() {
+        #[derive(crate::FromRedis, Debug)]
+        #[allow(dead_code)]
+        struct Reading {
+            temp: f64,
+        }
+        #[derive(crate::FromRedis, Debug)]
+        #[allow(dead_code)]
+        struct Entry {
+            name: String,
+            reading: Reading,
+        }
+        #[derive(crate::FromRedis, Debug)]
+        #[allow(dead_code)]
+        struct Sample(String, Reading);
+        #[derive(crate::FromRedis, Debug)]
+        #[allow(dead_code)]
+        struct Wrapped(Reading);
+        #[derive(crate::FromRedis, Debug)]
+        #[allow(dead_code)]
+        struct Row((String, Reading));
+
+        fn path<T: FromRedis + std::fmt::Debug>(v: Value) -> String {
+            match T::from_redis(v) {
+                Err(Error::Decode { path, .. }) => path,
+                other => panic!("{other:?}"),
+            }
+        }
+        let bulk = |s: &str| Value::Bulk(Bytes::copy_from_slice(s.as_bytes()));
+        let simple = |s: &str| Value::Simple(s.to_owned().into());
+        let reading = |t: &str| Value::Map(vec![(simple("temp"), bulk(t))]);
+        let flat_reading = |t: &str| Value::Array(vec![bulk("temp"), bulk(t)]);
+        let bad = || reading("hot");
+
+        assert_eq!(path::<Reading>(bad()), "Reading.temp");
+        let list = |bad: Value| Value::Array(vec![reading("1"), reading("2"), bad]);
+        assert_eq!(path::<Vec<Reading>>(list(bad())), "[2].Reading.temp");
+        assert_eq!(
+            path::<Vec<Reading>>(list(flat_reading("hot"))),
+            "[2].Reading.temp",
+            "RESP2"
+        );
+
+        let entry =
+            |r: Value| Value::Map(vec![(simple("name"), bulk("n")), (simple("reading"), r)]);
+        assert_eq!(path::<Entry>(entry(bad())), "Entry.reading.temp");
+        let entries = Value::Array(vec![entry(reading("1")), entry(reading("2")), entry(bad())]);
+        assert_eq!(path::<Vec<Entry>>(entries), "[2].Entry.reading.temp");
+
+        // A tuple struct: the same at the top and in every form of a list.
+        let sample = |r: Value| Value::Array(vec![bulk("s"), r]);
+        assert_eq!(path::<Sample>(sample(bad())), "Sample[1].temp");
+        let nested = Value::Array(vec![
+            sample(reading("1")),
+            sample(reading("2")),
+            sample(bad()),
+        ]);
+        assert_eq!(path::<Vec<Sample>>(nested), "[2].Sample[1].temp");
+        let flat = Value::Array(vec![
+            bulk("a"),
+            reading("1"),
+            bulk("b"),
+            reading("2"),
+            bulk("c"),
+            bad(),
+        ]);
+        assert_eq!(
+            path::<Vec<Sample>>(flat.clone()),
+            "[2].Sample[1].temp",
+            "RESP2"
+        );
+        let map = Value::Map(vec![
+            (bulk("a"), reading("1")),
+            (bulk("b"), reading("2")),
+            (bulk("c"), bad()),
+        ]);
+        assert_eq!(
+            path::<Vec<Sample>>(map.clone()),
+            "[2].Sample[1].temp",
+            "RESP3"
+        );
+
+        // A newtype reads as itself, at the top and in a list, whatever it wraps.
+        assert_eq!(path::<Wrapped>(bad()), "Wrapped.temp");
+        assert_eq!(path::<Vec<Wrapped>>(list(bad())), "[2].Wrapped.temp");
+        assert_eq!(path::<Row>(sample(bad())), "Row[1].Reading.temp");
+        assert_eq!(
+            path::<Vec<Row>>(flat.clone()),
+            "[2].Row[1].Reading.temp",
+            "RESP2"
+        );
+        assert_eq!(
+            path::<Vec<Row>>(map.clone()),
+            "[2].Row[1].Reading.temp",
+            "RESP3"
+        );
+
+        // A plain tuple: element 1 of row 2, the derived type entered there names itself.
+        assert_eq!(path::<Vec<(String, Reading)>>(flat), "[2][1].Reading.temp");
+        assert_eq!(
+            path::<Vec<(String, Reading)>>(map.clone()),
+            "[2][1].Reading.temp"
+        );
+
+        // A map value: its key, the same for a RESP2 bulk and a RESP3 simple string.
+        assert_eq!(path::<HashMap<String, Reading>>(map), "[c].Reading.temp");
+        let resp3 = Value::Map(vec![(simple("c"), bad())]);
+        assert_eq!(path::<BTreeMap<String, Reading>>(resp3), "[c].Reading.temp");
+        let int_keys = Value::Map(vec![(Value::Int(7), bad())]);
+        assert_eq!(path::<HashMap<i64, Reading>>(int_keys), "[7].Reading.temp");
+        let nested_map = Value::Map(vec![(
+            simple("x"),
+            Value::Map(vec![(simple("c"), entry(bad()))]),
+        )]);
+        assert_eq!(
+            path::<HashMap<String, HashMap<String, Entry>>>(nested_map),
+            "[x][c].Entry.reading.temp"
+        );
     }
 }

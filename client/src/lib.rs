@@ -48,7 +48,7 @@ use handle::{callable, client, inbox, pipeline, pool, redis, scan, script, sprea
 
 pub use bytes::Bytes;
 pub use callable::Callable;
-pub use client::{Call, Client};
+pub use client::{Call, Client, OnReply};
 pub use cmd::{Cmd, CmdFlags};
 pub use commands::{Commands, Dispatch, UnixTime};
 pub use config::{Addr, Config, Engine, Protocol, Tracking};
@@ -72,7 +72,7 @@ pub use score_bound::ScoreBound;
 pub use script::{Invocation, Library, Script};
 pub use spread::Spread;
 pub use subscriber::{Message, SubKind, Subscriber, INVALIDATE_CHANNEL};
-pub use to_arg::{Args, ArgsIter, ToArg};
+pub use to_arg::{Args, ArgsIter, FieldValues, ToArg};
 pub use value::{ServerError, Value};
 
 /// `use ringdis::prelude::*;` brings in the client, the command methods and the traits.

@@ -400,6 +400,53 @@ macro_rules! tuple_arg {
         }
     };
 }
+/// A value written as `field value` pairs: what a typed method that takes a whole block of
+/// pairs accepts ([`Commands::hset_multiple`](crate::Commands::hset_multiple)).
+///
+/// Implemented by `#[derive(ToRedis)]` structs with named fields (each field that writes
+/// something is one pair), maps, a pair `(field, value)`, and arrays, slices and `Vec`s of
+/// pairs, and references to those. It adds nothing to [`ToArg`] but the promise of pairs, so a
+/// lone string is refused at compile time.
+///
+/// ```no_run
+/// use ringdis::{Client, Commands, FromRedis, ToRedis};
+/// use std::collections::HashMap;
+///
+/// #[derive(ToRedis, FromRedis, Debug, PartialEq)]
+/// struct User {
+///     name: String,
+///     born: i64,
+/// }
+///
+/// # async fn demo(client: Client) -> ringdis::Result<()> {
+/// let user = User { name: "ada".into(), born: 1815 };
+/// client.hset_multiple("user:1", &user).await?;                 // HSET user:1 name ada born 1815
+/// let back: User = client.hgetall("user:1").decode().await?;
+/// assert_eq!(back, user);
+/// client.hset_multiple("user:2", [("name", "bob"), ("born", "1900")]).await?;
+/// client.hset_multiple("user:3", &HashMap::from([("name", "eve")])).await?;
+/// client.hset("user:1", "name", "ada").and("born", 1815).await?; // one pair at a time
+/// # Ok(()) }
+/// ```
+///
+/// A value that is not pairs does not compile:
+///
+/// ```compile_fail
+/// use ringdis::{Client, Commands};
+/// let client = Client::open("redis://127.0.0.1:1").unwrap();
+/// let _ = client.hset_multiple("h", "not pairs").into_cmd();
+/// ```
+pub trait FieldValues: ToArg {}
+
+impl<T: FieldValues + ?Sized> FieldValues for &T {}
+impl<T: FieldValues + ?Sized> FieldValues for Box<T> {}
+impl<F: ToArg, V: ToArg> FieldValues for (F, V) {}
+impl<F: ToArg, V: ToArg> FieldValues for [(F, V)] {}
+impl<F: ToArg, V: ToArg, const N: usize> FieldValues for [(F, V); N] {}
+impl<F: ToArg, V: ToArg> FieldValues for Vec<(F, V)> {}
+impl<K: ToArg, V: ToArg, S> FieldValues for HashMap<K, V, S> {}
+impl<K: ToArg, V: ToArg> FieldValues for BTreeMap<K, V> {}
+
 tuple_arg!(0 A);
 tuple_arg!(0 A, 1 B);
 tuple_arg!(0 A, 1 B, 2 C);

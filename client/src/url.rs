@@ -1,8 +1,27 @@
-//! Connection URLs: `redis://…`, `valkey://…` and `unix://…`.
+//! Connection URLs: `redis://…`, `valkey://…`, `rediss://…` and `unix://…`.
 //!
 //! Every form keeps every credential it carries, or is refused with [`Error::Client`]; where
-//! the forms overlap with redis-rs, they mean what they mean there. Error messages show the URL
+//! the forms overlap with redis-rs (its `parse_redis_url`, `url_to_tcp_connection_info` and
+//! `url_to_unix_connection_info`), they mean what they mean there. Error messages show the URL
 //! with its password replaced by `***`.
+//!
+//! | form | address | also read |
+//! | --- | --- | --- |
+//! | `redis://[[user]:password@]host[:port][/db]` | TCP, port 6379 by default; no host is `127.0.0.1` | `?db=`, `?user=`, `?password=`/`?pass=`, `?protocol=` |
+//! | `valkey://…` | the same as `redis://` | the same |
+//! | `redis://[::1]:6379` | an IPv6 host, in brackets | |
+//! | `rediss://…`, `valkeys://…` | TCP with TLS (needs the `tls` feature; refused without it, never sent in plain text) | `#insecure`: skip certificate checks, as in redis-rs |
+//! | `unix:///path/to.sock` (also `redis+unix://`, `valkey+unix://`, `unix://localhost/path`) | a Unix socket | user info `unix://user:pw@/path`, or redis-rs's `?db=`, `?user=`, `?pass=` |
+//!
+//! * `?protocol=resp2` / `resp3` (or `2` / `3`, any case), as redis-rs spells it; without it,
+//!   RESP3 (redis-rs's default is RESP2).
+//! * The database goes in the path (`redis://h/2`, trailing `/` allowed) or in `?db=`, not both.
+//! * A lone `redis://secret@host` is a password, as redis-cli reads it; `user:` with an empty
+//!   password is kept (a `nopass` ACL user).
+//! * An unknown query parameter is ignored with a `tracing` warning (redis-rs ignores them
+//!   silently), so a URL written for another client still connects.
+//! * A setting given twice (`redis://:a@h?password=b`) is refused rather than one silently
+//!   dropped.
 
 use crate::config::{Addr, Config, Protocol};
 use crate::{Error, Result};
@@ -16,7 +35,8 @@ fn bad(url: &str, why: &str) -> Error {
 
 /// `url` with everything that may be a secret replaced by `***`: the user info (all of it, up
 /// to the last `@`, so a password with an unescaped delimiter cannot leak), an authority that is
-/// not a plain `host:port`, and the value of every query parameter but `db`, `protocol`, `user` and `username`.
+/// not a plain `host:port`, the value of every query parameter but `db`, `protocol`, `user` and
+/// `username`, and every query word without a value.
 pub(crate) fn redact(url: &str) -> String {
     let (scheme, rest) = match url.split_once("://") {
         Some((s, r)) => (Some(s), r),
@@ -32,6 +52,8 @@ pub(crate) fn redact(url: &str) -> String {
                 .split('&')
                 .map(|pair| match pair.split_once('=') {
                     Some((k, _)) if !is_plain_key(k) => format!("{k}=***"),
+                    // A bare `?word` may be a misplaced password.
+                    None if !pair.is_empty() && !is_plain_key(pair) => "***".to_owned(),
                     _ => pair.to_owned(),
                 })
                 .collect();
@@ -95,6 +117,24 @@ struct Parts {
     password: Option<String>,
     db: Option<i64>,
     protocol: Option<Protocol>,
+    /// `rediss://`/`valkeys://`: what the URL asks of TLS.
+    tls: Option<UrlTls>,
+}
+
+/// TLS as a `rediss://` or `valkeys://` URL asks for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct UrlTls {
+    /// `#insecure` (redis-rs's spelling): accept any certificate, for development only.
+    pub(crate) insecure: bool,
+}
+
+/// Hands the URL's TLS request to the configuration. Without TLS support it is refused: a
+/// `rediss://` URL must never connect in plain text.
+fn apply_tls(_config: &mut Config, _tls: UrlTls, url: &str) -> Result<()> {
+    Err(bad(
+        url,
+        "TLS (rediss://, valkeys://) needs ringdis's `tls` feature",
+    ))
 }
 
 impl Parts {
@@ -146,13 +186,14 @@ impl Parts {
                     };
                     Parts::set(url, &mut self.protocol, p, "the protocol")?;
                 }
-                other => return Err(bad(url, &format!("unknown parameter {other:?}"))),
+                other => warn_unknown(url, other, pair.contains('=')),
             }
         }
         Ok(())
     }
 
     fn into_config(self, url: &str, addr: Addr) -> Result<Config> {
+        let tls = self.tls;
         if self.username.is_some() && self.password.is_none() {
             // It would never be sent: a user name goes out only with AUTH.
             return Err(bad(
@@ -168,15 +209,32 @@ impl Parts {
         if let Some(p) = self.protocol {
             config.protocol = p;
         }
+        if let Some(tls) = tls {
+            apply_tls(&mut config, tls, url)?;
+        }
         Ok(config)
     }
 }
 
+/// An unknown query parameter is ignored, as redis-rs ignores it, but said: a typo
+/// (`?protocl=resp2`) would otherwise go unseen. Only its name is shown, and only when it has
+/// a value (a bare `?word` may be a misplaced password).
+fn warn_unknown(url: &str, name: &str, has_value: bool) {
+    let name = if has_value {
+        name
+    } else {
+        "(a parameter without =)"
+    };
+    tracing::warn!(url = %redact(url), parameter = name, "ignoring an unknown URL parameter");
+}
+
 impl Config {
-    /// Parses a connection URL:
+    /// Parses a connection URL; where a form is also redis-rs's, it means the same there:
     ///
     /// * `redis://[[user]:password@]host[:port][/db]` (also `valkey://`); an IPv6 host goes in
     ///   brackets (`redis://[::1]:6379`); no host means `127.0.0.1`.
+    /// * `rediss://…` and `valkeys://…`: the same over TLS (`#insecure` skips certificate
+    ///   checks, as in redis-rs); refused without TLS support, never sent in plain text.
     /// * `unix://[[user]:password@]/path/to.sock` (also `redis+unix://`, `valkey+unix://`).
     ///
     /// A lone `redis://secret@host` is a password, as redis-cli reads it. User and password are
@@ -184,14 +242,26 @@ impl Config {
     ///
     /// Query parameters, on every form: `db`, `user` (or `username`), `password` (or `pass`,
     /// as redis-rs names it for unix sockets) and `protocol` (`resp2`/`resp3` or `2`/`3`). Their
-    /// values are form-decoded: `+` is a space, `%2B` a plus sign.
+    /// values are form-decoded: `+` is a space, `%2B` a plus sign. Any other parameter is
+    /// ignored with a `tracing` warning.
+    ///
+    /// ```
+    /// use ringdis::{Addr, Config};
+    /// let c = Config::from_url("redis://app:s3cret@[::1]:6380/2?protocol=resp2&client_name=x")?;
+    /// assert_eq!(c.addr(), &Addr::Tcp { host: "::1".into(), port: 6380 });
+    /// assert_eq!(c.db_index(), 2);
+    /// let c = Config::from_url("unix:///run/redis.sock?db=1&user=app&pass=s3cret")?;
+    /// assert_eq!(c.addr(), &Addr::Unix("/run/redis.sock".into()));
+    /// assert_eq!(c.db_index(), 1);
+    /// # Ok::<(), ringdis::Error>(())
+    /// ```
     ///
     /// # Errors
     ///
-    /// [`Error::Client`] for anything it cannot keep whole: an unknown scheme or parameter, a
-    /// setting given twice (`redis://:a@h?password=b`, `redis://h/1?db=2`), a user name without a
-    /// password (it would never be sent), `rediss://`/`valkeys://` (TLS is not supported yet), a
-    /// relative socket path, a bad port or database number. The message shows the URL with its
+    /// [`Error::Client`] for anything it cannot keep whole: an unknown scheme, a setting given
+    /// twice (`redis://:a@h?password=b`, `redis://h/1?db=2`), a user name without a password (it
+    /// would never be sent), `rediss://`/`valkeys://` without TLS support, a fragment other than
+    /// `#insecure` on those, a relative socket path, a bad port, protocol or database number. The message shows the URL with its
     /// password replaced by `***`.
     pub fn from_url(url: &str) -> Result<Config> {
         parse(url)
@@ -199,17 +269,36 @@ impl Config {
 }
 
 fn parse(url: &str) -> Result<Config> {
+    let (parts, addr) = parse_parts(url)?;
+    parts.into_config(url, addr)
+}
+
+/// What the URL says, not yet checked as a whole.
+fn parse_parts(url: &str) -> Result<(Parts, Addr)> {
     let (scheme, rest) = url
         .split_once("://")
         .ok_or_else(|| bad(url, "expected redis://host:port or unix:///path"))?;
-    if let Some((_, fragment)) = rest.split_once('#') {
-        let why = if fragment.contains('@') {
-            "a # in the user info must be written %23"
-        } else {
-            "a URL fragment (#…) means nothing here"
-        };
-        return Err(bad(url, why));
-    }
+    let scheme = scheme.to_ascii_lowercase();
+    let is_tls = matches!(scheme.as_str(), "rediss" | "valkeys");
+    let mut insecure = false;
+    let rest = match rest.split_once('#') {
+        // redis-rs's `rediss://host/#insecure`.
+        Some((before, "insecure")) if is_tls => {
+            insecure = true;
+            before
+        }
+        Some((_, fragment)) => {
+            let why = if fragment.contains('@') {
+                "a # in the user info must be written %23"
+            } else if is_tls {
+                "the only fragment is #insecure"
+            } else {
+                "a URL fragment (#…) means nothing here"
+            };
+            return Err(bad(url, why));
+        }
+        None => rest,
+    };
     let (rest, query) = match rest.split_once('?') {
         Some((r, q)) => (r, q),
         None => (rest, ""),
@@ -227,10 +316,16 @@ fn parse(url: &str) -> Result<Config> {
     if let Some(userinfo) = userinfo {
         parts.userinfo(url, userinfo)?;
     }
-    let addr = match scheme.to_ascii_lowercase().as_str() {
-        "redis" | "valkey" => {
+    if is_tls {
+        parts.tls = Some(UrlTls { insecure });
+    }
+    let addr = match scheme.as_str() {
+        "redis" | "valkey" | "rediss" | "valkeys" => {
             let (host, port) = host_port(host).map_err(|why| bad(url, why))?;
-            if let Some(db) = path.strip_prefix('/').filter(|p| !p.is_empty()) {
+            // One trailing `/` is allowed (`redis://h/2/`), as redis-rs trims it.
+            let db = path.strip_prefix('/').unwrap_or(path);
+            let db = db.strip_suffix('/').unwrap_or(db);
+            if !db.is_empty() {
                 let db = db
                     .parse()
                     .map_err(|_| bad(url, "the path must be a database number"))?;
@@ -258,13 +353,10 @@ fn parse(url: &str) -> Result<Config> {
             let bytes: Vec<u8> = percent_decode(path.as_bytes()).collect();
             Addr::Unix(OsString::from_vec(bytes).into())
         }
-        "rediss" | "valkeys" | "rediss+unix" => {
-            return Err(bad(url, "TLS is not supported yet"));
-        }
         other => return Err(bad(url, &format!("unknown scheme {other:?}"))),
     };
     parts.query(url, query)?;
-    parts.into_config(url, addr)
+    Ok((parts, addr))
 }
 
 /// `host[:port]` or `[v6]:port`; no port means 6379. The error says what is wrong.
@@ -366,6 +458,25 @@ mod tests {
                 r3,
             ),
             ("redis://[::1]", tcp("::1", 6379), None, None, 0, r3),
+            ("redis://[::1]:6379/2/", tcp("::1", 6379), None, None, 2, r3),
+            (
+                "valkey://u:p@[fe80::1]/5",
+                tcp("fe80::1", 6379),
+                Some("u"),
+                Some("p"),
+                5,
+                r3,
+            ),
+            // Unknown parameters are ignored (with a warning), as redis-rs ignores them.
+            (
+                "redis://h?foo=1&db=3&client_name=x&protocol=resp2",
+                tcp("h", 6379),
+                None,
+                None,
+                3,
+                r2,
+            ),
+            ("redis://h?bare", tcp("h", 6379), None, None, 0, r3),
             ("redis://h?db=4", tcp("h", 6379), None, None, 4, r3),
             (
                 "redis://h?password=a%2Bb+c",
@@ -456,6 +567,83 @@ mod tests {
         }
     }
 
+    /// `rediss://`/`valkeys://` parse like `redis://` and carry the TLS request (with redis-rs's
+    /// `#insecure`); without TLS support the URL is refused, never used in plain text.
+    #[test]
+    fn tls_schemes_carry_the_tls_request() {
+        for (url, insecure, host, port, db) in [
+            ("rediss://h", false, "h", 6379, 0),
+            ("rediss://u:p@h:6380/2", false, "h", 6380, 2),
+            ("valkeys://[::1]:7000", false, "::1", 7000, 0),
+            ("rediss://h/#insecure", true, "h", 6379, 0),
+            ("REDISS://h:1/3#insecure", true, "h", 1, 3),
+            ("valkeys://h?protocol=resp2#insecure", true, "h", 6379, 0),
+        ] {
+            let (parts, addr) = parse_parts(url).unwrap_or_else(|e| panic!("{url}: {e}"));
+            assert_eq!(parts.tls, Some(UrlTls { insecure }), "{url}");
+            assert_eq!(addr, tcp(host, port), "{url}");
+            assert_eq!(parts.db.unwrap_or(0), db, "{url}");
+        }
+        for url in ["redis://h", "valkey://h", "unix:///tmp/x.sock"] {
+            assert_eq!(parse_parts(url).unwrap().0.tls, None, "{url}");
+        }
+        let e = parse("rediss://:hunter2@h").unwrap_err();
+        assert!(e.to_string().contains("`tls` feature"), "{e}");
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+    }
+
+    /// An unknown parameter is ignored but reported through `tracing`, by name, never its value.
+    #[test]
+    fn an_unknown_parameter_is_ignored_with_a_warning() {
+        use std::fmt::Write as _;
+        use std::sync::{Arc, Mutex};
+        use tracing::field::{Field, Visit};
+        /// Records each event as `LEVEL field=value …`.
+        #[derive(Default)]
+        struct Record(Arc<Mutex<String>>);
+        struct Line<'a>(&'a mut String);
+        impl Visit for Line<'_> {
+            fn record_debug(&mut self, f: &Field, v: &dyn std::fmt::Debug) {
+                let _ = write!(self.0, " {}={v:?}", f.name());
+            }
+        }
+        impl tracing::Subscriber for Record {
+            fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+                true
+            }
+            fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+                tracing::span::Id::from_u64(1)
+            }
+            fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+            fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+            fn event(&self, event: &tracing::Event<'_>) {
+                let mut out = self.0.lock().unwrap();
+                let _ = write!(out, "{}", event.metadata().level());
+                event.record(&mut Line(&mut out));
+                out.push('\n');
+            }
+            fn enter(&self, _: &tracing::span::Id) {}
+            fn exit(&self, _: &tracing::span::Id) {}
+        }
+        let record = Record::default();
+        let logged = record.0.clone();
+        let config = tracing::subscriber::with_default(record, || {
+            parse("redis://h?protocl=resp2&password=hunter2&hunter3")
+        })
+        .unwrap();
+        let logged = logged.lock().unwrap().clone();
+        assert_eq!(config.protocol, Protocol::Resp3, "the typo is not read");
+        assert_eq!(config.password.as_deref(), Some("hunter2"));
+        assert!(logged.contains("WARN"), "{logged}");
+        assert!(
+            logged.contains("ignoring an unknown URL parameter"),
+            "{logged}"
+        );
+        assert!(logged.contains("protocl"), "{logged}");
+        assert_eq!(logged.matches("ignoring").count(), 2, "{logged}");
+        assert!(!logged.contains("hunter"), "a value leaks: {logged}");
+    }
+
     #[test]
     fn refused_forms_say_why_and_never_show_the_password() {
         for (u, why) in [
@@ -467,7 +655,9 @@ mod tests {
             ("rediss://:hunter2@h", "TLS"),
             ("valkeys://h", "TLS"),
             ("http://h", "unknown scheme"),
-            ("redis://h?foo=1", "unknown parameter"),
+            ("rediss://h#other", "#insecure"),
+            ("redis://h#insecure", "fragment"),
+            ("rediss+unix:///tmp/x.sock", "unknown scheme"),
             ("redis://h?protocol=4", "protocol"),
             ("redis://h?db=x", "db must be a number"),
             ("unix://", "no socket path"),
@@ -552,6 +742,7 @@ mod tests {
         );
         assert_eq!(redact("u:pw@h"), "***@h");
         assert_eq!(redact("redis://h"), "redis://h");
+        assert_eq!(redact("redis://h?hunter2&db=1"), "redis://h?***&db=1");
         assert_eq!(redact("redis://h:99999/1"), "redis://h:99999/1");
         assert_eq!(redact("redis://[::1]:7/1"), "redis://[::1]:7/1");
         // A password that lost its @ looks like a port.

@@ -38,6 +38,7 @@ fn ty(t: &Ty, names: &BTreeMap<String, String>) -> TokenStream {
             let items = (0..*n).map(|_| quote!(impl ToArg));
             quote!(impl IntoIterator<Item = (#(#items),*)>)
         }
+        Ty::Fields => quote!(impl FieldValues),
         Ty::Opt(inner) => match &**inner {
             Ty::Arg => quote!(Option<&str>),
             other => {
@@ -100,6 +101,16 @@ fn writes(ws: &[Write], fields: &[String], recv: &TokenStream) -> TokenStream {
             } else {
                 quote!(#f.arg(#p);)
             }
+        }
+        Write::Grouped {
+            field,
+            param,
+            width,
+        } => {
+            let f = f(field);
+            let p = ident(param);
+            let w = Literal::usize_unsuffixed(*width);
+            quote!(#f.grouped(#p, #w);)
         }
         Write::Many {
             field,
@@ -307,8 +318,32 @@ pub fn generate(spec: &Spec, replies: &Replies, overrides: &Overrides) -> Result
     let mut enums = Enums::default();
     let plans: Vec<(Plan, &Command)> = eligible
         .iter()
-        .map(|(n, c)| (plan::plan(n, c, &mut enums), *c))
+        .map(|(n, c)| {
+            let whole: Vec<String> = overrides
+                .whole_blocks
+                .iter()
+                .filter_map(|w| w.argument.split_once(' '))
+                .filter(|(command, _)| command == n)
+                .map(|(_, block)| block.to_string())
+                .collect();
+            (plan::plan(n, c, &mut enums, &whole), *c)
+        })
         .collect();
+    // Every `whole_blocks` entry must name a block its command's plan took whole (one for a
+    // command the spec lacks is skipped, as argument corrections are).
+    for w in &overrides.whole_blocks {
+        let (command, block) = w.argument.split_once(' ').unwrap_or_default();
+        let Some((p, _)) = plans.iter().find(|(p, _)| p.name == command) else {
+            continue;
+        };
+        if p.whole.as_ref().map(|x| x.block.as_str()) != Some(block) {
+            return Err(format!(
+                "overrides.json: whole_blocks: {}: not a required multiple block after other \
+                 parameters, without a token before each element",
+                w.argument
+            ));
+        }
+    }
     let builders: BTreeSet<String> = plans.iter().map(|(p, _)| p.builder.clone()).collect();
     let (defs, names) = plan::finish_enums(&enums, &builders);
 
@@ -365,6 +400,45 @@ pub fn generate(spec: &Spec, replies: &Replies, overrides: &Overrides) -> Result
             fn #m(self, #(#params),*) -> #b<Self::Target> {
                 #b::new(self.into_target(), #(#pnames),*)
             }
+        });
+        // The same command with its block of pairs taken whole (`whole_blocks`).
+        let whole_ctor = p.whole.as_ref().map(|w| {
+            let wm = ident(&w.method);
+            let wparams: Vec<TokenStream> = w
+                .params
+                .iter()
+                .map(|q| {
+                    let n = ident(&q.name);
+                    let t = ty(&q.ty, &names);
+                    quote!(#n: #t)
+                })
+                .collect();
+            let wnames: Vec<Ident> = w.params.iter().map(|q| ident(&q.name)).collect();
+            let reason = overrides
+                .whole_blocks
+                .iter()
+                .find(|x| x.argument == format!("{} {}", p.name, w.block))
+                .map_or("", |x| x.reason.as_str());
+            let wdoc = docs(&format!(
+                "`{wire}` with every `{block}` element from one value: [`Commands::{m}`] with \
+                 the `{block}` block taken whole. `fields` is a [`FieldValues`]: a \
+                 `#[derive(ToRedis)]` struct (its `field value` pairs), a map, or a collection \
+                 of pairs. One that writes no pair is refused by the server (`ERR wrong number \
+                 of arguments`).\n\nWhy: {reason}",
+                block = w.block,
+                m = p.method,
+            ));
+            let wlets = time_lets(&w.params);
+            let wctor = writes(&w.ctor, &p.fields, &quote!(this));
+            let new_whole = format_ident!("new_{}", w.method);
+            trait_methods.push(quote! {
+                #wdoc
+                #deprecated
+                fn #wm(self, #(#wparams),*) -> #b<Self::Target> {
+                    #b::#new_whole(self.into_target(), #(#wnames),*)
+                }
+            });
+            (new_whole, wparams, wlets, wctor)
         });
         // Each field is one segment of the command; its constant names its index.
         let seg_consts: Vec<TokenStream> = p
@@ -507,6 +581,19 @@ pub fn generate(spec: &Spec, replies: &Replies, overrides: &Overrides) -> Result
         };
         let lets = time_lets(&p.params);
         let nsegs = Literal::usize_unsuffixed(p.segs.len());
+        let whole_fn = whole_ctor.map(|(name, wparams, wlets, wctor)| {
+            let this_recount = (!counts.is_empty()).then(|| quote!(this.recount();));
+            quote! {
+                fn #name(target: T, #(#wparams),*) -> Self {
+                    #wlets
+                    let mut this = Self::begin(target, #head);
+                    #(#init_segs)*
+                    #wctor
+                    #this_recount
+                    this
+                }
+            }
+        });
         let new_body = if init_segs.is_empty() && p.ctor.is_empty() && counts.is_empty() {
             quote!(#lets Self::begin(target, #head))
         } else {
@@ -522,7 +609,7 @@ pub fn generate(spec: &Spec, replies: &Replies, overrides: &Overrides) -> Result
         };
         items.push(quote! {
             #bdoc
-            #[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+            #[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
             pub struct #b<T: Dispatch, Reply = #reply> {
                 target: T,
                 kept: Cmd,
@@ -534,6 +621,7 @@ pub fn generate(spec: &Spec, replies: &Replies, overrides: &Overrides) -> Result
                 fn new(target: T, #(#params),*) -> Self {
                     #new_body
                 }
+                #whole_fn
                 #(#methods)*
                 #recount_fn
             }

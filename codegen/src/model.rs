@@ -311,6 +311,19 @@ pub struct Overrides {
     pub untyped_replies: BTreeMap<String, String>,
     /// Options that change the shape of a command's reply.
     pub reply_options: Vec<ReplyOption>,
+    /// Required `multiple` blocks of pairs that also get a method taking them whole.
+    pub whole_blocks: Vec<WholeBlock>,
+}
+
+/// A required `multiple` block of pairs (`HSET key field value [field value ...]`) that, beside
+/// the method taking its first element positionally (`hset(key, field, value)`), gets a
+/// `<method>_multiple` taking the whole block as one `impl FieldValues`
+/// (`hset_multiple(key, &user)` with a `#[derive(ToRedis)]` struct).
+#[derive(Debug, Clone)]
+pub struct WholeBlock {
+    /// `hset data`: the command and the block's name.
+    pub argument: String,
+    pub reason: String,
 }
 
 /// Options of one command that change its reply's shape (`LPOP … COUNT`, `ZRANGE …
@@ -400,6 +413,19 @@ impl Overrides {
                 ));
             }
             out.reply_options.push(o);
+        }
+        for w in j["whole_blocks"].as_array().into_iter().flatten() {
+            let o = WholeBlock {
+                argument: string(&w["argument"]),
+                reason: string(&w["reason"]),
+            };
+            if !o.argument.contains(' ') || o.reason.is_empty() {
+                return Err(format!(
+                    "whole_blocks: {:?}: needs `argument` (\"command block\") and `reason`",
+                    o.argument
+                ));
+            }
+            out.whole_blocks.push(o);
         }
         Ok(out)
     }

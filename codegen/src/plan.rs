@@ -25,6 +25,32 @@ pub struct Plan {
     pub ctor: Vec<Write>,
     /// Chained methods.
     pub methods: Vec<Method>,
+    /// A second method for the command whose required `multiple` block is taken whole
+    /// (`whole_blocks` in `codegen/overrides.json`): `hset_multiple(key, &user)`.
+    pub whole: Option<Whole>,
+}
+
+/// The command method that takes a required `multiple` block of pairs whole, as one
+/// `impl FieldValues` (a `#[derive(ToRedis)]` struct, a map, a collection of pairs), beside the
+/// method taking its first element positionally.
+#[derive(Debug, Clone)]
+pub struct Whole {
+    /// `hset_multiple`.
+    pub method: String,
+    /// The block's name in the spec (`data`).
+    pub block: String,
+    pub params: Vec<Param>,
+    pub ctor: Vec<Write>,
+}
+
+/// Where the positional element of a block that may be taken whole was lowered.
+#[derive(Debug, Clone)]
+struct WholeMark {
+    block: String,
+    field: usize,
+    width: usize,
+    params: std::ops::Range<usize>,
+    ctor: std::ops::Range<usize>,
 }
 
 /// One piece of the wire form.
@@ -64,6 +90,8 @@ pub enum Ty {
     Flag,
     /// `Option<i64>`, `Option<f64>`, `Option<&str>`, `Option<Enum>`.
     Opt(Box<Ty>),
+    /// `impl FieldValues`: a whole block of `field value` pairs.
+    Fields,
 }
 
 /// One step of writing arguments into a field.
@@ -107,6 +135,13 @@ pub enum Write {
     },
     /// One more item in the field.
     Item(usize),
+    /// Values that come in groups of `width` arguments (`field value` pairs): each group is one
+    /// item.
+    Grouped {
+        field: usize,
+        param: String,
+        width: usize,
+    },
 }
 
 /// A chained method.
@@ -238,6 +273,9 @@ struct Lower<'e> {
     methods: Vec<Method>,
     method_names: BTreeSet<String>,
     enums: &'e mut Enums,
+    /// Blocks to also take whole (`whole_blocks`), and where the one found was lowered.
+    whole_blocks: &'e [String],
+    whole: Option<WholeMark>,
 }
 
 /// A method being built (for forks across a oneof's alternatives).
@@ -476,6 +514,15 @@ impl Lower<'_> {
             });
         } else {
             let (params, w) = element(&self.params);
+            if self.whole_blocks.contains(&a.name) && !each {
+                self.whole = Some(WholeMark {
+                    block: a.name.clone(),
+                    field: f,
+                    width: a.arguments.len(),
+                    params: self.params.len()..self.params.len() + params.len(),
+                    ctor: self.ctor.len()..self.ctor.len() + w.len(),
+                });
+            }
             self.params.extend(params);
             self.ctor.extend(w);
         }
@@ -1035,7 +1082,12 @@ pub fn synopsis(wire: &str, c: &Command) -> String {
 }
 
 /// Lowers one command.
-pub fn plan(name: &str, c: &Command, enums: &mut Enums) -> Plan {
+///
+/// `whole_blocks`: the names of this command's required `multiple` blocks of pairs to also
+/// take whole (`codegen/overrides.json`); one that is not lowered as a positional element
+/// (the command's first parameter, a token before each element, not found) is left out of
+/// [`Plan::whole`], which the caller checks.
+pub fn plan(name: &str, c: &Command, enums: &mut Enums, whole_blocks: &[String]) -> Plan {
     let builder = builder_name(name);
     let mut l = Lower {
         builder: builder.clone(),
@@ -1046,8 +1098,32 @@ pub fn plan(name: &str, c: &Command, enums: &mut Enums) -> Plan {
         methods: vec![],
         method_names: BTreeSet::new(),
         enums,
+        whole_blocks,
+        whole: None,
     };
     l.list(&c.arguments);
+    let whole = l.whole.as_ref().map(|m| {
+        let data = Param {
+            name: unique("fields".into(), &l.params),
+            ty: Ty::Fields,
+        };
+        let mut params = l.params[..m.params.start].to_vec();
+        params.push(data.clone());
+        params.extend_from_slice(&l.params[m.params.end..]);
+        let mut ctor = l.ctor[..m.ctor.start].to_vec();
+        ctor.push(Write::Grouped {
+            field: m.field,
+            param: data.name,
+            width: m.width,
+        });
+        ctor.extend_from_slice(&l.ctor[m.ctor.end..]);
+        Whole {
+            method: format!("{}_multiple", method_name(name)),
+            block: m.block.clone(),
+            params,
+            ctor,
+        }
+    });
     Plan {
         name: name.to_string(),
         wire: name.replace('|', " ").to_ascii_uppercase(),
@@ -1058,6 +1134,7 @@ pub fn plan(name: &str, c: &Command, enums: &mut Enums) -> Plan {
         params: l.params,
         ctor: l.ctor,
         methods: l.methods,
+        whole,
     }
 }
 

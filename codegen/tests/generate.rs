@@ -72,9 +72,21 @@ fn one_method_per_eligible_command() {
     let code = generate(&root("commands.json"), &root("replies.json")).unwrap();
     let methods = trait_methods(&code);
     let eligible = eligible_from_json();
-    assert_eq!(methods.len(), eligible.len());
+    // Plus one `<method>_multiple` per `whole_blocks` entry (`hset_multiple`).
+    let o: serde_json::Value = serde_json::from_str(ringdis_codegen::OVERRIDES).unwrap();
+    let whole: Vec<String> = o["whole_blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| {
+            let command = w["argument"].as_str().unwrap().split(' ').next().unwrap();
+            format!("{}_multiple", rust_name(command))
+        })
+        .collect();
+    assert_eq!(whole, ["hset_multiple"]);
+    assert_eq!(methods.len(), eligible.len() + whole.len());
     let have: BTreeSet<String> = methods.into_iter().collect();
-    let want: BTreeSet<String> = eligible.iter().map(|n| rust_name(n)).collect();
+    let want: BTreeSet<String> = eligible.iter().map(|n| rust_name(n)).chain(whole).collect();
     assert_eq!(have, want);
     // Skipped for good reasons only.
     assert!(!have.contains("replconf") && !have.contains("config"));
@@ -273,6 +285,43 @@ fn multiple_token_repeats_and_pairs_read_well() {
         "fn hset( self, key: impl ToArg, field: impl ToArg, value: impl ToArg, ) -> Hset<Self::Target>"
     ));
     assert!(code.contains("pub fn and(mut self, field: impl ToArg, value: impl ToArg) -> Self"));
+    // `whole_blocks`: HSET's pairs also taken whole, each pair one item of the block.
+    assert!(code.contains(
+        "fn hset_multiple( self, key: impl ToArg, fields: impl FieldValues, ) -> Hset<Self::Target> { Hset::new_hset_multiple(self.into_target(), key, fields) }"
+    ));
+    assert!(code.contains("this.part(Self::DATA).grouped(fields, 2);"));
+    assert!(!code.contains("fn mset_multiple"), "only the listed blocks");
+}
+
+/// A `whole_blocks` entry must name a required multiple block after other parameters.
+#[test]
+fn whole_blocks_name_a_block_after_other_parameters() {
+    let cmds = spec(
+        r#""mset": {"arity": -3, "group": "string", "since": "1.0.1", "arguments": [
+            {"name": "data", "type": "block", "flags": ["multiple"], "arguments": [
+                {"name": "key", "type": "key"}, {"name": "value", "type": "string"}]}]},
+           "hset": {"arity": -4, "group": "hash", "since": "2.0.0", "arguments": [
+            {"name": "key", "type": "key"},
+            {"name": "data", "type": "block", "flags": ["multiple"], "arguments": [
+                {"name": "field", "type": "string"}, {"name": "value", "type": "string"}]}]}"#,
+    );
+    let with = |argument: &str| {
+        format!(r#"{{"whole_blocks": [{{"argument": "{argument}", "reason": "r"}}]}}"#)
+    };
+    assert!(ringdis_codegen::generate_with(&cmds, "{}", &with("hset data")).is_ok());
+    // Absent from the spec: skipped.
+    assert!(ringdis_codegen::generate_with(&cmds, "{}", &with("xadd data")).is_ok());
+    for bad in ["hset nope", "mset data"] {
+        let e = ringdis_codegen::generate_with(&cmds, "{}", &with(bad)).unwrap_err();
+        assert!(e.contains("whole_blocks") && e.contains(bad), "{e}");
+    }
+    let e = ringdis_codegen::generate_with(
+        &cmds,
+        "{}",
+        r#"{"whole_blocks": [{"argument": "hset data"}]}"#,
+    )
+    .unwrap_err();
+    assert!(e.contains("reason"), "{e}");
 }
 
 #[test]

@@ -84,15 +84,21 @@ fn from_redis(input: &Input) -> TokenStream {
             bound(f);
             let ty = &f.ty;
             extra = quote! {
+                // Rows as the inner type cuts them, each decoded through this type, so an
+                // error reads `[2].Wrapper…` as at the top.
+                const ROWS: usize = <#ty as ::ringdis::FromRedis>::ROWS;
                 fn from_redis_items(items: __p::Vec<::ringdis::Value>) -> ::ringdis::Result<__p::Vec<Self>> {
-                    <#ty as ::ringdis::FromRedis>::from_redis_items(items)
-                        .map(|v| v.into_iter().map(#ident).collect())
+                    __p::rows::<Self>(items, <Self as ::ringdis::FromRedis>::ROWS)
                 }
                 fn from_redis_pairs(
                     pairs: __p::Vec<(::ringdis::Value, ::ringdis::Value)>,
                 ) -> ::ringdis::Result<__p::Vec<Self>> {
-                    <#ty as ::ringdis::FromRedis>::from_redis_pairs(pairs)
-                        .map(|v| v.into_iter().map(#ident).collect())
+                    if <Self as ::ringdis::FromRedis>::ROWS == 2 {
+                        __p::pair_rows::<Self>(pairs)
+                    } else {
+                        <#ty as ::ringdis::FromRedis>::from_redis_pairs(pairs)
+                            .map(|v| v.into_iter().map(#ident).collect())
+                    }
                 }
                 fn from_redis_missing() -> __p::Option<Self> {
                     <#ty as ::ringdis::FromRedis>::from_redis_missing().map(#ident)
@@ -260,26 +266,23 @@ fn tuple_body(fields: &[Field]) -> TokenStream {
 
 /// For a tuple struct of 2 to 12 plain fields: a `Vec` of them decodes like a `Vec` of tuples,
 /// so RESP2 flat arrays (`ZRANGE … WITHSCORES`) work as well as nested ones.
-fn tuple_items(ident: &syn::Ident, fields: &[Field]) -> TokenStream {
+/// A tuple struct in a list decodes like the tuple of its fields (a flat RESP2 list is cut
+/// into rows, a RESP3 map gives one row per pair), each row through the type's own
+/// `from_redis`, so an error in row 2 reads `[2].Entry[1].temp`, as for one `Entry`.
+fn tuple_items(_ident: &syn::Ident, fields: &[Field]) -> TokenStream {
     if !(2..=12).contains(&fields.len()) || fields.iter().any(|f| f.skip || f.default.is_some()) {
         return quote!();
     }
-    let tys: Vec<&syn::Type> = fields.iter().map(|f| &f.ty).collect();
-    let vars: Vec<syn::Ident> = (0..fields.len())
-        .map(|i| format_ident!("__t{}", i))
-        .collect();
-    let tuple = quote!((#(#tys,)*));
-    let convert = quote! {
-        .map(|v| v.into_iter().map(|(#(#vars,)*)| #ident(#(#vars),*)).collect())
-    };
+    let n = Literal::usize_unsuffixed(fields.len());
     quote! {
+        const ROWS: usize = #n;
         fn from_redis_items(items: __p::Vec<::ringdis::Value>) -> ::ringdis::Result<__p::Vec<Self>> {
-            <#tuple as ::ringdis::FromRedis>::from_redis_items(items) #convert
+            __p::rows::<Self>(items, #n)
         }
         fn from_redis_pairs(
             pairs: __p::Vec<(::ringdis::Value, ::ringdis::Value)>,
         ) -> ::ringdis::Result<__p::Vec<Self>> {
-            <#tuple as ::ringdis::FromRedis>::from_redis_pairs(pairs) #convert
+            __p::pair_rows::<Self>(pairs)
         }
     }
 }
@@ -358,6 +361,9 @@ fn to_redis(input: &Input) -> TokenStream {
     };
     let generics = with_bounds(input, bounds);
     let (impl_g, ty_g, where_c) = generics.split_for_impl();
+    // A struct with named fields is written as `field value` pairs: a whole HSET block.
+    let pairs = matches!(input.shape, Shape::Named(_))
+        .then(|| quote!(impl #impl_g ::ringdis::FieldValues for #ident #ty_g #where_c {}));
     hidden_impl(quote! {
             impl #impl_g ::ringdis::ToArg for #ident #ty_g #where_c {
                 fn write_args(&self, out: &mut ::ringdis::Args) {
@@ -367,6 +373,7 @@ fn to_redis(input: &Input) -> TokenStream {
                     #count
                 }
             }
+            #pairs
     })
 }
 

@@ -368,10 +368,9 @@ async fn async_call_delivers_to_callbacks_and_discards_without_one() {
         let c = client(&server, engine, Protocol::Resp3);
         let (tx, rx) = mpsc::channel();
         c.async_call(cmd!("INCR", "n"), None::<fn(_)>);
-        c.async_call(
-            cmd!("INCR", "n"),
-            Some(move |r: ringdis::Result<Value>| tx.send(r).unwrap_or(())),
-        );
+        c.async_call(cmd!("INCR", "n"), move |r: ringdis::Result<Value>| {
+            tx.send(r).unwrap_or(())
+        });
         let got = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(10)))
             .await
             .unwrap()
@@ -382,10 +381,9 @@ async fn async_call_delivers_to_callbacks_and_discards_without_one() {
             "{kind}/{engine:?}: the discarded reply kept the stream in step"
         );
         // A panicking callback does not take the client down.
-        c.async_call(
-            cmd!("PING"),
-            Some(|_: ringdis::Result<Value>| panic!("callback bug")),
-        );
+        c.async_call(cmd!("PING"), |_: ringdis::Result<Value>| {
+            panic!("callback bug")
+        });
         assert_eq!(c.call::<i64>(cmd!("INCR", "n")).await.unwrap(), 3);
     }
 }
@@ -563,12 +561,9 @@ fn calls_pipelines_and_transactions_on_every_runtime() {
         // Fire-and-forget keeps the stream in step; a callback gets its reply.
         c.async_call(cmd!("INCR", &n), None::<fn(_)>);
         let (tx, rx) = futures::channel::oneshot::channel();
-        c.async_call(
-            cmd!("INCR", &n),
-            Some(move |r: ringdis::Result<Value>| {
-                let _ = tx.send(r);
-            }),
-        );
+        c.async_call(cmd!("INCR", &n), move |r: ringdis::Result<Value>| {
+            let _ = tx.send(r);
+        });
         let got = rx.await.expect("the callback ran");
         assert_eq!(got.unwrap(), Value::Int(26), "{at}: async_call");
     });
@@ -646,12 +641,9 @@ fn blocking_calls_on_every_runtime() {
         assert_eq!(pending.await.unwrap(), (q.clone(), "x".to_string()), "{at}");
 
         let (tx, mut rx) = futures::channel::oneshot::channel();
-        c.async_call(
-            cmd!("BLPOP", &q, 10),
-            Some(move |r: ringdis::Result<Value>| {
-                let _ = tx.send(r);
-            }),
-        );
+        c.async_call(cmd!("BLPOP", &q, 10), move |r: ringdis::Result<Value>| {
+            let _ = tx.send(r);
+        });
         ping_while_blocked("async_call").await;
         assert!(
             (&mut rx).now_or_never().is_none(),

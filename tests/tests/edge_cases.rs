@@ -33,12 +33,9 @@ async fn script_debug_is_refused_on_every_path() {
                 let at = format!("{at}: `{cmd}`");
                 refused(c.call::<Value>(cmd.clone()).await, needle, &at);
                 let (tx, rx) = mpsc::channel();
-                c.async_call(
-                    cmd.clone(),
-                    Some(move |r: ringdis::Result<Value>| {
-                        let _ = tx.send(r);
-                    }),
-                );
+                c.async_call(cmd.clone(), move |r: ringdis::Result<Value>| {
+                    let _ = tx.send(r);
+                });
                 refused(rx.try_recv().expect("refused at once"), needle, &at);
                 c.async_call(cmd.clone(), None::<fn(_)>);
                 let mut p = c.pipeline();
@@ -518,12 +515,9 @@ async fn a_command_flagged_blocking_by_hand_runs_on_a_dedicated_connection() {
             assert_eq!(a, b, "{at}: a pipeline stays on one connection");
             assert_ne!(a, shared, "{at}: the pipeline ran on the shared connection");
             let (tx, rx) = tokio::sync::oneshot::channel();
-            c.async_call(
-                blocking(),
-                Some(move |r: ringdis::Result<Value>| {
-                    let _ = tx.send(r);
-                }),
-            );
+            c.async_call(blocking(), move |r: ringdis::Result<Value>| {
+                let _ = tx.send(r);
+            });
             let id = rx.await.unwrap().unwrap();
             assert_ne!(id, Value::Int(shared), "{at}: async_call ran it shared");
         }

@@ -359,17 +359,13 @@ fn a_panicking_push_handler_or_callback_never_takes_the_connection_down() {
             }
         }
         for round in 0..2 {
-            c.async_call(
-                cmd!("PING"),
-                Some(|_: ringdis::Result<Value>| panic!("a bug in the user's callback")),
-            );
+            c.async_call(cmd!("PING"), |_: ringdis::Result<Value>| {
+                panic!("a bug in the user's callback")
+            });
             let (tx, rx) = futures::channel::oneshot::channel();
-            c.async_call(
-                cmd!("ECHO", "after"),
-                Some(move |r: ringdis::Result<Value>| {
-                    let _ = tx.send(r);
-                }),
-            );
+            c.async_call(cmd!("ECHO", "after"), move |r: ringdis::Result<Value>| {
+                let _ = tx.send(r);
+            });
             let after = rx
                 .await
                 .unwrap_or_else(|_| panic!("{at} round {round}: the next callback never ran"));

@@ -68,7 +68,7 @@ async fn pipelines_reply_in_order_while_others_share_the_connection() {
             let ((), via): ((), String) = c.call(&p).await.unwrap();
             assert_eq!(via, "call", "{at}");
             let (tx, rx) = tokio::sync::oneshot::channel();
-            c.async_call(p, Some(move |reply: Result<Value>| drop(tx.send(reply))));
+            c.async_call(p, move |reply: Result<Value>| drop(tx.send(reply)));
             let reply = rx.await.unwrap().unwrap();
             assert_eq!(
                 reply,
@@ -79,7 +79,7 @@ async fn pipelines_reply_in_order_while_others_share_the_connection() {
             let mut t = c.transaction();
             t.add(cmd!("INCR", &counter)).add(cmd!("INCR", &counter));
             let (tx, rx) = tokio::sync::oneshot::channel();
-            c.async_call(&t, Some(move |reply: Result<Value>| drop(tx.send(reply))));
+            c.async_call(&t, move |reply: Result<Value>| drop(tx.send(reply)));
             assert_eq!(
                 rx.await.unwrap().unwrap(),
                 Value::Array(vec![Value::Int(1), Value::Int(2)]),

@@ -194,12 +194,9 @@ async fn blocking_pipelines_and_async_calls_run_on_a_dedicated_connection() {
 
             // async_call: the callback gets the reply; the shared connection never stalls.
             let (tx, rx) = mpsc::channel();
-            c.async_call(
-                cmd!("BLPOP", "q2", 0),
-                Some(move |r: ringdis::Result<Value>| {
-                    let _ = tx.send(r);
-                }),
-            );
+            c.async_call(cmd!("BLPOP", "q2", 0), move |r: ringdis::Result<Value>| {
+                let _ = tx.send(r);
+            });
             until_blocked(&watcher, 1, &at).await;
             let pong: String = c
                 .call(cmd!("PING"))
@@ -322,12 +319,9 @@ async fn every_listed_command_is_refused_on_every_path() {
                 let at = format!("{at}: `{cmd}`");
                 refused(c.call::<Value>(cmd.clone()).await, needle, &at);
                 let (tx, rx) = mpsc::channel();
-                c.async_call(
-                    cmd.clone(),
-                    Some(move |r: ringdis::Result<Value>| {
-                        let _ = tx.send(r);
-                    }),
-                );
+                c.async_call(cmd.clone(), move |r: ringdis::Result<Value>| {
+                    let _ = tx.send(r);
+                });
                 // Refused at once, on the caller's thread: nothing was sent.
                 refused(rx.try_recv().expect("refused at once"), needle, &at);
                 c.async_call(cmd.clone(), None::<fn(_)>);
@@ -337,12 +331,9 @@ async fn every_listed_command_is_refused_on_every_path() {
                     refused(p.query::<Value>().await, "command 2 of the pipeline", &at);
                     refused(c.call::<Value>(&p).await, needle, &at);
                     let (tx, rx) = mpsc::channel();
-                    c.async_call(
-                        p,
-                        Some(move |r: ringdis::Result<Value>| {
-                            let _ = tx.send(r);
-                        }),
-                    );
+                    c.async_call(p, move |r: ringdis::Result<Value>| {
+                        let _ = tx.send(r);
+                    });
                     refused(rx.try_recv().expect("refused at once"), needle, &at);
                 }
                 if pipelined {
@@ -486,12 +477,9 @@ async fn blocking_calls_use_the_configured_db_on_every_path() {
             let q = next(&db0).await;
             c6.call::<i64>(cmd!("LPUSH", &q, "x")).await.unwrap();
             let (tx, rx) = mpsc::channel();
-            c6.async_call(
-                cmd!("BLPOP", &q, 1),
-                Some(move |r: ringdis::Result<Value>| {
-                    let _ = tx.send(r);
-                }),
-            );
+            c6.async_call(cmd!("BLPOP", &q, 1), move |r: ringdis::Result<Value>| {
+                let _ = tx.send(r);
+            });
             let got = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(10)))
                 .await
                 .unwrap()

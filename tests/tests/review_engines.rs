@@ -186,7 +186,7 @@ fn callbacks_that_call_the_client_again_get_their_own_replies() {
                 let again = c.clone();
                 c.async_call(
                     cmd!("ECHO", n),
-                    Some(move |r: ringdis::Result<ringdis::Value>| match r {
+                    move |r: ringdis::Result<ringdis::Value>| match r {
                         Ok(ringdis::Value::Bulk(b)) if b == n.to_string().as_bytes() => {
                             if n == 300 {
                                 let _ = tx.send(Ok(n));
@@ -197,7 +197,7 @@ fn callbacks_that_call_the_client_again_get_their_own_replies() {
                         other => {
                             let _ = tx.send(Err(format!("step {n}: {other:?}")));
                         }
-                    }),
+                    },
                 );
             }
             step(c.clone(), 0, tx);
@@ -370,12 +370,9 @@ fn the_task_engines_runtime_shutting_down_fails_every_call_and_hangs_none() {
         Box::pin(async move { pool.get().await.is_err() }),
     );
     let (tx, rx) = mpsc::channel();
-    c.async_call(
-        cmd!("PING"),
-        Some(move |r: ringdis::Result<ringdis::Value>| {
-            let _ = tx.send(r.is_err());
-        }),
-    );
+    c.async_call(cmd!("PING"), move |r: ringdis::Result<ringdis::Value>| {
+        let _ = tx.send(r.is_err());
+    });
     assert_eq!(
         rx.recv_timeout(Duration::from_secs(10)),
         Ok(true),
@@ -607,9 +604,9 @@ fn replies_stay_with_their_callers_across_server_restarts() {
                                 let (tx, rx) = futures::channel::oneshot::channel();
                                 c.async_call(
                                     cmd!("ECHO", &mine),
-                                    Some(move |r: ringdis::Result<ringdis::Value>| {
+                                    move |r: ringdis::Result<ringdis::Value>| {
                                         let _ = tx.send(r);
-                                    }),
+                                    },
                                 );
                                 if let Ok(Ok(ringdis::Value::Bulk(b))) = rx.await {
                                     assert_eq!(b, mine.as_bytes(), "{engine:?}");

@@ -178,9 +178,9 @@ fn a_waiting_callback_hears_that_the_runtime_shut_down() {
         let c = Client::new(support::config(&server, Engine::Task)).unwrap();
         c.async_call(
             cmd!("BLPOP", ringdis_tests::unique("never").as_str(), 0),
-            Some(move |r: ringdis::Result<Value>| {
+            move |r: ringdis::Result<Value>| {
                 let _ = tx.send(r);
-            }),
+            },
         );
         c
     });
@@ -293,9 +293,9 @@ fn a_blocking_async_call_gives_its_callback_the_reply() {
             let (tx, rx) = oneshot::channel();
             c.async_call(
                 cmd!("BLPOP", list.as_str(), 5),
-                Some(move |r: ringdis::Result<Value>| {
+                move |r: ringdis::Result<Value>| {
                     let _ = tx.send(r);
-                }),
+                },
             );
             support::until_blocked(&pusher, 1, &at).await;
             drop(c);

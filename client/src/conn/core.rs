@@ -205,7 +205,8 @@ impl Core {
                 self.write_request(seq, req);
             }
             State::Idle if !self.autoconnect => self.events.push_back(reply(Err(
-                Error::connection("not connected (autoconnect is off: call connect() first)"),
+                Error::connection("not connected (autoconnect is off: call connect() first)")
+                    .unsent(),
             ))),
             State::Idle => {
                 self.queue.enqueue_waiting(req);
@@ -398,6 +399,7 @@ impl Core {
                 Error::connection(format!(
                     "not connected to {addr} before the call's timeout; the request was not sent"
                 ))
+                .unsent()
             };
             let Some(expired) = self.queue.expire_one(now, unsent, &mut self.events) else {
                 break;
@@ -449,6 +451,7 @@ impl Core {
             }) => Error::Connection {
                 message: format!("{head}: {io}"),
                 source: Some(io),
+                sent: true,
             },
             Some(Error::Connection { message, .. }) => {
                 Error::connection(format!("{head}: {message}"))
@@ -617,7 +620,9 @@ impl Core {
 
     fn fail_connect_waiters(&mut self, err: &Error) {
         if std::mem::take(&mut self.connect_waiting) {
-            self.events.push_back(Event::ConnectFailed(err.clone()));
+            // A connect request sends no command: trying again cannot run one twice.
+            self.events
+                .push_back(Event::ConnectFailed(err.clone().unsent()));
         }
     }
 
@@ -1441,6 +1446,58 @@ mod tests {
         let err = got(&mut core, &mut rx).unwrap_err();
         assert!(err.is_connection(), "{err}");
         assert!(err.to_string().contains("connection refused"), "{err}");
+        assert!(err.is_retryable(), "never sent: {err:?}");
+    }
+
+    /// A call that never left the client fails with `sent: false` (retryable); one written to
+    /// a connection that then failed, with `sent: true` (it may have run).
+    #[test]
+    fn a_connection_error_says_whether_the_request_was_sent() {
+        let t0 = Instant::now();
+        let mut core = ready(config(), t0);
+        let mut written = call(&mut core, cmd!("INCR", "n"), t0, None);
+        assert!(output(&mut core).contains("INCR"));
+        core.handle_closed(Error::connection("connection reset"), t0);
+        let err = got(&mut core, &mut written).unwrap_err();
+        assert!(
+            matches!(err, Error::Connection { sent: true, .. }) && !err.is_retryable(),
+            "{err:?}"
+        );
+
+        // Down now: a new call waits for the reconnect, which never comes in time.
+        let cfg = config().connect_timeout(Duration::from_millis(50));
+        let mut core = Core::new(&cfg);
+        let mut waiting = call(&mut core, cmd!("INCR", "n"), t0, None);
+        core.handle_opening();
+        core.handle_timeout(t0 + Duration::from_millis(50));
+        let err = got(&mut core, &mut waiting).unwrap_err();
+        assert!(
+            matches!(err, Error::Connection { sent: false, .. }) && err.is_retryable(),
+            "{err:?}"
+        );
+        // Its own deadline passes before a connection comes up.
+        let mut core = Core::new(&config());
+        let mut short = call(
+            &mut core,
+            cmd!("INCR", "n"),
+            t0,
+            Some(Duration::from_millis(5)),
+        );
+        core.handle_opening();
+        core.handle_timeout(t0 + Duration::from_millis(5));
+        let err = got(&mut core, &mut short).unwrap_err();
+        assert!(
+            matches!(err, Error::Connection { sent: false, .. }),
+            "{err:?}"
+        );
+        // Autoconnect off and not connected.
+        let mut core = Core::new(&config().autoconnect(false));
+        let mut off = call(&mut core, cmd!("INCR", "n"), t0, None);
+        let err = got(&mut core, &mut off).unwrap_err();
+        assert!(
+            matches!(err, Error::Connection { sent: false, .. }),
+            "{err:?}"
+        );
     }
 
     #[test]

@@ -266,7 +266,7 @@ impl Queue {
     /// Fails every call not yet written.
     pub fn fail_waiting(&mut self, err: &Error, events: &mut VecDeque<Event>) {
         for (_, req) in self.waiting.drain(..) {
-            req.owner.deliver(Err(err.clone()), events);
+            req.owner.deliver(Err(err.clone().unsent()), events);
         }
     }
 
@@ -298,7 +298,7 @@ impl Queue {
             .partition(|(_, req)| req.deadline.is_none());
         self.waiting = dated;
         for (_, req) in undated {
-            req.owner.deliver(Err(err.clone()), events);
+            req.owner.deliver(Err(err.clone().unsent()), events);
         }
     }
 

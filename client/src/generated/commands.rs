@@ -2456,6 +2456,17 @@ pub trait Commands: Sized {
         Hset::new(self.into_target(), key, field, value)
     }
 
+    /// `HSET` with every `data` element from one value: [`Commands::hset`] with the `data` block taken whole. `fields` is a [`FieldValues`]: a `#[derive(ToRedis)]` struct (its `field value` pairs), a map, or a collection of pairs. One that writes no pair is refused by the server (`ERR wrong number of arguments`).
+    ///
+    /// Why: valkey.io/commands/hset: the field value pairs are what one HGETALL reads back, so a #[derive(ToRedis)] struct (or a map) is the natural argument; hset(key, field, value) keeps the one-pair form
+    fn hset_multiple(
+        self,
+        key: impl ToArg,
+        fields: impl FieldValues,
+    ) -> Hset<Self::Target> {
+        Hset::new_hset_multiple(self.into_target(), key, fields)
+    }
+
     /// `HSETEX key [NX | XX] [FNX | FXX] [EX seconds | PX milliseconds | EXAT unix-time-seconds | PXAT unix-time-milliseconds | KEEPTTL] FIELDS numfields field value [field value ...]`
     ///
     /// Sets the value of one or more fields of a given hash key, and optionally sets their expiration time.
@@ -5405,7 +5416,7 @@ pub const COMMAND_COUNT: usize = 378usize;
 /// The `ACL CAT` command being built: see [`Commands::acl_cat`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<Bytes>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct AclCat<T: Dispatch, Reply = Vec<Bytes>> {
     target: T,
     kept: Cmd,
@@ -5441,7 +5452,7 @@ builder!(AclCat);
 /// The `ACL DELUSER` command being built: see [`Commands::acl_deluser`].
 ///
 /// `Reply` is what awaiting it gives: `i64`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct AclDeluser<T: Dispatch, Reply = i64> {
     target: T,
     kept: Cmd,
@@ -5472,7 +5483,7 @@ builder!(AclDeluser);
 /// The `ACL DRYRUN` command being built: see [`Commands::acl_dryrun`].
 ///
 /// `Reply` is what awaiting it gives: `String`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct AclDryrun<T: Dispatch, Reply = String> {
     target: T,
     kept: Cmd,
@@ -5514,7 +5525,7 @@ builder!(AclDryrun);
 /// The `ACL GENPASS` command being built: see [`Commands::acl_genpass`].
 ///
 /// `Reply` is what awaiting it gives: `Bytes`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct AclGenpass<T: Dispatch, Reply = Bytes> {
     target: T,
     kept: Cmd,
@@ -5550,7 +5561,7 @@ builder!(AclGenpass);
 /// The `ACL GETUSER` command being built: see [`Commands::acl_getuser`].
 ///
 /// `Reply` is what awaiting it gives: `Option<HashMap<String, Value>>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct AclGetuser<T: Dispatch, Reply = Option<HashMap<String, Value>>> {
     target: T,
     kept: Cmd,
@@ -5581,7 +5592,7 @@ builder!(AclGetuser);
 /// The `ACL HELP` command being built: see [`Commands::acl_help`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<Bytes>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct AclHelp<T: Dispatch, Reply = Vec<Bytes>> {
     target: T,
     kept: Cmd,
@@ -5608,7 +5619,7 @@ builder!(AclHelp);
 /// The `ACL LIST` command being built: see [`Commands::acl_list`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<Bytes>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct AclList<T: Dispatch, Reply = Vec<Bytes>> {
     target: T,
     kept: Cmd,
@@ -5635,7 +5646,7 @@ builder!(AclList);
 /// The `ACL LOAD` command being built: see [`Commands::acl_load`].
 ///
 /// `Reply` is what awaiting it gives: `()`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct AclLoad<T: Dispatch, Reply = ()> {
     target: T,
     kept: Cmd,
@@ -5662,7 +5673,7 @@ builder!(AclLoad);
 /// The `ACL LOG` command being built: see [`Commands::acl_log`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<Value>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct AclLog<T: Dispatch, Reply = Vec<Value>> {
     target: T,
     kept: Cmd,
@@ -5720,7 +5731,7 @@ builder!(AclLog);
 /// The `ACL SAVE` command being built: see [`Commands::acl_save`].
 ///
 /// `Reply` is what awaiting it gives: `()`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct AclSave<T: Dispatch, Reply = ()> {
     target: T,
     kept: Cmd,
@@ -5747,7 +5758,7 @@ builder!(AclSave);
 /// The `ACL SETUSER` command being built: see [`Commands::acl_setuser`].
 ///
 /// `Reply` is what awaiting it gives: `()`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct AclSetuser<T: Dispatch, Reply = ()> {
     target: T,
     kept: Cmd,
@@ -5786,7 +5797,7 @@ builder!(AclSetuser);
 /// The `ACL USERS` command being built: see [`Commands::acl_users`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<Bytes>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct AclUsers<T: Dispatch, Reply = Vec<Bytes>> {
     target: T,
     kept: Cmd,
@@ -5813,7 +5824,7 @@ builder!(AclUsers);
 /// The `ACL WHOAMI` command being built: see [`Commands::acl_whoami`].
 ///
 /// `Reply` is what awaiting it gives: `Bytes`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct AclWhoami<T: Dispatch, Reply = Bytes> {
     target: T,
     kept: Cmd,
@@ -5840,7 +5851,7 @@ builder!(AclWhoami);
 /// The `APPEND` command being built: see [`Commands::append`].
 ///
 /// `Reply` is what awaiting it gives: `i64`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Append<T: Dispatch, Reply = i64> {
     target: T,
     kept: Cmd,
@@ -5874,7 +5885,7 @@ builder!(Append);
 /// The `ASKING` command being built: see [`Commands::asking`].
 ///
 /// `Reply` is what awaiting it gives: `()`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Asking<T: Dispatch, Reply = ()> {
     target: T,
     kept: Cmd,
@@ -5901,7 +5912,7 @@ builder!(Asking);
 /// The `AUTH` command being built: see [`Commands::auth`].
 ///
 /// `Reply` is what awaiting it gives: `()`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Auth<T: Dispatch, Reply = ()> {
     target: T,
     kept: Cmd,
@@ -5941,7 +5952,7 @@ builder!(Auth);
 /// The `BGREWRITEAOF` command being built: see [`Commands::bgrewriteaof`].
 ///
 /// `Reply` is what awaiting it gives: `String`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Bgrewriteaof<T: Dispatch, Reply = String> {
     target: T,
     kept: Cmd,
@@ -5968,7 +5979,7 @@ builder!(Bgrewriteaof);
 /// The `BGSAVE` command being built: see [`Commands::bgsave`].
 ///
 /// `Reply` is what awaiting it gives: `String`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Bgsave<T: Dispatch, Reply = String> {
     target: T,
     kept: Cmd,
@@ -6011,7 +6022,7 @@ builder!(Bgsave);
 /// The `BITCOUNT` command being built: see [`Commands::bitcount`].
 ///
 /// `Reply` is what awaiting it gives: `i64`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Bitcount<T: Dispatch, Reply = i64> {
     target: T,
     kept: Cmd,
@@ -6076,7 +6087,7 @@ builder!(Bitcount);
 /// The `BITFIELD` command being built: see [`Commands::bitfield`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<Option<i64>>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Bitfield<T: Dispatch, Reply = Vec<Option<i64>>> {
     target: T,
     kept: Cmd,
@@ -6155,7 +6166,7 @@ builder!(Bitfield);
 /// The `BITFIELD_RO` command being built: see [`Commands::bitfield_ro`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<i64>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct BitfieldRo<T: Dispatch, Reply = Vec<i64>> {
     target: T,
     kept: Cmd,
@@ -6197,7 +6208,7 @@ builder!(BitfieldRo);
 /// The `BITOP` command being built: see [`Commands::bitop`].
 ///
 /// `Reply` is what awaiting it gives: `i64`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Bitop<T: Dispatch, Reply = i64> {
     target: T,
     kept: Cmd,
@@ -6239,7 +6250,7 @@ builder!(Bitop);
 /// The `BITPOS` command being built: see [`Commands::bitpos`].
 ///
 /// `Reply` is what awaiting it gives: `i64`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Bitpos<T: Dispatch, Reply = i64> {
     target: T,
     kept: Cmd,
@@ -6307,7 +6318,7 @@ builder!(Bitpos);
 /// The `BLMOVE` command being built: see [`Commands::blmove`].
 ///
 /// `Reply` is what awaiting it gives: `Option<Bytes>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Blmove<T: Dispatch, Reply = Option<Bytes>> {
     target: T,
     kept: Cmd,
@@ -6357,7 +6368,7 @@ builder!(Blmove);
 /// The `BLMPOP` command being built: see [`Commands::blmpop`].
 ///
 /// `Reply` is what awaiting it gives: `Option<(Bytes, Vec<Bytes>)>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Blmpop<T: Dispatch, Reply = Option<(Bytes, Vec<Bytes>)>> {
     target: T,
     kept: Cmd,
@@ -6414,7 +6425,7 @@ builder!(Blmpop);
 /// The `BLPOP` command being built: see [`Commands::blpop`].
 ///
 /// `Reply` is what awaiting it gives: `Option<(Bytes, Bytes)>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Blpop<T: Dispatch, Reply = Option<(Bytes, Bytes)>> {
     target: T,
     kept: Cmd,
@@ -6448,7 +6459,7 @@ builder!(Blpop);
 /// The `BRPOP` command being built: see [`Commands::brpop`].
 ///
 /// `Reply` is what awaiting it gives: `Option<(Bytes, Bytes)>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Brpop<T: Dispatch, Reply = Option<(Bytes, Bytes)>> {
     target: T,
     kept: Cmd,
@@ -6482,7 +6493,7 @@ builder!(Brpop);
 /// The `BRPOPLPUSH` command being built: see [`Commands::brpoplpush`].
 ///
 /// `Reply` is what awaiting it gives: `Option<Bytes>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Brpoplpush<T: Dispatch, Reply = Option<Bytes>> {
     target: T,
     kept: Cmd,
@@ -6524,7 +6535,7 @@ builder!(Brpoplpush);
 /// The `BZMPOP` command being built: see [`Commands::bzmpop`].
 ///
 /// `Reply` is what awaiting it gives: `Option<(Bytes, Vec<(Bytes, f64)>)>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Bzmpop<T: Dispatch, Reply = Option<(Bytes, Vec<(Bytes, f64)>)>> {
     target: T,
     kept: Cmd,
@@ -6581,7 +6592,7 @@ builder!(Bzmpop);
 /// The `BZPOPMAX` command being built: see [`Commands::bzpopmax`].
 ///
 /// `Reply` is what awaiting it gives: `Option<(Bytes, Bytes, f64)>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Bzpopmax<T: Dispatch, Reply = Option<(Bytes, Bytes, f64)>> {
     target: T,
     kept: Cmd,
@@ -6615,7 +6626,7 @@ builder!(Bzpopmax);
 /// The `BZPOPMIN` command being built: see [`Commands::bzpopmin`].
 ///
 /// `Reply` is what awaiting it gives: `Option<(Bytes, Bytes, f64)>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Bzpopmin<T: Dispatch, Reply = Option<(Bytes, Bytes, f64)>> {
     target: T,
     kept: Cmd,
@@ -6649,7 +6660,7 @@ builder!(Bzpopmin);
 /// The `CLIENT CACHING` command being built: see [`Commands::client_caching`].
 ///
 /// `Reply` is what awaiting it gives: `()`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct ClientCaching<T: Dispatch, Reply = ()> {
     target: T,
     kept: Cmd,
@@ -6680,7 +6691,7 @@ builder!(ClientCaching);
 /// The `CLIENT CAPA` command being built: see [`Commands::client_capa`].
 ///
 /// `Reply` is what awaiting it gives: `()`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct ClientCapa<T: Dispatch, Reply = ()> {
     target: T,
     kept: Cmd,
@@ -6711,7 +6722,7 @@ builder!(ClientCapa);
 /// The `CLIENT GETNAME` command being built: see [`Commands::client_getname`].
 ///
 /// `Reply` is what awaiting it gives: `Option<Bytes>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct ClientGetname<T: Dispatch, Reply = Option<Bytes>> {
     target: T,
     kept: Cmd,
@@ -6738,7 +6749,7 @@ builder!(ClientGetname);
 /// The `CLIENT GETREDIR` command being built: see [`Commands::client_getredir`].
 ///
 /// `Reply` is what awaiting it gives: `i64`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct ClientGetredir<T: Dispatch, Reply = i64> {
     target: T,
     kept: Cmd,
@@ -6765,7 +6776,7 @@ builder!(ClientGetredir);
 /// The `CLIENT HELP` command being built: see [`Commands::client_help`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<Bytes>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct ClientHelp<T: Dispatch, Reply = Vec<Bytes>> {
     target: T,
     kept: Cmd,
@@ -6792,7 +6803,7 @@ builder!(ClientHelp);
 /// The `CLIENT ID` command being built: see [`Commands::client_id`].
 ///
 /// `Reply` is what awaiting it gives: `i64`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct ClientId<T: Dispatch, Reply = i64> {
     target: T,
     kept: Cmd,
@@ -6819,7 +6830,7 @@ builder!(ClientId);
 /// The `CLIENT IMPORT-SOURCE` command being built: see [`Commands::client_import_source`].
 ///
 /// `Reply` is what awaiting it gives: `()`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct ClientImportSource<T: Dispatch, Reply = ()> {
     target: T,
     kept: Cmd,
@@ -6850,7 +6861,7 @@ builder!(ClientImportSource);
 /// The `CLIENT INFO` command being built: see [`Commands::client_info`].
 ///
 /// `Reply` is what awaiting it gives: `String`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct ClientInfo<T: Dispatch, Reply = String> {
     target: T,
     kept: Cmd,
@@ -6877,7 +6888,7 @@ builder!(ClientInfo);
 /// The `CLIENT KILL` command being built: see [`Commands::client_kill`].
 ///
 /// `Reply` is what awaiting it gives: `Value`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct ClientKill<T: Dispatch, Reply = Value> {
     target: T,
     kept: Cmd,
@@ -7668,7 +7679,7 @@ builder!(ClientKill);
 /// The `CLIENT LIST` command being built: see [`Commands::client_list`].
 ///
 /// `Reply` is what awaiting it gives: `String`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct ClientList<T: Dispatch, Reply = String> {
     target: T,
     kept: Cmd,
@@ -7967,7 +7978,7 @@ builder!(ClientList);
 /// The `CLIENT NO-EVICT` command being built: see [`Commands::client_no_evict`].
 ///
 /// `Reply` is what awaiting it gives: `()`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct ClientNoEvict<T: Dispatch, Reply = ()> {
     target: T,
     kept: Cmd,
@@ -7998,7 +8009,7 @@ builder!(ClientNoEvict);
 /// The `CLIENT NO-TOUCH` command being built: see [`Commands::client_no_touch`].
 ///
 /// `Reply` is what awaiting it gives: `()`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct ClientNoTouch<T: Dispatch, Reply = ()> {
     target: T,
     kept: Cmd,
@@ -8029,7 +8040,7 @@ builder!(ClientNoTouch);
 /// The `CLIENT PAUSE` command being built: see [`Commands::client_pause`].
 ///
 /// `Reply` is what awaiting it gives: `()`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct ClientPause<T: Dispatch, Reply = ()> {
     target: T,
     kept: Cmd,
@@ -8076,7 +8087,7 @@ builder!(ClientPause);
 /// The `CLIENT REPLY` command being built: see [`Commands::client_reply`].
 ///
 /// `Reply` is what awaiting it gives: `()`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct ClientReply<T: Dispatch, Reply = ()> {
     target: T,
     kept: Cmd,
@@ -8107,7 +8118,7 @@ builder!(ClientReply);
 /// The `CLIENT SETINFO` command being built: see [`Commands::client_setinfo`].
 ///
 /// `Reply` is what awaiting it gives: `()`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct ClientSetinfo<T: Dispatch, Reply = ()> {
     target: T,
     kept: Cmd,
@@ -8152,7 +8163,7 @@ builder!(ClientSetinfo);
 /// The `CLIENT SETNAME` command being built: see [`Commands::client_setname`].
 ///
 /// `Reply` is what awaiting it gives: `()`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct ClientSetname<T: Dispatch, Reply = ()> {
     target: T,
     kept: Cmd,
@@ -8183,7 +8194,7 @@ builder!(ClientSetname);
 /// The `CLIENT TRACKING` command being built: see [`Commands::client_tracking`].
 ///
 /// `Reply` is what awaiting it gives: `()`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct ClientTracking<T: Dispatch, Reply = ()> {
     target: T,
     kept: Cmd,
@@ -8268,7 +8279,7 @@ builder!(ClientTracking);
 /// The `CLIENT TRACKINGINFO` command being built: see [`Commands::client_trackinginfo`].
 ///
 /// `Reply` is what awaiting it gives: `HashMap<String, Value>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct ClientTrackinginfo<T: Dispatch, Reply = HashMap<String, Value>> {
     target: T,
     kept: Cmd,
@@ -8295,7 +8306,7 @@ builder!(ClientTrackinginfo);
 /// The `CLIENT UNBLOCK` command being built: see [`Commands::client_unblock`].
 ///
 /// `Reply` is what awaiting it gives: `bool`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct ClientUnblock<T: Dispatch, Reply = bool> {
     target: T,
     kept: Cmd,
@@ -8342,7 +8353,7 @@ builder!(ClientUnblock);
 /// The `CLIENT UNPAUSE` command being built: see [`Commands::client_unpause`].
 ///
 /// `Reply` is what awaiting it gives: `()`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct ClientUnpause<T: Dispatch, Reply = ()> {
     target: T,
     kept: Cmd,
@@ -8369,7 +8380,7 @@ builder!(ClientUnpause);
 /// The `CLUSTERSCAN` command being built: see [`Commands::clusterscan`].
 ///
 /// `Reply` is what awaiting it gives: `Value`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Clusterscan<T: Dispatch, Reply = Value> {
     target: T,
     kept: Cmd,
@@ -8440,7 +8451,7 @@ builder!(Clusterscan);
 /// The `CLUSTER ADDSLOTS` command being built: see [`Commands::cluster_addslots`].
 ///
 /// `Reply` is what awaiting it gives: `()`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct ClusterAddslots<T: Dispatch, Reply = ()> {
     target: T,
     kept: Cmd,
@@ -8471,7 +8482,7 @@ builder!(ClusterAddslots);
 /// The `CLUSTER ADDSLOTSRANGE` command being built: see [`Commands::cluster_addslotsrange`].
 ///
 /// `Reply` is what awaiting it gives: `()`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct ClusterAddslotsrange<T: Dispatch, Reply = ()> {
     target: T,
     kept: Cmd,
@@ -8517,7 +8528,7 @@ builder!(ClusterAddslotsrange);
 /// The `CLUSTER BUMPEPOCH` command being built: see [`Commands::cluster_bumpepoch`].
 ///
 /// `Reply` is what awaiting it gives: `String`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct ClusterBumpepoch<T: Dispatch, Reply = String> {
     target: T,
     kept: Cmd,
@@ -8544,7 +8555,7 @@ builder!(ClusterBumpepoch);
 /// The `CLUSTER CANCELSLOTMIGRATIONS` command being built: see [`Commands::cluster_cancelslotmigrations`].
 ///
 /// `Reply` is what awaiting it gives: `Value`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct ClusterCancelslotmigrations<T: Dispatch, Reply = Value> {
     target: T,
     kept: Cmd,
@@ -8571,7 +8582,7 @@ builder!(ClusterCancelslotmigrations);
 /// The `CLUSTER COUNT-FAILURE-REPORTS` command being built: see [`Commands::cluster_count_failure_reports`].
 ///
 /// `Reply` is what awaiting it gives: `i64`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct ClusterCountFailureReports<T: Dispatch, Reply = i64> {
     target: T,
     kept: Cmd,
@@ -8602,7 +8613,7 @@ builder!(ClusterCountFailureReports);
 /// The `CLUSTER COUNTKEYSINSLOT` command being built: see [`Commands::cluster_countkeysinslot`].
 ///
 /// `Reply` is what awaiting it gives: `i64`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct ClusterCountkeysinslot<T: Dispatch, Reply = i64> {
     target: T,
     kept: Cmd,
@@ -8633,7 +8644,7 @@ builder!(ClusterCountkeysinslot);
 /// The `CLUSTER DELSLOTS` command being built: see [`Commands::cluster_delslots`].
 ///
 /// `Reply` is what awaiting it gives: `()`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct ClusterDelslots<T: Dispatch, Reply = ()> {
     target: T,
     kept: Cmd,
@@ -8664,7 +8675,7 @@ builder!(ClusterDelslots);
 /// The `CLUSTER DELSLOTSRANGE` command being built: see [`Commands::cluster_delslotsrange`].
 ///
 /// `Reply` is what awaiting it gives: `()`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct ClusterDelslotsrange<T: Dispatch, Reply = ()> {
     target: T,
     kept: Cmd,
@@ -8710,7 +8721,7 @@ builder!(ClusterDelslotsrange);
 /// The `CLUSTER FAILOVER` command being built: see [`Commands::cluster_failover`].
 ///
 /// `Reply` is what awaiting it gives: `()`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct ClusterFailover<T: Dispatch, Reply = ()> {
     target: T,
     kept: Cmd,
@@ -8753,7 +8764,7 @@ builder!(ClusterFailover);
 /// The `CLUSTER FLUSHSLOT` command being built: see [`Commands::cluster_flushslot`].
 ///
 /// `Reply` is what awaiting it gives: `()`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct ClusterFlushslot<T: Dispatch, Reply = ()> {
     target: T,
     kept: Cmd,
@@ -8800,7 +8811,7 @@ builder!(ClusterFlushslot);
 /// The `CLUSTER FLUSHSLOTS` command being built: see [`Commands::cluster_flushslots`].
 ///
 /// `Reply` is what awaiting it gives: `()`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct ClusterFlushslots<T: Dispatch, Reply = ()> {
     target: T,
     kept: Cmd,
@@ -8827,7 +8838,7 @@ builder!(ClusterFlushslots);
 /// The `CLUSTER FORGET` command being built: see [`Commands::cluster_forget`].
 ///
 /// `Reply` is what awaiting it gives: `()`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct ClusterForget<T: Dispatch, Reply = ()> {
     target: T,
     kept: Cmd,
@@ -8858,7 +8869,7 @@ builder!(ClusterForget);
 /// The `CLUSTER GETKEYSINSLOT` command being built: see [`Commands::cluster_getkeysinslot`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<Bytes>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct ClusterGetkeysinslot<T: Dispatch, Reply = Vec<Bytes>> {
     target: T,
     kept: Cmd,
@@ -8892,7 +8903,7 @@ builder!(ClusterGetkeysinslot);
 /// The `CLUSTER GETSLOTMIGRATIONS` command being built: see [`Commands::cluster_getslotmigrations`].
 ///
 /// `Reply` is what awaiting it gives: `Value`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct ClusterGetslotmigrations<T: Dispatch, Reply = Value> {
     target: T,
     kept: Cmd,
@@ -8919,7 +8930,7 @@ builder!(ClusterGetslotmigrations);
 /// The `CLUSTER HELP` command being built: see [`Commands::cluster_help`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<Bytes>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct ClusterHelp<T: Dispatch, Reply = Vec<Bytes>> {
     target: T,
     kept: Cmd,
@@ -8946,7 +8957,7 @@ builder!(ClusterHelp);
 /// The `CLUSTER INFO` command being built: see [`Commands::cluster_info`].
 ///
 /// `Reply` is what awaiting it gives: `String`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct ClusterInfo<T: Dispatch, Reply = String> {
     target: T,
     kept: Cmd,
@@ -8973,7 +8984,7 @@ builder!(ClusterInfo);
 /// The `CLUSTER KEYSLOT` command being built: see [`Commands::cluster_keyslot`].
 ///
 /// `Reply` is what awaiting it gives: `i64`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct ClusterKeyslot<T: Dispatch, Reply = i64> {
     target: T,
     kept: Cmd,
@@ -9004,7 +9015,7 @@ builder!(ClusterKeyslot);
 /// The `CLUSTER LINKS` command being built: see [`Commands::cluster_links`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<HashMap<String, Value>>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct ClusterLinks<T: Dispatch, Reply = Vec<HashMap<String, Value>>> {
     target: T,
     kept: Cmd,
@@ -9031,7 +9042,7 @@ builder!(ClusterLinks);
 /// The `CLUSTER MEET` command being built: see [`Commands::cluster_meet`].
 ///
 /// `Reply` is what awaiting it gives: `()`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct ClusterMeet<T: Dispatch, Reply = ()> {
     target: T,
     kept: Cmd,
@@ -9074,7 +9085,7 @@ builder!(ClusterMeet);
 /// The `CLUSTER MIGRATESLOTS` command being built: see [`Commands::cluster_migrateslots`].
 ///
 /// `Reply` is what awaiting it gives: `Value`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct ClusterMigrateslots<T: Dispatch, Reply = Value> {
     target: T,
     kept: Cmd,
@@ -9105,7 +9116,7 @@ builder!(ClusterMigrateslots);
 /// The `CLUSTER MYID` command being built: see [`Commands::cluster_myid`].
 ///
 /// `Reply` is what awaiting it gives: `String`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct ClusterMyid<T: Dispatch, Reply = String> {
     target: T,
     kept: Cmd,
@@ -9132,7 +9143,7 @@ builder!(ClusterMyid);
 /// The `CLUSTER MYSHARDID` command being built: see [`Commands::cluster_myshardid`].
 ///
 /// `Reply` is what awaiting it gives: `String`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct ClusterMyshardid<T: Dispatch, Reply = String> {
     target: T,
     kept: Cmd,
@@ -9159,7 +9170,7 @@ builder!(ClusterMyshardid);
 /// The `CLUSTER NODES` command being built: see [`Commands::cluster_nodes`].
 ///
 /// `Reply` is what awaiting it gives: `String`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct ClusterNodes<T: Dispatch, Reply = String> {
     target: T,
     kept: Cmd,
@@ -9186,7 +9197,7 @@ builder!(ClusterNodes);
 /// The `CLUSTER REPLICAS` command being built: see [`Commands::cluster_replicas`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<Bytes>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct ClusterReplicas<T: Dispatch, Reply = Vec<Bytes>> {
     target: T,
     kept: Cmd,
@@ -9217,7 +9228,7 @@ builder!(ClusterReplicas);
 /// The `CLUSTER REPLICATE` command being built: see [`Commands::cluster_replicate`].
 ///
 /// `Reply` is what awaiting it gives: `()`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct ClusterReplicate<T: Dispatch, Reply = ()> {
     target: T,
     kept: Cmd,
@@ -9261,7 +9272,7 @@ builder!(ClusterReplicate);
 /// The `CLUSTER RESET` command being built: see [`Commands::cluster_reset`].
 ///
 /// `Reply` is what awaiting it gives: `()`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct ClusterReset<T: Dispatch, Reply = ()> {
     target: T,
     kept: Cmd,
@@ -9304,7 +9315,7 @@ builder!(ClusterReset);
 /// The `CLUSTER SAVECONFIG` command being built: see [`Commands::cluster_saveconfig`].
 ///
 /// `Reply` is what awaiting it gives: `()`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct ClusterSaveconfig<T: Dispatch, Reply = ()> {
     target: T,
     kept: Cmd,
@@ -9331,7 +9342,7 @@ builder!(ClusterSaveconfig);
 /// The `CLUSTER SET-CONFIG-EPOCH` command being built: see [`Commands::cluster_set_config_epoch`].
 ///
 /// `Reply` is what awaiting it gives: `()`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct ClusterSetConfigEpoch<T: Dispatch, Reply = ()> {
     target: T,
     kept: Cmd,
@@ -9362,7 +9373,7 @@ builder!(ClusterSetConfigEpoch);
 /// The `CLUSTER SETSLOT` command being built: see [`Commands::cluster_setslot`].
 ///
 /// `Reply` is what awaiting it gives: `()`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct ClusterSetslot<T: Dispatch, Reply = ()> {
     target: T,
     kept: Cmd,
@@ -9436,7 +9447,7 @@ builder!(ClusterSetslot);
 /// The `CLUSTER SHARDS` command being built: see [`Commands::cluster_shards`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<HashMap<String, Value>>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct ClusterShards<T: Dispatch, Reply = Vec<HashMap<String, Value>>> {
     target: T,
     kept: Cmd,
@@ -9463,7 +9474,7 @@ builder!(ClusterShards);
 /// The `CLUSTER SLAVES` command being built: see [`Commands::cluster_slaves`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<Bytes>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct ClusterSlaves<T: Dispatch, Reply = Vec<Bytes>> {
     target: T,
     kept: Cmd,
@@ -9494,7 +9505,7 @@ builder!(ClusterSlaves);
 /// The `CLUSTER SLOT-STATS` command being built: see [`Commands::cluster_slot_stats`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<Value>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct ClusterSlotStats<T: Dispatch, Reply = Vec<Value>> {
     target: T,
     kept: Cmd,
@@ -9552,7 +9563,7 @@ builder!(ClusterSlotStats);
 /// The `CLUSTER SLOTS` command being built: see [`Commands::cluster_slots`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<Value>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct ClusterSlots<T: Dispatch, Reply = Vec<Value>> {
     target: T,
     kept: Cmd,
@@ -9579,7 +9590,7 @@ builder!(ClusterSlots);
 /// The `COMMAND` command being built: see [`Commands::command`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<Value>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Command<T: Dispatch, Reply = Vec<Value>> {
     target: T,
     kept: Cmd,
@@ -9606,7 +9617,7 @@ builder!(Command);
 /// The `COMMANDLOG GET` command being built: see [`Commands::commandlog_get`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<Value>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct CommandlogGet<T: Dispatch, Reply = Vec<Value>> {
     target: T,
     kept: Cmd,
@@ -9640,7 +9651,7 @@ builder!(CommandlogGet);
 /// The `COMMANDLOG HELP` command being built: see [`Commands::commandlog_help`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<Bytes>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct CommandlogHelp<T: Dispatch, Reply = Vec<Bytes>> {
     target: T,
     kept: Cmd,
@@ -9667,7 +9678,7 @@ builder!(CommandlogHelp);
 /// The `COMMANDLOG LEN` command being built: see [`Commands::commandlog_len`].
 ///
 /// `Reply` is what awaiting it gives: `i64`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct CommandlogLen<T: Dispatch, Reply = i64> {
     target: T,
     kept: Cmd,
@@ -9698,7 +9709,7 @@ builder!(CommandlogLen);
 /// The `COMMANDLOG RESET` command being built: see [`Commands::commandlog_reset`].
 ///
 /// `Reply` is what awaiting it gives: `()`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct CommandlogReset<T: Dispatch, Reply = ()> {
     target: T,
     kept: Cmd,
@@ -9729,7 +9740,7 @@ builder!(CommandlogReset);
 /// The `COMMAND COUNT` command being built: see [`Commands::command_count`].
 ///
 /// `Reply` is what awaiting it gives: `i64`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct CommandCount<T: Dispatch, Reply = i64> {
     target: T,
     kept: Cmd,
@@ -9756,7 +9767,7 @@ builder!(CommandCount);
 /// The `COMMAND DOCS` command being built: see [`Commands::command_docs`].
 ///
 /// `Reply` is what awaiting it gives: `HashMap<String, Value>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct CommandDocs<T: Dispatch, Reply = HashMap<String, Value>> {
     target: T,
     kept: Cmd,
@@ -9791,7 +9802,7 @@ builder!(CommandDocs);
 /// The `COMMAND GETKEYS` command being built: see [`Commands::command_getkeys`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<Bytes>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct CommandGetkeys<T: Dispatch, Reply = Vec<Bytes>> {
     target: T,
     kept: Cmd,
@@ -9830,7 +9841,7 @@ builder!(CommandGetkeys);
 /// The `COMMAND GETKEYSANDFLAGS` command being built: see [`Commands::command_getkeysandflags`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<(Bytes, Vec<Bytes>)>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct CommandGetkeysandflags<T: Dispatch, Reply = Vec<(Bytes, Vec<Bytes>)>> {
     target: T,
     kept: Cmd,
@@ -9869,7 +9880,7 @@ builder!(CommandGetkeysandflags);
 /// The `COMMAND HELP` command being built: see [`Commands::command_help`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<Bytes>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct CommandHelp<T: Dispatch, Reply = Vec<Bytes>> {
     target: T,
     kept: Cmd,
@@ -9896,7 +9907,7 @@ builder!(CommandHelp);
 /// The `COMMAND INFO` command being built: see [`Commands::command_info`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<Value>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct CommandInfo<T: Dispatch, Reply = Vec<Value>> {
     target: T,
     kept: Cmd,
@@ -9931,7 +9942,7 @@ builder!(CommandInfo);
 /// The `COMMAND LIST` command being built: see [`Commands::command_list`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<Bytes>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct CommandList<T: Dispatch, Reply = Vec<Bytes>> {
     target: T,
     kept: Cmd,
@@ -9987,7 +9998,7 @@ builder!(CommandList);
 /// The `CONFIG GET` command being built: see [`Commands::config_get`].
 ///
 /// `Reply` is what awaiting it gives: `HashMap<Bytes, Bytes>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct ConfigGet<T: Dispatch, Reply = HashMap<Bytes, Bytes>> {
     target: T,
     kept: Cmd,
@@ -10018,7 +10029,7 @@ builder!(ConfigGet);
 /// The `CONFIG HELP` command being built: see [`Commands::config_help`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<Bytes>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct ConfigHelp<T: Dispatch, Reply = Vec<Bytes>> {
     target: T,
     kept: Cmd,
@@ -10045,7 +10056,7 @@ builder!(ConfigHelp);
 /// The `CONFIG RESETSTAT` command being built: see [`Commands::config_resetstat`].
 ///
 /// `Reply` is what awaiting it gives: `()`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct ConfigResetstat<T: Dispatch, Reply = ()> {
     target: T,
     kept: Cmd,
@@ -10072,7 +10083,7 @@ builder!(ConfigResetstat);
 /// The `CONFIG REWRITE` command being built: see [`Commands::config_rewrite`].
 ///
 /// `Reply` is what awaiting it gives: `()`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct ConfigRewrite<T: Dispatch, Reply = ()> {
     target: T,
     kept: Cmd,
@@ -10099,7 +10110,7 @@ builder!(ConfigRewrite);
 /// The `CONFIG SET` command being built: see [`Commands::config_set`].
 ///
 /// `Reply` is what awaiting it gives: `()`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct ConfigSet<T: Dispatch, Reply = ()> {
     target: T,
     kept: Cmd,
@@ -10142,7 +10153,7 @@ builder!(ConfigSet);
 /// The `COPY` command being built: see [`Commands::copy`].
 ///
 /// `Reply` is what awaiting it gives: `bool`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Copy<T: Dispatch, Reply = bool> {
     target: T,
     kept: Cmd,
@@ -10195,7 +10206,7 @@ builder!(Copy);
 /// The `DBSIZE` command being built: see [`Commands::dbsize`].
 ///
 /// `Reply` is what awaiting it gives: `i64`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Dbsize<T: Dispatch, Reply = i64> {
     target: T,
     kept: Cmd,
@@ -10222,7 +10233,7 @@ builder!(Dbsize);
 /// The `DECR` command being built: see [`Commands::decr`].
 ///
 /// `Reply` is what awaiting it gives: `i64`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Decr<T: Dispatch, Reply = i64> {
     target: T,
     kept: Cmd,
@@ -10253,7 +10264,7 @@ builder!(Decr);
 /// The `DECRBY` command being built: see [`Commands::decrby`].
 ///
 /// `Reply` is what awaiting it gives: `i64`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Decrby<T: Dispatch, Reply = i64> {
     target: T,
     kept: Cmd,
@@ -10287,7 +10298,7 @@ builder!(Decrby);
 /// The `DEL` command being built: see [`Commands::del`].
 ///
 /// `Reply` is what awaiting it gives: `i64`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Del<T: Dispatch, Reply = i64> {
     target: T,
     kept: Cmd,
@@ -10318,7 +10329,7 @@ builder!(Del);
 /// The `DELIFEQ` command being built: see [`Commands::delifeq`].
 ///
 /// `Reply` is what awaiting it gives: `bool`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Delifeq<T: Dispatch, Reply = bool> {
     target: T,
     kept: Cmd,
@@ -10352,7 +10363,7 @@ builder!(Delifeq);
 /// The `DISCARD` command being built: see [`Commands::discard`].
 ///
 /// `Reply` is what awaiting it gives: `()`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Discard<T: Dispatch, Reply = ()> {
     target: T,
     kept: Cmd,
@@ -10379,7 +10390,7 @@ builder!(Discard);
 /// The `DUMP` command being built: see [`Commands::dump`].
 ///
 /// `Reply` is what awaiting it gives: `Option<Bytes>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Dump<T: Dispatch, Reply = Option<Bytes>> {
     target: T,
     kept: Cmd,
@@ -10410,7 +10421,7 @@ builder!(Dump);
 /// The `ECHO` command being built: see [`Commands::echo`].
 ///
 /// `Reply` is what awaiting it gives: `Bytes`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Echo<T: Dispatch, Reply = Bytes> {
     target: T,
     kept: Cmd,
@@ -10441,7 +10452,7 @@ builder!(Echo);
 /// The `EVAL` command being built: see [`Commands::eval`].
 ///
 /// `Reply` is what awaiting it gives: `Value`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Eval<T: Dispatch, Reply = Value> {
     target: T,
     kept: Cmd,
@@ -10499,7 +10510,7 @@ builder!(Eval);
 /// The `EVAL_RO` command being built: see [`Commands::eval_ro`].
 ///
 /// `Reply` is what awaiting it gives: `Value`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct EvalRo<T: Dispatch, Reply = Value> {
     target: T,
     kept: Cmd,
@@ -10557,7 +10568,7 @@ builder!(EvalRo);
 /// The `EVALSHA` command being built: see [`Commands::evalsha`].
 ///
 /// `Reply` is what awaiting it gives: `Value`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Evalsha<T: Dispatch, Reply = Value> {
     target: T,
     kept: Cmd,
@@ -10615,7 +10626,7 @@ builder!(Evalsha);
 /// The `EVALSHA_RO` command being built: see [`Commands::evalsha_ro`].
 ///
 /// `Reply` is what awaiting it gives: `Value`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct EvalshaRo<T: Dispatch, Reply = Value> {
     target: T,
     kept: Cmd,
@@ -10673,7 +10684,7 @@ builder!(EvalshaRo);
 /// The `EXEC` command being built: see [`Commands::exec`].
 ///
 /// `Reply` is what awaiting it gives: `Option<Vec<Value>>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Exec<T: Dispatch, Reply = Option<Vec<Value>>> {
     target: T,
     kept: Cmd,
@@ -10700,7 +10711,7 @@ builder!(Exec);
 /// The `EXISTS` command being built: see [`Commands::exists`].
 ///
 /// `Reply` is what awaiting it gives: `i64`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Exists<T: Dispatch, Reply = i64> {
     target: T,
     kept: Cmd,
@@ -10731,7 +10742,7 @@ builder!(Exists);
 /// The `EXPIRE` command being built: see [`Commands::expire`].
 ///
 /// `Reply` is what awaiting it gives: `bool`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Expire<T: Dispatch, Reply = bool> {
     target: T,
     kept: Cmd,
@@ -10795,7 +10806,7 @@ builder!(Expire);
 /// The `EXPIREAT` command being built: see [`Commands::expireat`].
 ///
 /// `Reply` is what awaiting it gives: `bool`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Expireat<T: Dispatch, Reply = bool> {
     target: T,
     kept: Cmd,
@@ -10860,7 +10871,7 @@ builder!(Expireat);
 /// The `EXPIRETIME` command being built: see [`Commands::expiretime`].
 ///
 /// `Reply` is what awaiting it gives: `i64`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Expiretime<T: Dispatch, Reply = i64> {
     target: T,
     kept: Cmd,
@@ -10891,7 +10902,7 @@ builder!(Expiretime);
 /// The `FAILOVER` command being built: see [`Commands::failover`].
 ///
 /// `Reply` is what awaiting it gives: `()`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Failover<T: Dispatch, Reply = ()> {
     target: T,
     kept: Cmd,
@@ -10960,7 +10971,7 @@ builder!(Failover);
 /// The `FCALL` command being built: see [`Commands::fcall`].
 ///
 /// `Reply` is what awaiting it gives: `Value`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Fcall<T: Dispatch, Reply = Value> {
     target: T,
     kept: Cmd,
@@ -11018,7 +11029,7 @@ builder!(Fcall);
 /// The `FCALL_RO` command being built: see [`Commands::fcall_ro`].
 ///
 /// `Reply` is what awaiting it gives: `Value`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct FcallRo<T: Dispatch, Reply = Value> {
     target: T,
     kept: Cmd,
@@ -11076,7 +11087,7 @@ builder!(FcallRo);
 /// The `FLUSHALL` command being built: see [`Commands::flushall`].
 ///
 /// `Reply` is what awaiting it gives: `()`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Flushall<T: Dispatch, Reply = ()> {
     target: T,
     kept: Cmd,
@@ -11119,7 +11130,7 @@ builder!(Flushall);
 /// The `FLUSHDB` command being built: see [`Commands::flushdb`].
 ///
 /// `Reply` is what awaiting it gives: `()`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Flushdb<T: Dispatch, Reply = ()> {
     target: T,
     kept: Cmd,
@@ -11162,7 +11173,7 @@ builder!(Flushdb);
 /// The `FUNCTION DELETE` command being built: see [`Commands::function_delete`].
 ///
 /// `Reply` is what awaiting it gives: `()`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct FunctionDelete<T: Dispatch, Reply = ()> {
     target: T,
     kept: Cmd,
@@ -11193,7 +11204,7 @@ builder!(FunctionDelete);
 /// The `FUNCTION DUMP` command being built: see [`Commands::function_dump`].
 ///
 /// `Reply` is what awaiting it gives: `Bytes`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct FunctionDump<T: Dispatch, Reply = Bytes> {
     target: T,
     kept: Cmd,
@@ -11220,7 +11231,7 @@ builder!(FunctionDump);
 /// The `FUNCTION FLUSH` command being built: see [`Commands::function_flush`].
 ///
 /// `Reply` is what awaiting it gives: `()`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct FunctionFlush<T: Dispatch, Reply = ()> {
     target: T,
     kept: Cmd,
@@ -11263,7 +11274,7 @@ builder!(FunctionFlush);
 /// The `FUNCTION HELP` command being built: see [`Commands::function_help`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<Bytes>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct FunctionHelp<T: Dispatch, Reply = Vec<Bytes>> {
     target: T,
     kept: Cmd,
@@ -11290,7 +11301,7 @@ builder!(FunctionHelp);
 /// The `FUNCTION KILL` command being built: see [`Commands::function_kill`].
 ///
 /// `Reply` is what awaiting it gives: `()`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct FunctionKill<T: Dispatch, Reply = ()> {
     target: T,
     kept: Cmd,
@@ -11317,7 +11328,7 @@ builder!(FunctionKill);
 /// The `FUNCTION LIST` command being built: see [`Commands::function_list`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<HashMap<String, Value>>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct FunctionList<T: Dispatch, Reply = Vec<HashMap<String, Value>>> {
     target: T,
     kept: Cmd,
@@ -11363,7 +11374,7 @@ builder!(FunctionList);
 /// The `FUNCTION LOAD` command being built: see [`Commands::function_load`].
 ///
 /// `Reply` is what awaiting it gives: `Bytes`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct FunctionLoad<T: Dispatch, Reply = Bytes> {
     target: T,
     kept: Cmd,
@@ -11403,7 +11414,7 @@ builder!(FunctionLoad);
 /// The `FUNCTION RESTORE` command being built: see [`Commands::function_restore`].
 ///
 /// `Reply` is what awaiting it gives: `()`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct FunctionRestore<T: Dispatch, Reply = ()> {
     target: T,
     kept: Cmd,
@@ -11457,7 +11468,7 @@ builder!(FunctionRestore);
 /// The `FUNCTION STATS` command being built: see [`Commands::function_stats`].
 ///
 /// `Reply` is what awaiting it gives: `HashMap<String, Value>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct FunctionStats<T: Dispatch, Reply = HashMap<String, Value>> {
     target: T,
     kept: Cmd,
@@ -11484,7 +11495,7 @@ builder!(FunctionStats);
 /// The `GEOADD` command being built: see [`Commands::geoadd`].
 ///
 /// `Reply` is what awaiting it gives: `i64`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Geoadd<T: Dispatch, Reply = i64> {
     target: T,
     kept: Cmd,
@@ -11561,7 +11572,7 @@ builder!(Geoadd);
 /// The `GEODIST` command being built: see [`Commands::geodist`].
 ///
 /// `Reply` is what awaiting it gives: `Option<f64>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Geodist<T: Dispatch, Reply = Option<f64>> {
     target: T,
     kept: Cmd,
@@ -11633,7 +11644,7 @@ builder!(Geodist);
 /// The `GEOHASH` command being built: see [`Commands::geohash`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<Option<Bytes>>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Geohash<T: Dispatch, Reply = Vec<Option<Bytes>>> {
     target: T,
     kept: Cmd,
@@ -11672,7 +11683,7 @@ builder!(Geohash);
 /// The `GEOPOS` command being built: see [`Commands::geopos`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<Option<(f64, f64)>>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Geopos<T: Dispatch, Reply = Vec<Option<(f64, f64)>>> {
     target: T,
     kept: Cmd,
@@ -11711,7 +11722,7 @@ builder!(Geopos);
 /// The `GEORADIUS` command being built: see [`Commands::georadius`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<Bytes>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Georadius<T: Dispatch, Reply = Vec<Bytes>> {
     target: T,
     kept: Cmd,
@@ -11904,7 +11915,7 @@ builder!(Georadius);
 /// The `GEORADIUS_RO` command being built: see [`Commands::georadius_ro`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<Bytes>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct GeoradiusRo<T: Dispatch, Reply = Vec<Bytes>> {
     target: T,
     kept: Cmd,
@@ -12053,7 +12064,7 @@ builder!(GeoradiusRo);
 /// The `GEORADIUSBYMEMBER` command being built: see [`Commands::georadiusbymember`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<Bytes>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Georadiusbymember<T: Dispatch, Reply = Vec<Bytes>> {
     target: T,
     kept: Cmd,
@@ -12242,7 +12253,7 @@ builder!(Georadiusbymember);
 /// The `GEORADIUSBYMEMBER_RO` command being built: see [`Commands::georadiusbymember_ro`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<Bytes>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct GeoradiusbymemberRo<T: Dispatch, Reply = Vec<Bytes>> {
     target: T,
     kept: Cmd,
@@ -12387,7 +12398,7 @@ builder!(GeoradiusbymemberRo);
 /// The `GEOSEARCH` command being built: see [`Commands::geosearch`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<Bytes>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Geosearch<T: Dispatch, Reply = Vec<Bytes>> {
     target: T,
     kept: Cmd,
@@ -12574,7 +12585,7 @@ builder!(Geosearch);
 /// The `GEOSEARCHSTORE` command being built: see [`Commands::geosearchstore`].
 ///
 /// `Reply` is what awaiting it gives: `i64`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Geosearchstore<T: Dispatch, Reply = i64> {
     target: T,
     kept: Cmd,
@@ -12709,7 +12720,7 @@ builder!(Geosearchstore);
 /// The `GET` command being built: see [`Commands::get`].
 ///
 /// `Reply` is what awaiting it gives: `Option<Bytes>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Get<T: Dispatch, Reply = Option<Bytes>> {
     target: T,
     kept: Cmd,
@@ -12740,7 +12751,7 @@ builder!(Get);
 /// The `GETBIT` command being built: see [`Commands::getbit`].
 ///
 /// `Reply` is what awaiting it gives: `i64`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Getbit<T: Dispatch, Reply = i64> {
     target: T,
     kept: Cmd,
@@ -12774,7 +12785,7 @@ builder!(Getbit);
 /// The `GETDEL` command being built: see [`Commands::getdel`].
 ///
 /// `Reply` is what awaiting it gives: `Option<Bytes>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Getdel<T: Dispatch, Reply = Option<Bytes>> {
     target: T,
     kept: Cmd,
@@ -12805,7 +12816,7 @@ builder!(Getdel);
 /// The `GETEX` command being built: see [`Commands::getex`].
 ///
 /// `Reply` is what awaiting it gives: `Option<Bytes>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Getex<T: Dispatch, Reply = Option<Bytes>> {
     target: T,
     kept: Cmd,
@@ -12879,7 +12890,7 @@ builder!(Getex);
 /// The `GETRANGE` command being built: see [`Commands::getrange`].
 ///
 /// `Reply` is what awaiting it gives: `Option<Bytes>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Getrange<T: Dispatch, Reply = Option<Bytes>> {
     target: T,
     kept: Cmd,
@@ -12916,7 +12927,7 @@ builder!(Getrange);
 /// The `GETSET` command being built: see [`Commands::getset`].
 ///
 /// `Reply` is what awaiting it gives: `Option<Bytes>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Getset<T: Dispatch, Reply = Option<Bytes>> {
     target: T,
     kept: Cmd,
@@ -12950,7 +12961,7 @@ builder!(Getset);
 /// The `HDEL` command being built: see [`Commands::hdel`].
 ///
 /// `Reply` is what awaiting it gives: `i64`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Hdel<T: Dispatch, Reply = i64> {
     target: T,
     kept: Cmd,
@@ -12984,7 +12995,7 @@ builder!(Hdel);
 /// The `HELLO` command being built: see [`Commands::hello`].
 ///
 /// `Reply` is what awaiting it gives: `HashMap<String, Value>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Hello<T: Dispatch, Reply = HashMap<String, Value>> {
     target: T,
     kept: Cmd,
@@ -13044,7 +13055,7 @@ builder!(Hello);
 /// The `HEXISTS` command being built: see [`Commands::hexists`].
 ///
 /// `Reply` is what awaiting it gives: `bool`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Hexists<T: Dispatch, Reply = bool> {
     target: T,
     kept: Cmd,
@@ -13078,7 +13089,7 @@ builder!(Hexists);
 /// The `HEXPIRE` command being built: see [`Commands::hexpire`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<i64>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Hexpire<T: Dispatch, Reply = Vec<i64>> {
     target: T,
     kept: Cmd,
@@ -13159,7 +13170,7 @@ builder!(Hexpire);
 /// The `HEXPIREAT` command being built: see [`Commands::hexpireat`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<i64>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Hexpireat<T: Dispatch, Reply = Vec<i64>> {
     target: T,
     kept: Cmd,
@@ -13246,7 +13257,7 @@ builder!(Hexpireat);
 /// The `HEXPIRETIME` command being built: see [`Commands::hexpiretime`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<i64>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Hexpiretime<T: Dispatch, Reply = Vec<i64>> {
     target: T,
     kept: Cmd,
@@ -13290,7 +13301,7 @@ builder!(Hexpiretime);
 /// The `HGET` command being built: see [`Commands::hget`].
 ///
 /// `Reply` is what awaiting it gives: `Option<Bytes>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Hget<T: Dispatch, Reply = Option<Bytes>> {
     target: T,
     kept: Cmd,
@@ -13324,7 +13335,7 @@ builder!(Hget);
 /// The `HGETALL` command being built: see [`Commands::hgetall`].
 ///
 /// `Reply` is what awaiting it gives: `HashMap<Bytes, Bytes>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Hgetall<T: Dispatch, Reply = HashMap<Bytes, Bytes>> {
     target: T,
     kept: Cmd,
@@ -13355,7 +13366,7 @@ builder!(Hgetall);
 /// The `HGETDEL` command being built: see [`Commands::hgetdel`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<Option<Bytes>>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Hgetdel<T: Dispatch, Reply = Vec<Option<Bytes>>> {
     target: T,
     kept: Cmd,
@@ -13399,7 +13410,7 @@ builder!(Hgetdel);
 /// The `HGETEX` command being built: see [`Commands::hgetex`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<Option<Bytes>>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Hgetex<T: Dispatch, Reply = Vec<Option<Bytes>>> {
     target: T,
     kept: Cmd,
@@ -13491,7 +13502,7 @@ builder!(Hgetex);
 /// The `HINCRBY` command being built: see [`Commands::hincrby`].
 ///
 /// `Reply` is what awaiting it gives: `i64`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Hincrby<T: Dispatch, Reply = i64> {
     target: T,
     kept: Cmd,
@@ -13528,7 +13539,7 @@ builder!(Hincrby);
 /// The `HINCRBYFLOAT` command being built: see [`Commands::hincrbyfloat`].
 ///
 /// `Reply` is what awaiting it gives: `f64`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Hincrbyfloat<T: Dispatch, Reply = f64> {
     target: T,
     kept: Cmd,
@@ -13565,7 +13576,7 @@ builder!(Hincrbyfloat);
 /// The `HKEYS` command being built: see [`Commands::hkeys`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<Bytes>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Hkeys<T: Dispatch, Reply = Vec<Bytes>> {
     target: T,
     kept: Cmd,
@@ -13596,7 +13607,7 @@ builder!(Hkeys);
 /// The `HLEN` command being built: see [`Commands::hlen`].
 ///
 /// `Reply` is what awaiting it gives: `i64`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Hlen<T: Dispatch, Reply = i64> {
     target: T,
     kept: Cmd,
@@ -13627,7 +13638,7 @@ builder!(Hlen);
 /// The `HMGET` command being built: see [`Commands::hmget`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<Option<Bytes>>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Hmget<T: Dispatch, Reply = Vec<Option<Bytes>>> {
     target: T,
     kept: Cmd,
@@ -13661,7 +13672,7 @@ builder!(Hmget);
 /// The `HMSET` command being built: see [`Commands::hmset`].
 ///
 /// `Reply` is what awaiting it gives: `()`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Hmset<T: Dispatch, Reply = ()> {
     target: T,
     kept: Cmd,
@@ -13705,7 +13716,7 @@ builder!(Hmset);
 /// The `HPERSIST` command being built: see [`Commands::hpersist`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<i64>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Hpersist<T: Dispatch, Reply = Vec<i64>> {
     target: T,
     kept: Cmd,
@@ -13749,7 +13760,7 @@ builder!(Hpersist);
 /// The `HPEXPIRE` command being built: see [`Commands::hpexpire`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<i64>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Hpexpire<T: Dispatch, Reply = Vec<i64>> {
     target: T,
     kept: Cmd,
@@ -13830,7 +13841,7 @@ builder!(Hpexpire);
 /// The `HPEXPIREAT` command being built: see [`Commands::hpexpireat`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<i64>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Hpexpireat<T: Dispatch, Reply = Vec<i64>> {
     target: T,
     kept: Cmd,
@@ -13917,7 +13928,7 @@ builder!(Hpexpireat);
 /// The `HPEXPIRETIME` command being built: see [`Commands::hpexpiretime`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<i64>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Hpexpiretime<T: Dispatch, Reply = Vec<i64>> {
     target: T,
     kept: Cmd,
@@ -13961,7 +13972,7 @@ builder!(Hpexpiretime);
 /// The `HPTTL` command being built: see [`Commands::hpttl`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<i64>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Hpttl<T: Dispatch, Reply = Vec<i64>> {
     target: T,
     kept: Cmd,
@@ -14005,7 +14016,7 @@ builder!(Hpttl);
 /// The `HRANDFIELD` command being built: see [`Commands::hrandfield`].
 ///
 /// `Reply` is what awaiting it gives: `Option<Bytes>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Hrandfield<T: Dispatch, Reply = Option<Bytes>> {
     target: T,
     kept: Cmd,
@@ -14082,7 +14093,7 @@ builder!(Hrandfield);
 /// The `HSCAN` command being built: see [`Commands::hscan`].
 ///
 /// `Reply` is what awaiting it gives: `(u64, Vec<(Bytes, Bytes)>)`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Hscan<T: Dispatch, Reply = (u64, Vec<(Bytes, Bytes)>)> {
     target: T,
     kept: Cmd,
@@ -14160,7 +14171,7 @@ builder!(Hscan);
 /// The `HSET` command being built: see [`Commands::hset`].
 ///
 /// `Reply` is what awaiting it gives: `i64`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Hset<T: Dispatch, Reply = i64> {
     target: T,
     kept: Cmd,
@@ -14190,6 +14201,21 @@ impl<T: Dispatch, Reply> Hset<T, Reply> {
         this
     }
 
+    fn new_hset_multiple(target: T, key: impl ToArg, fields: impl FieldValues) -> Self {
+        let mut this = Self::begin(
+            target,
+            Cmd::new("HSET")
+                .with_flags(CmdFlags {
+                    blocking: false,
+                    readonly: false,
+                    write: true,
+                }),
+        );
+        this.part(Self::KEY).key(key);
+        this.part(Self::DATA).grouped(fields, 2);
+        this
+    }
+
     /// Adds one more `field value`.
     pub fn and(mut self, field: impl ToArg, value: impl ToArg) -> Self {
         self.part(Self::DATA).arg(field);
@@ -14204,7 +14230,7 @@ builder!(Hset);
 /// The `HSETEX` command being built: see [`Commands::hsetex`].
 ///
 /// `Reply` is what awaiting it gives: `i64`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Hsetex<T: Dispatch, Reply = i64> {
     target: T,
     kept: Cmd,
@@ -14343,7 +14369,7 @@ builder!(Hsetex);
 /// The `HSETNX` command being built: see [`Commands::hsetnx`].
 ///
 /// `Reply` is what awaiting it gives: `bool`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Hsetnx<T: Dispatch, Reply = bool> {
     target: T,
     kept: Cmd,
@@ -14380,7 +14406,7 @@ builder!(Hsetnx);
 /// The `HSTRLEN` command being built: see [`Commands::hstrlen`].
 ///
 /// `Reply` is what awaiting it gives: `i64`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Hstrlen<T: Dispatch, Reply = i64> {
     target: T,
     kept: Cmd,
@@ -14414,7 +14440,7 @@ builder!(Hstrlen);
 /// The `HTTL` command being built: see [`Commands::httl`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<i64>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Httl<T: Dispatch, Reply = Vec<i64>> {
     target: T,
     kept: Cmd,
@@ -14458,7 +14484,7 @@ builder!(Httl);
 /// The `HVALS` command being built: see [`Commands::hvals`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<Bytes>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Hvals<T: Dispatch, Reply = Vec<Bytes>> {
     target: T,
     kept: Cmd,
@@ -14489,7 +14515,7 @@ builder!(Hvals);
 /// The `INCR` command being built: see [`Commands::incr`].
 ///
 /// `Reply` is what awaiting it gives: `i64`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Incr<T: Dispatch, Reply = i64> {
     target: T,
     kept: Cmd,
@@ -14520,7 +14546,7 @@ builder!(Incr);
 /// The `INCRBY` command being built: see [`Commands::incrby`].
 ///
 /// `Reply` is what awaiting it gives: `i64`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Incrby<T: Dispatch, Reply = i64> {
     target: T,
     kept: Cmd,
@@ -14554,7 +14580,7 @@ builder!(Incrby);
 /// The `INCRBYFLOAT` command being built: see [`Commands::incrbyfloat`].
 ///
 /// `Reply` is what awaiting it gives: `f64`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Incrbyfloat<T: Dispatch, Reply = f64> {
     target: T,
     kept: Cmd,
@@ -14588,7 +14614,7 @@ builder!(Incrbyfloat);
 /// The `INFO` command being built: see [`Commands::info`].
 ///
 /// `Reply` is what awaiting it gives: `String`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Info<T: Dispatch, Reply = String> {
     target: T,
     kept: Cmd,
@@ -14623,7 +14649,7 @@ builder!(Info);
 /// The `KEYS` command being built: see [`Commands::keys`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<Bytes>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Keys<T: Dispatch, Reply = Vec<Bytes>> {
     target: T,
     kept: Cmd,
@@ -14654,7 +14680,7 @@ builder!(Keys);
 /// The `LASTSAVE` command being built: see [`Commands::lastsave`].
 ///
 /// `Reply` is what awaiting it gives: `i64`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Lastsave<T: Dispatch, Reply = i64> {
     target: T,
     kept: Cmd,
@@ -14681,7 +14707,7 @@ builder!(Lastsave);
 /// The `LATENCY DOCTOR` command being built: see [`Commands::latency_doctor`].
 ///
 /// `Reply` is what awaiting it gives: `String`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct LatencyDoctor<T: Dispatch, Reply = String> {
     target: T,
     kept: Cmd,
@@ -14708,7 +14734,7 @@ builder!(LatencyDoctor);
 /// The `LATENCY GRAPH` command being built: see [`Commands::latency_graph`].
 ///
 /// `Reply` is what awaiting it gives: `String`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct LatencyGraph<T: Dispatch, Reply = String> {
     target: T,
     kept: Cmd,
@@ -14739,7 +14765,7 @@ builder!(LatencyGraph);
 /// The `LATENCY HELP` command being built: see [`Commands::latency_help`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<Bytes>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct LatencyHelp<T: Dispatch, Reply = Vec<Bytes>> {
     target: T,
     kept: Cmd,
@@ -14766,7 +14792,7 @@ builder!(LatencyHelp);
 /// The `LATENCY HISTOGRAM` command being built: see [`Commands::latency_histogram`].
 ///
 /// `Reply` is what awaiting it gives: `HashMap<String, Value>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct LatencyHistogram<T: Dispatch, Reply = HashMap<String, Value>> {
     target: T,
     kept: Cmd,
@@ -14801,7 +14827,7 @@ builder!(LatencyHistogram);
 /// The `LATENCY HISTORY` command being built: see [`Commands::latency_history`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<Value>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct LatencyHistory<T: Dispatch, Reply = Vec<Value>> {
     target: T,
     kept: Cmd,
@@ -14832,7 +14858,7 @@ builder!(LatencyHistory);
 /// The `LATENCY LATEST` command being built: see [`Commands::latency_latest`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<Value>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct LatencyLatest<T: Dispatch, Reply = Vec<Value>> {
     target: T,
     kept: Cmd,
@@ -14859,7 +14885,7 @@ builder!(LatencyLatest);
 /// The `LATENCY RESET` command being built: see [`Commands::latency_reset`].
 ///
 /// `Reply` is what awaiting it gives: `i64`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct LatencyReset<T: Dispatch, Reply = i64> {
     target: T,
     kept: Cmd,
@@ -14894,7 +14920,7 @@ builder!(LatencyReset);
 /// The `LCS` command being built: see [`Commands::lcs`].
 ///
 /// `Reply` is what awaiting it gives: `Bytes`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Lcs<T: Dispatch, Reply = Bytes> {
     target: T,
     kept: Cmd,
@@ -14993,7 +15019,7 @@ builder!(Lcs);
 /// The `LINDEX` command being built: see [`Commands::lindex`].
 ///
 /// `Reply` is what awaiting it gives: `Option<Bytes>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Lindex<T: Dispatch, Reply = Option<Bytes>> {
     target: T,
     kept: Cmd,
@@ -15027,7 +15053,7 @@ builder!(Lindex);
 /// The `LINSERT` command being built: see [`Commands::linsert`].
 ///
 /// `Reply` is what awaiting it gives: `i64`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Linsert<T: Dispatch, Reply = i64> {
     target: T,
     kept: Cmd,
@@ -15073,7 +15099,7 @@ builder!(Linsert);
 /// The `LLEN` command being built: see [`Commands::llen`].
 ///
 /// `Reply` is what awaiting it gives: `i64`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Llen<T: Dispatch, Reply = i64> {
     target: T,
     kept: Cmd,
@@ -15104,7 +15130,7 @@ builder!(Llen);
 /// The `LMOVE` command being built: see [`Commands::lmove`].
 ///
 /// `Reply` is what awaiting it gives: `Option<Bytes>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Lmove<T: Dispatch, Reply = Option<Bytes>> {
     target: T,
     kept: Cmd,
@@ -15150,7 +15176,7 @@ builder!(Lmove);
 /// The `LMPOP` command being built: see [`Commands::lmpop`].
 ///
 /// `Reply` is what awaiting it gives: `Option<(Bytes, Vec<Bytes>)>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Lmpop<T: Dispatch, Reply = Option<(Bytes, Vec<Bytes>)>> {
     target: T,
     kept: Cmd,
@@ -15204,7 +15230,7 @@ builder!(Lmpop);
 /// The `LOLWUT` command being built: see [`Commands::lolwut`].
 ///
 /// `Reply` is what awaiting it gives: `String`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Lolwut<T: Dispatch, Reply = String> {
     target: T,
     kept: Cmd,
@@ -15241,7 +15267,7 @@ builder!(Lolwut);
 /// The `LPOP` command being built: see [`Commands::lpop`].
 ///
 /// `Reply` is what awaiting it gives: `Option<Bytes>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Lpop<T: Dispatch, Reply = Option<Bytes>> {
     target: T,
     kept: Cmd,
@@ -15296,7 +15322,7 @@ builder!(Lpop);
 /// The `LPOS` command being built: see [`Commands::lpos`].
 ///
 /// `Reply` is what awaiting it gives: `Option<i64>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Lpos<T: Dispatch, Reply = Option<i64>> {
     target: T,
     kept: Cmd,
@@ -15376,7 +15402,7 @@ builder!(Lpos);
 /// The `LPUSH` command being built: see [`Commands::lpush`].
 ///
 /// `Reply` is what awaiting it gives: `i64`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Lpush<T: Dispatch, Reply = i64> {
     target: T,
     kept: Cmd,
@@ -15410,7 +15436,7 @@ builder!(Lpush);
 /// The `LPUSHX` command being built: see [`Commands::lpushx`].
 ///
 /// `Reply` is what awaiting it gives: `i64`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Lpushx<T: Dispatch, Reply = i64> {
     target: T,
     kept: Cmd,
@@ -15444,7 +15470,7 @@ builder!(Lpushx);
 /// The `LRANGE` command being built: see [`Commands::lrange`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<Bytes>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Lrange<T: Dispatch, Reply = Vec<Bytes>> {
     target: T,
     kept: Cmd,
@@ -15481,7 +15507,7 @@ builder!(Lrange);
 /// The `LREM` command being built: see [`Commands::lrem`].
 ///
 /// `Reply` is what awaiting it gives: `i64`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Lrem<T: Dispatch, Reply = i64> {
     target: T,
     kept: Cmd,
@@ -15518,7 +15544,7 @@ builder!(Lrem);
 /// The `LSET` command being built: see [`Commands::lset`].
 ///
 /// `Reply` is what awaiting it gives: `()`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Lset<T: Dispatch, Reply = ()> {
     target: T,
     kept: Cmd,
@@ -15555,7 +15581,7 @@ builder!(Lset);
 /// The `LTRIM` command being built: see [`Commands::ltrim`].
 ///
 /// `Reply` is what awaiting it gives: `()`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Ltrim<T: Dispatch, Reply = ()> {
     target: T,
     kept: Cmd,
@@ -15592,7 +15618,7 @@ builder!(Ltrim);
 /// The `MEMORY DOCTOR` command being built: see [`Commands::memory_doctor`].
 ///
 /// `Reply` is what awaiting it gives: `String`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct MemoryDoctor<T: Dispatch, Reply = String> {
     target: T,
     kept: Cmd,
@@ -15619,7 +15645,7 @@ builder!(MemoryDoctor);
 /// The `MEMORY HELP` command being built: see [`Commands::memory_help`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<Bytes>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct MemoryHelp<T: Dispatch, Reply = Vec<Bytes>> {
     target: T,
     kept: Cmd,
@@ -15646,7 +15672,7 @@ builder!(MemoryHelp);
 /// The `MEMORY MALLOC-STATS` command being built: see [`Commands::memory_malloc_stats`].
 ///
 /// `Reply` is what awaiting it gives: `String`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct MemoryMallocStats<T: Dispatch, Reply = String> {
     target: T,
     kept: Cmd,
@@ -15673,7 +15699,7 @@ builder!(MemoryMallocStats);
 /// The `MEMORY PURGE` command being built: see [`Commands::memory_purge`].
 ///
 /// `Reply` is what awaiting it gives: `()`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct MemoryPurge<T: Dispatch, Reply = ()> {
     target: T,
     kept: Cmd,
@@ -15700,7 +15726,7 @@ builder!(MemoryPurge);
 /// The `MEMORY STATS` command being built: see [`Commands::memory_stats`].
 ///
 /// `Reply` is what awaiting it gives: `HashMap<String, Value>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct MemoryStats<T: Dispatch, Reply = HashMap<String, Value>> {
     target: T,
     kept: Cmd,
@@ -15727,7 +15753,7 @@ builder!(MemoryStats);
 /// The `MEMORY USAGE` command being built: see [`Commands::memory_usage`].
 ///
 /// `Reply` is what awaiting it gives: `Option<i64>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct MemoryUsage<T: Dispatch, Reply = Option<i64>> {
     target: T,
     kept: Cmd,
@@ -15768,7 +15794,7 @@ builder!(MemoryUsage);
 /// The `MGET` command being built: see [`Commands::mget`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<Option<Bytes>>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Mget<T: Dispatch, Reply = Vec<Option<Bytes>>> {
     target: T,
     kept: Cmd,
@@ -15799,7 +15825,7 @@ builder!(Mget);
 /// The `MIGRATE` command being built: see [`Commands::migrate`].
 ///
 /// `Reply` is what awaiting it gives: `String`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Migrate<T: Dispatch, Reply = String> {
     target: T,
     kept: Cmd,
@@ -15909,7 +15935,7 @@ builder!(Migrate);
 /// The `MODULE HELP` command being built: see [`Commands::module_help`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<Bytes>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct ModuleHelp<T: Dispatch, Reply = Vec<Bytes>> {
     target: T,
     kept: Cmd,
@@ -15936,7 +15962,7 @@ builder!(ModuleHelp);
 /// The `MODULE LIST` command being built: see [`Commands::module_list`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<HashMap<String, Value>>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct ModuleList<T: Dispatch, Reply = Vec<HashMap<String, Value>>> {
     target: T,
     kept: Cmd,
@@ -15963,7 +15989,7 @@ builder!(ModuleList);
 /// The `MODULE LOAD` command being built: see [`Commands::module_load`].
 ///
 /// `Reply` is what awaiting it gives: `()`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct ModuleLoad<T: Dispatch, Reply = ()> {
     target: T,
     kept: Cmd,
@@ -16002,7 +16028,7 @@ builder!(ModuleLoad);
 /// The `MODULE LOADEX` command being built: see [`Commands::module_loadex`].
 ///
 /// `Reply` is what awaiting it gives: `()`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct ModuleLoadex<T: Dispatch, Reply = ()> {
     target: T,
     kept: Cmd,
@@ -16055,7 +16081,7 @@ builder!(ModuleLoadex);
 /// The `MODULE UNLOAD` command being built: see [`Commands::module_unload`].
 ///
 /// `Reply` is what awaiting it gives: `()`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct ModuleUnload<T: Dispatch, Reply = ()> {
     target: T,
     kept: Cmd,
@@ -16086,7 +16112,7 @@ builder!(ModuleUnload);
 /// The `MONITOR` command being built: see [`Commands::monitor`].
 ///
 /// `Reply` is what awaiting it gives: `Value`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Monitor<T: Dispatch, Reply = Value> {
     target: T,
     kept: Cmd,
@@ -16113,7 +16139,7 @@ builder!(Monitor);
 /// The `MOVE` command being built: see [`Commands::move_`].
 ///
 /// `Reply` is what awaiting it gives: `bool`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Move<T: Dispatch, Reply = bool> {
     target: T,
     kept: Cmd,
@@ -16147,7 +16173,7 @@ builder!(Move);
 /// The `MSET` command being built: see [`Commands::mset`].
 ///
 /// `Reply` is what awaiting it gives: `()`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Mset<T: Dispatch, Reply = ()> {
     target: T,
     kept: Cmd,
@@ -16190,7 +16216,7 @@ builder!(Mset);
 /// The `MSETEX` command being built: see [`Commands::msetex`].
 ///
 /// `Reply` is what awaiting it gives: `bool`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Msetex<T: Dispatch, Reply = bool> {
     target: T,
     kept: Cmd,
@@ -16309,7 +16335,7 @@ builder!(Msetex);
 /// The `MSETNX` command being built: see [`Commands::msetnx`].
 ///
 /// `Reply` is what awaiting it gives: `bool`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Msetnx<T: Dispatch, Reply = bool> {
     target: T,
     kept: Cmd,
@@ -16352,7 +16378,7 @@ builder!(Msetnx);
 /// The `MULTI` command being built: see [`Commands::multi`].
 ///
 /// `Reply` is what awaiting it gives: `()`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Multi<T: Dispatch, Reply = ()> {
     target: T,
     kept: Cmd,
@@ -16379,7 +16405,7 @@ builder!(Multi);
 /// The `OBJECT ENCODING` command being built: see [`Commands::object_encoding`].
 ///
 /// `Reply` is what awaiting it gives: `Option<Bytes>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct ObjectEncoding<T: Dispatch, Reply = Option<Bytes>> {
     target: T,
     kept: Cmd,
@@ -16410,7 +16436,7 @@ builder!(ObjectEncoding);
 /// The `OBJECT FREQ` command being built: see [`Commands::object_freq`].
 ///
 /// `Reply` is what awaiting it gives: `Option<i64>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct ObjectFreq<T: Dispatch, Reply = Option<i64>> {
     target: T,
     kept: Cmd,
@@ -16441,7 +16467,7 @@ builder!(ObjectFreq);
 /// The `OBJECT HELP` command being built: see [`Commands::object_help`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<Bytes>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct ObjectHelp<T: Dispatch, Reply = Vec<Bytes>> {
     target: T,
     kept: Cmd,
@@ -16468,7 +16494,7 @@ builder!(ObjectHelp);
 /// The `OBJECT IDLETIME` command being built: see [`Commands::object_idletime`].
 ///
 /// `Reply` is what awaiting it gives: `Option<i64>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct ObjectIdletime<T: Dispatch, Reply = Option<i64>> {
     target: T,
     kept: Cmd,
@@ -16499,7 +16525,7 @@ builder!(ObjectIdletime);
 /// The `OBJECT REFCOUNT` command being built: see [`Commands::object_refcount`].
 ///
 /// `Reply` is what awaiting it gives: `Option<i64>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct ObjectRefcount<T: Dispatch, Reply = Option<i64>> {
     target: T,
     kept: Cmd,
@@ -16530,7 +16556,7 @@ builder!(ObjectRefcount);
 /// The `PERSIST` command being built: see [`Commands::persist`].
 ///
 /// `Reply` is what awaiting it gives: `bool`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Persist<T: Dispatch, Reply = bool> {
     target: T,
     kept: Cmd,
@@ -16561,7 +16587,7 @@ builder!(Persist);
 /// The `PEXPIRE` command being built: see [`Commands::pexpire`].
 ///
 /// `Reply` is what awaiting it gives: `bool`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Pexpire<T: Dispatch, Reply = bool> {
     target: T,
     kept: Cmd,
@@ -16625,7 +16651,7 @@ builder!(Pexpire);
 /// The `PEXPIREAT` command being built: see [`Commands::pexpireat`].
 ///
 /// `Reply` is what awaiting it gives: `bool`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Pexpireat<T: Dispatch, Reply = bool> {
     target: T,
     kept: Cmd,
@@ -16690,7 +16716,7 @@ builder!(Pexpireat);
 /// The `PEXPIRETIME` command being built: see [`Commands::pexpiretime`].
 ///
 /// `Reply` is what awaiting it gives: `i64`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Pexpiretime<T: Dispatch, Reply = i64> {
     target: T,
     kept: Cmd,
@@ -16721,7 +16747,7 @@ builder!(Pexpiretime);
 /// The `PFADD` command being built: see [`Commands::pfadd`].
 ///
 /// `Reply` is what awaiting it gives: `bool`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Pfadd<T: Dispatch, Reply = bool> {
     target: T,
     kept: Cmd,
@@ -16760,7 +16786,7 @@ builder!(Pfadd);
 /// The `PFCOUNT` command being built: see [`Commands::pfcount`].
 ///
 /// `Reply` is what awaiting it gives: `i64`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Pfcount<T: Dispatch, Reply = i64> {
     target: T,
     kept: Cmd,
@@ -16791,7 +16817,7 @@ builder!(Pfcount);
 /// The `PFMERGE` command being built: see [`Commands::pfmerge`].
 ///
 /// `Reply` is what awaiting it gives: `()`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Pfmerge<T: Dispatch, Reply = ()> {
     target: T,
     kept: Cmd,
@@ -16830,7 +16856,7 @@ builder!(Pfmerge);
 /// The `PING` command being built: see [`Commands::ping`].
 ///
 /// `Reply` is what awaiting it gives: `String`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Ping<T: Dispatch, Reply = String> {
     target: T,
     kept: Cmd,
@@ -16866,7 +16892,7 @@ builder!(Ping);
 /// The `PSETEX` command being built: see [`Commands::psetex`].
 ///
 /// `Reply` is what awaiting it gives: `()`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Psetex<T: Dispatch, Reply = ()> {
     target: T,
     kept: Cmd,
@@ -16903,7 +16929,7 @@ builder!(Psetex);
 /// The `PSUBSCRIBE` command being built: see [`Commands::psubscribe`].
 ///
 /// `Reply` is what awaiting it gives: `Value`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Psubscribe<T: Dispatch, Reply = Value> {
     target: T,
     kept: Cmd,
@@ -16934,7 +16960,7 @@ builder!(Psubscribe);
 /// The `PSYNC` command being built: see [`Commands::psync`].
 ///
 /// `Reply` is what awaiting it gives: `Value`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Psync<T: Dispatch, Reply = Value> {
     target: T,
     kept: Cmd,
@@ -16968,7 +16994,7 @@ builder!(Psync);
 /// The `PTTL` command being built: see [`Commands::pttl`].
 ///
 /// `Reply` is what awaiting it gives: `i64`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Pttl<T: Dispatch, Reply = i64> {
     target: T,
     kept: Cmd,
@@ -16999,7 +17025,7 @@ builder!(Pttl);
 /// The `PUBLISH` command being built: see [`Commands::publish`].
 ///
 /// `Reply` is what awaiting it gives: `i64`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Publish<T: Dispatch, Reply = i64> {
     target: T,
     kept: Cmd,
@@ -17033,7 +17059,7 @@ builder!(Publish);
 /// The `PUBSUB CHANNELS` command being built: see [`Commands::pubsub_channels`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<Bytes>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct PubsubChannels<T: Dispatch, Reply = Vec<Bytes>> {
     target: T,
     kept: Cmd,
@@ -17069,7 +17095,7 @@ builder!(PubsubChannels);
 /// The `PUBSUB HELP` command being built: see [`Commands::pubsub_help`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<Bytes>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct PubsubHelp<T: Dispatch, Reply = Vec<Bytes>> {
     target: T,
     kept: Cmd,
@@ -17096,7 +17122,7 @@ builder!(PubsubHelp);
 /// The `PUBSUB NUMPAT` command being built: see [`Commands::pubsub_numpat`].
 ///
 /// `Reply` is what awaiting it gives: `i64`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct PubsubNumpat<T: Dispatch, Reply = i64> {
     target: T,
     kept: Cmd,
@@ -17123,7 +17149,7 @@ builder!(PubsubNumpat);
 /// The `PUBSUB NUMSUB` command being built: see [`Commands::pubsub_numsub`].
 ///
 /// `Reply` is what awaiting it gives: `HashMap<Bytes, i64>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct PubsubNumsub<T: Dispatch, Reply = HashMap<Bytes, i64>> {
     target: T,
     kept: Cmd,
@@ -17158,7 +17184,7 @@ builder!(PubsubNumsub);
 /// The `PUBSUB SHARDCHANNELS` command being built: see [`Commands::pubsub_shardchannels`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<Bytes>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct PubsubShardchannels<T: Dispatch, Reply = Vec<Bytes>> {
     target: T,
     kept: Cmd,
@@ -17194,7 +17220,7 @@ builder!(PubsubShardchannels);
 /// The `PUBSUB SHARDNUMSUB` command being built: see [`Commands::pubsub_shardnumsub`].
 ///
 /// `Reply` is what awaiting it gives: `HashMap<Bytes, i64>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct PubsubShardnumsub<T: Dispatch, Reply = HashMap<Bytes, i64>> {
     target: T,
     kept: Cmd,
@@ -17229,7 +17255,7 @@ builder!(PubsubShardnumsub);
 /// The `PUNSUBSCRIBE` command being built: see [`Commands::punsubscribe`].
 ///
 /// `Reply` is what awaiting it gives: `Value`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Punsubscribe<T: Dispatch, Reply = Value> {
     target: T,
     kept: Cmd,
@@ -17264,7 +17290,7 @@ builder!(Punsubscribe);
 /// The `QUIT` command being built: see [`Commands::quit`].
 ///
 /// `Reply` is what awaiting it gives: `()`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Quit<T: Dispatch, Reply = ()> {
     target: T,
     kept: Cmd,
@@ -17291,7 +17317,7 @@ builder!(Quit);
 /// The `RANDOMKEY` command being built: see [`Commands::randomkey`].
 ///
 /// `Reply` is what awaiting it gives: `Option<Bytes>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Randomkey<T: Dispatch, Reply = Option<Bytes>> {
     target: T,
     kept: Cmd,
@@ -17318,7 +17344,7 @@ builder!(Randomkey);
 /// The `READONLY` command being built: see [`Commands::readonly`].
 ///
 /// `Reply` is what awaiting it gives: `()`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Readonly<T: Dispatch, Reply = ()> {
     target: T,
     kept: Cmd,
@@ -17345,7 +17371,7 @@ builder!(Readonly);
 /// The `READWRITE` command being built: see [`Commands::readwrite`].
 ///
 /// `Reply` is what awaiting it gives: `()`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Readwrite<T: Dispatch, Reply = ()> {
     target: T,
     kept: Cmd,
@@ -17372,7 +17398,7 @@ builder!(Readwrite);
 /// The `RENAME` command being built: see [`Commands::rename`].
 ///
 /// `Reply` is what awaiting it gives: `()`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Rename<T: Dispatch, Reply = ()> {
     target: T,
     kept: Cmd,
@@ -17406,7 +17432,7 @@ builder!(Rename);
 /// The `RENAMENX` command being built: see [`Commands::renamenx`].
 ///
 /// `Reply` is what awaiting it gives: `bool`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Renamenx<T: Dispatch, Reply = bool> {
     target: T,
     kept: Cmd,
@@ -17440,7 +17466,7 @@ builder!(Renamenx);
 /// The `REPLICAOF` command being built: see [`Commands::replicaof`].
 ///
 /// `Reply` is what awaiting it gives: `()`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Replicaof<T: Dispatch, Reply = ()> {
     target: T,
     kept: Cmd,
@@ -17485,7 +17511,7 @@ builder!(Replicaof);
 /// The `RESET` command being built: see [`Commands::reset`].
 ///
 /// `Reply` is what awaiting it gives: `String`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Reset<T: Dispatch, Reply = String> {
     target: T,
     kept: Cmd,
@@ -17512,7 +17538,7 @@ builder!(Reset);
 /// The `RESTORE` command being built: see [`Commands::restore`].
 ///
 /// `Reply` is what awaiting it gives: `()`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Restore<T: Dispatch, Reply = ()> {
     target: T,
     kept: Cmd,
@@ -17587,7 +17613,7 @@ builder!(Restore);
 /// The `ROLE` command being built: see [`Commands::role`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<Value>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Role<T: Dispatch, Reply = Vec<Value>> {
     target: T,
     kept: Cmd,
@@ -17614,7 +17640,7 @@ builder!(Role);
 /// The `RPOP` command being built: see [`Commands::rpop`].
 ///
 /// `Reply` is what awaiting it gives: `Option<Bytes>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Rpop<T: Dispatch, Reply = Option<Bytes>> {
     target: T,
     kept: Cmd,
@@ -17669,7 +17695,7 @@ builder!(Rpop);
 /// The `RPOPLPUSH` command being built: see [`Commands::rpoplpush`].
 ///
 /// `Reply` is what awaiting it gives: `Option<Bytes>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Rpoplpush<T: Dispatch, Reply = Option<Bytes>> {
     target: T,
     kept: Cmd,
@@ -17703,7 +17729,7 @@ builder!(Rpoplpush);
 /// The `RPUSH` command being built: see [`Commands::rpush`].
 ///
 /// `Reply` is what awaiting it gives: `i64`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Rpush<T: Dispatch, Reply = i64> {
     target: T,
     kept: Cmd,
@@ -17737,7 +17763,7 @@ builder!(Rpush);
 /// The `RPUSHX` command being built: see [`Commands::rpushx`].
 ///
 /// `Reply` is what awaiting it gives: `i64`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Rpushx<T: Dispatch, Reply = i64> {
     target: T,
     kept: Cmd,
@@ -17771,7 +17797,7 @@ builder!(Rpushx);
 /// The `SADD` command being built: see [`Commands::sadd`].
 ///
 /// `Reply` is what awaiting it gives: `i64`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Sadd<T: Dispatch, Reply = i64> {
     target: T,
     kept: Cmd,
@@ -17805,7 +17831,7 @@ builder!(Sadd);
 /// The `SAVE` command being built: see [`Commands::save`].
 ///
 /// `Reply` is what awaiting it gives: `()`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Save<T: Dispatch, Reply = ()> {
     target: T,
     kept: Cmd,
@@ -17832,7 +17858,7 @@ builder!(Save);
 /// The `SCAN` command being built: see [`Commands::scan`].
 ///
 /// `Reply` is what awaiting it gives: `(u64, Vec<Bytes>)`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Scan<T: Dispatch, Reply = (u64, Vec<Bytes>)> {
     target: T,
     kept: Cmd,
@@ -17893,7 +17919,7 @@ builder!(Scan);
 /// The `SCARD` command being built: see [`Commands::scard`].
 ///
 /// `Reply` is what awaiting it gives: `i64`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Scard<T: Dispatch, Reply = i64> {
     target: T,
     kept: Cmd,
@@ -17924,7 +17950,7 @@ builder!(Scard);
 /// The `SCRIPT DEBUG` command being built: see [`Commands::script_debug`].
 ///
 /// `Reply` is what awaiting it gives: `()`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct ScriptDebug<T: Dispatch, Reply = ()> {
     target: T,
     kept: Cmd,
@@ -17964,7 +17990,7 @@ builder!(ScriptDebug);
 /// The `SCRIPT EXISTS` command being built: see [`Commands::script_exists`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<bool>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct ScriptExists<T: Dispatch, Reply = Vec<bool>> {
     target: T,
     kept: Cmd,
@@ -17995,7 +18021,7 @@ builder!(ScriptExists);
 /// The `SCRIPT FLUSH` command being built: see [`Commands::script_flush`].
 ///
 /// `Reply` is what awaiting it gives: `()`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct ScriptFlush<T: Dispatch, Reply = ()> {
     target: T,
     kept: Cmd,
@@ -18038,7 +18064,7 @@ builder!(ScriptFlush);
 /// The `SCRIPT HELP` command being built: see [`Commands::script_help`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<Bytes>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct ScriptHelp<T: Dispatch, Reply = Vec<Bytes>> {
     target: T,
     kept: Cmd,
@@ -18065,7 +18091,7 @@ builder!(ScriptHelp);
 /// The `SCRIPT KILL` command being built: see [`Commands::script_kill`].
 ///
 /// `Reply` is what awaiting it gives: `()`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct ScriptKill<T: Dispatch, Reply = ()> {
     target: T,
     kept: Cmd,
@@ -18092,7 +18118,7 @@ builder!(ScriptKill);
 /// The `SCRIPT LOAD` command being built: see [`Commands::script_load`].
 ///
 /// `Reply` is what awaiting it gives: `Bytes`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct ScriptLoad<T: Dispatch, Reply = Bytes> {
     target: T,
     kept: Cmd,
@@ -18123,7 +18149,7 @@ builder!(ScriptLoad);
 /// The `SCRIPT SHOW` command being built: see [`Commands::script_show`].
 ///
 /// `Reply` is what awaiting it gives: `Bytes`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct ScriptShow<T: Dispatch, Reply = Bytes> {
     target: T,
     kept: Cmd,
@@ -18154,7 +18180,7 @@ builder!(ScriptShow);
 /// The `SDIFF` command being built: see [`Commands::sdiff`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<Bytes>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Sdiff<T: Dispatch, Reply = Vec<Bytes>> {
     target: T,
     kept: Cmd,
@@ -18185,7 +18211,7 @@ builder!(Sdiff);
 /// The `SDIFFSTORE` command being built: see [`Commands::sdiffstore`].
 ///
 /// `Reply` is what awaiting it gives: `i64`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Sdiffstore<T: Dispatch, Reply = i64> {
     target: T,
     kept: Cmd,
@@ -18219,7 +18245,7 @@ builder!(Sdiffstore);
 /// The `SELECT` command being built: see [`Commands::select`].
 ///
 /// `Reply` is what awaiting it gives: `()`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Select<T: Dispatch, Reply = ()> {
     target: T,
     kept: Cmd,
@@ -18250,7 +18276,7 @@ builder!(Select);
 /// The `SET` command being built: see [`Commands::set`].
 ///
 /// `Reply` is what awaiting it gives: `Option<()>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Set<T: Dispatch, Reply = Option<()>> {
     target: T,
     kept: Cmd,
@@ -18375,7 +18401,7 @@ builder!(Set);
 /// The `SETBIT` command being built: see [`Commands::setbit`].
 ///
 /// `Reply` is what awaiting it gives: `i64`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Setbit<T: Dispatch, Reply = i64> {
     target: T,
     kept: Cmd,
@@ -18412,7 +18438,7 @@ builder!(Setbit);
 /// The `SETEX` command being built: see [`Commands::setex`].
 ///
 /// `Reply` is what awaiting it gives: `()`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Setex<T: Dispatch, Reply = ()> {
     target: T,
     kept: Cmd,
@@ -18449,7 +18475,7 @@ builder!(Setex);
 /// The `SETNX` command being built: see [`Commands::setnx`].
 ///
 /// `Reply` is what awaiting it gives: `bool`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Setnx<T: Dispatch, Reply = bool> {
     target: T,
     kept: Cmd,
@@ -18483,7 +18509,7 @@ builder!(Setnx);
 /// The `SETRANGE` command being built: see [`Commands::setrange`].
 ///
 /// `Reply` is what awaiting it gives: `i64`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Setrange<T: Dispatch, Reply = i64> {
     target: T,
     kept: Cmd,
@@ -18520,7 +18546,7 @@ builder!(Setrange);
 /// The `SHUTDOWN` command being built: see [`Commands::shutdown`].
 ///
 /// `Reply` is what awaiting it gives: `Value`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Shutdown<T: Dispatch, Reply = Value> {
     target: T,
     kept: Cmd,
@@ -18584,7 +18610,7 @@ builder!(Shutdown);
 /// The `SINTER` command being built: see [`Commands::sinter`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<Bytes>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Sinter<T: Dispatch, Reply = Vec<Bytes>> {
     target: T,
     kept: Cmd,
@@ -18615,7 +18641,7 @@ builder!(Sinter);
 /// The `SINTERCARD` command being built: see [`Commands::sintercard`].
 ///
 /// `Reply` is what awaiting it gives: `i64`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Sintercard<T: Dispatch, Reply = i64> {
     target: T,
     kept: Cmd,
@@ -18666,7 +18692,7 @@ builder!(Sintercard);
 /// The `SINTERSTORE` command being built: see [`Commands::sinterstore`].
 ///
 /// `Reply` is what awaiting it gives: `i64`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Sinterstore<T: Dispatch, Reply = i64> {
     target: T,
     kept: Cmd,
@@ -18700,7 +18726,7 @@ builder!(Sinterstore);
 /// The `SISMEMBER` command being built: see [`Commands::sismember`].
 ///
 /// `Reply` is what awaiting it gives: `bool`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Sismember<T: Dispatch, Reply = bool> {
     target: T,
     kept: Cmd,
@@ -18734,7 +18760,7 @@ builder!(Sismember);
 /// The `SLAVEOF` command being built: see [`Commands::slaveof`].
 ///
 /// `Reply` is what awaiting it gives: `()`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Slaveof<T: Dispatch, Reply = ()> {
     target: T,
     kept: Cmd,
@@ -18779,7 +18805,7 @@ builder!(Slaveof);
 /// The `SLOWLOG GET` command being built: see [`Commands::slowlog_get`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<Value>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct SlowlogGet<T: Dispatch, Reply = Vec<Value>> {
     target: T,
     kept: Cmd,
@@ -18815,7 +18841,7 @@ builder!(SlowlogGet);
 /// The `SLOWLOG HELP` command being built: see [`Commands::slowlog_help`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<Bytes>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct SlowlogHelp<T: Dispatch, Reply = Vec<Bytes>> {
     target: T,
     kept: Cmd,
@@ -18842,7 +18868,7 @@ builder!(SlowlogHelp);
 /// The `SLOWLOG LEN` command being built: see [`Commands::slowlog_len`].
 ///
 /// `Reply` is what awaiting it gives: `i64`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct SlowlogLen<T: Dispatch, Reply = i64> {
     target: T,
     kept: Cmd,
@@ -18869,7 +18895,7 @@ builder!(SlowlogLen);
 /// The `SLOWLOG RESET` command being built: see [`Commands::slowlog_reset`].
 ///
 /// `Reply` is what awaiting it gives: `()`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct SlowlogReset<T: Dispatch, Reply = ()> {
     target: T,
     kept: Cmd,
@@ -18896,7 +18922,7 @@ builder!(SlowlogReset);
 /// The `SMEMBERS` command being built: see [`Commands::smembers`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<Bytes>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Smembers<T: Dispatch, Reply = Vec<Bytes>> {
     target: T,
     kept: Cmd,
@@ -18927,7 +18953,7 @@ builder!(Smembers);
 /// The `SMISMEMBER` command being built: see [`Commands::smismember`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<bool>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Smismember<T: Dispatch, Reply = Vec<bool>> {
     target: T,
     kept: Cmd,
@@ -18961,7 +18987,7 @@ builder!(Smismember);
 /// The `SMOVE` command being built: see [`Commands::smove`].
 ///
 /// `Reply` is what awaiting it gives: `bool`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Smove<T: Dispatch, Reply = bool> {
     target: T,
     kept: Cmd,
@@ -19003,7 +19029,7 @@ builder!(Smove);
 /// The `SORT` command being built: see [`Commands::sort`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<Option<Bytes>>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Sort<T: Dispatch, Reply = Vec<Option<Bytes>>> {
     target: T,
     kept: Cmd,
@@ -19117,7 +19143,7 @@ builder!(Sort);
 /// The `SORT_RO` command being built: see [`Commands::sort_ro`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<Option<Bytes>>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct SortRo<T: Dispatch, Reply = Vec<Option<Bytes>>> {
     target: T,
     kept: Cmd,
@@ -19205,7 +19231,7 @@ builder!(SortRo);
 /// The `SPOP` command being built: see [`Commands::spop`].
 ///
 /// `Reply` is what awaiting it gives: `Option<Bytes>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Spop<T: Dispatch, Reply = Option<Bytes>> {
     target: T,
     kept: Cmd,
@@ -19260,7 +19286,7 @@ builder!(Spop);
 /// The `SPUBLISH` command being built: see [`Commands::spublish`].
 ///
 /// `Reply` is what awaiting it gives: `i64`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Spublish<T: Dispatch, Reply = i64> {
     target: T,
     kept: Cmd,
@@ -19294,7 +19320,7 @@ builder!(Spublish);
 /// The `SRANDMEMBER` command being built: see [`Commands::srandmember`].
 ///
 /// `Reply` is what awaiting it gives: `Option<Bytes>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Srandmember<T: Dispatch, Reply = Option<Bytes>> {
     target: T,
     kept: Cmd,
@@ -19349,7 +19375,7 @@ builder!(Srandmember);
 /// The `SREM` command being built: see [`Commands::srem`].
 ///
 /// `Reply` is what awaiting it gives: `i64`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Srem<T: Dispatch, Reply = i64> {
     target: T,
     kept: Cmd,
@@ -19383,7 +19409,7 @@ builder!(Srem);
 /// The `SSCAN` command being built: see [`Commands::sscan`].
 ///
 /// `Reply` is what awaiting it gives: `(u64, Vec<Bytes>)`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Sscan<T: Dispatch, Reply = (u64, Vec<Bytes>)> {
     target: T,
     kept: Cmd,
@@ -19437,7 +19463,7 @@ builder!(Sscan);
 /// The `SSUBSCRIBE` command being built: see [`Commands::ssubscribe`].
 ///
 /// `Reply` is what awaiting it gives: `Value`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Ssubscribe<T: Dispatch, Reply = Value> {
     target: T,
     kept: Cmd,
@@ -19468,7 +19494,7 @@ builder!(Ssubscribe);
 /// The `STRLEN` command being built: see [`Commands::strlen`].
 ///
 /// `Reply` is what awaiting it gives: `i64`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Strlen<T: Dispatch, Reply = i64> {
     target: T,
     kept: Cmd,
@@ -19499,7 +19525,7 @@ builder!(Strlen);
 /// The `SUBSCRIBE` command being built: see [`Commands::subscribe`].
 ///
 /// `Reply` is what awaiting it gives: `Value`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Subscribe<T: Dispatch, Reply = Value> {
     target: T,
     kept: Cmd,
@@ -19530,7 +19556,7 @@ builder!(Subscribe);
 /// The `SUBSTR` command being built: see [`Commands::substr`].
 ///
 /// `Reply` is what awaiting it gives: `Option<Bytes>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Substr<T: Dispatch, Reply = Option<Bytes>> {
     target: T,
     kept: Cmd,
@@ -19567,7 +19593,7 @@ builder!(Substr);
 /// The `SUNION` command being built: see [`Commands::sunion`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<Bytes>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Sunion<T: Dispatch, Reply = Vec<Bytes>> {
     target: T,
     kept: Cmd,
@@ -19598,7 +19624,7 @@ builder!(Sunion);
 /// The `SUNIONSTORE` command being built: see [`Commands::sunionstore`].
 ///
 /// `Reply` is what awaiting it gives: `i64`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Sunionstore<T: Dispatch, Reply = i64> {
     target: T,
     kept: Cmd,
@@ -19632,7 +19658,7 @@ builder!(Sunionstore);
 /// The `SUNSUBSCRIBE` command being built: see [`Commands::sunsubscribe`].
 ///
 /// `Reply` is what awaiting it gives: `Value`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Sunsubscribe<T: Dispatch, Reply = Value> {
     target: T,
     kept: Cmd,
@@ -19667,7 +19693,7 @@ builder!(Sunsubscribe);
 /// The `SWAPDB` command being built: see [`Commands::swapdb`].
 ///
 /// `Reply` is what awaiting it gives: `()`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Swapdb<T: Dispatch, Reply = ()> {
     target: T,
     kept: Cmd,
@@ -19701,7 +19727,7 @@ builder!(Swapdb);
 /// The `SYNC` command being built: see [`Commands::sync`].
 ///
 /// `Reply` is what awaiting it gives: `Value`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Sync<T: Dispatch, Reply = Value> {
     target: T,
     kept: Cmd,
@@ -19728,7 +19754,7 @@ builder!(Sync);
 /// The `TIME` command being built: see [`Commands::time`].
 ///
 /// `Reply` is what awaiting it gives: `(i64, i64)`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Time<T: Dispatch, Reply = (i64, i64)> {
     target: T,
     kept: Cmd,
@@ -19755,7 +19781,7 @@ builder!(Time);
 /// The `TOUCH` command being built: see [`Commands::touch`].
 ///
 /// `Reply` is what awaiting it gives: `i64`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Touch<T: Dispatch, Reply = i64> {
     target: T,
     kept: Cmd,
@@ -19786,7 +19812,7 @@ builder!(Touch);
 /// The `TTL` command being built: see [`Commands::ttl`].
 ///
 /// `Reply` is what awaiting it gives: `i64`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Ttl<T: Dispatch, Reply = i64> {
     target: T,
     kept: Cmd,
@@ -19817,7 +19843,7 @@ builder!(Ttl);
 /// The `TYPE` command being built: see [`Commands::type_`].
 ///
 /// `Reply` is what awaiting it gives: `String`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Type<T: Dispatch, Reply = String> {
     target: T,
     kept: Cmd,
@@ -19848,7 +19874,7 @@ builder!(Type);
 /// The `UNLINK` command being built: see [`Commands::unlink`].
 ///
 /// `Reply` is what awaiting it gives: `i64`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Unlink<T: Dispatch, Reply = i64> {
     target: T,
     kept: Cmd,
@@ -19879,7 +19905,7 @@ builder!(Unlink);
 /// The `UNSUBSCRIBE` command being built: see [`Commands::unsubscribe`].
 ///
 /// `Reply` is what awaiting it gives: `Value`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Unsubscribe<T: Dispatch, Reply = Value> {
     target: T,
     kept: Cmd,
@@ -19914,7 +19940,7 @@ builder!(Unsubscribe);
 /// The `UNWATCH` command being built: see [`Commands::unwatch`].
 ///
 /// `Reply` is what awaiting it gives: `()`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Unwatch<T: Dispatch, Reply = ()> {
     target: T,
     kept: Cmd,
@@ -19941,7 +19967,7 @@ builder!(Unwatch);
 /// The `WAIT` command being built: see [`Commands::wait`].
 ///
 /// `Reply` is what awaiting it gives: `i64`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Wait<T: Dispatch, Reply = i64> {
     target: T,
     kept: Cmd,
@@ -19975,7 +20001,7 @@ builder!(Wait);
 /// The `WAITAOF` command being built: see [`Commands::waitaof`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<i64>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Waitaof<T: Dispatch, Reply = Vec<i64>> {
     target: T,
     kept: Cmd,
@@ -20012,7 +20038,7 @@ builder!(Waitaof);
 /// The `WATCH` command being built: see [`Commands::watch`].
 ///
 /// `Reply` is what awaiting it gives: `()`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Watch<T: Dispatch, Reply = ()> {
     target: T,
     kept: Cmd,
@@ -20043,7 +20069,7 @@ builder!(Watch);
 /// The `XACK` command being built: see [`Commands::xack`].
 ///
 /// `Reply` is what awaiting it gives: `i64`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Xack<T: Dispatch, Reply = i64> {
     target: T,
     kept: Cmd,
@@ -20080,7 +20106,7 @@ builder!(Xack);
 /// The `XADD` command being built: see [`Commands::xadd`].
 ///
 /// `Reply` is what awaiting it gives: `Option<Bytes>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Xadd<T: Dispatch, Reply = Option<Bytes>> {
     target: T,
     kept: Cmd,
@@ -20197,7 +20223,7 @@ builder!(Xadd);
 /// The `XAUTOCLAIM` command being built: see [`Commands::xautoclaim`].
 ///
 /// `Reply` is what awaiting it gives: `(Bytes, Vec<(Bytes, Vec<(Bytes, Bytes)>)>, Vec<Bytes>)`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Xautoclaim<
     T: Dispatch,
     Reply = (Bytes, Vec<(Bytes, Vec<(Bytes, Bytes)>)>, Vec<Bytes>),
@@ -20284,7 +20310,7 @@ builder!(Xautoclaim);
 /// The `XCLAIM` command being built: see [`Commands::xclaim`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<(Bytes, Vec<(Bytes, Bytes)>)>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Xclaim<T: Dispatch, Reply = Vec<(Bytes, Vec<(Bytes, Bytes)>)>> {
     target: T,
     kept: Cmd,
@@ -20408,7 +20434,7 @@ builder!(Xclaim);
 /// The `XDEL` command being built: see [`Commands::xdel`].
 ///
 /// `Reply` is what awaiting it gives: `i64`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Xdel<T: Dispatch, Reply = i64> {
     target: T,
     kept: Cmd,
@@ -20442,7 +20468,7 @@ builder!(Xdel);
 /// The `XGROUP CREATE` command being built: see [`Commands::xgroup_create`].
 ///
 /// `Reply` is what awaiting it gives: `()`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct XgroupCreate<T: Dispatch, Reply = ()> {
     target: T,
     kept: Cmd,
@@ -20511,7 +20537,7 @@ builder!(XgroupCreate);
 /// The `XGROUP CREATECONSUMER` command being built: see [`Commands::xgroup_createconsumer`].
 ///
 /// `Reply` is what awaiting it gives: `i64`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct XgroupCreateconsumer<T: Dispatch, Reply = i64> {
     target: T,
     kept: Cmd,
@@ -20548,7 +20574,7 @@ builder!(XgroupCreateconsumer);
 /// The `XGROUP DELCONSUMER` command being built: see [`Commands::xgroup_delconsumer`].
 ///
 /// `Reply` is what awaiting it gives: `i64`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct XgroupDelconsumer<T: Dispatch, Reply = i64> {
     target: T,
     kept: Cmd,
@@ -20585,7 +20611,7 @@ builder!(XgroupDelconsumer);
 /// The `XGROUP DESTROY` command being built: see [`Commands::xgroup_destroy`].
 ///
 /// `Reply` is what awaiting it gives: `bool`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct XgroupDestroy<T: Dispatch, Reply = bool> {
     target: T,
     kept: Cmd,
@@ -20619,7 +20645,7 @@ builder!(XgroupDestroy);
 /// The `XGROUP HELP` command being built: see [`Commands::xgroup_help`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<Bytes>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct XgroupHelp<T: Dispatch, Reply = Vec<Bytes>> {
     target: T,
     kept: Cmd,
@@ -20646,7 +20672,7 @@ builder!(XgroupHelp);
 /// The `XGROUP SETID` command being built: see [`Commands::xgroup_setid`].
 ///
 /// `Reply` is what awaiting it gives: `()`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct XgroupSetid<T: Dispatch, Reply = ()> {
     target: T,
     kept: Cmd,
@@ -20706,7 +20732,7 @@ builder!(XgroupSetid);
 /// The `XINFO CONSUMERS` command being built: see [`Commands::xinfo_consumers`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<HashMap<String, Value>>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct XinfoConsumers<T: Dispatch, Reply = Vec<HashMap<String, Value>>> {
     target: T,
     kept: Cmd,
@@ -20740,7 +20766,7 @@ builder!(XinfoConsumers);
 /// The `XINFO GROUPS` command being built: see [`Commands::xinfo_groups`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<HashMap<String, Value>>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct XinfoGroups<T: Dispatch, Reply = Vec<HashMap<String, Value>>> {
     target: T,
     kept: Cmd,
@@ -20771,7 +20797,7 @@ builder!(XinfoGroups);
 /// The `XINFO HELP` command being built: see [`Commands::xinfo_help`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<Bytes>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct XinfoHelp<T: Dispatch, Reply = Vec<Bytes>> {
     target: T,
     kept: Cmd,
@@ -20798,7 +20824,7 @@ builder!(XinfoHelp);
 /// The `XINFO STREAM` command being built: see [`Commands::xinfo_stream`].
 ///
 /// `Reply` is what awaiting it gives: `HashMap<String, Value>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct XinfoStream<T: Dispatch, Reply = HashMap<String, Value>> {
     target: T,
     kept: Cmd,
@@ -20848,7 +20874,7 @@ builder!(XinfoStream);
 /// The `XLEN` command being built: see [`Commands::xlen`].
 ///
 /// `Reply` is what awaiting it gives: `i64`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Xlen<T: Dispatch, Reply = i64> {
     target: T,
     kept: Cmd,
@@ -20879,7 +20905,7 @@ builder!(Xlen);
 /// The `XPENDING` command being built: see [`Commands::xpending`].
 ///
 /// `Reply` is what awaiting it gives: `(i64, Option<Bytes>, Option<Bytes>, Vec<(Bytes, i64)>)`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Xpending<
     T: Dispatch,
     Reply = (i64, Option<Bytes>, Option<Bytes>, Vec<(Bytes, i64)>),
@@ -20981,7 +21007,7 @@ builder!(Xpending);
 /// The `XRANGE` command being built: see [`Commands::xrange`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<(Bytes, Vec<(Bytes, Bytes)>)>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Xrange<T: Dispatch, Reply = Vec<(Bytes, Vec<(Bytes, Bytes)>)>> {
     target: T,
     kept: Cmd,
@@ -21028,7 +21054,7 @@ builder!(Xrange);
 /// The `XREAD` command being built: see [`Commands::xread`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<(Bytes, Vec<(Bytes, Vec<(Bytes, Bytes)>)>)>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Xread<T: Dispatch, Reply = Vec<(Bytes, Vec<(Bytes, Vec<(Bytes, Bytes)>)>)>> {
     target: T,
     kept: Cmd,
@@ -21083,7 +21109,7 @@ builder!(Xread);
 /// The `XREADGROUP` command being built: see [`Commands::xreadgroup`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<(Bytes, Vec<(Bytes, Vec<(Bytes, Bytes)>)>)>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Xreadgroup<
     T: Dispatch,
     Reply = Vec<(Bytes, Vec<(Bytes, Vec<(Bytes, Bytes)>)>)>,
@@ -21163,7 +21189,7 @@ builder!(Xreadgroup);
 /// The `XREVRANGE` command being built: see [`Commands::xrevrange`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<(Bytes, Vec<(Bytes, Bytes)>)>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Xrevrange<T: Dispatch, Reply = Vec<(Bytes, Vec<(Bytes, Bytes)>)>> {
     target: T,
     kept: Cmd,
@@ -21210,7 +21236,7 @@ builder!(Xrevrange);
 /// The `XSETID` command being built: see [`Commands::xsetid`].
 ///
 /// `Reply` is what awaiting it gives: `()`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Xsetid<T: Dispatch, Reply = ()> {
     target: T,
     kept: Cmd,
@@ -21264,7 +21290,7 @@ builder!(Xsetid);
 /// The `XTRIM` command being built: see [`Commands::xtrim`].
 ///
 /// `Reply` is what awaiting it gives: `i64`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Xtrim<T: Dispatch, Reply = i64> {
     target: T,
     kept: Cmd,
@@ -21332,7 +21358,7 @@ builder!(Xtrim);
 /// The `ZADD` command being built: see [`Commands::zadd`].
 ///
 /// `Reply` is what awaiting it gives: `i64`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Zadd<T: Dispatch, Reply = i64> {
     target: T,
     kept: Cmd,
@@ -21441,7 +21467,7 @@ builder!(Zadd);
 /// The `ZCARD` command being built: see [`Commands::zcard`].
 ///
 /// `Reply` is what awaiting it gives: `i64`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Zcard<T: Dispatch, Reply = i64> {
     target: T,
     kept: Cmd,
@@ -21472,7 +21498,7 @@ builder!(Zcard);
 /// The `ZCOUNT` command being built: see [`Commands::zcount`].
 ///
 /// `Reply` is what awaiting it gives: `i64`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Zcount<T: Dispatch, Reply = i64> {
     target: T,
     kept: Cmd,
@@ -21509,7 +21535,7 @@ builder!(Zcount);
 /// The `ZDIFF` command being built: see [`Commands::zdiff`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<Bytes>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Zdiff<T: Dispatch, Reply = Vec<Bytes>> {
     target: T,
     kept: Cmd,
@@ -21575,7 +21601,7 @@ builder!(Zdiff);
 /// The `ZDIFFSTORE` command being built: see [`Commands::zdiffstore`].
 ///
 /// `Reply` is what awaiting it gives: `i64`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Zdiffstore<T: Dispatch, Reply = i64> {
     target: T,
     kept: Cmd,
@@ -21618,7 +21644,7 @@ builder!(Zdiffstore);
 /// The `ZINCRBY` command being built: see [`Commands::zincrby`].
 ///
 /// `Reply` is what awaiting it gives: `f64`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Zincrby<T: Dispatch, Reply = f64> {
     target: T,
     kept: Cmd,
@@ -21655,7 +21681,7 @@ builder!(Zincrby);
 /// The `ZINTER` command being built: see [`Commands::zinter`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<Bytes>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Zinter<T: Dispatch, Reply = Vec<Bytes>> {
     target: T,
     kept: Cmd,
@@ -21744,7 +21770,7 @@ builder!(Zinter);
 /// The `ZINTERCARD` command being built: see [`Commands::zintercard`].
 ///
 /// `Reply` is what awaiting it gives: `i64`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Zintercard<T: Dispatch, Reply = i64> {
     target: T,
     kept: Cmd,
@@ -21795,7 +21821,7 @@ builder!(Zintercard);
 /// The `ZINTERSTORE` command being built: see [`Commands::zinterstore`].
 ///
 /// `Reply` is what awaiting it gives: `i64`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Zinterstore<T: Dispatch, Reply = i64> {
     target: T,
     kept: Cmd,
@@ -21861,7 +21887,7 @@ builder!(Zinterstore);
 /// The `ZLEXCOUNT` command being built: see [`Commands::zlexcount`].
 ///
 /// `Reply` is what awaiting it gives: `i64`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Zlexcount<T: Dispatch, Reply = i64> {
     target: T,
     kept: Cmd,
@@ -21898,7 +21924,7 @@ builder!(Zlexcount);
 /// The `ZMPOP` command being built: see [`Commands::zmpop`].
 ///
 /// `Reply` is what awaiting it gives: `Option<(Bytes, Vec<(Bytes, f64)>)>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Zmpop<T: Dispatch, Reply = Option<(Bytes, Vec<(Bytes, f64)>)>> {
     target: T,
     kept: Cmd,
@@ -21952,7 +21978,7 @@ builder!(Zmpop);
 /// The `ZMSCORE` command being built: see [`Commands::zmscore`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<Option<f64>>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Zmscore<T: Dispatch, Reply = Vec<Option<f64>>> {
     target: T,
     kept: Cmd,
@@ -21986,7 +22012,7 @@ builder!(Zmscore);
 /// The `ZPOPMAX` command being built: see [`Commands::zpopmax`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<(Bytes, f64)>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Zpopmax<T: Dispatch, Reply = Vec<(Bytes, f64)>> {
     target: T,
     kept: Cmd,
@@ -22026,7 +22052,7 @@ builder!(Zpopmax);
 /// The `ZPOPMIN` command being built: see [`Commands::zpopmin`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<(Bytes, f64)>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Zpopmin<T: Dispatch, Reply = Vec<(Bytes, f64)>> {
     target: T,
     kept: Cmd,
@@ -22066,7 +22092,7 @@ builder!(Zpopmin);
 /// The `ZRANDMEMBER` command being built: see [`Commands::zrandmember`].
 ///
 /// `Reply` is what awaiting it gives: `Option<Bytes>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Zrandmember<T: Dispatch, Reply = Option<Bytes>> {
     target: T,
     kept: Cmd,
@@ -22143,7 +22169,7 @@ builder!(Zrandmember);
 /// The `ZRANGE` command being built: see [`Commands::zrange`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<Bytes>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Zrange<T: Dispatch, Reply = Vec<Bytes>> {
     target: T,
     kept: Cmd,
@@ -22243,7 +22269,7 @@ builder!(Zrange);
 /// The `ZRANGEBYLEX` command being built: see [`Commands::zrangebylex`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<Bytes>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Zrangebylex<T: Dispatch, Reply = Vec<Bytes>> {
     target: T,
     kept: Cmd,
@@ -22294,7 +22320,7 @@ builder!(Zrangebylex);
 /// The `ZRANGEBYSCORE` command being built: see [`Commands::zrangebyscore`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<Bytes>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Zrangebyscore<T: Dispatch, Reply = Vec<Bytes>> {
     target: T,
     kept: Cmd,
@@ -22369,7 +22395,7 @@ builder!(Zrangebyscore);
 /// The `ZRANGESTORE` command being built: see [`Commands::zrangestore`].
 ///
 /// `Reply` is what awaiting it gives: `i64`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Zrangestore<T: Dispatch, Reply = i64> {
     target: T,
     kept: Cmd,
@@ -22454,7 +22480,7 @@ builder!(Zrangestore);
 /// The `ZRANK` command being built: see [`Commands::zrank`].
 ///
 /// `Reply` is what awaiting it gives: `Option<i64>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Zrank<T: Dispatch, Reply = Option<i64>> {
     target: T,
     kept: Cmd,
@@ -22512,7 +22538,7 @@ builder!(Zrank);
 /// The `ZREM` command being built: see [`Commands::zrem`].
 ///
 /// `Reply` is what awaiting it gives: `i64`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Zrem<T: Dispatch, Reply = i64> {
     target: T,
     kept: Cmd,
@@ -22546,7 +22572,7 @@ builder!(Zrem);
 /// The `ZREMRANGEBYLEX` command being built: see [`Commands::zremrangebylex`].
 ///
 /// `Reply` is what awaiting it gives: `i64`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Zremrangebylex<T: Dispatch, Reply = i64> {
     target: T,
     kept: Cmd,
@@ -22583,7 +22609,7 @@ builder!(Zremrangebylex);
 /// The `ZREMRANGEBYRANK` command being built: see [`Commands::zremrangebyrank`].
 ///
 /// `Reply` is what awaiting it gives: `i64`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Zremrangebyrank<T: Dispatch, Reply = i64> {
     target: T,
     kept: Cmd,
@@ -22620,7 +22646,7 @@ builder!(Zremrangebyrank);
 /// The `ZREMRANGEBYSCORE` command being built: see [`Commands::zremrangebyscore`].
 ///
 /// `Reply` is what awaiting it gives: `i64`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Zremrangebyscore<T: Dispatch, Reply = i64> {
     target: T,
     kept: Cmd,
@@ -22657,7 +22683,7 @@ builder!(Zremrangebyscore);
 /// The `ZREVRANGE` command being built: see [`Commands::zrevrange`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<Bytes>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Zrevrange<T: Dispatch, Reply = Vec<Bytes>> {
     target: T,
     kept: Cmd,
@@ -22718,7 +22744,7 @@ builder!(Zrevrange);
 /// The `ZREVRANGEBYLEX` command being built: see [`Commands::zrevrangebylex`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<Bytes>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Zrevrangebylex<T: Dispatch, Reply = Vec<Bytes>> {
     target: T,
     kept: Cmd,
@@ -22769,7 +22795,7 @@ builder!(Zrevrangebylex);
 /// The `ZREVRANGEBYSCORE` command being built: see [`Commands::zrevrangebyscore`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<Bytes>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Zrevrangebyscore<T: Dispatch, Reply = Vec<Bytes>> {
     target: T,
     kept: Cmd,
@@ -22844,7 +22870,7 @@ builder!(Zrevrangebyscore);
 /// The `ZREVRANK` command being built: see [`Commands::zrevrank`].
 ///
 /// `Reply` is what awaiting it gives: `Option<i64>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Zrevrank<T: Dispatch, Reply = Option<i64>> {
     target: T,
     kept: Cmd,
@@ -22902,7 +22928,7 @@ builder!(Zrevrank);
 /// The `ZSCAN` command being built: see [`Commands::zscan`].
 ///
 /// `Reply` is what awaiting it gives: `(u64, Vec<(Bytes, f64)>)`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Zscan<T: Dispatch, Reply = (u64, Vec<(Bytes, f64)>)> {
     target: T,
     kept: Cmd,
@@ -22980,7 +23006,7 @@ builder!(Zscan);
 /// The `ZSCORE` command being built: see [`Commands::zscore`].
 ///
 /// `Reply` is what awaiting it gives: `Option<f64>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Zscore<T: Dispatch, Reply = Option<f64>> {
     target: T,
     kept: Cmd,
@@ -23014,7 +23040,7 @@ builder!(Zscore);
 /// The `ZUNION` command being built: see [`Commands::zunion`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<Bytes>`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Zunion<T: Dispatch, Reply = Vec<Bytes>> {
     target: T,
     kept: Cmd,
@@ -23103,7 +23129,7 @@ builder!(Zunion);
 /// The `ZUNIONSTORE` command being built: see [`Commands::zunionstore`].
 ///
 /// `Reply` is what awaiting it gives: `i64`, unless an option that changes the reply's shape re-typed it.
-#[must_use = "a command built on a client does nothing until it is awaited (on a pipeline it is added at once)"]
+#[must_use = "a command built on a client does nothing until it is awaited; on a pipeline it is already added: end the statement with `.send()`"]
 pub struct Zunionstore<T: Dispatch, Reply = i64> {
     target: T,
     kept: Cmd,

@@ -95,6 +95,38 @@ fn forward_pushes(push: &SharedPush) -> PushHandler {
     })
 }
 
+/// What [`Client::async_call`] takes as its callback: a closure that gets the reply, or `None`
+/// for no callback (no type annotation needed: `async_call(cmd, None)`).
+///
+/// Implemented for every `FnOnce(Result<Value>) + Send + 'static` and for
+/// `Option<fn(Result<Value>)>` (which `None` is taken for); not meant to be implemented
+/// elsewhere.
+pub trait OnReply {
+    /// The closure's type.
+    #[doc(hidden)]
+    type Callback: FnOnce(Result<Value>) + Send + 'static;
+    /// The closure, or `None` for no callback.
+    #[doc(hidden)]
+    fn into_callback(self) -> Option<Self::Callback>;
+}
+
+impl<F: FnOnce(Result<Value>) + Send + 'static> OnReply for F {
+    type Callback = F;
+    #[inline]
+    fn into_callback(self) -> Option<F> {
+        Some(self)
+    }
+}
+
+/// `None`: no callback (the reply is read and dropped).
+impl OnReply for Option<fn(Result<Value>)> {
+    type Callback = fn(Result<Value>);
+    #[inline]
+    fn into_callback(self) -> Option<fn(Result<Value>)> {
+        self
+    }
+}
+
 /// At most this many idle dedicated connections are kept for reuse.
 const MAX_SPARE: usize = 16;
 
@@ -266,7 +298,7 @@ impl Client {
     /// its dedicated connection then connects by itself.
     fn take_spare(&self) -> Result<Client> {
         if !self.inner.config.autoconnect && !self.is_connected() {
-            return Err(Error::connection("not connected (autoconnect is off)"));
+            return Err(Error::connection("not connected (autoconnect is off)").unsent());
         }
         let spare = self
             .inner
@@ -347,7 +379,7 @@ impl Client {
         self.inner.link.submit(payload, deadline(timeout), to);
     }
 
-    /// Sends a command without waiting; `callback`, if any, gets the reply.
+    /// Sends a command without waiting; `callback`, a closure or `None`, gets the reply.
     ///
     /// The callback runs where the reply is read (the engine driving the connection: its thread,
     /// or on the task engine the client's runtime, or the thread that shuts that runtime down,
@@ -363,12 +395,16 @@ impl Client {
     /// ```no_run
     /// # let client = ringdis::Client::open("redis://127.0.0.1:6379").unwrap();
     /// use ringdis::cmd;
-    /// client.async_call(cmd!("HSET", "key", "field", "val"), Some(|reply: ringdis::Result<ringdis::Value>| {
+    /// client.async_call(cmd!("HSET", "key", "field", "val"), |reply: ringdis::Result<ringdis::Value>| {
     ///     println!("HSET answered {reply:?}");
-    /// }));
-    /// client.async_call(cmd!("INCR", "hits"), None::<fn(_)>);
+    /// });
+    /// client.async_call(cmd!("INCR", "hits"), None); // fire and forget
     /// ```
-    pub fn async_call<F>(&self, request: impl Callable, callback: Option<F>)
+    pub fn async_call(&self, request: impl Callable, callback: impl OnReply) {
+        self.async_call_with(request, callback.into_callback())
+    }
+
+    fn async_call_with<F>(&self, request: impl Callable, callback: Option<F>)
     where
         F: FnOnce(Result<Value>) + Send + 'static,
     {

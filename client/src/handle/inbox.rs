@@ -108,10 +108,13 @@ impl InboxTx {
     pub fn lost(&self, reason: &Error) -> Option<Waker> {
         // The reason's own words and cause, not its display ("connection error: …" again).
         let (why, source) = match reason {
-            Error::Connection { message, source } => (message.clone(), source.clone()),
+            Error::Connection {
+                message, source, ..
+            } => (message.clone(), source.clone()),
             other => (other.to_string(), None),
         };
         let err = Error::Connection {
+            sent: true,
             message: format!(
                 "the subscriber's connection was lost ({why}); it reconnects and subscribes \
                  again by itself, and messages published meanwhile are lost"
