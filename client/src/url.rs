@@ -178,6 +178,9 @@ impl Config {
     /// * `redis://[[user]:password@]host[:port][/db]` (also `valkey://`); an IPv6 host goes in
     ///   brackets (`redis://[::1]:6379`); no host means `127.0.0.1`.
     /// * `unix://[[user]:password@]/path/to.sock` (also `redis+unix://`, `valkey+unix://`).
+    /// * `rediss://…` and `valkeys://…`: as `redis://`, over TLS with `Tls::new()`'s defaults
+    ///   (`tls` feature; without it they are refused, naming the feature). For a private CA or
+    ///   a client certificate, set `Config::tls` after parsing.
     ///
     /// A lone `redis://secret@host` is a password, as redis-cli reads it. User and password are
     /// percent-decoded (write `@` as `%40`, `:` as `%3A`, `/` as `%2F`, `#` as `%23`).
@@ -190,7 +193,7 @@ impl Config {
     ///
     /// [`Error::Client`] for anything it cannot keep whole: an unknown scheme or parameter, a
     /// setting given twice (`redis://:a@h?password=b`, `redis://h/1?db=2`), a user name without a
-    /// password (it would never be sent), `rediss://`/`valkeys://` (TLS is not supported yet), a
+    /// password (it would never be sent), `rediss://`/`valkeys://` without the `tls` feature, a
     /// relative socket path, a bad port or database number. The message shows the URL with its
     /// password replaced by `***`.
     pub fn from_url(url: &str) -> Result<Config> {
@@ -227,8 +230,10 @@ fn parse(url: &str) -> Result<Config> {
     if let Some(userinfo) = userinfo {
         parts.userinfo(url, userinfo)?;
     }
-    let addr = match scheme.to_ascii_lowercase().as_str() {
-        "redis" | "valkey" => {
+    let scheme = scheme.to_ascii_lowercase();
+    let tls = matches!(scheme.as_str(), "rediss" | "valkeys");
+    let addr = match scheme.as_str() {
+        "redis" | "valkey" | "rediss" | "valkeys" => {
             let (host, port) = host_port(host).map_err(|why| bad(url, why))?;
             if let Some(db) = path.strip_prefix('/').filter(|p| !p.is_empty()) {
                 let db = db
@@ -258,13 +263,35 @@ fn parse(url: &str) -> Result<Config> {
             let bytes: Vec<u8> = percent_decode(path.as_bytes()).collect();
             Addr::Unix(OsString::from_vec(bytes).into())
         }
-        "rediss" | "valkeys" | "rediss+unix" => {
-            return Err(bad(url, "TLS is not supported yet"));
+        "rediss+unix" | "valkeys+unix" => {
+            return Err(bad(
+                url,
+                "no TLS URL for unix sockets: Config::unix_socket(..).tls(..) with \
+                 Tls::server_name",
+            ));
         }
         other => return Err(bad(url, &format!("unknown scheme {other:?}"))),
     };
     parts.query(url, query)?;
-    parts.into_config(url, addr)
+    let config = parts.into_config(url, addr)?;
+    if tls {
+        return with_tls(url, config);
+    }
+    Ok(config)
+}
+
+/// A `rediss://`/`valkeys://` URL: TLS with the defaults ([`crate::Tls::new`]).
+#[cfg(feature = "tls")]
+fn with_tls(_url: &str, config: Config) -> Result<Config> {
+    Ok(config.tls(crate::Tls::new()))
+}
+
+#[cfg(not(feature = "tls"))]
+fn with_tls(url: &str, _config: Config) -> Result<Config> {
+    Err(bad(
+        url,
+        "TLS needs ringdis's `tls` feature (ringdis = { features = [\"tls\"] })",
+    ))
 }
 
 /// `host[:port]` or `[v6]:port`; no port means 6379. The error says what is wrong.
@@ -457,15 +484,36 @@ mod tests {
     }
 
     #[test]
+    fn tls_urls_turn_tls_on_or_name_the_feature() {
+        for url in ["rediss://:hunter2@h:6380/2", "valkeys://h"] {
+            #[cfg(feature = "tls")]
+            {
+                let c = parse(url).unwrap_or_else(|e| panic!("{url}: {e}"));
+                assert!(c.tls.is_some(), "{url}");
+                assert!(
+                    matches!(c.addr, Addr::Tcp { ref host, .. } if host == "h"),
+                    "{url}"
+                );
+            }
+            #[cfg(not(feature = "tls"))]
+            {
+                let e = parse(url).err().map(|e| e.to_string()).unwrap_or_default();
+                assert!(e.contains("`tls` feature"), "{url}: {e}");
+                assert!(!e.contains("hunter2"), "{url}: {e}");
+            }
+        }
+    }
+
+    #[test]
     fn refused_forms_say_why_and_never_show_the_password() {
         for (u, why) in [
             ("localhost:6379", "expected redis://"),
             ("redis://h:99999", "port"),
             ("redis://h/x", "database number"),
             ("redis://h/1/2", "database number"),
-            ("rediss://h", "TLS"),
-            ("rediss://:hunter2@h", "TLS"),
-            ("valkeys://h", "TLS"),
+            ("rediss://:hunter2@h/x", "database number"),
+            ("rediss+unix://:hunter2@/tmp/x.sock", "unix sockets"),
+            ("valkeys://h:x", "port"),
             ("http://h", "unknown scheme"),
             ("redis://h?foo=1", "unknown parameter"),
             ("redis://h?protocol=4", "protocol"),

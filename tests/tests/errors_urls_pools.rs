@@ -245,7 +245,7 @@ async fn nothing_prints_the_password() {
             .unwrap_err();
         let bad_urls = [
             format!("redis://:{SECRET}@h?foo=1"),
-            format!("rediss://app:{SECRET}@h"),
+            format!("rediss://app:{SECRET}@h/x"),
             format!("redis://h?password={SECRET}&password={SECRET}"),
             format!("unix:///s?pass={SECRET}&user=a&user=b"),
             format!("redis://:{SECRET}@h:port"),

@@ -107,6 +107,9 @@ struct Session {
     /// How many replies the last bytes read answered: more than one means several callers
     /// are at work, and their next calls are best written together by the engine.
     replies_read: usize,
+    /// The open socket's TLS session, between it and the core ([`Config::tls`]).
+    #[cfg(feature = "tls")]
+    tls: Option<super::tls::TlsSession>,
 }
 
 /// The push handler and the pushes waiting for it. One thread at a time runs the handler
@@ -358,6 +361,8 @@ impl Link {
                 inbox: None,
                 stopped: false,
                 replies_read: 0,
+                #[cfg(feature = "tls")]
+                tls: None,
             }),
             config,
             waker,
@@ -683,12 +688,32 @@ impl Link {
 
     /// The engine starts opening a socket.
     pub fn handle_opening(&self) {
-        self.with(|session, _| session.core.handle_opening());
+        self.with(|session, _| {
+            #[cfg(feature = "tls")]
+            {
+                session.tls = None;
+            }
+            session.core.handle_opening()
+        });
     }
 
-    /// The socket is up.
+    /// The socket is up. With TLS its handshake starts ([`Link::poll_transmit`] has the
+    /// `ClientHello`); the core hears of the open socket once the handshake is done.
     pub fn handle_open(&self, now: Instant) {
-        self.with(|session, _| session.core.handle_open(now));
+        self.with(|session, _| {
+            #[cfg(feature = "tls")]
+            if let Some(tls) = &self.config.tls {
+                match super::tls::TlsSession::new(tls, &self.config.addr) {
+                    Ok(s) => {
+                        session.tls = Some(s);
+                        session.core.handle_securing();
+                    }
+                    Err(e) => session.core.handle_refused(e),
+                }
+                return;
+            }
+            session.core.handle_open(now)
+        });
     }
 
     /// Bytes read from the socket. An error means the stream is broken.
@@ -700,13 +725,23 @@ impl Link {
     pub fn handle_input(&self, bytes: &[u8], now: Instant) -> Result<()> {
         self.with(|session, _| {
             session.replies_read = 0;
+            #[cfg(feature = "tls")]
+            if let Some(tls) = &mut session.tls {
+                return tls.handle_input(&mut session.core, bytes, now);
+            }
             session.core.handle_input(bytes, now)
         })
     }
 
     /// The socket is gone (failed to open, closed by the server, broken, or closed on request).
     pub fn handle_closed(&self, err: Error, now: Instant) {
-        self.with(|session, _| session.core.handle_closed(err, now));
+        self.with(|session, _| {
+            #[cfg(feature = "tls")]
+            {
+                session.tls = None;
+            }
+            session.core.handle_closed(err, now)
+        });
     }
 
     /// The next bytes to write, in order.
@@ -717,6 +752,13 @@ impl Link {
         // wakes no engine, so no park would count it.
         self.queued
             .store(session.core.queue_len(), Ordering::Relaxed);
+        #[cfg(feature = "tls")]
+        {
+            let session = &mut *session;
+            if let Some(tls) = &mut session.tls {
+                return tls.poll_transmit(&mut session.core, now);
+            }
+        }
         session.core.poll_transmit_at(now)
     }
 
