@@ -313,9 +313,9 @@ async fn a_client_reconnects_after_the_server_restarts() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pub_sub_works_over_tls() {
+async fn pub_sub_works_over_tls_and_resubscribes_after_a_restart() {
     let pki = Pki::new();
-    let server = pki.server(true);
+    let mut server = pki.server(true);
     for (engine, protocol, at) in cells() {
         let c = client(config(&server, pki.mtls(), engine, protocol));
         let mut sub = c.subscriber().unwrap();
@@ -331,6 +331,25 @@ async fn pub_sub_works_over_tls() {
             (m.channel_str(), m.payload_str()),
             (Some("news"), Some(at.as_str()))
         );
+        // The subscriber reconnects through TLS by itself and subscribes again.
+        server.restart();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while c.call::<i64>(cmd!("PUBLISH", "news", "again")).await.ok() != Some(1) {
+            assert!(Instant::now() < deadline, "{at}: never resubscribed");
+            tokio::task::yield_now().await;
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            assert!(Instant::now() < deadline, "{at}: the message never came");
+            let m = sub.next_message(Some(Duration::from_secs(10))).await;
+            match m {
+                Ok(Some(m)) if m.payload_str() == Some("again") => break,
+                // The loss and restoration are reported in the stream.
+                Err(e) if e.is_connection() => {}
+                Ok(Some(_)) => {}
+                other => panic!("{at}: {other:?}"),
+            }
+        }
     }
 }
 

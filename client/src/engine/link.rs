@@ -24,6 +24,11 @@
 //! 6. Wake at [`Link::poll_timeout`] at the latest (and whenever the link's [`Wake`] fires).
 //! 7. When the engine stops driving the link for any reason (a panic included), it calls
 //!    [`Link::stopped`] so no caller waits for an engine that is gone.
+//!
+//! With TLS (`tls` feature, `Config::tls`), the bytes of steps 3 and 4 are ciphertext: the
+//! session's TLS layer (`engine/tls.rs`) sits between them and the core, so every engine does
+//! TLS without knowing it. Input may release bytes to send (the TLS handshake's), so engines
+//! write after reading, as they do for the core's own handshake.
 
 use crate::config::Config;
 use crate::conn::{Core, Event, Payload, Want};
