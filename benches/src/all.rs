@@ -152,6 +152,10 @@ enum Who {
 }
 
 fn selected(opts: &Options, number: usize, w: Workload) -> bool {
+    // Over TLS: the workloads of issue #13 (1, 2 and 4).
+    if opts.tls && ![1, 2, 4].contains(&number) {
+        return false;
+    }
     opts.only_workload
         .as_deref()
         .is_none_or(|o| o == number.to_string() || o == w.short())
@@ -204,7 +208,15 @@ struct Section {
 
 pub fn all(opts: &Options) {
     let started = Instant::now();
-    let server = BenchServer::start();
+    let server = if opts.tls {
+        let server = BenchServer::start_tls();
+        if let Some(ca) = server.ca() {
+            let _ = crate::clients::TLS_CA.set(ca.clone());
+        }
+        server
+    } else {
+        BenchServer::start()
+    };
     let data = Data::new();
     {
         let rt = RuntimeKind::CurrentThread.build();
@@ -223,6 +235,11 @@ pub fn all(opts: &Options) {
         cpu_model(),
         kernel()
     );
+    let header = if opts.tls {
+        format!("over TLS (rustls, ring provider, both sides; the server's certificate signed by a throwaway CA); {header}")
+    } else {
+        header
+    };
     println!("# ringdis vs peers\n\n{header}");
     let runtimes: Vec<RuntimeKind> = match opts.runtime {
         Some(r) => vec![r],
@@ -239,7 +256,9 @@ pub fn all(opts: &Options) {
 
     // Only a full run of both runtimes replaces the published report.
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let dir = if opts.quick {
+    let dir = if opts.tls {
+        root.join("target/bench-tls")
+    } else if opts.quick {
         root.join("target/bench-quick")
     } else if opts.runtime.is_some() {
         root.join("target/bench-one-runtime")
@@ -268,7 +287,11 @@ fn measure(
 ) -> Section {
     let rt = runtime.build();
     let url = server.url();
-    let client_on = |name: &str| opts.only_client.as_deref().is_none_or(|o| name.contains(o));
+    // Over TLS: ringdis and redis-rs (fred and redis-benchmark are not set up for it).
+    let client_on = |name: &str| {
+        opts.only_client.as_deref().is_none_or(|o| name.contains(o))
+            && !(opts.tls && (name == "fred" || name == "redis-benchmark"))
+    };
     // Only what some selected workload runs is connected.
     let single_on = Workload::ALL
         .iter()

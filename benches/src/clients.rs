@@ -250,6 +250,10 @@ pub struct Ringdis {
     client: Client,
 }
 
+/// The CA a `rediss://` benchmark server's certificate chains to (`--all --tls`), set once
+/// before any client connects.
+pub static TLS_CA: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+
 impl Ringdis {
     /// A connected client on `engine` (forced: no silent fallback in a benchmark).
     pub async fn connect(url: &str, engine: Engine) -> Ringdis {
@@ -260,9 +264,13 @@ impl Ringdis {
     }
 
     fn config(url: &str, engine: Engine) -> Config {
-        Config::from_url(url)
+        let config = Config::from_url(url)
             .expect("benchmark URL parses")
-            .engine(engine)
+            .engine(engine);
+        match TLS_CA.get() {
+            Some(ca) => config.tls(ringdis::Tls::new().ca_file(ca).expect("the bench CA")),
+            None => config,
+        }
     }
 
     /// A connected `Spread` of `connections` clients on `engine`, its members bound to tasks.
@@ -349,9 +357,24 @@ pub enum RedisRs {
     Manager(redis::aio::ConnectionManager),
 }
 
+/// A redis-rs client for `url`, trusting [`TLS_CA`] when set.
+fn redis_client(url: &str) -> redis::Client {
+    match TLS_CA.get() {
+        Some(ca) => {
+            let root_cert = Some(std::fs::read(ca).expect("the bench CA"));
+            let certs = redis::TlsCertificates {
+                client_tls: None,
+                root_cert,
+            };
+            redis::Client::build_with_tls(url, certs).expect("redis-rs TLS client")
+        }
+        None => redis::Client::open(url).expect("redis-rs client"),
+    }
+}
+
 impl RedisRs {
     pub async fn multiplexed(url: &str) -> RedisRs {
-        let client = redis::Client::open(url).expect("redis-rs client");
+        let client = redis_client(url);
         RedisRs::Multiplexed(
             client
                 .get_multiplexed_async_connection()
@@ -376,7 +399,7 @@ impl RedisRs {
     }
 
     pub async fn manager(url: &str) -> RedisRs {
-        let client = redis::Client::open(url).expect("redis-rs client");
+        let client = redis_client(url);
         RedisRs::Manager(
             redis::aio::ConnectionManager::new(client)
                 .await

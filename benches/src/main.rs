@@ -11,6 +11,10 @@
 //! in interleaved rounds, prints a markdown table per workload and writes them, with an SVG
 //! chart, to `docs/benchmarks.md`.
 //!
+//! `--all --tls` runs workloads 1, 2 and 4 over TLS: ringdis on each engine and redis-rs
+//! (`tokio-rustls-comp`), against a `redis-server` serving TLS only with a throwaway CA; results
+//! go to `target/bench-tls/`.
+//!
 //! `callgrind` runs a fixed number of operations for `scripts/callgrind`, which counts the
 //! instructions per operation under valgrind (see the `callgrind` module).
 //!
@@ -56,6 +60,9 @@ pub struct Options {
     /// `--current-thread` / `--multi-thread`: measure on that tokio runtime only (default:
     /// both, one after the other).
     runtime: Option<all::RuntimeKind>,
+    /// `--all --tls`: workloads 1, 2 and 4 over TLS (ringdis and redis-rs), against a server
+    /// serving TLS only, results under `target/bench-tls/`.
+    tls: bool,
 }
 
 fn parse(args: &[String]) -> Result<(String, Options), String> {
@@ -70,6 +77,7 @@ fn parse(args: &[String]) -> Result<(String, Options), String> {
         url: None,
         quick: false,
         runtime: None,
+        tls: false,
     };
     let mut it = args.iter();
     let mut cmd = "transports".to_owned();
@@ -78,6 +86,7 @@ fn parse(args: &[String]) -> Result<(String, Options), String> {
         match a.as_str() {
             "--all" => cmd = "all".to_owned(),
             "--quick" => opts.quick = true,
+            "--tls" => opts.tls = true,
             "--current-thread" => opts.runtime = Some(all::RuntimeKind::CurrentThread),
             "--multi-thread" => opts.runtime = Some(all::RuntimeKind::MultiThread),
             "--rounds" => {
@@ -126,7 +135,7 @@ fn parse(args: &[String]) -> Result<(String, Options), String> {
     Ok((cmd, opts))
 }
 
-const USAGE: &str = "usage: ringdis-bench --all [--quick] [--current-thread|--multi-thread] [--rounds N] [--secs S] [--workload W] [--client C]
+const USAGE: &str = "usage: ringdis-bench --all [--quick] [--tls] [--current-thread|--multi-thread] [--rounds N] [--secs S] [--workload W] [--client C]
        ringdis-bench transports [--rounds N] [--secs S] [--no-perf] [--client epoll|io_uring] [--workload seq|c64|p64]
        ringdis-bench callgrind --workload seq|set-p64 --client ringdis/task|ringdis/io_uring|ringdis/epoll|redis-rs|fred --ops N [--url U]";
 

@@ -187,6 +187,8 @@ pub struct Config {
     /// Seeds the reconnect jitter; each clone of a `Config` draws its own.
     pub(crate) backoff_seed: JitterSeed,
     pub(crate) subscriber_queue_limit: usize,
+    #[cfg(feature = "tls")]
+    pub(crate) tls: Option<crate::Tls>,
 }
 
 /// The seed of one connection's reconnect jitter ([`Config::reconnect_backoff`]).
@@ -245,9 +247,11 @@ impl std::fmt::Debug for Config {
             backoff_seed: _,
             subscriber_queue_limit,
             tracking,
+            #[cfg(feature = "tls")]
+            tls,
         } = self;
-        f.debug_struct("Config")
-            .field("addr", addr)
+        let mut f = f.debug_struct("Config");
+        f.field("addr", addr)
             .field("username", username)
             .field("password", &password.as_ref().map(|_| Redacted))
             .field("db", db)
@@ -265,8 +269,10 @@ impl std::fmt::Debug for Config {
             .field("backoff_min", backoff_min)
             .field("backoff_max", backoff_max)
             .field("subscriber_queue_limit", subscriber_queue_limit)
-            .field("tracking", tracking)
-            .finish()
+            .field("tracking", tracking);
+        #[cfg(feature = "tls")]
+        f.field("tls", tls);
+        f.finish()
     }
 }
 
@@ -310,6 +316,8 @@ impl Default for Config {
             backoff_max: Duration::from_secs(1),
             backoff_seed: JitterSeed::draw(),
             subscriber_queue_limit: crate::inbox::DEFAULT_LIMIT,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }
@@ -343,6 +351,23 @@ impl Config {
             Addr::Unix(_) => "127.0.0.1".to_owned(),
         };
         self.addr = Addr::Tcp { host, port };
+        self
+    }
+
+    /// Connects through TLS with these settings (`tls` feature; a `rediss://` or `valkeys://`
+    /// URL sets [`Tls::new`](crate::Tls::new)). TLS works on every [`Engine`]: rustls sits
+    /// between the socket and the connection's protocol state, and the `HELLO`/`AUTH`
+    /// handshake goes through it. [`Config::connect_timeout`] covers the TLS handshake.
+    ///
+    /// A server whose certificate does not verify (unknown issuer, another name, expired), or
+    /// that refuses the client's, fails the calls waiting for the connection at once with
+    /// [`Error::Connection`](crate::Error::Connection) naming the cause; the next call tries
+    /// again. Over a unix socket (Redis serves TLS on TCP only, but a TLS proxy may listen on
+    /// one) the name to check must be set with [`Tls::server_name`](crate::Tls::server_name).
+    #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+    pub fn tls(mut self, tls: crate::Tls) -> Config {
+        self.tls = Some(tls);
         self
     }
 

@@ -39,6 +39,8 @@ mod route;
 mod score_bound;
 mod secret;
 mod timer;
+#[cfg(feature = "tls")]
+mod tls;
 mod to_arg;
 mod url;
 mod value;
@@ -72,6 +74,9 @@ pub use score_bound::ScoreBound;
 pub use script::{Invocation, Library, Script};
 pub use spread::Spread;
 pub use subscriber::{Message, SubKind, Subscriber, INVALIDATE_CHANNEL};
+#[cfg(feature = "tls")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+pub use tls::Tls;
 pub use to_arg::{Args, ArgsIter, FieldValues, ToArg};
 pub use value::{ServerError, Value};
 

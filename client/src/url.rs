@@ -128,12 +128,25 @@ pub(crate) struct UrlTls {
     pub(crate) insecure: bool,
 }
 
-/// Hands the URL's TLS request to the configuration. Without TLS support it is refused: a
-/// `rediss://` URL must never connect in plain text.
+/// Hands the URL's TLS request to the configuration: [`crate::Tls::new`]'s defaults, without
+/// certificate checks for `#insecure`.
+#[cfg(feature = "tls")]
+fn apply_tls(config: &mut Config, tls: UrlTls, _url: &str) -> Result<()> {
+    let mut settings = crate::Tls::new();
+    if tls.insecure {
+        settings = settings.danger_accept_invalid_certs();
+    }
+    config.tls = Some(settings);
+    Ok(())
+}
+
+/// Without TLS support the URL is refused: a `rediss://` URL must never connect in plain text.
+#[cfg(not(feature = "tls"))]
 fn apply_tls(_config: &mut Config, _tls: UrlTls, url: &str) -> Result<()> {
     Err(bad(
         url,
-        "TLS (rediss://, valkeys://) needs ringdis's `tls` feature",
+        "TLS (rediss://, valkeys://) needs ringdis's `tls` feature \
+         (ringdis = { features = [\"tls\"] })",
     ))
 }
 
@@ -236,6 +249,9 @@ impl Config {
     /// * `rediss://…` and `valkeys://…`: the same over TLS (`#insecure` skips certificate
     ///   checks, as in redis-rs); refused without TLS support, never sent in plain text.
     /// * `unix://[[user]:password@]/path/to.sock` (also `redis+unix://`, `valkey+unix://`).
+    /// * `rediss://…` and `valkeys://…`: as `redis://`, over TLS with `Tls::new()`'s defaults
+    ///   (`tls` feature; without it they are refused, naming the feature). For a private CA or
+    ///   a client certificate, set `Config::tls` after parsing.
     ///
     /// A lone `redis://secret@host` is a password, as redis-cli reads it. User and password are
     /// percent-decoded (write `@` as `%40`, `:` as `%3A`, `/` as `%2F`, `#` as `%23`).
@@ -261,7 +277,8 @@ impl Config {
     /// [`Error::Client`] for anything it cannot keep whole: an unknown scheme, a setting given
     /// twice (`redis://:a@h?password=b`, `redis://h/1?db=2`), a user name without a password (it
     /// would never be sent), `rediss://`/`valkeys://` without TLS support, a fragment other than
-    /// `#insecure` on those, a relative socket path, a bad port, protocol or database number. The message shows the URL with its
+    /// `#insecure` on those, a relative socket path, a bad port, protocol or database number. The message shows the
+    /// URL with its
     /// password replaced by `***`.
     pub fn from_url(url: &str) -> Result<Config> {
         parse(url)
@@ -352,6 +369,13 @@ fn parse_parts(url: &str) -> Result<(Parts, Addr)> {
             }
             let bytes: Vec<u8> = percent_decode(path.as_bytes()).collect();
             Addr::Unix(OsString::from_vec(bytes).into())
+        }
+        "rediss+unix" | "valkeys+unix" => {
+            return Err(bad(
+                url,
+                "no TLS URL for unix sockets: Config::unix_socket(..).tls(..) with \
+                 Tls::server_name",
+            ));
         }
         other => return Err(bad(url, &format!("unknown scheme {other:?}"))),
     };
@@ -568,7 +592,8 @@ mod tests {
     }
 
     /// `rediss://`/`valkeys://` parse like `redis://` and carry the TLS request (with redis-rs's
-    /// `#insecure`); without TLS support the URL is refused, never used in plain text.
+    /// `#insecure`); without TLS support the URL is refused, never used in plain text (the
+    /// next test).
     #[test]
     fn tls_schemes_carry_the_tls_request() {
         for (url, insecure, host, port, db) in [
@@ -587,9 +612,6 @@ mod tests {
         for url in ["redis://h", "valkey://h", "unix:///tmp/x.sock"] {
             assert_eq!(parse_parts(url).unwrap().0.tls, None, "{url}");
         }
-        let e = parse("rediss://:hunter2@h").unwrap_err();
-        assert!(e.to_string().contains("`tls` feature"), "{e}");
-        assert!(!e.to_string().contains("hunter2"), "{e}");
     }
 
     /// An unknown parameter is ignored but reported through `tracing`, by name, never its value.
@@ -645,19 +667,51 @@ mod tests {
     }
 
     #[test]
+    fn tls_urls_turn_tls_on_or_name_the_feature() {
+        for url in ["rediss://:hunter2@h:6380/2", "valkeys://h"] {
+            #[cfg(feature = "tls")]
+            {
+                let c = parse(url).unwrap_or_else(|e| panic!("{url}: {e}"));
+                assert!(c.tls.is_some(), "{url}");
+                let checked = format!("{:?}", c.tls);
+                assert!(
+                    checked.contains("danger_accept_invalid_certs: false"),
+                    "{checked}"
+                );
+                let insecure = parse(&format!("{url}#insecure")).unwrap();
+                let unchecked = format!("{:?}", insecure.tls);
+                assert!(
+                    unchecked.contains("danger_accept_invalid_certs: true"),
+                    "{unchecked}"
+                );
+                assert!(
+                    matches!(c.addr, Addr::Tcp { ref host, .. } if host == "h"),
+                    "{url}"
+                );
+            }
+            #[cfg(not(feature = "tls"))]
+            {
+                let e = parse(url).err().map(|e| e.to_string()).unwrap_or_default();
+                assert!(e.contains("`tls` feature"), "{url}: {e}");
+                assert!(!e.contains("hunter2"), "{url}: {e}");
+            }
+        }
+    }
+
+    #[test]
     fn refused_forms_say_why_and_never_show_the_password() {
         for (u, why) in [
             ("localhost:6379", "expected redis://"),
             ("redis://h:99999", "port"),
             ("redis://h/x", "database number"),
             ("redis://h/1/2", "database number"),
-            ("rediss://h", "TLS"),
-            ("rediss://:hunter2@h", "TLS"),
-            ("valkeys://h", "TLS"),
+            ("rediss://:hunter2@h/x", "database number"),
+            ("rediss+unix://:hunter2@/tmp/x.sock", "unix sockets"),
+            ("valkeys://h:x", "port"),
             ("http://h", "unknown scheme"),
             ("rediss://h#other", "#insecure"),
             ("redis://h#insecure", "fragment"),
-            ("rediss+unix:///tmp/x.sock", "unknown scheme"),
+            ("rediss+unix:///tmp/x.sock", "unix sockets"),
             ("redis://h?protocol=4", "protocol"),
             ("redis://h?db=x", "db must be a number"),
             ("unix://", "no socket path"),

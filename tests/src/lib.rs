@@ -17,7 +17,7 @@ mod server;
 pub use fault::{FaultConn, FaultServer};
 pub use netns::NetNs;
 pub use raw::RawConn;
-pub use server::{Server, ServerBuilder, ServerKind};
+pub use server::{Server, ServerBuilder, ServerKind, ServerTls};
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 

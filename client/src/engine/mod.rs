@@ -20,6 +20,8 @@ mod resolve;
 pub(crate) mod ring;
 mod runtime;
 pub(crate) mod task;
+#[cfg(feature = "tls")]
+mod tls;
 
 pub(crate) use link::{Link, Wake};
 

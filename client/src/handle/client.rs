@@ -741,5 +741,14 @@ fn check(config: &Config) -> Result<()> {
              only to a REDIRECT connection, which Config::tracking does not offer",
         ));
     }
+    #[cfg(feature = "tls")]
+    if let (Some(tls), crate::Addr::Unix(_)) = (&config.tls, &config.addr) {
+        if tls.name_for("").is_err() {
+            return Err(Error::client(
+                "TLS over a unix socket needs the name to check the server's certificate \
+                 against: Tls::server_name",
+            ));
+        }
+    }
     Ok(())
 }

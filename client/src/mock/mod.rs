@@ -427,12 +427,9 @@ mod tests {
             );
         });
         let (tx, rx) = std::sync::mpsc::channel();
-        db.async_call(
-            cmd!("INCR", "n"),
-            move |r: Result<Value>| {
-                let _ = tx.send(r);
-            },
-        );
+        db.async_call(cmd!("INCR", "n"), move |r: Result<Value>| {
+            let _ = tx.send(r);
+        });
         // Answered on this thread, before async_call returned.
         assert_eq!(rx.try_recv().unwrap().unwrap(), Value::Int(2));
         mock.verify().unwrap();
