@@ -35,8 +35,10 @@ pub mod resp;
 mod route;
 mod score_bound;
 mod secret;
+mod stats;
 mod timer;
 mod to_arg;
+mod trace;
 mod url;
 mod value;
 
@@ -67,6 +69,7 @@ pub use scan::ScanStream;
 pub use score_bound::ScoreBound;
 pub use script::{Invocation, Library, Script};
 pub use spread::Spread;
+pub use stats::Stats;
 pub use subscriber::{Message, SubKind, Subscriber, INVALIDATE_CHANNEL};
 pub use to_arg::{Args, ArgsIter, ToArg};
 pub use value::{ServerError, Value};

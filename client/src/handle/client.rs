@@ -7,7 +7,7 @@ use crate::engine::link::{Callback, PushHandler, Reply, To};
 use crate::engine::placement::Placement;
 use crate::engine::Link;
 use crate::route::Route;
-use crate::{Cmd, Error, FromRedis, Result, Value};
+use crate::{Cmd, Error, FromRedis, Result, Stats, Value};
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
@@ -552,6 +552,23 @@ impl Client {
     #[doc(hidden)]
     pub fn queued_calls(&self) -> usize {
         self.inner.link.queued()
+    }
+
+    /// This client's connection counters (see [`Stats`]): its shared connection, plus the
+    /// dedicated connections of its blocking commands and `watch_transaction`s that are still
+    /// open (one that closed takes its counts with it). A snapshot; cheap (no lock on the
+    /// connection, nothing sent).
+    pub fn stats(&self) -> Stats {
+        let dedicated: Stats = self
+            .inner
+            .blocking
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter_map(Weak::upgrade)
+            .map(|inner| inner.link.stats())
+            .sum();
+        self.inner.link.stats() + dedicated
     }
 
     /// True while the connection is up and ready for calls.
