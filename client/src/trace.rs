@@ -8,6 +8,9 @@
 //! server's `addr` and the `attempt` number, and `handshake` inside them. Events: connection
 //! lost and restored, connect attempts failed, calls that timed out or failed, redirects
 //! (`MOVED`/`ASK` replies), protocol errors, and panics caught in user callbacks.
+//!
+//! Most are emitted where the link sees what happened, with the connection's lock held: a
+//! subscriber must not call the client (it would wait for that lock).
 
 #[cfg(feature = "tracing")]
 pub(crate) use tracing::Span;
