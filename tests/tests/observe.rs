@@ -391,6 +391,7 @@ async fn tracing_reports_connects_handshakes_errors_timeouts_and_losses() {
         assert!(has("event", "timed out"), "{at}: {seen:#?}");
         assert!(has("event", "connection lost"), "{at}: {seen:#?}");
         assert!(has("event", "connection ready"), "{at}: {seen:#?}");
+        assert!(has("event", "connection restored"), "{at}: {seen:#?}");
         // The handshake runs in the connect span.
         assert!(
             seen.iter()

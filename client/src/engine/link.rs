@@ -376,7 +376,8 @@ impl Session {
             addr = %self.addr,
             attempts = self.attempts,
             reconnect = self.was_ready,
-            "connection ready"
+            "{}",
+            if self.was_ready { "connection restored" } else { "connection ready" }
         );
         self.was_ready = true;
         self.attempts = 0;
