@@ -86,3 +86,25 @@ macro_rules! debug_span {
     };
 }
 pub(crate) use debug_span;
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    /// Without the feature nothing of an event or span is evaluated; with it, `tracing` skips
+    /// the arguments unless a subscriber wants the event (none is installed here).
+    #[test]
+    fn arguments_are_not_evaluated_when_nothing_listens() {
+        let evaluated = Cell::new(0);
+        let _count = || {
+            evaluated.set(evaluated.get() + 1);
+            1
+        };
+        super::warning!(n = _count(), "event");
+        super::error!(n = _count(), "event");
+        super::info!(n = _count(), "event");
+        super::debug!(n = _count(), "event");
+        let _span = super::debug_span!("span", n = _count());
+        assert_eq!(evaluated.get(), 0);
+    }
+}
