@@ -218,6 +218,55 @@ async fn pools_and_spreads_sum_their_connections() {
     }
 }
 
+/// A subscriber's connection: its messages' bytes are counted, and a loss and the reconnect it
+/// makes by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscribers_messages_and_reconnects_are_counted() {
+    let server = Server::start(ServerKind::Redis);
+    for engine in engines() {
+        let at = format!("{engine:?}");
+        let c = Client::new(support::config(&server, engine)).unwrap();
+        let mut sub = c.subscriber().unwrap();
+        sub.subscribe(["observe"]).await.unwrap();
+        let before = sub.stats();
+        let payload = "m".repeat(5_000);
+        let n: i64 = c.call(cmd!("PUBLISH", "observe", &payload)).await.unwrap();
+        assert_eq!(n, 1, "{at}");
+        let m = support::bounded(Duration::from_secs(10), &at, sub.next_message(None))
+            .await
+            .unwrap()
+            .expect("a message");
+        assert_eq!(
+            m.payload,
+            ringdis::Value::Bulk(payload.clone().into()),
+            "{at}"
+        );
+        let got = sub.stats().bytes_received - before.bytes_received;
+        assert!(
+            (5_000..5_100).contains(&got),
+            "{at}: {got} bytes for the message"
+        );
+
+        let killed: i64 = c
+            .call(cmd!("CLIENT", "KILL", "TYPE", "pubsub"))
+            .await
+            .unwrap();
+        assert_eq!(killed, 1, "{at}");
+        let lost = support::bounded(Duration::from_secs(10), &at, sub.next_message(None)).await;
+        assert!(lost.is_err_and(|e| e.is_connection()), "{at}");
+        until(&format!("{at}: the reconnect"), || {
+            sub.stats().reconnects == 1
+        })
+        .await;
+        let s = sub.stats();
+        assert_eq!(
+            (s.connects, s.connections_lost, s.in_flight),
+            (2, 1, 0),
+            "{at}: {s:?}"
+        );
+    }
+}
+
 /// A panicking `async_call` callback is counted; the connection carries on.
 #[test]
 fn a_panicking_callback_is_counted() {
