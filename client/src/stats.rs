@@ -47,7 +47,8 @@ pub struct Stats {
     /// Calls whose caller stopped waiting before the reply (a dropped future, or an
     /// `async_call` with neither callback nor timeout): their replies are read and discarded.
     pub dropped: u64,
-    /// Calls submitted and not answered yet (a gauge: it goes down as replies come).
+    /// Calls submitted and not answered yet (a gauge: it goes down as replies come). Not kept
+    /// apart: it is `calls` less the calls that ended.
     pub in_flight: u64,
     /// Times the connection became ready (socket up and handshake done), the first included.
     pub connects: u64,
@@ -120,22 +121,8 @@ impl Counter {
         self.0.store(self.0.load(Relaxed).wrapping_add(n), Relaxed);
     }
 
-    /// Takes `n` away, stopping at 0. Only under the connection's lock.
-    #[inline]
-    pub fn sub(&self, n: u64) {
-        self.0
-            .store(self.0.load(Relaxed).saturating_sub(n), Relaxed);
-    }
-
     pub fn get(&self) -> u64 {
         self.0.load(Relaxed)
-    }
-
-    /// Takes the value and leaves 0. Only under the connection's lock.
-    pub fn take(&self) -> u64 {
-        let n = self.get();
-        self.0.store(0, Relaxed);
-        n
     }
 }
 
@@ -153,7 +140,6 @@ pub(crate) struct Counters {
     pub protocol_errors: Counter,
     pub other_errors: Counter,
     pub dropped: Counter,
-    pub in_flight: Counter,
     pub connects: Counter,
     pub reconnects: Counter,
     pub connects_failed: Counter,
@@ -167,14 +153,13 @@ impl Counters {
     /// A call ended with `result` (under the lock).
     #[inline]
     pub fn answered(&self, result: &Result<Value>) {
-        self.in_flight.sub(1);
         match result {
             Ok(_) => self.ok.add(1),
             Err(e) => self.failed(e),
         }
     }
 
-    /// A call ended with `err`, already taken off `in_flight` (under the lock).
+    /// A call ended with `err` (under the lock).
     #[cold]
     pub fn failed(&self, err: &Error) {
         match err {
@@ -191,14 +176,39 @@ impl Counters {
         }
     }
 
+    /// Calls that ended, however.
+    fn ended(&self) -> u64 {
+        [
+            &self.ok,
+            &self.server_errors,
+            &self.timeouts,
+            &self.connection_errors,
+            &self.protocol_errors,
+            &self.other_errors,
+            &self.dropped,
+        ]
+        .iter()
+        .fold(0u64, |n, c| n.wrapping_add(c.get()))
+    }
+
+    /// Every call in flight failed with a connection error (under the lock).
+    pub fn fail_in_flight(&self) {
+        let in_flight = self.calls.get().saturating_sub(self.ended());
+        self.connection_errors.add(in_flight);
+    }
+
     /// A panic was caught in user code (anywhere, outside the lock too).
     pub fn callback_panicked(&self) {
         self.callback_panics.fetch_add(1, Relaxed);
     }
 
     pub fn snapshot(&self) -> Stats {
+        // `calls` read last: it only grows, so `in_flight` is never short of a call that ended
+        // meanwhile (it may count one that started meanwhile).
+        let ended = self.ended();
+        let calls = self.calls.get();
         Stats {
-            calls: self.calls.get(),
+            calls,
             ok: self.ok.get(),
             server_errors: self.server_errors.get(),
             redirects: self.redirects.get(),
@@ -207,7 +217,7 @@ impl Counters {
             protocol_errors: self.protocol_errors.get(),
             other_errors: self.other_errors.get(),
             dropped: self.dropped.get(),
-            in_flight: self.in_flight.get(),
+            in_flight: calls.saturating_sub(ended),
             connects: self.connects.get(),
             reconnects: self.reconnects.get(),
             connects_failed: self.connects_failed.get(),
@@ -232,7 +242,6 @@ mod tests {
     fn answers_are_counted_by_kind_and_leave_in_flight() {
         let c = Counters::default();
         c.calls.add(6);
-        c.in_flight.add(6);
         c.answered(&Ok(Value::Nil));
         c.answered(&Err(Error::Timeout));
         c.answered(&Err(Error::connection("gone")));
@@ -258,7 +267,10 @@ mod tests {
         let twice = s + s;
         assert_eq!((twice.calls, twice.in_flight), (12, 2));
         assert_eq!([s, s, s].into_iter().sum::<Stats>().ok, 3);
-        c.in_flight.sub(5);
-        assert_eq!(c.in_flight.get(), 0, "a gauge stops at 0");
+        c.fail_in_flight();
+        let s = c.snapshot();
+        assert_eq!((s.connection_errors, s.in_flight), (2, 0));
+        c.ok.add(1);
+        assert_eq!(c.snapshot().in_flight, 0, "a gauge stops at 0");
     }
 }

@@ -590,7 +590,6 @@ impl Link {
                 return (false, false);
             }
             session.core.submit(id, payload, deadline, Instant::now());
-            self.stats.in_flight.add(1);
             (true, direct)
         });
         if live {
@@ -650,9 +649,6 @@ impl Link {
                 return (id, false, false);
             }
             ask(session, id);
-            if call.is_some() {
-                self.stats.in_flight.add(1);
-            }
             (id, true, direct)
         });
         if live {
@@ -699,7 +695,6 @@ impl Link {
             && !session.connecting.contains(&id)
             && !session.disconnecting.contains(&id)
         {
-            self.stats.in_flight.sub(1);
             self.stats.dropped.add(1);
         }
     }
@@ -941,8 +936,7 @@ impl Link {
             }
             session.connecting.clear();
             // Every call not answered yet has just failed.
-            let failed = self.stats.in_flight.take();
-            self.stats.connection_errors.add(failed);
+            self.stats.fail_in_flight();
             if let Some(inbox) = session.inbox.take() {
                 after.drops.push(Box::new(inbox));
             }

@@ -74,7 +74,8 @@ struct Inner {
     /// Every client the pool made and still holds, idle or not, by pool id, so `destroy` can
     /// reach them.
     all: Mutex<Vec<(u64, Client)>>,
-    /// The counters of the clients the pool let go, as they were then (`in_flight` left out).
+    /// The counters of the clients the pool let go, as they were then (their calls in flight
+    /// counted as dropped).
     retired: Mutex<Stats>,
     next_id: AtomicU64,
     /// When the background sweep is due, if one is set.
@@ -345,8 +346,9 @@ impl Pool {
     /// The counters of every connection this pool made (see [`Stats`]): the sum over the
     /// clients it holds now, idle or checked out, and, for each client it let go (expired,
     /// closed, or dropped with [`Pool::close`]), its counts as they were when the pool let go,
-    /// so that every counter but `in_flight` only goes up over the pool's life. (What a client
-    /// let go while still checked out does afterwards is not counted.)
+    /// so that every counter but `in_flight` only goes up over the pool's life. What a client
+    /// let go does afterwards is not counted: its calls still in flight then count as
+    /// `dropped`.
     pub fn stats(&self) -> Stats {
         let held: Stats = self
             .inner
@@ -439,7 +441,7 @@ impl Inner {
             return;
         }
         let mut counts: Stats = gone.iter().map(|(_, c)| c.stats()).sum();
-        counts.in_flight = 0;
+        counts.dropped += std::mem::take(&mut counts.in_flight);
         *self.retired.lock().unwrap_or_else(|p| p.into_inner()) += counts;
     }
 
