@@ -359,14 +359,13 @@ impl Core {
     }
 
     /// True while the handshake is under way.
-    #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
     pub fn is_handshaking(&self) -> bool {
         matches!(self.state, State::Handshaking(_))
     }
 
-    #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
     /// Why the core asked for the socket to be closed ([`Want::Close`]), if it did: the calls
     /// in flight fail with this reason, whatever error the transport reports.
+    #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
     pub fn closing_reason(&self) -> Option<&Error> {
         match &self.state {
             State::Closing { reason } => Some(reason),
