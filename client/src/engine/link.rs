@@ -300,13 +300,20 @@ impl Session {
                     }
                 }
                 Event::Lost(err) => {
-                    trace::info!(addr = %self.addr, error = %err, "a subscriber lost its connection; it reconnects by itself");
+                    trace::info!(
+                        addr = %self.addr,
+                        error = %err,
+                        "a subscriber lost its connection; it reconnects by itself"
+                    );
                     if let Some(inbox) = &self.inbox {
                         after.wakers.extend(inbox.lost(&err));
                     }
                 }
                 Event::Restored => {
-                    trace::info!(addr = %self.addr, "a subscriber's connection is back, its subscriptions sent again");
+                    trace::info!(
+                        addr = %self.addr,
+                        "a subscriber's connection is back, its subscriptions sent again"
+                    );
                     if let Some(inbox) = &self.inbox {
                         after.wakers.extend(inbox.restored());
                     }
@@ -345,10 +352,19 @@ impl Session {
                 trace::warning!(addr = %self.addr, "a call timed out: no reply within its timeout")
             }
             Error::Server { kind, message } if crate::stats::is_redirect(err) => {
-                trace::info!(addr = %self.addr, kind = %kind, to = %message, "the server redirected a call")
+                trace::info!(
+                    addr = %self.addr,
+                    kind = %kind,
+                    to = %message,
+                    "the server redirected a call"
+                )
             }
             Error::Server { .. } => {
-                trace::debug!(addr = %self.addr, error = %err, "a call failed with a server error")
+                trace::debug!(
+                    addr = %self.addr,
+                    error = %err,
+                    "a call failed with a server error"
+                )
             }
             _ => trace::debug!(addr = %self.addr, error = %err, "a call failed"),
         }
@@ -843,7 +859,11 @@ impl Link {
             self.stats.bytes_received.add(bytes.len() as u64);
             let r = session.core.handle_input(bytes, now);
             if let Err(_e) = &r {
-                trace::error!(addr = %session.addr, error = %_e, "protocol error: the connection is closed");
+                trace::error!(
+                    addr = %session.addr,
+                    error = %_e,
+                    "protocol error: the connection is closed"
+                );
             }
             r
         })
