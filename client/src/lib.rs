@@ -38,10 +38,12 @@ pub mod resp;
 mod route;
 mod score_bound;
 mod secret;
+mod stats;
 mod timer;
 #[cfg(feature = "tls")]
 mod tls;
 mod to_arg;
+mod trace;
 mod url;
 mod value;
 
@@ -73,6 +75,7 @@ pub use scan::ScanStream;
 pub use score_bound::ScoreBound;
 pub use script::{Invocation, Library, Script};
 pub use spread::Spread;
+pub use stats::Stats;
 pub use subscriber::{Message, SubKind, Subscriber, INVALIDATE_CHANNEL};
 #[cfg(feature = "tls")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]

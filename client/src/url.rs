@@ -229,17 +229,21 @@ impl Parts {
     }
 }
 
-/// An unknown query parameter is ignored, as redis-rs ignores it, but said: a typo
-/// (`?protocl=resp2`) would otherwise go unseen. Only its name is shown, and only when it has
-/// a value (a bare `?word` may be a misplaced password).
+/// An unknown query parameter is ignored, as redis-rs ignores it, but said (with the `tracing`
+/// feature): a typo (`?protocl=resp2`) would otherwise go unseen. Only its name is shown, and
+/// only when it has a value (a bare `?word` may be a misplaced password).
+#[cfg(feature = "tracing")]
 fn warn_unknown(url: &str, name: &str, has_value: bool) {
     let name = if has_value {
         name
     } else {
         "(a parameter without =)"
     };
-    tracing::warn!(url = %redact(url), parameter = name, "ignoring an unknown URL parameter");
+    crate::trace::warning!(url = %redact(url), parameter = name, "ignoring an unknown URL parameter");
 }
+
+#[cfg(not(feature = "tracing"))]
+fn warn_unknown(_url: &str, _name: &str, _has_value: bool) {}
 
 impl Config {
     /// Parses a connection URL; where a form is also redis-rs's, it means the same there:
@@ -615,6 +619,7 @@ mod tests {
     }
 
     /// An unknown parameter is ignored but reported through `tracing`, by name, never its value.
+    #[cfg(feature = "tracing")]
     #[test]
     fn an_unknown_parameter_is_ignored_with_a_warning() {
         use std::fmt::Write as _;

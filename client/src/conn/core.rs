@@ -357,6 +357,31 @@ impl Core {
         matches!(self.state, State::Ready)
     }
 
+    /// True while a connect attempt is under way: the socket opening, or the handshake.
+    pub fn is_opening(&self) -> bool {
+        matches!(self.state, State::Connecting | State::Handshaking(_))
+    }
+
+    /// True while the handshake is under way.
+    pub fn is_handshaking(&self) -> bool {
+        matches!(self.state, State::Handshaking(_))
+    }
+
+    /// Why the core asked for the socket to be closed ([`Want::Close`]), if it did: the calls
+    /// in flight fail with this reason, whatever error the transport reports.
+    #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
+    pub fn closing_reason(&self) -> Option<&Error> {
+        match &self.state {
+            State::Closing { reason } => Some(reason),
+            _ => None,
+        }
+    }
+
+    /// True when a `disconnect` request waits for the socket to close.
+    pub fn is_disconnecting(&self) -> bool {
+        self.disconnect_waiting
+    }
+
     /// True when the connection agreed on RESP3.
     #[allow(dead_code)]
     pub fn is_resp3(&self) -> bool {

@@ -8,7 +8,12 @@
 //! already awake. Whoever feeds the core (an engine reading a socket, a caller submitting)
 //! takes the core's [`Event`]s under the lock, and wakes wakers and runs user code (callbacks,
 //! push handlers) after releasing it: user code may call the client again. A panic in user code
-//! is caught and reported with `tracing::warn!`; it never stops the connection.
+//! is caught (counted, and reported with `tracing` when the feature is on); it never stops the
+//! connection.
+//!
+//! The link keeps the connection's [`Stats`](crate::Stats) counters, and, with the `tracing`
+//! feature, turns what the core does into spans and events (see [`crate::trace`]): it sees
+//! every call's result, every socket opened and closed, and every byte.
 //!
 //! The engine side of the contract, in the order things happen:
 //!
@@ -30,9 +35,11 @@
 //! TLS without knowing it. Input may release bytes to send (the TLS handshake's), so engines
 //! write after reading, as they do for the core's own handshake.
 
-use crate::config::Config;
+use crate::config::{Addr, Config};
 use crate::conn::{Core, Event, Payload, Want};
 use crate::inbox::InboxTx;
+use crate::stats::{Counters, Stats};
+use crate::trace::{self, Span};
 use crate::{Error, Result, Value};
 use bytes::Bytes;
 use std::collections::VecDeque;
@@ -95,6 +102,7 @@ pub(crate) struct Link {
     connected: AtomicBool,
     /// How many calls the core held when the engine last asked for its timeout.
     queued: AtomicUsize,
+    stats: Counters,
 }
 
 /// What the lock guards.
@@ -115,6 +123,21 @@ struct Session {
     /// The open socket's TLS session, between it and the core ([`Config::tls`]).
     #[cfg(feature = "tls")]
     tls: Option<super::tls::TlsSession>,
+    /// The socket is a connection that became ready (until it is closed).
+    ready: bool,
+    /// A connection was ready once: the next one is a reconnect.
+    was_ready: bool,
+    /// A connect attempt is under way (socket opening or handshake).
+    attempting: bool,
+    /// Connect attempts since the connection was last ready.
+    #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
+    attempts: u32,
+    /// The `connect`/`reconnect` span of the attempt under way, and its `handshake` span.
+    attempt_span: Span,
+    handshake_span: Span,
+    /// The server's address, for events.
+    #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
+    addr: Addr,
 }
 
 /// The push handler and the pushes waiting for it. One thread at a time runs the handler
@@ -263,12 +286,16 @@ impl Slots {
 }
 
 impl Session {
-    /// Takes every event of the core and hands it where it goes.
-    fn pump(&mut self, after: &mut After) {
+    /// Takes every event of the core and hands it where it goes, counting the calls' results.
+    fn pump(&mut self, stats: &Counters, after: &mut After) {
         while let Some(event) = self.core.poll_event() {
             match event {
                 Event::Reply { id, result } => {
                     self.replies_read += 1;
+                    stats.answered(&result);
+                    if let Err(e) = &result {
+                        self.trace_failed(e);
+                    }
                     self.slots.complete(id, result, after);
                 }
                 Event::Push(value) => {
@@ -281,11 +308,20 @@ impl Session {
                     }
                 }
                 Event::Lost(err) => {
+                    trace::info!(
+                        addr = %self.addr,
+                        error = %err,
+                        "a subscriber lost its connection; it reconnects by itself"
+                    );
                     if let Some(inbox) = &self.inbox {
                         after.wakers.extend(inbox.lost(&err));
                     }
                 }
                 Event::Restored => {
+                    trace::info!(
+                        addr = %self.addr,
+                        "a subscriber's connection is back, its subscriptions sent again"
+                    );
                     if let Some(inbox) = &self.inbox {
                         after.wakers.extend(inbox.restored());
                     }
@@ -301,6 +337,7 @@ impl Session {
                     }
                 }
                 Event::ConnectFailed(err) => {
+                    trace::warning!(addr = %self.addr, error = %err, "could not connect");
                     for id in std::mem::take(&mut self.connecting) {
                         self.slots.complete(id, Err(err.clone()), after);
                     }
@@ -312,6 +349,69 @@ impl Session {
                 }
             }
         }
+    }
+
+    /// Reports a call that failed (the counting is done by the caller).
+    #[cold]
+    #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
+    fn trace_failed(&self, err: &Error) {
+        match err {
+            Error::Timeout => {
+                trace::warning!(addr = %self.addr, "a call timed out: no reply within its timeout")
+            }
+            Error::Server { kind, message } if crate::stats::is_redirect(err) => {
+                trace::info!(
+                    addr = %self.addr,
+                    kind = %kind,
+                    to = %message,
+                    "the server redirected a call"
+                )
+            }
+            Error::Server { .. } => {
+                trace::debug!(
+                    addr = %self.addr,
+                    error = %err,
+                    "a call failed with a server error"
+                )
+            }
+            _ => trace::debug!(addr = %self.addr, error = %err, "a call failed"),
+        }
+    }
+
+    /// After each step (under the lock): the connection became ready, or stays as it was.
+    #[inline]
+    fn watch_ready(&mut self, stats: &Counters) {
+        if !self.ready && !self.stopped && self.core.is_connected() {
+            self.became_ready(stats);
+        }
+    }
+
+    /// Opens the `handshake` span once the core starts its handshake (HELLO, AUTH, ...).
+    fn enter_handshake(&mut self) {
+        if self.core.is_handshaking() {
+            self.handshake_span = trace::debug_span!(parent: &self.attempt_span, "handshake");
+        }
+    }
+
+    #[cold]
+    fn became_ready(&mut self, stats: &Counters) {
+        self.ready = true;
+        self.attempting = false;
+        stats.connects.add(1);
+        stats.reconnects.add(u64::from(self.was_ready));
+        // Closed once the events below are in them.
+        let _attempt = std::mem::replace(&mut self.attempt_span, Span::none());
+        self.handshake_span = Span::none();
+        trace::info!(
+            parent: &_attempt,
+            addr = %self.addr,
+            attempts = self.attempts,
+            reconnect = self.was_ready,
+            "{}",
+            if self.was_ready { "connection restored" } else { "connection ready" }
+        );
+        self.was_ready = true;
+        self.attempts = 0;
     }
 
     /// True when the connection is ready with no call in it (nothing in flight, nothing
@@ -368,6 +468,13 @@ impl Link {
                 replies_read: 0,
                 #[cfg(feature = "tls")]
                 tls: None,
+                ready: false,
+                was_ready: false,
+                attempting: false,
+                attempts: 0,
+                attempt_span: Span::none(),
+                handshake_span: Span::none(),
+                addr: config.addr.clone(),
             }),
             config,
             waker,
@@ -375,7 +482,13 @@ impl Link {
             shutdown: AtomicBool::new(false),
             connected: AtomicBool::new(false),
             queued: AtomicUsize::new(0),
+            stats: Counters::default(),
         })
+    }
+
+    /// A snapshot of the connection's counters.
+    pub fn stats(&self) -> Stats {
+        self.stats.snapshot()
     }
 
     /// The connection's configuration (address, socket options).
@@ -394,7 +507,8 @@ impl Link {
         let r = {
             let mut session = self.lock();
             let r = f(&mut session, &mut after);
-            session.pump(&mut after);
+            session.pump(&self.stats, &mut after);
+            session.watch_ready(&self.stats);
             self.connected.store(
                 !session.stopped && session.core.is_connected(),
                 Ordering::Release,
@@ -411,13 +525,12 @@ impl Link {
         for (cb, result) in after.callbacks {
             let run = std::panic::AssertUnwindSafe(move || cb(result));
             if std::panic::catch_unwind(run).is_err() {
-                tracing::warn!(
-                    "ringdis: an async_call callback panicked; the connection carries on"
-                );
+                self.stats.callback_panicked();
+                trace::warning!("an async_call callback panicked; the connection carries on");
             }
         }
         for d in after.drops {
-            drop_user(d);
+            self.drop_user(d);
         }
         if after.pushes {
             self.run_pushes();
@@ -441,8 +554,9 @@ impl Link {
             drop(session);
             let run = std::panic::AssertUnwindSafe(|| handler(value));
             if std::panic::catch_unwind(run).is_err() {
-                tracing::warn!(
-                    "ringdis: a push handler panicked; the push is lost, the handler stays \
+                self.stats.callback_panicked();
+                trace::warning!(
+                    "a push handler panicked; the push is lost, the handler stays \
                      installed and the connection carries on"
                 );
             }
@@ -452,7 +566,7 @@ impl Link {
             } else {
                 // Replaced while it ran.
                 drop(session);
-                drop_user(Box::new(handler));
+                self.drop_user(Box::new(handler));
                 session = self.lock();
             }
         }
@@ -487,19 +601,24 @@ impl Link {
             let slot = match to {
                 To::Callback(cb) => Slot::Callback(cb),
                 To::Discard if deadline.is_none() => {
+                    self.stats.calls.add(1);
                     if session.stopped {
+                        self.stats.connection_errors.add(1);
                         return (false, false);
                     }
                     // Nobody to answer and no deadline: it holds the connection only until it
                     // is written; its reply is dropped.
                     session.core.submit(0, payload, None, Instant::now());
                     session.core.abandon(0);
+                    self.stats.dropped.add(1);
                     return (true, direct);
                 }
                 To::Discard => Slot::Discard,
             };
             let id = session.slots.insert(slot);
+            self.stats.calls.add(1);
             if session.stopped {
+                self.stats.connection_errors.add(1);
                 session.slots.complete(id, Err(stopped_error()), after);
                 return (false, false);
             }
@@ -552,7 +671,13 @@ impl Link {
                 waker: None,
                 done: None,
             });
+            if call.is_some() {
+                self.stats.calls.add(1);
+            }
             if session.stopped {
+                if call.is_some() {
+                    self.stats.connection_errors.add(1);
+                }
                 session.slots.complete(id, when_stopped, after);
                 return (id, false, false);
             }
@@ -594,8 +719,25 @@ impl Link {
     /// counts as a caller.
     fn abandon(&self, id: u64) {
         let mut session = self.lock();
-        if session.slots.remove(id).is_some() {
-            session.core.abandon(id);
+        let Some(slot) = session.slots.remove(id) else {
+            return;
+        };
+        session.core.abandon(id);
+        // A call not answered yet (not a `connect` or `disconnect` request): its caller is gone.
+        if matches!(slot, Slot::Wait { done: None, .. })
+            && !session.connecting.contains(&id)
+            && !session.disconnecting.contains(&id)
+        {
+            self.stats.dropped.add(1);
+        }
+    }
+
+    /// Drops a value holding user code (a closure's captures), a panic in its drop caught.
+    fn drop_user(&self, value: Box<dyn Send>) {
+        let run = std::panic::AssertUnwindSafe(move || drop(value));
+        if std::panic::catch_unwind(run).is_err() {
+            self.stats.callback_panicked();
+            trace::warning!("dropping a push handler or callback panicked; ignored");
         }
     }
 
@@ -607,7 +749,7 @@ impl Link {
             session.pushes.generation += 1;
             std::mem::replace(&mut session.pushes.handler, handler)
         };
-        drop_user(Box::new(old));
+        self.drop_user(Box::new(old));
     }
 
     /// Makes this a subscriber connection whose messages go to `inbox`.
@@ -664,7 +806,7 @@ impl Link {
         let shutdown = self.shutdown.load(Ordering::SeqCst);
         let quiet = self.with(|session, after| {
             session.core.handle_timeout(now);
-            session.pump(after);
+            session.pump(&self.stats, after);
             session.stopped || session.is_quiet()
         });
         !(shutdown && quiet)
@@ -698,7 +840,20 @@ impl Link {
             {
                 session.tls = None;
             }
-            session.core.handle_opening()
+            session.core.handle_opening();
+            if session.core.is_opening() && !session.attempting {
+                session.attempting = true;
+                session.attempts = session.attempts.saturating_add(1);
+                #[cfg(feature = "tracing")]
+                {
+                    let (addr, attempt) = (&session.addr, session.attempts);
+                    session.attempt_span = if session.was_ready {
+                        tracing::info_span!(parent: None, "reconnect", %addr, attempt)
+                    } else {
+                        tracing::info_span!(parent: None, "connect", %addr, attempt)
+                    };
+                }
+            }
         });
     }
 
@@ -717,7 +872,8 @@ impl Link {
                 }
                 return;
             }
-            session.core.handle_open(now)
+            session.core.handle_open(now);
+            session.enter_handshake();
         });
     }
 
@@ -730,11 +886,29 @@ impl Link {
     pub fn handle_input(&self, bytes: &[u8], now: Instant) -> Result<()> {
         self.with(|session, _| {
             session.replies_read = 0;
+            self.stats.bytes_received.add(bytes.len() as u64);
             #[cfg(feature = "tls")]
-            if let Some(tls) = &mut session.tls {
-                return tls.handle_input(&mut session.core, bytes, now);
+            let r = match &mut session.tls {
+                Some(tls) => {
+                    let r = tls.handle_input(&mut session.core, bytes, now);
+                    // The core heard of the open socket once the TLS handshake was done.
+                    if session.handshake_span.is_none() {
+                        session.enter_handshake();
+                    }
+                    r
+                }
+                None => session.core.handle_input(bytes, now),
+            };
+            #[cfg(not(feature = "tls"))]
+            let r = session.core.handle_input(bytes, now);
+            if let Err(_e) = &r {
+                trace::error!(
+                    addr = %session.addr,
+                    error = %_e,
+                    "protocol error: the connection is closed"
+                );
             }
-            session.core.handle_input(bytes, now)
+            r
         })
     }
 
@@ -745,7 +919,33 @@ impl Link {
             {
                 session.tls = None;
             }
-            session.core.handle_closed(err, now)
+            // The calls in flight fail with the core's reason if it asked for the close.
+            let requested = session.core.is_disconnecting();
+            if std::mem::take(&mut session.ready) {
+                if requested {
+                    trace::debug!(addr = %session.addr, "connection closed on request");
+                } else {
+                    self.stats.connections_lost.add(1);
+                    trace::warning!(
+                        addr = %session.addr,
+                        error = %session.core.closing_reason().unwrap_or(&err),
+                        "connection lost"
+                    );
+                }
+            } else if std::mem::take(&mut session.attempting) && !requested {
+                self.stats.connects_failed.add(1);
+                trace::warning!(
+                    parent: &session.attempt_span,
+                    addr = %session.addr,
+                    attempt = session.attempts,
+                    error = %session.core.closing_reason().unwrap_or(&err),
+                    "connect attempt failed"
+                );
+            }
+            session.attempting = false;
+            session.attempt_span = Span::none();
+            session.handshake_span = Span::none();
+            session.core.handle_closed(err, now);
         });
     }
 
@@ -758,13 +958,17 @@ impl Link {
         self.queued
             .store(session.core.queue_len(), Ordering::Relaxed);
         #[cfg(feature = "tls")]
-        {
+        let bytes = {
             let session = &mut *session;
-            if let Some(tls) = &mut session.tls {
-                return tls.poll_transmit(&mut session.core, now);
+            match &mut session.tls {
+                Some(tls) => tls.poll_transmit(&mut session.core, now)?,
+                None => session.core.poll_transmit_at(now)?,
             }
-        }
-        session.core.poll_transmit_at(now)
+        };
+        #[cfg(not(feature = "tls"))]
+        let bytes = session.core.poll_transmit_at(now)?;
+        self.stats.bytes_sent.add(bytes.len() as u64);
+        Some(bytes)
     }
 
     /// True if a deadline has passed: the next [`Link::turn`] fails calls or acts on it.
@@ -807,6 +1011,8 @@ impl Link {
                 session.slots.complete(id, Err(err.clone()), after);
             }
             session.connecting.clear();
+            // Every call not answered yet has just failed.
+            self.stats.fail_in_flight();
             if let Some(inbox) = session.inbox.take() {
                 after.drops.push(Box::new(inbox));
             }
@@ -814,14 +1020,6 @@ impl Link {
             while session.core.poll_event().is_some() {}
         });
         self.connected.store(false, Ordering::Release);
-    }
-}
-
-/// Drops a value holding user code (a closure's captures), a panic in its drop caught.
-fn drop_user(value: Box<dyn Send>) {
-    let run = std::panic::AssertUnwindSafe(move || drop(value));
-    if std::panic::catch_unwind(run).is_err() {
-        tracing::warn!("ringdis: dropping a push handler or callback panicked; ignored");
     }
 }
 
@@ -1216,6 +1414,97 @@ mod tests {
         link.handle_input(b"+A\r\n+B\r\n", later).unwrap();
         assert_eq!(rx.try_recv().unwrap().unwrap(), Value::Simple("B".into()));
         assert!(!link.turn(later), "nobody is left");
+    }
+
+    /// Every call ends once in the counters: ok, a server error, a redirect, a timeout, a
+    /// dropped caller, a lost connection; bytes are counted both ways.
+    #[test]
+    fn the_counters_follow_every_call_to_its_end() {
+        let (link, _) = ready();
+        let now = Instant::now();
+        let s = link.stats();
+        assert_eq!(
+            (s.connects, s.reconnects, s.calls, s.in_flight),
+            (1, 0, 0, 0)
+        );
+
+        let mut ok = Box::pin(link.reply(ping(), None));
+        let mut err = Box::pin(link.reply(ping(), None));
+        let mut moved = Box::pin(link.reply(ping(), None));
+        let (tx, rx) = mpsc::channel();
+        link.submit(ping(), None, To::Callback(Box::new(|_| panic!("user bug"))));
+        link.submit(
+            ping(),
+            Some(now + Duration::from_millis(1)),
+            To::Callback(Box::new(move |r| tx.send(r).unwrap_or(()))),
+        );
+        let gone = link.reply(ping(), None);
+        link.submit(ping(), None, To::Discard);
+        assert_eq!(link.stats().in_flight, 6);
+        drop(gone);
+        let sent = link.poll_transmit().map_or(0, |b| b.len());
+        assert_eq!(sent, 7 * b"*1\r\n$4\r\nPING\r\n".len());
+        let input = b"+PONG\r\n-ERR no\r\n-MOVED 1 127.0.0.1:7001\r\n+A\r\n";
+        link.handle_input(input, now).unwrap();
+        assert!(poll_now(ok.as_mut()).unwrap().is_ok());
+        assert!(poll_now(err.as_mut()).unwrap().is_err());
+        assert!(poll_now(moved.as_mut()).unwrap().is_err());
+        assert!(link.turn(now + Duration::from_millis(2)));
+        assert!(rx.try_recv().unwrap().is_err_and(|e| e.is_timeout()));
+
+        let s = link.stats();
+        assert_eq!((s.calls, s.ok, s.server_errors, s.redirects), (7, 2, 2, 1));
+        assert_eq!((s.timeouts, s.dropped, s.in_flight), (1, 2, 0));
+        assert_eq!(s.callback_panics, 1);
+        assert_eq!(
+            (s.bytes_sent, s.bytes_received),
+            (sent as u64, input.len() as u64)
+        );
+
+        // Lost with a call in flight, then back: a reconnect.
+        let mut lost = Box::pin(link.reply(ping(), None));
+        link.poll_transmit();
+        link.handle_closed(Error::connection("reset"), now);
+        assert!(poll_now(lost.as_mut())
+            .unwrap()
+            .is_err_and(|e| e.is_connection()));
+        let mut again = Box::pin(link.connect());
+        let later = now + Duration::from_secs(1);
+        assert_eq!(link.want(later), Want::Open);
+        link.handle_opening();
+        link.handle_closed(Error::connection("refused"), later);
+        assert_eq!(link.want(later + Duration::from_secs(1)), Want::Open);
+        link.handle_opening();
+        link.handle_open(later + Duration::from_secs(1));
+        assert!(poll_now(again.as_mut()).unwrap().is_ok());
+        let s = link.stats();
+        assert_eq!((s.connections_lost, s.connects_failed), (1, 1));
+        assert_eq!((s.connects, s.reconnects), (2, 1));
+        assert_eq!((s.calls, s.connection_errors, s.in_flight), (8, 1, 0));
+    }
+
+    #[test]
+    fn a_protocol_error_and_a_stopped_engine_are_counted() {
+        let (link, _) = ready();
+        let mut a = Box::pin(link.reply(ping(), None));
+        link.poll_transmit();
+        let e = link
+            .handle_input(b"?garbage\r\n", Instant::now())
+            .unwrap_err();
+        link.handle_closed(e, Instant::now());
+        assert!(poll_now(a.as_mut()).unwrap().is_err());
+        let s = link.stats();
+        assert_eq!(
+            (s.protocol_errors, s.connections_lost, s.in_flight),
+            (1, 1, 0)
+        );
+        let waiting = link.reply(ping(), None);
+        assert_eq!(link.stats().in_flight, 1);
+        link.stopped();
+        drop(link.reply(ping(), None));
+        drop(waiting);
+        let s = link.stats();
+        assert_eq!((s.calls, s.connection_errors, s.in_flight), (3, 2, 0));
     }
 
     /// The link over TLS against an in-process rustls server: bytes moved by hand.

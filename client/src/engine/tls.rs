@@ -117,8 +117,8 @@ impl TlsSession {
         if self.open {
             while let Some(plain) = core.poll_transmit_at(now) {
                 // Without a buffer limit rustls's writer takes everything it is given.
-                if let Err(e) = self.conn.writer().write_all(&plain) {
-                    tracing::warn!("ringdis: TLS refused plaintext to send: {e}");
+                if let Err(_e) = self.conn.writer().write_all(&plain) {
+                    crate::trace::warning!(error = %_e, "TLS refused plaintext to send");
                 }
             }
         }

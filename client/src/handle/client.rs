@@ -7,7 +7,7 @@ use crate::engine::link::{Callback, PushHandler, Reply, To};
 use crate::engine::placement::Placement;
 use crate::engine::Link;
 use crate::route::Route;
-use crate::{Cmd, Error, FromRedis, Result, Value};
+use crate::{Cmd, Error, FromRedis, Result, Stats, Value};
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
@@ -383,7 +383,8 @@ impl Client {
     ///
     /// The callback runs where the reply is read (the engine driving the connection: its thread,
     /// or on the task engine the client's runtime, or the thread that shuts that runtime down,
-    /// with the error): keep it short and never block in it (a panic in it is caught and reported through `tracing`, and
+    /// with the error): keep it short and never block in it (a panic in it is caught, counted in
+    /// [`Stats::callback_panics`], reported through `tracing` with the `tracing` feature, and
     /// the connection carries on). With no callback the reply is
     /// still read, then dropped, so the stream stays in step; such a call still times out
     /// after the command timeout, counts for the liveness rule
@@ -531,8 +532,9 @@ impl Client {
     ///
     /// A panic in the handler is caught: the push it was handling is lost, the connection and
     /// every call on it carry on, and the handler stays installed for the next push (call
-    /// `on_push` again to replace it). The panic is still reported by the panic hook, and
-    /// through `tracing` (a warning).
+    /// `on_push` again to replace it). The panic is still reported by the panic hook,
+    /// counted in [`Stats::callback_panics`], and with the `tracing` feature reported as a
+    /// warning.
     ///
     /// On the task engine the handler runs on the client's runtime: read what it sends from
     /// async code there (an async channel), since a blocking `recv` on the thread of a
@@ -589,6 +591,23 @@ impl Client {
     #[doc(hidden)]
     pub fn queued_calls(&self) -> usize {
         self.inner.link.queued()
+    }
+
+    /// This client's connection counters (see [`Stats`]): its shared connection, plus the
+    /// dedicated connections of its blocking commands and `watch_transaction`s that are still
+    /// open (one that closed takes its counts with it). A snapshot; cheap (no lock on the
+    /// connection, nothing sent).
+    pub fn stats(&self) -> Stats {
+        let dedicated: Stats = self
+            .inner
+            .blocking
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter_map(Weak::upgrade)
+            .map(|inner| inner.link.stats())
+            .sum();
+        self.inner.link.stats() + dedicated
     }
 
     /// True while the connection is up and ready for calls.

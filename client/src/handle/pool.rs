@@ -1,7 +1,7 @@
 //! [`Pool`]: a bounded set of clients to check out and give back (tornadis `ClientPool`).
 
 use crate::engine::placement::Placement;
-use crate::{Client, Config, Error, Result};
+use crate::{Client, Config, Error, Result, Stats};
 use std::future::poll_fn;
 use std::future::Future;
 use std::pin::Pin;
@@ -77,6 +77,9 @@ struct Inner {
     /// Every client the pool made and still holds, idle or not, by pool id, so `destroy` can
     /// reach them.
     all: Mutex<Vec<(u64, Client)>>,
+    /// The counters of the clients the pool let go, as they were then (their calls in flight
+    /// counted as dropped).
+    retired: Mutex<Stats>,
     next_id: AtomicU64,
     /// When the background sweep is due, if one is set.
     sweep_at: Mutex<Option<Instant>>,
@@ -160,6 +163,7 @@ impl PoolBuilder {
                 idle_timeout: self.idle_timeout,
                 idle: Mutex::default(),
                 all: Mutex::default(),
+                retired: Mutex::default(),
                 next_id: AtomicU64::new(0),
                 sweep_at: Mutex::new(None),
                 closed: AtomicBool::new(false),
@@ -342,11 +346,8 @@ impl Pool {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clear();
-        self.inner
-            .all
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear();
+        let all = std::mem::take(&mut *self.inner.all.lock().unwrap_or_else(|p| p.into_inner()));
+        self.inner.retire(&all);
     }
 
     /// [`Pool::close`], and every connection is closed at once, checked out or not: their calls
@@ -355,9 +356,10 @@ impl Pool {
         let all: Vec<(u64, Client)> =
             std::mem::take(&mut *self.inner.all.lock().unwrap_or_else(|p| p.into_inner()));
         self.close();
-        for (_, c) in all {
+        for (_, c) in &all {
             c.disconnect().await;
         }
+        self.inner.retire(&all);
     }
 
     /// True once closed.
@@ -372,6 +374,24 @@ impl Pool {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .len()
+    }
+
+    /// The counters of every connection this pool made (see [`Stats`]): the sum over the
+    /// clients it holds now, idle or checked out, and, for each client it let go (expired,
+    /// closed, or dropped with [`Pool::close`]), its counts as they were when the pool let go,
+    /// so that every counter but `in_flight` only goes up over the pool's life. What a client
+    /// let go does afterwards is not counted: its calls still in flight then count as
+    /// `dropped`.
+    pub fn stats(&self) -> Stats {
+        let held: Stats = self
+            .inner
+            .all
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(_, c)| c.stats())
+            .sum();
+        held + *self.inner.retired.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Clients that can still be checked out without waiting.
@@ -443,8 +463,19 @@ impl Inner {
             *all = kept;
             gone
         };
+        self.retire(&gone);
         // Dropped here, outside the lock.
         drop(gone);
+    }
+
+    /// Keeps the counts of clients the pool lets go.
+    fn retire(&self, gone: &[(u64, Client)]) {
+        if gone.is_empty() {
+            return;
+        }
+        let mut counts: Stats = gone.iter().map(|(_, c)| c.stats()).sum();
+        counts.dropped += std::mem::take(&mut counts.in_flight);
+        *self.retired.lock().unwrap_or_else(|p| p.into_inner()) += counts;
     }
 
     /// Closes the expired idle clients, sets the background sweep for the next expiry, and

@@ -1,6 +1,6 @@
 //! [`Spread`]: one handle over several multiplexed connections, calls spread round robin.
 
-use crate::{Call, Callable, Client, Config, FromRedis, Result};
+use crate::{Call, Callable, Client, Config, FromRedis, Result, Stats};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -76,6 +76,11 @@ impl Spread {
         for c in self.clients.iter() {
             c.disconnect().await;
         }
+    }
+
+    /// The sum of its clients' counters (see [`Client::stats`]).
+    pub fn stats(&self) -> Stats {
+        self.clients.iter().map(Client::stats).sum()
     }
 
     /// True while every connection is up.

@@ -2,7 +2,7 @@
 
 use crate::conn::Payload;
 use crate::inbox::{inbox, InboxRx, InboxTx};
-use crate::{Client, Config, Error, Result};
+use crate::{Client, Config, Error, Result, Stats};
 use bytes::Bytes;
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
@@ -230,6 +230,12 @@ impl Subscriber {
     /// True while the subscriber's connection is up.
     pub fn is_connected(&self) -> bool {
         self.conn.is_connected()
+    }
+
+    /// The subscriber connection's counters (see [`Stats`]): its `(UN)SUBSCRIBE` calls, the
+    /// bytes of the messages it received, its reconnects.
+    pub fn stats(&self) -> Stats {
+        self.conn.stats()
     }
 
     /// How many messages are queued, unread.
