@@ -1603,6 +1603,50 @@ mod tests {
             assert!(e.to_string().contains("ended the TLS session"), "{e}");
         }
 
+        /// A big request goes into TLS a bounded piece at a time, as the engine takes the
+        /// ciphertext, not copied whole into rustls (which held all of it encrypted, then a
+        /// second copy in the link's output, before the engine wrote a byte).
+        #[test]
+        fn a_big_request_is_encrypted_a_bounded_piece_at_a_time() {
+            let tls = crate::Tls::new().ca_pem(CA).unwrap();
+            let (link, mut connect) = opened(tls);
+            let mut server = server();
+            for _ in 0..3 {
+                to_server(&link, &mut server);
+                to_link(&mut server, &link, 4096).unwrap();
+            }
+            assert!(matches!(poll_now(connect.as_mut()), Some(Ok(_))));
+            let value = vec![b'v'; 3 << 20];
+            let _reply = link.reply(Payload::One(cmd!("SET", "k", &value[..])), None);
+            let mut plain = Vec::new();
+            let mut largest = 0;
+            while let Some(bytes) = link.poll_transmit() {
+                largest = largest.max(bytes.len());
+                let mut rest = &bytes[..];
+                while !rest.is_empty() {
+                    server.read_tls(&mut rest).unwrap();
+                    server.process_new_packets().unwrap();
+                    server.reader().read_to_end(&mut plain).ok();
+                }
+            }
+            let mut want = Vec::new();
+            want.extend_from_slice(
+                format!("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n${}\r\n", value.len()).as_bytes(),
+            );
+            want.extend_from_slice(&value);
+            want.extend_from_slice(b"\r\n");
+            assert!(
+                plain == want,
+                "{} bytes of {} arrived",
+                plain.len(),
+                want.len()
+            );
+            assert!(
+                largest < 1 << 20,
+                "{largest} bytes of ciphertext handed out at once"
+            );
+        }
+
         #[test]
         fn an_untrusted_certificate_fails_the_connect_at_once_naming_the_cause() {
             // The Mozilla roots do not know the test CA.
