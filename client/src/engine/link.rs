@@ -292,7 +292,11 @@ impl Session {
             match event {
                 Event::Reply { id, result } => {
                     self.replies_read += 1;
-                    stats.answered(&result);
+                    // Id 0 is a call abandoned as it was submitted (see `Link::submit`), that
+                    // the core answered at once: it was counted as dropped then.
+                    if id != 0 {
+                        stats.answered(&result);
+                    }
                     if let Err(e) = &result {
                         self.trace_failed(e);
                     }
@@ -1505,6 +1509,26 @@ mod tests {
         drop(waiting);
         let s = link.stats();
         assert_eq!((s.calls, s.connection_errors, s.in_flight), (3, 2, 0));
+    }
+
+    /// A fire-and-forget call (no callback, no deadline) that the core answers at once (not
+    /// connected, autoconnect off) ends once: as dropped, not also as a connection error (which
+    /// made `in_flight` go below zero, saturating to 0 over a call that really was in flight).
+    #[test]
+    fn a_discarded_call_answered_at_once_ends_once_in_the_counters() {
+        let config = Config::new().autoconnect(false);
+        let link = Link::new(Arc::new(config), Box::new(Count::default()));
+        link.submit(ping(), None, To::Discard);
+        let s = link.stats();
+        assert_eq!(
+            (s.calls, s.dropped, s.connection_errors, s.in_flight),
+            (1, 1, 0, 0),
+            "{s:?}"
+        );
+        // A call waiting for the connection shows as in flight.
+        let _connect = link.connect();
+        let _call = link.reply(ping(), None);
+        assert_eq!(link.stats().in_flight, 1, "{:?}", link.stats());
     }
 
     /// The link over TLS against an in-process rustls server: bytes moved by hand.
