@@ -1,0 +1,64 @@
+//! Review of issue #13's merged work: regressions for the faults found.
+
+mod support;
+
+use ringdis::{cmd, Client, Stats};
+use ringdis_tests::Server;
+use support::{engines, matrix, PROTOCOLS};
+
+/// Every counter but `in_flight` of `now` is at least what it was `before`.
+#[track_caller]
+fn never_went_down(before: &Stats, now: &Stats, at: &str) {
+    let pairs = [
+        ("calls", before.calls, now.calls),
+        ("ok", before.ok, now.ok),
+        ("dropped", before.dropped, now.dropped),
+        ("connects", before.connects, now.connects),
+        ("bytes_sent", before.bytes_sent, now.bytes_sent),
+        ("bytes_received", before.bytes_received, now.bytes_received),
+    ];
+    for (name, b, n) in pairs {
+        assert!(n >= b, "{at}: {name} went down from {b} to {n}: {now:?}");
+    }
+}
+
+/// A client's counters include its dedicated connections (blocking calls,
+/// `watch_transaction`) and keep their counts once those close: a counter never goes down
+/// (it went down by each closed dedicated connection's calls and bytes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clients_counters_keep_what_its_closed_dedicated_connections_counted() {
+    let servers: Vec<Server> = ringdis_tests::ServerKind::ALL
+        .into_iter()
+        .map(Server::start)
+        .collect();
+    for (kind, engine) in matrix() {
+        let server = servers.iter().find(|s| s.kind() == kind).unwrap();
+        for protocol in PROTOCOLS {
+            let at = support::label(kind, engine, protocol);
+            let c = support::client(server, engine, protocol);
+            c.call::<()>(cmd!("PING")).await.unwrap();
+            // A blocking call, on a dedicated connection kept as a spare.
+            let got: Option<(String, String)> =
+                c.call(cmd!("BLPOP", "review13:q", 0.01)).await.unwrap();
+            assert_eq!(got, None, "{at}");
+            // A watch_transaction, on a connection of its own that closes after it.
+            let (n,): (i64,) = c
+                .watch_transaction("review13:n", |conn: Client| async move {
+                    let mut t = conn.transaction();
+                    t.add(cmd!("INCR", "review13:n"));
+                    Ok(t)
+                })
+                .await
+                .unwrap();
+            assert!(n >= 1, "{at}");
+            let before = c.stats();
+            assert!(before.calls >= 4, "{at}: {before:?}");
+            // The spare dedicated connection closes.
+            c.disconnect().await;
+            let now = c.stats();
+            never_went_down(&before, &now, &at);
+            assert_eq!(now.in_flight, 0, "{at}: {now:?}");
+        }
+    }
+    let _ = engines();
+}
