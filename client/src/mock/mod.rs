@@ -281,6 +281,20 @@ mod tests {
         }
     }
 
+    /// A configuration made for TLS (`rediss://`) works with the mock, whose address is
+    /// ignored: it was refused with a TLS handshake error.
+    #[cfg(feature = "tls")]
+    #[test]
+    fn a_tls_configuration_is_served_in_plain_text() {
+        let mock = Mock::new();
+        mock.expect(cmd!("GET", "k")).returns("v");
+        let config = Config::from_url("rediss://cache.example:6380/0").unwrap();
+        let db = mock.client_with(config).unwrap();
+        let v = block_on(db.get("k").send()).unwrap();
+        assert_eq!(v.as_deref(), Some(&b"v"[..]));
+        mock.verify().unwrap();
+    }
+
     /// An unexpected command gets a `MOCK` error naming what was expected; the expected one
     /// that never came is reported too, and the connection carries on.
     #[test]

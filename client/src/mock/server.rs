@@ -129,6 +129,16 @@ pub(crate) fn same(a: &Cmd, b: &Cmd) -> bool {
 
 impl Driver for Server {
     fn attach(&self, config: Arc<Config>) -> Result<Arc<Link>> {
+        // The mock speaks plain RESP: a configuration made for TLS (a `rediss://` URL) is
+        // served as it is (as its address is ignored), not refused by a TLS handshake.
+        #[cfg(feature = "tls")]
+        let config = match config.tls {
+            Some(_) => Arc::new(Config {
+                tls: None,
+                ..(*config).clone()
+            }),
+            None => config,
+        };
         let cell = Arc::new(OnceLock::new());
         let wire = Arc::new(Wire {
             server: self.clone(),
