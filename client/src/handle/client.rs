@@ -768,6 +768,11 @@ impl<T: FromRedis> Future for Call<T> {
                 }
             }
         };
+        if matches!(self.state, State::Later(_)) {
+            // A finished future must not be polled again (an async block panics): polled
+            // again, the call says so as any other does.
+            self.state = State::Failed(None);
+        }
         if let Some(lease) = &mut self.lease {
             if matches!(reply, Ok(_) | Err(Error::Server { .. })) {
                 lease.give_back();
@@ -813,4 +818,22 @@ fn check(config: &Config) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::FutureExt;
+
+    /// A call whose reply needed more than one step (a pool's checkout) and is polled again
+    /// after it completed fails as any other call does, instead of panicking in the finished
+    /// async block it awaited.
+    #[test]
+    fn a_later_call_polled_after_it_completed_fails_without_panicking() {
+        let mut call: Call<i64> = Call::later(async { Ok(Value::Int(7)) });
+        assert_eq!(futures::executor::block_on(&mut call).unwrap(), 7);
+        let again = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| call.now_or_never()));
+        let again = again.expect("no panic").expect("ready at once");
+        assert!(again.as_ref().is_err_and(Error::is_client), "{again:?}");
+    }
 }
