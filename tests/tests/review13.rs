@@ -62,3 +62,38 @@ async fn a_clients_counters_keep_what_its_closed_dedicated_connections_counted()
     }
     let _ = engines();
 }
+
+/// A pool's counters never go down while it lets clients go: `destroy` took its clients out
+/// of the pool and counted them again only after every disconnect was done, so a `stats` read
+/// meanwhile (a metrics scrape) missed all their counts.
+#[tokio::test]
+async fn a_pools_counters_do_not_dip_while_it_is_destroyed() {
+    let servers: Vec<Server> = ringdis_tests::ServerKind::ALL
+        .into_iter()
+        .map(Server::start)
+        .collect();
+    for server in &servers {
+        let at = server.kind().to_string();
+        // The task engine on this current-thread runtime: a disconnect cannot finish while
+        // the test holds the thread, so the destroy below is caught half-way, deterministically.
+        let config = support::config(server, ringdis::Engine::Task);
+        let pool = ringdis::Pool::new(config, 2);
+        pool.preconnect().await.unwrap();
+        for i in 0..4 {
+            let n: i64 = ringdis::Commands::incr(&pool, format!("review13:p{i}"))
+                .await
+                .unwrap();
+            assert!(n >= 1, "{at}");
+        }
+        let before = pool.stats();
+        assert!(before.calls >= 4, "{at}: {before:?}");
+        let mut destroy = Box::pin(pool.destroy());
+        assert!(
+            futures::poll!(destroy.as_mut()).is_pending(),
+            "{at}: the disconnects need the runtime"
+        );
+        never_went_down(&before, &pool.stats(), &format!("{at}, destroying"));
+        destroy.await;
+        never_went_down(&before, &pool.stats(), &format!("{at}, destroyed"));
+    }
+}
