@@ -434,13 +434,13 @@ mod tests {
         let (go, go_rx) = mpsc::channel::<()>();
         let go_rx = std::sync::Mutex::new(go_rx);
         mock.otherwise(move |cmd| {
-            let key = cmd.args().iter().nth(1)?.clone();
+            let key = cmd.args().iter().nth(1)?;
             if key[..] == b"slow"[..] {
                 let _ = entered_tx.send(());
                 // Bounded: the test lets it go once the other command came.
                 let _ = go_rx.lock().unwrap().recv_timeout(Duration::from_secs(10));
             }
-            Some(Value::Bulk(Bytes::copy_from_slice(&key)))
+            Some(Value::Bulk(Bytes::copy_from_slice(key)))
         });
         let (a, b) = (mock.client(), mock.client());
         let slow = std::thread::spawn(move || block_on(a.get("slow").send()));
