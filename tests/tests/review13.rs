@@ -97,3 +97,49 @@ async fn a_pools_counters_do_not_dip_while_it_is_destroyed() {
         never_went_down(&before, &pool.stats(), &format!("{at}, destroyed"));
     }
 }
+
+/// Requests bigger than the piece TLS encrypts at a time (256 KiB), from many callers at once
+/// on one connection (their writes interleaved with the callers' own fast-path writes), on
+/// every engine: every reply reaches its caller, whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn big_requests_from_many_callers_over_tls_keep_their_replies() {
+    let pki = support::pki::Pki::new();
+    let server = pki.server(false);
+    for engine in engines() {
+        let config = ringdis::Config::from_url(&server.url())
+            .unwrap()
+            .tls(pki.tls())
+            .engine(engine);
+        let c = Client::new(config).unwrap();
+        let tasks: Vec<_> = (0..12u8)
+            .map(|t| {
+                let c = c.clone();
+                tokio::spawn(async move {
+                    for round in 0..3u8 {
+                        let value = vec![
+                            t.wrapping_mul(31).wrapping_add(round);
+                            300 * 1024 + usize::from(t)
+                        ];
+                        let key = format!("review13:big:{t}");
+                        let mut p = c.pipeline();
+                        p.add(cmd!("SET", &key, &value[..]))
+                            .add(cmd!("GET", &key))
+                            .add(cmd!("ECHO", format!("{t}/{round}")));
+                        let ((), got, echo): ((), Vec<u8>, String) = p.query().await.unwrap();
+                        assert!(
+                            got == value,
+                            "{engine:?} task {t}: {} bytes back",
+                            got.len()
+                        );
+                        assert_eq!(echo, format!("{t}/{round}"), "{engine:?}");
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            support::bounded(std::time::Duration::from_secs(60), "a TLS caller", t)
+                .await
+                .unwrap();
+        }
+    }
+}
