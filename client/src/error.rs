@@ -244,6 +244,12 @@ impl Error {
     /// other server errors give the same result again; [`Error::Protocol`] means the server is
     /// broken or not Redis.
     ///
+    /// A server error decoded out of a pipeline's replies (into a tuple, a `Vec`, a struct)
+    /// speaks for that one command: the pipeline's other commands may have run, so a `true`
+    /// here does not make resending the whole pipeline safe. Decode it as
+    /// `Vec<Result<Value>>` to see which commands failed. The same holds for the replies
+    /// inside a transaction's `EXEC`.
+    ///
     /// ringdis never retries by itself (a reconnect resends nothing that was in flight).
     ///
     /// ```

@@ -292,7 +292,11 @@ impl Session {
             match event {
                 Event::Reply { id, result } => {
                     self.replies_read += 1;
-                    stats.answered(&result);
+                    // Id 0 is a call abandoned as it was submitted (see `Link::submit`), that
+                    // the core answered at once: it was counted as dropped then.
+                    if id != 0 {
+                        stats.answered(&result);
+                    }
                     if let Err(e) = &result {
                         self.trace_failed(e);
                     }
@@ -1507,6 +1511,26 @@ mod tests {
         assert_eq!((s.calls, s.connection_errors, s.in_flight), (3, 2, 0));
     }
 
+    /// A fire-and-forget call (no callback, no deadline) that the core answers at once (not
+    /// connected, autoconnect off) ends once: as dropped, not also as a connection error (which
+    /// made `in_flight` go below zero, saturating to 0 over a call that really was in flight).
+    #[test]
+    fn a_discarded_call_answered_at_once_ends_once_in_the_counters() {
+        let config = Config::new().autoconnect(false);
+        let link = Link::new(Arc::new(config), Box::new(Count::default()));
+        link.submit(ping(), None, To::Discard);
+        let s = link.stats();
+        assert_eq!(
+            (s.calls, s.dropped, s.connection_errors, s.in_flight),
+            (1, 1, 0, 0),
+            "{s:?}"
+        );
+        // A call waiting for the connection shows as in flight.
+        let _connect = link.connect();
+        let _call = link.reply(ping(), None);
+        assert_eq!(link.stats().in_flight, 1, "{:?}", link.stats());
+    }
+
     /// The link over TLS against an in-process rustls server: bytes moved by hand.
     #[cfg(feature = "tls")]
     mod tls {
@@ -1601,6 +1625,50 @@ mod tests {
             server.send_close_notify();
             let e = to_link(&mut server, &link, 1000).unwrap_err();
             assert!(e.to_string().contains("ended the TLS session"), "{e}");
+        }
+
+        /// A big request goes into TLS a bounded piece at a time, as the engine takes the
+        /// ciphertext, not copied whole into rustls (which held all of it encrypted, then a
+        /// second copy in the link's output, before the engine wrote a byte).
+        #[test]
+        fn a_big_request_is_encrypted_a_bounded_piece_at_a_time() {
+            let tls = crate::Tls::new().ca_pem(CA).unwrap();
+            let (link, mut connect) = opened(tls);
+            let mut server = server();
+            for _ in 0..3 {
+                to_server(&link, &mut server);
+                to_link(&mut server, &link, 4096).unwrap();
+            }
+            assert!(matches!(poll_now(connect.as_mut()), Some(Ok(_))));
+            let value = vec![b'v'; 3 << 20];
+            let _reply = link.reply(Payload::One(cmd!("SET", "k", &value[..])), None);
+            let mut plain = Vec::new();
+            let mut largest = 0;
+            while let Some(bytes) = link.poll_transmit() {
+                largest = largest.max(bytes.len());
+                let mut rest = &bytes[..];
+                while !rest.is_empty() {
+                    server.read_tls(&mut rest).unwrap();
+                    server.process_new_packets().unwrap();
+                    server.reader().read_to_end(&mut plain).ok();
+                }
+            }
+            let mut want = Vec::new();
+            want.extend_from_slice(
+                format!("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n${}\r\n", value.len()).as_bytes(),
+            );
+            want.extend_from_slice(&value);
+            want.extend_from_slice(b"\r\n");
+            assert!(
+                plain == want,
+                "{} bytes of {} arrived",
+                plain.len(),
+                want.len()
+            );
+            assert!(
+                largest < 1 << 20,
+                "{largest} bytes of ciphertext handed out at once"
+            );
         }
 
         #[test]

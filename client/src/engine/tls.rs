@@ -30,7 +30,14 @@ pub(crate) struct TlsSession {
     addr: String,
     /// Ciphertext to hand to the engine.
     out: BytesMut,
+    /// Plaintext the core handed over that is not encrypted yet: a big request goes into
+    /// rustls [`CHUNK`] bytes at a time, as the engine takes the ciphertext, rather than copied
+    /// whole into rustls's buffers (twice its size held at once).
+    pending: Bytes,
 }
+
+/// At most this much plaintext is encrypted per [`TlsSession::poll_transmit`].
+const CHUNK: usize = 256 * 1024;
 
 impl TlsSession {
     /// A session for a connection to `addr`, its `ClientHello` ready to go.
@@ -59,6 +66,7 @@ impl TlsSession {
             spoken: false,
             addr: addr.to_string(),
             out: BytesMut::new(),
+            pending: Bytes::new(),
         })
     }
 
@@ -112,23 +120,36 @@ impl TlsSession {
     }
 
     /// The ciphertext to write next: the handshake's, then what the core has to send,
-    /// encrypted.
+    /// encrypted, about [`CHUNK`] bytes of it per call (call again until `None`).
     pub fn poll_transmit(&mut self, core: &mut Core, now: Instant) -> Option<Bytes> {
+        self.drain_tls();
         if self.open {
-            while let Some(plain) = core.poll_transmit_at(now) {
+            while self.out.len() < CHUNK {
+                if self.pending.is_empty() {
+                    match core.poll_transmit_at(now) {
+                        Some(plain) => self.pending = plain,
+                        None => break,
+                    }
+                }
+                let plain = self.pending.split_to(self.pending.len().min(CHUNK));
                 // Without a buffer limit rustls's writer takes everything it is given.
                 if let Err(_e) = self.conn.writer().write_all(&plain) {
                     crate::trace::warning!(error = %_e, "TLS refused plaintext to send");
                 }
+                self.drain_tls();
             }
         }
+        (!self.out.is_empty()).then(|| self.out.split().freeze())
+    }
+
+    /// Moves the ciphertext rustls has ready into `out`.
+    fn drain_tls(&mut self) {
         while self.conn.wants_write() {
             // Writing into memory cannot fail.
             if self.conn.write_tls(&mut (&mut self.out).writer()).is_err() {
                 break;
             }
         }
-        (!self.out.is_empty()).then(|| self.out.split().freeze())
     }
 
     /// The error for a TLS failure, naming its cause.

@@ -66,6 +66,8 @@ struct Inner {
     /// that may still live, so that `disconnect` reaches the calls in flight on them too and
     /// `on_push` gets their pushes.
     blocking: Mutex<Vec<Weak<Inner>>>,
+    /// The counters of the dedicated connections, for [`Client::stats`].
+    dedicated: Mutex<Dedicated>,
     /// The connection of a `watch_transaction`: it must never reconnect once it was lost (its
     /// `WATCH` would be gone), so `connect()` refuses to.
     watching: bool,
@@ -76,6 +78,38 @@ struct Inner {
     /// A dedicated connection running a fire-and-forget blocking call (`async_call` without a
     /// callback): nobody waits for its reply, so it ends when the client that made it does.
     detached: AtomicBool,
+}
+
+/// The counters of a client's dedicated connections: the links of those that may still live,
+/// and the counts of those whose handles are all gone, as they were then (their calls still in
+/// flight counted as dropped, as a pool counts a client it lets go), so that a client's
+/// counters never go down when a dedicated connection closes.
+#[derive(Default)]
+struct Dedicated {
+    live: Vec<(Weak<Inner>, Arc<Link>)>,
+    retired: Stats,
+}
+
+impl Dedicated {
+    /// Folds the connections whose handles are all gone into `retired`.
+    fn prune(&mut self) {
+        let retired = &mut self.retired;
+        self.live.retain(|(inner, link)| {
+            if inner.strong_count() > 0 {
+                return true;
+            }
+            let mut counts = link.stats();
+            counts.dropped += std::mem::take(&mut counts.in_flight);
+            *retired += counts;
+            false
+        });
+    }
+
+    fn stats(&mut self) -> Stats {
+        self.prune();
+        let live: Stats = self.live.iter().map(|(_, link)| link.stats()).sum();
+        live + self.retired
+    }
 }
 
 /// The push handler several connections call, one push at a time. The outer lock is held only
@@ -225,6 +259,7 @@ impl Client {
                 config,
                 spare: Arc::default(),
                 blocking: Mutex::default(),
+                dedicated: Mutex::default(),
                 watching,
                 push: Arc::default(),
                 detached: AtomicBool::new(false),
@@ -328,6 +363,17 @@ impl Client {
                 .unwrap_or_else(|p| p.into_inner());
             all.retain(|w| w.strong_count() > 0);
             all.push(Arc::downgrade(&conn.inner));
+        }
+        {
+            let mut dedicated = self
+                .inner
+                .dedicated
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            dedicated.prune();
+            dedicated
+                .live
+                .push((Arc::downgrade(&conn.inner), conn.inner.link.clone()));
         }
         // Listed first, checked second: an `on_push` racing with this either sees the new
         // connection in the list or has set the handler this sees.
@@ -594,19 +640,16 @@ impl Client {
     }
 
     /// This client's connection counters (see [`Stats`]): its shared connection, plus the
-    /// dedicated connections of its blocking commands and `watch_transaction`s that are still
-    /// open (one that closed takes its counts with it). A snapshot; cheap (no lock on the
-    /// connection, nothing sent).
+    /// dedicated connections of its blocking commands and `watch_transaction`s (those that
+    /// closed with their counts as they were then, calls still in flight on them counted as
+    /// dropped). A snapshot; cheap (no lock on the connection, nothing sent).
     pub fn stats(&self) -> Stats {
-        let dedicated: Stats = self
+        let dedicated = self
             .inner
-            .blocking
+            .dedicated
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .filter_map(Weak::upgrade)
-            .map(|inner| inner.link.stats())
-            .sum();
+            .stats();
         self.inner.link.stats() + dedicated
     }
 
@@ -725,6 +768,11 @@ impl<T: FromRedis> Future for Call<T> {
                 }
             }
         };
+        if matches!(self.state, State::Later(_)) {
+            // A finished future must not be polled again (an async block panics): polled
+            // again, the call says so as any other does.
+            self.state = State::Failed(None);
+        }
         if let Some(lease) = &mut self.lease {
             if matches!(reply, Ok(_) | Err(Error::Server { .. })) {
                 lease.give_back();
@@ -770,4 +818,22 @@ fn check(config: &Config) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::FutureExt;
+
+    /// A call whose reply needed more than one step (a pool's checkout) and is polled again
+    /// after it completed fails as any other call does, instead of panicking in the finished
+    /// async block it awaited.
+    #[test]
+    fn a_later_call_polled_after_it_completed_fails_without_panicking() {
+        let mut call: Call<i64> = Call::later(async { Ok(Value::Int(7)) });
+        assert_eq!(futures::executor::block_on(&mut call).unwrap(), 7);
+        let again = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| call.now_or_never()));
+        let again = again.expect("no panic").expect("ready at once");
+        assert!(again.as_ref().is_err_and(Error::is_client), "{again:?}");
+    }
 }

@@ -346,20 +346,18 @@ impl Pool {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clear();
-        let all = std::mem::take(&mut *self.inner.all.lock().unwrap_or_else(|p| p.into_inner()));
-        self.inner.retire(&all);
+        drop(self.inner.take_all());
     }
 
     /// [`Pool::close`], and every connection is closed at once, checked out or not: their calls
     /// in flight fail with [`Error::Connection`].
     pub async fn destroy(&self) {
-        let all: Vec<(u64, Client)> =
-            std::mem::take(&mut *self.inner.all.lock().unwrap_or_else(|p| p.into_inner()));
+        // Their counts are kept as they are now: what the disconnects do is not counted.
+        let all = self.inner.take_all();
         self.close();
         for (_, c) in &all {
             c.disconnect().await;
         }
-        self.inner.retire(&all);
     }
 
     /// True once closed.
@@ -383,15 +381,13 @@ impl Pool {
     /// let go does afterwards is not counted: its calls still in flight then count as
     /// `dropped`.
     pub fn stats(&self) -> Stats {
-        let held: Stats = self
-            .inner
-            .all
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .map(|(_, c)| c.stats())
-            .sum();
-        held + *self.inner.retired.lock().unwrap_or_else(|p| p.into_inner())
+        // Both read under the lock of `all`, under which a client leaves it and its counts go
+        // to `retired`: a client is never counted twice, or missed.
+        let all = self.inner.all.lock().unwrap_or_else(|p| p.into_inner());
+        let held: Stats = all.iter().map(|(_, c)| c.stats()).sum();
+        let retired = *self.inner.retired.lock().unwrap_or_else(|p| p.into_inner());
+        drop(all);
+        held + retired
     }
 
     /// Clients that can still be checked out without waiting.
@@ -461,14 +457,24 @@ impl Inner {
                 .into_iter()
                 .partition(|(id, _)| ids.contains(id));
             *all = kept;
+            // Under the lock of `all`, as `Pool::stats` reads.
+            self.retire(&gone);
             gone
         };
-        self.retire(&gone);
         // Dropped here, outside the lock.
         drop(gone);
     }
 
-    /// Keeps the counts of clients the pool lets go.
+    /// Takes every client out of the pool, their counts kept (under the lock of `all`, as
+    /// `Pool::stats` reads).
+    fn take_all(&self) -> Vec<(u64, Client)> {
+        let mut all = self.all.lock().unwrap_or_else(|p| p.into_inner());
+        let taken = std::mem::take(&mut *all);
+        self.retire(&taken);
+        taken
+    }
+
+    /// Keeps the counts of clients the pool lets go. Only under the lock of `all`.
     fn retire(&self, gone: &[(u64, Client)]) {
         if gone.is_empty() {
             return;

@@ -129,8 +129,10 @@ impl Mock {
 
     /// Answers the commands the script does not expect (fred's mocks, redis-rs's
     /// `MockRedisConnection` with a closure): `Some(reply)` answers, `None` leaves the command
-    /// unexpected. It runs on the thread of the call it answers, and may call the mock's
-    /// methods (not await its clients' calls: the call it answers waits for it). A panic in it
+    /// unexpected. It runs on the thread of the call it answers, one command at a time (a
+    /// command on another connection waits for it), and may call the mock's methods (not
+    /// await its clients' calls: the call it answers waits for it; a command it sends itself
+    /// is not answered by it). A panic in it
     /// is caught: the command gets a `MOCK` error reply and [`Mock::verify`] reports it.
     ///
     /// ```
@@ -149,7 +151,8 @@ impl Mock {
     where
         F: FnMut(&Cmd) -> Option<Value> + Send + 'static,
     {
-        self.server.lock().fallback = Some(Box::new(answer));
+        let answer: server::Fallback = Box::new(answer);
+        self.server.lock().fallback = Some(std::sync::Arc::new(std::sync::Mutex::new(answer)));
         self
     }
 
@@ -281,6 +284,20 @@ mod tests {
         }
     }
 
+    /// A configuration made for TLS (`rediss://`) works with the mock, whose address is
+    /// ignored: it was refused with a TLS handshake error.
+    #[cfg(feature = "tls")]
+    #[test]
+    fn a_tls_configuration_is_served_in_plain_text() {
+        let mock = Mock::new();
+        mock.expect(cmd!("GET", "k")).returns("v");
+        let config = Config::from_url("rediss://cache.example:6380/0").unwrap();
+        let db = mock.client_with(config).unwrap();
+        let v = block_on(db.get("k").send()).unwrap();
+        assert_eq!(v.as_deref(), Some(&b"v"[..]));
+        mock.verify().unwrap();
+    }
+
     /// An unexpected command gets a `MOCK` error naming what was expected; the expected one
     /// that never came is reported too, and the connection carries on.
     #[test]
@@ -403,6 +420,42 @@ mod tests {
             report.contains("INCR n") && !report.contains("GET"),
             "{report}"
         );
+    }
+
+    /// Two connections of one mock (two clients, a pool's members, a blocking call's) used
+    /// from two threads: a command that comes while the `otherwise` closure answers another
+    /// waits for it, rather than finding no closure and failing as unexpected.
+    #[test]
+    fn the_fallback_answers_commands_of_two_connections_at_once() {
+        use std::sync::mpsc;
+        use std::time::{Duration, Instant};
+        let mock = Mock::new();
+        let (entered_tx, entered) = mpsc::channel();
+        let (go, go_rx) = mpsc::channel::<()>();
+        let go_rx = std::sync::Mutex::new(go_rx);
+        mock.otherwise(move |cmd| {
+            let key = cmd.args().iter().nth(1)?;
+            if key[..] == b"slow"[..] {
+                let _ = entered_tx.send(());
+                // Bounded: the test lets it go once the other command came.
+                let _ = go_rx.lock().unwrap().recv_timeout(Duration::from_secs(10));
+            }
+            Some(Value::Bulk(Bytes::copy_from_slice(key)))
+        });
+        let (a, b) = (mock.client(), mock.client());
+        let slow = std::thread::spawn(move || block_on(a.get("slow").send()));
+        entered.recv_timeout(Duration::from_secs(10)).unwrap();
+        let fast = std::thread::spawn(move || block_on(b.get("fast").send()));
+        // Once the mock has the second command, the first may finish.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !mock.received().iter().any(|c| c.to_string() == "GET fast") {
+            assert!(Instant::now() < deadline, "the second command never came");
+            std::thread::yield_now();
+        }
+        go.send(()).unwrap();
+        assert_eq!(slow.join().unwrap().unwrap(), Some(Bytes::from("slow")));
+        assert_eq!(fast.join().unwrap().unwrap(), Some(Bytes::from("fast")));
+        mock.verify().unwrap();
     }
 
     /// A pool of mock clients, a blocking command (on a dedicated connection) and an

@@ -41,11 +41,21 @@ pub(crate) struct Expected {
 /// Answers commands the script does not expect, when set.
 pub(crate) type Fallback = Box<dyn FnMut(&Cmd) -> Option<Value> + Send>;
 
+/// The fallback as the script holds it: shared with whoever runs it, one run at a time, so a
+/// connection whose command comes while another's is being answered waits its turn.
+pub(crate) type SharedFallback = Arc<Mutex<Fallback>>;
+
+thread_local! {
+    /// This thread is running the fallback (which may make a command reach the mock on
+    /// another connection): it is not run again inside itself.
+    static IN_FALLBACK: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 /// The script and what happened to it, shared by every connection of the mock.
 #[derive(Default)]
 pub(crate) struct Script {
     pub expected: VecDeque<Expected>,
-    pub fallback: Option<Fallback>,
+    pub fallback: Option<SharedFallback>,
     /// Every command the user's code sent, in order (not the handshake's).
     pub received: Vec<Cmd>,
     /// What went wrong: one line per command nothing in the script answered.
@@ -84,16 +94,18 @@ impl Server {
                     return e.answer;
                 }
             }
-            script.fallback.take()
+            script.fallback.clone()
         };
         // Run outside the lock: the closure may use the mock.
         let mut panicked = false;
-        if let Some(mut fallback) = fallback {
+        if let Some(fallback) = fallback.filter(|_| !IN_FALLBACK.get()) {
             // A panic in it must not leave the call unanswered: it is reported instead.
+            let mut fallback = fallback.lock().unwrap_or_else(|p| p.into_inner());
+            IN_FALLBACK.set(true);
             let run = std::panic::AssertUnwindSafe(|| fallback(&cmd));
             let reply = std::panic::catch_unwind(run);
-            let mut script = self.lock();
-            script.fallback.get_or_insert(fallback);
+            IN_FALLBACK.set(false);
+            drop(fallback);
             match reply {
                 Ok(Some(reply)) => return Answer::Reply(reply),
                 Ok(None) => {}
@@ -129,6 +141,16 @@ pub(crate) fn same(a: &Cmd, b: &Cmd) -> bool {
 
 impl Driver for Server {
     fn attach(&self, config: Arc<Config>) -> Result<Arc<Link>> {
+        // The mock speaks plain RESP: a configuration made for TLS (a `rediss://` URL) is
+        // served as it is (as its address is ignored), not refused by a TLS handshake.
+        #[cfg(feature = "tls")]
+        let config = match config.tls {
+            Some(_) => Arc::new(Config {
+                tls: None,
+                ..(*config).clone()
+            }),
+            None => config,
+        };
         let cell = Arc::new(OnceLock::new());
         let wire = Arc::new(Wire {
             server: self.clone(),
