@@ -311,11 +311,14 @@ impl Session {
                     }
                 }
                 Event::Lost(err) => {
-                    trace::info!(
-                        addr = %self.addr,
-                        error = %err,
-                        "a subscriber lost its connection; it reconnects by itself"
-                    );
+                    // Not when the subscriber was dropped (its connection closed for that).
+                    if !self.finished {
+                        trace::info!(
+                            addr = %self.addr,
+                            error = %err,
+                            "a subscriber lost its connection; it reconnects by itself"
+                        );
+                    }
                     if let Some(inbox) = &self.inbox {
                         after.wakers.extend(inbox.lost(&err));
                     }
