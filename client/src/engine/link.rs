@@ -913,7 +913,9 @@ impl Link {
             };
             #[cfg(not(feature = "tls"))]
             let r = session.core.handle_input(bytes, now);
-            if let Err(_e) = &r {
+            // A TLS failure is a connection error, told once by `handle_closed` (a connect
+            // attempt failed, or the connection was lost).
+            if let Err(_e @ Error::Protocol { .. }) = &r {
                 trace::error!(
                     addr = %session.addr,
                     error = %_e,
