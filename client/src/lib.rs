@@ -83,10 +83,22 @@ pub use tls::Tls;
 pub use to_arg::{Args, ArgsIter, FieldValues, ToArg};
 pub use value::{ServerError, Value};
 
-/// `use ringdis::prelude::*;` brings in the client, the command methods and the traits.
+/// `use ringdis::prelude::*;` brings in the client, the command methods, the traits, both
+/// derives and [`cmd!`].
+///
+/// ```
+/// use ringdis::prelude::*;
+///
+/// #[derive(FromRedis, ToRedis)]
+/// struct User { name: String, born: i64 }
+///
+/// let ada = User { name: "ada".into(), born: 1815 };
+/// assert_eq!(cmd!("HSET", "user:1", &ada).to_string(), "HSET user:1 name ada born 1815");
+/// ```
 pub mod prelude {
     pub use crate::{
-        Client, Cmd, Commands, Config, FromRedis, Pipeline, Redis, Result, ToArg, Value,
+        cmd, Client, Cmd, Commands, Config, FromRedis, Pipeline, Redis, Result, ToArg, ToRedis,
+        Value,
     };
     pub use bytes::Bytes;
 }
