@@ -299,7 +299,10 @@ mod tests {
             callback_panics: 17,
         };
         let fields: Vec<String> = s.iter().map(|(n, v)| format!("{n}: {v}")).collect();
-        assert_eq!(format!("{s:?}"), format!("Stats {{ {} }}", fields.join(", ")));
+        assert_eq!(
+            format!("{s:?}"),
+            format!("Stats {{ {} }}", fields.join(", "))
+        );
     }
 
     #[test]

@@ -295,7 +295,10 @@ mod tests {
             panic!()
         };
         assert_eq!(e.server_kind(), Some("WRONGPASS"));
-        assert!(e.to_string().contains("HELLO 3, with Config::username"), "{e}");
+        assert!(
+            e.to_string().contains("HELLO 3, with Config::username"),
+            "{e}"
+        );
     }
 
     /// A database the server does not have fails the connection with the server's code and

@@ -341,7 +341,12 @@ mod tests {
                     ),
                     _ => assert_eq!(
                         raw,
-                        Value::Array(pairs.iter().flat_map(|&(f, v)| [bulk(f), bulk(v)]).collect())
+                        Value::Array(
+                            pairs
+                                .iter()
+                                .flat_map(|&(f, v)| [bulk(f), bulk(v)])
+                                .collect()
+                        )
                     ),
                 }
             });
