@@ -1,8 +1,61 @@
 //! # ringdis
 //!
 //! A Redis client whose command API is generated from the server's own command spec, typed end
-//! to end, and driven by io_uring. The project README (packaged with the crate) follows; its
-//! examples are compiled as doctests so they stay true.
+//! to end, and driven by io_uring. The project README (packaged with the crate) follows this
+//! section; its examples are compiled as doctests so they stay true.
+//!
+//! ## Getting started
+//!
+//! ```toml
+//! [dependencies]
+//! ringdis = { version = "0.1", features = ["tls", "tracing"] }   # features: see below
+//! tokio = { version = "1", features = ["macros", "rt-multi-thread"] }
+//!
+//! [dev-dependencies]
+//! ringdis = { version = "0.1", features = ["mock"] }   # ringdis::mock, in unit tests only
+//! ```
+//!
+//! ```no_run
+//! use ringdis::prelude::*;
+//!
+//! #[tokio::main]
+//! async fn main() -> ringdis::Result<()> {
+//!     let client = Client::open("redis://127.0.0.1:6379")?;   // connects at the first call
+//!     client.set("greeting", "hello").ex(60).await?;
+//!     let greeting: Option<String> = client.get("greeting").decode().await?;
+//!     println!("{greeting:?} after {} calls", client.stats().calls);
+//!     Ok(())
+//! }
+//! ```
+//!
+//! Where to go next: [`Client`] (calls, pipelines, transactions, `subscriber()`), [`Commands`]
+//! (every command as a typed method), [`Config`] and [`Config::from_url`] (every setting and
+//! URL form), [`Pool`] and [`Spread`], the derives [`FromRedis`](macro@FromRedis) and
+//! [`ToRedis`](macro@ToRedis), [`Redis`] (the trait to write your code against, so a mock can
+//! stand in for the server in tests), [`Stats`] (counters to export), [`Error`] (what each
+//! error means and whether to retry), and the crate's `examples/` folder (`cargo run
+//! --example connect`, `typed`, `derive`, `pipeline`, `pubsub`, `pool`, `tls`; each reads
+//! `REDIS_URL`).
+//!
+//! The Cargo features (`io-uring` on by default; `tls`, `tracing`, `mock`, `serde`, `json`) are
+//! in the README's Install section below.
+//!
+//! ## Tracing
+//!
+//! With the `tracing` feature every event has a target under `ringdis` (filter with
+//! `RUST_LOG=ringdis=info` and `tracing_subscriber::EnvFilter`, or `ringdis=debug`) and the
+//! server's `addr` as a field:
+//!
+//! | level | what |
+//! | --- | --- |
+//! | span `connect` / `reconnect` (info), `handshake` (debug) | an attempt to (re)connect, with `addr` and `attempt`; the `handshake` span covers `HELLO`/`AUTH`/`SELECT`… |
+//! | error | a protocol error (the server sent bytes that are not RESP; the connection is closed) |
+//! | warn | a connection lost, a connect attempt failed (with its cause), connecting given up, a call timed out, a callback or push handler panicked, an unknown URL parameter ignored |
+//! | info | a connection ready or restored (inside its span), a subscriber's connection lost and back, a call redirected (`MOVED`/`ASK`) |
+//! | debug | a call failed with a server error or otherwise, a connection closed by `disconnect()` or by dropping the client |
+//!
+//! Most events are emitted under the connection's lock: a `tracing` subscriber or layer must
+//! not call a ringdis client itself (it would wait for that lock).
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -83,10 +136,22 @@ pub use tls::Tls;
 pub use to_arg::{Args, ArgsIter, FieldValues, ToArg};
 pub use value::{ServerError, Value};
 
-/// `use ringdis::prelude::*;` brings in the client, the command methods and the traits.
+/// `use ringdis::prelude::*;` brings in the client, the command methods, the traits, both
+/// derives and [`cmd!`].
+///
+/// ```
+/// use ringdis::prelude::*;
+///
+/// #[derive(FromRedis, ToRedis)]
+/// struct User { name: String, born: i64 }
+///
+/// let ada = User { name: "ada".into(), born: 1815 };
+/// assert_eq!(cmd!("HSET", "user:1", &ada).to_string(), "HSET user:1 name ada born 1815");
+/// ```
 pub mod prelude {
     pub use crate::{
-        Client, Cmd, Commands, Config, FromRedis, Pipeline, Redis, Result, ToArg, Value,
+        cmd, Client, Cmd, Commands, Config, FromRedis, Pipeline, Redis, Result, ToArg, ToRedis,
+        Value,
     };
     pub use bytes::Bytes;
 }

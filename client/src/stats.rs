@@ -69,6 +69,43 @@ pub struct Stats {
     pub callback_panics: u64,
 }
 
+impl Stats {
+    /// Every field as `(name, value)`, in declaration order, named as the fields are: for an
+    /// exporter that should pick up counters added later (the struct is `#[non_exhaustive]`).
+    /// Each is a counter that never goes down, except `in_flight`, a gauge.
+    ///
+    /// ```
+    /// # fn demo(client: &ringdis::Client) {
+    /// for (name, value) in client.stats().iter() {
+    ///     println!("redis_client_{name} {value}");   // e.g. a Prometheus text line
+    /// }
+    /// # }
+    /// ```
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, u64)> {
+        let s = *self;
+        [
+            ("calls", s.calls),
+            ("ok", s.ok),
+            ("server_errors", s.server_errors),
+            ("redirects", s.redirects),
+            ("timeouts", s.timeouts),
+            ("connection_errors", s.connection_errors),
+            ("protocol_errors", s.protocol_errors),
+            ("other_errors", s.other_errors),
+            ("dropped", s.dropped),
+            ("in_flight", s.in_flight),
+            ("connects", s.connects),
+            ("reconnects", s.reconnects),
+            ("connects_failed", s.connects_failed),
+            ("connections_lost", s.connections_lost),
+            ("bytes_sent", s.bytes_sent),
+            ("bytes_received", s.bytes_received),
+            ("callback_panics", s.callback_panics),
+        ]
+        .into_iter()
+    }
+}
+
 impl std::ops::Add for Stats {
     type Output = Stats;
 
@@ -237,6 +274,36 @@ pub(crate) fn is_redirect(err: &Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `iter` names every field, as it is named, in order: checked against `Debug`, which a new
+    /// field joins by itself.
+    #[test]
+    fn iter_gives_every_field_by_its_name() {
+        let s = Stats {
+            calls: 1,
+            ok: 2,
+            server_errors: 3,
+            redirects: 4,
+            timeouts: 5,
+            connection_errors: 6,
+            protocol_errors: 7,
+            other_errors: 8,
+            dropped: 9,
+            in_flight: 10,
+            connects: 11,
+            reconnects: 12,
+            connects_failed: 13,
+            connections_lost: 14,
+            bytes_sent: 15,
+            bytes_received: 16,
+            callback_panics: 17,
+        };
+        let fields: Vec<String> = s.iter().map(|(n, v)| format!("{n}: {v}")).collect();
+        assert_eq!(
+            format!("{s:?}"),
+            format!("Stats {{ {} }}", fields.join(", "))
+        );
+    }
 
     #[test]
     fn answers_are_counted_by_kind_and_leave_in_flight() {

@@ -250,12 +250,13 @@ impl Config {
     ///
     /// * `redis://[[user]:password@]host[:port][/db]` (also `valkey://`); an IPv6 host goes in
     ///   brackets (`redis://[::1]:6379`); no host means `127.0.0.1`.
-    /// * `rediss://…` and `valkeys://…`: the same over TLS (`#insecure` skips certificate
-    ///   checks, as in redis-rs); refused without TLS support, never sent in plain text.
-    /// * `unix://[[user]:password@]/path/to.sock` (also `redis+unix://`, `valkey+unix://`).
     /// * `rediss://…` and `valkeys://…`: as `redis://`, over TLS with `Tls::new()`'s defaults
-    ///   (`tls` feature; without it they are refused, naming the feature). For a private CA or
-    ///   a client certificate, set `Config::tls` after parsing.
+    ///   (the Mozilla roots; `#insecure` skips certificate checks, as in redis-rs). They need
+    ///   the `tls` feature: without it they are refused, naming the feature, never sent in plain
+    ///   text. For a private CA or a client certificate, set `Config::tls` after parsing:
+    ///   `Config::from_url("rediss://cache:6380")?.tls(Tls::new().ca_file("ca.pem")?)`.
+    /// * `unix://[[user]:password@]/path/to.sock` (also `redis+unix://`, `valkey+unix://`,
+    ///   `unix://localhost/path`).
     ///
     /// A lone `redis://secret@host` is a password, as redis-cli reads it. User and password are
     /// percent-decoded (write `@` as `%40`, `:` as `%3A`, `/` as `%2F`, `#` as `%23`).
@@ -263,7 +264,8 @@ impl Config {
     /// Query parameters, on every form: `db`, `user` (or `username`), `password` (or `pass`,
     /// as redis-rs names it for unix sockets) and `protocol` (`resp2`/`resp3` or `2`/`3`). Their
     /// values are form-decoded: `+` is a space, `%2B` a plus sign. Any other parameter is
-    /// ignored with a `tracing` warning.
+    /// ignored (with a warning through `tracing`, with the `tracing` feature), so a URL written
+    /// for another client still connects.
     ///
     /// ```
     /// use ringdis::{Addr, Config};
@@ -281,9 +283,10 @@ impl Config {
     /// [`Error::Client`] for anything it cannot keep whole: an unknown scheme, a setting given
     /// twice (`redis://:a@h?password=b`, `redis://h/1?db=2`), a user name without a password (it
     /// would never be sent), `rediss://`/`valkeys://` without TLS support, a fragment other than
-    /// `#insecure` on those, a relative socket path, a bad port, protocol or database number. The message shows the
-    /// URL with its
-    /// password replaced by `***`.
+    /// `#insecure` on those, a relative socket path, a bad port, protocol or database number.
+    /// The message shows the URL with its password replaced by `***` (and the whole authority
+    /// when it is not a plain `host:port`: `redis://h:pw/2` may be a password that lost its
+    /// `@`).
     pub fn from_url(url: &str) -> Result<Config> {
         parse(url)
     }

@@ -95,6 +95,9 @@ pub(crate) struct Core {
     attempt_since: Option<Instant>,
     /// The socket is up and the transport's TLS handshake under way ([`Core::handle_securing`]).
     securing: bool,
+    /// The last attempt's socket, plain TCP, was closed by the server during the handshake:
+    /// what a TLS port does with plain text (the hint [`Core::connect_failed`] adds).
+    cut_in_handshake: bool,
     last_error: Option<Error>,
     /// Someone asked to connect and has not been answered yet ([`Event::Connected`] or
     /// [`Event::ConnectFailed`]).
@@ -127,6 +130,7 @@ impl Core {
             max_silent_timeouts: config.max_silent_timeouts,
             silent_timeouts: 0,
             securing: false,
+            cut_in_handshake: false,
             health_check: config.health_check,
             last_received: Instant::now(),
             probe_sent: None,
@@ -476,19 +480,25 @@ impl Core {
             fmt_duration(self.connect_timeout),
             self.addr
         );
+        let hint = if self.cut_in_handshake {
+            " (the server closed the connection during the handshake: if this port serves \
+             TLS, connect with TLS: rediss://, or Config::tls with the `tls` feature)"
+        } else {
+            ""
+        };
         match last {
             Some(Error::Connection {
                 source: Some(io), ..
             }) => Error::Connection {
-                message: format!("{head}: {io}"),
+                message: format!("{head}: {io}{hint}"),
                 source: Some(io),
                 sent: true,
             },
             Some(Error::Connection { message, .. }) => {
-                Error::connection(format!("{head}: {message}"))
+                Error::connection(format!("{head}: {message}{hint}"))
             }
-            Some(other) => Error::connection(format!("{head}: {other}")),
-            None => Error::connection(head),
+            Some(other) => Error::connection(format!("{head}: {other}{hint}")),
+            None => Error::connection(format!("{head}{hint}")),
         }
     }
 
@@ -549,6 +559,7 @@ impl Core {
         }
         self.set_state(State::Connecting);
         self.securing = false;
+        self.cut_in_handshake = false;
         self.silent_timeouts = 0;
         self.probe_sent = None;
         self.parser.reset();
@@ -590,6 +601,7 @@ impl Core {
     /// the core asked for it ([`Want::Close`]). Calls in flight fail; calls waiting for a
     /// connection get another attempt after a backoff, until the connect timeout.
     pub fn handle_closed(&mut self, err: Error, now: Instant) {
+        self.cut_in_handshake = matches!(self.state, State::Handshaking(_)) && !self.securing;
         let reason = match std::mem::replace(&mut self.state, State::Idle) {
             State::Closing { reason } => reason,
             _ => err.clone(),
@@ -1653,6 +1665,33 @@ mod tests {
         );
         let source = std::error::Error::source(&err).expect("a source");
         assert!(source.downcast_ref::<std::io::Error>().is_some());
+    }
+
+    /// A TLS port resets a plain-text connection once it reads the handshake: the error says
+    /// TLS may be what is missing. A reset before the handshake does not.
+    #[test]
+    fn a_connection_closed_during_the_handshake_hints_at_tls() {
+        let t0 = Instant::now();
+        let reset = || {
+            let io = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+            Error::connection_io(format!("reading from 127.0.0.1:6379: {io}"), io)
+        };
+        for in_handshake in [true, false] {
+            let cfg = config()
+                .protocol(Protocol::Resp3)
+                .connect_timeout(Duration::from_millis(10));
+            let mut core = Core::new(&cfg);
+            let mut rx = call(&mut core, cmd!("PING"), t0, None);
+            core.handle_opening();
+            if in_handshake {
+                core.handle_open(t0);
+                assert!(output(&mut core).contains("HELLO"));
+            }
+            core.handle_closed(reset(), t0);
+            let err = got(&mut core, &mut rx).unwrap_err();
+            assert!(err.is_connection());
+            assert_eq!(err.to_string().contains("rediss://"), in_handshake, "{err}");
+        }
     }
 
     #[test]

@@ -169,7 +169,7 @@ impl Handshake {
                     Outcome::Send(cmds)
                 }
             }
-            Err(e) => Outcome::Fail(e),
+            Err(e) => Outcome::Fail(refused(step.kind, e, creds)),
             Ok(_) => self.progress(),
         }
     }
@@ -180,6 +180,26 @@ impl Handshake {
         } else {
             Outcome::Continue
         }
+    }
+}
+
+/// A handshake step's error reply, saying which step failed and which setting sent it: the
+/// call that hears it (a `PING`, say) never sent that command. The code (`kind`) is the
+/// server's, unchanged.
+fn refused(step: StepKind, err: Error, creds: &Credentials) -> Error {
+    let Error::Server { kind, message } = err else {
+        return err;
+    };
+    let what = match step {
+        StepKind::Hello => "HELLO 3, with Config::username/password/client_name".to_owned(),
+        StepKind::Auth => "AUTH, with Config::username/password".to_owned(),
+        StepKind::SetName => "CLIENT SETNAME, with Config::client_name".to_owned(),
+        StepKind::Select => format!("SELECT {}, from Config::db or the URL", creds.db),
+        StepKind::Tracking => "CLIENT TRACKING, from Config::tracking".to_owned(),
+    };
+    Error::Server {
+        kind,
+        message: format!("{message} (the connection's handshake: {what})"),
     }
 }
 
@@ -275,6 +295,32 @@ mod tests {
             panic!()
         };
         assert_eq!(e.server_kind(), Some("WRONGPASS"));
+        assert!(
+            e.to_string().contains("HELLO 3, with Config::username"),
+            "{e}"
+        );
+    }
+
+    /// A database the server does not have fails the connection with the server's code and
+    /// says where the `SELECT` came from.
+    #[test]
+    fn a_refused_select_names_the_database_setting() {
+        let c = creds();
+        let (mut hs, cmds) = Handshake::start(&c);
+        assert!(matches!(
+            hs.on_reply(cmds[0].1, Ok(Value::Map(vec![])), &c),
+            Outcome::Continue
+        ));
+        let out_of_range = Err(Error::server_from_line("ERR DB index is out of range"));
+        let Outcome::Fail(e) = hs.on_reply(cmds[1].1, out_of_range, &c) else {
+            panic!()
+        };
+        assert_eq!(e.server_kind(), Some("ERR"));
+        assert_eq!(
+            e.to_string(),
+            "server error ERR DB index is out of range (the connection's handshake: SELECT 3, \
+             from Config::db or the URL)"
+        );
     }
 
     #[test]

@@ -132,6 +132,9 @@ struct Session {
     /// Connect attempts since the connection was last ready.
     #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
     attempts: u32,
+    /// Every handle is gone and nothing waits ([`Link::turn`] said so): the engine closes the
+    /// socket because the link is done, which is no lost connection.
+    finished: bool,
     /// The `connect`/`reconnect` span of the attempt under way, and its `handshake` span.
     attempt_span: Span,
     handshake_span: Span,
@@ -312,20 +315,27 @@ impl Session {
                     }
                 }
                 Event::Lost(err) => {
-                    trace::info!(
-                        addr = %self.addr,
-                        error = %err,
-                        "a subscriber lost its connection; it reconnects by itself"
-                    );
+                    // Not when the subscriber was dropped (its connection closed for that).
+                    if !self.finished {
+                        trace::info!(
+                            addr = %self.addr,
+                            error = %err,
+                            "a subscriber lost its connection; it reconnects by itself"
+                        );
+                    }
                     if let Some(inbox) = &self.inbox {
                         after.wakers.extend(inbox.lost(&err));
                     }
                 }
                 Event::Restored => {
-                    trace::info!(
-                        addr = %self.addr,
-                        "a subscriber's connection is back, its subscriptions sent again"
-                    );
+                    // Also the first connect of a subscriber (its `watch_ready` comes after
+                    // this): only a reconnect is news.
+                    if self.was_ready {
+                        trace::info!(
+                            addr = %self.addr,
+                            "a subscriber's connection is back, its subscriptions sent again"
+                        );
+                    }
                     if let Some(inbox) = &self.inbox {
                         after.wakers.extend(inbox.restored());
                     }
@@ -475,6 +485,7 @@ impl Link {
                 ready: false,
                 was_ready: false,
                 attempting: false,
+                finished: false,
                 attempts: 0,
                 attempt_span: Span::none(),
                 handshake_span: Span::none(),
@@ -808,12 +819,13 @@ impl Link {
         // just before it went) would be cut off by a finish decided without it. A shutdown
         // set meanwhile wakes the engine for another turn.
         let shutdown = self.shutdown.load(Ordering::SeqCst);
-        let quiet = self.with(|session, after| {
+        let finished = self.with(|session, after| {
             session.core.handle_timeout(now);
             session.pump(&self.stats, after);
-            session.stopped || session.is_quiet()
+            session.finished = shutdown && (session.stopped || session.is_quiet());
+            session.finished
         });
-        !(shutdown && quiet)
+        !finished
     }
 
     /// What the engine should do about the socket now.
@@ -905,7 +917,9 @@ impl Link {
             };
             #[cfg(not(feature = "tls"))]
             let r = session.core.handle_input(bytes, now);
-            if let Err(_e) = &r {
+            // A TLS failure is a connection error, told once by `handle_closed` (a connect
+            // attempt failed, or the connection was lost).
+            if let Err(_e @ Error::Protocol { .. }) = &r {
                 trace::error!(
                     addr = %session.addr,
                     error = %_e,
@@ -924,10 +938,13 @@ impl Link {
                 session.tls = None;
             }
             // The calls in flight fail with the core's reason if it asked for the close.
-            let requested = session.core.is_disconnecting();
+            let requested = session.core.is_disconnecting() || session.finished;
             if std::mem::take(&mut session.ready) {
                 if requested {
-                    trace::debug!(addr = %session.addr, "connection closed on request");
+                    trace::debug!(
+                        addr = %session.addr,
+                        "connection closed (disconnect, or every handle dropped)"
+                    );
                 } else {
                     self.stats.connections_lost.add(1);
                     trace::warning!(
@@ -1485,6 +1502,19 @@ mod tests {
         assert_eq!((s.connections_lost, s.connects_failed), (1, 1));
         assert_eq!((s.connects, s.reconnects), (2, 1));
         assert_eq!((s.calls, s.connection_errors, s.in_flight), (8, 1, 0));
+    }
+
+    /// Dropping the last handle of an idle client closes its connection: not a lost one (no
+    /// `connections_lost`, no "connection lost" warning).
+    #[test]
+    fn a_connection_closed_because_every_handle_is_gone_is_not_lost() {
+        let (link, _) = ready();
+        let now = Instant::now();
+        link.shut_down();
+        assert!(!link.turn(now), "nobody is left");
+        link.handle_closed(Error::connection("connection closed"), now);
+        let s = link.stats();
+        assert_eq!((s.connects, s.connections_lost), (1, 0));
     }
 
     #[test]

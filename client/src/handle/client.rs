@@ -195,7 +195,12 @@ impl std::fmt::Debug for Client {
 
 impl Client {
     /// A client for a connection URL (see [`Config::from_url`]). Nothing is connected yet: with
-    /// autoconnect the first call connects.
+    /// autoconnect the first call connects. For settings a URL cannot hold (timeouts, a TLS
+    /// CA, the engine), parse it with [`Config::from_url`], set them, and call [`Client::new`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Client`] for a URL [`Config::from_url`] refuses, or as [`Client::new`].
     pub fn open(url: &str) -> Result<Client> {
         Client::new(Config::from_url(url)?)
     }

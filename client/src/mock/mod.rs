@@ -52,7 +52,9 @@ mod encode;
 pub(crate) mod server;
 
 use crate::engine::placement::Placement;
-use crate::{Client, Cmd, Config, Error, PoolBuilder, Result, ServerError, Value};
+use crate::{
+    Args, Bytes, Client, Cmd, Config, Error, FieldValues, PoolBuilder, Result, ServerError, Value,
+};
 use server::{Answer, Expected, Server};
 
 /// A scripted server: the commands it expects, in order, and their answers. Clones share the
@@ -78,6 +80,36 @@ impl<'a> Expect<'a> {
     /// never a reply).
     pub fn returns(self, reply: impl Into<Value>) -> &'a Mock {
         self.answer(Answer::Reply(reply.into()))
+    }
+
+    /// Answers with a hash, as `HGETALL` replies: the `field value` pairs `fields` writes (a
+    /// `#[derive(ToRedis)]` struct, `[("name", "ada")]`, a `HashMap`…) as a [`Value::Map`],
+    /// which the caller decodes into its `#[derive(FromRedis)]` struct or a map (from RESP2's
+    /// flat array too, with a RESP2 client).
+    ///
+    /// ```
+    /// use ringdis::{cmd, mock::Mock, Commands, FromRedis, ToRedis};
+    ///
+    /// #[derive(Debug, PartialEq, FromRedis, ToRedis)]
+    /// struct User { name: String, born: i64 }
+    ///
+    /// # futures::executor::block_on(async {
+    /// let ada = User { name: "ada".into(), born: 1815 };
+    /// let mock = Mock::new();
+    /// mock.expect(cmd!("HGETALL", "user:1")).returns_hash(&ada);
+    /// let user: User = mock.client().hgetall("user:1").decode().await?;
+    /// assert_eq!(user, ada);
+    /// # Ok::<(), ringdis::Error>(()) }).unwrap();
+    /// ```
+    pub fn returns_hash(self, fields: impl FieldValues) -> &'a Mock {
+        let mut args = Args::new();
+        fields.write_args(&mut args);
+        let mut args = args.iter().map(|a| Value::Bulk(Bytes::copy_from_slice(a)));
+        let mut pairs = Vec::new();
+        while let (Some(field), Some(value)) = (args.next(), args.next()) {
+            pairs.push((field, value));
+        }
+        self.returns(Value::Map(pairs))
     }
 
     /// Answers `+OK`, what `SET`, `MSET` and most writes reply.
@@ -230,11 +262,11 @@ impl Mock {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{cmd, Commands, FromRedis, Protocol, Redis};
+    use crate::{cmd, Commands, FromRedis, Protocol, Redis, ToRedis};
     use bytes::Bytes;
     use futures::executor::block_on;
 
-    #[derive(Debug, PartialEq, FromRedis)]
+    #[derive(Debug, PartialEq, FromRedis, ToRedis)]
     struct User {
         name: String,
         born: i64,
@@ -296,6 +328,47 @@ mod tests {
         let v = block_on(db.get("k").send()).unwrap();
         assert_eq!(v.as_deref(), Some(&b"v"[..]));
         mock.verify().unwrap();
+    }
+
+    /// `returns_hash` answers the pairs a struct or a list of pairs writes, as a map of bulk
+    /// strings, which decodes back into the struct in both protocols.
+    #[test]
+    fn returns_hash_answers_what_hgetall_would() {
+        let ada = User {
+            name: "ada".into(),
+            born: 1815,
+        };
+        for protocol in [Protocol::Resp3, Protocol::Resp2] {
+            let mock = Mock::new();
+            mock.expect(cmd!("HGETALL", "user:1"))
+                .returns_hash(&ada)
+                .expect(cmd!("HGETALL", "user:2"))
+                .returns_hash([("name", "bob"), ("born", "1900")]);
+            let db = mock.client_with(Config::new().protocol(protocol)).unwrap();
+            block_on(async {
+                let user: User = db.hgetall("user:1").decode().await.unwrap();
+                assert_eq!(user, ada);
+                let raw: Value = db.hgetall("user:2").decode().await.unwrap();
+                let bulk = |s: &'static str| Value::Bulk(Bytes::from_static(s.as_bytes()));
+                let pairs = [("name", "bob"), ("born", "1900")];
+                match protocol {
+                    Protocol::Resp3 => assert_eq!(
+                        raw,
+                        Value::Map(pairs.iter().map(|&(f, v)| (bulk(f), bulk(v))).collect())
+                    ),
+                    _ => assert_eq!(
+                        raw,
+                        Value::Array(
+                            pairs
+                                .iter()
+                                .flat_map(|&(f, v)| [bulk(f), bulk(v)])
+                                .collect()
+                        )
+                    ),
+                }
+            });
+            mock.verify().unwrap();
+        }
     }
 
     /// An unexpected command gets a `MOCK` error naming what was expected; the expected one

@@ -1,0 +1,123 @@
+//! What a new user met trying the crate (issue #13's tryout): a client, a subscriber or a pool
+//! member closed because its handles were dropped is not reported as a lost connection, on any
+//! engine (it used to be a `connection lost` warning and a `connections_lost` count each time a
+//! service dropped a client).
+
+mod support;
+
+use futures::StreamExt;
+use ringdis::{Commands, Protocol};
+use ringdis_tests::{Server, ServerKind};
+use std::time::{Duration, Instant};
+use support::engines;
+
+mod capture {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::{Mutex, OnceLock};
+    use tracing::field::{Field, Visit};
+    use tracing::span::{Attributes, Id, Record};
+    use tracing::{Event, Metadata, Subscriber};
+
+    /// Every event's message and fields, in order.
+    static SEEN: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
+
+    #[derive(Default)]
+    struct Fields {
+        message: String,
+        rest: String,
+    }
+
+    impl Visit for Fields {
+        fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+            if field.name() == "message" {
+                self.message = format!("{value:?}");
+            } else {
+                self.rest += &format!("{}={value:?} ", field.name());
+            }
+        }
+    }
+
+    struct Capture(AtomicU64);
+
+    impl Subscriber for Capture {
+        fn enabled(&self, _: &Metadata<'_>) -> bool {
+            true
+        }
+        fn new_span(&self, _: &Attributes<'_>) -> Id {
+            Id::from_u64(self.0.fetch_add(1, Ordering::Relaxed))
+        }
+        fn record(&self, _: &Id, _: &Record<'_>) {}
+        fn record_follows_from(&self, _: &Id, _: &Id) {}
+        fn event(&self, event: &Event<'_>) {
+            let mut f = Fields::default();
+            event.record(&mut f);
+            SEEN.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push((f.message, f.rest));
+        }
+        fn enter(&self, _: &Id) {}
+        fn exit(&self, _: &Id) {}
+    }
+
+    /// Installs the capture as the process's subscriber (once): the engines' threads emit too.
+    pub fn install() {
+        static ONCE: OnceLock<()> = OnceLock::new();
+        ONCE.get_or_init(|| {
+            tracing::subscriber::set_global_default(Capture(AtomicU64::new(1)))
+                .expect("the only subscriber");
+        });
+    }
+
+    /// How many events so far whose message contains `message` and whose fields `needle`.
+    pub fn count(message: &str, needle: &str) -> usize {
+        let seen = SEEN.lock().unwrap_or_else(|p| p.into_inner());
+        seen.iter()
+            .filter(|(m, f)| m.contains(message) && f.contains(needle))
+            .count()
+    }
+}
+
+/// Waits (at most 10 s) until `n` connections to `addr` were closed, for whatever reason, and
+/// gives how many of those were reported lost.
+async fn closed(n: usize, addr: &str, at: &str) -> usize {
+    let lost = || {
+        capture::count("connection lost", addr)
+            + capture::count("a subscriber lost its connection", addr)
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let dropped = capture::count("every handle dropped", addr);
+        if dropped + lost() >= n {
+            return lost();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{at}: {dropped} of {n} closes seen"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_clients_and_subscribers_is_not_a_lost_connection() {
+    capture::install();
+    let server = Server::start(ServerKind::Redis);
+    let addr = format!("127.0.0.1:{}", server.port());
+    let mut closes = 0;
+    for engine in engines() {
+        let at = format!("{engine:?}");
+        let client = support::client(&server, engine, Protocol::Resp3);
+        client.set("tryout:k", 1).await.unwrap();
+        let mut sub = client.subscriber().unwrap();
+        sub.subscribe(["tryout:news"]).await.unwrap();
+        let published = client.publish("tryout:news", "hi").await.unwrap();
+        assert_eq!(published, 1, "{at}");
+        let msg = sub.next().await.expect("a message").unwrap();
+        assert_eq!(msg.payload_str(), Some("hi"), "{at}");
+        assert_eq!(client.stats().connections_lost, 0, "{at}");
+        drop(sub);
+        drop(client);
+        closes += 2;
+        assert_eq!(closed(closes, &addr, &at).await, 0, "{at}: reported lost");
+    }
+}
