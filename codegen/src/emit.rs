@@ -1,7 +1,7 @@
 //! Emitting Rust for the plans, with `quote` and `prettyplease`.
 
 use crate::model::{reply_type, Command, Overrides, Replies, ReplyOption, Spec};
-use crate::plan::{self, Enums, Plan, Seg, Ty, Write};
+use crate::plan::{self, Enums, Param, Plan, Seg, Ty, Write};
 use proc_macro2::{Ident, Literal, Span, TokenStream};
 use quote::{format_ident, quote};
 use std::collections::{BTreeMap, BTreeSet};
@@ -376,16 +376,17 @@ pub fn generate(spec: &Spec, replies: &Replies, overrides: &Overrides) -> Result
         let b = ident(&p.builder);
         let m = ident(&p.method);
         let wire = &p.wire;
-        let params: Vec<TokenStream> = p
-            .params
-            .iter()
-            .map(|q| {
-                let n = ident(&q.name);
-                let t = ty(&q.ty, &names);
-                quote!(#n: #t)
-            })
-            .collect();
-        let pnames: Vec<Ident> = p.params.iter().map(|q| ident(&q.name)).collect();
+        // `name: Type` for each parameter, and the names alone.
+        let typed = |params: &[Param]| -> (Vec<TokenStream>, Vec<Ident>) {
+            params
+                .iter()
+                .map(|q| {
+                    let (n, t) = (ident(&q.name), ty(&q.ty, &names));
+                    (quote!(#n: #t), n)
+                })
+                .unzip()
+        };
+        let (params, pnames) = typed(&p.params);
         let deprecated = c.deprecated().then(|| {
             let since = c.deprecated_since.clone().unwrap_or_default();
             let note = match &c.replaced_by {
@@ -404,16 +405,7 @@ pub fn generate(spec: &Spec, replies: &Replies, overrides: &Overrides) -> Result
         // The same command with its block of pairs taken whole (`whole_blocks`).
         let whole_ctor = p.whole.as_ref().map(|w| {
             let wm = ident(&w.method);
-            let wparams: Vec<TokenStream> = w
-                .params
-                .iter()
-                .map(|q| {
-                    let n = ident(&q.name);
-                    let t = ty(&q.ty, &names);
-                    quote!(#n: #t)
-                })
-                .collect();
-            let wnames: Vec<Ident> = w.params.iter().map(|q| ident(&q.name)).collect();
+            let (wparams, wnames) = typed(&w.params);
             let reason = overrides
                 .whole_blocks
                 .iter()

@@ -9,73 +9,7 @@ use futures::StreamExt;
 use ringdis::{Commands, Protocol};
 use ringdis_tests::{Server, ServerKind};
 use std::time::{Duration, Instant};
-use support::engines;
-
-mod capture {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    use std::sync::{Mutex, OnceLock};
-    use tracing::field::{Field, Visit};
-    use tracing::span::{Attributes, Id, Record};
-    use tracing::{Event, Metadata, Subscriber};
-
-    /// Every event's message and fields, in order.
-    static SEEN: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
-
-    #[derive(Default)]
-    struct Fields {
-        message: String,
-        rest: String,
-    }
-
-    impl Visit for Fields {
-        fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-            if field.name() == "message" {
-                self.message = format!("{value:?}");
-            } else {
-                self.rest += &format!("{}={value:?} ", field.name());
-            }
-        }
-    }
-
-    struct Capture(AtomicU64);
-
-    impl Subscriber for Capture {
-        fn enabled(&self, _: &Metadata<'_>) -> bool {
-            true
-        }
-        fn new_span(&self, _: &Attributes<'_>) -> Id {
-            Id::from_u64(self.0.fetch_add(1, Ordering::Relaxed))
-        }
-        fn record(&self, _: &Id, _: &Record<'_>) {}
-        fn record_follows_from(&self, _: &Id, _: &Id) {}
-        fn event(&self, event: &Event<'_>) {
-            let mut f = Fields::default();
-            event.record(&mut f);
-            SEEN.lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push((f.message, f.rest));
-        }
-        fn enter(&self, _: &Id) {}
-        fn exit(&self, _: &Id) {}
-    }
-
-    /// Installs the capture as the process's subscriber (once): the engines' threads emit too.
-    pub fn install() {
-        static ONCE: OnceLock<()> = OnceLock::new();
-        ONCE.get_or_init(|| {
-            tracing::subscriber::set_global_default(Capture(AtomicU64::new(1)))
-                .expect("the only subscriber");
-        });
-    }
-
-    /// How many events so far whose message contains `message` and whose fields `needle`.
-    pub fn count(message: &str, needle: &str) -> usize {
-        let seen = SEEN.lock().unwrap_or_else(|p| p.into_inner());
-        seen.iter()
-            .filter(|(m, f)| m.contains(message) && f.contains(needle))
-            .count()
-    }
-}
+use support::{capture, engines};
 
 /// Waits (at most 10 s) until `n` connections to `addr` were closed, for whatever reason, and
 /// gives how many of those were reported lost.

@@ -85,6 +85,14 @@ impl Server {
 
     /// The script's answer to a user's command: the next expected one if it is this command,
     /// else the fallback's, else an error reply saying what was expected (also recorded).
+    /// True if `cmd` is the script's next expected command.
+    fn expects_next(&self, cmd: &Cmd) -> bool {
+        self.lock()
+            .expected
+            .front()
+            .is_some_and(|e| same(&e.cmd, cmd))
+    }
+
     fn answer(&self, cmd: Cmd) -> Answer {
         let fallback = {
             let mut script = self.lock();
@@ -359,11 +367,7 @@ impl Conn {
                 ok()
             }
             (Some("EXEC"), Some((queued, refused))) => {
-                let scripted = server
-                    .lock()
-                    .expected
-                    .front()
-                    .is_some_and(|e| same(&e.cmd, &cmd));
+                let scripted = server.expects_next(&cmd);
                 if scripted {
                     // An EXEC the script answers (nil: a watched key changed).
                     return server.answer(cmd);
@@ -398,11 +402,7 @@ impl Conn {
             }
             (Some("WATCH" | "UNWATCH" | "PING"), None) => {
                 // Answered as a server would unless the script says otherwise.
-                let scripted = server
-                    .lock()
-                    .expected
-                    .front()
-                    .is_some_and(|e| same(&e.cmd, &cmd));
+                let scripted = server.expects_next(&cmd);
                 if scripted {
                     return server.answer(cmd);
                 }

@@ -2,6 +2,7 @@
 //! hold for, clients configured for one cell of it, and the runtimes a test runs its futures on.
 #![allow(dead_code)] // each test file uses a different part
 
+pub mod capture;
 pub mod pki;
 pub mod process;
 
