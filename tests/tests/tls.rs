@@ -298,3 +298,87 @@ fn bad_settings_are_refused_before_connecting() {
     let e = Client::new(unix).unwrap_err();
     assert!(e.to_string().contains("Tls::server_name"), "{e}");
 }
+
+/// Every path a request can take goes through TLS, to a server that serves nothing in plain
+/// text: the typed methods, a pipeline, a transaction, `async_call`'s callback, a blocking call
+/// (on a dedicated connection) answered while the shared one keeps serving, a
+/// `watch_transaction` (a connection of its own), a pool's members and a `Spread`'s clients.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_path_a_request_takes_goes_through_tls() {
+    use ringdis::{Commands, Pool, Spread};
+    let pki = Pki::new();
+    let server = pki.server(true);
+    for (engine, protocol, at) in cells() {
+        let config = config(&server, pki.mtls(), engine, protocol);
+        let c = client(config.clone());
+        let key = format!("every:{at}");
+        c.set(&key, 1).await.unwrap();
+        let mut p = c.pipeline();
+        p.incr(&key).send().get(&key).send();
+        let (n, v): (i64, String) = p.query().await.unwrap();
+        assert_eq!((n, v.as_str()), (2, "2"), "{at}");
+        let mut t = c.transaction();
+        t.incr(&key).send().incr(&key).send();
+        let (a, b): (i64, i64) = t.query().await.unwrap();
+        assert_eq!((a, b), (3, 4), "{at}");
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        c.async_call(
+            cmd!("GET", &key),
+            move |r: ringdis::Result<ringdis::Value>| {
+                let _ = tx.send(r);
+            },
+        );
+        let got = rx.await.expect("the callback ran").unwrap();
+        assert_eq!(got, ringdis::Value::Bulk("4".into()), "{at}");
+
+        // A blocking call waits on its own TLS connection while the shared one answers.
+        let queue = format!("every:q:{at}");
+        let blocked = {
+            let (c, queue) = (c.clone(), queue.clone());
+            tokio::spawn(async move {
+                c.call::<Option<(String, String)>>(cmd!("BLPOP", queue, 10))
+                    .await
+            })
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let clients: String = c.call(cmd!("CLIENT", "LIST")).await.unwrap();
+            if clients.contains("cmd=blpop") {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{at}: BLPOP never reached the server"
+            );
+            tokio::task::yield_now().await;
+        }
+        c.call::<i64>(cmd!("RPUSH", &queue, "job")).await.unwrap();
+        let popped = blocked.await.unwrap().unwrap();
+        assert_eq!(popped, Some((queue.clone(), "job".to_string())), "{at}");
+
+        let (n,): (i64,) = c
+            .watch_transaction(key.as_str(), |conn: Client| {
+                let key = key.clone();
+                async move {
+                    let mut t = conn.transaction();
+                    t.add(cmd!("INCR", key));
+                    Ok(t)
+                }
+            })
+            .await
+            .unwrap();
+        assert_eq!(n, 5, "{at}");
+
+        let pool = Pool::new(config.clone(), 2);
+        let member = pool.get().await.unwrap();
+        assert_eq!(member.incr(&key).await.unwrap(), 6, "{at}");
+        drop(member);
+        let spread = Spread::new(config, 2).unwrap();
+        for want in 7..9 {
+            let n: i64 = spread.call(cmd!("INCR", &key)).await.unwrap();
+            assert_eq!(n, want, "{at}");
+        }
+        // Each of those connections was a TLS one with the client certificate: the server has
+        // no plain-text port, and requires the certificate.
+    }
+}
