@@ -459,7 +459,8 @@ fn write_docs(dir: &Path, header: &str, sections: &[Section]) -> Result<(), Stri
          the latency-bound workloads (1, 6) converge on the RTT.\n\
          - The server runs on the same 2 cores as the client: a client that burns more CPU also \
          slows the server it waits for, and vice versa. CPU µs/op is the client process only.\n\
-         - One connection per client except workload 7; clusters and TLS are not measured. \
+         - One connection per client except workload 7; clusters are not measured, and TLS \
+         only by `--all --tls` (workloads 1, 2 and 4, its report in target/bench-tls/). \
          redis-benchmark is a C event loop, not a library: it is a floor for \
          per-request cost, not a peer.\n\
          - The machine is shared and noisy (±30% between rounds); trust the paired ratios over \
