@@ -54,8 +54,12 @@
 //! | info | a connection ready or restored (inside its span), a subscriber's connection lost and back, a call redirected (`MOVED`/`ASK`) |
 //! | debug | a call failed with a server error or otherwise, a connection closed by `disconnect()` or by dropping the client |
 //!
-//! Most events are emitted under the connection's lock: a `tracing` subscriber or layer must
-//! not call a ringdis client itself (it would wait for that lock).
+//! No event is emitted, and no span made or closed, under a connection's lock: the connection
+//! notes what to report and reports it once the lock is released, as it runs callbacks. A
+//! `tracing` subscriber or layer may call a ringdis client (fire-and-forget or `async_call`
+//! from an engine's thread; an awaited call from there waits for that engine, as in any
+//! callback), and a slow one holds no lock that callers wait for (it still holds up the
+//! thread it runs on, often an engine's).
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]

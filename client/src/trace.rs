@@ -1,16 +1,17 @@
 //! Crate-internal tracing: macros that forward to [`tracing`](https://docs.rs/tracing) with the
 //! `tracing` feature, and expand to nothing without it (their arguments are not even
 //! evaluated), so an event or span costs nothing in a build without the feature. Used as
-//! `trace::warning!(...)` (`warn` would clash with the built-in attribute), `trace::info!`,
-//! `trace::debug_span!(...)`..., with `tracing`'s own syntax.
+//! `trace::warning!(...)` (`warn` would clash with the built-in attribute), `trace::info!`...,
+//! with `tracing`'s own syntax.
 //!
 //! Spans: `connect` (the first connection) and `reconnect` (every later one), each with the
 //! server's `addr` and the `attempt` number, and `handshake` inside them. Events: connection
 //! lost and restored, connect attempts failed, calls that timed out or failed, redirects
 //! (`MOVED`/`ASK` replies), protocol errors, and panics caught in user callbacks.
 //!
-//! Most are emitted where the link sees what happened, with the connection's lock held: a
-//! subscriber must not call the client (it would wait for that lock).
+//! None is emitted, and no span made or closed, with a connection's lock held: the link notes
+//! what to report under it and reports after it (`engine/link.rs`, `Note`), as it runs
+//! callbacks, so a subscriber may call the client, and a slow one holds no lock callers wait for.
 
 #[cfg(feature = "tracing")]
 pub(crate) use tracing::Span;
@@ -38,11 +39,13 @@ macro_rules! error {
     ($($t:tt)*) => { ::tracing::error!($($t)*) };
 }
 #[cfg(not(feature = "tracing"))]
+#[allow(unused_macros)] // With the feature only: the link reports its events then (`Link::report`).
 macro_rules! error {
     ($($t:tt)*) => {
         ()
     };
 }
+#[allow(unused_imports)]
 pub(crate) use error;
 
 #[cfg(feature = "tracing")]
@@ -62,11 +65,13 @@ macro_rules! info {
     ($($t:tt)*) => { ::tracing::info!($($t)*) };
 }
 #[cfg(not(feature = "tracing"))]
+#[allow(unused_macros)] // With the feature only: the link reports its events then (`Link::report`).
 macro_rules! info {
     ($($t:tt)*) => {
         ()
     };
 }
+#[allow(unused_imports)]
 pub(crate) use info;
 
 #[cfg(feature = "tracing")]
@@ -74,30 +79,20 @@ macro_rules! debug {
     ($($t:tt)*) => { ::tracing::debug!($($t)*) };
 }
 #[cfg(not(feature = "tracing"))]
+#[allow(unused_macros)] // With the feature only: the link reports its events then (`Link::report`).
 macro_rules! debug {
     ($($t:tt)*) => {
         ()
     };
 }
+#[allow(unused_imports)]
 pub(crate) use debug;
-
-#[cfg(feature = "tracing")]
-macro_rules! debug_span {
-    ($($t:tt)*) => { ::tracing::debug_span!($($t)*) };
-}
-#[cfg(not(feature = "tracing"))]
-macro_rules! debug_span {
-    ($($t:tt)*) => {
-        $crate::trace::Span
-    };
-}
-pub(crate) use debug_span;
 
 #[cfg(test)]
 mod tests {
     use std::cell::Cell;
 
-    /// Without the feature nothing of an event or span is evaluated; with it, `tracing` skips
+    /// Without the feature nothing of an event is evaluated; with it, `tracing` skips
     /// the arguments unless a subscriber wants the event (none is installed here).
     #[test]
     fn arguments_are_not_evaluated_when_nothing_listens() {
@@ -110,7 +105,6 @@ mod tests {
         super::error!(n = _count(), "event");
         super::info!(n = _count(), "event");
         super::debug!(n = _count(), "event");
-        let _span = super::debug_span!("span", n = _count());
         assert_eq!(evaluated.get(), 0);
     }
 }

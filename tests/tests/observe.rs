@@ -393,3 +393,88 @@ async fn failed_connect_attempts_are_counted_and_reported() {
         );
     }
 }
+
+/// A subscriber that calls the client it observes, from its `new_span` and `event`: ringdis
+/// reports outside the connection's lock, so the call goes in at once (a subscriber run under
+/// the lock would wait for the lock its own thread holds) and is answered, on every engine.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_may_call_the_client_it_observes() {
+    use std::sync::{Arc, Mutex};
+    capture::install();
+    let server = Server::start(ServerKind::Redis);
+    let needle = format!(":{}", server.port());
+    /// The client the hook calls, the calls it made, the answers, and what it got stuck on.
+    #[derive(Default)]
+    struct Hooked {
+        client: Option<Client>,
+        made: usize,
+        stuck: Vec<String>,
+    }
+    let state = Arc::new(Mutex::new(Hooked::default()));
+    let answered = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (hook_state, hook_answered) = (state.clone(), answered.clone());
+    capture::on_each(move |kind, name, fields| {
+        if !fields.contains(&needle) {
+            return;
+        }
+        let client = {
+            let mut s = hook_state.lock().unwrap_or_else(|p| p.into_inner());
+            // Stops at the first call that got stuck (each costs the wait below), and bounded.
+            if !s.stuck.is_empty() || s.made >= 40 {
+                return;
+            }
+            let Some(c) = s.client.clone() else { return };
+            s.made += 1;
+            c
+        };
+        // The call is made on another thread, bounded: were this thread holding the
+        // connection's lock, it would never get in.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let answered = hook_answered.clone();
+        std::thread::spawn(move || {
+            // Answered once, `Ok` or (one made as the connection closes) an error.
+            client.async_call(cmd!("PING"), move |_: ringdis::Result<ringdis::Value>| {
+                answered.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            });
+            let _ = tx.send(());
+        });
+        if rx.recv_timeout(Duration::from_secs(2)).is_err() {
+            hook_state
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .stuck
+                .push(format!("{kind} {name}"));
+        }
+    });
+    for engine in engines() {
+        let at = format!("{engine:?}");
+        let c = Client::new(support::config(&server, engine)).unwrap();
+        *state.lock().unwrap() = Hooked {
+            client: Some(c.clone()),
+            ..Hooked::default()
+        };
+        // The connect and handshake spans, "connection ready", a server error, the close, the
+        // reconnect, "connection restored".
+        c.connect().await.unwrap();
+        let err = c.call::<()>(cmd!("NO-SUCH-COMMAND")).await.unwrap_err();
+        assert!(matches!(err, Error::Server { .. }), "{at}: {err}");
+        c.disconnect().await;
+        c.call::<()>(cmd!("PING")).await.unwrap();
+        let made = {
+            let mut s = state.lock().unwrap();
+            s.client = None;
+            assert!(
+                s.stuck.is_empty(),
+                "{at}: stuck under the lock on {:?}",
+                s.stuck
+            );
+            s.made
+        };
+        assert!(made >= 6, "{at}: the hook ran {made} times");
+        until(&format!("{at}: the hook's {made} calls answered"), || {
+            answered.load(std::sync::atomic::Ordering::SeqCst) == made
+        })
+        .await;
+        answered.store(0, std::sync::atomic::Ordering::SeqCst);
+    }
+}

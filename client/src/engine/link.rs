@@ -13,7 +13,9 @@
 //!
 //! The link keeps the connection's [`Stats`](crate::Stats) counters, and, with the `tracing`
 //! feature, turns what the core does into spans and events (see [`crate::trace`]): it sees
-//! every call's result, every socket opened and closed, and every byte.
+//! every call's result, every socket opened and closed, and every byte. A subscriber is user
+//! code too: what to report is noted under the lock (`Note`) and reported after it, so
+//! a subscriber may call the client and a slow one holds up no other caller.
 //!
 //! The engine side of the contract, in the order things happen:
 //!
@@ -35,7 +37,7 @@
 //! TLS without knowing it. Input may release bytes to send (the TLS handshake's), so engines
 //! write after reading, as they do for the core's own handshake.
 
-use crate::config::{Addr, Config};
+use crate::config::Config;
 use crate::conn::{Core, Event, Payload, Want};
 use crate::inbox::InboxTx;
 use crate::stats::{Counters, Stats};
@@ -135,12 +137,10 @@ struct Session {
     /// Every handle is gone and nothing waits ([`Link::turn`] said so): the engine closes the
     /// socket because the link is done, which is no lost connection.
     finished: bool,
-    /// The `connect`/`reconnect` span of the attempt under way, and its `handshake` span.
+    /// The `connect`/`reconnect` span of the attempt under way, and its `handshake` span: made
+    /// and let go of (which calls the subscriber) outside the lock, only moved under it.
     attempt_span: Span,
     handshake_span: Span,
-    /// The server's address, for events.
-    #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
-    addr: Addr,
 }
 
 /// The push handler and the pushes waiting for it. One thread at a time runs the handler
@@ -163,6 +163,59 @@ struct After {
     /// User values to drop outside the lock (replaced push handlers, a closed inbox).
     drops: Vec<Box<dyn Send>>,
     pushes: bool,
+    /// What to report through `tracing`, in order (nothing is allocated until something is).
+    #[cfg(feature = "tracing")]
+    notes: Vec<Note>,
+}
+
+/// Something for the link to report through `tracing` once the lock is released
+/// ([`Link::report`]): the subscriber is user code, it may call the client. Spans are made there
+/// too, then kept in the [`Session`] under a short second lock; the ones the session lets go
+/// of travel here, to be closed outside the lock.
+#[cfg(feature = "tracing")]
+enum Note {
+    /// A call failed with this error.
+    Failed(Error),
+    SubscriberLost(Error),
+    SubscriberRestored,
+    ConnectFailed(Error),
+    /// Connect attempt `attempt` started: its `connect` (`reconnect`) span is made.
+    Opening {
+        attempt: u32,
+        reconnect: bool,
+    },
+    /// Attempt `attempt`'s handshake started: its span is made, in the attempt's.
+    Handshake {
+        attempt: u32,
+    },
+    /// The connection is ready: reported in the attempt's span, which then closes.
+    Ready {
+        spans: (Span, Span),
+        attempts: u32,
+        reconnect: bool,
+    },
+    ProtocolError(Error),
+    /// The connection closed on request (a disconnect, or every handle gone).
+    Closed,
+    Lost(Error),
+    AttemptFailed {
+        spans: (Span, Span),
+        attempt: u32,
+        error: Error,
+    },
+    /// Spans let go of: held only to be dropped (closed) after the lock.
+    Drop(#[allow(dead_code)] (Span, Span)),
+}
+
+/// Notes `$note` in `$after` for `Link::report` once the lock is released. Without the
+/// `tracing` feature, or before any subscriber was set, `$note` is not even evaluated.
+macro_rules! note {
+    ($after:expr, $note:expr) => {
+        #[cfg(feature = "tracing")]
+        if ::tracing::dispatcher::has_been_set() {
+            $after.notes.push($note);
+        }
+    };
 }
 
 /// Wakers to wake once the lock is released, in order. The first is held inline: most
@@ -300,8 +353,8 @@ impl Session {
                     if id != 0 {
                         stats.answered(&result);
                     }
-                    if let Err(e) = &result {
-                        self.trace_failed(e);
+                    if let Err(_e) = &result {
+                        note!(after, Note::Failed(_e.clone()));
                     }
                     self.slots.complete(id, result, after);
                 }
@@ -317,11 +370,7 @@ impl Session {
                 Event::Lost(err) => {
                     // Not when the subscriber was dropped (its connection closed for that).
                     if !self.finished {
-                        trace::info!(
-                            addr = %self.addr,
-                            error = %err,
-                            "a subscriber lost its connection; it reconnects by itself"
-                        );
+                        note!(after, Note::SubscriberLost(err.clone()));
                     }
                     if let Some(inbox) = &self.inbox {
                         after.wakers.extend(inbox.lost(&err));
@@ -331,10 +380,7 @@ impl Session {
                     // Also the first connect of a subscriber (its `watch_ready` comes after
                     // this): only a reconnect is news.
                     if self.was_ready {
-                        trace::info!(
-                            addr = %self.addr,
-                            "a subscriber's connection is back, its subscriptions sent again"
-                        );
+                        note!(after, Note::SubscriberRestored);
                     }
                     if let Some(inbox) = &self.inbox {
                         after.wakers.extend(inbox.restored());
@@ -351,7 +397,7 @@ impl Session {
                     }
                 }
                 Event::ConnectFailed(err) => {
-                    trace::warning!(addr = %self.addr, error = %err, "could not connect");
+                    note!(after, Note::ConnectFailed(err.clone()));
                     for id in std::mem::take(&mut self.connecting) {
                         self.slots.complete(id, Err(err.clone()), after);
                     }
@@ -365,64 +411,50 @@ impl Session {
         }
     }
 
-    /// Reports a call that failed (the counting is done by the caller).
-    #[cold]
-    #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
-    fn trace_failed(&self, err: &Error) {
-        match err {
-            Error::Timeout => {
-                trace::warning!(addr = %self.addr, "a call timed out: no reply within its timeout")
-            }
-            Error::Server { kind, message } if crate::stats::is_redirect(err) => {
-                trace::info!(
-                    addr = %self.addr,
-                    kind = %kind,
-                    to = %message,
-                    "the server redirected a call"
-                )
-            }
-            Error::Server { .. } => {
-                trace::debug!(
-                    addr = %self.addr,
-                    error = %err,
-                    "a call failed with a server error"
-                )
-            }
-            _ => trace::debug!(addr = %self.addr, error = %err, "a call failed"),
-        }
-    }
-
     /// After each step (under the lock): the connection became ready, or stays as it was.
     #[inline]
-    fn watch_ready(&mut self, stats: &Counters) {
+    fn watch_ready(&mut self, stats: &Counters, after: &mut After) {
         if !self.ready && !self.stopped && self.core.is_connected() {
-            self.became_ready(stats);
+            self.became_ready(stats, after);
         }
     }
 
-    /// Opens the `handshake` span once the core starts its handshake (HELLO, AUTH, ...).
-    fn enter_handshake(&mut self) {
+    /// Has the `handshake` span made once the core starts its handshake (HELLO, AUTH, ...).
+    #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
+    fn enter_handshake(&mut self, after: &mut After) {
         if self.core.is_handshaking() {
-            self.handshake_span = trace::debug_span!(parent: &self.attempt_span, "handshake");
+            note!(
+                after,
+                Note::Handshake {
+                    attempt: self.attempts
+                }
+            );
         }
+    }
+
+    /// The attempt's spans, taken out (to be closed outside the lock).
+    fn take_spans(&mut self) -> (Span, Span) {
+        (
+            std::mem::replace(&mut self.attempt_span, Span::none()),
+            std::mem::replace(&mut self.handshake_span, Span::none()),
+        )
     }
 
     #[cold]
-    fn became_ready(&mut self, stats: &Counters) {
+    #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
+    fn became_ready(&mut self, stats: &Counters, after: &mut After) {
         self.ready = true;
         self.attempting = false;
         stats.connects.add(1);
         stats.reconnects.add(u64::from(self.was_ready));
-        // Closed once the events below are in them.
-        let _attempt = std::mem::replace(&mut self.attempt_span, Span::none());
-        self.handshake_span = Span::none();
-        trace::info!(
-            parent: &_attempt,
-            addr = %self.addr,
-            attempts = self.attempts,
-            reconnect = self.was_ready,
-            "{}",
-            if self.was_ready { "connection restored" } else { "connection ready" }
+        let _spans = self.take_spans();
+        note!(
+            after,
+            Note::Ready {
+                spans: _spans,
+                attempts: self.attempts,
+                reconnect: self.was_ready,
+            }
         );
         self.was_ready = true;
         self.attempts = 0;
@@ -489,7 +521,6 @@ impl Link {
                 attempts: 0,
                 attempt_span: Span::none(),
                 handshake_span: Span::none(),
-                addr: config.addr.clone(),
             }),
             config,
             waker,
@@ -523,7 +554,7 @@ impl Link {
             let mut session = self.lock();
             let r = f(&mut session, &mut after);
             session.pump(&self.stats, &mut after);
-            session.watch_ready(&self.stats);
+            session.watch_ready(&self.stats, &mut after);
             self.connected.store(
                 !session.stopped && session.core.is_connected(),
                 Ordering::Release,
@@ -537,6 +568,10 @@ impl Link {
     /// Wakes, runs and drops what the lock held back. User code runs here, each piece caught.
     fn finish(&self, after: After) {
         after.wakers.wake();
+        #[cfg(feature = "tracing")]
+        for note in after.notes {
+            self.report(note);
+        }
         for (cb, result) in after.callbacks {
             let run = std::panic::AssertUnwindSafe(move || cb(result));
             if std::panic::catch_unwind(run).is_err() {
@@ -549,6 +584,117 @@ impl Link {
         }
         if after.pushes {
             self.run_pushes();
+        }
+    }
+
+    /// Reports `note` through `tracing`, the lock released: the subscriber may call the client.
+    /// A span made here is kept in the session if the attempt it is for is still the one under
+    /// way (the engine drives attempts from one thread, one step after the other: it is), and
+    /// closed here otherwise.
+    #[cfg(feature = "tracing")]
+    #[cold]
+    fn report(&self, note: Note) {
+        let addr = &self.config.addr;
+        match note {
+            Note::Failed(err) => match &err {
+                Error::Timeout => {
+                    trace::warning!(%addr, "a call timed out: no reply within its timeout")
+                }
+                Error::Server { kind, message } if crate::stats::is_redirect(&err) => {
+                    trace::info!(%addr, %kind, to = %message, "the server redirected a call")
+                }
+                Error::Server { .. } => {
+                    trace::debug!(%addr, error = %err, "a call failed with a server error")
+                }
+                _ => trace::debug!(%addr, error = %err, "a call failed"),
+            },
+            Note::SubscriberLost(err) => trace::info!(
+                %addr,
+                error = %err,
+                "a subscriber lost its connection; it reconnects by itself"
+            ),
+            Note::SubscriberRestored => trace::info!(
+                %addr,
+                "a subscriber's connection is back, its subscriptions sent again"
+            ),
+            Note::ConnectFailed(err) => trace::warning!(%addr, error = %err, "could not connect"),
+            Note::Opening { attempt, reconnect } => {
+                let span = if reconnect {
+                    tracing::info_span!(parent: None, "reconnect", %addr, attempt)
+                } else {
+                    tracing::info_span!(parent: None, "connect", %addr, attempt)
+                };
+                let mut session = self.lock();
+                if session.attempting
+                    && session.attempts == attempt
+                    && session.attempt_span.is_none()
+                {
+                    session.attempt_span = span;
+                } else {
+                    drop(session);
+                    drop(span);
+                }
+            }
+            Note::Handshake { attempt } => {
+                // The attempt's span, out of the session while its child is made.
+                let parent = {
+                    let mut session = self.lock();
+                    if !(session.attempting && session.attempts == attempt) {
+                        return;
+                    }
+                    std::mem::replace(&mut session.attempt_span, Span::none())
+                };
+                let span = tracing::debug_span!(parent: &parent, "handshake");
+                let mut session = self.lock();
+                if session.attempting
+                    && session.attempts == attempt
+                    && session.attempt_span.is_none()
+                    && session.handshake_span.is_none()
+                {
+                    session.attempt_span = parent;
+                    session.handshake_span = span;
+                } else {
+                    drop(session);
+                    drop((span, parent));
+                }
+            }
+            Note::Ready {
+                spans,
+                attempts,
+                reconnect,
+            } => {
+                // In the attempt's span, which closes after it.
+                trace::info!(
+                    parent: &spans.0,
+                    %addr,
+                    attempts,
+                    reconnect,
+                    "{}",
+                    if reconnect { "connection restored" } else { "connection ready" }
+                );
+            }
+            Note::ProtocolError(err) => trace::error!(
+                %addr,
+                error = %err,
+                "protocol error: the connection is closed"
+            ),
+            Note::Closed => trace::debug!(
+                %addr,
+                "connection closed (disconnect, or every handle dropped)"
+            ),
+            Note::Lost(err) => trace::warning!(%addr, error = %err, "connection lost"),
+            Note::AttemptFailed {
+                spans,
+                attempt,
+                error,
+            } => trace::warning!(
+                parent: &spans.0,
+                %addr,
+                attempt,
+                %error,
+                "connect attempt failed"
+            ),
+            Note::Drop(_) => {}
         }
     }
 
@@ -851,7 +997,7 @@ impl Link {
 
     /// The engine starts opening a socket.
     pub fn handle_opening(&self) {
-        self.with(|session, _| {
+        self.with(|session, _after| {
             #[cfg(feature = "tls")]
             {
                 session.tls = None;
@@ -860,15 +1006,15 @@ impl Link {
             if session.core.is_opening() && !session.attempting {
                 session.attempting = true;
                 session.attempts = session.attempts.saturating_add(1);
-                #[cfg(feature = "tracing")]
-                {
-                    let (addr, attempt) = (&session.addr, session.attempts);
-                    session.attempt_span = if session.was_ready {
-                        tracing::info_span!(parent: None, "reconnect", %addr, attempt)
-                    } else {
-                        tracing::info_span!(parent: None, "connect", %addr, attempt)
-                    };
-                }
+                let _spans = session.take_spans();
+                note!(_after, Note::Drop(_spans));
+                note!(
+                    _after,
+                    Note::Opening {
+                        attempt: session.attempts,
+                        reconnect: session.was_ready,
+                    }
+                );
             }
         });
     }
@@ -876,7 +1022,7 @@ impl Link {
     /// The socket is up. With TLS its handshake starts ([`Link::poll_transmit`] has the
     /// `ClientHello`); the core hears of the open socket once the handshake is done.
     pub fn handle_open(&self, now: Instant) {
-        self.with(|session, _| {
+        self.with(|session, after| {
             #[cfg(feature = "tls")]
             if let Some(tls) = &self.config.tls {
                 match super::tls::TlsSession::new(tls, &self.config.addr) {
@@ -889,7 +1035,7 @@ impl Link {
                 return;
             }
             session.core.handle_open(now);
-            session.enter_handshake();
+            session.enter_handshake(after);
         });
     }
 
@@ -900,7 +1046,7 @@ impl Link {
     /// The protocol error that broke the stream: close the socket and pass it to
     /// [`Link::handle_closed`].
     pub fn handle_input(&self, bytes: &[u8], now: Instant) -> Result<()> {
-        self.with(|session, _| {
+        self.with(|session, _after| {
             session.replies_read = 0;
             self.stats.bytes_received.add(bytes.len() as u64);
             #[cfg(feature = "tls")]
@@ -909,7 +1055,7 @@ impl Link {
                     let r = tls.handle_input(&mut session.core, bytes, now);
                     // The core heard of the open socket once the TLS handshake was done.
                     if session.handshake_span.is_none() {
-                        session.enter_handshake();
+                        session.enter_handshake(_after);
                     }
                     r
                 }
@@ -920,11 +1066,7 @@ impl Link {
             // A TLS failure is a connection error, told once by `handle_closed` (a connect
             // attempt failed, or the connection was lost).
             if let Err(_e @ Error::Protocol { .. }) = &r {
-                trace::error!(
-                    addr = %session.addr,
-                    error = %_e,
-                    "protocol error: the connection is closed"
-                );
+                note!(_after, Note::ProtocolError(_e.clone()));
             }
             r
         })
@@ -932,40 +1074,39 @@ impl Link {
 
     /// The socket is gone (failed to open, closed by the server, broken, or closed on request).
     pub fn handle_closed(&self, err: Error, now: Instant) {
-        self.with(|session, _| {
+        self.with(|session, _after| {
             #[cfg(feature = "tls")]
             {
                 session.tls = None;
             }
+            let _spans = session.take_spans();
             // The calls in flight fail with the core's reason if it asked for the close.
             let requested = session.core.is_disconnecting() || session.finished;
             if std::mem::take(&mut session.ready) {
                 if requested {
-                    trace::debug!(
-                        addr = %session.addr,
-                        "connection closed (disconnect, or every handle dropped)"
-                    );
+                    note!(_after, Note::Closed);
                 } else {
                     self.stats.connections_lost.add(1);
-                    trace::warning!(
-                        addr = %session.addr,
-                        error = %session.core.closing_reason().unwrap_or(&err),
-                        "connection lost"
+                    note!(
+                        _after,
+                        Note::Lost(session.core.closing_reason().unwrap_or(&err).clone())
                     );
                 }
+                note!(_after, Note::Drop(_spans));
             } else if std::mem::take(&mut session.attempting) && !requested {
                 self.stats.connects_failed.add(1);
-                trace::warning!(
-                    parent: &session.attempt_span,
-                    addr = %session.addr,
-                    attempt = session.attempts,
-                    error = %session.core.closing_reason().unwrap_or(&err),
-                    "connect attempt failed"
+                note!(
+                    _after,
+                    Note::AttemptFailed {
+                        spans: _spans,
+                        attempt: session.attempts,
+                        error: session.core.closing_reason().unwrap_or(&err).clone(),
+                    }
                 );
+            } else {
+                note!(_after, Note::Drop(_spans));
             }
             session.attempting = false;
-            session.attempt_span = Span::none();
-            session.handshake_span = Span::none();
             session.core.handle_closed(err, now);
         });
     }
@@ -980,11 +1121,17 @@ impl Link {
             .store(session.core.queue_len(), Ordering::Relaxed);
         #[cfg(feature = "tls")]
         let bytes = {
-            let session = &mut *session;
-            match &mut session.tls {
-                Some(tls) => tls.poll_transmit(&mut session.core, now)?,
-                None => session.core.poll_transmit_at(now)?,
+            let s = &mut *session;
+            let (bytes, _refused) = match &mut s.tls {
+                Some(tls) => (tls.poll_transmit(&mut s.core, now), tls.take_refused()),
+                None => (s.core.poll_transmit_at(now), None),
+            };
+            // Reported outside the lock, as every event (see `Note`).
+            drop(session);
+            if let Some(_e) = _refused {
+                trace::warning!(addr = %self.config.addr, error = %_e, "TLS refused plaintext to send");
             }
+            bytes?
         };
         #[cfg(not(feature = "tls"))]
         let bytes = session.core.poll_transmit_at(now)?;

@@ -34,6 +34,8 @@ pub(crate) struct TlsSession {
     /// rustls [`CHUNK`] bytes at a time, as the engine takes the ciphertext, rather than copied
     /// whole into rustls's buffers (twice its size held at once).
     pending: Bytes,
+    /// Why rustls last refused plaintext, for the link to report once its lock is released.
+    refused: Option<io::Error>,
 }
 
 /// At most this much plaintext is encrypted per [`TlsSession::poll_transmit`].
@@ -67,6 +69,7 @@ impl TlsSession {
             addr: addr.to_string(),
             out: BytesMut::new(),
             pending: Bytes::new(),
+            refused: None,
         })
     }
 
@@ -133,13 +136,18 @@ impl TlsSession {
                 }
                 let plain = self.pending.split_to(self.pending.len().min(CHUNK));
                 // Without a buffer limit rustls's writer takes everything it is given.
-                if let Err(_e) = self.conn.writer().write_all(&plain) {
-                    crate::trace::warning!(error = %_e, "TLS refused plaintext to send");
+                if let Err(e) = self.conn.writer().write_all(&plain) {
+                    self.refused = Some(e);
                 }
                 self.drain_tls();
             }
         }
         (!self.out.is_empty()).then(|| self.out.split().freeze())
+    }
+
+    /// Why rustls refused plaintext since this was last asked, if it did.
+    pub fn take_refused(&mut self) -> Option<io::Error> {
+        self.refused.take()
     }
 
     /// Moves the ciphertext rustls has ready into `out`.

@@ -13,6 +13,21 @@ pub type Seen = Vec<(&'static str, String, String)>;
 
 static SEEN: OnceLock<Mutex<Seen>> = OnceLock::new();
 
+/// Code run for every span made and event emitted, as `(kind, name or message, fields)`.
+type Hook = std::sync::Arc<dyn Fn(&'static str, &str, &str) + Send + Sync>;
+
+static HOOKS: Mutex<Vec<Hook>> = Mutex::new(Vec::new());
+
+/// Runs `hook` on every span made and event emitted from now on, as the subscriber's own code
+/// (on the thread that emits, with none of the capture's locks held).
+#[allow(dead_code)]
+pub fn on_each(hook: impl Fn(&'static str, &str, &str) + Send + Sync + 'static) {
+    HOOKS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(std::sync::Arc::new(hook));
+}
+
 struct Capture {
     next: AtomicU64,
     /// Each span's name and fields, by id: a span's entry also shows its parent's.
@@ -36,6 +51,10 @@ impl Visit for Fields {
 }
 
 fn push(kind: &'static str, name: String, fields: String) {
+    let hooks = HOOKS.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    for hook in hooks {
+        hook(kind, &name, &fields);
+    }
     let seen = SEEN.get_or_init(Mutex::default);
     seen.lock()
         .unwrap_or_else(|p| p.into_inner())
@@ -56,6 +75,7 @@ impl Subscriber for Capture {
         }
         let name = span.metadata().name();
         spans.insert(id, format!("{name}{{{}}}", f.rest.trim_end()));
+        drop(spans);
         push("span", name.to_string(), f.rest);
         Id::from_u64(id)
     }
