@@ -553,16 +553,25 @@ impl Link {
         let r = {
             let mut session = self.lock();
             let r = f(&mut session, &mut after);
+            // Published before the events go out too: a subscriber's reader polling on another
+            // thread may take a loss from its inbox as soon as `pump` puts it there, and must
+            // then find the link down.
+            self.publish_connected(&session);
             session.pump(&self.stats, &mut after);
             session.watch_ready(&self.stats, &mut after);
-            self.connected.store(
-                !session.stopped && session.core.is_connected(),
-                Ordering::Release,
-            );
+            self.publish_connected(&session);
             r
         };
         self.finish(after);
         r
+    }
+
+    /// What [`Link::is_connected`] reads, from the session (under its lock).
+    fn publish_connected(&self, session: &Session) {
+        self.connected.store(
+            !session.stopped && session.core.is_connected(),
+            Ordering::Release,
+        );
     }
 
     /// Wakes, runs and drops what the lock held back. User code runs here, each piece caught.
