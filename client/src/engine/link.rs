@@ -1286,6 +1286,58 @@ mod tests {
         Payload::One(cmd!("PING"))
     }
 
+    /// A subscriber's reader that takes the loss from its inbox (polling on another thread, as
+    /// soon as it is there) finds the link down: `is_connected()` is published before the
+    /// events go out (it was published after, and a reader in between saw the loss and a link
+    /// still up).
+    #[test]
+    fn a_reader_that_sees_the_loss_sees_the_link_down() {
+        for round in 0..300 {
+            let config = Config::new().protocol(Protocol::Resp2);
+            let link = Link::new(Arc::new(config), Box::new(Count::default()));
+            let (tx, rx) = crate::inbox::inbox(1 << 20);
+            link.make_subscriber(tx);
+            let connect = link.connect();
+            let now = Instant::now();
+            assert_eq!(link.want(now), Want::Open);
+            link.handle_opening();
+            link.handle_open(now);
+            assert!(matches!(poll_now(connect), Some(Ok(_))), "{round}");
+            let payload = Payload::Subscribe {
+                kind: crate::conn::SubKind::Channel,
+                subscribe: true,
+                names: vec![Bytes::from_static(b"c")],
+            };
+            let mut subscribed = Box::pin(link.reply(payload, None));
+            assert!(link.poll_transmit().is_some());
+            link.handle_input(b"*3\r\n$9\r\nsubscribe\r\n$1\r\nc\r\n:1\r\n", now)
+                .unwrap();
+            assert!(poll_now(subscribed.as_mut()).is_some(), "{round}");
+            let closer = {
+                let link = link.clone();
+                std::thread::spawn(move || {
+                    link.handle_closed(Error::connection("reset"), Instant::now())
+                })
+            };
+            let mut cx = Context::from_waker(Waker::noop());
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                match rx.poll_next(&mut cx) {
+                    Poll::Ready(Some(Err(e))) if e.is_connection() => break,
+                    Poll::Pending => {}
+                    other => panic!("{round}: {other:?}"),
+                }
+                assert!(Instant::now() < deadline, "{round}: the loss never came");
+                std::hint::spin_loop();
+            }
+            assert!(
+                !link.is_connected(),
+                "{round}: the loss came with the link up"
+            );
+            closer.join().unwrap();
+        }
+    }
+
     #[test]
     fn callbacks_get_replies_and_a_panicking_one_is_contained() {
         let (link, _) = ready();
