@@ -81,6 +81,14 @@ pub(crate) struct Core {
     probe_sent: Option<Instant>,
     /// Where it connects, for error messages.
     addr: Addr,
+    /// The master name of a Sentinel-managed primary ([`Config::sentinel`]): its address is
+    /// the engine's to find ([`Core::set_addr`] once known), and messages name it.
+    service: Option<String>,
+    /// [`Core::set_addr`] was called: `addr` is the primary's, not the configuration's.
+    addr_known: bool,
+    /// Why the handshake asked for the socket to close and another attempt ([`Outcome::Retry`]):
+    /// the cause the calls get if the attempts run out.
+    retry_reason: Option<Error>,
     state: State,
     parser: Parser,
     input: BytesMut,
@@ -124,6 +132,7 @@ impl Core {
                 client_name: config.client_name.clone(),
                 db: config.db,
                 tracking: config.tracking.as_ref().map(|t| t.cmd()),
+                verify_primary: config.sentinel.is_some(),
             },
             autoconnect: config.autoconnect,
             connect_timeout: config.connect_timeout,
@@ -135,6 +144,9 @@ impl Core {
             last_received: Instant::now(),
             probe_sent: None,
             addr: config.addr.clone(),
+            service: config.sentinel.as_ref().map(|s| s.master.clone()),
+            addr_known: false,
+            retry_reason: None,
             state: State::Idle,
             parser: Parser::new(config.limits),
             input: BytesMut::with_capacity(16 * 1024),
@@ -159,6 +171,54 @@ impl Core {
 
     fn set_state(&mut self, state: State) {
         self.state = state;
+    }
+
+    /// The address the transport connects to now, when it is not the configuration's (a
+    /// Sentinel-managed primary's): error messages name it.
+    pub fn set_addr(&mut self, addr: &Addr) {
+        if !self.addr_known || self.addr != *addr {
+            self.addr = addr.clone();
+        }
+        self.addr_known = true;
+    }
+
+    /// What error messages call the server: its address, or the Sentinel master name.
+    fn target(&self) -> String {
+        match (&self.service, self.addr_known) {
+            (Some(name), true) => format!("the primary {name:?} (last at {})", self.addr),
+            (Some(name), false) => format!("the primary {name:?}"),
+            (None, _) => self.addr.to_string(),
+        }
+    }
+
+    /// The transport has no address to connect to yet (Sentinel has not answered): the attempt
+    /// that was due waits, until the run's connect deadline at most. True if it waits; false
+    /// when the deadline has come (the transport then fails the attempt, saying why).
+    pub fn hold(&mut self, now: Instant) -> bool {
+        let State::Backoff { .. } = self.state else {
+            return false;
+        };
+        let until = self.attempts_since.unwrap_or(now) + self.connect_timeout;
+        if until <= now {
+            return false;
+        }
+        self.set_state(State::Backoff { until });
+        true
+    }
+
+    /// The address to connect to changed (a failover), or the one awaited is known: an
+    /// attempt that waits starts now, and with `moved` a connection (or attempt) to the old
+    /// address closes with `reason`, its calls in flight failing with it, and connects again.
+    pub fn follow(&mut self, moved: bool, reason: Error, now: Instant) {
+        match self.state {
+            State::Backoff { until } if until > now => {
+                self.set_state(State::Backoff { until: now })
+            }
+            State::Connecting | State::Handshaking(_) | State::Ready if moved => {
+                self.set_state(State::Closing { reason })
+            }
+            _ => {}
+        }
     }
 
     /// The next thing that happened, in order (`None` when there is nothing more).
@@ -425,7 +485,7 @@ impl Core {
     /// [`Config::max_silent_timeouts`]).
     pub fn handle_timeout(&mut self, now: Instant) {
         loop {
-            let addr = &self.addr;
+            let addr = self.target();
             // A call still waiting for the connection was never sent: not a reply timeout.
             let unsent = || {
                 Error::connection(format!(
@@ -478,7 +538,7 @@ impl Core {
         let head = format!(
             "could not connect within {} to {}",
             fmt_duration(self.connect_timeout),
-            self.addr
+            self.target()
         );
         let hint = if self.cut_in_handshake {
             " (the server closed the connection during the handshake: if this port serves \
@@ -601,6 +661,7 @@ impl Core {
     /// the core asked for it ([`Want::Close`]). Calls in flight fail; calls waiting for a
     /// connection get another attempt after a backoff, until the connect timeout.
     pub fn handle_closed(&mut self, err: Error, now: Instant) {
+        let retried = self.retry_reason.take();
         self.cut_in_handshake = matches!(self.state, State::Handshaking(_)) && !self.securing;
         let reason = match std::mem::replace(&mut self.state, State::Idle) {
             State::Closing { reason } => reason,
@@ -634,7 +695,7 @@ impl Core {
             return;
         }
         let since = *self.attempts_since.get_or_insert(now);
-        self.last_error = Some(err);
+        self.last_error = Some(retried.unwrap_or(err));
         let deadline = since + self.connect_timeout;
         let until = now + self.backoff.next_delay();
         // A retry that could only start at the deadline or after it would end as "the server
@@ -823,6 +884,10 @@ impl Core {
             }
             Outcome::Done { resp3 } => self.become_ready(resp3),
             Outcome::Fail(err) => self.handle_refused(err),
+            Outcome::Retry(err) => {
+                self.retry_reason = Some(err.clone());
+                self.set_state(State::Closing { reason: err });
+            }
         }
     }
 
