@@ -250,8 +250,14 @@ impl Client {
         &self.inner.placement
     }
 
-    fn build(config: Config, watching: bool, mut placement: Placement) -> Result<Client> {
+    fn build(mut config: Config, watching: bool, mut placement: Placement) -> Result<Client> {
         check(&config)?;
+        if config.sentinel.is_some() && config.source.is_none() {
+            // The sentinel watcher this client's connections (and the dedicated ones and
+            // subscribers made from its configuration) find the primary through.
+            let watcher = crate::handle::sentinel::Watcher::new(&config, &placement)?;
+            config.source = Some(watcher);
+        }
         let command_timeout = config.command_timeout;
         let config = Arc::new(config);
         let (link, engine) = placement.attach(&config)?;
