@@ -1,0 +1,473 @@
+//! A Sentinel-managed primary (`Config::sentinel`, `redis+sentinel://`): the client asks the
+//! sentinels where the primary is, checks it with `ROLE`, and follows a failover.
+//!
+//! One deployment per server kind (a primary, a replica, three sentinels: `SentinelSetup`),
+//! shared by every check of that kind, run one after the other, the failover last; every
+//! protocol and engine is a client on it at once.
+
+mod support;
+
+use ringdis::{cmd, Client, Commands, Config, Engine, Error, Protocol, Value};
+use ringdis_tests::{unique, FaultConn, FaultServer, SentinelSetup, ServerKind, MASTER};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use support::{engines, PROTOCOLS};
+
+/// The command timeout of the clients under test.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
+/// How much later than its timeout a call may end (a loaded 2-core machine).
+const SLACK: Duration = Duration::from_millis(1500);
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// Every (protocol, engine) cell.
+fn cells() -> Vec<(Protocol, Engine)> {
+    PROTOCOLS
+        .into_iter()
+        .flat_map(|p| engines().into_iter().map(move |e| (p, e)))
+        .collect()
+}
+
+fn sentinel_config(setup: &SentinelSetup, protocol: Protocol, engine: Engine) -> Config {
+    Config::sentinel(MASTER, setup.sentinel_addrs())
+        .protocol(protocol)
+        .engine(engine)
+        .command_timeout(Some(COMMAND_TIMEOUT))
+        .connect_timeout(Duration::from_secs(3))
+}
+
+/// The TCP port of the server `client` is connected to (`INFO server`).
+async fn server_port(client: &Client) -> ringdis::Result<u16> {
+    let info: String = client.call(cmd!("INFO", "server")).await?;
+    let port = info
+        .lines()
+        .find_map(|l| l.strip_prefix("tcp_port:"))
+        .and_then(|p| p.trim().parse().ok());
+    port.ok_or_else(|| Error::client("no tcp_port in INFO"))
+}
+
+/// The first element of `ROLE` on the server `client` is connected to.
+async fn role(client: &Client) -> ringdis::Result<String> {
+    let role: Value = client.call(cmd!("ROLE")).await?;
+    match role {
+        Value::Array(items) => items
+            .first()
+            .and_then(|r| r.as_bytes())
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .ok_or_else(|| Error::client("empty ROLE")),
+        other => Err(Error::client(format!("ROLE gave {other:?}"))),
+    }
+}
+
+#[test]
+fn redis_resolve_use_and_follow_a_failover_under_load() {
+    suite(ServerKind::Redis);
+}
+
+#[test]
+fn valkey_resolve_use_and_follow_a_failover_under_load() {
+    suite(ServerKind::Valkey);
+}
+
+fn suite(kind: ServerKind) {
+    let mut setup = SentinelSetup::start(kind);
+    let rt = runtime();
+    rt.block_on(resolves_and_serves_every_cell(&setup));
+    rt.block_on(the_url_form_reaches_the_primary(&setup));
+    rt.block_on(a_wrong_master_name_fails_in_time_naming_it(&setup));
+    rt.block_on(a_replica_named_as_primary_is_never_used(&setup));
+    failover_under_load(&mut setup, &rt);
+}
+
+/// Typed calls, a pipeline and pub/sub go to the primary Sentinel names, on every protocol and
+/// engine.
+async fn resolves_and_serves_every_cell(setup: &SentinelSetup) {
+    let primary = setup.first_primary().port();
+    for (protocol, engine) in cells() {
+        let at = format!("{}/{protocol:?}/{engine:?}", setup.kind());
+        let client = Client::new(sentinel_config(setup, protocol, engine)).expect("client");
+        assert_eq!(client.engine(), engine, "{at}");
+        let key = unique("sentinel:use");
+        client
+            .set(&key, "v1")
+            .await
+            .unwrap_or_else(|e| panic!("{at}: {e}"));
+        let got: Option<String> = client.get(&key).decode().await.unwrap();
+        assert_eq!(got.as_deref(), Some("v1"), "{at}");
+        assert_eq!(server_port(&client).await.unwrap(), primary, "{at}");
+        assert_eq!(role(&client).await.unwrap(), "master", "{at}");
+        let mut p = client.pipeline();
+        p.add(cmd!("INCR", &key_n(&key)))
+            .add(cmd!("INCR", &key_n(&key)))
+            .add(cmd!("GET", &key));
+        let (a, b, v): (i64, i64, String) = p.query().await.unwrap();
+        assert_eq!((a, b, v.as_str()), (1, 2, "v1"), "{at}");
+        // A subscriber made from the client finds the primary too.
+        let mut sub = client.subscriber().unwrap();
+        let channel = unique("sentinel:news");
+        sub.subscribe([&channel]).await.unwrap();
+        let n: i64 = client
+            .call(cmd!("PUBLISH", &channel, "hello"))
+            .await
+            .unwrap();
+        assert_eq!(n, 1, "{at}: the subscriber is on the primary");
+        let m = sub
+            .next_message(Some(Duration::from_secs(5)))
+            .await
+            .unwrap()
+            .expect("a message");
+        assert_eq!(m.payload_str(), Some("hello"), "{at}");
+    }
+}
+
+fn key_n(key: &str) -> String {
+    format!("{key}:n")
+}
+
+/// `redis+sentinel://s1,s2,s3/mymaster/3` reaches the primary's database 3.
+async fn the_url_form_reaches_the_primary(setup: &SentinelSetup) {
+    let url = format!("{}/3?protocol=resp2", setup.url());
+    let config = Config::from_url(&url).unwrap();
+    assert_eq!(config.sentinel_master(), Some(MASTER));
+    assert_eq!(config.sentinels().len(), 3);
+    let client = Client::new(config).unwrap();
+    let key = unique("sentinel:url");
+    client.set(&key, "x").await.unwrap();
+    assert_eq!(
+        server_port(&client).await.unwrap(),
+        setup.first_primary().port()
+    );
+    let mut raw = ringdis_tests::RawConn::connect(setup.first_primary().port(), false);
+    raw.call(&cmd!("SELECT", 3));
+    assert_eq!(
+        raw.call(&cmd!("GET", &key)),
+        Value::Bulk("x".into()),
+        "written to db 3"
+    );
+}
+
+/// A master name no sentinel monitors: every sentinel answers null, and calls fail within the
+/// connect timeout with `Error::Connection` naming the master and the sentinels' answers.
+async fn a_wrong_master_name_fails_in_time_naming_it(setup: &SentinelSetup) {
+    for engine in engines() {
+        let config = Config::sentinel("nosuchmaster", setup.sentinel_addrs())
+            .engine(engine)
+            .connect_timeout(Duration::from_secs(2))
+            .command_timeout(Some(Duration::from_secs(10)));
+        let client = Client::new(config).unwrap();
+        let started = Instant::now();
+        let r = client.set("k", "v").await.map(drop);
+        let took = started.elapsed();
+        let e = r.expect_err("no primary");
+        assert!(e.is_connection(), "{engine:?}: {e:?}");
+        let text = e.to_string();
+        assert!(text.contains("nosuchmaster"), "{engine:?}: {text}");
+        assert!(text.contains("null"), "{engine:?}: {text}");
+        let (host, port) = &setup.sentinel_addrs()[0];
+        assert!(
+            text.contains(&format!("{host}:{port}")),
+            "{engine:?}: {text}"
+        );
+        assert!(
+            took < Duration::from_secs(2) + SLACK,
+            "{engine:?}: took {took:?}"
+        );
+    }
+}
+
+/// A fake sentinel (one thread per connection) that names `port` as the primary of every
+/// master and confirms subscriptions.
+fn fake_sentinel(port: u16) -> FaultServer {
+    FaultServer::start(move |conn| {
+        std::thread::spawn(move || serve_fake_sentinel(conn, port));
+    })
+}
+
+fn serve_fake_sentinel(mut conn: FaultConn, port: u16) {
+    while let Some(cmd) = conn.read_command() {
+        let name = String::from_utf8_lossy(&cmd[0]).to_ascii_uppercase();
+        match name.as_str() {
+            "HELLO" => conn.write(b"-ERR unknown command 'HELLO'\r\n"),
+            "SENTINEL" => {
+                let port = port.to_string();
+                let reply = format!("*2\r\n$9\r\n127.0.0.1\r\n${}\r\n{port}\r\n", port.len());
+                conn.write(reply.as_bytes());
+            }
+            "SUBSCRIBE" => {
+                let ch = &cmd[1];
+                let mut reply = format!("*3\r\n$9\r\nsubscribe\r\n${}\r\n", ch.len()).into_bytes();
+                reply.extend_from_slice(ch);
+                reply.extend_from_slice(b"\r\n:1\r\n");
+                conn.write(&reply);
+            }
+            _ => conn.reply_ok(),
+        }
+    }
+}
+
+/// A sentinel that names a replica as the primary: the `ROLE` check refuses it at every
+/// attempt, calls fail with `Error::Connection` saying so within the connect timeout, and not
+/// one command reaches the replica.
+async fn a_replica_named_as_primary_is_never_used(setup: &SentinelSetup) {
+    let replica = setup.first_replica().port();
+    let liar = fake_sentinel(replica);
+    let sets_before = sets_on(replica);
+    for engine in engines() {
+        for protocol in PROTOCOLS {
+            let config = Config::sentinel(MASTER, [("127.0.0.1", liar.port())])
+                .engine(engine)
+                .protocol(protocol)
+                .connect_timeout(Duration::from_secs(1))
+                .command_timeout(Some(Duration::from_secs(10)));
+            let client = Client::new(config).unwrap();
+            let started = Instant::now();
+            let r = client.set("k", "v").await.map(drop);
+            let took = started.elapsed();
+            let e = r.expect_err("a replica is no primary");
+            let at = format!("{engine:?}/{protocol:?}");
+            assert!(e.is_connection(), "{at}: {e:?}");
+            assert!(e.to_string().contains("ROLE says slave"), "{at}: {e}");
+            assert!(took < Duration::from_secs(1) + SLACK, "{at}: took {took:?}");
+            assert!(
+                client.stats().connects_failed >= 1,
+                "{at}: {:?}",
+                client.stats()
+            );
+        }
+    }
+    assert_eq!(sets_on(replica), sets_before, "no SET reached the replica");
+    assert!(liar.accepted() >= 2, "the fake sentinel was asked");
+}
+
+/// How many `SET`s the server on `port` has run (`INFO commandstats`).
+fn sets_on(port: u16) -> u64 {
+    let mut raw = ringdis_tests::RawConn::connect(port, false);
+    let Value::Bulk(info) = raw.call(&cmd!("INFO", "commandstats")) else {
+        return 0;
+    };
+    String::from_utf8_lossy(&info)
+        .lines()
+        .find_map(|l| l.strip_prefix("cmdstat_set:calls="))
+        .and_then(|rest| rest.split(',').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// No sentinel reachable: calls fail within the connect timeout with `Error::Connection`
+/// naming the master and every sentinel tried.
+#[test]
+fn no_sentinel_reachable_fails_in_time_naming_the_master_and_the_sentinels() {
+    let ports = [ringdis_tests::free_port(), ringdis_tests::free_port()];
+    let rt = runtime();
+    rt.block_on(async {
+        for engine in engines() {
+            let config = Config::sentinel(MASTER, ports.map(|p| ("127.0.0.1", p)))
+                .engine(engine)
+                .connect_timeout(Duration::from_secs(1))
+                .command_timeout(Some(Duration::from_secs(10)));
+            let client = Client::new(config).unwrap();
+            let started = Instant::now();
+            let r: ringdis::Result<Value> = client.call(cmd!("PING")).await;
+            let took = started.elapsed();
+            let e = r.expect_err("nothing to reach");
+            assert!(e.is_connection(), "{engine:?}: {e:?}");
+            let text = e.to_string();
+            assert!(text.contains(MASTER), "{engine:?}: {text}");
+            for p in ports {
+                assert!(
+                    text.contains(&format!("127.0.0.1:{p}")),
+                    "{engine:?}: {text}"
+                );
+            }
+            assert!(
+                took < Duration::from_secs(1) + SLACK,
+                "{engine:?}: took {took:?}"
+            );
+        }
+    });
+    // A configuration with no sentinel at all is refused when the client is made.
+    let none: [(&str, u16); 0] = [];
+    let e = Client::new(Config::sentinel(MASTER, none).engine(Engine::Epoll)).unwrap_err();
+    assert!(e.to_string().contains("at least one sentinel"), "{e}");
+}
+
+/// What the load tasks saw.
+#[derive(Default, Debug)]
+struct Tally {
+    ok: u64,
+    connection_errors: u64,
+    /// Anything else: a wrong reply, another error, a call past its timeout.
+    wrong: Vec<String>,
+}
+
+/// One load task: `SET`/`GET`/`INCR` on its own keys until `stop`, every reply checked to be
+/// its own, every call timed.
+async fn load(client: Client, task: String, stop: Arc<AtomicBool>, tally: Arc<Mutex<Tally>>) {
+    let key = unique(&format!("sentinel:load:{task}"));
+    let counter = key_n(&key);
+    let mut seq = 0u64;
+    while !stop.load(Ordering::Acquire) {
+        seq += 1;
+        let value = format!("{task}:{seq}");
+        let started = Instant::now();
+        let set: ringdis::Result<()> = client.set(&key, &value).await.map(drop);
+        let get: Option<ringdis::Result<Option<String>>> = match set {
+            Ok(()) => Some(client.get(&key).decode().await),
+            Err(_) => None,
+        };
+        let incr: ringdis::Result<i64> = client.call(cmd!("INCR", &counter)).await;
+        let took = started.elapsed();
+        let mut t = tally.lock().unwrap();
+        if took > 3 * COMMAND_TIMEOUT + SLACK {
+            t.wrong.push(format!("{task}: three calls took {took:?}"));
+        }
+        for r in [set.map(drop), incr.map(drop)].into_iter().chain(
+            get.iter()
+                .map(|g| g.as_ref().map(drop).map_err(Clone::clone)),
+        ) {
+            match r {
+                Ok(()) => t.ok += 1,
+                Err(e) if e.is_connection() => t.connection_errors += 1,
+                Err(e) => t.wrong.push(format!("{task}: {e:?}")),
+            }
+        }
+        // A value read back is this task's own (a failover may lose the latest writes, never
+        // hand over another caller's reply).
+        if let Some(Ok(Some(v))) = &get {
+            let own = v
+                .strip_prefix(&format!("{task}:"))
+                .and_then(|s| s.parse::<u64>().ok())
+                .is_some_and(|n| n <= seq);
+            if !own {
+                t.wrong.push(format!("{task}: GET gave {v:?}"));
+            }
+        }
+    }
+}
+
+/// Clients on every protocol and engine run SET/GET/INCR on their own keys; the primary is
+/// killed; the sentinels promote the replica; every client follows: calls in flight succeed or
+/// fail with `Error::Connection` within their timeouts, none gets another caller's reply, and
+/// later calls (and subscribers) work on the new primary.
+fn failover_under_load(setup: &mut SentinelSetup, rt: &tokio::runtime::Runtime) {
+    let kind = setup.kind();
+    let stop = Arc::new(AtomicBool::new(false));
+    let tally = Arc::new(Mutex::new(Tally::default()));
+    let mut clients = Vec::new();
+    let mut tasks = Vec::new();
+    let mut subs = Vec::new();
+    for (protocol, engine) in cells() {
+        let at = format!("{kind}/{protocol:?}/{engine:?}");
+        let _guard = rt.enter();
+        let client = Client::new(sentinel_config(setup, protocol, engine)).expect("client");
+        let channel = unique("sentinel:after");
+        let sub = rt.block_on(async {
+            client.ping().await.unwrap_or_else(|e| panic!("{at}: {e}"));
+            let sub = client.subscriber().unwrap();
+            sub.subscribe([&channel]).await.unwrap();
+            sub
+        });
+        subs.push((at.clone(), sub, channel));
+        for n in 0..4 {
+            tasks.push(rt.spawn(load(
+                client.clone(),
+                format!("{at}/{n}"),
+                stop.clone(),
+                tally.clone(),
+            )));
+        }
+        clients.push((at, client));
+    }
+    // Some load on the first primary before it dies.
+    wait_for(
+        Duration::from_secs(10),
+        "calls succeed before the kill",
+        || tally.lock().unwrap().ok >= 200,
+    );
+    let before = tally.lock().unwrap().ok;
+    let old = setup.kill_primary();
+    let new = setup.wait_for_failover();
+    assert_ne!(old, new);
+    // Every client follows: calls succeed again, on the new primary.
+    rt.block_on(async {
+        for (at, client) in &clients {
+            let deadline = Instant::now() + Duration::from_secs(15);
+            loop {
+                match server_port(client).await {
+                    Ok(port) if port == new => break,
+                    Ok(port) => panic!("{at}: a call reached port {port}, not {new}"),
+                    Err(e) if e.is_connection() && Instant::now() < deadline => continue,
+                    Err(e) => panic!("{at}: not on the new primary in time: {e:?}"),
+                }
+            }
+            assert_eq!(role(client).await.unwrap(), "master", "{at}");
+        }
+    });
+    let after_failover = tally.lock().unwrap().ok;
+    wait_for(
+        Duration::from_secs(10),
+        "the load goes on after the failover",
+        || tally.lock().unwrap().ok >= after_failover + 200,
+    );
+    stop.store(true, Ordering::Release);
+    rt.block_on(async {
+        for t in tasks {
+            tokio::time::timeout(3 * COMMAND_TIMEOUT + SLACK, t)
+                .await
+                .expect("a load task ends within its calls' timeouts")
+                .expect("a load task does not panic");
+        }
+        // The subscribers followed the primary too: a message published there reaches each.
+        for ((at, client), (_, mut sub, channel)) in clients.iter().zip(subs) {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                let n: i64 = client
+                    .call(cmd!("PUBLISH", &channel, "moved"))
+                    .await
+                    .unwrap();
+                if n == 1 {
+                    break;
+                }
+                // Not subscribed there yet: it is reconnecting.
+                assert!(
+                    Instant::now() < deadline,
+                    "{at}: the subscriber did not follow"
+                );
+                let _ = sub.next_message(Some(Duration::from_millis(100))).await;
+            }
+            loop {
+                match sub.next_message(Some(Duration::from_secs(5))).await {
+                    Ok(Some(m)) => {
+                        assert_eq!(m.payload_str(), Some("moved"), "{at}");
+                        break;
+                    }
+                    // The loss of the old primary, reported once.
+                    Err(e) if e.is_connection() => continue,
+                    other => panic!("{at}: {other:?}"),
+                }
+            }
+        }
+    });
+    let t = tally.lock().unwrap();
+    assert!(t.wrong.is_empty(), "{kind}: {:#?}", t.wrong);
+    assert!(before > 0 && t.ok > after_failover, "{kind}: {t:?}");
+    eprintln!(
+        "{kind}: {} calls ok ({before} before the kill), {} failed with Error::Connection",
+        t.ok, t.connection_errors
+    );
+}
+
+/// Polls `done` every 20 ms until it holds, for at most `limit`.
+fn wait_for(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !done() {
+        assert!(Instant::now() < deadline, "not within {limit:?}: {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
