@@ -71,6 +71,7 @@ extern crate self as ringdis;
 #[doc(hidden)]
 #[path = "derive.rs"]
 pub mod __private;
+mod addr;
 mod cmd;
 pub mod commands;
 mod config;

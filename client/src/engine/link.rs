@@ -37,7 +37,7 @@
 //! TLS without knowing it. Input may release bytes to send (the TLS handshake's), so engines
 //! write after reading, as they do for the core's own handshake.
 
-use super::source::{Lookup, Source};
+use super::source::{Follower, Lookup, Source};
 use crate::config::{Addr, Config};
 use crate::conn::{Core, Event, Payload, Want};
 use crate::inbox::InboxTx;
@@ -495,6 +495,12 @@ impl Session {
     }
 }
 
+impl Follower for Link {
+    fn follow(&self, now: Instant) {
+        self.follow_source(now);
+    }
+}
+
 /// Why calls fail once the engine has stopped driving the link. On the task engine that is
 /// the runtime the client was made on shutting down (dropping the connection's task), or a
 /// runtime without its IO or time driver (the task panics, tokio says which); a ring engine
@@ -544,7 +550,8 @@ impl Link {
             stats: Counters::default(),
         });
         if let Some(source) = source {
-            source.register(Arc::downgrade(&link));
+            let follower: Arc<dyn Follower> = link.clone();
+            source.register(Arc::downgrade(&follower));
         }
         link
     }
@@ -1067,7 +1074,7 @@ impl Link {
     /// attempt waits for is known. A waiting attempt starts now; a connection (or attempt) to
     /// an address that is no longer the source's closes, its calls in flight failing with
     /// [`Error::Connection`], and connects again to the new one.
-    pub fn follow(&self, now: Instant) {
+    fn follow_source(&self, now: Instant) {
         let Some(source) = &self.config.source else {
             return;
         };

@@ -2,7 +2,7 @@
 //!
 //! It is the links' [`Source`]: a link asks it at every connect attempt ([`Source::lookup`]),
 //! asks it to look again after a lost connection or a failed attempt ([`Source::refresh`]), and
-//! is told when the answer changes ([`Link::follow`]). It finds the primary with ordinary
+//! is told when the answer changes ([`Follower::follow`]). It finds the primary with ordinary
 //! clients to the sentinels and `async_call` callbacks, so it needs no runtime and blocks no
 //! engine:
 //!
@@ -21,8 +21,7 @@ use crate::config::{Addr, Config, Sentinel};
 use crate::conn::{Payload, SubKind};
 use crate::engine::link::To;
 use crate::engine::placement::Placement;
-use crate::engine::source::{Lookup, Source};
-use crate::engine::Link;
+use crate::engine::source::{Follower, Lookup, Source};
 use crate::inbox::{inbox, InboxRx};
 use crate::{cmd, Client, Error, Result, Value};
 use bytes::Bytes;
@@ -75,7 +74,7 @@ struct State {
     last_failure: Option<Error>,
     /// A subscribe to `+switch-master` is confirmed or under way, per sentinel.
     subscribed: Vec<bool>,
-    links: Vec<Weak<Link>>,
+    links: Vec<Weak<dyn Follower>>,
 }
 
 /// One round of questions.
@@ -320,7 +319,7 @@ impl Source for Watcher {
         }
     }
 
-    fn register(&self, link: Weak<Link>) {
+    fn register(&self, link: Weak<dyn Follower>) {
         let mut state = self.lock();
         state.links.retain(|l| l.strong_count() > 0);
         state.links.push(link);
@@ -379,7 +378,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// The links still alive (the dead ones forgotten).
-fn live_links(state: &mut State) -> Vec<Arc<Link>> {
+fn live_links(state: &mut State) -> Vec<Arc<dyn Follower>> {
     state.links.retain(|l| l.strong_count() > 0);
     state.links.iter().filter_map(Weak::upgrade).collect()
 }
