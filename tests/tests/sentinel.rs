@@ -80,6 +80,7 @@ fn suite(kind: ServerKind) {
     let mut setup = SentinelSetup::start(kind);
     let rt = runtime();
     rt.block_on(resolves_and_serves_every_cell(&setup));
+    rt.block_on(dropping_the_client_closes_its_sentinel_connections(&setup));
     rt.block_on(the_url_form_reaches_the_primary(&setup));
     rt.block_on(a_wrong_master_name_fails_in_time_naming_it(&setup));
     rt.block_on(a_replica_named_as_primary_is_never_used(&setup));
@@ -124,6 +125,50 @@ async fn resolves_and_serves_every_cell(setup: &SentinelSetup) {
             .unwrap()
             .expect("a message");
         assert_eq!(m.payload_str(), Some("hello"), "{at}");
+    }
+}
+
+/// How many connections named `name` the server on `port` has (`CLIENT LIST`).
+fn named_connections(port: u16, name: &str) -> usize {
+    let mut raw = ringdis_tests::RawConn::connect(port, false);
+    let list = match raw.call(&cmd!("CLIENT", "LIST")) {
+        Value::Bulk(b) | Value::Verbatim { text: b, .. } => {
+            String::from_utf8_lossy(&b).into_owned()
+        }
+        other => panic!("CLIENT LIST gave {other:?}"),
+    };
+    let needle = format!(" name={name} ");
+    list.lines().filter(|l| l.contains(&needle)).count()
+}
+
+/// The client's connections to the sentinels (a question connection, a `+switch-master`
+/// subscriber on each) close once the client and everything made from it is dropped.
+async fn dropping_the_client_closes_its_sentinel_connections(setup: &SentinelSetup) {
+    let sentinel_ports: Vec<u16> = setup.sentinel_addrs().iter().map(|(_, p)| *p).collect();
+    for engine in engines() {
+        let name = unique("sentinel-drop").replace(':', "-");
+        let config = sentinel_config(setup, Protocol::Resp3, engine).client_name(&name);
+        let client = Client::new(config).unwrap();
+        let sub = client.subscriber().unwrap();
+        sub.subscribe(["sentinel:drop"]).await.unwrap();
+        client.ping().await.unwrap();
+        let count = || -> usize {
+            sentinel_ports
+                .iter()
+                .map(|&p| named_connections(p, &name))
+                .sum()
+        };
+        // A subscriber on every sentinel, and one that was asked.
+        wait_for(Duration::from_secs(5), "the sentinel connections", || {
+            count() >= sentinel_ports.len() + 1
+        });
+        drop(sub);
+        drop(client);
+        wait_for(
+            Duration::from_secs(5),
+            "the sentinel connections close after the client is dropped",
+            || count() == 0,
+        );
     }
 }
 
@@ -190,7 +235,15 @@ fn fake_sentinel(port: u16) -> FaultServer {
     })
 }
 
-fn serve_fake_sentinel(mut conn: FaultConn, port: u16) {
+fn serve_fake_sentinel(conn: FaultConn, port: u16) {
+    serve_switching_sentinel(conn, port, None);
+}
+
+/// A fake sentinel that names `port` as the primary and, once a subscriber is there, sends it
+/// each `+switch-master` payload `switches` yields.
+type Switches = Arc<Mutex<std::sync::mpsc::Receiver<String>>>;
+
+fn serve_switching_sentinel(mut conn: FaultConn, port: u16, switches: Option<Switches>) {
     while let Some(cmd) = conn.read_command() {
         let name = String::from_utf8_lossy(&cmd[0]).to_ascii_uppercase();
         match name.as_str() {
@@ -206,6 +259,18 @@ fn serve_fake_sentinel(mut conn: FaultConn, port: u16) {
                 reply.extend_from_slice(ch);
                 reply.extend_from_slice(b"\r\n:1\r\n");
                 conn.write(&reply);
+                let Some(switches) = &switches else { continue };
+                // Waits for the test (which ends by dropping the sender).
+                let next = switches.lock().unwrap().recv();
+                if let Ok(payload) = next {
+                    let ch = "+switch-master";
+                    let message = format!(
+                        "*3\r\n$7\r\nmessage\r\n${}\r\n{ch}\r\n${}\r\n{payload}\r\n",
+                        ch.len(),
+                        payload.len()
+                    );
+                    conn.write(message.as_bytes());
+                }
             }
             _ => conn.reply_ok(),
         }
@@ -244,6 +309,60 @@ async fn a_replica_named_as_primary_is_never_used(setup: &SentinelSetup) {
     }
     assert_eq!(sets_on(replica), sets_before, "no SET reached the replica");
     assert!(liar.accepted() >= 2, "the fake sentinel was asked");
+}
+
+/// A `+switch-master` moves the client at once, with the old primary still up and a sentinel
+/// that still names it when asked: the idle connection to the old primary closes with no call
+/// made, and the next call goes to the new one.
+#[test]
+fn a_switch_master_moves_the_client_at_once() {
+    let old = ringdis_tests::Server::start(ServerKind::Redis);
+    let new = ringdis_tests::Server::start(ServerKind::Redis);
+    let rt = runtime();
+    for engine in engines() {
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        let switches: Switches = Arc::new(Mutex::new(rx));
+        let old_port = old.port();
+        let stale = FaultServer::start(move |conn| {
+            let switches = switches.clone();
+            std::thread::spawn(move || serve_switching_sentinel(conn, old_port, Some(switches)));
+        });
+        let name = unique("sentinel-switch").replace(':', "-");
+        let config = Config::sentinel(MASTER, [("127.0.0.1", stale.port())])
+            .engine(engine)
+            .client_name(&name)
+            .command_timeout(Some(COMMAND_TIMEOUT));
+        rt.block_on(async {
+            let client = Client::new(config).unwrap();
+            assert_eq!(
+                server_port(&client).await.unwrap(),
+                old.port(),
+                "{engine:?}"
+            );
+            // The question connection, then the subscriber.
+            wait_for(Duration::from_secs(5), "the subscriber", || {
+                stale.accepted() >= 2
+            });
+            tx.send(format!(
+                "{MASTER} 127.0.0.1 {} 127.0.0.1 {}",
+                old.port(),
+                new.port()
+            ))
+            .unwrap();
+            wait_for(
+                Duration::from_secs(5),
+                "the connection to the old primary closes with no call made",
+                || named_connections(old.port(), &name) == 0,
+            );
+            assert_eq!(
+                server_port(&client).await.unwrap(),
+                new.port(),
+                "{engine:?}"
+            );
+            assert_eq!(named_connections(new.port(), &name), 1, "{engine:?}");
+        });
+        drop(tx);
+    }
 }
 
 /// How many `SET`s the server on `port` has run (`INFO commandstats`).
