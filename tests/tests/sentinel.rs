@@ -81,6 +81,7 @@ fn suite(kind: ServerKind) {
     let rt = runtime();
     rt.block_on(resolves_and_serves_every_cell(&setup));
     rt.block_on(dropping_the_client_closes_its_sentinel_connections(&setup));
+    rt.block_on(a_pool_and_a_spread_share_one_watcher(&setup));
     rt.block_on(the_url_form_reaches_the_primary(&setup));
     rt.block_on(a_wrong_master_name_fails_in_time_naming_it(&setup));
     rt.block_on(a_replica_named_as_primary_is_never_used(&setup));
@@ -170,6 +171,45 @@ async fn dropping_the_client_closes_its_sentinel_connections(setup: &SentinelSet
             || count() == 0,
         );
     }
+}
+
+/// The clients of a pool (and of a `Spread`) share one sentinel watcher: the sentinels see one
+/// question connection and one subscriber each, however many clients there are.
+async fn a_pool_and_a_spread_share_one_watcher(setup: &SentinelSetup) {
+    let sentinel_ports: Vec<u16> = setup.sentinel_addrs().iter().map(|(_, p)| *p).collect();
+    let primary = setup.first_primary().port();
+    let count = |name: &str| -> usize {
+        sentinel_ports
+            .iter()
+            .map(|&p| named_connections(p, name))
+            .sum()
+    };
+    let name = unique("sentinel-pool").replace(':', "-");
+    let config = sentinel_config(setup, Protocol::Resp3, Engine::Epoll).client_name(&name);
+    let pool = ringdis::Pool::new(config, 4);
+    let members = futures::future::join_all((0..4).map(|_| pool.get())).await;
+    for m in &members {
+        let m = m.as_ref().expect("a pool client");
+        assert_eq!(server_port(m).await.unwrap(), primary);
+    }
+    wait_for(
+        Duration::from_secs(5),
+        "the pool's sentinel connections",
+        || count(&name) == sentinel_ports.len() + 1,
+    );
+    assert_eq!(named_connections(primary, &name), 4, "four pool clients");
+
+    let name = unique("sentinel-spread").replace(':', "-");
+    let config = sentinel_config(setup, Protocol::Resp2, Engine::Epoll).client_name(&name);
+    let spread = ringdis::Spread::new(config, 3).unwrap();
+    for c in spread.clients() {
+        assert_eq!(server_port(c).await.unwrap(), primary);
+    }
+    wait_for(
+        Duration::from_secs(5),
+        "the spread's sentinel connections",
+        || count(&name) == sentinel_ports.len() + 1,
+    );
 }
 
 fn key_n(key: &str) -> String {
