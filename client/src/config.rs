@@ -186,6 +186,11 @@ pub(crate) struct Sentinel {
     /// `AUTH` for the sentinels, not the data nodes.
     pub(crate) username: Option<String>,
     pub(crate) password: Option<String>,
+    /// [`Config::sentinel_replica_reads`].
+    pub(crate) replica_reads: bool,
+    /// This is the configuration of a client's connection to a replica, for its reads: `ROLE`
+    /// must say replica.
+    pub(crate) for_replica: bool,
 }
 
 impl std::fmt::Debug for Sentinel {
@@ -195,6 +200,7 @@ impl std::fmt::Debug for Sentinel {
             .field("sentinels", &self.sentinels)
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| Redacted))
+            .field("replica_reads", &self.replica_reads)
             .finish()
     }
 }
@@ -395,15 +401,17 @@ impl Config {
         if let Some(first) = sentinels.first() {
             self.addr = first.clone();
         }
-        let (username, password) = match self.sentinel.take() {
-            Some(s) => (s.username, s.password),
-            None => (None, None),
+        let (username, password, replica_reads) = match self.sentinel.take() {
+            Some(s) => (s.username, s.password, s.replica_reads),
+            None => (None, None, false),
         };
         self.sentinel = Some(Sentinel {
             master,
             sentinels,
             username,
             password,
+            replica_reads,
+            for_replica: false,
         });
         self
     }
@@ -422,6 +430,26 @@ impl Config {
     pub fn sentinel_password(mut self, password: impl Into<String>) -> Config {
         if let Some(s) = &mut self.sentinel {
             s.password = Some(password.into());
+        }
+        self
+    }
+
+    /// Replica reads for a [`Config::sentinel`] configuration (default off; no effect on
+    /// another configuration): the client keeps a second connection, to a healthy replica the
+    /// sentinels list (`SENTINEL REPLICAS`: not down, its link to the primary up; checked with
+    /// `ROLE`), and sends there each call of one command the spec flags `readonly` (`GET`,
+    /// `HGETALL`, `ZRANGE`…, through the typed methods or [`Client::call`](crate::Client::call)),
+    /// while that connection is up. Everything else goes to the primary: writes, commands with
+    /// no flag (a hand-built `cmd!` is not read-only unless [`CmdFlags`](crate::CmdFlags) says
+    /// so), pipelines, transactions, scripts, `async_call`, blocking commands and subscribers.
+    ///
+    /// A replica lags behind its primary: a read may not see a write made just before it. When
+    /// no replica is reachable (none healthy, its connection lost), reads go to the primary; a
+    /// read whose replica connection fails is sent again to the primary (a read-only command
+    /// runs twice at worst, changing nothing). A failover picks the replica again.
+    pub fn sentinel_replica_reads(mut self, on: bool) -> Config {
+        if let Some(s) = &mut self.sentinel {
+            s.replica_reads = on;
         }
         self
     }

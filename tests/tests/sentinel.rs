@@ -82,6 +82,7 @@ fn suite(kind: ServerKind) {
     rt.block_on(resolves_and_serves_every_cell(&setup));
     rt.block_on(dropping_the_client_closes_its_sentinel_connections(&setup));
     rt.block_on(a_pool_and_a_spread_share_one_watcher(&setup));
+    rt.block_on(replica_reads_go_to_the_replica_and_writes_never(&setup));
     rt.block_on(the_url_form_reaches_the_primary(&setup));
     rt.block_on(a_wrong_master_name_fails_in_time_naming_it(&setup));
     rt.block_on(a_replica_named_as_primary_is_never_used(&setup));
@@ -161,7 +162,7 @@ async fn dropping_the_client_closes_its_sentinel_connections(setup: &SentinelSet
         };
         // A subscriber on every sentinel, and one that was asked.
         wait_for(Duration::from_secs(5), "the sentinel connections", || {
-            count() >= sentinel_ports.len() + 1
+            count() > sentinel_ports.len()
         });
         drop(sub);
         drop(client);
@@ -210,6 +211,53 @@ async fn a_pool_and_a_spread_share_one_watcher(setup: &SentinelSetup) {
         "the spread's sentinel connections",
         || count(&name) == sentinel_ports.len() + 1,
     );
+}
+
+/// With `sentinel_replica_reads`, read-only calls go to the replica (once its connection is
+/// up; to the primary until then), everything else to the primary: writes never fail with
+/// `READONLY`, `ROLE` (not flagged read-only) answers `master`, and the replica counts the
+/// reads.
+async fn replica_reads_go_to_the_replica_and_writes_never(setup: &SentinelSetup) {
+    let replica = setup.first_replica().port();
+    for (protocol, engine) in cells() {
+        let at = format!("{}/{protocol:?}/{engine:?}", setup.kind());
+        let config = sentinel_config(setup, protocol, engine).sentinel_replica_reads(true);
+        let client = Client::new(config).unwrap();
+        let key = unique("sentinel:replica");
+        client
+            .set(&key, "r")
+            .await
+            .unwrap_or_else(|e| panic!("{at}: {e}"));
+        assert_eq!(role(&client).await.unwrap(), "master", "{at}");
+        // Reads go to the primary until the replica connection is up, then to the replica,
+        // which sees the write once replicated.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let before = calls_on(replica, "get");
+            let got: Option<String> = client.get(&key).decode().await.unwrap();
+            if got.as_deref() == Some("r") && calls_on(replica, "get") > before {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{at}: no read reached the replica"
+            );
+        }
+        let before = calls_on(replica, "get");
+        for _ in 0..20 {
+            let v: Option<String> = client.get(&key).decode().await.unwrap();
+            assert_eq!(v.as_deref(), Some("r"), "{at}");
+            // A write right after a read: on the primary (never READONLY).
+            client
+                .set(&key, "r")
+                .await
+                .unwrap_or_else(|e| panic!("{at}: {e}"));
+        }
+        assert!(
+            calls_on(replica, "get") >= before + 20,
+            "{at}: the reads went to the replica"
+        );
+    }
 }
 
 fn key_n(key: &str) -> String {
@@ -407,13 +455,18 @@ fn a_switch_master_moves_the_client_at_once() {
 
 /// How many `SET`s the server on `port` has run (`INFO commandstats`).
 fn sets_on(port: u16) -> u64 {
+    calls_on(port, "set")
+}
+
+/// How many times the server on `port` has run `command` (`INFO commandstats`).
+fn calls_on(port: u16, command: &str) -> u64 {
     let mut raw = ringdis_tests::RawConn::connect(port, false);
     let Value::Bulk(info) = raw.call(&cmd!("INFO", "commandstats")) else {
         return 0;
     };
     String::from_utf8_lossy(&info)
         .lines()
-        .find_map(|l| l.strip_prefix("cmdstat_set:calls="))
+        .find_map(|l| l.strip_prefix(&format!("cmdstat_{command}:calls=")))
         .and_then(|rest| rest.split(',').next()?.parse().ok())
         .unwrap_or(0)
 }
@@ -543,6 +596,31 @@ fn failover_under_load(setup: &mut SentinelSetup, rt: &tokio::runtime::Runtime) 
         }
         clients.push((at, client));
     }
+    // A replica-reads client on the replica before the failover, which leaves no replica.
+    let reader = {
+        let _guard = rt.enter();
+        Client::new(
+            sentinel_config(setup, Protocol::Resp3, Engine::Epoll).sentinel_replica_reads(true),
+        )
+        .unwrap()
+    };
+    let reader_key = unique("sentinel:reader");
+    rt.block_on(async {
+        reader.set(&reader_key, "1").await.unwrap();
+        let replica = setup.first_replica().port();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let before = calls_on(replica, "get");
+            let _: Option<String> = reader.get(&reader_key).decode().await.unwrap();
+            if calls_on(replica, "get") > before {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{kind}: no read reached the replica"
+            );
+        }
+    });
     // Some load on the first primary before it dies.
     wait_for(
         Duration::from_secs(10),
@@ -567,6 +645,25 @@ fn failover_under_load(setup: &mut SentinelSetup, rt: &tokio::runtime::Runtime) 
             }
             assert_eq!(role(client).await.unwrap(), "master", "{at}");
         }
+    });
+    // Reads fall back to the primary: no replica is left.
+    rt.block_on(async {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let r: ringdis::Result<Option<String>> = reader.get(&reader_key).decode().await;
+            match r {
+                Ok(_) => break,
+                Err(e) if e.is_connection() && Instant::now() < deadline => continue,
+                Err(e) => panic!("{kind}: the reader did not recover: {e:?}"),
+            }
+        }
+        reader.set(&reader_key, "2").await.unwrap();
+        let v: Option<String> = reader.get(&reader_key).decode().await.unwrap();
+        assert_eq!(
+            v.as_deref(),
+            Some("2"),
+            "{kind}: read back from the new primary"
+        );
     });
     let after_failover = tally.lock().unwrap().ok;
     wait_for(

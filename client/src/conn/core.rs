@@ -132,7 +132,13 @@ impl Core {
                 client_name: config.client_name.clone(),
                 db: config.db,
                 tracking: config.tracking.as_ref().map(|t| t.cmd()),
-                verify_primary: config.sentinel.is_some(),
+                verify_role: config.sentinel.as_ref().map(|s| {
+                    if s.for_replica {
+                        super::Role::Replica
+                    } else {
+                        super::Role::Primary
+                    }
+                }),
             },
             autoconnect: config.autoconnect,
             connect_timeout: config.connect_timeout,
@@ -144,7 +150,13 @@ impl Core {
             last_received: Instant::now(),
             probe_sent: None,
             addr: config.addr.clone(),
-            service: config.sentinel.as_ref().map(|s| s.master.clone()),
+            service: config.sentinel.as_ref().map(|s| {
+                if s.for_replica {
+                    format!("{} (a replica, for reads)", s.master)
+                } else {
+                    s.master.clone()
+                }
+            }),
             addr_known: false,
             retry_reason: None,
             state: State::Idle,

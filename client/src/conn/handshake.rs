@@ -55,8 +55,9 @@ pub(crate) struct Credentials {
     pub db: i64,
     /// `CLIENT TRACKING ON …`, when configured.
     pub tracking: Option<Cmd>,
-    /// Send `ROLE` and accept only a primary (a connection to a Sentinel-managed primary).
-    pub verify_primary: bool,
+    /// Send `ROLE` and accept only a node in this role: a primary ([`Role::Primary`], a
+    /// connection to a Sentinel-managed primary) or a replica (its replica reads).
+    pub verify_role: Option<Role>,
 }
 
 impl std::fmt::Debug for Credentials {
@@ -67,7 +68,7 @@ impl std::fmt::Debug for Credentials {
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
             .field("client_name", &self.client_name)
             .field("db", &self.db)
-            .field("verify_primary", &self.verify_primary)
+            .field("verify_role", &self.verify_role)
             .finish()
     }
 }
@@ -122,7 +123,7 @@ impl Handshake {
         if creds.db != 0 {
             out.push(self.step(StepKind::Select, Cmd::new("SELECT").arg(creds.db)));
         }
-        if creds.verify_primary {
+        if creds.verify_role.is_some() {
             out.push(self.step(StepKind::Role, Cmd::new("ROLE")));
         }
         if let Some(tracking) = &creds.tracking {
@@ -144,7 +145,7 @@ impl Handshake {
         if creds.db != 0 {
             out.push(self.step(StepKind::Select, Cmd::new("SELECT").arg(creds.db)));
         }
-        if creds.verify_primary {
+        if creds.verify_role.is_some() {
             out.push(self.step(StepKind::Role, Cmd::new("ROLE")));
         }
         if let Some(tracking) = &creds.tracking {
@@ -184,14 +185,18 @@ impl Handshake {
                 }
             }
             Err(e) => Outcome::Fail(refused(step.kind, e, creds)),
-            Ok(role) if step.kind == StepKind::Role => match role_name(&role) {
-                Some("master") => self.progress(),
-                other => Outcome::Retry(Error::connection(format!(
-                    "the server is not the primary (ROLE says {}): the address Sentinel gave is \
-                     stale, or a failover is under way",
-                    other.unwrap_or("something unexpected")
-                ))),
-            },
+            Ok(role) if step.kind == StepKind::Role => {
+                let wanted = creds.verify_role.unwrap_or(Role::Primary);
+                match role_name(&role) {
+                    Some(name) if wanted.is(name) => self.progress(),
+                    other => Outcome::Retry(Error::connection(format!(
+                        "the server is not {} (ROLE says {}): the address Sentinel gave is \
+                         stale, or a failover is under way",
+                        wanted.describe(),
+                        other.unwrap_or("something unexpected")
+                    ))),
+                }
+            }
             Ok(_) => self.progress(),
         }
     }
@@ -226,6 +231,30 @@ fn refused(step: StepKind, err: Error, creds: &Credentials) -> Error {
     }
 }
 
+/// The role a connection's `ROLE` check accepts ([`Credentials::verify_role`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Role {
+    Primary,
+    Replica,
+}
+
+impl Role {
+    /// True when `ROLE`'s first element names this role.
+    fn is(self, name: &str) -> bool {
+        match self {
+            Role::Primary => name == "master",
+            Role::Replica => name == "slave" || name == "replica",
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Role::Primary => "the primary",
+            Role::Replica => "a replica",
+        }
+    }
+}
+
 /// The first element of a `ROLE` reply (`master`, `slave`, `sentinel`), if it has that shape.
 fn role_name(reply: &Value) -> Option<&str> {
     match reply {
@@ -256,7 +285,7 @@ mod tests {
             client_name: Some("svc".into()),
             db: 3,
             tracking: None,
-            verify_primary: false,
+            verify_role: None,
         }
     }
 
@@ -417,7 +446,7 @@ mod tests {
     #[test]
     fn role_is_checked_and_a_replica_is_a_retry() {
         let c = Credentials {
-            verify_primary: true,
+            verify_role: Some(Role::Primary),
             ..creds()
         };
         let (mut hs, cmds) = Handshake::start(&c);
@@ -466,5 +495,34 @@ mod tests {
         };
         let (_, cmds) = Handshake::start(&r2);
         assert_eq!(names(&cmds), ["CLIENT SETNAME svc", "SELECT 3", "ROLE"]);
+    }
+
+    /// A connection for replica reads accepts a replica and retries on a primary.
+    #[test]
+    fn a_replica_connection_wants_a_replica() {
+        let c = Credentials {
+            verify_role: Some(Role::Replica),
+            protocol: Protocol::Resp2,
+            ..Default::default()
+        };
+        let (mut hs, cmds) = Handshake::start(&c);
+        assert_eq!(names(&cmds), ["ROLE"]);
+        let role = |r: &'static str| {
+            Ok(Value::Array(vec![Value::Bulk(Bytes::from_static(
+                r.as_bytes(),
+            ))]))
+        };
+        let Outcome::Retry(e) = hs.on_reply(cmds[0].1, role("master"), &c) else {
+            panic!()
+        };
+        assert!(
+            e.to_string().contains("not a replica (ROLE says master)"),
+            "{e}"
+        );
+        let (mut hs, cmds) = Handshake::start(&c);
+        assert!(matches!(
+            hs.on_reply(cmds[0].1, role("slave"), &c),
+            Outcome::Done { resp3: false }
+        ));
     }
 }

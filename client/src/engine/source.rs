@@ -9,7 +9,7 @@
 
 use crate::addr::Addr;
 use crate::Error;
-use std::sync::Weak;
+use std::sync::{Arc, Weak};
 use std::time::Instant;
 
 /// What a [`Source`] knows now.
@@ -36,6 +36,11 @@ pub(crate) trait Source: Send + Sync {
 
     /// `link` connects through this source: tell it when the address changes.
     fn register(&self, link: Weak<dyn Follower>);
+
+    /// A source of the same deployment's read replicas, if it has one.
+    fn replicas(&self) -> Option<Arc<dyn Source>> {
+        None
+    }
 }
 
 /// What a [`Source`] tells of news: a link.

@@ -75,6 +75,17 @@ struct State {
     /// A subscribe to `+switch-master` is confirmed or under way, per sentinel.
     subscribed: Vec<bool>,
     links: Vec<Weak<dyn Follower>>,
+    /// The replica for reads ([`Config::sentinel_replica_reads`]).
+    replica: ReplicaState,
+}
+
+/// What the watcher knows of the replica that serves reads.
+struct ReplicaState {
+    known: Known,
+    resolving: bool,
+    /// Bumped by every round, to take the next healthy replica each time.
+    rounds: usize,
+    links: Vec<Weak<dyn Follower>>,
 }
 
 /// One round of questions.
@@ -139,6 +150,12 @@ impl Watcher {
                 last_failure: None,
                 subscribed: vec![false; n],
                 links: Vec::new(),
+                replica: ReplicaState {
+                    known: Known::Unknown,
+                    resolving: false,
+                    rounds: 0,
+                    links: Vec::new(),
+                },
             }),
         }))
     }
@@ -269,12 +286,116 @@ impl Watcher {
             state.last_failure = None;
             state.order.retain(|&i| i != index);
             state.order.insert(0, index);
+            // The replica may be the new primary: pick one again.
+            state.replica.known = Known::Unknown;
             live_links(&mut state)
         };
         let now = Instant::now();
         for link in links {
             link.follow(now);
         }
+        self.refresh_replica();
+    }
+
+    /// Asks the sentinels (in order) for the replicas, and picks a healthy one.
+    fn refresh_replica(&self) {
+        let order = {
+            let mut state = self.lock();
+            if state.replica.resolving {
+                return;
+            }
+            state.replica.resolving = true;
+            state.replica.known = Known::Unknown;
+            state.replica.rounds = state.replica.rounds.wrapping_add(1);
+            state.order.clone()
+        };
+        if let Some(me) = self.me.upgrade() {
+            me.ask_replicas(order, 0, Vec::new());
+        }
+    }
+
+    fn ask_replicas(self: Arc<Self>, order: Vec<usize>, pos: usize, mut answers: Vec<String>) {
+        let Some(&index) = order.get(pos) else {
+            let err = Error::connection(format!(
+                "no sentinel listed a healthy replica of {:?} ({})",
+                self.master,
+                answers.join("; ")
+            ));
+            return self.replica_found(Err(err));
+        };
+        let me = self.clone();
+        let question = cmd!("SENTINEL", "REPLICAS", &self.master);
+        self.sentinels[index]
+            .client
+            .async_call(question, move |reply: Result<Value>| {
+                let addr = &me.sentinels[index].addr;
+                let pick = me.lock().replica.rounds;
+                match healthy_replicas(reply) {
+                    Ok(replicas) if !replicas.is_empty() => {
+                        let chosen = replicas[pick % replicas.len()].clone();
+                        me.replica_found(Ok(chosen))
+                    }
+                    Ok(_) => {
+                        answers.push(format!("{addr}: no healthy replica"));
+                        me.ask_replicas(order, pos + 1, answers)
+                    }
+                    Err(why) => {
+                        answers.push(format!("{addr}: {why}"));
+                        me.ask_replicas(order, pos + 1, answers)
+                    }
+                }
+            });
+    }
+
+    fn replica_found(&self, result: std::result::Result<Addr, Error>) {
+        let links = {
+            let mut state = self.lock();
+            state.replica.resolving = false;
+            state.replica.known = match result {
+                Ok(addr) => Known::Ready(addr),
+                Err(e) => Known::Failed(e),
+            };
+            state.replica.links.retain(|l| l.strong_count() > 0);
+            state
+                .replica
+                .links
+                .iter()
+                .filter_map(Weak::upgrade)
+                .collect::<Vec<_>>()
+        };
+        let now = Instant::now();
+        for link in links {
+            link.follow(now);
+        }
+    }
+}
+
+/// The replica side of a [`Watcher`]: the [`Source`] of a client's connection for replica
+/// reads.
+struct Replicas(Arc<Watcher>);
+
+impl Source for Replicas {
+    fn lookup(&self) -> Lookup {
+        let state = self.0.lock();
+        match &state.replica.known {
+            Known::Ready(addr) => Lookup::Ready(addr.clone()),
+            Known::Failed(e) if !state.replica.resolving => Lookup::Failed(e.clone()),
+            _ => Lookup::Pending(Error::connection(format!(
+                "the sentinels ({}) have not listed the replicas of {:?} yet",
+                self.0.names(),
+                self.0.master
+            ))),
+        }
+    }
+
+    fn refresh(&self) {
+        self.0.refresh_replica();
+    }
+
+    fn register(&self, link: Weak<dyn Follower>) {
+        let mut state = self.0.lock();
+        state.replica.links.retain(|l| l.strong_count() > 0);
+        state.replica.links.push(link);
     }
 }
 
@@ -323,6 +444,11 @@ impl Source for Watcher {
         let mut state = self.lock();
         state.links.retain(|l| l.strong_count() > 0);
         state.links.push(link);
+    }
+
+    fn replicas(&self) -> Option<Arc<dyn Source>> {
+        let me = self.me.upgrade()?;
+        Some(Arc::new(Replicas(me)))
     }
 }
 
@@ -441,6 +567,59 @@ fn master_addr(reply: Result<Value>) -> std::result::Result<Addr, String> {
         }
         _ => Err(format!("{} items instead of host and port", items.len())),
     }
+}
+
+/// The healthy replicas in a `SENTINEL REPLICAS` reply (each an array of field-value pairs in
+/// RESP2, a map in RESP3): not down or disconnected, their link to the primary up.
+fn healthy_replicas(reply: Result<Value>) -> std::result::Result<Vec<Addr>, String> {
+    let items = match reply {
+        Ok(Value::Array(items)) => items,
+        Ok(other) => return Err(format!("an unexpected reply: {}", other.describe())),
+        Err(e) => return Err(e.to_string()),
+    };
+    let text = |v: &Value| {
+        v.as_bytes()
+            .and_then(|b| std::str::from_utf8(b).ok().map(str::to_owned))
+    };
+    let mut healthy = Vec::new();
+    for item in items {
+        let pairs: Vec<(String, String)> = match item {
+            Value::Map(pairs) => pairs
+                .iter()
+                .filter_map(|(k, v)| Some((text(k)?, text(v)?)))
+                .collect(),
+            Value::Array(flat) => flat
+                .chunks(2)
+                .filter_map(|kv| match kv {
+                    [k, v] => Some((text(k)?, text(v)?)),
+                    _ => None,
+                })
+                .collect(),
+            _ => continue,
+        };
+        let field = |name: &str| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+        };
+        let flags = field("flags").unwrap_or("");
+        let down = flags
+            .split(',')
+            .any(|f| matches!(f, "s_down" | "o_down" | "disconnected"));
+        let link_up = field("master-link-status") == Some("ok");
+        let (Some(ip), Some(port)) = (field("ip"), field("port").and_then(|p| p.parse().ok()))
+        else {
+            continue;
+        };
+        if !down && link_up {
+            healthy.push(Addr::Tcp {
+                host: ip.to_owned(),
+                port,
+            });
+        }
+    }
+    Ok(healthy)
 }
 
 /// The new primary in a `+switch-master` message (`<master> <old-ip> <old-port> <new-ip>
