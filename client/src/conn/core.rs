@@ -2193,4 +2193,78 @@ mod tests {
         off.handle_timeout(t0 + s(1000));
         assert_eq!(output(&mut off), "");
     }
+
+    /// An attempt with no address yet waits (until the run's connect deadline at most), and
+    /// starts at once when the address comes; a replica's `ROLE` closes the attempt and the
+    /// calls wait for the next one, failing with that cause when the time runs out.
+    #[test]
+    fn a_held_attempt_waits_for_its_address_and_a_replica_is_retried() {
+        let t0 = Instant::now();
+        let cfg = Config::sentinel("mymaster", [("127.0.0.1", 26379)])
+            .protocol(Protocol::Resp2)
+            .connect_timeout(Duration::from_secs(1))
+            .reconnect_backoff(Duration::from_millis(10), Duration::from_millis(40));
+        let mut core = Core::new(&cfg);
+        let mut rx = call(&mut core, cmd!("PING"), t0, None);
+        assert_eq!(core.want(t0), Want::Open);
+        assert!(core.hold(t0), "no address yet: the attempt waits");
+        assert_eq!(core.want(t0), Want::Nothing);
+        assert_eq!(core.poll_timeout(), Some(t0 + Duration::from_secs(1)));
+        let t1 = t0 + Duration::from_millis(30);
+        core.follow(false, Error::connection("unused"), t1);
+        assert_eq!(core.want(t1), Want::Open, "the address came: go now");
+        core.set_addr(&Addr::Tcp {
+            host: "10.0.0.2".into(),
+            port: 6380,
+        });
+        core.handle_opening();
+        core.handle_open(t1);
+        assert_eq!(output(&mut core), "*1\r\n$4\r\nROLE\r\n");
+        assert!(
+            pending(&mut core, &mut rx),
+            "the call waits for the handshake"
+        );
+        feed(
+            &mut core,
+            b"*3\r\n$5\r\nslave\r\n$9\r\n127.0.0.1\r\n:6379\r\n",
+            t1,
+        )
+        .unwrap();
+        assert_eq!(core.want(t1), Want::Close, "a replica: this attempt ends");
+        core.handle_closed(Error::connection("connection closed"), t1);
+        assert!(
+            pending(&mut core, &mut rx),
+            "the call waits for the next attempt"
+        );
+        // The deadline passes with no primary found: the call fails with the replica's cause.
+        let late = t0 + Duration::from_secs(1);
+        assert_eq!(core.want(late), Want::Open);
+        assert!(!core.hold(late), "the deadline has come: no more waiting");
+        core.handle_opening();
+        core.handle_closed(Error::connection("connection refused"), late);
+        let err = got(&mut core, &mut rx).unwrap_err();
+        assert!(err.is_connection(), "{err:?}");
+        let text = err.to_string();
+        assert!(
+            text.contains("the primary \"mymaster\" (last at 10.0.0.2:6380)"),
+            "{text}"
+        );
+    }
+
+    /// Following the source to a new address closes a ready connection: its calls in flight
+    /// fail with the reason given, and the next call connects again.
+    #[test]
+    fn following_a_move_closes_the_connection_with_the_reason() {
+        let now = Instant::now();
+        let mut core = ready(config(), now);
+        let mut rx = call(&mut core, cmd!("GET", "k"), now, None);
+        let moved = Error::connection("the primary moved");
+        core.follow(false, moved.clone(), now);
+        assert!(core.is_connected(), "not moved: nothing to do");
+        core.follow(true, moved, now);
+        assert_eq!(core.want(now), Want::Close);
+        core.handle_closed(Error::connection("closed"), now);
+        let err = got(&mut core, &mut rx).unwrap_err();
+        assert_eq!(err.to_string(), "connection error: the primary moved");
+    }
 }

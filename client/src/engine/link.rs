@@ -1122,25 +1122,23 @@ impl Link {
 
     /// [`Link::handle_opening`] under the lock.
     fn opening(&self, session: &mut Session, _after: &mut After) {
+        #[cfg(feature = "tls")]
         {
-            #[cfg(feature = "tls")]
-            {
-                session.tls = None;
-            }
-            session.core.handle_opening();
-            if session.core.is_opening() && !session.attempting {
-                session.attempting = true;
-                session.attempts = session.attempts.saturating_add(1);
-                let _spans = session.take_spans();
-                note!(_after, Note::Drop(_spans));
-                note!(
-                    _after,
-                    Note::Opening {
-                        attempt: session.attempts,
-                        reconnect: session.was_ready,
-                    }
-                );
-            }
+            session.tls = None;
+        }
+        session.core.handle_opening();
+        if session.core.is_opening() && !session.attempting {
+            session.attempting = true;
+            session.attempts = session.attempts.saturating_add(1);
+            let _spans = session.take_spans();
+            note!(_after, Note::Drop(_spans));
+            note!(
+                _after,
+                Note::Opening {
+                    attempt: session.attempts,
+                    reconnect: session.was_ready,
+                }
+            );
         }
     }
 
@@ -1209,43 +1207,41 @@ impl Link {
     /// [`Link::handle_closed`] under the lock; true when the configuration's [`Source`] should
     /// look for the address again (the connection was lost, or an attempt failed).
     fn closed(&self, session: &mut Session, _after: &mut After, err: Error, now: Instant) -> bool {
+        #[cfg(feature = "tls")]
         {
-            #[cfg(feature = "tls")]
-            {
-                session.tls = None;
-            }
-            let _spans = session.take_spans();
-            // The calls in flight fail with the core's reason if it asked for the close.
-            let requested = session.core.is_disconnecting() || session.finished;
-            if std::mem::take(&mut session.ready) {
-                if requested {
-                    note!(_after, Note::Closed);
-                } else {
-                    self.stats.connections_lost.add(1);
-                    note!(
-                        _after,
-                        Note::Lost(session.core.closing_reason().unwrap_or(&err).clone())
-                    );
-                }
-                note!(_after, Note::Drop(_spans));
-            } else if std::mem::take(&mut session.attempting) && !requested {
-                self.stats.connects_failed.add(1);
+            session.tls = None;
+        }
+        let _spans = session.take_spans();
+        // The calls in flight fail with the core's reason if it asked for the close.
+        let requested = session.core.is_disconnecting() || session.finished;
+        if std::mem::take(&mut session.ready) {
+            if requested {
+                note!(_after, Note::Closed);
+            } else {
+                self.stats.connections_lost.add(1);
                 note!(
                     _after,
-                    Note::AttemptFailed {
-                        spans: _spans,
-                        attempt: session.attempts,
-                        error: session.core.closing_reason().unwrap_or(&err).clone(),
-                    }
+                    Note::Lost(session.core.closing_reason().unwrap_or(&err).clone())
                 );
-            } else {
-                note!(_after, Note::Drop(_spans));
             }
-            session.attempting = false;
-            session.core.handle_closed(err, now);
-            let following = std::mem::take(&mut session.following);
-            !requested && !following
+            note!(_after, Note::Drop(_spans));
+        } else if std::mem::take(&mut session.attempting) && !requested {
+            self.stats.connects_failed.add(1);
+            note!(
+                _after,
+                Note::AttemptFailed {
+                    spans: _spans,
+                    attempt: session.attempts,
+                    error: session.core.closing_reason().unwrap_or(&err).clone(),
+                }
+            );
+        } else {
+            note!(_after, Note::Drop(_spans));
         }
+        session.attempting = false;
+        session.core.handle_closed(err, now);
+        let following = std::mem::take(&mut session.following);
+        !requested && !following
     }
 
     /// The next bytes to write, in order.
