@@ -727,3 +727,48 @@ fn wait_for(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// The sentinels' credentials are their own: a sentinel with `requirepass` in front of a
+/// primary with another password. The builder and the URL form both reach the primary; without
+/// the sentinel password the calls fail in time, saying the sentinel refused.
+#[test]
+fn sentinel_credentials_are_separate_from_the_data_nodes() {
+    let primary = ringdis_tests::Server::builder(ServerKind::Redis)
+        .password("data-pw")
+        .start();
+    let conf = format!(
+        "sentinel monitor {MASTER} 127.0.0.1 {} 1\n\
+         sentinel auth-pass {MASTER} data-pw\n\
+         sentinel resolve-hostnames no\n\
+         requirepass sentinel-pw\n",
+        primary.port()
+    );
+    let sentinel = ringdis_tests::Server::builder(ServerKind::Redis)
+        .sentinel(&conf)
+        .start();
+    let rt = runtime();
+    rt.block_on(async {
+        let built = Config::sentinel(MASTER, [("127.0.0.1", sentinel.port())])
+            .password("data-pw")
+            .sentinel_password("sentinel-pw");
+        let url = format!(
+            "redis+sentinel://:data-pw@127.0.0.1:{}/{MASTER}?sentinel_password=sentinel-pw",
+            sentinel.port()
+        );
+        for config in [built, Config::from_url(&url).unwrap()] {
+            let client = Client::new(config).unwrap();
+            assert_eq!(server_port(&client).await.unwrap(), primary.port());
+        }
+        let config = Config::sentinel(MASTER, [("127.0.0.1", sentinel.port())])
+            .password("data-pw")
+            .connect_timeout(Duration::from_secs(1));
+        let client = Client::new(config).unwrap();
+        let started = Instant::now();
+        let e = server_port(&client).await.unwrap_err();
+        assert!(e.is_connection(), "{e:?}");
+        let text = e.to_string();
+        assert!(text.contains("NOAUTH"), "{text}");
+        assert!(!text.contains("sentinel-pw"), "{text}");
+        assert!(started.elapsed() < Duration::from_secs(1) + SLACK);
+    });
+}

@@ -689,4 +689,75 @@ mod tests {
         assert_eq!(share(Duration::from_secs(4), 3), Duration::from_secs(1));
         assert_eq!(share(Duration::from_millis(10), 3), MIN_SHARE);
     }
+
+    /// The sentinels get the data nodes' protocol, engine and TLS, and their own credentials.
+    #[test]
+    fn sentinel_connections_take_their_own_credentials_and_the_shared_settings() {
+        let data = Config::sentinel("m", [("s1", 26379)])
+            .password("data")
+            .db(3)
+            .protocol(crate::Protocol::Resp2)
+            .engine(crate::Engine::Epoll)
+            .client_name("svc")
+            .sentinel_username("su")
+            .sentinel_password("sp");
+        #[cfg(feature = "tls")]
+        let data = data.tls(crate::Tls::new());
+        let settings = data.sentinel.clone().unwrap();
+        let share = Duration::from_millis(700);
+        let c = sentinel_config(&data, &settings, &tcp("s1", 26379), share);
+        assert_eq!(c.addr, tcp("s1", 26379));
+        assert_eq!(
+            (c.username.as_deref(), c.password.as_deref()),
+            (Some("su"), Some("sp"))
+        );
+        assert_eq!(
+            (c.db, c.protocol, c.engine),
+            (0, crate::Protocol::Resp2, crate::Engine::Epoll)
+        );
+        assert_eq!(c.client_name.as_deref(), Some("svc"));
+        assert_eq!((c.connect_timeout, c.command_timeout), (share, Some(share)));
+        assert!(
+            c.sentinel.is_none() && c.source.is_none(),
+            "a plain connection"
+        );
+        #[cfg(feature = "tls")]
+        assert!(c.tls.is_some(), "TLS to the sentinels too");
+    }
+
+    #[test]
+    fn healthy_replicas_are_up_and_linked() {
+        let bulk = |s: &str| Value::Bulk(Bytes::copy_from_slice(s.as_bytes()));
+        let replica = |ip: &str, port: &str, flags: &str, link: &str| {
+            Value::Array(
+                [
+                    ("name", "x"),
+                    ("ip", ip),
+                    ("port", port),
+                    ("flags", flags),
+                    ("master-link-status", link),
+                ]
+                .iter()
+                .flat_map(|(k, v)| [bulk(k), bulk(v)])
+                .collect(),
+            )
+        };
+        let reply = Value::Array(vec![
+            replica("10.0.0.1", "6379", "slave", "ok"),
+            replica("10.0.0.2", "6379", "s_down,slave", "ok"),
+            replica("10.0.0.3", "6379", "slave", "err"),
+            replica("10.0.0.4", "6379", "slave,disconnected", "ok"),
+            Value::Map(vec![
+                (bulk("ip"), bulk("10.0.0.5")),
+                (bulk("port"), bulk("6380")),
+                (bulk("flags"), bulk("slave")),
+                (bulk("master-link-status"), bulk("ok")),
+            ]),
+        ]);
+        assert_eq!(
+            healthy_replicas(Ok(reply)),
+            Ok(vec![tcp("10.0.0.1", 6379), tcp("10.0.0.5", 6380)])
+        );
+        assert!(healthy_replicas(Ok(Value::Nil)).is_err());
+    }
 }
