@@ -694,7 +694,8 @@ impl Config {
         self
     }
 
-    /// Where the client connects.
+    /// Where the client connects; for a [`Config::sentinel`] configuration, the first
+    /// sentinel's address (the primary's is asked of the sentinels at every connect attempt).
     pub fn addr(&self) -> &Addr {
         &self.addr
     }

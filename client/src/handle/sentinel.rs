@@ -526,6 +526,7 @@ fn sentinel_config(data: &Config, settings: &Sentinel, addr: &Addr, share: Durat
         .limits(data.limits)
         .tcp_nodelay(data.tcp_nodelay)
         .tcp_keepalive(data.tcp_keepalive)
+        .health_check(data.health_check)
         .connect_timeout(share)
         .command_timeout(Some(share))
         .reconnect_backoff(data.backoff_min, data.backoff_max);
@@ -540,6 +541,15 @@ fn sentinel_config(data: &Config, settings: &Sentinel, addr: &Addr, share: Durat
     c
 }
 
+/// What a sentinel's failed call says, for the error listing every sentinel's answer (a
+/// connection error without its `connection error:` prefix: the whole is one already).
+fn said(e: Error) -> String {
+    match e {
+        Error::Connection { message, .. } => message,
+        other => other.to_string(),
+    }
+}
+
 /// The primary's address in a `SENTINEL GET-MASTER-ADDR-BY-NAME` reply, or what the sentinel
 /// said instead.
 fn master_addr(reply: Result<Value>) -> std::result::Result<Addr, String> {
@@ -549,7 +559,7 @@ fn master_addr(reply: Result<Value>) -> std::result::Result<Addr, String> {
             return Err("null (it monitors no master by that name, or does not know it yet)".into())
         }
         Ok(other) => return Err(format!("an unexpected reply: {}", other.describe())),
-        Err(e) => return Err(e.to_string()),
+        Err(e) => return Err(said(e)),
     };
     let text = |v: &Value| {
         v.as_bytes()
@@ -575,7 +585,7 @@ fn healthy_replicas(reply: Result<Value>) -> std::result::Result<Vec<Addr>, Stri
     let items = match reply {
         Ok(Value::Array(items)) => items,
         Ok(other) => return Err(format!("an unexpected reply: {}", other.describe())),
-        Err(e) => return Err(e.to_string()),
+        Err(e) => return Err(said(e)),
     };
     let text = |v: &Value| {
         v.as_bytes()
