@@ -673,6 +673,17 @@ impl Core {
     /// the core asked for it ([`Want::Close`]). Calls in flight fail; calls waiting for a
     /// connection get another attempt after a backoff, until the connect timeout.
     pub fn handle_closed(&mut self, err: Error, now: Instant) {
+        self.closed(err, now, false);
+    }
+
+    /// An attempt that could not even start: the transport never learnt where to connect
+    /// (`err` says why). As [`Core::handle_closed`], except that an earlier attempt's cause,
+    /// if any, stays the one the calls get if the run ends (it says more than "still asking").
+    pub fn handle_unresolved(&mut self, err: Error, now: Instant) {
+        self.closed(err, now, true);
+    }
+
+    fn closed(&mut self, err: Error, now: Instant, keep_cause: bool) {
         let retried = self.retry_reason.take();
         self.cut_in_handshake = matches!(self.state, State::Handshaking(_)) && !self.securing;
         let reason = match std::mem::replace(&mut self.state, State::Idle) {
@@ -707,7 +718,11 @@ impl Core {
             return;
         }
         let since = *self.attempts_since.get_or_insert(now);
-        self.last_error = Some(retried.unwrap_or(err));
+        let cause = retried.unwrap_or(err);
+        self.last_error = match self.last_error.take() {
+            Some(earlier) if keep_cause => Some(earlier),
+            _ => Some(cause),
+        };
         let deadline = since + self.connect_timeout;
         let until = now + self.backoff.next_delay();
         // A retry that could only start at the deadline or after it would end as "the server
@@ -2241,10 +2256,15 @@ mod tests {
         assert_eq!(core.want(late), Want::Open);
         assert!(!core.hold(late), "the deadline has come: no more waiting");
         core.handle_opening();
-        core.handle_closed(Error::connection("connection refused"), late);
+        core.handle_unresolved(Error::connection("still asking the sentinels"), late);
         let err = got(&mut core, &mut rx).unwrap_err();
         assert!(err.is_connection(), "{err:?}");
         let text = err.to_string();
+        assert!(
+            text.contains("ROLE says slave"),
+            "the earlier cause is kept: {text}"
+        );
+        assert!(!text.contains("still asking"), "{text}");
         assert!(
             text.contains("the primary \"mymaster\" (last at 10.0.0.2:6380)"),
             "{text}"

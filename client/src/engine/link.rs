@@ -501,6 +501,14 @@ impl Follower for Link {
     }
 }
 
+/// How an attempt or a connection ended ([`Link::closed`]).
+enum Closed {
+    /// Its socket closed or failed.
+    Socket(Error),
+    /// It never had an address to connect to (the configuration's [`Source`] had none).
+    Unresolved(Error),
+}
+
 /// Why calls fail once the engine has stopped driving the link. On the task engine that is
 /// the runtime the client was made on shutting down (dropping the connection's task), or a
 /// runtime without its IO or time driver (the task panics, tokio says which); a ring engine
@@ -1061,7 +1069,7 @@ impl Link {
             // The attempt fails without a socket: as if it had failed to connect.
             session.holding = false;
             self.opening(session, after);
-            self.closed(session, after, err, now);
+            self.closed(session, after, Closed::Unresolved(err), now);
             (session.core.want(now), true)
         });
         if refresh {
@@ -1198,7 +1206,8 @@ impl Link {
 
     /// The socket is gone (failed to open, closed by the server, broken, or closed on request).
     pub fn handle_closed(&self, err: Error, now: Instant) {
-        let refresh = self.with(|session, after| self.closed(session, after, err, now));
+        let refresh =
+            self.with(|session, after| self.closed(session, after, Closed::Socket(err), now));
         if let (true, Some(source)) = (refresh, &self.config.source) {
             source.refresh();
         }
@@ -1206,7 +1215,8 @@ impl Link {
 
     /// [`Link::handle_closed`] under the lock; true when the configuration's [`Source`] should
     /// look for the address again (the connection was lost, or an attempt failed).
-    fn closed(&self, session: &mut Session, _after: &mut After, err: Error, now: Instant) -> bool {
+    fn closed(&self, session: &mut Session, _after: &mut After, how: Closed, now: Instant) -> bool {
+        let (Closed::Socket(_err) | Closed::Unresolved(_err)) = &how;
         #[cfg(feature = "tls")]
         {
             session.tls = None;
@@ -1221,7 +1231,7 @@ impl Link {
                 self.stats.connections_lost.add(1);
                 note!(
                     _after,
-                    Note::Lost(session.core.closing_reason().unwrap_or(&err).clone())
+                    Note::Lost(session.core.closing_reason().unwrap_or(_err).clone())
                 );
             }
             note!(_after, Note::Drop(_spans));
@@ -1232,14 +1242,17 @@ impl Link {
                 Note::AttemptFailed {
                     spans: _spans,
                     attempt: session.attempts,
-                    error: session.core.closing_reason().unwrap_or(&err).clone(),
+                    error: session.core.closing_reason().unwrap_or(_err).clone(),
                 }
             );
         } else {
             note!(_after, Note::Drop(_spans));
         }
         session.attempting = false;
-        session.core.handle_closed(err, now);
+        match how {
+            Closed::Socket(err) => session.core.handle_closed(err, now),
+            Closed::Unresolved(err) => session.core.handle_unresolved(err, now),
+        }
         let following = std::mem::take(&mut session.following);
         !requested && !following
     }
