@@ -1100,8 +1100,8 @@ impl Link {
             }
             let was_open = session.core.is_opening() || session.core.is_connected();
             let reason = Error::connection(format!(
-                "the primary moved to {to} (a failover): the connection to the old one was \
-                 closed; a call in flight may or may not have run there"
+                "Sentinel named another server, {to} (a failover): the connection to the old \
+                 one was closed; a call in flight may or may not have run there"
             ));
             session.core.follow(moved, reason, now);
             if moved && was_open {
