@@ -777,3 +777,49 @@ fn sentinel_credentials_are_separate_from_the_data_nodes() {
         assert!(started.elapsed() < Duration::from_secs(1) + SLACK);
     });
 }
+
+/// With TLS set, the client speaks TLS to the sentinels and to the primary alike (a
+/// TLS-only primary and sentinel, `tls-replication yes` so the sentinel monitors over TLS),
+/// built or from a `rediss+sentinel://` URL.
+#[test]
+fn tls_applies_to_the_sentinels_and_the_primary() {
+    let pki = support::pki::Pki::new();
+    let primary = pki.server(false);
+    let conf = format!(
+        "sentinel monitor {MASTER} 127.0.0.1 {} 1\nsentinel resolve-hostnames no\n",
+        primary.port()
+    );
+    let sentinel = ringdis_tests::Server::builder(ServerKind::Redis)
+        .tls(ringdis_tests::ServerTls {
+            cert: pki.path("server.pem"),
+            key: pki.path("server.key"),
+            ca: pki.path("ca.pem"),
+            auth_clients: false,
+        })
+        .arg("tls-replication", "yes")
+        .sentinel(&conf)
+        .start();
+    let rt = runtime();
+    rt.block_on(async {
+        for engine in engines() {
+            let built = Config::sentinel(MASTER, [("127.0.0.1", sentinel.port())])
+                .engine(engine)
+                .tls(pki.tls());
+            let url = format!("rediss+sentinel://127.0.0.1:{}/{MASTER}", sentinel.port());
+            let parsed = Config::from_url(&url)
+                .unwrap()
+                .engine(engine)
+                .tls(pki.tls());
+            for config in [built, parsed] {
+                let client = Client::new(config).unwrap();
+                assert_eq!(
+                    server_port(&client)
+                        .await
+                        .unwrap_or_else(|e| panic!("{engine:?}: {e}")),
+                    primary.port(),
+                    "{engine:?}"
+                );
+            }
+        }
+    });
+}
