@@ -319,24 +319,38 @@ async fn a_wrong_master_name_fails_in_time_naming_it(setup: &SentinelSetup) {
 /// master and confirms subscriptions.
 fn fake_sentinel(port: u16) -> FaultServer {
     FaultServer::start(move |conn| {
-        std::thread::spawn(move || serve_fake_sentinel(conn, port));
+        std::thread::spawn(move || serve_switching_sentinel(conn, port, None));
     })
-}
-
-fn serve_fake_sentinel(conn: FaultConn, port: u16) {
-    serve_switching_sentinel(conn, port, None);
 }
 
 /// A fake sentinel that names `port` as the primary and, once a subscriber is there, sends it
 /// each `+switch-master` payload `switches` yields.
 type Switches = Arc<Mutex<std::sync::mpsc::Receiver<String>>>;
 
-fn serve_switching_sentinel(mut conn: FaultConn, port: u16, switches: Option<Switches>) {
+fn serve_switching_sentinel(conn: FaultConn, port: u16, switches: Option<Switches>) {
+    serve_sentinel(conn, Some(port), None, switches);
+}
+
+/// A fake sentinel: names `port` as the primary (null for `None`), counts the questions in
+/// `asked`, sends `switches` to a subscriber.
+fn serve_sentinel(
+    mut conn: FaultConn,
+    port: Option<u16>,
+    asked: Option<Arc<std::sync::atomic::AtomicUsize>>,
+    switches: Option<Switches>,
+) {
     while let Some(cmd) = conn.read_command() {
         let name = String::from_utf8_lossy(&cmd[0]).to_ascii_uppercase();
         match name.as_str() {
             "HELLO" => conn.write(b"-ERR unknown command 'HELLO'\r\n"),
             "SENTINEL" => {
+                if let Some(asked) = &asked {
+                    asked.fetch_add(1, Ordering::AcqRel);
+                }
+                let Some(port) = port else {
+                    conn.write(b"$-1\r\n");
+                    continue;
+                };
                 let port = port.to_string();
                 let reply = format!("*2\r\n$9\r\n127.0.0.1\r\n${}\r\n{port}\r\n", port.len());
                 conn.write(reply.as_bytes());
@@ -821,5 +835,57 @@ fn tls_applies_to_the_sentinels_and_the_primary() {
                 );
             }
         }
+    });
+}
+
+/// The sentinels are asked in order, and one that answered is asked first next time: a
+/// sentinel that knows nothing (null) before one that knows the primary is asked once, not
+/// again when a lost connection makes the client ask where the primary is.
+#[test]
+fn a_sentinel_that_answered_is_asked_first_next_time() {
+    use std::sync::atomic::AtomicUsize;
+    let primary = ringdis_tests::Server::start(ServerKind::Redis);
+    let fake = |answer: Option<u16>| {
+        let asked = Arc::new(AtomicUsize::new(0));
+        let counted = asked.clone();
+        let server = FaultServer::start(move |conn| {
+            let counted = counted.clone();
+            std::thread::spawn(move || serve_sentinel(conn, answer, Some(counted), None));
+        });
+        (server, asked)
+    };
+    let (ignorant, asked_ignorant) = fake(None);
+    let (knowing, asked_knowing) = fake(Some(primary.port()));
+    let rt = runtime();
+    rt.block_on(async {
+        let name = unique("sentinel-order").replace(':', "-");
+        let config = Config::sentinel(
+            MASTER,
+            [
+                ("127.0.0.1", ignorant.port()),
+                ("127.0.0.1", knowing.port()),
+            ],
+        )
+        .engine(Engine::Epoll)
+        .client_name(&name);
+        let client = Client::new(config).unwrap();
+        assert_eq!(server_port(&client).await.unwrap(), primary.port());
+        assert_eq!(asked_ignorant.load(Ordering::Acquire), 1, "asked first");
+        assert_eq!(asked_knowing.load(Ordering::Acquire), 1);
+        // The connection is lost: the client asks again before reconnecting.
+        let mut raw = ringdis_tests::RawConn::connect(primary.port(), false);
+        raw.call(&cmd!("CLIENT", "KILL", "SKIPME", "YES", "TYPE", "NORMAL"));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while asked_knowing.load(Ordering::Acquire) < 2 {
+            // A call may meet the lost connection (Error::Connection), or the new one.
+            let _ = server_port(&client).await;
+            assert!(Instant::now() < deadline, "the client did not ask again");
+        }
+        assert_eq!(server_port(&client).await.unwrap(), primary.port());
+        assert_eq!(
+            asked_ignorant.load(Ordering::Acquire),
+            1,
+            "the sentinel that answered was asked first"
+        );
     });
 }
