@@ -297,11 +297,14 @@ impl Watcher {
         self.refresh_replica();
     }
 
-    /// Asks the sentinels (in order) for the replicas, and picks a healthy one.
+    /// Asks the sentinels (in order) for the replicas, and picks a healthy one (the next one
+    /// each round), for the connections that read from a replica.
     fn refresh_replica(&self) {
         let order = {
             let mut state = self.lock();
-            if state.replica.resolving {
+            state.replica.links.retain(|l| l.strong_count() > 0);
+            // Nobody reads from a replica (or a round is under way): nothing to ask.
+            if state.replica.resolving || state.replica.links.is_empty() {
                 return;
             }
             state.replica.resolving = true;
