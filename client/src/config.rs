@@ -1,32 +1,10 @@
 //! [`Config`]: where to connect and how the client behaves.
 
+pub use crate::addr::Addr;
 use crate::{Error, Limits, Result};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
-
-/// Where the server listens.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Addr {
-    /// TCP, by host name or address and port.
-    Tcp {
-        /// Host name or IP address.
-        host: String,
-        /// Port.
-        port: u16,
-    },
-    /// A unix domain socket.
-    Unix(PathBuf),
-}
-
-impl std::fmt::Display for Addr {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Addr::Tcp { host, port } if host.contains(':') => write!(f, "[{host}]:{port}"),
-            Addr::Tcp { host, port } => write!(f, "{host}:{port}"),
-            Addr::Unix(path) => write!(f, "unix:{}", path.display()),
-        }
-    }
-}
 
 /// The RESP version to speak.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -189,6 +167,42 @@ pub struct Config {
     pub(crate) subscriber_queue_limit: usize,
     #[cfg(feature = "tls")]
     pub(crate) tls: Option<crate::Tls>,
+    /// A Sentinel-managed primary ([`Config::sentinel`]): its address is asked of the sentinels.
+    pub(crate) sentinel: Option<Sentinel>,
+    /// Where the connections of a client find the address to connect to at each attempt,
+    /// when it is not `addr` (the sentinel watcher a client made with [`Config::sentinel`]
+    /// shares with its dedicated connections and subscribers). Made by the client, never by
+    /// the user.
+    pub(crate) source: Option<Arc<dyn crate::engine::source::Source>>,
+}
+
+/// The settings of a Sentinel-managed primary ([`Config::sentinel`]).
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct Sentinel {
+    /// The master name the sentinels monitor (`sentinel monitor <name> …`).
+    pub(crate) master: String,
+    /// The sentinels, asked in this order (one that answered moves to the front).
+    pub(crate) sentinels: Vec<Addr>,
+    /// `AUTH` for the sentinels, not the data nodes.
+    pub(crate) username: Option<String>,
+    pub(crate) password: Option<String>,
+    /// [`Config::sentinel_replica_reads`].
+    pub(crate) replica_reads: bool,
+    /// This is the configuration of a client's connection to a replica, for its reads: `ROLE`
+    /// must say replica.
+    pub(crate) for_replica: bool,
+}
+
+impl std::fmt::Debug for Sentinel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sentinel")
+            .field("master", &self.master)
+            .field("sentinels", &self.sentinels)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| Redacted))
+            .field("replica_reads", &self.replica_reads)
+            .finish()
+    }
 }
 
 /// The seed of one connection's reconnect jitter ([`Config::reconnect_backoff`]).
@@ -249,6 +263,8 @@ impl std::fmt::Debug for Config {
             tracking,
             #[cfg(feature = "tls")]
             tls,
+            sentinel,
+            source: _,
         } = self;
         let mut f = f.debug_struct("Config");
         f.field("addr", addr)
@@ -269,7 +285,8 @@ impl std::fmt::Debug for Config {
             .field("backoff_min", backoff_min)
             .field("backoff_max", backoff_max)
             .field("subscriber_queue_limit", subscriber_queue_limit)
-            .field("tracking", tracking);
+            .field("tracking", tracking)
+            .field("sentinel", sentinel);
         #[cfg(feature = "tls")]
         f.field("tls", tls);
         f.finish()
@@ -318,6 +335,8 @@ impl Default for Config {
             subscriber_queue_limit: crate::inbox::DEFAULT_LIMIT,
             #[cfg(feature = "tls")]
             tls: None,
+            sentinel: None,
+            source: None,
         }
     }
 }
@@ -329,6 +348,121 @@ impl Config {
     /// ([`Config::max_silent_timeouts`]).
     pub fn new() -> Config {
         Config::default()
+    }
+
+    /// A primary managed by Redis Sentinel: the client asks the sentinels (in order; one that
+    /// answered is asked first next time) `SENTINEL GET-MASTER-ADDR-BY-NAME master` before each
+    /// connect attempt, connects there, and checks with `ROLE` that the node is the primary (a
+    /// replica fails that attempt; the next one asks again). It follows failovers at once: it
+    /// subscribes to `+switch-master` on the sentinels, and a connection to the old primary is
+    /// closed (its calls in flight fail with [`Error::Connection`]) and made again to the new
+    /// one; a lost connection asks the sentinels again before reconnecting. Calls made
+    /// meanwhile wait for the connection within their timeouts ([`Config::connect_timeout`],
+    /// [`Config::command_timeout`]); none is ever sent to a replica.
+    ///
+    /// The other settings ([`Config::username`], [`Config::password`], [`Config::db`],
+    /// [`Config::protocol`], TLS…) are the data nodes'; the sentinels get the same protocol,
+    /// timeouts, engine and TLS, and their own credentials
+    /// ([`Config::sentinel_username`], [`Config::sentinel_password`]). The URL form is
+    /// `redis+sentinel://host1:26379,host2:26379/mymaster` (see [`Config::from_url`]).
+    /// [`Config::addr`] is then the first sentinel's address.
+    ///
+    /// When the sentinels cannot say where the primary is (none reachable, none knows the
+    /// name, every one answers null), calls fail within the connect timeout with
+    /// [`Error::Connection`] naming the master and each sentinel's answer.
+    ///
+    /// ```
+    /// use ringdis::Config;
+    /// let config = Config::sentinel("mymaster", [("10.0.0.1", 26379), ("10.0.0.2", 26379)])
+    ///     .password("data-node-secret")
+    ///     .sentinel_password("sentinel-secret");
+    /// assert_eq!(config.sentinel_master(), Some("mymaster"));
+    /// assert_eq!(config.addr().to_string(), "10.0.0.1:26379");
+    /// ```
+    ///
+    /// A client made with no sentinel in the list is refused ([`Error::Client`]).
+    pub fn sentinel<I, H>(master: impl Into<String>, sentinels: I) -> Config
+    where
+        I: IntoIterator<Item = (H, u16)>,
+        H: Into<String>,
+    {
+        let sentinels: Vec<Addr> = sentinels
+            .into_iter()
+            .map(|(host, port)| Addr::Tcp {
+                host: host.into(),
+                port,
+            })
+            .collect();
+        Config::new().with_sentinels(master.into(), sentinels)
+    }
+
+    /// Makes this the configuration of a Sentinel-managed primary (see [`Config::sentinel`]).
+    pub(crate) fn with_sentinels(mut self, master: String, sentinels: Vec<Addr>) -> Config {
+        if let Some(first) = sentinels.first() {
+            self.addr = first.clone();
+        }
+        let (username, password, replica_reads) = match self.sentinel.take() {
+            Some(s) => (s.username, s.password, s.replica_reads),
+            None => (None, None, false),
+        };
+        self.sentinel = Some(Sentinel {
+            master,
+            sentinels,
+            username,
+            password,
+            replica_reads,
+            for_replica: false,
+        });
+        self
+    }
+
+    /// ACL user for the sentinels of [`Config::sentinel`] (sent with
+    /// [`Config::sentinel_password`]); no effect on another configuration.
+    pub fn sentinel_username(mut self, username: impl Into<String>) -> Config {
+        if let Some(s) = &mut self.sentinel {
+            s.username = Some(username.into());
+        }
+        self
+    }
+
+    /// Password for the sentinels of [`Config::sentinel`] (their `requirepass`, or the ACL
+    /// user's); no effect on another configuration.
+    pub fn sentinel_password(mut self, password: impl Into<String>) -> Config {
+        if let Some(s) = &mut self.sentinel {
+            s.password = Some(password.into());
+        }
+        self
+    }
+
+    /// Replica reads for a [`Config::sentinel`] configuration (default off; no effect on
+    /// another configuration): the client keeps a second connection, to a healthy replica the
+    /// sentinels list (`SENTINEL REPLICAS`: not down, its link to the primary up; checked with
+    /// `ROLE`), and sends there each call of one command the spec flags `readonly` (`GET`,
+    /// `HGETALL`, `ZRANGE`…, through the typed methods or [`Client::call`](crate::Client::call)),
+    /// while that connection is up. Everything else goes to the primary: writes, commands with
+    /// no flag (a hand-built `cmd!` is not read-only unless [`CmdFlags`](crate::CmdFlags) says
+    /// so), pipelines, transactions, scripts, `async_call`, blocking commands and subscribers.
+    ///
+    /// A replica lags behind its primary: a read may not see a write made just before it. When
+    /// no replica is reachable (none healthy, its connection lost), reads go to the primary; a
+    /// read whose replica connection fails is sent again to the primary (a read-only command
+    /// runs twice at worst, changing nothing). A failover picks the replica again.
+    pub fn sentinel_replica_reads(mut self, on: bool) -> Config {
+        if let Some(s) = &mut self.sentinel {
+            s.replica_reads = on;
+        }
+        self
+    }
+
+    /// The master name of a [`Config::sentinel`] configuration.
+    pub fn sentinel_master(&self) -> Option<&str> {
+        self.sentinel.as_ref().map(|s| s.master.as_str())
+    }
+
+    /// The sentinels of a [`Config::sentinel`] configuration (empty otherwise), in the order
+    /// given.
+    pub fn sentinels(&self) -> &[Addr] {
+        self.sentinel.as_ref().map_or(&[], |s| &s.sentinels)
     }
 
     /// Server host name or address (TCP).
@@ -560,7 +694,8 @@ impl Config {
         self
     }
 
-    /// Where the client connects.
+    /// Where the client connects; for a [`Config::sentinel`] configuration, the first
+    /// sentinel's address (the primary's is asked of the sentinels at every connect attempt).
     pub fn addr(&self) -> &Addr {
         &self.addr
     }

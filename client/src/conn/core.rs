@@ -81,6 +81,14 @@ pub(crate) struct Core {
     probe_sent: Option<Instant>,
     /// Where it connects, for error messages.
     addr: Addr,
+    /// The master name of a Sentinel-managed primary ([`Config::sentinel`]): its address is
+    /// the engine's to find ([`Core::set_addr`] once known), and messages name it.
+    service: Option<String>,
+    /// [`Core::set_addr`] was called: `addr` is the primary's, not the configuration's.
+    addr_known: bool,
+    /// Why the handshake asked for the socket to close and another attempt ([`Outcome::Retry`]):
+    /// the cause the calls get if the attempts run out.
+    retry_reason: Option<Error>,
     state: State,
     parser: Parser,
     input: BytesMut,
@@ -124,6 +132,13 @@ impl Core {
                 client_name: config.client_name.clone(),
                 db: config.db,
                 tracking: config.tracking.as_ref().map(|t| t.cmd()),
+                verify_role: config.sentinel.as_ref().map(|s| {
+                    if s.for_replica {
+                        super::Role::Replica
+                    } else {
+                        super::Role::Primary
+                    }
+                }),
             },
             autoconnect: config.autoconnect,
             connect_timeout: config.connect_timeout,
@@ -135,6 +150,15 @@ impl Core {
             last_received: Instant::now(),
             probe_sent: None,
             addr: config.addr.clone(),
+            service: config.sentinel.as_ref().map(|s| {
+                if s.for_replica {
+                    format!("{} (a replica, for reads)", s.master)
+                } else {
+                    s.master.clone()
+                }
+            }),
+            addr_known: false,
+            retry_reason: None,
             state: State::Idle,
             parser: Parser::new(config.limits),
             input: BytesMut::with_capacity(16 * 1024),
@@ -159,6 +183,54 @@ impl Core {
 
     fn set_state(&mut self, state: State) {
         self.state = state;
+    }
+
+    /// The address the transport connects to now, when it is not the configuration's (a
+    /// Sentinel-managed primary's): error messages name it.
+    pub fn set_addr(&mut self, addr: &Addr) {
+        if !self.addr_known || self.addr != *addr {
+            self.addr = addr.clone();
+        }
+        self.addr_known = true;
+    }
+
+    /// What error messages call the server: its address, or the Sentinel master name.
+    fn target(&self) -> String {
+        match (&self.service, self.addr_known) {
+            (Some(name), true) => format!("the primary {name:?} (last at {})", self.addr),
+            (Some(name), false) => format!("the primary {name:?}"),
+            (None, _) => self.addr.to_string(),
+        }
+    }
+
+    /// The transport has no address to connect to yet (Sentinel has not answered): the attempt
+    /// that was due waits, until the run's connect deadline at most. True if it waits; false
+    /// when the deadline has come (the transport then fails the attempt, saying why).
+    pub fn hold(&mut self, now: Instant) -> bool {
+        let State::Backoff { .. } = self.state else {
+            return false;
+        };
+        let until = self.attempts_since.unwrap_or(now) + self.connect_timeout;
+        if until <= now {
+            return false;
+        }
+        self.set_state(State::Backoff { until });
+        true
+    }
+
+    /// The address to connect to changed (a failover), or the one awaited is known: an
+    /// attempt that waits starts now, and with `moved` a connection (or attempt) to the old
+    /// address closes with `reason`, its calls in flight failing with it, and connects again.
+    pub fn follow(&mut self, moved: bool, reason: Error, now: Instant) {
+        match self.state {
+            State::Backoff { until } if until > now => {
+                self.set_state(State::Backoff { until: now })
+            }
+            State::Connecting | State::Handshaking(_) | State::Ready if moved => {
+                self.set_state(State::Closing { reason })
+            }
+            _ => {}
+        }
     }
 
     /// The next thing that happened, in order (`None` when there is nothing more).
@@ -425,7 +497,7 @@ impl Core {
     /// [`Config::max_silent_timeouts`]).
     pub fn handle_timeout(&mut self, now: Instant) {
         loop {
-            let addr = &self.addr;
+            let addr = self.target();
             // A call still waiting for the connection was never sent: not a reply timeout.
             let unsent = || {
                 Error::connection(format!(
@@ -478,7 +550,7 @@ impl Core {
         let head = format!(
             "could not connect within {} to {}",
             fmt_duration(self.connect_timeout),
-            self.addr
+            self.target()
         );
         let hint = if self.cut_in_handshake {
             " (the server closed the connection during the handshake: if this port serves \
@@ -601,6 +673,18 @@ impl Core {
     /// the core asked for it ([`Want::Close`]). Calls in flight fail; calls waiting for a
     /// connection get another attempt after a backoff, until the connect timeout.
     pub fn handle_closed(&mut self, err: Error, now: Instant) {
+        self.closed(err, now, false);
+    }
+
+    /// An attempt that could not even start: the transport never learnt where to connect
+    /// (`err` says why). As [`Core::handle_closed`], except that an earlier attempt's cause,
+    /// if any, stays the one the calls get if the run ends (it says more than "still asking").
+    pub fn handle_unresolved(&mut self, err: Error, now: Instant) {
+        self.closed(err, now, true);
+    }
+
+    fn closed(&mut self, err: Error, now: Instant, keep_cause: bool) {
+        let retried = self.retry_reason.take();
         self.cut_in_handshake = matches!(self.state, State::Handshaking(_)) && !self.securing;
         let reason = match std::mem::replace(&mut self.state, State::Idle) {
             State::Closing { reason } => reason,
@@ -634,7 +718,11 @@ impl Core {
             return;
         }
         let since = *self.attempts_since.get_or_insert(now);
-        self.last_error = Some(err);
+        let cause = retried.unwrap_or(err);
+        self.last_error = match self.last_error.take() {
+            Some(earlier) if keep_cause => Some(earlier),
+            _ => Some(cause),
+        };
         let deadline = since + self.connect_timeout;
         let until = now + self.backoff.next_delay();
         // A retry that could only start at the deadline or after it would end as "the server
@@ -823,6 +911,10 @@ impl Core {
             }
             Outcome::Done { resp3 } => self.become_ready(resp3),
             Outcome::Fail(err) => self.handle_refused(err),
+            Outcome::Retry(err) => {
+                self.retry_reason = Some(err.clone());
+                self.set_state(State::Closing { reason: err });
+            }
         }
     }
 
@@ -2115,5 +2207,84 @@ mod tests {
         assert_eq!(off.poll_timeout(), None);
         off.handle_timeout(t0 + s(1000));
         assert_eq!(output(&mut off), "");
+    }
+
+    /// An attempt with no address yet waits (until the run's connect deadline at most), and
+    /// starts at once when the address comes; a replica's `ROLE` closes the attempt and the
+    /// calls wait for the next one, failing with that cause when the time runs out.
+    #[test]
+    fn a_held_attempt_waits_for_its_address_and_a_replica_is_retried() {
+        let t0 = Instant::now();
+        let cfg = Config::sentinel("mymaster", [("127.0.0.1", 26379)])
+            .protocol(Protocol::Resp2)
+            .connect_timeout(Duration::from_secs(1))
+            .reconnect_backoff(Duration::from_millis(10), Duration::from_millis(40));
+        let mut core = Core::new(&cfg);
+        let mut rx = call(&mut core, cmd!("PING"), t0, None);
+        assert_eq!(core.want(t0), Want::Open);
+        assert!(core.hold(t0), "no address yet: the attempt waits");
+        assert_eq!(core.want(t0), Want::Nothing);
+        assert_eq!(core.poll_timeout(), Some(t0 + Duration::from_secs(1)));
+        let t1 = t0 + Duration::from_millis(30);
+        core.follow(false, Error::connection("unused"), t1);
+        assert_eq!(core.want(t1), Want::Open, "the address came: go now");
+        core.set_addr(&Addr::Tcp {
+            host: "10.0.0.2".into(),
+            port: 6380,
+        });
+        core.handle_opening();
+        core.handle_open(t1);
+        assert_eq!(output(&mut core), "*1\r\n$4\r\nROLE\r\n");
+        assert!(
+            pending(&mut core, &mut rx),
+            "the call waits for the handshake"
+        );
+        feed(
+            &mut core,
+            b"*3\r\n$5\r\nslave\r\n$9\r\n127.0.0.1\r\n:6379\r\n",
+            t1,
+        )
+        .unwrap();
+        assert_eq!(core.want(t1), Want::Close, "a replica: this attempt ends");
+        core.handle_closed(Error::connection("connection closed"), t1);
+        assert!(
+            pending(&mut core, &mut rx),
+            "the call waits for the next attempt"
+        );
+        // The deadline passes with no primary found: the call fails with the replica's cause.
+        let late = t0 + Duration::from_secs(1);
+        assert_eq!(core.want(late), Want::Open);
+        assert!(!core.hold(late), "the deadline has come: no more waiting");
+        core.handle_opening();
+        core.handle_unresolved(Error::connection("still asking the sentinels"), late);
+        let err = got(&mut core, &mut rx).unwrap_err();
+        assert!(err.is_connection(), "{err:?}");
+        let text = err.to_string();
+        assert!(
+            text.contains("ROLE says slave"),
+            "the earlier cause is kept: {text}"
+        );
+        assert!(!text.contains("still asking"), "{text}");
+        assert!(
+            text.contains("the primary \"mymaster\" (last at 10.0.0.2:6380)"),
+            "{text}"
+        );
+    }
+
+    /// Following the source to a new address closes a ready connection: its calls in flight
+    /// fail with the reason given, and the next call connects again.
+    #[test]
+    fn following_a_move_closes_the_connection_with_the_reason() {
+        let now = Instant::now();
+        let mut core = ready(config(), now);
+        let mut rx = call(&mut core, cmd!("GET", "k"), now, None);
+        let moved = Error::connection("the primary moved");
+        core.follow(false, moved.clone(), now);
+        assert!(core.is_connected(), "not moved: nothing to do");
+        core.follow(true, moved, now);
+        assert_eq!(core.want(now), Want::Close);
+        core.handle_closed(Error::connection("closed"), now);
+        let err = got(&mut core, &mut rx).unwrap_err();
+        assert_eq!(err.to_string(), "connection error: the primary moved");
     }
 }

@@ -1,5 +1,6 @@
 //! What a connection says before it carries calls: `HELLO`, `AUTH`, `CLIENT SETNAME`, `SELECT`,
-//! `CLIENT TRACKING`.
+//! `CLIENT TRACKING`, and `ROLE` on a connection that must reach a primary (one whose address
+//! Sentinel gave).
 //!
 //! With RESP3 the client sends `HELLO 3` (carrying the credentials and the name) and `SELECT`
 //! together. A server that does not know `HELLO` (before Redis 6) or refuses RESP3 (`NOPROTO`)
@@ -25,6 +26,7 @@ enum StepKind {
     SetName,
     Select,
     Tracking,
+    Role,
 }
 
 /// What the connection does after a handshake reply.
@@ -38,6 +40,9 @@ pub(crate) enum Outcome {
     Done { resp3: bool },
     /// The server refused: fail the waiting calls with this error and close.
     Fail(Error),
+    /// The server is not the node this connection is for (`ROLE` is not `master`): close, and
+    /// let the waiting calls wait for another attempt (to a freshly resolved address).
+    Retry(Error),
 }
 
 /// The parts of the configuration the handshake needs. Its `Debug` hides the password.
@@ -50,6 +55,9 @@ pub(crate) struct Credentials {
     pub db: i64,
     /// `CLIENT TRACKING ON …`, when configured.
     pub tracking: Option<Cmd>,
+    /// Send `ROLE` and accept only a node in this role: a primary ([`Role::Primary`], a
+    /// connection to a Sentinel-managed primary) or a replica (its replica reads).
+    pub verify_role: Option<Role>,
 }
 
 impl std::fmt::Debug for Credentials {
@@ -60,6 +68,7 @@ impl std::fmt::Debug for Credentials {
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
             .field("client_name", &self.client_name)
             .field("db", &self.db)
+            .field("verify_role", &self.verify_role)
             .finish()
     }
 }
@@ -114,6 +123,9 @@ impl Handshake {
         if creds.db != 0 {
             out.push(self.step(StepKind::Select, Cmd::new("SELECT").arg(creds.db)));
         }
+        if creds.verify_role.is_some() {
+            out.push(self.step(StepKind::Role, Cmd::new("ROLE")));
+        }
         if let Some(tracking) = &creds.tracking {
             out.push(self.step(StepKind::Tracking, tracking.clone()));
         }
@@ -132,6 +144,9 @@ impl Handshake {
         }
         if creds.db != 0 {
             out.push(self.step(StepKind::Select, Cmd::new("SELECT").arg(creds.db)));
+        }
+        if creds.verify_role.is_some() {
+            out.push(self.step(StepKind::Role, Cmd::new("ROLE")));
         }
         if let Some(tracking) = &creds.tracking {
             out.push(self.step(StepKind::Tracking, tracking.clone()));
@@ -170,6 +185,18 @@ impl Handshake {
                 }
             }
             Err(e) => Outcome::Fail(refused(step.kind, e, creds)),
+            Ok(role) if step.kind == StepKind::Role => {
+                let wanted = creds.verify_role.unwrap_or(Role::Primary);
+                match role_name(&role) {
+                    Some(name) if wanted.is(name) => self.progress(),
+                    other => Outcome::Retry(Error::connection(format!(
+                        "the server is not {} (ROLE says {}): the address Sentinel gave is \
+                         stale, or a failover is under way",
+                        wanted.describe(),
+                        other.unwrap_or("something unexpected")
+                    ))),
+                }
+            }
             Ok(_) => self.progress(),
         }
     }
@@ -196,10 +223,47 @@ fn refused(step: StepKind, err: Error, creds: &Credentials) -> Error {
         StepKind::SetName => "CLIENT SETNAME, with Config::client_name".to_owned(),
         StepKind::Select => format!("SELECT {}, from Config::db or the URL", creds.db),
         StepKind::Tracking => "CLIENT TRACKING, from Config::tracking".to_owned(),
+        StepKind::Role => "ROLE, checking that Sentinel's address is the primary's".to_owned(),
     };
     Error::Server {
         kind,
         message: format!("{message} (the connection's handshake: {what})"),
+    }
+}
+
+/// The role a connection's `ROLE` check accepts ([`Credentials::verify_role`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Role {
+    Primary,
+    Replica,
+}
+
+impl Role {
+    /// True when `ROLE`'s first element names this role.
+    fn is(self, name: &str) -> bool {
+        match self {
+            Role::Primary => name == "master",
+            Role::Replica => name == "slave" || name == "replica",
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Role::Primary => "the primary",
+            Role::Replica => "a replica",
+        }
+    }
+}
+
+/// The first element of a `ROLE` reply (`master`, `slave`, `sentinel`), if it has that shape.
+fn role_name(reply: &Value) -> Option<&str> {
+    match reply {
+        Value::Array(items) | Value::Push(items) => match items.first()? {
+            Value::Bulk(b) => std::str::from_utf8(b).ok(),
+            Value::Simple(s) => Some(s.as_ref()),
+            _ => None,
+        },
+        _ => None,
     }
 }
 
@@ -211,6 +275,7 @@ fn hello_unsupported(kind: &str, message: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
 
     fn creds() -> Credentials {
         Credentials {
@@ -220,6 +285,7 @@ mod tests {
             client_name: Some("svc".into()),
             db: 3,
             tracking: None,
+            verify_role: None,
         }
     }
 
@@ -373,5 +439,90 @@ mod tests {
                 "CLIENT TRACKING ON PREFIX u: BCAST NOLOOP"
             ]
         );
+    }
+
+    /// A connection to a Sentinel-managed primary checks `ROLE` after the credentials, in both
+    /// protocols; a replica's answer is a retry (another attempt, re-resolved), not a refusal.
+    #[test]
+    fn role_is_checked_and_a_replica_is_a_retry() {
+        let c = Credentials {
+            verify_role: Some(Role::Primary),
+            ..creds()
+        };
+        let (mut hs, cmds) = Handshake::start(&c);
+        assert_eq!(
+            names(&cmds),
+            ["HELLO 3 AUTH app pw SETNAME svc", "SELECT 3", "ROLE"]
+        );
+        let ok = || Ok(Value::Simple("OK".into()));
+        assert!(matches!(
+            hs.on_reply(cmds[0].1, Ok(Value::Map(vec![])), &c),
+            Outcome::Continue
+        ));
+        assert!(matches!(
+            hs.on_reply(cmds[1].1, ok(), &c),
+            Outcome::Continue
+        ));
+        let replica = Value::Array(vec![
+            Value::Bulk(Bytes::from_static(b"slave")),
+            Value::Bulk(Bytes::from_static(b"127.0.0.1")),
+            Value::Int(6379),
+        ]);
+        let Outcome::Retry(e) = hs.on_reply(cmds[2].1, Ok(replica), &c) else {
+            panic!()
+        };
+        assert!(e.is_connection(), "{e:?}");
+        assert!(e.to_string().contains("ROLE says slave"), "{e}");
+
+        let (mut hs, cmds) = Handshake::start(&c);
+        let primary = Value::Array(vec![
+            Value::Bulk(Bytes::from_static(b"master")),
+            Value::Int(0),
+            Value::Array(vec![]),
+        ]);
+        hs.on_reply(cmds[0].1, Ok(Value::Map(vec![])), &c);
+        hs.on_reply(cmds[1].1, ok(), &c);
+        assert!(matches!(
+            hs.on_reply(cmds[2].1, Ok(primary), &c),
+            Outcome::Done { resp3: true }
+        ));
+
+        let r2 = Credentials {
+            protocol: Protocol::Resp2,
+            password: None,
+            username: None,
+            ..c
+        };
+        let (_, cmds) = Handshake::start(&r2);
+        assert_eq!(names(&cmds), ["CLIENT SETNAME svc", "SELECT 3", "ROLE"]);
+    }
+
+    /// A connection for replica reads accepts a replica and retries on a primary.
+    #[test]
+    fn a_replica_connection_wants_a_replica() {
+        let c = Credentials {
+            verify_role: Some(Role::Replica),
+            protocol: Protocol::Resp2,
+            ..Default::default()
+        };
+        let (mut hs, cmds) = Handshake::start(&c);
+        assert_eq!(names(&cmds), ["ROLE"]);
+        let role = |r: &'static str| {
+            Ok(Value::Array(vec![Value::Bulk(Bytes::from_static(
+                r.as_bytes(),
+            ))]))
+        };
+        let Outcome::Retry(e) = hs.on_reply(cmds[0].1, role("master"), &c) else {
+            panic!()
+        };
+        assert!(
+            e.to_string().contains("not a replica (ROLE says master)"),
+            "{e}"
+        );
+        let (mut hs, cmds) = Handshake::start(&c);
+        assert!(matches!(
+            hs.on_reply(cmds[0].1, role("slave"), &c),
+            Outcome::Done { resp3: false }
+        ));
     }
 }

@@ -37,7 +37,8 @@
 //! TLS without knowing it. Input may release bytes to send (the TLS handshake's), so engines
 //! write after reading, as they do for the core's own handshake.
 
-use crate::config::Config;
+use super::source::{Follower, Lookup, Source};
+use crate::config::{Addr, Config};
 use crate::conn::{Core, Event, Payload, Want};
 use crate::inbox::InboxTx;
 use crate::stats::{Counters, Stats};
@@ -141,6 +142,14 @@ struct Session {
     /// and let go of (which calls the subscriber) outside the lock, only moved under it.
     attempt_span: Span,
     handshake_span: Span,
+    /// The address of the attempt under way or the last one, when the configuration's
+    /// [`Source`] gave it (`None`: the configuration's own address).
+    target: Option<Addr>,
+    /// An attempt waits for the source's address ([`Core::hold`]).
+    holding: bool,
+    /// The link closed its connection to follow the source to a new address: that close asks
+    /// the source for nothing (it just said where to go).
+    following: bool,
 }
 
 /// The push handler and the pushes waiting for it. One thread at a time runs the handler
@@ -486,6 +495,20 @@ impl Session {
     }
 }
 
+impl Follower for Link {
+    fn follow(&self, now: Instant) {
+        self.follow_source(now);
+    }
+}
+
+/// How an attempt or a connection ended ([`Link::closed`]).
+enum Closed {
+    /// Its socket closed or failed.
+    Socket(Error),
+    /// It never had an address to connect to (the configuration's [`Source`] had none).
+    Unresolved(Error),
+}
+
 /// Why calls fail once the engine has stopped driving the link. On the task engine that is
 /// the runtime the client was made on shutting down (dropping the connection's task), or a
 /// runtime without its IO or time driver (the task panics, tokio says which); a ring engine
@@ -502,7 +525,8 @@ fn stopped_error() -> Error {
 impl Link {
     /// A new connection for `config`; `waker` wakes the engine driving it.
     pub fn new(config: Arc<Config>, waker: Box<dyn Wake>) -> Arc<Link> {
-        Arc::new(Link {
+        let source = config.source.clone();
+        let link = Arc::new(Link {
             session: Mutex::new(Session {
                 core: Core::new(&config),
                 slots: Slots::default(),
@@ -521,6 +545,9 @@ impl Link {
                 attempts: 0,
                 attempt_span: Span::none(),
                 handshake_span: Span::none(),
+                target: None,
+                holding: false,
+                following: false,
             }),
             config,
             waker,
@@ -529,7 +556,22 @@ impl Link {
             connected: AtomicBool::new(false),
             queued: AtomicUsize::new(0),
             stats: Counters::default(),
-        })
+        });
+        if let Some(source) = source {
+            let follower: Arc<dyn Follower> = link.clone();
+            source.register(Arc::downgrade(&follower));
+        }
+        link
+    }
+
+    /// The address to connect to: the one the configuration's [`Source`] gave for the attempt
+    /// under way (or the last one), or the configuration's. Engines read it when they open the
+    /// socket ([`Want::Open`]).
+    pub fn addr(&self) -> Addr {
+        self.lock()
+            .target
+            .clone()
+            .unwrap_or_else(|| self.config.addr.clone())
     }
 
     /// A snapshot of the connection's counters.
@@ -603,7 +645,7 @@ impl Link {
     #[cfg(feature = "tracing")]
     #[cold]
     fn report(&self, note: Note) {
-        let addr = &self.config.addr;
+        let addr = &self.addr();
         match note {
             Note::Failed(err) => match &err {
                 Error::Timeout => {
@@ -985,11 +1027,88 @@ impl Link {
 
     /// What the engine should do about the socket now.
     pub fn want(&self, now: Instant) -> Want {
-        let session = self.lock();
-        if session.stopped {
-            return Want::Nothing;
+        let want = {
+            let session = self.lock();
+            if session.stopped {
+                return Want::Nothing;
+            }
+            session.core.want(now)
+        };
+        match (&self.config.source, want) {
+            (Some(source), Want::Open) => self.want_from(source.as_ref(), now),
+            _ => want,
         }
-        session.core.want(now)
+    }
+
+    /// An attempt is due on a link whose address comes from `source`: open to the address it
+    /// knows, wait for the one it is finding (until the connect deadline), or fail the attempt
+    /// with the reason it could not find one. Anything but an address asks it to look again.
+    #[cold]
+    fn want_from(&self, source: &dyn Source, now: Instant) -> Want {
+        let (want, refresh) = self.with(|session, after| {
+            if session.stopped {
+                return (Want::Nothing, false);
+            }
+            let want = session.core.want(now);
+            if want != Want::Open {
+                return (want, false);
+            }
+            let err = match source.lookup() {
+                Lookup::Ready(addr) => {
+                    session.core.set_addr(&addr);
+                    session.target = Some(addr);
+                    session.holding = false;
+                    return (Want::Open, false);
+                }
+                Lookup::Pending(_) if session.core.hold(now) => {
+                    session.holding = true;
+                    return (Want::Nothing, true);
+                }
+                Lookup::Pending(err) | Lookup::Failed(err) => err,
+            };
+            // The attempt fails without a socket: as if it had failed to connect.
+            session.holding = false;
+            self.opening(session, after);
+            self.closed(session, after, Closed::Unresolved(err), now);
+            (session.core.want(now), true)
+        });
+        if refresh {
+            source.refresh();
+        }
+        want
+    }
+
+    /// The configuration's [`Source`] has news: its address changed (a failover) or the one an
+    /// attempt waits for is known. A waiting attempt starts now; a connection (or attempt) to
+    /// an address that is no longer the source's closes, its calls in flight failing with
+    /// [`Error::Connection`], and connects again to the new one.
+    fn follow_source(&self, now: Instant) {
+        let Some(source) = &self.config.source else {
+            return;
+        };
+        self.with(|session, _after| {
+            if session.stopped {
+                return;
+            }
+            let (moved, to) = match source.lookup() {
+                Lookup::Ready(addr) => (session.target.as_ref().is_some_and(|t| *t != addr), addr),
+                _ => (false, self.config.addr.clone()),
+            };
+            let held = std::mem::take(&mut session.holding);
+            if !(moved || held) {
+                return;
+            }
+            let was_open = session.core.is_opening() || session.core.is_connected();
+            let reason = Error::connection(format!(
+                "Sentinel named another server, {to} (a failover): the connection to the old \
+                 one was closed; a call in flight may or may not have run there"
+            ));
+            session.core.follow(moved, reason, now);
+            if moved && was_open {
+                session.following = true;
+            }
+        });
+        self.notify();
     }
 
     /// Carries out the core's wants through `open`/`close` until it wants nothing more.
@@ -1006,26 +1125,29 @@ impl Link {
 
     /// The engine starts opening a socket.
     pub fn handle_opening(&self) {
-        self.with(|session, _after| {
-            #[cfg(feature = "tls")]
-            {
-                session.tls = None;
-            }
-            session.core.handle_opening();
-            if session.core.is_opening() && !session.attempting {
-                session.attempting = true;
-                session.attempts = session.attempts.saturating_add(1);
-                let _spans = session.take_spans();
-                note!(_after, Note::Drop(_spans));
-                note!(
-                    _after,
-                    Note::Opening {
-                        attempt: session.attempts,
-                        reconnect: session.was_ready,
-                    }
-                );
-            }
-        });
+        self.with(|session, after| self.opening(session, after));
+    }
+
+    /// [`Link::handle_opening`] under the lock.
+    fn opening(&self, session: &mut Session, _after: &mut After) {
+        #[cfg(feature = "tls")]
+        {
+            session.tls = None;
+        }
+        session.core.handle_opening();
+        if session.core.is_opening() && !session.attempting {
+            session.attempting = true;
+            session.attempts = session.attempts.saturating_add(1);
+            let _spans = session.take_spans();
+            note!(_after, Note::Drop(_spans));
+            note!(
+                _after,
+                Note::Opening {
+                    attempt: session.attempts,
+                    reconnect: session.was_ready,
+                }
+            );
+        }
     }
 
     /// The socket is up. With TLS its handshake starts ([`Link::poll_transmit`] has the
@@ -1034,7 +1156,8 @@ impl Link {
         self.with(|session, after| {
             #[cfg(feature = "tls")]
             if let Some(tls) = &self.config.tls {
-                match super::tls::TlsSession::new(tls, &self.config.addr) {
+                let addr = session.target.as_ref().unwrap_or(&self.config.addr);
+                match super::tls::TlsSession::new(tls, addr) {
                     Ok(s) => {
                         session.tls = Some(s);
                         session.core.handle_securing();
@@ -1083,41 +1206,55 @@ impl Link {
 
     /// The socket is gone (failed to open, closed by the server, broken, or closed on request).
     pub fn handle_closed(&self, err: Error, now: Instant) {
-        self.with(|session, _after| {
-            #[cfg(feature = "tls")]
-            {
-                session.tls = None;
-            }
-            let _spans = session.take_spans();
-            // The calls in flight fail with the core's reason if it asked for the close.
-            let requested = session.core.is_disconnecting() || session.finished;
-            if std::mem::take(&mut session.ready) {
-                if requested {
-                    note!(_after, Note::Closed);
-                } else {
-                    self.stats.connections_lost.add(1);
-                    note!(
-                        _after,
-                        Note::Lost(session.core.closing_reason().unwrap_or(&err).clone())
-                    );
-                }
-                note!(_after, Note::Drop(_spans));
-            } else if std::mem::take(&mut session.attempting) && !requested {
-                self.stats.connects_failed.add(1);
+        let refresh =
+            self.with(|session, after| self.closed(session, after, Closed::Socket(err), now));
+        if let (true, Some(source)) = (refresh, &self.config.source) {
+            source.refresh();
+        }
+    }
+
+    /// [`Link::handle_closed`] under the lock; true when the configuration's [`Source`] should
+    /// look for the address again (the connection was lost, or an attempt failed).
+    fn closed(&self, session: &mut Session, _after: &mut After, how: Closed, now: Instant) -> bool {
+        let (Closed::Socket(_err) | Closed::Unresolved(_err)) = &how;
+        #[cfg(feature = "tls")]
+        {
+            session.tls = None;
+        }
+        let _spans = session.take_spans();
+        // The calls in flight fail with the core's reason if it asked for the close.
+        let requested = session.core.is_disconnecting() || session.finished;
+        if std::mem::take(&mut session.ready) {
+            if requested {
+                note!(_after, Note::Closed);
+            } else {
+                self.stats.connections_lost.add(1);
                 note!(
                     _after,
-                    Note::AttemptFailed {
-                        spans: _spans,
-                        attempt: session.attempts,
-                        error: session.core.closing_reason().unwrap_or(&err).clone(),
-                    }
+                    Note::Lost(session.core.closing_reason().unwrap_or(_err).clone())
                 );
-            } else {
-                note!(_after, Note::Drop(_spans));
             }
-            session.attempting = false;
-            session.core.handle_closed(err, now);
-        });
+            note!(_after, Note::Drop(_spans));
+        } else if std::mem::take(&mut session.attempting) && !requested {
+            self.stats.connects_failed.add(1);
+            note!(
+                _after,
+                Note::AttemptFailed {
+                    spans: _spans,
+                    attempt: session.attempts,
+                    error: session.core.closing_reason().unwrap_or(_err).clone(),
+                }
+            );
+        } else {
+            note!(_after, Note::Drop(_spans));
+        }
+        session.attempting = false;
+        match how {
+            Closed::Socket(err) => session.core.handle_closed(err, now),
+            Closed::Unresolved(err) => session.core.handle_unresolved(err, now),
+        }
+        let following = std::mem::take(&mut session.following);
+        !requested && !following
     }
 
     /// The next bytes to write, in order.

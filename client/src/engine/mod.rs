@@ -19,6 +19,7 @@ mod resolve;
 #[cfg(all(feature = "io-uring", target_os = "linux"))]
 pub(crate) mod ring;
 mod runtime;
+pub(crate) mod source;
 pub(crate) mod task;
 #[cfg(feature = "tls")]
 mod tls;

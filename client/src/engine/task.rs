@@ -71,6 +71,7 @@ impl Conn {
             signal: signal.clone(),
             io: Io {
                 runtime,
+                addr: config.addr.clone(),
                 config,
                 state: State::Idle,
                 signal,
@@ -274,6 +275,8 @@ enum State {
 struct Io {
     runtime: Arc<dyn Runtime>,
     config: Arc<Config>,
+    /// Where the current attempt connects ([`Link::addr`], read at each open).
+    addr: Addr,
     state: State,
     /// The write side, shared with the link's callers.
     signal: Arc<Signal>,
@@ -413,7 +416,7 @@ impl Io {
 
     fn opened(&mut self, stream: Box<dyn Stream>) {
         let stream: Arc<dyn Stream> = Arc::from(stream);
-        if let Addr::Tcp { .. } = self.config.addr {
+        if let Addr::Tcp { .. } = self.addr {
             // Best effort: a socket without NODELAY or keepalive still works.
             let _ = stream.set_nodelay(self.config.tcp_nodelay);
             stream.set_keepalive(self.config.tcp_keepalive);
@@ -455,7 +458,7 @@ impl Io {
 
     fn failed(&mut self, link: &Link, now: Instant, what: &str, e: io::Error) {
         self.drop_stream();
-        let addr = &self.config.addr;
+        let addr = &self.addr;
         link.handle_closed(Error::connection_io(format!("{what} {addr}: {e}"), e), now);
     }
 
@@ -490,7 +493,8 @@ impl super::link::LinkSocketry for Io {
     fn open(&mut self, link: &Link, _now: Instant) {
         self.drop_stream();
         link.handle_opening();
-        self.state = match &self.config.addr {
+        self.addr = link.addr();
+        self.state = match &self.addr {
             Addr::Tcp { host, port } => match host.parse::<IpAddr>() {
                 Ok(ip) => State::Connecting {
                     attempt: self.runtime.connect_tcp(SocketAddr::new(ip, *port)),

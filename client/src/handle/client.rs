@@ -78,7 +78,19 @@ struct Inner {
     /// A dedicated connection running a fire-and-forget blocking call (`async_call` without a
     /// callback): nobody waits for its reply, so it ends when the client that made it does.
     detached: AtomicBool,
+    /// The connection to a replica for read-only calls ([`Config::sentinel_replica_reads`]).
+    replica: Option<Replica>,
 }
+
+/// A client's connection to a replica, for its read-only calls.
+struct Replica {
+    client: Client,
+    /// When the connection was last asked to connect (calls go to the primary meanwhile).
+    kicked: Mutex<Option<Instant>>,
+}
+
+/// How often a client whose replica connection is down asks it to connect again.
+const REPLICA_KICK: Duration = Duration::from_millis(200);
 
 /// The counters of a client's dedicated connections: the links of those that may still live,
 /// and the counts of those whose handles are all gone, as they were then (their calls still in
@@ -233,8 +245,11 @@ impl Client {
         Client::build(config, false, placement.clone())
     }
 
-    /// A connection for this client's own use, on its engine.
-    pub(crate) fn sibling(&self, config: Config) -> Result<Client> {
+    /// A connection for this client's own use, on its engine (with no replica of its own).
+    pub(crate) fn sibling(&self, mut config: Config) -> Result<Client> {
+        if let Some(s) = &mut config.sentinel {
+            s.replica_reads = false;
+        }
         Client::placed(config, &self.inner.placement)
     }
 
@@ -250,8 +265,29 @@ impl Client {
         &self.inner.placement
     }
 
-    fn build(config: Config, watching: bool, mut placement: Placement) -> Result<Client> {
+    fn build(mut config: Config, watching: bool, mut placement: Placement) -> Result<Client> {
         check(&config)?;
+        if config.sentinel.is_some() && config.source.is_none() {
+            // The sentinel watcher this client's connections (and the dedicated ones and
+            // subscribers made from its configuration) find the primary through.
+            let watcher = crate::handle::sentinel::Watcher::new(&config, &placement)?;
+            config.source = Some(watcher);
+        }
+        let replica = match (&config.sentinel, &config.source) {
+            (Some(s), Some(source)) if s.replica_reads && !s.for_replica && !watching => {
+                let mut replica = config.clone();
+                replica.source = source.replicas();
+                if let Some(s) = &mut replica.sentinel {
+                    s.for_replica = true;
+                    s.replica_reads = false;
+                }
+                Some(Replica {
+                    client: Client::build(replica, false, placement.clone())?,
+                    kicked: Mutex::new(None),
+                })
+            }
+            _ => None,
+        };
         let command_timeout = config.command_timeout;
         let config = Arc::new(config);
         let (link, engine) = placement.attach(&config)?;
@@ -268,6 +304,7 @@ impl Client {
                 watching,
                 push: Arc::default(),
                 detached: AtomicBool::new(false),
+                replica,
             }),
         })
     }
@@ -305,7 +342,10 @@ impl Client {
             route,
         } = prepared;
         let mut call = match route {
-            Route::Shared => self.submit_call(payload, self.inner.command_timeout),
+            Route::Shared => match &self.inner.replica {
+                Some(replica) if is_read_only(&payload) => self.read(replica, payload),
+                _ => self.submit_call(payload, self.inner.command_timeout),
+            },
             Route::Dedicated(block) => {
                 let conn = match self.take_spare() {
                     Ok(c) => c,
@@ -321,6 +361,30 @@ impl Client {
         };
         call.finish = finish;
         call
+    }
+
+    /// A read-only call, on the replica connection while it is up, on the primary otherwise or
+    /// when the replica connection fails it (a read runs twice at worst).
+    fn read<T: FromRedis>(&self, replica: &Replica, payload: Payload) -> Call<T> {
+        let timeout = self.inner.command_timeout;
+        if !replica.client.is_connected() {
+            replica.kick();
+            return self.submit_call(payload, timeout);
+        }
+        let again = match &payload {
+            Payload::One(cmd) => Payload::One(cmd.clone()),
+            _ => return self.submit_call(payload, timeout),
+        };
+        // One deadline for both tries: the call never waits past its timeout.
+        let at = deadline(timeout);
+        let on_replica = replica.client.inner.link.reply(payload, at);
+        let primary = self.inner.link.clone();
+        Call::later(async move {
+            match on_replica.await {
+                Err(e) if e.is_connection() => primary.reply(again, at).await,
+                other => other,
+            }
+        })
     }
 
     /// The reply deadline on a dedicated connection: the block time plus the usual allowance
@@ -655,7 +719,8 @@ impl Client {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .stats();
-        self.inner.link.stats() + dedicated
+        let replica = self.inner.replica.as_ref().map(|r| r.client.stats());
+        self.inner.link.stats() + dedicated + replica.unwrap_or_default()
     }
 
     /// True while the connection is up and ready for calls.
@@ -794,6 +859,28 @@ impl<T> std::fmt::Debug for Call<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Call").finish_non_exhaustive()
     }
+}
+
+impl Replica {
+    /// Asks the replica connection to connect, at most every [`REPLICA_KICK`].
+    fn kick(&self) {
+        let Ok(mut kicked) = self.kicked.try_lock() else {
+            return;
+        };
+        let now = Instant::now();
+        if kicked.is_some_and(|at| now < at + REPLICA_KICK) {
+            return;
+        }
+        *kicked = Some(now);
+        drop(kicked);
+        // Nobody awaits it: the connection is made or given up on all the same.
+        drop(self.client.inner.link.connect());
+    }
+}
+
+/// A call of one command the spec flags read-only: what may go to a replica.
+fn is_read_only(payload: &Payload) -> bool {
+    matches!(payload, Payload::One(cmd) if cmd.flags().readonly && !cmd.flags().write)
 }
 
 /// Refuses a configuration that could not work as asked.

@@ -11,5 +11,6 @@ pub(crate) mod pool;
 pub(crate) mod redis;
 pub(crate) mod scan;
 pub(crate) mod script;
+pub(crate) mod sentinel;
 pub(crate) mod spread;
 pub(crate) mod subscriber;

@@ -150,7 +150,14 @@ impl PoolBuilder {
     }
 
     /// The pool, its clients placed by `placement` (or failing with its error).
-    pub(crate) fn build_at(self, placement: Result<Placement>) -> Pool {
+    pub(crate) fn build_at(mut self, placement: Result<Placement>) -> Pool {
+        if let (Ok(at), Some(_), None) = (&placement, &self.config.sentinel, &self.config.source) {
+            // One sentinel watcher for every client of the pool (a client makes its own only
+            // if this fails, and then fails the same way).
+            if let Ok(watcher) = crate::handle::sentinel::Watcher::new(&self.config, at) {
+                self.config.source = Some(watcher);
+            }
+        }
         Pool {
             inner: Arc::new(Inner {
                 permits: Arc::new(Semaphore::new(self.max_size)),

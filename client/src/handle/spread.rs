@@ -38,9 +38,21 @@ pub struct Spread {
 impl Spread {
     /// `connections` clients with the same configuration (at least one).
     pub fn new(config: Config, connections: usize) -> Result<Spread> {
-        let clients = (0..connections.max(1))
-            .map(|_| Client::new(config.clone()))
-            .collect::<Result<Vec<_>>>()?;
+        let clients = if config.sentinel.is_some() {
+            // One sentinel watcher for them all: the first client's, in the configuration it
+            // made, which the others are made from.
+            let first = Client::new(config)?;
+            let shared = first.config().clone();
+            let mut clients = vec![first.clone()];
+            for _ in 1..connections.max(1) {
+                clients.push(first.sibling(shared.clone())?);
+            }
+            clients
+        } else {
+            (0..connections.max(1))
+                .map(|_| Client::new(config.clone()))
+                .collect::<Result<Vec<_>>>()?
+        };
         Ok(Spread {
             clients: clients.into(),
             next: Arc::new(AtomicUsize::new(0)),

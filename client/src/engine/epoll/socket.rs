@@ -225,7 +225,7 @@ impl Sock {
 
     fn failed(&mut self, link: &Link, env: &Env<'_>, now: Instant, what: &str, e: io::Error) {
         self.drop_stream(env);
-        let addr = &link.config().addr;
+        let addr = link.addr();
         link.handle_closed(Error::connection_io(format!("{what} {addr}: {e}"), e), now);
     }
 
@@ -235,7 +235,7 @@ impl Sock {
         self.drop_stream(env);
         link.handle_opening();
         self.attempts += 1;
-        match &link.config().addr {
+        match &link.addr() {
             Addr::Unix(path) => match UnixStream::connect(path) {
                 Ok(s) => self.register(Stream::Unix(s), link, env, now),
                 Err(e) => self.failed(link, env, now, "connect to", e),

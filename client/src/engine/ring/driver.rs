@@ -460,7 +460,7 @@ impl Engine {
     fn open(&mut self, index: u32, link: &Link, now: Instant) {
         self.retire(index);
         link.handle_opening();
-        let addr = &link.config().addr;
+        let addr = &link.addr();
         let started = match sock::literal(addr) {
             Some(targets) => self.start_connect(index, targets),
             None => {
@@ -883,7 +883,7 @@ impl Engine {
 
     fn failed(&mut self, index: u32, link: &Link, now: Instant, what: &str, e: io::Error) {
         self.retire(index);
-        let addr = &link.config().addr;
+        let addr = link.addr();
         link.handle_closed(Error::connection_io(format!("{what} {addr}: {e}"), e), now);
     }
 
