@@ -59,6 +59,8 @@
 //! treated exactly like the generated `client_reply`.
 
 mod blocking;
+pub mod probe;
+pub(crate) mod slot;
 
 use crate::{Cmd, Error, Result};
 use std::time::Duration;
