@@ -61,9 +61,11 @@
 mod blocking;
 pub mod probe;
 pub(crate) mod slot;
+pub(crate) mod tips;
 
 use crate::{Cmd, Error, Result};
 use std::time::Duration;
+use tips::{RequestPolicy, ResponsePolicy};
 
 // Checked in (`scripts/generate` rewrites it; codegen's `checked_in` test keeps it fresh).
 include!("../generated/spec_flags.rs");

@@ -13,3 +13,29 @@ use crate::{Cmd, Result};
 pub fn cmd_slot(cmd: &Cmd) -> Result<Option<u16>> {
     super::slot::cmd_slot(cmd)
 }
+
+/// The spec's tips of a command, as `(request_policy, response_policy)` in the spec's words
+/// (`("all_shards", "agg_sum")`; `"default"` without a tip).
+pub fn tips(cmd: &Cmd) -> (&'static str, &'static str) {
+    use super::tips::{RequestPolicy as Rq, ResponsePolicy as Rs};
+    let t = super::tips::tips(cmd);
+    let request = match t.request {
+        Rq::Default => "default",
+        Rq::AllNodes => "all_nodes",
+        Rq::AllShards => "all_shards",
+        Rq::MultiShard => "multi_shard",
+        Rq::Special => "special",
+    };
+    let response = match t.response {
+        Rs::Default => "default",
+        Rs::OneSucceeded => "one_succeeded",
+        Rs::AllSucceeded => "all_succeeded",
+        Rs::AggLogicalAnd => "agg_logical_and",
+        Rs::AggLogicalOr => "agg_logical_or",
+        Rs::AggMin => "agg_min",
+        Rs::AggMax => "agg_max",
+        Rs::AggSum => "agg_sum",
+        Rs::Special => "special",
+    };
+    (request, response)
+}
