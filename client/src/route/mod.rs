@@ -58,6 +58,7 @@
 //! case-insensitively with their subcommand, so `cmd!("client", "reply", "skip")` built by hand is
 //! treated exactly like the generated `client_reply`.
 
+pub(crate) mod aggregate;
 mod blocking;
 pub mod probe;
 pub(crate) mod slot;

@@ -39,3 +39,12 @@ pub fn tips(cmd: &Cmd) -> (&'static str, &'static str) {
     };
     (request, response)
 }
+
+/// [`aggregate`](super::aggregate::aggregate) for the policy of `cmd`'s `response_policy` tip.
+///
+/// # Errors
+///
+/// As `aggregate`.
+pub fn aggregate(cmd: &Cmd, replies: Vec<Result<crate::Value>>) -> Result<crate::Value> {
+    super::aggregate::aggregate(super::tips::tips(cmd).response, replies)
+}
