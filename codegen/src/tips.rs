@@ -52,7 +52,7 @@ fn int(j: &Json, field: &str) -> Option<i64> {
     j[field].as_i64()
 }
 
-/// Where the keys of a splittable command are: `Some("Split { first, step, numkeys }")` for a
+/// Where the keys of a splittable command are: `Some("KeyGroups { first, step, numkeys }")` for a
 /// `multi_shard` command with one key spec that runs to the end of the arguments (`MGET k…`,
 /// `MSET k v…`) or that counts its keys (`MSETEX numkeys k v… [options]`).
 ///
@@ -90,7 +90,7 @@ fn split(spec_name: &str, c: &Command) -> Result<String, String> {
         return Err(fail());
     }
     Ok(format!(
-        "Some(Split {{ first: {first}, step: {step}, numkeys: {numkeys} }})"
+        "Some(KeyGroups {{ first: {first}, step: {step}, numkeys: {numkeys} }})"
     ))
 }
 
@@ -113,7 +113,7 @@ pub fn routing(spec_name: &str, c: &Command) -> Result<String, String> {
     ))
 }
 
-/// The Rust source of the `Routing` and `Split` types (the policies are the client's own enums,
+/// The Rust source of the `Routing` and `KeyGroups` types (the policies are the client's own enums,
 /// in `route/tips.rs`).
 pub const TYPES: &str = "\
 /// How a command is routed in a cluster: its tips, and how to split it across slots.
@@ -124,7 +124,7 @@ pub(crate) struct Routing {
     /// Its `response_policy` tip.
     pub response: ResponsePolicy,
     /// Where its keys are, for a `multi_shard` command.
-    pub split: Option<Split>,
+    pub split: Option<KeyGroups>,
 }
 
 /// Where the keys of a command that may be split across slots are: each key at argument
@@ -132,7 +132,7 @@ pub(crate) struct Routing {
 /// the end of the arguments, or, with `numkeys` (not 0), for the count that argument holds;
 /// any arguments after them (`MSETEX`'s options) go with every part.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Split {
+pub(crate) struct KeyGroups {
     /// The position of the first key (the name is 0).
     pub first: u8,
     /// Arguments per key, the key included.
@@ -180,10 +180,10 @@ mod tests {
         );
         assert!(r("mset")
             .unwrap()
-            .ends_with("split: Some(Split { first: 1, step: 2, numkeys: 0 }) }"));
+            .ends_with("split: Some(KeyGroups { first: 1, step: 2, numkeys: 0 }) }"));
         assert!(r("msetex")
             .unwrap()
-            .ends_with("split: Some(Split { first: 2, step: 2, numkeys: 1 }) }"));
+            .ends_with("split: Some(KeyGroups { first: 2, step: 2, numkeys: 1 }) }"));
         assert!(r("odd").unwrap_err().contains("cannot split"));
         assert!(r("new").unwrap_err().contains("agg_median"));
     }

@@ -52,7 +52,7 @@ pub(crate) struct Routing {
     /// Its `response_policy` tip.
     pub response: ResponsePolicy,
     /// Where its keys are, for a `multi_shard` command.
-    pub split: Option<Split>,
+    pub split: Option<KeyGroups>,
 }
 
 /// Where the keys of a command that may be split across slots are: each key at argument
@@ -60,7 +60,7 @@ pub(crate) struct Routing {
 /// the end of the arguments, or, with `numkeys` (not 0), for the count that argument holds;
 /// any arguments after them (`MSETEX`'s options) go with every part.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Split {
+pub(crate) struct KeyGroups {
     /// The position of the first key (the name is 0).
     pub first: u8,
     /// Arguments per key, the key included.
@@ -543,14 +543,14 @@ pub(crate) static ROUTING: &[Routing] = &[
     Routing { request: RequestPolicy::AllNodes, response: ResponsePolicy::Default, split: None },
     Routing { request: RequestPolicy::AllNodes, response: ResponsePolicy::AggSum, split: None },
     Routing { request: RequestPolicy::AllShards, response: ResponsePolicy::AggSum, split: None },
-    Routing { request: RequestPolicy::MultiShard, response: ResponsePolicy::AggSum, split: Some(Split { first: 1, step: 1, numkeys: 0 }) },
+    Routing { request: RequestPolicy::MultiShard, response: ResponsePolicy::AggSum, split: Some(KeyGroups { first: 1, step: 1, numkeys: 0 }) },
     Routing { request: RequestPolicy::AllShards, response: ResponsePolicy::AllSucceeded, split: None },
     Routing { request: RequestPolicy::AllShards, response: ResponsePolicy::OneSucceeded, split: None },
     Routing { request: RequestPolicy::AllShards, response: ResponsePolicy::Special, split: None },
     Routing { request: RequestPolicy::AllNodes, response: ResponsePolicy::Special, split: None },
-    Routing { request: RequestPolicy::MultiShard, response: ResponsePolicy::Default, split: Some(Split { first: 1, step: 1, numkeys: 0 }) },
-    Routing { request: RequestPolicy::MultiShard, response: ResponsePolicy::AllSucceeded, split: Some(Split { first: 1, step: 2, numkeys: 0 }) },
-    Routing { request: RequestPolicy::MultiShard, response: ResponsePolicy::AllSucceeded, split: Some(Split { first: 2, step: 2, numkeys: 1 }) },
+    Routing { request: RequestPolicy::MultiShard, response: ResponsePolicy::Default, split: Some(KeyGroups { first: 1, step: 1, numkeys: 0 }) },
+    Routing { request: RequestPolicy::MultiShard, response: ResponsePolicy::AllSucceeded, split: Some(KeyGroups { first: 1, step: 2, numkeys: 0 }) },
+    Routing { request: RequestPolicy::MultiShard, response: ResponsePolicy::AllSucceeded, split: Some(KeyGroups { first: 2, step: 2, numkeys: 1 }) },
     Routing { request: RequestPolicy::AllShards, response: ResponsePolicy::AggLogicalAnd, split: None },
     Routing { request: RequestPolicy::AllShards, response: ResponsePolicy::AggMin, split: None },
 ];

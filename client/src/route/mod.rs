@@ -60,8 +60,10 @@
 
 pub(crate) mod aggregate;
 mod blocking;
+pub(crate) mod plan;
 pub mod probe;
 pub(crate) mod slot;
+pub(crate) mod split;
 pub(crate) mod tips;
 
 use crate::{Cmd, Error, Result};
