@@ -340,3 +340,242 @@ async fn every_spec_command_with_keys_hashes_where_the_server_says() {
         assert!(split >= 3, "{kind}: only {split} split");
     }
 }
+
+/// The server's keys for `cmd` equal its marked keys, and where it goes (`plan`) agrees with
+/// the server's slots: one slot, split by slot (multi_shard), or refused (CROSSSLOT).
+async fn check_routing(c: &Client, kind: ServerKind, cmd: &Cmd) -> Result<(), String> {
+    let ours: Vec<Vec<u8>> = cmd.keys().map(<[u8]>::to_vec).collect();
+    let theirs = getkeys(c, cmd).await?;
+    if ours != theirs {
+        return Err(format!(
+            "{kind}: `{cmd}` keys {:?}, COMMAND GETKEYS {:?}",
+            lossy(&ours),
+            lossy(&theirs)
+        ));
+    }
+    let slots = keyslots(c, &ours).await;
+    for (k, s) in ours.iter().zip(&slots) {
+        if slot(k) != *s {
+            return Err(format!("{kind}: `{cmd}`: slot of {k:?} is not {s}"));
+        }
+    }
+    let one = slots.windows(2).all(|w| w[0] == w[1]);
+    match plan(cmd) {
+        Ok(Plan::Slot(s)) if one && slots.first() == Some(&s) => Ok(()),
+        Ok(Plan::Split(parts, _)) if !one && tips(cmd).0 == "multi_shard" => {
+            for (s, part) in &parts {
+                for k in part.keys() {
+                    let at = ours.iter().position(|x| x == k).ok_or("a key of nowhere")?;
+                    if slots[at] != *s {
+                        return Err(format!("{kind}: `{part}` is not all in slot {s}"));
+                    }
+                }
+            }
+            Ok(())
+        }
+        Err(Error::Client { message, .. }) if !one && message.starts_with("CROSSSLOT") => Ok(()),
+        other => Err(format!("{kind}: `{cmd}` (slots {slots:?}): plan {other:?}")),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(unused_must_use)] // a builder on a pipeline is used by the method call itself
+async fn generated_builders_mark_the_keys_the_server_finds_in_its_slots() {
+    use ringdis::commands::{LeftOrRight, Unit};
+    for kind in ServerKind::ALL {
+        let (_server, c) = cluster_node(kind).await;
+        let mut p = c.pipeline();
+        p.mset([("foo", 1), ("bar", 2), ("zap", 3)]);
+        p.mset([("{t}a", 1), ("{t}b", 2)]);
+        p.mget(["foo", "bar", "zap"]);
+        p.del(["foo", "{foo}x"]);
+        p.exists(["a", "b", "c"]);
+        p.touch(["a"]);
+        p.unlink(["foo", "bar"]);
+        p.msetnx([("foo", 1), ("bar", 2)]);
+        p.eval("return 1").key(["foo", "bar"]).arg("x");
+        p.eval("return 1").key(["{t}a", "{t}b"]).arg("x");
+        p.fcall("f").key(["foo"]).arg("x");
+        p.xread(["s1", "s2"], ["0", "0"]).count(5);
+        p.xreadgroup("g", "c", ["{s}1", "{s}2"], [">", ">"]);
+        p.zunionstore("dest", ["z1", "z2", "z3"]);
+        p.zunionstore("{z}dest", ["{z}1", "{z}2"]);
+        p.sort("list").store("dst");
+        p.sort("{l}list").store("{l}dst");
+        p.migrate("127.0.0.1", 1, 0, 100)
+            .empty_string()
+            .keys(["m1", "m2"]);
+        p.migrate("127.0.0.1", 1, 0, 100).key("m1");
+        p.lmpop(["l1", "l2"], LeftOrRight::Left);
+        p.blmpop(0.5, ["{b}1", "{b}2"], LeftOrRight::Right);
+        p.sintercard(["s1", "s2"]);
+        p.georadius("geo", 1.0, 2.0, 3.0, Unit::M).store("gdst");
+        p.geosearchstore("gdst", "geo")
+            .frommember("m")
+            .byradius(1.0, Unit::Km);
+        p.lcs("foo", "bar");
+        p.smove("foo", "{foo}2", "m");
+        p.copy("foo", "bar");
+        p.rename("{r}1", "{r}2");
+        p.object_freq("foo");
+        p.get("foo");
+        let mut cmds: Vec<Cmd> = p.cmds().to_vec();
+        if kind == ServerKind::Valkey {
+            let mut v = c.pipeline();
+            v.msetex([("foo", 1), ("bar", 2)]);
+            cmds.extend(v.cmds().iter().cloned());
+        }
+        assert!(cmds.len() >= 30);
+        let mut failures = Vec::new();
+        for cmd in &cmds {
+            if let Err(e) = check_routing(&c, kind, cmd).await {
+                failures.push(e);
+            }
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+        // Explicit routing of a hand-built command the spec does not list.
+        assert_eq!(
+            cmd_slot(&cmd!("MODULE.X", "user:1", 5).route_key("user:1")),
+            Ok(Some(keyslots(&c, &[b"user:1".to_vec()]).await[0]))
+        );
+        assert_eq!(cmd_slot(&cmd!("MODULE.X", "user:1")), Ok(None));
+    }
+}
+
+/// Runs each part of `cmd`'s split on `c` and merges the replies.
+async fn run_split(c: &Client, cmd: &Cmd, at: &str) -> ringdis::Result<Value> {
+    let Ok(Plan::Split(parts, merge)) = plan(cmd) else {
+        panic!("{at}: `{cmd}` is not split: {:?}", plan(cmd));
+    };
+    assert!(parts.len() > 1, "{at}: `{cmd}`");
+    let mut replies = Vec::new();
+    for (_, part) in parts {
+        replies.push(c.call::<Value>(part).await);
+    }
+    merge.merge(replies)
+}
+
+fn bulk(s: &str) -> Value {
+    Value::Bulk(ringdis::Bytes::copy_from_slice(s.as_bytes()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn split_commands_run_part_by_part_and_merge() {
+    for kind in ServerKind::ALL {
+        let (server, _admin) = cluster_node(kind).await;
+        for engine in engines() {
+            for protocol in PROTOCOLS {
+                let at = label(kind, engine, protocol);
+                let c = client(&server, engine, protocol);
+                c.call::<()>(cmd!("FLUSHALL")).await.unwrap();
+                let f = async {
+                    // The whole command is refused by the node, which owns every slot.
+                    let mset = c.mset([("foo", "1"), ("bar", "2"), ("zap", "3")]).cmd();
+                    let whole = c.call::<Value>(mset.clone()).await.unwrap_err();
+                    assert_eq!(whole.server_kind(), Some("CROSSSLOT"), "{at}: {whole}");
+                    // Split, it runs, each key with its own value.
+                    let ok = run_split(&c, &mset, &at).await.unwrap();
+                    assert!(matches!(&ok, Value::Simple(s) if s == "OK"), "{at}: {ok:?}");
+                    let mget = c.mget(["foo", "nothing", "bar", "zap", "foo"]).cmd();
+                    assert_eq!(
+                        run_split(&c, &mget, &at).await,
+                        Ok(Value::Array(vec![
+                            bulk("1"),
+                            Value::Nil,
+                            bulk("2"),
+                            bulk("3"),
+                            bulk("1")
+                        ])),
+                        "{at}"
+                    );
+                    // A hand-built MGET splits the same (keys from the spec).
+                    let hand = cmd!("MGET", "zap", "foo");
+                    assert_eq!(
+                        run_split(&c, &hand, &at).await,
+                        Ok(Value::Array(vec![bulk("3"), bulk("1")])),
+                        "{at}"
+                    );
+                    for (cmd, n) in [
+                        (c.exists(["foo", "bar", "nothing", "foo"]).cmd(), 3),
+                        (c.touch(["foo", "bar", "nothing"]).cmd(), 2),
+                        (c.del(["foo", "nothing", "bar"]).cmd(), 2),
+                        (c.unlink(["zap", "foo"]).cmd(), 1),
+                    ] {
+                        let got = run_split(&c, &cmd, &at).await;
+                        assert_eq!(got, Ok(Value::Int(n)), "{at}: `{cmd}`");
+                    }
+                    assert_eq!(c.dbsize().await, Ok(0), "{at}");
+                    if kind == ServerKind::Valkey {
+                        // A key count recomputed per part, the options sent with each.
+                        let msetex = cmd!("MSETEX", 2, "foo", "a", "bar", "b", "PX", 100_000);
+                        run_split(&c, &msetex, &at).await.unwrap();
+                        let ttl: i64 = c.pttl("bar").await.unwrap();
+                        assert!(ttl > 0 && ttl <= 100_000, "{at}: {ttl}");
+                        let got = c.mget(["{foo}", "foo"]).decode::<Vec<Option<String>>>();
+                        assert_eq!(got.await, Ok(vec![None, Some("a".into())]), "{at}");
+                        let got = c.get("bar").decode::<Option<String>>();
+                        assert_eq!(got.await, Ok(Some("b".into())), "{at}");
+                    }
+                };
+                bounded(Duration::from_secs(30), &at, f).await;
+            }
+        }
+    }
+}
+
+/// The response policies on real replies (one node answering for several): the shapes the
+/// aggregation expects are the ones both protocols give.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn response_policies_aggregate_real_replies() {
+    for kind in ServerKind::ALL {
+        let (server, _admin) = cluster_node(kind).await;
+        for protocol in PROTOCOLS {
+            let at = label(kind, ringdis::Engine::Task, protocol);
+            let c = client(&server, ringdis::Engine::Task, protocol);
+            c.call::<()>(cmd!("FLUSHALL")).await.unwrap();
+            c.call::<()>(cmd!("SET", "a", 1)).await.unwrap();
+            c.call::<()>(cmd!("SET", "b", 1)).await.unwrap();
+            let twice = |cmd: Cmd| {
+                let c = c.clone();
+                async move {
+                    let r = vec![
+                        c.call::<Value>(cmd.clone()).await,
+                        c.call(cmd.clone()).await,
+                    ];
+                    aggregate(&cmd, r)
+                }
+            };
+            assert_eq!(tips(&cmd!("DBSIZE")), ("all_shards", "agg_sum"));
+            assert_eq!(twice(cmd!("DBSIZE")).await, Ok(Value::Int(4)), "{at}");
+            let sha: String = c.call(cmd!("SCRIPT", "LOAD", "return 1")).await.unwrap();
+            let exists = cmd!(
+                "SCRIPT",
+                "EXISTS",
+                &sha,
+                "0000000000000000000000000000000000000000"
+            );
+            assert_eq!(tips(&exists), ("all_shards", "agg_logical_and"));
+            assert_eq!(
+                twice(exists).await,
+                Ok(Value::Array(vec![Value::Int(1), Value::Int(0)])),
+                "{at}"
+            );
+            assert_eq!(tips(&cmd!("PING")), ("all_shards", "all_succeeded"));
+            let pong = twice(cmd!("PING")).await.unwrap();
+            assert!(
+                matches!(&pong, Value::Simple(s) if s == "PONG"),
+                "{at}: {pong:?}"
+            );
+            // No response policy: every node's keys in one array.
+            assert_eq!(tips(&cmd!("KEYS", "*")), ("all_shards", "default"));
+            match twice(cmd!("KEYS", "*")).await {
+                Ok(Value::Array(keys)) => assert_eq!(keys.len(), 4, "{at}"),
+                other => panic!("{at}: {other:?}"),
+            }
+            // A node's error fails all_succeeded.
+            let bad = cmd!("CONFIG", "SET", "no-such-parameter", "1");
+            assert_eq!(tips(&bad), ("all_nodes", "all_succeeded"));
+            assert!(twice(bad).await.is_err(), "{at}");
+        }
+    }
+}
