@@ -60,6 +60,7 @@
 
 pub(crate) mod aggregate;
 mod blocking;
+pub(crate) mod keys;
 pub(crate) mod plan;
 pub mod probe;
 pub(crate) mod slot;

@@ -98,3 +98,13 @@ pub fn plan(cmd: &Cmd) -> Result<Plan> {
         }
     })
 }
+
+/// The keys the spec's key specs find in `cmd`'s arguments (`keys::spec_keys`), whatever is
+/// marked; with `shard_channels`, those of `not_key` specs (`SPUBLISH`'s channel) too.
+pub fn spec_keys(cmd: &Cmd, shard_channels: bool) -> Vec<Vec<u8>> {
+    let args: Vec<&[u8]> = cmd.args().iter().collect();
+    super::keys::spec_keys(&args, super::tips::routing(cmd).keys, shard_channels)
+        .into_iter()
+        .map(|i| args[i].to_vec())
+        .collect()
+}
