@@ -4,7 +4,7 @@
 
 use crate::{Cmd, Result};
 
-/// [`cmd_slot`](super::slot::cmd_slot): the slot of a command, `None` without keys, CROSSSLOT
+/// `route::slot::cmd_slot`: the slot of a command, `None` without keys, CROSSSLOT
 /// across slots.
 ///
 /// # Errors
@@ -43,7 +43,7 @@ fn words(t: super::tips::Tips) -> (&'static str, &'static str) {
     (request, response)
 }
 
-/// [`aggregate`](super::aggregate::aggregate) for the policy of `cmd`'s `response_policy` tip.
+/// `route::aggregate::aggregate` for the policy of `cmd`'s `response_policy` tip.
 ///
 /// # Errors
 ///
@@ -83,7 +83,7 @@ pub enum Plan {
     },
 }
 
-/// [`plan`](super::plan::plan).
+/// `route::plan::plan`.
 ///
 /// # Errors
 ///
