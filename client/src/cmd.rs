@@ -21,6 +21,9 @@ pub struct Cmd {
     flags: CmdFlags,
     /// Indices (into `args`, the name being 0) of the arguments that are keys.
     keys: Vec<u32>,
+    /// The cluster slot set by hand ([`Cmd::route_slot`], [`Cmd::route_key`]): it fits in the
+    /// padding after `flags`, so an unset one costs nothing.
+    slot: Option<u16>,
 }
 
 /// What a command does, as far as routing cares. The generated methods set these from the spec;
@@ -48,6 +51,7 @@ impl Cmd {
             args,
             flags: CmdFlags::default(),
             keys: Vec::new(),
+            slot: None,
         }
     }
 
@@ -95,6 +99,58 @@ impl Cmd {
         self
     }
 
+    /// Adds an argument (or several) that is a key, builder style: [`Cmd::push_key`] for a
+    /// chain. In a cluster, a command goes to the slot of its keys.
+    ///
+    /// ```
+    /// use ringdis::{cmd, Cmd};
+    /// let c = Cmd::new("MODULE.GET").key("user:1").arg("field");
+    /// assert_eq!(c.keys().collect::<Vec<_>>(), [&b"user:1"[..]]);
+    /// assert_eq!(c.key_indices(), [1]);
+    /// assert_eq!(c.to_string(), cmd!("MODULE.GET", "user:1", "field").to_string());
+    /// ```
+    pub fn key(mut self, key: impl ToArg) -> Cmd {
+        self.push_key(key);
+        self
+    }
+
+    /// Sends the command, in a cluster, to the slot that owns `key`, without adding an
+    /// argument: for a hand-built command whose keys are not marked (a module's, or arguments
+    /// already added with [`Cmd::arg`]). It wins over the command's marked keys; a client
+    /// connected to one server ignores it.
+    ///
+    /// ```
+    /// use ringdis::{cmd, slot};
+    /// let c = cmd!("MODULE.ADD", "user:1", 5).route_key("user:1");
+    /// assert_eq!(c.routed_slot(), Some(slot(b"user:1")));
+    /// assert_eq!(c.args().len(), 3);
+    /// ```
+    pub fn route_key(mut self, key: impl AsRef<[u8]>) -> Cmd {
+        self.slot = Some(crate::slot(key.as_ref()));
+        self
+    }
+
+    /// Sends the command, in a cluster, to the node owning `slot` (`0..16384`; see
+    /// [`slot`](crate::slot)), whatever its keys. A slot out of range fails the call with
+    /// [`Error::Client`](crate::Error::Client) on a cluster; a client connected to one server
+    /// ignores it.
+    pub fn route_slot(mut self, slot: u16) -> Cmd {
+        self.slot = Some(slot);
+        self
+    }
+
+    /// Forgets a slot set with [`Cmd::route_slot`] or [`Cmd::route_key`]: the command goes
+    /// where its keys say.
+    pub fn route_none(mut self) -> Cmd {
+        self.slot = None;
+        self
+    }
+
+    /// The slot set with [`Cmd::route_slot`] or [`Cmd::route_key`], if any.
+    pub fn routed_slot(&self) -> Option<u16> {
+        self.slot
+    }
+
     /// A command with no name and no arguments, allocating nothing: the placeholder a builder
     /// keeps while its command lives in a pipeline.
     pub(crate) fn empty() -> Cmd {
@@ -102,6 +158,7 @@ impl Cmd {
             args: Args::new(),
             flags: CmdFlags::default(),
             keys: Vec::new(),
+            slot: None,
         }
     }
 
@@ -211,6 +268,19 @@ macro_rules! cmd {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    /// The explicit slot costs no room: it fits in the padding after the flags.
+    #[test]
+    fn an_explicit_slot_costs_no_room() {
+        #[allow(dead_code)]
+        struct Before {
+            args: Args,
+            flags: CmdFlags,
+            keys: Vec<u32>,
+        }
+        assert_eq!(std::mem::size_of::<Cmd>(), std::mem::size_of::<Before>());
+    }
 
     #[test]
     fn secrets_are_hidden_from_debug_and_display() {

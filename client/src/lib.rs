@@ -129,6 +129,9 @@ pub use resp::{Limits, Parser};
 pub use ringdis_macros::FromRedis;
 #[doc = include_str!("derive_to_redis.md")]
 pub use ringdis_macros::ToRedis;
+#[doc(hidden)]
+pub use route::probe as __route;
+pub use route::slot::slot;
 pub use scan::ScanStream;
 pub use score_bound::ScoreBound;
 pub use script::{Invocation, Library, Script};

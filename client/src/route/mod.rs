@@ -57,11 +57,27 @@
 //! dedicated connection with no reply deadline. Names are matched
 //! case-insensitively with their subcommand, so `cmd!("client", "reply", "skip")` built by hand is
 //! treated exactly like the generated `client_reply`.
+//!
+//! # Cluster routing
+//!
+//! The pure decisions a cluster client makes per command, from the same build-time table (no
+//! IO): [`slot`] (a key's slot, a command's one slot or CROSSSLOT), [`keys`] (a hand-built
+//! command's keys from the spec's key specs), [`tips`] (the `request_policy`/`response_policy`
+//! tips), [`split`] (a `multi_shard` command split by slot and its replies merged),
+//! [`aggregate`] (the replies of a fan-out made one) and [`plan`] (which of these applies).
 
+pub(crate) mod aggregate;
 mod blocking;
+pub(crate) mod keys;
+pub(crate) mod plan;
+pub mod probe;
+pub(crate) mod slot;
+pub(crate) mod split;
+pub(crate) mod tips;
 
 use crate::{Cmd, Error, Result};
 use std::time::Duration;
+use tips::{RequestPolicy, ResponsePolicy};
 
 // Checked in (`scripts/generate` rewrites it; codegen's `checked_in` test keeps it fresh).
 include!("../generated/spec_flags.rs");
