@@ -105,11 +105,14 @@ mod url;
 mod value;
 
 // The handles' modules keep their short paths (`crate::client`, `crate::pipeline`…).
-use handle::{callable, client, inbox, pipeline, pool, redis, scan, script, spread, subscriber};
+use handle::{
+    callable, client, cluster, inbox, pipeline, pool, redis, scan, script, spread, subscriber,
+};
 
 pub use bytes::Bytes;
 pub use callable::Callable;
 pub use client::{Call, Client, OnReply};
+pub use cluster::{ClusterBuilder, ClusterClient};
 pub use cmd::{Cmd, CmdFlags};
 pub use commands::{Commands, Dispatch, UnixTime};
 pub use config::{Addr, Config, Engine, Protocol, Tracking};

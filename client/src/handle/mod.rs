@@ -5,6 +5,7 @@
 
 pub(crate) mod callable;
 pub(crate) mod client;
+pub(crate) mod cluster;
 pub(crate) mod inbox;
 pub(crate) mod pipeline;
 pub(crate) mod pool;

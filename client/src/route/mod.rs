@@ -60,7 +60,9 @@
 
 mod blocking;
 pub mod probe;
+pub(crate) mod redirect;
 pub(crate) mod slot;
+pub(crate) mod topology;
 
 use crate::{Cmd, Error, Result};
 use std::time::Duration;
@@ -103,6 +105,12 @@ fn spec_entry<'a>(name: &[u8], sub: impl FnOnce() -> Option<&'a [u8]>) -> Option
         return Some(top);
     }
     Some(sub().and_then(|s| find(top.subs, s)).unwrap_or(top))
+}
+
+/// True when the spec lists `name` as a command with subcommands (`CONFIG`, `CLIENT`…): its
+/// second word names what runs.
+pub(crate) fn has_subcommands(name: &[u8]) -> bool {
+    find(COMMANDS, name).is_some_and(|e| !e.subs.is_empty())
 }
 
 /// Where a request runs.
