@@ -1,6 +1,6 @@
 //! The throwaway cluster of `ringdis_tests::Cluster` does what the cluster tests rely on: three
-//! primaries own every slot, a slot (and a range of slots) moves with its keys, a replica takes over by a manual
-//! failover and by an automatic one after its primary is killed.
+//! primaries own every slot, a slot (and a range of slots) moves with its keys, a replica takes
+//! over by a manual failover and by an automatic one after its primary is killed.
 
 use ringdis::Value;
 use ringdis_tests::{Cluster, ClusterNode, Role, ServerKind, SLOTS};
