@@ -351,6 +351,14 @@ impl Cluster {
         self.node_by_id(&owner.id)
     }
 
+    /// The primary that owns `key`'s slot ([`Cluster::keyslot`], [`Cluster::primary_of_slot`]).
+    ///
+    /// # Panics
+    /// When no live node answers, or none owns the slot.
+    pub fn primary_of_key(&self, key: impl AsRef<[u8]>) -> &ClusterNode {
+        self.primary_of_slot(self.keyslot(key))
+    }
+
     /// The slots `node` owns, as a live node sees it now, as sorted inclusive ranges.
     ///
     /// # Panics

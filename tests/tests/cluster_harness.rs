@@ -114,8 +114,7 @@ fn valkey_cluster_harness() {
 #[test]
 fn killed_primary_is_replaced() {
     let cluster = Cluster::start(ServerKind::Valkey);
-    let slot = cluster.keyslot("k");
-    let primary = cluster.primary_of_slot(slot);
+    let primary = cluster.primary_of_key("k");
     primary.call(&["SET", "k", "v"]).expect("SET");
     primary.call(&["WAIT", "1", "5000"]).expect("WAIT");
     let replica = cluster.replicas_of(primary)[0];
