@@ -1,0 +1,187 @@
+//! `ClusterClient` against real clusters (`ringdis_tests::Cluster`: 3 primaries, 1 replica
+//! each) on Redis 7.0 and Valkey 9: the API a `Client` has (typed methods, `call`, `async_call`,
+//! derives, pipelines, transactions, scripts), routing refusals, redirects (`MOVED` after a
+//! slot moved, `ASK` and `TRYAGAIN` during a migration), and load while slots move and while a
+//! primary dies. Each test function starts one cluster per server kind and runs its cells
+//! (engines × protocols) on it one after another.
+
+mod support;
+
+use futures::future::join_all;
+use ringdis::{cmd, ClusterClient, Commands, Config, Engine, Error, FromRedis, Protocol, Redis, Script, Value};
+use ringdis_tests::{Cluster, ServerKind};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use support::{engines, PROTOCOLS};
+
+/// A runtime for one cell: a task-engine client lives on the runtime it was made on.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime")
+}
+
+/// A cluster client for `cluster` on `engine` speaking `protocol`, with `timeout` as its
+/// command timeout.
+fn client(cluster: &Cluster, engine: Engine, protocol: Protocol, timeout: Duration) -> ClusterClient {
+    let seeds = cluster.seed_urls();
+    let config = Config::from_url(&seeds[0])
+        .expect("seed URL")
+        .engine(engine)
+        .protocol(protocol)
+        .command_timeout(Some(timeout))
+        .connect_timeout(Duration::from_secs(1));
+    ClusterClient::builder(config)
+        .seeds(&seeds)
+        .build()
+        .expect("cluster client")
+}
+
+/// Every (engine, protocol) cell.
+fn cells() -> Vec<(Engine, Protocol)> {
+    engines()
+        .into_iter()
+        .flat_map(|e| PROTOCOLS.into_iter().map(move |p| (e, p)))
+        .collect()
+}
+
+#[derive(FromRedis, Debug, PartialEq)]
+struct User {
+    name: String,
+    born: i64,
+}
+
+/// Everything a `Client` offers, on a cluster.
+async fn the_client_api(cluster: &Cluster, engine: Engine, protocol: Protocol, at: &str) {
+    let db = client(cluster, engine, protocol, Duration::from_secs(5));
+    let p = ringdis_tests::unique("api");
+    // Typed methods on keys spread over every shard.
+    for i in 0..60 {
+        db.set(format!("{p}:k{i}"), i).await.unwrap_or_else(|e| panic!("{at}: SET: {e}"));
+    }
+    for i in 0..60 {
+        let v: Option<i64> = db.get(format!("{p}:k{i}")).decode().await.unwrap();
+        assert_eq!(v, Some(i), "{at}: k{i}");
+        assert_eq!(db.incr(format!("{p}:k{i}")).await.unwrap(), i + 1, "{at}");
+    }
+    // call(cmd!): keys marked, and not marked (the server is asked where they go).
+    let n: i64 = db.call(cmd!("INCR").key(format!("{p}:marked"))).await.unwrap();
+    assert_eq!(n, 1, "{at}");
+    for i in 0..20 {
+        let key = format!("{p}:hand{i}");
+        db.call::<()>(cmd!("SET", &key, i)).await.unwrap_or_else(|e| panic!("{at}: {e}"));
+        let v: i64 = db.call(cmd!("GET", &key)).await.unwrap();
+        assert_eq!(v, i, "{at}");
+    }
+    let pong: String = db.call(cmd!("PING")).await.unwrap();
+    assert_eq!(pong, "PONG", "{at}");
+    let echo: String = db.call(cmd!("ECHO", "hi")).await.unwrap();
+    assert_eq!(echo, "hi", "{at}");
+    // async_call: the callback gets the reply.
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    db.async_call(cmd!("INCR").key(format!("{p}:async")), move |r: ringdis::Result<Value>| {
+        let _ = tx.send(r);
+    });
+    assert_eq!(rx.await.unwrap(), Ok(Value::Int(1)), "{at}");
+    // A derive.
+    let user = format!("{p}:user");
+    db.hset(&user, "name", "ada").and("born", 1815).await.unwrap();
+    let u: User = db.hgetall(&user).decode().await.unwrap();
+    assert_eq!(u, User { name: "ada".into(), born: 1815 }, "{at}");
+    // A pipeline of 1000 mixed commands across slots: replies in the caller's order.
+    let mut pipe = db.pipeline();
+    for i in 0..250 {
+        let key = format!("{p}:pipe{i}");
+        pipe.set(&key, i).send();
+        pipe.incr(&key).send();
+        pipe.get(&key).send();
+        pipe.add(cmd!("INCRBY").key(format!("{p}:pipe-n{}", i % 7)).arg(i));
+    }
+    let replies: Vec<Value> = pipe.query().await.unwrap_or_else(|e| panic!("{at}: {e}"));
+    assert_eq!(replies.len(), 1000, "{at}");
+    let mut sums = [0i64; 7];
+    for i in 0..250 {
+        let r = &replies[i * 4..i * 4 + 4];
+        assert!(matches!(&r[0], Value::Simple(s) if s == "OK"), "{at}: {:?}", r[0]);
+        assert_eq!(r[1], Value::Int(i as i64 + 1), "{at}");
+        assert_eq!(i64::from_redis(r[2].clone()).unwrap(), i as i64 + 1, "{at}");
+        sums[i % 7] += i as i64;
+        assert_eq!(r[3], Value::Int(sums[i % 7]), "{at}");
+    }
+    // Errors stay in place.
+    let mut pipe = db.pipeline();
+    pipe.set(format!("{p}:s"), "x").send();
+    pipe.incr(format!("{p}:s")).send();
+    pipe.get(format!("{p}:s")).send();
+    let each: Vec<ringdis::Result<Value>> = pipe.query().await.unwrap();
+    assert!(each[0].is_ok() && each[2].is_ok(), "{at}: {each:?}");
+    assert_eq!(each[1].as_ref().unwrap_err().server_kind(), Some("ERR"), "{at}");
+    // A transaction in one slot; refused across slots before anything is sent.
+    let tag = format!("{{{p}}}");
+    let (a, b): (i64, i64) = db
+        .transaction()
+        .incr(format!("{tag}:a"))
+        .incrby(format!("{tag}:a"), 10)
+        .query()
+        .await
+        .unwrap_or_else(|e| panic!("{at}: {e}"));
+    assert_eq!((a, b), (1, 11), "{at}");
+    let calls = db.stats().calls;
+    let across: ringdis::Result<Value> = db
+        .transaction()
+        .incr(format!("{p}:x1"))
+        .incr(format!("{p}:x2"))
+        .query()
+        .await;
+    match across {
+        Err(Error::Client { message, .. }) => assert!(message.contains("CROSSSLOT"), "{at}: {message}"),
+        other => panic!("{at}: {other:?}"),
+    }
+    // CROSSSLOT on one command, before sending.
+    let mget: ringdis::Result<Value> = db.mget([format!("{p}:x1"), format!("{p}:x2")]).decode().await;
+    assert!(mget.is_err_and(|e| e.is_client() && e.to_string().contains("CROSSSLOT")), "{at}");
+    assert_eq!(db.stats().calls, calls, "{at}: nothing was sent");
+    // Keys in one slot by a hash tag.
+    db.mset([(format!("{tag}:m1"), 1), (format!("{tag}:m2"), 2)]).await.unwrap();
+    let both: Vec<i64> = db.mget([format!("{tag}:m1"), format!("{tag}:m2")]).decode().await.unwrap();
+    assert_eq!(both, [1, 2], "{at}");
+    // Scripts route by their keys.
+    let add = Script::new("return redis.call('INCRBY', KEYS[1], ARGV[1])");
+    for i in 0..10 {
+        let n: i64 = add.key(format!("{p}:script{i}")).arg(5).invoke(&db).await.unwrap_or_else(|e| panic!("{at}: {e}"));
+        assert_eq!(n, 5, "{at}");
+    }
+    // The cluster state commands stay refused.
+    for gated in ["READONLY", "READWRITE", "ASKING"] {
+        let r: ringdis::Result<Value> = db.call(cmd!(gated)).await;
+        assert!(r.is_err_and(|e| e.is_client()), "{at}: {gated}");
+    }
+    // Generic code over `Redis`.
+    async fn bump(db: &impl Redis, key: String) -> i64 {
+        db.incr(key).await.unwrap()
+    }
+    assert_eq!(bump(&db, format!("{p}:generic")).await, 1, "{at}");
+    let stats = db.stats();
+    assert!(stats.calls >= 290 && stats.ok >= 280 && stats.connects >= 3, "{at}: {stats:?}");
+}
+
+fn api(kind: ServerKind) {
+    let cluster = Cluster::start(kind);
+    for (engine, protocol) in cells() {
+        let at = format!("{kind}/{engine:?}/{protocol:?}");
+        runtime().block_on(the_client_api(&cluster, engine, protocol, &at));
+    }
+}
+
+#[test]
+fn the_client_api_on_redis() {
+    api(ServerKind::Redis);
+}
+
+#[test]
+fn the_client_api_on_valkey() {
+    api(ServerKind::Valkey);
+}
