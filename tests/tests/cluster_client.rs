@@ -185,3 +185,88 @@ fn the_client_api_on_redis() {
 fn the_client_api_on_valkey() {
     api(ServerKind::Valkey);
 }
+
+/// Another live primary than `than`.
+fn other_primary<'a>(cluster: &'a Cluster, than: &ringdis_tests::ClusterNode) -> &'a ringdis_tests::ClusterNode {
+    cluster
+        .primaries()
+        .into_iter()
+        .find(|p| p.id() != than.id())
+        .expect("another primary")
+}
+
+/// Waits (bounded) until `cond` holds.
+async fn until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !cond() {
+        assert!(Instant::now() < deadline, "never: {what}");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// `MOVED` after a slot moved (the map learns it: one redirect, then none), `ASK` during a
+/// migration (every time: the map stays), `TRYAGAIN` for a multi-key command on a slot half
+/// moved (retried until the migration ends).
+async fn redirects(cluster: &Cluster, engine: Engine, protocol: Protocol, at: &str) {
+    let db = client(cluster, engine, protocol, Duration::from_secs(10));
+    let p = ringdis_tests::unique("redirect");
+
+    let key = format!("{p}:moved");
+    db.set(&key, "v").await.unwrap();
+    let slot = cluster.keyslot(&key);
+    let to = other_primary(cluster, cluster.primary_of_slot(slot));
+    cluster.migrate_slot(slot, to);
+    let before = db.stats().redirects;
+    let v: String = db.get(&key).decode().await.unwrap_or_else(|e| panic!("{at}: {e}"));
+    assert_eq!(v, "v", "{at}");
+    assert_eq!(db.stats().redirects, before + 1, "{at}: one MOVED");
+    let v: String = db.get(&key).decode().await.unwrap();
+    assert_eq!(v, "v", "{at}");
+    db.set(&key, "w").await.unwrap();
+    assert_eq!(db.stats().redirects, before + 1, "{at}: the map learned the move");
+
+    let (k1, k2) = (format!("{{{p}:ask}}:1"), format!("{{{p}:ask}}:2"));
+    db.set(&k1, "1").await.unwrap();
+    db.set(&k2, "2").await.unwrap();
+    let slot = cluster.keyslot(&k1);
+    let to = other_primary(cluster, cluster.primary_of_slot(slot));
+    let mut migration = cluster.start_migration(slot, to).expect("a migration");
+    assert!(migration.move_key(&k1));
+    let before = db.stats().redirects;
+    for round in 1..=2 {
+        let v: String = db.get(&k1).decode().await.unwrap_or_else(|e| panic!("{at}: {e}"));
+        assert_eq!(v, "1", "{at}");
+        let v: String = db.get(&k2).decode().await.unwrap();
+        assert_eq!(v, "2", "{at}");
+        assert_eq!(db.stats().redirects, before + round, "{at}: one ASK per call to the moved key");
+    }
+    // Written on the importing node through ASK.
+    assert_eq!(db.incr(format!("{{{p}:ask}}:new")).await, Ok(1), "{at}");
+
+    // TRYAGAIN: one key moved, the other not; retried until the slot has moved.
+    let errors = db.stats().server_errors;
+    let mget = tokio::spawn(db.mget([k1.clone(), k2.clone()]).decode::<Vec<String>>());
+    until(&format!("{at}: TRYAGAIN seen"), || db.stats().server_errors > errors).await;
+    assert!(!mget.is_finished(), "{at}: the MGET waits for the migration");
+    migration.finish();
+    let both = mget.await.unwrap().unwrap_or_else(|e| panic!("{at}: {e}"));
+    assert_eq!(both, ["1", "2"], "{at}");
+}
+
+fn redirects_on(kind: ServerKind) {
+    let cluster = Cluster::start(kind);
+    for (engine, protocol) in cells() {
+        let at = format!("{kind}/{engine:?}/{protocol:?}");
+        runtime().block_on(redirects(&cluster, engine, protocol, &at));
+    }
+}
+
+#[test]
+fn redirects_on_redis() {
+    redirects_on(ServerKind::Redis);
+}
+
+#[test]
+fn redirects_on_valkey() {
+    redirects_on(ServerKind::Valkey);
+}
