@@ -270,3 +270,112 @@ fn redirects_on_redis() {
 fn redirects_on_valkey() {
     redirects_on(ServerKind::Valkey);
 }
+
+/// A hash tag whose slot is in `slots`, unique to `prefix` and `n`.
+fn tag_in(prefix: &str, n: usize, slots: &std::ops::RangeInclusive<u16>) -> String {
+    (0..)
+        .map(|j| format!("{prefix}-{n}-{j}"))
+        .find(|t| slots.contains(&ringdis::slot(t.as_bytes())))
+        .expect("some tag hashes into the range")
+}
+
+/// `len` slots all owned by one primary, starting at or after `from`, and another primary.
+fn slots_to_move<'a>(
+    cluster: &'a Cluster,
+    from: u16,
+    len: u16,
+) -> (std::ops::RangeInclusive<u16>, &'a ringdis_tests::ClusterNode) {
+    let mut start = from;
+    loop {
+        let owner = cluster.primary_of_slot(start);
+        let range = cluster
+            .slots_of(owner)
+            .into_iter()
+            .find(|r| r.contains(&start))
+            .expect("the owner's range");
+        if range.end() - start + 1 >= len {
+            let slots = start..=start + len - 1;
+            return (slots, other_primary(cluster, owner));
+        }
+        start = range.end() + 1;
+    }
+}
+
+/// How many tasks run the load.
+const TASKS: usize = 64;
+
+/// 64 tasks run GET/SET/INCR on keys of their own while `slots` move to another primary:
+/// no call fails, every reply is the caller's own, the counters are exact.
+fn resharding(cluster: &Cluster, engine: Engine, protocol: Protocol, cell: u16, at: &str) {
+    let rt = runtime();
+    let _in = rt.enter();
+    let db = client(cluster, engine, protocol, Duration::from_secs(10));
+    let (slots, to) = slots_to_move(cluster, 100 + cell * 1500, 48);
+    let p = ringdis_tests::unique("reshard");
+    let stop = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicU64::new(0));
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|t| {
+            // Most tasks on the moving slots, a few elsewhere.
+            let tag = if t % 8 == 7 {
+                format!("{p}-{t}")
+            } else {
+                tag_in(&p, t, &slots)
+            };
+            let (db, stop, done, at) = (db.clone(), stop.clone(), done.clone(), at.to_owned());
+            rt.spawn(async move {
+                let (key, counter) = (format!("{{{tag}}}:v"), format!("{{{tag}}}:n"));
+                let mut n = 0i64;
+                let mut i = 0u64;
+                while !stop.load(Ordering::Acquire) || i < 20 {
+                    let value = format!("{t}:{i}");
+                    db.set(&key, &value).await.unwrap_or_else(|e| panic!("{at}: SET: {e}"));
+                    let got: String = db.get(&key).decode().await.unwrap_or_else(|e| panic!("{at}: GET: {e}"));
+                    assert_eq!(got, value, "{at}: a reply that is not the caller's");
+                    n = db.incr(&counter).await.unwrap_or_else(|e| panic!("{at}: INCR: {e}"));
+                    assert_eq!(n as u64, i + 1, "{at}: INCR");
+                    i += 1;
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+                (counter, n)
+            })
+        })
+        .collect();
+    // Load first, then move the slots under it.
+    let started = Instant::now();
+    while done.load(Ordering::Relaxed) < (TASKS * 4) as u64 {
+        assert!(started.elapsed() < Duration::from_secs(20), "{at}: the load never started");
+        std::thread::yield_now();
+    }
+    let redirects = db.stats().redirects;
+    cluster.move_slots(slots.clone(), to);
+    stop.store(true, Ordering::Release);
+    let results = rt.block_on(join_all(tasks));
+    for r in results {
+        let (counter, n) = r.unwrap_or_else(|e| panic!("{at}: a task failed: {e}"));
+        let stored: i64 = rt.block_on(db.get(&counter).decode()).unwrap();
+        assert_eq!(stored, n, "{at}: {counter}");
+    }
+    assert!(db.stats().redirects > redirects, "{at}: the load met the moving slots");
+    for s in slots {
+        assert_eq!(cluster.primary_of_slot(s).id(), to.id(), "{at}");
+    }
+}
+
+fn resharding_on(kind: ServerKind) {
+    let cluster = Cluster::start(kind);
+    for (i, (engine, protocol)) in cells().into_iter().enumerate() {
+        let at = format!("{kind}/{engine:?}/{protocol:?}");
+        resharding(&cluster, engine, protocol, i as u16, &at);
+    }
+}
+
+#[test]
+fn resharding_under_load_on_redis() {
+    resharding_on(ServerKind::Redis);
+}
+
+#[test]
+fn resharding_under_load_on_valkey() {
+    resharding_on(ServerKind::Valkey);
+}
