@@ -11,6 +11,7 @@ use futures::future::join_all;
 use ringdis::{cmd, ClusterClient, Commands, Config, Engine, Error, FromRedis, Protocol, Redis, Script, Value};
 use ringdis_tests::{Cluster, ServerKind};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::future::IntoFuture;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::{engines, PROTOCOLS};
@@ -378,4 +379,125 @@ fn resharding_under_load_on_redis() {
 #[test]
 fn resharding_under_load_on_valkey() {
     resharding_on(ServerKind::Valkey);
+}
+
+/// 64 tasks run SET/GET on keys of their own (most on one primary's slots) while that primary
+/// is killed and its replica takes over: a call fails only with `Error::Connection` (its
+/// request was in flight on the dead node), none outlives the command timeout, none gets
+/// another caller's reply, no `READONLY` or other error reaches a caller, and once the
+/// cluster has settled every call succeeds on the new primary.
+fn failover(cluster: &Cluster, engine: Engine, protocol: Protocol, at: &str) {
+    const TIMEOUT: Duration = Duration::from_secs(10);
+    let rt = runtime();
+    let _in = rt.enter();
+    let db = client(cluster, engine, protocol, TIMEOUT);
+    let victim = cluster.primaries()[0];
+    let slots = cluster.slots_of(victim)[0].clone();
+    let p = ringdis_tests::unique("failover");
+    let stop = Arc::new(AtomicBool::new(false));
+    // Set once the cluster has settled on the new primary: calls made after it must succeed.
+    let settled = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicU64::new(0));
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|t| {
+            let tag = if t % 4 == 3 {
+                format!("{p}-{t}")
+            } else {
+                tag_in(&p, t, &slots)
+            };
+            let (db, stop, settled, done, at) =
+                (db.clone(), stop.clone(), settled.clone(), done.clone(), at.to_owned());
+            rt.spawn(async move {
+                let key = format!("{{{tag}}}:v");
+                // What GET may answer: the last value surely set, and those whose SET failed
+                // (it may have run).
+                let mut may: Vec<String> = Vec::new();
+                let (mut ok, mut lost) = (0u64, 0u64);
+                let mut i = 0u64;
+                while !stop.load(Ordering::Acquire) || i < 10 {
+                    let after = settled.load(Ordering::Acquire);
+                    let value = format!("{t}:{i}");
+                    let check = |r: &ringdis::Result<()>, started: Instant, what: &str| {
+                        assert!(
+                            started.elapsed() < TIMEOUT + Duration::from_secs(2),
+                            "{at}: {what} took {:?}",
+                            started.elapsed()
+                        );
+                        match r {
+                            Ok(()) => {}
+                            Err(Error::Connection { .. }) if !after => {}
+                            Err(e) => panic!("{at}: {what} failed with {e:?} (settled: {after})"),
+                        }
+                    };
+                    let started = Instant::now();
+                    let set = db.set(&key, &value).await.map(|_| ());
+                    check(&set, started, "SET");
+                    if set.is_ok() {
+                        may.clear();
+                    }
+                    may.push(value.clone());
+                    let started = Instant::now();
+                    let got: ringdis::Result<Option<String>> = db.get(&key).decode().await;
+                    check(&got.as_ref().map(|_| ()).map_err(Clone::clone), started, "GET");
+                    match got {
+                        Ok(Some(v)) => {
+                            assert!(may.contains(&v), "{at}: GET {key} gave {v}, not one of {may:?}");
+                            ok += 1;
+                        }
+                        Ok(None) => assert!(may.len() > 1 || i == 0, "{at}: {key} lost"),
+                        Err(_) => lost += 1,
+                    }
+                    i += 1;
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+                (ok, lost)
+            })
+        })
+        .collect();
+    let started = Instant::now();
+    while done.load(Ordering::Relaxed) < (TASKS * 4) as u64 {
+        assert!(started.elapsed() < Duration::from_secs(20), "{at}: the load never started");
+        std::thread::yield_now();
+    }
+    let new = cluster.kill_primary(victim);
+    settled.store(true, Ordering::Release);
+    // A while more on the new primary.
+    let now = done.load(Ordering::Relaxed);
+    let started = Instant::now();
+    while done.load(Ordering::Relaxed) < now + (TASKS * 10) as u64 {
+        assert!(started.elapsed() < Duration::from_secs(30), "{at}: the load stalled after the failover");
+        std::thread::yield_now();
+    }
+    stop.store(true, Ordering::Release);
+    let mut ok = 0;
+    for r in rt.block_on(join_all(tasks)) {
+        let (o, _lost) = r.unwrap_or_else(|e| panic!("{at}: a task failed: {e}"));
+        ok += o;
+    }
+    assert!(ok > 0, "{at}");
+    // The moved slots are served by the new primary, and the client found it.
+    let key = format!("{{{}}}:v", tag_in(&p, 0, &slots));
+    rt.block_on(db.set(&key, "after").into_future()).unwrap();
+    assert_eq!(cluster.primary_of_key(&key).id(), new.id(), "{at}");
+    // The old primary comes back as a replica, for the next cell.
+    cluster.restart(victim);
+}
+
+fn failover_on(kind: ServerKind) {
+    let cluster = Cluster::start(kind);
+    for (i, engine) in engines().into_iter().enumerate() {
+        let protocol = PROTOCOLS[i % 2];
+        let at = format!("{kind}/{engine:?}/{protocol:?}");
+        failover(&cluster, engine, protocol, &at);
+    }
+}
+
+#[test]
+fn failover_under_load_on_redis() {
+    failover_on(ServerKind::Redis);
+}
+
+#[test]
+fn failover_under_load_on_valkey() {
+    failover_on(ServerKind::Valkey);
 }
