@@ -417,14 +417,11 @@ fn tag_in(prefix: &str, n: usize, slots: &std::ops::RangeInclusive<u16>) -> Stri
 }
 
 /// `len` slots all owned by one primary, starting at or after `from`, and another primary.
-fn slots_to_move<'a>(
-    cluster: &'a Cluster,
+fn slots_to_move(
+    cluster: &Cluster,
     from: u16,
     len: u16,
-) -> (
-    std::ops::RangeInclusive<u16>,
-    &'a ringdis_tests::ClusterNode,
-) {
+) -> (std::ops::RangeInclusive<u16>, &ringdis_tests::ClusterNode) {
     let mut start = from;
     loop {
         let owner = cluster.primary_of_slot(start);
