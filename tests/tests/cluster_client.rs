@@ -143,6 +143,29 @@ async fn the_client_api(cluster: &Cluster, engine: Engine, protocol: Protocol, a
         sums[i % 7] += i as i64;
         assert_eq!(r[3], Value::Int(sums[i % 7]), "{at}");
     }
+    // Hand-built commands with unmarked keys in a pipeline: one batch of COMMAND GETKEYS.
+    let mut pipe = db.pipeline();
+    for i in 0..50 {
+        pipe.add(cmd!("SET", format!("{p}:hp{i}"), i));
+        pipe.add(cmd!("GET", format!("{p}:hp{i}")));
+    }
+    let replies: Vec<Option<i64>> = pipe
+        .query::<Vec<Value>>()
+        .await
+        .unwrap_or_else(|e| panic!("{at}: {e}"))
+        .into_iter()
+        .skip(1)
+        .step_by(2)
+        .map(|v| FromRedis::from_redis(v).unwrap())
+        .collect();
+    assert_eq!(replies, (0..50).map(Some).collect::<Vec<_>>(), "{at}");
+    // A blocking command, on a dedicated connection of its node.
+    let q = format!("{p}:queue");
+    db.rpush(&q, "job").await.unwrap();
+    let popped: Option<(String, String)> = db.blpop(&q, 1.0).decode().await.unwrap();
+    assert_eq!(popped, Some((q.clone(), "job".into())), "{at}");
+    let none: Option<(String, String)> = db.blpop(&q, 0.05).decode().await.unwrap();
+    assert_eq!(none, None, "{at}");
     // Errors stay in place.
     let mut pipe = db.pipeline();
     pipe.set(format!("{p}:s"), "x").send();
@@ -226,11 +249,44 @@ async fn the_client_api(cluster: &Cluster, engine: Engine, protocol: Protocol, a
     );
 }
 
+/// The map is asked again every refresh interval, as calls come.
+async fn periodic_refresh(cluster: &Cluster, engine: Engine, at: &str) {
+    let seeds = cluster.seed_urls();
+    let config = Config::from_url(&seeds[0]).unwrap().engine(engine);
+    let db = ClusterClient::builder(config)
+        .seeds(&seeds)
+        .refresh_interval(Some(Duration::from_millis(20)))
+        .build()
+        .unwrap();
+    db.set("periodic", 1).await.unwrap();
+    let first = db.refreshes();
+    assert_eq!(first, 1, "{at}: the first call discovered the cluster");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while db.refreshes() < first + 3 {
+        assert!(Instant::now() < deadline, "{at}: no periodic refresh");
+        db.get("periodic").await.unwrap();
+    }
+    // Without an interval, calls cause none.
+    let config = Config::from_url(&seeds[0]).unwrap().engine(engine);
+    let quiet = ClusterClient::builder(config)
+        .seeds(&seeds)
+        .refresh_interval(None)
+        .build()
+        .unwrap();
+    for _ in 0..200 {
+        quiet.get("periodic").await.unwrap();
+    }
+    assert_eq!(quiet.refreshes(), 1, "{at}");
+}
+
 fn api(kind: ServerKind) {
     let cluster = Cluster::start(kind);
     for (engine, protocol) in cells() {
         let at = format!("{kind}/{engine:?}/{protocol:?}");
         runtime().block_on(the_client_api(&cluster, engine, protocol, &at));
+    }
+    for engine in engines() {
+        runtime().block_on(periodic_refresh(&cluster, engine, &format!("{kind}/{engine:?}")));
     }
 }
 

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Where each command goes: from its keys, else (hand-built, keys not marked) one batch of
-/// `COMMAND GETKEYS` asked of a primary.
+/// `COMMAND GETKEYS` asked of a primary for all such commands.
 async fn targets(
     core: &Arc<Core>,
     cmds: &[Cmd],
@@ -28,15 +28,26 @@ async fn targets(
     deadline: Option<Instant>,
 ) -> Result<Vec<Target>> {
     let mut out = Vec::with_capacity(cmds.len());
+    let mut unknown = Vec::new();
     for (i, cmd) in cmds.iter().enumerate() {
         let slot = cmd_slot(cmd).map_err(|e| at(what, i, e))?;
         out.push(match slot {
             Some(s) => Target::Slot(s),
-            None if send::keys_unknown(cmd) => send::target_by_server(core, cmd, deadline)
-                .await
-                .map_err(|e| at(what, i, e))?,
+            None if send::keys_unknown(cmd) => {
+                unknown.push(i);
+                Target::AnyPrimary
+            }
             None => Target::AnyPrimary,
         });
+    }
+    if !unknown.is_empty() {
+        let asked: Vec<&Cmd> = unknown.iter().map(|&i| &cmds[i]).collect();
+        let found = send::targets_by_server(core, &asked, deadline)
+            .await
+            .map_err(|(j, e)| at(what, unknown[j], e))?;
+        for (i, t) in unknown.into_iter().zip(found) {
+            out[i] = t;
+        }
     }
     Ok(out)
 }
@@ -59,7 +70,7 @@ pub(super) async fn pipeline(
     cmds: Vec<Cmd>,
     deadline: Option<Instant>,
 ) -> Result<Value> {
-    crate::route::route_pipeline(&cmds, false)?;
+    let whole = crate::route::route_pipeline(&cmds, false)?;
     let targets = targets(&core, &cmds, "pipeline", deadline).await?;
     if !core.has_map() {
         match within(&core, deadline, core.refresh()).await {
@@ -96,7 +107,10 @@ pub(super) async fn pipeline(
         .into_iter()
         .map(|(addr, client, members)| {
             let group: Vec<&Cmd> = members.iter().map(|&i| &cmds[i]).collect();
-            let route = group_route(&group);
+            let route = match whole {
+                crate::route::Route::Shared => whole,
+                _ => group_route(&group),
+            };
             let prepared = Prepared {
                 payload: Payload::batch(group.iter().copied()),
                 finish: Ok,
