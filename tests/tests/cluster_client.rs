@@ -286,7 +286,11 @@ fn api(kind: ServerKind) {
         runtime().block_on(the_client_api(&cluster, engine, protocol, &at));
     }
     for engine in engines() {
-        runtime().block_on(periodic_refresh(&cluster, engine, &format!("{kind}/{engine:?}")));
+        runtime().block_on(periodic_refresh(
+            &cluster,
+            engine,
+            &format!("{kind}/{engine:?}"),
+        ));
     }
 }
 

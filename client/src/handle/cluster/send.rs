@@ -312,7 +312,10 @@ pub(super) async fn targets_by_server(
                 })
                 .collect();
             let timeout = left(deadline, Error::Timeout).map_err(|e| (0, e))?;
-            match client.submit_call::<Value>(Payload::batch(&asks), timeout).await {
+            match client
+                .submit_call::<Value>(Payload::batch(&asks), timeout)
+                .await
+            {
                 Ok(Value::Array(replies)) => replies,
                 _ => Vec::new(),
             }
