@@ -730,3 +730,87 @@ fn failover_under_load_on_redis() {
 fn failover_under_load_on_valkey() {
     failover_on(ServerKind::Valkey);
 }
+
+/// 64 tasks run SET/GET/INCR on keys of their own while a replica takes over from its live
+/// primary (`CLUSTER FAILOVER`): nothing is lost, so no call fails (the old primary's
+/// `MOVED`, or `READONLY`, sends each command to the new one), every reply is the caller's,
+/// and the counters are exact.
+fn manual_failover(cluster: &Cluster, engine: Engine, protocol: Protocol, at: &str) {
+    let rt = runtime();
+    let _in = rt.enter();
+    let db = client(cluster, engine, protocol, Duration::from_secs(10));
+    let primary = cluster.primaries()[1];
+    let slots = cluster.slots_of(primary)[0].clone();
+    let replica = cluster.replicas_of(primary)[0];
+    let p = ringdis_tests::unique("takeover");
+    let stop = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicU64::new(0));
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|t| {
+            let tag = tag_in(&p, t, &slots);
+            let (db, stop, done, at) = (db.clone(), stop.clone(), done.clone(), at.to_owned());
+            rt.spawn(async move {
+                let (key, counter) = (format!("{{{tag}}}:v"), format!("{{{tag}}}:n"));
+                let mut n = 0i64;
+                let mut i = 0u64;
+                while !stop.load(Ordering::Acquire) || i < 20 {
+                    let value = format!("{t}:{i}");
+                    db.set(&key, &value)
+                        .await
+                        .unwrap_or_else(|e| panic!("{at}: SET: {e}"));
+                    let got: String = db
+                        .get(&key)
+                        .decode()
+                        .await
+                        .unwrap_or_else(|e| panic!("{at}: GET: {e}"));
+                    assert_eq!(got, value, "{at}: a reply that is not the caller's");
+                    n = db
+                        .incr(&counter)
+                        .await
+                        .unwrap_or_else(|e| panic!("{at}: INCR: {e}"));
+                    assert_eq!(n as u64, i + 1, "{at}: INCR");
+                    i += 1;
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+                (counter, n)
+            })
+        })
+        .collect();
+    let started = Instant::now();
+    while done.load(Ordering::Relaxed) < (TASKS * 4) as u64 {
+        assert!(started.elapsed() < Duration::from_secs(20), "{at}: the load never started");
+        std::thread::yield_now();
+    }
+    cluster.failover(replica);
+    let now = done.load(Ordering::Relaxed);
+    while done.load(Ordering::Relaxed) < now + (TASKS * 4) as u64 {
+        assert!(started.elapsed() < Duration::from_secs(60), "{at}: the load stalled");
+        std::thread::yield_now();
+    }
+    stop.store(true, Ordering::Release);
+    for r in rt.block_on(join_all(tasks)) {
+        let (counter, n) = r.unwrap_or_else(|e| panic!("{at}: a task failed: {e}"));
+        let stored: i64 = rt.block_on(db.get(&counter).decode()).unwrap();
+        assert_eq!(stored, n, "{at}: {counter}");
+    }
+    assert_eq!(cluster.primary_of_slot(*slots.start()).id(), replica.id(), "{at}");
+}
+
+fn manual_failover_on(kind: ServerKind) {
+    let cluster = Cluster::start(kind);
+    for (i, engine) in engines().into_iter().enumerate() {
+        let protocol = PROTOCOLS[(i + 1) % 2];
+        let at = format!("{kind}/{engine:?}/{protocol:?}");
+        manual_failover(&cluster, engine, protocol, &at);
+    }
+}
+
+#[test]
+fn manual_failover_under_load_on_redis() {
+    manual_failover_on(ServerKind::Redis);
+}
+
+#[test]
+fn manual_failover_under_load_on_valkey() {
+    manual_failover_on(ServerKind::Valkey);
+}
