@@ -499,6 +499,30 @@ mod tests {
         assert!(none.is_err_and(|e| e.is_client()));
     }
 
+    /// With no node reachable, a call fails with a connection error within the command
+    /// timeout (nothing was sent), and so does the next one.
+    #[test]
+    fn no_reachable_node_is_a_connection_error_in_time() {
+        let config = Config::new()
+            .engine(crate::Engine::Epoll)
+            .connect_timeout(Duration::from_millis(100))
+            .command_timeout(Some(Duration::from_millis(500)));
+        let cluster = ClusterClient::builder(config)
+            .seeds(["127.0.0.1:1", "127.0.0.1:2"])
+            .build()
+            .unwrap();
+        for _ in 0..2 {
+            let started = std::time::Instant::now();
+            let r: Result<Value> =
+                futures::executor::block_on(cluster.call(Cmd::new("GET").key("k")));
+            assert!(
+                matches!(&r, Err(Error::Connection { sent: false, .. })),
+                "{r:?}"
+            );
+            assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+        }
+    }
+
     /// Keys in different slots are refused before anything is sent (no node is reachable
     /// here: a refusal that needed one would be a connection error instead).
     #[test]
