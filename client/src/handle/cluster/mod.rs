@@ -52,11 +52,13 @@ const DEFAULT_REFRESH: Duration = Duration::from_secs(60);
 /// * **Routing.** A command goes to the primary serving the slot of its keys (CRC16 of the key
 ///   or of its `{hash tag}`: [`slot`](crate::slot)). Keys in different slots fail before
 ///   anything is sent with [`Error::Client`] naming `CROSSSLOT`. The generated methods mark
-///   their keys from the spec; for a command built by hand, mark them with
-///   [`Cmd::key`](crate::Cmd::key) or route it with [`Cmd::route_key`](crate::Cmd::route_key)
-///   — otherwise the client asks a node (`COMMAND GETKEYS`, one more round trip; a command the
-///   server says has no keys is remembered by name and goes to any primary from then on). A
-///   command without keys goes to a primary, in turn.
+///   their keys from the spec, and a command built by hand (`cmd!("GET", "k")`) has its keys
+///   found from the spec's key specs. For a command the spec does not list (a module's), mark
+///   them with [`Cmd::key`](crate::Cmd::key) or route it with
+///   [`Cmd::route_key`](crate::Cmd::route_key) — otherwise the client asks a node (`COMMAND
+///   GETKEYS`, one more round trip; a command the server says has no keys is remembered by
+///   name and goes to any primary from then on). A command without keys goes to a primary, in
+///   turn.
 /// * **Topology.** Discovered at the first call from the seeds (any that answers):
 ///   `CLUSTER SHARDS`, or `CLUSTER SLOTS` on servers before Redis 7. Refreshed when a node
 ///   answers `MOVED`, when a call fails with a connection error, on `CLUSTERDOWN`, and
@@ -227,8 +229,9 @@ impl ClusterClient {
         }
     }
 
-    /// Where a single command goes: `Ok(None)` when only the server can say (a hand-built
-    /// command with arguments, no marked key and no slot set: `COMMAND GETKEYS` is asked).
+    /// Where a single command goes: `Ok(None)` when only the server can say (a command the
+    /// spec does not list, with arguments, no marked key and no slot set: `COMMAND GETKEYS` is
+    /// asked).
     ///
     /// The seam for the spec-driven features: fan-out by request policy, split multi-key
     /// commands and replica reads decide here (or before it) and send with
@@ -519,7 +522,11 @@ mod tests {
                 matches!(&r, Err(Error::Connection { sent: false, .. })),
                 "{r:?}"
             );
-            assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+            assert!(
+                started.elapsed() < Duration::from_secs(3),
+                "{:?}",
+                started.elapsed()
+            );
         }
     }
 

@@ -397,13 +397,16 @@ fn command_name(cmd: &Cmd) -> Vec<u8> {
     name
 }
 
-/// True when `cmd`'s slot must be asked of the server: no key is marked, no slot set, and
-/// nothing says it has no key (arguments after its name, and no spec flag, which only the
-/// generated methods and a user who set them give).
+/// True when `cmd`'s slot must be asked of the server: a command the spec does not list (a
+/// module's), with arguments after its name, no key marked and no slot set. (A command the
+/// spec lists has its keys found from its key specs: see `route::slot::cmd_slot`.)
 pub(super) fn keys_unknown(cmd: &Cmd) -> bool {
-    let flags = cmd.flags();
     cmd.key_indices().is_empty()
         && cmd.routed_slot().is_none()
         && cmd.args().len() > 1
-        && !(flags.readonly || flags.write || flags.blocking)
+        && cmd
+            .args()
+            .iter()
+            .next()
+            .is_some_and(|name| !crate::route::in_spec(name))
 }
