@@ -48,6 +48,14 @@ fn client(
         .expect("cluster client")
 }
 
+/// A cluster for tests that kill no node: a longer `cluster-node-timeout` than the harness's
+/// default, so a loaded machine (a busy CI runner) never fails a primary over by mistake.
+fn steady(kind: ServerKind) -> Cluster {
+    Cluster::builder(kind)
+        .node_timeout(Duration::from_secs(5))
+        .start()
+}
+
 /// Every (engine, protocol) cell.
 fn cells() -> Vec<(Engine, Protocol)> {
     engines()
@@ -280,7 +288,7 @@ async fn periodic_refresh(cluster: &Cluster, engine: Engine, at: &str) {
 }
 
 fn api(kind: ServerKind) {
-    let cluster = Cluster::start(kind);
+    let cluster = steady(kind);
     for (engine, protocol) in cells() {
         let at = format!("{kind}/{engine:?}/{protocol:?}");
         runtime().block_on(the_client_api(&cluster, engine, protocol, &at));
@@ -451,7 +459,7 @@ async fn redirects(cluster: &Cluster, engine: Engine, protocol: Protocol, at: &s
 }
 
 fn redirects_on(kind: ServerKind) {
-    let cluster = Cluster::start(kind);
+    let cluster = steady(kind);
     for (engine, protocol) in cells() {
         let at = format!("{kind}/{engine:?}/{protocol:?}");
         runtime().block_on(redirects(&cluster, engine, protocol, &at));
@@ -575,7 +583,7 @@ fn resharding(cluster: &Cluster, engine: Engine, protocol: Protocol, cell: u16, 
 }
 
 fn resharding_on(kind: ServerKind) {
-    let cluster = Cluster::start(kind);
+    let cluster = steady(kind);
     for (i, (engine, protocol)) in cells().into_iter().enumerate() {
         let at = format!("{kind}/{engine:?}/{protocol:?}");
         resharding(&cluster, engine, protocol, i as u16, &at);
@@ -808,7 +816,7 @@ fn manual_failover(cluster: &Cluster, engine: Engine, protocol: Protocol, cell: 
 }
 
 fn manual_failover_on(kind: ServerKind) {
-    let cluster = Cluster::start(kind);
+    let cluster = steady(kind);
     for (i, engine) in engines().into_iter().enumerate() {
         let protocol = PROTOCOLS[(i + 1) % 2];
         let at = format!("{kind}/{engine:?}/{protocol:?}");
