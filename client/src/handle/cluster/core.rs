@@ -165,7 +165,8 @@ impl Core {
         Ok(connected)
     }
 
-    /// Makes `map` the current one; lets go of the nodes it no longer names.
+    /// Makes `map` the current one; lets go of the nodes it no longer names (the seeds'
+    /// clients are kept: the next refresh may need them).
     fn install(&self, map: SlotMap) -> Result<()> {
         let view = self.view_of(map)?;
         let keep: HashSet<&NodeAddr> = view
@@ -174,6 +175,7 @@ impl Core {
             .iter()
             .flat_map(|s| std::iter::once(&s.primary).chain(&s.replicas))
             .map(|n| &n.addr)
+            .chain(&self.seeds)
             .collect();
         self.nodes.keep_only(&keep);
         self.topology.set(view);
