@@ -107,12 +107,15 @@ impl Core {
         self.topology.wait(target)
     }
 
-    /// The periodic refresh, when due (checked as calls come: no timer, no runtime needed).
+    /// A call starts: asks for the periodic refresh when it is due (checked as calls come:
+    /// no timer, no runtime needed), and returns when the call gives up.
     #[inline]
-    pub fn tick(self: &Arc<Self>) {
-        if self.topology.is_due() {
+    pub fn start_call(self: &Arc<Self>) -> Option<Instant> {
+        let now = Instant::now();
+        if self.topology.is_due(now) {
             self.refresh_soon();
         }
+        self.timeout.map(|t| now + t)
     }
 
     /// True once a map is known.
@@ -190,12 +193,6 @@ impl Core {
             .map(|s| Ok((s.primary.addr.clone(), self.nodes.get(&s.primary.addr)?)))
             .collect::<Result<Vec<_>>>()?;
         Ok(View { map, primaries })
-    }
-
-    /// When a call made now gives up.
-    #[inline]
-    pub fn deadline(&self) -> Option<Instant> {
-        self.timeout.map(|t| Instant::now() + t)
     }
 }
 
