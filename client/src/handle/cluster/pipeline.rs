@@ -63,6 +63,10 @@ fn at(what: &str, i: usize, e: Error) -> Error {
     }
 }
 
+/// How many times a pipeline's commands that a node redirected with `MOVED` go out again as
+/// batches (per node, the map updated) before the rest go one by one.
+const ROUNDS: usize = 4;
+
 /// A pipeline's commands, each to the node of its slot: one array of their replies (errors in
 /// place) in the caller's order.
 pub(super) async fn pipeline(
@@ -79,79 +83,39 @@ pub(super) async fn pipeline(
             None => return Err(Error::Timeout),
         }
     }
-    // One primary for every keyless command of the pipeline.
-    let any = core.any_primary();
-    let mut groups: Vec<(NodeAddr, crate::Client, Vec<usize>)> = Vec::new();
-    let mut index: HashMap<NodeAddr, usize> = HashMap::new();
+    let batch = Batch {
+        core: &core,
+        cmds: &cmds,
+        targets: &targets,
+        // One primary for every keyless command of the pipeline.
+        any: core.any_primary(),
+        whole,
+    };
     let mut results: Vec<Option<Result<Value>>> = (0..cmds.len()).map(|_| None).collect();
     // Commands to send again on their own: the node they went to and its answer.
     let mut again: Vec<(usize, NodeAddr, Error)> = Vec::new();
-    for (i, target) in targets.iter().enumerate() {
-        let node = match target {
-            Target::AnyPrimary => any.clone(),
-            t => first_node(&core, t),
-        };
-        let Some((addr, client)) = node else {
-            again.push((i, NodeAddr::new("", 0), unserved()));
-            continue;
-        };
-        let g = *index.entry(addr.clone()).or_insert_with(|| {
-            groups.push((addr, client, Vec::new()));
-            groups.len() - 1
-        });
-        groups[g].2.push(i);
-    }
-    // Every batch goes out now; their replies are awaited one after another.
-    let timeout = left(deadline, Error::Timeout)?;
-    let calls: Vec<_> = groups
-        .into_iter()
-        .map(|(addr, client, members)| {
-            let group: Vec<&Cmd> = members.iter().map(|&i| &cmds[i]).collect();
-            let route = match whole {
-                crate::route::Route::Shared => whole,
-                _ => group_route(&group),
-            };
-            let prepared = Prepared {
-                payload: Payload::batch(group.iter().copied()),
-                finish: Ok,
-                route,
-            };
-            let call = client.call_prepared_within::<Value>(prepared, timeout);
-            (addr, members, call)
-        })
-        .collect();
-    for (addr, members, call) in calls {
-        match call.await {
-            Ok(Value::Array(replies)) if replies.len() == members.len() => {
-                for (i, reply) in members.into_iter().zip(replies) {
-                    match reply {
-                        Value::Error(e) if retried(&e) => again.push((i, addr.clone(), e.into())),
-                        Value::Error(e) => results[i] = Some(Err(e.into())),
-                        v => results[i] = Some(Ok(v)),
-                    }
+    let mut pending: Vec<usize> = (0..cmds.len()).collect();
+    for round in 1..=ROUNDS {
+        let mut redirected = Vec::new();
+        batch
+            .send(&pending, deadline, &mut results, &mut redirected)
+            .await?;
+        // Those a node moved go again together, to the nodes the map now names.
+        pending.clear();
+        let mut moved = Vec::new();
+        for (i, node, err) in redirected {
+            match redirect::redirection(&err, node.host()) {
+                Some(r) if r.kind == Redirect::Moved && round < ROUNDS => {
+                    moved.push((r.slot, r.to));
+                    pending.push(i);
                 }
-            }
-            Ok(other) => {
-                let e = Error::protocol(format!("a pipeline's replies: {}", other.describe()));
-                for i in members {
-                    results[i] = Some(Err(e.clone()));
-                }
-            }
-            // Nothing of it was sent: its commands go again one by one.
-            Err(e @ Error::Connection { sent: false, .. }) => {
-                for i in members {
-                    again.push((i, addr.clone(), e.clone()));
-                }
-            }
-            Err(e) => {
-                if e.is_connection() {
-                    core.refresh_soon();
-                }
-                for i in members {
-                    results[i] = Some(Err(e.clone()));
-                }
+                _ => again.push((i, node, err)),
             }
         }
+        if pending.is_empty() {
+            break;
+        }
+        core.moved_all(&moved);
     }
     again.sort_by_key(|(i, ..)| *i);
     for (i, node, err) in again {
@@ -178,6 +142,101 @@ pub(super) async fn pipeline(
         }
     }
     Ok(Value::Array(results.into_iter().map(in_place).collect()))
+}
+
+/// What every round of a pipeline shares.
+struct Batch<'a> {
+    core: &'a Arc<Core>,
+    cmds: &'a [Cmd],
+    targets: &'a [Target],
+    any: Option<(NodeAddr, crate::Client)>,
+    /// The gate's route for the whole pipeline.
+    whole: crate::route::Route,
+}
+
+impl Batch<'_> {
+    /// Sends the commands `which` (indices, in order), one batch per node, all at once; puts
+    /// their outcomes in `results`, or in `again` those a single call would not fail with.
+    async fn send(
+        &self,
+        which: &[usize],
+        deadline: Option<Instant>,
+        results: &mut [Option<Result<Value>>],
+        again: &mut Vec<(usize, NodeAddr, Error)>,
+    ) -> Result<()> {
+        let mut groups: Vec<(NodeAddr, crate::Client, Vec<usize>)> = Vec::new();
+        let mut index: HashMap<NodeAddr, usize> = HashMap::new();
+        for &i in which {
+            let node = match &self.targets[i] {
+                Target::AnyPrimary => self.any.clone(),
+                t => first_node(self.core, t),
+            };
+            let Some((addr, client)) = node else {
+                again.push((i, NodeAddr::new("", 0), unserved()));
+                continue;
+            };
+            let g = *index.entry(addr.clone()).or_insert_with(|| {
+                groups.push((addr, client, Vec::new()));
+                groups.len() - 1
+            });
+            groups[g].2.push(i);
+        }
+        // Every batch goes out now; their replies are awaited one after another.
+        let timeout = left(deadline, Error::Timeout)?;
+        let calls: Vec<_> = groups
+            .into_iter()
+            .map(|(addr, client, members)| {
+                let group: Vec<&Cmd> = members.iter().map(|&i| &self.cmds[i]).collect();
+                let route = match self.whole {
+                    crate::route::Route::Shared => self.whole,
+                    _ => group_route(&group),
+                };
+                let prepared = Prepared {
+                    payload: Payload::batch(group.iter().copied()),
+                    finish: Ok,
+                    route,
+                };
+                let call = client.call_prepared_within::<Value>(prepared, timeout);
+                (addr, members, call)
+            })
+            .collect();
+        for (addr, members, call) in calls {
+            match call.await {
+                Ok(Value::Array(replies)) if replies.len() == members.len() => {
+                    for (i, reply) in members.into_iter().zip(replies) {
+                        match reply {
+                            Value::Error(e) if retried(&e) => {
+                                again.push((i, addr.clone(), e.into()))
+                            }
+                            Value::Error(e) => results[i] = Some(Err(e.into())),
+                            v => results[i] = Some(Ok(v)),
+                        }
+                    }
+                }
+                Ok(other) => {
+                    let e = Error::protocol(format!("a pipeline's replies: {}", other.describe()));
+                    for i in members {
+                        results[i] = Some(Err(e.clone()));
+                    }
+                }
+                // Nothing of it was sent: its commands go again.
+                Err(e @ Error::Connection { sent: false, .. }) => {
+                    for i in members {
+                        again.push((i, addr.clone(), e.clone()));
+                    }
+                }
+                Err(e) => {
+                    if e.is_connection() {
+                        self.core.refresh_soon();
+                    }
+                    for i in members {
+                        results[i] = Some(Err(e.clone()));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The gate's route for one node's share of a pipeline (checked whole already).
