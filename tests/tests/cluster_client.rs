@@ -528,6 +528,8 @@ fn resharding(cluster: &Cluster, engine: Engine, protocol: Protocol, cell: u16, 
                 tag_in(&p, t, &slots)
             };
             let (db, stop, done, at) = (db.clone(), stop.clone(), done.clone(), at.to_owned());
+            // A key in another slot (anywhere), for the pipelines.
+            let piped = format!("{p}-{t}-piped");
             rt.spawn(async move {
                 let (key, counter) = (format!("{{{tag}}}:v"), format!("{{{tag}}}:n"));
                 let mut n = 0i64;
@@ -542,12 +544,22 @@ fn resharding(cluster: &Cluster, engine: Engine, protocol: Protocol, cell: u16, 
                         .decode()
                         .await
                         .unwrap_or_else(|e| panic!("{at}: GET: {e}"));
-                    assert_eq!(got, value, "{at}: a reply that is not the caller's");
+                    assert_eq!(got, value.clone(), "{at}: a reply that is not the caller's");
                     n = db
                         .incr(&counter)
                         .await
                         .unwrap_or_else(|e| panic!("{at}: INCR: {e}"));
                     assert_eq!(n as u64, i + 1, "{at}: INCR");
+                    // A pipeline of this task's keys and another's, every 4th round.
+                    if i % 4 == 0 {
+                        let mut pipe = db.pipeline();
+                        pipe.get(&key).incr(&piped).get(&counter).send();
+                        let (got, m, now): (String, i64, i64) = pipe
+                            .query()
+                            .await
+                            .unwrap_or_else(|e| panic!("{at}: pipeline: {e}"));
+                        assert_eq!((got, m, now), (value, (i / 4 + 1) as i64, n), "{at}");
+                    }
                     i += 1;
                     done.fetch_add(1, Ordering::Relaxed);
                 }
@@ -794,6 +806,7 @@ fn manual_failover(cluster: &Cluster, engine: Engine, protocol: Protocol, cell: 
         .map(|t| {
             let tag = tag_in(&p, t, &slots);
             let (db, stop, done, at) = (db.clone(), stop.clone(), done.clone(), at.to_owned());
+            let piped = format!("{p}-{t}-piped");
             rt.spawn(async move {
                 let (key, counter) = (format!("{{{tag}}}:v"), format!("{{{tag}}}:n"));
                 let mut n = 0i64;
@@ -808,12 +821,22 @@ fn manual_failover(cluster: &Cluster, engine: Engine, protocol: Protocol, cell: 
                         .decode()
                         .await
                         .unwrap_or_else(|e| panic!("{at}: GET: {e}"));
-                    assert_eq!(got, value, "{at}: a reply that is not the caller's");
+                    assert_eq!(got, value.clone(), "{at}: a reply that is not the caller's");
                     n = db
                         .incr(&counter)
                         .await
                         .unwrap_or_else(|e| panic!("{at}: INCR: {e}"));
                     assert_eq!(n as u64, i + 1, "{at}: INCR");
+                    // A pipeline of this task's keys and another's, every 4th round.
+                    if i % 4 == 0 {
+                        let mut pipe = db.pipeline();
+                        pipe.get(&key).incr(&piped).get(&counter).send();
+                        let (got, m, now): (String, i64, i64) = pipe
+                            .query()
+                            .await
+                            .unwrap_or_else(|e| panic!("{at}: pipeline: {e}"));
+                        assert_eq!((got, m, now), (value, (i / 4 + 1) as i64, n), "{at}");
+                    }
                     i += 1;
                     done.fetch_add(1, Ordering::Relaxed);
                 }

@@ -368,7 +368,10 @@ mod tests {
         let topology = Topology::new(None);
         let long = Duration::from_secs(3600);
         assert!(topology.begin_unless_recent(long), "none ran yet");
-        assert!(!topology.begin_unless_recent(Duration::ZERO), "one is running");
+        assert!(
+            !topology.begin_unless_recent(Duration::ZERO),
+            "one is running"
+        );
         topology.end(Ok(()));
         assert!(!topology.begin_unless_recent(long), "one ended just now");
         assert!(topology.begin_unless_recent(Duration::ZERO));
