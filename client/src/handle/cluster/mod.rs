@@ -284,10 +284,9 @@ impl ClusterClient {
         };
         let core = &self.core;
         let fast = match (crate::route::route(&cmd), self.plan(&cmd)) {
-            (Ok(Route::Shared), Ok(Some(target))) => match send::first_node(core, &target) {
-                Some(node) => Some((target, node)),
-                None => None,
-            },
+            (Ok(Route::Shared), Ok(Some(target))) => {
+                send::first_node(core, &target).map(|node| (target, node))
+            }
             (Err(e), _) | (_, Err(e)) => return answer(Err(e)),
             _ => None,
         };
