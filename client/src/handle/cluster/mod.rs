@@ -169,6 +169,11 @@ impl ClusterClient {
     /// Sends a command (or a [`Pipeline`](crate::Pipeline)) and decodes its reply into `T`: to
     /// the node of its slot, redirects followed (see the type's docs).
     ///
+    /// The command leaves at once; the future gives the reply. Cancel safety: dropping the
+    /// future abandons the call, as on a [`Client`] (a reply still due is read and discarded,
+    /// and no redirect or retry is made after that); a topology refresh it asked for runs to
+    /// its end for the other callers.
+    ///
     /// # Errors
     ///
     /// [`Error::Client`] before anything is sent for a command the gate refuses (as on a
