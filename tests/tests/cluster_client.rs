@@ -922,3 +922,67 @@ fn manual_failover_under_load_on_redis() {
 fn manual_failover_under_load_on_valkey() {
     manual_failover_on(ServerKind::Valkey);
 }
+
+/// On the ring engines a cluster client needs no async runtime: driven by `block_on` on plain
+/// threads, it discovers the cluster, follows `MOVED` and `ASK`, retries `TRYAGAIN` after a
+/// pause (the timer thread's), splits a pipeline, and runs `async_call` callbacks.
+fn without_a_runtime(cluster: &Cluster, engine: Engine, at: &str) {
+    use futures::executor::block_on;
+    let db = client(cluster, engine, Protocol::Resp3, Duration::from_secs(10));
+    let p = ringdis_tests::unique("bare");
+    let key = format!("{{{p}}}:a");
+    block_on(db.set(&key, "1").into_future()).unwrap_or_else(|e| panic!("{at}: {e}"));
+    let slot = cluster.keyslot(&key);
+    cluster.migrate_slot(slot, other_primary(cluster, cluster.primary_of_slot(slot)));
+    let v: String = block_on(db.get(&key).decode()).unwrap_or_else(|e| panic!("{at}: {e}"));
+    assert_eq!(v, "1", "{at}: through MOVED");
+
+    let (k1, k2) = (format!("{{{p}:m}}:1"), format!("{{{p}:m}}:2"));
+    block_on(db.mset([(&k1, "1"), (&k2, "2")]).into_future()).unwrap();
+    let slot = cluster.keyslot(&k1);
+    let mut migration = cluster
+        .start_migration(slot, other_primary(cluster, cluster.primary_of_slot(slot)))
+        .expect("a migration");
+    assert!(migration.move_key(&k1));
+    let v: String = block_on(db.get(&k1).decode()).unwrap_or_else(|e| panic!("{at}: {e}"));
+    assert_eq!(v, "1", "{at}: through ASK");
+    let errors = db.stats().server_errors;
+    let mget = {
+        let (db, k1, k2) = (db.clone(), k1.clone(), k2.clone());
+        std::thread::spawn(move || block_on(db.mget([k1, k2]).decode::<Vec<String>>()))
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while db.stats().server_errors == errors {
+        assert!(Instant::now() < deadline, "{at}: no TRYAGAIN");
+        std::thread::yield_now();
+    }
+    migration.finish();
+    assert_eq!(
+        mget.join().unwrap(),
+        Ok(vec!["1".to_owned(), "2".to_owned()]),
+        "{at}"
+    );
+
+    let mut pipe = db.pipeline();
+    for i in 0..100 {
+        pipe.incr(format!("{p}:n{i}")).send();
+    }
+    let ns: Vec<i64> = block_on(pipe.query()).unwrap_or_else(|e| panic!("{at}: {e}"));
+    assert_eq!(ns, vec![1; 100], "{at}");
+    let (tx, rx) = std::sync::mpsc::channel();
+    db.async_call(cmd!("GET").key(&k2), move |r: ringdis::Result<Value>| {
+        let _ = tx.send(r);
+    });
+    let v = rx.recv_timeout(Duration::from_secs(10)).unwrap().unwrap();
+    assert_eq!(String::from_redis(v).as_deref(), Ok("2"), "{at}");
+}
+
+#[test]
+fn no_runtime_is_needed_on_the_ring_engines() {
+    for kind in ServerKind::ALL {
+        let cluster = steady(kind);
+        for engine in support::ring_engines() {
+            without_a_runtime(&cluster, engine, &format!("{kind}/{engine:?}"));
+        }
+    }
+}
