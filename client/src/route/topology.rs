@@ -72,9 +72,9 @@ pub(crate) struct Node {
     pub addr: NodeAddr,
     /// Its cluster node id, when the reply gave one.
     pub id: Option<String>,
-    /// False when the reply said it failed (`CLUSTER SHARDS`' `health` `failed`; `loading`
-    /// counts as healthy: Redis 7.0 says it of fresh replicas); `CLUSTER SLOTS` says nothing,
-    /// so true there.
+    /// False when the reply said it failed (`CLUSTER SHARDS`' `health` other than `online`
+    /// and `loading`: `failed` on Redis, `fail` on Valkey; `loading` counts as healthy: Redis
+    /// 7.0 says it of fresh replicas); `CLUSTER SLOTS` says nothing, so true there.
     pub healthy: bool,
 }
 
@@ -303,7 +303,9 @@ fn shards_node(node: Value, reached: &str, tls: bool) -> Result<(Node, bool)> {
             // `loading` is also what Redis 7.0 says of a replica whose replication offset it has
             // not heard yet (a fresh one, for a while): it serves; a replica that really is
             // loading answers `LOADING`, and the read goes to the primary.
-            "health" => healthy = text(value)? != "failed",
+            // Valkey says `fail` of a node it saw die, Redis `failed`: anything else but
+            // `online` and `loading` is not serving.
+            "health" => healthy = matches!(text(value)?.as_str(), "online" | "loading"),
             _ => {}
         }
     }
@@ -481,7 +483,7 @@ mod tests {
             shard(
                 &[10924, 16383],
                 vec![
-                    n("g", "127.0.0.1", 7006, "master", "failed"),
+                    n("g", "127.0.0.1", 7006, "master", "fail"),
                     n("c", "::1", 7002, "master", "online"),
                 ],
             ),

@@ -161,7 +161,15 @@ impl Core {
     async fn run_refresh(&self) -> Result<()> {
         let candidates = self.candidates()?;
         let per_try = self.timeout.map_or(REFRESH_TRY, |t| t.min(REFRESH_TRY));
-        let map = topology::fetch(candidates, self.tls, self.use_slots.clone(), per_try).await?;
+        let placement = self.nodes.placement();
+        let map = topology::fetch(
+            candidates,
+            self.tls,
+            self.use_slots.clone(),
+            per_try,
+            move |at| placement.sleep_until(at),
+        )
+        .await?;
         self.install(map)
     }
 

@@ -217,12 +217,15 @@ impl Future for Wait {
 /// One node's answer, being awaited.
 type Asking = Pin<Box<dyn Future<Output = Result<SlotMap>> + Send>>;
 
-/// How many nodes are asked at once.
-const AT_ONCE: usize = 3;
+/// How long a refresh waits for a node's answer before it also asks the next one (a hedge:
+/// one node asked in the common case, a slow or dead one costs this much).
+const HEDGE: Duration = Duration::from_millis(300);
 
-/// Asks `candidates` (best first) for the slot map, [`AT_ONCE`] at a time, each within `per_try`;
-/// the first good answer wins. `use_slots` turns to true once a server answers that it has no
-/// `CLUSTER SHARDS` (Redis before 7): from then on `CLUSTER SLOTS` is asked.
+/// Asks `candidates` (best first) for the slot map: the first at once, the next when every one
+/// asked so far failed or after each [`HEDGE`] without an answer; each within `per_try`. The
+/// first good answer wins. `use_slots` turns to true once a server answers that it has no
+/// `CLUSTER SHARDS` (Redis before 7): from then on `CLUSTER SLOTS` is asked. `sleep` gives the
+/// hedge's timer (the placement's).
 ///
 /// # Errors
 ///
@@ -232,47 +235,51 @@ pub(super) async fn fetch(
     tls: bool,
     use_slots: Arc<AtomicBool>,
     per_try: Duration,
+    sleep: impl Fn(Instant) -> crate::engine::placement::Sleep,
 ) -> Result<SlotMap> {
     let mut last = Error::client("a cluster client needs at least one seed node");
-    for group in candidates.chunks(AT_ONCE) {
-        let mut asks: Vec<Option<Asking>> = group
-            .iter()
-            .map(|(addr, client)| {
-                let ask = ask(
-                    addr.clone(),
-                    client.clone(),
-                    tls,
-                    use_slots.clone(),
-                    per_try,
-                );
-                Some(Box::pin(ask) as Asking)
-            })
-            .collect();
-        let found = std::future::poll_fn(|cx| {
-            let mut pending = false;
-            for slot in asks.iter_mut() {
-                let Some(a) = slot else { continue };
-                match a.as_mut().poll(cx) {
-                    Poll::Pending => pending = true,
-                    Poll::Ready(Ok(map)) => return Poll::Ready(Some(map)),
-                    Poll::Ready(Err(e)) => {
-                        last = e;
-                        *slot = None;
-                    }
+    let mut next = candidates.iter();
+    let mut asks: Vec<Option<Asking>> = Vec::new();
+    let mut hedge: Option<crate::engine::placement::Sleep> = None;
+    std::future::poll_fn(|cx| loop {
+        let mut pending = false;
+        for slot in asks.iter_mut() {
+            let Some(a) = slot else { continue };
+            match a.as_mut().poll(cx) {
+                Poll::Pending => pending = true,
+                Poll::Ready(Ok(map)) => return Poll::Ready(Ok(map)),
+                Poll::Ready(Err(e)) => {
+                    last = e.clone();
+                    *slot = None;
                 }
             }
-            if pending {
-                Poll::Pending
-            } else {
-                Poll::Ready(None)
-            }
-        })
-        .await;
-        if let Some(map) = found {
-            return Ok(map);
         }
-    }
-    Err(last)
+        let due = !pending
+            || hedge
+                .as_mut()
+                .is_some_and(|h| h.as_mut().poll(cx).is_ready());
+        if !due {
+            return Poll::Pending;
+        }
+        let Some((addr, client)) = next.next() else {
+            if pending {
+                // Nobody left to ask: wait for those asked.
+                hedge = None;
+                return Poll::Pending;
+            }
+            return Poll::Ready(Err(last.clone()));
+        };
+        let ask = ask(
+            addr.clone(),
+            client.clone(),
+            tls,
+            use_slots.clone(),
+            per_try,
+        );
+        asks.push(Some(Box::pin(ask) as Asking));
+        hedge = Some(sleep(Instant::now() + HEDGE));
+    })
+    .await
 }
 
 /// One node's map.
