@@ -135,6 +135,8 @@ pub use ringdis_macros::ToRedis;
 #[doc(hidden)]
 pub use route::probe as __route;
 pub use route::slot::slot;
+#[doc(hidden)]
+pub use route::topology::probe as __topology;
 pub use scan::ScanStream;
 pub use score_bound::ScoreBound;
 pub use script::{Invocation, Library, Script};

@@ -122,7 +122,6 @@ impl SlotMap {
     }
 
     /// The shard serving `slot`.
-    #[allow(dead_code)] // for the replica-read feature
     pub fn shard_of(&self, slot: u16) -> Option<&Shard> {
         self.shard_index(slot).map(|i| &self.shards[i])
     }
@@ -283,6 +282,49 @@ impl SlotMap {
             map.assign(start, end, i)?;
         }
         Ok(map)
+    }
+}
+
+/// Not a public API (`ringdis::__topology`, `#[doc(hidden)]`): the topology parsers, for the
+/// integration tests that feed them a real cluster's replies (tests/tests/cluster_client.rs).
+/// May change with any release.
+pub mod probe {
+    use super::SlotMap;
+    use crate::{Result, Value};
+
+    /// Per slot, its primary as `host:port` (`None`: unserved), from a `CLUSTER SHARDS` reply
+    /// (`slots` false) or a `CLUSTER SLOTS` one (`slots` true) read from `reached`.
+    ///
+    /// # Errors
+    ///
+    /// As the parsers: a reply of another shape.
+    pub fn owners(reply: Value, reached: &str, slots: bool) -> Result<Vec<Option<String>>> {
+        let map = if slots {
+            SlotMap::from_slots(reply, reached)?
+        } else {
+            SlotMap::from_shards(reply, reached, false)?
+        };
+        Ok((0..super::SLOTS)
+            .map(|s| map.shard_of(s).map(|sh| sh.primary.addr.to_string()))
+            .collect())
+    }
+
+    /// The replicas' `host:port` of the shard serving `slot`, from a `CLUSTER SHARDS` or
+    /// `CLUSTER SLOTS` reply.
+    ///
+    /// # Errors
+    ///
+    /// As [`owners`].
+    pub fn replicas(reply: Value, reached: &str, slots: bool, slot: u16) -> Result<Vec<String>> {
+        let map = if slots {
+            SlotMap::from_slots(reply, reached)?
+        } else {
+            SlotMap::from_shards(reply, reached, false)?
+        };
+        Ok(map
+            .shard_of(slot)
+            .map(|s| s.replicas.iter().map(|r| r.addr.to_string()).collect())
+            .unwrap_or_default())
     }
 }
 
