@@ -423,3 +423,59 @@ async fn pause_for(core: &Core, deadline: Option<Instant>, pause: &mut Duration)
     core.nodes.placement().sleep_until(at).await;
     *pause = (*pause * 2).min(Duration::from_millis(200));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A command's outcome in the pipeline's array: a server error as sent, the client's own
+    /// errors under a kind that says which.
+    #[test]
+    fn outcomes_in_place() {
+        assert_eq!(in_place(Ok(Value::Int(1))), Value::Int(1));
+        let server = in_place(Err(Error::server_from_line("WRONGTYPE no")));
+        assert!(matches!(&server, Value::Error(e) if e.kind == "WRONGTYPE" && e.message == "no"));
+        for (err, kind) in [
+            (Error::connection("lost"), "CONNECTION"),
+            (Error::Timeout, "TIMEOUT"),
+            (Error::protocol("bad"), "PROTOCOL"),
+            (Error::client("no"), "CLIENT"),
+        ] {
+            let text = err.to_string();
+            match in_place(Err(err)) {
+                Value::Error(e) => assert_eq!((e.kind.as_str(), e.message), (kind, text)),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn redirects_and_passing_refusals_are_sent_again() {
+        for kind in [
+            "MOVED",
+            "ASK",
+            "TRYAGAIN",
+            "LOADING",
+            "CLUSTERDOWN",
+            "READONLY",
+            "MASTERDOWN",
+        ] {
+            assert!(
+                retried(&ServerError {
+                    kind: kind.into(),
+                    message: String::new()
+                }),
+                "{kind}"
+            );
+        }
+        for kind in ["ERR", "WRONGTYPE", "EXECABORT", "NOSCRIPT", "CROSSSLOT"] {
+            assert!(
+                !retried(&ServerError {
+                    kind: kind.into(),
+                    message: String::new()
+                }),
+                "{kind}"
+            );
+        }
+    }
+}
