@@ -17,7 +17,7 @@
 
 mod support;
 
-use ringdis::__route::{aggregate, cmd_slot, plan, spec_keys, tips, Plan};
+use ringdis::__route::{aggregate, cmd_slot, cmds_slot, plan, spec_keys, tips, Plan};
 use ringdis::{cmd, slot, Client, Cmd, Commands, Error, Protocol, Value};
 use ringdis_tests::{Server, ServerKind};
 use serde_json::Value as Json;
@@ -468,6 +468,25 @@ async fn generated_builders_mark_the_keys_the_server_finds_in_its_slots() {
             Ok(Some(keyslots(&c, &[b"user:1".to_vec()]).await[0]))
         );
         assert_eq!(cmd_slot(&cmd!("MODULE.X", "user:1")), Ok(None));
+        // A transaction in one slot runs; across slots the server refuses it, as cmds_slot does.
+        let mut t = c.transaction();
+        t.add(cmd!("SET", "{foo}x", 1));
+        t.add(cmd!("INCR", "foo"));
+        t.add(cmd!("PING"));
+        assert_eq!(
+            cmds_slot(t.cmds()),
+            Ok(Some(keyslots(&c, &[b"foo".to_vec()]).await[0]))
+        );
+        t.query::<Value>().await.unwrap();
+        let mut t = c.transaction();
+        t.add(cmd!("INCR", "foo"));
+        t.add(cmd!("INCR", "bar"));
+        assert!(cmds_slot(t.cmds()).is_err());
+        let refused = t.query::<Value>().await.unwrap_err();
+        assert!(
+            refused.to_string().contains("CROSSSLOT"),
+            "{kind}: {refused}"
+        );
     }
 }
 

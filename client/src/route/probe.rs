@@ -14,6 +14,15 @@ pub fn cmd_slot(cmd: &Cmd) -> Result<Option<u16>> {
     super::slot::cmd_slot(cmd)
 }
 
+/// `route::slot::cmds_slot`: the one slot of a transaction's commands.
+///
+/// # Errors
+///
+/// As `cmds_slot`.
+pub fn cmds_slot(cmds: &[Cmd]) -> Result<Option<u16>> {
+    super::slot::cmds_slot(cmds)
+}
+
 /// The spec's tips of a command, as `(request_policy, response_policy)` in the spec's words
 /// (`("all_shards", "agg_sum")`; `"default"` without a tip).
 pub fn tips(cmd: &Cmd) -> (&'static str, &'static str) {

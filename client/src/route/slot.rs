@@ -79,6 +79,38 @@ pub(crate) fn cmd_slot(cmd: &Cmd) -> Result<Option<u16>> {
     one_slot(cmd, cmd.keys())
 }
 
+/// The one slot of several commands (a transaction's, which must run on one node): that of
+/// every command with a slot ([`cmd_slot`]); `None` when none has one.
+///
+/// # Errors
+///
+/// A command's own error ([`cmd_slot`]), or [`Error::Client`] naming `CROSSSLOT` and two
+/// commands (with their positions, from 1) whose slots differ.
+pub(crate) fn cmds_slot(cmds: &[Cmd]) -> Result<Option<u16>> {
+    let mut seen: Option<(usize, u16)> = None;
+    for (i, cmd) in cmds.iter().enumerate() {
+        let Some(s) = cmd_slot(cmd)? else {
+            continue;
+        };
+        match seen {
+            None => seen = Some((i, s)),
+            Some((j, t)) if t != s => {
+                return Err(Error::client(format!(
+                    "CROSSSLOT: command {} ({}, slot {t}) and command {} ({}, slot {s}) are in \
+                     different cluster slots: a transaction runs on one node; put its keys in \
+                     one slot with a hash tag (`{{user1}}.a`, `{{user1}}.b`)",
+                    j + 1,
+                    cmds[j].name().to_ascii_uppercase(),
+                    i + 1,
+                    cmd.name().to_ascii_uppercase(),
+                )))
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(seen.map(|(_, s)| s))
+}
+
 /// The one slot of `keys` (`None` without keys), or CROSSSLOT.
 fn one_slot<'a>(cmd: &Cmd, mut keys: impl Iterator<Item = &'a [u8]>) -> Result<Option<u16>> {
     let Some(first) = keys.next() else {
@@ -196,5 +228,29 @@ mod tests {
             cmd_slot(&cmd!("MODULE.X").route_slot(16383)),
             Ok(Some(16383))
         );
+    }
+
+    #[test]
+    fn the_slot_of_a_transaction() {
+        let (foo, bar) = (cmd!("INCR", "foo"), cmd!("GET", "bar"));
+        assert_eq!(cmds_slot(&[]), Ok(None));
+        assert_eq!(cmds_slot(&[cmd!("PING"), cmd!("TIME")]), Ok(None));
+        assert_eq!(
+            cmds_slot(&[cmd!("PING"), foo.clone(), cmd!("GET", "{foo}x")]),
+            Ok(Some(12182))
+        );
+        match cmds_slot(&[foo.clone(), cmd!("PING"), bar]) {
+            Err(Error::Client { message, .. }) => {
+                assert!(message.starts_with("CROSSSLOT"), "{message}");
+                assert!(
+                    message.contains("command 1 (INCR, slot 12182)"),
+                    "{message}"
+                );
+                assert!(message.contains("command 3 (GET, slot 5061)"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // A command's own CROSSSLOT.
+        assert!(cmds_slot(&[foo, cmd!("MSETNX", "foo", 1, "bar", 2)]).is_err());
     }
 }
