@@ -9,8 +9,8 @@
 //! # Where the other cluster features plug in
 //!
 //! [`ClusterClient::call`] sends a single command through [`ClusterClient::plan`]: it decides
-//! the [`Target`] (today: the slot of the keys, `COMMAND GETKEYS` for a hand-built command
-//! with unmarked keys, else any primary). Fan-out of keyless commands by their spec tips,
+//! the [`Target`] (today: the slot of the keys, `COMMAND GETKEYS` for a command the spec does
+//! not list and whose keys are not marked, else any primary). Fan-out of keyless commands by their spec tips,
 //! split multi-key commands and replica reads replace or extend that decision there, and send
 //! each part with [`ClusterClient::send`] (redirects followed, never resending what may have
 //! run).
@@ -80,7 +80,8 @@ const DEFAULT_REFRESH: Duration = Duration::from_secs(60);
 ///   `CONNECTION`, `TIMEOUT`, `PROTOCOL` or `CLIENT`); when every command failed that way the
 ///   call fails with the error itself, as on one connection.
 /// * **Transactions** must have every key in one slot (else [`Error::Client`] naming
-///   `CROSSSLOT`) and run on that node.
+///   `CROSSSLOT`) and run on that node. One whose slot moved (the node redirects its queued
+///   commands and aborts it: nothing ran) is sent again whole to the new node.
 /// * `READONLY`, `READWRITE` and `ASKING` stay refused to callers: the client sends `ASKING`
 ///   itself, and the connection state of the other two would leak to every caller.
 ///
