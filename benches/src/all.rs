@@ -173,7 +173,7 @@ impl RuntimeKind {
     /// The runtime. Idle threads of its blocking pool (fred resolves host names there) end
     /// after 200 ms instead of tokio's 10 s, so those one workload-7 sample made are gone before
     /// the next counts its own.
-    fn build(self) -> Runtime {
+    pub fn build(self) -> Runtime {
         match self {
             RuntimeKind::CurrentThread => tokio::runtime::Builder::new_current_thread(),
             RuntimeKind::MultiThread => {
@@ -188,7 +188,7 @@ impl RuntimeKind {
         .expect("tokio runtime")
     }
 
-    fn describe(self) -> &'static str {
+    pub fn describe(self) -> &'static str {
         match self {
             RuntimeKind::CurrentThread => "tokio current-thread runtime",
             RuntimeKind::MultiThread => {

@@ -349,12 +349,13 @@ impl BenchClient for Ringdis {
     }
 }
 
-/// redis-rs over one `MultiplexedConnection`, or over a `ConnectionManager` (which wraps one and
-/// reconnects).
+/// redis-rs over one `MultiplexedConnection`, over a `ConnectionManager` (which wraps one and
+/// reconnects), or over a cluster (`cluster-async`: one multiplexed connection per node).
 #[derive(Clone)]
 pub enum RedisRs {
     Multiplexed(redis::aio::MultiplexedConnection),
     Manager(redis::aio::ConnectionManager),
+    Cluster(redis::cluster_async::ClusterConnection),
 }
 
 /// A redis-rs client for `url`, trusting [`TLS_CA`] when set.
@@ -407,10 +408,23 @@ impl RedisRs {
         )
     }
 
+    /// redis-rs's cluster client (`redis::cluster::ClusterClient`, its defaults: primaries
+    /// only) from `seeds`, connected.
+    pub async fn cluster(seeds: &[String]) -> RedisRs {
+        let client = redis::cluster::ClusterClient::new(seeds.to_vec()).expect("redis-rs cluster");
+        RedisRs::Cluster(
+            client
+                .get_async_connection()
+                .await
+                .expect("redis-rs cluster connect"),
+        )
+    }
+
     async fn query<T: redis::FromRedisValue>(&mut self, c: redis::Cmd) -> T {
         match self {
             RedisRs::Multiplexed(m) => c.query_async(m).await,
             RedisRs::Manager(m) => c.query_async(m).await,
+            RedisRs::Cluster(m) => c.query_async(m).await,
         }
         .expect("redis-rs command")
     }
@@ -419,6 +433,7 @@ impl RedisRs {
         match self {
             RedisRs::Multiplexed(m) => p.query_async(m).await,
             RedisRs::Manager(m) => p.query_async(m).await,
+            RedisRs::Cluster(m) => p.query_async(m).await,
         }
         .expect("redis-rs pipeline")
     }
@@ -431,6 +446,7 @@ impl BenchClient for RedisRs {
         match self {
             RedisRs::Multiplexed(_) => "redis-rs/multiplexed".to_owned(),
             RedisRs::Manager(_) => "redis-rs/manager".to_owned(),
+            RedisRs::Cluster(_) => "redis-rs/cluster-async".to_owned(),
         }
     }
 
@@ -477,21 +493,47 @@ impl BenchClient for RedisRs {
     }
 }
 
-/// fred's `Client` (one connection, its defaults: automatic pipelining on).
+/// fred's `Client` (one connection, its defaults: automatic pipelining on), or its clustered
+/// client (`ServerConfig::Clustered`: one connection per primary).
 #[derive(Clone)]
 pub struct Fred {
     client: fred::clients::Client,
+    clustered: bool,
 }
 
 impl Fred {
     pub async fn connect(url: &str) -> Fred {
-        use fred::interfaces::ClientLike;
         let config = fred::types::config::Config::from_url(url).expect("fred config");
+        Fred::init(config, false).await
+    }
+
+    /// fred's clustered client from `seeds` (`redis://host:port` URLs), its defaults otherwise.
+    pub async fn clustered(seeds: &[String]) -> Fred {
+        let hosts = seeds
+            .iter()
+            .map(|u| {
+                let (host, port) = u
+                    .trim_start_matches("redis://")
+                    .trim_end_matches('/')
+                    .rsplit_once(':')
+                    .expect("seed URLs are redis://host:port");
+                (host.to_owned(), port.parse::<u16>().expect("seed port"))
+            })
+            .collect();
+        let config = fred::types::config::Config {
+            server: fred::types::config::ServerConfig::new_clustered(hosts),
+            ..Default::default()
+        };
+        Fred::init(config, true).await
+    }
+
+    async fn init(config: fred::types::config::Config, clustered: bool) -> Fred {
+        use fred::interfaces::ClientLike;
         let client = fred::types::Builder::from_config(config)
             .build()
             .expect("fred client");
         client.init().await.expect("fred connect");
-        Fred { client }
+        Fred { client, clustered }
     }
 
     /// fred's `Pool` of `connections` clients; give it back to [`Fred::quit_pool`] when done.
@@ -505,7 +547,10 @@ impl Fred {
         let members = pool
             .clients()
             .iter()
-            .map(|c| Fred { client: c.clone() })
+            .map(|c| Fred {
+                client: c.clone(),
+                clustered: false,
+            })
             .collect();
         (pool, Many::new(members))
     }
@@ -521,7 +566,12 @@ impl BenchClient for Fred {
     type Value = bytes::Bytes;
 
     fn name(&self) -> String {
-        "fred".to_owned()
+        if self.clustered {
+            "fred/clustered"
+        } else {
+            "fred"
+        }
+        .to_owned()
     }
 
     fn get(&mut self, key: &str) -> impl Future<Output = Option<bytes::Bytes>> + Send {

@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! cargo run -p ringdis-bench --release -- --all [--quick] [--rounds N] [--secs S] [--workload W]
+//! cargo run -p ringdis-bench --release -- cluster [--quick] [--rounds N] [--secs S] [--workload c64|c1024]
 //! cargo run -p ringdis-bench --release -- transports [--rounds N] [--secs S] [--no-perf]
 //! cargo run -p ringdis-bench --release -- callgrind --workload seq|set-p64 --client C --ops N
 //! ```
@@ -14,6 +15,10 @@
 //! `--all --tls` runs workloads 1, 2 and 4 over TLS: ringdis on each engine and redis-rs
 //! (`tokio-rustls-comp`), against a `redis-server` serving TLS only with a throwaway CA; results
 //! go to `target/bench-tls/`.
+//!
+//! `cluster` (issue #14) runs workloads 2 and 3's mix (64 and 1024 tasks, 80% GET / 20% SET)
+//! against a throwaway 3-primary Redis Cluster: ringdis's `ClusterClient` on each engine,
+//! redis-rs `cluster-async` and fred's clustered client; results go to `target/bench-cluster/`.
 //!
 //! `callgrind` runs a fixed number of operations for `scripts/callgrind`, which counts the
 //! instructions per operation under valgrind (see the `callgrind` module).
@@ -28,6 +33,8 @@ mod all;
 mod callgrind;
 mod chart;
 mod clients;
+mod cluster;
+mod cluster_ringdis;
 mod measure;
 mod refbench;
 mod report;
@@ -136,6 +143,7 @@ fn parse(args: &[String]) -> Result<(String, Options), String> {
 }
 
 const USAGE: &str = "usage: ringdis-bench --all [--quick] [--tls] [--current-thread|--multi-thread] [--rounds N] [--secs S] [--workload W] [--client C]
+       ringdis-bench cluster [--quick] [--current-thread|--multi-thread] [--rounds N] [--secs S] [--workload c64|c1024] [--client C]
        ringdis-bench transports [--rounds N] [--secs S] [--no-perf] [--client epoll|io_uring] [--workload seq|c64|p64]
        ringdis-bench callgrind --workload seq|set-p64 --client ringdis/task|ringdis/io_uring|ringdis/epoll|redis-rs|fred --ops N [--url U]";
 
@@ -151,6 +159,7 @@ fn main() {
     match cmd.as_str() {
         "transports" => transports(&opts),
         "all" => all::all(&opts),
+        "cluster" => cluster::cluster(&opts),
         "callgrind" => {
             if let Err(e) = callgrind::callgrind(&opts) {
                 eprintln!("ringdis-bench: {e}\n{USAGE}");
@@ -159,7 +168,7 @@ fn main() {
         }
         other => {
             eprintln!(
-                "ringdis-bench: unknown benchmark {other:?} (known: --all, transports, callgrind)"
+                "ringdis-bench: unknown benchmark {other:?} (known: --all, cluster, transports, callgrind)"
             );
             std::process::exit(2);
         }

@@ -133,12 +133,16 @@ pub fn reference(rows: &[Row]) -> Option<&Row> {
 /// the best peer, paired by round (and the OS threads each client added, where counted). Where
 /// redis-benchmark ran, a line gives ringdis against it.
 pub fn peer_table(number: usize, workload: Workload, rows: &[Row]) -> String {
+    peer_table_titled(&format!("{number}. {}", workload.label()), rows)
+}
+
+/// [`peer_table`] under any title (the cluster workloads').
+pub fn peer_table_titled(title: &str, rows: &[Row]) -> String {
     let best = best_peer(rows);
     let best_name = best.map_or("—".to_owned(), |b| b.client.clone());
     let threads = rows.iter().any(|r| r.threads_added().is_some());
     let mut out = format!(
-        "\n### {number}. {}\n\n| client | median ops/s | min–max ops/s | p50 µs | p99 µs | CPU µs/op | ops/s vs best peer | CPU/op vs best peer |{}\n|---|---:|---:|---:|---:|---:|---:|---:|{}\n",
-        workload.label(),
+        "\n### {title}\n\n| client | median ops/s | min–max ops/s | p50 µs | p99 µs | CPU µs/op | ops/s vs best peer | CPU/op vs best peer |{}\n|---|---:|---:|---:|---:|---:|---:|---:|{}\n",
         if threads { " OS threads added |" } else { "" },
         if threads { "---:|" } else { "" },
     );
@@ -191,7 +195,7 @@ pub fn peer_table(number: usize, workload: Workload, rows: &[Row]) -> String {
 }
 
 /// ringdis's best transport at one workload: `(name, ops/s ratio, CPU/op ratio)` against `base`.
-fn ours_vs(rows: &[Row], base: &Row) -> Option<(String, f64, f64)> {
+pub fn ours_vs(rows: &[Row], base: &Row) -> Option<(String, f64, f64)> {
     rows.iter()
         .filter(|r| r.kind == Kind::Ours && !r.samples.is_empty())
         .map(|r| {

@@ -205,6 +205,17 @@ pub fn prepare(rt: &Runtime, client: &Ringdis, data: &Data) {
     });
 }
 
+/// Writes the small-value keys (those of workloads 1–4 and 7) through any client: the cluster
+/// workload's, where the ringdis helper [`prepare`] uses is a single-node client.
+pub fn prepare_keys<C: BenchClient>(rt: &Runtime, client: &C, data: &Data) {
+    let mut client = client.clone();
+    rt.block_on(async {
+        for (k, v) in data.keys.iter().zip(&data.values) {
+            client.set(k, v).await;
+        }
+    });
+}
+
 /// One measured window.
 #[derive(Clone, Copy, Debug)]
 pub struct Sample {

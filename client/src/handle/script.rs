@@ -81,8 +81,9 @@ impl Invocation<'_> {
 
     fn cmd(&self, verb: &str, head: &str) -> Cmd {
         let mut cmd = Cmd::new(verb).arg(head).arg(self.keys.len());
+        // Marked as keys: a cluster sends the script to their slot's node.
         for k in self.keys.iter() {
-            cmd.push_arg(k);
+            cmd.push_key(k);
         }
         for a in self.args.iter() {
             cmd.push_arg(a);
@@ -155,7 +156,7 @@ impl Library {
         let cmd = Cmd::new("FCALL")
             .arg(function)
             .arg(keys.arg_count())
-            .arg(&keys)
+            .key(&keys)
             .arg(&args);
         match client.call(cmd.clone()).await {
             Err(e) if is_missing_function(&e) => {

@@ -1,0 +1,617 @@
+//! [`ClusterClient`]: a Redis Cluster (or Valkey cluster) as one handle.
+//!
+//! Modules: `core` (the shared state: nodes, map, refresh), `nodes` (a [`Client`] per node, on
+//! one placement), `topology` (the map in use, coalesced refreshes, asking nodes for the map),
+//! `send` (one command: redirects and retries), `pipeline` (pipelines split per node,
+//! single-slot transactions), `drive` (futures run with no runtime). The pure parts (reading
+//! `CLUSTER SHARDS`/`CLUSTER SLOTS` and `MOVED`/`ASK`) are in `crate::route`.
+//!
+//! # Where the other cluster features plug in
+//!
+//! [`ClusterClient::call`] sends a single command through [`ClusterClient::plan`]: it decides
+//! the [`Target`] (today: the slot of the keys, `COMMAND GETKEYS` for a command the spec does
+//! not list and whose keys are not marked, else any primary). Fan-out of keyless commands by their spec tips,
+//! split multi-key commands and replica reads replace or extend that decision there, and send
+//! each part with [`ClusterClient::send`] (redirects followed, never resending what may have
+//! run).
+
+mod core;
+mod drive;
+mod nodes;
+mod pipeline;
+mod send;
+mod topology;
+
+use self::core::Core;
+use crate::callable::{Prepared, Request};
+use crate::client::{Call, OnReply, Resume};
+use crate::config::{Addr, Config};
+use crate::conn::Payload;
+use crate::engine::placement::Placement;
+use crate::route::slot::cmd_slot;
+pub(crate) use crate::route::topology::{NodeAddr, Target};
+use crate::route::Route;
+use crate::{Callable, Client, Cmd, Error, FromRedis, Redis, Result, Stats, Value};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The default [`ClusterBuilder::refresh_interval`].
+const DEFAULT_REFRESH: Duration = Duration::from_secs(60);
+
+/// A client for a Redis Cluster (or Valkey cluster): every command goes to the node serving its
+/// keys' slot, over one multiplexed connection per node.
+///
+/// It works as a [`Client`] does: the generated command methods ([`Commands`](crate::Commands)),
+/// [`call`](ClusterClient::call) with a [`cmd!`](crate::cmd!) or a pipeline,
+/// [`async_call`](ClusterClient::async_call), [`pipeline`](ClusterClient::pipeline),
+/// [`transaction`](ClusterClient::transaction), [`Script`](crate::Script) and
+/// [`Library`](crate::Library), and `#[derive(FromRedis)]` replies; it implements [`Redis`],
+/// so code written against `&impl Redis` runs on it unchanged. It is `Clone + Send + Sync` and
+/// cheap to clone.
+///
+/// * **Routing.** A command goes to the primary serving the slot of its keys (CRC16 of the key
+///   or of its `{hash tag}`: [`slot`](crate::slot)). Keys in different slots fail before
+///   anything is sent with [`Error::Client`] naming `CROSSSLOT`. The generated methods mark
+///   their keys from the spec, and a command built by hand (`cmd!("GET", "k")`) has its keys
+///   found from the spec's key specs. For a command the spec does not list (a module's), mark
+///   them with [`Cmd::key`](crate::Cmd::key) or route it with
+///   [`Cmd::route_key`](crate::Cmd::route_key) — otherwise the client asks a node (`COMMAND
+///   GETKEYS`, one more round trip; a command the server says has no keys is remembered by
+///   name and goes to any primary from then on). A command without keys goes to a primary, in
+///   turn.
+/// * **Topology.** Discovered at the first call from the seeds (any that answers):
+///   `CLUSTER SHARDS`, or `CLUSTER SLOTS` on servers before Redis 7. Refreshed when a node
+///   answers `MOVED`, when a call fails with a connection error, on `CLUSTERDOWN`, and
+///   periodically ([`ClusterBuilder::refresh_interval`], checked as calls come). Refreshes
+///   asked at once run once. Nodes gone from the map are closed once their calls end.
+/// * **Redirects and retries**, all within the command timeout
+///   ([`Config::command_timeout`]): `MOVED` updates the map and sends the command to the new
+///   node; `ASK` sends `ASKING` and the command in one write to the importing node; `TRYAGAIN`,
+///   `CLUSTERDOWN`, `LOADING`, and a node whose connection could not be made (nothing was
+///   sent) are retried after a pause; `READONLY`/`MASTERDOWN` (a node that stopped being a
+///   primary) after a refresh. A command that may have run — its connection lost after it was
+///   written ([`Error::Connection`] with `sent: true`), or a timeout — is never sent twice: the
+///   call fails with that error.
+/// * **Pipelines** are split per node and sent to all at once; the replies come back in the
+///   order the commands were added. A node that fails fails only its commands: in
+///   `query::<Vec<Result<Value>>>()` each of them is an error (a server error as the server
+///   sent it; the client's own — connection lost, timeout — as an error whose kind is
+///   `CONNECTION`, `TIMEOUT`, `PROTOCOL` or `CLIENT`); when every command failed that way the
+///   call fails with the error itself, as on one connection.
+/// * **Transactions** must have every key in one slot (else [`Error::Client`] naming
+///   `CROSSSLOT`) and run on that node. One whose slot moved (the node redirects its queued
+///   commands and aborts it: nothing ran) is sent again whole to the new node.
+/// * `READONLY`, `READWRITE` and `ASKING` stay refused to callers: the client sends `ASKING`
+///   itself, and the connection state of the other two would leak to every caller.
+///
+/// Connections are made from one [`Config`] (credentials, protocol, timeouts, TLS, engine), the
+/// host and port changed per node; all of them live on one engine (a ring engine drives every
+/// node from its one thread). [`Config::db`] must be 0: a cluster has one database.
+///
+/// ```no_run
+/// use ringdis::{cmd, ClusterClient, Commands};
+///
+/// # async fn demo() -> ringdis::Result<()> {
+/// let cluster = ClusterClient::open(["redis://127.0.0.1:7000", "redis://127.0.0.1:7001"])?;
+/// cluster.set("user:1", "ada").await?;
+/// let name: Option<String> = cluster.get("user:1").decode().await?;
+/// let n: i64 = cluster.call(cmd!("INCR").key("hits")).await?;
+/// let (a, b): (i64, i64) = cluster.pipeline().incr("a").incr("b").query().await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct ClusterClient {
+    core: Arc<Core>,
+}
+
+impl std::fmt::Debug for ClusterClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let view = self.core.topology.view();
+        f.debug_struct("ClusterClient")
+            .field("seeds", &self.core.seeds)
+            .field(
+                "primaries",
+                &view.primaries.iter().map(|(a, _)| a).collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`ClusterClient`]: [`ClusterClient::builder`].
+#[derive(Debug)]
+#[must_use = "a builder does nothing until build() is called"]
+pub struct ClusterBuilder {
+    config: Config,
+    seeds: Vec<NodeAddr>,
+    read_from_replicas: bool,
+    refresh_interval: Option<Duration>,
+    error: Option<Error>,
+}
+
+impl ClusterClient {
+    /// A client for the cluster these nodes belong to (any one that answers is enough). The
+    /// first URL's settings (credentials, protocol, TLS, timeouts as a URL gives them) apply to
+    /// every node; the others give addresses only. Nothing is connected yet: the first call
+    /// discovers the cluster.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Client`] for no URL, a URL [`Config::from_url`] refuses, or as
+    /// [`ClusterBuilder::build`].
+    pub fn open<I>(urls: I) -> Result<ClusterClient>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        let urls: Vec<String> = urls.into_iter().map(|u| u.as_ref().to_owned()).collect();
+        let Some(first) = urls.first() else {
+            return Err(Error::client(
+                "ClusterClient::open needs at least one node URL",
+            ));
+        };
+        ClusterClient::builder(Config::from_url(first)?)
+            .seeds(&urls)
+            .build()
+    }
+
+    /// A builder whose nodes all get `config`'s settings (its address is the seed unless
+    /// [`seed`](ClusterBuilder::seed)s are given).
+    pub fn builder(config: Config) -> ClusterBuilder {
+        ClusterBuilder {
+            config,
+            seeds: Vec::new(),
+            read_from_replicas: false,
+            refresh_interval: Some(DEFAULT_REFRESH),
+            error: None,
+        }
+    }
+
+    /// Sends a command (or a [`Pipeline`](crate::Pipeline)) and decodes its reply into `T`: to
+    /// the node of its slot, redirects followed (see the type's docs).
+    ///
+    /// The command leaves at once; the future gives the reply. Cancel safety: dropping the
+    /// future abandons the call, as on a [`Client`] (a reply still due is read and discarded,
+    /// and no redirect or retry is made after that); a topology refresh it asked for runs to
+    /// its end for the other callers.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Client`] before anything is sent for a command the gate refuses (as on a
+    /// [`Client`]) and for keys in different slots (`CROSSSLOT`); a node's error after the
+    /// redirects and retries above; [`Error::Connection`] when no node could be reached.
+    pub fn call<T: FromRedis>(&self, request: impl Callable) -> Call<T> {
+        self.call_request(request.into_request())
+    }
+
+    fn call_request<T: FromRedis>(&self, request: Request) -> Call<T> {
+        match request {
+            Request::One(cmd) => self.call_one(cmd),
+            Request::Many { cmds, transaction } => {
+                let deadline = self.core.start_call();
+                if transaction {
+                    Call::later(pipeline::transaction(self.core.clone(), cmds, deadline))
+                } else {
+                    Call::later(pipeline::pipeline(self.core.clone(), cmds, deadline))
+                }
+            }
+        }
+    }
+
+    /// One command: the node's own call, carried on by `send::then` on an error reply.
+    fn call_one<T: FromRedis>(&self, cmd: Cmd) -> Call<T> {
+        let core = &self.core;
+        let route = match crate::route::route(&cmd) {
+            Ok(r) => r,
+            Err(e) => return Call::failed(e),
+        };
+        let target = match self.plan(&cmd) {
+            Ok(Some(t)) => t,
+            Ok(None) => {
+                let core = core.clone();
+                let deadline = core.start_call();
+                return Call::later(async move {
+                    let target = send::target_by_server(&core, &cmd, deadline).await?;
+                    send::run(core, target, cmd, deadline, None).await
+                });
+            }
+            Err(e) => return Call::failed(e),
+        };
+        let deadline = core.start_call();
+        match send::first_node(core, &target) {
+            Some((node, client)) => {
+                let prepared = Prepared {
+                    payload: Payload::One(cmd.clone()),
+                    finish: Ok,
+                    route,
+                };
+                client.call_prepared(prepared).resumable(Resume {
+                    cmd,
+                    ctx: core.clone(),
+                    target,
+                    node,
+                    deadline,
+                    then: send::then,
+                })
+            }
+            None => Call::later(send::run(core.clone(), target, cmd, deadline, None)),
+        }
+    }
+
+    /// Where a single command goes: `Ok(None)` when only the server can say (a command the
+    /// spec does not list, with arguments, no marked key and no slot set: `COMMAND GETKEYS` is
+    /// asked).
+    ///
+    /// The seam for the spec-driven features: fan-out by request policy, split multi-key
+    /// commands and replica reads decide here (or before it) and send with
+    /// [`ClusterClient::send`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Client`] naming `CROSSSLOT` for keys in different slots, or a slot set by hand
+    /// out of range.
+    pub(crate) fn plan(&self, cmd: &Cmd) -> Result<Option<Target>> {
+        Ok(match cmd_slot(cmd)? {
+            Some(s) => Some(Target::Slot(s)),
+            None if send::keys_unknown(cmd) => None,
+            None => Some(Target::AnyPrimary),
+        })
+    }
+
+    /// Sends a command (or a pipeline) without waiting; `callback`, a closure or `None`, gets
+    /// the reply (see [`Client::async_call`]). The callback runs where the reply is read (an
+    /// engine's thread, or the runtime of the task engine); redirects and retries happen
+    /// before it runs, with no runtime needed.
+    pub fn async_call(&self, request: impl Callable, callback: impl OnReply) {
+        let callback = callback.into_callback();
+        let request = request.into_request();
+        if let Request::One(cmd) = request {
+            return self.async_one(cmd, callback);
+        }
+        let call: Call<Value> = self.call_request(request);
+        drive::spawn(async move {
+            let reply = call.await;
+            if let Some(cb) = callback {
+                cb(reply);
+            }
+        });
+    }
+
+    /// [`ClusterClient::async_call`] of one command: the node's own callback, which hands the
+    /// call to `send::then` (run detached) only on an error reply that calls for more.
+    fn async_one<F>(&self, cmd: Cmd, callback: Option<F>)
+    where
+        F: FnOnce(Result<Value>) + Send + 'static,
+    {
+        let answer = move |reply: Result<Value>| {
+            if let Some(cb) = callback {
+                cb(reply);
+            }
+        };
+        let core = &self.core;
+        let fast = match (crate::route::route(&cmd), self.plan(&cmd)) {
+            (Ok(Route::Shared), Ok(Some(target))) => {
+                send::first_node(core, &target).map(|node| (target, node))
+            }
+            (Err(e), _) | (_, Err(e)) => return answer(Err(e)),
+            _ => None,
+        };
+        let Some((target, (node, client))) = fast else {
+            let call: Call<Value> = self.call_one(cmd);
+            return drive::spawn(async move { answer(call.await) });
+        };
+        let deadline = core.start_call();
+        let payload = Payload::One(cmd.clone());
+        let resume = Resume {
+            cmd,
+            ctx: core.clone(),
+            target,
+            node,
+            deadline,
+            then: send::then,
+        };
+        client.submit_callback(
+            payload,
+            Box::new(move |reply: Result<Value>| match reply {
+                Err(e) => match (resume.then)(resume, e) {
+                    Ok(rest) => drive::spawn(async move { answer(rest.await) }),
+                    Err(e) => answer(Err(e)),
+                },
+                ok => answer(ok),
+            }),
+        );
+    }
+
+    /// The sum of every node's connection counters (see [`Stats`]), nodes let go included;
+    /// each redirect a node answered counts in its `redirects`.
+    pub fn stats(&self) -> Stats {
+        self.core.nodes.stats()
+    }
+
+    // ----- the internal API the other cluster features build on ------------------------------
+
+    /// Sends `cmd` to `to`, following redirects and retrying what did not run (see the type's
+    /// docs), within the command timeout; never resends what may have run. The command passes
+    /// the gate; its slot is not checked against `to`.
+    #[allow(dead_code)] // for the fan-out, sharded pub/sub and replica-read features
+    pub(crate) fn send(
+        &self,
+        to: Target,
+        cmd: Cmd,
+    ) -> impl Future<Output = Result<Value>> + Send + 'static {
+        let core = self.core.clone();
+        let deadline = core.start_call();
+        send::run(core, to, cmd, deadline, None)
+    }
+
+    /// The primaries, by the current map (after the first discovery: empty before).
+    #[allow(dead_code)]
+    pub(crate) fn primaries(&self) -> Vec<NodeAddr> {
+        self.core.topology.with_view(|v| {
+            v.map
+                .shards()
+                .iter()
+                .map(|s| s.primary.addr.clone())
+                .collect()
+        })
+    }
+
+    /// The replicas of the primary at `primary`, by the current map (healthy ones first).
+    #[allow(dead_code)]
+    pub(crate) fn replicas_of(&self, primary: &NodeAddr) -> Vec<NodeAddr> {
+        self.core.topology.with_view(|v| {
+            let mut replicas: Vec<_> = v
+                .map
+                .shards()
+                .iter()
+                .filter(|s| s.primary.addr == *primary)
+                .flat_map(|s| s.replicas.iter())
+                .collect();
+            replicas.sort_by_key(|n| !n.healthy);
+            replicas.into_iter().map(|n| n.addr.clone()).collect()
+        })
+    }
+
+    /// The primary serving `slot`, by the current map.
+    #[allow(dead_code)]
+    pub(crate) fn node_for_slot(&self, slot: u16) -> Option<NodeAddr> {
+        self.core.primary(slot).map(|(a, _)| a)
+    }
+
+    /// Asks every node's map again, and resolves once a refresh that started after this ask
+    /// (or was running: concurrent asks coalesce) has ended, with its outcome.
+    #[allow(dead_code)]
+    pub(crate) fn refresh(&self) -> impl Future<Output = Result<()>> + Send + 'static {
+        self.core.refresh()
+    }
+
+    /// The client of the node at `addr` (made now if the cluster client has none: it
+    /// connects at its first call). Its calls go only there: no redirect is followed.
+    #[allow(dead_code)]
+    pub(crate) fn node(&self, addr: &NodeAddr) -> Result<Client> {
+        self.core.nodes.get(addr)
+    }
+
+    /// Whether replicas may serve read-only commands ([`ClusterBuilder::read_from_replicas`]).
+    #[allow(dead_code)]
+    pub(crate) fn reads_from_replicas(&self) -> bool {
+        self.core.read_from_replicas
+    }
+
+    /// How many topology refreshes ran (for tests).
+    #[doc(hidden)]
+    pub fn refreshes(&self) -> u64 {
+        self.core.topology.runs()
+    }
+}
+
+impl ClusterBuilder {
+    /// Adds a seed node: a URL (`redis://host:port`, only its address is used) or
+    /// `host:port`.
+    pub fn seed(mut self, url: impl AsRef<str>) -> ClusterBuilder {
+        match parse_seed(url.as_ref()) {
+            Ok(addr) => {
+                if !self.seeds.contains(&addr) {
+                    self.seeds.push(addr);
+                }
+            }
+            Err(e) => {
+                self.error.get_or_insert(e);
+            }
+        }
+        self
+    }
+
+    /// Adds seed nodes ([`seed`](ClusterBuilder::seed)).
+    pub fn seeds<I>(mut self, urls: I) -> ClusterBuilder
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        for url in urls {
+            self = self.seed(url);
+        }
+        self
+    }
+
+    /// Lets replicas serve read-only commands (default `false`: everything goes to primaries).
+    pub fn read_from_replicas(mut self, yes: bool) -> ClusterBuilder {
+        self.read_from_replicas = yes;
+        self
+    }
+
+    /// How often the map is asked again besides the refreshes redirects and errors cause
+    /// (default 60 s; `None`: never). Checked as calls come: an idle client asks nothing.
+    pub fn refresh_interval(mut self, every: Option<Duration>) -> ClusterBuilder {
+        self.refresh_interval = every;
+        self
+    }
+
+    /// The client. Nothing is connected yet: the first call discovers the cluster.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Client`] for a seed that is not a `host:port` or TCP URL, a [`Config::db`]
+    /// other than 0, or as [`Client::new`] (the engine, the configuration).
+    pub fn build(self) -> Result<ClusterClient> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        if self.config.db != 0 {
+            return Err(Error::client(
+                "a cluster has one database: Config::db must be 0 for a ClusterClient",
+            ));
+        }
+        let mut seeds = self.seeds;
+        if seeds.is_empty() {
+            match &self.config.addr {
+                Addr::Tcp { host, port } => seeds.push(NodeAddr::new(host, *port)),
+                Addr::Unix(_) => {
+                    return Err(Error::client(
+                        "a cluster's nodes are reached over TCP: give the seeds as host:port",
+                    ))
+                }
+            }
+        }
+        let placement = Placement::here(self.config.engine)?;
+        let nodes = nodes::Nodes::new(self.config, placement);
+        // The seeds' clients now: the configuration and engine are checked here.
+        for seed in &seeds {
+            nodes.get(seed)?;
+        }
+        let core = Core::new(nodes, seeds, self.read_from_replicas, self.refresh_interval);
+        Ok(ClusterClient {
+            core: Arc::new(core),
+        })
+    }
+}
+
+/// A seed's address from a URL or `host:port`.
+fn parse_seed(seed: &str) -> Result<NodeAddr> {
+    if seed.contains("://") {
+        return match Config::from_url(seed)?.addr {
+            Addr::Tcp { host, port } => Ok(NodeAddr::new(&host, port)),
+            Addr::Unix(_) => Err(Error::client(format!(
+                "cluster seed {seed}: a cluster's nodes are reached over TCP"
+            ))),
+        };
+    }
+    let bad = || {
+        Error::client(format!(
+            "cluster seed {seed:?}: expected host:port or a URL"
+        ))
+    };
+    let (host, port) = seed.rsplit_once(':').ok_or_else(bad)?;
+    let port = port.parse().map_err(|_| bad())?;
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    if host.is_empty() {
+        return Err(bad());
+    }
+    Ok(NodeAddr::new(host, port))
+}
+
+impl Redis for ClusterClient {
+    fn call<T: FromRedis>(&self, request: impl Callable) -> Call<T> {
+        ClusterClient::call(self, request)
+    }
+    fn pipeline(&self) -> crate::Pipeline {
+        ClusterClient::pipeline(self)
+    }
+    fn transaction(&self) -> crate::Pipeline {
+        ClusterClient::transaction(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seeds_in_every_form() {
+        assert_eq!(
+            parse_seed("127.0.0.1:7000"),
+            Ok(NodeAddr::new("127.0.0.1", 7000))
+        );
+        assert_eq!(parse_seed("[::1]:7000"), Ok(NodeAddr::new("::1", 7000)));
+        assert_eq!(
+            parse_seed("redis://h.example:7001"),
+            Ok(NodeAddr::new("h.example", 7001))
+        );
+        assert_eq!(
+            parse_seed("redis://:pw@10.0.0.1:7002/0"),
+            Ok(NodeAddr::new("10.0.0.1", 7002))
+        );
+        for bad in ["h", "h:x", ":7000", "redis+unix:///tmp/s"] {
+            assert!(parse_seed(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_cluster_has_one_database() {
+        let refused = ClusterClient::builder(Config::new().db(3).engine(crate::Engine::Epoll))
+            .seed("127.0.0.1:7000")
+            .build();
+        assert!(refused.is_err_and(|e| e.is_client()));
+        let none = ClusterClient::open(Vec::<String>::new());
+        assert!(none.is_err_and(|e| e.is_client()));
+    }
+
+    /// With no node reachable, a call fails with a connection error within the command
+    /// timeout (nothing was sent), and so does the next one.
+    #[test]
+    fn no_reachable_node_is_a_connection_error_in_time() {
+        let config = Config::new()
+            .engine(crate::Engine::Epoll)
+            .connect_timeout(Duration::from_millis(100))
+            .command_timeout(Some(Duration::from_millis(500)));
+        let cluster = ClusterClient::builder(config)
+            .seeds(["127.0.0.1:1", "127.0.0.1:2"])
+            .build()
+            .unwrap();
+        for _ in 0..2 {
+            let started = std::time::Instant::now();
+            let r: Result<Value> =
+                futures::executor::block_on(cluster.call(Cmd::new("GET").key("k")));
+            assert!(
+                matches!(&r, Err(Error::Connection { sent: false, .. })),
+                "{r:?}"
+            );
+            assert!(
+                started.elapsed() < Duration::from_secs(3),
+                "{:?}",
+                started.elapsed()
+            );
+        }
+    }
+
+    /// Keys in different slots are refused before anything is sent (no node is reachable
+    /// here: a refusal that needed one would be a connection error instead).
+    #[test]
+    fn crossslot_is_refused_before_sending() {
+        let cluster = ClusterClient::builder(Config::new().engine(crate::Engine::Epoll))
+            .seed("127.0.0.1:1")
+            .build()
+            .unwrap();
+        let r: Result<Value> =
+            futures::executor::block_on(cluster.call(Cmd::new("MGET").key("a").key("b")));
+        assert!(
+            matches!(&r, Err(Error::Client { message, .. }) if message.contains("CROSSSLOT")),
+            "{r:?}"
+        );
+        let mut t = cluster.transaction();
+        t.add(Cmd::new("SET").key("{x}1").arg(1))
+            .add(Cmd::new("SET").key("{y}2").arg(1));
+        let r: Result<Value> = futures::executor::block_on(t.query());
+        assert!(
+            matches!(&r, Err(Error::Client { message, .. }) if message.contains("CROSSSLOT")),
+            "{r:?}"
+        );
+        for gated in ["READONLY", "READWRITE", "ASKING"] {
+            let r: Result<Value> = futures::executor::block_on(cluster.call(Cmd::new(gated)));
+            assert!(r.is_err_and(|e| e.is_client()), "{gated}");
+        }
+    }
+}
