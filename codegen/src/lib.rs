@@ -8,6 +8,7 @@ pub mod model;
 pub mod plan;
 pub mod resp;
 pub mod servers;
+pub mod tips;
 
 /// The reviewed corrections to the spec (`codegen/overrides.json`), built in.
 pub const OVERRIDES: &str = include_str!("../overrides.json");

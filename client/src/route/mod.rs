@@ -58,14 +58,19 @@
 //! case-insensitively with their subcommand, so `cmd!("client", "reply", "skip")` built by hand is
 //! treated exactly like the generated `client_reply`.
 
+pub(crate) mod aggregate;
 mod blocking;
+pub(crate) mod plan;
 pub mod probe;
 pub(crate) mod redirect;
 pub(crate) mod slot;
+pub(crate) mod split;
+pub(crate) mod tips;
 pub(crate) mod topology;
 
 use crate::{Cmd, Error, Result};
 use std::time::Duration;
+use tips::{RequestPolicy, ResponsePolicy};
 
 // Checked in (`scripts/generate` rewrites it; codegen's `checked_in` test keeps it fresh).
 include!("../generated/spec_flags.rs");
