@@ -8,7 +8,9 @@
 mod support;
 
 use futures::future::join_all;
-use ringdis::{cmd, ClusterClient, Commands, Config, Engine, Error, FromRedis, Protocol, Redis, Script, Value};
+use ringdis::{
+    cmd, ClusterClient, Commands, Config, Engine, Error, FromRedis, Protocol, Redis, Script, Value,
+};
 use ringdis_tests::{Cluster, ServerKind};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -26,7 +28,12 @@ fn runtime() -> tokio::runtime::Runtime {
 
 /// A cluster client for `cluster` on `engine` speaking `protocol`, with `timeout` as its
 /// command timeout.
-fn client(cluster: &Cluster, engine: Engine, protocol: Protocol, timeout: Duration) -> ClusterClient {
+fn client(
+    cluster: &Cluster,
+    engine: Engine,
+    protocol: Protocol,
+    timeout: Duration,
+) -> ClusterClient {
     let seeds = cluster.seed_urls();
     let config = Config::from_url(&seeds[0])
         .expect("seed URL")
@@ -60,7 +67,9 @@ async fn the_client_api(cluster: &Cluster, engine: Engine, protocol: Protocol, a
     let p = ringdis_tests::unique("api");
     // Typed methods on keys spread over every shard.
     for i in 0..60 {
-        db.set(format!("{p}:k{i}"), i).await.unwrap_or_else(|e| panic!("{at}: SET: {e}"));
+        db.set(format!("{p}:k{i}"), i)
+            .await
+            .unwrap_or_else(|e| panic!("{at}: SET: {e}"));
     }
     for i in 0..60 {
         let v: Option<i64> = db.get(format!("{p}:k{i}")).decode().await.unwrap();
@@ -68,11 +77,16 @@ async fn the_client_api(cluster: &Cluster, engine: Engine, protocol: Protocol, a
         assert_eq!(db.incr(format!("{p}:k{i}")).await.unwrap(), i + 1, "{at}");
     }
     // call(cmd!): keys marked, and not marked (the server is asked where they go).
-    let n: i64 = db.call(cmd!("INCR").key(format!("{p}:marked"))).await.unwrap();
+    let n: i64 = db
+        .call(cmd!("INCR").key(format!("{p}:marked")))
+        .await
+        .unwrap();
     assert_eq!(n, 1, "{at}");
     for i in 0..20 {
         let key = format!("{p}:hand{i}");
-        db.call::<()>(cmd!("SET", &key, i)).await.unwrap_or_else(|e| panic!("{at}: {e}"));
+        db.call::<()>(cmd!("SET", &key, i))
+            .await
+            .unwrap_or_else(|e| panic!("{at}: {e}"));
         let v: i64 = db.call(cmd!("GET", &key)).await.unwrap();
         assert_eq!(v, i, "{at}");
     }
@@ -82,15 +96,28 @@ async fn the_client_api(cluster: &Cluster, engine: Engine, protocol: Protocol, a
     assert_eq!(echo, "hi", "{at}");
     // async_call: the callback gets the reply.
     let (tx, rx) = tokio::sync::oneshot::channel();
-    db.async_call(cmd!("INCR").key(format!("{p}:async")), move |r: ringdis::Result<Value>| {
-        let _ = tx.send(r);
-    });
+    db.async_call(
+        cmd!("INCR").key(format!("{p}:async")),
+        move |r: ringdis::Result<Value>| {
+            let _ = tx.send(r);
+        },
+    );
     assert_eq!(rx.await.unwrap(), Ok(Value::Int(1)), "{at}");
     // A derive.
     let user = format!("{p}:user");
-    db.hset(&user, "name", "ada").and("born", 1815).await.unwrap();
+    db.hset(&user, "name", "ada")
+        .and("born", 1815)
+        .await
+        .unwrap();
     let u: User = db.hgetall(&user).decode().await.unwrap();
-    assert_eq!(u, User { name: "ada".into(), born: 1815 }, "{at}");
+    assert_eq!(
+        u,
+        User {
+            name: "ada".into(),
+            born: 1815
+        },
+        "{at}"
+    );
     // A pipeline of 1000 mixed commands across slots: replies in the caller's order.
     let mut pipe = db.pipeline();
     for i in 0..250 {
@@ -105,7 +132,11 @@ async fn the_client_api(cluster: &Cluster, engine: Engine, protocol: Protocol, a
     let mut sums = [0i64; 7];
     for i in 0..250 {
         let r = &replies[i * 4..i * 4 + 4];
-        assert!(matches!(&r[0], Value::Simple(s) if s == "OK"), "{at}: {:?}", r[0]);
+        assert!(
+            matches!(&r[0], Value::Simple(s) if s == "OK"),
+            "{at}: {:?}",
+            r[0]
+        );
         assert_eq!(r[1], Value::Int(i as i64 + 1), "{at}");
         assert_eq!(i64::from_redis(r[2].clone()).unwrap(), i as i64 + 1, "{at}");
         sums[i % 7] += i as i64;
@@ -118,7 +149,11 @@ async fn the_client_api(cluster: &Cluster, engine: Engine, protocol: Protocol, a
     pipe.get(format!("{p}:s")).send();
     let each: Vec<ringdis::Result<Value>> = pipe.query().await.unwrap();
     assert!(each[0].is_ok() && each[2].is_ok(), "{at}: {each:?}");
-    assert_eq!(each[1].as_ref().unwrap_err().server_kind(), Some("ERR"), "{at}");
+    assert_eq!(
+        each[1].as_ref().unwrap_err().server_kind(),
+        Some("ERR"),
+        "{at}"
+    );
     // A transaction in one slot; refused across slots before anything is sent.
     let tag = format!("{{{p}}}");
     let (a, b): (i64, i64) = db
@@ -137,21 +172,40 @@ async fn the_client_api(cluster: &Cluster, engine: Engine, protocol: Protocol, a
         .query()
         .await;
     match across {
-        Err(Error::Client { message, .. }) => assert!(message.contains("CROSSSLOT"), "{at}: {message}"),
+        Err(Error::Client { message, .. }) => {
+            assert!(message.contains("CROSSSLOT"), "{at}: {message}")
+        }
         other => panic!("{at}: {other:?}"),
     }
-    // CROSSSLOT on one command, before sending.
-    let mget: ringdis::Result<Value> = db.mget([format!("{p}:x1"), format!("{p}:x2")]).decode().await;
-    assert!(mget.is_err_and(|e| e.is_client() && e.to_string().contains("CROSSSLOT")), "{at}");
+    // CROSSSLOT on one command the spec does not let split, before sending.
+    let sunion: ringdis::Result<Value> = db
+        .sunion([format!("{p}:x1"), format!("{p}:x2")])
+        .decode()
+        .await;
+    assert!(
+        sunion.is_err_and(|e| e.is_client() && e.to_string().contains("CROSSSLOT")),
+        "{at}"
+    );
     assert_eq!(db.stats().calls, calls, "{at}: nothing was sent");
     // Keys in one slot by a hash tag.
-    db.mset([(format!("{tag}:m1"), 1), (format!("{tag}:m2"), 2)]).await.unwrap();
-    let both: Vec<i64> = db.mget([format!("{tag}:m1"), format!("{tag}:m2")]).decode().await.unwrap();
+    db.mset([(format!("{tag}:m1"), 1), (format!("{tag}:m2"), 2)])
+        .await
+        .unwrap();
+    let both: Vec<i64> = db
+        .mget([format!("{tag}:m1"), format!("{tag}:m2")])
+        .decode()
+        .await
+        .unwrap();
     assert_eq!(both, [1, 2], "{at}");
     // Scripts route by their keys.
     let add = Script::new("return redis.call('INCRBY', KEYS[1], ARGV[1])");
     for i in 0..10 {
-        let n: i64 = add.key(format!("{p}:script{i}")).arg(5).invoke(&db).await.unwrap_or_else(|e| panic!("{at}: {e}"));
+        let n: i64 = add
+            .key(format!("{p}:script{i}"))
+            .arg(5)
+            .invoke(&db)
+            .await
+            .unwrap_or_else(|e| panic!("{at}: {e}"));
         assert_eq!(n, 5, "{at}");
     }
     // The cluster state commands stay refused.
@@ -165,7 +219,10 @@ async fn the_client_api(cluster: &Cluster, engine: Engine, protocol: Protocol, a
     }
     assert_eq!(bump(&db, format!("{p}:generic")).await, 1, "{at}");
     let stats = db.stats();
-    assert!(stats.calls >= 290 && stats.ok >= 280 && stats.connects >= 3, "{at}: {stats:?}");
+    assert!(
+        stats.calls >= 290 && stats.ok >= 280 && stats.connects >= 3,
+        "{at}: {stats:?}"
+    );
 }
 
 fn api(kind: ServerKind) {
@@ -187,7 +244,10 @@ fn the_client_api_on_valkey() {
 }
 
 /// Another live primary than `than`.
-fn other_primary<'a>(cluster: &'a Cluster, than: &ringdis_tests::ClusterNode) -> &'a ringdis_tests::ClusterNode {
+fn other_primary<'a>(
+    cluster: &'a Cluster,
+    than: &ringdis_tests::ClusterNode,
+) -> &'a ringdis_tests::ClusterNode {
     cluster
         .primaries()
         .into_iter()
@@ -217,13 +277,21 @@ async fn redirects(cluster: &Cluster, engine: Engine, protocol: Protocol, at: &s
     let to = other_primary(cluster, cluster.primary_of_slot(slot));
     cluster.migrate_slot(slot, to);
     let before = db.stats().redirects;
-    let v: String = db.get(&key).decode().await.unwrap_or_else(|e| panic!("{at}: {e}"));
+    let v: String = db
+        .get(&key)
+        .decode()
+        .await
+        .unwrap_or_else(|e| panic!("{at}: {e}"));
     assert_eq!(v, "v", "{at}");
     assert_eq!(db.stats().redirects, before + 1, "{at}: one MOVED");
     let v: String = db.get(&key).decode().await.unwrap();
     assert_eq!(v, "v", "{at}");
     db.set(&key, "w").await.unwrap();
-    assert_eq!(db.stats().redirects, before + 1, "{at}: the map learned the move");
+    assert_eq!(
+        db.stats().redirects,
+        before + 1,
+        "{at}: the map learned the move"
+    );
 
     let (k1, k2) = (format!("{{{p}:ask}}:1"), format!("{{{p}:ask}}:2"));
     db.set(&k1, "1").await.unwrap();
@@ -234,11 +302,19 @@ async fn redirects(cluster: &Cluster, engine: Engine, protocol: Protocol, at: &s
     assert!(migration.move_key(&k1));
     let before = db.stats().redirects;
     for round in 1..=2 {
-        let v: String = db.get(&k1).decode().await.unwrap_or_else(|e| panic!("{at}: {e}"));
+        let v: String = db
+            .get(&k1)
+            .decode()
+            .await
+            .unwrap_or_else(|e| panic!("{at}: {e}"));
         assert_eq!(v, "1", "{at}");
         let v: String = db.get(&k2).decode().await.unwrap();
         assert_eq!(v, "2", "{at}");
-        assert_eq!(db.stats().redirects, before + round, "{at}: one ASK per call to the moved key");
+        assert_eq!(
+            db.stats().redirects,
+            before + round,
+            "{at}: one ASK per call to the moved key"
+        );
     }
     // Written on the importing node through ASK.
     assert_eq!(db.incr(format!("{{{p}:ask}}:new")).await, Ok(1), "{at}");
@@ -246,8 +322,14 @@ async fn redirects(cluster: &Cluster, engine: Engine, protocol: Protocol, at: &s
     // TRYAGAIN: one key moved, the other not; retried until the slot has moved.
     let errors = db.stats().server_errors;
     let mget = tokio::spawn(db.mget([k1.clone(), k2.clone()]).decode::<Vec<String>>());
-    until(&format!("{at}: TRYAGAIN seen"), || db.stats().server_errors > errors).await;
-    assert!(!mget.is_finished(), "{at}: the MGET waits for the migration");
+    until(&format!("{at}: TRYAGAIN seen"), || {
+        db.stats().server_errors > errors
+    })
+    .await;
+    assert!(
+        !mget.is_finished(),
+        "{at}: the MGET waits for the migration"
+    );
     migration.finish();
     let both = mget.await.unwrap().unwrap_or_else(|e| panic!("{at}: {e}"));
     assert_eq!(both, ["1", "2"], "{at}");
@@ -284,7 +366,10 @@ fn slots_to_move<'a>(
     cluster: &'a Cluster,
     from: u16,
     len: u16,
-) -> (std::ops::RangeInclusive<u16>, &'a ringdis_tests::ClusterNode) {
+) -> (
+    std::ops::RangeInclusive<u16>,
+    &'a ringdis_tests::ClusterNode,
+) {
     let mut start = from;
     loop {
         let owner = cluster.primary_of_slot(start);
@@ -329,10 +414,19 @@ fn resharding(cluster: &Cluster, engine: Engine, protocol: Protocol, cell: u16, 
                 let mut i = 0u64;
                 while !stop.load(Ordering::Acquire) || i < 20 {
                     let value = format!("{t}:{i}");
-                    db.set(&key, &value).await.unwrap_or_else(|e| panic!("{at}: SET: {e}"));
-                    let got: String = db.get(&key).decode().await.unwrap_or_else(|e| panic!("{at}: GET: {e}"));
+                    db.set(&key, &value)
+                        .await
+                        .unwrap_or_else(|e| panic!("{at}: SET: {e}"));
+                    let got: String = db
+                        .get(&key)
+                        .decode()
+                        .await
+                        .unwrap_or_else(|e| panic!("{at}: GET: {e}"));
                     assert_eq!(got, value, "{at}: a reply that is not the caller's");
-                    n = db.incr(&counter).await.unwrap_or_else(|e| panic!("{at}: INCR: {e}"));
+                    n = db
+                        .incr(&counter)
+                        .await
+                        .unwrap_or_else(|e| panic!("{at}: INCR: {e}"));
                     assert_eq!(n as u64, i + 1, "{at}: INCR");
                     i += 1;
                     done.fetch_add(1, Ordering::Relaxed);
@@ -344,7 +438,10 @@ fn resharding(cluster: &Cluster, engine: Engine, protocol: Protocol, cell: u16, 
     // Load first, then move the slots under it.
     let started = Instant::now();
     while done.load(Ordering::Relaxed) < (TASKS * 4) as u64 {
-        assert!(started.elapsed() < Duration::from_secs(20), "{at}: the load never started");
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{at}: the load never started"
+        );
         std::thread::yield_now();
     }
     let redirects = db.stats().redirects;
@@ -356,7 +453,10 @@ fn resharding(cluster: &Cluster, engine: Engine, protocol: Protocol, cell: u16, 
         let stored: i64 = rt.block_on(db.get(&counter).decode()).unwrap();
         assert_eq!(stored, n, "{at}: {counter}");
     }
-    assert!(db.stats().redirects > redirects, "{at}: the load met the moving slots");
+    assert!(
+        db.stats().redirects > redirects,
+        "{at}: the load met the moving slots"
+    );
     for s in slots {
         assert_eq!(cluster.primary_of_slot(s).id(), to.id(), "{at}");
     }

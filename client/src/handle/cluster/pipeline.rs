@@ -8,6 +8,7 @@
 //! sent again whole, to the new node, within the command timeout.
 
 use super::core::{left, Core};
+use super::fanout::{self, Fan, Fold, Step};
 use super::send::{self, first_node, within};
 use crate::callable::Prepared;
 use crate::conn::Payload;
@@ -20,22 +21,40 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Where each command goes: from its keys, else (hand-built, keys not marked) one batch of
-/// `COMMAND GETKEYS` asked of a primary.
+/// `COMMAND GETKEYS` asked of a primary. `fan`: a command the spec's tips send to several
+/// nodes (split by slot, every primary…) is a [`Step::Fan`] (see `fanout`); else every
+/// command goes to one node.
 async fn targets(
     core: &Arc<Core>,
     cmds: &[Cmd],
     what: &str,
     deadline: Option<Instant>,
-) -> Result<Vec<Target>> {
+    fan: bool,
+) -> Result<Vec<Step>> {
     let mut out = Vec::with_capacity(cmds.len());
     for (i, cmd) in cmds.iter().enumerate() {
-        let slot = cmd_slot(cmd).map_err(|e| at(what, i, e))?;
-        out.push(match slot {
-            Some(s) => Target::Slot(s),
-            None if send::keys_unknown(cmd) => send::target_by_server(core, cmd, deadline)
-                .await
-                .map_err(|e| at(what, i, e))?,
-            None => Target::AnyPrimary,
+        let planned = match cmd_slot(cmd) {
+            Ok(Some(s)) => Ok(Some(Target::Slot(s))),
+            Ok(None) if send::keys_unknown(cmd) => Ok(None),
+            Ok(None) => Ok(Some(Target::AnyPrimary)),
+            Err(e) => Err(e),
+        };
+        // A command the gate refuses alone (WAIT, WAITAOF: it waits for its connection's own
+        // writes) stays on one node, with the writes before it.
+        let fan = fan && crate::route::route(cmd).is_ok();
+        let step = if fan {
+            fanout::step(cmd, planned)
+        } else {
+            planned.map(Step::One)
+        };
+        out.push(match step.map_err(|e| at(what, i, e))? {
+            Step::One(Some(t)) => Step::One(Some(t)),
+            Step::One(None) => Step::One(Some(
+                send::target_by_server(core, cmd, deadline)
+                    .await
+                    .map_err(|e| at(what, i, e))?,
+            )),
+            fan => fan,
         });
     }
     Ok(out)
@@ -52,15 +71,16 @@ fn at(what: &str, i: usize, e: Error) -> Error {
     }
 }
 
-/// A pipeline's commands, each to the node of its slot: one array of their replies (errors in
-/// place) in the caller's order.
+/// A pipeline's commands, each to the node of its slot (a command the tips send to several
+/// nodes as sub-requests, their replies made one in its place): one array of their replies
+/// (errors in place) in the caller's order.
 pub(super) async fn pipeline(
     core: Arc<Core>,
     cmds: Vec<Cmd>,
     deadline: Option<Instant>,
 ) -> Result<Value> {
     crate::route::route_pipeline(&cmds, false)?;
-    let targets = targets(&core, &cmds, "pipeline", deadline).await?;
+    let steps = targets(&core, &cmds, "pipeline", deadline, true).await?;
     if !core.has_map() {
         match within(&core, deadline, core.refresh()).await {
             Some(Ok(())) => {}
@@ -68,17 +88,73 @@ pub(super) async fn pipeline(
             None => return Err(Error::Timeout),
         }
     }
-    // One primary for every keyless command of the pipeline.
+    // The requests to send, and where each command's reply comes from among theirs.
+    let mut requests: Vec<(Target, Cmd)> = Vec::with_capacity(cmds.len());
+    let mut replies_of: Vec<Reply> = Vec::with_capacity(cmds.len());
+    for (i, (cmd, step)) in cmds.into_iter().zip(steps).enumerate() {
+        match step {
+            Step::One(t) => {
+                replies_of.push(Reply::One);
+                requests.push((t.unwrap_or(Target::AnyPrimary), cmd));
+            }
+            Step::Fan(fan) => {
+                let (parts, fold) = fan.parts(&core).map_err(|e| at("pipeline", i, e))?;
+                let from = requests.len();
+                requests.extend(parts);
+                replies_of.push(Reply::Fan(from..requests.len(), fold));
+            }
+        }
+    }
+    let mut each = send_all(&core, requests, deadline).await?.into_iter();
+    let mut results: Vec<Result<Value>> = Vec::with_capacity(replies_of.len());
+    for reply in replies_of {
+        let missing = || Err(Error::client("a pipeline command got no reply"));
+        results.push(match reply {
+            Reply::One => each.next().unwrap_or_else(missing),
+            Reply::Fan(range, fold) => fold.fold(each.by_ref().take(range.len()).collect()),
+        });
+    }
+    // Every command failed the same way a single connection's pipeline fails: that error.
+    if let Some(Err(first)) = results.first() {
+        if !matches!(first, Error::Server { .. })
+            && results.iter().all(|r| r.as_ref().err() == Some(first))
+        {
+            return Err(first.clone());
+        }
+    }
+    Ok(Value::Array(results.into_iter().map(in_place).collect()))
+}
+
+/// Where a pipeline command's reply comes from: one request's reply, or a fan's, folded.
+enum Reply {
+    One,
+    Fan(std::ops::Range<usize>, Fold),
+}
+
+/// Sends `requests`, each to its target: grouped by node, one batch per node, all sent at
+/// once; a request a node redirected or refused for a passing reason is sent again on its own
+/// (in order), as a single call would be; a node that fails fails only its requests. Each
+/// request's outcome, in order. The map should be known (else every request goes on its own).
+///
+/// # Errors
+///
+/// [`Error::Timeout`] when the deadline passed before anything was sent.
+pub(super) async fn send_all(
+    core: &Arc<Core>,
+    requests: Vec<(Target, Cmd)>,
+    deadline: Option<Instant>,
+) -> Result<Vec<Result<Value>>> {
+    // One primary for every keyless command.
     let any = core.any_primary();
     let mut groups: Vec<(NodeAddr, crate::Client, Vec<usize>)> = Vec::new();
     let mut index: HashMap<NodeAddr, usize> = HashMap::new();
-    let mut results: Vec<Option<Result<Value>>> = (0..cmds.len()).map(|_| None).collect();
+    let mut results: Vec<Option<Result<Value>>> = (0..requests.len()).map(|_| None).collect();
     // Commands to send again on their own: the node they went to and its answer.
     let mut again: Vec<(usize, NodeAddr, Error)> = Vec::new();
-    for (i, target) in targets.iter().enumerate() {
+    for (i, (target, _)) in requests.iter().enumerate() {
         let node = match target {
             Target::AnyPrimary => any.clone(),
-            t => first_node(&core, t),
+            t => first_node(core, t),
         };
         let Some((addr, client)) = node else {
             again.push((i, NodeAddr::new("", 0), unserved()));
@@ -95,7 +171,7 @@ pub(super) async fn pipeline(
     let calls: Vec<_> = groups
         .into_iter()
         .map(|(addr, client, members)| {
-            let group: Vec<&Cmd> = members.iter().map(|&i| &cmds[i]).collect();
+            let group: Vec<&Cmd> = members.iter().map(|&i| &requests[i].1).collect();
             let route = group_route(&group);
             let prepared = Prepared {
                 payload: Payload::batch(group.iter().copied()),
@@ -141,29 +217,35 @@ pub(super) async fn pipeline(
     }
     again.sort_by_key(|(i, ..)| *i);
     for (i, node, err) in again {
+        let (target, cmd) = &requests[i];
         let result = send::run(
             core.clone(),
-            targets[i].clone(),
-            cmds[i].clone(),
+            target.clone(),
+            cmd.clone(),
             deadline,
             Some((node, err)),
         )
         .await;
         results[i] = Some(result);
     }
-    let results: Vec<Result<Value>> = results
+    Ok(results
         .into_iter()
         .map(|r| r.unwrap_or_else(|| Err(Error::client("a pipeline command got no reply"))))
-        .collect();
-    // Every command failed the same way a single connection's pipeline fails: that error.
-    if let Some(Err(first)) = results.first() {
-        if !matches!(first, Error::Server { .. })
-            && results.iter().all(|r| r.as_ref().err() == Some(first))
-        {
-            return Err(first.clone());
+        .collect())
+}
+
+/// A command that runs on several nodes (see `fanout`), called alone: its parts sent as
+/// [`send_all`] does, their replies made one.
+pub(super) async fn fan(core: Arc<Core>, fan: Fan, deadline: Option<Instant>) -> Result<Value> {
+    if !core.has_map() {
+        match within(&core, deadline, core.refresh()).await {
+            Some(Ok(())) => {}
+            Some(Err(e)) => return Err(e),
+            None => return Err(Error::Timeout),
         }
     }
-    Ok(Value::Array(results.into_iter().map(in_place).collect()))
+    let (parts, fold) = fan.parts(&core)?;
+    fold.fold(send_all(&core, parts, deadline).await?)
 }
 
 /// The gate's route for one node's share of a pipeline (checked whole already).
@@ -218,10 +300,10 @@ pub(super) async fn transaction(
     deadline: Option<Instant>,
 ) -> Result<Value> {
     let route = crate::route::route_pipeline(&cmds, true)?;
-    let targets = targets(&core, &cmds, "transaction", deadline).await?;
+    let steps = targets(&core, &cmds, "transaction", deadline, false).await?;
     let mut slot: Option<(u16, usize)> = None;
-    for (i, t) in targets.iter().enumerate() {
-        if let Target::Slot(s) = *t {
+    for (i, step) in steps.iter().enumerate() {
+        if let Step::One(Some(Target::Slot(s))) = *step {
             match slot {
                 None => slot = Some((s, i)),
                 Some((first, j)) if first != s => {
