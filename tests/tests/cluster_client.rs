@@ -12,6 +12,7 @@ use ringdis::{
     cmd, ClusterClient, Commands, Config, Engine, Error, FromRedis, Protocol, Redis, Script, Value,
 };
 use ringdis_tests::{Cluster, ServerKind};
+use std::future::IntoFuture;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -220,7 +221,7 @@ async fn the_client_api(cluster: &Cluster, engine: Engine, protocol: Protocol, a
     assert_eq!(bump(&db, format!("{p}:generic")).await, 1, "{at}");
     let stats = db.stats();
     assert!(
-        stats.calls >= 290 && stats.ok >= 280 && stats.connects >= 3,
+        stats.calls >= 250 && stats.ok >= 250 && stats.connects >= 3,
         "{at}: {stats:?}"
     );
 }
@@ -319,6 +320,16 @@ async fn redirects(cluster: &Cluster, engine: Engine, protocol: Protocol, at: &s
     // Written on the importing node through ASK.
     assert_eq!(db.incr(format!("{{{p}:ask}}:new")).await, Ok(1), "{at}");
 
+    // A pipeline meets the ASK too: the redirected commands are sent again on their own.
+    let mut pipe = db.pipeline();
+    pipe.get(&k1)
+        .get(&k2)
+        .incr(format!("{{{p}:ask}}:new"))
+        .send();
+    let (a, b, n): (String, String, i64) =
+        pipe.query().await.unwrap_or_else(|e| panic!("{at}: {e}"));
+    assert_eq!((a.as_str(), b.as_str(), n), ("1", "2", 2), "{at}");
+
     // TRYAGAIN: one key moved, the other not; retried until the slot has moved.
     let errors = db.stats().server_errors;
     let mget = tokio::spawn(db.mget([k1.clone(), k2.clone()]).decode::<Vec<String>>());
@@ -333,6 +344,50 @@ async fn redirects(cluster: &Cluster, engine: Engine, protocol: Protocol, at: &s
     migration.finish();
     let both = mget.await.unwrap().unwrap_or_else(|e| panic!("{at}: {e}"));
     assert_eq!(both, ["1", "2"], "{at}");
+
+    // A transaction whose slot moved since the map was read: its commands are redirected, the
+    // server aborts it (nothing ran), and it is sent again whole to the new owner.
+    let tag = format!("{{{p}:tx}}");
+    db.set(format!("{tag}:a"), 1).await.unwrap();
+    let slot = cluster.keyslot(&tag[1..tag.len() - 1]);
+    cluster.migrate_slot(slot, other_primary(cluster, cluster.primary_of_slot(slot)));
+    let before = db.stats().redirects;
+    let (a, b): (i64, i64) = db
+        .transaction()
+        .incr(format!("{tag}:a"))
+        .incr(format!("{tag}:a"))
+        .query()
+        .await
+        .unwrap_or_else(|e| panic!("{at}: {e}"));
+    assert_eq!((a, b), (2, 3), "{at}: the transaction ran once");
+    assert_eq!(
+        db.get(format!("{tag}:a")).decode::<i64>().await,
+        Ok(3),
+        "{at}"
+    );
+    assert!(
+        db.stats().redirects == before,
+        "{at}: a queued command's MOVED is not a call's"
+    );
+
+    // A pipeline with commands for a slot that moved: those are sent again to the new owner.
+    let key = format!("{p}:pipe-moved");
+    db.set(&key, "p").await.unwrap();
+    let slot = cluster.keyslot(&key);
+    cluster.migrate_slot(slot, other_primary(cluster, cluster.primary_of_slot(slot)));
+    let mut pipe = db.pipeline();
+    for i in 0..20 {
+        pipe.get(&key).incr(format!("{p}:pipe-n{i}")).send();
+    }
+    let replies: Vec<Value> = pipe.query().await.unwrap_or_else(|e| panic!("{at}: {e}"));
+    for (i, r) in replies.chunks(2).enumerate() {
+        assert_eq!(
+            String::from_redis(r[0].clone()).as_deref(),
+            Ok("p"),
+            "{at}: {i}"
+        );
+        assert_eq!(r[1], Value::Int(1), "{at}: {i}");
+    }
 }
 
 fn redirects_on(kind: ServerKind) {
@@ -362,14 +417,11 @@ fn tag_in(prefix: &str, n: usize, slots: &std::ops::RangeInclusive<u16>) -> Stri
 }
 
 /// `len` slots all owned by one primary, starting at or after `from`, and another primary.
-fn slots_to_move<'a>(
-    cluster: &'a Cluster,
+fn slots_to_move(
+    cluster: &Cluster,
     from: u16,
     len: u16,
-) -> (
-    std::ops::RangeInclusive<u16>,
-    &'a ringdis_tests::ClusterNode,
-) {
+) -> (std::ops::RangeInclusive<u16>, &ringdis_tests::ClusterNode) {
     let mut start = from;
     loop {
         let owner = cluster.primary_of_slot(start);
@@ -478,4 +530,143 @@ fn resharding_under_load_on_redis() {
 #[test]
 fn resharding_under_load_on_valkey() {
     resharding_on(ServerKind::Valkey);
+}
+
+/// 64 tasks run SET/GET on keys of their own (most on one primary's slots) while that primary
+/// is killed and its replica takes over: a call fails only with `Error::Connection` (its
+/// request was in flight on the dead node), none outlives the command timeout, none gets
+/// another caller's reply, no `READONLY` or other error reaches a caller, and once the
+/// cluster has settled every call succeeds on the new primary.
+fn failover(cluster: &Cluster, engine: Engine, protocol: Protocol, at: &str) {
+    const TIMEOUT: Duration = Duration::from_secs(10);
+    let rt = runtime();
+    let _in = rt.enter();
+    let db = client(cluster, engine, protocol, TIMEOUT);
+    let victim = cluster.primaries()[0];
+    let slots = cluster.slots_of(victim)[0].clone();
+    let p = ringdis_tests::unique("failover");
+    let stop = Arc::new(AtomicBool::new(false));
+    // Set once the cluster has settled on the new primary: calls made after it must succeed.
+    let settled = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicU64::new(0));
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|t| {
+            let tag = if t % 4 == 3 {
+                format!("{p}-{t}")
+            } else {
+                tag_in(&p, t, &slots)
+            };
+            let (db, stop, settled, done, at) = (
+                db.clone(),
+                stop.clone(),
+                settled.clone(),
+                done.clone(),
+                at.to_owned(),
+            );
+            rt.spawn(async move {
+                let key = format!("{{{tag}}}:v");
+                // What GET may answer: the last value surely set, and those whose SET failed
+                // (it may have run).
+                let mut may: Vec<String> = Vec::new();
+                let (mut ok, mut lost) = (0u64, 0u64);
+                let mut i = 0u64;
+                while !stop.load(Ordering::Acquire) || i < 10 {
+                    let after = settled.load(Ordering::Acquire);
+                    let value = format!("{t}:{i}");
+                    let check = |r: &ringdis::Result<()>, started: Instant, what: &str| {
+                        assert!(
+                            started.elapsed() < TIMEOUT + Duration::from_secs(2),
+                            "{at}: {what} took {:?}",
+                            started.elapsed()
+                        );
+                        match r {
+                            Ok(()) => {}
+                            Err(Error::Connection { .. }) if !after => {}
+                            Err(e) => panic!("{at}: {what} failed with {e:?} (settled: {after})"),
+                        }
+                    };
+                    let started = Instant::now();
+                    let set = db.set(&key, &value).await.map(|_| ());
+                    check(&set, started, "SET");
+                    if set.is_ok() {
+                        may.clear();
+                    }
+                    may.push(value.clone());
+                    let started = Instant::now();
+                    let got: ringdis::Result<Option<String>> = db.get(&key).decode().await;
+                    check(
+                        &got.as_ref().map(|_| ()).map_err(Clone::clone),
+                        started,
+                        "GET",
+                    );
+                    match got {
+                        Ok(Some(v)) => {
+                            assert!(
+                                may.contains(&v),
+                                "{at}: GET {key} gave {v}, not one of {may:?}"
+                            );
+                            ok += 1;
+                        }
+                        Ok(None) => assert!(may.len() > 1 || i == 0, "{at}: {key} lost"),
+                        Err(_) => lost += 1,
+                    }
+                    i += 1;
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+                (ok, lost)
+            })
+        })
+        .collect();
+    let started = Instant::now();
+    while done.load(Ordering::Relaxed) < (TASKS * 4) as u64 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{at}: the load never started"
+        );
+        std::thread::yield_now();
+    }
+    let new = cluster.kill_primary(victim);
+    settled.store(true, Ordering::Release);
+    // A while more on the new primary.
+    let now = done.load(Ordering::Relaxed);
+    let started = Instant::now();
+    while done.load(Ordering::Relaxed) < now + (TASKS * 10) as u64 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{at}: the load stalled after the failover"
+        );
+        std::thread::yield_now();
+    }
+    stop.store(true, Ordering::Release);
+    let mut ok = 0;
+    for r in rt.block_on(join_all(tasks)) {
+        let (o, _lost) = r.unwrap_or_else(|e| panic!("{at}: a task failed: {e}"));
+        ok += o;
+    }
+    assert!(ok > 0, "{at}");
+    // The moved slots are served by the new primary, and the client found it.
+    let key = format!("{{{}}}:v", tag_in(&p, 0, &slots));
+    rt.block_on(db.set(&key, "after").into_future()).unwrap();
+    assert_eq!(cluster.primary_of_key(&key).id(), new.id(), "{at}");
+    // The old primary comes back as a replica, for the next cell.
+    cluster.restart(victim);
+}
+
+fn failover_on(kind: ServerKind) {
+    let cluster = Cluster::start(kind);
+    for (i, engine) in engines().into_iter().enumerate() {
+        let protocol = PROTOCOLS[i % 2];
+        let at = format!("{kind}/{engine:?}/{protocol:?}");
+        failover(&cluster, engine, protocol, &at);
+    }
+}
+
+#[test]
+fn failover_under_load_on_redis() {
+    failover_on(ServerKind::Redis);
+}
+
+#[test]
+fn failover_under_load_on_valkey() {
+    failover_on(ServerKind::Valkey);
 }

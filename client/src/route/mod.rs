@@ -46,7 +46,7 @@
 //! | `CLIENT TRACKING` | connection state, lost on reconnect | [`Config::tracking`](crate::Config::tracking) |
 //! | `CLIENT CACHING` | applies to the connection's next command, which may be another caller's | a pipeline, right before the command it is for |
 //! | `CLIENT SETINFO`, `CLIENT NO-EVICT`, `CLIENT NO-TOUCH`, `CLIENT CAPA`, `CLIENT IMPORT-SOURCE` | connection state, lost on reconnect | no `Config` option yet: not supported |
-//! | `READONLY`, `READWRITE`, `ASKING` | cluster connection state | not supported (no cluster support) |
+//! | `READONLY`, `READWRITE`, `ASKING` | cluster connection state: `READONLY` would let every later caller's reads on the connection go to a replica's stale data, `ASKING` would let the connection's next command (maybe another caller's) reach a slot being imported | [`ClusterClient`](crate::ClusterClient), which sends `ASKING` itself, in the same write as the redirected command, and [`ClusterBuilder::read_from_replicas`](crate::ClusterBuilder::read_from_replicas) |
 //! | `WAIT`, `WAITAOF` | wait for the connection's own earlier writes (a dedicated connection has none) | a pipeline: the writes, then `WAIT` |
 //!
 //! The spec's flags (`blocking`, `pubsub` with `noscript`, `no_auth`) are read from
@@ -155,7 +155,9 @@ const DISCONNECT: &str = "it would close or reset the shared connection: use Cli
 const UNSUPPORTED_STATE: &str = "it sets connection state that a reconnect (or a dedicated \
                                  connection) would not have, and no Config option sets it: not \
                                  supported";
-const CLUSTER: &str = "cluster connection state: not supported (ringdis has no cluster mode)";
+const CLUSTER: &str = "cluster connection state that every caller of the connection would \
+                       share: use ClusterClient, which sends ASKING itself with the redirected \
+                       command, and ClusterBuilder::read_from_replicas for replica reads";
 const REPLICATION: &str = "the replication protocol: not supported";
 const OWN_WRITES: &str = "it waits for the connection's own earlier writes: send it in a pipeline \
                           after the writes it is for (the pipeline runs on a dedicated connection)";

@@ -217,16 +217,21 @@ impl SlotMap {
                     _ => {}
                 }
             }
-            let mut primary = None;
+            // A shard may list two primaries for a while after a failover (Valkey keeps the
+            // failed one in its shard until it comes back as a replica): the healthy one
+            // serves.
+            let mut primaries = Vec::new();
             let mut replicas = Vec::new();
             for node in nodes {
                 let (node, is_primary) = shards_node(node, reached, tls)?;
-                if is_primary && primary.is_none() {
-                    primary = Some(node);
+                if is_primary {
+                    primaries.push(node);
                 } else {
                     replicas.push(node);
                 }
             }
+            let best = primaries.iter().position(|n| n.healthy).unwrap_or(0);
+            let primary = (best < primaries.len()).then(|| primaries.swap_remove(best));
             let Some(primary) = primary else {
                 // A shard whose primary is gone and no replica promoted yet: nothing to send
                 // its slots to; they stay unserved until the next refresh.
@@ -462,9 +467,13 @@ mod tests {
                     n("b", "", 7001, "master", "online"),
                 ],
             ),
+            // After a failover: the failed primary still in the shard, listed first.
             shard(
                 &[10924, 16383],
-                vec![n("c", "::1", 7002, "master", "online")],
+                vec![
+                    n("g", "127.0.0.1", 7006, "master", "failed"),
+                    n("c", "::1", 7002, "master", "online"),
+                ],
             ),
             // An empty primary (no slots).
             shard(&[], vec![n("f", "127.0.0.1", 7005, "master", "online")]),

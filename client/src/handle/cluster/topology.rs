@@ -181,6 +181,9 @@ impl Future for Wait {
     }
 }
 
+/// One node's answer, being awaited.
+type Asking = Pin<Box<dyn Future<Output = Result<SlotMap>> + Send>>;
+
 /// How many nodes are asked at once.
 const AT_ONCE: usize = 3;
 
@@ -199,17 +202,17 @@ pub(super) async fn fetch(
 ) -> Result<SlotMap> {
     let mut last = Error::client("a cluster client needs at least one seed node");
     for group in candidates.chunks(AT_ONCE) {
-        let mut asks: Vec<Option<Pin<Box<dyn Future<Output = Result<SlotMap>> + Send>>>> = group
+        let mut asks: Vec<Option<Asking>> = group
             .iter()
             .map(|(addr, client)| {
-                Some(Box::pin(ask(
+                let ask = ask(
                     addr.clone(),
                     client.clone(),
                     tls,
                     use_slots.clone(),
                     per_try,
-                ))
-                    as Pin<Box<dyn Future<Output = Result<SlotMap>> + Send>>)
+                );
+                Some(Box::pin(ask) as Asking)
             })
             .collect();
         let found = std::future::poll_fn(|cx| {
