@@ -75,6 +75,9 @@ pub(crate) struct Node {
     /// False when the reply said it is not serving (`CLUSTER SHARDS`' `health` other than
     /// `online`: `failed`, `loading`); `CLUSTER SLOTS` says nothing, so true there.
     pub healthy: bool,
+    /// True when `CLUSTER SHARDS` says `failed`: down, as the cluster sees it (a node merely
+    /// `loading` is not: Redis 7.0 reports a replica whose replication offset is still 0 so).
+    pub failed: bool,
 }
 
 /// A primary and its replicas.
@@ -156,6 +159,7 @@ impl SlotMap {
                         addr: to.clone(),
                         id: None,
                         healthy: true,
+                        failed: false,
                     },
                     replicas: Vec::new(),
                 });
@@ -284,7 +288,7 @@ fn shards_node(node: Value, reached: &str, tls: bool) -> Result<(Node, bool)> {
     let mut id = None;
     let (mut ip, mut endpoint, mut port, mut tls_port) = (None, None, None, None);
     let mut primary = false;
-    let mut healthy = true;
+    let mut health = String::from("online");
     for (name, value) in pairs(node)? {
         match name.as_str() {
             "id" => id = Some(text(value)?),
@@ -293,7 +297,7 @@ fn shards_node(node: Value, reached: &str, tls: bool) -> Result<(Node, bool)> {
             "port" => port = Some(int(value)?),
             "tls-port" => tls_port = Some(int(value)?),
             "role" => primary = text(value)? == "master",
-            "health" => healthy = text(value)? == "online",
+            "health" => health = text(value)?,
             _ => {}
         }
     }
@@ -311,7 +315,8 @@ fn shards_node(node: Value, reached: &str, tls: bool) -> Result<(Node, bool)> {
     let node = Node {
         addr: NodeAddr::new(&host, port),
         id,
-        healthy,
+        healthy: health == "online",
+        failed: health == "failed",
     };
     Ok((node, primary))
 }
@@ -341,6 +346,7 @@ fn slots_node(node: Value, reached: &str) -> Result<Node> {
         addr: NodeAddr::new(&host, port),
         id,
         healthy: true,
+        failed: false,
     })
 }
 

@@ -6,8 +6,9 @@
 //!   each with its redirects followed; the replies merged in the caller's key order (`MGET`)
 //!   or as the response policy says (`DEL` adds up, `MSET` all succeeded);
 //! * **every primary** (`request_policy:all_shards`: `DBSIZE`, `KEYS`, `FLUSHALL`, `PING`,
-//!   `FUNCTION LOAD`, `SCRIPT EXISTS`…) or **every node**, replicas included
-//!   (`request_policy:all_nodes`: `CONFIG SET`, `SCRIPT LOAD`, `ACL SETUSER`…), the replies
+//!   `FUNCTION LOAD`, `SCRIPT EXISTS`…) or **every node**, replicas included but those the
+//!   map says have failed (`request_policy:all_nodes`: `CONFIG SET`, `SCRIPT LOAD`,
+//!   `ACL SETUSER`…), the replies
 //!   made one by the response policy (`crate::route::aggregate`: `DBSIZE` sums, `KEYS`
 //!   concatenates, `FLUSHALL` all succeeded, `SCRIPT EXISTS` ANDs element-wise);
 //! * what the tips leave open (`special`): `RANDOMKEY` goes to every primary and answers one
@@ -191,8 +192,8 @@ impl Fan {
     }
 }
 
-/// Every primary, in the map's shard order, and (`replicas`) after each its replicas that the
-/// map does not say are failing.
+/// Every primary, in the map's shard order, and (`replicas`) after each its replicas but those
+/// the map says have failed.
 fn nodes(core: &Core, replicas: bool) -> Vec<NodeAddr> {
     core.topology.with_view(|v| {
         let mut out = Vec::new();
@@ -203,7 +204,7 @@ fn nodes(core: &Core, replicas: bool) -> Vec<NodeAddr> {
                     shard
                         .replicas
                         .iter()
-                        .filter(|n| n.healthy)
+                        .filter(|n| !n.failed)
                         .map(|n| n.addr.clone()),
                 );
             }

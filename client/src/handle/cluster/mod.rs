@@ -69,7 +69,7 @@ const DEFAULT_REFRESH: Duration = Duration::from_secs(60);
 ///   succeeded. A keyless command whose tip is `all_shards` (`DBSIZE`, `KEYS`, `FLUSHALL`,
 ///   `PING`, `FUNCTION LOAD`, `SCRIPT EXISTS`…) goes to every primary, one whose tip is
 ///   `all_nodes` (`CONFIG SET`, `SCRIPT LOAD`, `ACL SETUSER`…) to every node, replicas
-///   included (those the map does not say are failing), and the replies are made one as the
+///   included (but those the map says have failed), and the replies are made one as the
 ///   `response_policy` tip says (`DBSIZE` sums, `KEYS` concatenates, `SCRIPT EXISTS` ANDs,
 ///   `FLUSHALL` succeeds when all did). Where the tips leave it open: `RANDOMKEY` asks every
 ///   primary and answers one of their keys at random (nil only when the cluster is empty);
