@@ -80,7 +80,7 @@ enum Source<'a> {
     /// A cluster, the node of the key (`HSCAN`, `SSCAN`, `ZSCAN`).
     Keyed(&'a ClusterClient),
     /// A cluster, every primary in turn (`SCAN`).
-    Primaries(NodeWalk<'a>),
+    Primaries(Box<NodeWalk<'a>>),
 }
 
 impl<'a, T> ScanStream<'a, T> {
@@ -333,7 +333,11 @@ impl ClusterClient {
     /// # Ok(()) }
     /// ```
     pub fn scan_iter(&self) -> ScanStream<'_, Bytes> {
-        ScanStream::from(Source::Primaries(NodeWalk::new(self)), "SCAN", None)
+        ScanStream::from(
+            Source::Primaries(Box::new(NodeWalk::new(self))),
+            "SCAN",
+            None,
+        )
     }
 
     /// Every `(field, value)` of the hash at `key`, by `HSCAN` on the node of its slot (see
@@ -358,6 +362,14 @@ impl ClusterClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A stream may move to another task or thread, whatever its source.
+    #[test]
+    fn streams_are_send_and_sync() {
+        fn movable<T: Send + Sync + Unpin>() {}
+        movable::<ScanStream<'static, Bytes>>();
+        movable::<ScanStream<'static, (Bytes, f64)>>();
+    }
 
     #[test]
     fn page_commands_carry_cursor_key_and_options_in_order() {

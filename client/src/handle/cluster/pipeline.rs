@@ -39,13 +39,12 @@ async fn targets(
             Ok(None) => Ok(Some(Target::AnyPrimary)),
             Err(e) => Err(e),
         };
-        // A command the gate refuses alone (WAIT, WAITAOF: it waits for its connection's own
-        // writes) stays on one node, with the writes before it.
-        let fan = fan && crate::route::route(cmd).is_ok();
-        let step = if fan {
-            fanout::step(cmd, planned)
-        } else {
-            planned.map(Step::One)
+        let step = match planned {
+            Ok(Some(Target::Slot(s))) => Ok(Step::One(Some(Target::Slot(s)))),
+            // A command the gate refuses alone (WAIT, WAITAOF: it waits for its connection's
+            // own writes) stays on one node, with the writes before it.
+            planned if fan && crate::route::route(cmd).is_ok() => fanout::step(cmd, planned),
+            planned => planned.map(Step::One),
         };
         out.push(match step.map_err(|e| at(what, i, e))? {
             Step::One(Some(t)) => Step::One(Some(t)),
