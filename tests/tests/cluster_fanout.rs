@@ -24,12 +24,22 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 fn client(cluster: &Cluster, engine: Engine, protocol: Protocol) -> ClusterClient {
+    client_within(cluster, engine, protocol, Duration::from_secs(10))
+}
+
+/// A client whose command timeout is `timeout`.
+fn client_within(
+    cluster: &Cluster,
+    engine: Engine,
+    protocol: Protocol,
+    timeout: Duration,
+) -> ClusterClient {
     let seeds = cluster.seed_urls();
     let config = Config::from_url(&seeds[0])
         .expect("seed URL")
         .engine(engine)
         .protocol(protocol)
-        .command_timeout(Some(Duration::from_secs(10)))
+        .command_timeout(Some(timeout))
         .connect_timeout(Duration::from_secs(1));
     ClusterClient::builder(config)
         .seeds(&seeds)
@@ -433,6 +443,58 @@ async fn scan(cluster: &Cluster, engine: Engine, protocol: Protocol, moved: bool
     assert!(members.is_empty(), "{at}");
 }
 
+/// A primary killed while the scan is on it: one error item naming it, then the other
+/// primaries' keys, each once.
+async fn primary_lost_mid_scan(cluster: &Cluster, engine: Engine, protocol: Protocol, at: &str) {
+    let db = client_within(cluster, engine, protocol, Duration::from_secs(2));
+    db.flushall().await.unwrap();
+    let p = ringdis_tests::unique("lost");
+    let keys: Vec<String> = (0..3000).map(|i| format!("{p}:{i}")).collect();
+    let mut pipe = db.pipeline();
+    for k in &keys {
+        pipe.set(k, 1).send();
+    }
+    pipe.query::<()>().await.unwrap();
+    let mut stream = db.scan_iter().count(10);
+    let first = stream.next_item().await.unwrap().unwrap();
+    // The primary being scanned now goes down.
+    let victim = cluster.primary_of_key(&first);
+    let lost: Vec<_> = cluster.slots_of(victim);
+    cluster.kill(victim);
+    let mut seen = vec![first];
+    let mut errors = Vec::new();
+    while let Some(item) = stream.next_item().await {
+        match item {
+            Ok(k) => seen.push(k),
+            Err(e) => errors.push(e),
+        }
+    }
+    assert_eq!(errors.len(), 1, "{at}: {errors:?}");
+    assert!(
+        errors[0].to_string().contains(&victim.addr()),
+        "{at}: {}",
+        errors[0]
+    );
+    let on_victim = |k: &[u8]| lost.iter().any(|r| r.contains(&ringdis::slot(k)));
+    let others: HashSet<&[u8]> = keys
+        .iter()
+        .map(|k| k.as_bytes())
+        .filter(|k| !on_victim(k))
+        .collect();
+    let seen_others: Vec<&Bytes> = seen.iter().filter(|k| !on_victim(k)).collect();
+    assert_eq!(
+        seen_others.len(),
+        others.len(),
+        "{at}: the other primaries' keys, once each"
+    );
+    assert!(seen_others.iter().all(|k| others.contains(&k[..])), "{at}");
+    let from_victim = seen.len() - seen_others.len();
+    assert!(
+        from_victim < keys.len() - others.len(),
+        "{at}: the lost primary's scan was cut"
+    );
+}
+
 fn run_on(kind: ServerKind) {
     let cluster = Cluster::start(kind);
     for (i, (engine, protocol)) in cells().into_iter().enumerate() {
@@ -442,6 +504,22 @@ fn run_on(kind: ServerKind) {
         rt.block_on(split_pipeline(&cluster, engine, protocol, &at));
         rt.block_on(scan(&cluster, engine, protocol, i == 0, &at));
     }
+}
+
+fn lost_on(kind: ServerKind, engine: Engine, protocol: Protocol) {
+    let cluster = Cluster::start(kind);
+    let at = format!("{kind}/{engine:?}/{protocol:?}");
+    runtime().block_on(primary_lost_mid_scan(&cluster, engine, protocol, &at));
+}
+
+#[test]
+fn a_primary_lost_mid_scan_on_redis() {
+    lost_on(ServerKind::Redis, Engine::IoUring, Protocol::Resp2);
+}
+
+#[test]
+fn a_primary_lost_mid_scan_on_valkey() {
+    lost_on(ServerKind::Valkey, Engine::Task, Protocol::Resp3);
 }
 
 #[test]
