@@ -8,7 +8,7 @@
 //! (sorted the same way).
 
 use crate::model::{Command, Spec};
-use crate::tips;
+use crate::routing;
 
 /// The spec flags the gate reads, in bit order.
 pub const FLAGS: &[&str] = &[
@@ -111,13 +111,13 @@ struct Routings(Vec<String>);
 impl Routings {
     fn new() -> Routings {
         Routings(vec![
-            tips::routing("", &Command::default()).unwrap_or_default()
+            routing::routing("", &Command::default()).unwrap_or_default()
         ])
     }
 
     /// The index of `spec_name`'s routing in the table, added when new.
     fn index(&mut self, spec_name: &str, c: &Command) -> Result<usize, String> {
-        let r = tips::routing(spec_name, c)?;
+        let r = routing::routing(spec_name, c)?;
         Ok(match self.0.iter().position(|x| *x == r) {
             Some(i) => i,
             None => {
@@ -199,7 +199,7 @@ pub fn generate(spec: &Spec) -> Result<String, String> {
          \x20   pub subs: &'static [Entry],\n\
          }}\n\n"
     ));
-    out.push_str(tips::TYPES);
+    out.push_str(routing::TYPES);
     out.push('\n');
     let mut routings = Routings::new();
     let mut top: Vec<(String, &String, &Command)> = Vec::new();
@@ -312,8 +312,8 @@ mod tests {
         assert_eq!(
             routing.lines().skip(1).collect::<Vec<_>>(),
             [
-                "    Routing { request: RequestPolicy::Default, response: ResponsePolicy::Default, split: None },",
-                "    Routing { request: RequestPolicy::AllShards, response: ResponsePolicy::AggSum, split: None },",
+                "    Routing { request: RequestPolicy::Default, response: ResponsePolicy::Default, keys: &[], split: None },",
+                "    Routing { request: RequestPolicy::AllShards, response: ResponsePolicy::AggSum, keys: &[], split: None },",
                 "];",
             ]
         );

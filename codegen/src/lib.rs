@@ -7,8 +7,8 @@ pub mod gate;
 pub mod model;
 pub mod plan;
 pub mod resp;
+pub mod routing;
 pub mod servers;
-pub mod tips;
 
 /// The reviewed corrections to the spec (`codegen/overrides.json`), built in.
 pub const OVERRIDES: &str = include_str!("../overrides.json");

@@ -48,6 +48,14 @@ fn client(
         .expect("cluster client")
 }
 
+/// A cluster for tests that kill no node: a longer `cluster-node-timeout` than the harness's
+/// default, so a loaded machine (a busy CI runner) never fails a primary over by mistake.
+fn steady(kind: ServerKind) -> Cluster {
+    Cluster::builder(kind)
+        .node_timeout(Duration::from_secs(5))
+        .start()
+}
+
 /// Every (engine, protocol) cell.
 fn cells() -> Vec<(Engine, Protocol)> {
     engines()
@@ -77,7 +85,7 @@ async fn the_client_api(cluster: &Cluster, engine: Engine, protocol: Protocol, a
         assert_eq!(v, Some(i), "{at}: k{i}");
         assert_eq!(db.incr(format!("{p}:k{i}")).await.unwrap(), i + 1, "{at}");
     }
-    // call(cmd!): keys marked, and not marked (the server is asked where they go).
+    // call(cmd!): keys marked, and not marked (found from the spec's key specs).
     let n: i64 = db
         .call(cmd!("INCR").key(format!("{p}:marked")))
         .await
@@ -143,6 +151,29 @@ async fn the_client_api(cluster: &Cluster, engine: Engine, protocol: Protocol, a
         sums[i % 7] += i as i64;
         assert_eq!(r[3], Value::Int(sums[i % 7]), "{at}");
     }
+    // Hand-built commands with unmarked keys in a pipeline (found from the key specs).
+    let mut pipe = db.pipeline();
+    for i in 0..50 {
+        pipe.add(cmd!("SET", format!("{p}:hp{i}"), i));
+        pipe.add(cmd!("GET", format!("{p}:hp{i}")));
+    }
+    let replies: Vec<Option<i64>> = pipe
+        .query::<Vec<Value>>()
+        .await
+        .unwrap_or_else(|e| panic!("{at}: {e}"))
+        .into_iter()
+        .skip(1)
+        .step_by(2)
+        .map(|v| FromRedis::from_redis(v).unwrap())
+        .collect();
+    assert_eq!(replies, (0..50).map(Some).collect::<Vec<_>>(), "{at}");
+    // A blocking command, on a dedicated connection of its node.
+    let q = format!("{p}:queue");
+    db.rpush(&q, "job").await.unwrap();
+    let popped: Option<(String, String)> = db.blpop(&q, 1.0).decode().await.unwrap();
+    assert_eq!(popped, Some((q.clone(), "job".into())), "{at}");
+    let none: Option<(String, String)> = db.blpop(&q, 0.05).decode().await.unwrap();
+    assert_eq!(none, None, "{at}");
     // Errors stay in place.
     let mut pipe = db.pipeline();
     pipe.set(format!("{p}:s"), "x").send();
@@ -226,11 +257,48 @@ async fn the_client_api(cluster: &Cluster, engine: Engine, protocol: Protocol, a
     );
 }
 
+/// The map is asked again every refresh interval, as calls come.
+async fn periodic_refresh(cluster: &Cluster, engine: Engine, at: &str) {
+    let seeds = cluster.seed_urls();
+    let config = Config::from_url(&seeds[0]).unwrap().engine(engine);
+    let db = ClusterClient::builder(config)
+        .seeds(&seeds)
+        .refresh_interval(Some(Duration::from_millis(20)))
+        .build()
+        .unwrap();
+    db.set("periodic", 1).await.unwrap();
+    let first = db.refreshes();
+    assert_eq!(first, 1, "{at}: the first call discovered the cluster");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while db.refreshes() < first + 3 {
+        assert!(Instant::now() < deadline, "{at}: no periodic refresh");
+        db.get("periodic").await.unwrap();
+    }
+    // Without an interval, calls cause none.
+    let config = Config::from_url(&seeds[0]).unwrap().engine(engine);
+    let quiet = ClusterClient::builder(config)
+        .seeds(&seeds)
+        .refresh_interval(None)
+        .build()
+        .unwrap();
+    for _ in 0..200 {
+        quiet.get("periodic").await.unwrap();
+    }
+    assert_eq!(quiet.refreshes(), 1, "{at}");
+}
+
 fn api(kind: ServerKind) {
-    let cluster = Cluster::start(kind);
+    let cluster = steady(kind);
     for (engine, protocol) in cells() {
         let at = format!("{kind}/{engine:?}/{protocol:?}");
         runtime().block_on(the_client_api(&cluster, engine, protocol, &at));
+    }
+    for engine in engines() {
+        runtime().block_on(periodic_refresh(
+            &cluster,
+            engine,
+            &format!("{kind}/{engine:?}"),
+        ));
     }
 }
 
@@ -391,7 +459,7 @@ async fn redirects(cluster: &Cluster, engine: Engine, protocol: Protocol, at: &s
 }
 
 fn redirects_on(kind: ServerKind) {
-    let cluster = Cluster::start(kind);
+    let cluster = steady(kind);
     for (engine, protocol) in cells() {
         let at = format!("{kind}/{engine:?}/{protocol:?}");
         runtime().block_on(redirects(&cluster, engine, protocol, &at));
@@ -515,7 +583,7 @@ fn resharding(cluster: &Cluster, engine: Engine, protocol: Protocol, cell: u16, 
 }
 
 fn resharding_on(kind: ServerKind) {
-    let cluster = Cluster::start(kind);
+    let cluster = steady(kind);
     for (i, (engine, protocol)) in cells().into_iter().enumerate() {
         let at = format!("{kind}/{engine:?}/{protocol:?}");
         resharding(&cluster, engine, protocol, i as u16, &at);
@@ -669,4 +737,99 @@ fn failover_under_load_on_redis() {
 #[test]
 fn failover_under_load_on_valkey() {
     failover_on(ServerKind::Valkey);
+}
+
+/// 64 tasks run SET/GET/INCR on keys of their own while a replica takes over from its live
+/// primary (`CLUSTER FAILOVER`): nothing is lost, so no call fails (the old primary's
+/// `MOVED`, or `READONLY`, sends each command to the new one), every reply is the caller's,
+/// and the counters are exact.
+fn manual_failover(cluster: &Cluster, engine: Engine, protocol: Protocol, cell: usize, at: &str) {
+    let rt = runtime();
+    let _in = rt.enter();
+    let db = client(cluster, engine, protocol, Duration::from_secs(10));
+    // A primary of its own per cell: each pair fails over once.
+    let primary = cluster.primaries()[cell % 3];
+    let slots = cluster.slots_of(primary)[0].clone();
+    let replica = cluster.replicas_of(primary)[0];
+    let p = ringdis_tests::unique("takeover");
+    let stop = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicU64::new(0));
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|t| {
+            let tag = tag_in(&p, t, &slots);
+            let (db, stop, done, at) = (db.clone(), stop.clone(), done.clone(), at.to_owned());
+            rt.spawn(async move {
+                let (key, counter) = (format!("{{{tag}}}:v"), format!("{{{tag}}}:n"));
+                let mut n = 0i64;
+                let mut i = 0u64;
+                while !stop.load(Ordering::Acquire) || i < 20 {
+                    let value = format!("{t}:{i}");
+                    db.set(&key, &value)
+                        .await
+                        .unwrap_or_else(|e| panic!("{at}: SET: {e}"));
+                    let got: String = db
+                        .get(&key)
+                        .decode()
+                        .await
+                        .unwrap_or_else(|e| panic!("{at}: GET: {e}"));
+                    assert_eq!(got, value, "{at}: a reply that is not the caller's");
+                    n = db
+                        .incr(&counter)
+                        .await
+                        .unwrap_or_else(|e| panic!("{at}: INCR: {e}"));
+                    assert_eq!(n as u64, i + 1, "{at}: INCR");
+                    i += 1;
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+                (counter, n)
+            })
+        })
+        .collect();
+    let started = Instant::now();
+    while done.load(Ordering::Relaxed) < (TASKS * 4) as u64 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{at}: the load never started"
+        );
+        std::thread::yield_now();
+    }
+    let redirects = db.stats().redirects;
+    cluster.failover(replica);
+    let now = done.load(Ordering::Relaxed);
+    while done.load(Ordering::Relaxed) < now + (TASKS * 4) as u64 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{at}: the load stalled"
+        );
+        std::thread::yield_now();
+    }
+    stop.store(true, Ordering::Release);
+    for r in rt.block_on(join_all(tasks)) {
+        let (counter, n) = r.unwrap_or_else(|e| panic!("{at}: a task failed: {e}"));
+        let stored: i64 = rt.block_on(db.get(&counter).decode()).unwrap();
+        assert_eq!(stored, n, "{at}: {counter}");
+    }
+    assert!(
+        db.stats().redirects > redirects,
+        "{at}: the load met the takeover (MOVED from the old primary)"
+    );
+}
+
+fn manual_failover_on(kind: ServerKind) {
+    let cluster = steady(kind);
+    for (i, engine) in engines().into_iter().enumerate() {
+        let protocol = PROTOCOLS[(i + 1) % 2];
+        let at = format!("{kind}/{engine:?}/{protocol:?}");
+        manual_failover(&cluster, engine, protocol, i, &at);
+    }
+}
+
+#[test]
+fn manual_failover_under_load_on_redis() {
+    manual_failover_on(ServerKind::Redis);
+}
+
+#[test]
+fn manual_failover_under_load_on_valkey() {
+    manual_failover_on(ServerKind::Valkey);
 }

@@ -57,9 +57,20 @@
 //! dedicated connection with no reply deadline. Names are matched
 //! case-insensitively with their subcommand, so `cmd!("client", "reply", "skip")` built by hand is
 //! treated exactly like the generated `client_reply`.
+//!
+//! # Cluster routing
+//!
+//! The pure decisions a cluster client makes per command, from the same build-time table (no
+//! IO): [`slot`] (a key's slot, a command's one slot or CROSSSLOT), [`keys`] (a hand-built
+//! command's keys from the spec's key specs), [`tips`] (the `request_policy`/`response_policy`
+//! tips), [`split`] (a `multi_shard` command split by slot and its replies merged),
+//! [`aggregate`] (the replies of a fan-out made one) and [`plan`] (which of these applies);
+//! [`topology`] (a cluster's slot map from `CLUSTER SHARDS`/`CLUSTER SLOTS`) and [`redirect`]
+//! (`MOVED`/`ASK` read).
 
 pub(crate) mod aggregate;
 mod blocking;
+pub(crate) mod keys;
 pub(crate) mod plan;
 pub mod probe;
 pub(crate) mod redirect;
@@ -110,6 +121,11 @@ fn spec_entry<'a>(name: &[u8], sub: impl FnOnce() -> Option<&'a [u8]>) -> Option
         return Some(top);
     }
     Some(sub().and_then(|s| find(top.subs, s)).unwrap_or(top))
+}
+
+/// True when the spec lists the command `name`.
+pub(crate) fn in_spec(name: &[u8]) -> bool {
+    find(COMMANDS, name).is_some()
 }
 
 /// True when the spec lists `name` as a command with subcommands (`CONFIG`, `CLIENT`…): its

@@ -4,7 +4,7 @@
 
 use crate::{Cmd, Result};
 
-/// [`cmd_slot`](super::slot::cmd_slot): the slot of a command, `None` without keys, CROSSSLOT
+/// `route::slot::cmd_slot`: the slot of a command, `None` without keys, CROSSSLOT
 /// across slots.
 ///
 /// # Errors
@@ -43,7 +43,7 @@ fn words(t: super::tips::Tips) -> (&'static str, &'static str) {
     (request, response)
 }
 
-/// [`aggregate`](super::aggregate::aggregate) for the policy of `cmd`'s `response_policy` tip.
+/// `route::aggregate::aggregate` for the policy of `cmd`'s `response_policy` tip.
 ///
 /// # Errors
 ///
@@ -83,7 +83,7 @@ pub enum Plan {
     },
 }
 
-/// [`plan`](super::plan::plan).
+/// `route::plan::plan`.
 ///
 /// # Errors
 ///
@@ -97,4 +97,14 @@ pub fn plan(cmd: &Cmd) -> Result<Plan> {
             Plan::Keyless { request, response }
         }
     })
+}
+
+/// The keys the spec's key specs find in `cmd`'s arguments (`keys::spec_keys`), whatever is
+/// marked; with `shard_channels`, those of `not_key` specs (`SPUBLISH`'s channel) too.
+pub fn spec_keys(cmd: &Cmd, shard_channels: bool) -> Vec<Vec<u8>> {
+    let args: Vec<&[u8]> = cmd.args().iter().collect();
+    super::keys::spec_keys(&args, super::tips::routing(cmd).keys, shard_channels)
+        .into_iter()
+        .map(|i| args[i].to_vec())
+        .collect()
 }

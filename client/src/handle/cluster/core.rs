@@ -176,7 +176,7 @@ impl Core {
             .map(|n| &n.addr)
             .collect();
         self.nodes.keep_only(&keep);
-        self.topology.update(|_| Some(view));
+        self.topology.set(view);
         Ok(())
     }
 

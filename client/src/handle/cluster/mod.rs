@@ -56,11 +56,13 @@ const DEFAULT_REFRESH: Duration = Duration::from_secs(60);
 /// * **Routing.** A command goes to the primary serving the slot of its keys (CRC16 of the key
 ///   or of its `{hash tag}`: [`slot`](crate::slot)). Keys in different slots fail before
 ///   anything is sent with [`Error::Client`] naming `CROSSSLOT`. The generated methods mark
-///   their keys from the spec; for a command built by hand, mark them with
-///   [`Cmd::key`](crate::Cmd::key) or route it with [`Cmd::route_key`](crate::Cmd::route_key)
-///   — otherwise the client asks a node (`COMMAND GETKEYS`, one more round trip; a command the
-///   server says has no keys is remembered by name and goes to any primary from then on). A
-///   command without keys and without a tip goes to a primary, in turn.
+///   their keys from the spec, and a command built by hand (`cmd!("GET", "k")`) has its keys
+///   found from the spec's key specs. For a command the spec does not list (a module's), mark
+///   them with [`Cmd::key`](crate::Cmd::key) or route it with
+///   [`Cmd::route_key`](crate::Cmd::route_key) — otherwise the client asks a node (`COMMAND
+///   GETKEYS`, one more round trip; a command the server says has no keys is remembered by
+///   name and goes to any primary from then on). A command without keys and without a tip goes
+///   to a primary, in turn.
 /// * **Several nodes**, as the spec's tips say. A multi-key command the spec lets split
 ///   (`MGET`, `MSET`, `DEL`, `UNLINK`, `EXISTS`, `TOUCH`) whose keys span slots is split into
 ///   one command per slot, sent at once (a node's parts in one write), each with its redirects
@@ -267,8 +269,9 @@ impl ClusterClient {
         }
     }
 
-    /// Where a single command goes: `Ok(None)` when only the server can say (a hand-built
-    /// command with arguments, no marked key and no slot set: `COMMAND GETKEYS` is asked).
+    /// Where a single command goes: `Ok(None)` when only the server can say (a command the
+    /// spec does not list, with arguments, no marked key and no slot set: `COMMAND GETKEYS` is
+    /// asked).
     ///
     /// The seam for the spec-driven features: fan-out by request policy, split multi-key
     /// commands and replica reads decide here (or before it) and send with
@@ -537,6 +540,34 @@ mod tests {
         assert!(refused.is_err_and(|e| e.is_client()));
         let none = ClusterClient::open(Vec::<String>::new());
         assert!(none.is_err_and(|e| e.is_client()));
+    }
+
+    /// With no node reachable, a call fails with a connection error within the command
+    /// timeout (nothing was sent), and so does the next one.
+    #[test]
+    fn no_reachable_node_is_a_connection_error_in_time() {
+        let config = Config::new()
+            .engine(crate::Engine::Epoll)
+            .connect_timeout(Duration::from_millis(100))
+            .command_timeout(Some(Duration::from_millis(500)));
+        let cluster = ClusterClient::builder(config)
+            .seeds(["127.0.0.1:1", "127.0.0.1:2"])
+            .build()
+            .unwrap();
+        for _ in 0..2 {
+            let started = std::time::Instant::now();
+            let r: Result<Value> =
+                futures::executor::block_on(cluster.call(Cmd::new("GET").key("k")));
+            assert!(
+                matches!(&r, Err(Error::Connection { sent: false, .. })),
+                "{r:?}"
+            );
+            assert!(
+                started.elapsed() < Duration::from_secs(3),
+                "{:?}",
+                started.elapsed()
+            );
+        }
     }
 
     /// Keys in different slots are refused before anything is sent (no node is reachable

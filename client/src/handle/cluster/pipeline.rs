@@ -15,15 +15,16 @@ use crate::conn::Payload;
 use crate::route::redirect::{self, Redirect};
 use crate::route::slot::cmd_slot;
 use crate::route::topology::{NodeAddr, Target};
+use crate::route::Route;
 use crate::{Cmd, Error, Result, ServerError, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Where each command goes: from its keys, else (hand-built, keys not marked) one batch of
-/// `COMMAND GETKEYS` asked of a primary. `fan`: a command the spec's tips send to several
-/// nodes (split by slot, every primary…) is a [`Step::Fan`] (see `fanout`); else every
-/// command goes to one node.
+/// `COMMAND GETKEYS` asked of a primary for all such commands. `fan`: a command the spec's
+/// tips send to several nodes (split by slot, every primary…) is a [`Step::Fan`] (see
+/// `fanout`); else every command goes to one node.
 async fn targets(
     core: &Arc<Core>,
     cmds: &[Cmd],
@@ -32,6 +33,7 @@ async fn targets(
     fan: bool,
 ) -> Result<Vec<Step>> {
     let mut out = Vec::with_capacity(cmds.len());
+    let mut unknown = Vec::new();
     for (i, cmd) in cmds.iter().enumerate() {
         let planned = match cmd_slot(cmd) {
             Ok(Some(s)) => Ok(Some(Target::Slot(s))),
@@ -47,14 +49,21 @@ async fn targets(
             planned => planned.map(Step::One),
         };
         out.push(match step.map_err(|e| at(what, i, e))? {
-            Step::One(Some(t)) => Step::One(Some(t)),
-            Step::One(None) => Step::One(Some(
-                send::target_by_server(core, cmd, deadline)
-                    .await
-                    .map_err(|e| at(what, i, e))?,
-            )),
-            fan => fan,
+            Step::One(None) => {
+                unknown.push(i);
+                Step::One(Some(Target::AnyPrimary))
+            }
+            step => step,
         });
+    }
+    if !unknown.is_empty() {
+        let asked: Vec<&Cmd> = unknown.iter().map(|&i| &cmds[i]).collect();
+        let found = send::targets_by_server(core, &asked, deadline)
+            .await
+            .map_err(|(j, e)| at(what, unknown[j], e))?;
+        for (i, t) in unknown.into_iter().zip(found) {
+            out[i] = Step::One(Some(t));
+        }
     }
     Ok(out)
 }
@@ -78,7 +87,7 @@ pub(super) async fn pipeline(
     cmds: Vec<Cmd>,
     deadline: Option<Instant>,
 ) -> Result<Value> {
-    crate::route::route_pipeline(&cmds, false)?;
+    let whole = crate::route::route_pipeline(&cmds, false)?;
     let steps = targets(&core, &cmds, "pipeline", deadline, true).await?;
     if !core.has_map() {
         match within(&core, deadline, core.refresh()).await {
@@ -104,7 +113,9 @@ pub(super) async fn pipeline(
             }
         }
     }
-    let mut each = send_all(&core, requests, deadline).await?.into_iter();
+    let mut each = send_all(&core, requests, whole, deadline)
+        .await?
+        .into_iter();
     let mut results: Vec<Result<Value>> = Vec::with_capacity(replies_of.len());
     for reply in replies_of {
         let missing = || Err(Error::client("a pipeline command got no reply"));
@@ -134,6 +145,8 @@ enum Reply {
 /// once; a request a node redirected or refused for a passing reason is sent again on its own
 /// (in order), as a single call would be; a node that fails fails only its requests. Each
 /// request's outcome, in order. The map should be known (else every request goes on its own).
+/// `whole`: the gate's route for all of them (each node's share runs on the shared connection
+/// when they all may).
 ///
 /// # Errors
 ///
@@ -141,6 +154,7 @@ enum Reply {
 pub(super) async fn send_all(
     core: &Arc<Core>,
     requests: Vec<(Target, Cmd)>,
+    whole: Route,
     deadline: Option<Instant>,
 ) -> Result<Vec<Result<Value>>> {
     // One primary for every keyless command.
@@ -171,7 +185,10 @@ pub(super) async fn send_all(
         .into_iter()
         .map(|(addr, client, members)| {
             let group: Vec<&Cmd> = members.iter().map(|&i| &requests[i].1).collect();
-            let route = group_route(&group);
+            let route = match whole {
+                Route::Shared => whole,
+                _ => group_route(&group),
+            };
             let prepared = Prepared {
                 payload: Payload::batch(group.iter().copied()),
                 finish: Ok,
@@ -244,7 +261,7 @@ pub(super) async fn fan(core: Arc<Core>, fan: Fan, deadline: Option<Instant>) ->
         }
     }
     let (parts, fold) = fan.parts(&core)?;
-    fold.fold(send_all(&core, parts, deadline).await?)
+    fold.fold(send_all(&core, parts, Route::Shared, deadline).await?)
 }
 
 /// The gate's route for one node's share of a pipeline (checked whole already).

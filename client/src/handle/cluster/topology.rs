@@ -89,11 +89,25 @@ impl Topology {
         f(&self.view.read().unwrap_or_else(|p| p.into_inner()))
     }
 
-    /// Replaces the view with what `f` makes of the current one (`None`: keeps it).
-    pub fn update(&self, f: impl FnOnce(&View) -> Option<View>) {
-        let mut view = self.view.write().unwrap_or_else(|p| p.into_inner());
-        if let Some(new) = f(&view) {
-            *view = Arc::new(new);
+    /// Makes `view` the current one.
+    pub fn set(&self, view: View) {
+        *self.view.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(view);
+    }
+
+    /// Replaces the view with what `f` makes of the current one (`None`: keeps it). `f` runs
+    /// outside the lock (it may make node clients); if the view changed meanwhile, it runs
+    /// again on the new one.
+    pub fn update(&self, mut f: impl FnMut(&View) -> Option<View>) {
+        loop {
+            let current = self.view();
+            let Some(new) = f(&current) else {
+                return;
+            };
+            let mut view = self.view.write().unwrap_or_else(|p| p.into_inner());
+            if Arc::ptr_eq(&view, &current) {
+                *view = Arc::new(new);
+                return;
+            }
         }
     }
 
