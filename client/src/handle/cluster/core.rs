@@ -107,12 +107,15 @@ impl Core {
         self.topology.wait(target)
     }
 
-    /// The periodic refresh, when due (checked as calls come: no timer, no runtime needed).
+    /// A call starts: asks for the periodic refresh when it is due (checked as calls come:
+    /// no timer, no runtime needed), and returns when the call gives up.
     #[inline]
-    pub fn tick(self: &Arc<Self>) {
-        if self.topology.is_due() {
+    pub fn start_call(self: &Arc<Self>) -> Option<Instant> {
+        let now = Instant::now();
+        if self.topology.is_due(now) {
             self.refresh_soon();
         }
+        self.timeout.map(|t| now + t)
     }
 
     /// True once a map is known.
@@ -165,7 +168,8 @@ impl Core {
         Ok(connected)
     }
 
-    /// Makes `map` the current one; lets go of the nodes it no longer names.
+    /// Makes `map` the current one; lets go of the nodes it no longer names (the seeds'
+    /// clients are kept: the next refresh may need them).
     fn install(&self, map: SlotMap) -> Result<()> {
         let view = self.view_of(map)?;
         let keep: HashSet<&NodeAddr> = view
@@ -174,6 +178,7 @@ impl Core {
             .iter()
             .flat_map(|s| std::iter::once(&s.primary).chain(&s.replicas))
             .map(|n| &n.addr)
+            .chain(&self.seeds)
             .collect();
         self.nodes.keep_only(&keep);
         self.topology.set(view);
@@ -188,12 +193,6 @@ impl Core {
             .map(|s| Ok((s.primary.addr.clone(), self.nodes.get(&s.primary.addr)?)))
             .collect::<Result<Vec<_>>>()?;
         Ok(View { map, primaries })
-    }
-
-    /// When a call made now gives up.
-    #[inline]
-    pub fn deadline(&self) -> Option<Instant> {
-        self.timeout.map(|t| Instant::now() + t)
     }
 }
 

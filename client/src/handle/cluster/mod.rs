@@ -204,8 +204,7 @@ impl ClusterClient {
         match request.into_request() {
             Request::One(cmd) => self.call_one(cmd),
             Request::Many { cmds, transaction } => {
-                let deadline = self.core.deadline();
-                self.core.tick();
+                let deadline = self.core.start_call();
                 if transaction {
                     Call::later(pipeline::transaction(self.core.clone(), cmds, deadline))
                 } else {
@@ -239,7 +238,7 @@ impl ClusterClient {
             Ok(Some(t)) => t,
             Ok(None) => {
                 let core = core.clone();
-                let deadline = core.deadline();
+                let deadline = core.start_call();
                 return Call::later(async move {
                     let target = send::target_by_server(&core, &cmd, deadline).await?;
                     send::run(core, target, cmd, deadline, None).await
@@ -247,8 +246,7 @@ impl ClusterClient {
             }
             Err(e) => return Call::failed(e),
         };
-        core.tick();
-        let deadline = core.deadline();
+        let deadline = core.start_call();
         match send::first_node(core, &target) {
             Some((node, client)) => {
                 let prepared = Prepared {
@@ -322,8 +320,7 @@ impl ClusterClient {
         cmd: Cmd,
     ) -> impl Future<Output = Result<Value>> + Send + 'static {
         let core = self.core.clone();
-        core.tick();
-        let deadline = core.deadline();
+        let deadline = core.start_call();
         send::run(core, to, cmd, deadline, None)
     }
 
