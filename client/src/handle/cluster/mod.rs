@@ -227,8 +227,7 @@ impl ClusterClient {
             planned => match fanout::step(&cmd, planned) {
                 Ok(fanout::Step::One(t)) => Ok(t),
                 Ok(fanout::Step::Fan(fan)) => {
-                    core.tick();
-                    let deadline = core.deadline();
+                    let deadline = core.start_call();
                     return Call::later(pipeline::fan(core.clone(), fan, deadline));
                 }
                 Err(e) => Err(e),
