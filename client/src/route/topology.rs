@@ -144,17 +144,24 @@ impl SlotMap {
         self.shards.is_empty()
     }
 
-    /// This map with `slot` served by the primary at `to` (a `MOVED`): the shard whose primary
-    /// it is, else a new shard of it alone (its replicas come with the next refresh).
+    /// This map with `slot` served by the primary at `to` (a `MOVED`): see
+    /// [`SlotMap::set_owner`].
     pub fn moved(&self, slot: u16, to: &NodeAddr) -> SlotMap {
         let mut map = self.clone();
+        map.set_owner(slot, to);
+        map
+    }
+
+    /// `slot` is served by the primary at `to` from now on (a `MOVED`): the shard whose
+    /// primary it is, else a new shard of it alone (its replicas come with the next refresh).
+    pub fn set_owner(&mut self, slot: u16, to: &NodeAddr) {
         if slot >= SLOTS {
-            return map;
+            return;
         }
-        let i = match map.shards.iter().position(|s| s.primary.addr == *to) {
+        let i = match self.shards.iter().position(|s| s.primary.addr == *to) {
             Some(i) => i,
             None => {
-                map.shards.push(Shard {
+                self.shards.push(Shard {
                     primary: Node {
                         addr: to.clone(),
                         id: None,
@@ -163,11 +170,10 @@ impl SlotMap {
                     },
                     replicas: Vec::new(),
                 });
-                map.shards.len() - 1
+                self.shards.len() - 1
             }
         };
-        map.owner[usize::from(slot)] = i as u16;
-        map
+        self.owner[usize::from(slot)] = i as u16;
     }
 
     /// Assigns `start..=end` to shard `i`.

@@ -12,6 +12,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// The least time between two refreshes nobody waits for (see [`Core::refresh_soon`]).
+const REFRESH_GAP: Duration = Duration::from_millis(100);
+
 /// The longest a refresh waits for one node's answer.
 const REFRESH_TRY: Duration = Duration::from_secs(2);
 
@@ -90,10 +93,32 @@ impl Core {
         self.refresh_soon();
     }
 
-    /// Asks for a refresh and returns at once (it runs detached, or joins the one running).
+    /// Several `MOVED`s at once ([`Core::moved`]), in one change of the map.
+    pub fn moved_all(self: &Arc<Self>, moved: &[(u16, NodeAddr)]) {
+        if moved.is_empty() {
+            return;
+        }
+        self.topology.update(|view| {
+            let stale: Vec<&(u16, NodeAddr)> = moved
+                .iter()
+                .filter(|(slot, to)| view.primary(*slot).is_none_or(|(a, _)| a != to))
+                .collect();
+            if stale.is_empty() {
+                return None;
+            }
+            let mut map = view.map.clone();
+            for (slot, to) in stale {
+                map.set_owner(*slot, to);
+            }
+            self.view_of(map).ok()
+        });
+        self.refresh_soon();
+    }
+
+    /// Asks for a refresh and returns at once: it runs detached, unless one runs already or
+    /// ended less than [`REFRESH_GAP`] ago.
     pub fn refresh_soon(self: &Arc<Self>) {
-        let (_, start) = self.topology.begin();
-        if start {
+        if self.topology.begin_unless_recent(REFRESH_GAP) {
             self.start_refresh();
         }
     }

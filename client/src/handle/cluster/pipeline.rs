@@ -3,7 +3,9 @@
 //! A pipeline is split by node (each command by its slot), one batch per node, all sent at
 //! once; the replies come back in the caller's order. A command a node redirected or refused
 //! for a passing reason is sent again on its own, as a single call would be (in the pipeline's
-//! order); a node that fails fails only its commands. A transaction runs on the node of its one
+//! order); a node that fails fails only its commands. A command the spec's tips send to several
+//! nodes (`fanout`: a split `MGET`, `DBSIZE`…) goes as sub-requests among the others, and their
+//! replies, made one, take its place. A transaction runs on the node of its one
 //! slot; when its queued commands were redirected (the server then aborts it: nothing ran) it is
 //! sent again whole, to the new node, within the command timeout.
 
@@ -79,6 +81,10 @@ fn at(what: &str, i: usize, e: Error) -> Error {
     }
 }
 
+/// How many times a pipeline's commands that a node redirected with `MOVED` go out again as
+/// batches (per node, the map updated) before the rest go one by one.
+const ROUNDS: usize = 4;
+
 /// A pipeline's commands, each to the node of its slot (a command the tips send to several
 /// nodes as sub-requests, their replies made one in its place): one array of their replies
 /// (errors in place) in the caller's order.
@@ -97,23 +103,28 @@ pub(super) async fn pipeline(
         }
     }
     // The requests to send, and where each command's reply comes from among theirs.
-    let mut requests: Vec<(Target, Cmd)> = Vec::with_capacity(cmds.len());
+    let mut requests: Vec<Cmd> = Vec::with_capacity(cmds.len());
+    let mut targets: Vec<Target> = Vec::with_capacity(cmds.len());
     let mut replies_of: Vec<Reply> = Vec::with_capacity(cmds.len());
     for (i, (cmd, step)) in cmds.into_iter().zip(steps).enumerate() {
         match step {
             Step::One(t) => {
                 replies_of.push(Reply::One);
-                requests.push((t.unwrap_or(Target::AnyPrimary), cmd));
+                requests.push(cmd);
+                targets.push(t.unwrap_or(Target::AnyPrimary));
             }
             Step::Fan(fan) => {
                 let (parts, fold) = fan.parts(&core).map_err(|e| at("pipeline", i, e))?;
                 let from = requests.len();
-                requests.extend(parts);
+                for (t, part) in parts {
+                    targets.push(t);
+                    requests.push(part);
+                }
                 replies_of.push(Reply::Fan(from..requests.len(), fold));
             }
         }
     }
-    let mut each = send_all(&core, requests, whole, deadline)
+    let mut each = send_all(&core, &requests, &targets, whole, deadline)
         .await?
         .into_iter();
     let mut results: Vec<Result<Value>> = Vec::with_capacity(replies_of.len());
@@ -141,103 +152,64 @@ enum Reply {
     Fan(std::ops::Range<usize>, Fold),
 }
 
-/// Sends `requests`, each to its target: grouped by node, one batch per node, all sent at
-/// once; a request a node redirected or refused for a passing reason is sent again on its own
-/// (in order), as a single call would be; a node that fails fails only its requests. Each
-/// request's outcome, in order. The map should be known (else every request goes on its own).
-/// `whole`: the gate's route for all of them (each node's share runs on the shared connection
-/// when they all may).
+/// Sends `cmds`, each to its target (`targets`, index-aligned): grouped by node, one batch
+/// per node, all sent at once; those a node moved go again as batches to the nodes the map then
+/// names (up to [`ROUNDS`] times), and a command redirected or refused for a passing reason
+/// after that is sent again on its own (in order), as a single call would be; a node that fails
+/// fails only its commands. Each command's outcome, in order. The map should be known (else
+/// every command goes on its own). `whole`: the gate's route for all of them (each node's share
+/// runs on the shared connection when they all may).
 ///
 /// # Errors
 ///
-/// [`Error::Timeout`] when the deadline passed before anything was sent.
+/// [`Error::Timeout`] when the deadline passed before a round was sent.
 pub(super) async fn send_all(
     core: &Arc<Core>,
-    requests: Vec<(Target, Cmd)>,
+    cmds: &[Cmd],
+    targets: &[Target],
     whole: Route,
     deadline: Option<Instant>,
 ) -> Result<Vec<Result<Value>>> {
-    // One primary for every keyless command.
-    let any = core.any_primary();
-    let mut groups: Vec<(NodeAddr, crate::Client, Vec<usize>)> = Vec::new();
-    let mut index: HashMap<NodeAddr, usize> = HashMap::new();
-    let mut results: Vec<Option<Result<Value>>> = (0..requests.len()).map(|_| None).collect();
+    let batch = Batch {
+        core,
+        cmds,
+        targets,
+        // One primary for every keyless command.
+        any: core.any_primary(),
+        whole,
+    };
+    let mut results: Vec<Option<Result<Value>>> = (0..cmds.len()).map(|_| None).collect();
     // Commands to send again on their own: the node they went to and its answer.
     let mut again: Vec<(usize, NodeAddr, Error)> = Vec::new();
-    for (i, (target, _)) in requests.iter().enumerate() {
-        let node = match target {
-            Target::AnyPrimary => any.clone(),
-            t => first_node(core, t),
-        };
-        let Some((addr, client)) = node else {
-            again.push((i, NodeAddr::new("", 0), unserved()));
-            continue;
-        };
-        let g = *index.entry(addr.clone()).or_insert_with(|| {
-            groups.push((addr, client, Vec::new()));
-            groups.len() - 1
-        });
-        groups[g].2.push(i);
-    }
-    // Every batch goes out now; their replies are awaited one after another.
-    let timeout = left(deadline, Error::Timeout)?;
-    let calls: Vec<_> = groups
-        .into_iter()
-        .map(|(addr, client, members)| {
-            let group: Vec<&Cmd> = members.iter().map(|&i| &requests[i].1).collect();
-            let route = match whole {
-                Route::Shared => whole,
-                _ => group_route(&group),
-            };
-            let prepared = Prepared {
-                payload: Payload::batch(group.iter().copied()),
-                finish: Ok,
-                route,
-            };
-            let call = client.call_prepared_within::<Value>(prepared, timeout);
-            (addr, members, call)
-        })
-        .collect();
-    for (addr, members, call) in calls {
-        match call.await {
-            Ok(Value::Array(replies)) if replies.len() == members.len() => {
-                for (i, reply) in members.into_iter().zip(replies) {
-                    match reply {
-                        Value::Error(e) if retried(&e) => again.push((i, addr.clone(), e.into())),
-                        Value::Error(e) => results[i] = Some(Err(e.into())),
-                        v => results[i] = Some(Ok(v)),
-                    }
+    let mut pending: Vec<usize> = (0..cmds.len()).collect();
+    for round in 1..=ROUNDS {
+        let mut redirected = Vec::new();
+        batch
+            .send(&pending, deadline, &mut results, &mut redirected)
+            .await?;
+        // Those a node moved go again together, to the nodes the map now names.
+        pending.clear();
+        let mut moved = Vec::new();
+        for (i, node, err) in redirected {
+            match redirect::redirection(&err, node.host()) {
+                Some(r) if r.kind == Redirect::Moved && round < ROUNDS => {
+                    moved.push((r.slot, r.to));
+                    pending.push(i);
                 }
-            }
-            Ok(other) => {
-                let e = Error::protocol(format!("a pipeline's replies: {}", other.describe()));
-                for i in members {
-                    results[i] = Some(Err(e.clone()));
-                }
-            }
-            // Nothing of it was sent: its commands go again one by one.
-            Err(e @ Error::Connection { sent: false, .. }) => {
-                for i in members {
-                    again.push((i, addr.clone(), e.clone()));
-                }
-            }
-            Err(e) => {
-                if e.is_connection() {
-                    core.refresh_soon();
-                }
-                for i in members {
-                    results[i] = Some(Err(e.clone()));
-                }
+                _ => again.push((i, node, err)),
             }
         }
+        if pending.is_empty() {
+            break;
+        }
+        core.moved_all(&moved);
     }
     again.sort_by_key(|(i, ..)| *i);
     for (i, node, err) in again {
-        let (target, cmd) = &requests[i];
         let result = send::run(
             core.clone(),
-            target.clone(),
-            cmd.clone(),
+            targets[i].clone(),
+            cmds[i].clone(),
             deadline,
             Some((node, err)),
         )
@@ -261,7 +233,103 @@ pub(super) async fn fan(core: Arc<Core>, fan: Fan, deadline: Option<Instant>) ->
         }
     }
     let (parts, fold) = fan.parts(&core)?;
-    fold.fold(send_all(&core, parts, Route::Shared, deadline).await?)
+    let (targets, cmds): (Vec<Target>, Vec<Cmd>) = parts.into_iter().unzip();
+    fold.fold(send_all(&core, &cmds, &targets, Route::Shared, deadline).await?)
+}
+
+/// What every round of a pipeline shares.
+struct Batch<'a> {
+    core: &'a Arc<Core>,
+    cmds: &'a [Cmd],
+    targets: &'a [Target],
+    any: Option<(NodeAddr, crate::Client)>,
+    /// The gate's route for the whole pipeline.
+    whole: Route,
+}
+
+impl Batch<'_> {
+    /// Sends the commands `which` (indices, in order), one batch per node, all at once; puts
+    /// their outcomes in `results`, or in `again` those a single call would not fail with.
+    async fn send(
+        &self,
+        which: &[usize],
+        deadline: Option<Instant>,
+        results: &mut [Option<Result<Value>>],
+        again: &mut Vec<(usize, NodeAddr, Error)>,
+    ) -> Result<()> {
+        let mut groups: Vec<(NodeAddr, crate::Client, Vec<usize>)> = Vec::new();
+        let mut index: HashMap<NodeAddr, usize> = HashMap::new();
+        for &i in which {
+            let node = match &self.targets[i] {
+                Target::AnyPrimary => self.any.clone(),
+                t => first_node(self.core, t),
+            };
+            let Some((addr, client)) = node else {
+                again.push((i, NodeAddr::new("", 0), unserved()));
+                continue;
+            };
+            let g = *index.entry(addr.clone()).or_insert_with(|| {
+                groups.push((addr, client, Vec::new()));
+                groups.len() - 1
+            });
+            groups[g].2.push(i);
+        }
+        // Every batch goes out now; their replies are awaited one after another.
+        let timeout = left(deadline, Error::Timeout)?;
+        let calls: Vec<_> = groups
+            .into_iter()
+            .map(|(addr, client, members)| {
+                let group: Vec<&Cmd> = members.iter().map(|&i| &self.cmds[i]).collect();
+                let route = match self.whole {
+                    Route::Shared => self.whole,
+                    _ => group_route(&group),
+                };
+                let prepared = Prepared {
+                    payload: Payload::batch(group.iter().copied()),
+                    finish: Ok,
+                    route,
+                };
+                let call = client.call_prepared_within::<Value>(prepared, timeout);
+                (addr, members, call)
+            })
+            .collect();
+        for (addr, members, call) in calls {
+            match call.await {
+                Ok(Value::Array(replies)) if replies.len() == members.len() => {
+                    for (i, reply) in members.into_iter().zip(replies) {
+                        match reply {
+                            Value::Error(e) if retried(&e) => {
+                                again.push((i, addr.clone(), e.into()))
+                            }
+                            Value::Error(e) => results[i] = Some(Err(e.into())),
+                            v => results[i] = Some(Ok(v)),
+                        }
+                    }
+                }
+                Ok(other) => {
+                    let e = Error::protocol(format!("a pipeline's replies: {}", other.describe()));
+                    for i in members {
+                        results[i] = Some(Err(e.clone()));
+                    }
+                }
+                // Nothing of it was sent: its commands go again.
+                Err(e @ Error::Connection { sent: false, .. }) => {
+                    for i in members {
+                        again.push((i, addr.clone(), e.clone()));
+                    }
+                }
+                Err(e) => {
+                    if e.is_connection() {
+                        self.core.refresh_soon();
+                    }
+                    for i in members {
+                        results[i] = Some(Err(e.clone()));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The gate's route for one node's share of a pipeline (checked whole already).

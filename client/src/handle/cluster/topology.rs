@@ -53,6 +53,8 @@ pub(super) struct Topology {
 /// The refresh in progress, if any, and the last one's outcome.
 struct Refresh {
     running: bool,
+    /// When the last one ended.
+    ended: Option<Instant>,
     /// How many have ended.
     done: u64,
     last: Result<()>,
@@ -66,6 +68,7 @@ impl Topology {
             view: RwLock::new(Arc::new(View::empty())),
             refresh: Mutex::new(Refresh {
                 running: false,
+                ended: None,
                 done: 0,
                 last: Ok(()),
                 waiters: Vec::new(),
@@ -126,11 +129,27 @@ impl Topology {
         (target, true)
     }
 
+    /// [`begin`](Topology::begin) for a refresh nobody waits for: `false` (none started) while
+    /// one runs or when the last one ended less than `gap` ago (a storm of `MOVED`s, or of
+    /// failed connections, asks for one refresh per `gap` at most; each `MOVED` updates its
+    /// own slot meanwhile).
+    pub fn begin_unless_recent(&self, gap: Duration) -> bool {
+        let mut r = self.refresh.lock().unwrap_or_else(|p| p.into_inner());
+        if r.running || r.ended.is_some_and(|at| at.elapsed() < gap) {
+            return false;
+        }
+        r.running = true;
+        self.runs.fetch_add(1, Ordering::Relaxed);
+        self.push_due();
+        true
+    }
+
     /// The refresh ended with `result`: every waiter gets it.
     pub fn end(&self, result: Result<()>) {
         let waiters = {
             let mut r = self.refresh.lock().unwrap_or_else(|p| p.into_inner());
             r.running = false;
+            r.ended = Some(Instant::now());
             r.done += 1;
             r.last = result;
             std::mem::take(&mut r.waiters)
@@ -341,6 +360,25 @@ mod tests {
         topology.end(Ok(()));
         assert_eq!(futures::executor::block_on(topology.wait(target)), Ok(()));
         assert_eq!(topology.runs(), 2);
+    }
+
+    /// A refresh nobody waits for is not started while one runs, nor right after one ended.
+    #[test]
+    fn refreshes_nobody_waits_for_are_spaced() {
+        let topology = Topology::new(None);
+        let long = Duration::from_secs(3600);
+        assert!(topology.begin_unless_recent(long), "none ran yet");
+        assert!(
+            !topology.begin_unless_recent(Duration::ZERO),
+            "one is running"
+        );
+        topology.end(Ok(()));
+        assert!(!topology.begin_unless_recent(long), "one ended just now");
+        assert!(topology.begin_unless_recent(Duration::ZERO));
+        assert_eq!(topology.runs(), 2);
+        // An awaited refresh is never held back.
+        topology.end(Ok(()));
+        assert!(topology.begin().1);
     }
 
     #[test]
