@@ -340,7 +340,7 @@ async fn redirects(cluster: &Cluster, engine: Engine, protocol: Protocol, at: &s
     let db = client(cluster, engine, protocol, Duration::from_secs(10));
     let p = ringdis_tests::unique("redirect");
 
-    let key = format!("{p}:moved");
+    let key = format!("{{{p}:moved}}");
     db.set(&key, "v").await.unwrap();
     let slot = cluster.keyslot(&key);
     let to = other_primary(cluster, cluster.primary_of_slot(slot));
@@ -361,6 +361,25 @@ async fn redirects(cluster: &Cluster, engine: Engine, protocol: Protocol, at: &s
         before + 1,
         "{at}: the map learned the move"
     );
+    // Fire and forget through a MOVED (another slot moved): it lands on the new owner.
+    let other = format!("{{{p}:moved-ff}}");
+    db.set(&other, 0).await.unwrap();
+    let slot = cluster.keyslot(&other);
+    cluster.migrate_slot(slot, other_primary(cluster, cluster.primary_of_slot(slot)));
+    let before = db.stats().redirects;
+    db.async_call(cmd!("INCR").key(&other), None);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let n: i64 = db.get(&other).decode().await.unwrap();
+        if n == 1 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{at}: the fire-and-forget INCR never landed"
+        );
+    }
+    assert!(db.stats().redirects > before, "{at}: through a MOVED");
 
     let (k1, k2) = (format!("{{{p}:ask}}:1"), format!("{{{p}:ask}}:2"));
     db.set(&k1, "1").await.unwrap();
@@ -385,6 +404,17 @@ async fn redirects(cluster: &Cluster, engine: Engine, protocol: Protocol, at: &s
             "{at}: one ASK per call to the moved key"
         );
     }
+    // async_call follows the redirect too (on the engine, with no runtime needed).
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    db.async_call(cmd!("GET").key(&k1), move |r: ringdis::Result<Value>| {
+        let _ = tx.send(r);
+    });
+    let v = rx.await.unwrap().unwrap_or_else(|e| panic!("{at}: {e}"));
+    assert_eq!(
+        String::from_redis(v).as_deref(),
+        Ok("1"),
+        "{at}: async_call through ASK"
+    );
     // Written on the importing node through ASK.
     assert_eq!(db.incr(format!("{{{p}:ask}}:new")).await, Ok(1), "{at}");
 
@@ -528,6 +558,8 @@ fn resharding(cluster: &Cluster, engine: Engine, protocol: Protocol, cell: u16, 
                 tag_in(&p, t, &slots)
             };
             let (db, stop, done, at) = (db.clone(), stop.clone(), done.clone(), at.to_owned());
+            // A key in another slot (anywhere), for the pipelines.
+            let piped = format!("{p}-{t}-piped");
             rt.spawn(async move {
                 let (key, counter) = (format!("{{{tag}}}:v"), format!("{{{tag}}}:n"));
                 let mut n = 0i64;
@@ -542,12 +574,22 @@ fn resharding(cluster: &Cluster, engine: Engine, protocol: Protocol, cell: u16, 
                         .decode()
                         .await
                         .unwrap_or_else(|e| panic!("{at}: GET: {e}"));
-                    assert_eq!(got, value, "{at}: a reply that is not the caller's");
+                    assert_eq!(got, value.clone(), "{at}: a reply that is not the caller's");
                     n = db
                         .incr(&counter)
                         .await
                         .unwrap_or_else(|e| panic!("{at}: INCR: {e}"));
                     assert_eq!(n as u64, i + 1, "{at}: INCR");
+                    // A pipeline of this task's keys and another's, every 4th round.
+                    if i % 4 == 0 {
+                        let mut pipe = db.pipeline();
+                        pipe.get(&key).incr(&piped).get(&counter).send();
+                        let (got, m, now): (String, i64, i64) = pipe
+                            .query()
+                            .await
+                            .unwrap_or_else(|e| panic!("{at}: pipeline: {e}"));
+                        assert_eq!((got, m, now), (value, (i / 4 + 1) as i64, n), "{at}");
+                    }
                     i += 1;
                     done.fetch_add(1, Ordering::Relaxed);
                 }
@@ -794,6 +836,7 @@ fn manual_failover(cluster: &Cluster, engine: Engine, protocol: Protocol, cell: 
         .map(|t| {
             let tag = tag_in(&p, t, &slots);
             let (db, stop, done, at) = (db.clone(), stop.clone(), done.clone(), at.to_owned());
+            let piped = format!("{p}-{t}-piped");
             rt.spawn(async move {
                 let (key, counter) = (format!("{{{tag}}}:v"), format!("{{{tag}}}:n"));
                 let mut n = 0i64;
@@ -808,12 +851,22 @@ fn manual_failover(cluster: &Cluster, engine: Engine, protocol: Protocol, cell: 
                         .decode()
                         .await
                         .unwrap_or_else(|e| panic!("{at}: GET: {e}"));
-                    assert_eq!(got, value, "{at}: a reply that is not the caller's");
+                    assert_eq!(got, value.clone(), "{at}: a reply that is not the caller's");
                     n = db
                         .incr(&counter)
                         .await
                         .unwrap_or_else(|e| panic!("{at}: INCR: {e}"));
                     assert_eq!(n as u64, i + 1, "{at}: INCR");
+                    // A pipeline of this task's keys and another's, every 4th round.
+                    if i % 4 == 0 {
+                        let mut pipe = db.pipeline();
+                        pipe.get(&key).incr(&piped).get(&counter).send();
+                        let (got, m, now): (String, i64, i64) = pipe
+                            .query()
+                            .await
+                            .unwrap_or_else(|e| panic!("{at}: pipeline: {e}"));
+                        assert_eq!((got, m, now), (value, (i / 4 + 1) as i64, n), "{at}");
+                    }
                     i += 1;
                     done.fetch_add(1, Ordering::Relaxed);
                 }

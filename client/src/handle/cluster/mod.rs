@@ -34,6 +34,7 @@ use crate::conn::Payload;
 use crate::engine::placement::Placement;
 use crate::route::slot::cmd_slot;
 pub(crate) use crate::route::topology::{NodeAddr, Target};
+use crate::route::Route;
 use crate::{Callable, Client, Cmd, Error, FromRedis, Redis, Result, Stats, Value};
 use std::future::Future;
 use std::sync::Arc;
@@ -195,13 +196,22 @@ impl ClusterClient {
     /// Sends a command (or a [`Pipeline`](crate::Pipeline)) and decodes its reply into `T`: to
     /// the node of its slot, redirects followed (see the type's docs).
     ///
+    /// The command leaves at once; the future gives the reply. Cancel safety: dropping the
+    /// future abandons the call, as on a [`Client`] (a reply still due is read and discarded,
+    /// and no redirect or retry is made after that); a topology refresh it asked for runs to
+    /// its end for the other callers.
+    ///
     /// # Errors
     ///
     /// [`Error::Client`] before anything is sent for a command the gate refuses (as on a
     /// [`Client`]) and for keys in different slots (`CROSSSLOT`); a node's error after the
     /// redirects and retries above; [`Error::Connection`] when no node could be reached.
     pub fn call<T: FromRedis>(&self, request: impl Callable) -> Call<T> {
-        match request.into_request() {
+        self.call_request(request.into_request())
+    }
+
+    fn call_request<T: FromRedis>(&self, request: Request) -> Call<T> {
+        match request {
             Request::One(cmd) => self.call_one(cmd),
             Request::Many { cmds, transaction } => {
                 let deadline = self.core.start_call();
@@ -292,13 +302,62 @@ impl ClusterClient {
     /// before it runs, with no runtime needed.
     pub fn async_call(&self, request: impl Callable, callback: impl OnReply) {
         let callback = callback.into_callback();
-        let call: Call<Value> = self.call(request);
+        let request = request.into_request();
+        if let Request::One(cmd) = request {
+            return self.async_one(cmd, callback);
+        }
+        let call: Call<Value> = self.call_request(request);
         drive::spawn(async move {
             let reply = call.await;
             if let Some(cb) = callback {
                 cb(reply);
             }
         });
+    }
+
+    /// [`ClusterClient::async_call`] of one command: the node's own callback, which hands the
+    /// call to `send::then` (run detached) only on an error reply that calls for more.
+    fn async_one<F>(&self, cmd: Cmd, callback: Option<F>)
+    where
+        F: FnOnce(Result<Value>) + Send + 'static,
+    {
+        let answer = move |reply: Result<Value>| {
+            if let Some(cb) = callback {
+                cb(reply);
+            }
+        };
+        let core = &self.core;
+        let fast = match (crate::route::route(&cmd), self.plan(&cmd)) {
+            (Ok(Route::Shared), Ok(Some(target))) => {
+                send::first_node(core, &target).map(|node| (target, node))
+            }
+            (Err(e), _) | (_, Err(e)) => return answer(Err(e)),
+            _ => None,
+        };
+        let Some((target, (node, client))) = fast else {
+            let call: Call<Value> = self.call_one(cmd);
+            return drive::spawn(async move { answer(call.await) });
+        };
+        let deadline = core.start_call();
+        let payload = Payload::One(cmd.clone());
+        let resume = Resume {
+            cmd,
+            ctx: core.clone(),
+            target,
+            node,
+            deadline,
+            then: send::then,
+        };
+        client.submit_callback(
+            payload,
+            Box::new(move |reply: Result<Value>| match reply {
+                Err(e) => match (resume.then)(resume, e) {
+                    Ok(rest) => drive::spawn(async move { answer(rest.await) }),
+                    Err(e) => answer(Err(e)),
+                },
+                ok => answer(ok),
+            }),
+        );
     }
 
     /// The sum of every node's connection counters (see [`Stats`]), nodes let go included;
