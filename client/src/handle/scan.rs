@@ -1,7 +1,8 @@
 //! [`ScanStream`]: the SCAN family (`SCAN`, `HSCAN`, `SSCAN`, `ZSCAN`) as a stream that
 //! follows the cursor.
 
-use crate::{Args, Call, Client, Cmd, CmdFlags, FromRedis, Result, Spread, ToArg};
+use crate::handle::cluster::scan::NodeWalk;
+use crate::{Args, Call, Client, ClusterClient, Cmd, CmdFlags, FromRedis, Result, Spread, ToArg};
 use bytes::Bytes;
 use futures_core::Stream;
 use std::future::Future;
@@ -14,9 +15,9 @@ use std::task::{Context, Poll};
 ///
 /// Made by [`Client::scan_iter`] (keys, as [`Bytes`]), [`Client::hscan_iter`] (`(field,
 /// value)`), [`Client::sscan_iter`] (members) and [`Client::zscan_iter`] (`(member, score)`);
-/// the same on a [`Pooled`](crate::Pooled) client (through `Deref`) and on a [`Spread`], where
-/// the whole run stays on one connection. Nothing is sent until the stream is first polled; one
-/// page is held at a time.
+/// the same on a [`Pooled`](crate::Pooled) client (through `Deref`), on a [`Spread`], where
+/// the whole run stays on one connection, and on a [`ClusterClient`] (see *On a cluster*
+/// below). Nothing is sent until the stream is first polled; one page is held at a time.
 ///
 /// What SCAN guarantees, and so what this stream gives: every element present for the whole
 /// run is returned at least once, **but an element may be returned more than once** (the
@@ -26,6 +27,22 @@ use std::task::{Context, Poll};
 ///
 /// After an error (connection lost, a server error such as `WRONGTYPE`, a reply that does not
 /// decode) the stream yields that error and ends.
+///
+/// # On a cluster
+///
+/// [`ClusterClient::hscan_iter`] and kin go to the node of their key (redirects followed, as
+/// every call). [`ClusterClient::scan_iter`] walks **every primary** of the map known when the
+/// stream is first polled (the cluster is discovered first if no map is known yet), one after
+/// another, each one's cursor followed to 0, so each key is returned by the primary holding it
+/// (with SCAN's own guarantee on that node: at least once, and more than once only if that
+/// node's table shrank meanwhile). A map refreshed mid-scan changes nothing: the walk stays on
+/// the primaries it started with. What the servers do not guarantee: a slot that moves to
+/// another primary mid-scan (resharding) may have its keys returned twice (once by each node)
+/// or missed (moved from a node not scanned yet to one already scanned); a primary replaced by
+/// its replica mid-scan (failover) cannot be resumed there (a cursor means nothing on another
+/// node). A primary that fails (its connection lost, an error reply) gives one error item,
+/// naming the node, and **the stream goes on with the next primary**;
+/// [`collect_all`](ScanStream::collect_all) stops at the first error.
 ///
 /// ```no_run
 /// use ringdis::{Bytes, Client};
@@ -42,7 +59,7 @@ use std::task::{Context, Poll};
 /// ```
 #[must_use = "a scan does nothing until it is polled"]
 pub struct ScanStream<'a, T> {
-    client: &'a Client,
+    source: Source<'a>,
     name: &'static str,
     /// The key (`HSCAN`, `SSCAN`, `ZSCAN`), encoded.
     key: Option<Args>,
@@ -56,10 +73,24 @@ pub struct ScanStream<'a, T> {
     call: Option<Call<(u64, Vec<T>)>>,
 }
 
+/// Where the pages come from.
+enum Source<'a> {
+    /// One client (one server).
+    Client(&'a Client),
+    /// A cluster, the node of the key (`HSCAN`, `SSCAN`, `ZSCAN`).
+    Keyed(&'a ClusterClient),
+    /// A cluster, every primary in turn (`SCAN`).
+    Primaries(Box<NodeWalk<'a>>),
+}
+
 impl<'a, T> ScanStream<'a, T> {
     fn new(client: &'a Client, name: &'static str, key: Option<Args>) -> Self {
+        Self::from(Source::Client(client), name, key)
+    }
+
+    fn from(source: Source<'a>, name: &'static str, key: Option<Args>) -> Self {
         ScanStream {
-            client,
+            source,
             name,
             key,
             pattern: Args::new(),
@@ -170,20 +201,50 @@ impl<T: FromRedis + Unpin> Stream for ScanStream<'_, T> {
             }
             let call = match &mut this.call {
                 Some(call) => call,
-                None => this.call.insert(this.client.call(this.page_cmd())),
+                None => {
+                    let cmd = this.page_cmd();
+                    let call = match &mut this.source {
+                        Source::Client(client) => client.call(cmd),
+                        Source::Keyed(cluster) => cluster.call(cmd),
+                        Source::Primaries(walk) => match walk.poll_node(cx) {
+                            Poll::Pending => return Poll::Pending,
+                            Poll::Ready(Ok(Some(node))) => walk.page(&node, cmd),
+                            Poll::Ready(Ok(None)) => {
+                                this.done = true;
+                                continue;
+                            }
+                            Poll::Ready(Err(e)) => {
+                                this.done = true;
+                                return Poll::Ready(Some(Err(e)));
+                            }
+                        },
+                    };
+                    this.call.insert(call)
+                }
             };
             let reply = match Pin::new(call).poll(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(reply) => reply,
             };
             this.call = None;
-            match reply {
-                Ok((cursor, items)) => {
+            match (reply, &mut this.source) {
+                // A primary done: on to the next (the walk says when there is none).
+                (Ok((0, items)), Source::Primaries(walk)) => {
+                    walk.next_node();
+                    this.cursor = 0;
+                    this.page = items.into_iter();
+                }
+                (Ok((cursor, items)), _) => {
                     this.cursor = cursor;
                     this.done = cursor == 0;
                     this.page = items.into_iter();
                 }
-                Err(e) => {
+                (Err(e), Source::Primaries(walk)) => {
+                    walk.next_node();
+                    this.cursor = 0;
+                    return Poll::Ready(Some(Err(e)));
+                }
+                (Err(e), _) => {
                     this.done = true;
                     return Poll::Ready(Some(Err(e)));
                 }
@@ -257,9 +318,58 @@ impl Spread {
     }
 }
 
+impl ClusterClient {
+    /// Every key of the cluster, by `SCAN` on every primary in turn (see [`ScanStream`], *On
+    /// a cluster*: what a resharding or a failover mid-scan does). Options:
+    /// [`match_`](ScanStream::match_), [`count`](ScanStream::count) (per call, so per node),
+    /// [`type_`](ScanStream::type_).
+    ///
+    /// ```no_run
+    /// use ringdis::{Bytes, ClusterClient};
+    /// use std::collections::HashSet;
+    ///
+    /// # async fn demo(cluster: ClusterClient) -> ringdis::Result<()> {
+    /// let users: HashSet<Bytes> = cluster.scan_iter().match_("user:*").count(1000).collect_all().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn scan_iter(&self) -> ScanStream<'_, Bytes> {
+        ScanStream::from(
+            Source::Primaries(Box::new(NodeWalk::new(self))),
+            "SCAN",
+            None,
+        )
+    }
+
+    /// Every `(field, value)` of the hash at `key`, by `HSCAN` on the node of its slot (see
+    /// [`Client::hscan_iter`]).
+    pub fn hscan_iter(&self, key: impl ToArg) -> ScanStream<'_, (Bytes, Bytes)> {
+        ScanStream::from(Source::Keyed(self), "HSCAN", Some(key_args(key)))
+    }
+
+    /// Every member of the set at `key`, by `SSCAN` on the node of its slot (see
+    /// [`Client::sscan_iter`]).
+    pub fn sscan_iter(&self, key: impl ToArg) -> ScanStream<'_, Bytes> {
+        ScanStream::from(Source::Keyed(self), "SSCAN", Some(key_args(key)))
+    }
+
+    /// Every `(member, score)` of the sorted set at `key`, by `ZSCAN` on the node of its slot
+    /// (see [`Client::zscan_iter`]).
+    pub fn zscan_iter(&self, key: impl ToArg) -> ScanStream<'_, (Bytes, f64)> {
+        ScanStream::from(Source::Keyed(self), "ZSCAN", Some(key_args(key)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A stream may move to another task or thread, whatever its source.
+    #[test]
+    fn streams_are_send_and_sync() {
+        fn movable<T: Send + Sync + Unpin>() {}
+        movable::<ScanStream<'static, Bytes>>();
+        movable::<ScanStream<'static, (Bytes, f64)>>();
+    }
 
     #[test]
     fn page_commands_carry_cursor_key_and_options_in_order() {

@@ -76,6 +76,9 @@ pub(crate) struct Node {
     /// and `loading`: `failed` on Redis, `fail` on Valkey; `loading` counts as healthy: Redis
     /// 7.0 says it of fresh replicas); `CLUSTER SLOTS` says nothing, so true there.
     pub healthy: bool,
+    /// True when `CLUSTER SHARDS` says `failed` (Valkey: `fail`): down, as the cluster sees it (a node merely
+    /// `loading` is not: Redis 7.0 reports a replica whose replication offset is still 0 so).
+    pub failed: bool,
 }
 
 /// A primary and its replicas.
@@ -163,6 +166,7 @@ impl SlotMap {
                         addr: to.clone(),
                         id: None,
                         healthy: true,
+                        failed: false,
                     },
                     replicas: Vec::new(),
                 });
@@ -333,7 +337,7 @@ fn shards_node(node: Value, reached: &str, tls: bool) -> Result<(Node, bool)> {
     let mut id = None;
     let (mut ip, mut endpoint, mut port, mut tls_port) = (None, None, None, None);
     let mut primary = false;
-    let mut healthy = true;
+    let mut health = String::from("online");
     for (name, value) in pairs(node)? {
         match name.as_str() {
             "id" => id = Some(text(value)?),
@@ -347,7 +351,7 @@ fn shards_node(node: Value, reached: &str, tls: bool) -> Result<(Node, bool)> {
             // loading answers `LOADING`, and the read goes to the primary.
             // Valkey says `fail` of a node it saw die, Redis `failed`: anything else but
             // `online` and `loading` is not serving.
-            "health" => healthy = matches!(text(value)?.as_str(), "online" | "loading"),
+            "health" => health = text(value)?,
             _ => {}
         }
     }
@@ -365,7 +369,8 @@ fn shards_node(node: Value, reached: &str, tls: bool) -> Result<(Node, bool)> {
     let node = Node {
         addr: NodeAddr::new(&host, port),
         id,
-        healthy,
+        healthy: matches!(health.as_str(), "online" | "loading"),
+        failed: matches!(health.as_str(), "failed" | "fail"),
     };
     Ok((node, primary))
 }
@@ -395,6 +400,7 @@ fn slots_node(node: Value, reached: &str) -> Result<Node> {
         addr: NodeAddr::new(&host, port),
         id,
         healthy: true,
+        failed: false,
     })
 }
 

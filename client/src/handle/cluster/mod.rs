@@ -3,7 +3,9 @@
 //! Modules: `core` (the shared state: nodes, map, refresh), `nodes` (a [`Client`] per node, on
 //! one placement), `topology` (the map in use, coalesced refreshes, asking nodes for the map),
 //! `send` (one command: redirects and retries), `pipeline` (pipelines split per node,
-//! single-slot transactions), `drive` (futures run with no runtime). The pure parts (reading
+//! single-slot transactions), `fanout` (commands sent to several nodes by the spec's tips, and
+//! their replies made one), `scan` (the walk of a cluster-wide `SCAN` over the primaries),
+//! `drive` (futures run with no runtime). The pure parts (reading
 //! `CLUSTER SHARDS`/`CLUSTER SLOTS` and `MOVED`/`ASK`) are in `crate::route`.
 //!
 //! # Where the other cluster features plug in
@@ -17,8 +19,10 @@
 
 mod core;
 mod drive;
+mod fanout;
 mod nodes;
 mod pipeline;
+pub(crate) mod scan;
 mod send;
 mod topology;
 
@@ -58,8 +62,31 @@ const DEFAULT_REFRESH: Duration = Duration::from_secs(60);
 ///   them with [`Cmd::key`](crate::Cmd::key) or route it with
 ///   [`Cmd::route_key`](crate::Cmd::route_key) — otherwise the client asks a node (`COMMAND
 ///   GETKEYS`, one more round trip; a command the server says has no keys is remembered by
-///   name and goes to any primary from then on). A command without keys goes to a primary, in
-///   turn.
+///   name and goes to any primary from then on). A command without keys and without a tip goes
+///   to a primary, in turn.
+/// * **Several nodes**, as the spec's tips say. A multi-key command the spec lets split
+///   (`MGET`, `MSET`, `DEL`, `UNLINK`, `EXISTS`, `TOUCH`) whose keys span slots is split into
+///   one command per slot, sent at once (a node's parts in one write), each with its redirects
+///   followed, and the replies merged: `MGET`'s in the caller's key order (duplicates and
+///   missing keys included), `DEL`'s and the others' counts added, `MSET`'s `OK` once all
+///   succeeded. A keyless command whose tip is `all_shards` (`DBSIZE`, `KEYS`, `FLUSHALL`,
+///   `PING`, `FUNCTION LOAD`, `SCRIPT EXISTS`…) goes to every primary, one whose tip is
+///   `all_nodes` (`CONFIG SET`, `SCRIPT LOAD`, `ACL SETUSER`…) to every node, replicas
+///   included (but those the map says have failed), and the replies are made one as the
+///   `response_policy` tip says (`DBSIZE` sums, `KEYS` concatenates, `SCRIPT EXISTS` ANDs,
+///   `FLUSHALL` succeeds when all did). Where the tips leave it open: `RANDOMKEY` asks every
+///   primary and answers one of their keys at random (nil only when the cluster is empty);
+///   `INFO` and the other `special` replies (`MEMORY STATS`, `LATENCY …`, `FUNCTION STATS`)
+///   are a map of each node's `host:port` to its reply (decode it into a
+///   `HashMap<String, String>`); a `SCAN` call is refused with [`Error::Client`]: use
+///   [`scan_iter`](ClusterClient::scan_iter). A command routed by hand
+///   ([`Cmd::route_slot`](crate::Cmd::route_slot), [`Cmd::route_key`](crate::Cmd::route_key))
+///   goes to that one node only: `cmd!("INFO").route_slot(0)` is the `INFO` of one node. These
+///   are **not atomic**: when a part fails the call fails with its error (the first, in part
+///   order), and when other parts ran (or may have: connection lost after the write, timeout)
+///   the message says how many, so a failed `MSET` or `FLUSHALL` may have run on some nodes.
+///   The same holds inside a pipeline, where the merged reply takes the command's place; in a
+///   transaction every key must be in one slot and keyless commands run on its node only.
 /// * **Topology.** Discovered at the first call from the seeds (any that answers):
 ///   `CLUSTER SHARDS`, or `CLUSTER SLOTS` on servers before Redis 7. Refreshed when a node
 ///   answers `MOVED`, when a call fails with a connection error, on `CLUSTERDOWN`, and
@@ -205,7 +232,19 @@ impl ClusterClient {
             Ok(r) => r,
             Err(e) => return Call::failed(e),
         };
-        let target = match self.plan(&cmd) {
+        let planned = match self.plan(&cmd) {
+            planned @ Ok(Some(Target::Slot(_))) => planned,
+            // Not one slot: the spec's tips may send it to several nodes.
+            planned => match fanout::step(&cmd, planned) {
+                Ok(fanout::Step::One(t)) => Ok(t),
+                Ok(fanout::Step::Fan(fan)) => {
+                    let deadline = core.start_call();
+                    return Call::later(pipeline::fan(core.clone(), fan, deadline));
+                }
+                Err(e) => Err(e),
+            },
+        };
+        let target = match planned {
             Ok(Some(t)) => t,
             Ok(None) => {
                 let core = core.clone();
@@ -596,7 +635,7 @@ mod tests {
             .build()
             .unwrap();
         let r: Result<Value> =
-            futures::executor::block_on(cluster.call(Cmd::new("MGET").key("a").key("b")));
+            futures::executor::block_on(cluster.call(Cmd::new("SUNION").key("a").key("b")));
         assert!(
             matches!(&r, Err(Error::Client { message, .. }) if message.contains("CROSSSLOT")),
             "{r:?}"

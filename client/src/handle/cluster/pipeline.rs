@@ -3,41 +3,59 @@
 //! A pipeline is split by node (each command by its slot), one batch per node, all sent at
 //! once; the replies come back in the caller's order. A command a node redirected or refused
 //! for a passing reason is sent again on its own, as a single call would be (in the pipeline's
-//! order); a node that fails fails only its commands. A transaction runs on the node of its one
+//! order); a node that fails fails only its commands. A command the spec's tips send to several
+//! nodes (`fanout`: a split `MGET`, `DBSIZE`…) goes as sub-requests among the others, and their
+//! replies, made one, take its place. A transaction runs on the node of its one
 //! slot; when its queued commands were redirected (the server then aborts it: nothing ran) it is
 //! sent again whole, to the new node, within the command timeout.
 
 use super::core::{left, Core};
+use super::fanout::{self, Fan, Fold, Step};
 use super::send::{self, first_node, within};
 use crate::callable::Prepared;
 use crate::conn::Payload;
 use crate::route::redirect::{self, Redirect};
 use crate::route::slot::cmd_slot;
 use crate::route::topology::{NodeAddr, Target};
+use crate::route::Route;
 use crate::{Cmd, Error, Result, ServerError, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Where each command goes: from its keys, else (hand-built, keys not marked) one batch of
-/// `COMMAND GETKEYS` asked of a primary for all such commands.
+/// `COMMAND GETKEYS` asked of a primary for all such commands. `fan`: a command the spec's
+/// tips send to several nodes (split by slot, every primary…) is a [`Step::Fan`] (see
+/// `fanout`); else every command goes to one node.
 async fn targets(
     core: &Arc<Core>,
     cmds: &[Cmd],
     what: &str,
     deadline: Option<Instant>,
-) -> Result<Vec<Target>> {
+    fan: bool,
+) -> Result<Vec<Step>> {
     let mut out = Vec::with_capacity(cmds.len());
     let mut unknown = Vec::new();
     for (i, cmd) in cmds.iter().enumerate() {
-        let slot = cmd_slot(cmd).map_err(|e| at(what, i, e))?;
-        out.push(match slot {
-            Some(s) => Target::Slot(s),
-            None if send::keys_unknown(cmd) => {
+        let planned = match cmd_slot(cmd) {
+            Ok(Some(s)) => Ok(Some(Target::Slot(s))),
+            Ok(None) if send::keys_unknown(cmd) => Ok(None),
+            Ok(None) => Ok(Some(Target::AnyPrimary)),
+            Err(e) => Err(e),
+        };
+        let step = match planned {
+            Ok(Some(Target::Slot(s))) => Ok(Step::One(Some(Target::Slot(s)))),
+            // A command the gate refuses alone (WAIT, WAITAOF: it waits for its connection's
+            // own writes) stays on one node, with the writes before it.
+            planned if fan && crate::route::route(cmd).is_ok() => fanout::step(cmd, planned),
+            planned => planned.map(Step::One),
+        };
+        out.push(match step.map_err(|e| at(what, i, e))? {
+            Step::One(None) => {
                 unknown.push(i);
-                Target::AnyPrimary
+                Step::One(Some(Target::AnyPrimary))
             }
-            None => Target::AnyPrimary,
+            step => step,
         });
     }
     if !unknown.is_empty() {
@@ -46,7 +64,7 @@ async fn targets(
             .await
             .map_err(|(j, e)| at(what, unknown[j], e))?;
         for (i, t) in unknown.into_iter().zip(found) {
-            out[i] = t;
+            out[i] = Step::One(Some(t));
         }
     }
     Ok(out)
@@ -67,15 +85,16 @@ fn at(what: &str, i: usize, e: Error) -> Error {
 /// batches (per node, the map updated) before the rest go one by one.
 const ROUNDS: usize = 4;
 
-/// A pipeline's commands, each to the node of its slot: one array of their replies (errors in
-/// place) in the caller's order.
+/// A pipeline's commands, each to the node of its slot (a command the tips send to several
+/// nodes as sub-requests, their replies made one in its place): one array of their replies
+/// (errors in place) in the caller's order.
 pub(super) async fn pipeline(
     core: Arc<Core>,
     cmds: Vec<Cmd>,
     deadline: Option<Instant>,
 ) -> Result<Value> {
     let whole = crate::route::route_pipeline(&cmds, false)?;
-    let targets = targets(&core, &cmds, "pipeline", deadline).await?;
+    let steps = targets(&core, &cmds, "pipeline", deadline, true).await?;
     if !core.has_map() {
         match within(&core, deadline, core.refresh()).await {
             Some(Ok(())) => {}
@@ -83,11 +102,79 @@ pub(super) async fn pipeline(
             None => return Err(Error::Timeout),
         }
     }
+    // The requests to send, and where each command's reply comes from among theirs.
+    let mut requests: Vec<Cmd> = Vec::with_capacity(cmds.len());
+    let mut targets: Vec<Target> = Vec::with_capacity(cmds.len());
+    let mut replies_of: Vec<Reply> = Vec::with_capacity(cmds.len());
+    for (i, (cmd, step)) in cmds.into_iter().zip(steps).enumerate() {
+        match step {
+            Step::One(t) => {
+                replies_of.push(Reply::One);
+                requests.push(cmd);
+                targets.push(t.unwrap_or(Target::AnyPrimary));
+            }
+            Step::Fan(fan) => {
+                let (parts, fold) = fan.parts(&core).map_err(|e| at("pipeline", i, e))?;
+                let from = requests.len();
+                for (t, part) in parts {
+                    targets.push(t);
+                    requests.push(part);
+                }
+                replies_of.push(Reply::Fan(from..requests.len(), fold));
+            }
+        }
+    }
+    let mut each = send_all(&core, &requests, &targets, whole, deadline)
+        .await?
+        .into_iter();
+    let mut results: Vec<Result<Value>> = Vec::with_capacity(replies_of.len());
+    for reply in replies_of {
+        let missing = || Err(Error::client("a pipeline command got no reply"));
+        results.push(match reply {
+            Reply::One => each.next().unwrap_or_else(missing),
+            Reply::Fan(range, fold) => fold.fold(each.by_ref().take(range.len()).collect()),
+        });
+    }
+    // Every command failed the same way a single connection's pipeline fails: that error.
+    if let Some(Err(first)) = results.first() {
+        if !matches!(first, Error::Server { .. })
+            && results.iter().all(|r| r.as_ref().err() == Some(first))
+        {
+            return Err(first.clone());
+        }
+    }
+    Ok(Value::Array(results.into_iter().map(in_place).collect()))
+}
+
+/// Where a pipeline command's reply comes from: one request's reply, or a fan's, folded.
+enum Reply {
+    One,
+    Fan(std::ops::Range<usize>, Fold),
+}
+
+/// Sends `cmds`, each to its target (`targets`, index-aligned): grouped by node, one batch
+/// per node, all sent at once; those a node moved go again as batches to the nodes the map then
+/// names (up to [`ROUNDS`] times), and a command redirected or refused for a passing reason
+/// after that is sent again on its own (in order), as a single call would be; a node that fails
+/// fails only its commands. Each command's outcome, in order. The map should be known (else
+/// every command goes on its own). `whole`: the gate's route for all of them (each node's share
+/// runs on the shared connection when they all may).
+///
+/// # Errors
+///
+/// [`Error::Timeout`] when the deadline passed before a round was sent.
+pub(super) async fn send_all(
+    core: &Arc<Core>,
+    cmds: &[Cmd],
+    targets: &[Target],
+    whole: Route,
+    deadline: Option<Instant>,
+) -> Result<Vec<Result<Value>>> {
     let batch = Batch {
-        core: &core,
-        cmds: &cmds,
-        targets: &targets,
-        // One primary for every keyless command of the pipeline.
+        core,
+        cmds,
+        targets,
+        // One primary for every keyless command.
         any: core.any_primary(),
         whole,
     };
@@ -129,19 +216,25 @@ pub(super) async fn pipeline(
         .await;
         results[i] = Some(result);
     }
-    let results: Vec<Result<Value>> = results
+    Ok(results
         .into_iter()
         .map(|r| r.unwrap_or_else(|| Err(Error::client("a pipeline command got no reply"))))
-        .collect();
-    // Every command failed the same way a single connection's pipeline fails: that error.
-    if let Some(Err(first)) = results.first() {
-        if !matches!(first, Error::Server { .. })
-            && results.iter().all(|r| r.as_ref().err() == Some(first))
-        {
-            return Err(first.clone());
+        .collect())
+}
+
+/// A command that runs on several nodes (see `fanout`), called alone: its parts sent as
+/// [`send_all`] does, their replies made one.
+pub(super) async fn fan(core: Arc<Core>, fan: Fan, deadline: Option<Instant>) -> Result<Value> {
+    if !core.has_map() {
+        match within(&core, deadline, core.refresh()).await {
+            Some(Ok(())) => {}
+            Some(Err(e)) => return Err(e),
+            None => return Err(Error::Timeout),
         }
     }
-    Ok(Value::Array(results.into_iter().map(in_place).collect()))
+    let (parts, fold) = fan.parts(&core)?;
+    let (targets, cmds): (Vec<Target>, Vec<Cmd>) = parts.into_iter().unzip();
+    fold.fold(send_all(&core, &cmds, &targets, Route::Shared, deadline).await?)
 }
 
 /// What every round of a pipeline shares.
@@ -151,7 +244,7 @@ struct Batch<'a> {
     targets: &'a [Target],
     any: Option<(NodeAddr, crate::Client)>,
     /// The gate's route for the whole pipeline.
-    whole: crate::route::Route,
+    whole: Route,
 }
 
 impl Batch<'_> {
@@ -188,7 +281,7 @@ impl Batch<'_> {
             .map(|(addr, client, members)| {
                 let group: Vec<&Cmd> = members.iter().map(|&i| &self.cmds[i]).collect();
                 let route = match self.whole {
-                    crate::route::Route::Shared => self.whole,
+                    Route::Shared => self.whole,
                     _ => group_route(&group),
                 };
                 let prepared = Prepared {
@@ -291,10 +384,10 @@ pub(super) async fn transaction(
     deadline: Option<Instant>,
 ) -> Result<Value> {
     let route = crate::route::route_pipeline(&cmds, true)?;
-    let targets = targets(&core, &cmds, "transaction", deadline).await?;
+    let steps = targets(&core, &cmds, "transaction", deadline, false).await?;
     let mut slot: Option<(u16, usize)> = None;
-    for (i, t) in targets.iter().enumerate() {
-        if let Target::Slot(s) = *t {
+    for (i, step) in steps.iter().enumerate() {
+        if let Step::One(Some(Target::Slot(s))) = *step {
             match slot {
                 None => slot = Some((s, i)),
                 Some((first, j)) if first != s => {
