@@ -1,48 +1,33 @@
-//! ringdis's side of the cluster workload (`ringdis-bench cluster`): its `ClusterClient` on one
-//! engine, behind [`BenchClient`].
-//!
-//! FILL IN when `ringdis::ClusterClient` is on this branch. Until then [`RingdisCluster`] has no
-//! value ([`RingdisCluster::connect`] returns `None`) and the workload runs the peers only. The
-//! intended code, on the public API fixed for issue #14:
-//!
-//! ```text
-//! use ringdis::{ClusterClient, Commands, Config, Engine};
-//!
-//! #[derive(Clone)]
-//! pub struct RingdisCluster { client: ClusterClient, engine: Engine }
-//!
-//! pub async fn connect(seeds: &[String], engine: Engine) -> Option<RingdisCluster> {
-//!     let config = Config::from_url(&seeds[0]).expect("seed URL").engine(engine);
-//!     let client = ClusterClient::builder(config).seeds(seeds).build().expect("cluster client");
-//!     Some(RingdisCluster { client, engine })
-//! }
-//!
-//! fn name(&self) -> String { crate::clients::engine_name(self.engine) }
-//! fn get(&mut self, key: &str) -> impl Future<Output = Option<Bytes>> + Send {
-//!     let call = (&self.client).get(key);
-//!     async move { call.await.expect("GET") }
-//! }
-//! fn set(&mut self, key: &str, value: &[u8]) -> impl Future<Output = ()> + Send {
-//!     let call = (&self.client).set(key, value);
-//!     async move { call.await.expect("SET"); }
-//! }
-//! // get_pipelined / set_pipelined / hgetall_record: as `clients::Ringdis` does, on
-//! // `self.client.pipeline()` (the cluster workloads send no pipelines).
-//! ```
+//! ringdis's side of the cluster workload (`ringdis-bench cluster`): its [`ClusterClient`] on
+//! one engine, behind [`BenchClient`], used through the generated typed methods as a user would.
 
-use crate::clients::{BenchClient, Record};
-use ringdis::Engine;
+use crate::clients::{engine_name, BenchClient, Record};
+use ringdis::{ClusterClient, Commands, Config, Engine, Pipeline};
+use std::future::Future;
 
-/// ringdis's `ClusterClient` on one engine. No value can exist until the client does (see the
-/// module's documentation).
+/// ringdis's `ClusterClient` on one engine.
 #[derive(Clone)]
-pub enum RingdisCluster {}
+pub struct RingdisCluster {
+    client: ClusterClient,
+    engine: Engine,
+}
 
 impl RingdisCluster {
-    /// A connected cluster client on `engine` from `seeds`; `None` while ringdis has no cluster
-    /// client on this branch.
-    pub async fn connect(_seeds: &[String], _engine: Engine) -> Option<RingdisCluster> {
-        None
+    /// A cluster client on `engine` (forced) from `seeds`, the slots discovered (by one GET)
+    /// before it is measured, as the peers' constructors discover them.
+    pub async fn connect(seeds: &[String], engine: Engine) -> RingdisCluster {
+        let config = Config::from_url(&seeds[0])
+            .expect("benchmark URL parses")
+            .engine(engine);
+        let client = ClusterClient::builder(config)
+            .seeds(seeds)
+            .build()
+            .expect("ringdis cluster client");
+        let _: Option<bytes::Bytes> = (&client)
+            .get("bench:key:0")
+            .await
+            .expect("ringdis cluster: first call");
+        RingdisCluster { client, engine }
     }
 }
 
@@ -50,26 +35,49 @@ impl BenchClient for RingdisCluster {
     type Value = bytes::Bytes;
 
     fn name(&self) -> String {
-        match *self {}
+        engine_name(self.engine)
     }
 
-    async fn get(&mut self, _key: &str) -> Option<bytes::Bytes> {
-        match *self {}
+    fn get(&mut self, key: &str) -> impl Future<Output = Option<bytes::Bytes>> + Send {
+        let call = (&self.client).get(key);
+        async move { call.await.expect("GET") }
     }
 
-    async fn set(&mut self, _key: &str, _value: &[u8]) {
-        match *self {}
+    fn set(&mut self, key: &str, value: &[u8]) -> impl Future<Output = ()> + Send {
+        let call = (&self.client).set(key, value);
+        async move {
+            call.await.expect("SET");
+        }
     }
 
-    async fn get_pipelined(&mut self, _keys: &[String]) {
-        match *self {}
+    fn get_pipelined(&mut self, keys: &[String]) -> impl Future<Output = ()> + Send {
+        let mut p: Pipeline = self.client.pipeline();
+        for k in keys {
+            p.get(k.as_str()).send();
+        }
+        let call = p.query::<Vec<Option<Vec<u8>>>>();
+        async move {
+            call.await.expect("pipeline");
+        }
     }
 
-    async fn set_pipelined(&mut self, _kvs: &[(String, bytes::Bytes)]) -> usize {
-        match *self {}
+    fn set_pipelined(
+        &mut self,
+        kvs: &[(String, bytes::Bytes)],
+    ) -> impl Future<Output = usize> + Send {
+        let mut p: Pipeline = self.client.pipeline();
+        for (k, v) in kvs {
+            p.set(k.as_str(), v).send();
+        }
+        let call = p.query::<Vec<String>>();
+        async move {
+            let oks = call.await.expect("pipeline");
+            oks.iter().filter(|s| *s == "OK").count()
+        }
     }
 
-    async fn hgetall_record(&mut self, _key: &str) -> Record {
-        match *self {}
+    fn hgetall_record(&mut self, key: &str) -> impl Future<Output = Record> + Send {
+        let call = (&self.client).hgetall(key).decode::<Record>();
+        async move { call.await.expect("HGETALL") }
     }
 }
