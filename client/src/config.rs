@@ -187,6 +187,9 @@ pub struct Config {
     /// Seeds the reconnect jitter; each clone of a `Config` draws its own.
     pub(crate) backoff_seed: JitterSeed,
     pub(crate) subscriber_queue_limit: usize,
+    /// Sends `READONLY` in the handshake (a cluster client's connections when it reads from
+    /// replicas): connection state, so it survives reconnects. Not settable by users.
+    pub(crate) readonly: bool,
     #[cfg(feature = "tls")]
     pub(crate) tls: Option<crate::Tls>,
 }
@@ -247,6 +250,7 @@ impl std::fmt::Debug for Config {
             backoff_seed: _,
             subscriber_queue_limit,
             tracking,
+            readonly: _,
             #[cfg(feature = "tls")]
             tls,
         } = self;
@@ -316,6 +320,7 @@ impl Default for Config {
             backoff_max: Duration::from_secs(1),
             backoff_seed: JitterSeed::draw(),
             subscriber_queue_limit: crate::inbox::DEFAULT_LIMIT,
+            readonly: false,
             #[cfg(feature = "tls")]
             tls: None,
         }

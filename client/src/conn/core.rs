@@ -123,6 +123,7 @@ impl Core {
                 password: config.password.clone(),
                 client_name: config.client_name.clone(),
                 db: config.db,
+                readonly: config.readonly,
                 tracking: config.tracking.as_ref().map(|t| t.cmd()),
             },
             autoconnect: config.autoconnect,

@@ -53,12 +53,14 @@ pub(crate) struct Watch {
     pub dropped: Vec<bytes::Bytes>,
     /// A connection was lost since the watcher last looked.
     pub lost: bool,
+    /// The reader is gone: the watcher ends.
+    pub stopped: bool,
     waker: Option<Waker>,
 }
 
 impl Watch {
     fn has_news(&self) -> bool {
-        !self.dropped.is_empty() || self.lost
+        !self.dropped.is_empty() || self.lost || self.stopped
     }
 }
 
@@ -274,11 +276,20 @@ impl InboxRx {
             return Poll::Ready(Watch {
                 dropped: std::mem::take(&mut watch.dropped),
                 lost: std::mem::take(&mut watch.lost),
+                stopped: watch.stopped,
                 waker: None,
             });
         }
         watch.waker = Some(cx.waker().clone());
         Poll::Pending
+    }
+
+    /// Tells the watcher to end (the reader is gone); returns its waker.
+    pub fn stop_watch(&self) -> Option<Waker> {
+        let mut s = self.0.lock();
+        let watch = s.watch.as_mut()?;
+        watch.stopped = true;
+        watch.waker.take()
     }
 
     /// Why the connection is down, while it is.

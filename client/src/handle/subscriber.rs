@@ -88,6 +88,12 @@ impl Client {
         let (tx, rx) = inbox(config.subscriber_queue_limit);
         Subscriber::on(self.sibling(config)?, tx, rx)
     }
+
+    /// A subscriber on a new connection whose messages go to a queue shared with other
+    /// connections (a cluster's sharded subscriber: one per node, one reader).
+    pub(crate) fn subscriber_into(&self, tx: InboxTx, rx: InboxRx) -> Result<Subscriber> {
+        Subscriber::on(self.sibling(self.config().clone())?, tx, rx)
+    }
 }
 
 impl Subscriber {
