@@ -214,6 +214,7 @@ impl Wheel {
     fn run(&'static self) {
         let mut timers = self.lock();
         let mut jobs: Vec<Box<dyn Job>> = Vec::new();
+        let mut signals: Vec<oneshot::Sender<()>> = Vec::new();
         // The idle check runs when nothing fired for `idle`.
         let mut check_at = Instant::now() + self.idle;
         loop {
@@ -223,9 +224,7 @@ impl Wheel {
                 if let Some(Reverse(e)) = timers.heap.pop() {
                     fired = true;
                     match e.wake {
-                        Wake::Signal(tx) => {
-                            let _ = tx.send(());
-                        }
+                        Wake::Signal(tx) => signals.push(tx),
                         Wake::Call(job) => jobs.push(job),
                     }
                 }
@@ -233,10 +232,15 @@ impl Wheel {
             if fired {
                 check_at = now + self.idle;
             }
-            if !jobs.is_empty() {
-                // Jobs run without the lock: they may set timers themselves. A panicking one is
-                // contained, so the thread keeps serving everyone else.
+            if !jobs.is_empty() || !signals.is_empty() {
+                // Sleeps are woken and jobs run without the lock: both may set timers
+                // themselves (a waker may poll its task right here: a cluster client's
+                // detached futures do). A panicking job is contained, so the thread keeps
+                // serving everyone else.
                 drop(timers);
+                for tx in signals.drain(..) {
+                    let _ = tx.send(());
+                }
                 for job in jobs.drain(..) {
                     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.run()));
                 }
@@ -378,6 +382,45 @@ mod tests {
     /// A wheel of its own per test (the process-wide one is shared with every other test).
     fn test_wheel(name: &'static str, idle: Duration) -> &'static Wheel {
         Box::leak(Box::new(Wheel::new(name, idle)))
+    }
+
+    /// A sleep's waker that sets a timer while it is woken (a task polled on the waking
+    /// thread, as a cluster client's detached futures are) gets it: the timer thread wakes
+    /// sleeps without holding its lock.
+    #[test]
+    fn a_wake_may_set_another_timer() {
+        struct Again {
+            wheel: &'static Wheel,
+            next: std::sync::Mutex<Option<std::sync::mpsc::Sender<oneshot::Receiver<()>>>>,
+        }
+        impl std::task::Wake for Again {
+            fn wake(self: Arc<Self>) {
+                let next = self.wheel.sleep_until(Instant::now());
+                if let Some(tx) = self.next.lock().unwrap().take() {
+                    let _ = tx.send(next);
+                }
+            }
+        }
+        let wheel = test_wheel("rdtimer-rewake", Duration::from_secs(5));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let waker = std::task::Waker::from(Arc::new(Again {
+            wheel,
+            next: std::sync::Mutex::new(Some(tx)),
+        }));
+        let mut first = wheel.sleep_until(Instant::now() + Duration::from_millis(5));
+        let mut cx = std::task::Context::from_waker(&waker);
+        assert!(std::future::Future::poll(std::pin::Pin::new(&mut first), &mut cx).is_pending());
+        let second = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the wake set its timer (no deadlock)");
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = futures::executor::block_on(second);
+            let _ = done_tx.send(());
+        });
+        done_rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("and it fired");
     }
 
     #[cfg(target_os = "linux")]

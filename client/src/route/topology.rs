@@ -72,8 +72,9 @@ pub(crate) struct Node {
     pub addr: NodeAddr,
     /// Its cluster node id, when the reply gave one.
     pub id: Option<String>,
-    /// False when the reply said it is not serving (`CLUSTER SHARDS`' `health` other than
-    /// `online`: `failed`, `loading`); `CLUSTER SLOTS` says nothing, so true there.
+    /// False when the reply said it failed (`CLUSTER SHARDS`' `health` `failed`; `loading`
+    /// counts as healthy: Redis 7.0 says it of fresh replicas); `CLUSTER SLOTS` says nothing,
+    /// so true there.
     pub healthy: bool,
 }
 
@@ -288,7 +289,10 @@ fn shards_node(node: Value, reached: &str, tls: bool) -> Result<(Node, bool)> {
             "port" => port = Some(int(value)?),
             "tls-port" => tls_port = Some(int(value)?),
             "role" => primary = text(value)? == "master",
-            "health" => healthy = text(value)? == "online",
+            // `loading` is also what Redis 7.0 says of a replica whose replication offset it has
+            // not heard yet (a fresh one, for a while): it serves; a replica that really is
+            // loading answers `LOADING`, and the read goes to the primary.
+            "health" => healthy = text(value)? != "failed",
             _ => {}
         }
     }
