@@ -182,8 +182,9 @@ impl Cell {
                     let payload = m.payload_str().expect("a string").to_owned();
                     self.got.entry(channel).or_default().push(payload);
                 }
-                Ok(None) => return,
-                Err(Error::Connection { .. }) => {}
+                // Nothing more, or a lost connection (reported once, or again while it is
+                // down): the next round reads on.
+                Ok(None) | Err(Error::Connection { .. }) => return,
                 Err(e) => panic!("{}: the stream reported {e}", self.at),
             }
         }

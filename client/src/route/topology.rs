@@ -72,7 +72,8 @@ pub(crate) struct Node {
     pub addr: NodeAddr,
     /// Its cluster node id, when the reply gave one.
     pub id: Option<String>,
-    /// False when the reply said it failed (`CLUSTER SHARDS`' `health` `failed`; `loading`
+    /// False when the reply said it failed (`CLUSTER SHARDS`' `health` `failed`, Valkey's
+    /// `fail`; `loading`
     /// counts as healthy: Redis 7.0 says it of fresh replicas); `CLUSTER SLOTS` says nothing,
     /// so true there.
     pub healthy: bool,
@@ -218,12 +219,18 @@ impl SlotMap {
                     _ => {}
                 }
             }
-            let mut primary = None;
+            let mut primary: Option<Node> = None;
             let mut replicas = Vec::new();
             for node in nodes {
                 let (node, is_primary) = shards_node(node, reached, tls)?;
-                if is_primary && primary.is_none() {
-                    primary = Some(node);
+                // A failed primary that was replaced may still be listed as a `master` (with
+                // `health: failed`) next to the promoted one: the healthy one is the primary.
+                let better = match &primary {
+                    None => true,
+                    Some(p) => !p.healthy && node.healthy,
+                };
+                if is_primary && better {
+                    replicas.extend(primary.replace(node));
                 } else {
                     replicas.push(node);
                 }
@@ -292,7 +299,8 @@ fn shards_node(node: Value, reached: &str, tls: bool) -> Result<(Node, bool)> {
             // `loading` is also what Redis 7.0 says of a replica whose replication offset it has
             // not heard yet (a fresh one, for a while): it serves; a replica that really is
             // loading answers `LOADING`, and the read goes to the primary.
-            "health" => healthy = text(value)? != "failed",
+            // Redis says `failed`, Valkey `fail`.
+            "health" => healthy = !matches!(text(value)?.as_str(), "failed" | "fail"),
             _ => {}
         }
     }
@@ -454,6 +462,9 @@ mod tests {
             shard(
                 &[0, 5460, 10923, 10923],
                 vec![
+                    // A primary that failed and was replaced, still listed as a master first.
+                    // (Valkey says `fail`.)
+                    n("x", "127.0.0.1", 7009, "master", "fail"),
                     n("a", "127.0.0.1", 7000, "master", "online"),
                     n("d", "127.0.0.1", 7003, "replica", "online"),
                 ],
@@ -484,7 +495,9 @@ mod tests {
             let a = map.shard_of(0).unwrap();
             assert_eq!(a.primary.addr, NodeAddr::new("127.0.0.1", 7000));
             assert_eq!(a.primary.id.as_deref(), Some("a"));
-            assert_eq!(a.replicas[0].addr.port(), 7003);
+            let ports: Vec<u16> = a.replicas.iter().map(|r| r.addr.port()).collect();
+            assert_eq!(ports, [7009, 7003], "the failed primary counts as a replica");
+            assert!(!a.replicas[0].healthy);
             assert_eq!(map.shard_of(10923).unwrap().primary.addr.port(), 7000);
             assert_eq!(map.shard_of(5460).unwrap().primary.addr.port(), 7000);
             let b = map.shard_of(5461).unwrap();

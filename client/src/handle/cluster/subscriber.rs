@@ -428,11 +428,21 @@ async fn watch(shared: Weak<Shared>, rx: InboxRx) {
         None => return,
     };
     let mut settled = true;
+    let mut timer = None;
     loop {
-        let mut timer = (!settled).then(|| placement.sleep_until(Instant::now() + UNSETTLED_EVERY));
+        if !settled && timer.is_none() {
+            timer = Some(placement.sleep_until(Instant::now() + UNSETTLED_EVERY));
+        }
         let news = poll_fn(|cx| {
             if let Poll::Ready(w) = rx.poll_watch(cx) {
-                return Poll::Ready((!w.stopped).then_some(w.dropped));
+                if w.stopped {
+                    return Poll::Ready(None);
+                }
+                // While unsettled, a lost connection (a dead node's reconnect attempts fail
+                // one after another) waits for the next look; dropped channels do not.
+                if settled || !w.dropped.is_empty() {
+                    return Poll::Ready(Some(w.dropped));
+                }
             }
             match timer.as_mut().map(|t| t.as_mut().poll(cx)) {
                 Some(Poll::Ready(())) => Poll::Ready(Some(Vec::new())),
@@ -441,6 +451,7 @@ async fn watch(shared: Weak<Shared>, rx: InboxRx) {
         })
         .await;
         let Some(dropped) = news else { return };
+        timer = None;
         let Some(shared) = shared.upgrade() else {
             return;
         };
