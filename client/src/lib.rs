@@ -30,7 +30,8 @@
 //!
 //! Where to go next: [`Client`] (calls, pipelines, transactions, `subscriber()`), [`Commands`]
 //! (every command as a typed method), [`Config`] and [`Config::from_url`] (every setting and
-//! URL form), [`Pool`] and [`Spread`], the derives [`FromRedis`](macro@FromRedis) and
+//! URL form), [`Pool`] and [`Spread`], [`ClusterClient`] (a Redis Cluster or Valkey cluster
+//! behind one handle), the derives [`FromRedis`](macro@FromRedis) and
 //! [`ToRedis`](macro@ToRedis), [`Redis`] (the trait to write your code against, so a mock can
 //! stand in for the server in tests), [`Stats`] (counters to export), [`Error`] (what each
 //! error means and whether to retry), and the crate's `examples/` folder (`cargo run
@@ -134,6 +135,8 @@ pub use ringdis_macros::ToRedis;
 #[doc(hidden)]
 pub use route::probe as __route;
 pub use route::slot::slot;
+#[doc(hidden)]
+pub use route::topology::probe as __topology;
 pub use scan::ScanStream;
 pub use score_bound::ScoreBound;
 pub use script::{Invocation, Library, Script};

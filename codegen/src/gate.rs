@@ -8,6 +8,7 @@
 //! (sorted the same way).
 
 use crate::model::{Command, Spec};
+use crate::routing;
 
 /// The spec flags the gate reads, in bit order.
 pub const FLAGS: &[&str] = &[
@@ -104,12 +105,44 @@ pub fn prefix_key(name: &str) -> u64 {
     u64::from_be_bytes(k)
 }
 
-fn entry(out: &mut String, indent: &str, key: &str, spec_name: &str, c: &Command) {
+/// The distinct `ROUTING` entries, in order of first use; the first is the default one.
+struct Routings(Vec<String>);
+
+impl Routings {
+    fn new() -> Routings {
+        Routings(vec![
+            routing::routing("", &Command::default()).unwrap_or_default()
+        ])
+    }
+
+    /// The index of `spec_name`'s routing in the table, added when new.
+    fn index(&mut self, spec_name: &str, c: &Command) -> Result<usize, String> {
+        let r = routing::routing(spec_name, c)?;
+        Ok(match self.0.iter().position(|x| *x == r) {
+            Some(i) => i,
+            None => {
+                self.0.push(r);
+                self.0.len() - 1
+            }
+        })
+    }
+}
+
+fn entry(
+    out: &mut String,
+    routings: &mut Routings,
+    indent: &str,
+    key: &str,
+    spec_name: &str,
+    c: &Command,
+) -> Result<(), String> {
     out.push_str(&format!(
-        "{indent}Entry {{ key: {:#018x}, name: b\"{key}\", spec: \"{spec_name}\", flags: {}, subs: ",
+        "{indent}Entry {{ key: {:#018x}, name: b\"{key}\", spec: \"{spec_name}\", flags: {}, routing: {}, subs: ",
         prefix_key(key),
-        bits(spec_name, c)
+        bits(spec_name, c),
+        routings.index(spec_name, c)?,
     ));
+    Ok(())
 }
 
 /// Fails when a name of [`LISTED`] is not in the spec: it would silently gate nothing.
@@ -160,10 +193,15 @@ pub fn generate(spec: &Spec) -> Result<String, String> {
          \x20   pub spec: &'static str,\n\
          \x20   /// Its `flag` bits.\n\
          \x20   pub flags: u16,\n\
+         \x20   /// Its cluster routing: an index into `ROUTING`.\n\
+         \x20   pub routing: u16,\n\
          \x20   /// Its subcommands, sorted by `name`.\n\
          \x20   pub subs: &'static [Entry],\n\
          }}\n\n"
     ));
+    out.push_str(routing::TYPES);
+    out.push('\n');
+    let mut routings = Routings::new();
     let mut top: Vec<(String, &String, &Command)> = Vec::new();
     for (name, c) in &spec.commands {
         top.push((word(name)?, name, c));
@@ -187,7 +225,14 @@ pub fn generate(spec: &Spec) -> Result<String, String> {
     }
     out.push_str("];\n\n/// Every command of the spec, sorted by `name`.\npub(crate) static COMMANDS: &[Entry] = &[\n");
     for (key, name, c) in top {
-        entry(&mut out, "    ", &key, &name.to_ascii_lowercase(), c);
+        entry(
+            &mut out,
+            &mut routings,
+            "    ",
+            &key,
+            &name.to_ascii_lowercase(),
+            c,
+        )?;
         if c.subcommands.is_empty() {
             out.push_str("&[] },\n");
             continue;
@@ -200,10 +245,17 @@ pub fn generate(spec: &Spec) -> Result<String, String> {
         subs.sort_by(|a, b| a.0.cmp(&b.0));
         out.push_str("&[\n");
         for (skey, full, s) in subs {
-            entry(&mut out, "        ", &skey, &full, s);
+            entry(&mut out, &mut routings, "        ", &skey, &full, s)?;
             out.push_str("&[] },\n");
         }
         out.push_str("    ] },\n");
+    }
+    out.push_str(
+        "];\n\n/// The distinct cluster routings of the commands (`Entry::routing`); the first is a \
+         command's with no tips.\npub(crate) static ROUTING: &[Routing] = &[\n",
+    );
+    for r in &routings.0 {
+        out.push_str(&format!("    {r},\n"));
     }
     out.push_str("];\n");
     Ok(out)
@@ -219,6 +271,8 @@ mod tests {
             r#"{"source": "test", "commands": {
                 "blpop": {"flags": ["blocking", "write"]},
                 "get": {"flags": ["readonly", "fast"]},
+                "dbsize": {"tips": ["request_policy:all_shards", "response_policy:agg_sum"]},
+                "ping": {"tips": ["request_policy:all_shards", "response_policy:agg_sum"]},
                 "client": {"subcommands": {
                     "client|reply": {"flags": ["no_multi", "allow_busy"]}
                 }}
@@ -229,26 +283,40 @@ mod tests {
         let bit = |f: &str| 1u16 << FLAGS.iter().position(|x| *x == f).unwrap();
         let blocking = bit("blocking") | bit("write");
         assert!(code.contains(&format!(
-            "Entry {{ key: {:#018x}, name: b\"blpop\", spec: \"blpop\", flags: {blocking}, subs: &[] }},",
+            "Entry {{ key: {:#018x}, name: b\"blpop\", spec: \"blpop\", flags: {blocking}, routing: 0, subs: &[] }},",
             prefix_key("blpop")
         )));
         let get = bit("readonly");
         assert!(code.contains(&format!(
-            "Entry {{ key: {:#018x}, name: b\"get\", spec: \"get\", flags: {get}, subs: &[] }},",
+            "Entry {{ key: {:#018x}, name: b\"get\", spec: \"get\", flags: {get}, routing: 0, subs: &[] }},",
             prefix_key("get")
         )));
         let reply = bit("no_multi") | bit("allow_busy") | LISTED_BIT;
         assert!(code.contains(&format!(
-            "Entry {{ key: {:#018x}, name: b\"reply\", spec: \"client|reply\", flags: {reply}, subs: &[] }},",
+            "Entry {{ key: {:#018x}, name: b\"reply\", spec: \"client|reply\", flags: {reply}, routing: 0, subs: &[] }},",
             prefix_key("reply")
         )));
-        assert!(code.contains("name: b\"client\", spec: \"client\", flags: 0, subs: &[\n"));
+        assert!(
+            code.contains("name: b\"client\", spec: \"client\", flags: 0, routing: 0, subs: &[\n")
+        );
         assert_eq!(prefix_key("get"), 0x6765_7400_0000_0000);
         assert_eq!(prefix_key("bzpopmin"), u64::from_be_bytes(*b"bzpopmin"));
         // Sorted for the binary search.
         let at = |n: &str| code.find(&format!("name: b\"{n}\"")).unwrap();
         assert!(at("blpop") < at("client") && at("client") < at("get"));
         assert!(code.contains("pub const BLOCKING: u16 = 1 << 0;"));
+        // Routing: the tips, one table entry per distinct routing, the first the default one.
+        assert!(code.contains("name: b\"dbsize\", spec: \"dbsize\", flags: 0, routing: 1, subs"));
+        assert!(code.contains("name: b\"ping\", spec: \"ping\", flags: 0, routing: 1, subs"));
+        let routing = &code[code.find("static ROUTING").unwrap()..];
+        assert_eq!(
+            routing.lines().skip(1).collect::<Vec<_>>(),
+            [
+                "    Routing { request: RequestPolicy::Default, response: ResponsePolicy::Default, keys: &[], split: None },",
+                "    Routing { request: RequestPolicy::AllShards, response: ResponsePolicy::AggSum, keys: &[], split: None },",
+                "];",
+            ]
+        );
         // This small spec lacks most listed names: the check says which.
         let err = check_listed(&spec).unwrap_err();
         assert!(err.contains("\"multi\""), "{err}");

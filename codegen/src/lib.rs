@@ -7,6 +7,7 @@ pub mod gate;
 pub mod model;
 pub mod plan;
 pub mod resp;
+pub mod routing;
 pub mod servers;
 
 /// The reviewed corrections to the spec (`codegen/overrides.json`), built in.

@@ -436,6 +436,12 @@ impl Client {
         }
     }
 
+    /// Sends `payload` on the shared connection with the command timeout; `callback` gets
+    /// the reply (a cluster's `async_call`, past the gate already).
+    pub(crate) fn submit_callback(&self, payload: Payload, callback: Callback) {
+        self.submit(payload, To::Callback(callback), self.inner.command_timeout);
+    }
+
     fn submit(&self, payload: Payload, to: To, timeout: Option<Duration>) {
         self.inner.link.submit(payload, deadline(timeout), to);
     }

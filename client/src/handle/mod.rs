@@ -1,5 +1,6 @@
 //! The user-facing handles: what users hold and call through ([`Client`](crate::Client),
-//! pipelines and transactions, pools, `Spread`, subscribers, SCAN streams, scripts). Each
+//! pipelines and transactions, pools, `Spread`, [`ClusterClient`](crate::ClusterClient),
+//! subscribers, SCAN streams, scripts). Each
 //! request they make passes the route (`crate::route`) to a connection's link
 //! (`crate::engine::link`).
 

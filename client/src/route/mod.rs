@@ -46,7 +46,7 @@
 //! | `CLIENT TRACKING` | connection state, lost on reconnect | [`Config::tracking`](crate::Config::tracking) |
 //! | `CLIENT CACHING` | applies to the connection's next command, which may be another caller's | a pipeline, right before the command it is for |
 //! | `CLIENT SETINFO`, `CLIENT NO-EVICT`, `CLIENT NO-TOUCH`, `CLIENT CAPA`, `CLIENT IMPORT-SOURCE` | connection state, lost on reconnect | no `Config` option yet: not supported |
-//! | `READONLY`, `READWRITE`, `ASKING` | cluster connection state | not supported (no cluster support) |
+//! | `READONLY`, `READWRITE`, `ASKING` | cluster connection state: `READONLY` would let every later caller's reads on the connection go to a replica's stale data, `ASKING` would let the connection's next command (maybe another caller's) reach a slot being imported | [`ClusterClient`](crate::ClusterClient), which sends `ASKING` itself, in the same write as the redirected command, and [`ClusterBuilder::read_from_replicas`](crate::ClusterBuilder::read_from_replicas) |
 //! | `WAIT`, `WAITAOF` | wait for the connection's own earlier writes (a dedicated connection has none) | a pipeline: the writes, then `WAIT` |
 //!
 //! The spec's flags (`blocking`, `pubsub` with `noscript`, `no_auth`) are read from
@@ -57,15 +57,31 @@
 //! dedicated connection with no reply deadline. Names are matched
 //! case-insensitively with their subcommand, so `cmd!("client", "reply", "skip")` built by hand is
 //! treated exactly like the generated `client_reply`.
+//!
+//! # Cluster routing
+//!
+//! The pure decisions a cluster client makes per command, from the same build-time table (no
+//! IO): [`slot`] (a key's slot, a command's one slot or CROSSSLOT), [`keys`] (a hand-built
+//! command's keys from the spec's key specs), [`tips`] (the `request_policy`/`response_policy`
+//! tips), [`split`] (a `multi_shard` command split by slot and its replies merged),
+//! [`aggregate`] (the replies of a fan-out made one) and [`plan`] (which of these applies);
+//! [`topology`] (a cluster's slot map from `CLUSTER SHARDS`/`CLUSTER SLOTS`) and [`redirect`]
+//! (`MOVED`/`ASK` read).
 
+pub(crate) mod aggregate;
 mod blocking;
+pub(crate) mod keys;
+pub(crate) mod plan;
 pub mod probe;
 pub(crate) mod redirect;
 pub(crate) mod slot;
+pub(crate) mod split;
+pub(crate) mod tips;
 pub(crate) mod topology;
 
 use crate::{Cmd, Error, Result};
 use std::time::Duration;
+use tips::{RequestPolicy, ResponsePolicy};
 
 // Checked in (`scripts/generate` rewrites it; codegen's `checked_in` test keeps it fresh).
 include!("../generated/spec_flags.rs");
@@ -105,6 +121,11 @@ fn spec_entry<'a>(name: &[u8], sub: impl FnOnce() -> Option<&'a [u8]>) -> Option
         return Some(top);
     }
     Some(sub().and_then(|s| find(top.subs, s)).unwrap_or(top))
+}
+
+/// True when the spec lists the command `name`.
+pub(crate) fn in_spec(name: &[u8]) -> bool {
+    find(COMMANDS, name).is_some()
 }
 
 /// True when the spec lists `name` as a command with subcommands (`CONFIG`, `CLIENT`…): its
@@ -150,7 +171,9 @@ const DISCONNECT: &str = "it would close or reset the shared connection: use Cli
 const UNSUPPORTED_STATE: &str = "it sets connection state that a reconnect (or a dedicated \
                                  connection) would not have, and no Config option sets it: not \
                                  supported";
-const CLUSTER: &str = "cluster connection state: not supported (ringdis has no cluster mode)";
+const CLUSTER: &str = "cluster connection state that every caller of the connection would \
+                       share: use ClusterClient, which sends ASKING itself with the redirected \
+                       command, and ClusterBuilder::read_from_replicas for replica reads";
 const REPLICATION: &str = "the replication protocol: not supported";
 const OWN_WRITES: &str = "it waits for the connection's own earlier writes: send it in a pipeline \
                           after the writes it is for (the pipeline runs on a dedicated connection)";

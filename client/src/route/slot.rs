@@ -6,6 +6,8 @@
 //! `{user1000}.following` and `{user1000}.followers` share a slot, while `foo{}{bar}` hashes
 //! the whole key.
 
+use super::keys::spec_keys;
+use super::tips::routing;
 use crate::{Cmd, Error, Result};
 
 /// How many slots a cluster has.
@@ -40,17 +42,24 @@ fn hashed(key: &[u8]) -> &[u8] {
 ///
 /// * the slot set with [`Cmd::route_slot`] or [`Cmd::route_key`], when there is one (it wins
 ///   over the command's keys);
-/// * else the slot of its keys ([`Cmd::keys`]: marked from the spec by the generated methods,
-///   by hand with [`Cmd::key`]/[`Cmd::push_key`]), when they all hash to one slot;
-/// * `Ok(None)` when it has neither: a keyless command (`PING`, `DBSIZE`, whose tips say where
-///   it goes), or a hand-built command with no marked key. The cluster client decides where
-///   those go (the tips of a command the spec lists; otherwise any primary).
+/// * else the slot of its marked keys ([`Cmd::keys`]: marked from the spec by the generated
+///   methods, by hand with [`Cmd::key`]/[`Cmd::push_key`]), when they all hash to one slot;
+/// * else, for a command the spec lists, the slot of the keys (and shard channels: `SPUBLISH`)
+///   its key specs find in the arguments, as the server would (`cmd!("GET", "k")` goes to the
+///   slot of `k`; see `keys::spec_keys`);
+/// * `Ok(None)` when there are none: a keyless command (`PING`, `DBSIZE`, whose tips say where
+///   it goes), or a hand-built command the spec does not list, with no key marked and no slot
+///   set. The cluster client decides where those go (the tips of a command the spec lists;
+///   otherwise any primary, or `COMMAND GETKEYS`).
+///
+/// A command whose keys are marked (every generated one with keys) is settled without a table
+/// search.
 ///
 /// # Errors
 ///
 /// [`Error::Client`] naming `CROSSSLOT` and two keys in different slots, when the keys span
-/// slots (a command the tips let us split, like `MGET`, is split by the caller before asking),
-/// or when a slot set by hand is not below 16384.
+/// slots (a command the tips let us split, like `MGET`, is split by the caller: see
+/// `plan::plan`), or when a slot set by hand is not below 16384.
 pub(crate) fn cmd_slot(cmd: &Cmd) -> Result<Option<u16>> {
     if let Some(s) = cmd.routed_slot() {
         if s >= SLOTS {
@@ -62,7 +71,48 @@ pub(crate) fn cmd_slot(cmd: &Cmd) -> Result<Option<u16>> {
         }
         return Ok(Some(s));
     }
-    let mut keys = cmd.keys();
+    if cmd.key_indices().is_empty() {
+        let args: Vec<&[u8]> = cmd.args().iter().collect();
+        let found = spec_keys(&args, routing(cmd).keys, true);
+        return one_slot(cmd, found.into_iter().map(|i| args[i]));
+    }
+    one_slot(cmd, cmd.keys())
+}
+
+/// The one slot of several commands (a transaction's, which must run on one node): that of
+/// every command with a slot ([`cmd_slot`]); `None` when none has one.
+///
+/// # Errors
+///
+/// A command's own error ([`cmd_slot`]), or [`Error::Client`] naming `CROSSSLOT` and two
+/// commands (with their positions, from 1) whose slots differ.
+pub(crate) fn cmds_slot(cmds: &[Cmd]) -> Result<Option<u16>> {
+    let mut seen: Option<(usize, u16)> = None;
+    for (i, cmd) in cmds.iter().enumerate() {
+        let Some(s) = cmd_slot(cmd)? else {
+            continue;
+        };
+        match seen {
+            None => seen = Some((i, s)),
+            Some((j, t)) if t != s => {
+                return Err(Error::client(format!(
+                    "CROSSSLOT: command {} ({}, slot {t}) and command {} ({}, slot {s}) are in \
+                     different cluster slots: a transaction runs on one node; put its keys in \
+                     one slot with a hash tag (`{{user1}}.a`, `{{user1}}.b`)",
+                    j + 1,
+                    cmds[j].name().to_ascii_uppercase(),
+                    i + 1,
+                    cmd.name().to_ascii_uppercase(),
+                )))
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(seen.map(|(_, s)| s))
+}
+
+/// The one slot of `keys` (`None` without keys), or CROSSSLOT.
+fn one_slot<'a>(cmd: &Cmd, mut keys: impl Iterator<Item = &'a [u8]>) -> Result<Option<u16>> {
     let Some(first) = keys.next() else {
         return Ok(None);
     };
@@ -143,9 +193,19 @@ mod tests {
     fn the_slot_of_a_command() {
         // No keys: no slot.
         assert_eq!(cmd_slot(&cmd!("PING")), Ok(None));
-        // Keys marked by hand (a hand-built command marks nothing unless told).
-        assert_eq!(cmd_slot(&cmd!("GET", "foo")), Ok(None));
+        // Keys marked by hand, or found from the spec.
         assert_eq!(cmd_slot(&Cmd::new("GET").key("foo")), Ok(Some(12182)));
+        assert_eq!(cmd_slot(&cmd!("GET", "foo")), Ok(Some(12182)));
+        assert_eq!(cmd_slot(&cmd!("SPUBLISH", "bar", "m")), Ok(Some(5061)));
+        assert!(cmd_slot(&cmd!("RENAME", "foo", "bar")).is_err());
+        assert_eq!(cmd_slot(&cmd!("EVAL", "s", 0, "foo")), Ok(None));
+        // Not in the spec, nothing marked: no slot.
+        assert_eq!(cmd_slot(&cmd!("MODULE.X", "foo")), Ok(None));
+        // Marked keys win over the spec's (here: only the first of RENAME's).
+        assert_eq!(
+            cmd_slot(&Cmd::new("RENAME").key("foo").arg("bar")),
+            Ok(Some(12182))
+        );
         let same = Cmd::new("MGET").key("{u}a").key("{u}b");
         assert_eq!(cmd_slot(&same), Ok(Some(slot(b"u"))));
         match cmd_slot(&Cmd::new("MGET").key("foo").key("foo").key("bar")) {
@@ -168,5 +228,29 @@ mod tests {
             cmd_slot(&cmd!("MODULE.X").route_slot(16383)),
             Ok(Some(16383))
         );
+    }
+
+    #[test]
+    fn the_slot_of_a_transaction() {
+        let (foo, bar) = (cmd!("INCR", "foo"), cmd!("GET", "bar"));
+        assert_eq!(cmds_slot(&[]), Ok(None));
+        assert_eq!(cmds_slot(&[cmd!("PING"), cmd!("TIME")]), Ok(None));
+        assert_eq!(
+            cmds_slot(&[cmd!("PING"), foo.clone(), cmd!("GET", "{foo}x")]),
+            Ok(Some(12182))
+        );
+        match cmds_slot(&[foo.clone(), cmd!("PING"), bar]) {
+            Err(Error::Client { message, .. }) => {
+                assert!(message.starts_with("CROSSSLOT"), "{message}");
+                assert!(
+                    message.contains("command 1 (INCR, slot 12182)"),
+                    "{message}"
+                );
+                assert!(message.contains("command 3 (GET, slot 5061)"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // A command's own CROSSSLOT.
+        assert!(cmds_slot(&[foo, cmd!("MSETNX", "foo", 1, "bar", 2)]).is_err());
     }
 }

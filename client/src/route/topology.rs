@@ -72,10 +72,9 @@ pub(crate) struct Node {
     pub addr: NodeAddr,
     /// Its cluster node id, when the reply gave one.
     pub id: Option<String>,
-    /// False when the reply said it failed (`CLUSTER SHARDS`' `health` `failed`, Valkey's
-    /// `fail`; `loading`
-    /// counts as healthy: Redis 7.0 says it of fresh replicas); `CLUSTER SLOTS` says nothing,
-    /// so true there.
+    /// False when the reply said it failed (`CLUSTER SHARDS`' `health` other than `online`
+    /// and `loading`: `failed` on Redis, `fail` on Valkey; `loading` counts as healthy: Redis
+    /// 7.0 says it of fresh replicas); `CLUSTER SLOTS` says nothing, so true there.
     pub healthy: bool,
 }
 
@@ -123,7 +122,6 @@ impl SlotMap {
     }
 
     /// The shard serving `slot`.
-    #[allow(dead_code)] // for the replica-read feature
     pub fn shard_of(&self, slot: u16) -> Option<&Shard> {
         self.shard_index(slot).map(|i| &self.shards[i])
     }
@@ -143,17 +141,24 @@ impl SlotMap {
         self.shards.is_empty()
     }
 
-    /// This map with `slot` served by the primary at `to` (a `MOVED`): the shard whose primary
-    /// it is, else a new shard of it alone (its replicas come with the next refresh).
+    /// This map with `slot` served by the primary at `to` (a `MOVED`): see
+    /// [`SlotMap::set_owner`].
     pub fn moved(&self, slot: u16, to: &NodeAddr) -> SlotMap {
         let mut map = self.clone();
+        map.set_owner(slot, to);
+        map
+    }
+
+    /// `slot` is served by the primary at `to` from now on (a `MOVED`): the shard whose
+    /// primary it is, else a new shard of it alone (its replicas come with the next refresh).
+    pub fn set_owner(&mut self, slot: u16, to: &NodeAddr) {
         if slot >= SLOTS {
-            return map;
+            return;
         }
-        let i = match map.shards.iter().position(|s| s.primary.addr == *to) {
+        let i = match self.shards.iter().position(|s| s.primary.addr == *to) {
             Some(i) => i,
             None => {
-                map.shards.push(Shard {
+                self.shards.push(Shard {
                     primary: Node {
                         addr: to.clone(),
                         id: None,
@@ -161,11 +166,10 @@ impl SlotMap {
                     },
                     replicas: Vec::new(),
                 });
-                map.shards.len() - 1
+                self.shards.len() - 1
             }
         };
-        map.owner[usize::from(slot)] = i as u16;
-        map
+        self.owner[usize::from(slot)] = i as u16;
     }
 
     /// Assigns `start..=end` to shard `i`.
@@ -219,22 +223,21 @@ impl SlotMap {
                     _ => {}
                 }
             }
-            let mut primary: Option<Node> = None;
+            // A shard may list two primaries for a while after a failover (Valkey keeps the
+            // failed one in its shard until it comes back as a replica): the healthy one
+            // serves.
+            let mut primaries = Vec::new();
             let mut replicas = Vec::new();
             for node in nodes {
                 let (node, is_primary) = shards_node(node, reached, tls)?;
-                // A failed primary that was replaced may still be listed as a `master` (with
-                // `health: failed`) next to the promoted one: the healthy one is the primary.
-                let better = match &primary {
-                    None => true,
-                    Some(p) => !p.healthy && node.healthy,
-                };
-                if is_primary && better {
-                    replicas.extend(primary.replace(node));
+                if is_primary {
+                    primaries.push(node);
                 } else {
                     replicas.push(node);
                 }
             }
+            let best = primaries.iter().position(|n| n.healthy).unwrap_or(0);
+            let primary = (best < primaries.len()).then(|| primaries.swap_remove(best));
             let Some(primary) = primary else {
                 // A shard whose primary is gone and no replica promoted yet: nothing to send
                 // its slots to; they stay unserved until the next refresh.
@@ -282,6 +285,49 @@ impl SlotMap {
     }
 }
 
+/// Not a public API (`ringdis::__topology`, `#[doc(hidden)]`): the topology parsers, for the
+/// integration tests that feed them a real cluster's replies (tests/tests/cluster_client.rs).
+/// May change with any release.
+pub mod probe {
+    use super::SlotMap;
+    use crate::{Result, Value};
+
+    /// Per slot, its primary as `host:port` (`None`: unserved), from a `CLUSTER SHARDS` reply
+    /// (`slots` false) or a `CLUSTER SLOTS` one (`slots` true) read from `reached`.
+    ///
+    /// # Errors
+    ///
+    /// As the parsers: a reply of another shape.
+    pub fn owners(reply: Value, reached: &str, slots: bool) -> Result<Vec<Option<String>>> {
+        let map = if slots {
+            SlotMap::from_slots(reply, reached)?
+        } else {
+            SlotMap::from_shards(reply, reached, false)?
+        };
+        Ok((0..super::SLOTS)
+            .map(|s| map.shard_of(s).map(|sh| sh.primary.addr.to_string()))
+            .collect())
+    }
+
+    /// The replicas' `host:port` of the shard serving `slot`, from a `CLUSTER SHARDS` or
+    /// `CLUSTER SLOTS` reply.
+    ///
+    /// # Errors
+    ///
+    /// As [`owners`].
+    pub fn replicas(reply: Value, reached: &str, slots: bool, slot: u16) -> Result<Vec<String>> {
+        let map = if slots {
+            SlotMap::from_slots(reply, reached)?
+        } else {
+            SlotMap::from_shards(reply, reached, false)?
+        };
+        Ok(map
+            .shard_of(slot)
+            .map(|s| s.replicas.iter().map(|r| r.addr.to_string()).collect())
+            .unwrap_or_default())
+    }
+}
+
 /// A node of `CLUSTER SHARDS` (a map, or a flat array in RESP2), and whether it is the primary.
 fn shards_node(node: Value, reached: &str, tls: bool) -> Result<(Node, bool)> {
     let mut id = None;
@@ -299,8 +345,9 @@ fn shards_node(node: Value, reached: &str, tls: bool) -> Result<(Node, bool)> {
             // `loading` is also what Redis 7.0 says of a replica whose replication offset it has
             // not heard yet (a fresh one, for a while): it serves; a replica that really is
             // loading answers `LOADING`, and the read goes to the primary.
-            // Redis says `failed`, Valkey `fail`.
-            "health" => healthy = !matches!(text(value)?.as_str(), "failed" | "fail"),
+            // Valkey says `fail` of a node it saw die, Redis `failed`: anything else but
+            // `online` and `loading` is not serving.
+            "health" => healthy = matches!(text(value)?.as_str(), "online" | "loading"),
             _ => {}
         }
     }
@@ -462,9 +509,6 @@ mod tests {
             shard(
                 &[0, 5460, 10923, 10923],
                 vec![
-                    // A primary that failed and was replaced, still listed as a master first.
-                    // (Valkey says `fail`.)
-                    n("x", "127.0.0.1", 7009, "master", "fail"),
                     n("a", "127.0.0.1", 7000, "master", "online"),
                     n("d", "127.0.0.1", 7003, "replica", "online"),
                 ],
@@ -477,9 +521,13 @@ mod tests {
                     n("b", "", 7001, "master", "online"),
                 ],
             ),
+            // After a failover: the failed primary still in the shard, listed first.
             shard(
                 &[10924, 16383],
-                vec![n("c", "::1", 7002, "master", "online")],
+                vec![
+                    n("g", "127.0.0.1", 7006, "master", "fail"),
+                    n("c", "::1", 7002, "master", "online"),
+                ],
             ),
             // An empty primary (no slots).
             shard(&[], vec![n("f", "127.0.0.1", 7005, "master", "online")]),
@@ -495,9 +543,7 @@ mod tests {
             let a = map.shard_of(0).unwrap();
             assert_eq!(a.primary.addr, NodeAddr::new("127.0.0.1", 7000));
             assert_eq!(a.primary.id.as_deref(), Some("a"));
-            let ports: Vec<u16> = a.replicas.iter().map(|r| r.addr.port()).collect();
-            assert_eq!(ports, [7009, 7003], "the failed primary counts as a replica");
-            assert!(!a.replicas[0].healthy);
+            assert_eq!(a.replicas[0].addr.port(), 7003);
             assert_eq!(map.shard_of(10923).unwrap().primary.addr.port(), 7000);
             assert_eq!(map.shard_of(5460).unwrap().primary.addr.port(), 7000);
             let b = map.shard_of(5461).unwrap();

@@ -12,6 +12,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// The least time between two refreshes nobody waits for (see [`Core::refresh_soon`]).
+const REFRESH_GAP: Duration = Duration::from_millis(100);
+
 /// The longest a refresh waits for one node's answer.
 const REFRESH_TRY: Duration = Duration::from_secs(2);
 
@@ -125,10 +128,32 @@ impl Core {
         self.refresh_soon();
     }
 
-    /// Asks for a refresh and returns at once (it runs detached, or joins the one running).
+    /// Several `MOVED`s at once ([`Core::moved`]), in one change of the map.
+    pub fn moved_all(self: &Arc<Self>, moved: &[(u16, NodeAddr)]) {
+        if moved.is_empty() {
+            return;
+        }
+        self.topology.update(|view| {
+            let stale: Vec<&(u16, NodeAddr)> = moved
+                .iter()
+                .filter(|(slot, to)| view.primary(*slot).is_none_or(|(a, _)| a != to))
+                .collect();
+            if stale.is_empty() {
+                return None;
+            }
+            let mut map = view.map.clone();
+            for (slot, to) in stale {
+                map.set_owner(*slot, to);
+            }
+            self.view_of(map).ok()
+        });
+        self.refresh_soon();
+    }
+
+    /// Asks for a refresh and returns at once: it runs detached, unless one runs already or
+    /// ended less than [`REFRESH_GAP`] ago.
     pub fn refresh_soon(self: &Arc<Self>) {
-        let (_, start) = self.topology.begin();
-        if start {
+        if self.topology.begin_unless_recent(REFRESH_GAP) {
             self.start_refresh();
         }
     }
@@ -142,12 +167,15 @@ impl Core {
         self.topology.wait(target)
     }
 
-    /// The periodic refresh, when due (checked as calls come: no timer, no runtime needed).
+    /// A call starts: asks for the periodic refresh when it is due (checked as calls come:
+    /// no timer, no runtime needed), and returns when the call gives up.
     #[inline]
-    pub fn tick(self: &Arc<Self>) {
-        if self.topology.is_due() {
+    pub fn start_call(self: &Arc<Self>) -> Option<Instant> {
+        let now = Instant::now();
+        if self.topology.is_due(now) {
             self.refresh_soon();
         }
+        self.timeout.map(|t| now + t)
     }
 
     /// True once a map is known.
@@ -168,7 +196,15 @@ impl Core {
     async fn run_refresh(&self) -> Result<()> {
         let candidates = self.candidates()?;
         let per_try = self.timeout.map_or(REFRESH_TRY, |t| t.min(REFRESH_TRY));
-        let map = topology::fetch(candidates, self.tls, self.use_slots.clone(), per_try).await?;
+        let placement = self.nodes.placement();
+        let map = topology::fetch(
+            candidates,
+            self.tls,
+            self.use_slots.clone(),
+            per_try,
+            move |at| placement.sleep_until(at),
+        )
+        .await?;
         self.install(map)
     }
 
@@ -200,7 +236,8 @@ impl Core {
         Ok(connected)
     }
 
-    /// Makes `map` the current one; lets go of the nodes it no longer names.
+    /// Makes `map` the current one; lets go of the nodes it no longer names (the seeds'
+    /// clients are kept: the next refresh may need them).
     fn install(&self, map: SlotMap) -> Result<()> {
         let view = self.view_of(map)?;
         let keep: HashSet<&NodeAddr> = view
@@ -209,9 +246,10 @@ impl Core {
             .iter()
             .flat_map(|s| std::iter::once(&s.primary).chain(&s.replicas))
             .map(|n| &n.addr)
+            .chain(&self.seeds)
             .collect();
         self.nodes.keep_only(&keep);
-        self.topology.update(|_| Some(view));
+        self.topology.set(view);
         Ok(())
     }
 
@@ -223,12 +261,6 @@ impl Core {
             .map(|s| Ok((s.primary.addr.clone(), self.nodes.get(&s.primary.addr)?)))
             .collect::<Result<Vec<_>>>()?;
         Ok(View { map, primaries })
-    }
-
-    /// When a call made now gives up.
-    #[inline]
-    pub fn deadline(&self) -> Option<Instant> {
-        self.timeout.map(|t| Instant::now() + t)
     }
 }
 

@@ -9,8 +9,8 @@
 //! # Where the other cluster features plug in
 //!
 //! [`ClusterClient::call`] sends a single command through [`ClusterClient::plan`]: it decides
-//! the [`Target`] (today: the slot of the keys, `COMMAND GETKEYS` for a hand-built command
-//! with unmarked keys, else any primary). Fan-out of keyless commands by their spec tips,
+//! the [`Target`] (today: the slot of the keys, `COMMAND GETKEYS` for a command the spec does
+//! not list and whose keys are not marked, else any primary). Fan-out of keyless commands by their spec tips,
 //! split multi-key commands and replica reads replace or extend that decision there, and send
 //! each part with [`ClusterClient::send`] (redirects followed, never resending what may have
 //! run).
@@ -32,6 +32,7 @@ use crate::conn::Payload;
 use crate::engine::placement::Placement;
 use crate::route::slot::cmd_slot;
 pub(crate) use crate::route::topology::{NodeAddr, Target};
+use crate::route::Route;
 use crate::{Callable, Client, Cmd, Error, FromRedis, Redis, Result, Stats, Value};
 use std::future::Future;
 use std::sync::Arc;
@@ -54,11 +55,13 @@ const DEFAULT_REFRESH: Duration = Duration::from_secs(60);
 /// * **Routing.** A command goes to the primary serving the slot of its keys (CRC16 of the key
 ///   or of its `{hash tag}`: [`slot`](crate::slot)). Keys in different slots fail before
 ///   anything is sent with [`Error::Client`] naming `CROSSSLOT`. The generated methods mark
-///   their keys from the spec; for a command built by hand, mark them with
-///   [`Cmd::key`](crate::Cmd::key) or route it with [`Cmd::route_key`](crate::Cmd::route_key)
-///   — otherwise the client asks a node (`COMMAND GETKEYS`, one more round trip; a command the
-///   server says has no keys is remembered by name and goes to any primary from then on). A
-///   command without keys goes to a primary, in turn.
+///   their keys from the spec, and a command built by hand (`cmd!("GET", "k")`) has its keys
+///   found from the spec's key specs. For a command the spec does not list (a module's), mark
+///   them with [`Cmd::key`](crate::Cmd::key) or route it with
+///   [`Cmd::route_key`](crate::Cmd::route_key) — otherwise the client asks a node (`COMMAND
+///   GETKEYS`, one more round trip; a command the server says has no keys is remembered by
+///   name and goes to any primary from then on). A command without keys goes to a primary, in
+///   turn.
 /// * **Topology.** Discovered at the first call from the seeds (any that answers):
 ///   `CLUSTER SHARDS`, or `CLUSTER SLOTS` on servers before Redis 7. Refreshed when a node
 ///   answers `MOVED`, when a call fails with a connection error, on `CLUSTERDOWN`, and
@@ -88,7 +91,8 @@ const DEFAULT_REFRESH: Duration = Duration::from_secs(60);
 ///   calls the channel `not_key`, so the generated method leaves it unmarked and the client
 ///   learns the node from the server's `MOVED`).
 /// * **Transactions** must have every key in one slot (else [`Error::Client`] naming
-///   `CROSSSLOT`) and run on that node.
+///   `CROSSSLOT`) and run on that node. One whose slot moved (the node redirects its queued
+///   commands and aborts it: nothing ran) is sent again whole to the new node.
 /// * `READONLY`, `READWRITE` and `ASKING` stay refused to callers: the client sends `ASKING`
 ///   itself, and the connection state of the other two would leak to every caller.
 ///
@@ -177,17 +181,25 @@ impl ClusterClient {
     /// Sends a command (or a [`Pipeline`](crate::Pipeline)) and decodes its reply into `T`: to
     /// the node of its slot, redirects followed (see the type's docs).
     ///
+    /// The command leaves at once; the future gives the reply. Cancel safety: dropping the
+    /// future abandons the call, as on a [`Client`] (a reply still due is read and discarded,
+    /// and no redirect or retry is made after that); a topology refresh it asked for runs to
+    /// its end for the other callers.
+    ///
     /// # Errors
     ///
     /// [`Error::Client`] before anything is sent for a command the gate refuses (as on a
     /// [`Client`]) and for keys in different slots (`CROSSSLOT`); a node's error after the
     /// redirects and retries above; [`Error::Connection`] when no node could be reached.
     pub fn call<T: FromRedis>(&self, request: impl Callable) -> Call<T> {
-        match request.into_request() {
+        self.call_request(request.into_request())
+    }
+
+    fn call_request<T: FromRedis>(&self, request: Request) -> Call<T> {
+        match request {
             Request::One(cmd) => self.call_one(cmd),
             Request::Many { cmds, transaction } => {
-                let deadline = self.core.deadline();
-                self.core.tick();
+                let deadline = self.core.start_call();
                 if transaction {
                     Call::later(pipeline::transaction(self.core.clone(), cmds, deadline))
                 } else {
@@ -208,7 +220,7 @@ impl ClusterClient {
             Ok(Some(t)) => t,
             Ok(None) => {
                 let core = core.clone();
-                let deadline = core.deadline();
+                let deadline = core.start_call();
                 return Call::later(async move {
                     let target = send::target_by_server(&core, &cmd, deadline).await?;
                     send::run(core, target, cmd, deadline, None).await
@@ -216,8 +228,7 @@ impl ClusterClient {
             }
             Err(e) => return Call::failed(e),
         };
-        core.tick();
-        let deadline = core.deadline();
+        let deadline = core.start_call();
         let first = match target {
             // A read the spec flags `readonly`, with replica reads on: a replica of the shard
             // (its error hands the call on to `send::then`, which falls back to the primary
@@ -247,8 +258,9 @@ impl ClusterClient {
         }
     }
 
-    /// Where a single command goes: `Ok(None)` when only the server can say (a hand-built
-    /// command with arguments, no marked key and no slot set: `COMMAND GETKEYS` is asked).
+    /// Where a single command goes: `Ok(None)` when only the server can say (a command the
+    /// spec does not list, with arguments, no marked key and no slot set: `COMMAND GETKEYS` is
+    /// asked).
     ///
     /// The seam for the spec-driven features: fan-out by request policy, split multi-key
     /// commands and replica reads decide here (or before it) and send with
@@ -272,13 +284,62 @@ impl ClusterClient {
     /// before it runs, with no runtime needed.
     pub fn async_call(&self, request: impl Callable, callback: impl OnReply) {
         let callback = callback.into_callback();
-        let call: Call<Value> = self.call(request);
+        let request = request.into_request();
+        if let Request::One(cmd) = request {
+            return self.async_one(cmd, callback);
+        }
+        let call: Call<Value> = self.call_request(request);
         drive::spawn(async move {
             let reply = call.await;
             if let Some(cb) = callback {
                 cb(reply);
             }
         });
+    }
+
+    /// [`ClusterClient::async_call`] of one command: the node's own callback, which hands the
+    /// call to `send::then` (run detached) only on an error reply that calls for more.
+    fn async_one<F>(&self, cmd: Cmd, callback: Option<F>)
+    where
+        F: FnOnce(Result<Value>) + Send + 'static,
+    {
+        let answer = move |reply: Result<Value>| {
+            if let Some(cb) = callback {
+                cb(reply);
+            }
+        };
+        let core = &self.core;
+        let fast = match (crate::route::route(&cmd), self.plan(&cmd)) {
+            (Ok(Route::Shared), Ok(Some(target))) => {
+                send::first_node(core, &target).map(|node| (target, node))
+            }
+            (Err(e), _) | (_, Err(e)) => return answer(Err(e)),
+            _ => None,
+        };
+        let Some((target, (node, client))) = fast else {
+            let call: Call<Value> = self.call_one(cmd);
+            return drive::spawn(async move { answer(call.await) });
+        };
+        let deadline = core.start_call();
+        let payload = Payload::One(cmd.clone());
+        let resume = Resume {
+            cmd,
+            ctx: core.clone(),
+            target,
+            node,
+            deadline,
+            then: send::then,
+        };
+        client.submit_callback(
+            payload,
+            Box::new(move |reply: Result<Value>| match reply {
+                Err(e) => match (resume.then)(resume, e) {
+                    Ok(rest) => drive::spawn(async move { answer(rest.await) }),
+                    Err(e) => answer(Err(e)),
+                },
+                ok => answer(ok),
+            }),
+        );
     }
 
     /// The sum of every node's connection counters (see [`Stats`]), nodes let go included;
@@ -299,8 +360,7 @@ impl ClusterClient {
         cmd: Cmd,
     ) -> impl Future<Output = Result<Value>> + Send + 'static {
         let core = self.core.clone();
-        core.tick();
-        let deadline = core.deadline();
+        let deadline = core.start_call();
         send::run(core, to, cmd, deadline, None)
     }
 
@@ -538,6 +598,34 @@ mod tests {
         assert!(refused.is_err_and(|e| e.is_client()));
         let none = ClusterClient::open(Vec::<String>::new());
         assert!(none.is_err_and(|e| e.is_client()));
+    }
+
+    /// With no node reachable, a call fails with a connection error within the command
+    /// timeout (nothing was sent), and so does the next one.
+    #[test]
+    fn no_reachable_node_is_a_connection_error_in_time() {
+        let config = Config::new()
+            .engine(crate::Engine::Epoll)
+            .connect_timeout(Duration::from_millis(100))
+            .command_timeout(Some(Duration::from_millis(500)));
+        let cluster = ClusterClient::builder(config)
+            .seeds(["127.0.0.1:1", "127.0.0.1:2"])
+            .build()
+            .unwrap();
+        for _ in 0..2 {
+            let started = std::time::Instant::now();
+            let r: Result<Value> =
+                futures::executor::block_on(cluster.call(Cmd::new("GET").key("k")));
+            assert!(
+                matches!(&r, Err(Error::Connection { sent: false, .. })),
+                "{r:?}"
+            );
+            assert!(
+                started.elapsed() < Duration::from_secs(3),
+                "{:?}",
+                started.elapsed()
+            );
+        }
     }
 
     /// Keys in different slots are refused before anything is sent (no node is reachable

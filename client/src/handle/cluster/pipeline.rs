@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Where each command goes: from its keys, else (hand-built, keys not marked) one batch of
-/// `COMMAND GETKEYS` asked of a primary.
+/// `COMMAND GETKEYS` asked of a primary for all such commands.
 async fn targets(
     core: &Arc<Core>,
     cmds: &[Cmd],
@@ -28,15 +28,26 @@ async fn targets(
     deadline: Option<Instant>,
 ) -> Result<Vec<Target>> {
     let mut out = Vec::with_capacity(cmds.len());
+    let mut unknown = Vec::new();
     for (i, cmd) in cmds.iter().enumerate() {
         let slot = cmd_slot(cmd).map_err(|e| at(what, i, e))?;
         out.push(match slot {
             Some(s) => Target::Slot(s),
-            None if send::keys_unknown(cmd) => send::target_by_server(core, cmd, deadline)
-                .await
-                .map_err(|e| at(what, i, e))?,
+            None if send::keys_unknown(cmd) => {
+                unknown.push(i);
+                Target::AnyPrimary
+            }
             None => Target::AnyPrimary,
         });
+    }
+    if !unknown.is_empty() {
+        let asked: Vec<&Cmd> = unknown.iter().map(|&i| &cmds[i]).collect();
+        let found = send::targets_by_server(core, &asked, deadline)
+            .await
+            .map_err(|(j, e)| at(what, unknown[j], e))?;
+        for (i, t) in unknown.into_iter().zip(found) {
+            out[i] = t;
+        }
     }
     Ok(out)
 }
@@ -52,6 +63,10 @@ fn at(what: &str, i: usize, e: Error) -> Error {
     }
 }
 
+/// How many times a pipeline's commands that a node redirected with `MOVED` go out again as
+/// batches (per node, the map updated) before the rest go one by one.
+const ROUNDS: usize = 4;
+
 /// A pipeline's commands, each to the node of its slot: one array of their replies (errors in
 /// place) in the caller's order.
 pub(super) async fn pipeline(
@@ -59,7 +74,7 @@ pub(super) async fn pipeline(
     cmds: Vec<Cmd>,
     deadline: Option<Instant>,
 ) -> Result<Value> {
-    crate::route::route_pipeline(&cmds, false)?;
+    let whole = crate::route::route_pipeline(&cmds, false)?;
     let targets = targets(&core, &cmds, "pipeline", deadline).await?;
     if !core.has_map() {
         match within(&core, deadline, core.refresh()).await {
@@ -68,76 +83,39 @@ pub(super) async fn pipeline(
             None => return Err(Error::Timeout),
         }
     }
-    // One primary for every keyless command of the pipeline.
-    let any = core.any_primary();
-    let mut groups: Vec<(NodeAddr, crate::Client, Vec<usize>)> = Vec::new();
-    let mut index: HashMap<NodeAddr, usize> = HashMap::new();
+    let batch = Batch {
+        core: &core,
+        cmds: &cmds,
+        targets: &targets,
+        // One primary for every keyless command of the pipeline.
+        any: core.any_primary(),
+        whole,
+    };
     let mut results: Vec<Option<Result<Value>>> = (0..cmds.len()).map(|_| None).collect();
     // Commands to send again on their own: the node they went to and its answer.
     let mut again: Vec<(usize, NodeAddr, Error)> = Vec::new();
-    for (i, target) in targets.iter().enumerate() {
-        let node = match target {
-            Target::AnyPrimary => any.clone(),
-            t => first_node(&core, t),
-        };
-        let Some((addr, client)) = node else {
-            again.push((i, NodeAddr::new("", 0), unserved()));
-            continue;
-        };
-        let g = *index.entry(addr.clone()).or_insert_with(|| {
-            groups.push((addr, client, Vec::new()));
-            groups.len() - 1
-        });
-        groups[g].2.push(i);
-    }
-    // Every batch goes out now; their replies are awaited one after another.
-    let timeout = left(deadline, Error::Timeout)?;
-    let calls: Vec<_> = groups
-        .into_iter()
-        .map(|(addr, client, members)| {
-            let group: Vec<&Cmd> = members.iter().map(|&i| &cmds[i]).collect();
-            let route = group_route(&group);
-            let prepared = Prepared {
-                payload: Payload::batch(group.iter().copied()),
-                finish: Ok,
-                route,
-            };
-            let call = client.call_prepared_within::<Value>(prepared, timeout);
-            (addr, members, call)
-        })
-        .collect();
-    for (addr, members, call) in calls {
-        match call.await {
-            Ok(Value::Array(replies)) if replies.len() == members.len() => {
-                for (i, reply) in members.into_iter().zip(replies) {
-                    match reply {
-                        Value::Error(e) if retried(&e) => again.push((i, addr.clone(), e.into())),
-                        Value::Error(e) => results[i] = Some(Err(e.into())),
-                        v => results[i] = Some(Ok(v)),
-                    }
+    let mut pending: Vec<usize> = (0..cmds.len()).collect();
+    for round in 1..=ROUNDS {
+        let mut redirected = Vec::new();
+        batch
+            .send(&pending, deadline, &mut results, &mut redirected)
+            .await?;
+        // Those a node moved go again together, to the nodes the map now names.
+        pending.clear();
+        let mut moved = Vec::new();
+        for (i, node, err) in redirected {
+            match redirect::redirection(&err, node.host()) {
+                Some(r) if r.kind == Redirect::Moved && round < ROUNDS => {
+                    moved.push((r.slot, r.to));
+                    pending.push(i);
                 }
-            }
-            Ok(other) => {
-                let e = Error::protocol(format!("a pipeline's replies: {}", other.describe()));
-                for i in members {
-                    results[i] = Some(Err(e.clone()));
-                }
-            }
-            // Nothing of it was sent: its commands go again one by one.
-            Err(e @ Error::Connection { sent: false, .. }) => {
-                for i in members {
-                    again.push((i, addr.clone(), e.clone()));
-                }
-            }
-            Err(e) => {
-                if e.is_connection() {
-                    core.refresh_soon();
-                }
-                for i in members {
-                    results[i] = Some(Err(e.clone()));
-                }
+                _ => again.push((i, node, err)),
             }
         }
+        if pending.is_empty() {
+            break;
+        }
+        core.moved_all(&moved);
     }
     again.sort_by_key(|(i, ..)| *i);
     for (i, node, err) in again {
@@ -164,6 +142,101 @@ pub(super) async fn pipeline(
         }
     }
     Ok(Value::Array(results.into_iter().map(in_place).collect()))
+}
+
+/// What every round of a pipeline shares.
+struct Batch<'a> {
+    core: &'a Arc<Core>,
+    cmds: &'a [Cmd],
+    targets: &'a [Target],
+    any: Option<(NodeAddr, crate::Client)>,
+    /// The gate's route for the whole pipeline.
+    whole: crate::route::Route,
+}
+
+impl Batch<'_> {
+    /// Sends the commands `which` (indices, in order), one batch per node, all at once; puts
+    /// their outcomes in `results`, or in `again` those a single call would not fail with.
+    async fn send(
+        &self,
+        which: &[usize],
+        deadline: Option<Instant>,
+        results: &mut [Option<Result<Value>>],
+        again: &mut Vec<(usize, NodeAddr, Error)>,
+    ) -> Result<()> {
+        let mut groups: Vec<(NodeAddr, crate::Client, Vec<usize>)> = Vec::new();
+        let mut index: HashMap<NodeAddr, usize> = HashMap::new();
+        for &i in which {
+            let node = match &self.targets[i] {
+                Target::AnyPrimary => self.any.clone(),
+                t => first_node(self.core, t),
+            };
+            let Some((addr, client)) = node else {
+                again.push((i, NodeAddr::new("", 0), unserved()));
+                continue;
+            };
+            let g = *index.entry(addr.clone()).or_insert_with(|| {
+                groups.push((addr, client, Vec::new()));
+                groups.len() - 1
+            });
+            groups[g].2.push(i);
+        }
+        // Every batch goes out now; their replies are awaited one after another.
+        let timeout = left(deadline, Error::Timeout)?;
+        let calls: Vec<_> = groups
+            .into_iter()
+            .map(|(addr, client, members)| {
+                let group: Vec<&Cmd> = members.iter().map(|&i| &self.cmds[i]).collect();
+                let route = match self.whole {
+                    crate::route::Route::Shared => self.whole,
+                    _ => group_route(&group),
+                };
+                let prepared = Prepared {
+                    payload: Payload::batch(group.iter().copied()),
+                    finish: Ok,
+                    route,
+                };
+                let call = client.call_prepared_within::<Value>(prepared, timeout);
+                (addr, members, call)
+            })
+            .collect();
+        for (addr, members, call) in calls {
+            match call.await {
+                Ok(Value::Array(replies)) if replies.len() == members.len() => {
+                    for (i, reply) in members.into_iter().zip(replies) {
+                        match reply {
+                            Value::Error(e) if retried(&e) => {
+                                again.push((i, addr.clone(), e.into()))
+                            }
+                            Value::Error(e) => results[i] = Some(Err(e.into())),
+                            v => results[i] = Some(Ok(v)),
+                        }
+                    }
+                }
+                Ok(other) => {
+                    let e = Error::protocol(format!("a pipeline's replies: {}", other.describe()));
+                    for i in members {
+                        results[i] = Some(Err(e.clone()));
+                    }
+                }
+                // Nothing of it was sent: its commands go again.
+                Err(e @ Error::Connection { sent: false, .. }) => {
+                    for i in members {
+                        again.push((i, addr.clone(), e.clone()));
+                    }
+                }
+                Err(e) => {
+                    if e.is_connection() {
+                        self.core.refresh_soon();
+                    }
+                    for i in members {
+                        results[i] = Some(Err(e.clone()));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The gate's route for one node's share of a pipeline (checked whole already).
@@ -349,4 +422,60 @@ async fn pause_for(core: &Core, deadline: Option<Instant>, pause: &mut Duration)
     }
     core.nodes.placement().sleep_until(at).await;
     *pause = (*pause * 2).min(Duration::from_millis(200));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A command's outcome in the pipeline's array: a server error as sent, the client's own
+    /// errors under a kind that says which.
+    #[test]
+    fn outcomes_in_place() {
+        assert_eq!(in_place(Ok(Value::Int(1))), Value::Int(1));
+        let server = in_place(Err(Error::server_from_line("WRONGTYPE no")));
+        assert!(matches!(&server, Value::Error(e) if e.kind == "WRONGTYPE" && e.message == "no"));
+        for (err, kind) in [
+            (Error::connection("lost"), "CONNECTION"),
+            (Error::Timeout, "TIMEOUT"),
+            (Error::protocol("bad"), "PROTOCOL"),
+            (Error::client("no"), "CLIENT"),
+        ] {
+            let text = err.to_string();
+            match in_place(Err(err)) {
+                Value::Error(e) => assert_eq!((e.kind.as_str(), e.message), (kind, text)),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn redirects_and_passing_refusals_are_sent_again() {
+        for kind in [
+            "MOVED",
+            "ASK",
+            "TRYAGAIN",
+            "LOADING",
+            "CLUSTERDOWN",
+            "READONLY",
+            "MASTERDOWN",
+        ] {
+            assert!(
+                retried(&ServerError {
+                    kind: kind.into(),
+                    message: String::new()
+                }),
+                "{kind}"
+            );
+        }
+        for kind in ["ERR", "WRONGTYPE", "EXECABORT", "NOSCRIPT", "CROSSSLOT"] {
+            assert!(
+                !retried(&ServerError {
+                    kind: kind.into(),
+                    message: String::new()
+                }),
+                "{kind}"
+            );
+        }
+    }
 }

@@ -274,63 +274,111 @@ pub(super) async fn within<F: Future>(
     .await
 }
 
-/// Where a command whose keys are not marked goes: `COMMAND GETKEYS` asked of a primary (a
-/// command the server says has no key arguments is remembered as such, by name, and goes to
-/// any primary from then on).
+/// Where commands whose keys are not marked go: `COMMAND GETKEYS` asked of a primary, for all
+/// of them in one batch (a command the server says has no key arguments is remembered as such,
+/// by name, and goes to any primary from then on, unasked).
+///
+/// # Errors
+///
+/// [`Error::Client`] naming `CROSSSLOT` for a command whose keys span slots (with its index
+/// in `cmds`), and [`Error::Timeout`] when `deadline` passed.
+pub(super) async fn targets_by_server(
+    core: &Arc<Core>,
+    cmds: &[&Cmd],
+    deadline: Option<Instant>,
+) -> std::result::Result<Vec<Target>, (usize, Error)> {
+    let names: Vec<Vec<u8>> = cmds.iter().map(|c| command_name(c)).collect();
+    let mut out: Vec<Option<Target>> = {
+        let known = core.keyless.lock().unwrap_or_else(|p| p.into_inner());
+        names
+            .iter()
+            .map(|n| known.contains(n).then_some(Target::AnyPrimary))
+            .collect()
+    };
+    let ask: Vec<usize> = (0..cmds.len()).filter(|&i| out[i].is_none()).collect();
+    if !ask.is_empty() && !core.has_map() {
+        let _ = within(core, deadline, core.refresh()).await;
+    }
+    let replies: Vec<Value> = match (ask.is_empty(), core.any_primary()) {
+        (false, Some((_, client))) => {
+            let asks: Vec<Cmd> = ask
+                .iter()
+                .map(|&i| {
+                    let mut getkeys = Cmd::new("COMMAND GETKEYS");
+                    for a in cmds[i].args().iter() {
+                        getkeys.push_arg(a);
+                    }
+                    getkeys
+                })
+                .collect();
+            let timeout = left(deadline, Error::Timeout).map_err(|e| (0, e))?;
+            match client
+                .submit_call::<Value>(Payload::batch(&asks), timeout)
+                .await
+            {
+                Ok(Value::Array(replies)) => replies,
+                _ => Vec::new(),
+            }
+        }
+        _ => Vec::new(),
+    };
+    let mut replies = replies.into_iter();
+    for &i in &ask {
+        out[i] = Some(match replies.next() {
+            Some(Value::Error(e)) if e.message.contains("no key arguments") => {
+                let mut known = core.keyless.lock().unwrap_or_else(|p| p.into_inner());
+                if known.len() < KEYLESS_KNOWN {
+                    known.insert(names[i].clone());
+                }
+                Target::AnyPrimary
+            }
+            Some(Value::Array(keys)) => {
+                let keys: Vec<bytes::Bytes> = keys
+                    .into_iter()
+                    .filter_map(|k| match k {
+                        Value::Bulk(b) => Some(b),
+                        _ => None,
+                    })
+                    .collect();
+                slot_of(cmds[i], &keys).map_err(|e| (i, e))?
+            }
+            // An unknown command, wrong arguments, a node that did not answer: the command
+            // goes to a primary, whose answer (or redirect) is the caller's.
+            _ => Target::AnyPrimary,
+        });
+    }
+    Ok(out
+        .into_iter()
+        .map(|t| t.unwrap_or(Target::AnyPrimary))
+        .collect())
+}
+
+/// Where one command whose keys are not marked goes ([`targets_by_server`]).
 pub(super) async fn target_by_server(
     core: &Arc<Core>,
     cmd: &Cmd,
     deadline: Option<Instant>,
 ) -> Result<Target> {
-    let name = command_name(cmd);
-    if core
-        .keyless
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .contains(&name)
-    {
-        return Ok(Target::AnyPrimary);
+    match targets_by_server(core, &[cmd], deadline).await {
+        Ok(mut t) => Ok(t.pop().unwrap_or(Target::AnyPrimary)),
+        Err((_, e)) => Err(e),
     }
-    if !core.has_map() {
-        let _ = within(core, deadline, core.refresh()).await;
-    }
-    let Some((_, client)) = core.any_primary() else {
+}
+
+/// The slot of `keys` (the keys the server named for `cmd`).
+fn slot_of(cmd: &Cmd, keys: &[bytes::Bytes]) -> Result<Target> {
+    let mut keys = keys.iter();
+    let Some(first) = keys.next() else {
         return Ok(Target::AnyPrimary);
     };
-    let mut ask = Cmd::new("COMMAND GETKEYS");
-    for a in cmd.args().iter() {
-        ask.push_arg(a);
-    }
-    let timeout = left(deadline, Error::Timeout)?;
-    match client
-        .submit_call::<Vec<bytes::Bytes>>(Payload::One(ask), timeout)
-        .await
-    {
-        Ok(keys) => {
-            let mut keys = keys.iter();
-            let Some(first) = keys.next() else {
-                return Ok(Target::AnyPrimary);
-            };
-            let at = crate::slot(first);
-            for key in keys {
-                let other = crate::slot(key);
-                if other != at {
-                    return Err(crate::route::slot::cross_slot(cmd, first, at, key, other));
-                }
-            }
-            Ok(Target::Slot(at))
+    let at = crate::slot(first);
+    for key in keys {
+        let other = crate::slot(key);
+        if other != at {
+            return Err(crate::route::slot::cross_slot(cmd, first, at, key, other));
         }
-        Err(Error::Server { message, .. }) if message.contains("no key arguments") => {
-            let mut known = core.keyless.lock().unwrap_or_else(|p| p.into_inner());
-            if known.len() < KEYLESS_KNOWN {
-                known.insert(name);
-            }
-            Ok(Target::AnyPrimary)
-        }
-        // An unknown command, wrong arguments, a node that did not answer: the command goes
-        // to a primary, whose answer (or redirect) is the caller's.
-        Err(_) => Ok(Target::AnyPrimary),
     }
+    Ok(Target::Slot(at))
 }
 
 /// How many keyless command names are remembered.
@@ -349,13 +397,16 @@ fn command_name(cmd: &Cmd) -> Vec<u8> {
     name
 }
 
-/// True when `cmd`'s slot must be asked of the server: no key is marked, no slot set, and
-/// nothing says it has no key (arguments after its name, and no spec flag, which only the
-/// generated methods and a user who set them give).
+/// True when `cmd`'s slot must be asked of the server: a command the spec does not list (a
+/// module's), with arguments after its name, no key marked and no slot set. (A command the
+/// spec lists has its keys found from its key specs: see `route::slot::cmd_slot`.)
 pub(super) fn keys_unknown(cmd: &Cmd) -> bool {
-    let flags = cmd.flags();
     cmd.key_indices().is_empty()
         && cmd.routed_slot().is_none()
         && cmd.args().len() > 1
-        && !(flags.readonly || flags.write || flags.blocking)
+        && cmd
+            .args()
+            .iter()
+            .next()
+            .is_some_and(|name| !crate::route::in_spec(name))
 }

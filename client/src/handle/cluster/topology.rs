@@ -53,6 +53,8 @@ pub(super) struct Topology {
 /// The refresh in progress, if any, and the last one's outcome.
 struct Refresh {
     running: bool,
+    /// When the last one ended.
+    ended: Option<Instant>,
     /// How many have ended.
     done: u64,
     last: Result<()>,
@@ -66,6 +68,7 @@ impl Topology {
             view: RwLock::new(Arc::new(View::empty())),
             refresh: Mutex::new(Refresh {
                 running: false,
+                ended: None,
                 done: 0,
                 last: Ok(()),
                 waiters: Vec::new(),
@@ -89,11 +92,25 @@ impl Topology {
         f(&self.view.read().unwrap_or_else(|p| p.into_inner()))
     }
 
-    /// Replaces the view with what `f` makes of the current one (`None`: keeps it).
-    pub fn update(&self, f: impl FnOnce(&View) -> Option<View>) {
-        let mut view = self.view.write().unwrap_or_else(|p| p.into_inner());
-        if let Some(new) = f(&view) {
-            *view = Arc::new(new);
+    /// Makes `view` the current one.
+    pub fn set(&self, view: View) {
+        *self.view.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(view);
+    }
+
+    /// Replaces the view with what `f` makes of the current one (`None`: keeps it). `f` runs
+    /// outside the lock (it may make node clients); if the view changed meanwhile, it runs
+    /// again on the new one.
+    pub fn update(&self, mut f: impl FnMut(&View) -> Option<View>) {
+        loop {
+            let current = self.view();
+            let Some(new) = f(&current) else {
+                return;
+            };
+            let mut view = self.view.write().unwrap_or_else(|p| p.into_inner());
+            if Arc::ptr_eq(&view, &current) {
+                *view = Arc::new(new);
+                return;
+            }
         }
     }
 
@@ -112,11 +129,27 @@ impl Topology {
         (target, true)
     }
 
+    /// [`begin`](Topology::begin) for a refresh nobody waits for: `false` (none started) while
+    /// one runs or when the last one ended less than `gap` ago (a storm of `MOVED`s, or of
+    /// failed connections, asks for one refresh per `gap` at most; each `MOVED` updates its
+    /// own slot meanwhile).
+    pub fn begin_unless_recent(&self, gap: Duration) -> bool {
+        let mut r = self.refresh.lock().unwrap_or_else(|p| p.into_inner());
+        if r.running || r.ended.is_some_and(|at| at.elapsed() < gap) {
+            return false;
+        }
+        r.running = true;
+        self.runs.fetch_add(1, Ordering::Relaxed);
+        self.push_due();
+        true
+    }
+
     /// The refresh ended with `result`: every waiter gets it.
     pub fn end(&self, result: Result<()>) {
         let waiters = {
             let mut r = self.refresh.lock().unwrap_or_else(|p| p.into_inner());
             r.running = false;
+            r.ended = Some(Instant::now());
             r.done += 1;
             r.last = result;
             std::mem::take(&mut r.waiters)
@@ -139,11 +172,11 @@ impl Topology {
         self.runs.load(Ordering::Relaxed)
     }
 
-    /// True when the periodic refresh is due (cheap: one clock read).
+    /// True when the periodic refresh is due at `now`.
     #[inline]
-    pub fn is_due(&self) -> bool {
+    pub fn is_due(&self, now: Instant) -> bool {
         let due = self.due.load(Ordering::Relaxed);
-        due != u64::MAX && self.epoch.elapsed().as_millis() as u64 >= due
+        due != u64::MAX && now.saturating_duration_since(self.epoch).as_millis() as u64 >= due
     }
 
     /// Puts the next periodic refresh one interval from now.
@@ -181,12 +214,18 @@ impl Future for Wait {
     }
 }
 
-/// How many nodes are asked at once.
-const AT_ONCE: usize = 3;
+/// One node's answer, being awaited.
+type Asking = Pin<Box<dyn Future<Output = Result<SlotMap>> + Send>>;
 
-/// Asks `candidates` (best first) for the slot map, [`AT_ONCE`] at a time, each within `per_try`;
-/// the first good answer wins. `use_slots` turns to true once a server answers that it has no
-/// `CLUSTER SHARDS` (Redis before 7): from then on `CLUSTER SLOTS` is asked.
+/// How long a refresh waits for a node's answer before it also asks the next one (a hedge:
+/// one node asked in the common case, a slow or dead one costs this much).
+const HEDGE: Duration = Duration::from_millis(300);
+
+/// Asks `candidates` (best first) for the slot map: the first at once, the next when every one
+/// asked so far failed or after each [`HEDGE`] without an answer; each within `per_try`. The
+/// first good answer wins. `use_slots` turns to true once a server answers that it has no
+/// `CLUSTER SHARDS` (Redis before 7): from then on `CLUSTER SLOTS` is asked. `sleep` gives the
+/// hedge's timer (the placement's).
 ///
 /// # Errors
 ///
@@ -196,47 +235,51 @@ pub(super) async fn fetch(
     tls: bool,
     use_slots: Arc<AtomicBool>,
     per_try: Duration,
+    sleep: impl Fn(Instant) -> crate::engine::placement::Sleep,
 ) -> Result<SlotMap> {
     let mut last = Error::client("a cluster client needs at least one seed node");
-    for group in candidates.chunks(AT_ONCE) {
-        let mut asks: Vec<Option<Pin<Box<dyn Future<Output = Result<SlotMap>> + Send>>>> = group
-            .iter()
-            .map(|(addr, client)| {
-                Some(Box::pin(ask(
-                    addr.clone(),
-                    client.clone(),
-                    tls,
-                    use_slots.clone(),
-                    per_try,
-                ))
-                    as Pin<Box<dyn Future<Output = Result<SlotMap>> + Send>>)
-            })
-            .collect();
-        let found = std::future::poll_fn(|cx| {
-            let mut pending = false;
-            for slot in asks.iter_mut() {
-                let Some(a) = slot else { continue };
-                match a.as_mut().poll(cx) {
-                    Poll::Pending => pending = true,
-                    Poll::Ready(Ok(map)) => return Poll::Ready(Some(map)),
-                    Poll::Ready(Err(e)) => {
-                        last = e;
-                        *slot = None;
-                    }
+    let mut next = candidates.iter();
+    let mut asks: Vec<Option<Asking>> = Vec::new();
+    let mut hedge: Option<crate::engine::placement::Sleep> = None;
+    std::future::poll_fn(|cx| loop {
+        let mut pending = false;
+        for slot in asks.iter_mut() {
+            let Some(a) = slot else { continue };
+            match a.as_mut().poll(cx) {
+                Poll::Pending => pending = true,
+                Poll::Ready(Ok(map)) => return Poll::Ready(Ok(map)),
+                Poll::Ready(Err(e)) => {
+                    last = e.clone();
+                    *slot = None;
                 }
             }
-            if pending {
-                Poll::Pending
-            } else {
-                Poll::Ready(None)
-            }
-        })
-        .await;
-        if let Some(map) = found {
-            return Ok(map);
         }
-    }
-    Err(last)
+        let due = !pending
+            || hedge
+                .as_mut()
+                .is_some_and(|h| h.as_mut().poll(cx).is_ready());
+        if !due {
+            return Poll::Pending;
+        }
+        let Some((addr, client)) = next.next() else {
+            if pending {
+                // Nobody left to ask: wait for those asked.
+                hedge = None;
+                return Poll::Pending;
+            }
+            return Poll::Ready(Err(last.clone()));
+        };
+        let ask = ask(
+            addr.clone(),
+            client.clone(),
+            tls,
+            use_slots.clone(),
+            per_try,
+        );
+        asks.push(Some(Box::pin(ask) as Asking));
+        hedge = Some(sleep(Instant::now() + HEDGE));
+    })
+    .await
 }
 
 /// One node's map.
@@ -326,17 +369,39 @@ mod tests {
         assert_eq!(topology.runs(), 2);
     }
 
+    /// A refresh nobody waits for is not started while one runs, nor right after one ended.
+    #[test]
+    fn refreshes_nobody_waits_for_are_spaced() {
+        let topology = Topology::new(None);
+        let long = Duration::from_secs(3600);
+        assert!(topology.begin_unless_recent(long), "none ran yet");
+        assert!(
+            !topology.begin_unless_recent(Duration::ZERO),
+            "one is running"
+        );
+        topology.end(Ok(()));
+        assert!(!topology.begin_unless_recent(long), "one ended just now");
+        assert!(topology.begin_unless_recent(Duration::ZERO));
+        assert_eq!(topology.runs(), 2);
+        // An awaited refresh is never held back.
+        topology.end(Ok(()));
+        assert!(topology.begin().1);
+    }
+
     #[test]
     fn the_periodic_refresh_is_due_after_its_interval() {
         let never = Topology::new(None);
         let (_, start) = never.begin();
-        assert!(start && !never.is_due());
+        assert!(start && !never.is_due(Instant::now()));
         let soon = Topology::new(Some(Duration::from_millis(1)));
-        assert!(!soon.is_due(), "nothing is due before the first refresh");
+        assert!(
+            !soon.is_due(Instant::now()),
+            "nothing is due before the first refresh"
+        );
         let _ = soon.begin();
         soon.end(Ok(()));
         let deadline = Instant::now() + Duration::from_secs(5);
-        while !soon.is_due() {
+        while !soon.is_due(Instant::now()) {
             assert!(Instant::now() < deadline);
             std::thread::yield_now();
         }
