@@ -10,7 +10,9 @@
 
 mod support;
 
-use ringdis::{cmd, ClusterClient, ClusterSubscriber, Commands, Config, Engine, Error, FromRedis, Protocol};
+use ringdis::{
+    cmd, ClusterClient, ClusterSubscriber, Commands, Config, Engine, Error, FromRedis, Protocol,
+};
 use ringdis_tests::{Cluster, ClusterNode, ServerKind};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -59,7 +61,13 @@ fn calls(node: &ClusterNode, command: &str) -> u64 {
     let prefix = format!("cmdstat_{command}:calls=");
     text.lines()
         .find_map(|l| l.strip_prefix(&prefix))
-        .map(|rest| rest.split(',').next().unwrap_or("0").parse().expect("a count"))
+        .map(|rest| {
+            rest.split(',')
+                .next()
+                .unwrap_or("0")
+                .parse()
+                .expect("a count")
+        })
         .unwrap_or(0)
 }
 
@@ -84,32 +92,61 @@ async fn replica_reads(cluster: &Cluster, engine: Engine, protocol: Protocol, at
     let replica = replica_of(cluster, primary);
     // A write goes to the primary: no redirect, and the primary ran it.
     let sets = calls(primary, "set");
-    db.set(&key, "v1").await.unwrap_or_else(|e| panic!("{at}: SET: {e}"));
-    assert_eq!(calls(primary, "set"), sets + 1, "{at}: the write ran on the primary");
+    db.set(&key, "v1")
+        .await
+        .unwrap_or_else(|e| panic!("{at}: SET: {e}"));
+    assert_eq!(
+        calls(primary, "set"),
+        sets + 1,
+        "{at}: the write ran on the primary"
+    );
     assert_eq!(db.stats().redirects, 0, "{at}: no redirect for the write");
     // The replica has it once replication caught up (reads there may be stale: that is the
     // deal); then count.
     let deadline = Instant::now() + WAIT;
     loop {
-        let v: Option<String> = db.get(&key).decode().await.unwrap_or_else(|e| panic!("{at}: {e}"));
+        let v: Option<String> = db
+            .get(&key)
+            .decode()
+            .await
+            .unwrap_or_else(|e| panic!("{at}: {e}"));
         if v.as_deref() == Some("v1") {
             break;
         }
-        assert!(Instant::now() < deadline, "{at}: the replica never got the write");
+        assert!(
+            Instant::now() < deadline,
+            "{at}: the replica never got the write"
+        );
     }
     let (on_replica, on_primary) = (calls(replica, "get"), calls(primary, "get"));
     for _ in 0..20 {
         let v: Option<String> = db.get(&key).decode().await.unwrap();
         assert_eq!(v.as_deref(), Some("v1"), "{at}");
     }
-    assert_eq!(calls(replica, "get"), on_replica + 20, "{at}: reads on the replica");
-    assert_eq!(calls(primary, "get"), on_primary, "{at}: no read on the primary");
-    assert_eq!(db.stats().redirects, 0, "{at}: the replica served them (READONLY)");
+    assert_eq!(
+        calls(replica, "get"),
+        on_replica + 20,
+        "{at}: reads on the replica"
+    );
+    assert_eq!(
+        calls(primary, "get"),
+        on_primary,
+        "{at}: no read on the primary"
+    );
+    assert_eq!(
+        db.stats().redirects,
+        0,
+        "{at}: the replica served them (READONLY)"
+    );
     // A command without the spec's readonly flag stays on the primary.
     let on_primary = calls(primary, "get");
     let v: Option<String> = db.call(cmd!("GET").key(&key)).await.unwrap();
     assert_eq!(v.as_deref(), Some("v1"), "{at}");
-    assert_eq!(calls(primary, "get"), on_primary + 1, "{at}: an unflagged GET is not a read");
+    assert_eq!(
+        calls(primary, "get"),
+        on_primary + 1,
+        "{at}: an unflagged GET is not a read"
+    );
 
     // The replica closes our connections: the next read reconnects, says READONLY again, and
     // is served by the replica (without READONLY it would answer MOVED to the primary).
@@ -129,14 +166,21 @@ async fn replica_reads(cluster: &Cluster, engine: Engine, protocol: Protocol, at
             Err(e) => panic!("{at}: after CLIENT KILL: {e}"),
         }
     }
-    assert!(calls(replica, "readonly") > readonly, "{at}: READONLY said again on reconnect");
+    assert!(
+        calls(replica, "readonly") > readonly,
+        "{at}: READONLY said again on reconnect"
+    );
     let (on_replica, on_primary) = (calls(replica, "get"), calls(primary, "get"));
     let redirects = db.stats().redirects;
     for _ in 0..10 {
         let v: Option<String> = db.get(&key).decode().await.unwrap();
         assert_eq!(v.as_deref(), Some("v1"), "{at}");
     }
-    assert_eq!(calls(replica, "get"), on_replica + 10, "{at}: still on the replica");
+    assert_eq!(
+        calls(replica, "get"),
+        on_replica + 10,
+        "{at}: still on the replica"
+    );
     assert_eq!(calls(primary, "get"), on_primary, "{at}");
     assert_eq!(db.stats().redirects, redirects, "{at}");
     // Without replica reads, the same read goes to the primary.
@@ -147,7 +191,13 @@ async fn replica_reads(cluster: &Cluster, engine: Engine, protocol: Protocol, at
 }
 
 /// A killed replica: reads of its shard fall back to the primary and succeed.
-async fn replica_fallback(cluster: &Cluster, key: &str, engine: Engine, protocol: Protocol, at: &str) {
+async fn replica_fallback(
+    cluster: &Cluster,
+    key: &str,
+    engine: Engine,
+    protocol: Protocol,
+    at: &str,
+) {
     let db = client(cluster, engine, protocol, true);
     let primary = cluster.primary_of_key(key);
     let before = calls(primary, "get");
@@ -159,7 +209,11 @@ async fn replica_fallback(cluster: &Cluster, key: &str, engine: Engine, protocol
             .unwrap_or_else(|e| panic!("{at}: a read with the replica dead: {e}"));
         assert_eq!(v.as_deref(), Some("kept"), "{at}");
     }
-    assert_eq!(calls(primary, "get"), before + 10, "{at}: served by the primary");
+    assert_eq!(
+        calls(primary, "get"),
+        before + 10,
+        "{at}: served by the primary"
+    );
 }
 
 // ----- sharded pub/sub -----------------------------------------------------------------------
@@ -191,14 +245,21 @@ impl Cell {
     }
 
     fn has(&self, channel: &str, payload: &str) -> bool {
-        self.got.get(channel).is_some_and(|p| p.iter().any(|x| x == payload))
+        self.got
+            .get(channel)
+            .is_some_and(|p| p.iter().any(|x| x == payload))
     }
 }
 
 /// Publishes on `channel` (a fresh payload each round, `SPUBLISH` through the cluster client)
 /// until every cell received one published in this call and the server counted every cell
 /// as a receiver.
-async fn publish_until_all_see(publisher: &ClusterClient, cells: &mut [Cell], channel: &str, what: &str) {
+async fn publish_until_all_see(
+    publisher: &ClusterClient,
+    cells: &mut [Cell],
+    channel: &str,
+    what: &str,
+) {
     let deadline = Instant::now() + WAIT;
     let mut sent = Vec::new();
     for round in 0.. {
@@ -251,7 +312,12 @@ async fn sharded_pubsub(cluster: &Cluster) {
     let stay_tag = channel_on(cluster, &format!("{p}:tag"), primaries[2]);
     let stay = format!("{{{stay_tag}}}:stay");
     let dropped = format!("{{{stay_tag}}}:dropped");
-    let all = [moving.clone(), failing.clone(), stay.clone(), dropped.clone()];
+    let all = [
+        moving.clone(),
+        failing.clone(),
+        stay.clone(),
+        dropped.clone(),
+    ];
 
     let every_cell = cells();
     let mut cells = Vec::new();
@@ -260,15 +326,23 @@ async fn sharded_pubsub(cluster: &Cluster) {
         let at = format!("{:?}/{engine:?}/{protocol:?}", cluster.kind());
         let db = client(cluster, engine, protocol, false);
         let sub = db.subscriber().expect("a subscriber");
-        sub.ssubscribe(&all).await.unwrap_or_else(|e| panic!("{at}: SSUBSCRIBE: {e}"));
+        sub.ssubscribe(&all)
+            .await
+            .unwrap_or_else(|e| panic!("{at}: SSUBSCRIBE: {e}"));
         // Each channel on the primary owning its slot: one connection per node in use.
         let placed = sub.placement().await;
         for c in &all {
-            let node = placed.get(c.as_bytes()).unwrap_or_else(|| panic!("{at}: {c} not placed"));
+            let node = placed
+                .get(c.as_bytes())
+                .unwrap_or_else(|| panic!("{at}: {c} not placed"));
             assert_eq!(*node, cluster.primary_of_key(c).addr(), "{at}: {c}");
         }
         assert_eq!(placed.values().collect::<BTreeSet<_>>().len(), 3, "{at}");
-        cells.push(Cell { at, sub, got: BTreeMap::new() });
+        cells.push(Cell {
+            at,
+            sub,
+            got: BTreeMap::new(),
+        });
         clients.push(db);
     }
     for c in &all {
@@ -281,33 +355,72 @@ async fn sharded_pubsub(cluster: &Cluster) {
     cluster.migrate_slot(cluster.keyslot(&moving), to);
     publish_until_all_see(&publisher, &mut cells, &moving, "moved").await;
     for cell in &cells {
-        assert_eq!(placement_of(cell, &moving).await, Some(to.addr()), "{}", cell.at);
+        assert_eq!(
+            placement_of(cell, &moving).await,
+            Some(to.addr()),
+            "{}",
+            cell.at
+        );
     }
+
+    // A slot that moved while nobody held a channel in it: the clients' maps are stale, the
+    // old owner answers MOVED to SSUBSCRIBE, and the subscription goes to the new owner.
+    let late = channel_on(cluster, &format!("{p}:late"), primaries[1]);
+    cluster.migrate_slot(cluster.keyslot(&late), primaries[0]);
+    for cell in &cells {
+        cell.sub
+            .ssubscribe([&late])
+            .await
+            .unwrap_or_else(|e| panic!("{}: SSUBSCRIBE {late}: {e}", cell.at));
+        assert_eq!(
+            placement_of(cell, &late).await,
+            Some(primaries[0].addr()),
+            "{}",
+            cell.at
+        );
+    }
+    publish_until_all_see(&publisher, &mut cells, &late, "late").await;
 
     // Unsubscribed: never again, even when its slot moves (its slot-mate comes back).
     for cell in &cells {
-        cell.sub.sunsubscribe([&dropped]).await.unwrap_or_else(|e| panic!("{}: {e}", cell.at));
+        cell.sub
+            .sunsubscribe([&dropped])
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", cell.at));
         let held = cell.sub.channels().await;
         assert!(!held.iter().any(|c| c == dropped.as_bytes()), "{}", cell.at);
-        assert_eq!(held.len(), 3, "{}", cell.at);
+        assert_eq!(held.len(), 4, "{}", cell.at);
     }
-    let none: i64 = publisher.spublish(&dropped, "after-unsubscribe").await.unwrap();
+    let none: i64 = publisher
+        .spublish(&dropped, "after-unsubscribe")
+        .await
+        .unwrap();
     assert_eq!(none, 0, "nobody is subscribed to {dropped} any more");
     cluster.migrate_slot(cluster.keyslot(&stay), primaries[0]);
     publish_until_all_see(&publisher, &mut cells, &stay, "stay-moved").await;
     let none: i64 = publisher.spublish(&dropped, "after-move").await.unwrap();
-    assert_eq!(none, 0, "{dropped} was not subscribed again after its slot moved");
+    assert_eq!(
+        none, 0,
+        "{dropped} was not subscribed again after its slot moved"
+    );
     for cell in &mut cells {
         cell.drain(Duration::from_millis(20)).await;
-        let late: Vec<&String> = cell.got.get(&dropped).into_iter().flatten().filter(|p| p.starts_with("after")).collect();
+        let late: Vec<&String> = cell
+            .got
+            .get(&dropped)
+            .into_iter()
+            .flatten()
+            .filter(|p| p.starts_with("after"))
+            .collect();
         assert!(late.is_empty(), "{}: {late:?}", cell.at);
     }
 
     // The servers close every subscriber connection: each reconnects and subscribes again.
     for node in cluster.primaries() {
-        node.call(&["CLIENT", "KILL", "TYPE", "pubsub"]).unwrap_or_else(|e| panic!("{e}"));
+        node.call(&["CLIENT", "KILL", "TYPE", "pubsub"])
+            .unwrap_or_else(|e| panic!("{e}"));
     }
-    for c in [&moving, &failing, &stay] {
+    for c in [&moving, &failing, &stay, &late] {
         publish_until_all_see(&publisher, &mut cells, c, "reconnected").await;
     }
 
@@ -316,7 +429,12 @@ async fn sharded_pubsub(cluster: &Cluster) {
     let new = cluster.kill_primary(old);
     publish_until_all_see(&publisher, &mut cells, &failing, "failed-over").await;
     for cell in &cells {
-        assert_eq!(placement_of(cell, &failing).await, Some(new.addr()), "{}", cell.at);
+        assert_eq!(
+            placement_of(cell, &failing).await,
+            Some(new.addr()),
+            "{}",
+            cell.at
+        );
     }
     // The others never stopped.
     publish_until_all_see(&publisher, &mut cells, &stay, "after-failover").await;
@@ -334,11 +452,18 @@ fn run(kind: ServerKind) {
     // A replica dies (in a shard that kept one): reads of its shard go to the primary.
     let key = (0..)
         .map(|i| format!("{}:{i}", ringdis_tests::unique("fallback")))
-        .find(|k| cluster.replicas_of(cluster.primary_of_key(k)).iter().any(|r| r.is_alive()))
+        .find(|k| {
+            cluster
+                .replicas_of(cluster.primary_of_key(k))
+                .iter()
+                .any(|r| r.is_alive())
+        })
         .expect("a shard with a live replica");
     let primary = cluster.primary_of_key(&key);
     let replica = replica_of(&cluster, primary);
-    primary.call(&["SET", &key, "kept"]).expect("SET on the primary");
+    primary
+        .call(&["SET", &key, "kept"])
+        .expect("SET on the primary");
     cluster.kill(replica);
     for (engine, protocol) in cells() {
         let at = format!("{kind:?}/{engine:?}/{protocol:?} fallback");

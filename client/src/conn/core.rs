@@ -1159,7 +1159,9 @@ mod tests {
         )
         .unwrap();
         assert!(pending(&mut core, &mut unsub), "not its confirmation");
-        let dropped = next_event(&mut core, &inbox).expect("reported").unwrap_err();
+        let dropped = next_event(&mut core, &inbox)
+            .expect("reported")
+            .unwrap_err();
         assert!(dropped.to_string().contains("{a}1"), "{dropped}");
         feed(
             &mut core,

@@ -127,9 +127,7 @@ impl ClusterSubscriber {
     {
         let names = names(channels);
         if names.is_empty() {
-            return Err(Error::client(
-                "ssubscribe needs at least one shard channel",
-            ));
+            return Err(Error::client("ssubscribe needs at least one shard channel"));
         }
         let mut state = self.shared.state.lock().await;
         let new: Vec<Bytes> = names
@@ -218,7 +216,14 @@ impl ClusterSubscriber {
 
     /// The shard channels held now (asked for and not unsubscribed), sorted.
     pub async fn channels(&self) -> Vec<Bytes> {
-        self.shared.state.lock().await.wanted.iter().cloned().collect()
+        self.shared
+            .state
+            .lock()
+            .await
+            .wanted
+            .iter()
+            .cloned()
+            .collect()
     }
 
     /// Where each channel is subscribed now: the node's address (`host:port`) per channel;
@@ -228,7 +233,11 @@ impl ClusterSubscriber {
         state
             .nodes
             .iter()
-            .flat_map(|(addr, n)| n.channels.iter().map(move |c| (c.clone(), addr.to_string())))
+            .flat_map(|(addr, n)| {
+                n.channels
+                    .iter()
+                    .map(move |c| (c.clone(), addr.to_string()))
+            })
             .collect()
     }
 
@@ -263,11 +272,7 @@ impl futures_core::Stream for ClusterSubscriber {
 impl Shared {
     /// Subscribes `channels` (none held anywhere) on the owners of their slots, by the map,
     /// following `MOVED`. Returns the channels refused, and the first error.
-    async fn place(
-        &self,
-        state: &mut State,
-        channels: Vec<Bytes>,
-    ) -> (Vec<Bytes>, Option<Error>) {
+    async fn place(&self, state: &mut State, channels: Vec<Bytes>) -> (Vec<Bytes>, Option<Error>) {
         let mut failed = Vec::new();
         let mut first_error = None;
         if channels.is_empty() {
@@ -410,12 +415,10 @@ impl Shared {
         let (_failed, error) = self.place(state, homeless).await;
         error.is_none()
             && state.nodes.values().all(|n| n.sub.is_connected())
-            && state.wanted.iter().all(|c| {
-                state
-                    .nodes
-                    .values()
-                    .any(|n| n.channels.contains(c))
-            })
+            && state
+                .wanted
+                .iter()
+                .all(|c| state.nodes.values().any(|n| n.channels.contains(c)))
     }
 }
 
