@@ -55,6 +55,27 @@ const MAX_REDIRECTS: u32 = 5;
 /// A channel unsubscribed with [`sunsubscribe`](ClusterSubscriber::sunsubscribe) is never
 /// subscribed again. Dropping the subscriber closes its connections; its stream does not end
 /// while it lives.
+///
+/// ```no_run
+/// use futures::StreamExt;
+/// use ringdis::{cmd, ClusterClient, Error};
+///
+/// # async fn demo() -> ringdis::Result<()> {
+/// let cluster = ClusterClient::open(["redis://127.0.0.1:7000"])?;
+/// let mut sub = cluster.subscriber()?;
+/// sub.ssubscribe(["orders:{eu}", "orders:{us}"]).await?; // on the nodes owning the slots
+/// let n: i64 = cluster
+///     .call(cmd!("SPUBLISH", "orders:{eu}", "new").route_key("orders:{eu}"))
+///     .await?;
+/// while let Some(item) = sub.next().await {
+///     match item {
+///         Ok(msg) => println!("{:?} on {:?}", msg.payload_str(), msg.channel_str()),
+///         Err(Error::Lagged { dropped }) => eprintln!("{dropped} messages dropped"),
+///         Err(e) => eprintln!("{e}"), // a node lost: messages meanwhile are lost
+///     }
+/// }
+/// # Ok(()) }
+/// ```
 pub struct ClusterSubscriber {
     shared: Arc<Shared>,
     inbox: InboxRx,
@@ -91,11 +112,13 @@ impl std::fmt::Debug for ClusterSubscriber {
 
 impl ClusterClient {
     /// A sharded pub/sub subscriber on this cluster (see [`ClusterSubscriber`]). Nothing is
-    /// connected until the first [`ssubscribe`](ClusterSubscriber::ssubscribe).
+    /// connected until the first [`ssubscribe`](ClusterSubscriber::ssubscribe), which makes
+    /// one connection per node in use, from the cluster's configuration and on its engine.
     ///
     /// # Errors
     ///
-    /// None today; `Result` for a cluster client that cannot make connections.
+    /// None yet: connections are made by `ssubscribe`, whose errors say why (`Result` keeps
+    /// the signature of [`Client::subscriber`](crate::Client::subscriber)).
     pub fn subscriber(&self) -> Result<ClusterSubscriber> {
         let limit = self.core.nodes.config().subscriber_queue_limit;
         let (tx, rx) = shared_inbox(limit);
@@ -241,7 +264,8 @@ impl ClusterSubscriber {
             .collect()
     }
 
-    /// The sum of the node connections' counters (see [`Stats`]).
+    /// The sum of the node connections' counters (see [`Stats`]); zeros while an
+    /// (un)subscribe or a move is under way (their list is locked then).
     pub fn stats(&self) -> Stats {
         match self.shared.state.try_lock() {
             Ok(state) => state.nodes.values().map(|n| n.sub.stats()).sum(),
