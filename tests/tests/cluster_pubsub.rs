@@ -348,6 +348,8 @@ async fn sharded_pubsub(cluster: &Cluster) {
     for c in &all {
         publish_until_all_see(&publisher, &mut cells, c, "first").await;
     }
+    // SPUBLISH went straight to each channel's node (the spec's `not_key` channel routes it).
+    assert_eq!(publisher.stats().redirects, 0, "SPUBLISH was redirected");
 
     // The slot of `moving` goes to another primary: the old owner drops the subscriptions
     // (sunsubscribe) and every subscriber follows it to the new owner.

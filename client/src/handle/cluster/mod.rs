@@ -87,9 +87,7 @@ const DEFAULT_REFRESH: Duration = Duration::from_secs(60);
 /// * **Sharded pub/sub**: [`ClusterClient::subscriber`] ([`ClusterSubscriber`]): `SSUBSCRIBE`
 ///   on the node owning each channel's slot, kept there as slots move and nodes fail over.
 ///   `PUBLISH` goes to any primary (the cluster forwards it everywhere); `SPUBLISH` goes to
-///   its channel's slot: mark it with [`Cmd::route_key`](crate::Cmd::route_key) (the spec
-///   calls the channel `not_key`, so the generated method leaves it unmarked and the client
-///   learns the node from the server's `MOVED`).
+///   the primary of its channel's slot (the spec's `not_key` key spec, read like a key).
 /// * **Transactions** must have every key in one slot (else [`Error::Client`] naming
 ///   `CROSSSLOT`) and run on that node. One whose slot moved (the node redirects its queued
 ///   commands and aborts it: nothing ran) is sent again whole to the new node.

@@ -64,9 +64,7 @@ const MAX_REDIRECTS: u32 = 5;
 /// let cluster = ClusterClient::open(["redis://127.0.0.1:7000"])?;
 /// let mut sub = cluster.subscriber()?;
 /// sub.ssubscribe(["orders:{eu}", "orders:{us}"]).await?; // on the nodes owning the slots
-/// let n: i64 = cluster
-///     .call(cmd!("SPUBLISH", "orders:{eu}", "new").route_key("orders:{eu}"))
-///     .await?;
+/// let n: i64 = cluster.call(cmd!("SPUBLISH", "orders:{eu}", "new")).await?; // its slot's node
 /// while let Some(item) = sub.next().await {
 ///     match item {
 ///         Ok(msg) => println!("{:?} on {:?}", msg.payload_str(), msg.channel_str()),
