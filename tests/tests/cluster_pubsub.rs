@@ -11,7 +11,8 @@
 mod support;
 
 use ringdis::{
-    cmd, ClusterClient, ClusterSubscriber, Commands, Config, Engine, Error, FromRedis, Protocol,
+    cmd, ClusterClient, ClusterSubscriber, CmdFlags, Commands, Config, Engine, Error, FromRedis,
+    Protocol,
 };
 use ringdis_tests::{Cluster, ClusterNode, ServerKind};
 use std::collections::{BTreeMap, BTreeSet};
@@ -137,6 +138,26 @@ async fn replica_reads(cluster: &Cluster, engine: Engine, protocol: Protocol, at
         db.stats().redirects,
         0,
         "{at}: the replica served them (READONLY)"
+    );
+    // async_call and a hand-built command flagged readonly: the replica too.
+    let on_replica = calls(replica, "get");
+    let read = cmd!("GET").key(&key).with_flags(CmdFlags {
+        readonly: true,
+        ..CmdFlags::default()
+    });
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    db.async_call(read, move |r: ringdis::Result<ringdis::Value>| {
+        let _ = tx.send(r);
+    });
+    let v = rx
+        .await
+        .expect("the callback ran")
+        .unwrap_or_else(|e| panic!("{at}: {e}"));
+    assert_eq!(String::from_redis(v).unwrap(), "v1", "{at}");
+    assert_eq!(
+        calls(replica, "get"),
+        on_replica + 1,
+        "{at}: async_call read on the replica"
     );
     // A command without the spec's readonly flag stays on the primary.
     let on_primary = calls(primary, "get");

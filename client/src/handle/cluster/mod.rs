@@ -227,16 +227,7 @@ impl ClusterClient {
             Err(e) => return Call::failed(e),
         };
         let deadline = core.start_call();
-        let first = match target {
-            // A read the spec flags `readonly`, with replica reads on: a replica of the shard
-            // (its error hands the call on to `send::then`, which falls back to the primary
-            // when the replica could not be reached and follows its MOVED).
-            Target::Slot(slot) if core.read_from_replicas && cmd.flags().readonly => core
-                .replica(slot)
-                .or_else(|| send::first_node(core, &target)),
-            _ => send::first_node(core, &target),
-        };
-        match first {
+        match self.first_node(&cmd, &target) {
             Some((node, client)) => {
                 let prepared = Prepared {
                     payload: Payload::One(cmd.clone()),
@@ -253,6 +244,21 @@ impl ClusterClient {
                 })
             }
             None => Call::later(send::run(core.clone(), target, cmd, deadline, None)),
+        }
+    }
+
+    /// The node a single command is sent to first, by the map: for a read the spec flags
+    /// `readonly` with replica reads on, a replica of the slot's shard (its error hands the
+    /// call on to `send::then`, which falls back to the primary when the replica could not be
+    /// reached and follows its `MOVED`); else `target`'s primary.
+    #[inline]
+    fn first_node(&self, cmd: &Cmd, target: &Target) -> Option<(NodeAddr, Client)> {
+        let core = &self.core;
+        match *target {
+            Target::Slot(slot) if core.read_from_replicas && cmd.flags().readonly => core
+                .replica(slot)
+                .or_else(|| send::first_node(core, target)),
+            _ => send::first_node(core, target),
         }
     }
 
@@ -309,7 +315,7 @@ impl ClusterClient {
         let core = &self.core;
         let fast = match (crate::route::route(&cmd), self.plan(&cmd)) {
             (Ok(Route::Shared), Ok(Some(target))) => {
-                send::first_node(core, &target).map(|node| (target, node))
+                self.first_node(&cmd, &target).map(|node| (target, node))
             }
             (Err(e), _) | (_, Err(e)) => return answer(Err(e)),
             _ => None,
