@@ -165,6 +165,9 @@ pub struct Config {
     /// Seeds the reconnect jitter; each clone of a `Config` draws its own.
     pub(crate) backoff_seed: JitterSeed,
     pub(crate) subscriber_queue_limit: usize,
+    /// Sends `READONLY` in the handshake (a cluster client's connections when it reads from
+    /// replicas): connection state, so it survives reconnects. Not settable by users.
+    pub(crate) readonly: bool,
     #[cfg(feature = "tls")]
     pub(crate) tls: Option<crate::Tls>,
     /// A Sentinel-managed primary ([`Config::sentinel`]): its address is asked of the sentinels.
@@ -261,6 +264,7 @@ impl std::fmt::Debug for Config {
             backoff_seed: _,
             subscriber_queue_limit,
             tracking,
+            readonly: _,
             #[cfg(feature = "tls")]
             tls,
             sentinel,
@@ -333,6 +337,7 @@ impl Default for Config {
             backoff_max: Duration::from_secs(1),
             backoff_seed: JitterSeed::draw(),
             subscriber_queue_limit: crate::inbox::DEFAULT_LIMIT,
+            readonly: false,
             #[cfg(feature = "tls")]
             tls: None,
             sentinel: None,

@@ -115,7 +115,7 @@ use handle::{
 pub use bytes::Bytes;
 pub use callable::Callable;
 pub use client::{Call, Client, OnReply};
-pub use cluster::{ClusterBuilder, ClusterClient};
+pub use cluster::{ClusterBuilder, ClusterClient, ClusterSubscriber};
 pub use cmd::{Cmd, CmdFlags};
 pub use commands::{Commands, Dispatch, UnixTime};
 pub use config::{Addr, Config, Engine, Protocol, Tracking};

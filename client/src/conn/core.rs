@@ -23,7 +23,7 @@
 use super::backoff::Backoff;
 use super::event::Event;
 use super::handshake::{Credentials, Handshake, Outcome, Step};
-use super::pubsub::{classify, Frame, Subscriptions};
+use super::pubsub::{classify, Frame, SubKind, Subscriptions};
 use super::queue::{Expired, Owner, Payload, Queue, Request};
 use crate::config::{Addr, Config};
 use crate::resp::{write_command, Parser};
@@ -131,6 +131,7 @@ impl Core {
                 password: config.password.clone(),
                 client_name: config.client_name.clone(),
                 db: config.db,
+                readonly: config.readonly,
                 tracking: config.tracking.as_ref().map(|t| t.cmd()),
                 verify_role: config.sentinel.as_ref().map(|s| {
                     if s.for_replica {
@@ -388,6 +389,14 @@ impl Core {
                 if let Some(added) = added {
                     self.queue
                         .push_subscribe(seq, req.owner, req.deadline, replies, added);
+                    return;
+                }
+                if *kind == SubKind::Shard {
+                    self.queue
+                        .push_inflight(seq, req.owner, req.deadline, replies, true);
+                    if let Some(e) = self.queue.inflight.back_mut() {
+                        e.sunsubscribe = Some(names.clone());
+                    }
                     return;
                 }
                 (replies, true)
@@ -814,7 +823,9 @@ impl Core {
                     self.events.push_back(Event::Message(m));
                     return Ok(());
                 }
-                // A confirmation is the reply to the (un)subscribe that asked for it.
+                // A confirmation is the reply to the (un)subscribe that asked for it, but for a
+                // `sunsubscribe` the server sent on its own.
+                Frame::Confirmation(v) if self.dropped_by_server(&v) => return Ok(()),
                 Frame::Confirmation(v) => Value::Array(match v {
                     Value::Push(items) | Value::Array(items) => items,
                     other => vec![other],
@@ -866,6 +877,58 @@ impl Core {
         Ok(())
     }
 
+    /// True when `v`, a confirmation, is a `sunsubscribe` no call asked for: the server
+    /// unsubscribed the channel itself because its slot moved (Redis 7+). The channel is no
+    /// longer held (a reconnect does not restore it) and the owner hears of it.
+    fn dropped_by_server(&mut self, v: &Value) -> bool {
+        let (Value::Push(items) | Value::Array(items)) = v else {
+            return false;
+        };
+        let [word, channel, _] = &items[..] else {
+            return false;
+        };
+        if !word
+            .as_bytes()
+            .is_some_and(|w| w.eq_ignore_ascii_case(b"sunsubscribe"))
+        {
+            return false;
+        }
+        let Some(channel) = channel.as_bytes().map(Bytes::copy_from_slice) else {
+            return false;
+        };
+        // Asked for: the oldest call in flight is a SUNSUBSCRIBE still due this channel's
+        // confirmation (or one from all).
+        if let Some(due) = self
+            .queue
+            .inflight
+            .front_mut()
+            .and_then(|e| e.sunsubscribe.as_mut())
+        {
+            if due.is_empty() {
+                return false;
+            }
+            if let Some(i) = due.iter().position(|n| *n == channel) {
+                due.swap_remove(i);
+                return false;
+            }
+        }
+        let Some(pubsub) = &mut self.pubsub else {
+            return false;
+        };
+        let names = vec![channel];
+        pubsub.subs.forget(SubKind::Shard, &names);
+        let reason = Error::Server {
+            kind: "MOVED".into(),
+            message: format!(
+                "the server unsubscribed shard channel {} (its slot moved to another node); \
+                 no longer subscribed",
+                String::from_utf8_lossy(&names[0])
+            ),
+        };
+        self.events.push_back(Event::Dropped { names, reason });
+        true
+    }
+
     /// The server refused a subscribe (an ACL `NOPERM`, say): one error instead of a
     /// confirmation per name. The call fails with it and the names it would have added are not
     /// held; when it was the restore after a reconnect, the reader hears of it.
@@ -877,16 +940,20 @@ impl Core {
         if let (Some(pubsub), Some((kind, names))) = (&mut self.pubsub, entry.subscribe) {
             pubsub.subs.forget(kind, &names);
             if entry.seq == 0 {
-                let names: Vec<_> = names.iter().map(|n| String::from_utf8_lossy(n)).collect();
-                self.events.push_back(Event::Report(Error::Server {
+                let listed: Vec<_> = names.iter().map(|n| String::from_utf8_lossy(n)).collect();
+                let reason = Error::Server {
                     kind: e.kind.clone(),
                     message: format!(
                         "{} (restoring {} {} after a reconnect: no longer subscribed)",
                         e.message,
                         kind.subscribe(),
-                        names.join(" ")
+                        listed.join(" ")
                     ),
-                }));
+                };
+                self.events.push_back(match kind {
+                    SubKind::Shard => Event::Dropped { names, reason },
+                    _ => Event::Report(reason),
+                });
             }
         }
         if let Owner::Caller(id) = entry.owner {
@@ -1120,13 +1187,18 @@ mod tests {
         let feeds = |e: &Event| {
             matches!(
                 e,
-                Event::Message(_) | Event::Lost(_) | Event::Restored | Event::Report(_)
+                Event::Message(_)
+                    | Event::Lost(_)
+                    | Event::Restored
+                    | Event::Report(_)
+                    | Event::Dropped { .. }
             )
         };
         while let Some(e) = take_event(core, feeds, |e| e) {
             let _ = match e {
                 Event::Message(m) => tx.message(m),
-                Event::Lost(err) => tx.lost(&err),
+                Event::Lost(err) => tx.lost(&err)[1].clone(),
+                Event::Dropped { names, reason } => tx.dropped(names, reason),
                 Event::Restored => tx.restored(),
                 Event::Report(err) => tx.report(err),
                 _ => None,
@@ -1140,6 +1212,65 @@ mod tests {
     }
 
     const HELLO_REPLY: &[u8] = b"%1\r\n+proto\r\n:3\r\n";
+
+    /// A `sunsubscribe` the server sends on its own (the channel's slot moved away) is no reply:
+    /// the call in flight keeps waiting for its own, the channel is no longer held (a reconnect
+    /// does not restore it) and the reader hears of it; the confirmations a `SUNSUBSCRIBE`
+    /// asked for still answer it.
+    #[test]
+    fn a_sunsubscribe_nobody_asked_for_drops_the_channel() {
+        let t0 = Instant::now();
+        let cfg = config();
+        let (mut core, inbox) = subscriber(&cfg);
+        let shard = |names: &[&str], subscribe: bool| Payload::Subscribe {
+            kind: SubKind::Shard,
+            subscribe,
+            names: names
+                .iter()
+                .map(|n| Bytes::copy_from_slice(n.as_bytes()))
+                .collect(),
+        };
+        let mut sub = submit(&mut core, shard(&["{a}1", "{a}2"], true), t0, None);
+        core.handle_opening();
+        core.handle_open(t0);
+        assert!(output(&mut core).contains("SSUBSCRIBE"));
+        feed(
+            &mut core,
+            b"*3\r\n$10\r\nssubscribe\r\n$4\r\n{a}1\r\n:1\r\n*3\r\n$10\r\nssubscribe\r\n$4\r\n{a}2\r\n:2\r\n",
+            t0,
+        )
+        .unwrap();
+        assert!(got(&mut core, &mut sub).is_ok());
+        // The server drops {a}1 while a SUNSUBSCRIBE {a}2 is in flight.
+        let mut unsub = submit(&mut core, shard(&["{a}2"], false), t0, None);
+        let _ = output(&mut core);
+        feed(
+            &mut core,
+            b"*3\r\n$12\r\nsunsubscribe\r\n$4\r\n{a}1\r\n:1\r\n",
+            t0,
+        )
+        .unwrap();
+        assert!(pending(&mut core, &mut unsub), "not its confirmation");
+        let dropped = next_event(&mut core, &inbox)
+            .expect("reported")
+            .unwrap_err();
+        assert!(dropped.to_string().contains("{a}1"), "{dropped}");
+        feed(
+            &mut core,
+            b"*3\r\n$12\r\nsunsubscribe\r\n$4\r\n{a}2\r\n:0\r\n",
+            t0,
+        )
+        .unwrap();
+        assert!(got(&mut core, &mut unsub).is_ok());
+        // With nothing in flight too; and nothing is left to restore.
+        feed(
+            &mut core,
+            b"*3\r\n$12\r\nsunsubscribe\r\n$1\r\nz\r\n:0\r\n",
+            t0,
+        )
+        .unwrap();
+        assert!(core.pubsub.as_ref().is_some_and(|p| p.subs.is_empty()));
+    }
 
     /// Issue #11: with RESP3 (a handshake to wait for) and a connect timeout no longer than the
     /// backoff cap, a subscriber whose server was down for longer than the connect timeout never

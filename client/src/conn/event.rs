@@ -22,6 +22,13 @@ pub(crate) enum Event {
     /// Something a subscriber's reader must hear of, in order with the messages (a
     /// subscription that could not be restored).
     Report(Error),
+    /// Shard channels a subscriber no longer holds although nobody asked to unsubscribe: the
+    /// server unsubscribed them (their slot moved to another node: a `sunsubscribe` nobody
+    /// asked for), or refused to restore them after a reconnect (`MOVED`). `reason` says which.
+    Dropped {
+        names: Vec<bytes::Bytes>,
+        reason: Error,
+    },
     /// The connection is ready: every `connect` request so far is answered.
     Connected,
     /// Connecting failed for good: every `connect` request so far fails with this.

@@ -1,11 +1,12 @@
 //! What a connection says before it carries calls: `HELLO`, `AUTH`, `CLIENT SETNAME`, `SELECT`,
-//! `CLIENT TRACKING`, and `ROLE` on a connection that must reach a primary (one whose address
-//! Sentinel gave).
+//! `READONLY` (a cluster replica's reads), `CLIENT TRACKING`, and `ROLE` on a connection that
+//! must reach a primary (one whose address Sentinel gave).
 //!
 //! With RESP3 the client sends `HELLO 3` (carrying the credentials and the name) and `SELECT`
 //! together. A server that does not know `HELLO` (before Redis 6) or refuses RESP3 (`NOPROTO`)
-//! gets the RESP2 sequence instead: `AUTH`, `CLIENT SETNAME`, `SELECT`. `CLIENT TRACKING ON …`
-//! comes last when configured. The same steps run on every reconnect, so credentials, the
+//! gets the RESP2 sequence instead: `AUTH`, `CLIENT SETNAME`, `SELECT`. `READONLY` (a cluster
+//! node's connection that may read from a replica) and `CLIENT TRACKING ON …` come last when
+//! configured. The same steps run on every reconnect, so credentials, the
 //! database and tracking survive a lost connection.
 
 use crate::config::Protocol;
@@ -25,6 +26,7 @@ enum StepKind {
     Auth,
     SetName,
     Select,
+    ReadOnly,
     Tracking,
     Role,
 }
@@ -53,6 +55,9 @@ pub(crate) struct Credentials {
     pub password: Option<String>,
     pub client_name: Option<String>,
     pub db: i64,
+    /// `READONLY`: the connection may read from a cluster replica (a cluster client's
+    /// replica reads).
+    pub readonly: bool,
     /// `CLIENT TRACKING ON …`, when configured.
     pub tracking: Option<Cmd>,
     /// Send `ROLE` and accept only a node in this role: a primary ([`Role::Primary`], a
@@ -69,6 +74,7 @@ impl std::fmt::Debug for Credentials {
             .field("client_name", &self.client_name)
             .field("db", &self.db)
             .field("verify_role", &self.verify_role)
+            .field("readonly", &self.readonly)
             .finish()
     }
 }
@@ -126,6 +132,9 @@ impl Handshake {
         if creds.verify_role.is_some() {
             out.push(self.step(StepKind::Role, Cmd::new("ROLE")));
         }
+        if creds.readonly {
+            out.push(self.step(StepKind::ReadOnly, Cmd::new("READONLY")));
+        }
         if let Some(tracking) = &creds.tracking {
             out.push(self.step(StepKind::Tracking, tracking.clone()));
         }
@@ -147,6 +156,9 @@ impl Handshake {
         }
         if creds.verify_role.is_some() {
             out.push(self.step(StepKind::Role, Cmd::new("ROLE")));
+        }
+        if creds.readonly {
+            out.push(self.step(StepKind::ReadOnly, Cmd::new("READONLY")));
         }
         if let Some(tracking) = &creds.tracking {
             out.push(self.step(StepKind::Tracking, tracking.clone()));
@@ -222,6 +234,9 @@ fn refused(step: StepKind, err: Error, creds: &Credentials) -> Error {
         StepKind::Auth => "AUTH, with Config::username/password".to_owned(),
         StepKind::SetName => "CLIENT SETNAME, with Config::client_name".to_owned(),
         StepKind::Select => format!("SELECT {}, from Config::db or the URL", creds.db),
+        StepKind::ReadOnly => {
+            "READONLY, for ClusterBuilder::read_from_replicas (a cluster node)".to_owned()
+        }
         StepKind::Tracking => "CLIENT TRACKING, from Config::tracking".to_owned(),
         StepKind::Role => "ROLE, checking that Sentinel's address is the primary's".to_owned(),
     };
@@ -284,6 +299,7 @@ mod tests {
             password: Some("pw".into()),
             client_name: Some("svc".into()),
             db: 3,
+            readonly: false,
             tracking: None,
             verify_role: None,
         }
@@ -405,6 +421,58 @@ mod tests {
         };
         let (_, cmds) = Handshake::start(&c);
         assert_eq!(names(&cmds), ["AUTH p"]);
+    }
+
+    /// `READONLY` (replica reads on a cluster) is connection state: sent by the handshake, so
+    /// every reconnect sends it again, in both protocols, before tracking.
+    #[test]
+    fn readonly_is_part_of_the_handshake_in_both_protocols() {
+        let c = Credentials {
+            readonly: true,
+            tracking: Some(Cmd::new("CLIENT").arg("TRACKING").arg("ON")),
+            ..creds()
+        };
+        let (mut hs, cmds) = Handshake::start(&c);
+        assert_eq!(
+            names(&cmds),
+            [
+                "HELLO 3 AUTH app pw SETNAME svc",
+                "SELECT 3",
+                "READONLY",
+                "CLIENT TRACKING ON"
+            ]
+        );
+        let unknown = Err(Error::server_from_line("ERR unknown command 'HELLO'"));
+        let Outcome::Send(resp2) = hs.on_reply(cmds[0].1, unknown, &c) else {
+            panic!()
+        };
+        assert_eq!(
+            names(&resp2),
+            [
+                "AUTH app pw",
+                "CLIENT SETNAME svc",
+                "SELECT 3",
+                "READONLY",
+                "CLIENT TRACKING ON"
+            ]
+        );
+        // A server that refuses it (not in cluster mode) fails the connection, saying why.
+        let (mut hs, cmds) = Handshake::start(&Credentials {
+            readonly: true,
+            ..Default::default()
+        });
+        assert_eq!(names(&cmds), ["HELLO 3", "READONLY"]);
+        assert!(matches!(
+            hs.on_reply(cmds[0].1, Ok(Value::Map(vec![])), &c),
+            Outcome::Continue
+        ));
+        let refused = Err(Error::server_from_line(
+            "ERR This instance has cluster support disabled",
+        ));
+        let Outcome::Fail(e) = hs.on_reply(cmds[1].1, refused, &c) else {
+            panic!()
+        };
+        assert!(e.to_string().contains("read_from_replicas"), "{e}");
     }
 
     #[test]

@@ -293,21 +293,29 @@ impl Subscriptions {
     }
 
     /// The commands that restore every subscription on a new connection, with the number of
-    /// confirmations each gets and what each holds.
+    /// confirmations each gets and what each holds. Shard channels go one `SSUBSCRIBE` per
+    /// slot: a cluster node refuses one whose channels span slots (`CROSSSLOT`).
     pub fn restore(&self) -> Vec<(Cmd, usize, (SubKind, Vec<Bytes>))> {
+        let mut by_slot: std::collections::BTreeMap<u16, Vec<Bytes>> = Default::default();
+        for name in &self.shards {
+            by_slot
+                .entry(crate::route::slot::slot(name))
+                .or_default()
+                .push(name.clone());
+        }
         [
-            (SubKind::Channel, &self.channels),
-            (SubKind::Pattern, &self.patterns),
-            (SubKind::Shard, &self.shards),
+            (SubKind::Channel, self.channels.iter().cloned().collect()),
+            (SubKind::Pattern, self.patterns.iter().cloned().collect()),
         ]
         .into_iter()
-        .filter(|(_, set)| !set.is_empty())
-        .map(|(kind, set)| {
+        .chain(by_slot.into_values().map(|names| (SubKind::Shard, names)))
+        .filter(|(_, names): &(SubKind, Vec<Bytes>)| !names.is_empty())
+        .map(|(kind, names)| {
             let mut cmd = Cmd::new(kind.subscribe());
-            for name in set {
+            for name in &names {
                 cmd.push_arg(name);
             }
-            (cmd, set.len(), (kind, set.iter().cloned().collect()))
+            (cmd, names.len(), (kind, names))
         })
         .collect()
     }
@@ -470,5 +478,31 @@ mod tests {
         );
         assert_eq!(s.apply(SubKind::Pattern, false, &names(&["p*"])), 1);
         assert!(s.is_empty());
+    }
+
+    /// Shard channels are restored one `SSUBSCRIBE` per slot (a cluster node refuses one
+    /// across slots), channels of one slot together.
+    #[test]
+    fn shard_channels_restore_per_slot() {
+        let mut s = Subscriptions::default();
+        let names: Vec<Bytes> = ["{a}1", "{a}2", "{b}1", "c"]
+            .iter()
+            .map(|s| Bytes::copy_from_slice(s.as_bytes()))
+            .collect();
+        s.apply(SubKind::Shard, true, &names);
+        let mut restore: Vec<_> = s
+            .restore()
+            .into_iter()
+            .map(|(c, n, (kind, _))| (c.to_string(), n, kind))
+            .collect();
+        restore.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(
+            restore,
+            [
+                ("SSUBSCRIBE c".to_owned(), 1, SubKind::Shard),
+                ("SSUBSCRIBE {a}1 {a}2".to_owned(), 2, SubKind::Shard),
+                ("SSUBSCRIBE {b}1".to_owned(), 1, SubKind::Shard),
+            ]
+        );
     }
 }

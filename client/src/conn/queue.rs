@@ -111,6 +111,9 @@ pub(crate) struct Entry {
     /// For a subscribe: its kind and the names it adds, given back if the server refuses it
     /// (one error reply instead of a confirmation per name).
     pub subscribe: Option<(super::pubsub::SubKind, Vec<bytes::Bytes>)>,
+    /// For a `SUNSUBSCRIBE`: the channels whose confirmations are still due (empty: from all),
+    /// so a `sunsubscribe` the server sends on its own (a slot moved) is told apart.
+    pub sunsubscribe: Option<Vec<bytes::Bytes>>,
 }
 
 /// The in-flight entries (replies awaited, in wire order), the requests still waiting to be
@@ -150,6 +153,7 @@ impl Queue {
             expired: false,
             sent_at: None,
             subscribe: None,
+            sunsubscribe: None,
         });
     }
 

@@ -382,7 +382,7 @@ impl Session {
                         note!(after, Note::SubscriberLost(err.clone()));
                     }
                     if let Some(inbox) = &self.inbox {
-                        after.wakers.extend(inbox.lost(&err));
+                        after.wakers.extend(inbox.lost(&err).into_iter().flatten());
                     }
                 }
                 Event::Restored => {
@@ -398,6 +398,11 @@ impl Session {
                 Event::Report(err) => {
                     if let Some(inbox) = &self.inbox {
                         after.wakers.extend(inbox.report(err));
+                    }
+                }
+                Event::Dropped { names, reason } => {
+                    if let Some(inbox) = &self.inbox {
+                        after.wakers.extend(inbox.dropped(names, reason));
                     }
                 }
                 Event::Connected => {

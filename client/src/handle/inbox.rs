@@ -41,6 +41,27 @@ struct State {
     /// The connection's driver has stopped: nothing more will come.
     closed: bool,
     waker: Option<Waker>,
+    /// Set for a cluster's sharded subscriber: channels the server dropped go to its watcher
+    /// (which subscribes them again where they now live) instead of the reader.
+    watch: Option<Watch>,
+}
+
+/// What the watcher of a shared inbox ([`shared_inbox`]) has to act on.
+#[derive(Default)]
+pub(crate) struct Watch {
+    /// Shard channels the server unsubscribed or refused to restore.
+    pub dropped: Vec<bytes::Bytes>,
+    /// A connection was lost since the watcher last looked.
+    pub lost: bool,
+    /// The reader is gone: the watcher ends.
+    pub stopped: bool,
+    waker: Option<Waker>,
+}
+
+impl Watch {
+    fn has_news(&self) -> bool {
+        !self.dropped.is_empty() || self.lost || self.stopped
+    }
 }
 
 impl State {
@@ -61,6 +82,8 @@ impl State {
 struct Shared {
     state: Mutex<State>,
     limit: usize,
+    /// The connections' ends alive: the reader's stream ends once none is.
+    senders: std::sync::atomic::AtomicUsize,
 }
 
 impl Shared {
@@ -74,8 +97,18 @@ pub(crate) fn inbox(limit: usize) -> (InboxTx, InboxRx) {
     let shared = Arc::new(Shared {
         state: Mutex::default(),
         limit,
+        senders: 1.into(),
     });
     (InboxTx(shared.clone()), InboxRx(shared))
+}
+
+/// A queue fed by several connections (a cluster's sharded subscriber: one per node), with a
+/// watcher: shard channels a server drops and lost connections are for the watcher to act on
+/// ([`InboxRx::poll_watch`]), not reported to the reader as errors.
+pub(crate) fn shared_inbox(limit: usize) -> (InboxTx, InboxRx) {
+    let (tx, rx) = inbox(limit);
+    rx.0.lock().watch = Some(Watch::default());
+    (tx, rx)
 }
 
 /// The connection's end. Dropping it (the driver stopped) ends the reader's stream.
@@ -85,6 +118,26 @@ pub(crate) fn inbox(limit: usize) -> (InboxTx, InboxRx) {
 pub(crate) struct InboxTx(Arc<Shared>);
 
 impl InboxTx {
+    /// Another end for another connection feeding the same queue.
+    pub fn share(&self) -> InboxTx {
+        self.0
+            .senders
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        InboxTx(self.0.clone())
+    }
+
+    /// Shard channels the server dropped (`reason`: why): for the watcher when there is one
+    /// (it wakes), else reported to the reader. Returns the wakers to wake.
+    pub fn dropped(&self, names: Vec<bytes::Bytes>, reason: Error) -> Option<Waker> {
+        let mut s = self.0.lock();
+        if let Some(watch) = &mut s.watch {
+            watch.dropped.extend(names);
+            return watch.waker.take();
+        }
+        drop(s);
+        self.report(reason)
+    }
+
     /// Queues a message, or drops and counts it when the queue is full. A message is always
     /// taken when no other is queued, whatever its size, so one larger than the limit still
     /// reaches a reader that keeps up.
@@ -105,7 +158,8 @@ impl InboxTx {
 
     /// The connection holding the subscriptions is gone (reconnecting). Reported to the reader
     /// once per loss: until [`InboxTx::restored`], further calls only update the reason.
-    pub fn lost(&self, reason: &Error) -> Option<Waker> {
+    /// Returns the wakers to wake (the watcher's, the reader's).
+    pub fn lost(&self, reason: &Error) -> [Option<Waker>; 2] {
         // The reason's own words and cause, not its display ("connection error: …" again).
         let (why, source) = match reason {
             Error::Connection {
@@ -122,16 +176,20 @@ impl InboxTx {
             source,
         };
         let mut s = self.0.lock();
+        let watcher = s.watch.as_mut().and_then(|w| {
+            w.lost = true;
+            w.waker.take()
+        });
         let was_down = s.down.replace(err.clone()).is_some();
         if was_down {
-            return None;
+            return [watcher, None];
         }
         s.mark_drops();
         // Two losses with nothing in between read as one: the queue cannot fill with them.
         if !matches!(s.events.back(), Some(Event::Error(_))) {
             s.events.push_back(Event::Error(err));
         }
-        s.wake()
+        [watcher, s.wake()]
     }
 
     /// Something the reader must hear of, in order with the messages (a subscription that could
@@ -152,6 +210,14 @@ impl InboxTx {
 
 impl Drop for InboxTx {
     fn drop(&mut self) {
+        if self
+            .0
+            .senders
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel)
+            > 1
+        {
+            return;
+        }
         let waker = {
             let mut s = self.0.lock();
             s.closed = true;
@@ -191,6 +257,39 @@ impl InboxRx {
             Event::Dropped(dropped) => Err(Error::Lagged { dropped }),
             Event::Error(e) => Err(e),
         }))
+    }
+
+    /// Another reader's end of the same queue (for a connection of a shared inbox; only one
+    /// end is read).
+    pub fn share(&self) -> InboxRx {
+        InboxRx(self.0.clone())
+    }
+
+    /// For the watcher of a [`shared_inbox`]: what happened since it last looked, or `Pending`
+    /// (it is woken when something does).
+    pub fn poll_watch(&self, cx: &mut Context<'_>) -> Poll<Watch> {
+        let mut s = self.0.lock();
+        let Some(watch) = &mut s.watch else {
+            return Poll::Pending;
+        };
+        if watch.has_news() {
+            return Poll::Ready(Watch {
+                dropped: std::mem::take(&mut watch.dropped),
+                lost: std::mem::take(&mut watch.lost),
+                stopped: watch.stopped,
+                waker: None,
+            });
+        }
+        watch.waker = Some(cx.waker().clone());
+        Poll::Pending
+    }
+
+    /// Tells the watcher to end (the reader is gone); returns its waker.
+    pub fn stop_watch(&self) -> Option<Waker> {
+        let mut s = self.0.lock();
+        let watch = s.watch.as_mut()?;
+        watch.stopped = true;
+        watch.waker.take()
     }
 
     /// Why the connection is down, while it is.

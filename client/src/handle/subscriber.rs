@@ -28,7 +28,11 @@ pub use crate::conn::{Message, SubKind, INVALIDATE_CHANNEL};
 ///   ([`Config::subscriber_queue_limit`], 32 MiB by default) and `dropped` messages were
 ///   dropped here. The subscriber goes on.
 /// * `Err(`[`Error::Server`]`)`: after a reconnect the server refused to restore some
-///   subscriptions (its ACL changed); the error names them, and they are no longer held.
+///   subscriptions (its ACL changed; a cluster node whose slot moved answers `MOVED`); the
+///   error names them, and they are no longer held. Also, on a cluster node, when the server
+///   unsubscribes shard channels itself because their slot moved to another node (kind
+///   `MOVED`, naming the channel): subscribe there, or use
+///   [`ClusterClient::subscriber`](crate::ClusterClient::subscriber), which follows them.
 /// * The end of the stream (or `Err(Error::Connection)` from `next_message`, every time): the
 ///   engine driving the subscriber has stopped (on [`Engine::Task`](crate::Engine::Task): the
 ///   runtime the client was made on has shut down); nothing more will come.
@@ -87,6 +91,12 @@ impl Client {
         let config = self.config().clone();
         let (tx, rx) = inbox(config.subscriber_queue_limit);
         Subscriber::on(self.sibling(config)?, tx, rx)
+    }
+
+    /// A subscriber on a new connection whose messages go to a queue shared with other
+    /// connections (a cluster's sharded subscriber: one per node, one reader).
+    pub(crate) fn subscriber_into(&self, tx: InboxTx, rx: InboxRx) -> Result<Subscriber> {
+        Subscriber::on(self.sibling(self.config().clone())?, tx, rx)
     }
 }
 

@@ -32,6 +32,8 @@ pub(super) struct Core {
     use_slots: Arc<AtomicBool>,
     /// Turns for keyless commands among the primaries.
     next_primary: AtomicUsize,
+    /// Turns for reads among a shard's replicas.
+    next_replica: AtomicUsize,
     /// Hand-built commands the server said have no key arguments (by name, with their
     /// subcommand), so they are not asked about again.
     pub keyless: Mutex<HashSet<Vec<u8>>>,
@@ -59,6 +61,7 @@ impl Core {
             tls,
             use_slots: Arc::new(AtomicBool::new(false)),
             next_primary: AtomicUsize::new(0),
+            next_replica: AtomicUsize::new(0),
             keyless: Mutex::default(),
         }
     }
@@ -67,6 +70,38 @@ impl Core {
     #[inline]
     pub fn primary(&self, slot: u16) -> Option<(NodeAddr, Client)> {
         self.topology.with_view(|v| v.primary(slot).cloned())
+    }
+
+    /// A replica of the shard serving `slot`, in turn among its healthy ones, connected ones
+    /// first (a replica whose connection is down is tried only when none is up, so one that
+    /// died costs a failed connect, not every read); `None` when the shard has no healthy
+    /// replica (the read goes to the primary).
+    pub fn replica(&self, slot: u16) -> Option<(NodeAddr, Client)> {
+        let healthy: Vec<NodeAddr> = self.topology.with_view(|v| {
+            let shard = v.map.shards().get(v.map.shard_index(slot)?)?;
+            Some(
+                shard
+                    .replicas
+                    .iter()
+                    .filter(|n| n.healthy)
+                    .map(|n| n.addr.clone())
+                    .collect(),
+            )
+        })?;
+        if healthy.is_empty() {
+            return None;
+        }
+        let turn = self.next_replica.fetch_add(1, Ordering::Relaxed);
+        let clients: Vec<(NodeAddr, Client)> = healthy
+            .into_iter()
+            .filter_map(|a| self.nodes.get(&a).ok().map(|c| (a, c)))
+            .collect();
+        let up: Vec<&(NodeAddr, Client)> =
+            clients.iter().filter(|(_, c)| c.is_connected()).collect();
+        if !up.is_empty() {
+            return up.get(turn % up.len()).map(|&n| n.clone());
+        }
+        clients.get(turn % clients.len().max(1)).cloned()
     }
 
     /// A primary, in turn (for a command with no key).

@@ -24,9 +24,11 @@ mod nodes;
 mod pipeline;
 pub(crate) mod scan;
 mod send;
+mod subscriber;
 mod topology;
 
 use self::core::Core;
+pub use self::subscriber::ClusterSubscriber;
 use crate::callable::{Prepared, Request};
 use crate::client::{Call, OnReply, Resume};
 use crate::config::{Addr, Config};
@@ -106,6 +108,13 @@ const DEFAULT_REFRESH: Duration = Duration::from_secs(60);
 ///   sent it; the client's own — connection lost, timeout — as an error whose kind is
 ///   `CONNECTION`, `TIMEOUT`, `PROTOCOL` or `CLIENT`); when every command failed that way the
 ///   call fails with the error itself, as on one connection.
+/// * **Replica reads** ([`ClusterBuilder::read_from_replicas`], off by default): commands the
+///   spec flags `readonly` go to the shard's replicas (stale reads accepted), others to its
+///   primary.
+/// * **Sharded pub/sub**: [`ClusterClient::subscriber`] ([`ClusterSubscriber`]): `SSUBSCRIBE`
+///   on the node owning each channel's slot, kept there as slots move and nodes fail over.
+///   `PUBLISH` goes to any primary (the cluster forwards it everywhere); `SPUBLISH` goes to
+///   the primary of its channel's slot (the spec's `not_key` key spec, read like a key).
 /// * **Transactions** must have every key in one slot (else [`Error::Client`] naming
 ///   `CROSSSLOT`) and run on that node. One whose slot moved (the node redirects its queued
 ///   commands and aborts it: nothing ran) is sent again whole to the new node.
@@ -257,7 +266,7 @@ impl ClusterClient {
             Err(e) => return Call::failed(e),
         };
         let deadline = core.start_call();
-        match send::first_node(core, &target) {
+        match self.first_node(&cmd, &target) {
             Some((node, client)) => {
                 let prepared = Prepared {
                     payload: Payload::One(cmd.clone()),
@@ -274,6 +283,21 @@ impl ClusterClient {
                 })
             }
             None => Call::later(send::run(core.clone(), target, cmd, deadline, None)),
+        }
+    }
+
+    /// The node a single command is sent to first, by the map: for a read the spec flags
+    /// `readonly` with replica reads on, a replica of the slot's shard (its error hands the
+    /// call on to `send::then`, which falls back to the primary when the replica could not be
+    /// reached and follows its `MOVED`); else `target`'s primary.
+    #[inline]
+    fn first_node(&self, cmd: &Cmd, target: &Target) -> Option<(NodeAddr, Client)> {
+        let core = &self.core;
+        match *target {
+            Target::Slot(slot) if core.read_from_replicas && cmd.flags().readonly => core
+                .replica(slot)
+                .or_else(|| send::first_node(core, target)),
+            _ => send::first_node(core, target),
         }
     }
 
@@ -330,7 +354,7 @@ impl ClusterClient {
         let core = &self.core;
         let fast = match (crate::route::route(&cmd), self.plan(&cmd)) {
             (Ok(Route::Shared), Ok(Some(target))) => {
-                send::first_node(core, &target).map(|node| (target, node))
+                self.first_node(&cmd, &target).map(|node| (target, node))
             }
             (Err(e), _) | (_, Err(e)) => return answer(Err(e)),
             _ => None,
@@ -474,6 +498,23 @@ impl ClusterBuilder {
     }
 
     /// Lets replicas serve read-only commands (default `false`: everything goes to primaries).
+    ///
+    /// With `true`, a single command the spec flags `readonly` (`GET`, `MGET` in one slot,
+    /// `HGETALL`, `ZRANGE`…: [`CmdFlags::readonly`](crate::CmdFlags), which the generated
+    /// methods set) goes to a replica of its slot's shard, in turn among the replicas the map
+    /// says are healthy (connected ones first). Every node connection sends `READONLY` in its
+    /// handshake, so it holds after a reconnect (callers cannot send `READONLY` themselves).
+    /// The read falls back to the primary when the shard has no healthy replica or the
+    /// replica's connection could not be made (nothing was sent); a `MOVED` from a replica is
+    /// followed as any other. Writes, commands without the flag (a [`cmd!`](crate::cmd!)
+    /// unless [`Cmd::with_flags`](crate::Cmd::with_flags) says so), pipelines and
+    /// transactions stay on primaries.
+    ///
+    /// **Staleness.** Replication is asynchronous: a read from a replica may miss writes the
+    /// primary acknowledged a moment ago, including the caller's own (read-your-writes does not
+    /// hold), and two reads may go to different replicas and see the data go back in time.
+    /// After a failover or while a replica resyncs, its data may lag further (a replica that
+    /// is still loading answers `LOADING`, retried). Use it for reads that tolerate that.
     pub fn read_from_replicas(mut self, yes: bool) -> ClusterBuilder {
         self.read_from_replicas = yes;
         self
@@ -513,7 +554,11 @@ impl ClusterBuilder {
             }
         }
         let placement = Placement::here(self.config.engine)?;
-        let nodes = nodes::Nodes::new(self.config, placement);
+        let mut config = self.config;
+        // Every node's connection says READONLY in its handshake (so it is said again on each
+        // reconnect): a replica then serves reads; on a primary it changes nothing.
+        config.readonly = self.read_from_replicas;
+        let nodes = nodes::Nodes::new(config, placement);
         // The seeds' clients now: the configuration and engine are checked here.
         for seed in &seeds {
             nodes.get(seed)?;
