@@ -115,7 +115,8 @@ use handle::{
 pub use bytes::Bytes;
 pub use callable::Callable;
 pub use client::{Call, Client, OnReply};
-pub use cluster::{ClusterBuilder, ClusterClient, ClusterSubscriber};
+pub use cluster::subscriber::ClusterSubscriber;
+pub use cluster::{ClusterBuilder, ClusterClient};
 pub use cmd::{Cmd, CmdFlags};
 pub use commands::{Commands, Dispatch, UnixTime};
 pub use config::{Addr, Config, Engine, Protocol, Tracking};
@@ -134,9 +135,9 @@ pub use resp::{Limits, Parser};
 pub use ringdis_macros::FromRedis;
 #[doc = include_str!("derive_to_redis.md")]
 pub use ringdis_macros::ToRedis;
+pub use route::keyslot::slot;
 #[doc(hidden)]
 pub use route::probe as __route;
-pub use route::slot::slot;
 #[doc(hidden)]
 pub use route::topology::probe as __topology;
 pub use scan::ScanStream;

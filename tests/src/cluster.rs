@@ -617,6 +617,31 @@ impl Cluster {
             }
         }
         let (_, summary) = first.ok_or("no node is alive")?;
+        // `CLUSTER SHARDS` groups nodes by shard id, which a new replica learns by gossip after
+        // `CLUSTER NODES` already shows it replicating (Valkey lists it alone meanwhile): every
+        // live replica must sit in its primary's shard, as every node answers.
+        for n in self.live() {
+            let shards = shards_view(n.port)?;
+            for s in summary
+                .iter()
+                .filter(|s| !s.primary && self.is_live_id(&s.id))
+            {
+                let Some(of) = &s.of else { continue };
+                if !self.is_live_id(of) {
+                    continue;
+                }
+                if !shards
+                    .iter()
+                    .any(|ids| ids.contains(&s.id) && ids.contains(of))
+                {
+                    return Err(format!(
+                        "node {}'s CLUSTER SHARDS does not yet list replica {} in its primary \
+                         {of}'s shard",
+                        n.port, s.id
+                    ));
+                }
+            }
+        }
         let mut covered = 0u32;
         for s in summary.iter().filter(|s| s.primary) {
             let n: u32 = s.slots.iter().map(|&(a, b)| u32::from(b - a) + 1).sum();
@@ -1009,6 +1034,49 @@ fn parse_nodes(text: &str) -> Result<Vec<Entry>, String> {
 
 fn nodes_view(port: u16) -> Result<Vec<Entry>, String> {
     parse_nodes(&text(&call(port, &["CLUSTER", "NODES"])?)?)
+}
+
+/// The node ids of each shard of `CLUSTER SHARDS` (RESP2: flat arrays of names and values).
+fn shards_view(port: u16) -> Result<Vec<BTreeSet<String>>, String> {
+    fn pairs(v: &Value) -> Result<Vec<(String, &Value)>, String> {
+        match v {
+            Value::Array(items) => items
+                .chunks(2)
+                .map(|kv| match kv {
+                    [k, v] => Ok((text(k)?, v)),
+                    _ => Err("an odd CLUSTER SHARDS field list".to_owned()),
+                })
+                .collect(),
+            other => Err(format!(
+                "expected a CLUSTER SHARDS field list, got {other:?}"
+            )),
+        }
+    }
+    let reply = call(port, &["CLUSTER", "SHARDS"])?;
+    let Value::Array(shards) = &reply else {
+        return Err(format!("CLUSTER SHARDS gave {reply:?}"));
+    };
+    let mut out = Vec::new();
+    for shard in shards {
+        let mut ids = BTreeSet::new();
+        for (name, value) in pairs(shard)? {
+            if name != "nodes" {
+                continue;
+            }
+            let Value::Array(nodes) = value else {
+                return Err(format!("CLUSTER SHARDS nodes: {value:?}"));
+            };
+            for node in nodes {
+                for (field, v) in pairs(node)? {
+                    if field == "id" {
+                        ids.insert(text(v)?);
+                    }
+                }
+            }
+        }
+        out.push(ids);
+    }
+    Ok(out)
 }
 
 fn cluster_info(port: u16) -> Result<BTreeMap<String, String>, String> {

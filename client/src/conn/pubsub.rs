@@ -299,7 +299,7 @@ impl Subscriptions {
         let mut by_slot: std::collections::BTreeMap<u16, Vec<Bytes>> = Default::default();
         for name in &self.shards {
             by_slot
-                .entry(crate::route::slot::slot(name))
+                .entry(crate::route::keyslot::slot(name))
                 .or_default()
                 .push(name.clone());
         }

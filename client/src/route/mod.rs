@@ -71,7 +71,9 @@
 pub(crate) mod aggregate;
 mod blocking;
 pub(crate) mod keys;
+pub(crate) mod keyslot;
 pub(crate) mod plan;
+pub(crate) mod policy;
 pub mod probe;
 pub(crate) mod redirect;
 pub(crate) mod slot;
@@ -80,8 +82,8 @@ pub(crate) mod tips;
 pub(crate) mod topology;
 
 use crate::{Cmd, Error, Result};
+use policy::{RequestPolicy, ResponsePolicy};
 use std::time::Duration;
-use tips::{RequestPolicy, ResponsePolicy};
 
 // Checked in (`scripts/generate` rewrites it; codegen's `checked_in` test keeps it fresh).
 include!("../generated/spec_flags.rs");

@@ -24,11 +24,10 @@ mod nodes;
 mod pipeline;
 pub(crate) mod scan;
 mod send;
-mod subscriber;
+pub(crate) mod subscriber;
 mod topology;
 
 use self::core::Core;
-pub use self::subscriber::ClusterSubscriber;
 use crate::callable::{Prepared, Request};
 use crate::client::{Call, OnReply, Resume};
 use crate::config::{Addr, Config};
@@ -111,7 +110,7 @@ const DEFAULT_REFRESH: Duration = Duration::from_secs(60);
 /// * **Replica reads** ([`ClusterBuilder::read_from_replicas`], off by default): commands the
 ///   spec flags `readonly` go to the shard's replicas (stale reads accepted), others to its
 ///   primary.
-/// * **Sharded pub/sub**: [`ClusterClient::subscriber`] ([`ClusterSubscriber`]): `SSUBSCRIBE`
+/// * **Sharded pub/sub**: [`ClusterClient::subscriber`] ([`ClusterSubscriber`](crate::ClusterSubscriber)): `SSUBSCRIBE`
 ///   on the node owning each channel's slot, kept there as slots move and nodes fail over.
 ///   `PUBLISH` goes to any primary (the cluster forwards it everywhere); `SPUBLISH` goes to
 ///   the primary of its channel's slot (the spec's `not_key` key spec, read like a key).

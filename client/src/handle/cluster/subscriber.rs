@@ -26,11 +26,11 @@ const MAX_REDIRECTS: u32 = 5;
 /// Sharded pub/sub on a cluster: [`ClusterClient::subscriber`].
 ///
 /// [`ssubscribe`](ClusterSubscriber::ssubscribe) subscribes each shard channel on the primary
-/// that owns its slot (one connection per node in use, made from the cluster's [`Config`]
+/// that owns its slot (one connection per node in use, made from the cluster's [`Config`](crate::Config)
 /// (crate::Config), on its engine); messages from every node arrive on one stream of
 /// `Result<`[`Message`]`>`, the same items as a [`Subscriber`]'s (read it as a
 /// [`Stream`](futures_core::Stream) or with [`next_message`](ClusterSubscriber::next_message)).
-/// The queue is bounded as a [`Subscriber`]'s ([`Config::subscriber_queue_limit`]
+/// The queue is bounded as a [`Subscriber`]'s ([`Config::subscriber_queue_limit`](crate::Config::subscriber_queue_limit)
 /// (crate::Config::subscriber_queue_limit), [`Error::Lagged`] for drops).
 ///
 /// The subscriber keeps every channel asked for on the node serving it, by itself:
