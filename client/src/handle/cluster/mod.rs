@@ -308,10 +308,11 @@ impl ClusterClient {
             return self.async_one(cmd, callback);
         }
         let call: Call<Value> = self.call_request(request);
+        let core = self.core.clone();
         drive::spawn(async move {
             let reply = call.await;
             if let Some(cb) = callback {
-                cb(reply);
+                core.answer(cb, reply);
             }
         });
     }
@@ -322,9 +323,10 @@ impl ClusterClient {
     where
         F: FnOnce(Result<Value>) + Send + 'static,
     {
+        let on = self.core.clone();
         let answer = move |reply: Result<Value>| {
             if let Some(cb) = callback {
-                cb(reply);
+                on.answer(cb, reply);
             }
         };
         let core = &self.core;
@@ -364,7 +366,11 @@ impl ClusterClient {
     /// The sum of every node's connection counters (see [`Stats`]), nodes let go included;
     /// each redirect a node answered counts in its `redirects`.
     pub fn stats(&self) -> Stats {
-        self.core.nodes.stats()
+        let mut stats = self.core.nodes.stats();
+        stats.callback_panics = stats
+            .callback_panics
+            .saturating_add(self.core.callback_panics());
+        stats
     }
 
     // ----- the internal API the other cluster features build on ------------------------------

@@ -1,0 +1,194 @@
+//! Review of #14 (ClusterClient, Sentinel): each test proves a fault found in review is gone.
+//! One cluster per test function (Redis 7.0), its cells (engines × protocols) run one after
+//! another on it.
+
+mod support;
+
+use ringdis::{cmd, ClusterClient, Commands, Config, Engine, Protocol, Value};
+use ringdis_tests::{Cluster, ClusterNode, ServerKind};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use support::{engines, PROTOCOLS};
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime")
+}
+
+/// A cluster that fails nothing over by mistake on a loaded machine.
+fn steady() -> Cluster {
+    Cluster::builder(ServerKind::Redis)
+        .node_timeout(Duration::from_secs(5))
+        .start()
+}
+
+fn client(
+    cluster: &Cluster,
+    engine: Engine,
+    protocol: Protocol,
+    timeout: Duration,
+) -> ClusterClient {
+    let seeds = cluster.seed_urls();
+    let config = Config::from_url(&seeds[0])
+        .expect("seed URL")
+        .engine(engine)
+        .protocol(protocol)
+        .command_timeout(Some(timeout))
+        .connect_timeout(Duration::from_secs(1));
+    ClusterClient::builder(config)
+        .seeds(&seeds)
+        .build()
+        .expect("cluster client")
+}
+
+/// Every (engine, protocol) cell.
+fn cells() -> Vec<(Engine, Protocol)> {
+    engines()
+        .into_iter()
+        .flat_map(|e| PROTOCOLS.into_iter().map(move |p| (e, p)))
+        .collect()
+}
+
+/// A key (with `prefix`) whose slot `node` serves.
+fn key_on(cluster: &Cluster, node: &ClusterNode, prefix: &str) -> String {
+    let slots = cluster.slots_of(node);
+    (0..100_000)
+        .map(|i| format!("{prefix}:{i}"))
+        .find(|k| {
+            let s = ringdis::slot(k.as_bytes());
+            slots.iter().any(|r| r.contains(&s))
+        })
+        .expect("a key on the node")
+}
+
+/// A primary other than `not`.
+fn other_primary<'a>(cluster: &'a Cluster, not: &ClusterNode) -> &'a ClusterNode {
+    cluster
+        .primaries()
+        .into_iter()
+        .find(|p| p.id() != not.id())
+        .expect("another primary")
+}
+
+/// `node`'s `blocked_clients` (INFO clients).
+fn blocked_clients(node: &ClusterNode) -> i64 {
+    let info = match node.call(&["INFO", "clients"]) {
+        Ok(Value::Bulk(b)) => String::from_utf8_lossy(&b).into_owned(),
+        Ok(Value::Verbatim { text, .. }) => String::from_utf8_lossy(&text).into_owned(),
+        other => panic!("INFO clients: {other:?}"),
+    };
+    info.lines()
+        .find_map(|l| l.strip_prefix("blocked_clients:"))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("blocked_clients")
+}
+
+/// Waits (bounded) until `cond` holds.
+fn until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !cond() {
+        assert!(Instant::now() < deadline, "never: {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Lead 1: a blocking command the owner redirected with `ASK` went to the importing node's
+/// shared connection (`ASKING` + `BLPOP` in one write): every other caller of that node waited
+/// behind it. It runs on a dedicated connection: a `GET` on the importing node answers while the
+/// `BLPOP` still blocks there, and the `BLPOP` gets the element pushed (through `ASK` too).
+#[test]
+fn ask_for_a_blocking_command_runs_on_a_dedicated_connection() {
+    let cluster = steady();
+    for (engine, protocol) in cells() {
+        let at = format!("{engine:?}/{protocol:?}");
+        let rt = runtime();
+        rt.block_on(async {
+            let db = client(&cluster, engine, protocol, Duration::from_secs(10));
+            let p = ringdis_tests::unique("askblock");
+            let list = format!("{{{p}}}:list");
+            let slot = cluster.keyslot(&list);
+            let from = cluster.primary_of_slot(slot);
+            let to = other_primary(&cluster, from);
+            let other = key_on(&cluster, to, &format!("{p}:other"));
+            db.set(&other, "here").await.unwrap();
+            assert_eq!(blocked_clients(to), 0, "{at}");
+            let migration = cluster.start_migration(slot, to).expect("a migration");
+            let done = Arc::new(AtomicBool::new(false));
+            let popped = {
+                let (db, list, done) = (db.clone(), list.clone(), done.clone());
+                tokio::spawn(async move {
+                    let r: ringdis::Result<Value> = db.call(cmd!("BLPOP", &list, 4)).await;
+                    done.store(true, Ordering::SeqCst);
+                    r
+                })
+            };
+            // The owner has no such list: ASK to `to`, where it blocks (the BLPOP runs on the
+            // runtime's workers; this thread only waits).
+            until("BLPOP blocks on the importing node", || {
+                blocked_clients(to) == 1
+            });
+            let v: String = db.get(&other).decode().await.unwrap();
+            assert_eq!(v, "here", "{at}");
+            assert!(
+                !done.load(Ordering::SeqCst),
+                "{at}: the GET waited behind the BLPOP on the node's shared connection"
+            );
+            assert_eq!(db.rpush(&list, "x").await, Ok(1), "{at}");
+            let r = popped
+                .await
+                .unwrap()
+                .unwrap_or_else(|e| panic!("{at}: {e}"));
+            assert_eq!(
+                r,
+                Value::Array(vec![
+                    Value::Bulk(list.clone().into()),
+                    Value::Bulk("x".into())
+                ]),
+                "{at}"
+            );
+            migration.finish();
+        });
+    }
+}
+
+/// Lead 2: an `async_call` callback that panicked after the call went through the cluster's
+/// own path (no map yet, a redirect, a pipeline) was caught but not counted in
+/// `Stats::callback_panics`. It is counted, and the client carries on.
+#[test]
+fn a_panicking_async_call_callback_is_counted_on_every_path() {
+    let cluster = steady();
+    for engine in engines() {
+        let at = format!("{engine:?}");
+        let rt = runtime();
+        rt.block_on(async {
+            let db = client(&cluster, engine, Protocol::Resp3, Duration::from_secs(5));
+            let p = ringdis_tests::unique("panics");
+            // No map yet: the call discovers the cluster first.
+            db.async_call(
+                cmd!("GET", format!("{p}:a")),
+                |_: ringdis::Result<Value>| panic!("a callback that panics (on purpose)"),
+            );
+            until("the first panic is counted", || {
+                db.stats().callback_panics == 1
+            });
+            // A pipeline.
+            let mut pipe = db.pipeline();
+            pipe.add(cmd!("SET", format!("{p}:b"), 1))
+                .add(cmd!("GET", format!("{p}:c")));
+            db.async_call(pipe, |_: ringdis::Result<Value>| {
+                panic!("a callback that panics (on purpose)")
+            });
+            // The fast path (the map known): the node's connection runs it.
+            db.async_call(
+                cmd!("GET", format!("{p}:d")),
+                |_: ringdis::Result<Value>| panic!("a callback that panics (on purpose)"),
+            );
+            until("every panic is counted", || db.stats().callback_panics == 3);
+            assert_eq!(db.incr(format!("{p}:n")).await, Ok(1), "{at}: carries on");
+        });
+    }
+}
