@@ -192,3 +192,41 @@ fn a_panicking_async_call_callback_is_counted_on_every_path() {
         });
     }
 }
+
+/// A transaction whose slot is migrating and whose key already moved: the owner answers `ASK`
+/// to its queued command and aborts it (nothing ran). It was sent again to the owner, which
+/// answered `ASK` again, until the command timeout ended it with that `ASK` as its error. It
+/// follows the `ASK` (`ASKING`, then the transaction, on the importing node) and runs there.
+#[test]
+fn a_transaction_follows_ask_during_a_migration() {
+    let cluster = steady();
+    for (engine, protocol) in cells() {
+        let at = format!("{engine:?}/{protocol:?}");
+        let rt = runtime();
+        rt.block_on(async {
+            let db = client(&cluster, engine, protocol, Duration::from_secs(2));
+            let p = ringdis_tests::unique("txask");
+            let (k1, k2) = (format!("{{{p}}}:1"), format!("{{{p}}}:2"));
+            db.set(&k1, 10).await.unwrap();
+            db.set(&k2, 20).await.unwrap();
+            let slot = cluster.keyslot(&k1);
+            let from = cluster.primary_of_slot(slot);
+            let to = other_primary(&cluster, from);
+            let mut migration = cluster.start_migration(slot, to).expect("a migration");
+            assert!(migration.move_key(&k1), "{at}");
+            let started = Instant::now();
+            let mut tx = db.transaction();
+            tx.add(cmd!("INCR", &k1));
+            let r: ringdis::Result<(i64,)> = tx.query().await;
+            assert_eq!(r, Ok((11,)), "{at}: in {:?}", started.elapsed());
+            // A key still on the owner: the transaction runs there.
+            let mut tx = db.transaction();
+            tx.add(cmd!("INCR", &k2));
+            let r: ringdis::Result<(i64,)> = tx.query().await;
+            assert_eq!(r, Ok((21,)), "{at}");
+            migration.finish();
+            let v: i64 = db.get(&k1).decode().await.unwrap();
+            assert_eq!(v, 11, "{at}: ran once");
+        });
+    }
+}

@@ -108,7 +108,9 @@ const DEFAULT_REFRESH: Duration = Duration::from_secs(60);
 ///   call fails with the error itself, as on one connection.
 /// * **Transactions** must have every key in one slot (else [`Error::Client`] naming
 ///   `CROSSSLOT`) and run on that node. One whose slot moved (the node redirects its queued
-///   commands and aborts it: nothing ran) is sent again whole to the new node.
+///   commands and aborts it: nothing ran) is sent again whole to the new node; one whose slot
+///   is migrating, with a key already moved (`ASK`), runs whole on the importing node after
+///   `ASKING`.
 /// * `READONLY`, `READWRITE` and `ASKING` stay refused to callers: the client sends `ASKING`
 ///   itself, and the connection state of the other two would leak to every caller.
 ///
