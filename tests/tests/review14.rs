@@ -230,3 +230,54 @@ fn a_transaction_follows_ask_during_a_migration() {
         });
     }
 }
+
+/// `WATCH` on a cluster: the gate refused it pointing to `Client::watch_transaction`, which a
+/// `ClusterClient` did not have. It has one: run by the slot's primary, following a `MOVED` of
+/// the `WATCH` (a stale map), refusing watched keys in different slots before sending.
+#[test]
+fn watch_transaction_on_a_cluster() {
+    let cluster = steady();
+    for engine in engines() {
+        let at = format!("{engine:?}");
+        let rt = runtime();
+        rt.block_on(async {
+            let db = client(&cluster, engine, Protocol::Resp3, Duration::from_secs(5));
+            let p = ringdis_tests::unique("watch");
+            let key = format!("{{{p}}}:n");
+            db.set(&key, 21).await.unwrap();
+            let double = |conn: ringdis::Client| {
+                let key = key.clone();
+                async move {
+                    let n: i64 = conn.get(&key).decode().await?;
+                    let mut tx = conn.transaction();
+                    tx.add(cmd!("SET", &key, n * 2));
+                    Ok(tx)
+                }
+            };
+            let r: ringdis::Result<(String,)> = db.watch_transaction(&key, double).await;
+            assert_eq!(r, Ok(("OK".to_owned(),)), "{at}");
+            // The slot moves behind the client's back: the WATCH is answered MOVED.
+            let slot = cluster.keyslot(&key);
+            cluster.migrate_slot(slot, other_primary(&cluster, cluster.primary_of_slot(slot)));
+            let before = db.stats().redirects;
+            let r: ringdis::Result<(String,)> = db.watch_transaction(&key, double).await;
+            assert_eq!(r, Ok(("OK".to_owned(),)), "{at}: after MOVED");
+            assert!(db.stats().redirects > before, "{at}: through a MOVED");
+            let n: i64 = db.get(&key).decode().await.unwrap();
+            assert_eq!(n, 84, "{at}");
+            let r: ringdis::Result<(String,)> = db
+                .watch_transaction(vec![format!("{p}:a"), format!("{p}:b")], double)
+                .await;
+            assert!(
+                matches!(&r, Err(ringdis::Error::Client { message, .. }) if message.contains("CROSSSLOT")),
+                "{at}: {r:?}"
+            );
+            let refused: ringdis::Result<Value> = db.call(cmd!("WATCH", &key)).await;
+            assert!(
+                matches!(&refused, Err(ringdis::Error::Client { message, .. })
+                    if message.contains("ClusterClient::watch_transaction")),
+                "{at}: {refused:?}"
+            );
+        });
+    }
+}

@@ -25,6 +25,7 @@ mod pipeline;
 pub(crate) mod scan;
 mod send;
 mod topology;
+mod watch;
 
 use self::core::Core;
 use crate::callable::{Prepared, Request};
@@ -111,6 +112,8 @@ const DEFAULT_REFRESH: Duration = Duration::from_secs(60);
 ///   commands and aborts it: nothing ran) is sent again whole to the new node; one whose slot
 ///   is migrating, with a key already moved (`ASK`), runs whole on the importing node after
 ///   `ASKING`.
+/// * **`WATCH`**: [`watch_transaction`](ClusterClient::watch_transaction), on the keys of one
+///   slot, run by its node.
 /// * `READONLY`, `READWRITE` and `ASKING` stay refused to callers: the client sends `ASKING`
 ///   itself, and the connection state of the other two would leak to every caller.
 ///
