@@ -281,3 +281,60 @@ fn watch_transaction_on_a_cluster() {
         });
     }
 }
+
+/// Lead 4: a command the spec does not list (a module's) is routed by `COMMAND GETKEYS`
+/// against a real server (commands renamed with `rename-command` stand in for a module's):
+/// each goes straight to its key's node (no redirect), alone and in a pipeline; one whose keys
+/// span slots is refused before sending; one with no key goes to a primary.
+#[test]
+fn commands_the_spec_does_not_list_are_routed_by_the_server() {
+    let cluster = Cluster::builder(ServerKind::Redis)
+        .node_timeout(Duration::from_secs(5))
+        .arg("rename-command", "APPEND MODAPPEND")
+        .arg("rename-command", "MSETNX MODMSETNX")
+        .arg("rename-command", "ECHO MODECHO")
+        .start();
+    for engine in engines() {
+        let at = format!("{engine:?}");
+        let rt = runtime();
+        rt.block_on(async {
+            let db = client(&cluster, engine, Protocol::Resp3, Duration::from_secs(5));
+            let p = ringdis_tests::unique("getkeys");
+            db.set(format!("{p}:warm"), 1).await.unwrap();
+            let before = db.stats().redirects;
+            for i in 0..20 {
+                let n: i64 = db
+                    .call(cmd!("MODAPPEND", format!("{p}:{i}"), "ab"))
+                    .await
+                    .unwrap_or_else(|e| panic!("{at}: {e}"));
+                assert_eq!(n, 2, "{at}");
+            }
+            let mut pipe = db.pipeline();
+            for i in 0..20 {
+                pipe.add(cmd!("MODAPPEND", format!("{p}:{i}"), "c"));
+            }
+            let lens: Vec<i64> = pipe.query().await.unwrap_or_else(|e| panic!("{at}: {e}"));
+            assert_eq!(lens, vec![3; 20], "{at}");
+            assert_eq!(db.stats().redirects, before, "{at}: every one to its node");
+            let r: ringdis::Result<Value> = db
+                .call(cmd!("MODMSETNX", format!("{p}:a"), 1, format!("{p}:b"), 2))
+                .await;
+            assert!(
+                matches!(&r, Err(ringdis::Error::Client { message, .. }) if message.contains("CROSSSLOT")),
+                "{at}: {r:?}"
+            );
+            let r: i64 = db
+                .call(cmd!("MODMSETNX", format!("{{{p}}}:a"), 1, format!("{{{p}}}:b"), 2))
+                .await
+                .unwrap_or_else(|e| panic!("{at}: {e}"));
+            assert_eq!(r, 1, "{at}");
+            for _ in 0..2 {
+                let r: String = db
+                    .call(cmd!("MODECHO", "hi"))
+                    .await
+                    .unwrap_or_else(|e| panic!("{at}: {e}"));
+                assert_eq!(r, "hi", "{at}");
+            }
+        });
+    }
+}
