@@ -338,3 +338,122 @@ fn commands_the_spec_does_not_list_are_routed_by_the_server() {
         });
     }
 }
+
+/// Seeds that are no help come first: one dead (nothing listens), one that answers garbage to
+/// `CLUSTER SHARDS` and `CLUSTER SLOTS`. The client finds the cluster through the real seed
+/// after them, at once, and the garbage never reaches a caller.
+#[test]
+fn a_dead_seed_and_a_garbage_seed_before_a_good_one() {
+    let cluster = steady();
+    let garbage = ringdis_tests::FaultServer::start(|mut conn| {
+        if conn.handshake_resp2().is_none() {
+            return;
+        }
+        // Every command after the handshake: a reply of no use as a map.
+        loop {
+            conn.write(b"*2\r\n:7\r\n+not a map\r\n");
+            if conn.read_command().is_none() {
+                return;
+            }
+        }
+    });
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_port = dead.local_addr().unwrap().port();
+    drop(dead);
+    for engine in engines() {
+        let at = format!("{engine:?}");
+        let rt = runtime();
+        rt.block_on(async {
+            let config = Config::from_url(&format!("redis://127.0.0.1:{dead_port}"))
+                .unwrap()
+                .engine(engine)
+                .protocol(Protocol::Resp2)
+                .command_timeout(Some(Duration::from_secs(5)))
+                .connect_timeout(Duration::from_secs(1));
+            let db = ClusterClient::builder(config)
+                .seed(format!("127.0.0.1:{dead_port}"))
+                .seed(garbage.url())
+                .seed(&cluster.seed_urls()[0])
+                .build()
+                .unwrap();
+            let started = Instant::now();
+            let p = ringdis_tests::unique("seeds");
+            db.set(format!("{p}:k"), "v")
+                .await
+                .unwrap_or_else(|e| panic!("{at}: {e}"));
+            assert!(
+                started.elapsed() < Duration::from_secs(3),
+                "{at}: {:?}",
+                started.elapsed()
+            );
+            let v: String = db.get(format!("{p}:k")).decode().await.unwrap();
+            assert_eq!(v, "v", "{at}");
+        });
+    }
+}
+
+/// Two nodes that send a command to each other for ever (`MOVED` back and forth): the call
+/// ends after a bounded number of redirects, well within its timeout, with the last `MOVED`
+/// as its error — which said nothing of the loop; it says so now.
+#[test]
+fn a_moved_loop_between_two_nodes_ends() {
+    use std::sync::atomic::AtomicU16;
+    let ports = Arc::new([AtomicU16::new(0), AtomicU16::new(0)]);
+    let node = |me: usize| {
+        let ports = ports.clone();
+        ringdis_tests::FaultServer::start(move |mut conn| {
+            let Some(mut cmd) = conn.handshake_resp2() else {
+                return;
+            };
+            loop {
+                let (mine, other) = (
+                    ports[me].load(Ordering::SeqCst),
+                    ports[1 - me].load(Ordering::SeqCst),
+                );
+                let name = cmd
+                    .first()
+                    .map(|n| n.to_ascii_uppercase())
+                    .unwrap_or_default();
+                let second = cmd
+                    .get(1)
+                    .map(|n| n.to_ascii_uppercase())
+                    .unwrap_or_default();
+                if name == b"CLUSTER" && second == b"SHARDS" {
+                    conn.write(b"-ERR unknown subcommand 'SHARDS'\r\n");
+                } else if name == b"CLUSTER" {
+                    // This node owns every slot, by its own account.
+                    let r =
+                        format!("*1\r\n*3\r\n:0\r\n:16383\r\n*2\r\n$9\r\n127.0.0.1\r\n:{mine}\r\n");
+                    conn.write(r.as_bytes());
+                } else {
+                    let slot = cmd.get(1).map_or(0, |k| ringdis::slot(k));
+                    conn.write(format!("-MOVED {slot} 127.0.0.1:{other}\r\n").as_bytes());
+                }
+                match conn.read_command() {
+                    Some(c) => cmd = c,
+                    None => return,
+                }
+            }
+        })
+    };
+    let (a, b) = (node(0), node(1));
+    ports[0].store(a.port(), Ordering::SeqCst);
+    ports[1].store(b.port(), Ordering::SeqCst);
+    for engine in support::ring_engines() {
+        let config = Config::from_url(&a.url())
+            .unwrap()
+            .engine(engine)
+            .protocol(Protocol::Resp2)
+            .command_timeout(Some(Duration::from_secs(10)));
+        let db = ClusterClient::builder(config).build().unwrap();
+        let started = Instant::now();
+        let r: ringdis::Result<Value> = futures::executor::block_on(db.call(cmd!("GET", "k")));
+        let elapsed = started.elapsed();
+        assert!(
+            matches!(&r, Err(ringdis::Error::Server { kind, message })
+                if kind == "MOVED" && message.contains("redirected 16 times")),
+            "{engine:?}: {r:?}"
+        );
+        assert!(elapsed < Duration::from_secs(5), "{engine:?}: {elapsed:?}");
+    }
+}

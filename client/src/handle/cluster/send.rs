@@ -142,7 +142,7 @@ pub(super) async fn run(
                 Next::Redirect(r) => {
                     redirects += 1;
                     if redirects > MAX_REDIRECTS {
-                        return Err(err);
+                        return Err(too_many_redirects(err));
                     }
                     asking = r.kind == Redirect::Ask;
                     if !asking {
@@ -221,6 +221,21 @@ pub(super) async fn run(
             Ok(v) => return Ok(v),
             Err(e) => failed = Some((node, e)),
         }
+    }
+}
+
+/// The last redirect of a command that kept being redirected, saying so (nodes that disagree,
+/// or a slot that keeps moving).
+fn too_many_redirects(err: Error) -> Error {
+    match err {
+        Error::Server { kind, message } => Error::Server {
+            message: format!(
+                "{message} (the command was redirected {MAX_REDIRECTS} times already: the \
+                 nodes disagree on who serves the slot, or it keeps moving; not sent again)"
+            ),
+            kind,
+        },
+        other => other,
     }
 }
 
