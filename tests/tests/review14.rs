@@ -457,3 +457,56 @@ fn a_moved_loop_between_two_nodes_ends() {
         assert!(elapsed < Duration::from_secs(5), "{engine:?}: {elapsed:?}");
     }
 }
+
+/// Every sentinel dies after the client found the primary; then the client's connection to the
+/// primary is lost (a blip: the primary is fine). The client asked the sentinels again, none
+/// answered, and from then on every call failed although the primary it knew (whose role the
+/// handshake checks) was up. It reconnects to the primary it knew.
+#[test]
+fn the_primary_stays_reachable_when_every_sentinel_is_gone() {
+    let primary = ringdis_tests::Server::start(ServerKind::Redis);
+    for engine in engines() {
+        let at = format!("{engine:?}");
+        let conf = format!(
+            "sentinel monitor {m} 127.0.0.1 {} 1\nsentinel resolve-hostnames no\n",
+            primary.port(),
+            m = ringdis_tests::MASTER
+        );
+        let mut sentinel = ringdis_tests::Server::builder(ServerKind::Redis)
+            .sentinel(&conf)
+            .start();
+        let rt = runtime();
+        rt.block_on(async {
+            let config = Config::sentinel(ringdis_tests::MASTER, [("127.0.0.1", sentinel.port())])
+                .engine(engine)
+                .connect_timeout(Duration::from_millis(500))
+                .command_timeout(Some(Duration::from_secs(2)));
+            let db = ringdis::Client::new(config).unwrap();
+            let p = ringdis_tests::unique("nosentinel");
+            db.set(&p, "v")
+                .await
+                .unwrap_or_else(|e| panic!("{at}: {e}"));
+            sentinel.kill();
+            let mut admin = ringdis_tests::RawConn::connect(primary.port(), false);
+            let killed = admin.call(&cmd!("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"));
+            assert!(
+                matches!(killed, Value::Int(n) if n >= 1),
+                "{at}: {killed:?}"
+            );
+            let deadline = Instant::now() + Duration::from_secs(5);
+            loop {
+                match db.get(&p).decode::<String>().await {
+                    Ok(v) => {
+                        assert_eq!(v, "v", "{at}");
+                        break;
+                    }
+                    Err(e) if e.is_connection() => assert!(
+                        Instant::now() < deadline,
+                        "{at}: the primary was never reached again: {e}"
+                    ),
+                    Err(e) => panic!("{at}: {e}"),
+                }
+            }
+        });
+    }
+}
