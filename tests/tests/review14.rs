@@ -510,3 +510,52 @@ fn the_primary_stays_reachable_when_every_sentinel_is_gone() {
         });
     }
 }
+
+/// `async_call` took a shortcut that skipped the spec's tips: a keyless command went to one
+/// primary (`DBSIZE` counted one node's keys, `FLUSHALL` would flush one node), a `SCAN` was
+/// not refused, and an `MGET` across slots failed with `CROSSSLOT` where `call` splits it. It
+/// now gives what `call` gives.
+#[test]
+fn async_call_fans_out_as_call_does() {
+    let cluster = steady();
+    for engine in engines() {
+        let at = format!("{engine:?}");
+        let rt = runtime();
+        rt.block_on(async {
+            let db = client(&cluster, engine, Protocol::Resp3, Duration::from_secs(5));
+            let p = ringdis_tests::unique("asyncfan");
+            let keys: Vec<String> = cluster
+                .primaries()
+                .into_iter()
+                .map(|n| key_on(&cluster, n, &p))
+                .collect();
+            for k in &keys {
+                db.set(k, k).await.unwrap();
+            }
+            let asked = |c: ringdis::Cmd| {
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                db.async_call(c, move |r: ringdis::Result<Value>| {
+                    let _ = tx.send(r);
+                });
+                async move { rx.await.expect("the callback ran") }
+            };
+            let called: ringdis::Result<Value> = db.call(cmd!("DBSIZE")).await;
+            let total = match called {
+                Ok(Value::Int(n)) => n,
+                other => panic!("{at}: {other:?}"),
+            };
+            assert!(total >= keys.len() as i64, "{at}");
+            let r = asked(cmd!("DBSIZE")).await;
+            assert_eq!(r, Ok(Value::Int(total)), "{at}: DBSIZE of every primary");
+            let mut mget = cmd!("MGET");
+            for k in &keys {
+                mget = mget.arg(k);
+            }
+            let r = asked(mget).await;
+            let want: Vec<Value> = keys.iter().map(|k| Value::Bulk(k.clone().into())).collect();
+            assert_eq!(r, Ok(Value::Array(want)), "{at}: MGET split and merged");
+            let r = asked(cmd!("SCAN", 0)).await;
+            assert!(r.as_ref().is_err_and(|e| e.is_client()), "{at}: {r:?}");
+        });
+    }
+}

@@ -335,7 +335,17 @@ impl ClusterClient {
             }
         };
         let core = &self.core;
-        let fast = match (crate::route::route(&cmd), self.plan(&cmd)) {
+        let planned = match self.plan(&cmd) {
+            planned @ Ok(Some(Target::Slot(_))) => planned,
+            // Not one slot: as `call_one`, the spec's tips may send it to several nodes (then
+            // it takes `call_one`'s way below).
+            planned => match fanout::step(&cmd, planned) {
+                Ok(fanout::Step::One(t)) => Ok(t),
+                Ok(fanout::Step::Fan(_)) => Ok(None),
+                Err(e) => Err(e),
+            },
+        };
+        let fast = match (crate::route::route(&cmd), planned) {
             (Ok(Route::Shared), Ok(Some(target))) => {
                 send::first_node(core, &target).map(|node| (target, node))
             }
