@@ -340,8 +340,8 @@ fn commands_the_spec_does_not_list_are_routed_by_the_server() {
 }
 
 /// Seeds that are no help come first: one dead (nothing listens), one that answers garbage to
-/// `CLUSTER SHARDS` and `CLUSTER SLOTS`. The client finds the cluster through the real seed
-/// after them, at once, and the garbage never reaches a caller.
+/// `CLUSTER SHARDS` and `CLUSTER SLOTS`, one that accepts and then stalls. The client finds the
+/// cluster through the real seed after them, at once, and the garbage never reaches a caller.
 #[test]
 fn a_dead_seed_and_a_garbage_seed_before_a_good_one() {
     let cluster = steady();
@@ -355,6 +355,12 @@ fn a_dead_seed_and_a_garbage_seed_before_a_good_one() {
             if conn.read_command().is_none() {
                 return;
             }
+        }
+    });
+    // Accepts, answers the handshake, then never answers again.
+    let stalls = ringdis_tests::FaultServer::start(|mut conn| {
+        if conn.handshake_resp2().is_some() {
+            conn.stall();
         }
     });
     let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -373,6 +379,7 @@ fn a_dead_seed_and_a_garbage_seed_before_a_good_one() {
             let db = ClusterClient::builder(config)
                 .seed(format!("127.0.0.1:{dead_port}"))
                 .seed(garbage.url())
+                .seed(stalls.url())
                 .seed(&cluster.seed_urls()[0])
                 .build()
                 .unwrap();
@@ -557,5 +564,65 @@ fn async_call_fans_out_as_call_does() {
             let r = asked(cmd!("SCAN", 0)).await;
             assert!(r.as_ref().is_err_and(|e| e.is_client()), "{at}: {r:?}");
         });
+    }
+}
+
+/// Every node's `connected_clients`, summed.
+fn connected(cluster: &Cluster) -> i64 {
+    cluster
+        .nodes()
+        .iter()
+        .map(|n| {
+            let info = match n.call(&["INFO", "clients"]) {
+                Ok(Value::Bulk(b)) => String::from_utf8_lossy(&b).into_owned(),
+                Ok(Value::Verbatim { text, .. }) => String::from_utf8_lossy(&text).into_owned(),
+                other => panic!("INFO clients: {other:?}"),
+            };
+            info.lines()
+                .find_map(|l| l.strip_prefix("connected_clients:"))
+                .and_then(|v| v.trim().parse::<i64>().ok())
+                .expect("connected_clients")
+        })
+        .sum()
+}
+
+/// A cluster client dropped with calls in flight (a blocking one on a dedicated connection,
+/// fire-and-forget calls, a pipeline across nodes, a scan stream dropped midway) leaves no
+/// connection behind once those calls end.
+#[test]
+fn a_dropped_cluster_client_leaves_no_connection() {
+    use futures::StreamExt;
+    let cluster = steady();
+    for engine in engines() {
+        let at = format!("{engine:?}");
+        let rt = runtime();
+        let before = connected(&cluster);
+        rt.block_on(async {
+            let db = client(&cluster, engine, Protocol::Resp3, Duration::from_secs(5));
+            let p = ringdis_tests::unique("dropped");
+            for i in 0..50 {
+                db.set(format!("{p}:{i}"), i).await.unwrap();
+            }
+            let mut scan = db.scan_iter();
+            let first = scan.next().await;
+            assert!(first.is_some_and(|k| k.is_ok()), "{at}");
+            drop(scan);
+            db.async_call(cmd!("BLPOP", format!("{p}:list"), 1), None);
+            for i in 0..50 {
+                db.async_call(cmd!("INCR", format!("{p}:{i}")), None);
+            }
+            let mut pipe = db.pipeline();
+            for i in 0..50 {
+                pipe.add(cmd!("GET", format!("{p}:{i}")));
+            }
+            let pending = pipe.query::<Value>();
+            drop(db);
+            drop(pending);
+        });
+        drop(rt);
+        until("every connection of the dropped client closed", || {
+            connected(&cluster) <= before
+        });
+        let _ = at;
     }
 }
