@@ -51,7 +51,11 @@ impl ClusterClient {
                 None => match core.primary(slot) {
                     Some(found) => found,
                     None => {
-                        core.refresh().await?;
+                        let deadline = core.start_call();
+                        match super::send::within(core, deadline, core.refresh()).await {
+                            Some(r) => r?,
+                            None => return Err(Error::Timeout),
+                        }
                         match core.primary(slot) {
                             Some(found) => found,
                             None => {
