@@ -512,10 +512,18 @@ impl ClusterBuilder {
     /// # Errors
     ///
     /// [`Error::Client`] for a seed that is not a `host:port` or TCP URL, a [`Config::db`]
-    /// other than 0, or as [`Client::new`] (the engine, the configuration).
+    /// other than 0, a Sentinel configuration ([`Config::sentinel`]), or as [`Client::new`]
+    /// (the engine, the configuration).
     pub fn build(self) -> Result<ClusterClient> {
         if let Some(e) = self.error {
             return Err(e);
+        }
+        if self.config.sentinel.is_some() {
+            return Err(Error::client(
+                "a ClusterClient cannot use a Sentinel configuration (Config::sentinel, \
+                 redis+sentinel://): a cluster's nodes are found from the cluster itself; give \
+                 its nodes' addresses (redis://host:port) as seeds",
+            ));
         }
         if self.config.db != 0 {
             return Err(Error::client(
@@ -617,6 +625,26 @@ mod tests {
         assert!(refused.is_err_and(|e| e.is_client()));
         let none = ClusterClient::open(Vec::<String>::new());
         assert!(none.is_err_and(|e| e.is_client()));
+    }
+
+    /// A Sentinel configuration is refused: each node's connection would ask the sentinels
+    /// for its address and reach the sentinels' primary, whatever node it was made for.
+    #[test]
+    fn a_sentinel_configuration_is_refused() {
+        let url = ClusterClient::open(["redis+sentinel://127.0.0.1:26379/mymaster"]);
+        assert!(
+            matches!(&url, Err(Error::Client { message, .. }) if message.contains("Sentinel")),
+            "{url:?}"
+        );
+        let config =
+            Config::sentinel("mymaster", [("127.0.0.1", 26379)]).engine(crate::Engine::Epoll);
+        let built = ClusterClient::builder(config)
+            .seed("127.0.0.1:7000")
+            .build();
+        assert!(
+            matches!(&built, Err(Error::Client { message, .. }) if message.contains("Sentinel")),
+            "{built:?}"
+        );
     }
 
     /// With no node reachable, a call fails with a connection error within the command
