@@ -512,7 +512,8 @@ impl ClusterBuilder {
     /// # Errors
     ///
     /// [`Error::Client`] for a seed that is not a `host:port` or TCP URL, a [`Config::db`]
-    /// other than 0, a Sentinel configuration ([`Config::sentinel`]), or as [`Client::new`]
+    /// other than 0, a Sentinel configuration ([`Config::sentinel`]), [`Config::autoconnect`]
+    /// off, or as [`Client::new`]
     /// (the engine, the configuration).
     pub fn build(self) -> Result<ClusterClient> {
         if let Some(e) = self.error {
@@ -523,6 +524,12 @@ impl ClusterBuilder {
                 "a ClusterClient cannot use a Sentinel configuration (Config::sentinel, \
                  redis+sentinel://): a cluster's nodes are found from the cluster itself; give \
                  its nodes' addresses (redis://host:port) as seeds",
+            ));
+        }
+        if !self.config.autoconnect {
+            return Err(Error::client(
+                "a ClusterClient connects to each node as it finds it: Config::autoconnect must \
+                 be on (with it off no node would ever connect)",
             ));
         }
         if self.config.db != 0 {
@@ -643,6 +650,22 @@ mod tests {
             .build();
         assert!(
             matches!(&built, Err(Error::Client { message, .. }) if message.contains("Sentinel")),
+            "{built:?}"
+        );
+    }
+
+    /// Autoconnect off is refused: a cluster client has no `connect` and makes node
+    /// connections as it finds the nodes, so none would ever connect (every call failing).
+    #[test]
+    fn autoconnect_off_is_refused() {
+        let config = Config::new()
+            .autoconnect(false)
+            .engine(crate::Engine::Epoll);
+        let built = ClusterClient::builder(config)
+            .seed("127.0.0.1:7000")
+            .build();
+        assert!(
+            matches!(&built, Err(Error::Client { message, .. }) if message.contains("autoconnect")),
             "{built:?}"
         );
     }
