@@ -305,7 +305,9 @@ impl ClusterClient {
     /// Sends a command (or a pipeline) without waiting; `callback`, a closure or `None`, gets
     /// the reply (see [`Client::async_call`]). The callback runs where the reply is read (an
     /// engine's thread, or the runtime of the task engine); redirects and retries happen
-    /// before it runs, with no runtime needed.
+    /// before it runs, with no runtime needed. A command goes where [`call`](ClusterClient::call)
+    /// sends it (several nodes, as the spec's tips say, included). A panic in the callback is
+    /// caught and counted in [`Stats::callback_panics`].
     pub fn async_call(&self, request: impl Callable, callback: impl OnReply) {
         let callback = callback.into_callback();
         let request = request.into_request();
