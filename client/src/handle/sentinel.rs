@@ -8,7 +8,9 @@
 //!
 //! * Resolution: `SENTINEL GET-MASTER-ADDR-BY-NAME <master>` to each sentinel in turn (one that
 //!   answered moves to the front), each given a share of the connect timeout, until one names
-//!   an address. Concurrent requests coalesce into one round.
+//!   an address. Concurrent requests coalesce into one round. When none answers, the primary
+//!   last named (if any) is used again: sentinels that are down do not make a primary that is
+//!   up unreachable (the handshake's `ROLE` check refuses it if it is no longer one).
 //! * Failovers: a subscriber on every sentinel listens to `+switch-master`; the new address
 //!   replaces the old at once (a round already under way that started before it cannot undo
 //!   it), and the links follow.
@@ -72,6 +74,10 @@ struct State {
     order: Vec<usize>,
     /// The last round's failure, said again while the next round runs.
     last_failure: Option<Error>,
+    /// The primary last named (by a round or a `+switch-master`): used again when a round
+    /// finds no sentinel that answers (the handshake's `ROLE` check still refuses it if it is
+    /// no longer a primary).
+    last_known: Option<Addr>,
     /// A subscribe to `+switch-master` is confirmed or under way, per sentinel.
     subscribed: Vec<bool>,
     links: Vec<Weak<dyn Follower>>,
@@ -148,6 +154,7 @@ impl Watcher {
                 epoch: 0,
                 order: (0..n).collect(),
                 last_failure: None,
+                last_known: None,
                 subscribed: vec![false; n],
                 links: Vec::new(),
                 replica: ReplicaState {
@@ -220,12 +227,24 @@ impl Watcher {
                 state.known = match result {
                     Ok(addr) => {
                         state.last_failure = None;
+                        state.last_known = Some(addr.clone());
                         Known::Ready(addr)
                     }
-                    Err(e) => {
-                        state.last_failure = Some(e.clone());
-                        Known::Failed(e)
-                    }
+                    // No sentinel answered, but one named a primary before: that one again
+                    // (sentinels down do not make a primary that is up unreachable).
+                    Err(e) => match state.last_known.clone() {
+                        Some(addr) => {
+                            crate::trace::warning!(
+                                "no sentinel answered; connecting to the primary last named"
+                            );
+                            state.last_failure = Some(e);
+                            Known::Ready(addr)
+                        }
+                        None => {
+                            state.last_failure = Some(e.clone());
+                            Known::Failed(e)
+                        }
+                    },
                 };
             }
             live_links(&mut state)
@@ -282,6 +301,7 @@ impl Watcher {
                 return;
             }
             state.epoch += 1;
+            state.last_known = Some(to.clone());
             state.known = Known::Ready(to);
             state.last_failure = None;
             state.order.retain(|&i| i != index);

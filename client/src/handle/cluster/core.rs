@@ -8,7 +8,7 @@ use super::topology::{self, Topology, View, Wait};
 use crate::route::topology::{NodeAddr, SlotMap};
 use crate::{Client, Error, Result};
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -37,6 +37,9 @@ pub(super) struct Core {
     /// Hand-built commands the server said have no key arguments (by name, with their
     /// subcommand), so they are not asked about again.
     pub keyless: Mutex<HashSet<Vec<u8>>>,
+    /// `async_call` callbacks that panicked (counted here, not by a node's connection: the
+    /// callback may run after a redirect, off every connection).
+    callback_panics: AtomicU64,
 }
 
 impl Core {
@@ -63,7 +66,28 @@ impl Core {
             next_primary: AtomicUsize::new(0),
             next_replica: AtomicUsize::new(0),
             keyless: Mutex::default(),
+            callback_panics: AtomicU64::new(0),
         }
+    }
+
+    /// Runs an `async_call` callback: a panic in it is caught and counted
+    /// ([`Stats::callback_panics`](crate::Stats::callback_panics)), never reaching the thread
+    /// that runs it (an engine's, the timer's, a runtime's).
+    pub fn answer<F: FnOnce(Result<crate::Value>)>(
+        &self,
+        callback: F,
+        reply: Result<crate::Value>,
+    ) {
+        let run = std::panic::AssertUnwindSafe(move || callback(reply));
+        if std::panic::catch_unwind(run).is_err() {
+            self.callback_panics.fetch_add(1, Ordering::Relaxed);
+            crate::trace::warning!("a cluster async_call callback panicked; the client carries on");
+        }
+    }
+
+    /// The callbacks that panicked ([`Core::answer`]).
+    pub fn callback_panics(&self) -> u64 {
+        self.callback_panics.load(Ordering::Relaxed)
     }
 
     /// The primary serving `slot`, by the current map.

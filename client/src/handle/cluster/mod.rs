@@ -26,6 +26,7 @@ pub(crate) mod scan;
 mod send;
 pub(crate) mod subscriber;
 mod topology;
+mod watch;
 
 use self::core::Core;
 use crate::callable::{Prepared, Request};
@@ -116,7 +117,11 @@ const DEFAULT_REFRESH: Duration = Duration::from_secs(60);
 ///   the primary of its channel's slot (the spec's `not_key` key spec, read like a key).
 /// * **Transactions** must have every key in one slot (else [`Error::Client`] naming
 ///   `CROSSSLOT`) and run on that node. One whose slot moved (the node redirects its queued
-///   commands and aborts it: nothing ran) is sent again whole to the new node.
+///   commands and aborts it: nothing ran) is sent again whole to the new node; one whose slot
+///   is migrating, with a key already moved (`ASK`), runs whole on the importing node after
+///   `ASKING`.
+/// * **`WATCH`**: [`watch_transaction`](ClusterClient::watch_transaction), on the keys of one
+///   slot, run by its node.
 /// * `READONLY`, `READWRITE` and `ASKING` stay refused to callers: the client sends `ASKING`
 ///   itself, and the connection state of the other two would leak to every caller.
 ///
@@ -323,7 +328,9 @@ impl ClusterClient {
     /// Sends a command (or a pipeline) without waiting; `callback`, a closure or `None`, gets
     /// the reply (see [`Client::async_call`]). The callback runs where the reply is read (an
     /// engine's thread, or the runtime of the task engine); redirects and retries happen
-    /// before it runs, with no runtime needed.
+    /// before it runs, with no runtime needed. A command goes where [`call`](ClusterClient::call)
+    /// sends it (several nodes, as the spec's tips say, included). A panic in the callback is
+    /// caught and counted in [`Stats::callback_panics`].
     pub fn async_call(&self, request: impl Callable, callback: impl OnReply) {
         let callback = callback.into_callback();
         let request = request.into_request();
@@ -331,10 +338,11 @@ impl ClusterClient {
             return self.async_one(cmd, callback);
         }
         let call: Call<Value> = self.call_request(request);
+        let core = self.core.clone();
         drive::spawn(async move {
             let reply = call.await;
             if let Some(cb) = callback {
-                cb(reply);
+                core.answer(cb, reply);
             }
         });
     }
@@ -345,13 +353,24 @@ impl ClusterClient {
     where
         F: FnOnce(Result<Value>) + Send + 'static,
     {
+        let on = self.core.clone();
         let answer = move |reply: Result<Value>| {
             if let Some(cb) = callback {
-                cb(reply);
+                on.answer(cb, reply);
             }
         };
         let core = &self.core;
-        let fast = match (crate::route::route(&cmd), self.plan(&cmd)) {
+        let planned = match self.plan(&cmd) {
+            planned @ Ok(Some(Target::Slot(_))) => planned,
+            // Not one slot: as `call_one`, the spec's tips may send it to several nodes (then
+            // it takes `call_one`'s way below).
+            planned => match fanout::step(&cmd, planned) {
+                Ok(fanout::Step::One(t)) => Ok(t),
+                Ok(fanout::Step::Fan(_)) => Ok(None),
+                Err(e) => Err(e),
+            },
+        };
+        let fast = match (crate::route::route(&cmd), planned) {
             (Ok(Route::Shared), Ok(Some(target))) => {
                 self.first_node(&cmd, &target).map(|node| (target, node))
             }
@@ -387,7 +406,11 @@ impl ClusterClient {
     /// The sum of every node's connection counters (see [`Stats`]), nodes let go included;
     /// each redirect a node answered counts in its `redirects`.
     pub fn stats(&self) -> Stats {
-        self.core.nodes.stats()
+        let mut stats = self.core.nodes.stats();
+        stats.callback_panics = stats
+            .callback_panics
+            .saturating_add(self.core.callback_panics());
+        stats
     }
 
     // ----- the internal API the other cluster features build on ------------------------------
@@ -531,10 +554,25 @@ impl ClusterBuilder {
     /// # Errors
     ///
     /// [`Error::Client`] for a seed that is not a `host:port` or TCP URL, a [`Config::db`]
-    /// other than 0, or as [`Client::new`] (the engine, the configuration).
+    /// other than 0, a Sentinel configuration ([`Config::sentinel`]), [`Config::autoconnect`]
+    /// off, or as [`Client::new`]
+    /// (the engine, the configuration).
     pub fn build(self) -> Result<ClusterClient> {
         if let Some(e) = self.error {
             return Err(e);
+        }
+        if self.config.sentinel.is_some() {
+            return Err(Error::client(
+                "a ClusterClient cannot use a Sentinel configuration (Config::sentinel, \
+                 redis+sentinel://): a cluster's nodes are found from the cluster itself; give \
+                 its nodes' addresses (redis://host:port) as seeds",
+            ));
+        }
+        if !self.config.autoconnect {
+            return Err(Error::client(
+                "a ClusterClient connects to each node as it finds it: Config::autoconnect must \
+                 be on (with it off no node would ever connect)",
+            ));
         }
         if self.config.db != 0 {
             return Err(Error::client(
@@ -640,6 +678,42 @@ mod tests {
         assert!(refused.is_err_and(|e| e.is_client()));
         let none = ClusterClient::open(Vec::<String>::new());
         assert!(none.is_err_and(|e| e.is_client()));
+    }
+
+    /// A Sentinel configuration is refused: each node's connection would ask the sentinels
+    /// for its address and reach the sentinels' primary, whatever node it was made for.
+    #[test]
+    fn a_sentinel_configuration_is_refused() {
+        let url = ClusterClient::open(["redis+sentinel://127.0.0.1:26379/mymaster"]);
+        assert!(
+            matches!(&url, Err(Error::Client { message, .. }) if message.contains("Sentinel")),
+            "{url:?}"
+        );
+        let config =
+            Config::sentinel("mymaster", [("127.0.0.1", 26379)]).engine(crate::Engine::Epoll);
+        let built = ClusterClient::builder(config)
+            .seed("127.0.0.1:7000")
+            .build();
+        assert!(
+            matches!(&built, Err(Error::Client { message, .. }) if message.contains("Sentinel")),
+            "{built:?}"
+        );
+    }
+
+    /// Autoconnect off is refused: a cluster client has no `connect` and makes node
+    /// connections as it finds the nodes, so none would ever connect (every call failing).
+    #[test]
+    fn autoconnect_off_is_refused() {
+        let config = Config::new()
+            .autoconnect(false)
+            .engine(crate::Engine::Epoll);
+        let built = ClusterClient::builder(config)
+            .seed("127.0.0.1:7000")
+            .build();
+        assert!(
+            matches!(&built, Err(Error::Client { message, .. }) if message.contains("autoconnect")),
+            "{built:?}"
+        );
     }
 
     /// With no node reachable, a call fails with a connection error within the command

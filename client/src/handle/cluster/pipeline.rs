@@ -414,7 +414,17 @@ pub(super) async fn transaction(
     let Payload::Many { wire, count } = wire else {
         return Err(Error::client("a transaction could not be encoded"));
     };
+    // The same, after `ASKING` (for a node importing the slot: see the `ASK` below).
+    let asking_wire = {
+        let mut w = bytes::BytesMut::new();
+        if let Payload::Many { wire: a, .. } = Payload::batch([&Cmd::new("ASKING")]) {
+            w.extend_from_slice(&a);
+        }
+        w.extend_from_slice(&wire);
+        w.freeze()
+    };
     let mut to: Option<NodeAddr> = None;
+    let mut asking = false;
     let mut pause = Duration::from_millis(5);
     let mut last = Error::Timeout;
     for _ in 0..64 {
@@ -443,11 +453,20 @@ pub(super) async fn transaction(
                 }
             },
         };
-        let prepared = Prepared {
-            payload: Payload::Many {
+        let asked = std::mem::take(&mut asking);
+        let payload = if asked {
+            Payload::Many {
+                wire: asking_wire.clone(),
+                count: count + 1,
+            }
+        } else {
+            Payload::Many {
                 wire: wire.clone(),
                 count,
-            },
+            }
+        };
+        let prepared = Prepared {
+            payload,
             finish: Ok,
             route,
         };
@@ -456,6 +475,11 @@ pub(super) async fn transaction(
             .call_prepared_within::<Value>(prepared, timeout)
             .await
         {
+            // `ASKING`'s own reply is not the transaction's.
+            Ok(Value::Array(mut replies)) if asked && !replies.is_empty() => {
+                replies.remove(0);
+                replies
+            }
             Ok(Value::Array(replies)) => replies,
             Ok(other) => {
                 return Err(Error::protocol(format!(
@@ -491,6 +515,13 @@ pub(super) async fn transaction(
                 match redirect::redirection(&err, addr.host()) {
                     Some(r) if r.kind == Redirect::Moved => {
                         core.moved(r.slot, &r.to);
+                        to = Some(r.to);
+                    }
+                    // The slot is migrating and a key has left: `ASKING` then the whole
+                    // transaction on the importing node (`ASKING` holds until `EXEC` there; a
+                    // key still on the owner makes it answer `TRYAGAIN`, paused on below).
+                    Some(r) => {
+                        asking = true;
                         to = Some(r.to);
                     }
                     _ => {

@@ -142,7 +142,7 @@ pub(super) async fn run(
                 Next::Redirect(r) => {
                     redirects += 1;
                     if redirects > MAX_REDIRECTS {
-                        return Err(err);
+                        return Err(too_many_redirects(err));
                     }
                     asking = r.kind == Redirect::Ask;
                     if !asking {
@@ -208,7 +208,7 @@ pub(super) async fn run(
         };
         let timeout = left(deadline, Error::Timeout)?;
         let result = if std::mem::take(&mut asking) {
-            asked(&client, &cmd, timeout).await
+            asked(&client, &cmd, route, timeout).await
         } else {
             let prepared = Prepared {
                 payload: Payload::One(cmd.clone()),
@@ -224,12 +224,40 @@ pub(super) async fn run(
     }
 }
 
-/// `ASKING` and `cmd` in one write to `client`'s shared connection (nothing can come between
-/// them): `cmd`'s reply.
-async fn asked(client: &Client, cmd: &Cmd, timeout: Option<Duration>) -> Result<Value> {
+/// The last redirect of a command that kept being redirected, saying so (nodes that disagree,
+/// or a slot that keeps moving).
+fn too_many_redirects(err: Error) -> Error {
+    match err {
+        Error::Server { kind, message } => Error::Server {
+            message: format!(
+                "{message} (the command was redirected {MAX_REDIRECTS} times already: the \
+                 nodes disagree on who serves the slot, or it keeps moving; not sent again)"
+            ),
+            kind,
+        },
+        other => other,
+    }
+}
+
+/// `ASKING` and `cmd` in one write (nothing can come between them) where the gate's `route`
+/// says `cmd` runs: `client`'s shared connection, or a dedicated one for a blocking command
+/// (which would stall every other caller of the node): `cmd`'s reply.
+async fn asked(
+    client: &Client,
+    cmd: &Cmd,
+    route: crate::route::Route,
+    timeout: Option<Duration>,
+) -> Result<Value> {
     let asking = Cmd::new("ASKING");
-    let payload = Payload::batch([&asking, cmd]);
-    match client.submit_call::<Value>(payload, timeout).await? {
+    let prepared = Prepared {
+        payload: Payload::batch([&asking, cmd]),
+        finish: Ok,
+        route,
+    };
+    match client
+        .call_prepared_within::<Value>(prepared, timeout)
+        .await?
+    {
         Value::Array(mut replies) if replies.len() == 2 => match replies.pop() {
             Some(Value::Error(e)) => Err(e.into()),
             Some(v) => Ok(v),
