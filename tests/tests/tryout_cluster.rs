@@ -7,7 +7,9 @@ mod support;
 use ringdis::prelude::*;
 use ringdis::{cmd, slot, ClusterClient, Config, Error, Protocol, Script, ToRedis, Value};
 use ringdis_tests::{Cluster, SentinelSetup, Server, ServerKind, MASTER};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::PROTOCOLS;
 
@@ -226,6 +228,18 @@ fn cluster_setup_errors() {
             "{e}"
         );
 
+        // TLS asked of a plain cluster: an unsent connection error in the call's time.
+        let tls = cluster.seed_urls()[0].replace("redis://", "rediss://");
+        let config = Config::from_url(&tls)
+            .expect("rediss URL")
+            .command_timeout(Some(Duration::from_millis(500)));
+        let db = ClusterClient::builder(config).build().expect("build");
+        let e = db.get("k").await.expect_err("TLS to a plain port");
+        assert!(
+            e.is_retryable() && e.to_string().contains("rediss://"),
+            "{e}"
+        );
+
         // A cluster has one database.
         let e = ClusterClient::open([format!("{}/2", cluster.seed_urls()[0])]).expect_err("db 2");
         assert!(e.is_client() && e.to_string().contains("Config::db"), "{e}");
@@ -289,7 +303,10 @@ fn a_single_node_client_on_a_cluster_sees_moved() {
     });
 }
 
-/// A Sentinel-managed primary by URL, through a failover.
+/// A Sentinel-managed primary by URL: generic code runs on it, a wrong master name says what
+/// is wrong, and a service's traffic goes on through a failover (the primary killed): the
+/// calls in flight fail with connection errors only (no READONLY, no hang), later ones reach
+/// the promoted replica.
 #[test]
 fn a_service_on_sentinel() {
     let mut setup = SentinelSetup::start(ServerKind::Redis);
@@ -303,7 +320,37 @@ fn a_service_on_sentinel() {
         let db = Client::new(config).expect("client");
         db.set("before", 1).await.expect("SET");
         assert_eq!(bump_visits(&db, "ada").await.expect("visits"), 1);
-        let _: HashMap<String, String> = HashMap::new();
+
+        // A master name the sentinels do not monitor: the error says what was awaited.
+        let wrong = Config::from_url(&setup.url().replace(MASTER, "nosuch"))
+            .expect("URL")
+            .command_timeout(Some(Duration::from_millis(500)));
+        let e = Client::new(wrong)
+            .expect("client")
+            .get("k")
+            .await
+            .expect_err("no such master");
+        assert!(
+            matches!(&e, Error::Connection { sent: false, message, .. }
+                if message.contains("\"nosuch\"") && message.contains("sentinels")),
+            "{e}"
+        );
+
+        // Traffic through a failover.
+        let stop = Arc::new(AtomicBool::new(false));
+        let traffic = {
+            let (db, stop) = (db.clone(), stop.clone());
+            tokio::spawn(async move {
+                let (mut ok, mut failed) = (0u64, Vec::new());
+                while !stop.load(Ordering::Relaxed) {
+                    match db.incr("n").await {
+                        Ok(_) => ok += 1,
+                        Err(e) => failed.push(e),
+                    }
+                }
+                (ok, failed)
+            })
+        };
         let old = setup.kill_primary();
         let new = setup.wait_for_failover();
         assert_ne!(old, new);
@@ -318,7 +365,13 @@ fn a_service_on_sentinel() {
                 Err(e) => last = Some(e),
             }
         }
-        assert!(last.is_none(), "{last:?}");
+        assert!(last.is_none(), "no write reached the new primary: {last:?}");
+        stop.store(true, Ordering::Relaxed);
+        let (ok, failed) = traffic.await.expect("traffic");
+        assert!(ok > 0);
+        for e in &failed {
+            assert!(e.is_connection(), "a failover surfaced {e}");
+        }
         let v: Option<i64> = db.get("before").decode().await.expect("GET");
         assert_eq!(v, Some(1), "the replica had it");
     });

@@ -627,6 +627,31 @@ mod tests {
         }
     }
 
+    /// A seed that takes the connection and never answers (a TLS port spoken to in plain
+    /// text does that): the call fails in its time with a connection error saying nothing was
+    /// sent and which seeds were asked, not with a timeout (which says it may have run).
+    #[test]
+    fn a_silent_seed_is_an_unsent_connection_error() {
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = silent.local_addr().unwrap().port();
+        let config = Config::new()
+            .engine(crate::Engine::Epoll)
+            .connect_timeout(Duration::from_secs(10))
+            .command_timeout(Some(Duration::from_millis(300)));
+        let cluster = ClusterClient::builder(config)
+            .seed(format!("127.0.0.1:{port}"))
+            .build()
+            .unwrap();
+        let r: Result<Value> = futures::executor::block_on(cluster.call(Cmd::new("GET").key("k")));
+        let seed = format!("127.0.0.1:{port}");
+        assert!(
+            matches!(&r, Err(e @ Error::Connection { sent: false, message, .. })
+                if e.is_retryable() && message.contains(&seed)),
+            "{r:?}"
+        );
+        drop(silent);
+    }
+
     /// Keys in different slots are refused before anything is sent (no node is reachable
     /// here: a refusal that needed one would be a connection error instead).
     #[test]
