@@ -445,8 +445,16 @@ impl ClusterClient {
 }
 
 impl ClusterBuilder {
-    /// Adds a seed node: a URL (`redis://host:port`, only its address is used) or
-    /// `host:port`.
+    /// Adds a seed node: a URL (`redis://host:port`, only its address is used: credentials,
+    /// TLS and protocol come from the builder's [`Config`]) or `host:port` (`[v6]:port`). One
+    /// seed per call; a malformed one is reported by [`build`](ClusterBuilder::build).
+    ///
+    /// ```
+    /// use ringdis::{ClusterClient, Config};
+    ///
+    /// let e = ClusterClient::builder(Config::new()).seed("h1:7000,h2:7001").build().unwrap_err();
+    /// assert!(e.to_string().contains("one seed per string"));
+    /// ```
     pub fn seed(mut self, url: impl AsRef<str>) -> ClusterBuilder {
         match parse_seed(url.as_ref()) {
             Ok(addr) => {
@@ -540,13 +548,19 @@ fn parse_seed(seed: &str) -> Result<NodeAddr> {
             "cluster seed {seed:?}: expected host:port or a URL"
         ))
     };
+    if seed.contains(',') {
+        return Err(Error::client(format!(
+            "cluster seed {seed:?}: one seed per string: .seeds([\"h1:7000\", \"h2:7001\"])"
+        )));
+    }
     let (host, port) = seed.rsplit_once(':').ok_or_else(bad)?;
     let port = port.parse().map_err(|_| bad())?;
-    let host = host
-        .strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(host);
-    if host.is_empty() {
+    let (host, bracketed) = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        Some(v6) => (v6, true),
+        None => (host, false),
+    };
+    // An IPv6 address goes in brackets; nothing else has a colon or a space.
+    if host.is_empty() || host.contains(char::is_whitespace) || (host.contains(':') && !bracketed) {
         return Err(bad());
     }
     Ok(NodeAddr::new(host, port))
@@ -583,7 +597,15 @@ mod tests {
             parse_seed("redis://:pw@10.0.0.1:7002/0"),
             Ok(NodeAddr::new("10.0.0.1", 7002))
         );
-        for bad in ["h", "h:x", ":7000", "redis+unix:///tmp/s"] {
+        for bad in [
+            "h",
+            "h:x",
+            ":7000",
+            "redis+unix:///tmp/s",
+            "h1:7000,h2:7001",
+            "::1:7000",
+            "h 1:7000",
+        ] {
             assert!(parse_seed(bad).is_err(), "{bad}");
         }
     }
