@@ -8,7 +8,7 @@ use ringdis::prelude::*;
 use ringdis::{cmd, slot, ClusterClient, Config, Error, Protocol, Script, ToRedis, Value};
 use ringdis_tests::{Cluster, SentinelSetup, Server, ServerKind, MASTER};
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::PROTOCOLS;
@@ -43,6 +43,30 @@ fn a_service_on_a_cluster() {
     for protocol in PROTOCOLS {
         rt.block_on(service_day(&cluster, protocol));
     }
+    // A WATCH transaction whose slot moved since the client last saw the map.
+    rt.block_on(async {
+        let db = ClusterClient::open(cluster.seed_urls()).expect("open");
+        db.set("{moving}:n", 1).await.expect("SET");
+        let s = slot(b"moving");
+        let from = cluster.primary_of_slot(s).port();
+        let to = cluster
+            .primaries()
+            .into_iter()
+            .find(|p| p.port() != from)
+            .expect("another primary");
+        cluster.migrate_slot(s, to);
+        let (n,): (i64,) = db
+            .watch_transaction("{moving}:n", |conn| async move {
+                let mut tx = conn.transaction();
+                tx.add(cmd!("INCR", "{moving}:n"));
+                Ok(tx)
+            })
+            .await
+            .expect("WATCH on the slot's new node");
+        assert_eq!(n, 2);
+        assert!(db.stats().redirects >= 1, "the old node said MOVED");
+        assert_eq!(db.del("{moving}:n").await.expect("DEL"), 1);
+    });
 }
 
 async fn service_day(cluster: &Cluster, protocol: Protocol) {
@@ -108,6 +132,46 @@ async fn service_day(cluster: &Cluster, protocol: Protocol) {
         .await
         .expect("MULTI/EXEC");
     assert_eq!((n, m), (1, 42));
+
+    // An optimistic transaction (WATCH) under a hash tag: a watched key changed by someone
+    // else while it builds runs it again.
+    db.mset([("{acct}:a", 100), ("{acct}:b", 0)])
+        .await
+        .expect("MSET");
+    let builds = AtomicUsize::new(0);
+    let ((), b): ((), i64) = db
+        .watch_transaction(&["{acct}:a", "{acct}:b"][..], |conn| {
+            let (db, builds) = (&db, &builds);
+            async move {
+                let a: i64 = conn.call(cmd!("GET", "{acct}:a")).await?;
+                if builds.fetch_add(1, Ordering::SeqCst) == 0 {
+                    db.incr("{acct}:a").await?; // another writer, between WATCH and EXEC
+                }
+                let mut tx = conn.transaction();
+                tx.add(cmd!("SET", "{acct}:a", a - 10))
+                    .add(cmd!("INCRBY", "{acct}:b", 10));
+                Ok(tx)
+            }
+        })
+        .await
+        .expect("WATCH/MULTI/EXEC");
+    assert_eq!(b, 10);
+    assert_eq!(
+        builds.load(Ordering::SeqCst),
+        2,
+        "the first EXEC was aborted"
+    );
+    let a: i64 = db.get("{acct}:a").decode().await.expect("GET");
+    assert_eq!(a, 91, "the other writer's INCR counted");
+    let e = db
+        .watch_transaction(
+            &["a", "b"][..],
+            |conn| async move { Ok(conn.transaction()) },
+        )
+        .await
+        .map(|()| ())
+        .expect_err("watched keys across slots");
+    assert!(e.is_client() && e.to_string().contains("CROSSSLOT"), "{e}");
 
     // A Lua script.
     let add = Script::new("return redis.call('INCRBY', KEYS[1], ARGV[1])");

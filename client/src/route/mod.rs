@@ -162,7 +162,7 @@ enum Rule {
 
 const TRANSACTION: &str = "other callers' commands would be queued into the transaction: use \
                            Client::transaction() (or Client::watch_transaction)";
-const WATCH: &str = "WATCH is connection state, lost on a reconnect: use Client::watch_transaction";
+const WATCH: &str = "WATCH is connection state, lost on a reconnect: use Client::watch_transaction (ClusterClient::watch_transaction on a cluster)";
 const SUBSCRIBER: &str = "the connection would become a message feed: use Client::subscriber()";
 const SESSION: &str = "it changes the connection's session, which every caller shares: set it \
                        in the Config (Config::protocol, Config::username, Config::password, \

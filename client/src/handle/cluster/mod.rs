@@ -25,6 +25,7 @@ mod pipeline;
 pub(crate) mod scan;
 mod send;
 mod topology;
+mod watch;
 
 use self::core::Core;
 use crate::callable::{Prepared, Request};
@@ -107,8 +108,10 @@ const DEFAULT_REFRESH: Duration = Duration::from_secs(60);
 ///   `CONNECTION`, `TIMEOUT`, `PROTOCOL` or `CLIENT`); when every command failed that way the
 ///   call fails with the error itself, as on one connection.
 /// * **Transactions** must have every key in one slot (else [`Error::Client`] naming
-///   `CROSSSLOT`) and run on that node. One whose slot moved (the node redirects its queued
-///   commands and aborts it: nothing ran) is sent again whole to the new node.
+///   `CROSSSLOT`) and run on that node; an optimistic one (`WATCH`) is
+///   [`watch_transaction`](ClusterClient::watch_transaction). One whose slot moved (the node
+///   redirects its queued commands and aborts it: nothing ran) is sent again whole to the new
+///   node.
 /// * `READONLY`, `READWRITE` and `ASKING` stay refused to callers: the client sends `ASKING`
 ///   itself, and the connection state of the other two would leak to every caller.
 ///
