@@ -169,7 +169,7 @@ async fn service_day(cluster: &Cluster, protocol: Protocol) {
             |conn| async move { Ok(conn.transaction()) },
         )
         .await
-        .map(|()| ())
+        .map(|(): ()| "ran")
         .expect_err("watched keys across slots");
     assert!(e.is_client() && e.to_string().contains("CROSSSLOT"), "{e}");
 
