@@ -509,9 +509,13 @@ impl Core {
             // Why there is no connection yet, when known: what the attempt waits for, or how
             // the last one failed (a Sentinel master name no sentinel knows, a refused port).
             let (held_for, last_error) = (&self.held_for, &self.last_error);
+            let tls_pending = matches!(self.state, State::Connecting) && self.securing;
             // A call still waiting for the connection was never sent: not a reply timeout.
             let unsent = || {
                 let why = match (held_for, last_error) {
+                    _ if tls_pending => {
+                        " (the TLS handshake has not completed: is the port a TLS port?)".into()
+                    }
                     (Some(Error::Connection { message, .. }), _)
                     | (None, Some(Error::Connection { message, .. })) => format!(" ({message})"),
                     (Some(e), _) | (None, Some(e)) => format!(" ({e})"),
@@ -2225,6 +2229,34 @@ mod tests {
         assert_eq!(off.poll_timeout(), None);
         off.handle_timeout(t0 + s(1000));
         assert_eq!(output(&mut off), "");
+    }
+
+    /// A call whose timeout comes during the TLS handshake (a TLS client on a plain port waits
+    /// there) asks whether the port is a TLS port.
+    #[cfg(feature = "tls")]
+    #[test]
+    fn a_call_timing_out_in_the_tls_handshake_asks_about_the_port() {
+        let t0 = Instant::now();
+        let cfg = Config::new()
+            .protocol(Protocol::Resp2)
+            .connect_timeout(Duration::from_secs(5));
+        let mut core = Core::new(&cfg);
+        let mut rx = call(
+            &mut core,
+            cmd!("PING"),
+            t0,
+            Some(Duration::from_millis(100)),
+        );
+        assert_eq!(core.want(t0), Want::Open);
+        core.handle_opening();
+        core.handle_securing();
+        core.handle_timeout(t0 + Duration::from_millis(100));
+        let err = got(&mut core, &mut rx).unwrap_err();
+        assert!(
+            matches!(&err, Error::Connection { sent: false, message, .. }
+                if message.contains("is the port a TLS port?")),
+            "{err:?}"
+        );
     }
 
     /// A call whose timeout comes while its connection's attempt waits for an address says

@@ -364,8 +364,55 @@ impl ClusterClient {
         );
     }
 
+    /// Discovers the cluster now and connects to every primary (handshake included), at
+    /// once: for a service that would rather fail at startup than at its first call. Calls
+    /// need none of it (the first call discovers the cluster); safe to call again.
+    ///
+    /// # Errors
+    ///
+    /// As a first call would: [`Error::Connection`] when no seed answered (each seed asked is
+    /// named) or a primary could not be connected within [`Config::connect_timeout`], a
+    /// node's error (e.g. `WRONGPASS`), a seed that is not a cluster node.
+    ///
+    /// ```no_run
+    /// use ringdis::ClusterClient;
+    ///
+    /// # async fn demo() -> ringdis::Result<()> {
+    /// let cluster = ClusterClient::open(["redis://10.0.0.1:7000", "redis://10.0.0.2:7000"])?;
+    /// cluster.connect().await?; // fail fast at startup
+    /// # Ok(()) }
+    /// ```
+    pub async fn connect(&self) -> Result<()> {
+        self.core.refresh().await?;
+        let primaries: Vec<Client> = self
+            .core
+            .topology
+            .with_view(|v| v.primaries.iter().map(|(_, c)| c.clone()).collect());
+        // Every primary at once; the first failure is the answer.
+        let mut connecting: Vec<_> = primaries.iter().map(|c| Box::pin(c.connect())).collect();
+        std::future::poll_fn(|cx| {
+            let mut failed = None;
+            connecting.retain_mut(|c| match c.as_mut().poll(cx) {
+                std::task::Poll::Pending => true,
+                std::task::Poll::Ready(Ok(_)) => false,
+                std::task::Poll::Ready(Err(e)) => {
+                    failed.get_or_insert(e);
+                    false
+                }
+            });
+            match failed {
+                Some(e) => std::task::Poll::Ready(Err(e)),
+                None if connecting.is_empty() => std::task::Poll::Ready(Ok(())),
+                None => std::task::Poll::Pending,
+            }
+        })
+        .await
+    }
+
     /// The sum of every node's connection counters (see [`Stats`]), nodes let go included;
-    /// each redirect a node answered counts in its `redirects`.
+    /// each redirect a node answered counts in its `redirects`. The client's own calls count
+    /// too: the `CLUSTER SHARDS` (or `CLUSTER SLOTS`) of each topology refresh, and each part
+    /// of a command split or sent to several nodes.
     pub fn stats(&self) -> Stats {
         self.core.nodes.stats()
     }
