@@ -162,13 +162,25 @@ pub struct ClusterBuilder {
 impl ClusterClient {
     /// A client for the cluster these nodes belong to (any one that answers is enough). The
     /// first URL's settings (credentials, protocol, TLS, timeouts as a URL gives them) apply to
-    /// every node; the others give addresses only. Nothing is connected yet: the first call
-    /// discovers the cluster.
+    /// every node; the others give addresses, and may repeat those settings but not give
+    /// others. Nothing is connected yet: the first call discovers the cluster
+    /// ([`connect`](ClusterClient::connect) to do it now).
     ///
     /// # Errors
     ///
-    /// [`Error::Client`] for no URL, a URL [`Config::from_url`] refuses, or as
-    /// [`ClusterBuilder::build`].
+    /// [`Error::Client`] for no URL, a URL [`Config::from_url`] refuses, a later URL that
+    /// gives settings other than the first's (it names them), or as [`ClusterBuilder::build`].
+    ///
+    /// ```
+    /// use ringdis::ClusterClient;
+    ///
+    /// let e = ClusterClient::open(["redis://h1:7000", "redis://:pw@h2:7000/0?protocol=2"])
+    ///     .unwrap_err();
+    /// assert!(e.to_string().contains("(password, protocol)"), "{e}");
+    /// // Addresses only, or the same settings again, are fine.
+    /// ClusterClient::open(["redis://:pw@h1:7000?protocol=2", "h2:7000", "redis://:pw@h3:7000"])?;
+    /// # Ok::<(), ringdis::Error>(())
+    /// ```
     pub fn open<I>(urls: I) -> Result<ClusterClient>
     where
         I: IntoIterator,
@@ -180,9 +192,11 @@ impl ClusterClient {
                 "ClusterClient::open needs at least one node URL",
             ));
         };
-        ClusterClient::builder(Config::from_url(first)?)
-            .seeds(&urls)
-            .build()
+        let config = Config::from_url(first)?;
+        for url in &urls[1..] {
+            differing_settings(&config, url)?;
+        }
+        ClusterClient::builder(config).seeds(&urls).build()
     }
 
     /// A builder whose nodes all get `config`'s settings (its address is the seed unless
@@ -581,6 +595,67 @@ impl ClusterBuilder {
             core: Arc::new(core),
         })
     }
+}
+
+/// A later URL of [`ClusterClient::open`] that gives settings other than the first's (which
+/// every node gets): refused, naming them, rather than silently ignored. A setting it leaves at
+/// its default is not counted: `?protocol=2` on the first URL only is fine.
+fn differing_settings(first: &Config, url: &str) -> Result<()> {
+    if !url.contains("://") {
+        return Ok(());
+    }
+    let other = Config::from_url(url)?;
+    let base = Config::new();
+    let mut differ = Vec::new();
+    // A setting the URL gives (not the default) that is not the first URL's.
+    let mut check = |given: bool, same: bool, name: &'static str| {
+        if given && !same {
+            differ.push(name);
+        }
+    };
+    check(
+        other.username != base.username,
+        other.username == first.username,
+        "user",
+    );
+    check(
+        other.password != base.password,
+        other.password == first.password,
+        "password",
+    );
+    #[cfg(feature = "tls")]
+    check(other.tls.is_some(), first.tls.is_some(), "TLS");
+    check(
+        other.protocol != base.protocol,
+        other.protocol == first.protocol,
+        "protocol",
+    );
+    check(other.db != base.db, other.db == first.db, "database");
+    check(
+        other.client_name != base.client_name,
+        other.client_name == first.client_name,
+        "client name",
+    );
+    check(
+        other.connect_timeout != base.connect_timeout
+            || other.command_timeout != base.command_timeout,
+        other.connect_timeout == first.connect_timeout
+            && other.command_timeout == first.command_timeout,
+        "timeouts",
+    );
+    if differ.is_empty() {
+        return Ok(());
+    }
+    let at = match &other.addr {
+        Addr::Tcp { host, port } => NodeAddr::new(host, *port).to_string(),
+        Addr::Unix(path) => path.display().to_string(),
+    };
+    Err(Error::client(format!(
+        "ClusterClient::open: the URL of {at} has other settings than the first URL's ({}); \
+         every node gets the first URL's: give every URL the same, or only addresses after \
+         the first",
+        differ.join(", ")
+    )))
 }
 
 /// A seed's address from a URL or `host:port`.
