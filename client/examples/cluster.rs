@@ -41,7 +41,7 @@ async fn main() -> Result<()> {
 
     // Keys in different slots: MSET and MGET are split per node and merged in your order.
     let keys = ["example:a", "example:b", "example:c"];
-    let slots: BTreeSet<u16> = keys.iter().map(|k| slot(k.as_bytes())).collect();
+    let slots: BTreeSet<u16> = keys.iter().map(slot).collect();
     cluster
         .mset(keys.iter().zip(1..).map(|(k, v)| (*k, v)))
         .await?;
