@@ -563,10 +563,18 @@ impl ClusterBuilder {
     /// # Errors
     ///
     /// [`Error::Client`] for a seed that is not a `host:port` or TCP URL, a [`Config::db`]
-    /// other than 0, or as [`Client::new`] (the engine, the configuration).
+    /// other than 0, a [`Config::sentinel`] configuration (Sentinel does not manage clusters),
+    /// or as [`Client::new`] (the engine, the configuration).
     pub fn build(self) -> Result<ClusterClient> {
         if let Some(e) = self.error {
             return Err(e);
+        }
+        if self.config.sentinel.is_some() {
+            return Err(Error::client(
+                "a cluster is found from its nodes, not from sentinels: Config::sentinel (and \
+                 redis+sentinel:// URLs) are for a Client; give a ClusterClient its nodes' \
+                 redis:// URLs",
+            ));
         }
         if self.config.db != 0 {
             return Err(Error::client(
@@ -743,6 +751,10 @@ mod tests {
         assert!(refused.is_err_and(|e| e.is_client()));
         let none = ClusterClient::open(Vec::<String>::new());
         assert!(none.is_err_and(|e| e.is_client()));
+        let sentinel = ClusterClient::open(["redis+sentinel://127.0.0.1:26379/mymaster"]);
+        assert!(
+            sentinel.is_err_and(|e| e.is_client() && e.to_string().contains("not from sentinels"))
+        );
     }
 
     /// With no node reachable, a call fails with a connection error within the command
