@@ -88,7 +88,8 @@ const DEFAULT_REFRESH: Duration = Duration::from_secs(60);
 ///   the message says how many, so a failed `MSET` or `FLUSHALL` may have run on some nodes.
 ///   The same holds inside a pipeline, where the merged reply takes the command's place; in a
 ///   transaction every key must be in one slot and keyless commands run on its node only.
-/// * **Topology.** Discovered at the first call from the seeds (any that answers):
+/// * **Topology.** Discovered at the first call (or at [`connect`](ClusterClient::connect),
+///   to fail fast at startup) from the seeds (any that answers):
 ///   `CLUSTER SHARDS`, or `CLUSTER SLOTS` on servers before Redis 7. Refreshed when a node
 ///   answers `MOVED`, when a call fails with a connection error, on `CLUSTERDOWN`, and
 ///   periodically ([`ClusterBuilder::refresh_interval`], checked as calls come). Refreshes
