@@ -116,8 +116,9 @@ impl fmt::Display for Error {
             Error::Protocol { message } => write!(f, "protocol error: {message}"),
             Error::Server { kind, message } if kind == "MOVED" || kind == "ASK" => write!(
                 f,
-                "server error {kind} {message} (a Redis Cluster redirect: the key is served by \
-                 another node; use ClusterClient, which follows redirects)"
+                "server error {kind} {message} (a Redis Cluster redirect: the slot is served by \
+                 another node; a ClusterClient follows redirects, a Client connected to one \
+                 node does not: use ClusterClient)"
             ),
             Error::Server { kind, message } => write!(f, "server error {kind} {message}"),
             Error::Decode {
