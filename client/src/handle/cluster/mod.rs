@@ -802,13 +802,24 @@ mod tests {
             .seed(format!("127.0.0.1:{port}"))
             .build()
             .unwrap();
-        let r: Result<Value> = futures::executor::block_on(cluster.call(Cmd::new("GET").key("k")));
         let seed = format!("127.0.0.1:{port}");
-        assert!(
-            matches!(&r, Err(e @ Error::Connection { sent: false, message, .. })
-                if e.is_retryable() && message.contains(&seed)),
-            "{r:?}"
-        );
+        // One command, a pipeline, a command for every primary.
+        let mut p = cluster.pipeline();
+        p.add(Cmd::new("GET").key("a"))
+            .add(Cmd::new("GET").key("b"));
+        let calls: [Call<Value>; 3] = [
+            cluster.call(Cmd::new("GET").key("k")),
+            cluster.call(p),
+            cluster.call(Cmd::new("DBSIZE")),
+        ];
+        for call in calls {
+            let r = futures::executor::block_on(call);
+            assert!(
+                matches!(&r, Err(e @ Error::Connection { sent: false, message, .. })
+                    if e.is_retryable() && message.contains(&seed)),
+                "{r:?}"
+            );
+        }
         drop(silent);
     }
 

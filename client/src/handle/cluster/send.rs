@@ -227,7 +227,7 @@ pub(super) async fn run(
 /// The error of a call whose deadline came before the cluster's map was known: nothing was
 /// sent, so it is a connection error that may be retried ([`Error::is_retryable`]), naming the
 /// seeds (a TLS seed spoken to in plain text, or the reverse, hangs in the handshake until here).
-fn undiscovered(core: &Core) -> Error {
+pub(super) fn undiscovered(core: &Core) -> Error {
     let seeds: Vec<String> = core.seeds.iter().map(|s| s.to_string()).collect();
     Error::connection(format!(
         "the cluster's map was not known before the call's timeout: no node answered CLUSTER \
