@@ -66,6 +66,16 @@ pub enum Error {
         message: String,
     },
     /// The server replied with an error.
+    ///
+    /// A `MOVED` or `ASK` reaching a [`Client`](crate::Client) means its server is a Redis
+    /// Cluster node and the key lives on another: use a [`ClusterClient`](crate::ClusterClient)
+    /// (it follows redirects itself); its text says so.
+    ///
+    /// ```
+    /// let e = ringdis::Error::Server { kind: "MOVED".into(), message: "3999 10.0.0.2:7001".into() };
+    /// assert!(e.to_string().starts_with("server error MOVED 3999 10.0.0.2:7001 ("));
+    /// assert!(e.to_string().contains("use ClusterClient"));
+    /// ```
     Server {
         /// The error code: the first word of the reply (`ERR`, `WRONGTYPE`, `MOVED`, …).
         kind: String,
@@ -104,6 +114,12 @@ impl fmt::Display for Error {
             Error::Connection { message, .. } => write!(f, "connection error: {message}"),
             Error::Timeout => f.write_str("timed out waiting for the reply"),
             Error::Protocol { message } => write!(f, "protocol error: {message}"),
+            Error::Server { kind, message } if kind == "MOVED" || kind == "ASK" => write!(
+                f,
+                "server error {kind} {message} (a Redis Cluster redirect: the slot is served by \
+                 another node; a ClusterClient follows redirects, a Client connected to one \
+                 node does not: use ClusterClient)"
+            ),
             Error::Server { kind, message } => write!(f, "server error {kind} {message}"),
             Error::Decode {
                 path,

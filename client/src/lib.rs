@@ -37,7 +37,7 @@
 //! stand in for the server in tests), [`Stats`] (counters to export), [`Error`] (what each
 //! error means and whether to retry), and the crate's `examples/` folder (`cargo run
 //! --example connect`, `typed`, `derive`, `pipeline`, `pubsub`, `pool`, `tls`; each reads
-//! `REDIS_URL`).
+//! `REDIS_URL`; and `cluster`, which reads `REDIS_CLUSTER_URLS`, comma-separated).
 //!
 //! The Cargo features (`io-uring` on by default; `tls`, `tracing`, `mock`, `serde`, `json`) are
 //! in the README's Install section below.

@@ -465,6 +465,13 @@ fn parse_parts(url: &str) -> Result<(Parts, Addr)> {
                  Tls::server_name",
             ));
         }
+        "redis-cluster" | "rediss-cluster" | "valkey-cluster" | "valkeys-cluster" => {
+            return Err(bad(
+                url,
+                "no cluster scheme: give ClusterClient::open the redis:// (or rediss://) URL of \
+                 one or more of the cluster's nodes",
+            ));
+        }
         other => return Err(bad(url, &format!("unknown scheme {other:?}"))),
     };
     parts.query(url, query)?;
@@ -509,6 +516,11 @@ fn host_port_or(s: &str, default: u16) -> std::result::Result<(String, u16), &'s
         }
     } else {
         match s.split_once(':') {
+            _ if s.contains(',') => {
+                return Err("one URL names one server: several hosts go in a \
+                            redis+sentinel:// URL (sentinels) or one URL each to \
+                            ClusterClient::open (a cluster's nodes)")
+            }
             Some((_, p)) if p.contains(':') => {
                 return Err("an IPv6 host goes in brackets: [::1]:6379")
             }
@@ -820,6 +832,10 @@ mod tests {
             ("rediss+unix://:hunter2@/tmp/x.sock", "unix sockets"),
             ("valkeys://h:x", "port"),
             ("http://h", "unknown scheme"),
+            // What other clients accept for a cluster says what to write instead.
+            ("redis-cluster://h:7000", "ClusterClient::open"),
+            ("redis://h1:7000,h2:7001", "ClusterClient::open"),
+            ("redis://h1,h2", "redis+sentinel://"),
             ("rediss://h#other", "#insecure"),
             ("redis://h#insecure", "fragment"),
             ("rediss+unix:///tmp/x.sock", "unix sockets"),

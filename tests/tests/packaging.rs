@@ -7,8 +7,8 @@
 
 mod support;
 
-use ringdis::{cmd, Client};
-use ringdis_tests::{Server, ServerKind};
+use ringdis::{cmd, Client, ClusterClient};
+use ringdis_tests::{Cluster, Server, ServerKind};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -91,7 +91,8 @@ fn build_examples_with(more: &[&str]) -> PathBuf {
 }
 
 /// Each example and lines its output must hold. (The `tls` example needs the `tls` feature and a
-/// TLS server: [`the_tls_example_runs_against_a_server_that_wants_a_client_certificate`].)
+/// TLS server: [`the_tls_example_runs_against_a_server_that_wants_a_client_certificate`]; the
+/// `cluster` example a cluster: [`the_cluster_example_runs_against_a_cluster`].)
 const EXAMPLES: &[(&str, &[&str])] = &[
     ("connect", &["PING -> \"PONG\"", ", protocol 3, engine "]),
     (
@@ -152,7 +153,7 @@ fn every_example_runs_against_both_servers_and_leaves_no_keys() {
         .collect();
     for name in &listed {
         assert!(
-            name == "tls" || EXAMPLES.iter().any(|(e, _)| e == name),
+            name == "tls" || name == "cluster" || EXAMPLES.iter().any(|(e, _)| e == name),
             "client/examples/{name}.rs is not checked here: add it to EXAMPLES"
         );
     }
@@ -271,4 +272,43 @@ fn the_tls_example_runs_against_a_server_that_wants_a_client_certificate() {
         !out.status.success(),
         "connected without a client certificate"
     );
+}
+
+/// The `cluster` example, as its doc says to run it (`REDIS_CLUSTER_URLS`, comma-separated),
+/// against a throwaway cluster of each server kind: it does what it prints and leaves no key.
+#[test]
+fn the_cluster_example_runs_against_a_cluster() {
+    let dir = build_examples();
+    for kind in ServerKind::ALL {
+        let cluster = Cluster::start(kind);
+        let mut run = Command::new(dir.join("cluster"));
+        run.env("REDIS_CLUSTER_URLS", cluster.seed_urls().join(","));
+        let out = run_within(run, Duration::from_secs(60));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success(),
+            "cluster on {kind}: {}\n{stdout}{stderr}",
+            out.status
+        );
+        for line in [
+            "GET example:greeting -> Some(\"hello\")",
+            "HGETALL example:user:1 -> User { name: \"ada\", born: 1815 }",
+            "MGET over 3 slots -> [Some(1), Some(2), Some(3)]",
+            "pipeline INCR a, b, c -> 2, 3, 4",
+            "-> items=1 total=42",
+            "SUNION across slots: client error: CROSSSLOT",
+            "SCAN example:* -> 7 keys",
+            "removed 7 keys",
+        ] {
+            assert!(
+                stdout.contains(line),
+                "cluster on {kind}: no {line:?} in\n{stdout}"
+            );
+        }
+        let client = ClusterClient::open(cluster.seed_urls()).expect("the harness URLs parse");
+        let keys: i64 =
+            futures::executor::block_on(client.call(cmd!("DBSIZE"))).expect("DBSIZE answers");
+        assert_eq!(keys, 0, "cluster on {kind} left keys behind");
+    }
 }

@@ -435,7 +435,7 @@ fn a_moved_loop_between_two_nodes_ends() {
                         format!("*1\r\n*3\r\n:0\r\n:16383\r\n*2\r\n$9\r\n127.0.0.1\r\n:{mine}\r\n");
                     conn.write(r.as_bytes());
                 } else {
-                    let slot = cmd.get(1).map_or(0, |k| ringdis::slot(k));
+                    let slot = cmd.get(1).map_or(0, ringdis::slot);
                     conn.write(format!("-MOVED {slot} 127.0.0.1:{other}\r\n").as_bytes());
                 }
                 match conn.read_command() {

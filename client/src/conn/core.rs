@@ -107,6 +107,9 @@ pub(crate) struct Core {
     /// what a TLS port does with plain text (the hint [`Core::connect_failed`] adds).
     cut_in_handshake: bool,
     last_error: Option<Error>,
+    /// What an attempt held for its address waits for ([`Core::hold`]): a call that times out
+    /// meanwhile says it.
+    held_for: Option<Error>,
     /// Someone asked to connect and has not been answered yet ([`Event::Connected`] or
     /// [`Event::ConnectFailed`]).
     connect_waiting: bool,
@@ -173,6 +176,7 @@ impl Core {
             attempts_since: None,
             attempt_since: None,
             last_error: None,
+            held_for: None,
             connect_waiting: false,
             disconnect_waiting: false,
             resp3: false,
@@ -189,6 +193,7 @@ impl Core {
     /// The address the transport connects to now, when it is not the configuration's (a
     /// Sentinel-managed primary's): error messages name it.
     pub fn set_addr(&mut self, addr: &Addr) {
+        self.held_for = None;
         if !self.addr_known || self.addr != *addr {
             self.addr = addr.clone();
         }
@@ -206,8 +211,9 @@ impl Core {
 
     /// The transport has no address to connect to yet (Sentinel has not answered): the attempt
     /// that was due waits, until the run's connect deadline at most. True if it waits; false
-    /// when the deadline has come (the transport then fails the attempt, saying why).
-    pub fn hold(&mut self, now: Instant) -> bool {
+    /// when the deadline has come (the transport then fails the attempt, saying why). `why`
+    /// says what is awaited: a call whose timeout comes first fails saying it.
+    pub fn hold(&mut self, now: Instant, why: &Error) -> bool {
         let State::Backoff { .. } = self.state else {
             return false;
         };
@@ -215,6 +221,7 @@ impl Core {
         if until <= now {
             return false;
         }
+        self.held_for = Some(why.clone());
         self.set_state(State::Backoff { until });
         true
     }
@@ -340,6 +347,7 @@ impl Core {
     fn start_attempts(&mut self, now: Instant) {
         self.attempts_since = Some(now);
         self.last_error = None;
+        self.held_for = None;
         self.set_state(State::Backoff { until: now });
     }
 
@@ -507,10 +515,24 @@ impl Core {
     pub fn handle_timeout(&mut self, now: Instant) {
         loop {
             let addr = self.target();
+            // Why there is no connection yet, when known: what the attempt waits for, or how
+            // the last one failed (a Sentinel master name no sentinel knows, a refused port).
+            let (held_for, last_error) = (&self.held_for, &self.last_error);
+            let tls_pending = matches!(self.state, State::Connecting) && self.securing;
             // A call still waiting for the connection was never sent: not a reply timeout.
             let unsent = || {
+                let why = match (held_for, last_error) {
+                    _ if tls_pending => {
+                        " (the TLS handshake has not completed: is the port a TLS port?)".into()
+                    }
+                    (Some(Error::Connection { message, .. }), _)
+                    | (None, Some(Error::Connection { message, .. })) => format!(" ({message})"),
+                    (Some(e), _) | (None, Some(e)) => format!(" ({e})"),
+                    (None, None) => String::new(),
+                };
                 Error::connection(format!(
-                    "not connected to {addr} before the call's timeout; the request was not sent"
+                    "not connected to {addr} before the call's timeout{why}; the request was not \
+                     sent"
                 ))
                 .unsent()
             };
@@ -2340,6 +2362,67 @@ mod tests {
         assert_eq!(output(&mut off), "");
     }
 
+    /// A call whose timeout comes during the TLS handshake (a TLS client on a plain port waits
+    /// there) asks whether the port is a TLS port.
+    #[cfg(feature = "tls")]
+    #[test]
+    fn a_call_timing_out_in_the_tls_handshake_asks_about_the_port() {
+        let t0 = Instant::now();
+        let cfg = Config::new()
+            .protocol(Protocol::Resp2)
+            .connect_timeout(Duration::from_secs(5));
+        let mut core = Core::new(&cfg);
+        let mut rx = call(
+            &mut core,
+            cmd!("PING"),
+            t0,
+            Some(Duration::from_millis(100)),
+        );
+        assert_eq!(core.want(t0), Want::Open);
+        core.handle_opening();
+        core.handle_securing();
+        core.handle_timeout(t0 + Duration::from_millis(100));
+        let err = got(&mut core, &mut rx).unwrap_err();
+        assert!(
+            matches!(&err, Error::Connection { sent: false, message, .. }
+                if message.contains("is the port a TLS port?")),
+            "{err:?}"
+        );
+    }
+
+    /// A call whose timeout comes while its connection's attempt waits for an address says
+    /// what is awaited (a Sentinel master name the sentinels do not know), not only that it
+    /// was not connected.
+    #[test]
+    fn a_call_timing_out_while_held_says_what_is_awaited() {
+        let t0 = Instant::now();
+        let cfg = Config::sentinel("nosuch", [("127.0.0.1", 26379)])
+            .protocol(Protocol::Resp2)
+            .connect_timeout(Duration::from_secs(5));
+        let mut core = Core::new(&cfg);
+        let mut rx = call(
+            &mut core,
+            cmd!("PING"),
+            t0,
+            Some(Duration::from_millis(100)),
+        );
+        assert_eq!(core.want(t0), Want::Open);
+        let why = Error::connection("no sentinel knows a master named \"nosuch\"");
+        assert!(core.hold(t0, &why));
+        core.handle_timeout(t0 + Duration::from_millis(100));
+        let err = got(&mut core, &mut rx).unwrap_err();
+        assert!(
+            matches!(&err, Error::Connection { sent: false, .. }),
+            "{err:?}"
+        );
+        let text = err.to_string();
+        assert!(
+            text.contains("before the call's timeout")
+                && text.contains("no sentinel knows a master named \"nosuch\""),
+            "{text}"
+        );
+    }
+
     /// An attempt with no address yet waits (until the run's connect deadline at most), and
     /// starts at once when the address comes; a replica's `ROLE` closes the attempt and the
     /// calls wait for the next one, failing with that cause when the time runs out.
@@ -2353,7 +2436,10 @@ mod tests {
         let mut core = Core::new(&cfg);
         let mut rx = call(&mut core, cmd!("PING"), t0, None);
         assert_eq!(core.want(t0), Want::Open);
-        assert!(core.hold(t0), "no address yet: the attempt waits");
+        assert!(
+            core.hold(t0, &Error::connection("asking the sentinels")),
+            "no address yet: the attempt waits"
+        );
         assert_eq!(core.want(t0), Want::Nothing);
         assert_eq!(core.poll_timeout(), Some(t0 + Duration::from_secs(1)));
         let t1 = t0 + Duration::from_millis(30);
@@ -2385,7 +2471,10 @@ mod tests {
         // The deadline passes with no primary found: the call fails with the replica's cause.
         let late = t0 + Duration::from_secs(1);
         assert_eq!(core.want(late), Want::Open);
-        assert!(!core.hold(late), "the deadline has come: no more waiting");
+        assert!(
+            !core.hold(late, &Error::connection("asking the sentinels")),
+            "the deadline has come: no more waiting"
+        );
         core.handle_opening();
         core.handle_unresolved(Error::connection("still asking the sentinels"), late);
         let err = got(&mut core, &mut rx).unwrap_err();

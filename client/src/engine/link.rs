@@ -1065,7 +1065,7 @@ impl Link {
                     session.holding = false;
                     return (Want::Open, false);
                 }
-                Lookup::Pending(_) if session.core.hold(now) => {
+                Lookup::Pending(ref why) if session.core.hold(now, why) => {
                     session.holding = true;
                     return (Want::Nothing, true);
                 }

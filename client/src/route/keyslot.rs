@@ -9,16 +9,24 @@
 /// How many slots a cluster has.
 pub const SLOTS: u16 = 16384;
 
-/// The cluster slot (`0..16384`) of `key`, honouring `{hash tags}`: what `CLUSTER KEYSLOT`
-/// answers.
+/// The cluster slot (`0..16384`) of `key` (a `&str`, `String`, `&[u8]`, `Bytes`…), honouring
+/// `{hash tags}`: what `CLUSTER KEYSLOT` answers.
 ///
 /// ```
 /// assert_eq!(ringdis::slot(b"foo"), 12182);
+/// assert_eq!(ringdis::slot("foo"), 12182);
+/// assert_eq!(ringdis::slot(format!("user:{}", 1)), ringdis::slot(b"user:1"));
 /// // A hash tag puts related keys in one slot.
 /// assert_eq!(ringdis::slot(b"{user1000}.following"), ringdis::slot(b"{user1000}.followers"));
 /// assert_eq!(ringdis::slot(b"{user1000}.following"), ringdis::slot(b"user1000"));
 /// ```
-pub fn slot(key: &[u8]) -> u16 {
+#[inline]
+pub fn slot(key: impl AsRef<[u8]>) -> u16 {
+    key_slot(key.as_ref())
+}
+
+/// [`slot`] of bytes.
+fn key_slot(key: &[u8]) -> u16 {
     crc16::State::<crc16::XMODEM>::calculate(hashed(key)) & (SLOTS - 1)
 }
 

@@ -89,7 +89,8 @@ const DEFAULT_REFRESH: Duration = Duration::from_secs(60);
 ///   the message says how many, so a failed `MSET` or `FLUSHALL` may have run on some nodes.
 ///   The same holds inside a pipeline, where the merged reply takes the command's place; in a
 ///   transaction every key must be in one slot and keyless commands run on its node only.
-/// * **Topology.** Discovered at the first call from the seeds (any that answers):
+/// * **Topology.** Discovered at the first call (or at [`connect`](ClusterClient::connect),
+///   to fail fast at startup) from the seeds (any that answers):
 ///   `CLUSTER SHARDS`, or `CLUSTER SLOTS` on servers before Redis 7. Refreshed when a node
 ///   answers `MOVED`, when a call fails with a connection error, on `CLUSTERDOWN`, and
 ///   periodically ([`ClusterBuilder::refresh_interval`], checked as calls come). Refreshes
@@ -172,13 +173,25 @@ pub struct ClusterBuilder {
 impl ClusterClient {
     /// A client for the cluster these nodes belong to (any one that answers is enough). The
     /// first URL's settings (credentials, protocol, TLS, timeouts as a URL gives them) apply to
-    /// every node; the others give addresses only. Nothing is connected yet: the first call
-    /// discovers the cluster.
+    /// every node; the others give addresses, and may repeat those settings but not give
+    /// others. Nothing is connected yet: the first call discovers the cluster
+    /// ([`connect`](ClusterClient::connect) to do it now).
     ///
     /// # Errors
     ///
-    /// [`Error::Client`] for no URL, a URL [`Config::from_url`] refuses, or as
-    /// [`ClusterBuilder::build`].
+    /// [`Error::Client`] for no URL, a URL [`Config::from_url`] refuses, a later URL that
+    /// gives settings other than the first's (it names them), or as [`ClusterBuilder::build`].
+    ///
+    /// ```
+    /// use ringdis::ClusterClient;
+    ///
+    /// let e = ClusterClient::open(["redis://h1:7000", "redis://:pw@h2:7000/0?protocol=2"])
+    ///     .unwrap_err();
+    /// assert!(e.to_string().contains("(password, protocol)"), "{e}");
+    /// // Addresses only, or the same settings again, are fine.
+    /// ClusterClient::open(["redis://:pw@h1:7000?protocol=2", "h2:7000", "redis://:pw@h3:7000"])?;
+    /// # Ok::<(), ringdis::Error>(())
+    /// ```
     pub fn open<I>(urls: I) -> Result<ClusterClient>
     where
         I: IntoIterator,
@@ -190,9 +203,11 @@ impl ClusterClient {
                 "ClusterClient::open needs at least one node URL",
             ));
         };
-        ClusterClient::builder(Config::from_url(first)?)
-            .seeds(&urls)
-            .build()
+        let config = Config::from_url(first)?;
+        for url in &urls[1..] {
+            differing_settings(&config, url)?;
+        }
+        ClusterClient::builder(config).seeds(&urls).build()
     }
 
     /// A builder whose nodes all get `config`'s settings (its address is the seed unless
@@ -403,8 +418,55 @@ impl ClusterClient {
         );
     }
 
+    /// Discovers the cluster now and connects to every primary (handshake included), at
+    /// once: for a service that would rather fail at startup than at its first call. Calls
+    /// need none of it (the first call discovers the cluster); safe to call again.
+    ///
+    /// # Errors
+    ///
+    /// As a first call would: [`Error::Connection`] when no seed answered (each seed asked is
+    /// named) or a primary could not be connected within [`Config::connect_timeout`], a
+    /// node's error (e.g. `WRONGPASS`), a seed that is not a cluster node.
+    ///
+    /// ```no_run
+    /// use ringdis::ClusterClient;
+    ///
+    /// # async fn demo() -> ringdis::Result<()> {
+    /// let cluster = ClusterClient::open(["redis://10.0.0.1:7000", "redis://10.0.0.2:7000"])?;
+    /// cluster.connect().await?; // fail fast at startup
+    /// # Ok(()) }
+    /// ```
+    pub async fn connect(&self) -> Result<()> {
+        self.core.refresh().await?;
+        let primaries: Vec<Client> = self
+            .core
+            .topology
+            .with_view(|v| v.primaries.iter().map(|(_, c)| c.clone()).collect());
+        // Every primary at once; the first failure is the answer.
+        let mut connecting: Vec<_> = primaries.iter().map(|c| Box::pin(c.connect())).collect();
+        std::future::poll_fn(|cx| {
+            let mut failed = None;
+            connecting.retain_mut(|c| match c.as_mut().poll(cx) {
+                std::task::Poll::Pending => true,
+                std::task::Poll::Ready(Ok(_)) => false,
+                std::task::Poll::Ready(Err(e)) => {
+                    failed.get_or_insert(e);
+                    false
+                }
+            });
+            match failed {
+                Some(e) => std::task::Poll::Ready(Err(e)),
+                None if connecting.is_empty() => std::task::Poll::Ready(Ok(())),
+                None => std::task::Poll::Pending,
+            }
+        })
+        .await
+    }
+
     /// The sum of every node's connection counters (see [`Stats`]), nodes let go included;
-    /// each redirect a node answered counts in its `redirects`.
+    /// each redirect a node answered counts in its `redirects`. The client's own calls count
+    /// too: the `CLUSTER SHARDS` (or `CLUSTER SLOTS`) of each topology refresh, and each part
+    /// of a command split or sent to several nodes.
     pub fn stats(&self) -> Stats {
         let mut stats = self.core.nodes.stats();
         stats.callback_panics = stats
@@ -491,8 +553,16 @@ impl ClusterClient {
 }
 
 impl ClusterBuilder {
-    /// Adds a seed node: a URL (`redis://host:port`, only its address is used) or
-    /// `host:port`.
+    /// Adds a seed node: a URL (`redis://host:port`, only its address is used: credentials,
+    /// TLS and protocol come from the builder's [`Config`]) or `host:port` (`[v6]:port`). One
+    /// seed per call; a malformed one is reported by [`build`](ClusterBuilder::build).
+    ///
+    /// ```
+    /// use ringdis::{ClusterClient, Config};
+    ///
+    /// let e = ClusterClient::builder(Config::new()).seed("h1:7000,h2:7001").build().unwrap_err();
+    /// assert!(e.to_string().contains("one seed per string"));
+    /// ```
     pub fn seed(mut self, url: impl AsRef<str>) -> ClusterBuilder {
         match parse_seed(url.as_ref()) {
             Ok(addr) => {
@@ -554,9 +624,9 @@ impl ClusterBuilder {
     /// # Errors
     ///
     /// [`Error::Client`] for a seed that is not a `host:port` or TCP URL, a [`Config::db`]
-    /// other than 0, a Sentinel configuration ([`Config::sentinel`]), [`Config::autoconnect`]
-    /// off, or as [`Client::new`]
-    /// (the engine, the configuration).
+    /// other than 0, a Sentinel configuration ([`Config::sentinel`]: Sentinel does not manage
+    /// clusters), [`Config::autoconnect`] off, or as [`Client::new`] (the engine, the
+    /// configuration).
     pub fn build(self) -> Result<ClusterClient> {
         if let Some(e) = self.error {
             return Err(e);
@@ -564,7 +634,7 @@ impl ClusterBuilder {
         if self.config.sentinel.is_some() {
             return Err(Error::client(
                 "a ClusterClient cannot use a Sentinel configuration (Config::sentinel, \
-                 redis+sentinel://): a cluster's nodes are found from the cluster itself; give \
+                 redis+sentinel://): a cluster is found from its nodes, not from sentinels; give \
                  its nodes' addresses (redis://host:port) as seeds",
             ));
         }
@@ -607,6 +677,67 @@ impl ClusterBuilder {
     }
 }
 
+/// A later URL of [`ClusterClient::open`] that gives settings other than the first's (which
+/// every node gets): refused, naming them, rather than silently ignored. A setting it leaves at
+/// its default is not counted: `?protocol=2` on the first URL only is fine.
+fn differing_settings(first: &Config, url: &str) -> Result<()> {
+    if !url.contains("://") {
+        return Ok(());
+    }
+    let other = Config::from_url(url)?;
+    let base = Config::new();
+    let mut differ = Vec::new();
+    // A setting the URL gives (not the default) that is not the first URL's.
+    let mut check = |given: bool, same: bool, name: &'static str| {
+        if given && !same {
+            differ.push(name);
+        }
+    };
+    check(
+        other.username != base.username,
+        other.username == first.username,
+        "user",
+    );
+    check(
+        other.password != base.password,
+        other.password == first.password,
+        "password",
+    );
+    #[cfg(feature = "tls")]
+    check(other.tls.is_some(), first.tls.is_some(), "TLS");
+    check(
+        other.protocol != base.protocol,
+        other.protocol == first.protocol,
+        "protocol",
+    );
+    check(other.db != base.db, other.db == first.db, "database");
+    check(
+        other.client_name != base.client_name,
+        other.client_name == first.client_name,
+        "client name",
+    );
+    check(
+        other.connect_timeout != base.connect_timeout
+            || other.command_timeout != base.command_timeout,
+        other.connect_timeout == first.connect_timeout
+            && other.command_timeout == first.command_timeout,
+        "timeouts",
+    );
+    if differ.is_empty() {
+        return Ok(());
+    }
+    let at = match &other.addr {
+        Addr::Tcp { host, port } => NodeAddr::new(host, *port).to_string(),
+        Addr::Unix(path) => path.display().to_string(),
+    };
+    Err(Error::client(format!(
+        "ClusterClient::open: the URL of {at} has other settings than the first URL's ({}); \
+         every node gets the first URL's: give every URL the same, or only addresses after \
+         the first",
+        differ.join(", ")
+    )))
+}
+
 /// A seed's address from a URL or `host:port`.
 fn parse_seed(seed: &str) -> Result<NodeAddr> {
     if seed.contains("://") {
@@ -622,13 +753,19 @@ fn parse_seed(seed: &str) -> Result<NodeAddr> {
             "cluster seed {seed:?}: expected host:port or a URL"
         ))
     };
+    if seed.contains(',') {
+        return Err(Error::client(format!(
+            "cluster seed {seed:?}: one seed per string: .seeds([\"h1:7000\", \"h2:7001\"])"
+        )));
+    }
     let (host, port) = seed.rsplit_once(':').ok_or_else(bad)?;
     let port = port.parse().map_err(|_| bad())?;
-    let host = host
-        .strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(host);
-    if host.is_empty() {
+    let (host, bracketed) = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        Some(v6) => (v6, true),
+        None => (host, false),
+    };
+    // An IPv6 address goes in brackets; nothing else has a colon or a space.
+    if host.is_empty() || host.contains(char::is_whitespace) || (host.contains(':') && !bracketed) {
         return Err(bad());
     }
     Ok(NodeAddr::new(host, port))
@@ -665,7 +802,15 @@ mod tests {
             parse_seed("redis://:pw@10.0.0.1:7002/0"),
             Ok(NodeAddr::new("10.0.0.1", 7002))
         );
-        for bad in ["h", "h:x", ":7000", "redis+unix:///tmp/s"] {
+        for bad in [
+            "h",
+            "h:x",
+            ":7000",
+            "redis+unix:///tmp/s",
+            "h1:7000,h2:7001",
+            "::1:7000",
+            "h 1:7000",
+        ] {
             assert!(parse_seed(bad).is_err(), "{bad}");
         }
     }
@@ -678,6 +823,10 @@ mod tests {
         assert!(refused.is_err_and(|e| e.is_client()));
         let none = ClusterClient::open(Vec::<String>::new());
         assert!(none.is_err_and(|e| e.is_client()));
+        let sentinel = ClusterClient::open(["redis+sentinel://127.0.0.1:26379/mymaster"]);
+        assert!(
+            sentinel.is_err_and(|e| e.is_client() && e.to_string().contains("not from sentinels"))
+        );
     }
 
     /// A Sentinel configuration is refused: each node's connection would ask the sentinels
@@ -700,8 +849,8 @@ mod tests {
         );
     }
 
-    /// Autoconnect off is refused: a cluster client has no `connect` and makes node
-    /// connections as it finds the nodes, so none would ever connect (every call failing).
+    /// Autoconnect off is refused: a cluster client makes node connections as it finds the
+    /// nodes (after a failover too), so with it off they would never connect.
     #[test]
     fn autoconnect_off_is_refused() {
         let config = Config::new()
@@ -733,8 +882,9 @@ mod tests {
             let r: Result<Value> =
                 futures::executor::block_on(cluster.call(Cmd::new("GET").key("k")));
             assert!(
-                matches!(&r, Err(Error::Connection { sent: false, .. })),
-                "{r:?}"
+                matches!(&r, Err(Error::Connection { sent: false, message, .. })
+                    if message.contains("127.0.0.1:1") && message.contains("127.0.0.1:2")),
+                "every seed asked is named: {r:?}"
             );
             assert!(
                 started.elapsed() < Duration::from_secs(3),
@@ -742,6 +892,42 @@ mod tests {
                 started.elapsed()
             );
         }
+    }
+
+    /// A seed that takes the connection and never answers (a TLS port spoken to in plain
+    /// text does that): the call fails in its time with a connection error saying nothing was
+    /// sent and which seeds were asked, not with a timeout (which says it may have run).
+    #[test]
+    fn a_silent_seed_is_an_unsent_connection_error() {
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = silent.local_addr().unwrap().port();
+        let config = Config::new()
+            .engine(crate::Engine::Epoll)
+            .connect_timeout(Duration::from_secs(10))
+            .command_timeout(Some(Duration::from_millis(300)));
+        let cluster = ClusterClient::builder(config)
+            .seed(format!("127.0.0.1:{port}"))
+            .build()
+            .unwrap();
+        let seed = format!("127.0.0.1:{port}");
+        // One command, a pipeline, a command for every primary.
+        let mut p = cluster.pipeline();
+        p.add(Cmd::new("GET").key("a"))
+            .add(Cmd::new("GET").key("b"));
+        let calls: [Call<Value>; 3] = [
+            cluster.call(Cmd::new("GET").key("k")),
+            cluster.call(p),
+            cluster.call(Cmd::new("DBSIZE")),
+        ];
+        for call in calls {
+            let r = futures::executor::block_on(call);
+            assert!(
+                matches!(&r, Err(e @ Error::Connection { sent: false, message, .. })
+                    if e.is_retryable() && message.contains(&seed)),
+                "{r:?}"
+            );
+        }
+        drop(silent);
     }
 
     /// Keys in different slots are refused before anything is sent (no node is reachable

@@ -99,7 +99,7 @@ pub(super) async fn pipeline(
         match within(&core, deadline, core.refresh()).await {
             Some(Ok(())) => {}
             Some(Err(e)) => return Err(e),
-            None => return Err(Error::Timeout),
+            None => return Err(send::undiscovered(&core)),
         }
     }
     // The requests to send, and where each command's reply comes from among theirs.
@@ -229,7 +229,7 @@ pub(super) async fn fan(core: Arc<Core>, fan: Fan, deadline: Option<Instant>) ->
         match within(&core, deadline, core.refresh()).await {
             Some(Ok(())) => {}
             Some(Err(e)) => return Err(e),
-            None => return Err(Error::Timeout),
+            None => return Err(send::undiscovered(&core)),
         }
     }
     let (parts, fold) = fan.parts(&core)?;

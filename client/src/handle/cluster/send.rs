@@ -193,7 +193,7 @@ pub(super) async fn run(
                     match within(&core, deadline, core.refresh()).await {
                         Some(Ok(())) => {}
                         Some(Err(e)) => return Err(e),
-                        None => return Err(Error::Timeout),
+                        None => return Err(undiscovered(&core)),
                     }
                     match first_node(&core, &target) {
                         Some(found) => found,
@@ -237,6 +237,20 @@ fn too_many_redirects(err: Error) -> Error {
         },
         other => other,
     }
+}
+
+/// The error of a call whose deadline came before the cluster's map was known: nothing was
+/// sent, so it is a connection error that may be retried ([`Error::is_retryable`]), naming the
+/// seeds (a TLS seed spoken to in plain text, or the reverse, hangs in the handshake until here).
+pub(super) fn undiscovered(core: &Core) -> Error {
+    let seeds: Vec<String> = core.seeds.iter().map(|s| s.to_string()).collect();
+    Error::connection(format!(
+        "the cluster's map was not known before the call's timeout: no node answered CLUSTER \
+         SHARDS/SLOTS in time (seeds: {}; TLS as the URL says: rediss:// for TLS ports, \
+         redis:// for plain ones); the request was not sent",
+        seeds.join(", ")
+    ))
+    .unsent()
 }
 
 /// `ASKING` and `cmd` in one write (nothing can come between them) where the gate's `route`

@@ -267,7 +267,7 @@ pub(super) async fn fetch(
                 hedge = None;
                 return Poll::Pending;
             }
-            return Poll::Ready(Err(last.clone()));
+            return Poll::Ready(Err(none_answered(&candidates, last.clone())));
         };
         let ask = ask(
             addr.clone(),
@@ -280,6 +280,47 @@ pub(super) async fn fetch(
         hedge = Some(sleep(Instant::now() + HEDGE));
     })
     .await
+}
+
+/// The error of a fetch no node answered: with several asked, a connection error names them
+/// all (a seed list with a typo in one address shows that address too), keeping `sent` and the
+/// cause of the last.
+fn none_answered(asked: &[(NodeAddr, Client)], last: Error) -> Error {
+    match last {
+        Error::Connection {
+            message,
+            source,
+            sent,
+        } if asked.len() > 1 => {
+            let names: Vec<String> = asked.iter().map(|(a, _)| a.to_string()).collect();
+            Error::Connection {
+                message: format!(
+                    "no node of the cluster answered (asked {}); the last: {message}",
+                    names.join(", ")
+                ),
+                source,
+                sent,
+            }
+        }
+        other => other,
+    }
+}
+
+/// A node not in cluster mode says only `ERR This instance has cluster support disabled`: the
+/// reply gets what to do instead.
+fn not_a_cluster(addr: &NodeAddr, e: Error) -> Error {
+    match e {
+        Error::Server { kind, message } if message.contains("cluster support disabled") => {
+            Error::Server {
+                kind,
+                message: format!(
+                    "{message} ({addr} is not a cluster node: use Client for a single server, \
+                     or Config::sentinel for a Sentinel-managed primary)"
+                ),
+            }
+        }
+        other => other,
+    }
 }
 
 /// One node's map.
@@ -301,10 +342,12 @@ async fn ask(
             {
                 use_slots.store(true, Ordering::Relaxed);
             }
-            Err(e) => return Err(e),
+            Err(e) => return Err(not_a_cluster(&addr, e)),
         }
     }
-    let reply = query(Cmd::new("CLUSTER SLOTS")).await?;
+    let reply = query(Cmd::new("CLUSTER SLOTS"))
+        .await
+        .map_err(|e| not_a_cluster(&addr, e))?;
     non_empty(SlotMap::from_slots(reply, addr.host())?)
 }
 

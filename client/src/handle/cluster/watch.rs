@@ -26,6 +26,23 @@ impl ClusterClient {
     ///
     /// [`Error::Client`] naming `CROSSSLOT` before anything is sent when the watched keys span
     /// slots, or when none is given; else as [`Client::watch_transaction`].
+    ///
+    /// ```no_run
+    /// use ringdis::{cmd, ClusterClient};
+    ///
+    /// # async fn demo(cluster: ClusterClient) -> ringdis::Result<()> {
+    /// // Move 10 from one balance to another, both under the {acct} hash tag.
+    /// let ((), b): ((), i64) = cluster
+    ///     .watch_transaction(&["{acct}:a", "{acct}:b"][..], |conn| async move {
+    ///         let a: Option<i64> = conn.call(cmd!("GET", "{acct}:a")).await?;
+    ///         let mut tx = conn.transaction();
+    ///         tx.add(cmd!("SET", "{acct}:a", a.unwrap_or(0) - 10))
+    ///             .add(cmd!("INCRBY", "{acct}:b", 10));
+    ///         Ok(tx)
+    ///     })
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn watch_transaction<K, F, Fut, T>(&self, keys: K, mut build: F) -> Result<T>
     where
         K: crate::ToArg,
