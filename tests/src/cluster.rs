@@ -46,6 +46,7 @@ pub struct ClusterBuilder {
     args: Vec<(String, String)>,
     redis_cli: bool,
     tls: Option<ServerTls>,
+    plain_too: bool,
 }
 
 impl ClusterBuilder {
@@ -108,6 +109,14 @@ impl ClusterBuilder {
         self
     }
 
+    /// With [`ClusterBuilder::tls`]: every node also serves plain text on a port of its own
+    /// ([`ClusterNode::plain_port`]), as a cluster moving to TLS does; the cluster bus and
+    /// replication stay TLS, and the harness keeps using the TLS ports.
+    pub fn plain_port_too(mut self) -> Self {
+        self.plain_too = true;
+        self
+    }
+
     /// Starts the nodes, assembles the cluster and waits until it has settled
     /// ([`Cluster::wait_settled`]).
     ///
@@ -148,11 +157,18 @@ impl ClusterBuilder {
             .arg("cluster-replica-validity-factor", "0")
             .arg("cluster-allow-replica-migration", "no")
             .arg("repl-diskless-sync-delay", "0");
+        let mut plain_port = None;
         if let Some(t) = &self.tls {
             b = b
                 .tls(t.clone())
                 .arg("tls-cluster", "yes")
                 .arg("tls-replication", "yes");
+            if self.plain_too {
+                // After the TLS `--port 0`, so this one counts.
+                let p = crate::free_port();
+                b = b.arg("port", &p.to_string());
+                plain_port = Some(p);
+            }
         }
         for (name, value) in &self.args {
             b = b.arg(name, value);
@@ -167,6 +183,7 @@ impl ClusterBuilder {
         ClusterNode {
             id,
             port,
+            plain_port,
             ep,
             bus_port,
             kind: self.kind,
@@ -193,6 +210,7 @@ pub enum Role {
 pub struct ClusterNode {
     id: String,
     port: u16,
+    plain_port: Option<u16>,
     ep: Endpoint,
     bus_port: u16,
     kind: ServerKind,
@@ -210,6 +228,16 @@ impl ClusterNode {
     /// Its client port on `127.0.0.1` (the TLS port of a TLS cluster).
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// Its plain-text port on a TLS node started with [`ClusterBuilder::plain_port_too`].
+    pub fn plain_port(&self) -> Option<u16> {
+        self.plain_port
+    }
+
+    /// `redis://127.0.0.1:<plain port>` ([`ClusterNode::plain_port`]).
+    pub fn plain_url(&self) -> Option<String> {
+        self.plain_port.map(|p| format!("redis://127.0.0.1:{p}"))
     }
 
     /// Its cluster-bus port (`cluster-port`), where nodes talk to each other.
@@ -320,6 +348,7 @@ impl Cluster {
             args: Vec::new(),
             redis_cli: false,
             tls: None,
+            plain_too: false,
         }
     }
 

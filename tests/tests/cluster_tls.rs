@@ -227,6 +227,75 @@ fn refusals_say_why(cluster: &Cluster, pki: &Pki) {
     }
 }
 
+/// A cluster serving TLS and plain text side by side (as one moving to TLS does): a client
+/// over `rediss://` is sent to the nodes' TLS ports, one over `redis://` to their plain ones,
+/// by discovery and by `MOVED`, on every engine.
+#[test]
+fn tls_and_plain_ports_side_by_side() {
+    let pki = Pki::new();
+    let cluster = Cluster::builder(ServerKind::Redis)
+        .tls(pki.node_tls(true))
+        .plain_port_too()
+        .create_with_redis_cli()
+        .node_timeout(Duration::from_secs(5))
+        .start();
+    let tls_seeds = cluster.seed_urls();
+    let plain_seeds: Vec<String> = cluster
+        .nodes()
+        .iter()
+        .map(|n| n.plain_url().expect("a plain port"))
+        .collect();
+    let p = ringdis_tests::unique("mixed");
+    for (i, engine) in engines().into_iter().enumerate() {
+        for (tls, seeds) in [(true, &tls_seeds), (false, &plain_seeds)] {
+            let rt = runtime();
+            let _in = rt.enter();
+            let protocol = PROTOCOLS[i % 2];
+            let at = format!("{engine:?}/{protocol:?}/tls {tls}");
+            let mut config = Config::from_url(&seeds[0])
+                .unwrap()
+                .engine(engine)
+                .protocol(protocol)
+                .command_timeout(Some(Duration::from_secs(5)))
+                .connect_timeout(Duration::from_secs(2));
+            if tls {
+                config = config.tls(pki.mtls());
+            }
+            let db = ClusterClient::builder(config)
+                .seeds(seeds)
+                .build()
+                .expect("cluster client");
+            rt.block_on(async {
+                for (j, owner) in cluster.primaries().into_iter().enumerate() {
+                    let key = key_on(&cluster, owner, &format!("{p}:{i}:{tls}:{j}"));
+                    db.set(&key, &at)
+                        .await
+                        .unwrap_or_else(|e| panic!("{at}: SET on {owner}: {e}"));
+                    assert_eq!(owner.call(&["GET", &key]), Ok(bulk(&at)), "{at}");
+                }
+                let key = format!("{p}:{i}:{tls}:moved");
+                db.set(&key, "v").await.unwrap();
+                let slot = cluster.keyslot(&key);
+                let from = cluster.primary_of_slot(slot);
+                let to = cluster
+                    .primaries()
+                    .into_iter()
+                    .find(|n| n.id() != from.id())
+                    .expect("another primary");
+                cluster.migrate_slot(slot, to);
+                let before = db.stats().redirects;
+                let v: String = db
+                    .get(&key)
+                    .decode()
+                    .await
+                    .unwrap_or_else(|e| panic!("{at}: GET after the move: {e}"));
+                assert_eq!(v, "v", "{at}");
+                assert_eq!(db.stats().redirects, before + 1, "{at}: one MOVED");
+            });
+        }
+    }
+}
+
 /// A primary is killed: after its replica takes over (over the TLS cluster bus), every cell's
 /// client reaches the promoted replica over TLS and finds the write it had made (replicated
 /// before the kill: `WAIT` on the same connection).
