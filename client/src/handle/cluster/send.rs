@@ -116,6 +116,22 @@ pub(super) fn first_node(core: &Core, target: &Target) -> Option<(NodeAddr, Clie
     }
 }
 
+/// The node `cmd`'s first attempt goes to: with replica reads on, a replica of the slot's
+/// shard for a command the spec flags `readonly`; else as [`first_node`].
+#[inline]
+pub(super) fn first_node_for(
+    core: &Core,
+    cmd: &Cmd,
+    target: &Target,
+) -> Option<(NodeAddr, Client)> {
+    match *target {
+        Target::Slot(slot) if core.read_from_replicas && cmd.flags().readonly => {
+            core.replica(slot).or_else(|| first_node(core, target))
+        }
+        _ => first_node(core, target),
+    }
+}
+
 /// Sends `cmd` to `target` until it is answered, redirects followed and retries made as the
 /// module docs say, within `deadline`. `failed`: an attempt already made, and its error.
 pub(super) async fn run(
@@ -195,7 +211,9 @@ pub(super) async fn run(
                         Some(Err(e)) => return Err(e),
                         None => return Err(undiscovered(&core)),
                     }
-                    match first_node(&core, &target) {
+                    // The first attempt: a read goes to a replica as it would have with
+                    // the map known.
+                    match first_node_for(&core, &cmd, &target) {
                         Some(found) => found,
                         None => {
                             return Err(Error::client(
