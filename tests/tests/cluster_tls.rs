@@ -4,7 +4,8 @@
 //! (`tls-auth-clients yes`), assembled by `redis-cli --tls … --cluster create`, with
 //! certificates made fresh by `rcgen`. On every engine and both protocols: discovery from a
 //! `rediss://` seed (`CLUSTER SHARDS` names only a `tls-port`), typed calls on every primary, a
-//! pipeline across slots, MGET/MSET split and merged, a `MOVED` after a slot moved, a failover
+//! pipeline across slots, MGET/MSET split and merged, a `MOVED` after a slot moved, replica
+//! reads, sharded pub/sub, a failover
 //! (a primary killed, calls resume on its promoted replica); a plain `redis://` seed, a missing
 //! client certificate and an unknown CA refused with errors naming why, within the timeout.
 //!
@@ -58,6 +59,19 @@ fn client(
     protocol: Protocol,
     timeout: Duration,
 ) -> ClusterClient {
+    builder(cluster, pki, engine, protocol, timeout)
+        .build()
+        .expect("cluster client")
+}
+
+/// [`client`]'s builder.
+fn builder(
+    cluster: &Cluster,
+    pki: &Pki,
+    engine: Engine,
+    protocol: Protocol,
+    timeout: Duration,
+) -> ringdis::ClusterBuilder {
     let seeds = cluster.seed_urls();
     let config = Config::from_url(&seeds[0])
         .expect("seed URL")
@@ -66,10 +80,29 @@ fn client(
         .protocol(protocol)
         .command_timeout(Some(timeout))
         .connect_timeout(Duration::from_secs(2));
-    ClusterClient::builder(config)
-        .seeds(&seeds)
-        .build()
-        .expect("cluster client")
+    ClusterClient::builder(config).seeds(&seeds)
+}
+
+/// `cmdstat_<command>`'s `calls` on `node` (0 before its first call).
+fn calls(node: &ClusterNode, command: &str) -> u64 {
+    let info = node
+        .call(&["INFO", "commandstats"])
+        .unwrap_or_else(|e| panic!("INFO commandstats on {node}: {e}"));
+    let Value::Bulk(text) = info else {
+        panic!("INFO commandstats on {node}: {info:?}")
+    };
+    let prefix = format!("cmdstat_{command}:calls=");
+    String::from_utf8_lossy(&text)
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .map(|rest| {
+            rest.split(',')
+                .next()
+                .unwrap_or("0")
+                .parse()
+                .expect("a count")
+        })
+        .unwrap_or(0)
 }
 
 /// A key (`prefix:n`) whose slot `owner` serves.
@@ -163,6 +196,51 @@ async fn serves(cluster: &Cluster, pki: &Pki, engine: Engine, protocol: Protocol
     db.set(&key, "w").await.unwrap();
     assert_eq!(db.stats().redirects, before + 1, "{at}: the map learned it");
     assert_eq!(to.call(&["GET", &key]), Ok(bulk("w")), "{at}");
+
+    // Replica reads: READONLY on the replica's TLS connection (found by its `tls-port`), the
+    // read served there.
+    let rdb = builder(cluster, pki, engine, protocol, Duration::from_secs(10))
+        .read_from_replicas(true)
+        .build()
+        .expect("cluster client");
+    let key = format!("{p}:replicated");
+    let mut pipe = db.pipeline();
+    pipe.set(&key, "r").send();
+    pipe.add(cmd!("WAIT", 1, 5000).route_key(&key));
+    let ((), acked): ((), i64) = pipe.query().await.unwrap_or_else(|e| panic!("{at}: {e}"));
+    assert_eq!(acked, 1, "{at}: replicated");
+    let replica = cluster.replicas_of(cluster.primary_of_key(&key))[0];
+    let before = calls(replica, "get");
+    let v: String = rdb
+        .get(&key)
+        .decode()
+        .await
+        .unwrap_or_else(|e| panic!("{at}: GET from a replica: {e}"));
+    assert_eq!(v, "r", "{at}");
+    let primary = cluster.primary_of_key(&key);
+    assert_eq!(
+        calls(replica, "get"),
+        before + 1,
+        "{at}: served by {replica} (primary {primary} ran {} GETs; stats {:?})",
+        calls(primary, "get"),
+        rdb.stats()
+    );
+
+    // Sharded pub/sub: SSUBSCRIBE on the channel's owner over TLS, SPUBLISH delivered.
+    let channel = format!("{p}:chan");
+    let mut sub = db.subscriber().expect("a subscriber");
+    sub.ssubscribe([&channel])
+        .await
+        .unwrap_or_else(|e| panic!("{at}: SSUBSCRIBE: {e}"));
+    let receivers: i64 = db.spublish(&channel, "hello").await.unwrap();
+    assert_eq!(receivers, 1, "{at}: the subscription is on the owner");
+    let m = sub
+        .next_message(Some(Duration::from_secs(5)))
+        .await
+        .unwrap_or_else(|e| panic!("{at}: {e}"))
+        .unwrap_or_else(|| panic!("{at}: no message within 5 s"));
+    assert_eq!(m.channel_str(), Some(channel.as_str()), "{at}");
+    assert_eq!(m.payload_str(), Some("hello"), "{at}");
 }
 
 #[test]
