@@ -262,10 +262,20 @@ fn too_many_redirects(err: Error) -> Error {
 /// seeds (a TLS seed spoken to in plain text, or the reverse, hangs in the handshake until here).
 pub(super) fn undiscovered(core: &Core) -> Error {
     let seeds: Vec<String> = core.seeds.iter().map(|s| s.to_string()).collect();
+    // What a node said meanwhile, when one failed already (a refused port, a reset handshake).
+    let last = match &*core
+        .last_fetch_error
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+    {
+        Some(Error::Connection { message, .. }) => format!("; the last node's error: {message}"),
+        Some(e) => format!("; the last node's error: {e}"),
+        None => String::new(),
+    };
     Error::connection(format!(
         "the cluster's map was not known before the call's timeout: no node answered CLUSTER \
          SHARDS/SLOTS in time (seeds: {}; TLS as the URL says: rediss:// for TLS ports, \
-         redis:// for plain ones); the request was not sent",
+         redis:// for plain ones){last}; the request was not sent",
         seeds.join(", ")
     ))
     .unsent()
