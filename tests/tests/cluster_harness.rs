@@ -1,6 +1,8 @@
 //! The throwaway cluster of `ringdis_tests::Cluster` does what the cluster tests rely on: three
 //! primaries own every slot, a slot (and a range of slots) moves with its keys, a replica takes
-//! over by a manual failover and by an automatic one after its primary is killed.
+//! over by a manual failover and by an automatic one after its primary is killed. The
+//! Redis and Valkey runs assemble their cluster with `redis-cli --cluster create` (the harness
+//! reads back the layout it chose); the killed-primary one with the raw admin commands.
 
 use ringdis::Value;
 use ringdis_tests::{Cluster, ClusterNode, Role, ServerKind, SLOTS};
@@ -14,9 +16,30 @@ fn bulk(s: &str) -> Value {
 }
 
 fn harness_works(kind: ServerKind) {
-    let cluster = Cluster::start(kind);
+    let cluster = Cluster::builder(kind).create_with_redis_cli().start();
     assert_eq!(cluster.nodes().len(), 6);
     assert_eq!(cluster.seed_urls().len(), 6);
+
+    // The layout redis-cli chose, as the harness read it back: the first three nodes are the
+    // primaries, node 3 + i replicates node i; every node's non-default bus port is the one the
+    // cluster gossips.
+    let nodes = cluster.nodes();
+    let view = match nodes[0].call(&["CLUSTER", "NODES"]) {
+        Ok(Value::Bulk(b)) => String::from_utf8_lossy(&b).into_owned(),
+        other => panic!("{kind}: CLUSTER NODES: {other:?}"),
+    };
+    for (i, n) in nodes.iter().enumerate() {
+        let addr = format!("{}@{}", n.addr(), n.bus_port());
+        assert!(view.contains(&addr), "{kind}: {addr} not in {view}");
+        let expected = if i < 3 {
+            Role::Primary
+        } else {
+            Role::Replica {
+                of: nodes[i - 3].id().to_owned(),
+            }
+        };
+        assert_eq!(n.role(), expected, "{kind}: node {i}");
+    }
 
     // Three primaries own all 16384 slots, one replica each.
     let primaries = cluster.primaries();

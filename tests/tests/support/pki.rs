@@ -6,7 +6,9 @@ use std::path::PathBuf;
 
 /// Certificates for one test, in their own temporary directory (removed on drop): a CA, a
 /// server certificate it signs for `localhost` and `127.0.0.1`, a client certificate it signs,
-/// and another CA that signs nothing here.
+/// a cluster node's certificate (`node.pem`/`node.key`: `127.0.0.1`, for server and client
+/// authentication, since a node is both on the cluster bus), and another CA that signs nothing
+/// here.
 pub struct Pki {
     dir: PathBuf,
 }
@@ -32,21 +34,29 @@ impl Pki {
         write("ca.pem", ca_cert.pem());
         let (_, other) = ca("some other CA");
         write("other-ca.pem", other.pem());
-        let leaf = |names: Vec<String>, usage: ExtendedKeyUsagePurpose, stem: &str| {
+        let leaf = |names: Vec<String>, usage: Vec<ExtendedKeyUsagePurpose>, stem: &str| {
             let key = KeyPair::generate().unwrap();
             let mut params = CertificateParams::new(names).unwrap();
             params.distinguished_name.push(DnType::CommonName, stem);
-            params.extended_key_usages = vec![usage];
+            params.extended_key_usages = usage;
             let cert = params.signed_by(&key, &issuer).unwrap();
             write(&format!("{stem}.pem"), cert.pem());
             write(&format!("{stem}.key"), key.serialize_pem());
         };
         leaf(
             vec!["localhost".into(), "127.0.0.1".into()],
-            ExtendedKeyUsagePurpose::ServerAuth,
+            vec![ExtendedKeyUsagePurpose::ServerAuth],
             "server",
         );
-        leaf(vec![], ExtendedKeyUsagePurpose::ClientAuth, "client");
+        leaf(vec![], vec![ExtendedKeyUsagePurpose::ClientAuth], "client");
+        leaf(
+            vec!["127.0.0.1".into()],
+            vec![
+                ExtendedKeyUsagePurpose::ServerAuth,
+                ExtendedKeyUsagePurpose::ClientAuth,
+            ],
+            "node",
+        );
         Pki { dir }
     }
 
@@ -64,6 +74,16 @@ impl Pki {
                 auth_clients,
             })
             .start()
+    }
+
+    /// The TLS of a cluster's nodes: `node.pem`, the test CA, `auth_clients` as given.
+    pub fn node_tls(&self, auth_clients: bool) -> ServerTls {
+        ServerTls {
+            cert: self.path("node.pem"),
+            key: self.path("node.key"),
+            ca: self.path("ca.pem"),
+            auth_clients,
+        }
     }
 
     /// TLS trusting the test CA.

@@ -40,6 +40,9 @@ pub(super) struct Core {
     /// `async_call` callbacks that panicked (counted here, not by a node's connection: the
     /// callback may run after a redirect, off every connection).
     callback_panics: AtomicU64,
+    /// The last error a node gave while the map was being fetched, until a map is installed:
+    /// the cause a call that timed out before any map was known names.
+    pub last_fetch_error: Mutex<Option<Error>>,
 }
 
 impl Core {
@@ -67,6 +70,7 @@ impl Core {
             next_replica: AtomicUsize::new(0),
             keyless: Mutex::default(),
             callback_panics: AtomicU64::new(0),
+            last_fetch_error: Mutex::default(),
         }
     }
 
@@ -227,9 +231,20 @@ impl Core {
             self.use_slots.clone(),
             per_try,
             move |at| placement.sleep_until(at),
+            |e| {
+                *self
+                    .last_fetch_error
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner()) = Some(e.clone());
+            },
         )
         .await?;
-        self.install(map)
+        self.install(map)?;
+        *self
+            .last_fetch_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = None;
+        Ok(())
     }
 
     /// The nodes to ask, best first.

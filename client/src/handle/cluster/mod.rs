@@ -311,13 +311,7 @@ impl ClusterClient {
     /// reached and follows its `MOVED`); else `target`'s primary.
     #[inline]
     fn first_node(&self, cmd: &Cmd, target: &Target) -> Option<(NodeAddr, Client)> {
-        let core = &self.core;
-        match *target {
-            Target::Slot(slot) if core.read_from_replicas && cmd.flags().readonly => core
-                .replica(slot)
-                .or_else(|| send::first_node(core, target)),
-            _ => send::first_node(core, target),
-        }
+        send::first_node_for(&self.core, cmd, target)
     }
 
     /// Where a single command goes: `Ok(None)` when only the server can say (a command the

@@ -116,6 +116,22 @@ pub(super) fn first_node(core: &Core, target: &Target) -> Option<(NodeAddr, Clie
     }
 }
 
+/// The node `cmd`'s first attempt goes to: with replica reads on, a replica of the slot's
+/// shard for a command the spec flags `readonly`; else as [`first_node`].
+#[inline]
+pub(super) fn first_node_for(
+    core: &Core,
+    cmd: &Cmd,
+    target: &Target,
+) -> Option<(NodeAddr, Client)> {
+    match *target {
+        Target::Slot(slot) if core.read_from_replicas && cmd.flags().readonly => {
+            core.replica(slot).or_else(|| first_node(core, target))
+        }
+        _ => first_node(core, target),
+    }
+}
+
 /// Sends `cmd` to `target` until it is answered, redirects followed and retries made as the
 /// module docs say, within `deadline`. `failed`: an attempt already made, and its error.
 pub(super) async fn run(
@@ -195,7 +211,9 @@ pub(super) async fn run(
                         Some(Err(e)) => return Err(e),
                         None => return Err(undiscovered(&core)),
                     }
-                    match first_node(&core, &target) {
+                    // The first attempt: a read goes to a replica as it would have with
+                    // the map known.
+                    match first_node_for(&core, &cmd, &target) {
                         Some(found) => found,
                         None => {
                             return Err(Error::client(
@@ -244,10 +262,20 @@ fn too_many_redirects(err: Error) -> Error {
 /// seeds (a TLS seed spoken to in plain text, or the reverse, hangs in the handshake until here).
 pub(super) fn undiscovered(core: &Core) -> Error {
     let seeds: Vec<String> = core.seeds.iter().map(|s| s.to_string()).collect();
+    // What a node said meanwhile, when one failed already (a refused port, a reset handshake).
+    let last = match &*core
+        .last_fetch_error
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+    {
+        Some(Error::Connection { message, .. }) => format!("; the last node's error: {message}"),
+        Some(e) => format!("; the last node's error: {e}"),
+        None => String::new(),
+    };
     Error::connection(format!(
         "the cluster's map was not known before the call's timeout: no node answered CLUSTER \
          SHARDS/SLOTS in time (seeds: {}; TLS as the URL says: rediss:// for TLS ports, \
-         redis:// for plain ones); the request was not sent",
+         redis:// for plain ones){last}; the request was not sent",
         seeds.join(", ")
     ))
     .unsent()

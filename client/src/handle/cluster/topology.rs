@@ -225,7 +225,7 @@ const HEDGE: Duration = Duration::from_millis(300);
 /// asked so far failed or after each [`HEDGE`] without an answer; each within `per_try`. The
 /// first good answer wins. `use_slots` turns to true once a server answers that it has no
 /// `CLUSTER SHARDS` (Redis before 7): from then on `CLUSTER SLOTS` is asked. `sleep` gives the
-/// hedge's timer (the placement's).
+/// hedge's timer (the placement's); `failed` hears each node's error as it comes.
 ///
 /// # Errors
 ///
@@ -236,6 +236,7 @@ pub(super) async fn fetch(
     use_slots: Arc<AtomicBool>,
     per_try: Duration,
     sleep: impl Fn(Instant) -> crate::engine::placement::Sleep,
+    failed: impl Fn(&Error),
 ) -> Result<SlotMap> {
     let mut last = Error::client("a cluster client needs at least one seed node");
     let mut next = candidates.iter();
@@ -249,6 +250,7 @@ pub(super) async fn fetch(
                 Poll::Pending => pending = true,
                 Poll::Ready(Ok(map)) => return Poll::Ready(Ok(map)),
                 Poll::Ready(Err(e)) => {
+                    failed(&e);
                     last = e.clone();
                     *slot = None;
                 }
