@@ -1030,23 +1030,37 @@ impl Conns {
             .unwrap_or_else(|e| panic!("{} on {node}: {e}", args.join(" ")))
     }
 
+    /// `CLUSTER SETSLOT …` on `node`. Valkey (8 and later) has a primary's replicas apply it
+    /// first and answers `NOREPLICAS` (having applied nothing) when they did not within its
+    /// 2 s `TIMEOUT`, which a loaded machine sees: sent again then, for at most 30 s.
+    fn setslot(&mut self, node: &ClusterNode, args: &[&str]) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match self.get(node).call(args) {
+                Ok(v) => return v,
+                Err(e) if e.contains("NOREPLICAS") && Instant::now() < deadline => continue,
+                Err(e) => panic!("{} on {node}: {e}", args.join(" ")),
+            }
+        }
+    }
+
     fn open_slot(&mut self, slot: u16, from: &ClusterNode, to: &ClusterNode) {
         let s = slot.to_string();
-        self.must(to, &["CLUSTER", "SETSLOT", &s, "IMPORTING", &from.id]);
-        self.must(from, &["CLUSTER", "SETSLOT", &s, "MIGRATING", &to.id]);
+        self.setslot(to, &["CLUSTER", "SETSLOT", &s, "IMPORTING", &from.id]);
+        self.setslot(from, &["CLUSTER", "SETSLOT", &s, "MIGRATING", &to.id]);
     }
 
     fn close_slot(&mut self, c: &Cluster, slot: u16, from: &ClusterNode, to: &ClusterNode) {
         let s = slot.to_string();
-        self.must(to, &["CLUSTER", "SETSLOT", &s, "NODE", &to.id]);
-        self.must(from, &["CLUSTER", "SETSLOT", &s, "NODE", &to.id]);
+        self.setslot(to, &["CLUSTER", "SETSLOT", &s, "NODE", &to.id]);
+        self.setslot(from, &["CLUSTER", "SETSLOT", &s, "NODE", &to.id]);
         let others: Vec<&ClusterNode> = c
             .primaries()
             .into_iter()
             .filter(|p| p.id != to.id && p.id != from.id)
             .collect();
         for p in others {
-            self.must(p, &["CLUSTER", "SETSLOT", &s, "NODE", &to.id]);
+            self.setslot(p, &["CLUSTER", "SETSLOT", &s, "NODE", &to.id]);
         }
     }
 
