@@ -53,9 +53,10 @@ pub fn callgrind(opts: &Options) -> Result<(), String> {
     let ops = opts.ops.ok_or("callgrind needs --ops N")?;
     // `cluster/<engine>`: the cluster client on that engine.
     let cluster = client.strip_prefix("cluster/");
-    let engine = ENGINES
-        .into_iter()
-        .find(|&e| engine_name(e) == client || cluster.is_some_and(|c| engine_name(e) == format!("ringdis/{c}")));
+    let engine = ENGINES.into_iter().find(|&e| {
+        engine_name(e) == client
+            || cluster.is_some_and(|c| engine_name(e) == format!("ringdis/{c}"))
+    });
     if engine.is_none() && !matches!(client, "redis-rs" | "redis-rs/multiplexed" | "fred") {
         return Err(format!("callgrind: unknown client {client:?}"));
     }
@@ -80,7 +81,13 @@ pub fn callgrind(opts: &Options) -> Result<(), String> {
     match engine {
         Some(e) if cluster.is_some() => {
             let seeds = [url.clone()];
-            count(&rt, rt.block_on(RingdisCluster::connect(&seeds, e)), &data, w, ops)
+            count(
+                &rt,
+                rt.block_on(RingdisCluster::connect(&seeds, e)),
+                &data,
+                w,
+                ops,
+            )
         }
         Some(e) => count(&rt, rt.block_on(Ringdis::connect(&url, e)), &data, w, ops),
         None if client == "fred" => count(&rt, rt.block_on(Fred::connect(&url)), &data, w, ops),

@@ -289,7 +289,11 @@ mod tests {
     #[test]
     fn keys_are_the_marked_arguments() {
         let mut c = Cmd::new("X");
-        c.push_key("a").push_arg("v").push_key(["b", "c"]).push_arg(1).push_key("d");
+        c.push_key("a")
+            .push_arg("v")
+            .push_key(["b", "c"])
+            .push_arg(1)
+            .push_key("d");
         assert_eq!(c.key_indices(), [1, 3, 4, 6]);
         assert_eq!(c.keys().collect::<Vec<_>>(), [&b"a"[..], b"b", b"c", b"d"]);
         assert_eq!(cmd!("GET", "k").keys().count(), 0);

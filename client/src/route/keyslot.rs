@@ -110,7 +110,11 @@ mod tests {
             key.extend(std::iter::repeat_n(b'y', len));
             key.push(b'}');
             assert_eq!(hashed(&key), &key[2..key.len() - 1], "{len}");
-            assert_eq!(hashed(&key[..key.len() - 1]), &key[..key.len() - 1], "{len}");
+            assert_eq!(
+                hashed(&key[..key.len() - 1]),
+                &key[..key.len() - 1],
+                "{len}"
+            );
         }
     }
 }

@@ -286,16 +286,14 @@ impl ClusterClient {
         };
         let deadline = core.start_call();
         match self.first_node(&cmd, &target) {
-            Some((node, client)) => client
-                .call_kept(&cmd, route, deadline)
-                .resumable(Resume {
-                    cmd,
-                    ctx: core.clone(),
-                    target,
-                    node,
-                    deadline,
-                    then: send::then,
-                }),
+            Some((node, client)) => client.call_kept(&cmd, route, deadline).resumable(Resume {
+                cmd,
+                ctx: core.clone(),
+                target,
+                node,
+                deadline,
+                then: send::then,
+            }),
             None => Call::later(send::run(core.clone(), target, cmd, deadline, None)),
         }
     }
