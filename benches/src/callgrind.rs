@@ -13,8 +13,15 @@
 //! `C` is `ringdis/task`, `ringdis/io_uring`, `ringdis/epoll`, `redis-rs` (one
 //! `MultiplexedConnection`) or `fred`. Without `--url` it starts its own server, as `--all` does
 //! (the server is a child process: callgrind does not follow it).
+//!
+//! `cluster/task`, `cluster/io_uring`, `cluster/epoll`: ringdis's `ClusterClient` on that engine,
+//! seeded with `--url` alone, which must be a cluster node (`scripts/callgrind --cluster` starts a
+//! one-node cluster owning every slot, so a `ClusterClient` and a `Client` talk to the same node
+//! over one connection each, and the difference of their counts is what the cluster routing
+//! costs per call).
 
 use crate::clients::{engine_name, BenchClient, Fred, RedisRs, Ringdis, ENGINES};
+use crate::cluster_ringdis::RingdisCluster;
 use crate::server::BenchServer;
 use crate::workloads::{self, Data, Workload};
 use crate::Options;
@@ -44,9 +51,17 @@ pub fn callgrind(opts: &Options) -> Result<(), String> {
         "callgrind needs --client ringdis/task|ringdis/io_uring|ringdis/epoll|redis-rs|fred",
     )?;
     let ops = opts.ops.ok_or("callgrind needs --ops N")?;
-    let engine = ENGINES.into_iter().find(|&e| engine_name(e) == client);
+    // `cluster/<engine>`: the cluster client on that engine.
+    let cluster = client.strip_prefix("cluster/");
+    let engine = ENGINES.into_iter().find(|&e| {
+        engine_name(e) == client
+            || cluster.is_some_and(|c| engine_name(e) == format!("ringdis/{c}"))
+    });
     if engine.is_none() && !matches!(client, "redis-rs" | "redis-rs/multiplexed" | "fred") {
         return Err(format!("callgrind: unknown client {client:?}"));
+    }
+    if cluster.is_some() && opts.url.is_none() {
+        return Err("callgrind: a cluster/… client needs --url of a cluster node".into());
     }
     let server = opts.url.is_none().then(BenchServer::start);
     let url = opts
@@ -64,6 +79,16 @@ pub fn callgrind(opts: &Options) -> Result<(), String> {
         workloads::prepare(&rt, &setup, &data);
     }
     match engine {
+        Some(e) if cluster.is_some() => {
+            let seeds = [url.clone()];
+            count(
+                &rt,
+                rt.block_on(RingdisCluster::connect(&seeds, e)),
+                &data,
+                w,
+                ops,
+            )
+        }
         Some(e) => count(&rt, rt.block_on(Ringdis::connect(&url, e)), &data, w, ops),
         None if client == "fred" => count(&rt, rt.block_on(Fred::connect(&url)), &data, w, ops),
         None => count(&rt, rt.block_on(RedisRs::multiplexed(&url)), &data, w, ops),

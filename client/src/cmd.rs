@@ -211,11 +211,13 @@ impl Cmd {
 
     /// The arguments that are keys, in order (what `COMMAND GETKEYS` would answer).
     pub fn keys(&self) -> impl Iterator<Item = &[u8]> + '_ {
-        let mut want = self.keys.iter().peekable();
-        self.args
-            .iter()
-            .enumerate()
-            .filter_map(move |(i, a)| (want.next_if(|k| **k as usize == i).is_some()).then_some(a))
+        // The arguments are read up to the last key only (a SET's value is never parsed).
+        let mut want = self.keys.iter();
+        let mut args = self.args.iter().enumerate();
+        std::iter::from_fn(move || {
+            let &k = want.next()?;
+            args.find(|&(i, _)| i == k as usize).map(|(_, a)| a)
+        })
     }
 
     /// The positions of the key arguments (the name is position 0).
@@ -280,6 +282,24 @@ mod tests {
             keys: Vec<u32>,
         }
         assert_eq!(std::mem::size_of::<Cmd>(), std::mem::size_of::<Before>());
+    }
+
+    /// The keys, in order, wherever they are among the arguments (the first, the last,
+    /// adjacent ones, several arguments from one `push_key`), and none for no marked key.
+    #[test]
+    fn keys_are_the_marked_arguments() {
+        let mut c = Cmd::new("X");
+        c.push_key("a")
+            .push_arg("v")
+            .push_key(["b", "c"])
+            .push_arg(1)
+            .push_key("d");
+        assert_eq!(c.key_indices(), [1, 3, 4, 6]);
+        assert_eq!(c.keys().collect::<Vec<_>>(), [&b"a"[..], b"b", b"c", b"d"]);
+        assert_eq!(cmd!("GET", "k").keys().count(), 0);
+        let mut first = Cmd::new("SET");
+        first.push_key("k").push_arg("v");
+        assert_eq!(first.keys().collect::<Vec<_>>(), [&b"k"[..]]);
     }
 
     #[test]

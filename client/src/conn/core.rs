@@ -303,6 +303,27 @@ impl Core {
         }
     }
 
+    /// [`Core::submit`] of one command the caller keeps (a cluster call, which may send it
+    /// again after a redirect): written from `cmd` at once when the connection is ready, so
+    /// nothing is copied but into the output; a copy waits for the connection otherwise. `now`
+    /// is asked only then.
+    pub fn submit_kept(
+        &mut self,
+        id: u64,
+        cmd: &Cmd,
+        deadline: Option<Instant>,
+        now: impl FnOnce() -> Instant,
+    ) {
+        if matches!(self.state, State::Ready) {
+            let seq = self.queue.alloc(deadline);
+            self.write_cmd(cmd);
+            self.queue
+                .push_inflight(seq, Owner::Caller(id), deadline, 1, false);
+        } else {
+            self.submit(id, Payload::One(cmd.clone()), deadline, now());
+        }
+    }
+
     /// The caller of `id` is gone: the reply is still read (the stream stays in step) and
     /// dropped, no [`Event::Reply`] comes for it, and it no longer counts for
     /// [`Core::is_quiet`]. An id already answered is ignored.
@@ -1239,6 +1260,36 @@ mod tests {
     /// the call in flight keeps waiting for its own, the channel is no longer held (a reconnect
     /// does not restore it) and the reader hears of it; the confirmations a `SUNSUBSCRIBE`
     /// asked for still answer it.
+    /// A command the caller keeps is written as one handed over is, at once when the
+    /// connection is ready, and waits for it (connecting it) otherwise; its reply comes as
+    /// any call's, timing out at its deadline.
+    #[test]
+    fn a_kept_command_is_sent_as_a_given_one() {
+        let t0 = Instant::now();
+        let get = cmd!("GET", "k");
+        let mut core = ready(config(), t0);
+        let mut given = call(&mut core, get.clone(), t0, None);
+        let written = output(&mut core);
+        let mut kept = new_id();
+        core.submit_kept(kept, &get, None, || unreachable!("ready: no clock asked"));
+        assert_eq!(output(&mut core), written);
+        assert_eq!(written, "*2\r\n$3\r\nGET\r\n$1\r\nk\r\n");
+        feed(&mut core, b"$1\r\na\r\n$1\r\nb\r\n", t0).unwrap();
+        assert_eq!(got(&mut core, &mut given).unwrap(), Value::Bulk("a".into()));
+        assert_eq!(got(&mut core, &mut kept).unwrap(), Value::Bulk("b".into()));
+
+        // Not connected: the copy waits, the connection starts, and it is written once up.
+        let mut core = Core::new(&config());
+        let mut waiting = new_id();
+        core.submit_kept(waiting, &get, Some(t0 + Duration::from_secs(1)), || t0);
+        assert_eq!(core.want(t0), Want::Open);
+        core.handle_opening();
+        core.handle_open(t0);
+        assert_eq!(output(&mut core), written);
+        core.handle_timeout(t0 + Duration::from_secs(2));
+        assert!(got(&mut core, &mut waiting).is_err_and(|e| e.is_timeout()));
+    }
+
     #[test]
     fn a_sunsubscribe_nobody_asked_for_drops_the_channel() {
         let t0 = Instant::now();

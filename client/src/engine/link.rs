@@ -43,7 +43,7 @@ use crate::conn::{Core, Event, Payload, Want};
 use crate::inbox::InboxTx;
 use crate::stats::{Counters, Stats};
 use crate::trace::{self, Span};
-use crate::{Error, Result, Value};
+use crate::{Cmd, Error, Result, Value};
 use bytes::Bytes;
 use std::collections::VecDeque;
 use std::future::Future;
@@ -852,6 +852,14 @@ impl Link {
     pub fn reply(self: &Arc<Self>, payload: Payload, deadline: Option<Instant>) -> Reply {
         self.request(Err(stopped_error()), Some(deadline), |session, id| {
             session.core.submit(id, payload, deadline, Instant::now());
+        })
+    }
+
+    /// [`Link::reply`] of one command the caller keeps, to send it again (a cluster call
+    /// after a redirect): see [`Core::submit_kept`](crate::conn::Core::submit_kept).
+    pub fn reply_kept(self: &Arc<Self>, cmd: &Cmd, deadline: Option<Instant>) -> Reply {
+        self.request(Err(stopped_error()), Some(deadline), |session, id| {
+            session.core.submit_kept(id, cmd, deadline, Instant::now);
         })
     }
 

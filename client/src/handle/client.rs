@@ -373,6 +373,31 @@ impl Client {
         call
     }
 
+    /// A cluster's first attempt at one command it keeps (to send again after a redirect):
+    /// [`Client::call_prepared`] of `cmd` where the gate's `route` says, given up at
+    /// `deadline` (the cluster call's, from the command timeout), without copying `cmd` on the
+    /// shared connection once it is up (see [`Link::reply_kept`](crate::engine::link::Link::reply_kept)).
+    pub(crate) fn call_kept<T: FromRedis>(
+        &self,
+        cmd: &Cmd,
+        route: Route,
+        deadline: Option<Instant>,
+    ) -> Call<T> {
+        if route != Route::Shared || self.inner.replica.is_some() {
+            return self.call_prepared(Prepared {
+                payload: Payload::One(cmd.clone()),
+                finish: Ok,
+                route,
+            });
+        }
+        Call {
+            state: State::Waiting(self.inner.link.reply_kept(cmd, deadline)),
+            finish: Ok,
+            lease: None,
+            _type: PhantomData,
+        }
+    }
+
     /// A read-only call, on the replica connection while it is up, on the primary otherwise or
     /// when the replica connection fails it (a read runs twice at worst).
     fn read<T: FromRedis>(&self, replica: &Replica, payload: Payload) -> Call<T> {

@@ -32,13 +32,24 @@ fn key_slot(key: &[u8]) -> u16 {
 
 /// The part of `key` that is hashed: its hash tag, when it has a non-empty one, else all of it.
 fn hashed(key: &[u8]) -> &[u8] {
-    let Some(open) = memchr::memchr(b'{', key) else {
+    let Some(open) = find(b'{', key) else {
         return key;
     };
     let after = &key[open + 1..];
-    match memchr::memchr(b'}', after) {
+    match find(b'}', after) {
         Some(close) if close > 0 => &after[..close],
         _ => key,
+    }
+}
+
+/// The first `byte` in `hay`: a plain loop for a short key (most are: cheaper than `memchr`'s
+/// dispatch to its vector code), `memchr` for a long one.
+#[inline]
+fn find(byte: u8, hay: &[u8]) -> Option<usize> {
+    if hay.len() < 64 {
+        hay.iter().position(|&b| b == byte)
+    } else {
+        memchr::memchr(byte, hay)
     }
 }
 
@@ -90,5 +101,20 @@ mod tests {
         assert_eq!(hashed(b"{}"), b"{}");
         // Binary keys.
         assert_eq!(hashed(b"\xff{\x00\x01}"), b"\x00\x01");
+        // Long keys (searched by memchr) as short ones (by a loop), on both sides of 64 bytes.
+        for len in [62, 63, 64, 65, 200] {
+            let mut key = vec![b'x'; len];
+            key.extend_from_slice(b"{tag}");
+            assert_eq!(hashed(&key), b"tag", "{len}");
+            let mut key = b"a{".to_vec();
+            key.extend(std::iter::repeat_n(b'y', len));
+            key.push(b'}');
+            assert_eq!(hashed(&key), &key[2..key.len() - 1], "{len}");
+            assert_eq!(
+                hashed(&key[..key.len() - 1]),
+                &key[..key.len() - 1],
+                "{len}"
+            );
+        }
     }
 }

@@ -29,7 +29,7 @@ mod topology;
 mod watch;
 
 use self::core::Core;
-use crate::callable::{Prepared, Request};
+use crate::callable::Request;
 use crate::client::{Call, OnReply, Resume};
 use crate::config::{Addr, Config};
 use crate::conn::Payload;
@@ -286,21 +286,14 @@ impl ClusterClient {
         };
         let deadline = core.start_call();
         match self.first_node(&cmd, &target) {
-            Some((node, client)) => {
-                let prepared = Prepared {
-                    payload: Payload::One(cmd.clone()),
-                    finish: Ok,
-                    route,
-                };
-                client.call_prepared(prepared).resumable(Resume {
-                    cmd,
-                    ctx: core.clone(),
-                    target,
-                    node,
-                    deadline,
-                    then: send::then,
-                })
-            }
+            Some((node, client)) => client.call_kept(&cmd, route, deadline).resumable(Resume {
+                cmd,
+                ctx: core.clone(),
+                target,
+                node,
+                deadline,
+                then: send::then,
+            }),
             None => Call::later(send::run(core.clone(), target, cmd, deadline, None)),
         }
     }
