@@ -16,7 +16,7 @@ use std::future::IntoFuture;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use support::{engines, PROTOCOLS};
+use support::{cells, cluster_client as client, engines, PROTOCOLS};
 
 /// A runtime for one cell: a task-engine client lives on the runtime it was made on.
 fn runtime() -> tokio::runtime::Runtime {
@@ -27,41 +27,12 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("a runtime")
 }
 
-/// A cluster client for `cluster` on `engine` speaking `protocol`, with `timeout` as its
-/// command timeout.
-fn client(
-    cluster: &Cluster,
-    engine: Engine,
-    protocol: Protocol,
-    timeout: Duration,
-) -> ClusterClient {
-    let seeds = cluster.seed_urls();
-    let config = Config::from_url(&seeds[0])
-        .expect("seed URL")
-        .engine(engine)
-        .protocol(protocol)
-        .command_timeout(Some(timeout))
-        .connect_timeout(Duration::from_secs(1));
-    ClusterClient::builder(config)
-        .seeds(&seeds)
-        .build()
-        .expect("cluster client")
-}
-
 /// A cluster for tests that kill no node: a longer `cluster-node-timeout` than the harness's
 /// default, so a loaded machine (a busy CI runner) never fails a primary over by mistake.
 fn steady(kind: ServerKind) -> Cluster {
     Cluster::builder(kind)
         .node_timeout(Duration::from_secs(5))
         .start()
-}
-
-/// Every (engine, protocol) cell.
-fn cells() -> Vec<(Engine, Protocol)> {
-    engines()
-        .into_iter()
-        .flat_map(|e| PROTOCOLS.into_iter().map(move |p| (e, p)))
-        .collect()
 }
 
 #[derive(FromRedis, Debug, PartialEq)]

@@ -9,11 +9,11 @@
 mod support;
 
 use bytes::Bytes;
-use ringdis::{cmd, ClusterClient, Commands, Config, Engine, Error, Protocol, Value};
+use ringdis::{cmd, ClusterClient, Commands, Engine, Error, Protocol, Value};
 use ringdis_tests::{Cluster, ClusterNode, ServerKind};
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
-use support::{engines, PROTOCOLS};
+use support::{cells, cluster_client as client_within};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -25,33 +25,6 @@ fn runtime() -> tokio::runtime::Runtime {
 
 fn client(cluster: &Cluster, engine: Engine, protocol: Protocol) -> ClusterClient {
     client_within(cluster, engine, protocol, Duration::from_secs(10))
-}
-
-/// A client whose command timeout is `timeout`.
-fn client_within(
-    cluster: &Cluster,
-    engine: Engine,
-    protocol: Protocol,
-    timeout: Duration,
-) -> ClusterClient {
-    let seeds = cluster.seed_urls();
-    let config = Config::from_url(&seeds[0])
-        .expect("seed URL")
-        .engine(engine)
-        .protocol(protocol)
-        .command_timeout(Some(timeout))
-        .connect_timeout(Duration::from_secs(1));
-    ClusterClient::builder(config)
-        .seeds(&seeds)
-        .build()
-        .expect("cluster client")
-}
-
-fn cells() -> Vec<(Engine, Protocol)> {
-    engines()
-        .into_iter()
-        .flat_map(|e| PROTOCOLS.into_iter().map(move |p| (e, p)))
-        .collect()
 }
 
 /// A node's integer reply to `args`, asked over the harness's own connection.

@@ -17,7 +17,7 @@ use ringdis::{
 use ringdis_tests::{Cluster, ClusterNode, ServerKind};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
-use support::{engines, PROTOCOLS};
+use support::cells;
 
 /// How long any one condition may take to hold (a failover included).
 const WAIT: Duration = Duration::from_secs(30);
@@ -28,14 +28,6 @@ fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .expect("a runtime")
-}
-
-/// Every (engine, protocol) cell.
-fn cells() -> Vec<(Engine, Protocol)> {
-    engines()
-        .into_iter()
-        .flat_map(|e| PROTOCOLS.into_iter().map(move |p| (e, p)))
-        .collect()
 }
 
 fn client(cluster: &Cluster, engine: Engine, protocol: Protocol, replicas: bool) -> ClusterClient {

@@ -4,12 +4,12 @@
 
 mod support;
 
-use ringdis::{cmd, ClusterClient, Commands, Config, Engine, Protocol, Value};
+use ringdis::{cmd, ClusterClient, Commands, Config, Protocol, Value};
 use ringdis_tests::{Cluster, ClusterNode, ServerKind};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use support::{engines, PROTOCOLS};
+use support::{cells, cluster_client as client, engines};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -24,33 +24,6 @@ fn steady() -> Cluster {
     Cluster::builder(ServerKind::Redis)
         .node_timeout(Duration::from_secs(5))
         .start()
-}
-
-fn client(
-    cluster: &Cluster,
-    engine: Engine,
-    protocol: Protocol,
-    timeout: Duration,
-) -> ClusterClient {
-    let seeds = cluster.seed_urls();
-    let config = Config::from_url(&seeds[0])
-        .expect("seed URL")
-        .engine(engine)
-        .protocol(protocol)
-        .command_timeout(Some(timeout))
-        .connect_timeout(Duration::from_secs(1));
-    ClusterClient::builder(config)
-        .seeds(&seeds)
-        .build()
-        .expect("cluster client")
-}
-
-/// Every (engine, protocol) cell.
-fn cells() -> Vec<(Engine, Protocol)> {
-    engines()
-        .into_iter()
-        .flat_map(|e| PROTOCOLS.into_iter().map(move |p| (e, p)))
-        .collect()
 }
 
 /// A key (with `prefix`) whose slot `node` serves.

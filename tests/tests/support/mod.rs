@@ -6,7 +6,7 @@ pub mod capture;
 pub mod pki;
 pub mod process;
 
-use ringdis::{cmd, Client, Config, Engine, Error, Protocol};
+use ringdis::{cmd, Client, ClusterClient, Config, Engine, Error, Protocol};
 use ringdis_tests::{Server, ServerKind};
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -34,6 +34,35 @@ pub fn matrix() -> Vec<(ServerKind, Engine)> {
         .into_iter()
         .flat_map(|k| engines().into_iter().map(move |e| (k, e)))
         .collect()
+}
+
+/// Every (engine, protocol) cell.
+pub fn cells() -> Vec<(Engine, Protocol)> {
+    engines()
+        .into_iter()
+        .flat_map(|e| PROTOCOLS.into_iter().map(move |p| (e, p)))
+        .collect()
+}
+
+/// A client of the throwaway `cluster` on `engine` speaking `protocol`, every node a seed, with
+/// `timeout` as its command timeout (and a 1 s connect timeout).
+pub fn cluster_client(
+    cluster: &ringdis_tests::Cluster,
+    engine: Engine,
+    protocol: Protocol,
+    timeout: Duration,
+) -> ClusterClient {
+    let seeds = cluster.seed_urls();
+    let config = Config::from_url(&seeds[0])
+        .expect("seed URL")
+        .engine(engine)
+        .protocol(protocol)
+        .command_timeout(Some(timeout))
+        .connect_timeout(Duration::from_secs(1));
+    ClusterClient::builder(config)
+        .seeds(&seeds)
+        .build()
+        .expect("cluster client")
 }
 
 /// A configuration for `server` on `engine`.
