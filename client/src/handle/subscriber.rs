@@ -276,7 +276,8 @@ fn stopped() -> Error {
     )
 }
 
-fn names<I, S>(items: I) -> Vec<Bytes>
+/// Channel or pattern names as owned bytes.
+pub(crate) fn names<I, S>(items: I) -> Vec<Bytes>
 where
     I: IntoIterator<Item = S>,
     S: AsRef<[u8]>,

@@ -8,6 +8,7 @@ use crate::inbox::{shared_inbox, InboxRx, InboxTx};
 use crate::route::redirect::{self, Redirect};
 use crate::route::slot::slot;
 use crate::route::topology::NodeAddr;
+use crate::subscriber::names;
 use crate::{Error, Message, Result, Stats, Subscriber};
 use bytes::Bytes;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -492,17 +493,6 @@ fn by_slot(channels: Vec<Bytes>) -> BTreeMap<u16, Vec<Bytes>> {
         groups.entry(slot(&c)).or_default().push(c);
     }
     groups
-}
-
-fn names<I, S>(items: I) -> Vec<Bytes>
-where
-    I: IntoIterator<Item = S>,
-    S: AsRef<[u8]>,
-{
-    items
-        .into_iter()
-        .map(|s| Bytes::copy_from_slice(s.as_ref()))
-        .collect()
 }
 
 impl Drop for ClusterSubscriber {
