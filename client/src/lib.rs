@@ -74,6 +74,7 @@ extern crate self as ringdis;
 #[path = "derive.rs"]
 pub mod __private;
 mod addr;
+mod cache;
 mod cmd;
 pub mod commands;
 mod config;
@@ -113,6 +114,7 @@ use handle::{
 };
 
 pub use bytes::Bytes;
+pub use cache::{Cache, CacheStats};
 pub use callable::Callable;
 pub use client::{Call, Client, OnReply};
 pub use cluster::subscriber::ClusterSubscriber;

@@ -59,6 +59,21 @@ pub trait Redis: Send + Sync {
 
     /// An empty transaction (`MULTI` … `EXEC`): [`Client::transaction`].
     fn transaction(&self) -> Pipeline;
+
+    /// A cached read (`.cached()` on a builder): served from the client's cache
+    /// ([`Config::cache`](crate::Config::cache)) when it holds the reply, else sent and kept.
+    /// `ttl` is the call's own limit on the entry's lifetime (`cached_for`). Without a cache
+    /// (and by default, for other implementations) the command is sent as by
+    /// [`call`](Redis::call).
+    #[doc(hidden)]
+    fn call_cached<T: FromRedis>(
+        &self,
+        cmd: crate::Cmd,
+        ttl: Option<std::time::Duration>,
+    ) -> Call<T> {
+        let _ = ttl;
+        self.call(cmd)
+    }
 }
 
 impl Redis for Client {
@@ -112,6 +127,13 @@ impl Redis for Pool {
 impl<R: Redis + ?Sized> Redis for &R {
     fn call<T: FromRedis>(&self, request: impl Callable) -> Call<T> {
         (**self).call(request)
+    }
+    fn call_cached<T: FromRedis>(
+        &self,
+        cmd: crate::Cmd,
+        ttl: Option<std::time::Duration>,
+    ) -> Call<T> {
+        (**self).call_cached(cmd, ttl)
     }
     fn pipeline(&self) -> Pipeline {
         (**self).pipeline()
