@@ -1,0 +1,929 @@
+//! Client-side caching (#15) under races, on real servers (Redis 7.0, Valkey 9; RESP3) and every
+//! engine: an invalidation that overtakes the read it invalidates (forced with [`Proxy`], which
+//! holds the read's reply behind the server's push, or the push behind the reply), every
+//! cacheable command group against a write from another client, FLUSHALL/FLUSHDB, key expiry
+//! and `cached_for`, 10,000 random interleavings of writes and cached reads from 64 tasks
+//! checked against an oracle, a dropped leader, shared round trips, and the byte budget.
+//!
+//! Waits are bounded loops on a condition (a counter of the cache, a frame the proxy holds),
+//! never a sleep.
+
+mod support;
+
+use ringdis::{cmd, Cache, CacheStats, Client, Cmd, Commands, Config, Engine, Redis, Value};
+use ringdis_tests::{Proxy, Server, ServerKind};
+use std::future::Future;
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long any wait for a condition may take before the test fails.
+const PATIENCE: Duration = Duration::from_secs(10);
+
+/// The tracking modes a cache can use.
+#[derive(Clone, Copy, Debug)]
+enum Mode {
+    Default,
+    Optin,
+    /// `BCAST` with the prefix every key of these tests has.
+    Bcast,
+}
+
+const MODES: [Mode; 3] = [Mode::Default, Mode::Optin, Mode::Bcast];
+
+/// Every key of this file starts with it (so `BCAST` covers them all).
+const PREFIX: &str = "cr:";
+
+fn settings(mode: Mode) -> Cache {
+    match mode {
+        Mode::Default => Cache::new(),
+        Mode::Optin => Cache::new().optin(),
+        Mode::Bcast => Cache::new().bcast([PREFIX]),
+    }
+}
+
+/// A caching client for `url`.
+fn caching(url: &str, engine: Engine, cache: Cache) -> Client {
+    let config = Config::from_url(url)
+        .expect("harness URL")
+        .engine(engine)
+        .command_timeout(Some(PATIENCE))
+        .cache(cache);
+    Client::new(config).expect("a caching client")
+}
+
+/// A plain client (no cache) for `server`: the "other client" that writes.
+fn plain(server: &Server, engine: Engine) -> Client {
+    Client::new(support::config(server, engine)).expect("client")
+}
+
+fn stats(client: &Client) -> CacheStats {
+    client.cache_stats().expect("a caching client has stats")
+}
+
+/// A cached read of `cmd` (a builder's command, keys marked), its reply as the server sent it.
+async fn cached(client: &Client, cmd: Cmd) -> Value {
+    cached_for(client, cmd, None).await
+}
+
+async fn cached_for(client: &Client, cmd: Cmd, ttl: Option<Duration>) -> Value {
+    let what = format!("{cmd:?}");
+    Redis::call_cached::<Value>(client, cmd, ttl)
+        .await
+        .unwrap_or_else(|e| panic!("cached {what}: {e}"))
+}
+
+/// The same read, uncached.
+async fn uncached(client: &Client, cmd: Cmd) -> Value {
+    let what = format!("{cmd:?}");
+    client
+        .call::<Value>(cmd)
+        .await
+        .unwrap_or_else(|e| panic!("uncached {what}: {e}"))
+}
+
+async fn run(client: &Client, cmd: Cmd) {
+    let what = format!("{cmd:?}");
+    client
+        .call::<Value>(cmd)
+        .await
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+}
+
+/// Waits (bounded by [`PATIENCE`]) until `ready()`: polled, not slept on.
+async fn wait_for(what: &str, mut ready: impl FnMut() -> bool) {
+    let deadline = Instant::now() + PATIENCE;
+    while !ready() {
+        assert!(Instant::now() < deadline, "never happened: {what}");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// Awaits `f`, which must end within [`PATIENCE`].
+async fn bounded<T>(what: &str, f: impl Future<Output = T>) -> T {
+    support::bounded(PATIENCE, what, f).await
+}
+
+fn bulk(s: &str) -> Value {
+    Value::Bulk(s.to_owned().into())
+}
+
+fn servers() -> Vec<Server> {
+    ServerKind::ALL.into_iter().map(Server::start).collect()
+}
+
+/// The key `name` for the test cell `at` (every key under [`PREFIX`]).
+fn key(at: &str, name: &str) -> String {
+    format!("{PREFIX}{at}:{name}")
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. The invalidation overtakes the read's reply (and the mirror case).
+// ---------------------------------------------------------------------------------------------
+
+/// Which reply of the read's bundle (`GET k`, `PTTL k`) the proxy holds behind the push.
+#[derive(Clone, Copy, Debug)]
+enum Held {
+    /// The read's own reply (and the PTTL after it).
+    Read,
+    /// Only the PTTL: the push lands between the bundle's two replies.
+    Pttl,
+}
+
+/// A cached read whose reply the server sent before another client's write, but which reaches
+/// the client after that write's invalidation: the read may return the old or the new value,
+/// but nothing may be stored, and the next read is fresh.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalidation_overtaking_the_reply_stores_nothing() {
+    for server in servers() {
+        let proxy = Proxy::start(server.port());
+        for engine in support::engines() {
+            let writer = plain(&server, engine);
+            for mode in MODES {
+                for held in [Held::Read, Held::Pttl] {
+                    let at = format!("{}/{engine:?}/{mode:?}/{held:?}", server.kind());
+                    let k = key(&at, "k");
+                    run(&writer, cmd!("SET", &k, "old")).await;
+                    let reader = caching(&proxy.url(), engine, settings(mode));
+                    run(&reader, cmd!("PING")).await; // connected, tracking on
+                    match held {
+                        Held::Read => proxy.hold_reply(&["GET", &k]),
+                        Held::Pttl => proxy.hold_reply(&["PTTL", &k]),
+                    }
+                    let read = {
+                        let (reader, get) = (reader.clone(), reader.get(&k).into_cmd());
+                        tokio::spawn(async move { cached(&reader, get).await })
+                    };
+                    wait_for(&format!("{at}: the read's reply held"), || {
+                        proxy.held_replies() >= 1
+                    })
+                    .await;
+                    let before = stats(&reader);
+                    run(&writer, cmd!("SET", &k, "new")).await;
+                    wait_for(&format!("{at}: the invalidation applied"), || {
+                        stats(&reader).invalidations > before.invalidations
+                            || stats(&reader).flushes > before.flushes
+                    })
+                    .await;
+                    proxy.release();
+                    let first = bounded(&at, read).await.expect("the read's task");
+                    assert!(
+                        first == bulk("old") || first == bulk("new"),
+                        "{at}: the overtaken read returned {first:?}"
+                    );
+                    let after = stats(&reader);
+                    assert_eq!(after.entries, 0, "{at}: the overtaken read was stored");
+                    let gets = proxy.sent(&["GET", &k]);
+                    assert_eq!(
+                        cached(&reader, reader.get(&k).into_cmd()).await,
+                        bulk("new"),
+                        "{at}: the read after the invalidation"
+                    );
+                    assert_eq!(stats(&reader).misses, after.misses + 1, "{at}: not a miss");
+                    assert_eq!(proxy.sent(&["GET", &k]), gets + 1, "{at}: not sent");
+                    // Stored now, and served without a round trip.
+                    assert_eq!(
+                        cached(&reader, reader.get(&k).into_cmd()).await,
+                        bulk("new"),
+                        "{at}: the hit"
+                    );
+                    let last = stats(&reader);
+                    assert_eq!(last.hits, after.hits + 1, "{at}: not a hit");
+                    assert_eq!(last.entries, 1, "{at}");
+                    assert_eq!(proxy.sent(&["GET", &k]), gets + 1, "{at}: a hit was sent");
+                    assert_eq!(
+                        last.invalidations, after.invalidations,
+                        "{at}: an invalidation nobody caused"
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// The mirror case: the reply arrives first (the entry is stored and served), the push after
+/// it (held by the proxy meanwhile): once the push is in, the entry is gone and the next read
+/// is fresh.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalidation_after_the_reply_removes_the_stored_entry() {
+    for server in servers() {
+        let proxy = Proxy::start(server.port());
+        for engine in support::engines() {
+            let writer = plain(&server, engine);
+            for mode in MODES {
+                let at = format!("{}/{engine:?}/{mode:?}", server.kind());
+                let k = key(&at, "k");
+                run(&writer, cmd!("SET", &k, "old")).await;
+                let reader = caching(&proxy.url(), engine, settings(mode));
+                assert_eq!(
+                    cached(&reader, reader.get(&k).into_cmd()).await,
+                    bulk("old")
+                );
+                assert_eq!(stats(&reader).entries, 1, "{at}: not stored");
+                proxy.hold_pushes();
+                run(&writer, cmd!("SET", &k, "new")).await;
+                wait_for(&format!("{at}: the push held"), || proxy.held_pushes() >= 1).await;
+                // The client has not heard of the write: its entry stands.
+                let before = stats(&reader);
+                assert_eq!(
+                    cached(&reader, reader.get(&k).into_cmd()).await,
+                    bulk("old"),
+                    "{at}: the entry before the push"
+                );
+                assert_eq!(stats(&reader).hits, before.hits + 1, "{at}: not a hit");
+                proxy.release();
+                wait_for(&format!("{at}: the invalidation applied"), || {
+                    stats(&reader).invalidations > before.invalidations
+                })
+                .await;
+                assert_eq!(
+                    stats(&reader).entries,
+                    0,
+                    "{at}: the entry outlived its push"
+                );
+                assert_eq!(
+                    cached(&reader, reader.get(&k).into_cmd()).await,
+                    bulk("new"),
+                    "{at}: the read after the push"
+                );
+            }
+        }
+    }
+}
+
+/// A cached read of a key whose invalidation reached the client while the same read was in
+/// flight does not join that (older) read: it sends its own and returns the new value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_after_the_invalidation_never_joins_the_older_read() {
+    for server in servers() {
+        let proxy = Proxy::start(server.port());
+        for engine in support::engines() {
+            let at = format!("{}/{engine:?}", server.kind());
+            let writer = plain(&server, engine);
+            let k = key(&at, "k");
+            run(&writer, cmd!("SET", &k, "old")).await;
+            let reader = caching(&proxy.url(), engine, Cache::new());
+            run(&reader, cmd!("PING")).await;
+            proxy.hold_reply(&["GET", &k]);
+            let spawn_read = || {
+                let (reader, get) = (reader.clone(), reader.get(&k).into_cmd());
+                tokio::spawn(async move { cached(&reader, get).await })
+            };
+            let older = spawn_read();
+            wait_for(&format!("{at}: the reply held"), || {
+                proxy.held_replies() >= 1
+            })
+            .await;
+            let before = stats(&reader);
+            run(&writer, cmd!("SET", &k, "new")).await;
+            wait_for(&format!("{at}: the invalidation applied"), || {
+                stats(&reader).invalidations > before.invalidations
+            })
+            .await;
+            let newer = spawn_read();
+            wait_for(&format!("{at}: the newer read sent"), || {
+                proxy.sent(&["GET", &k]) == 2
+            })
+            .await;
+            assert_eq!(stats(&reader).joined, before.joined, "{at}: it joined");
+            proxy.release();
+            let older = bounded(&at, older).await.expect("task");
+            assert!(
+                older == bulk("old") || older == bulk("new"),
+                "{at}: {older:?}"
+            );
+            assert_eq!(
+                bounded(&at, newer).await.expect("task"),
+                bulk("new"),
+                "{at}: the read started after the invalidation"
+            );
+            assert_eq!(
+                cached(&reader, reader.get(&k).into_cmd()).await,
+                bulk("new"),
+                "{at}"
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. Every cacheable command group against a write from another client.
+// ---------------------------------------------------------------------------------------------
+
+/// One group's case: what the other client sets up, the cached reads, and a write that changes
+/// every one of those reads' replies.
+struct Case {
+    group: &'static str,
+    setup: Vec<Cmd>,
+    reads: Vec<Cmd>,
+    write: Cmd,
+}
+
+fn cases(c: &Client, at: &str) -> Vec<Case> {
+    let k = |name: &str| key(at, name);
+    let (s, s2, h, l, st, z) = (k("s"), k("s2"), k("h"), k("l"), k("st"), k("z"));
+    let (bm, g, p, x, e) = (k("bm"), k("g"), k("p"), k("x"), k("e"));
+    vec![
+        Case {
+            group: "string",
+            setup: vec![cmd!("SET", &s, "hello world"), cmd!("SET", &s2, "two")],
+            reads: vec![
+                c.get(&s).into_cmd(),
+                c.getrange(&s, 0, 4).into_cmd(),
+                c.strlen(&s).into_cmd(),
+                c.mget([&s, &s2]).into_cmd(),
+            ],
+            write: cmd!("SET", &s, "jello worlds"),
+        },
+        Case {
+            group: "string (second key of MGET)",
+            setup: vec![],
+            reads: vec![c.mget([&s, &s2]).into_cmd()],
+            write: cmd!("SET", &s2, "deux"),
+        },
+        Case {
+            group: "hash",
+            setup: vec![cmd!("HSET", &h, "f1", "a", "f2", "b")],
+            reads: vec![
+                c.hget(&h, "f1").into_cmd(),
+                c.hgetall(&h).into_cmd(),
+                c.hmget(&h, ["f1", "f2"]).into_cmd(),
+            ],
+            write: cmd!("HSET", &h, "f1", "z"),
+        },
+        Case {
+            group: "list",
+            setup: vec![cmd!("RPUSH", &l, "a", "b", "c")],
+            reads: vec![
+                c.lrange(&l, 0, -1).into_cmd(),
+                c.lindex(&l, 0).into_cmd(),
+                c.llen(&l).into_cmd(),
+            ],
+            write: cmd!("LPUSH", &l, "z"),
+        },
+        Case {
+            group: "set",
+            setup: vec![cmd!("SADD", &st, "a", "b")],
+            reads: vec![
+                c.smembers(&st).into_cmd(),
+                c.sismember(&st, "c").into_cmd(),
+                c.scard(&st).into_cmd(),
+            ],
+            write: cmd!("SADD", &st, "c"),
+        },
+        Case {
+            group: "sorted-set",
+            setup: vec![cmd!("ZADD", &z, 1, "a", 2, "b")],
+            reads: vec![
+                c.zrange(&z, 0, -1).into_cmd(),
+                c.zscore(&z, "a").into_cmd(),
+                c.zrange(&z, 0, -1).withscores().into_cmd(),
+            ],
+            write: cmd!("ZADD", &z, 5, "a"),
+        },
+        Case {
+            group: "bitmap",
+            setup: vec![cmd!("SETBIT", &bm, 3, 1)],
+            reads: vec![c.getbit(&bm, 7).into_cmd(), c.bitcount(&bm).into_cmd()],
+            write: cmd!("SETBIT", &bm, 7, 1),
+        },
+        Case {
+            group: "geo",
+            setup: vec![cmd!(
+                "GEOADD", &g, 13.361389, 38.115556, "Palermo", 15.087269, 37.502669, "Catania"
+            )],
+            reads: vec![
+                c.geopos(&g).member("Palermo").into_cmd(),
+                c.geodist(&g, "Palermo", "Catania").into_cmd(),
+            ],
+            write: cmd!("GEOADD", &g, 13.5, 38.2, "Palermo"),
+        },
+        Case {
+            group: "hyperloglog",
+            setup: vec![cmd!("PFADD", &p, "a", "b", "c")],
+            reads: vec![c.pfcount(&p).into_cmd()],
+            write: cmd!("PFADD", &p, "d", "e", "f"),
+        },
+        Case {
+            group: "stream",
+            setup: vec![cmd!("XADD", &x, "1-1", "f", "v")],
+            reads: vec![c.xrange(&x, "-", "+").into_cmd(), c.xlen(&x).into_cmd()],
+            write: cmd!("XADD", &x, "2-1", "f", "w"),
+        },
+        Case {
+            // A missing key is cached (and tracked) too.
+            group: "generic (missing key)",
+            setup: vec![],
+            reads: vec![c.exists(&e).into_cmd(), c.type_(&e).into_cmd()],
+            write: cmd!("SET", &e, "now here"),
+        },
+        Case {
+            group: "generic",
+            setup: vec![],
+            reads: vec![c.exists(&e).into_cmd(), c.type_(&e).into_cmd()],
+            write: cmd!("DEL", &e),
+        },
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_cacheable_group_sees_another_clients_write() {
+    for server in servers() {
+        for engine in support::engines() {
+            let at = format!("{}/{engine:?}", server.kind());
+            let writer = plain(&server, engine);
+            let reader = caching(&server.url(), engine, Cache::new());
+            for case in cases(&reader, &at) {
+                let at = format!("{at}/{}", case.group);
+                for setup in case.setup {
+                    run(&writer, setup).await;
+                }
+                let mut first = Vec::new();
+                for read in &case.reads {
+                    let value = cached(&reader, read.clone()).await;
+                    assert_eq!(
+                        value,
+                        uncached(&reader, read.clone()).await,
+                        "{at}: {read:?}"
+                    );
+                    // Stored: the same read again is a hit.
+                    let hits = stats(&reader).hits;
+                    assert_eq!(cached(&reader, read.clone()).await, value, "{at}: {read:?}");
+                    assert_eq!(stats(&reader).hits, hits + 1, "{at}: {read:?} not a hit");
+                    first.push(value);
+                }
+                let before = stats(&reader);
+                run(&writer, case.write).await;
+                wait_for(&format!("{at}: the invalidation"), || {
+                    stats(&reader).invalidations > before.invalidations
+                })
+                .await;
+                for (read, old) in case.reads.iter().zip(first) {
+                    let value = cached(&reader, read.clone()).await;
+                    assert_eq!(
+                        value,
+                        uncached(&reader, read.clone()).await,
+                        "{at}: {read:?}"
+                    );
+                    assert_ne!(value, old, "{at}: the write did not change {read:?}");
+                }
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. FLUSHALL / FLUSHDB, key expiry, cached_for.
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flushall_and_flushdb_from_another_client_flush_the_cache() {
+    for server in servers() {
+        for engine in support::engines() {
+            let writer = plain(&server, engine);
+            let reader = caching(&server.url(), engine, Cache::new());
+            for flush in ["FLUSHALL", "FLUSHDB"] {
+                let at = format!("{}/{engine:?}/{flush}", server.kind());
+                let keys: Vec<String> = (0..5).map(|i| key(&at, &i.to_string())).collect();
+                for k in &keys {
+                    run(&writer, cmd!("SET", k, "v")).await;
+                    assert_eq!(cached(&reader, reader.get(k).into_cmd()).await, bulk("v"));
+                }
+                assert_eq!(stats(&reader).entries, 5, "{at}");
+                let before = stats(&reader);
+                run(&writer, cmd!(flush)).await;
+                wait_for(&format!("{at}: the flush"), || {
+                    stats(&reader).flushes > before.flushes
+                })
+                .await;
+                assert_eq!(stats(&reader).entries, 0, "{at}: entries outlived {flush}");
+                for k in &keys {
+                    assert_eq!(
+                        cached(&reader, reader.get(k).into_cmd()).await,
+                        Value::Nil,
+                        "{at}: {k}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// A key with a PTTL: its entry ends when the key does, even though the client never hears of
+/// the expiry (the proxy holds every push) and the cache's own TTL is 60 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entry_lives_no_longer_than_its_keys_pttl() {
+    for server in servers() {
+        let proxy = Proxy::start(server.port());
+        for engine in [Engine::Task, Engine::IoUring] {
+            let at = format!("{}/{engine:?}", server.kind());
+            let writer = plain(&server, engine);
+            let reader = caching(&proxy.url(), engine, Cache::new());
+            let k = key(&at, "k");
+            run(&writer, cmd!("SET", &k, "v", "PX", 300)).await;
+            let get = || reader.get(&k).into_cmd();
+            // A miss, then a hit (if the key still lives: the reply says which).
+            let first = cached(&reader, get()).await;
+            proxy.hold_pushes();
+            assert!(first == bulk("v") || first == Value::Nil, "{at}: {first:?}");
+            // The server's expiry, as the other client sees it.
+            let deadline = Instant::now() + PATIENCE;
+            while uncached(&writer, get()).await != Value::Nil {
+                assert!(Instant::now() < deadline, "{at}: the key never expired");
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            let gone = Instant::now();
+            // The client's entry ends too (within PTTL's millisecond rounding): far sooner than
+            // the cache's 60 s.
+            loop {
+                if cached(&reader, get()).await == Value::Nil {
+                    break;
+                }
+                assert!(
+                    gone.elapsed() < Duration::from_secs(1),
+                    "{at}: still served 1 s after the key expired"
+                );
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            assert!(stats(&reader).expired >= 1, "{at}: {:?}", stats(&reader));
+            proxy.release();
+        }
+    }
+}
+
+/// `cached_for(short)` and `Cache::ttl(short)` end an entry of a key that never expires.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cached_for_and_the_cache_ttl_end_entries() {
+    for server in servers() {
+        for engine in [Engine::Task, Engine::Epoll] {
+            let writer = plain(&server, engine);
+            for per_call in [true, false] {
+                let at = format!("{}/{engine:?}/per call {per_call}", server.kind());
+                let short = Duration::from_millis(200);
+                let (cache, ttl) = if per_call {
+                    (Cache::new(), Some(short))
+                } else {
+                    (Cache::new().ttl(short), None)
+                };
+                let reader = caching(&server.url(), engine, cache);
+                let k = key(&at, "k");
+                run(&writer, cmd!("SET", &k, "v")).await;
+                let read = || cached_for(&reader, reader.get(&k).into_cmd(), ttl);
+                let start = Instant::now();
+                assert_eq!(read().await, bulk("v"));
+                let misses = stats(&reader).misses;
+                // Hits until the entry ends, then one miss: well before 60 s.
+                loop {
+                    assert_eq!(read().await, bulk("v"), "{at}");
+                    if stats(&reader).misses > misses {
+                        break;
+                    }
+                    assert!(
+                        start.elapsed() < Duration::from_secs(5),
+                        "{at}: the entry outlived its {short:?}"
+                    );
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                assert!(
+                    start.elapsed() >= short,
+                    "{at}: the entry ended before its ttl"
+                );
+                assert!(stats(&reader).expired >= 1, "{at}");
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. 10,000 random interleavings from 64 tasks.
+// ---------------------------------------------------------------------------------------------
+
+/// A small xorshift generator (no dependency; each task seeds its own).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+const KEYS: usize = 8;
+/// Key `i`'s values are `i * SPAN + n`: a value names its key.
+const SPAN: i64 = 1_000_000_000;
+
+fn int(v: &Value) -> Option<i64> {
+    match v {
+        Value::Bulk(b) => std::str::from_utf8(b).ok()?.parse().ok(),
+        _ => None,
+    }
+}
+
+/// The oracle: every key only grows (`INCRBY`, from the caching client and from another one).
+/// `floor[i]` is the largest value of key `i` whose write completed AND whose invalidation the
+/// caching client has provably received: its own writes invalidate locally when sent; for the
+/// other client's, a `PING` on the caching client's connection after the write returned (the
+/// server wrote the push to that connection before the PING's reply). A cached read that starts
+/// after `floor[i]` was raised must return at least it; it never returns more than an uncached
+/// read made after it; its value names its key.
+async fn interleave(reader: Client, writer: Client, at: String, ops: usize) {
+    let floor: Arc<Vec<AtomicI64>> =
+        Arc::new((0..KEYS as i64).map(|i| AtomicI64::new(i * SPAN)).collect());
+    let keys: Arc<Vec<String>> = Arc::new((0..KEYS).map(|i| key(&at, &format!("i{i}"))).collect());
+    for (i, k) in keys.iter().enumerate() {
+        run(&writer, cmd!("SET", k, i as i64 * SPAN)).await;
+    }
+    let left = Arc::new(AtomicUsize::new(ops));
+    let violations = Arc::new(Mutex::new(Vec::<String>::new()));
+    let mut tasks = Vec::new();
+    for t in 0..64u64 {
+        let (reader, writer, floor, keys, left, violations) = (
+            reader.clone(),
+            writer.clone(),
+            floor.clone(),
+            keys.clone(),
+            left.clone(),
+            violations.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (t + 1).wrapping_mul(0x2545_F491_4F6C_DD1D));
+            let bad = |what: String| violations.lock().unwrap().push(what);
+            while left
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+                .is_ok()
+            {
+                let i = rng.below(KEYS as u64) as usize;
+                let by = 1 + rng.below(3) as i64;
+                match rng.below(8) {
+                    0 | 1 => {
+                        // The caching client writes: its own write invalidates at once.
+                        let v = reader.incrby(&keys[i], by).await.expect("INCRBY");
+                        floor[i].fetch_max(v, Ordering::AcqRel);
+                    }
+                    2 | 3 => {
+                        let v = writer.incrby(&keys[i], by).await.expect("INCRBY");
+                        let _: Value = reader.call(cmd!("PING")).await.expect("PING");
+                        floor[i].fetch_max(v, Ordering::AcqRel);
+                    }
+                    4 => {
+                        // A cached MGET of two keys.
+                        let j = (i + 1 + rng.below(KEYS as u64 - 1) as usize) % KEYS;
+                        let (fi, fj) = (
+                            floor[i].load(Ordering::Acquire),
+                            floor[j].load(Ordering::Acquire),
+                        );
+                        let got =
+                            cached(&reader, reader.mget([&keys[i], &keys[j]]).into_cmd()).await;
+                        let ok = match &got {
+                            Value::Array(v) if v.len() == 2 => {
+                                let (a, b) = (int(&v[0]), int(&v[1]));
+                                a.is_some_and(|a| a >= fi && a / SPAN == i as i64)
+                                    && b.is_some_and(|b| b >= fj && b / SPAN == j as i64)
+                            }
+                            _ => false,
+                        };
+                        if !ok {
+                            bad(format!("MGET {i} {j} after floors {fi} {fj}: {got:?}"));
+                        }
+                    }
+                    _ => {
+                        let f = floor[i].load(Ordering::Acquire);
+                        let got = cached(&reader, reader.get(&keys[i]).into_cmd()).await;
+                        let fresh = uncached(&writer, writer.get(&keys[i]).into_cmd()).await;
+                        match (int(&got), int(&fresh)) {
+                            (Some(c), Some(u)) if c >= f && c <= u && c / SPAN == i as i64 => {}
+                            _ => bad(format!(
+                                "GET {i} after floor {f}: cached {got:?}, then uncached {fresh:?}"
+                            )),
+                        }
+                    }
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        bounded(&at, task).await.expect("a task");
+    }
+    let violations = std::mem::take(&mut *violations.lock().unwrap());
+    assert!(
+        violations.is_empty(),
+        "{at}: {} stale or wrong reads, first: {:?}",
+        violations.len(),
+        &violations[..violations.len().min(5)]
+    );
+    let s = stats(&reader);
+    assert!(
+        s.hits > 0 && s.misses > 0 && s.invalidations > 0,
+        "{at}: the cache was not exercised: {s:?}"
+    );
+    // Quiet now: every cached read equals the server's value.
+    for k in keys.iter() {
+        let get = || reader.get(k).into_cmd();
+        assert_eq!(
+            cached(&reader, get()).await,
+            uncached(&writer, get()).await,
+            "{at}: {k}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_interleavings_of_writes_and_cached_reads_are_never_stale() {
+    for server in servers() {
+        let mut cells: Vec<(Engine, Mode)> = support::engines()
+            .into_iter()
+            .map(|e| (e, Mode::Default))
+            .collect();
+        cells.push((Engine::Task, Mode::Optin));
+        cells.push((Engine::IoUring, Mode::Bcast));
+        for (engine, mode) in cells {
+            let at = format!("{}/{engine:?}/{mode:?}", server.kind());
+            let reader = caching(&server.url(), engine, settings(mode));
+            let writer = plain(&server, engine);
+            interleave(reader, writer, at, 10_000).await;
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5. Cancellation and shared round trips.
+// ---------------------------------------------------------------------------------------------
+
+/// A leader dropped in flight (its task aborted, or a zero timeout) leaves no stuck waiter: the
+/// read that joined it completes, and later reads work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_leader_leaves_no_stuck_waiter() {
+    for server in servers() {
+        let proxy = Proxy::start(server.port());
+        for engine in support::engines() {
+            let at = format!("{}/{engine:?}", server.kind());
+            let writer = plain(&server, engine);
+            let reader = caching(&proxy.url(), engine, Cache::new());
+            let k = key(&at, "k");
+            run(&writer, cmd!("SET", &k, "v")).await;
+            run(&reader, cmd!("PING")).await;
+            let spawn_read = || {
+                let (reader, get) = (reader.clone(), reader.get(&k).into_cmd());
+                tokio::spawn(async move { cached(&reader, get).await })
+            };
+
+            proxy.hold_reply(&["GET", &k]);
+            let leader = spawn_read();
+            wait_for(&format!("{at}: the leader's reply held"), || {
+                proxy.held_replies() >= 1
+            })
+            .await;
+            let joined = stats(&reader).joined;
+            let waiter = spawn_read();
+            wait_for(&format!("{at}: the waiter joined"), || {
+                stats(&reader).joined > joined
+            })
+            .await;
+            leader.abort();
+            assert!(bounded(&at, leader).await.is_err_and(|e| e.is_cancelled()));
+            proxy.release();
+            assert_eq!(
+                bounded(&format!("{at}: the waiter"), waiter)
+                    .await
+                    .expect("task"),
+                bulk("v")
+            );
+            assert_eq!(cached(&reader, reader.get(&k).into_cmd()).await, bulk("v"));
+
+            // A zero timeout: the read is planned, maybe sent, then dropped.
+            run(&writer, cmd!("SET", &k, "w")).await;
+            wait_for(&format!("{at}: the invalidation"), || {
+                stats(&reader).entries == 0
+            })
+            .await;
+            proxy.hold_reply(&["GET", &k]);
+            let dropped =
+                tokio::time::timeout(Duration::ZERO, cached(&reader, reader.get(&k).into_cmd()))
+                    .await;
+            assert!(dropped.is_err(), "{at}: a held read returned");
+            let gets = proxy.sent(&["GET", &k]);
+            let waiter = spawn_read();
+            // The dropped read let go: the next one sends its own GET (its reply held too, until
+            // the release).
+            wait_for(&format!("{at}: a GET sent"), || {
+                proxy.sent(&["GET", &k]) > gets
+            })
+            .await;
+            proxy.release();
+            assert_eq!(
+                bounded(&format!("{at}: after a zero timeout"), waiter)
+                    .await
+                    .expect("task"),
+                bulk("w")
+            );
+            assert_eq!(cached(&reader, reader.get(&k).into_cmd()).await, bulk("w"));
+            // Nothing misattributed: an unrelated read on the same connection is answered right.
+            assert_eq!(uncached(&reader, cmd!("ECHO", "x")).await, bulk("x"));
+        }
+    }
+}
+
+/// Concurrent cached reads of one key share one round trip: one GET reaches the server, the
+/// others join it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_cached_reads_of_one_key_share_one_round_trip() {
+    for server in servers() {
+        let proxy = Proxy::start(server.port());
+        for engine in support::engines() {
+            let at = format!("{}/{engine:?}", server.kind());
+            let writer = plain(&server, engine);
+            let reader = caching(&proxy.url(), engine, Cache::new());
+            let k = key(&at, "k");
+            run(&writer, cmd!("SET", &k, "v")).await;
+            run(&reader, cmd!("PING")).await;
+            proxy.hold_reply(&["GET", &k]);
+            let before = stats(&reader);
+            let reads: Vec<_> = (0..16)
+                .map(|_| {
+                    let (reader, get) = (reader.clone(), reader.get(&k).into_cmd());
+                    tokio::spawn(async move { cached(&reader, get).await })
+                })
+                .collect();
+            wait_for(&format!("{at}: 15 joined"), || {
+                stats(&reader).joined >= before.joined + 15
+            })
+            .await;
+            assert_eq!(proxy.sent(&["GET", &k]), 1, "{at}");
+            proxy.release();
+            for read in reads {
+                assert_eq!(bounded(&at, read).await.expect("task"), bulk("v"), "{at}");
+            }
+            let after = stats(&reader);
+            assert_eq!(after.misses, before.misses + 1, "{at}: {after:?}");
+            assert_eq!(after.joined, before.joined + 15, "{at}: {after:?}");
+            assert_eq!(
+                proxy.sent(&["GET", &k]),
+                1,
+                "{at}: more than one round trip"
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 6. The byte budget.
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_budget_evicts_and_stays_correct() {
+    const BUDGET: usize = 8 << 10;
+    for server in servers() {
+        for engine in [Engine::Task, Engine::Epoll] {
+            let at = format!("{}/{engine:?}", server.kind());
+            let writer = plain(&server, engine);
+            let reader = caching(&server.url(), engine, Cache::new().max_bytes(BUDGET));
+            let keys: Vec<String> = (0..300).map(|i| key(&at, &format!("b{i}"))).collect();
+            let value = |i: usize| format!("{i:0>200}");
+            for (i, k) in keys.iter().enumerate() {
+                run(&writer, cmd!("SET", k, value(i))).await;
+            }
+            for round in 0..2 {
+                for (i, k) in keys.iter().enumerate() {
+                    assert_eq!(
+                        cached(&reader, reader.get(k).into_cmd()).await,
+                        bulk(&value(i)),
+                        "{at}: round {round}, {k}"
+                    );
+                    let s = stats(&reader);
+                    assert!(s.bytes <= BUDGET as u64, "{at}: over budget: {s:?}");
+                }
+            }
+            let s = stats(&reader);
+            assert!(s.evictions > 0, "{at}: nothing evicted: {s:?}");
+            assert!(s.entries > 0 && s.entries < 300, "{at}: {s:?}");
+            // The most recent key is still held, and a write still invalidates it.
+            let last = keys.last().expect("keys");
+            let hits = s.hits;
+            assert_eq!(
+                cached(&reader, reader.get(last).into_cmd()).await,
+                bulk(&value(299))
+            );
+            assert_eq!(
+                stats(&reader).hits,
+                hits + 1,
+                "{at}: the newest entry was evicted"
+            );
+            let before = stats(&reader);
+            run(&writer, cmd!("SET", last, "changed")).await;
+            wait_for(&format!("{at}: the invalidation"), || {
+                stats(&reader).invalidations > before.invalidations
+            })
+            .await;
+            assert_eq!(
+                cached(&reader, reader.get(last).into_cmd()).await,
+                bulk("changed")
+            );
+        }
+    }
+}
