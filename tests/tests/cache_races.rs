@@ -121,6 +121,46 @@ fn key(at: &str, name: &str) -> String {
 // 1. The invalidation overtakes the read's reply (and the mirror case).
 // ---------------------------------------------------------------------------------------------
 
+/// The harness itself, with user-level tracking (no cache): the proxy holds a real client's
+/// reply while the server's invalidation push, sent after it, reaches the client first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_proxy_puts_the_push_ahead_of_the_held_reply() {
+    let server = Server::start(ServerKind::Redis);
+    let proxy = Proxy::start(server.port());
+    for engine in support::engines() {
+        let at = format!("{engine:?}");
+        let writer = plain(&server, engine);
+        let k = key(&at, "k");
+        run(&writer, cmd!("SET", &k, "old")).await;
+        let config = Config::from_url(&proxy.url())
+            .expect("URL")
+            .engine(engine)
+            .tracking(ringdis::Tracking::new());
+        let reader = Client::new(config).expect("client");
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        reader.on_push(move |p| {
+            let _ = tx.send(p);
+        });
+        run(&reader, cmd!("PING")).await;
+        proxy.hold_reply(&["GET", &k]);
+        let read = {
+            let (reader, k) = (reader.clone(), k.clone());
+            tokio::spawn(async move { reader.get(&k).decode::<Value>().await })
+        };
+        wait_for(&format!("{at}: held"), || proxy.held_replies() == 1).await;
+        run(&writer, cmd!("SET", &k, "new")).await;
+        let push = bounded(&at, rx.recv()).await.expect("a push");
+        assert!(
+            matches!(&push, Value::Push(p) if p.first() == Some(&bulk("invalidate"))),
+            "{at}: {push:?}"
+        );
+        assert!(!read.is_finished(), "{at}: the reply was not held");
+        proxy.release();
+        let got = bounded(&at, read).await.expect("task").expect("GET");
+        assert_eq!(got, bulk("old"), "{at}: the held reply");
+    }
+}
+
 /// Which reply of the read's bundle (`GET k`, `PTTL k`) the proxy holds behind the push.
 #[derive(Clone, Copy, Debug)]
 enum Held {
@@ -302,6 +342,70 @@ async fn a_read_after_the_invalidation_never_joins_the_older_read() {
                 bulk("new"),
                 "{at}"
             );
+        }
+    }
+}
+
+/// The connection is lost with a cached read in flight: the read fails (or, had its reply
+/// come, succeeds), its waiters are not stuck, and the reconnect flushes the cache: an entry
+/// whose key changed while the client could hear no invalidation is not served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_lost_with_a_read_in_flight_flushes() {
+    for server in servers() {
+        let proxy = Proxy::start(server.port());
+        for engine in support::engines() {
+            let at = format!("{}/{engine:?}", server.kind());
+            let writer = plain(&server, engine);
+            let reader = caching(&proxy.url(), engine, Cache::new());
+            let (k1, k2) = (key(&at, "k1"), key(&at, "k2"));
+            run(&writer, cmd!("SET", &k1, "old")).await;
+            run(&writer, cmd!("SET", &k2, "v")).await;
+            assert_eq!(
+                cached(&reader, reader.get(&k1).into_cmd()).await,
+                bulk("old")
+            );
+            proxy.hold_reply(&["GET", &k2]);
+            let spawn_read = || {
+                let reader = reader.clone();
+                let get = reader.get(&k2).into_cmd();
+                tokio::spawn(async move { Redis::call_cached::<Value>(&reader, get, None).await })
+            };
+            let leader = spawn_read();
+            wait_for(&format!("{at}: held"), || proxy.held_replies() >= 1).await;
+            let joined = stats(&reader).joined;
+            let waiter = spawn_read();
+            wait_for(&format!("{at}: joined"), || stats(&reader).joined > joined).await;
+            let flushes = stats(&reader).flushes;
+            proxy.cut();
+            for (name, read) in [("leader", leader), ("waiter", waiter)] {
+                match bounded(&format!("{at}: the {name}"), read)
+                    .await
+                    .expect("task")
+                {
+                    Ok(v) => assert_eq!(v, bulk("v"), "{at}: the {name}"),
+                    Err(e) => assert!(
+                        matches!(e, ringdis::Error::Connection { .. }),
+                        "{at}: the {name} failed with {e:?}"
+                    ),
+                }
+            }
+            // While the client reconnects (or already has: k1 is not tracked on the new
+            // connection), k1 changes: only the flush keeps it from being served stale.
+            run(&writer, cmd!("SET", &k1, "new")).await;
+            wait_for(&format!("{at}: the flush"), || {
+                stats(&reader).flushes > flushes
+            })
+            .await;
+            let deadline = Instant::now() + PATIENCE;
+            let got = loop {
+                match Redis::call_cached::<Value>(&reader, reader.get(&k1).into_cmd(), None).await {
+                    Ok(v) => break v,
+                    Err(e) => assert!(Instant::now() < deadline, "{at}: never reconnected: {e}"),
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            };
+            assert_eq!(got, bulk("new"), "{at}: served stale after a reconnect");
+            assert_eq!(cached(&reader, reader.get(&k2).into_cmd()).await, bulk("v"));
         }
     }
 }
