@@ -152,7 +152,8 @@ impl Proxy {
     }
 
     /// Ends every hold: forwards the held push frames, then the held replies, in the order the
-    /// server sent them; disarms a [`hold_reply`](Proxy::hold_reply) not met yet.
+    /// server sent them; disarms a [`hold_reply`](Proxy::hold_reply) not met yet, and one met
+    /// whose reply has not come yet.
     pub fn release(&self) {
         let conns = {
             let mut state = self.shared.lock();
@@ -163,6 +164,8 @@ impl Proxy {
         let mut forwarded = 0;
         for conn in conns {
             let mut c = lock(&conn);
+            // A held command whose reply has not come yet is released too.
+            c.pending.iter_mut().for_each(|hold| *hold = false);
             let pushes = std::mem::take(&mut c.held_pushes);
             let replies = std::mem::take(&mut c.held_replies);
             c.holding = false;
@@ -253,19 +256,19 @@ fn upstream_loop(
                 }
                 Ok(None) => break,
             };
-            let hold = {
-                let mut state = shared.lock();
-                let hold = state.armed.as_ref().is_some_and(|p| {
-                    let p: Vec<&[u8]> = p.iter().map(|a| &a[..]).collect();
-                    starts_with(&args, &p)
-                });
-                if hold {
-                    state.armed = None;
-                }
-                state.commands.push(args);
-                hold
-            };
-            lock(conn).pending.push_back(hold);
+            // Under the connection's lock, then the state's (the order everywhere): a release
+            // either comes before (the rule is gone) or after (it clears this hold too).
+            let mut c = lock(conn);
+            let mut state = shared.lock();
+            let hold = state.armed.as_ref().is_some_and(|p| {
+                let p: Vec<&[u8]> = p.iter().map(|a| &a[..]).collect();
+                starts_with(&args, &p)
+            });
+            if hold {
+                state.armed = None;
+            }
+            state.commands.push(args);
+            c.pending.push_back(hold);
         }
         if to_server.write_all(&chunk[..n]).is_err() {
             break;
