@@ -10,7 +10,7 @@ mod support;
 
 use ringdis::prelude::*;
 use ringdis::{Cache, Engine, Error, Pool, Protocol, Spread};
-use ringdis_tests::{FaultServer, Server, ServerKind};
+use ringdis_tests::{FaultServer, SentinelSetup, Server, ServerKind, MASTER};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -359,6 +359,48 @@ async fn pools_and_spreads_share_one_cache() {
             let stats = spread.cache_stats().expect("a cache");
             assert_eq!(z.cache_stats(), Some(stats), "{at}: one cache");
         }
+    }
+}
+
+/// A Sentinel-managed primary caches as any connection does (its handshake tracks on the
+/// primary); with replica reads on, cached reads still go to the primary, where they are
+/// tracked, and another client's write reaches them.
+#[test]
+fn a_sentinel_managed_primary_caches() {
+    for kind in ServerKind::ALL {
+        let setup = SentinelSetup::start(kind);
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let primary = support::client(setup.first_primary(), Engine::Task, Protocol::Resp3);
+            for engine in engines() {
+                for replica_reads in [false, true] {
+                    let at = format!("{kind}/{engine:?}/replica reads {replica_reads}");
+                    let config = Config::sentinel(MASTER, setup.sentinel_addrs())
+                        .engine(engine)
+                        .sentinel_replica_reads(replica_reads)
+                        .cache(Cache::new());
+                    let c = Client::new(config).unwrap_or_else(|e| panic!("{at}: {e}"));
+                    let key = ringdis_tests::unique("sentinel:cache");
+                    c.set(&key, "1").decode::<Value>().await.unwrap();
+                    let before = gets(&primary).await;
+                    for _ in 0..3 {
+                        let got = cached_get(&c, &key).await.unwrap();
+                        assert_eq!(got.as_deref(), Some("1"), "{at}");
+                    }
+                    assert_eq!(
+                        gets(&primary).await,
+                        before + 1,
+                        "{at}: one read, on the primary"
+                    );
+                    primary.set(&key, "2").decode::<Value>().await.unwrap();
+                    until_reads(&c, &key, Some("2"), &at).await;
+                }
+            }
+        });
     }
 }
 
