@@ -834,9 +834,10 @@ impl Client {
     /// The handler also gets the pushes of the dedicated connections that blocking calls and
     /// [`Client::watch_transaction`] run on (with [`Config::tracking`](crate::Config::tracking) they track the reads made there, such
     /// as a `GET` in a pipeline with a `BLPOP`), one push at a time. With
-    /// [`Config::tracking`](crate::Config::tracking), a connection lost or closed gives it an
-    /// `invalidate` push with a nil payload (flush everything): what the server tracked for that
-    /// connection is gone.
+    /// [`Config::tracking`](crate::Config::tracking) or [`Config::cache`], a connection lost or
+    /// closed gives it an `invalidate` push with a nil payload (flush everything): what the
+    /// server tracked for that connection is gone. With [`Config::cache`] it gets the
+    /// invalidations the cache applied (after it applied them).
     ///
     /// A panic in the handler is caught: the push it was handling is lost, the connection and
     /// every call on it carry on, and the handler stays installed for the next push (call
