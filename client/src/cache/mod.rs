@@ -115,7 +115,7 @@ impl Shared {
     fn plan_at(self: &Arc<Self>, db: i64, cmd: Cmd, ttl: Option<Duration>, now: Instant) -> Plan {
         let cacheable = cmd.args().invalid().is_none()
             && !cmd.key_indices().is_empty()
-            && cmd.keys().all(|k| self.settings.covers(k));
+            && self.settings.covers(cmd.keys());
         if !cacheable {
             self.lock().uncacheable += 1;
             return Plan::Uncacheable(cmd);

@@ -54,7 +54,7 @@ impl Cache {
     /// The most bytes the entries may take, default 64 MiB; past it the least recently used
     /// entries are evicted, and a reply bigger than the whole budget is not stored. An entry
     /// counts its command's encoded bytes, its keys' bytes, its reply (the bulk and text bytes
-    /// plus one `Value` per element) and a fixed overhead (about 150 bytes, plus about 80 per
+    /// plus one `Value` per element) and a fixed overhead (about 150 bytes, plus about 64 per
     /// key) for its place in the tables. Replies are copied out of the connection's read
     /// buffer when stored, so the count is what they hold.
     pub fn max_bytes(mut self, bytes: usize) -> Cache {
@@ -104,11 +104,13 @@ impl Cache {
         cmd
     }
 
-    /// Whether a read of `key` may be cached: in `BCAST` mode, only under a prefix.
-    pub(crate) fn covers(&self, key: &[u8]) -> bool {
-        self.bcast
-            .as_ref()
-            .is_none_or(|ps| ps.is_empty() || ps.iter().any(|p| key.starts_with(p)))
+    /// Whether a read of these keys may be cached: in `BCAST` mode, only when each is under a
+    /// prefix (no prefix: every key). Otherwise the keys are not even looked at.
+    pub(crate) fn covers<'a>(&self, mut keys: impl Iterator<Item = &'a [u8]>) -> bool {
+        match &self.bcast {
+            Some(ps) if !ps.is_empty() => keys.all(|k| ps.iter().any(|p| k.starts_with(p))),
+            _ => true,
+        }
     }
 }
 

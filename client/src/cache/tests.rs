@@ -405,6 +405,37 @@ fn waiters_that_give_up_leave_nothing_behind() {
     assert_eq!(cache.lock().flights.len(), 0);
 }
 
+#[test]
+fn a_hit_allocates_nothing_but_the_reply_s_clone() {
+    let cache = Shared::new(Cache::new());
+    let t0 = Instant::now();
+    fill(&cache, get("k"), Value::Bulk("value".into()), t0);
+    fill(&cache, get("j"), Value::Int(1), t0);
+    for (k, expected) in [("k", Value::Bulk("value".into())), ("j", Value::Int(1))] {
+        let cmd = get(k);
+        let mut got = None;
+        // The command is dropped inside (a hit consumes it): frees are not counted.
+        let allocs =
+            allocation_counter::measure(|| got = Some(hit(cache.plan_at(0, cmd, None, t0))));
+        assert_eq!(got, Some(expected));
+        assert_eq!(allocs.count_total, 0, "{k}: {allocs:?}");
+    }
+    // The counter counts: a miss copies the command.
+    let cmd = get("x");
+    let allocs = allocation_counter::measure(|| drop(lead(cache.plan_at(0, cmd, None, t0))));
+    assert!(allocs.count_total > 0);
+}
+
+#[test]
+fn shareable_across_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+    send_sync::<Shared>();
+    send::<Plan>();
+    send::<Fill>();
+    send::<Waiter>();
+}
+
 /// The hit path's cost, for a look with a profiler (`cargo test -p ringdis --lib
 /// cache::tests::hit_path -- --ignored --nocapture`); the bench lane measures for real.
 #[test]
