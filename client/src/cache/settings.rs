@@ -14,8 +14,9 @@ use std::time::Duration;
 /// What is cached: the reply of a cached read (`.cached()` / `.cached_for(ttl)` on a read-only
 /// command with keys), keyed by the database and the exact command with its arguments, so
 /// `GET k` and `HGET k f` are two entries, both dropped when `k` changes. An entry lives until
-/// the server invalidates one of its keys, the connection is lost or reconnects (everything
-/// goes), its lifetime ends (the smaller of the TTL and its keys' own `PTTL`, read in the same
+/// one of its keys is invalidated (by the server's push, or at once by a write sent through the
+/// same client; invalidations name keys, not databases, so every database's entries of the key
+/// go), everything is flushed (a `FLUSHALL`/`FLUSHDB`, a connection lost or reconnected), its lifetime ends (the smaller of the TTL and its keys' own `PTTL`, read in the same
 /// round trip), or the byte budget evicts it (least recently used first). A read whose key
 /// changed while it was in flight is answered but not stored. Concurrent cached reads of one
 /// command share one round trip.
