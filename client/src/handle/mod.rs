@@ -5,6 +5,7 @@
 //! (`crate::engine::link`).
 
 pub(crate) mod cached;
+pub(crate) mod caching;
 pub(crate) mod callable;
 pub(crate) mod client;
 pub(crate) mod cluster;
