@@ -17,6 +17,7 @@
 //! each part with [`ClusterClient::send`] (redirects followed, never resending what may have
 //! run).
 
+mod cached;
 mod core;
 mod drive;
 mod fanout;
@@ -240,6 +241,7 @@ impl ClusterClient {
     }
 
     fn call_request<T: FromRedis>(&self, request: Request) -> Call<T> {
+        self.invalidate_writes(&request);
         match request {
             Request::One(cmd) => self.call_one(cmd),
             Request::Many { cmds, transaction } => {
@@ -304,7 +306,7 @@ impl ClusterClient {
     /// reached and follows its `MOVED`); else `target`'s primary.
     #[inline]
     fn first_node(&self, cmd: &Cmd, target: &Target) -> Option<(NodeAddr, Client)> {
-        send::first_node_for(&self.core, cmd, target)
+        send::first_node_for(&self.core, cmd.flags().readonly, target)
     }
 
     /// Where a single command goes: `Ok(None)` when only the server can say (a command the
@@ -337,6 +339,7 @@ impl ClusterClient {
         let callback = callback.into_callback();
         let request = request.into_request();
         if let Request::One(cmd) = request {
+            self.invalidate_writes_of(&cmd);
             return self.async_one(cmd, callback);
         }
         let call: Call<Value> = self.call_request(request);
@@ -351,6 +354,29 @@ impl ClusterClient {
 
     /// [`ClusterClient::async_call`] of one command: the node's own callback, which hands the
     /// call to `send::then` (run detached) only on an error reply that calls for more.
+    /// With a cache, the keys `request`'s writes name (the spec's `write` flag, keys marked)
+    /// leave it before anything is sent: a read after the write's reply is not answered from
+    /// what the cache held before it, whatever node's invalidation is still on its way.
+    fn invalidate_writes(&self, request: &Request) {
+        if self.core.cache.is_none() {
+            return;
+        }
+        match request {
+            Request::One(cmd) => self.invalidate_writes_of(cmd),
+            Request::Many { cmds, .. } => cmds.iter().for_each(|c| self.invalidate_writes_of(c)),
+        }
+    }
+
+    /// [`ClusterClient::invalidate_writes`] of one command.
+    #[inline]
+    fn invalidate_writes_of(&self, cmd: &Cmd) {
+        if let Some(cache) = &self.core.cache {
+            if cmd.flags().write {
+                cache.invalidate(cmd.keys());
+            }
+        }
+    }
+
     fn async_one<F>(&self, cmd: Cmd, callback: Option<F>)
     where
         F: FnOnce(Result<Value>) + Send + 'static,
@@ -532,6 +558,12 @@ impl ClusterClient {
         self.core.read_from_replicas
     }
 
+    /// The counters of the client's cache ([`Config::cache`]), one cache for every node: `None`
+    /// without one.
+    pub fn cache_stats(&self) -> Option<crate::CacheStats> {
+        self.core.cache.as_ref().map(|c| c.stats())
+    }
+
     /// How many topology refreshes ran (for tests).
     #[doc(hidden)]
     pub fn refreshes(&self) -> u64 {
@@ -657,7 +689,13 @@ impl ClusterBuilder {
         for seed in &seeds {
             nodes.get(seed)?;
         }
-        let core = Core::new(nodes, seeds, self.read_from_replicas, self.refresh_interval);
+        let core = Core::new(
+            nodes,
+            seeds,
+            self.read_from_replicas,
+            self.refresh_interval,
+            None,
+        );
         Ok(ClusterClient {
             core: Arc::new(core),
         })
@@ -767,6 +805,9 @@ impl Redis for ClusterClient {
     }
     fn transaction(&self) -> crate::Pipeline {
         ClusterClient::transaction(self)
+    }
+    fn call_cached<T: FromRedis>(&self, cmd: Cmd, ttl: Option<Duration>) -> Call<T> {
+        self.cached(cmd, ttl)
     }
 }
 
