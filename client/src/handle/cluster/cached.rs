@@ -39,7 +39,10 @@ impl ClusterClient {
             (Ok(Route::Shared), Ok(Some(slot))) => slot,
             // Keys in several slots (or none known, or a command the gate routes elsewhere):
             // sent as a plain call, which splits, refuses or routes it.
-            _ => return self.call(cmd),
+            _ => {
+                count_uncacheable(shared);
+                return self.call(cmd);
+            }
         };
         // Kept to plan again when the read it joins is given up.
         let again = cmd.clone();
@@ -53,6 +56,13 @@ impl ClusterClient {
             }
         }
     }
+}
+
+/// Counts a cached read sent uncached in `shared`'s `uncacheable`: the plan of a read with no
+/// key is that, and counted so.
+fn count_uncacheable(shared: &Arc<Shared>) {
+    let plan = shared.plan(0, Cmd::new("GET"), None);
+    debug_assert!(matches!(plan, Plan::Uncacheable(_)));
 }
 
 /// A cached read that was not a hit: joins the read in flight (planning again when it was given

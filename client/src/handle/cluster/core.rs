@@ -354,3 +354,32 @@ pub(super) fn left(deadline: Option<Instant>, last: Error) -> Result<Option<Dura
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::route::keyslot::SLOTS;
+
+    /// A map that moved one slot has other owners; the same owners in a new map (a refresh
+    /// that changed nothing) do not flush the cache.
+    #[test]
+    fn owners_compared_slot_by_slot() {
+        let (a, b) = (
+            NodeAddr::new("10.0.0.1", 7000),
+            NodeAddr::new("10.0.0.2", 7000),
+        );
+        let mut one = SlotMap::default();
+        for slot in 0..SLOTS {
+            one.set_owner(slot, if slot < 8192 { &a } else { &b });
+        }
+        assert!(same_owners(&one, &one.clone()));
+        assert!(!same_owners(&one, &one.moved(5, &b)));
+        assert!(!same_owners(&one, &SlotMap::default()));
+        // The shards in another order, the same owners.
+        let mut other = SlotMap::default();
+        for slot in (0..SLOTS).rev() {
+            other.set_owner(slot, if slot < 8192 { &a } else { &b });
+        }
+        assert!(same_owners(&one, &other));
+    }
+}
