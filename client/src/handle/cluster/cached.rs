@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 impl ClusterClient {
     /// [`Redis::call_cached`](crate::Redis::call_cached) on a cluster (see the module docs).
-    pub(super) fn cached<T: FromRedis>(&self, cmd: Cmd, ttl: Option<Duration>) -> Call<T> {
+    pub(super) fn cached_read<T: FromRedis>(&self, cmd: Cmd, ttl: Option<Duration>) -> Call<T> {
         let Some(shared) = &self.core.cache else {
             return self.call(cmd);
         };

@@ -113,6 +113,19 @@ const DEFAULT_REFRESH: Duration = Duration::from_secs(60);
 /// * **Replica reads** ([`ClusterBuilder::read_from_replicas`], off by default): commands the
 ///   spec flags `readonly` go to the shard's replicas (stale reads accepted), others to its
 ///   primary.
+/// * **Client-side caching** ([`Config::cache`]): one cache for the whole client, kept true by
+///   every node's connection, each of which tracks the reads made on it (`CLIENT TRACKING` in
+///   its handshake). A cached read (`cluster.get("k").cached()`) goes to the node of its slot
+///   (a replica with replica reads on) with its redirects followed, and is answered from
+///   memory from then on until that node says the key changed. A read whose keys span slots
+///   (a split `MGET`), or one that meets `ASK` (its slot is migrating), is sent uncached. A
+///   write through the client drops its keys from the cache before it is sent. The cache is
+///   flushed when a node's connection is lost and when the client learns that a slot changed
+///   owner (a `MOVED`, a refreshed map): an entry of a key the old owner did not have (a
+///   missing key) is tracked by no node once its slot moved, so until the client learns of
+///   the move (its next request to that node for the slot, or the periodic refresh) such an
+///   entry may be served although the new owner has the key. [`cache_stats`](ClusterClient::cache_stats)
+///   has the counters.
 /// * **Sharded pub/sub**: [`ClusterClient::subscriber`] ([`ClusterSubscriber`](crate::ClusterSubscriber)): `SSUBSCRIBE`
 ///   on the node owning each channel's slot, kept there as slots move and nodes fail over.
 ///   `PUBLISH` goes to any primary (the cluster forwards it everywhere); `SPUBLISH` goes to
@@ -807,7 +820,7 @@ impl Redis for ClusterClient {
         ClusterClient::transaction(self)
     }
     fn call_cached<T: FromRedis>(&self, cmd: Cmd, ttl: Option<Duration>) -> Call<T> {
-        self.cached(cmd, ttl)
+        self.cached_read(cmd, ttl)
     }
 }
 
