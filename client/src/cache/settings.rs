@@ -61,6 +61,23 @@ impl Cache {
         self.bcast = Some(prefixes.into_iter().map(|p| p.as_ref().to_vec()).collect());
         self
     }
+
+    /// The `CLIENT TRACKING ON …` a caching connection's handshake sends: `OPTIN`, or `BCAST`
+    /// with a `PREFIX` per prefix, or nothing more (the server's default mode). Never `NOLOOP`:
+    /// a write this connection sends that the client could not see the keys of (a script's)
+    /// must invalidate too.
+    pub(crate) fn tracking_cmd(&self) -> crate::Cmd {
+        let mut cmd = crate::Cmd::new("CLIENT TRACKING ON");
+        if let Some(prefixes) = &self.bcast {
+            cmd.push_arg("BCAST");
+            for p in prefixes {
+                cmd.push_arg("PREFIX").push_arg(p.as_slice());
+            }
+        } else if self.optin {
+            cmd.push_arg("OPTIN");
+        }
+        cmd
+    }
 }
 
 /// The counters of a client's cache (`cache_stats()`), from its creation on.
