@@ -47,7 +47,7 @@ impl ClusterClient {
         // Kept to plan again when the read it joins is given up.
         let again = cmd.clone();
         match shared.plan(0, cmd, ttl) {
-            Plan::Hit(value) => Call::later(std::future::ready(Ok(value))),
+            Plan::Hit(value) => Call::ready(Ok(value)),
             Plan::Uncacheable(cmd) => self.call(cmd),
             plan => {
                 let core = self.core.clone();

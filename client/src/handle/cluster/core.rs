@@ -55,8 +55,8 @@ impl Core {
         seeds: Vec<NodeAddr>,
         read_from_replicas: bool,
         refresh_interval: Option<Duration>,
-        cache: Option<Arc<Shared>>,
     ) -> Core {
+        let cache = nodes.cache().cloned();
         let config = nodes.config();
         let timeout = config.command_timeout;
         #[cfg(feature = "tls")]

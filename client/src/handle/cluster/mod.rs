@@ -702,13 +702,7 @@ impl ClusterBuilder {
         for seed in &seeds {
             nodes.get(seed)?;
         }
-        let core = Core::new(
-            nodes,
-            seeds,
-            self.read_from_replicas,
-            self.refresh_interval,
-            None,
-        );
+        let core = Core::new(nodes, seeds, self.read_from_replicas, self.refresh_interval);
         Ok(ClusterClient {
             core: Arc::new(core),
         })
