@@ -173,6 +173,22 @@ async fn hits_and_invalidations(cluster: &Cluster, engine: Engine, at: &str) {
         write(&db, k, "v3", at).await;
         assert_eq!(cached(&db, k, at).await.as_deref(), Some("v3"), "{at}: {k}");
     }
+    // The write's keys leave the cache when it is sent, not when the server's push comes: with
+    // the node's writes paused, the write waits there (and no push can come), yet its key is
+    // gone from the cache already.
+    let (k, node) = (&keys[0], cluster.primaries()[0]);
+    assert_eq!(cached(&db, k, at).await.as_deref(), Some("v3"), "{at}");
+    let held = stats(&db);
+    node.call(&["CLIENT", "PAUSE", "5000", "WRITE"])
+        .unwrap_or_else(|e| panic!("{at}: CLIENT PAUSE: {e}"));
+    let paused = db.call::<()>(set(k, "v4"));
+    let now = stats(&db);
+    node.call(&["CLIENT", "UNPAUSE"])
+        .unwrap_or_else(|e| panic!("{at}: CLIENT UNPAUSE: {e}"));
+    assert_eq!(now.invalidations, held.invalidations + 1, "{at}: invalidated at once");
+    assert_eq!(now.entries, held.entries - 1, "{at}: its entry gone at once");
+    paused.await.unwrap_or_else(|e| panic!("{at}: the paused SET: {e}"));
+    assert_eq!(cached(&db, k, at).await.as_deref(), Some("v4"), "{at}");
     // Keys in several slots: an MGET sent (split) uncached, neither a hit nor a miss.
     let mget = keys
         .iter()
@@ -183,7 +199,8 @@ async fn hits_and_invalidations(cluster: &Cluster, engine: Engine, at: &str) {
         });
     let counted = stats(&db);
     let all: Vec<Option<String>> = db.call_cached(mget, None).await.unwrap();
-    assert_eq!(all, vec![Some("v3".to_owned()); 3], "{at}");
+    let want = |v: &str| Some(v.to_owned());
+    assert_eq!(all, vec![want("v4"), want("v3"), want("v3")], "{at}");
     let after = stats(&db);
     assert_eq!(
         (after.hits, after.misses),
