@@ -32,6 +32,16 @@ fn steady(kind: ServerKind) -> Cluster {
 
 /// A caching client of `cluster` on `engine` (RESP3), replica reads as `replicas` says.
 fn cached_client(cluster: &Cluster, engine: Engine, replicas: bool) -> ClusterClient {
+    caching_client(cluster, engine, replicas, Cache::new())
+}
+
+/// [`cached_client`] with these cache settings.
+fn caching_client(
+    cluster: &Cluster,
+    engine: Engine,
+    replicas: bool,
+    cache: Cache,
+) -> ClusterClient {
     let seeds = cluster.seed_urls();
     let config = Config::from_url(&seeds[0])
         .expect("seed URL")
@@ -39,7 +49,7 @@ fn cached_client(cluster: &Cluster, engine: Engine, replicas: bool) -> ClusterCl
         .protocol(Protocol::Resp3)
         .command_timeout(Some(Duration::from_secs(10)))
         .connect_timeout(Duration::from_secs(1))
-        .cache(Cache::new());
+        .cache(cache);
     ClusterClient::builder(config)
         .seeds(&seeds)
         .read_from_replicas(replicas)
@@ -122,9 +132,10 @@ fn key_on(cluster: &Cluster, node: &ClusterNode, prefix: &str) -> String {
 /// Cached reads of keys on all three primaries: a miss, then hits; another client's write to
 /// each invalidates it through its node's connection, and the next read is fresh; a write
 /// through the caching client itself is read back at once; a read whose keys span slots is
-/// served uncached.
-async fn hits_and_invalidations(cluster: &Cluster, engine: Engine, at: &str) {
-    let db = cached_client(cluster, engine, false);
+/// served uncached; concurrent reads of one key share one round trip. `cache`: the default
+/// tracking mode, or `OPTIN` (each read sent after `CLIENT CACHING YES`).
+async fn hits_and_invalidations(cluster: &Cluster, engine: Engine, cache: Cache, at: &str) {
+    let db = caching_client(cluster, engine, false, cache);
     let other = writer(cluster, engine);
     let p = ringdis_tests::unique("cc");
     let keys: Vec<String> = cluster
@@ -185,9 +196,19 @@ async fn hits_and_invalidations(cluster: &Cluster, engine: Engine, at: &str) {
     let now = stats(&db);
     node.call(&["CLIENT", "UNPAUSE"])
         .unwrap_or_else(|e| panic!("{at}: CLIENT UNPAUSE: {e}"));
-    assert_eq!(now.invalidations, held.invalidations + 1, "{at}: invalidated at once");
-    assert_eq!(now.entries, held.entries - 1, "{at}: its entry gone at once");
-    paused.await.unwrap_or_else(|e| panic!("{at}: the paused SET: {e}"));
+    assert_eq!(
+        now.invalidations,
+        held.invalidations + 1,
+        "{at}: invalidated at once"
+    );
+    assert_eq!(
+        now.entries,
+        held.entries - 1,
+        "{at}: its entry gone at once"
+    );
+    paused
+        .await
+        .unwrap_or_else(|e| panic!("{at}: the paused SET: {e}"));
     assert_eq!(cached(&db, k, at).await.as_deref(), Some("v4"), "{at}");
     // Keys in several slots: an MGET sent (split) uncached, neither a hit nor a miss.
     let mget = keys
@@ -214,6 +235,23 @@ async fn hits_and_invalidations(cluster: &Cluster, engine: Engine, at: &str) {
     assert_eq!(cached(&db, &missing, at).await, None, "{at}");
     write(&other, &missing, "now", at).await;
     until_fresh(&db, &missing, "now", at).await;
+    // Concurrent reads of one key: one leads (a miss), the others join its round trip.
+    let shared = format!("{p}:shared");
+    write(&other, &shared, "s", at).await;
+    let before = stats(&db);
+    let reads: Vec<_> = (0..16)
+        .map(|_| db.call_cached::<Option<String>>(get(&shared), None))
+        .collect();
+    for r in futures::future::join_all(reads).await {
+        assert_eq!(r.unwrap().as_deref(), Some("s"), "{at}");
+    }
+    let after = stats(&db);
+    assert_eq!(after.misses - before.misses, 1, "{at}: one read sent");
+    assert_eq!(
+        after.joined - before.joined,
+        15,
+        "{at}: the others joined it"
+    );
 }
 
 /// Replica reads: the cached read is served by a replica, whose connection tracks it, and a
@@ -304,6 +342,57 @@ async fn migration(cluster: &Cluster, engine: Engine, at: &str) {
     cluster.migrate_slot(ringdis::slot(&k), from);
 }
 
+/// A read of a key that already left its migrating slot (the owner answers `ASK`) is sent to
+/// the importing node after `ASKING` and not stored; a key still on the owner is cached there,
+/// and its entry goes when the key migrates.
+async fn asked(cluster: &Cluster, engine: Engine, at: &str) {
+    let db = cached_client(cluster, engine, false);
+    let other = writer(cluster, engine);
+    let p = ringdis_tests::unique("cca");
+    let from = cluster.primaries()[2];
+    let to = cluster.primaries()[0];
+    let tag = key_on(cluster, from, &p);
+    let (stays, leaves) = (format!("{{{tag}}}:stays"), format!("{{{tag}}}:leaves"));
+    write(&other, &stays, "a1", at).await;
+    write(&other, &leaves, "b1", at).await;
+    let slot = ringdis::slot(&stays);
+    let mut migration = cluster.start_migration(slot, to).expect("another primary");
+    assert!(migration.move_key(&leaves), "{at}: the key moved");
+    let before = stats(&db);
+    for _ in 0..2 {
+        assert_eq!(
+            cached(&db, &leaves, at).await.as_deref(),
+            Some("b1"),
+            "{at}"
+        );
+    }
+    let after = stats(&db);
+    assert_eq!(
+        (after.entries, after.hits),
+        (before.entries, before.hits),
+        "{at}: a read answered after ASK is not kept"
+    );
+    for _ in 0..2 {
+        assert_eq!(cached(&db, &stays, at).await.as_deref(), Some("a1"), "{at}");
+    }
+    let kept = stats(&db);
+    assert_eq!(
+        (kept.entries, kept.hits),
+        (after.entries + 1, after.hits + 1),
+        "{at}: a key still on the owner is cached"
+    );
+    migration.finish();
+    write(&other, &stays, "a2", at).await;
+    write(&other, &leaves, "b2", at).await;
+    until_fresh(&db, &stays, "a2", at).await;
+    assert_eq!(
+        cached(&db, &leaves, at).await.as_deref(),
+        Some("b2"),
+        "{at}"
+    );
+    cluster.migrate_slot(slot, from);
+}
+
 /// A manual failover: the old primary goes on tracking as a replica until the client learns
 /// of it (its next request there is redirected), which flushes; reads are fresh after it.
 async fn manual_failover(cluster: &Cluster, engine: Engine, cell: usize, at: &str) {
@@ -368,9 +457,12 @@ fn run(kind: ServerKind) {
         let at = format!("{kind}/{engine:?}");
         let rt = runtime();
         rt.block_on(async {
-            hits_and_invalidations(&cluster, engine, &at).await;
+            hits_and_invalidations(&cluster, engine, Cache::new(), &at).await;
+            let optin = format!("{at}/optin");
+            hits_and_invalidations(&cluster, engine, Cache::new().optin(), &optin).await;
             replica_reads(&cluster, engine, &at).await;
             migration(&cluster, engine, &at).await;
+            asked(&cluster, engine, &at).await;
             manual_failover(&cluster, engine, i, &at).await;
         });
     }
