@@ -7,9 +7,10 @@
 //! flight, or sent as the cache's bundle (`[CLIENT CACHING YES] <read> PTTL k…`, one write, all
 //! of one slot) to the slot's node (a replica with replica reads on: its connection tracks too),
 //! redirects followed as for any command, and the bundle's replies handed to the cache. A read
-//! whose keys span slots (a split `MGET`) is sent uncached. A read that meets `ASK` (its slot
-//! is migrating and the key has left) is sent alone after `ASKING` and not stored: `ASKING`
-//! holds for one command only, and `CLIENT CACHING YES` too, so no bundle can follow either.
+//! whose keys span slots (a split `MGET`) is sent uncached (counted `uncacheable`). A read that
+//! meets `ASK` (its slot is migrating and the key has left) is sent alone after `ASKING` and not
+//! stored: `ASKING` holds for the next command only (the bundle's `PTTL`s would be redirected
+//! back), and with `OPTIN` it would also end the `CLIENT CACHING YES` before it.
 //!
 //! A slot that changes owner flushes the cache (see `Core::owners_changed`): a key the old owner
 //! never had (an entry of a missing key) is tracked by no node once the slot moved.
