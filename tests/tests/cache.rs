@@ -22,7 +22,7 @@ const WAIT: Duration = Duration::from_secs(10);
 
 /// A cached `GET key`, decoded.
 async fn cached_get(db: &impl Redis, key: &str) -> ringdis::Result<Option<String>> {
-    db.call_cached(Cmd::new("GET").key(key), None).await
+    db.get(key).cached().decode().await
 }
 
 /// How many `GET`s the server has run (`INFO commandstats`).
@@ -123,6 +123,37 @@ async fn reads_are_cached_and_invalidated() {
             assert_eq!(cached_get(&c, &key).await.unwrap().as_deref(), Some("v6"));
             let stats = c.cache_stats().unwrap();
             assert!(stats.hits >= 5 && stats.misses >= 5, "{at}: {stats:?}");
+        }
+    }
+}
+
+/// `.cached_for(ttl)` bounds the entry's lifetime: the read is a hit until then, and goes to
+/// the server again once it has passed (no change to the key needed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cached_for_bounds_the_entry() {
+    const TTL: Duration = Duration::from_millis(500);
+    for server in support::servers() {
+        for engine in engines() {
+            let at = format!("{}/{engine:?}", server.kind());
+            let c = Client::new(cached(&server, engine)).unwrap();
+            let other = support::client(&server, engine, Protocol::Resp3);
+            let key = ringdis_tests::unique("ttl");
+            other.set(&key, "v").decode::<Value>().await.unwrap();
+            let read = || c.get(&key).cached_for(TTL).decode::<Option<String>>();
+            let stored = Instant::now();
+            assert_eq!(read().await.unwrap().as_deref(), Some("v"), "{at}");
+            let before = gets(&other).await;
+            let deadline = Instant::now() + WAIT;
+            loop {
+                assert_eq!(read().await.unwrap().as_deref(), Some("v"), "{at}");
+                if gets(&other).await > before {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "{at}: never read again");
+                support::yield_now().await;
+            }
+            assert!(stored.elapsed() >= TTL, "{at}: gone before its ttl");
+            assert!(c.cache_stats().unwrap().hits >= 1, "{at}");
         }
     }
 }

@@ -83,3 +83,88 @@ pub(crate) fn lead_callback(
     };
     (callback, reply)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::Cache;
+    use bytes::Bytes;
+
+    fn lead(cache: &Arc<Shared>) -> (Fill, Vec<Cmd>) {
+        match cache.plan(0, Cmd::new("GET").key("k"), None) {
+            Plan::Lead { fill, bundle } => (fill, bundle),
+            _ => panic!("a first read of a key leads"),
+        }
+    }
+
+    /// The bundle's callback finishes the read where the connection runs it, with no one
+    /// polling the leading call: the read that joined it gets the reply, the entry is stored,
+    /// and the leader's future gets the reply when polled later.
+    #[test]
+    fn a_bundle_callback_finishes_the_read_without_its_caller() {
+        let cache = Shared::new(Cache::new());
+        let (fill, bundle) = lead(&cache);
+        assert_eq!(bundle.len(), 2, "GET k, PTTL k");
+        let Plan::Join(waiter) = cache.plan(0, Cmd::new("GET").key("k"), None) else {
+            panic!("the same read joins")
+        };
+        let (callback, reply) = lead_callback(fill);
+        let v = Value::Bulk(Bytes::from_static(b"v"));
+        callback(Ok(Value::Array(vec![v.clone(), Value::Int(-1)])));
+        let joined = futures::executor::block_on(waiter);
+        assert_eq!(joined.map(|r| r.unwrap()), Some(v.clone()));
+        assert!(matches!(cache.plan(0, Cmd::new("GET").key("k"), None), Plan::Hit(h) if h == v));
+        assert_eq!(futures::executor::block_on(reply).unwrap(), v);
+    }
+
+    /// A callback dropped unrun (its connection torn down) fails the leader's future instead
+    /// of leaving it pending, and lets the joined read plan again.
+    #[test]
+    fn a_dropped_bundle_callback_strands_no_one() {
+        let cache = Shared::new(Cache::new());
+        let (fill, _) = lead(&cache);
+        let Plan::Join(waiter) = cache.plan(0, Cmd::new("GET").key("k"), None) else {
+            panic!("the same read joins")
+        };
+        let (callback, reply) = lead_callback(fill);
+        drop(callback);
+        assert!(futures::executor::block_on(waiter).is_none());
+        let e = futures::executor::block_on(reply).unwrap_err();
+        assert!(e.is_connection(), "{e:?}");
+        assert!(matches!(
+            cache.plan(0, Cmd::new("GET").key("k"), None),
+            Plan::Lead { .. }
+        ));
+    }
+
+    /// A join whose leader was given up plans again and leads, sending the bundle through
+    /// `lead`; nothing is sent plainly.
+    #[test]
+    fn a_join_whose_leader_went_leads_anew() {
+        let cache = Shared::new(Cache::new());
+        let (fill, _) = lead(&cache);
+        let Plan::Join(waiter) = cache.plan(0, Cmd::new("GET").key("k"), None) else {
+            panic!("the same read joins")
+        };
+        drop(fill);
+        let v = Value::Bulk(Bytes::from_static(b"v"));
+        let reply = futures::executor::block_on(join(
+            cache.clone(),
+            0,
+            Cmd::new("GET").key("k"),
+            None,
+            waiter,
+            |fill, bundle| {
+                assert_eq!(bundle.len(), 2);
+                let v = v.clone();
+                async move { fill.finish(Ok(Value::Array(vec![v, Value::Int(-1)]))) }
+            },
+            |_| async { panic!("a cacheable read is not sent plainly") },
+        ));
+        assert_eq!(reply.unwrap(), v);
+        assert!(matches!(
+            cache.plan(0, Cmd::new("GET").key("k"), None),
+            Plan::Hit(_)
+        ));
+    }
+}
