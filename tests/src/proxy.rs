@@ -177,6 +177,25 @@ impl Proxy {
         self.shared.lock().pushes_forwarded += forwarded;
     }
 
+    /// Ends the reply holds only: forwards the held replies (a rule not met yet is disarmed);
+    /// push frames stay held if they were.
+    pub fn release_replies(&self) {
+        let conns = {
+            let mut state = self.shared.lock();
+            state.armed = None;
+            state.conns.clone()
+        };
+        for conn in conns {
+            let mut c = lock(&conn);
+            c.pending.iter_mut().for_each(|hold| *hold = false);
+            let replies = std::mem::take(&mut c.held_replies);
+            c.holding = false;
+            for frame in &replies {
+                let _ = c.client.write_all(frame);
+            }
+        }
+    }
+
     /// Closes every connection it proxies now (the listener stays: a client may reconnect).
     pub fn cut(&self) {
         let conns = std::mem::take(&mut self.shared.lock().conns);

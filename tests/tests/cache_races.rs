@@ -399,6 +399,117 @@ async fn a_connection_lost_with_a_read_in_flight_flushes() {
     }
 }
 
+/// The client's own write, sent while its cached read of the key is in flight, keeps that read
+/// from being stored by itself (the local invalidation at submit), before any push: the proxy
+/// holds the read's reply and every push, and lets the replies go first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_clients_own_write_poisons_its_read_in_flight() {
+    for server in servers() {
+        let proxy = Proxy::start(server.port());
+        for engine in support::engines() {
+            let at = format!("{}/{engine:?}", server.kind());
+            let writer = plain(&server, engine);
+            let reader = caching(&proxy.url(), engine, Cache::new());
+            let k = key(&at, "k");
+            run(&writer, cmd!("SET", &k, "old")).await;
+            run(&reader, cmd!("PING")).await;
+            proxy.hold_pushes();
+            let forwarded = proxy.pushes_forwarded();
+            proxy.hold_reply(&["GET", &k]);
+            let read = spawn_get(&reader, &k);
+            wait_for(&format!("{at}: held"), || proxy.held_replies() >= 1).await;
+            let before = stats(&reader);
+            let write = {
+                let (reader, k) = (reader.clone(), k.clone());
+                tokio::spawn(async move { reader.set(&k, "new").await })
+            };
+            wait_for(&format!("{at}: the local invalidation"), || {
+                stats(&reader).invalidations > before.invalidations
+            })
+            .await;
+            proxy.release_replies();
+            assert_eq!(bounded(&at, read).await.expect("task"), bulk("old"), "{at}");
+            bounded(&at, write).await.expect("task").expect("SET");
+            assert_eq!(stats(&reader).entries, 0, "{at}: the read was stored");
+            assert_eq!(
+                proxy.pushes_forwarded(),
+                forwarded,
+                "{at}: a push got through"
+            );
+            assert_eq!(get_cached(&reader, &k).await, bulk("new"), "{at}");
+            proxy.release();
+        }
+    }
+}
+
+/// The client reads its own writes (typed: the spec names their keys) at once, with every push
+/// held back: a command, a pipeline, a transaction.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_clients_own_typed_writes_need_no_push() {
+    for server in servers() {
+        let proxy = Proxy::start(server.port());
+        for engine in support::engines() {
+            let at = format!("{}/{engine:?}", server.kind());
+            let reader = caching(&proxy.url(), engine, Cache::new());
+            let k = key(&at, "k");
+            reader.set(&k, "0").await.expect("SET");
+            proxy.hold_pushes();
+            let forwarded = proxy.pushes_forwarded();
+            assert_eq!(get_cached(&reader, &k).await, bulk("0"));
+            reader.set(&k, "1").await.expect("SET");
+            assert_eq!(get_cached(&reader, &k).await, bulk("1"), "{at}: a command");
+            let _: Value = reader
+                .pipeline()
+                .set(&k, "2")
+                .query()
+                .await
+                .expect("pipeline");
+            assert_eq!(get_cached(&reader, &k).await, bulk("2"), "{at}: a pipeline");
+            let _: Value = reader
+                .transaction()
+                .set(&k, "3")
+                .query()
+                .await
+                .expect("MULTI");
+            assert_eq!(
+                get_cached(&reader, &k).await,
+                bulk("3"),
+                "{at}: a transaction"
+            );
+            assert_eq!(
+                proxy.pushes_forwarded(),
+                forwarded,
+                "{at}: a push got through"
+            );
+            proxy.release();
+        }
+    }
+}
+
+/// FINDING (reported to the lead): a write the client cannot see as one, sent through the
+/// caching client (`cmd!("SET", …)`, whose keys are not marked; a script's `EVAL`), invalidates
+/// nothing locally, and the server sends the invalidation for a connection's own write AFTER
+/// the write's reply (Redis 7.0 and Valkey 9 both: checked with a raw connection). So until the
+/// client has read that push, a cached read right after the write returns the old value. On
+/// loopback the push nearly always arrives with the reply (0 of 2,000 tries); here the proxy
+/// delays it, as a slow network or a split segment can.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "finding: untyped and scripted own writes are read back stale until their push arrives"]
+async fn finding_an_untyped_own_write_is_read_back_before_its_push() {
+    let server = Server::start(ServerKind::Redis);
+    let proxy = Proxy::start(server.port());
+    let reader = caching(&proxy.url(), Engine::Task, Cache::new());
+    let k = key("finding", "k");
+    reader.set(&k, "0").await.expect("SET");
+    proxy.hold_pushes();
+    assert_eq!(get_cached(&reader, &k).await, bulk("0"));
+    run(&reader, cmd!("SET", &k, "1")).await;
+    assert_eq!(get_cached(&reader, &k).await, bulk("1"), "after cmd!(SET)");
+    let script = "return redis.call('SET', KEYS[1], ARGV[1])";
+    run(&reader, cmd!("EVAL", script, 1, &k, "2")).await;
+    assert_eq!(get_cached(&reader, &k).await, bulk("2"), "after EVAL");
+}
+
 // ---------------------------------------------------------------------------------------------
 // 2. Every cacheable command group against a write from another client.
 // ---------------------------------------------------------------------------------------------
