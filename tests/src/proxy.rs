@@ -35,6 +35,8 @@ struct Shared {
 struct State {
     /// The next command whose arguments start with these has its reply held.
     armed: Option<Vec<Vec<u8>>>,
+    /// The next command whose arguments start with these is held (not sent to the server).
+    armed_command: Option<Vec<Vec<u8>>>,
     /// Push frames are held, not forwarded.
     hold_pushes: bool,
     /// Every command seen, in order (all connections).
@@ -57,6 +59,9 @@ struct Conn {
     holding: bool,
     held_replies: Vec<Bytes>,
     held_pushes: Vec<Bytes>,
+    /// A command is held: it and every command after it wait for a release.
+    holding_commands: bool,
+    held_commands: Vec<u8>,
 }
 
 impl Proxy {
@@ -78,8 +83,7 @@ impl Proxy {
                 };
                 let _ = client.set_nodelay(true);
                 let _ = server.set_nodelay(true);
-                let (Ok(client_in), Ok(server_in), Ok(server_out)) =
-                    (client.try_clone(), server.try_clone(), server.try_clone())
+                let (Ok(client_in), Ok(server_in)) = (client.try_clone(), server.try_clone())
                 else {
                     continue;
                 };
@@ -90,11 +94,13 @@ impl Proxy {
                     holding: false,
                     held_replies: Vec::new(),
                     held_pushes: Vec::new(),
+                    holding_commands: false,
+                    held_commands: Vec::new(),
                 }));
                 accepting.lock().conns.push(conn.clone());
                 let (up, down) = (accepting.clone(), accepting.clone());
                 let up_conn = conn.clone();
-                std::thread::spawn(move || upstream_loop(&up, &up_conn, client_in, server_out));
+                std::thread::spawn(move || upstream_loop(&up, &up_conn, client_in));
                 std::thread::spawn(move || downstream_loop(&down, &conn, server_in));
             }
         });
@@ -116,6 +122,19 @@ impl Proxy {
     /// connection, until [`release`](Proxy::release). Push frames still pass.
     pub fn hold_reply<A: AsRef<[u8]>>(&self, prefix: &[A]) {
         self.shared.lock().armed = Some(prefix.iter().map(|a| a.as_ref().to_vec()).collect());
+    }
+
+    /// Holds the next command whose arguments start with `prefix` (as in
+    /// [`hold_reply`](Proxy::hold_reply)) and every command after it on that connection: they
+    /// reach the server on [`release`](Proxy::release).
+    pub fn hold_command<A: AsRef<[u8]>>(&self, prefix: &[A]) {
+        self.shared.lock().armed_command =
+            Some(prefix.iter().map(|a| a.as_ref().to_vec()).collect());
+    }
+
+    /// Whether a command is held now (any connection).
+    pub fn holding_commands(&self) -> bool {
+        self.each_conn(|c| usize::from(c.holding_commands)) > 0
     }
 
     /// Holds every push frame from now on (replies still pass) until
@@ -151,19 +170,23 @@ impl Proxy {
             .count()
     }
 
-    /// Ends every hold: forwards the held push frames, then the held replies, in the order the
-    /// server sent them; disarms a [`hold_reply`](Proxy::hold_reply) not met yet, and one met
+    /// Ends every hold: sends the held commands to the server, forwards the held push frames,
+    /// then the held replies, in the order the server sent them; disarms a [`hold_reply`](Proxy::hold_reply) not met yet, and one met
     /// whose reply has not come yet.
     pub fn release(&self) {
         let conns = {
             let mut state = self.shared.lock();
             state.armed = None;
+            state.armed_command = None;
             state.hold_pushes = false;
             state.conns.clone()
         };
         let mut forwarded = 0;
         for conn in conns {
             let mut c = lock(&conn);
+            let commands = std::mem::take(&mut c.held_commands);
+            c.holding_commands = false;
+            let _ = c.server.write_all(&commands);
             // A held command whose reply has not come yet is released too.
             c.pending.iter_mut().for_each(|hold| *hold = false);
             let pushes = std::mem::take(&mut c.held_pushes);
@@ -175,6 +198,22 @@ impl Proxy {
             }
         }
         self.shared.lock().pushes_forwarded += forwarded;
+    }
+
+    /// Ends the command holds only: the held commands go to the server; replies and push frames
+    /// stay held if they were.
+    pub fn release_commands(&self) {
+        let conns = {
+            let mut state = self.shared.lock();
+            state.armed_command = None;
+            state.conns.clone()
+        };
+        for conn in conns {
+            let mut c = lock(&conn);
+            let commands = std::mem::take(&mut c.held_commands);
+            c.holding_commands = false;
+            let _ = c.server.write_all(&commands);
+        }
     }
 
     /// Ends the reply holds only: forwards the held replies (a rule not met yet is disarmed);
@@ -242,25 +281,25 @@ fn starts_with(args: &[Bytes], prefix: &[&[u8]]) -> bool {
         })
 }
 
-/// Client -> server: registers each whole command (held or not) before forwarding its bytes,
-/// so its reply always finds it registered.
-fn upstream_loop(
-    shared: &Shared,
-    conn: &Mutex<Conn>,
-    mut from_client: TcpStream,
-    mut to_server: TcpStream,
-) {
+/// Client -> server: registers each whole command (held or not) and forwards it, unless
+/// commands are held on this connection (then it waits for a release), so its reply always
+/// finds it registered.
+fn upstream_loop(shared: &Shared, conn: &Mutex<Conn>, mut from_client: TcpStream) {
     let mut parser = Parser::default();
-    let mut input = BytesMut::new();
+    // As downstream: `scan` for the parser, `raw` for the command's exact bytes.
+    let mut scan = BytesMut::new();
+    let mut raw = BytesMut::new();
     let mut chunk = vec![0u8; 64 << 10];
     loop {
         let n = match from_client.read(&mut chunk) {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
-        input.extend_from_slice(&chunk[..n]);
+        scan.extend_from_slice(&chunk[..n]);
+        raw.extend_from_slice(&chunk[..n]);
         loop {
-            let args = match parser.parse(&mut input) {
+            let before = scan.len();
+            let args = match parser.parse(&mut scan) {
                 Ok(Some(Value::Array(args))) => args
                     .into_iter()
                     .map(|a| match a {
@@ -275,22 +314,35 @@ fn upstream_loop(
                 }
                 Ok(None) => break,
             };
+            let frame = raw.split_to(before - scan.len());
             // Under the connection's lock, then the state's (the order everywhere): a release
             // either comes before (the rule is gone) or after (it clears this hold too).
             let mut c = lock(conn);
             let mut state = shared.lock();
-            let hold = state.armed.as_ref().is_some_and(|p| {
-                let p: Vec<&[u8]> = p.iter().map(|a| &a[..]).collect();
-                starts_with(&args, &p)
-            });
+            let matches = |rule: &Option<Vec<Vec<u8>>>| {
+                rule.as_ref().is_some_and(|p| {
+                    let p: Vec<&[u8]> = p.iter().map(|a| &a[..]).collect();
+                    starts_with(&args, &p)
+                })
+            };
+            let hold = matches(&state.armed);
             if hold {
                 state.armed = None;
             }
+            if matches(&state.armed_command) {
+                state.armed_command = None;
+                c.holding_commands = true;
+            }
             state.commands.push(args);
+            drop(state);
             c.pending.push_back(hold);
-        }
-        if to_server.write_all(&chunk[..n]).is_err() {
-            break;
+            if c.holding_commands {
+                c.held_commands.extend_from_slice(&frame);
+            } else if c.server.write_all(&frame).is_err() {
+                drop(c);
+                close(conn);
+                return;
+            }
         }
     }
     close(conn);

@@ -510,6 +510,55 @@ async fn finding_an_untyped_own_write_is_read_back_before_its_push() {
     assert_eq!(get_cached(&reader, &k).await, bulk("2"), "after EVAL");
 }
 
+/// FINDING (reported to the lead): on a `Pool` (or `Spread`) sharing one cache, the pool's own
+/// write is not read back. The write invalidates its keys locally when sent; a cached read
+/// planned after that, through ANOTHER connection, can still reach the server before the write
+/// does (the proxy holds the write's command to make it so): it reads the old value and stores
+/// it, and the push that will remove it goes to that other connection, later. The write
+/// returns, and a cached read then serves the old value until that push arrives. (One
+/// connection orders the two on the server; several do not.) A fix: invalidate the write's keys
+/// again when its reply arrives, before the caller is woken. Seen without a proxy too: 4 stale
+/// reads in 5,000 on a `Spread` of 3 in `interleavings_on_a_spread_and_a_pool_are_never_stale`
+/// with the pool's own writes counted in the oracle.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "finding: a Pool's own write is not read back while another connection's read of \
+            the key, sent after the write but run before it, is cached"]
+async fn finding_a_pools_own_write_is_read_back_stale() {
+    let server = Server::start(ServerKind::Redis);
+    let proxy = Proxy::start(server.port());
+    let config = Config::from_url(&proxy.url())
+        .expect("URL")
+        .engine(Engine::Task)
+        .command_timeout(Some(PATIENCE))
+        .cache(Cache::new());
+    let pool = ringdis::Pool::new(config, 2);
+    let k = key("finding-pool", "k");
+    Commands::set(&pool, &k, "old").await.expect("SET");
+    proxy.hold_pushes();
+    proxy.hold_command(&["SET", &k]);
+    let write = {
+        let (pool, k) = (pool.clone(), k.clone());
+        tokio::spawn(async move { Commands::set(&pool, &k, "new").await })
+    };
+    wait_for("the write held", || proxy.holding_commands()).await;
+    // Through the pool's other connection, after the write was sent: the old value, stored.
+    let read = Commands::get(&pool, &k).cached().decode::<Value>().await;
+    assert_eq!(read.expect("GET"), bulk("old"));
+    proxy.release_commands();
+    bounded("the write", write)
+        .await
+        .expect("task")
+        .expect("SET");
+    // The write has returned: the pool must read it back.
+    let read = Commands::get(&pool, &k).cached().decode::<Value>().await;
+    assert_eq!(
+        read.expect("GET"),
+        bulk("new"),
+        "the pool's own write, read back"
+    );
+    proxy.release();
+}
+
 // ---------------------------------------------------------------------------------------------
 // 2. Every cacheable command group against a write from another client.
 // ---------------------------------------------------------------------------------------------
@@ -871,14 +920,47 @@ fn int(v: &Value) -> Option<i64> {
     }
 }
 
+/// What the interleavings run on: a caching `Client` (one connection), or a `Spread` or a `Pool`
+/// sharing one cache over several.
+trait Target: ringdis::Redis + Clone + Send + Sync + 'static {
+    /// One connection: a `PING` on it proves receipt of the pushes the server wrote before.
+    const ONE_CONNECTION: bool;
+    fn stats(&self) -> CacheStats;
+}
+
+impl Target for Client {
+    const ONE_CONNECTION: bool = true;
+    fn stats(&self) -> CacheStats {
+        stats(self)
+    }
+}
+
+impl Target for ringdis::Spread {
+    const ONE_CONNECTION: bool = false;
+    fn stats(&self) -> CacheStats {
+        self.cache_stats().expect("a caching spread has stats")
+    }
+}
+
+impl Target for ringdis::Pool {
+    const ONE_CONNECTION: bool = false;
+    fn stats(&self) -> CacheStats {
+        self.cache_stats().expect("a caching pool has stats")
+    }
+}
+
 /// The oracle: every key only grows (`INCRBY`, from the caching client and from another one).
 /// `floor[i]` is the largest value of key `i` whose write completed AND whose invalidation the
 /// caching client has provably received: its own writes invalidate locally when sent; for the
 /// other client's, a `PING` on the caching client's connection after the write returned (the
 /// server wrote the push to that connection before the PING's reply). A cached read that starts
 /// after `floor[i]` was raised must return at least it; it never returns more than an uncached
-/// read made after it; its value names its key.
-async fn interleave(reader: Client, writer: Client, at: String, ops: usize) {
+/// read made after it; its value names its key. On several connections sharing one cache (a
+/// `Spread`, a `Pool`), a PING proves nothing about the connection that tracked a key, and the
+/// target's own writes are not read back reliably (a finding): there no write raises the floor,
+/// and the checks left are: never newer than an uncached read made after, never another key's,
+/// and equal to the server's values once quiet.
+async fn interleave<R: Target>(reader: R, writer: Client, at: String, ops: usize) {
     let floor: Arc<Vec<AtomicI64>> =
         Arc::new((0..KEYS as i64).map(|i| AtomicI64::new(i * SPAN)).collect());
     let keys: Arc<Vec<String>> = Arc::new((0..KEYS).map(|i| key(&at, &format!("i{i}"))).collect());
@@ -910,12 +992,18 @@ async fn interleave(reader: Client, writer: Client, at: String, ops: usize) {
                     0 | 1 => {
                         // The caching client writes: its own write invalidates at once.
                         let v = reader.incrby(&keys[i], by).await.expect("INCRBY");
-                        floor[i].fetch_max(v, Ordering::AcqRel);
+                        // (On several connections not even that: see
+                        // `finding_a_pools_own_write_is_read_back_stale`.)
+                        if R::ONE_CONNECTION {
+                            floor[i].fetch_max(v, Ordering::AcqRel);
+                        }
                     }
                     2 | 3 => {
                         let v = writer.incrby(&keys[i], by).await.expect("INCRBY");
-                        let _: Value = reader.call(cmd!("PING")).await.expect("PING");
-                        floor[i].fetch_max(v, Ordering::AcqRel);
+                        if R::ONE_CONNECTION {
+                            let _: Value = reader.call(cmd!("PING")).await.expect("PING");
+                            floor[i].fetch_max(v, Ordering::AcqRel);
+                        }
                     }
                     4 | 5 => {
                         // A cached MGET of two keys.
@@ -944,7 +1032,12 @@ async fn interleave(reader: Client, writer: Client, at: String, ops: usize) {
                     }
                     _ => {
                         let f = floor[i].load(Ordering::Acquire);
-                        let got = get_cached(&reader, &keys[i]).await;
+                        let got = reader
+                            .get(&keys[i])
+                            .cached()
+                            .decode::<Value>()
+                            .await
+                            .expect("cached GET");
                         let fresh = uncached(&writer, writer.get(&keys[i]).into_cmd()).await;
                         match (int(&got), int(&fresh)) {
                             (Some(c), Some(u)) if c >= f && c <= u && c / SPAN == i as i64 => {}
@@ -967,19 +1060,29 @@ async fn interleave(reader: Client, writer: Client, at: String, ops: usize) {
         violations.len(),
         &violations[..violations.len().min(5)]
     );
-    let s = stats(&reader);
+    let s = reader.stats();
     eprintln!("{at}: {s:?}");
     assert!(
         s.hits > 0 && s.misses > 0 && s.invalidations > 0,
         "{at}: the cache was not exercised: {s:?}"
     );
-    // Quiet now: every cached read equals the server's value.
+    // Quiet now: every cached read equals the server's value (on one connection at once; on
+    // several, once the last pushes reached the connections that tracked the keys).
     for k in keys.iter() {
-        assert_eq!(
-            get_cached(&reader, k).await,
-            uncached(&writer, writer.get(k).into_cmd()).await,
-            "{at}: {k}"
-        );
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let cached = reader.get(k).cached().decode::<Value>().await;
+            let cached = cached.expect("cached GET");
+            let server = uncached(&writer, writer.get(k).into_cmd()).await;
+            if cached == server {
+                break;
+            }
+            assert!(
+                !R::ONE_CONNECTION && Instant::now() < deadline,
+                "{at}: {k}: cached {cached:?}, the server has {server:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
     }
 }
 
@@ -997,6 +1100,27 @@ async fn ten_thousand_interleavings_of_writes_and_cached_reads_are_never_stale()
             let reader = caching(&server.url(), engine, settings(mode));
             let writer = plain(&server, engine);
             interleave(reader, writer, at, 10_000).await;
+        }
+    }
+}
+
+/// The same on a `Spread` of 3 connections and a `Pool` of 4 sharing one cache (with the weaker
+/// oracle of several connections).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interleavings_on_a_spread_and_a_pool_are_never_stale() {
+    for server in servers() {
+        for engine in [Engine::Task, Engine::IoUring] {
+            let config = || {
+                support::config(&server, engine)
+                    .command_timeout(Some(PATIENCE))
+                    .cache(Cache::new())
+            };
+            let writer = plain(&server, engine);
+            let at = format!("{}/{engine:?}/spread", server.kind());
+            let spread = ringdis::Spread::new(config(), 3).expect("spread");
+            interleave(spread, writer.clone(), at, 5_000).await;
+            let at = format!("{}/{engine:?}/pool", server.kind());
+            interleave(ringdis::Pool::new(config(), 4), writer, at, 5_000).await;
         }
     }
 }
