@@ -626,6 +626,7 @@ fn cases(at: &str) -> Vec<Case> {
     let k = |name: &str| leaked(at, name);
     let (s, s2, h, l, st, z) = (k("s"), k("s2"), k("h"), k("l"), k("st"), k("z"));
     let (bm, g, p, x, e) = (k("bm"), k("g"), k("p"), k("x"), k("e"));
+    let (m1, m2) = (k("m1"), k("m2"));
     vec![
         Case {
             group: "string",
@@ -719,6 +720,13 @@ fn cases(at: &str) -> Vec<Case> {
             setup: vec![],
             reads: vec![read!(c => c.exists(e)), read!(c => c.type_(e))],
             write: cmd!("SET", e, "now here"),
+        },
+        Case {
+            // One write of several keys: one push naming them all.
+            group: "string (one push, two keys)",
+            setup: vec![cmd!("MSET", m1, "1", m2, "2")],
+            reads: vec![read!(c => c.get(m1)), read!(c => c.get(m2))],
+            write: cmd!("MSET", m1, "3", m2, "4"),
         },
         Case {
             group: "generic",
@@ -1286,6 +1294,15 @@ async fn a_small_budget_evicts_and_stays_correct() {
             })
             .await;
             assert_eq!(get_cached(&reader, last).await, bulk("changed"));
+            // A reply larger than the whole budget is answered, never kept.
+            let big = key(&at, "big");
+            let value = "x".repeat(2 * BUDGET);
+            run(&writer, cmd!("SET", &big, &value)).await;
+            for _ in 0..2 {
+                assert_eq!(get_cached(&reader, &big).await, bulk(&value), "{at}");
+                let s = stats(&reader);
+                assert!(s.bytes <= BUDGET as u64, "{at}: over budget: {s:?}");
+            }
         }
     }
 }
