@@ -1013,6 +1013,19 @@ async fn interleave<R: Target>(reader: R, writer: Client, at: String, ops: usize
                             floor[i].fetch_max(v, Ordering::AcqRel);
                         }
                     }
+                    6 => {
+                        // A cached read given up in flight (or before it was sent): whatever
+                        // it leaves behind must strand no one (every task ends, bounded).
+                        let limit = Duration::from_micros(rng.below(300));
+                        let f = floor[i].load(Ordering::Acquire);
+                        let get = reader.get(&keys[i]).cached().decode::<Value>();
+                        if let Ok(got) = tokio::time::timeout(limit, get.into_future()).await {
+                            let got = got.expect("cached GET");
+                            if int(&got).is_none_or(|c| c < f || c / SPAN != i as i64) {
+                                bad(format!("GET {i} (timeout) after floor {f}: {got:?}"));
+                            }
+                        }
+                    }
                     4 | 5 => {
                         // A cached MGET of two keys.
                         let j = (i + 1 + rng.below(KEYS as u64 - 1) as usize) % KEYS;
