@@ -854,6 +854,41 @@ async fn an_entry_lives_no_longer_than_its_keys_pttl() {
     }
 }
 
+/// A hash field's own expiry (Valkey 9's `HPEXPIRE`; Redis 7.0 has none) is not in the key's
+/// PTTL: the entry ends because the server invalidates the key when the field expires (its
+/// active expiry, with no other client touching the key). Checked, not assumed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hash_fields_expiry_ends_its_entries_on_valkey() {
+    let server = Server::start(ServerKind::Valkey);
+    for engine in [Engine::Task, Engine::IoUring] {
+        let at = format!("valkey/{engine:?}");
+        let writer = plain(&server, engine);
+        let reader = caching(&server.url(), engine, Cache::new());
+        let h = key(&at, "h");
+        run(&writer, cmd!("HSET", &h, "f", "v", "g", "w")).await;
+        run(&writer, cmd!("HPEXPIRE", &h, 300, "FIELDS", 1, "f")).await;
+        let start = Instant::now();
+        let hget = || reader.hget(&h, "f").cached().decode::<Value>();
+        assert_eq!(hget().await.expect("HGET"), bulk("v"), "{at}");
+        loop {
+            if hget().await.expect("HGET") == Value::Nil {
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "{at}: the expired field still served"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let all = reader.hgetall(&h).cached().decode::<Value>().await;
+        assert_eq!(
+            all.expect("HGETALL"),
+            Value::Map(vec![(bulk("g"), bulk("w"))]),
+            "{at}"
+        );
+    }
+}
+
 /// `cached_for(short)` and `Cache::ttl(short)` end an entry of a key that never expires.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cached_for_and_the_cache_ttl_end_entries() {
