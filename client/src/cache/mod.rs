@@ -168,6 +168,17 @@ impl Shared {
         }
     }
 
+    /// [`invalidate`](Shared::invalidate) again, not counted again: a write's keys, dropped
+    /// before it was sent, dropped once more when its reply is handed over (what a read on
+    /// another connection stored meanwhile may predate the write).
+    pub(crate) fn invalidate_again<'a>(&self, keys: impl IntoIterator<Item = &'a [u8]>) {
+        let mut state = self.lock();
+        for key in keys {
+            state.store.invalidate(key);
+            state.flights.invalidate(key);
+        }
+    }
+
     /// Everything goes (a nil invalidation, tracking lost, a reconnect), reads in flight
     /// included.
     pub(crate) fn flush(&self) {

@@ -12,13 +12,60 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Drops the cached entries of every key the writes among `cmds` name (a command the spec
-/// flags `write`, its keys marked), before they are sent: the client reads its own writes
-/// without waiting for the server's invalidation (which still comes, and is harmless).
+/// flags `write`, its keys marked), before they are sent, and returns those keys (`None`: no
+/// such write) to drop again when the reply is handed over ([`Written::replied`]): the client
+/// reads its own writes without waiting for the server's invalidation (which still comes, and
+/// is harmless).
+///
+/// Both are needed. Before: a read of the old value must not be served while the write is on
+/// its way. After: a cached read planned after the first drop but run by the server before the
+/// write (on another connection sharing the cache: a pool's, a spread's, a `watch_transaction`'s
+/// or a dedicated one; connections are not ordered with each other) is stored with the old
+/// value, and that connection's invalidation push may come after the write's reply: without
+/// the second drop a read made after the reply would be answered with what the write replaced.
 #[inline]
-pub(crate) fn invalidate_writes(cache: &Shared, cmds: &[Cmd]) {
+pub(crate) fn invalidate_writes(cache: &Arc<Shared>, cmds: &[Cmd]) -> Option<Written> {
+    let mut written: Option<Written> = None;
     for cmd in cmds {
-        if cmd.flags().write {
+        if cmd.flags().write && !cmd.key_indices().is_empty() {
             cache.invalidate(cmd.keys());
+            written
+                .get_or_insert_with(|| Written {
+                    cache: cache.clone(),
+                    keys: Vec::new(),
+                })
+                .keys
+                .extend(cmd.keys().map(Box::from));
+        }
+    }
+    written
+}
+
+/// The keys of writes sent through a caching client, dropped from its cache once more when
+/// their reply is handed over (see [`invalidate_writes`]).
+pub(crate) struct Written {
+    cache: Arc<Shared>,
+    keys: Vec<Box<[u8]>>,
+}
+
+impl Written {
+    /// The write's reply (or its failure: it may have run all the same) is about to be handed
+    /// over: its keys go again.
+    pub(crate) fn replied(self) {
+        self.cache
+            .invalidate_again(self.keys.iter().map(|k| &k[..]));
+    }
+
+    /// `reply`, the keys dropped again before it is handed over. Dropped unfinished, nothing
+    /// is dropped again: no one saw the write's reply.
+    pub(crate) fn around(
+        self,
+        reply: impl Future<Output = Result<Value>> + Send + 'static,
+    ) -> impl Future<Output = Result<Value>> + Send + 'static {
+        async move {
+            let r = reply.await;
+            self.replied();
+            r
         }
     }
 }

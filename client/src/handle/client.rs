@@ -380,12 +380,17 @@ impl Client {
     /// names what to use instead: `Config::db`, `Client::transaction()`…); then any error of the
     /// call itself.
     pub fn call<T: FromRedis>(&self, request: impl Callable) -> Call<T> {
-        if let Some(cache) = &self.inner.cache {
-            caching::invalidate_writes(cache, request.cmds());
-        }
-        match request.prepare() {
-            Ok(prepared) => self.call_prepared(prepared),
-            Err(e) => Call::failed(e),
+        let written = match &self.inner.cache {
+            Some(cache) => caching::invalidate_writes(cache, request.cmds()),
+            None => None,
+        };
+        match (request.prepare(), written) {
+            (Ok(prepared), None) => self.call_prepared(prepared),
+            // The written keys drop again from the cache before the reply is handed over.
+            (Ok(prepared), Some(written)) => {
+                Call::later(written.around(self.call_prepared::<Value>(prepared)))
+            }
+            (Err(e), _) => Call::failed(e),
         }
     }
 
@@ -637,10 +642,8 @@ impl Client {
     /// Drops from this client's cache the keys the writes among `cmds` name (nothing without
     /// a cache): for requests sent on a connection that has no cache of its own (a
     /// `watch_transaction`'s).
-    pub(crate) fn invalidate_writes(&self, cmds: &[Cmd]) {
-        if let Some(cache) = &self.inner.cache {
-            caching::invalidate_writes(cache, cmds);
-        }
+    pub(crate) fn invalidate_writes(&self, cmds: &[Cmd]) -> Option<caching::Written> {
+        caching::invalidate_writes(self.inner.cache.as_ref()?, cmds)
     }
 
     /// The counters of this client's cache ([`Config::cache`]): hits, misses, invalidations…
@@ -719,9 +722,11 @@ impl Client {
                 cb(Err(e));
             }
         };
-        if let Some(cache) = &self.inner.cache {
-            caching::invalidate_writes(cache, request.cmds());
-        }
+        // Dropped from the cache again before the callback gets the reply (see `call`).
+        let written = match &self.inner.cache {
+            Some(cache) => caching::invalidate_writes(cache, request.cmds()),
+            None => None,
+        };
         let Prepared {
             payload,
             finish,
@@ -732,13 +737,15 @@ impl Client {
         };
         match route {
             Route::Shared => {
-                let to =
-                    match callback {
-                        Some(cb) => To::Callback(Box::new(move |reply: Result<Value>| {
-                            cb(reply.and_then(finish))
-                        }) as Callback),
-                        None => To::Discard,
-                    };
+                let to = match callback {
+                    Some(cb) => To::Callback(Box::new(move |reply: Result<Value>| {
+                        if let Some(written) = written {
+                            written.replied();
+                        }
+                        cb(reply.and_then(finish))
+                    }) as Callback),
+                    None => To::Discard,
+                };
                 self.submit(payload, to, self.inner.command_timeout);
             }
             Route::Dedicated(block) => {
@@ -763,6 +770,9 @@ impl Client {
                     }
                     drop(lease);
                     if let Some(cb) = callback {
+                        if let Some(written) = written {
+                            written.replied();
+                        }
                         cb(reply.and_then(finish));
                     }
                 }) as Callback);
