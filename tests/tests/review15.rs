@@ -193,3 +193,57 @@ async fn a_write_reply_is_not_followed_by_a_read_older_than_the_write() {
         }
     }
 }
+
+/// A cluster's cached read that leads (the first read of its command) but is held unpolled
+/// (made, not awaited yet): a read of the same command joins it, and must not wait for the
+/// leader's caller to get round to polling it (on a `Client` the bundle goes out at once; on a
+/// cluster it was sent only when the leader was first polled, so the joined read hung, past
+/// its command timeout).
+#[test]
+fn a_cluster_read_joined_to_an_unpolled_leader_does_not_hang() {
+    let cluster = ringdis_tests::Cluster::builder(ringdis_tests::ServerKind::Redis)
+        .node_timeout(Duration::from_secs(5))
+        .start();
+    for engine in engines() {
+        let at = format!("{engine:?}");
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let seeds = cluster.seed_urls();
+            let config = Config::from_url(&seeds[0])
+                .unwrap()
+                .engine(engine)
+                .command_timeout(Some(Duration::from_secs(2)))
+                .connect_timeout(Duration::from_secs(1))
+                .cache(Cache::new());
+            let db = ringdis::ClusterClient::builder(config)
+                .seeds(&seeds)
+                .build()
+                .unwrap();
+            let key = ringdis_tests::unique("unpolled");
+            db.set(&key, "v").decode::<Value>().await.unwrap();
+            // Planned now, polled only at the end.
+            let leader = db
+                .get(&key)
+                .cached()
+                .decode::<Option<String>>()
+                .into_future();
+            let joined = support::bounded(
+                Duration::from_secs(5),
+                &format!("{at}: a read joined to an unpolled leader"),
+                db.get(&key)
+                    .cached()
+                    .decode::<Option<String>>()
+                    .into_future(),
+            )
+            .await;
+            assert_eq!(joined.unwrap().as_deref(), Some("v"), "{at}");
+            assert_eq!(leader.await.unwrap().as_deref(), Some("v"), "{at}");
+            let stats = db.cache_stats().unwrap();
+            assert_eq!((stats.misses, stats.joined), (1, 1), "{at}: {stats:?}");
+        });
+    }
+}
