@@ -247,3 +247,35 @@ fn a_cluster_read_joined_to_an_unpolled_leader_does_not_hang() {
         });
     }
 }
+
+/// `SWAPDB` through a caching client: the server sends no invalidation for it (Redis 7.0 and
+/// Valkey 9 alike: tracking names keys, not databases), so the entries of the swapped
+/// databases stayed, answering for another database's data until their TTL. A flush (and a
+/// swap) sent through the client now flushes its cache at once, and again at the reply.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn swapdb_through_the_client_flushes_its_cache() {
+    for server in support::servers() {
+        for engine in engines() {
+            let at = format!("{}/{engine:?}", server.kind());
+            let c = Client::new(support::config(&server, engine).cache(Cache::new())).unwrap();
+            let db0 = Client::new(support::config(&server, engine)).unwrap();
+            let db1 = Client::new(support::config(&server, engine).db(1)).unwrap();
+            let key = ringdis_tests::unique("swapped");
+            db0.set(&key, "in0").decode::<Value>().await.unwrap();
+            db1.set(&key, "in1").decode::<Value>().await.unwrap();
+            for _ in 0..2 {
+                let got: Option<String> = c.get(&key).cached().decode().await.unwrap();
+                assert_eq!(got.as_deref(), Some("in0"), "{at}");
+            }
+            assert_eq!(c.cache_stats().unwrap().hits, 1, "{at}");
+            c.swapdb(0, 1).decode::<Value>().await.unwrap();
+            let got: Option<String> = c.get(&key).cached().decode().await.unwrap();
+            assert_eq!(
+                got.as_deref(),
+                Some("in1"),
+                "{at}: database 0 after SWAPDB 0 1"
+            );
+            db0.swapdb(0, 1).decode::<Value>().await.unwrap();
+        }
+    }
+}

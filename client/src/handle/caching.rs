@@ -23,22 +23,42 @@ use std::time::Duration;
 /// or a dedicated one; connections are not ordered with each other) is stored with the old
 /// value, and that connection's invalidation push may come after the write's reply: without
 /// the second drop a read made after the reply would be answered with what the write replaced.
+///
+/// `FLUSHALL`, `FLUSHDB` and `SWAPDB` (however built) flush the whole cache, before and after
+/// the same way: the server's nil invalidation for a flush comes after its reply, and for
+/// `SWAPDB` servers send none at all (tracking names keys, not databases).
 #[inline]
 pub(crate) fn invalidate_writes(cache: &Arc<Shared>, cmds: &[Cmd]) -> Option<Written> {
     let mut written: Option<Written> = None;
     for cmd in cmds {
-        if cmd.flags().write && !cmd.key_indices().is_empty() {
+        let keyed = !cmd.key_indices().is_empty();
+        let all = !keyed && empties_databases(cmd);
+        if !(all || (keyed && cmd.flags().write)) {
+            continue;
+        }
+        let w = written.get_or_insert_with(|| Written {
+            cache: cache.clone(),
+            keys: Vec::new(),
+            flush: false,
+        });
+        if all {
+            cache.flush();
+            w.flush = true;
+        } else {
             cache.invalidate(cmd.keys());
-            written
-                .get_or_insert_with(|| Written {
-                    cache: cache.clone(),
-                    keys: Vec::new(),
-                })
-                .keys
-                .extend(cmd.keys().map(Box::from));
+            w.keys.extend(cmd.keys().map(Box::from));
         }
     }
     written
+}
+
+/// `FLUSHALL`, `FLUSHDB` or `SWAPDB`: a command that changes keys it does not name.
+fn empties_databases(cmd: &Cmd) -> bool {
+    cmd.args().iter().next().is_some_and(|name| {
+        [&b"FLUSHALL"[..], b"FLUSHDB", b"SWAPDB"]
+            .iter()
+            .any(|n| name.eq_ignore_ascii_case(n))
+    })
 }
 
 /// The keys of writes sent through a caching client, dropped from its cache once more when
@@ -46,14 +66,20 @@ pub(crate) fn invalidate_writes(cache: &Arc<Shared>, cmds: &[Cmd]) -> Option<Wri
 pub(crate) struct Written {
     cache: Arc<Shared>,
     keys: Vec<Box<[u8]>>,
+    /// A flush or a swap of databases was among them: everything goes again.
+    flush: bool,
 }
 
 impl Written {
     /// The write's reply (or its failure: it may have run all the same) is about to be handed
-    /// over: its keys go again.
+    /// over: its keys go again (everything, after a flush or a swap).
     pub(crate) fn replied(self) {
-        self.cache
-            .invalidate_again(self.keys.iter().map(|k| &k[..]));
+        if self.flush {
+            self.cache.flush();
+        } else {
+            self.cache
+                .invalidate_again(self.keys.iter().map(|k| &k[..]));
+        }
     }
 
     /// `reply`, the keys dropped again before it is handed over. Dropped unfinished, nothing
