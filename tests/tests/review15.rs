@@ -108,7 +108,8 @@ fn serve(stream: TcpStream, store: &Store) {
                 true => b":-1\r\n".to_vec(),
                 false => b":-2\r\n".to_vec(),
             },
-            (b"SET", [key, value]) => {
+            // A script as the test sends it: `EVAL <script> 1 key value` sets key to value.
+            (b"SET", [key, value]) | (b"EVAL", [_, _, key, value]) => {
                 store.sets.fetch_add(1, Ordering::SeqCst);
                 let mut held = store.hold.lock().unwrap();
                 while *held {
@@ -189,6 +190,60 @@ async fn a_write_reply_is_not_followed_by_a_read_older_than_the_write() {
                 read.as_deref(),
                 Some("v2"),
                 "{at}: a cached read through {member} after the write's reply"
+            );
+        }
+    }
+}
+
+/// As above, the write being a script (`EVAL`, which the spec does not flag `write`: it
+/// declares the keys it may write): its keys drop from the cache when it is sent and when its
+/// reply comes, as a write's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_script_reply_is_not_followed_by_a_read_older_than_the_script() {
+    for engine in engines() {
+        let at = format!("{engine:?}");
+        let server = FakeServer::start();
+        server
+            .store
+            .data
+            .lock()
+            .unwrap()
+            .insert(b"k".to_vec(), b"v1".to_vec());
+        let config = Config::from_url(&server.url())
+            .unwrap()
+            .engine(engine)
+            .cache(Cache::new());
+        let spread = Spread::new(config, 2).unwrap();
+        let (a, b) = (spread.clients()[0].clone(), spread.clients()[1].clone());
+        // Cached before the script.
+        let read: Option<String> = a.get("k").cached().decode().await.unwrap();
+        assert_eq!(read.as_deref(), Some("v1"), "{at}");
+        server.hold_writes(true);
+        let script = "return redis.call('SET', KEYS[1], ARGV[1])";
+        let write = a
+            .eval(script)
+            .key("k")
+            .arg("v2")
+            .decode::<Value>()
+            .into_future();
+        until("the server got the EVAL", || {
+            server.store.sets.load(Ordering::SeqCst) == 1
+        })
+        .await;
+        let read: Option<String> = b.get("k").cached().decode().await.unwrap();
+        assert_eq!(
+            read.as_deref(),
+            Some("v1"),
+            "{at}: read before the script ran"
+        );
+        server.hold_writes(false);
+        write.await.unwrap();
+        for (member, c) in [("a", &a), ("b", &b)] {
+            let read: Option<String> = c.get("k").cached().decode().await.unwrap();
+            assert_eq!(
+                read.as_deref(),
+                Some("v2"),
+                "{at}: a cached read through {member} after the script's reply"
             );
         }
     }

@@ -22,7 +22,8 @@ use std::time::Duration;
 /// was in flight is answered but not stored. Concurrent cached reads of one command share one
 /// round trip.
 ///
-/// A write through the client (its keys marked, as the generated methods do) drops its keys
+/// A write through the client (its keys marked, as the generated methods do; a script,
+/// `EVAL`/`EVALSHA`/`FCALL`, counts as a write of the keys it declares) drops its keys
 /// when it is sent and again when its reply comes, so a read made after the reply never gets
 /// what the write replaced, even through another connection of the same pool or spread.
 /// `FLUSHALL`, `FLUSHDB` and `SWAPDB` sent through it flush everything the same way. Servers

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Drops the cached entries of every key the writes among `cmds` name (a command the spec
-/// flags `write`, its keys marked), before they are sent, and returns those keys (`None`: no
+/// flags `write`, or a script, `EVAL`/`EVALSHA`/`FCALL`; its keys marked), before they are sent, and returns those keys (`None`: no
 /// such write) to drop again when the reply is handed over ([`Written::replied`]): the client
 /// reads its own writes without waiting for the server's invalidation (which still comes, and
 /// is harmless).
@@ -33,7 +33,7 @@ pub(crate) fn invalidate_writes(cache: &Arc<Shared>, cmds: &[Cmd]) -> Option<Wri
     for cmd in cmds {
         let keyed = !cmd.key_indices().is_empty();
         let all = !keyed && empties_databases(cmd);
-        if !(all || (keyed && cmd.flags().write)) {
+        if !(all || (keyed && (cmd.flags().write || is_script(cmd)))) {
             continue;
         }
         let w = written.get_or_insert_with(|| Written {
@@ -54,11 +54,20 @@ pub(crate) fn invalidate_writes(cache: &Arc<Shared>, cmds: &[Cmd]) -> Option<Wri
 
 /// `FLUSHALL`, `FLUSHDB` or `SWAPDB`: a command that changes keys it does not name.
 fn empties_databases(cmd: &Cmd) -> bool {
-    cmd.args().iter().next().is_some_and(|name| {
-        [&b"FLUSHALL"[..], b"FLUSHDB", b"SWAPDB"]
-            .iter()
-            .any(|n| name.eq_ignore_ascii_case(n))
-    })
+    named(cmd, &[b"FLUSHALL", b"FLUSHDB", b"SWAPDB"])
+}
+
+/// `EVAL`, `EVALSHA` or `FCALL`: a script, which the spec does not flag `write` but which may
+/// write the keys it declares (the `_RO` variants may not).
+fn is_script(cmd: &Cmd) -> bool {
+    named(cmd, &[b"EVAL", b"EVALSHA", b"FCALL"])
+}
+
+fn named(cmd: &Cmd, names: &[&[u8]]) -> bool {
+    cmd.args()
+        .iter()
+        .next()
+        .is_some_and(|name| names.iter().any(|n| name.eq_ignore_ascii_case(n)))
 }
 
 /// The keys of writes sent through a caching client, dropped from its cache once more when
