@@ -60,8 +60,9 @@ use std::time::Duration;
 /// [`ClusterClient`](crate::ClusterClient): any [`Redis`]), never in a pipeline.
 ///
 /// **Cancel safety.** Building it sends nothing; dropping it, or the future awaiting it gives,
-/// before the reply is fine: the reply is dropped when it comes, nothing half-read is kept, and
-/// other cached reads that were waiting for the same round trip send their own.
+/// before the reply is fine: a read already sent is finished all the same (its reply kept as
+/// any other, and handed to the cached reads that joined its round trip), so no other read is
+/// left waiting for it; nothing half-read is kept.
 ///
 /// # Errors
 ///

@@ -575,8 +575,10 @@ impl Client {
     /// for a command the routing gate does not send on the shared connection, it is
     /// [`Client::call`]. Cached reads go to the primary, never to a Sentinel replica.
     ///
-    /// Cancel safety: dropping the call before it is done stores nothing and leaves no other
-    /// call waiting for it (the reads that joined it send their own).
+    /// Cancel safety: dropping the call before it is done leaves no other call waiting for it:
+    /// a bundle sent is finished by the connection all the same (its reply stored, unless an
+    /// invalidation reached it, and handed to the reads that joined it); a read that joined
+    /// another leaves nothing behind.
     pub(crate) fn call_cached<T: FromRedis>(&self, cmd: Cmd, ttl: Option<Duration>) -> Call<T> {
         let Some(cache) = &self.inner.cache else {
             return self.call(cmd);
