@@ -592,11 +592,8 @@ impl Client {
         let again = cmd.clone();
         match cache.plan(db, cmd, ttl) {
             Plan::Hit(value) => Call::ready(Ok(value)),
-            Plan::Uncacheable(cmd) => self.call_prepared(Prepared {
-                payload: Payload::One(cmd),
-                finish: Ok,
-                route: Route::Shared,
-            }),
+            // As `call` (a write through `Redis::call_cached` still drops its keys).
+            Plan::Uncacheable(cmd) => self.call(cmd),
             Plan::Lead { fill, bundle } => Call::later(self.lead(fill, bundle)),
             Plan::Join(waiter) => {
                 let (lead, plain) = (self.clone(), self.clone());
