@@ -93,15 +93,10 @@ impl Written {
 
     /// `reply`, the keys dropped again before it is handed over. Dropped unfinished, nothing
     /// is dropped again: no one saw the write's reply.
-    pub(crate) fn around(
-        self,
-        reply: impl Future<Output = Result<Value>> + Send + 'static,
-    ) -> impl Future<Output = Result<Value>> + Send + 'static {
-        async move {
-            let r = reply.await;
-            self.replied();
-            r
-        }
+    pub(crate) async fn around(self, reply: impl Future<Output = Result<Value>>) -> Result<Value> {
+        let r = reply.await;
+        self.replied();
+        r
     }
 }
 

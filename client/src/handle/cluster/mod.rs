@@ -396,7 +396,6 @@ impl ClusterClient {
     /// [`ClusterClient::async_call`] of one command: the node's own callback, which hands the
     /// call to `send::then` (run detached) only on an error reply that calls for more.
     /// `written`: the keys to drop from the cache again before the callback gets the reply.
-
     fn async_one<F>(&self, cmd: Cmd, callback: Option<F>, written: Option<caching::Written>)
     where
         F: FnOnce(Result<Value>) + Send + 'static,
