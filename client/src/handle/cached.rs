@@ -43,7 +43,9 @@ use std::time::Duration;
 /// ends when the first of them expires (a key without expiry, or missing, sets no limit; a
 /// missing key is tracked too, so its creation invalidates the entry). The cache's byte budget
 /// may evict it sooner ([`Cache::max_bytes`](crate::Cache::max_bytes), least recently used
-/// first).
+/// first). The `ttl` is the one of the read that fills the entry: a read that finds it, or joins
+/// the read in flight, takes it as it is (`cached_for` bounds how long an entry it stores
+/// lives, not the age of one it finds).
 ///
 /// **Without a cache** (the default [`Config`](crate::Config), and on the mock) a cached read
 /// is simply sent, as the command would be: code written with `.cached()` runs the same
