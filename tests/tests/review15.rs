@@ -298,7 +298,12 @@ fn a_cluster_read_joined_to_an_unpolled_leader_does_not_hang() {
             assert_eq!(joined.unwrap().as_deref(), Some("v"), "{at}");
             assert_eq!(leader.await.unwrap().as_deref(), Some("v"), "{at}");
             let stats = db.cache_stats().unwrap();
-            assert_eq!((stats.misses, stats.joined), (1, 1), "{at}: {stats:?}");
+            // Joined, or (the leader's bundle going out at once) a hit if it was that quick.
+            assert_eq!(
+                (stats.misses, stats.joined + stats.hits),
+                (1, 1),
+                "{at}: {stats:?}"
+            );
         });
     }
 }
