@@ -378,6 +378,8 @@ impl ClusterClient {
     /// returned [`Written`](caching::Written)): a read after the write's reply is not answered
     /// from what the cache held before it, nor from what a read run before the write (on a
     /// replica, or sent meanwhile) stored, whatever node's invalidation is still on its way.
+    /// (With replica reads, a replica that has not applied the write yet still answers with
+    /// what it has, cached or not, until it does and sends its own invalidation.)
     fn invalidate_writes(&self, request: &Request) -> Option<caching::Written> {
         match request {
             Request::One(cmd) => self.invalidate_writes_of(cmd),
