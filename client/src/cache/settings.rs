@@ -16,10 +16,19 @@ use std::time::Duration;
 /// `GET k` and `HGET k f` are two entries, both dropped when `k` changes. An entry lives until
 /// one of its keys is invalidated (by the server's push, or at once by a write sent through the
 /// same client; invalidations name keys, not databases, so every database's entries of the key
-/// go), everything is flushed (a `FLUSHALL`/`FLUSHDB`, a connection lost or reconnected), its lifetime ends (the smaller of the TTL and its keys' own `PTTL`, read in the same
-/// round trip), or the byte budget evicts it (least recently used first). A read whose key
-/// changed while it was in flight is answered but not stored. Concurrent cached reads of one
-/// command share one round trip.
+/// go), everything is flushed (a `FLUSHALL`/`FLUSHDB`, a connection lost or reconnected), its
+/// lifetime ends (the smaller of the TTL and its keys' own `PTTL`, read in the same round trip),
+/// or the byte budget evicts it (least recently used first). A read whose key changed while it
+/// was in flight is answered but not stored. Concurrent cached reads of one command share one
+/// round trip.
+///
+/// A write through the client (its keys marked, as the generated methods do; a script,
+/// `EVAL`/`EVALSHA`/`FCALL`, counts as a write of the keys it declares) drops its keys
+/// when it is sent and again when its reply comes, so a read made after the reply never gets
+/// what the write replaced, even through another connection of the same pool or spread.
+/// `FLUSHALL`, `FLUSHDB` and `SWAPDB` sent through it flush everything the same way. Servers
+/// send no invalidation for a `SWAPDB`: one sent by another client is not seen, and the
+/// swapped databases' entries live until their TTL (keep the TTL short if you swap databases).
 ///
 /// ```
 /// use ringdis::Cache;

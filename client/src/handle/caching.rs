@@ -12,14 +12,91 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Drops the cached entries of every key the writes among `cmds` name (a command the spec
-/// flags `write`, its keys marked), before they are sent: the client reads its own writes
-/// without waiting for the server's invalidation (which still comes, and is harmless).
+/// flags `write`, or a script, `EVAL`/`EVALSHA`/`FCALL`; its keys marked), before they are sent, and returns those keys (`None`: no
+/// such write) to drop again when the reply is handed over ([`Written::replied`]): the client
+/// reads its own writes without waiting for the server's invalidation (which still comes, and
+/// is harmless).
+///
+/// Both are needed. Before: a read of the old value must not be served while the write is on
+/// its way. After: a cached read planned after the first drop but run by the server before the
+/// write (on another connection sharing the cache: a pool's, a spread's, a `watch_transaction`'s
+/// or a dedicated one; connections are not ordered with each other) is stored with the old
+/// value, and that connection's invalidation push may come after the write's reply: without
+/// the second drop a read made after the reply would be answered with what the write replaced.
+///
+/// `FLUSHALL`, `FLUSHDB` and `SWAPDB` (however built) flush the whole cache, before and after
+/// the same way: the server's nil invalidation for a flush comes after its reply, and for
+/// `SWAPDB` servers send none at all (tracking names keys, not databases).
 #[inline]
-pub(crate) fn invalidate_writes(cache: &Shared, cmds: &[Cmd]) {
+pub(crate) fn invalidate_writes(cache: &Arc<Shared>, cmds: &[Cmd]) -> Option<Written> {
+    let mut written: Option<Written> = None;
     for cmd in cmds {
-        if cmd.flags().write {
-            cache.invalidate(cmd.keys());
+        let keyed = !cmd.key_indices().is_empty();
+        let all = !keyed && empties_databases(cmd);
+        if !(all || (keyed && (cmd.flags().write || is_script(cmd)))) {
+            continue;
         }
+        let w = written.get_or_insert_with(|| Written {
+            cache: cache.clone(),
+            keys: Vec::new(),
+            flush: false,
+        });
+        if all {
+            cache.flush();
+            w.flush = true;
+        } else {
+            cache.invalidate(cmd.keys());
+            w.keys.extend(cmd.keys().map(Box::from));
+        }
+    }
+    written
+}
+
+/// `FLUSHALL`, `FLUSHDB` or `SWAPDB`: a command that changes keys it does not name.
+fn empties_databases(cmd: &Cmd) -> bool {
+    named(cmd, &[b"FLUSHALL", b"FLUSHDB", b"SWAPDB"])
+}
+
+/// `EVAL`, `EVALSHA` or `FCALL`: a script, which the spec does not flag `write` but which may
+/// write the keys it declares (the `_RO` variants may not).
+fn is_script(cmd: &Cmd) -> bool {
+    named(cmd, &[b"EVAL", b"EVALSHA", b"FCALL"])
+}
+
+fn named(cmd: &Cmd, names: &[&[u8]]) -> bool {
+    cmd.args()
+        .iter()
+        .next()
+        .is_some_and(|name| names.iter().any(|n| name.eq_ignore_ascii_case(n)))
+}
+
+/// The keys of writes sent through a caching client, dropped from its cache once more when
+/// their reply is handed over (see [`invalidate_writes`]).
+pub(crate) struct Written {
+    cache: Arc<Shared>,
+    keys: Vec<Box<[u8]>>,
+    /// A flush or a swap of databases was among them: everything goes again.
+    flush: bool,
+}
+
+impl Written {
+    /// The write's reply (or its failure: it may have run all the same) is about to be handed
+    /// over: its keys go again (everything, after a flush or a swap).
+    pub(crate) fn replied(self) {
+        if self.flush {
+            self.cache.flush();
+        } else {
+            self.cache
+                .invalidate_again(self.keys.iter().map(|k| &k[..]));
+        }
+    }
+
+    /// `reply`, the keys dropped again before it is handed over. Dropped unfinished, nothing
+    /// is dropped again: no one saw the write's reply.
+    pub(crate) async fn around(self, reply: impl Future<Output = Result<Value>>) -> Result<Value> {
+        let r = reply.await;
+        self.replied();
+        r
     }
 }
 

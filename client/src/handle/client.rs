@@ -380,12 +380,17 @@ impl Client {
     /// names what to use instead: `Config::db`, `Client::transaction()`…); then any error of the
     /// call itself.
     pub fn call<T: FromRedis>(&self, request: impl Callable) -> Call<T> {
-        if let Some(cache) = &self.inner.cache {
-            caching::invalidate_writes(cache, request.cmds());
-        }
-        match request.prepare() {
-            Ok(prepared) => self.call_prepared(prepared),
-            Err(e) => Call::failed(e),
+        let written = match &self.inner.cache {
+            Some(cache) => caching::invalidate_writes(cache, request.cmds()),
+            None => None,
+        };
+        match (request.prepare(), written) {
+            (Ok(prepared), None) => self.call_prepared(prepared),
+            // The written keys drop again from the cache before the reply is handed over.
+            (Ok(prepared), Some(written)) => {
+                Call::later(written.around(self.call_prepared::<Value>(prepared)))
+            }
+            (Err(e), _) => Call::failed(e),
         }
     }
 
@@ -570,8 +575,10 @@ impl Client {
     /// for a command the routing gate does not send on the shared connection, it is
     /// [`Client::call`]. Cached reads go to the primary, never to a Sentinel replica.
     ///
-    /// Cancel safety: dropping the call before it is done stores nothing and leaves no other
-    /// call waiting for it (the reads that joined it send their own).
+    /// Cancel safety: dropping the call before it is done leaves no other call waiting for it:
+    /// a bundle sent is finished by the connection all the same (its reply stored, unless an
+    /// invalidation reached it, and handed to the reads that joined it); a read that joined
+    /// another leaves nothing behind.
     pub(crate) fn call_cached<T: FromRedis>(&self, cmd: Cmd, ttl: Option<Duration>) -> Call<T> {
         let Some(cache) = &self.inner.cache else {
             return self.call(cmd);
@@ -585,11 +592,8 @@ impl Client {
         let again = cmd.clone();
         match cache.plan(db, cmd, ttl) {
             Plan::Hit(value) => Call::ready(Ok(value)),
-            Plan::Uncacheable(cmd) => self.call_prepared(Prepared {
-                payload: Payload::One(cmd),
-                finish: Ok,
-                route: Route::Shared,
-            }),
+            // As `call` (a write through `Redis::call_cached` still drops its keys).
+            Plan::Uncacheable(cmd) => self.call(cmd),
             Plan::Lead { fill, bundle } => Call::later(self.lead(fill, bundle)),
             Plan::Join(waiter) => {
                 let (lead, plain) = (self.clone(), self.clone());
@@ -637,10 +641,8 @@ impl Client {
     /// Drops from this client's cache the keys the writes among `cmds` name (nothing without
     /// a cache): for requests sent on a connection that has no cache of its own (a
     /// `watch_transaction`'s).
-    pub(crate) fn invalidate_writes(&self, cmds: &[Cmd]) {
-        if let Some(cache) = &self.inner.cache {
-            caching::invalidate_writes(cache, cmds);
-        }
+    pub(crate) fn invalidate_writes(&self, cmds: &[Cmd]) -> Option<caching::Written> {
+        caching::invalidate_writes(self.inner.cache.as_ref()?, cmds)
     }
 
     /// The counters of this client's cache ([`Config::cache`]): hits, misses, invalidations…
@@ -719,9 +721,11 @@ impl Client {
                 cb(Err(e));
             }
         };
-        if let Some(cache) = &self.inner.cache {
-            caching::invalidate_writes(cache, request.cmds());
-        }
+        // Dropped from the cache again before the callback gets the reply (see `call`).
+        let written = match &self.inner.cache {
+            Some(cache) => caching::invalidate_writes(cache, request.cmds()),
+            None => None,
+        };
         let Prepared {
             payload,
             finish,
@@ -732,13 +736,15 @@ impl Client {
         };
         match route {
             Route::Shared => {
-                let to =
-                    match callback {
-                        Some(cb) => To::Callback(Box::new(move |reply: Result<Value>| {
-                            cb(reply.and_then(finish))
-                        }) as Callback),
-                        None => To::Discard,
-                    };
+                let to = match callback {
+                    Some(cb) => To::Callback(Box::new(move |reply: Result<Value>| {
+                        if let Some(written) = written {
+                            written.replied();
+                        }
+                        cb(reply.and_then(finish))
+                    }) as Callback),
+                    None => To::Discard,
+                };
                 self.submit(payload, to, self.inner.command_timeout);
             }
             Route::Dedicated(block) => {
@@ -763,6 +769,9 @@ impl Client {
                     }
                     drop(lease);
                     if let Some(cb) = callback {
+                        if let Some(written) = written {
+                            written.replied();
+                        }
                         cb(reply.and_then(finish));
                     }
                 }) as Callback);

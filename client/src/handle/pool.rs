@@ -268,17 +268,25 @@ impl Pool {
     /// Those of [`Pool::get`] (the checkout timeout, a closed pool, a connection that cannot
     /// be made), then those of [`Client::call`].
     pub fn call<T: crate::FromRedis>(&self, request: impl crate::Callable) -> crate::Call<T> {
-        if let Some(cache) = &self.inner.cache {
-            caching::invalidate_writes(cache, request.cmds());
-        }
+        let written = match &self.inner.cache {
+            Some(cache) => caching::invalidate_writes(cache, request.cmds()),
+            None => None,
+        };
         let prepared = match request.prepare() {
             Ok(p) => p,
             Err(e) => return crate::Call::failed(e),
         };
         let pool = self.clone();
         crate::Call::later(async move {
-            let client = pool.get().await?;
-            client.call_prepared::<crate::Value>(prepared).await
+            let reply = match pool.get().await {
+                Ok(client) => client.call_prepared::<crate::Value>(prepared).await,
+                Err(e) => Err(e),
+            };
+            // Dropped from the cache again before the reply is handed over (see `Client::call`).
+            if let Some(written) = written {
+                written.replied();
+            }
+            reply
         })
     }
 
