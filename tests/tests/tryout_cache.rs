@@ -512,6 +512,76 @@ fn a_mock_sends_cached_reads_as_plain_reads() {
     });
 }
 
+/// `async_call`: a write sent with a callback drops its keys from the cache too, and the
+/// callback gets the reply.
+#[test]
+fn async_call_writes_invalidate() {
+    for server in servers() {
+        runtime().block_on(async {
+            let at = server.kind().to_string();
+            let config = Config::from_url(&server.url()).unwrap().cache(Cache::new());
+            let pool = Pool::new(config, 2);
+            let (a, b) = (pool.get().await.unwrap(), pool.get().await.unwrap());
+            a.set("k", "1").await.unwrap();
+            assert_eq!(
+                b.get("k").cached().await.unwrap().as_deref(),
+                Some(&b"1"[..]),
+                "{at}"
+            );
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            a.async_call(cmd!("SET", "k", "2"), move |r: ringdis::Result<Value>| {
+                let _ = tx.send(r);
+            });
+            assert_eq!(
+                rx.await.unwrap().unwrap(),
+                Value::Simple("OK".into()),
+                "{at}"
+            );
+            // Through the other connection at once: the write went through `a`, the push to
+            // `b` may not have come yet, the shared cache already forgot `k`.
+            assert_eq!(
+                b.get("k").cached().await.unwrap().as_deref(),
+                Some(&b"2"[..]),
+                "{at}"
+            );
+            // The same for a hand-built write and for a script's.
+            a.call::<()>(cmd!("SET", "k", "3")).await.unwrap();
+            assert_eq!(
+                b.get("k").cached().await.unwrap().as_deref(),
+                Some(&b"3"[..]),
+                "{at}"
+            );
+            let _: Value = a
+                .eval("return redis.call('SET', KEYS[1], ARGV[1])")
+                .key("k")
+                .arg("4")
+                .await
+                .unwrap();
+            assert_eq!(
+                b.get("k").cached().await.unwrap().as_deref(),
+                Some(&b"4"[..]),
+                "{at}"
+            );
+            a.call::<Value>(cmd!("EVAL", "return redis.call('SET', KEYS[1], 5)", 1, "k"))
+                .await
+                .unwrap();
+            assert_eq!(
+                b.get("k").cached().await.unwrap().as_deref(),
+                Some(&b"5"[..]),
+                "{at}"
+            );
+            // A hand-built read drops nothing.
+            let before = b.cache_stats().unwrap();
+            let _: Value = a.call(cmd!("GET", "k")).await.unwrap();
+            assert_eq!(
+                b.cache_stats().unwrap().invalidations,
+                before.invalidations,
+                "{at}"
+            );
+        });
+    }
+}
+
 /// The byte budget: a tiny one stores nothing, a small one evicts, a huge value is served
 /// from memory, one bigger than the budget is answered and not kept.
 #[test]

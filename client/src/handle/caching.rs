@@ -11,15 +11,33 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Drops the cached entries of every key the writes among `cmds` name (a command the spec
-/// flags `write`, its keys marked), before they are sent: the client reads its own writes
-/// without waiting for the server's invalidation (which still comes, and is harmless).
+/// Drops the cached entries of every key the writes among `cmds` name, before they are sent:
+/// the client reads its own writes without waiting for the server's invalidation (which
+/// still comes, and is harmless). See [`invalidate_write`].
 #[inline]
 pub(crate) fn invalidate_writes(cache: &Shared, cmds: &[Cmd]) {
     for cmd in cmds {
-        if cmd.flags().write {
-            cache.invalidate(cmd.keys());
-        }
+        invalidate_write(cache, cmd);
+    }
+}
+
+/// [`invalidate_writes`] of one command: the keys of every command not flagged read-only
+/// (writes, and scripts such as `EVAL … numkeys key…`, which the spec flags neither way);
+/// for a hand-built command (`cmd!("SET", "k", "v")`, no key marked, no flag set), the keys
+/// the spec's key specs find in it unless the spec says it only reads.
+#[inline]
+pub(crate) fn invalidate_write(cache: &Shared, cmd: &Cmd) {
+    let flags = cmd.flags();
+    if flags.readonly {
+        return;
+    }
+    if !cmd.key_indices().is_empty() {
+        cache.invalidate(cmd.keys());
+        return;
+    }
+    let keys = crate::route::unmarked_changed_keys(cmd);
+    if !keys.is_empty() {
+        cache.invalidate(keys.iter().map(Vec::as_slice));
     }
 }
 

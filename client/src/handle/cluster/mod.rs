@@ -367,8 +367,8 @@ impl ClusterClient {
 
     /// [`ClusterClient::async_call`] of one command: the node's own callback, which hands the
     /// call to `send::then` (run detached) only on an error reply that calls for more.
-    /// With a cache, the keys `request`'s writes name (the spec's `write` flag, keys marked)
-    /// leave it before anything is sent: a read after the write's reply is not answered from
+    /// With a cache, the keys `request`'s writes name (every command not flagged read-only,
+    /// hand-built ones included: `caching::invalidate_write`) leave it before anything is sent: a read after the write's reply is not answered from
     /// what the cache held before it, whatever node's invalidation is still on its way.
     fn invalidate_writes(&self, request: &Request) {
         if self.core.cache.is_none() {
@@ -384,9 +384,7 @@ impl ClusterClient {
     #[inline]
     fn invalidate_writes_of(&self, cmd: &Cmd) {
         if let Some(cache) = &self.core.cache {
-            if cmd.flags().write {
-                cache.invalidate(cmd.keys());
-            }
+            crate::handle::caching::invalidate_write(cache, cmd);
         }
     }
 
