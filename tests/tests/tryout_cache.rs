@@ -509,6 +509,19 @@ fn a_mock_sends_cached_reads_as_plain_reads() {
         );
         mock.verify().unwrap();
         assert_eq!(db.cache_stats(), None);
+
+        // And a mock's pool: the same plain reads, no PTTL asked for behind the script's back.
+        let mock = Mock::new();
+        mock.expect(cmd!("GET", "k"))
+            .returns("v")
+            .expect(cmd!("GET", "k"))
+            .returns("w");
+        let pool = mock.pool(Pool::builder(Config::new().cache(Cache::new())));
+        let read = || Commands::get(&pool, "k").cached();
+        assert_eq!(read().await.unwrap().as_deref(), Some(&b"v"[..]));
+        assert_eq!(read().await.unwrap().as_deref(), Some(&b"w"[..]));
+        mock.verify().unwrap();
+        assert_eq!(pool.cache_stats(), None);
     });
 }
 
