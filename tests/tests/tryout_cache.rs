@@ -449,6 +449,13 @@ fn misconfigurations_are_explained() {
         let pool = Pool::new(resp2(), 2);
         support::refused(pool.get().await, needs, "pool checkout");
         support::refused(Commands::get(&pool, "k").cached().await, needs, "pool read");
+        // Told where the RESP2 came from when it was the URL.
+        let from_url = Config::from_url(&format!("{url}?protocol=resp2")).unwrap();
+        support::refused(
+            Client::new(from_url.cache(Cache::new())),
+            "the URL's protocol=resp2",
+            "URL",
+        );
         support::refused(
             Client::new(cfg().tracking(Tracking::new()).cache(Cache::new())),
             "drop Config::tracking",

@@ -1143,8 +1143,9 @@ fn check(config: &Config) -> Result<()> {
     if config.cache.is_some() && config.protocol == crate::Protocol::Resp2 {
         // Invalidations are RESP3 pushes on the connection itself.
         return Err(Error::client(
-            "Config::cache needs Protocol::Resp3: the server's invalidations arrive as RESP3 \
-             pushes on the client's own connection",
+            "Config::cache needs Protocol::Resp3 (the default): the server's invalidations \
+             arrive as RESP3 pushes on the client's own connection; drop \
+             Config::protocol(Protocol::Resp2), or the URL's protocol=resp2",
         ));
     }
     if config.cache.is_some() && config.tracking.is_some() {
