@@ -456,6 +456,16 @@ fn misconfigurations_are_explained() {
             "the URL's protocol=resp2",
             "URL",
         );
+        // Overlapping BCAST prefixes: refused when made, not by the server at the first call.
+        for prefixes in [&["user:", "user:1"][..], &["a", "a"], &["", "a"]] {
+            support::refused(
+                Client::new(cfg().cache(Cache::new().bcast(prefixes))),
+                &format!("{:?} and {:?} overlap", prefixes[0], prefixes[1]),
+                "bcast",
+            );
+        }
+        let fine = Client::new(cfg().cache(Cache::new().bcast(["user:", "order:"]))).unwrap();
+        assert_eq!(fine.get("user:1").cached().await.unwrap(), None);
         support::refused(
             Client::new(cfg().tracking(Tracking::new()).cache(Cache::new())),
             "drop Config::tracking",

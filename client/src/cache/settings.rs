@@ -84,6 +84,10 @@ impl Cache {
     /// `BCAST` tracking: the server invalidates every key under these prefixes, read or not;
     /// reads of keys outside every prefix are not cached (they are sent as usual). No prefix
     /// at all: every key. Excludes [`optin`](Cache::optin): the last one called wins.
+    ///
+    /// No prefix may begin another (`"user:"` and `"user:1"`, or one given twice), as the
+    /// server requires: [`Client::new`](crate::Client::new) refuses such a cache with
+    /// [`Error::Client`](crate::Error::Client) naming both.
     pub fn bcast<P: AsRef<[u8]>>(mut self, prefixes: impl IntoIterator<Item = P>) -> Cache {
         self.optin = false;
         self.bcast = Some(prefixes.into_iter().map(|p| p.as_ref().to_vec()).collect());
@@ -103,6 +107,18 @@ impl Cache {
             }
         }
         cmd
+    }
+
+    /// Two `BCAST` prefixes one of which begins the other (the same twice included): the
+    /// server refuses such a `CLIENT TRACKING` (`ERR Prefix … overlaps …`).
+    pub(crate) fn overlapping_prefixes(&self) -> Option<(&[u8], &[u8])> {
+        let ps = self.bcast.as_deref()?;
+        ps.iter().enumerate().find_map(|(i, a)| {
+            ps[i + 1..]
+                .iter()
+                .find(|b| a.starts_with(b) || b.starts_with(a))
+                .map(|b| (&a[..], &b[..]))
+        })
     }
 
     /// Whether a read of these keys may be cached: in `BCAST` mode, only when each is under a
