@@ -62,6 +62,7 @@ fn export(stats: &CacheStats) -> String {
         ("flushes", stats.flushes),
         ("evictions", stats.evictions),
         ("expired", stats.expired),
+        ("oversized", stats.oversized),
         ("entries", stats.entries),
         ("bytes", stats.bytes),
     ] {
@@ -638,6 +639,7 @@ fn budgets_and_big_values() {
                 (3, 0, 0, 0),
                 "{at}: {s:?}"
             );
+            assert_eq!(s.oversized, 3, "{at}: why nothing is kept: {s:?}");
 
             let small = cfg(Cache::new().max_bytes(1000));
             for k in ["a", "b", "c", "d", "e"] {
@@ -672,7 +674,11 @@ fn budgets_and_big_values() {
                 assert_eq!(v.len(), bigger.len(), "{at}");
             }
             let s = db.cache_stats().unwrap();
-            assert_eq!((s.misses, s.hits, s.evictions), (3, 1, 0), "{at}: {s:?}");
+            assert_eq!(
+                (s.misses, s.hits, s.evictions, s.oversized),
+                (3, 1, 0, 2),
+                "{at}: {s:?}"
+            );
             // What was there stays.
             let _ = db.get("big").cached().await.unwrap();
             assert_eq!(db.cache_stats().unwrap().hits, 2, "{at}");

@@ -53,7 +53,8 @@ impl Cache {
     }
 
     /// The most bytes the entries may take, default 64 MiB; past it the least recently used
-    /// entries are evicted, and a reply bigger than the whole budget is not stored. An entry
+    /// entries are evicted, and a reply bigger than the whole budget is not stored (counted in
+    /// [`CacheStats::oversized`]). An entry
     /// counts its command's encoded bytes, its keys' bytes, its reply (the bulk and text bytes
     /// plus one `Value` per element) and a fixed overhead (about 150 bytes, plus about 64 per
     /// key) for its place in the tables. Replies are copied out of the connection's read
@@ -157,6 +158,10 @@ pub struct CacheStats {
     pub evictions: u64,
     /// Entries found past their lifetime by a cached read (and removed; the read is a miss).
     pub expired: u64,
+    /// Replies not stored because their entry alone is bigger than the whole budget
+    /// ([`Cache::max_bytes`]): such a read is a miss every time. Raise the budget, or read
+    /// the value uncached.
+    pub oversized: u64,
     /// Entries held now.
     pub entries: u64,
     /// Bytes the entries take now, as counted against the budget ([`Cache::max_bytes`]).
