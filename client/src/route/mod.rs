@@ -394,6 +394,27 @@ mod tests {
     use super::*;
     use crate::cmd;
 
+    /// A hand-built command's keys, as a cache's local invalidation sees them: a write's and a
+    /// script's found by the spec, a read's and an unlisted command's none.
+    #[test]
+    fn unmarked_changed_keys_follow_the_spec() {
+        let keys = |c: Cmd| unmarked_changed_keys(&c);
+        assert_eq!(keys(cmd!("SET", "k", "v")), [b"k".to_vec()]);
+        assert_eq!(
+            keys(cmd!("mset", "a", 1, "b", 2)),
+            [b"a".to_vec(), b"b".to_vec()]
+        );
+        assert_eq!(
+            keys(cmd!("EVAL", "return 1", 2, "x", "y", "arg")),
+            [b"x".to_vec(), b"y".to_vec()]
+        );
+        assert_eq!(keys(cmd!("OBJECT", "ENCODING", "k")), Vec::<Vec<u8>>::new());
+        assert!(keys(cmd!("GET", "k")).is_empty());
+        assert!(keys(cmd!("HGETALL", "k")).is_empty());
+        assert!(keys(cmd!("PING")).is_empty());
+        assert!(keys(cmd!("MODULE.SET", "k", 1)).is_empty());
+    }
+
     fn refused_with(cmd: &Cmd, needle: &str) {
         match route(cmd) {
             Err(Error::Client { message, .. }) => {
