@@ -35,7 +35,7 @@ pub(crate) fn invalidate_write(cache: &Shared, cmd: &Cmd) {
         cache.invalidate(cmd.keys());
         return;
     }
-    let keys = crate::route::unmarked_changed_keys(cmd);
+    let keys = crate::route::keys::unmarked_changed_keys(cmd);
     if !keys.is_empty() {
         cache.invalidate(keys.iter().map(Vec::as_slice));
     }

@@ -125,32 +125,6 @@ fn spec_entry<'a>(name: &[u8], sub: impl FnOnce() -> Option<&'a [u8]>) -> Option
     Some(sub().and_then(|s| find(top.subs, s)).unwrap_or(top))
 }
 
-/// The keys a command with no key marked (a hand-built one: `cmd!("SET", "k", "v")`) may
-/// change, found in its arguments by the spec's key specs as the server finds them; none when
-/// the spec flags it read-only or does not list it. For a cache's local invalidation of the
-/// writes sent through its client (`handle::caching`).
-pub(crate) fn unmarked_changed_keys(cmd: &Cmd) -> Vec<Vec<u8>> {
-    let mut words = cmd.args().iter();
-    let Some(entry) = words
-        .next()
-        .and_then(|name| spec_entry(name, || words.next()))
-    else {
-        return Vec::new();
-    };
-    // The generator's indices are into its own table: never out of range.
-    let keys = ROUTING
-        .get(usize::from(entry.routing))
-        .map_or(&[][..], |r| r.keys);
-    if entry.flags & flag::READONLY != 0 || keys.is_empty() {
-        return Vec::new();
-    }
-    let args: Vec<&[u8]> = cmd.args().iter().collect();
-    keys::spec_keys(&args, keys, false)
-        .into_iter()
-        .map(|i| args[i].to_vec())
-        .collect()
-}
-
 /// True when the spec lists the command `name`.
 pub(crate) fn in_spec(name: &[u8]) -> bool {
     find(COMMANDS, name).is_some()
@@ -393,27 +367,6 @@ pub(crate) fn route_pipeline(cmds: &[Cmd], transaction: bool) -> Result<Route> {
 mod tests {
     use super::*;
     use crate::cmd;
-
-    /// A hand-built command's keys, as a cache's local invalidation sees them: a write's and a
-    /// script's found by the spec, a read's and an unlisted command's none.
-    #[test]
-    fn unmarked_changed_keys_follow_the_spec() {
-        let keys = |c: Cmd| unmarked_changed_keys(&c);
-        assert_eq!(keys(cmd!("SET", "k", "v")), [b"k".to_vec()]);
-        assert_eq!(
-            keys(cmd!("mset", "a", 1, "b", 2)),
-            [b"a".to_vec(), b"b".to_vec()]
-        );
-        assert_eq!(
-            keys(cmd!("EVAL", "return 1", 2, "x", "y", "arg")),
-            [b"x".to_vec(), b"y".to_vec()]
-        );
-        assert_eq!(keys(cmd!("OBJECT", "ENCODING", "k")), Vec::<Vec<u8>>::new());
-        assert!(keys(cmd!("GET", "k")).is_empty());
-        assert!(keys(cmd!("HGETALL", "k")).is_empty());
-        assert!(keys(cmd!("PING")).is_empty());
-        assert!(keys(cmd!("MODULE.SET", "k", 1)).is_empty());
-    }
 
     fn refused_with(cmd: &Cmd, needle: &str) {
         match route(cmd) {
