@@ -203,6 +203,7 @@ impl Shared {
             flushes: state.flushes,
             evictions: state.store.evictions,
             expired: state.store.expired,
+            oversized: state.store.oversized,
             entries: state.store.len() as u64,
             bytes: state.store.bytes() as u64,
         }

@@ -64,7 +64,9 @@ use std::time::Duration;
 /// [`CACHEABLE_COMMANDS`](crate::commands::CACHEABLE_COMMANDS); each such method's docs say
 /// "cacheable". It is on commands built on a client ([`Client`](crate::Client), a
 /// [`Pool`](crate::Pool), a [`Spread`](crate::Spread), a
-/// [`ClusterClient`](crate::ClusterClient): any [`Redis`]), never in a pipeline.
+/// [`ClusterClient`](crate::ClusterClient): any [`Redis`]), never in a pipeline. A command
+/// built by hand (`call(cmd!(…))`, a module's read) is never cached; put `.cached()` before
+/// `.decode::<T>()`, not after.
 ///
 /// **Cancel safety.** Building it sends nothing; dropping it, or the future awaiting it gives,
 /// before the reply is fine: a read already sent is finished all the same (its reply kept as

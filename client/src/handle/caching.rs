@@ -11,11 +11,13 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Drops the cached entries of every key the writes among `cmds` name (a command the spec
-/// flags `write`, or a script, `EVAL`/`EVALSHA`/`FCALL`; its keys marked), before they are sent, and returns those keys (`None`: no
-/// such write) to drop again when the reply is handed over ([`Written::replied`]): the client
-/// reads its own writes without waiting for the server's invalidation (which still comes, and
-/// is harmless).
+/// Drops the cached entries of every key the writes among `cmds` name, before they are sent,
+/// and returns those keys (`None`: no such write) to drop again when the reply is handed over
+/// ([`Written::replied`]): the client reads its own writes without waiting for the server's
+/// invalidation (which still comes, and is harmless). A write is every command not flagged
+/// read-only: the spec's writes, scripts (`EVAL … numkeys key…`, which the spec flags neither
+/// way), and hand-built commands (`cmd!("SET", "k", "v")`: no key marked, no flag set), whose
+/// keys are those the spec's key specs find in them unless the spec says they only read.
 ///
 /// Both are needed. Before: a read of the old value must not be served while the write is on
 /// its way. After: a cached read planned after the first drop but run by the server before the
@@ -31,9 +33,16 @@ use std::time::Duration;
 pub(crate) fn invalidate_writes(cache: &Arc<Shared>, cmds: &[Cmd]) -> Option<Written> {
     let mut written: Option<Written> = None;
     for cmd in cmds {
-        let keyed = !cmd.key_indices().is_empty();
-        let all = !keyed && empties_databases(cmd);
-        if !(all || (keyed && (cmd.flags().write || is_script(cmd)))) {
+        if cmd.flags().readonly {
+            continue;
+        }
+        let all = cmd.key_indices().is_empty() && empties_databases(cmd);
+        let unmarked = if all || !cmd.key_indices().is_empty() {
+            Vec::new()
+        } else {
+            crate::route::keys::unmarked_changed_keys(cmd)
+        };
+        if !all && cmd.key_indices().is_empty() && unmarked.is_empty() {
             continue;
         }
         let w = written.get_or_insert_with(|| Written {
@@ -44,9 +53,12 @@ pub(crate) fn invalidate_writes(cache: &Arc<Shared>, cmds: &[Cmd]) -> Option<Wri
         if all {
             cache.flush();
             w.flush = true;
-        } else {
+        } else if unmarked.is_empty() {
             cache.invalidate(cmd.keys());
             w.keys.extend(cmd.keys().map(Box::from));
+        } else {
+            cache.invalidate(unmarked.iter().map(Vec::as_slice));
+            w.keys.extend(unmarked.into_iter().map(Vec::into_boxed_slice));
         }
     }
     written
@@ -55,12 +67,6 @@ pub(crate) fn invalidate_writes(cache: &Arc<Shared>, cmds: &[Cmd]) -> Option<Wri
 /// `FLUSHALL`, `FLUSHDB` or `SWAPDB`: a command that changes keys it does not name.
 fn empties_databases(cmd: &Cmd) -> bool {
     named(cmd, &[b"FLUSHALL", b"FLUSHDB", b"SWAPDB"])
-}
-
-/// `EVAL`, `EVALSHA` or `FCALL`: a script, which the spec does not flag `write` but which may
-/// write the keys it declares (the `_RO` variants may not).
-fn is_script(cmd: &Cmd) -> bool {
-    named(cmd, &[b"EVAL", b"EVALSHA", b"FCALL"])
 }
 
 fn named(cmd: &Cmd, names: &[&[u8]]) -> bool {

@@ -235,7 +235,8 @@ impl Client {
     ///
     /// [`Error::Client`] for a username without a password, [`Config::tracking`] or
     /// [`Config::cache`] with [`Protocol::Resp2`](crate::Protocol::Resp2), [`Config::cache`]
-    /// with [`Config::tracking`], [`Engine::Task`] outside a tokio
+    /// with [`Config::tracking`], a [`Cache::bcast`](crate::Cache::bcast) whose prefixes
+    /// overlap, [`Engine::Task`] outside a tokio
     /// runtime, [`Engine::IoUring`] where the kernel refuses io_uring or in a build without the
     /// io_uring engine (the `io-uring` feature off, or not Linux), or a `RINGDIS_ENGINE` that
     /// names no engine.
@@ -1152,9 +1153,18 @@ fn check(config: &Config) -> Result<()> {
     if config.cache.is_some() && config.protocol == crate::Protocol::Resp2 {
         // Invalidations are RESP3 pushes on the connection itself.
         return Err(Error::client(
-            "Config::cache needs Protocol::Resp3: the server's invalidations arrive as RESP3 \
-             pushes on the client's own connection",
+            "Config::cache needs Protocol::Resp3 (the default): the server's invalidations \
+             arrive as RESP3 pushes on the client's own connection; drop \
+             Config::protocol(Protocol::Resp2), or the URL's protocol=resp2",
         ));
+    }
+    if let Some((a, b)) = config.cache.as_ref().and_then(|c| c.overlapping_prefixes()) {
+        return Err(Error::client(format!(
+            "Cache::bcast prefixes {:?} and {:?} overlap (one begins the other): the server \
+             refuses overlapping BCAST prefixes; keep the shorter one",
+            String::from_utf8_lossy(a),
+            String::from_utf8_lossy(b),
+        )));
     }
     if config.cache.is_some() && config.tracking.is_some() {
         return Err(Error::client(

@@ -153,6 +153,14 @@ impl PoolBuilder {
         self.build_at(placement)
     }
 
+    /// The same builder with no [`Config::cache`]: a mock's pool, whose clients cache nothing
+    /// (as [`Mock::client_with`](crate::mock::Mock::client_with)'s).
+    #[cfg(feature = "mock")]
+    pub(crate) fn without_cache(mut self) -> PoolBuilder {
+        self.config.cache = None;
+        self
+    }
+
     /// The pool, its clients placed by `placement` (or failing with its error).
     pub(crate) fn build_at(mut self, placement: Result<Placement>) -> Pool {
         if let (Ok(at), Some(_), None) = (&placement, &self.config.sentinel, &self.config.source) {

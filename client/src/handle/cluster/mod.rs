@@ -373,8 +373,8 @@ impl ClusterClient {
         });
     }
 
-    /// With a cache, the keys `request`'s writes name (the spec's `write` flag, keys marked)
-    /// leave it before anything is sent, and again when the reply is handed over (the
+    /// With a cache, the keys `request`'s writes name (every command not flagged read-only,
+    /// hand-built ones included: `caching::invalidate_writes`) leave it before anything is sent, and again when the reply is handed over (the
     /// returned [`Written`](caching::Written)): a read after the write's reply is not answered
     /// from what the cache held before it, nor from what a read run before the write (on a
     /// replica, or sent meanwhile) stored, whatever node's invalidation is still on its way.
