@@ -7,8 +7,8 @@
 //! FLUSHALL/FLUSHDB, key and hash-field expiry and `cached_for`/`Cache::ttl`, 10,000 random
 //! interleavings of writes, cached reads and given-up reads from 64 tasks checked against an
 //! oracle (on a `Client`; 5,000 on a `Spread` and a `Pool`), a dropped leader, shared round
-//! trips, and the byte budget. Two ignored `finding_*` tests record what the cache does not
-//! guarantee yet (run them with `--ignored`).
+//! trips, and the byte budget. Two tests began as findings (a pool's own write, a hand-built
+//! or scripted write, each read back stale before its fix).
 //!
 //! Waits are bounded loops on a condition (a counter of the cache, a frame the proxy holds),
 //! never a sleep.
@@ -491,7 +491,7 @@ async fn the_clients_own_typed_writes_need_no_push() {
     }
 }
 
-/// Was a finding, fixed on branch tryout15: a write the client could not see as one, sent
+/// Was a finding (fixed): a write the client could not see as one, sent
 /// through the caching client (`cmd!("SET", …)`, whose keys are not marked; a script's
 /// `EVAL`), invalidated nothing locally (it now drops the keys the spec finds in it), and the
 /// server sends the invalidation for a connection's own write AFTER the write's reply (Redis 7.0 and Valkey 9 both: checked with a raw connection). So until the
@@ -499,7 +499,7 @@ async fn the_clients_own_typed_writes_need_no_push() {
 /// loopback the push nearly always arrives with the reply (0 of 2,000 tries); here the proxy
 /// delays it, as a slow network or a split segment can.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn finding_an_untyped_own_write_is_read_back_before_its_push() {
+async fn an_untyped_own_write_is_read_back_before_its_push() {
     let server = Server::start(ServerKind::Redis);
     let proxy = Proxy::start(server.port());
     let reader = caching(&proxy.url(), Engine::Task, Cache::new());
@@ -514,20 +514,14 @@ async fn finding_an_untyped_own_write_is_read_back_before_its_push() {
     assert_eq!(get_cached(&reader, &k).await, bulk("2"), "after EVAL");
 }
 
-/// FINDING (reported to the lead): on a `Pool` (or `Spread`) sharing one cache, the pool's own
-/// write is not read back. The write invalidates its keys locally when sent; a cached read
-/// planned after that, through ANOTHER connection, can still reach the server before the write
-/// does (the proxy holds the write's command to make it so): it reads the old value and stores
-/// it, and the push that will remove it goes to that other connection, later. The write
-/// returns, and a cached read then serves the old value until that push arrives. (One
-/// connection orders the two on the server; several do not.) A fix: invalidate the write's keys
-/// again when its reply arrives, before the caller is woken. Seen without a proxy too: 4 stale
-/// reads in 5,000 on a `Spread` of 3 in `interleavings_on_a_spread_and_a_pool_are_never_stale`
-/// with the pool's own writes counted in the oracle.
+/// On a `Pool` (or `Spread`) sharing one cache, the pool's own write is read back. The write
+/// drops its keys locally when sent; a cached read planned after that, through ANOTHER
+/// connection, can still reach the server before the write does (the proxy holds the write's
+/// command to make it so): it reads the old value and stores it, and the push that will remove
+/// it goes to that other connection, later. So the write's keys are dropped again when its
+/// reply is handed over (found by this test; it failed before that second drop).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "finding: a Pool's own write is not read back while another connection's read of \
-            the key, sent after the write but run before it, is cached"]
-async fn finding_a_pools_own_write_is_read_back_stale() {
+async fn a_pools_own_write_is_read_back() {
     let server = Server::start(ServerKind::Redis);
     let proxy = Proxy::start(server.port());
     let config = Config::from_url(&proxy.url())
@@ -1003,10 +997,9 @@ impl Target for ringdis::Pool {
 /// server wrote the push to that connection before the PING's reply). A cached read that starts
 /// after `floor[i]` was raised must return at least it; it never returns more than an uncached
 /// read made after it; its value names its key. On several connections sharing one cache (a
-/// `Spread`, a `Pool`), a PING proves nothing about the connection that tracked a key, and the
-/// target's own writes are not read back reliably (a finding): there no write raises the floor,
-/// and the checks left are: never newer than an uncached read made after, never another key's,
-/// and equal to the server's values once quiet.
+/// `Spread`, a `Pool`), a PING proves nothing about the connection that tracked a key: there
+/// only the target's own writes raise the floor, and the checks left are: never newer than an
+/// uncached read made after, never another key's, and equal to the server's values once quiet.
 async fn interleave<R: Target>(reader: R, writer: Client, at: String, ops: usize) {
     let floor: Arc<Vec<AtomicI64>> =
         Arc::new((0..KEYS as i64).map(|i| AtomicI64::new(i * SPAN)).collect());
@@ -1039,11 +1032,9 @@ async fn interleave<R: Target>(reader: R, writer: Client, at: String, ops: usize
                     0 | 1 => {
                         // The caching client writes: its own write invalidates at once.
                         let v = reader.incrby(&keys[i], by).await.expect("INCRBY");
-                        // (On several connections not even that: see
-                        // `finding_a_pools_own_write_is_read_back_stale`.)
-                        if R::ONE_CONNECTION {
-                            floor[i].fetch_max(v, Ordering::AcqRel);
-                        }
+                        // On several connections too: its keys are dropped again when its
+                        // reply is handed over (see `a_pools_own_write_is_read_back`).
+                        floor[i].fetch_max(v, Ordering::AcqRel);
                     }
                     2 | 3 => {
                         let v = writer.incrby(&keys[i], by).await.expect("INCRBY");

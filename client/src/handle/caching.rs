@@ -58,7 +58,8 @@ pub(crate) fn invalidate_writes(cache: &Arc<Shared>, cmds: &[Cmd]) -> Option<Wri
             w.keys.extend(cmd.keys().map(Box::from));
         } else {
             cache.invalidate(unmarked.iter().map(Vec::as_slice));
-            w.keys.extend(unmarked.into_iter().map(Vec::into_boxed_slice));
+            w.keys
+                .extend(unmarked.into_iter().map(Vec::into_boxed_slice));
         }
     }
     written
