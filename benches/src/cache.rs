@@ -30,7 +30,7 @@
 //! hit the old entry before that push is read.
 
 use crate::all::RuntimeKind;
-use crate::cache_clients::{CacheClient, RedisRsCache, RingdisCache};
+use crate::cache_clients::{CacheClient, Harness, RedisRsCache, RingdisCache};
 use crate::measure::{cpu_time, Histogram};
 use crate::report::{self, median, Kind, Row};
 use crate::workloads::Sample;
@@ -63,13 +63,53 @@ pub struct State {
 }
 
 impl State {
-    fn new() -> Arc<State> {
+    /// The last value written to `key` (a key of the workload: `cache:key:<i>`), for
+    /// [`Harness`](crate::cache_clients::Harness).
+    pub fn value_of(&self, key: &str) -> u64 {
+        let k = key
+            .strip_prefix("cache:key:")
+            .and_then(|i| i.parse::<usize>().ok())
+            .filter(|&k| k < KEYS)
+            .unwrap_or_else(|| panic!("{key} is no key of the cache workload"));
+        self.committed[k].load(Ordering::Acquire)
+    }
+
+    pub fn new() -> Arc<State> {
         Arc::new(State {
             keys: (0..KEYS).map(|i| format!("cache:key:{i}")).collect(),
             committed: (0..KEYS).map(|_| AtomicU64::new(1)).collect(),
             writing: (0..KEYS).map(|_| AtomicBool::new(false)).collect(),
         })
     }
+}
+
+/// Writes every key at its current value (1 on a fresh server) through `client`.
+pub async fn fill<C: CacheClient>(client: &mut C, state: &State) {
+    for (k, key) in state.keys.iter().enumerate() {
+        client
+            .set(key, &encode(state.committed[k].load(Ordering::Acquire)))
+            .await;
+    }
+}
+
+/// For `callgrind --workload cached-get`: exactly `ops` GETs from one task, key `i % KEYS` for
+/// the `i`th, each checked against the value written (no writes, so after one read of every
+/// key a cached client only hits).
+pub fn run_reads<C: CacheClient>(rt: &Runtime, client: &C, state: &State, ops: u64) {
+    let mut client = client.clone();
+    rt.block_on(async {
+        for i in 0..ops {
+            let k = (i % KEYS as u64) as usize;
+            let got = client.get(&state.keys[k]).await;
+            let want = state.committed[k].load(Ordering::Acquire);
+            assert_eq!(
+                got.as_ref().map(AsRef::as_ref).and_then(decode),
+                Some(want),
+                "GET {}",
+                state.keys[k]
+            );
+        }
+    });
 }
 
 /// `v` as the 32-digit decimal the workload stores.
@@ -176,6 +216,8 @@ enum Who {
     RingdisCached,
     RedisRsCached,
     RedisRs,
+    /// No client: the harness's own ceiling (only with `--client harness`).
+    Harness,
 }
 
 impl Who {
@@ -192,19 +234,22 @@ impl Who {
             Who::RingdisCached => "ringdis cached",
             Who::RedisRsCached => "redis-rs cached",
             Who::RedisRs => "redis-rs",
+            Who::Harness => "harness",
         }
     }
 
     fn kind(self) -> Kind {
         match self {
             Who::Ringdis | Who::RingdisCached => Kind::Ours,
-            _ => Kind::Peer,
+            Who::RedisRsCached | Who::RedisRs => Kind::Peer,
+            Who::Harness => Kind::Reference,
         }
     }
 
     /// Connects a fresh client and runs one sample on it.
     fn sample(self, rt: &Runtime, url: &str, oracle: &RingdisCache, run: &Run) -> Measured {
         match self {
+            Who::Harness => sample(rt, Harness::new(run.state.clone()), oracle, run),
             Who::Ringdis => sample(
                 rt,
                 rt.block_on(RingdisCache::connect(url, false)),
@@ -328,8 +373,8 @@ fn sample<C: CacheClient>(rt: &Runtime, client: C, oracle: &RingdisCache, run: &
         let mut client = client;
         checks.add(&settle_check(&mut client, oracle, &run.state).await);
         let hit_rate = match (stats0, stats1) {
-            (Some((h0, m0, _)), Some((h1, m1, _))) if h1 + m1 > h0 + m0 => {
-                Some((h1 - h0) as f64 / ((h1 + m1) - (h0 + m0)) as f64)
+            (Some((h0, r0, _)), Some((h1, r1, _))) if r1 > r0 => {
+                Some((h1 - h0) as f64 / (r1 - r0) as f64)
             }
             _ => None,
         };
@@ -482,16 +527,13 @@ fn measure(
     let rt = runtime.build();
     let oracle = rt.block_on(async {
         let oracle = RingdisCache::connect(url, false).await;
-        // Every key at its current value (1 on a fresh server).
-        let mut o = oracle.clone();
-        for (k, key) in state.keys.iter().enumerate() {
-            o.set(key, &encode(state.committed[k].load(Ordering::Acquire)))
-                .await;
-        }
+        fill(&mut oracle.clone(), state).await;
         oracle
     });
     let who: Vec<Who> = Who::ALL
         .into_iter()
+        .chain([Who::Harness])
+        .filter(|&w| w != Who::Harness || opts.only_client.is_some())
         .filter(|w| {
             opts.only_client
                 .as_deref()
