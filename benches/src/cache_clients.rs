@@ -20,6 +20,10 @@ pub trait CacheClient: Clone + Send + Sync + 'static {
     /// use: when it returns, every push the server sent ahead of its reply has been read and
     /// applied (both clients apply pushes in wire order with the replies).
     fn settle(&mut self) -> impl Future<Output = ()> + Send;
+    /// Whether it talks to the server at all (not [`Harness`]).
+    fn real(&self) -> bool {
+        true
+    }
     /// The cache's counters as `(hits, cached reads, invalidations)`, if it has a cache
     /// (cached reads: hits, misses, and for ringdis reads that joined one in flight or were
     /// sent uncached).
@@ -199,6 +203,10 @@ impl CacheClient for Harness {
 
     fn name(&self) -> String {
         "harness only".to_owned()
+    }
+
+    fn real(&self) -> bool {
+        false
     }
 
     fn get(&mut self, key: &str) -> impl Future<Output = Option<[u8; 32]>> + Send {
