@@ -80,6 +80,14 @@
 //! client.set("k", "v"); // never sent: the builder was not awaited
 //! ```
 //!
+//! A read-only command whose reply depends on its keys alone (`GET`, `HGETALL`, `SMEMBERS`,
+//! `ZRANGE`…: the list is in [`Commands`] and [`CACHEABLE_COMMANDS`]) has `.cached()` and
+//! `.cached_for(ttl)` when built on a client: awaited, it is served from the client's cache
+//! (`Config::cache`, with a [`Cache`](crate::Cache)) while the server has not invalidated its
+//! keys, with the same reply type (`client.get("k").cached().await?` is an `Option<Bytes>`). See
+//! [`Cached`] for the rule and what a cached read does; other commands, and every builder on a
+//! pipeline, have no such method (a compile error).
+//!
 //! [`Client::call`](crate::Client::call) remains for anything the spec does not list (module commands).
 //!
 //! Types: the arguments' types come from the spec, with the corrections of
@@ -111,13 +119,14 @@
 )]
 
 use crate::{
-    Args, Call, Cmd, CmdFlags, FieldValues, FromRedis, GeoMatch, Pipeline, Redis, Result, ToArg,
-    Value,
+    Args, Cached, Call, Cmd, CmdFlags, FieldValues, FromRedis, GeoMatch, Pipeline, Redis, Result,
+    ToArg, Value,
 };
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::future::IntoFuture;
 use std::marker::PhantomData;
+use std::time::Duration;
 
 /// Something a built command can be sent to: a client (awaiting gives the reply) or a pipeline
 /// (the command is added).
@@ -469,6 +478,28 @@ macro_rules! builder {
             /// `p.incr("n").get("k").query::<(i64, Option<Bytes>)>()`.
             pub fn query<R: FromRedis>(self) -> Call<R> {
                 self.decode::<Value>().query()
+            }
+        }
+    };
+}
+
+/// `.cached()` and `.cached_for(ttl)` on the builder of a cacheable command built on a client
+/// (any [`Redis`], never a pipeline): the generated code invokes it beside `builder!` for each
+/// command codegen's rule admits (`codegen/src/cacheable.rs`).
+macro_rules! cacheable {
+    ($name:ident) => {
+        impl<'a, C: Redis + ?Sized, Reply> $name<&'a C, Reply> {
+            /// Reads it through the client's cache: served from memory while the server has not
+            /// invalidated its keys, else sent (and kept). Await it for the same reply as the
+            /// command's. See [`Cached`] (and, without a cache, it is simply sent).
+            pub fn cached(self) -> Cached<'a, C, Reply> {
+                Cached::new(self.target, self.kept, None)
+            }
+
+            /// [`cached`](Self::cached), its entry kept at most `ttl` (instead of the cache's
+            /// [`Cache::ttl`](crate::Cache::ttl); never past a key's expiry).
+            pub fn cached_for(self, ttl: Duration) -> Cached<'a, C, Reply> {
+                Cached::new(self.target, self.kept, Some(ttl))
             }
         }
     };

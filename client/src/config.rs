@@ -160,6 +160,8 @@ pub struct Config {
     pub(crate) engine: Engine,
     pub(crate) limits: Limits,
     pub(crate) tracking: Option<Tracking>,
+    /// Client-side caching ([`Config::cache`]).
+    pub(crate) cache: Option<crate::Cache>,
     pub(crate) backoff_min: Duration,
     pub(crate) backoff_max: Duration,
     /// Seeds the reconnect jitter; each clone of a `Config` draws its own.
@@ -264,6 +266,7 @@ impl std::fmt::Debug for Config {
             backoff_seed: _,
             subscriber_queue_limit,
             tracking,
+            cache,
             readonly: _,
             #[cfg(feature = "tls")]
             tls,
@@ -290,6 +293,7 @@ impl std::fmt::Debug for Config {
             .field("backoff_max", backoff_max)
             .field("subscriber_queue_limit", subscriber_queue_limit)
             .field("tracking", tracking)
+            .field("cache", cache)
             .field("sentinel", sentinel);
         #[cfg(feature = "tls")]
         f.field("tls", tls);
@@ -333,6 +337,7 @@ impl Default for Config {
             engine: Engine::Auto,
             limits: Limits::default(),
             tracking: None,
+            cache: None,
             backoff_min: Duration::from_millis(5),
             backoff_max: Duration::from_secs(1),
             backoff_seed: JitterSeed::draw(),
@@ -664,6 +669,38 @@ impl Config {
     /// ```
     pub fn tracking(mut self, tracking: Tracking) -> Config {
         self.tracking = Some(tracking);
+        self
+    }
+
+    /// Client-side caching (off by default): replies of cached reads
+    /// (`client.get("k").cached()`) kept in memory and answered from there, with no round trip,
+    /// until the server says their keys changed (see [`Cache`](crate::Cache) for its settings:
+    /// budget, lifetime, `OPTIN`, `BCAST`).
+    ///
+    /// The client turns `CLIENT TRACKING ON` on for its connection itself, in the handshake of
+    /// every (re)connect; invalidations are applied as they arrive, in order with the replies,
+    /// and a lost connection drops everything cached (the server forgot what it tracked). A
+    /// write sent through the client (a command the spec flags as a write, its keys marked)
+    /// drops the entries of its keys before it is sent, so the client reads its own writes.
+    /// [`Client::on_push`](crate::Client::on_push) still gets the `invalidate` pushes. A
+    /// [`Pool`](crate::Pool), a [`Spread`](crate::Spread) and a
+    /// [`ClusterClient`](crate::ClusterClient) keep one cache for all their connections. The
+    /// dedicated connections of blocking calls and `watch_transaction` cache nothing and track
+    /// nothing. Without a cache, a cached read is simply sent.
+    ///
+    /// It needs RESP3 (invalidations are pushes on the connection itself): with
+    /// [`Protocol::Resp2`] the client is refused when made, and a server that does not speak
+    /// RESP3 (before Redis 6) fails the connection attempt, both with
+    /// [`Error::Client`](crate::Error::Client). [`Config::tracking`] with it is refused too
+    /// (the cache turns tracking on itself).
+    ///
+    /// ```
+    /// use ringdis::{Cache, Config};
+    /// use std::time::Duration;
+    /// let config = Config::new().cache(Cache::new().max_bytes(16 << 20).ttl(Duration::from_secs(10)));
+    /// ```
+    pub fn cache(mut self, cache: crate::Cache) -> Config {
+        self.cache = Some(cache);
         self
     }
 

@@ -110,11 +110,13 @@ mod value;
 
 // The handles' modules keep their short paths (`crate::client`, `crate::pipeline`…).
 use handle::{
-    callable, client, cluster, inbox, pipeline, pool, redis, scan, script, spread, subscriber,
+    cached, callable, client, cluster, inbox, pipeline, pool, redis, scan, script, spread,
+    subscriber,
 };
 
 pub use bytes::Bytes;
 pub use cache::{Cache, CacheStats};
+pub use cached::Cached;
 pub use callable::Callable;
 pub use client::{Call, Client, OnReply};
 pub use cluster::subscriber::ClusterSubscriber;

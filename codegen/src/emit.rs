@@ -1,5 +1,6 @@
 //! Emitting Rust for the plans, with `quote` and `prettyplease`.
 
+use crate::cacheable::is_cacheable;
 use crate::model::{reply_type, Command, Overrides, Replies, ReplyOption, Spec};
 use crate::plan::{self, Enums, Param, Plan, Seg, Ty, Write};
 use proc_macro2::{Ident, Literal, Span, TokenStream};
@@ -244,6 +245,10 @@ pub fn command_doc(
     d
 }
 
+/// The line a cacheable command's method docs end with.
+const CACHEABLE_DOC: &str = "- cacheable: `.cached()` / `.cached_for(ttl)` read it through the \
+                             client's cache ([`Cached`])\n";
+
 /// How the options of one builder that change the reply re-type it.
 struct Retype {
     /// Method → the reply type it gives.
@@ -349,7 +354,13 @@ pub fn generate(spec: &Spec, replies: &Replies, overrides: &Overrides) -> Result
 
     let mut trait_methods = Vec::new();
     let mut items = Vec::new();
+    // The cacheable commands, by wire name, for the docs and `CACHEABLE_COMMANDS`.
+    let mut cached_wire = Vec::new();
     for (p, c) in &plans {
+        let cacheable = is_cacheable(&p.name, c);
+        if cacheable {
+            cached_wire.push(p.wire.clone());
+        }
         let shape = replies.get(&p.name).map_or("any", String::as_str);
         let reply_src = reply_type(shape).unwrap_or("Value");
         let reply: TokenStream = reply_src.parse().expect("reply types parse");
@@ -364,7 +375,7 @@ pub fn generate(spec: &Spec, replies: &Replies, overrides: &Overrides) -> Result
             .filter(|e| e.command == p.name)
             .collect();
         let re = retype(p, reply_src, &entries)?;
-        let doc = docs(&command_doc(
+        let mut doc = command_doc(
             p,
             c,
             reply_src,
@@ -372,7 +383,11 @@ pub fn generate(spec: &Spec, replies: &Replies, overrides: &Overrides) -> Result
             spec.probe.is_some(),
             untyped,
             &re.docs,
-        ));
+        );
+        if cacheable {
+            doc.push_str(CACHEABLE_DOC);
+        }
+        let doc = docs(&doc);
         let b = ident(&p.builder);
         let m = ident(&p.method);
         let wire = &p.wire;
@@ -620,6 +635,9 @@ pub fn generate(spec: &Spec, replies: &Replies, overrides: &Overrides) -> Result
             #(#state_impls)*
             builder!(#b);
         });
+        if cacheable {
+            items.push(quote!(cacheable!(#b);));
+        }
     }
     for d in &defs {
         let n = ident(&d.name);
@@ -652,10 +670,24 @@ pub fn generate(spec: &Spec, replies: &Replies, overrides: &Overrides) -> Result
         "One method per command of the spec ({count} commands, from {}).",
         spec.source
     );
+    let cached_doc = format!(
+        " The builders of the cacheable commands ({}) also have `.cached()` and `.cached_for(ttl)`, on \
+         a client (not a pipeline): see [`Cached`] for the rule and what a \
+         cached read does: {}.",
+        cached_wire.len(),
+        cached_wire
+            .iter()
+            .map(|w| format!("`{w}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let cached_list = &cached_wire;
     let file = quote! {
         /// Every command of the spec, as a method: see the [module docs](self).
         ///
         #[doc = #header]
+        ///
+        #[doc = #cached_doc]
         pub trait Commands: Sized {
             /// Where the built commands go.
             type Target: Dispatch;
@@ -665,6 +697,9 @@ pub fn generate(spec: &Spec, replies: &Replies, overrides: &Overrides) -> Result
         }
         /// How many methods [`Commands`] has: one per command of the spec.
         pub const COMMAND_COUNT: usize = #count;
+        /// The commands whose builders have `.cached()` (see [`Cached`]), as
+        /// their names are sent (`"GET"`, `"XINFO STREAM"`), sorted by spec name.
+        pub const CACHEABLE_COMMANDS: &[&str] = &[#(#cached_list),*];
         #(#items)*
     };
     let syntax: syn::File = syn::parse2(file).map_err(|e| format!("generated code: {e}"))?;

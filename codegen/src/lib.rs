@@ -1,6 +1,7 @@
 //! The generator behind ringdis's typed command API: `dump` reads a live server into
 //! `commands.json`; [`generate`] turns it (with `replies.json`) into Rust. See README.md.
 
+pub mod cacheable;
 pub mod dump;
 pub mod emit;
 pub mod gate;
@@ -21,6 +22,10 @@ pub fn generated_files(
     commands_json: &str,
     replies_json: &str,
 ) -> Result<Vec<(&'static str, String)>, String> {
+    // Every command named as not cacheable is still in the spec and still admitted by the
+    // rule otherwise (as `generate_gate` checks its own list).
+    let spec = model::Spec::parse(commands_json).map_err(|e| format!("commands.json: {e}"))?;
+    cacheable::check_listed(&spec)?;
     Ok(vec![
         ("commands.rs", generate(commands_json, replies_json)?),
         ("spec_flags.rs", generate_gate(commands_json)?),

@@ -487,3 +487,30 @@ fn reply_options_retype_the_builder() {
         assert!(e.contains(says), "{entry}: {e}");
     }
 }
+
+#[test]
+fn cacheable_commands_get_cached_methods_and_a_doc_line() {
+    let code = gen(
+        r#""get": {"arity": 2, "group": "string", "since": "1.0.0", "flags": ["readonly", "fast"],
+            "key_specs": [{"flags": ["RO", "access"]}],
+            "arguments": [{"name": "key", "type": "key", "key_spec_index": 0}]},
+           "set": {"arity": -3, "group": "string", "since": "1.0.0", "flags": ["write"],
+            "key_specs": [{"flags": ["RW"]}],
+            "arguments": [{"name": "key", "type": "key", "key_spec_index": 0},
+                          {"name": "value", "type": "string"}]},
+           "ttl": {"arity": 2, "group": "generic", "since": "1.0.0", "flags": ["readonly"],
+            "tips": ["nondeterministic_output"], "key_specs": [{"flags": ["RO"]}],
+            "arguments": [{"name": "key", "type": "key", "key_spec_index": 0}]}"#,
+        r#"{"get": "bulk_or_nil", "set": "ok_or_nil", "ttl": "int"}"#,
+    );
+    assert!(code.contains("builder!(Get); cacheable!(Get);"), "{code}");
+    assert!(code.contains("builder!(Set);") && !code.contains("cacheable!(Set);"));
+    assert!(code.contains("builder!(Ttl);") && !code.contains("cacheable!(Ttl);"));
+    assert!(code.contains(
+        "/// - cacheable: `.cached()` / `.cached_for(ttl)` read it through the client's cache \
+         ([`Cached`]) fn get(self"
+    ));
+    assert_eq!(code.matches("/// - cacheable:").count(), 1);
+    assert!(code.contains(r#"pub const CACHEABLE_COMMANDS: &[&str] = &["GET"];"#));
+    assert!(code.contains("The builders of the cacheable commands (1) also have"));
+}

@@ -136,6 +136,7 @@ impl Core {
                 db: config.db,
                 readonly: config.readonly,
                 tracking: config.tracking.as_ref().map(|t| t.cmd()),
+                cache: false,
                 verify_role: config.sentinel.as_ref().map(|s| {
                     if s.for_replica {
                         super::Role::Replica
@@ -188,6 +189,14 @@ impl Core {
 
     fn set_state(&mut self, state: State) {
         self.state = state;
+    }
+
+    /// This connection keeps a client-side cache true: its handshake turns tracking on with
+    /// `tracking` (the cache's `CLIENT TRACKING ON …`) on every (re)connect, and refuses a
+    /// server that will not speak RESP3. Set before the first attempt.
+    pub fn track_for_cache(&mut self, tracking: Cmd) {
+        self.creds.tracking = Some(tracking);
+        self.creds.cache = true;
     }
 
     /// The address the transport connects to now, when it is not the configuration's (a

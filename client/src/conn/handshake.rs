@@ -60,6 +60,10 @@ pub(crate) struct Credentials {
     pub readonly: bool,
     /// `CLIENT TRACKING ON …`, when configured.
     pub tracking: Option<Cmd>,
+    /// `tracking` is the client-side cache's ([`Config::cache`](crate::Config::cache)): it
+    /// needs RESP3 (invalidations are pushes on this connection), so a server that will not
+    /// speak it fails the attempt.
+    pub cache: bool,
     /// Send `ROLE` and accept only a node in this role: a primary ([`Role::Primary`], a
     /// connection to a Sentinel-managed primary) or a replica (its replica reads).
     pub verify_role: Option<Role>,
@@ -75,6 +79,8 @@ impl std::fmt::Debug for Credentials {
             .field("db", &self.db)
             .field("verify_role", &self.verify_role)
             .field("readonly", &self.readonly)
+            .field("tracking", &self.tracking)
+            .field("cache", &self.cache)
             .finish()
     }
 }
@@ -187,6 +193,9 @@ impl Handshake {
             Err(Error::Server { kind, message })
                 if step.kind == StepKind::Hello && hello_unsupported(&kind, &message) =>
             {
+                if creds.cache {
+                    return Outcome::Fail(needs_resp3(&message));
+                }
                 self.attempt += 1;
                 self.resp3 = false;
                 let cmds = self.resp2(creds);
@@ -237,6 +246,7 @@ fn refused(step: StepKind, err: Error, creds: &Credentials) -> Error {
         StepKind::ReadOnly => {
             "READONLY, for ClusterBuilder::read_from_replicas (a cluster node)".to_owned()
         }
+        StepKind::Tracking if creds.cache => "CLIENT TRACKING, for Config::cache".to_owned(),
         StepKind::Tracking => "CLIENT TRACKING, from Config::tracking".to_owned(),
         StepKind::Role => "ROLE, checking that Sentinel's address is the primary's".to_owned(),
     };
@@ -244,6 +254,16 @@ fn refused(step: StepKind, err: Error, creds: &Credentials) -> Error {
         kind,
         message: format!("{message} (the connection's handshake: {what})"),
     }
+}
+
+/// Why a caching connection's attempt fails when the server will not speak RESP3 (`why`: its
+/// answer to `HELLO 3`).
+fn needs_resp3(why: &str) -> Error {
+    Error::client(format!(
+        "Config::cache needs RESP3, and the server will not speak it (HELLO 3 answered: {why}): \
+         its invalidations would never arrive (use Redis 6 or later, or a client without \
+         Config::cache)"
+    ))
 }
 
 /// The role a connection's `ROLE` check accepts ([`Credentials::verify_role`]).
@@ -301,6 +321,7 @@ mod tests {
             db: 3,
             readonly: false,
             tracking: None,
+            cache: false,
             verify_role: None,
         }
     }
@@ -507,6 +528,96 @@ mod tests {
                 "CLIENT TRACKING ON PREFIX u: BCAST NOLOOP"
             ]
         );
+    }
+
+    /// A caching connection's handshake turns tracking on last, in the cache's mode (never
+    /// `NOLOOP`: a write this connection sends must invalidate too), after everything else.
+    #[test]
+    fn the_cache_tracks_last_in_its_mode() {
+        let cases = [
+            (crate::Cache::new(), "CLIENT TRACKING ON"),
+            (crate::Cache::new().optin(), "CLIENT TRACKING ON OPTIN"),
+            (
+                crate::Cache::new().bcast(["u:", "s:"]),
+                "CLIENT TRACKING ON BCAST PREFIX u: PREFIX s:",
+            ),
+        ];
+        for (cache, tracking) in cases {
+            let c = Credentials {
+                readonly: true,
+                verify_role: Some(Role::Primary),
+                tracking: Some(cache.tracking_cmd()),
+                cache: true,
+                ..creds()
+            };
+            let (_, cmds) = Handshake::start(&c);
+            assert_eq!(
+                names(&cmds),
+                [
+                    "HELLO 3 AUTH app pw SETNAME svc",
+                    "SELECT 3",
+                    "ROLE",
+                    "READONLY",
+                    tracking
+                ]
+            );
+        }
+    }
+
+    /// A server that will not speak RESP3 fails a caching connection's attempt with a client
+    /// error saying why (its invalidations could never arrive), instead of a connection that
+    /// would cache without ever hearing of a change; without the cache it falls back to RESP2.
+    #[test]
+    fn a_caching_connection_refuses_resp2() {
+        for answer in [
+            "ERR unknown command 'HELLO'",
+            "NOPROTO sorry, this protocol version is not supported",
+        ] {
+            let c = Credentials {
+                tracking: Some(crate::Cache::new().tracking_cmd()),
+                cache: true,
+                ..creds()
+            };
+            let (mut hs, cmds) = Handshake::start(&c);
+            let refused = Err(Error::server_from_line(answer));
+            let Outcome::Fail(e) = hs.on_reply(cmds[0].1, refused, &c) else {
+                panic!("{answer}")
+            };
+            assert!(e.is_client(), "{e:?}");
+            assert!(e.to_string().contains("Config::cache needs RESP3"), "{e}");
+            // The same server, no cache: RESP2.
+            let c = Credentials { cache: false, ..c };
+            let (mut hs, cmds) = Handshake::start(&c);
+            let refused = Err(Error::server_from_line(answer));
+            assert!(matches!(
+                hs.on_reply(cmds[0].1, refused, &c),
+                Outcome::Send(_)
+            ));
+        }
+    }
+
+    /// A caching connection whose `CLIENT TRACKING` the server refuses says the cache sent it.
+    #[test]
+    fn a_refused_cache_tracking_names_the_cache() {
+        let c = Credentials {
+            tracking: Some(crate::Cache::new().tracking_cmd()),
+            cache: true,
+            ..creds()
+        };
+        let (mut hs, cmds) = Handshake::start(&c);
+        assert!(matches!(
+            hs.on_reply(cmds[0].1, Ok(Value::Map(vec![])), &c),
+            Outcome::Continue
+        ));
+        assert!(matches!(
+            hs.on_reply(cmds[1].1, Ok(Value::Simple("OK".into())), &c),
+            Outcome::Continue
+        ));
+        let refused = Err(Error::server_from_line("ERR some reason"));
+        let Outcome::Fail(e) = hs.on_reply(cmds[2].1, refused, &c) else {
+            panic!()
+        };
+        assert!(e.to_string().contains("for Config::cache"), "{e}");
     }
 
     /// A connection to a Sentinel-managed primary checks `ROLE` after the credentials, in both

@@ -13,5 +13,6 @@ mod queue;
 pub(crate) use self::core::{Core, Want};
 pub(crate) use event::Event;
 pub(crate) use handshake::Role;
+pub(crate) use pubsub::{invalidation, Invalidation};
 pub use pubsub::{Message, SubKind, INVALIDATE_CHANNEL};
 pub(crate) use queue::Payload;

@@ -166,6 +166,38 @@ fn detach(v: Value) -> Value {
     }
 }
 
+/// What an `invalidate` push (RESP3 client-side caching) says.
+#[derive(Debug, PartialEq)]
+pub(crate) enum Invalidation<'a> {
+    /// These keys changed (each element a key; anything else in the array is no key).
+    Keys(&'a [Value]),
+    /// Every key: a nil payload (`FLUSHALL`, `FLUSHDB`, tracking lost).
+    All,
+}
+
+/// The invalidation `v` carries, if it is an `invalidate` push (`>2 invalidate <keys | nil>`).
+pub(crate) fn invalidation(v: &Value) -> Option<Invalidation<'_>> {
+    let Value::Push(items) = v else {
+        return None;
+    };
+    let [kind, payload] = &items[..] else {
+        return None;
+    };
+    if !kind
+        .as_bytes()
+        .is_some_and(|k| k.eq_ignore_ascii_case(b"invalidate"))
+    {
+        return None;
+    }
+    match payload {
+        Value::Nil => Some(Invalidation::All),
+        Value::Array(keys) | Value::Set(keys) | Value::Push(keys) => Some(Invalidation::Keys(keys)),
+        // A lone key: not what servers send, but what it would mean.
+        key if key.as_bytes().is_some() => Some(Invalidation::Keys(std::slice::from_ref(key))),
+        _ => None,
+    }
+}
+
 /// What a frame on a subscriber connection is.
 pub(crate) enum Frame {
     /// A published message.
@@ -324,6 +356,26 @@ impl Subscriptions {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The invalidations an `invalidate` push carries; any other frame carries none.
+    #[test]
+    fn invalidation_pushes_name_keys_or_everything() {
+        let b = |s: &'static str| Value::Bulk(Bytes::from_static(s.as_bytes()));
+        let keys = vec![b("a"), b("b")];
+        let push = Value::Push(vec![b("invalidate"), Value::Array(keys.clone())]);
+        assert_eq!(invalidation(&push), Some(Invalidation::Keys(&keys)));
+        let all = Value::Push(vec![b("invalidate"), Value::Nil]);
+        assert_eq!(invalidation(&all), Some(Invalidation::All));
+        for other in [
+            // Not a push: a reply that looks like one.
+            Value::Array(vec![b("invalidate"), Value::Nil]),
+            Value::Push(vec![b("message"), b("ch"), b("x")]),
+            Value::Push(vec![b("invalidate")]),
+            Value::Push(vec![b("invalidate"), Value::Int(3)]),
+        ] {
+            assert_eq!(invalidation(&other), None, "{other:?}");
+        }
+    }
 
     fn b(s: &str) -> Value {
         Value::Bulk(Bytes::copy_from_slice(s.as_bytes()))

@@ -38,8 +38,9 @@
 //! write after reading, as they do for the core's own handshake.
 
 use super::source::{Follower, Lookup, Source};
+use crate::cache::Shared;
 use crate::config::{Addr, Config};
-use crate::conn::{Core, Event, Payload, Want};
+use crate::conn::{invalidation, Core, Event, Invalidation, Payload, Want};
 use crate::inbox::InboxTx;
 use crate::stats::{Counters, Stats};
 use crate::trace::{self, Span};
@@ -117,6 +118,9 @@ struct Session {
     /// Slots of the callers of `disconnect` not answered yet.
     disconnecting: Vec<u64>,
     pushes: Pushes,
+    /// The client-side cache this connection's invalidations keep true ([`Link::set_cache`]):
+    /// applied here, under the lock, in order with the replies.
+    cache: Option<Arc<Shared>>,
     inbox: Option<InboxTx>,
     /// The engine is gone ([`Link::stopped`]): every request fails at once.
     stopped: bool,
@@ -368,6 +372,9 @@ impl Session {
                     self.slots.complete(id, result, after);
                 }
                 Event::Push(value) => {
+                    if let Some(cache) = &self.cache {
+                        apply_invalidation(cache, &value);
+                    }
                     self.pushes.queue.push_back(value);
                     after.pushes = true;
                 }
@@ -538,6 +545,7 @@ impl Link {
                 connecting: Vec::new(),
                 disconnecting: Vec::new(),
                 pushes: Pushes::default(),
+                cache: None,
                 inbox: None,
                 stopped: false,
                 replies_read: 0,
@@ -977,6 +985,19 @@ impl Link {
         self.drop_user(Box::new(old));
     }
 
+    /// Makes this connection keep `cache` true: its handshake turns `CLIENT TRACKING` on (the
+    /// cache's mode) on every (re)connect and refuses a server without RESP3, and every
+    /// `invalidate` push it reads is applied to `cache` under the link's lock, before any
+    /// reply read after it is handed over (lock order: link, then cache). A lost connection's
+    /// nil push flushes it. Set before the connection is first asked to connect.
+    pub fn set_cache(&self, cache: Arc<Shared>) {
+        let mut session = self.lock();
+        session
+            .core
+            .track_for_cache(cache.settings().tracking_cmd());
+        session.cache = Some(cache);
+    }
+
     /// Makes this a subscriber connection whose messages go to `inbox`.
     pub fn make_subscriber(&self, inbox: InboxTx) {
         let mut session = self.lock();
@@ -1345,8 +1366,22 @@ impl Link {
             }
             // Nothing more comes from the core; what it held is not handed over.
             while session.core.poll_event().is_some() {}
+            // No invalidation will ever arrive again: nothing cached may be trusted.
+            if let Some(cache) = &session.cache {
+                cache.flush();
+            }
         });
         self.connected.store(false, Ordering::Release);
+    }
+}
+
+/// Applies an `invalidate` push to `cache` (anything else is left alone): its keys' entries
+/// go, a nil payload flushes everything.
+fn apply_invalidation(cache: &Shared, push: &Value) {
+    match invalidation(push) {
+        Some(Invalidation::Keys(keys)) => cache.invalidate(keys.iter().filter_map(Value::as_bytes)),
+        Some(Invalidation::All) => cache.flush(),
+        None => {}
     }
 }
 

@@ -2,6 +2,8 @@
 /// Every command of the spec, as a method: see the [module docs](self).
 ///
 ///One method per command of the spec (378 commands, from valkey 9.1.2).
+///
+/// The builders of the cacheable commands (65) also have `.cached()` and `.cached_for(ttl)`, on a client (not a pipeline): see [`Cached`] for the rule and what a cached read does: `BITCOUNT`, `BITFIELD_RO`, `BITPOS`, `EXISTS`, `EXPIRETIME`, `GEODIST`, `GEOHASH`, `GEOPOS`, `GEORADIUS_RO`, `GEORADIUSBYMEMBER_RO`, `GEOSEARCH`, `GET`, `GETBIT`, `GETRANGE`, `HEXISTS`, `HEXPIRETIME`, `HGET`, `HGETALL`, `HKEYS`, `HLEN`, `HMGET`, `HPEXPIRETIME`, `HSTRLEN`, `HVALS`, `LCS`, `LINDEX`, `LLEN`, `LPOS`, `LRANGE`, `MGET`, `PEXPIRETIME`, `PFCOUNT`, `SCARD`, `SDIFF`, `SINTER`, `SINTERCARD`, `SISMEMBER`, `SMEMBERS`, `SMISMEMBER`, `STRLEN`, `SUBSTR`, `SUNION`, `TYPE`, `XINFO GROUPS`, `XINFO STREAM`, `XLEN`, `XRANGE`, `XREVRANGE`, `ZCARD`, `ZCOUNT`, `ZDIFF`, `ZINTER`, `ZINTERCARD`, `ZLEXCOUNT`, `ZMSCORE`, `ZRANGE`, `ZRANGEBYLEX`, `ZRANGEBYSCORE`, `ZRANK`, `ZREVRANGE`, `ZREVRANGEBYLEX`, `ZREVRANGEBYSCORE`, `ZREVRANK`, `ZSCORE`, `ZUNION`.
 pub trait Commands: Sized {
     /// Where the built commands go.
     type Target: Dispatch;
@@ -255,6 +257,7 @@ pub trait Commands: Sized {
     /// - complexity: O(N)
     /// - in Redis 7.0: yes
     /// - default reply: `i64` (int); `.decode::<T>()` for another type
+    /// - cacheable: `.cached()` / `.cached_for(ttl)` read it through the client's cache ([`Cached`])
     fn bitcount(self, key: impl ToArg) -> Bitcount<Self::Target> {
         Bitcount::new(self.into_target(), key)
     }
@@ -281,6 +284,7 @@ pub trait Commands: Sized {
     /// - complexity: O(1) for each subcommand specified
     /// - in Redis 7.0: yes
     /// - default reply: `Vec<i64>` (array_int); `.decode::<T>()` for another type
+    /// - cacheable: `.cached()` / `.cached_for(ttl)` read it through the client's cache ([`Cached`])
     fn bitfield_ro(self, key: impl ToArg) -> BitfieldRo<Self::Target> {
         BitfieldRo::new(self.into_target(), key)
     }
@@ -312,6 +316,7 @@ pub trait Commands: Sized {
     /// - complexity: O(N)
     /// - in Redis 7.0: yes
     /// - default reply: `i64` (int); `.decode::<T>()` for another type
+    /// - cacheable: `.cached()` / `.cached_for(ttl)` read it through the client's cache ([`Cached`])
     fn bitpos(self, key: impl ToArg, bit: i64) -> Bitpos<Self::Target> {
         Bitpos::new(self.into_target(), key, bit)
     }
@@ -1603,6 +1608,7 @@ pub trait Commands: Sized {
     /// - complexity: O(N) where N is the number of keys to check.
     /// - in Redis 7.0: yes
     /// - default reply: `i64` (int); `.decode::<T>()` for another type
+    /// - cacheable: `.cached()` / `.cached_for(ttl)` read it through the client's cache ([`Cached`])
     fn exists(self, key: impl ToArg) -> Exists<Self::Target> {
         Exists::new(self.into_target(), key)
     }
@@ -1646,6 +1652,7 @@ pub trait Commands: Sized {
     /// - complexity: O(1)
     /// - in Redis 7.0: yes
     /// - default reply: `i64` (int); `.decode::<T>()` for another type
+    /// - cacheable: `.cached()` / `.cached_for(ttl)` read it through the client's cache ([`Cached`])
     fn expiretime(self, key: impl ToArg) -> Expiretime<Self::Target> {
         Expiretime::new(self.into_target(), key)
     }
@@ -1865,6 +1872,7 @@ pub trait Commands: Sized {
     /// - complexity: O(1)
     /// - in Redis 7.0: yes
     /// - default reply: `Option<f64>` (double_or_nil); `.decode::<T>()` for another type
+    /// - cacheable: `.cached()` / `.cached_for(ttl)` read it through the client's cache ([`Cached`])
     fn geodist(
         self,
         key: impl ToArg,
@@ -1883,6 +1891,7 @@ pub trait Commands: Sized {
     /// - complexity: O(1) for each member requested.
     /// - in Redis 7.0: yes
     /// - default reply: `Vec<Option<Bytes>>` (array_bulk_or_nil); `.decode::<T>()` for another type
+    /// - cacheable: `.cached()` / `.cached_for(ttl)` read it through the client's cache ([`Cached`])
     fn geohash(self, key: impl ToArg) -> Geohash<Self::Target> {
         Geohash::new(self.into_target(), key)
     }
@@ -1896,6 +1905,7 @@ pub trait Commands: Sized {
     /// - complexity: O(1) for each member requested.
     /// - in Redis 7.0: yes
     /// - default reply: `Vec<Option<(f64, f64)>>` (geo_positions); `.decode::<T>()` for another type
+    /// - cacheable: `.cached()` / `.cached_for(ttl)` read it through the client's cache ([`Cached`])
     fn geopos(self, key: impl ToArg) -> Geopos<Self::Target> {
         Geopos::new(self.into_target(), key)
     }
@@ -1932,6 +1942,7 @@ pub trait Commands: Sized {
     /// - in Redis 7.0: yes
     /// - default reply: `Vec<Bytes>` (array_bulk); `.decode::<T>()` for another type
     /// - with `.withcoord(..)` or `.withdist(..)` or `.withhash(..)`: `Vec<GeoMatch>` (valkey.io/commands/georadius_ro: WITHDIST/WITHHASH/WITHCOORD give each match as [member, dist?, hash?, [lon, lat]?])
+    /// - cacheable: `.cached()` / `.cached_for(ttl)` read it through the client's cache ([`Cached`])
     fn georadius_ro(
         self,
         key: impl ToArg,
@@ -1974,6 +1985,7 @@ pub trait Commands: Sized {
     /// - in Redis 7.0: yes
     /// - default reply: `Vec<Bytes>` (array_bulk); `.decode::<T>()` for another type
     /// - with `.withcoord(..)` or `.withdist(..)` or `.withhash(..)`: `Vec<GeoMatch>` (valkey.io/commands/georadiusbymember_ro: WITHDIST/WITHHASH/WITHCOORD give each match as [member, dist?, hash?, [lon, lat]?])
+    /// - cacheable: `.cached()` / `.cached_for(ttl)` read it through the client's cache ([`Cached`])
     fn georadiusbymember_ro(
         self,
         key: impl ToArg,
@@ -1994,6 +2006,7 @@ pub trait Commands: Sized {
     /// - in Redis 7.0: yes
     /// - default reply: `Vec<Bytes>` (array_bulk); `.decode::<T>()` for another type
     /// - with `.withcoord(..)` or `.withdist(..)` or `.withhash(..)`: `Vec<GeoMatch>` (valkey.io/commands/geosearch: WITHDIST/WITHHASH/WITHCOORD give each match as [member, dist?, hash?, [lon, lat]?])
+    /// - cacheable: `.cached()` / `.cached_for(ttl)` read it through the client's cache ([`Cached`])
     fn geosearch(self, key: impl ToArg) -> Geosearch<Self::Target> {
         Geosearch::new(self.into_target(), key)
     }
@@ -2024,6 +2037,7 @@ pub trait Commands: Sized {
     /// - complexity: O(1)
     /// - in Redis 7.0: yes
     /// - default reply: `Option<Bytes>` (bulk_or_nil); `.decode::<T>()` for another type
+    /// - cacheable: `.cached()` / `.cached_for(ttl)` read it through the client's cache ([`Cached`])
     fn get(self, key: impl ToArg) -> Get<Self::Target> {
         Get::new(self.into_target(), key)
     }
@@ -2037,6 +2051,7 @@ pub trait Commands: Sized {
     /// - complexity: O(1)
     /// - in Redis 7.0: yes
     /// - default reply: `i64` (int); `.decode::<T>()` for another type
+    /// - cacheable: `.cached()` / `.cached_for(ttl)` read it through the client's cache ([`Cached`])
     fn getbit(self, key: impl ToArg, offset: i64) -> Getbit<Self::Target> {
         Getbit::new(self.into_target(), key, offset)
     }
@@ -2076,6 +2091,7 @@ pub trait Commands: Sized {
     /// - complexity: O(N) where N is the length of the returned string. The complexity is ultimately determined by the returned length, but because creating a substring from an existing string is very cheap, it can be considered O(1) for small strings.
     /// - in Redis 7.0: yes
     /// - default reply: `Option<Bytes>` (bulk_or_nil); `.decode::<T>()` for another type
+    /// - cacheable: `.cached()` / `.cached_for(ttl)` read it through the client's cache ([`Cached`])
     fn getrange(self, key: impl ToArg, start: i64, end: i64) -> Getrange<Self::Target> {
         Getrange::new(self.into_target(), key, start, end)
     }
@@ -2128,6 +2144,7 @@ pub trait Commands: Sized {
     /// - complexity: O(1)
     /// - in Redis 7.0: yes
     /// - default reply: `bool` (bool); `.decode::<T>()` for another type
+    /// - cacheable: `.cached()` / `.cached_for(ttl)` read it through the client's cache ([`Cached`])
     fn hexists(self, key: impl ToArg, field: impl ToArg) -> Hexists<Self::Target> {
         Hexists::new(self.into_target(), key, field)
     }
@@ -2177,6 +2194,7 @@ pub trait Commands: Sized {
     /// - complexity: O(N) where N is the number of specified fields.
     /// - in Redis 7.0: no (Valkey, or newer Redis)
     /// - default reply: `Vec<i64>` (array_int); `.decode::<T>()` for another type
+    /// - cacheable: `.cached()` / `.cached_for(ttl)` read it through the client's cache ([`Cached`])
     fn hexpiretime(
         self,
         key: impl ToArg,
@@ -2194,6 +2212,7 @@ pub trait Commands: Sized {
     /// - complexity: O(1)
     /// - in Redis 7.0: yes
     /// - default reply: `Option<Bytes>` (bulk_or_nil); `.decode::<T>()` for another type
+    /// - cacheable: `.cached()` / `.cached_for(ttl)` read it through the client's cache ([`Cached`])
     fn hget(self, key: impl ToArg, field: impl ToArg) -> Hget<Self::Target> {
         Hget::new(self.into_target(), key, field)
     }
@@ -2207,6 +2226,7 @@ pub trait Commands: Sized {
     /// - complexity: O(N) where N is the size of the hash.
     /// - in Redis 7.0: yes
     /// - default reply: `HashMap<Bytes, Bytes>` (map); `.decode::<T>()` for another type
+    /// - cacheable: `.cached()` / `.cached_for(ttl)` read it through the client's cache ([`Cached`])
     fn hgetall(self, key: impl ToArg) -> Hgetall<Self::Target> {
         Hgetall::new(self.into_target(), key)
     }
@@ -2282,6 +2302,7 @@ pub trait Commands: Sized {
     /// - complexity: O(N) where N is the size of the hash.
     /// - in Redis 7.0: yes
     /// - default reply: `Vec<Bytes>` (array_bulk); `.decode::<T>()` for another type
+    /// - cacheable: `.cached()` / `.cached_for(ttl)` read it through the client's cache ([`Cached`])
     fn hkeys(self, key: impl ToArg) -> Hkeys<Self::Target> {
         Hkeys::new(self.into_target(), key)
     }
@@ -2295,6 +2316,7 @@ pub trait Commands: Sized {
     /// - complexity: O(1)
     /// - in Redis 7.0: yes
     /// - default reply: `i64` (int); `.decode::<T>()` for another type
+    /// - cacheable: `.cached()` / `.cached_for(ttl)` read it through the client's cache ([`Cached`])
     fn hlen(self, key: impl ToArg) -> Hlen<Self::Target> {
         Hlen::new(self.into_target(), key)
     }
@@ -2308,6 +2330,7 @@ pub trait Commands: Sized {
     /// - complexity: O(N) where N is the number of fields being requested.
     /// - in Redis 7.0: yes
     /// - default reply: `Vec<Option<Bytes>>` (array_bulk_or_nil); `.decode::<T>()` for another type
+    /// - cacheable: `.cached()` / `.cached_for(ttl)` read it through the client's cache ([`Cached`])
     fn hmget(self, key: impl ToArg, field: impl ToArg) -> Hmget<Self::Target> {
         Hmget::new(self.into_target(), key, field)
     }
@@ -2388,6 +2411,7 @@ pub trait Commands: Sized {
     /// - complexity: O(N) where N is the number of specified fields.
     /// - in Redis 7.0: no (Valkey, or newer Redis)
     /// - default reply: `Vec<i64>` (array_int); `.decode::<T>()` for another type
+    /// - cacheable: `.cached()` / `.cached_for(ttl)` read it through the client's cache ([`Cached`])
     fn hpexpiretime(
         self,
         key: impl ToArg,
@@ -2512,6 +2536,7 @@ pub trait Commands: Sized {
     /// - complexity: O(1)
     /// - in Redis 7.0: yes
     /// - default reply: `i64` (int); `.decode::<T>()` for another type
+    /// - cacheable: `.cached()` / `.cached_for(ttl)` read it through the client's cache ([`Cached`])
     fn hstrlen(self, key: impl ToArg, field: impl ToArg) -> Hstrlen<Self::Target> {
         Hstrlen::new(self.into_target(), key, field)
     }
@@ -2538,6 +2563,7 @@ pub trait Commands: Sized {
     /// - complexity: O(N) where N is the size of the hash.
     /// - in Redis 7.0: yes
     /// - default reply: `Vec<Bytes>` (array_bulk); `.decode::<T>()` for another type
+    /// - cacheable: `.cached()` / `.cached_for(ttl)` read it through the client's cache ([`Cached`])
     fn hvals(self, key: impl ToArg) -> Hvals<Self::Target> {
         Hvals::new(self.into_target(), key)
     }
@@ -2722,6 +2748,7 @@ pub trait Commands: Sized {
     /// - default reply: `Bytes` (bulk); `.decode::<T>()` for another type
     /// - with `.len(..)`: `i64` (valkey.io/commands/lcs: with LEN, the length of the match)
     /// - with `.idx(..)`: `HashMap<String, Value>` (valkey.io/commands/lcs: with IDX, a map of `matches` (ranges, with WITHMATCHLEN their lengths) and `len`)
+    /// - cacheable: `.cached()` / `.cached_for(ttl)` read it through the client's cache ([`Cached`])
     fn lcs(self, key1: impl ToArg, key2: impl ToArg) -> Lcs<Self::Target> {
         Lcs::new(self.into_target(), key1, key2)
     }
@@ -2735,6 +2762,7 @@ pub trait Commands: Sized {
     /// - complexity: O(N) where N is the number of elements to traverse to get to the element at index. This makes asking for the first or the last element of the list O(1).
     /// - in Redis 7.0: yes
     /// - default reply: `Option<Bytes>` (bulk_or_nil); `.decode::<T>()` for another type
+    /// - cacheable: `.cached()` / `.cached_for(ttl)` read it through the client's cache ([`Cached`])
     fn lindex(self, key: impl ToArg, index: i64) -> Lindex<Self::Target> {
         Lindex::new(self.into_target(), key, index)
     }
@@ -2767,6 +2795,7 @@ pub trait Commands: Sized {
     /// - complexity: O(1)
     /// - in Redis 7.0: yes
     /// - default reply: `i64` (int); `.decode::<T>()` for another type
+    /// - cacheable: `.cached()` / `.cached_for(ttl)` read it through the client's cache ([`Cached`])
     fn llen(self, key: impl ToArg) -> Llen<Self::Target> {
         Llen::new(self.into_target(), key)
     }
@@ -2839,6 +2868,7 @@ pub trait Commands: Sized {
     /// - in Redis 7.0: yes
     /// - default reply: `Option<i64>` (int_or_nil); `.decode::<T>()` for another type
     /// - with `.count(..)`: `Vec<i64>` (valkey.io/commands/lpos: with COUNT, an array of positions (empty when nothing matches))
+    /// - cacheable: `.cached()` / `.cached_for(ttl)` read it through the client's cache ([`Cached`])
     fn lpos(self, key: impl ToArg, element: impl ToArg) -> Lpos<Self::Target> {
         Lpos::new(self.into_target(), key, element)
     }
@@ -2878,6 +2908,7 @@ pub trait Commands: Sized {
     /// - complexity: O(S+N) where S is the distance of start offset from HEAD for small lists, from nearest end (HEAD or TAIL) for large lists; and N is the number of elements in the specified range.
     /// - in Redis 7.0: yes
     /// - default reply: `Vec<Bytes>` (array_bulk); `.decode::<T>()` for another type
+    /// - cacheable: `.cached()` / `.cached_for(ttl)` read it through the client's cache ([`Cached`])
     fn lrange(self, key: impl ToArg, start: i64, stop: i64) -> Lrange<Self::Target> {
         Lrange::new(self.into_target(), key, start, stop)
     }
@@ -3018,6 +3049,7 @@ pub trait Commands: Sized {
     /// - complexity: O(N) where N is the number of keys to retrieve.
     /// - in Redis 7.0: yes
     /// - default reply: `Vec<Option<Bytes>>` (array_bulk_or_nil); `.decode::<T>()` for another type
+    /// - cacheable: `.cached()` / `.cached_for(ttl)` read it through the client's cache ([`Cached`])
     fn mget(self, key: impl ToArg) -> Mget<Self::Target> {
         Mget::new(self.into_target(), key)
     }
@@ -3310,6 +3342,7 @@ pub trait Commands: Sized {
     /// - complexity: O(1)
     /// - in Redis 7.0: yes
     /// - default reply: `i64` (int); `.decode::<T>()` for another type
+    /// - cacheable: `.cached()` / `.cached_for(ttl)` read it through the client's cache ([`Cached`])
     fn pexpiretime(self, key: impl ToArg) -> Pexpiretime<Self::Target> {
         Pexpiretime::new(self.into_target(), key)
     }
@@ -3336,6 +3369,7 @@ pub trait Commands: Sized {
     /// - complexity: O(1) with a very small average constant time when called with a single key. O(N) with N being the number of keys, and much bigger constant times, when called with multiple keys.
     /// - in Redis 7.0: yes
     /// - default reply: `i64` (int); `.decode::<T>()` for another type
+    /// - cacheable: `.cached()` / `.cached_for(ttl)` read it through the client's cache ([`Cached`])
     fn pfcount(self, key: impl ToArg) -> Pfcount<Self::Target> {
         Pfcount::new(self.into_target(), key)
     }
@@ -3769,6 +3803,7 @@ pub trait Commands: Sized {
     /// - complexity: O(1)
     /// - in Redis 7.0: yes
     /// - default reply: `i64` (int); `.decode::<T>()` for another type
+    /// - cacheable: `.cached()` / `.cached_for(ttl)` read it through the client's cache ([`Cached`])
     fn scard(self, key: impl ToArg) -> Scard<Self::Target> {
         Scard::new(self.into_target(), key)
     }
@@ -3873,6 +3908,7 @@ pub trait Commands: Sized {
     /// - complexity: O(N) where N is the total number of elements in all given sets.
     /// - in Redis 7.0: yes
     /// - default reply: `Vec<Bytes>` (array_bulk); `.decode::<T>()` for another type
+    /// - cacheable: `.cached()` / `.cached_for(ttl)` read it through the client's cache ([`Cached`])
     fn sdiff(self, key: impl ToArg) -> Sdiff<Self::Target> {
         Sdiff::new(self.into_target(), key)
     }
@@ -4006,6 +4042,7 @@ pub trait Commands: Sized {
     /// - complexity: O(N*M) worst case where N is the cardinality of the smallest set and M is the number of sets.
     /// - in Redis 7.0: yes
     /// - default reply: `Vec<Bytes>` (array_bulk); `.decode::<T>()` for another type
+    /// - cacheable: `.cached()` / `.cached_for(ttl)` read it through the client's cache ([`Cached`])
     fn sinter(self, key: impl ToArg) -> Sinter<Self::Target> {
         Sinter::new(self.into_target(), key)
     }
@@ -4019,6 +4056,7 @@ pub trait Commands: Sized {
     /// - complexity: O(N*M) worst case where N is the cardinality of the smallest set and M is the number of sets.
     /// - in Redis 7.0: yes
     /// - default reply: `i64` (int); `.decode::<T>()` for another type
+    /// - cacheable: `.cached()` / `.cached_for(ttl)` read it through the client's cache ([`Cached`])
     fn sintercard(self, key: impl ToArg) -> Sintercard<Self::Target> {
         Sintercard::new(self.into_target(), key)
     }
@@ -4049,6 +4087,7 @@ pub trait Commands: Sized {
     /// - complexity: O(1)
     /// - in Redis 7.0: yes
     /// - default reply: `bool` (bool); `.decode::<T>()` for another type
+    /// - cacheable: `.cached()` / `.cached_for(ttl)` read it through the client's cache ([`Cached`])
     fn sismember(self, key: impl ToArg, member: impl ToArg) -> Sismember<Self::Target> {
         Sismember::new(self.into_target(), key, member)
     }
@@ -4128,6 +4167,7 @@ pub trait Commands: Sized {
     /// - complexity: O(N) where N is the set cardinality.
     /// - in Redis 7.0: yes
     /// - default reply: `Vec<Bytes>` (array_bulk); `.decode::<T>()` for another type
+    /// - cacheable: `.cached()` / `.cached_for(ttl)` read it through the client's cache ([`Cached`])
     fn smembers(self, key: impl ToArg) -> Smembers<Self::Target> {
         Smembers::new(self.into_target(), key)
     }
@@ -4141,6 +4181,7 @@ pub trait Commands: Sized {
     /// - complexity: O(N) where N is the number of elements being checked for membership
     /// - in Redis 7.0: yes
     /// - default reply: `Vec<bool>` (array_bool); `.decode::<T>()` for another type
+    /// - cacheable: `.cached()` / `.cached_for(ttl)` read it through the client's cache ([`Cached`])
     fn smismember(
         self,
         key: impl ToArg,
@@ -4288,6 +4329,7 @@ pub trait Commands: Sized {
     /// - complexity: O(1)
     /// - in Redis 7.0: yes
     /// - default reply: `i64` (int); `.decode::<T>()` for another type
+    /// - cacheable: `.cached()` / `.cached_for(ttl)` read it through the client's cache ([`Cached`])
     fn strlen(self, key: impl ToArg) -> Strlen<Self::Target> {
         Strlen::new(self.into_target(), key)
     }
@@ -4315,6 +4357,7 @@ pub trait Commands: Sized {
     /// - complexity: O(N) where N is the length of the returned string. The complexity is ultimately determined by the returned length, but because creating a substring from an existing string is very cheap, it can be considered O(1) for small strings.
     /// - in Redis 7.0: yes
     /// - default reply: `Option<Bytes>` (bulk_or_nil); `.decode::<T>()` for another type
+    /// - cacheable: `.cached()` / `.cached_for(ttl)` read it through the client's cache ([`Cached`])
     fn substr(self, key: impl ToArg, start: i64, end: i64) -> Substr<Self::Target> {
         Substr::new(self.into_target(), key, start, end)
     }
@@ -4328,6 +4371,7 @@ pub trait Commands: Sized {
     /// - complexity: O(N) where N is the total number of elements in all given sets.
     /// - in Redis 7.0: yes
     /// - default reply: `Vec<Bytes>` (array_bulk); `.decode::<T>()` for another type
+    /// - cacheable: `.cached()` / `.cached_for(ttl)` read it through the client's cache ([`Cached`])
     fn sunion(self, key: impl ToArg) -> Sunion<Self::Target> {
         Sunion::new(self.into_target(), key)
     }
@@ -4437,6 +4481,7 @@ pub trait Commands: Sized {
     /// - complexity: O(1)
     /// - in Redis 7.0: yes
     /// - default reply: `String` (simple); `.decode::<T>()` for another type
+    /// - cacheable: `.cached()` / `.cached_for(ttl)` read it through the client's cache ([`Cached`])
     fn type_(self, key: impl ToArg) -> Type<Self::Target> {
         Type::new(self.into_target(), key)
     }
@@ -4742,6 +4787,7 @@ pub trait Commands: Sized {
     /// - complexity: O(1)
     /// - in Redis 7.0: yes
     /// - default reply: `Vec<HashMap<String, Value>>` (array_map_any); `.decode::<T>()` for another type
+    /// - cacheable: `.cached()` / `.cached_for(ttl)` read it through the client's cache ([`Cached`])
     fn xinfo_groups(self, key: impl ToArg) -> XinfoGroups<Self::Target> {
         XinfoGroups::new(self.into_target(), key)
     }
@@ -4768,6 +4814,7 @@ pub trait Commands: Sized {
     /// - complexity: O(1)
     /// - in Redis 7.0: yes
     /// - default reply: `HashMap<String, Value>` (map_any); `.decode::<T>()` for another type
+    /// - cacheable: `.cached()` / `.cached_for(ttl)` read it through the client's cache ([`Cached`])
     fn xinfo_stream(self, key: impl ToArg) -> XinfoStream<Self::Target> {
         XinfoStream::new(self.into_target(), key)
     }
@@ -4781,6 +4828,7 @@ pub trait Commands: Sized {
     /// - complexity: O(1)
     /// - in Redis 7.0: yes
     /// - default reply: `i64` (int); `.decode::<T>()` for another type
+    /// - cacheable: `.cached()` / `.cached_for(ttl)` read it through the client's cache ([`Cached`])
     fn xlen(self, key: impl ToArg) -> Xlen<Self::Target> {
         Xlen::new(self.into_target(), key)
     }
@@ -4808,6 +4856,7 @@ pub trait Commands: Sized {
     /// - complexity: O(N) with N being the number of elements being returned. If N is constant (e.g. always asking for the first 10 elements with COUNT), you can consider it O(1).
     /// - in Redis 7.0: yes
     /// - default reply: `Vec<(Bytes, Vec<(Bytes, Bytes)>)>` (stream_entries); `.decode::<T>()` for another type
+    /// - cacheable: `.cached()` / `.cached_for(ttl)` read it through the client's cache ([`Cached`])
     fn xrange(
         self,
         key: impl ToArg,
@@ -4857,6 +4906,7 @@ pub trait Commands: Sized {
     /// - complexity: O(N) with N being the number of elements returned. If N is constant (e.g. always asking for the first 10 elements with COUNT), you can consider it O(1).
     /// - in Redis 7.0: yes
     /// - default reply: `Vec<(Bytes, Vec<(Bytes, Bytes)>)>` (stream_entries); `.decode::<T>()` for another type
+    /// - cacheable: `.cached()` / `.cached_for(ttl)` read it through the client's cache ([`Cached`])
     fn xrevrange(
         self,
         key: impl ToArg,
@@ -4925,6 +4975,7 @@ pub trait Commands: Sized {
     /// - complexity: O(1)
     /// - in Redis 7.0: yes
     /// - default reply: `i64` (int); `.decode::<T>()` for another type
+    /// - cacheable: `.cached()` / `.cached_for(ttl)` read it through the client's cache ([`Cached`])
     fn zcard(self, key: impl ToArg) -> Zcard<Self::Target> {
         Zcard::new(self.into_target(), key)
     }
@@ -4938,6 +4989,7 @@ pub trait Commands: Sized {
     /// - complexity: O(log(N)) with N being the number of elements in the sorted set.
     /// - in Redis 7.0: yes
     /// - default reply: `i64` (int); `.decode::<T>()` for another type
+    /// - cacheable: `.cached()` / `.cached_for(ttl)` read it through the client's cache ([`Cached`])
     fn zcount(
         self,
         key: impl ToArg,
@@ -4957,6 +5009,7 @@ pub trait Commands: Sized {
     /// - in Redis 7.0: yes
     /// - default reply: `Vec<Bytes>` (array_bulk); `.decode::<T>()` for another type
     /// - with `.withscores(..)`: `Vec<(Bytes, f64)>` (valkey.io/commands/zdiff: WITHSCORES gives members with their scores)
+    /// - cacheable: `.cached()` / `.cached_for(ttl)` read it through the client's cache ([`Cached`])
     fn zdiff(self, key: impl ToArg) -> Zdiff<Self::Target> {
         Zdiff::new(self.into_target(), key)
     }
@@ -5006,6 +5059,7 @@ pub trait Commands: Sized {
     /// - in Redis 7.0: yes
     /// - default reply: `Vec<Bytes>` (array_bulk); `.decode::<T>()` for another type
     /// - with `.withscores(..)`: `Vec<(Bytes, f64)>` (valkey.io/commands/zinter: WITHSCORES gives members with their scores)
+    /// - cacheable: `.cached()` / `.cached_for(ttl)` read it through the client's cache ([`Cached`])
     fn zinter(self, key: impl ToArg) -> Zinter<Self::Target> {
         Zinter::new(self.into_target(), key)
     }
@@ -5019,6 +5073,7 @@ pub trait Commands: Sized {
     /// - complexity: O(N*K) worst case with N being the smallest input sorted set, K being the number of input sorted sets.
     /// - in Redis 7.0: yes
     /// - default reply: `i64` (int); `.decode::<T>()` for another type
+    /// - cacheable: `.cached()` / `.cached_for(ttl)` read it through the client's cache ([`Cached`])
     fn zintercard(self, key: impl ToArg) -> Zintercard<Self::Target> {
         Zintercard::new(self.into_target(), key)
     }
@@ -5049,6 +5104,7 @@ pub trait Commands: Sized {
     /// - complexity: O(log(N)) with N being the number of elements in the sorted set.
     /// - in Redis 7.0: yes
     /// - default reply: `i64` (int); `.decode::<T>()` for another type
+    /// - cacheable: `.cached()` / `.cached_for(ttl)` read it through the client's cache ([`Cached`])
     fn zlexcount(
         self,
         key: impl ToArg,
@@ -5080,6 +5136,7 @@ pub trait Commands: Sized {
     /// - complexity: O(N) where N is the number of members being requested.
     /// - in Redis 7.0: yes
     /// - default reply: `Vec<Option<f64>>` (array_double_or_nil); `.decode::<T>()` for another type
+    /// - cacheable: `.cached()` / `.cached_for(ttl)` read it through the client's cache ([`Cached`])
     fn zmscore(self, key: impl ToArg, member: impl ToArg) -> Zmscore<Self::Target> {
         Zmscore::new(self.into_target(), key, member)
     }
@@ -5135,6 +5192,7 @@ pub trait Commands: Sized {
     /// - in Redis 7.0: yes
     /// - default reply: `Vec<Bytes>` (array_bulk); `.decode::<T>()` for another type
     /// - with `.withscores(..)`: `Vec<(Bytes, f64)>` (valkey.io/commands/zrange: WITHSCORES gives members with their scores)
+    /// - cacheable: `.cached()` / `.cached_for(ttl)` read it through the client's cache ([`Cached`])
     fn zrange(
         self,
         key: impl ToArg,
@@ -5153,6 +5211,7 @@ pub trait Commands: Sized {
     /// - complexity: O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned. If M is constant (e.g. always asking for the first 10 elements with LIMIT), you can consider it O(log(N)).
     /// - in Redis 7.0: yes
     /// - default reply: `Vec<Bytes>` (array_bulk); `.decode::<T>()` for another type
+    /// - cacheable: `.cached()` / `.cached_for(ttl)` read it through the client's cache ([`Cached`])
     fn zrangebylex(
         self,
         key: impl ToArg,
@@ -5172,6 +5231,7 @@ pub trait Commands: Sized {
     /// - in Redis 7.0: yes
     /// - default reply: `Vec<Bytes>` (array_bulk); `.decode::<T>()` for another type
     /// - with `.withscores(..)`: `Vec<(Bytes, f64)>` (valkey.io/commands/zrangebyscore: WITHSCORES gives members with their scores)
+    /// - cacheable: `.cached()` / `.cached_for(ttl)` read it through the client's cache ([`Cached`])
     fn zrangebyscore(
         self,
         key: impl ToArg,
@@ -5210,6 +5270,7 @@ pub trait Commands: Sized {
     /// - in Redis 7.0: yes
     /// - default reply: `Option<i64>` (int_or_nil); `.decode::<T>()` for another type
     /// - with `.withscore(..)`: `Option<(i64, f64)>` (valkey.io/commands/zrank: WITHSCORE gives the rank and the score, nil when the member does not exist)
+    /// - cacheable: `.cached()` / `.cached_for(ttl)` read it through the client's cache ([`Cached`])
     fn zrank(self, key: impl ToArg, member: impl ToArg) -> Zrank<Self::Target> {
         Zrank::new(self.into_target(), key, member)
     }
@@ -5291,6 +5352,7 @@ pub trait Commands: Sized {
     /// - in Redis 7.0: yes
     /// - default reply: `Vec<Bytes>` (array_bulk); `.decode::<T>()` for another type
     /// - with `.withscores(..)`: `Vec<(Bytes, f64)>` (valkey.io/commands/zrevrange: WITHSCORES gives members with their scores)
+    /// - cacheable: `.cached()` / `.cached_for(ttl)` read it through the client's cache ([`Cached`])
     fn zrevrange(
         self,
         key: impl ToArg,
@@ -5309,6 +5371,7 @@ pub trait Commands: Sized {
     /// - complexity: O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned. If M is constant (e.g. always asking for the first 10 elements with LIMIT), you can consider it O(log(N)).
     /// - in Redis 7.0: yes
     /// - default reply: `Vec<Bytes>` (array_bulk); `.decode::<T>()` for another type
+    /// - cacheable: `.cached()` / `.cached_for(ttl)` read it through the client's cache ([`Cached`])
     fn zrevrangebylex(
         self,
         key: impl ToArg,
@@ -5328,6 +5391,7 @@ pub trait Commands: Sized {
     /// - in Redis 7.0: yes
     /// - default reply: `Vec<Bytes>` (array_bulk); `.decode::<T>()` for another type
     /// - with `.withscores(..)`: `Vec<(Bytes, f64)>` (valkey.io/commands/zrevrangebyscore: WITHSCORES gives members with their scores)
+    /// - cacheable: `.cached()` / `.cached_for(ttl)` read it through the client's cache ([`Cached`])
     fn zrevrangebyscore(
         self,
         key: impl ToArg,
@@ -5347,6 +5411,7 @@ pub trait Commands: Sized {
     /// - in Redis 7.0: yes
     /// - default reply: `Option<i64>` (int_or_nil); `.decode::<T>()` for another type
     /// - with `.withscore(..)`: `Option<(i64, f64)>` (valkey.io/commands/zrevrank: WITHSCORE gives the rank and the score, nil when the member does not exist)
+    /// - cacheable: `.cached()` / `.cached_for(ttl)` read it through the client's cache ([`Cached`])
     fn zrevrank(self, key: impl ToArg, member: impl ToArg) -> Zrevrank<Self::Target> {
         Zrevrank::new(self.into_target(), key, member)
     }
@@ -5374,6 +5439,7 @@ pub trait Commands: Sized {
     /// - complexity: O(1)
     /// - in Redis 7.0: yes
     /// - default reply: `Option<f64>` (double_or_nil); `.decode::<T>()` for another type
+    /// - cacheable: `.cached()` / `.cached_for(ttl)` read it through the client's cache ([`Cached`])
     fn zscore(self, key: impl ToArg, member: impl ToArg) -> Zscore<Self::Target> {
         Zscore::new(self.into_target(), key, member)
     }
@@ -5388,6 +5454,7 @@ pub trait Commands: Sized {
     /// - in Redis 7.0: yes
     /// - default reply: `Vec<Bytes>` (array_bulk); `.decode::<T>()` for another type
     /// - with `.withscores(..)`: `Vec<(Bytes, f64)>` (valkey.io/commands/zunion: WITHSCORES gives members with their scores)
+    /// - cacheable: `.cached()` / `.cached_for(ttl)` read it through the client's cache ([`Cached`])
     fn zunion(self, key: impl ToArg) -> Zunion<Self::Target> {
         Zunion::new(self.into_target(), key)
     }
@@ -5412,6 +5479,76 @@ pub trait Commands: Sized {
 
 /// How many methods [`Commands`] has: one per command of the spec.
 pub const COMMAND_COUNT: usize = 378usize;
+
+/// The commands whose builders have `.cached()` (see [`Cached`]), as
+/// their names are sent (`"GET"`, `"XINFO STREAM"`), sorted by spec name.
+pub const CACHEABLE_COMMANDS: &[&str] = &[
+    "BITCOUNT",
+    "BITFIELD_RO",
+    "BITPOS",
+    "EXISTS",
+    "EXPIRETIME",
+    "GEODIST",
+    "GEOHASH",
+    "GEOPOS",
+    "GEORADIUS_RO",
+    "GEORADIUSBYMEMBER_RO",
+    "GEOSEARCH",
+    "GET",
+    "GETBIT",
+    "GETRANGE",
+    "HEXISTS",
+    "HEXPIRETIME",
+    "HGET",
+    "HGETALL",
+    "HKEYS",
+    "HLEN",
+    "HMGET",
+    "HPEXPIRETIME",
+    "HSTRLEN",
+    "HVALS",
+    "LCS",
+    "LINDEX",
+    "LLEN",
+    "LPOS",
+    "LRANGE",
+    "MGET",
+    "PEXPIRETIME",
+    "PFCOUNT",
+    "SCARD",
+    "SDIFF",
+    "SINTER",
+    "SINTERCARD",
+    "SISMEMBER",
+    "SMEMBERS",
+    "SMISMEMBER",
+    "STRLEN",
+    "SUBSTR",
+    "SUNION",
+    "TYPE",
+    "XINFO GROUPS",
+    "XINFO STREAM",
+    "XLEN",
+    "XRANGE",
+    "XREVRANGE",
+    "ZCARD",
+    "ZCOUNT",
+    "ZDIFF",
+    "ZINTER",
+    "ZINTERCARD",
+    "ZLEXCOUNT",
+    "ZMSCORE",
+    "ZRANGE",
+    "ZRANGEBYLEX",
+    "ZRANGEBYSCORE",
+    "ZRANK",
+    "ZREVRANGE",
+    "ZREVRANGEBYLEX",
+    "ZREVRANGEBYSCORE",
+    "ZREVRANK",
+    "ZSCORE",
+    "ZUNION",
+];
 
 /// The `ACL CAT` command being built: see [`Commands::acl_cat`].
 ///
@@ -6084,6 +6221,8 @@ impl<T: Dispatch, Reply> Bitcount<T, Reply> {
 
 builder!(Bitcount);
 
+cacheable!(Bitcount);
+
 /// The `BITFIELD` command being built: see [`Commands::bitfield`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<Option<i64>>`, unless an option that changes the reply's shape re-typed it.
@@ -6205,6 +6344,8 @@ impl<T: Dispatch, Reply> BitfieldRo<T, Reply> {
 
 builder!(BitfieldRo);
 
+cacheable!(BitfieldRo);
+
 /// The `BITOP` command being built: see [`Commands::bitop`].
 ///
 /// `Reply` is what awaiting it gives: `i64`, unless an option that changes the reply's shape re-typed it.
@@ -6314,6 +6455,8 @@ impl<T: Dispatch, Reply> Bitpos<T, Reply> {
 }
 
 builder!(Bitpos);
+
+cacheable!(Bitpos);
 
 /// The `BLMOVE` command being built: see [`Commands::blmove`].
 ///
@@ -10739,6 +10882,8 @@ impl<T: Dispatch, Reply> Exists<T, Reply> {
 
 builder!(Exists);
 
+cacheable!(Exists);
+
 /// The `EXPIRE` command being built: see [`Commands::expire`].
 ///
 /// `Reply` is what awaiting it gives: `bool`, unless an option that changes the reply's shape re-typed it.
@@ -10898,6 +11043,8 @@ impl<T: Dispatch, Reply> Expiretime<T, Reply> {
 }
 
 builder!(Expiretime);
+
+cacheable!(Expiretime);
 
 /// The `FAILOVER` command being built: see [`Commands::failover`].
 ///
@@ -11641,6 +11788,8 @@ impl<T: Dispatch, Reply> Geodist<T, Reply> {
 
 builder!(Geodist);
 
+cacheable!(Geodist);
+
 /// The `GEOHASH` command being built: see [`Commands::geohash`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<Option<Bytes>>`, unless an option that changes the reply's shape re-typed it.
@@ -11680,6 +11829,8 @@ impl<T: Dispatch, Reply> Geohash<T, Reply> {
 
 builder!(Geohash);
 
+cacheable!(Geohash);
+
 /// The `GEOPOS` command being built: see [`Commands::geopos`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<Option<(f64, f64)>>`, unless an option that changes the reply's shape re-typed it.
@@ -11718,6 +11869,8 @@ impl<T: Dispatch, Reply> Geopos<T, Reply> {
 }
 
 builder!(Geopos);
+
+cacheable!(Geopos);
 
 /// The `GEORADIUS` command being built: see [`Commands::georadius`].
 ///
@@ -12061,6 +12214,8 @@ impl<T: Dispatch> GeoradiusRo<T, Vec<GeoMatch>> {
 
 builder!(GeoradiusRo);
 
+cacheable!(GeoradiusRo);
+
 /// The `GEORADIUSBYMEMBER` command being built: see [`Commands::georadiusbymember`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<Bytes>`, unless an option that changes the reply's shape re-typed it.
@@ -12395,6 +12550,8 @@ impl<T: Dispatch> GeoradiusbymemberRo<T, Vec<GeoMatch>> {
 
 builder!(GeoradiusbymemberRo);
 
+cacheable!(GeoradiusbymemberRo);
+
 /// The `GEOSEARCH` command being built: see [`Commands::geosearch`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<Bytes>`, unless an option that changes the reply's shape re-typed it.
@@ -12582,6 +12739,8 @@ impl<T: Dispatch> Geosearch<T, Vec<GeoMatch>> {
 
 builder!(Geosearch);
 
+cacheable!(Geosearch);
+
 /// The `GEOSEARCHSTORE` command being built: see [`Commands::geosearchstore`].
 ///
 /// `Reply` is what awaiting it gives: `i64`, unless an option that changes the reply's shape re-typed it.
@@ -12748,6 +12907,8 @@ impl<T: Dispatch, Reply> Get<T, Reply> {
 
 builder!(Get);
 
+cacheable!(Get);
+
 /// The `GETBIT` command being built: see [`Commands::getbit`].
 ///
 /// `Reply` is what awaiting it gives: `i64`, unless an option that changes the reply's shape re-typed it.
@@ -12781,6 +12942,8 @@ impl<T: Dispatch, Reply> Getbit<T, Reply> {
 }
 
 builder!(Getbit);
+
+cacheable!(Getbit);
 
 /// The `GETDEL` command being built: see [`Commands::getdel`].
 ///
@@ -12923,6 +13086,8 @@ impl<T: Dispatch, Reply> Getrange<T, Reply> {
 }
 
 builder!(Getrange);
+
+cacheable!(Getrange);
 
 /// The `GETSET` command being built: see [`Commands::getset`].
 ///
@@ -13085,6 +13250,8 @@ impl<T: Dispatch, Reply> Hexists<T, Reply> {
 }
 
 builder!(Hexists);
+
+cacheable!(Hexists);
 
 /// The `HEXPIRE` command being built: see [`Commands::hexpire`].
 ///
@@ -13298,6 +13465,8 @@ impl<T: Dispatch, Reply> Hexpiretime<T, Reply> {
 
 builder!(Hexpiretime);
 
+cacheable!(Hexpiretime);
+
 /// The `HGET` command being built: see [`Commands::hget`].
 ///
 /// `Reply` is what awaiting it gives: `Option<Bytes>`, unless an option that changes the reply's shape re-typed it.
@@ -13332,6 +13501,8 @@ impl<T: Dispatch, Reply> Hget<T, Reply> {
 
 builder!(Hget);
 
+cacheable!(Hget);
+
 /// The `HGETALL` command being built: see [`Commands::hgetall`].
 ///
 /// `Reply` is what awaiting it gives: `HashMap<Bytes, Bytes>`, unless an option that changes the reply's shape re-typed it.
@@ -13362,6 +13533,8 @@ impl<T: Dispatch, Reply> Hgetall<T, Reply> {
 }
 
 builder!(Hgetall);
+
+cacheable!(Hgetall);
 
 /// The `HGETDEL` command being built: see [`Commands::hgetdel`].
 ///
@@ -13604,6 +13777,8 @@ impl<T: Dispatch, Reply> Hkeys<T, Reply> {
 
 builder!(Hkeys);
 
+cacheable!(Hkeys);
+
 /// The `HLEN` command being built: see [`Commands::hlen`].
 ///
 /// `Reply` is what awaiting it gives: `i64`, unless an option that changes the reply's shape re-typed it.
@@ -13634,6 +13809,8 @@ impl<T: Dispatch, Reply> Hlen<T, Reply> {
 }
 
 builder!(Hlen);
+
+cacheable!(Hlen);
 
 /// The `HMGET` command being built: see [`Commands::hmget`].
 ///
@@ -13668,6 +13845,8 @@ impl<T: Dispatch, Reply> Hmget<T, Reply> {
 }
 
 builder!(Hmget);
+
+cacheable!(Hmget);
 
 /// The `HMSET` command being built: see [`Commands::hmset`].
 ///
@@ -13968,6 +14147,8 @@ impl<T: Dispatch, Reply> Hpexpiretime<T, Reply> {
 }
 
 builder!(Hpexpiretime);
+
+cacheable!(Hpexpiretime);
 
 /// The `HPTTL` command being built: see [`Commands::hpttl`].
 ///
@@ -14437,6 +14618,8 @@ impl<T: Dispatch, Reply> Hstrlen<T, Reply> {
 
 builder!(Hstrlen);
 
+cacheable!(Hstrlen);
+
 /// The `HTTL` command being built: see [`Commands::httl`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<i64>`, unless an option that changes the reply's shape re-typed it.
@@ -14511,6 +14694,8 @@ impl<T: Dispatch, Reply> Hvals<T, Reply> {
 }
 
 builder!(Hvals);
+
+cacheable!(Hvals);
 
 /// The `INCR` command being built: see [`Commands::incr`].
 ///
@@ -15016,6 +15201,8 @@ impl<T: Dispatch> Lcs<T, i64> {
 
 builder!(Lcs);
 
+cacheable!(Lcs);
+
 /// The `LINDEX` command being built: see [`Commands::lindex`].
 ///
 /// `Reply` is what awaiting it gives: `Option<Bytes>`, unless an option that changes the reply's shape re-typed it.
@@ -15049,6 +15236,8 @@ impl<T: Dispatch, Reply> Lindex<T, Reply> {
 }
 
 builder!(Lindex);
+
+cacheable!(Lindex);
 
 /// The `LINSERT` command being built: see [`Commands::linsert`].
 ///
@@ -15126,6 +15315,8 @@ impl<T: Dispatch, Reply> Llen<T, Reply> {
 }
 
 builder!(Llen);
+
+cacheable!(Llen);
 
 /// The `LMOVE` command being built: see [`Commands::lmove`].
 ///
@@ -15399,6 +15590,8 @@ impl<T: Dispatch> Lpos<T, Vec<i64>> {
 
 builder!(Lpos);
 
+cacheable!(Lpos);
+
 /// The `LPUSH` command being built: see [`Commands::lpush`].
 ///
 /// `Reply` is what awaiting it gives: `i64`, unless an option that changes the reply's shape re-typed it.
@@ -15503,6 +15696,8 @@ impl<T: Dispatch, Reply> Lrange<T, Reply> {
 }
 
 builder!(Lrange);
+
+cacheable!(Lrange);
 
 /// The `LREM` command being built: see [`Commands::lrem`].
 ///
@@ -15821,6 +16016,8 @@ impl<T: Dispatch, Reply> Mget<T, Reply> {
 }
 
 builder!(Mget);
+
+cacheable!(Mget);
 
 /// The `MIGRATE` command being built: see [`Commands::migrate`].
 ///
@@ -16744,6 +16941,8 @@ impl<T: Dispatch, Reply> Pexpiretime<T, Reply> {
 
 builder!(Pexpiretime);
 
+cacheable!(Pexpiretime);
+
 /// The `PFADD` command being built: see [`Commands::pfadd`].
 ///
 /// `Reply` is what awaiting it gives: `bool`, unless an option that changes the reply's shape re-typed it.
@@ -16813,6 +17012,8 @@ impl<T: Dispatch, Reply> Pfcount<T, Reply> {
 }
 
 builder!(Pfcount);
+
+cacheable!(Pfcount);
 
 /// The `PFMERGE` command being built: see [`Commands::pfmerge`].
 ///
@@ -17947,6 +18148,8 @@ impl<T: Dispatch, Reply> Scard<T, Reply> {
 
 builder!(Scard);
 
+cacheable!(Scard);
+
 /// The `SCRIPT DEBUG` command being built: see [`Commands::script_debug`].
 ///
 /// `Reply` is what awaiting it gives: `()`, unless an option that changes the reply's shape re-typed it.
@@ -18207,6 +18410,8 @@ impl<T: Dispatch, Reply> Sdiff<T, Reply> {
 }
 
 builder!(Sdiff);
+
+cacheable!(Sdiff);
 
 /// The `SDIFFSTORE` command being built: see [`Commands::sdiffstore`].
 ///
@@ -18638,6 +18843,8 @@ impl<T: Dispatch, Reply> Sinter<T, Reply> {
 
 builder!(Sinter);
 
+cacheable!(Sinter);
+
 /// The `SINTERCARD` command being built: see [`Commands::sintercard`].
 ///
 /// `Reply` is what awaiting it gives: `i64`, unless an option that changes the reply's shape re-typed it.
@@ -18688,6 +18895,8 @@ impl<T: Dispatch, Reply> Sintercard<T, Reply> {
 }
 
 builder!(Sintercard);
+
+cacheable!(Sintercard);
 
 /// The `SINTERSTORE` command being built: see [`Commands::sinterstore`].
 ///
@@ -18756,6 +18965,8 @@ impl<T: Dispatch, Reply> Sismember<T, Reply> {
 }
 
 builder!(Sismember);
+
+cacheable!(Sismember);
 
 /// The `SLAVEOF` command being built: see [`Commands::slaveof`].
 ///
@@ -18950,6 +19161,8 @@ impl<T: Dispatch, Reply> Smembers<T, Reply> {
 
 builder!(Smembers);
 
+cacheable!(Smembers);
+
 /// The `SMISMEMBER` command being built: see [`Commands::smismember`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<bool>`, unless an option that changes the reply's shape re-typed it.
@@ -18983,6 +19196,8 @@ impl<T: Dispatch, Reply> Smismember<T, Reply> {
 }
 
 builder!(Smismember);
+
+cacheable!(Smismember);
 
 /// The `SMOVE` command being built: see [`Commands::smove`].
 ///
@@ -19522,6 +19737,8 @@ impl<T: Dispatch, Reply> Strlen<T, Reply> {
 
 builder!(Strlen);
 
+cacheable!(Strlen);
+
 /// The `SUBSCRIBE` command being built: see [`Commands::subscribe`].
 ///
 /// `Reply` is what awaiting it gives: `Value`, unless an option that changes the reply's shape re-typed it.
@@ -19590,6 +19807,8 @@ impl<T: Dispatch, Reply> Substr<T, Reply> {
 
 builder!(Substr);
 
+cacheable!(Substr);
+
 /// The `SUNION` command being built: see [`Commands::sunion`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<Bytes>`, unless an option that changes the reply's shape re-typed it.
@@ -19620,6 +19839,8 @@ impl<T: Dispatch, Reply> Sunion<T, Reply> {
 }
 
 builder!(Sunion);
+
+cacheable!(Sunion);
 
 /// The `SUNIONSTORE` command being built: see [`Commands::sunionstore`].
 ///
@@ -19870,6 +20091,8 @@ impl<T: Dispatch, Reply> Type<T, Reply> {
 }
 
 builder!(Type);
+
+cacheable!(Type);
 
 /// The `UNLINK` command being built: see [`Commands::unlink`].
 ///
@@ -20794,6 +21017,8 @@ impl<T: Dispatch, Reply> XinfoGroups<T, Reply> {
 
 builder!(XinfoGroups);
 
+cacheable!(XinfoGroups);
+
 /// The `XINFO HELP` command being built: see [`Commands::xinfo_help`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<Bytes>`, unless an option that changes the reply's shape re-typed it.
@@ -20871,6 +21096,8 @@ impl<T: Dispatch, Reply> XinfoStream<T, Reply> {
 
 builder!(XinfoStream);
 
+cacheable!(XinfoStream);
+
 /// The `XLEN` command being built: see [`Commands::xlen`].
 ///
 /// `Reply` is what awaiting it gives: `i64`, unless an option that changes the reply's shape re-typed it.
@@ -20901,6 +21128,8 @@ impl<T: Dispatch, Reply> Xlen<T, Reply> {
 }
 
 builder!(Xlen);
+
+cacheable!(Xlen);
 
 /// The `XPENDING` command being built: see [`Commands::xpending`].
 ///
@@ -21050,6 +21279,8 @@ impl<T: Dispatch, Reply> Xrange<T, Reply> {
 }
 
 builder!(Xrange);
+
+cacheable!(Xrange);
 
 /// The `XREAD` command being built: see [`Commands::xread`].
 ///
@@ -21232,6 +21463,8 @@ impl<T: Dispatch, Reply> Xrevrange<T, Reply> {
 }
 
 builder!(Xrevrange);
+
+cacheable!(Xrevrange);
 
 /// The `XSETID` command being built: see [`Commands::xsetid`].
 ///
@@ -21495,6 +21728,8 @@ impl<T: Dispatch, Reply> Zcard<T, Reply> {
 
 builder!(Zcard);
 
+cacheable!(Zcard);
+
 /// The `ZCOUNT` command being built: see [`Commands::zcount`].
 ///
 /// `Reply` is what awaiting it gives: `i64`, unless an option that changes the reply's shape re-typed it.
@@ -21531,6 +21766,8 @@ impl<T: Dispatch, Reply> Zcount<T, Reply> {
 }
 
 builder!(Zcount);
+
+cacheable!(Zcount);
 
 /// The `ZDIFF` command being built: see [`Commands::zdiff`].
 ///
@@ -21597,6 +21834,8 @@ impl<T: Dispatch> Zdiff<T, Vec<Bytes>> {
 }
 
 builder!(Zdiff);
+
+cacheable!(Zdiff);
 
 /// The `ZDIFFSTORE` command being built: see [`Commands::zdiffstore`].
 ///
@@ -21767,6 +22006,8 @@ impl<T: Dispatch> Zinter<T, Vec<Bytes>> {
 
 builder!(Zinter);
 
+cacheable!(Zinter);
+
 /// The `ZINTERCARD` command being built: see [`Commands::zintercard`].
 ///
 /// `Reply` is what awaiting it gives: `i64`, unless an option that changes the reply's shape re-typed it.
@@ -21817,6 +22058,8 @@ impl<T: Dispatch, Reply> Zintercard<T, Reply> {
 }
 
 builder!(Zintercard);
+
+cacheable!(Zintercard);
 
 /// The `ZINTERSTORE` command being built: see [`Commands::zinterstore`].
 ///
@@ -21921,6 +22164,8 @@ impl<T: Dispatch, Reply> Zlexcount<T, Reply> {
 
 builder!(Zlexcount);
 
+cacheable!(Zlexcount);
+
 /// The `ZMPOP` command being built: see [`Commands::zmpop`].
 ///
 /// `Reply` is what awaiting it gives: `Option<(Bytes, Vec<(Bytes, f64)>)>`, unless an option that changes the reply's shape re-typed it.
@@ -22008,6 +22253,8 @@ impl<T: Dispatch, Reply> Zmscore<T, Reply> {
 }
 
 builder!(Zmscore);
+
+cacheable!(Zmscore);
 
 /// The `ZPOPMAX` command being built: see [`Commands::zpopmax`].
 ///
@@ -22266,6 +22513,8 @@ impl<T: Dispatch> Zrange<T, Vec<Bytes>> {
 
 builder!(Zrange);
 
+cacheable!(Zrange);
+
 /// The `ZRANGEBYLEX` command being built: see [`Commands::zrangebylex`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<Bytes>`, unless an option that changes the reply's shape re-typed it.
@@ -22316,6 +22565,8 @@ impl<T: Dispatch, Reply> Zrangebylex<T, Reply> {
 }
 
 builder!(Zrangebylex);
+
+cacheable!(Zrangebylex);
 
 /// The `ZRANGEBYSCORE` command being built: see [`Commands::zrangebyscore`].
 ///
@@ -22391,6 +22642,8 @@ impl<T: Dispatch> Zrangebyscore<T, Vec<Bytes>> {
 }
 
 builder!(Zrangebyscore);
+
+cacheable!(Zrangebyscore);
 
 /// The `ZRANGESTORE` command being built: see [`Commands::zrangestore`].
 ///
@@ -22534,6 +22787,8 @@ impl<T: Dispatch> Zrank<T, Option<i64>> {
 }
 
 builder!(Zrank);
+
+cacheable!(Zrank);
 
 /// The `ZREM` command being built: see [`Commands::zrem`].
 ///
@@ -22741,6 +22996,8 @@ impl<T: Dispatch> Zrevrange<T, Vec<Bytes>> {
 
 builder!(Zrevrange);
 
+cacheable!(Zrevrange);
+
 /// The `ZREVRANGEBYLEX` command being built: see [`Commands::zrevrangebylex`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<Bytes>`, unless an option that changes the reply's shape re-typed it.
@@ -22791,6 +23048,8 @@ impl<T: Dispatch, Reply> Zrevrangebylex<T, Reply> {
 }
 
 builder!(Zrevrangebylex);
+
+cacheable!(Zrevrangebylex);
 
 /// The `ZREVRANGEBYSCORE` command being built: see [`Commands::zrevrangebyscore`].
 ///
@@ -22867,6 +23126,8 @@ impl<T: Dispatch> Zrevrangebyscore<T, Vec<Bytes>> {
 
 builder!(Zrevrangebyscore);
 
+cacheable!(Zrevrangebyscore);
+
 /// The `ZREVRANK` command being built: see [`Commands::zrevrank`].
 ///
 /// `Reply` is what awaiting it gives: `Option<i64>`, unless an option that changes the reply's shape re-typed it.
@@ -22924,6 +23185,8 @@ impl<T: Dispatch> Zrevrank<T, Option<i64>> {
 }
 
 builder!(Zrevrank);
+
+cacheable!(Zrevrank);
 
 /// The `ZSCAN` command being built: see [`Commands::zscan`].
 ///
@@ -23037,6 +23300,8 @@ impl<T: Dispatch, Reply> Zscore<T, Reply> {
 
 builder!(Zscore);
 
+cacheable!(Zscore);
+
 /// The `ZUNION` command being built: see [`Commands::zunion`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<Bytes>`, unless an option that changes the reply's shape re-typed it.
@@ -23125,6 +23390,8 @@ impl<T: Dispatch> Zunion<T, Vec<Bytes>> {
 }
 
 builder!(Zunion);
+
+cacheable!(Zunion);
 
 /// The `ZUNIONSTORE` command being built: see [`Commands::zunionstore`].
 ///

@@ -27,6 +27,11 @@ pub trait Callable: sealed::Sealed {
     /// The commands themselves, for a cluster client to route each to its node.
     #[doc(hidden)]
     fn into_request(self) -> Request;
+
+    /// The commands it holds, in order (a transaction's without `MULTI` and `EXEC`): a
+    /// caching client drops the entries of the keys its writes name before sending it.
+    #[doc(hidden)]
+    fn cmds(&self) -> &[Cmd];
 }
 
 /// What a [`Callable`] holds, as a cluster client routes it: one command, or the commands of a
@@ -77,5 +82,9 @@ impl Callable for Cmd {
 
     fn into_request(self) -> Request {
         Request::One(self)
+    }
+
+    fn cmds(&self) -> &[Cmd] {
+        std::slice::from_ref(self)
     }
 }

@@ -1,11 +1,13 @@
 //! [`Client`]: the handle users call commands through.
 
+use crate::cache::{CacheStats, Plan, Shared};
 use crate::callable::{Callable, Finish, Prepared};
 use crate::config::{Config, Engine};
 use crate::conn::Payload;
 use crate::engine::link::{Callback, PushHandler, Reply, To};
 use crate::engine::placement::Placement;
 use crate::engine::Link;
+use crate::handle::caching;
 use crate::route::Route;
 use crate::{Cmd, Error, FromRedis, Result, Stats, Value};
 use std::future::Future;
@@ -80,6 +82,9 @@ struct Inner {
     detached: AtomicBool,
     /// The connection to a replica for read-only calls ([`Config::sentinel_replica_reads`]).
     replica: Option<Replica>,
+    /// The client-side cache its connection keeps true ([`Config::cache`]): its own, or its
+    /// pool's, spread's or cluster's. None on dedicated connections.
+    cache: Option<Arc<Shared>>,
 }
 
 /// A client's connection to a replica, for its read-only calls.
@@ -228,21 +233,45 @@ impl Client {
     ///
     /// # Errors
     ///
-    /// [`Error::Client`] for a username without a password, [`Config::tracking`] with
-    /// [`Protocol::Resp2`](crate::Protocol::Resp2), [`Engine::Task`] outside a tokio
+    /// [`Error::Client`] for a username without a password, [`Config::tracking`] or
+    /// [`Config::cache`] with [`Protocol::Resp2`](crate::Protocol::Resp2), [`Config::cache`]
+    /// with [`Config::tracking`], [`Engine::Task`] outside a tokio
     /// runtime, [`Engine::IoUring`] where the kernel refuses io_uring or in a build without the
     /// io_uring engine (the `io-uring` feature off, or not Linux), or a `RINGDIS_ENGINE` that
     /// names no engine.
     pub fn new(config: Config) -> Result<Client> {
+        let cache = config.cache.clone().map(Shared::new);
+        Client::new_cached(config, cache)
+    }
+
+    /// [`Client::new`] keeping `cache` true (see [`Client::build_cached`]).
+    pub(crate) fn new_cached(config: Config, cache: Option<Arc<Shared>>) -> Result<Client> {
         // The configuration's own errors first: they are the user's to fix wherever it runs.
         check(&config)?;
         let placement = Placement::here(config.engine)?;
-        Client::build(config, false, placement)
+        Client::build(config, false, placement, cache)
     }
 
     /// A client with `config` whose connection goes where `placement` says.
     pub(crate) fn placed(config: Config, placement: &Placement) -> Result<Client> {
-        Client::build(config, false, placement.clone())
+        Client::build(config, false, placement.clone(), None)
+    }
+
+    /// [`Client::placed`] keeping `cache` true: its connection tracks its reads
+    /// (`CLIENT TRACKING` in every handshake, RESP3 required) and applies its invalidations to
+    /// `cache`; its cached reads ([`Client::call_cached`]) are served from it and its writes
+    /// drop their keys from it. The members of a pool, a spread or a cluster share one.
+    /// `None`: no cache, as [`Client::placed`] (whatever `config.cache` says).
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::new`] (the configuration checked, `config.cache` included).
+    pub(crate) fn build_cached(
+        config: Config,
+        placement: &Placement,
+        cache: Option<Arc<Shared>>,
+    ) -> Result<Client> {
+        Client::build(config, false, placement.clone(), cache)
     }
 
     /// A connection for this client's own use, on its engine (with no replica of its own).
@@ -253,11 +282,23 @@ impl Client {
         Client::placed(config, &self.inner.placement)
     }
 
+    /// [`Client::sibling`] keeping `cache` true (a spread's members after the first).
+    pub(crate) fn sibling_cached(
+        &self,
+        mut config: Config,
+        cache: Option<Arc<Shared>>,
+    ) -> Result<Client> {
+        if let Some(s) = &mut config.sentinel {
+            s.replica_reads = false;
+        }
+        Client::build_cached(config, &self.inner.placement, cache)
+    }
+
     /// A client whose lost connection stays lost: the connection of a `watch_transaction`.
     pub(crate) fn watching(&self) -> Result<Client> {
         let mut config = (*self.inner.config).clone();
         config.autoconnect = false;
-        Client::build(config, true, self.inner.placement.clone())
+        Client::build(config, true, self.inner.placement.clone(), None)
     }
 
     /// Where this client's connections and timers live.
@@ -265,7 +306,12 @@ impl Client {
         &self.inner.placement
     }
 
-    fn build(mut config: Config, watching: bool, mut placement: Placement) -> Result<Client> {
+    fn build(
+        mut config: Config,
+        watching: bool,
+        mut placement: Placement,
+        cache: Option<Arc<Shared>>,
+    ) -> Result<Client> {
         check(&config)?;
         if config.sentinel.is_some() && config.source.is_none() {
             // The sentinel watcher this client's connections (and the dedicated ones and
@@ -281,8 +327,9 @@ impl Client {
                     s.for_replica = true;
                     s.replica_reads = false;
                 }
+                // No cache there: cached reads go to the primary (see `call_cached`).
                 Some(Replica {
-                    client: Client::build(replica, false, placement.clone())?,
+                    client: Client::build(replica, false, placement.clone(), None)?,
                     kicked: Mutex::new(None),
                 })
             }
@@ -291,6 +338,10 @@ impl Client {
         let command_timeout = config.command_timeout;
         let config = Arc::new(config);
         let (link, engine) = placement.attach(&config)?;
+        if let Some(cache) = &cache {
+            // Before anything can ask the connection to connect: its first handshake tracks.
+            link.set_cache(cache.clone());
+        }
         Ok(Client {
             inner: Arc::new(Inner {
                 link,
@@ -305,6 +356,7 @@ impl Client {
                 push: Arc::default(),
                 detached: AtomicBool::new(false),
                 replica,
+                cache,
             }),
         })
     }
@@ -328,6 +380,9 @@ impl Client {
     /// names what to use instead: `Config::db`, `Client::transaction()`…); then any error of the
     /// call itself.
     pub fn call<T: FromRedis>(&self, request: impl Callable) -> Call<T> {
+        if let Some(cache) = &self.inner.cache {
+            caching::invalidate_writes(cache, request.cmds());
+        }
         match request.prepare() {
             Ok(prepared) => self.call_prepared(prepared),
             Err(e) => Call::failed(e),
@@ -493,12 +548,77 @@ impl Client {
     /// task engine, its runtime, whatever thread asks. It is a client of its own: its pushes go
     /// to its own [`Client::on_push`] handler, not this one's.
     pub fn dedicated(&self) -> Result<Client> {
-        self.sibling((*self.inner.config).clone())
+        let mut config = (*self.inner.config).clone();
+        if let Some(s) = &mut config.sentinel {
+            s.replica_reads = false;
+        }
+        // A client of its own: with `Config::cache`, its own cache too.
+        let cache = config.cache.clone().map(Shared::new);
+        Client::build(config, false, self.inner.placement.clone(), cache)
     }
 
     /// Sends a command with no checks (for the library's own use of connection state).
     pub(crate) fn call_unchecked<T: FromRedis>(&self, cmd: Cmd) -> Call<T> {
         self.submit_call(Payload::One(cmd), self.inner.command_timeout)
+    }
+
+    /// A cached read (what `.cached()` on a command builder calls, through
+    /// [`Redis::call_cached`](crate::Redis::call_cached)): answered from the cache when it holds
+    /// `cmd`'s reply (a call already done: nothing sent, nothing boxed), joined to the same read
+    /// in flight, or sent with what the cache needs (`[CLIENT CACHING YES] cmd PTTL k…`, one
+    /// write) and kept. `ttl`: the call's own limit on the entry's lifetime. Without a cache, or
+    /// for a command the routing gate does not send on the shared connection, it is
+    /// [`Client::call`]. Cached reads go to the primary, never to a Sentinel replica.
+    ///
+    /// Cancel safety: dropping the call before it is done stores nothing and leaves no other
+    /// call waiting for it (the reads that joined it send their own).
+    pub(crate) fn call_cached<T: FromRedis>(&self, cmd: Cmd, ttl: Option<Duration>) -> Call<T> {
+        let Some(cache) = &self.inner.cache else {
+            return self.call(cmd);
+        };
+        if !matches!(crate::route::route(&cmd), Ok(Route::Shared)) {
+            // Blocking, or refused: what `call` does with it.
+            return self.call(cmd);
+        }
+        let db = self.inner.config.db;
+        // Kept to plan again if the read it joins is given up.
+        let again = cmd.clone();
+        match cache.plan(db, cmd, ttl) {
+            Plan::Hit(value) => Call::ready(Ok(value)),
+            Plan::Uncacheable(cmd) => self.call_prepared(Prepared {
+                payload: Payload::One(cmd),
+                finish: Ok,
+                route: Route::Shared,
+            }),
+            plan => {
+                let (cache, client) = (cache.clone(), self.clone());
+                Call::later(caching::miss(cache, db, again, ttl, plan, move |payload| {
+                    client.send(payload)
+                }))
+            }
+        }
+    }
+
+    /// Sends `payload` on the shared connection (never a replica), with the command timeout:
+    /// a cached read's bundle, the cache's connection being this one.
+    pub(crate) fn send(&self, payload: Payload) -> Call<Value> {
+        self.submit_call(payload, self.inner.command_timeout)
+    }
+
+    /// Drops from this client's cache the keys the writes among `cmds` name (nothing without
+    /// a cache): for requests sent on a connection that has no cache of its own (a
+    /// `watch_transaction`'s).
+    pub(crate) fn invalidate_writes(&self, cmds: &[Cmd]) {
+        if let Some(cache) = &self.inner.cache {
+            caching::invalidate_writes(cache, cmds);
+        }
+    }
+
+    /// The counters of this client's cache ([`Config::cache`]): hits, misses, invalidations…
+    /// `None` without a cache. For a client of a [`Pool`](crate::Pool) or a
+    /// [`Spread`](crate::Spread), the cache its members share. A snapshot; cheap (nothing sent).
+    pub fn cache_stats(&self) -> Option<CacheStats> {
+        self.inner.cache.as_ref().map(|c| c.stats())
     }
 
     /// The configuration this client was made with.
@@ -570,6 +690,9 @@ impl Client {
                 cb(Err(e));
             }
         };
+        if let Some(cache) = &self.inner.cache {
+            caching::invalidate_writes(cache, request.cmds());
+        }
         let Prepared {
             payload,
             finish,
@@ -798,8 +921,9 @@ pub struct Call<T> {
 
 /// Where a call's reply comes from.
 enum State {
-    /// It failed before it was sent (taken once).
-    Failed(Option<Error>),
+    /// Its result is known already (it failed before it was sent, or the cache answered it):
+    /// taken once; `None` once taken.
+    Ready(Option<Result<Value>>),
     /// Its pending-reply slot on the connection; dropping it abandons the call.
     Waiting(Reply),
     /// A reply that needs more than one connection's slot first (a pool's checkout). In a
@@ -882,8 +1006,13 @@ impl<T> Call<T> {
 
     /// A call that failed before it was sent.
     pub(crate) fn failed(err: Error) -> Call<T> {
+        Call::ready(Err(err))
+    }
+
+    /// A call whose result is known already (a cached reply): nothing is sent or boxed.
+    pub(crate) fn ready(result: Result<Value>) -> Call<T> {
         Call {
-            state: State::Failed(Some(err)),
+            state: State::Ready(Some(result)),
             finish: Ok,
             lease: None,
             _type: PhantomData,
@@ -897,9 +1026,9 @@ impl<T: FromRedis> Future for Call<T> {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T>> {
         let reply = loop {
             break match &mut self.state {
-                State::Failed(err) => Err(err
+                State::Ready(result) => result
                     .take()
-                    .unwrap_or_else(|| Error::client("a call was polled after it completed"))),
+                    .unwrap_or_else(|| Err(Error::client("a call was polled after it completed"))),
                 State::Waiting(reply) => match Pin::new(reply).poll(cx) {
                     Poll::Pending => return Poll::Pending,
                     Poll::Ready(r) => r,
@@ -930,7 +1059,7 @@ impl<T: FromRedis> Future for Call<T> {
         if matches!(self.state, State::Later(_)) {
             // A finished future must not be polled again (an async block panics): polled
             // again, the call says so as any other does.
-            self.state = State::Failed(None);
+            self.state = State::Ready(None);
         }
         if let Some(lease) = &mut self.lease {
             if matches!(reply, Ok(_) | Err(Error::Server { .. })) {
@@ -981,6 +1110,19 @@ fn check(config: &Config) -> Result<()> {
             "Config::username needs Config::password (AUTH takes a user only with its password)",
         ));
     }
+    if config.cache.is_some() && config.protocol == crate::Protocol::Resp2 {
+        // Invalidations are RESP3 pushes on the connection itself.
+        return Err(Error::client(
+            "Config::cache needs Protocol::Resp3: the server's invalidations arrive as RESP3 \
+             pushes on the client's own connection",
+        ));
+    }
+    if config.cache.is_some() && config.tracking.is_some() {
+        return Err(Error::client(
+            "Config::cache and Config::tracking together: the cache turns CLIENT TRACKING on \
+             itself (Client::on_push still gets its invalidations); drop Config::tracking",
+        ));
+    }
     if config.tracking.is_some() && config.protocol == crate::Protocol::Resp2 {
         // RESP2 invalidations go only to a REDIRECT connection, which `Tracking` does not
         // offer (its id changes on every reconnect): the client would never hear of one.
@@ -1016,5 +1158,34 @@ mod tests {
         let again = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| call.now_or_never()));
         let again = again.expect("no panic").expect("ready at once");
         assert!(again.as_ref().is_err_and(Error::is_client), "{again:?}");
+    }
+
+    /// A call the cache answered is done at once, and like any other, polled again it fails
+    /// instead of panicking.
+    #[test]
+    fn a_ready_call_is_done_at_once() {
+        let mut call: Call<i64> = Call::ready(Ok(Value::Int(3)));
+        assert_eq!((&mut call).now_or_never().expect("ready").unwrap(), 3);
+        let again = (&mut call).now_or_never().expect("ready at once");
+        assert!(again.as_ref().is_err_and(Error::is_client), "{again:?}");
+    }
+
+    /// The cache needs RESP3 and turns tracking on itself: a configuration that asks otherwise
+    /// is refused when the client is made, saying what to change.
+    #[test]
+    fn the_cache_refuses_resp2_and_tracking() {
+        let cached = || Config::new().cache(crate::Cache::new());
+        let e = Client::new(cached().protocol(crate::Protocol::Resp2)).unwrap_err();
+        assert!(
+            e.is_client() && e.to_string().contains("Protocol::Resp3"),
+            "{e}"
+        );
+        let e = Client::new(cached().tracking(crate::Tracking::new())).unwrap_err();
+        assert!(
+            e.is_client() && e.to_string().contains("Config::tracking"),
+            "{e}"
+        );
+        let e = crate::Spread::new(cached().protocol(crate::Protocol::Resp2), 2).unwrap_err();
+        assert!(e.is_client(), "{e}");
     }
 }

@@ -4,6 +4,8 @@
 //! request they make passes the route (`crate::route`) to a connection's link
 //! (`crate::engine::link`).
 
+pub(crate) mod cached;
+pub(crate) mod caching;
 pub(crate) mod callable;
 pub(crate) mod client;
 pub(crate) mod cluster;

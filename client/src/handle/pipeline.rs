@@ -190,6 +190,9 @@ impl Callable for &Pipeline {
             transaction: self.transaction,
         }
     }
+    fn cmds(&self) -> &[Cmd] {
+        &self.cmds
+    }
 }
 
 impl Callable for &mut Pipeline {
@@ -199,6 +202,9 @@ impl Callable for &mut Pipeline {
 
     fn into_request(self) -> Request {
         (&*self).into_request()
+    }
+    fn cmds(&self) -> &[Cmd] {
+        &self.cmds
     }
 }
 
@@ -212,6 +218,9 @@ impl Callable for Pipeline {
             cmds: self.cmds,
             transaction: self.transaction,
         }
+    }
+    fn cmds(&self) -> &[Cmd] {
+        &self.cmds
     }
 }
 
@@ -332,6 +341,9 @@ impl Client {
             };
             tx.transaction = true;
             tx.via = Via::Client(conn.clone());
+            // The watching connection caches nothing: this client's cache drops what the
+            // transaction writes, as if it went through this client.
+            self.invalidate_writes(&tx.cmds);
             if !conn.is_connected() {
                 lost_last = Some(Error::connection(
                     "the watching connection was lost before EXEC",

@@ -1,7 +1,9 @@
 //! [`Pool`]: a bounded set of clients to check out and give back (tornadis `ClientPool`).
 
+use crate::cache::{Plan, Shared};
 use crate::engine::placement::Placement;
-use crate::{Client, Config, Error, Result, Stats};
+use crate::handle::caching;
+use crate::{CacheStats, Client, Cmd, Config, Error, Result, Stats};
 use std::future::poll_fn;
 use std::future::Future;
 use std::pin::Pin;
@@ -64,6 +66,8 @@ pub struct Pool {
 
 struct Inner {
     config: Config,
+    /// The cache every client of the pool keeps true ([`Config::cache`]).
+    cache: Option<Arc<Shared>>,
     /// Where its clients' connections and its timers go, settled when the pool was built
     /// (see [`Client::new`]); or why they cannot go anywhere.
     placement: Result<Placement>,
@@ -162,6 +166,7 @@ impl PoolBuilder {
             inner: Arc::new(Inner {
                 permits: Arc::new(Semaphore::new(self.max_size)),
                 placement,
+                cache: self.config.cache.clone().map(Shared::new),
                 config: self.config,
                 max_size: self.max_size,
                 checkout_timeout: self.checkout_timeout,
@@ -263,6 +268,9 @@ impl Pool {
     /// Those of [`Pool::get`] (the checkout timeout, a closed pool, a connection that cannot
     /// be made), then those of [`Client::call`].
     pub fn call<T: crate::FromRedis>(&self, request: impl crate::Callable) -> crate::Call<T> {
+        if let Some(cache) = &self.inner.cache {
+            caching::invalidate_writes(cache, request.cmds());
+        }
         let prepared = match request.prepare() {
             Ok(p) => p,
             Err(e) => return crate::Call::failed(e),
@@ -272,6 +280,46 @@ impl Pool {
             let client = pool.get().await?;
             client.call_prepared::<crate::Value>(prepared).await
         })
+    }
+
+    /// A cached read ([`Redis::call_cached`](crate::Redis::call_cached)): answered from the
+    /// cache the pool's clients share without a checkout when it holds the reply; otherwise
+    /// sent on a client checked out for it (see [`Client`]'s cached reads).
+    pub(crate) fn call_cached<T: crate::FromRedis>(
+        &self,
+        cmd: Cmd,
+        ttl: Option<Duration>,
+    ) -> crate::Call<T> {
+        let Some(cache) = &self.inner.cache else {
+            return self.call(cmd);
+        };
+        if self.is_closed() {
+            return crate::Call::failed(closed());
+        }
+        if !matches!(crate::route::route(&cmd), Ok(crate::route::Route::Shared)) {
+            return self.call(cmd);
+        }
+        let db = self.inner.config.db;
+        let again = cmd.clone();
+        match cache.plan(db, cmd, ttl) {
+            Plan::Hit(value) => crate::Call::ready(Ok(value)),
+            plan => {
+                let (cache, pool) = (cache.clone(), self.clone());
+                crate::Call::later(caching::miss(cache, db, again, ttl, plan, move |payload| {
+                    let pool = pool.clone();
+                    async move {
+                        let client = pool.get().await?;
+                        client.send(payload).await
+                    }
+                }))
+            }
+        }
+    }
+
+    /// The counters of the cache the pool's clients share ([`Config::cache`]); `None`
+    /// without one.
+    pub fn cache_stats(&self) -> Option<CacheStats> {
+        self.inner.cache.as_ref().map(|c| c.stats())
     }
 
     /// Closes every idle client past its idle timeout or lifetime now, and returns how many it
@@ -432,9 +480,10 @@ impl Inner {
         let (client, id, born) = match idle {
             Some(c) => (c.client, c.id, c.born),
             None => {
-                let c = Client::placed(
+                let c = Client::build_cached(
                     self.config.clone(),
                     self.placement.as_ref().map_err(Clone::clone)?,
+                    self.cache.clone(),
                 )?;
                 let id = self.next_id.fetch_add(1, Ordering::Relaxed);
                 self.all

@@ -86,6 +86,13 @@ impl Redis for Client {
     fn transaction(&self) -> Pipeline {
         Client::transaction(self)
     }
+    fn call_cached<T: FromRedis>(
+        &self,
+        cmd: crate::Cmd,
+        ttl: Option<std::time::Duration>,
+    ) -> Call<T> {
+        Client::call_cached(self, cmd, ttl)
+    }
 }
 
 impl Redis for Pooled {
@@ -97,6 +104,13 @@ impl Redis for Pooled {
     }
     fn transaction(&self) -> Pipeline {
         Client::transaction(self)
+    }
+    fn call_cached<T: FromRedis>(
+        &self,
+        cmd: crate::Cmd,
+        ttl: Option<std::time::Duration>,
+    ) -> Call<T> {
+        Client::call_cached(self, cmd, ttl)
     }
 }
 
@@ -110,6 +124,13 @@ impl Redis for Spread {
     fn transaction(&self) -> Pipeline {
         self.client().transaction()
     }
+    fn call_cached<T: FromRedis>(
+        &self,
+        cmd: crate::Cmd,
+        ttl: Option<std::time::Duration>,
+    ) -> Call<T> {
+        self.client().call_cached(cmd, ttl)
+    }
 }
 
 impl Redis for Pool {
@@ -121,6 +142,13 @@ impl Redis for Pool {
     }
     fn transaction(&self) -> Pipeline {
         Pool::transaction(self)
+    }
+    fn call_cached<T: FromRedis>(
+        &self,
+        cmd: crate::Cmd,
+        ttl: Option<std::time::Duration>,
+    ) -> Call<T> {
+        Pool::call_cached(self, cmd, ttl)
     }
 }
 

@@ -1,6 +1,7 @@
 //! [`Spread`]: one handle over several multiplexed connections, calls spread round robin.
 
-use crate::{Call, Callable, Client, Config, FromRedis, Result, Stats};
+use crate::cache::Shared;
+use crate::{CacheStats, Call, Callable, Client, Config, FromRedis, Result, Stats};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -36,21 +37,28 @@ pub struct Spread {
 }
 
 impl Spread {
-    /// `connections` clients with the same configuration (at least one).
+    /// `connections` clients with the same configuration (at least one). With
+    /// [`Config::cache`] they share one cache: a read cached through any connection is a hit
+    /// on all of them, and a write through any drops its keys for all.
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::new`].
     pub fn new(config: Config, connections: usize) -> Result<Spread> {
+        let cache = config.cache.clone().map(Shared::new);
         let clients = if config.sentinel.is_some() {
             // One sentinel watcher for them all: the first client's, in the configuration it
             // made, which the others are made from.
-            let first = Client::new(config)?;
+            let first = Client::new_cached(config, cache.clone())?;
             let shared = first.config().clone();
             let mut clients = vec![first.clone()];
             for _ in 1..connections.max(1) {
-                clients.push(first.sibling(shared.clone())?);
+                clients.push(first.sibling_cached(shared.clone(), cache.clone())?);
             }
             clients
         } else {
             (0..connections.max(1))
-                .map(|_| Client::new(config.clone()))
+                .map(|_| Client::new_cached(config.clone(), cache.clone()))
                 .collect::<Result<Vec<_>>>()?
         };
         Ok(Spread {
@@ -93,6 +101,12 @@ impl Spread {
     /// The sum of its clients' counters (see [`Client::stats`]).
     pub fn stats(&self) -> Stats {
         self.clients.iter().map(Client::stats).sum()
+    }
+
+    /// The counters of the cache its connections share ([`Config::cache`]); `None` without
+    /// one.
+    pub fn cache_stats(&self) -> Option<CacheStats> {
+        self.clients[0].cache_stats()
     }
 
     /// True while every connection is up.

@@ -5,6 +5,7 @@
 use super::drive;
 use super::nodes::Nodes;
 use super::topology::{self, Topology, View, Wait};
+use crate::cache::Shared;
 use crate::route::topology::{NodeAddr, SlotMap};
 use crate::{Client, Error, Result};
 use std::collections::HashSet;
@@ -43,6 +44,9 @@ pub(super) struct Core {
     /// The last error a node gave while the map was being fetched, until a map is installed:
     /// the cause a call that timed out before any map was known names.
     pub last_fetch_error: Mutex<Option<Error>>,
+    /// The cache every node's connection keeps true ([`Config::cache`](crate::Config::cache)),
+    /// flushed when a slot changes owner (see `cached`).
+    pub cache: Option<Arc<Shared>>,
 }
 
 impl Core {
@@ -52,6 +56,7 @@ impl Core {
         read_from_replicas: bool,
         refresh_interval: Option<Duration>,
     ) -> Core {
+        let cache = nodes.cache().cloned();
         let config = nodes.config();
         let timeout = config.command_timeout;
         #[cfg(feature = "tls")]
@@ -71,6 +76,7 @@ impl Core {
             keyless: Mutex::default(),
             callback_panics: AtomicU64::new(0),
             last_fetch_error: Mutex::default(),
+            cache,
         }
     }
 
@@ -146,13 +152,18 @@ impl Core {
     /// A `MOVED`: `slot` is served by `to` from now on. The map changes for that slot at once
     /// and a refresh is asked for the rest.
     pub fn moved(self: &Arc<Self>, slot: u16, to: &NodeAddr) {
+        let mut changed = false;
         self.topology.update(|view| {
             if view.primary(slot).is_some_and(|(a, _)| a == to) {
                 return None;
             }
             let map = view.map.moved(slot, to);
+            changed = true;
             self.view_of(map).ok()
         });
+        if changed {
+            self.owners_changed();
+        }
         self.refresh_soon();
     }
 
@@ -161,6 +172,7 @@ impl Core {
         if moved.is_empty() {
             return;
         }
+        let mut changed = false;
         self.topology.update(|view| {
             let stale: Vec<&(u16, NodeAddr)> = moved
                 .iter()
@@ -173,8 +185,12 @@ impl Core {
             for (slot, to) in stale {
                 map.set_owner(*slot, to);
             }
+            changed = true;
             self.view_of(map).ok()
         });
+        if changed {
+            self.owners_changed();
+        }
         self.refresh_soon();
     }
 
@@ -288,8 +304,25 @@ impl Core {
             .chain(&self.seeds)
             .collect();
         self.nodes.keep_only(&keep);
+        let moved = {
+            let old = self.topology.view();
+            !old.map.is_empty() && !same_owners(&old.map, &view.map)
+        };
         self.topology.set(view);
+        if moved {
+            self.owners_changed();
+        }
         Ok(())
+    }
+
+    /// A slot changed owner (a `MOVED`, a refreshed map: a migration, a failover): the cache
+    /// goes whole. The old owner tracked the reads made there, but nothing tells the new one:
+    /// a key it never had (an entry of a missing key), written there now, would otherwise stay
+    /// cached. (A key the old owner had is invalidated by it as it migrates the key away.)
+    fn owners_changed(&self) {
+        if let Some(cache) = &self.cache {
+            cache.flush();
+        }
     }
 
     /// The view of `map`: each shard's primary with its client.
@@ -303,6 +336,14 @@ impl Core {
     }
 }
 
+/// True when every slot has the same primary in both maps.
+fn same_owners(old: &SlotMap, new: &SlotMap) -> bool {
+    fn primary(map: &SlotMap, slot: u16) -> Option<&NodeAddr> {
+        map.shard_of(slot).map(|s| &s.primary.addr)
+    }
+    (0..crate::route::keyslot::SLOTS).all(|slot| primary(old, slot) == primary(new, slot))
+}
+
 /// What is left of a call's time at `deadline`; `Err(last)` once it is over.
 pub(super) fn left(deadline: Option<Instant>, last: Error) -> Result<Option<Duration>> {
     match deadline {
@@ -311,5 +352,34 @@ pub(super) fn left(deadline: Option<Instant>, last: Error) -> Result<Option<Dura
             Some(left) if !left.is_zero() => Ok(Some(left)),
             _ => Err(last),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::route::keyslot::SLOTS;
+
+    /// A map that moved one slot has other owners; the same owners in a new map (a refresh
+    /// that changed nothing) do not flush the cache.
+    #[test]
+    fn owners_compared_slot_by_slot() {
+        let (a, b) = (
+            NodeAddr::new("10.0.0.1", 7000),
+            NodeAddr::new("10.0.0.2", 7000),
+        );
+        let mut one = SlotMap::default();
+        for slot in 0..SLOTS {
+            one.set_owner(slot, if slot < 8192 { &a } else { &b });
+        }
+        assert!(same_owners(&one, &one.clone()));
+        assert!(!same_owners(&one, &one.moved(5, &b)));
+        assert!(!same_owners(&one, &SlotMap::default()));
+        // The shards in another order, the same owners.
+        let mut other = SlotMap::default();
+        for slot in (0..SLOTS).rev() {
+            other.set_owner(slot, if slot < 8192 { &a } else { &b });
+        }
+        assert!(same_owners(&one, &other));
     }
 }

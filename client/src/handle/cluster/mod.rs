@@ -17,6 +17,7 @@
 //! each part with [`ClusterClient::send`] (redirects followed, never resending what may have
 //! run).
 
+mod cached;
 mod core;
 mod drive;
 mod fanout;
@@ -112,6 +113,19 @@ const DEFAULT_REFRESH: Duration = Duration::from_secs(60);
 /// * **Replica reads** ([`ClusterBuilder::read_from_replicas`], off by default): commands the
 ///   spec flags `readonly` go to the shard's replicas (stale reads accepted), others to its
 ///   primary.
+/// * **Client-side caching** ([`Config::cache`]): one cache for the whole client, kept true by
+///   every node's connection, each of which tracks the reads made on it (`CLIENT TRACKING` in
+///   its handshake). A cached read (`cluster.get("k").cached()`) goes to the node of its slot
+///   (a replica with replica reads on) with its redirects followed, and is answered from
+///   memory from then on until that node says the key changed. A read whose keys span slots
+///   (a split `MGET`), or one that meets `ASK` (its slot is migrating), is sent uncached. A
+///   write through the client drops its keys from the cache before it is sent. The cache is
+///   flushed when a node's connection is lost and when the client learns that a slot changed
+///   owner (a `MOVED`, a refreshed map): an entry of a key the old owner did not have (a
+///   missing key) is tracked by no node once its slot moved, so until the client learns of
+///   the move (its next request to that node for the slot, or the periodic refresh) such an
+///   entry may be served although the new owner has the key. [`cache_stats`](ClusterClient::cache_stats)
+///   has the counters.
 /// * **Sharded pub/sub**: [`ClusterClient::subscriber`] ([`ClusterSubscriber`](crate::ClusterSubscriber)): `SSUBSCRIBE`
 ///   on the node owning each channel's slot, kept there as slots move and nodes fail over.
 ///   `PUBLISH` goes to any primary (the cluster forwards it everywhere); `SPUBLISH` goes to
@@ -240,6 +254,7 @@ impl ClusterClient {
     }
 
     fn call_request<T: FromRedis>(&self, request: Request) -> Call<T> {
+        self.invalidate_writes(&request);
         match request {
             Request::One(cmd) => self.call_one(cmd),
             Request::Many { cmds, transaction } => {
@@ -304,7 +319,7 @@ impl ClusterClient {
     /// reached and follows its `MOVED`); else `target`'s primary.
     #[inline]
     fn first_node(&self, cmd: &Cmd, target: &Target) -> Option<(NodeAddr, Client)> {
-        send::first_node_for(&self.core, cmd, target)
+        send::first_node_for(&self.core, cmd.flags().readonly, target)
     }
 
     /// Where a single command goes: `Ok(None)` when only the server can say (a command the
@@ -337,6 +352,7 @@ impl ClusterClient {
         let callback = callback.into_callback();
         let request = request.into_request();
         if let Request::One(cmd) = request {
+            self.invalidate_writes_of(&cmd);
             return self.async_one(cmd, callback);
         }
         let call: Call<Value> = self.call_request(request);
@@ -351,6 +367,29 @@ impl ClusterClient {
 
     /// [`ClusterClient::async_call`] of one command: the node's own callback, which hands the
     /// call to `send::then` (run detached) only on an error reply that calls for more.
+    /// With a cache, the keys `request`'s writes name (the spec's `write` flag, keys marked)
+    /// leave it before anything is sent: a read after the write's reply is not answered from
+    /// what the cache held before it, whatever node's invalidation is still on its way.
+    fn invalidate_writes(&self, request: &Request) {
+        if self.core.cache.is_none() {
+            return;
+        }
+        match request {
+            Request::One(cmd) => self.invalidate_writes_of(cmd),
+            Request::Many { cmds, .. } => cmds.iter().for_each(|c| self.invalidate_writes_of(c)),
+        }
+    }
+
+    /// [`ClusterClient::invalidate_writes`] of one command.
+    #[inline]
+    fn invalidate_writes_of(&self, cmd: &Cmd) {
+        if let Some(cache) = &self.core.cache {
+            if cmd.flags().write {
+                cache.invalidate(cmd.keys());
+            }
+        }
+    }
+
     fn async_one<F>(&self, cmd: Cmd, callback: Option<F>)
     where
         F: FnOnce(Result<Value>) + Send + 'static,
@@ -530,6 +569,12 @@ impl ClusterClient {
     #[allow(dead_code)]
     pub(crate) fn reads_from_replicas(&self) -> bool {
         self.core.read_from_replicas
+    }
+
+    /// The counters of the client's cache ([`Config::cache`]), one cache for every node: `None`
+    /// without one.
+    pub fn cache_stats(&self) -> Option<crate::CacheStats> {
+        self.core.cache.as_ref().map(|c| c.stats())
     }
 
     /// How many topology refreshes ran (for tests).
@@ -767,6 +812,9 @@ impl Redis for ClusterClient {
     }
     fn transaction(&self) -> crate::Pipeline {
         ClusterClient::transaction(self)
+    }
+    fn call_cached<T: FromRedis>(&self, cmd: Cmd, ttl: Option<Duration>) -> Call<T> {
+        self.cached_read(cmd, ttl)
     }
 }
 

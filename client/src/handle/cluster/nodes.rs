@@ -2,6 +2,7 @@
 //! [`Config`] (auth, protocol, timeouts, TLS) with the node's host and port, all on one
 //! placement, so a ring engine drives every node from its one thread.
 
+use crate::cache::Shared;
 use crate::config::{Addr, Config};
 use crate::engine::placement::Placement;
 use crate::engine::Link;
@@ -14,6 +15,8 @@ use std::sync::{Arc, Mutex};
 pub(super) struct Nodes {
     /// The configuration each node's is made from (its address replaced).
     config: Config,
+    /// The cache every node's connection keeps true (`Config::cache`), one for the cluster.
+    cache: Option<Arc<Shared>>,
     /// Where every node's connection goes. A `RingOrEpoll` placement becomes the engine that
     /// took the first node, so the others follow it.
     placement: Mutex<Placement>,
@@ -33,6 +36,7 @@ struct Retired {
 impl Nodes {
     pub(super) fn new(config: Config, placement: Placement) -> Nodes {
         Nodes {
+            cache: config.cache.clone().map(Shared::new),
             config,
             placement: Mutex::new(placement),
             live: Mutex::default(),
@@ -43,6 +47,11 @@ impl Nodes {
     /// The shared configuration.
     pub(super) fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// The cache of the nodes' connections.
+    pub(super) fn cache(&self) -> Option<&Arc<Shared>> {
+        self.cache.as_ref()
     }
 
     /// Where the nodes' connections and timers live.
@@ -71,7 +80,7 @@ impl Nodes {
         };
         let client = {
             let mut placement = self.placement.lock().unwrap_or_else(|p| p.into_inner());
-            let client = Client::placed(config, &placement)?;
+            let client = Client::build_cached(config, &placement, self.cache.clone())?;
             *placement = client.placement().clone();
             client
         };

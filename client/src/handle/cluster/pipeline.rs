@@ -339,7 +339,7 @@ fn group_route(group: &[&Cmd]) -> crate::route::Route {
 }
 
 /// A reply a single call would not fail with: a redirect or a passing refusal.
-fn retried(e: &ServerError) -> bool {
+pub(super) fn retried(e: &ServerError) -> bool {
     matches!(
         e.kind.as_str(),
         "MOVED" | "ASK" | "TRYAGAIN" | "LOADING" | "CLUSTERDOWN" | "READONLY" | "MASTERDOWN"

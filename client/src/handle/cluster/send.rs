@@ -116,19 +116,71 @@ pub(super) fn first_node(core: &Core, target: &Target) -> Option<(NodeAddr, Clie
     }
 }
 
-/// The node `cmd`'s first attempt goes to: with replica reads on, a replica of the slot's
-/// shard for a command the spec flags `readonly`; else as [`first_node`].
+/// The node a command's first attempt goes to: with replica reads on, a replica of the slot's
+/// shard for a read (`readonly`: a command the spec flags so); else as [`first_node`].
 #[inline]
 pub(super) fn first_node_for(
     core: &Core,
-    cmd: &Cmd,
+    readonly: bool,
     target: &Target,
 ) -> Option<(NodeAddr, Client)> {
     match *target {
-        Target::Slot(slot) if core.read_from_replicas && cmd.flags().readonly => {
+        Target::Slot(slot) if core.read_from_replicas && readonly => {
             core.replica(slot).or_else(|| first_node(core, target))
         }
         _ => first_node(core, target),
+    }
+}
+
+/// What [`run_with`] sends to a node at each attempt: one command ([`run`]), or a cached read's
+/// bundle (`cached`).
+pub(super) trait Attempt: Send + Sync {
+    /// What an answered attempt gives.
+    type Out: Send;
+
+    /// True for a read (the spec's `readonly`): with replica reads on, it goes to a replica
+    /// once the map is known.
+    fn readonly(&self) -> bool;
+
+    /// One attempt on `client`, given `timeout`; `asking`: the node is importing the slot (an
+    /// `ASK` led there), so `ASKING` goes first in the same write. An error that calls for a
+    /// redirect or a retry (`MOVED`, `ASK`, `TRYAGAIN`…) is given as the error.
+    fn send(
+        &self,
+        client: &Client,
+        asking: bool,
+        timeout: Option<Duration>,
+    ) -> impl Future<Output = Result<Self::Out>> + Send;
+}
+
+/// One command, where the gate's `route` says.
+struct One {
+    cmd: Cmd,
+    route: crate::route::Route,
+}
+
+impl Attempt for One {
+    type Out = Value;
+
+    fn readonly(&self) -> bool {
+        self.cmd.flags().readonly
+    }
+
+    async fn send(
+        &self,
+        client: &Client,
+        asking: bool,
+        timeout: Option<Duration>,
+    ) -> Result<Value> {
+        if asking {
+            return asked(client, &self.cmd, self.route, timeout).await;
+        }
+        let prepared = Prepared {
+            payload: Payload::One(self.cmd.clone()),
+            finish: Ok,
+            route: self.route,
+        };
+        client.call_prepared_within(prepared, timeout).await
     }
 }
 
@@ -139,9 +191,22 @@ pub(super) async fn run(
     target: Target,
     cmd: Cmd,
     deadline: Option<Instant>,
-    mut failed: Option<(NodeAddr, Error)>,
+    failed: Option<(NodeAddr, Error)>,
 ) -> Result<Value> {
     let route = crate::route::route(&cmd)?;
+    run_with(core, target, One { cmd, route }, deadline, failed, None).await
+}
+
+/// [`run`] of any [`Attempt`]. `first`: the node of the first attempt, when the caller chose it
+/// (a replica, for a read); else the map's.
+pub(super) async fn run_with<A: Attempt>(
+    core: Arc<Core>,
+    target: Target,
+    what: A,
+    deadline: Option<Instant>,
+    mut failed: Option<(NodeAddr, Error)>,
+    mut first: Option<(NodeAddr, Client)>,
+) -> Result<A::Out> {
     let mut to: Option<NodeAddr> = None;
     let mut asking = false;
     let (mut redirects, mut retries) = (0u32, 0u32);
@@ -183,12 +248,13 @@ pub(super) async fn run(
                 }
             }
         }
-        let (node, client) = match to.take() {
-            Some(addr) => {
+        let (node, client) = match (first.take(), to.take()) {
+            (Some(chosen), _) => chosen,
+            (None, Some(addr)) => {
                 let client = core.nodes.get(&addr)?;
                 (addr, client)
             }
-            None => match first_node(&core, &target) {
+            (None, None) => match first_node(&core, &target) {
                 Some(found) => found,
                 None if core.has_map() => {
                     let Target::Slot(slot) = target else {
@@ -213,7 +279,7 @@ pub(super) async fn run(
                     }
                     // The first attempt: a read goes to a replica as it would have with
                     // the map known.
-                    match first_node_for(&core, &cmd, &target) {
+                    match first_node_for(&core, what.readonly(), &target) {
                         Some(found) => found,
                         None => {
                             return Err(Error::client(
@@ -225,16 +291,9 @@ pub(super) async fn run(
             },
         };
         let timeout = left(deadline, Error::Timeout)?;
-        let result = if std::mem::take(&mut asking) {
-            asked(&client, &cmd, route, timeout).await
-        } else {
-            let prepared = Prepared {
-                payload: Payload::One(cmd.clone()),
-                finish: Ok,
-                route,
-            };
-            client.call_prepared_within(prepared, timeout).await
-        };
+        let result = what
+            .send(&client, std::mem::take(&mut asking), timeout)
+            .await;
         match result {
             Ok(v) => return Ok(v),
             Err(e) => failed = Some((node, e)),
@@ -284,7 +343,7 @@ pub(super) fn undiscovered(core: &Core) -> Error {
 /// `ASKING` and `cmd` in one write (nothing can come between them) where the gate's `route`
 /// says `cmd` runs: `client`'s shared connection, or a dedicated one for a blocking command
 /// (which would stall every other caller of the node): `cmd`'s reply.
-async fn asked(
+pub(super) async fn asked(
     client: &Client,
     cmd: &Cmd,
     route: crate::route::Route,
