@@ -13,9 +13,11 @@
 //! one SET of a key is in flight at a time (a SET that finds its key being written reads it
 //! instead), so the values the server holds only grow, and `committed[k]` is the last value
 //! whose SET completed. Counted per client, over every read of every sample:
-//! - *backwards*: a read older than one the same task read before (a task's later read may
-//!   only be older if the client kept an entry past an invalidation it had received before the
-//!   newer reply: on one connection the server's push for a write precedes every later reply);
+//! - *backwards*: a read older than a value the same client had already returned (to any of
+//!   its tasks) before this read started. The client got that newer value from a reply (or an
+//!   entry filled by one) that followed, on its one connection, the server's invalidation for
+//!   the write that replaced the older value; so an older value can only come from an entry the
+//!   client kept, or stored, after it had read that invalidation;
 //! - *after settle*: when the sample's writers have stopped, the client makes one round trip
 //!   (`PING`: every push ahead of its reply has been applied), then reads every key the way it
 //!   reads in the workload and compares with `committed[k]` (itself checked against an
@@ -167,24 +169,42 @@ impl Checks {
     }
 }
 
-/// One task's view of a GET: counts it, panics on a reply the workload cannot have written.
+/// What a GET of key `k` may not return anything older than, taken as it starts.
+#[derive(Clone, Copy, Debug)]
+struct Floor {
+    /// The last value of `k` whose SET had completed (through this client, or before it
+    /// connected).
+    committed: u64,
+    /// The newest value of `k` any read through this client had returned.
+    observed: u64,
+}
+
+impl Floor {
+    fn at(state: &State, observed: &[AtomicU64], k: usize) -> Floor {
+        Floor {
+            committed: state.committed[k].load(Ordering::Acquire),
+            observed: observed[k].load(Ordering::Acquire),
+        }
+    }
+}
+
+/// One task's checks of its GETs; panics on a reply the workload cannot have written.
+#[derive(Default)]
 struct Reader {
-    /// Per key, the newest value this task read.
-    seen: Vec<u64>,
     checks: Checks,
 }
 
 impl Reader {
-    fn new() -> Reader {
-        Reader {
-            seen: vec![0; KEYS],
-            checks: Checks::default(),
-        }
-    }
-
-    /// Checks the reply `got` to a GET of key `k` that started when `committed[k]` was
-    /// `floor`.
-    fn check(&mut self, state: &State, k: usize, floor: u64, got: Option<&[u8]>) {
+    /// Checks the reply `got` to a GET of key `k` that started at `floor`, and records it in
+    /// `observed` (per key, the newest value the client returned).
+    fn check(
+        &mut self,
+        state: &State,
+        observed: &[AtomicU64],
+        k: usize,
+        floor: Floor,
+        got: Option<&[u8]>,
+    ) {
         let v = match got.and_then(decode) {
             Some(v) => v,
             None => panic!("GET {}: {:?} is no value of this run", state.keys[k], got),
@@ -197,13 +217,14 @@ impl Reader {
             state.keys[k]
         );
         self.checks.reads += 1;
-        if v < self.seen[k] {
+        if v < floor.observed {
             self.checks.backwards += 1;
-        } else {
-            self.seen[k] = v;
         }
-        if v < floor {
+        if v < floor.committed {
             self.checks.behind_own_writes += 1;
+        }
+        if v > observed[k].load(Ordering::Relaxed) {
+            observed[k].fetch_max(v, Ordering::AcqRel);
         }
     }
 }
@@ -278,6 +299,9 @@ impl Who {
     }
 }
 
+/// Latency histograms per sample (task `t` records into `t % HISTOGRAMS`).
+const HISTOGRAMS: usize = 8;
+
 /// One task's operation count, alone on its cache line.
 #[derive(Default)]
 #[repr(align(64))]
@@ -303,10 +327,13 @@ struct Measured {
 /// Runs the workload on `client` (warm-up, then the measured window), stops, and checks the
 /// client's cache against the server.
 fn sample<C: CacheClient>(rt: &Runtime, client: C, oracle: &RingdisCache, run: &Run) -> Measured {
-    // Per task, its own operation counter (on a cache line of its own) and latency histogram:
-    // hits are fast enough that one shared counter, bounced between the workers' cores, would
-    // be measured instead of the clients.
+    // Per task, its own operation counter (on a cache line of its own), and one of a few
+    // latency histograms: hits are fast enough that one shared counter and histogram, bounced
+    // between the workers' cores, would be measured instead of the clients (and a histogram
+    // per task, 15 KiB each, would not stay in the CPU's caches at 1024 tasks).
     let ops: Arc<[Counter]> = (0..run.tasks).map(|_| Counter::default()).collect();
+    let hists: Arc<[Histogram]> = (0..HISTOGRAMS).map(|_| Histogram::new()).collect();
+    let observed: Arc<[AtomicU64]> = (0..KEYS).map(|_| AtomicU64::new(0)).collect();
     let stop = Arc::new(AtomicBool::new(false));
     let measuring = Arc::new(AtomicBool::new(false));
     let name = client.name();
@@ -315,15 +342,17 @@ fn sample<C: CacheClient>(rt: &Runtime, client: C, oracle: &RingdisCache, run: &
         let mut tasks = Vec::with_capacity(run.tasks);
         for t in 0..run.tasks {
             let mut client = client.clone();
-            let (ops, stop, measuring, state) = (
+            let (ops, stop, measuring, state, hists, observed) = (
                 ops.clone(),
                 stop.clone(),
                 measuring.clone(),
                 run.state.clone(),
+                hists.clone(),
+                observed.clone(),
             );
             tasks.push(tokio::spawn(async move {
-                let hist = Histogram::new();
-                let mut reader = Reader::new();
+                let hist = &hists[t % HISTOGRAMS];
+                let mut reader = Reader::default();
                 let mut rng = 0x9e37_79b9_7f4a_7c15u64 ^ (t as u64 + 1);
                 while !stop.load(Ordering::Relaxed) {
                     rng ^= rng << 13;
@@ -338,9 +367,10 @@ fn sample<C: CacheClient>(rt: &Runtime, client: C, oracle: &RingdisCache, run: &
                         state.committed[k].store(v, Ordering::Release);
                         state.writing[k].store(false, Ordering::Release);
                     } else {
-                        let floor = state.committed[k].load(Ordering::Acquire);
+                        let floor = Floor::at(&state, &observed, k);
                         let got = client.get(key).await;
-                        reader.check(&state, k, floor, got.as_ref().map(AsRef::as_ref));
+                        let got = got.as_ref().map(AsRef::as_ref);
+                        reader.check(&state, &observed, k, floor, got);
                     }
                     if measuring.load(Ordering::Relaxed) {
                         hist.record(start.elapsed());
@@ -351,7 +381,7 @@ fn sample<C: CacheClient>(rt: &Runtime, client: C, oracle: &RingdisCache, run: &
                     // tokio's own resources do when a task has used up its budget.
                     tokio::task::coop::consume_budget().await;
                 }
-                (reader.checks, hist)
+                reader.checks
             }));
         }
         tokio::time::sleep(run.warmup).await;
@@ -364,11 +394,12 @@ fn sample<C: CacheClient>(rt: &Runtime, client: C, oracle: &RingdisCache, run: &
         measuring.store(false, Ordering::Relaxed);
         stop.store(true, Ordering::Relaxed);
         let mut checks = Checks::default();
-        let hist = Histogram::new();
         for t in tasks {
-            let (c, h) = t.await.expect("cache workload task");
-            checks.add(&c);
-            hist.merge(&h);
+            checks.add(&t.await.expect("cache workload task"));
+        }
+        let hist = Histogram::new();
+        for h in hists.iter() {
+            hist.merge(h);
         }
         let mut client = client;
         if client.real() {
@@ -722,25 +753,30 @@ mod tests {
     #[test]
     fn reader_counts_backwards_and_behind_own_writes() {
         let state = State::new();
+        let observed: Vec<AtomicU64> = (0..KEYS).map(|_| AtomicU64::new(0)).collect();
         state.committed[3].store(7, Ordering::Release);
-        let mut r = Reader::new();
-        r.check(&state, 3, 5, Some(&encode(6)));
-        r.check(&state, 3, 5, Some(&encode(8))); // the SET of 8 in flight: allowed
-        r.check(&state, 3, 5, Some(&encode(6))); // older than 8, read before: backwards
-        r.check(&state, 3, 7, Some(&encode(8)));
-        let mut other = Reader::new();
-        other.check(&state, 3, 7, Some(&encode(6))); // first read by this task, but its key's SET of 7 had completed
+        let mut r = Reader::default();
+        // Two reads in flight together: the later one may return the older value.
+        let (f1, f2) = (
+            Floor::at(&state, &observed, 3),
+            Floor::at(&state, &observed, 3),
+        );
+        r.check(&state, &observed, 3, f1, Some(&encode(8))); // the SET of 8 in flight: allowed
+        r.check(&state, &observed, 3, f2, Some(&encode(7)));
+        assert_eq!(observed[3].load(Ordering::Acquire), 8);
+        let f = Floor::at(&state, &observed, 3);
+        r.check(&state, &observed, 3, f, Some(&encode(7))); // started after 8 was read
+        state.committed[3].store(8, Ordering::Release);
+        observed[3].store(0, Ordering::Release);
+        let f = Floor::at(&state, &observed, 3);
+        r.check(&state, &observed, 3, f, Some(&encode(7))); // started after the SET of 8 completed
         assert_eq!(
             (
                 r.checks.reads,
                 r.checks.backwards,
                 r.checks.behind_own_writes
             ),
-            (4, 1, 0)
-        );
-        assert_eq!(
-            (other.checks.backwards, other.checks.behind_own_writes),
-            (0, 1)
+            (4, 1, 1)
         );
     }
 
@@ -748,13 +784,17 @@ mod tests {
     #[should_panic(expected = "was never written")]
     fn reader_rejects_a_value_never_written() {
         let state = State::new();
-        Reader::new().check(&state, 0, 1, Some(&encode(3)));
+        let observed = [const { AtomicU64::new(0) }; KEYS];
+        let f = Floor::at(&state, &observed, 0);
+        Reader::default().check(&state, &observed, 0, f, Some(&encode(3)));
     }
 
     #[test]
     #[should_panic(expected = "no value of this run")]
     fn reader_rejects_nil() {
         let state = State::new();
-        Reader::new().check(&state, 0, 1, None);
+        let observed = [const { AtomicU64::new(0) }; KEYS];
+        let f = Floor::at(&state, &observed, 0);
+        Reader::default().check(&state, &observed, 0, f, None);
     }
 }
