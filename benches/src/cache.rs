@@ -320,8 +320,9 @@ struct Measured {
     name: String,
     sample: Sample,
     checks: Checks,
-    /// The cache's hits / (hits + misses) over the window, if it has counters.
-    hit_rate: Option<f64>,
+    /// The cache's hits and joined reads over the window as fractions of its cached reads,
+    /// if it has counters.
+    hit_rate: Option<(f64, f64)>,
 }
 
 /// Runs the workload on `client` (warm-up, then the measured window), stops, and checks the
@@ -409,8 +410,9 @@ fn sample<C: CacheClient>(rt: &Runtime, client: C, oracle: &RingdisCache, run: &
             fill(&mut oracle.clone(), &run.state).await;
         }
         let hit_rate = match (stats0, stats1) {
-            (Some((h0, r0, _)), Some((h1, r1, _))) if r1 > r0 => {
-                Some((h1 - h0) as f64 / (r1 - r0) as f64)
+            (Some((h0, j0, r0)), Some((h1, j1, r1))) if r1 > r0 => {
+                let reads = (r1 - r0) as f64;
+                Some(((h1 - h0) as f64 / reads, (j1 - j0) as f64 / reads))
             }
             _ => None,
         };
@@ -484,7 +486,7 @@ struct Line {
     who: Who,
     row: Row,
     checks: Checks,
-    hit_rates: Vec<f64>,
+    hit_rates: Vec<(f64, f64)>,
 }
 
 fn selected_tasks(opts: &Options, tasks: usize) -> bool {
@@ -648,7 +650,13 @@ fn table(tasks: usize, lines: &[Line]) -> String {
         let hit = if l.hit_rates.is_empty() {
             "—".to_owned()
         } else {
-            format!("{:.1}%", 100.0 * median(&mut l.hit_rates.clone()))
+            let hit = median(&mut l.hit_rates.iter().map(|r| r.0).collect::<Vec<_>>());
+            let joined = median(&mut l.hit_rates.iter().map(|r| r.1).collect::<Vec<_>>());
+            if joined > 0.0 {
+                format!("{:.1}% (+{:.1}% joined)", 100.0 * hit, 100.0 * joined)
+            } else {
+                format!("{:.1}%", 100.0 * hit)
+            }
         };
         let c = &l.checks;
         let stale = if c.stale() == 0 {

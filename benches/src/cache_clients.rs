@@ -24,9 +24,9 @@ pub trait CacheClient: Clone + Send + Sync + 'static {
     fn real(&self) -> bool {
         true
     }
-    /// The cache's counters as `(hits, cached reads, invalidations)`, if it has a cache
-    /// (cached reads: hits, misses, and for ringdis reads that joined one in flight or were
-    /// sent uncached).
+    /// The cache's counters as `(hits, joined, cached reads)`, if it has a cache (joined:
+    /// reads that shared the round trip of the same read in flight, ringdis only; cached
+    /// reads: all of them, hits and misses included).
     fn stats(&self) -> Option<(u64, u64, u64)>;
 }
 
@@ -60,13 +60,13 @@ async fn cached_get(client: &Client, key: &str) -> ringdis::Result<Option<bytes:
     client.get(key).cached().await
 }
 
-/// The cache's `(hits, cached reads, invalidations)`.
+/// The cache's `(hits, joined, cached reads)`.
 fn cache_stats(client: &Client) -> Option<(u64, u64, u64)> {
     client.cache_stats().map(|s| {
         (
             s.hits,
+            s.joined,
             s.hits + s.misses + s.joined + s.uncacheable,
-            s.invalidations,
         )
     })
 }
@@ -178,7 +178,7 @@ impl CacheClient for RedisRsCache {
     fn stats(&self) -> Option<(u64, u64, u64)> {
         self.conn
             .get_cache_statistics()
-            .map(|s| (s.hit as u64, (s.hit + s.miss) as u64, s.invalidate as u64))
+            .map(|s| (s.hit as u64, 0, (s.hit + s.miss) as u64))
     }
 }
 
