@@ -5,6 +5,7 @@
 
 use ringdis::{cmd, Client, Commands, Config};
 use std::future::Future;
+use std::time::Duration;
 
 /// What the cache workload needs from a client. Errors abort the benchmark.
 pub trait CacheClient: Clone + Send + Sync + 'static {
@@ -123,12 +124,15 @@ pub struct RedisRsCache {
 }
 
 impl RedisRsCache {
-    /// A connected multiplexed connection to `url` with `?protocol=resp3`; `cached`: with
-    /// `AsyncConnectionConfig::new().set_cache_config(CacheConfig::new())`.
+    /// A connected multiplexed connection to `url` with `?protocol=resp3` and a 30 s response
+    /// timeout; `cached`: with `AsyncConnectionConfig::new().set_cache_config(CacheConfig::new())`.
     pub async fn connect(url: &str, cached: bool) -> RedisRsCache {
         let client = redis::Client::open(format!("{}/?protocol=resp3", url.trim_end_matches('/')))
             .expect("redis-rs client");
-        let mut config = redis::AsyncConnectionConfig::new();
+        // ringdis's command timeout (30 s), not redis-rs's 500 ms: a GET that waits behind a
+        // burst on this loaded 2-CPU machine is slow, not an error that aborts the run.
+        let mut config =
+            redis::AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_secs(30)));
         if cached {
             config = config.set_cache_config(redis::caching::CacheConfig::new());
         }
