@@ -392,6 +392,7 @@ fn sample<C: CacheClient>(rt: &Runtime, client: C, oracle: &RingdisCache, run: &
         tokio::time::sleep(run.window).await;
         let (ops1, cpu1, t1) = (total(&ops), cpu_time(), Instant::now());
         let stats1 = client.stats();
+        let described = client.describe_stats();
         measuring.store(false, Ordering::Relaxed);
         stop.store(true, Ordering::Relaxed);
         let mut checks = Checks::default();
@@ -416,17 +417,24 @@ fn sample<C: CacheClient>(rt: &Runtime, client: C, oracle: &RingdisCache, run: &
             }
             _ => None,
         };
+        let sample = Sample {
+            ops: ops1 - ops0,
+            wall: t1 - t0,
+            cpu: cpu1.saturating_sub(cpu0),
+            p50_us: hist.quantile(0.50).as_secs_f64() * 1e6,
+            p99_us: hist.quantile(0.99).as_secs_f64() * 1e6,
+            threads: 0,
+            threads_added: None,
+        };
+        eprintln!(
+            "  {name}, {} tasks: {:.0} ops/s, {:.2} µs CPU/op; at the window's end: {described}",
+            run.tasks,
+            sample.ops_per_sec(),
+            sample.cpu_us_per_op()
+        );
         Measured {
             name,
-            sample: Sample {
-                ops: ops1 - ops0,
-                wall: t1 - t0,
-                cpu: cpu1.saturating_sub(cpu0),
-                p50_us: hist.quantile(0.50).as_secs_f64() * 1e6,
-                p99_us: hist.quantile(0.99).as_secs_f64() * 1e6,
-                threads: 0,
-                threads_added: None,
-            },
+            sample,
             checks,
             hit_rate,
         }

@@ -29,6 +29,10 @@ pub trait CacheClient: Clone + Send + Sync + 'static {
     /// reads that shared the round trip of the same read in flight, ringdis only; cached
     /// reads: all of them, hits and misses included).
     fn stats(&self) -> Option<(u64, u64, u64)>;
+    /// All of the cache's counters and the connection's, for the log of each sample.
+    fn describe_stats(&self) -> String {
+        String::new()
+    }
 }
 
 /// ringdis (the engine its `Config` picks under tokio: the task engine), with or without its
@@ -114,6 +118,10 @@ impl CacheClient for RingdisCache {
     fn stats(&self) -> Option<(u64, u64, u64)> {
         cache_stats(&self.client)
     }
+
+    fn describe_stats(&self) -> String {
+        format!("{:?} {:?}", self.client.cache_stats(), self.client.stats())
+    }
 }
 
 /// redis-rs over one `MultiplexedConnection` speaking RESP3, with or without `cache-aio`.
@@ -183,6 +191,10 @@ impl CacheClient for RedisRsCache {
         self.conn
             .get_cache_statistics()
             .map(|s| (s.hit as u64, 0, (s.hit + s.miss) as u64))
+    }
+
+    fn describe_stats(&self) -> String {
+        format!("{:?}", self.conn.get_cache_statistics())
     }
 }
 
