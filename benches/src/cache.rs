@@ -49,8 +49,8 @@ use tokio::runtime::Runtime;
 pub const KEYS: usize = 1000;
 /// Bytes of every value: a zero-padded decimal counter.
 const VALUE_LEN: usize = 32;
-/// One operation in this many is a SET (5%).
-const SET_EVERY: u64 = 20;
+/// The share of operations that are SETs, in percent, unless `--sets P` says otherwise.
+const SETS_PERCENT: u64 = 5;
 /// The task counts measured, `c64` and `c1024`.
 pub const TASKS: [usize; 2] = [64, 1024];
 /// How long keys found stale after the settle are read again before counting them stale for
@@ -311,6 +311,8 @@ struct Counter(AtomicU64);
 struct Run {
     state: Arc<State>,
     tasks: usize,
+    /// The share of SETs, in percent.
+    sets: u64,
     warmup: Duration,
     window: Duration,
 }
@@ -351,6 +353,7 @@ fn sample<C: CacheClient>(rt: &Runtime, client: C, oracle: &RingdisCache, run: &
                 hists.clone(),
                 observed.clone(),
             );
+            let sets = run.sets;
             tasks.push(tokio::spawn(async move {
                 let hist = &hists[t % HISTOGRAMS];
                 let mut reader = Reader::default();
@@ -362,7 +365,8 @@ fn sample<C: CacheClient>(rt: &Runtime, client: C, oracle: &RingdisCache, run: &
                     let k = (rng >> 32) as usize % KEYS;
                     let key = state.keys[k].as_str();
                     let start = Instant::now();
-                    if rng % SET_EVERY == 0 && !state.writing[k].swap(true, Ordering::AcqRel) {
+                    let write = rng % 100 < sets;
+                    if write && !state.writing[k].swap(true, Ordering::AcqRel) {
                         let v = state.committed[k].load(Ordering::Acquire) + 1;
                         client.set(key, &encode(v)).await;
                         state.committed[k].store(v, Ordering::Release);
@@ -510,15 +514,17 @@ pub fn cache(opts: &Options) {
     } else {
         ServerKind::Redis
     };
+    let sets = opts.sets_percent.unwrap_or(SETS_PERCENT);
     let server = Server::start(kind);
     let url = server.url();
     let state = State::new();
     let header = format!(
-        "{kind} {} on {url} (no persistence, loopback); {KEYS} keys, 95% GET / 5% SET of \
+        "{kind} {} on {url} (no persistence, loopback); {KEYS} keys, {}% GET / {sets}% SET of \
          {VALUE_LEN}-byte values; {} rounds × {:?} windows (+{:?} warm-up, each sample on a \
          freshly connected client), clients interleaved (rotating order); {} CPUs; kernel {}; \
          load average at start {}",
         server.version(),
+        100 - sets,
         opts.rounds,
         opts.window,
         opts.warmup,
@@ -612,6 +618,7 @@ fn measure(
             let run = Run {
                 state: state.clone(),
                 tasks: *tasks,
+                sets: opts.sets_percent.unwrap_or(SETS_PERCENT),
                 warmup: opts.warmup,
                 window: opts.window,
             };
@@ -637,7 +644,11 @@ fn measure(
     }
     let mut out = String::new();
     for (tasks, lines) in &cells {
-        out.push_str(&table(*tasks, lines));
+        out.push_str(&table(
+            *tasks,
+            opts.sets_percent.unwrap_or(SETS_PERCENT),
+            lines,
+        ));
     }
     drop(oracle);
     rt.shutdown_timeout(Duration::from_secs(1));
@@ -645,11 +656,12 @@ fn measure(
 }
 
 /// One cell's table, its paired ratios and where the targets of #15 stand.
-fn table(tasks: usize, lines: &[Line]) -> String {
+fn table(tasks: usize, sets: u64, lines: &[Line]) -> String {
     let mut out = format!(
-        "\n### {tasks} tasks, 95% GET / 5% SET, {KEYS} keys\n\n\
+        "\n### {tasks} tasks, {}% GET / {sets}% SET, {KEYS} keys\n\n\
          | client | median ops/s | min–max ops/s | p50 µs | p99 µs | CPU µs/op | hit rate | stale | behind own writes | reads checked |\n\
-         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        100 - sets
     );
     for l in lines.iter().filter(|l| !l.row.samples.is_empty()) {
         let (lo, hi) = l.row.spread();
