@@ -1,6 +1,7 @@
 //! `ringdis-bench cache` (issue #15): a read-heavy workload with and without client-side
 //! caching. One throwaway server (Redis 7.0; Valkey with `--valkey`), 1,000 hot keys, 64 or 1024
-//! tasks doing 95% GET / 5% SET (uniform keys), on both tokio runtimes, for ringdis without and
+//! tasks doing 95% GET / 5% SET (uniform keys; `--sets P` for P% SETs, 0 = read-only), on both
+//! tokio runtimes, for ringdis without and
 //! with its cache (`Config::cache`, `client.get(k).cached()`) and redis-rs without and with
 //! `cache-aio` (RESP3, one `MultiplexedConnection`). Clients are interleaved (rotating order) and
 //! each sample connects its client afresh (so an idle client's cache is not kept up to date by
@@ -724,13 +725,16 @@ fn table(tasks: usize, sets: u64, lines: &[Line]) -> String {
             .collect();
         let ops = report::paired_ratio(&a.row, &b.row, Sample::ops_per_sec);
         let cpu = report::paired_ratio(&a.row, &b.row, Sample::cpu_us_per_op);
-        let p99 = report::paired_ratio(&a.row, &b.row, Sample::p99);
+        let p99 = |r: &Row| median(&mut r.samples.iter().map(Sample::p99).collect::<Vec<_>>());
         let _ = write!(
             out,
-            "\n{} / {}: **{ops:.2}×** ops/s (per round: {}), {cpu:.2}× CPU/op, {p99:.2}× p99 (paired medians).",
+            "\n{} / {}: **{ops:.2}×** ops/s (per round: {}), {cpu:.2}× CPU/op (paired medians); \
+             p99 {:.1} µs vs {:.1} µs.",
             a.row.client,
             b.row.client,
-            rounds.join(", ")
+            rounds.join(", "),
+            p99(&a.row),
+            p99(&b.row),
         );
         goals.push(format!(
             "≥ {target}× {}: {}",
