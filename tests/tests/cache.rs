@@ -22,7 +22,7 @@ const WAIT: Duration = Duration::from_secs(10);
 
 /// A cached `GET key`, decoded.
 async fn cached_get(db: &impl Redis, key: &str) -> ringdis::Result<Option<String>> {
-    db.call_cached(Cmd::new("GET").key(key), None).await
+    db.get(key).cached().decode().await
 }
 
 /// How many `GET`s the server has run (`INFO commandstats`).
@@ -127,6 +127,37 @@ async fn reads_are_cached_and_invalidated() {
     }
 }
 
+/// `.cached_for(ttl)` bounds the entry's lifetime: the read is a hit until then, and goes to
+/// the server again once it has passed (no change to the key needed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cached_for_bounds_the_entry() {
+    const TTL: Duration = Duration::from_millis(500);
+    for server in support::servers() {
+        for engine in engines() {
+            let at = format!("{}/{engine:?}", server.kind());
+            let c = Client::new(cached(&server, engine)).unwrap();
+            let other = support::client(&server, engine, Protocol::Resp3);
+            let key = ringdis_tests::unique("ttl");
+            other.set(&key, "v").decode::<Value>().await.unwrap();
+            let read = || c.get(&key).cached_for(TTL).decode::<Option<String>>();
+            let stored = Instant::now();
+            assert_eq!(read().await.unwrap().as_deref(), Some("v"), "{at}");
+            let before = gets(&other).await;
+            let deadline = Instant::now() + WAIT;
+            loop {
+                assert_eq!(read().await.unwrap().as_deref(), Some("v"), "{at}");
+                if gets(&other).await > before {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "{at}: never read again");
+                support::yield_now().await;
+            }
+            assert!(stored.elapsed() >= TTL, "{at}: gone before its ttl");
+            assert!(c.cache_stats().unwrap().hits >= 1, "{at}");
+        }
+    }
+}
+
 /// `FLUSHALL` and `FLUSHDB` (a nil invalidation) empty the cache: a key they removed reads as
 /// missing, within a bounded wait.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -224,29 +255,40 @@ async fn optin_and_bcast_track_what_they_cache() {
     }
 }
 
-/// A cached read dropped while in flight leaves nothing stuck: the read that joined it sends
-/// its own and gets the value; nothing of the dropped one is stored.
+/// A cached read left unpolled or dropped strands no one: the read that joined it gets the
+/// value (the leader's bundle is sent at once and its replies handed to the cache by the
+/// connection), and the leader, polled later, gets it too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_dropped_leader_strands_no_one() {
-    use futures::FutureExt;
+async fn a_leader_left_unpolled_or_dropped_strands_no_one() {
     for server in support::servers() {
         for engine in engines() {
             let at = format!("{}/{engine:?}", server.kind());
             let c = Client::new(cached(&server, engine)).unwrap();
-            let key = ringdis_tests::unique("drop");
+            let key = ringdis_tests::unique("unpolled");
+            let read = || c.call_cached::<Option<String>>(Cmd::new("GET").key(&key), None);
             c.set(&key, "v").decode::<Value>().await.unwrap();
-            let mut leader = c.call_cached::<Option<String>>(Cmd::new("GET").key(&key), None);
-            let joined = c.call_cached::<Option<String>>(Cmd::new("GET").key(&key), None);
-            // Sent (or about to be), then given up.
-            if let Some(done) = (&mut leader).now_or_never() {
-                assert_eq!(done.unwrap().as_deref(), Some("v"), "{at}");
-            }
-            drop(leader);
+            // Held, never polled, while the read that joined it is awaited.
+            let leader = read();
+            let joined = read();
             let got = support::bounded(WAIT, &at, joined).await.unwrap();
             assert_eq!(got.as_deref(), Some("v"), "{at}");
+            assert_eq!(leader.await.unwrap().as_deref(), Some("v"), "{at}");
+            // One round trip: the second read joined the first (or, if the reply was that
+            // quick, found it stored).
             let stats = c.cache_stats().unwrap();
-            assert_eq!(stats.joined, 1, "{at}: {stats:?}");
+            assert_eq!(stats.misses, 1, "{at}: {stats:?}");
+            assert_eq!(stats.joined + stats.hits, 1, "{at}: {stats:?}");
             assert_eq!(cached_get(&c, &key).await.unwrap().as_deref(), Some("v"));
+            assert_eq!(c.cache_stats().unwrap().misses, 1, "{at}");
+
+            // Dropped before it was polled: the joined read still gets the value.
+            let key = ringdis_tests::unique("dropped");
+            c.set(&key, "w").decode::<Value>().await.unwrap();
+            let leader = c.call_cached::<Option<String>>(Cmd::new("GET").key(&key), None);
+            let joined = c.call_cached::<Option<String>>(Cmd::new("GET").key(&key), None);
+            drop(leader);
+            let got = support::bounded(WAIT, &at, joined).await.unwrap();
+            assert_eq!(got.as_deref(), Some("w"), "{at}");
         }
     }
 }

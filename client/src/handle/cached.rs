@@ -45,6 +45,10 @@ use std::time::Duration;
 /// may evict it sooner ([`Cache::max_bytes`](crate::Cache::max_bytes), least recently used
 /// first).
 ///
+/// **Not seen:** the server sends no invalidation for `SWAPDB` (Redis 7.0, Valkey 9): an entry
+/// read before another client swaps databases stays until it expires. Do not cache reads of a
+/// database that `SWAPDB` replaces.
+///
 /// **Without a cache** (the default [`Config`](crate::Config), and on the mock) a cached read
 /// is simply sent, as the command would be: code written with `.cached()` runs the same
 /// everywhere. So is a read the cache cannot keep (with `BCAST` tracking, a key outside every
@@ -53,7 +57,8 @@ use std::time::Duration;
 /// **Where.** Only the builders of cacheable commands have `.cached()`: commands the spec marks
 /// read-only with keys, not blocking, whose reply depends on their keys' data alone (no
 /// `nondeterministic_output` tip; no script; not `MEMORY USAGE`, `TOUCH`, `SORT_RO`, `HTTL`,
-/// `HPTTL`). The list is in [`Commands`](crate::Commands) and
+/// `HPTTL`, nor `XINFO GROUPS`/`XINFO STREAM`, which consumer groups change without an
+/// invalidation). The list is in [`Commands`](crate::Commands) and
 /// [`CACHEABLE_COMMANDS`](crate::commands::CACHEABLE_COMMANDS); each such method's docs say
 /// "cacheable". It is on commands built on a client ([`Client`](crate::Client), a
 /// [`Pool`](crate::Pool), a [`Spread`](crate::Spread), a

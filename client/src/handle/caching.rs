@@ -1,11 +1,11 @@
-//! What a caching handle ([`Config::cache`](crate::Config::cache)) does around the cache: the
-//! cached read that was not a hit (join the same read in flight, or lead it: send the cache's
-//! bundle in one write and hand its replies to the cache), and the local invalidation of the
-//! keys a write names before it is sent. How a request reaches a connection is the caller's
-//! (a client's connection, a pool's checkout): this module is handed a way to send.
+//! What a caching client ([`Config::cache`](crate::Config::cache)) does around the cache: a
+//! cached read that joined the same read in flight, the callback that hands a bundle's
+//! replies to the cache, and the local invalidation of the keys a write names before it is
+//! sent. How a request reaches a connection is the client's: this module is handed a way to
+//! send.
 
-use crate::cache::{Plan, Shared};
-use crate::conn::Payload;
+use crate::cache::{Fill, Plan, Shared, Waiter};
+use crate::engine::link::Callback;
 use crate::{Cmd, Error, Result, Value};
 use std::future::Future;
 use std::sync::Arc;
@@ -23,66 +23,148 @@ pub(crate) fn invalidate_writes(cache: &Shared, cmds: &[Cmd]) {
     }
 }
 
-/// A cached read that was not a hit: `plan` ([`Plan::Join`] or [`Plan::Lead`]) carried out,
-/// planning `cmd` again (in database `db`, with the call's `ttl`) when the read it joined was
-/// given up. `send` puts a payload on a caching connection (one that applies its
-/// invalidations to `cache`) and resolves to its reply; a bundle goes as one batch: one write,
-/// its replies collected into one array (not a transaction).
+/// A cached read that joined the same read in flight (`waiter`): its reply, or when that read
+/// was given up, what planning `cmd` again (in database `db`, with the call's `ttl`) says:
+/// joining another, leading it (`lead`: the bundle sent, its replies handed to the
+/// [`Fill`]), or sending it plainly (`plain`).
 ///
-/// Cancel safety: dropping the future drops what it holds, a [`Fill`](crate::cache::Fill)
-/// included, which lets the reads that joined it plan again: nothing waits for it.
-pub(crate) async fn miss<S, F>(
+/// Cancel safety: dropping the future drops the [`Waiter`]; a bundle `lead` sent is finished
+/// by its connection whatever becomes of this future (see [`lead_callback`]).
+pub(crate) async fn join<L, F, P, G>(
     cache: Arc<Shared>,
     db: i64,
     cmd: Cmd,
     ttl: Option<Duration>,
-    mut plan: Plan,
-    send: S,
+    mut waiter: Waiter,
+    lead: L,
+    plain: P,
 ) -> Result<Value>
 where
-    S: Fn(Payload) -> F,
+    L: Fn(Fill, Vec<Cmd>) -> F,
     F: Future<Output = Result<Value>>,
+    P: Fn(Cmd) -> G,
+    G: Future<Output = Result<Value>>,
 {
     loop {
-        match plan {
-            Plan::Hit(value) => return Ok(value),
-            Plan::Uncacheable(cmd) => return send(Payload::One(cmd)).await,
-            Plan::Lead { fill, bundle } => {
-                if bundle.is_empty() {
-                    return fill.finish(Err(Error::client("a cached read's bundle is empty")));
-                }
-                let reply = send(Payload::batch(&bundle)).await;
-                return fill.finish(reply);
-            }
-            Plan::Join(waiter) => {
-                if let Some(reply) = waiter.await {
-                    return reply;
-                }
-                // The leading read was given up (its caller dropped it): lead or join anew.
-            }
+        if let Some(reply) = waiter.await {
+            return reply;
         }
-        plan = cache.plan(db, cmd.clone(), ttl);
+        // The leading read was given up (its connection went away under it): plan anew.
+        match cache.plan(db, cmd.clone(), ttl) {
+            Plan::Hit(value) => return Ok(value),
+            Plan::Join(next) => waiter = next,
+            Plan::Lead { fill, bundle } => return lead(fill, bundle).await,
+            Plan::Uncacheable(cmd) => return plain(cmd).await,
+        }
     }
+}
+
+/// The callback a cached read's bundle is sent with, and the future of the read's reply: the
+/// connection hands the bundle's replies (or why there are none) to the callback, which
+/// finishes `fill` there and then (stores the entry, wakes the reads that joined it), whether
+/// or not anyone polls the leading call (a caller holding it unpolled strands no one); the
+/// future gets what [`Fill::finish`] returned.
+pub(crate) fn lead_callback(
+    fill: Fill,
+) -> (
+    Callback,
+    impl Future<Output = Result<Value>> + Send + 'static,
+) {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let callback: Callback = Box::new(move |replies: Result<Value>| {
+        let _ = tx.send(fill.finish(replies));
+    });
+    let reply = async move {
+        rx.await.unwrap_or_else(|_| {
+            Err(Error::connection(
+                "the connection went away before the cached read's reply",
+            ))
+        })
+    };
+    (callback, reply)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::cache::Cache;
+    use bytes::Bytes;
 
-    /// With no cache entry at all (the skeleton plans every read uncacheable) a miss sends the
-    /// command as it is, once.
+    fn lead(cache: &Arc<Shared>) -> (Fill, Vec<Cmd>) {
+        match cache.plan(0, Cmd::new("GET").key("k"), None) {
+            Plan::Lead { fill, bundle } => (fill, bundle),
+            _ => panic!("a first read of a key leads"),
+        }
+    }
+
+    /// The bundle's callback finishes the read where the connection runs it, with no one
+    /// polling the leading call: the read that joined it gets the reply, the entry is stored,
+    /// and the leader's future gets the reply when polled later.
     #[test]
-    fn an_uncacheable_read_is_sent_as_it_is() {
+    fn a_bundle_callback_finishes_the_read_without_its_caller() {
         let cache = Shared::new(Cache::new());
-        let cmd = Cmd::new("GET").key("k");
-        let plan = Plan::Uncacheable(cmd.clone());
-        let sent = std::sync::Mutex::new(Vec::new());
-        let reply = futures::executor::block_on(miss(cache, 0, cmd, None, plan, |p| {
-            sent.lock().unwrap().push(matches!(p, Payload::One(_)));
-            std::future::ready(Ok(Value::Int(1)))
-        }));
-        assert_eq!(reply.unwrap(), Value::Int(1));
-        assert_eq!(*sent.lock().unwrap(), [true]);
+        let (fill, bundle) = lead(&cache);
+        assert_eq!(bundle.len(), 2, "GET k, PTTL k");
+        let Plan::Join(waiter) = cache.plan(0, Cmd::new("GET").key("k"), None) else {
+            panic!("the same read joins")
+        };
+        let (callback, reply) = lead_callback(fill);
+        let v = Value::Bulk(Bytes::from_static(b"v"));
+        callback(Ok(Value::Array(vec![v.clone(), Value::Int(-1)])));
+        let joined = futures::executor::block_on(waiter);
+        assert_eq!(joined.map(|r| r.unwrap()), Some(v.clone()));
+        assert!(matches!(cache.plan(0, Cmd::new("GET").key("k"), None), Plan::Hit(h) if h == v));
+        assert_eq!(futures::executor::block_on(reply).unwrap(), v);
+    }
+
+    /// A callback dropped unrun (its connection torn down) fails the leader's future instead
+    /// of leaving it pending, and lets the joined read plan again.
+    #[test]
+    fn a_dropped_bundle_callback_strands_no_one() {
+        let cache = Shared::new(Cache::new());
+        let (fill, _) = lead(&cache);
+        let Plan::Join(waiter) = cache.plan(0, Cmd::new("GET").key("k"), None) else {
+            panic!("the same read joins")
+        };
+        let (callback, reply) = lead_callback(fill);
+        drop(callback);
+        assert!(futures::executor::block_on(waiter).is_none());
+        let e = futures::executor::block_on(reply).unwrap_err();
+        assert!(e.is_connection(), "{e:?}");
+        assert!(matches!(
+            cache.plan(0, Cmd::new("GET").key("k"), None),
+            Plan::Lead { .. }
+        ));
+    }
+
+    /// A join whose leader was given up plans again and leads, sending the bundle through
+    /// `lead`; nothing is sent plainly.
+    #[test]
+    fn a_join_whose_leader_went_leads_anew() {
+        let cache = Shared::new(Cache::new());
+        let (fill, _) = lead(&cache);
+        let Plan::Join(waiter) = cache.plan(0, Cmd::new("GET").key("k"), None) else {
+            panic!("the same read joins")
+        };
+        drop(fill);
+        let v = Value::Bulk(Bytes::from_static(b"v"));
+        let reply = futures::executor::block_on(join(
+            cache.clone(),
+            0,
+            Cmd::new("GET").key("k"),
+            None,
+            waiter,
+            |fill, bundle| {
+                assert_eq!(bundle.len(), 2);
+                let v = v.clone();
+                async move { fill.finish(Ok(Value::Array(vec![v, Value::Int(-1)]))) }
+            },
+            |_| async { panic!("a cacheable read is not sent plainly") },
+        ));
+        assert_eq!(reply.unwrap(), v);
+        assert!(matches!(
+            cache.plan(0, Cmd::new("GET").key("k"), None),
+            Plan::Hit(_)
+        ));
     }
 }

@@ -1,6 +1,6 @@
 //! [`Client`]: the handle users call commands through.
 
-use crate::cache::{CacheStats, Plan, Shared};
+use crate::cache::{CacheStats, Fill, Plan, Shared};
 use crate::callable::{Callable, Finish, Prepared};
 use crate::config::{Config, Engine};
 use crate::conn::Payload;
@@ -590,13 +590,42 @@ impl Client {
                 finish: Ok,
                 route: Route::Shared,
             }),
-            plan => {
-                let (cache, client) = (cache.clone(), self.clone());
-                Call::later(caching::miss(cache, db, again, ttl, plan, move |payload| {
-                    client.send(payload)
-                }))
+            Plan::Lead { fill, bundle } => Call::later(self.lead(fill, bundle)),
+            Plan::Join(waiter) => {
+                let (lead, plain) = (self.clone(), self.clone());
+                Call::later(caching::join(
+                    cache.clone(),
+                    db,
+                    again,
+                    ttl,
+                    waiter,
+                    move |fill, bundle| lead.lead(fill, bundle),
+                    move |cmd| plain.send(Payload::One(cmd)),
+                ))
             }
         }
+    }
+
+    /// Sends a cached read's bundle now, in one write (its replies collected into one array,
+    /// no transaction), on the shared connection (never a replica: that is where the read is
+    /// tracked), with the command timeout. The connection hands the replies to `fill` as they
+    /// come, whoever polls the returned future (see [`caching::lead_callback`]).
+    fn lead(
+        &self,
+        fill: Fill,
+        bundle: Vec<Cmd>,
+    ) -> impl Future<Output = Result<Value>> + Send + 'static {
+        let (callback, reply) = caching::lead_callback(fill);
+        if bundle.is_empty() {
+            callback(Err(Error::client("a cached read's bundle is empty")));
+        } else {
+            self.submit(
+                Payload::batch(&bundle),
+                To::Callback(callback),
+                self.inner.command_timeout,
+            );
+        }
+        reply
     }
 
     /// Sends `payload` on the shared connection (never a replica), with the command timeout:
@@ -805,9 +834,10 @@ impl Client {
     /// The handler also gets the pushes of the dedicated connections that blocking calls and
     /// [`Client::watch_transaction`] run on (with [`Config::tracking`](crate::Config::tracking) they track the reads made there, such
     /// as a `GET` in a pipeline with a `BLPOP`), one push at a time. With
-    /// [`Config::tracking`](crate::Config::tracking), a connection lost or closed gives it an
-    /// `invalidate` push with a nil payload (flush everything): what the server tracked for that
-    /// connection is gone.
+    /// [`Config::tracking`](crate::Config::tracking) or [`Config::cache`], a connection lost or
+    /// closed gives it an `invalidate` push with a nil payload (flush everything): what the
+    /// server tracked for that connection is gone. With [`Config::cache`] it gets the
+    /// invalidations the cache applied (after it applied them).
     ///
     /// A panic in the handler is caught: the push it was handling is lost, the connection and
     /// every call on it carry on, and the handler stays installed for the next push (call

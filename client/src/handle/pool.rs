@@ -1,6 +1,6 @@
 //! [`Pool`]: a bounded set of clients to check out and give back (tornadis `ClientPool`).
 
-use crate::cache::{Plan, Shared};
+use crate::cache::Shared;
 use crate::engine::placement::Placement;
 use crate::handle::caching;
 use crate::{CacheStats, Client, Cmd, Config, Error, Result, Stats};
@@ -282,38 +282,22 @@ impl Pool {
         })
     }
 
-    /// A cached read ([`Redis::call_cached`](crate::Redis::call_cached)): answered from the
-    /// cache the pool's clients share without a checkout when it holds the reply; otherwise
-    /// sent on a client checked out for it (see [`Client`]'s cached reads).
+    /// A cached read ([`Redis::call_cached`](crate::Redis::call_cached)) on a client checked
+    /// out for it (when first polled, as [`Pool::call`]): answered from the cache the pool's
+    /// clients share when it holds the reply, else sent on that client.
     pub(crate) fn call_cached<T: crate::FromRedis>(
         &self,
         cmd: Cmd,
         ttl: Option<Duration>,
     ) -> crate::Call<T> {
-        let Some(cache) = &self.inner.cache else {
-            return self.call(cmd);
-        };
-        if self.is_closed() {
-            return crate::Call::failed(closed());
-        }
-        if !matches!(crate::route::route(&cmd), Ok(crate::route::Route::Shared)) {
+        if self.inner.cache.is_none() {
             return self.call(cmd);
         }
-        let db = self.inner.config.db;
-        let again = cmd.clone();
-        match cache.plan(db, cmd, ttl) {
-            Plan::Hit(value) => crate::Call::ready(Ok(value)),
-            plan => {
-                let (cache, pool) = (cache.clone(), self.clone());
-                crate::Call::later(caching::miss(cache, db, again, ttl, plan, move |payload| {
-                    let pool = pool.clone();
-                    async move {
-                        let client = pool.get().await?;
-                        client.send(payload).await
-                    }
-                }))
-            }
-        }
+        let pool = self.clone();
+        crate::Call::later(async move {
+            let client = pool.get().await?;
+            client.call_cached::<crate::Value>(cmd, ttl).await
+        })
     }
 
     /// The counters of the cache the pool's clients share ([`Config::cache`]); `None`
