@@ -167,7 +167,8 @@ const USAGE: &str = "usage: ringdis-bench --all [--quick] [--tls] [--current-thr
        ringdis-bench cluster [--quick] [--current-thread|--multi-thread] [--rounds N] [--secs S] [--workload c64|c1024] [--client C]
        ringdis-bench cache [--quick] [--valkey] [--sets P] [--current-thread|--multi-thread] [--rounds N] [--secs S] [--workload c64|c1024] [--client 'ringdis,ringdis cached,redis-rs cached,redis-rs']
        ringdis-bench transports [--rounds N] [--secs S] [--no-perf] [--client epoll|io_uring] [--workload seq|c64|p64]
-       ringdis-bench callgrind --workload seq|set-p64 --client ringdis/task|ringdis/io_uring|ringdis/epoll|redis-rs|fred|cluster/task|cluster/epoll --ops N [--url U]";
+       ringdis-bench callgrind --workload seq|set-p64 --client ringdis/task|ringdis/io_uring|ringdis/epoll|redis-rs|fred|cluster/task|cluster/epoll --ops N [--url U]
+       ringdis-bench callgrind --workload cached-get --client ringdis/cached|redis-rs/cached|ringdis|redis-rs --ops N [--url U]";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
