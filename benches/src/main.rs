@@ -20,6 +20,10 @@
 //! against a throwaway 3-primary Redis Cluster: ringdis's `ClusterClient` on each engine,
 //! redis-rs `cluster-async` and fred's clustered client; results go to `target/bench-cluster/`.
 //!
+//! `cache` (issue #15) runs a read-heavy workload (1,000 hot keys, 95% GET / 5% SET, 64 and 1024
+//! tasks) on ringdis and redis-rs, each with and without its client-side cache, counts stale
+//! reads, and writes `target/bench-cache/benchmarks.md` (`--valkey`: against Valkey).
+//!
 //! `callgrind` runs a fixed number of operations for `scripts/callgrind`, which counts the
 //! instructions per operation under valgrind (see the `callgrind` module).
 //!
@@ -30,6 +34,8 @@
 //! when perf can attach). Callers run as tasks on a tokio current-thread runtime.
 
 mod all;
+mod cache;
+mod cache_clients;
 mod callgrind;
 mod chart;
 mod clients;
@@ -70,6 +76,10 @@ pub struct Options {
     /// `--all --tls`: workloads 1, 2 and 4 over TLS (ringdis and redis-rs), against a server
     /// serving TLS only, results under `target/bench-tls/`.
     tls: bool,
+    /// `cache --valkey`: against Valkey instead of Redis.
+    valkey: bool,
+    /// `cache --sets P`: P% of the operations are SETs (default 5).
+    sets_percent: Option<u64>,
 }
 
 fn parse(args: &[String]) -> Result<(String, Options), String> {
@@ -85,6 +95,8 @@ fn parse(args: &[String]) -> Result<(String, Options), String> {
         quick: false,
         runtime: None,
         tls: false,
+        valkey: false,
+        sets_percent: None,
     };
     let mut it = args.iter();
     let mut cmd = "transports".to_owned();
@@ -94,6 +106,15 @@ fn parse(args: &[String]) -> Result<(String, Options), String> {
             "--all" => cmd = "all".to_owned(),
             "--quick" => opts.quick = true,
             "--tls" => opts.tls = true,
+            "--valkey" => opts.valkey = true,
+            "--sets" => {
+                opts.sets_percent = Some(
+                    it.next()
+                        .and_then(|v| v.parse().ok())
+                        .filter(|&p: &u64| p <= 100)
+                        .ok_or("--sets takes a percentage, 0 to 100")?,
+                );
+            }
             "--current-thread" => opts.runtime = Some(all::RuntimeKind::CurrentThread),
             "--multi-thread" => opts.runtime = Some(all::RuntimeKind::MultiThread),
             "--rounds" => {
@@ -144,8 +165,10 @@ fn parse(args: &[String]) -> Result<(String, Options), String> {
 
 const USAGE: &str = "usage: ringdis-bench --all [--quick] [--tls] [--current-thread|--multi-thread] [--rounds N] [--secs S] [--workload W] [--client C]
        ringdis-bench cluster [--quick] [--current-thread|--multi-thread] [--rounds N] [--secs S] [--workload c64|c1024] [--client C]
+       ringdis-bench cache [--quick] [--valkey] [--sets P] [--current-thread|--multi-thread] [--rounds N] [--secs S] [--workload c64|c1024] [--client 'ringdis,ringdis cached,redis-rs cached,redis-rs']
        ringdis-bench transports [--rounds N] [--secs S] [--no-perf] [--client epoll|io_uring] [--workload seq|c64|p64]
-       ringdis-bench callgrind --workload seq|set-p64 --client ringdis/task|ringdis/io_uring|ringdis/epoll|redis-rs|fred|cluster/task|cluster/epoll --ops N [--url U]";
+       ringdis-bench callgrind --workload seq|set-p64 --client ringdis/task|ringdis/io_uring|ringdis/epoll|redis-rs|fred|cluster/task|cluster/epoll --ops N [--url U]
+       ringdis-bench callgrind --workload cached-get --client ringdis/cached|redis-rs/cached|ringdis|redis-rs --ops N [--url U]";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -160,6 +183,7 @@ fn main() {
         "transports" => transports(&opts),
         "all" => all::all(&opts),
         "cluster" => cluster::cluster(&opts),
+        "cache" => cache::cache(&opts),
         "callgrind" => {
             if let Err(e) = callgrind::callgrind(&opts) {
                 eprintln!("ringdis-bench: {e}\n{USAGE}");
@@ -168,7 +192,7 @@ fn main() {
         }
         other => {
             eprintln!(
-                "ringdis-bench: unknown benchmark {other:?} (known: --all, cluster, transports, callgrind)"
+                "ringdis-bench: unknown benchmark {other:?} (known: --all, cluster, cache, transports, callgrind)"
             );
             std::process::exit(2);
         }
