@@ -20,6 +20,10 @@
 //! against a throwaway 3-primary Redis Cluster: ringdis's `ClusterClient` on each engine,
 //! redis-rs `cluster-async` and fred's clustered client; results go to `target/bench-cluster/`.
 //!
+//! `cache` (issue #15) runs a read-heavy workload (1,000 hot keys, 95% GET / 5% SET, 64 and 1024
+//! tasks) on ringdis and redis-rs, each with and without its client-side cache, counts stale
+//! reads, and writes `target/bench-cache/benchmarks.md` (`--valkey`: against Valkey).
+//!
 //! `callgrind` runs a fixed number of operations for `scripts/callgrind`, which counts the
 //! instructions per operation under valgrind (see the `callgrind` module).
 //!
@@ -30,6 +34,8 @@
 //! when perf can attach). Callers run as tasks on a tokio current-thread runtime.
 
 mod all;
+mod cache;
+mod cache_clients;
 mod callgrind;
 mod chart;
 mod clients;
@@ -70,6 +76,8 @@ pub struct Options {
     /// `--all --tls`: workloads 1, 2 and 4 over TLS (ringdis and redis-rs), against a server
     /// serving TLS only, results under `target/bench-tls/`.
     tls: bool,
+    /// `cache --valkey`: against Valkey instead of Redis.
+    valkey: bool,
 }
 
 fn parse(args: &[String]) -> Result<(String, Options), String> {
@@ -85,6 +93,7 @@ fn parse(args: &[String]) -> Result<(String, Options), String> {
         quick: false,
         runtime: None,
         tls: false,
+        valkey: false,
     };
     let mut it = args.iter();
     let mut cmd = "transports".to_owned();
@@ -94,6 +103,7 @@ fn parse(args: &[String]) -> Result<(String, Options), String> {
             "--all" => cmd = "all".to_owned(),
             "--quick" => opts.quick = true,
             "--tls" => opts.tls = true,
+            "--valkey" => opts.valkey = true,
             "--current-thread" => opts.runtime = Some(all::RuntimeKind::CurrentThread),
             "--multi-thread" => opts.runtime = Some(all::RuntimeKind::MultiThread),
             "--rounds" => {
@@ -144,6 +154,7 @@ fn parse(args: &[String]) -> Result<(String, Options), String> {
 
 const USAGE: &str = "usage: ringdis-bench --all [--quick] [--tls] [--current-thread|--multi-thread] [--rounds N] [--secs S] [--workload W] [--client C]
        ringdis-bench cluster [--quick] [--current-thread|--multi-thread] [--rounds N] [--secs S] [--workload c64|c1024] [--client C]
+       ringdis-bench cache [--quick] [--valkey] [--current-thread|--multi-thread] [--rounds N] [--secs S] [--workload c64|c1024] [--client 'ringdis,ringdis cached,redis-rs cached,redis-rs']
        ringdis-bench transports [--rounds N] [--secs S] [--no-perf] [--client epoll|io_uring] [--workload seq|c64|p64]
        ringdis-bench callgrind --workload seq|set-p64 --client ringdis/task|ringdis/io_uring|ringdis/epoll|redis-rs|fred|cluster/task|cluster/epoll --ops N [--url U]";
 
@@ -160,6 +171,7 @@ fn main() {
         "transports" => transports(&opts),
         "all" => all::all(&opts),
         "cluster" => cluster::cluster(&opts),
+        "cache" => cache::cache(&opts),
         "callgrind" => {
             if let Err(e) = callgrind::callgrind(&opts) {
                 eprintln!("ringdis-bench: {e}\n{USAGE}");
@@ -168,7 +180,7 @@ fn main() {
         }
         other => {
             eprintln!(
-                "ringdis-bench: unknown benchmark {other:?} (known: --all, cluster, transports, callgrind)"
+                "ringdis-bench: unknown benchmark {other:?} (known: --all, cluster, cache, transports, callgrind)"
             );
             std::process::exit(2);
         }

@@ -182,6 +182,16 @@ impl Histogram {
         self.counts[Self::index(ns).min(BUCKETS - 1)].fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Adds `other`'s counts to these (a task's own histogram into the window's).
+    pub fn merge(&self, other: &Histogram) {
+        for (a, b) in self.counts.iter().zip(&other.counts) {
+            let n = b.load(Ordering::Relaxed);
+            if n > 0 {
+                a.fetch_add(n, Ordering::Relaxed);
+            }
+        }
+    }
+
     /// The value at quantile `q` (0..=1): the midpoint of its bucket; zero when empty.
     pub fn quantile(&self, q: f64) -> Duration {
         let counts: Vec<u64> = self
@@ -239,6 +249,13 @@ mod tests {
         assert!((p50 - 50.0).abs() < 2.0, "{p50}");
         assert!((p99 - 99.0).abs() < 3.5, "{p99}");
         assert_eq!(Histogram::new().quantile(0.5), Duration::ZERO);
+        let (a, b) = (Histogram::new(), Histogram::new());
+        a.record(Duration::from_micros(10));
+        b.record(Duration::from_micros(1000));
+        b.record(Duration::from_micros(1000));
+        a.merge(&b);
+        assert!(a.quantile(0.5) > Duration::from_micros(900));
+        assert!(a.quantile(0.3) < Duration::from_micros(11));
     }
 
     #[test]
