@@ -111,12 +111,45 @@ impl Shared {
         self.plan_at(db, cmd, ttl, Instant::now())
     }
 
+    /// The live entry of `cmd` (in `db`), counted as a hit: what a cached read tries before
+    /// [`plan`](Shared::plan), which it then needs only on a miss. `None` (nothing counted; an
+    /// expired entry is removed and counted `expired`) when there is none or `cmd` is not
+    /// cacheable: the caller plans the read, which counts it. One lock, one hash of the encoded
+    /// command in place, the reply's clone: `cmd` is neither copied nor consumed.
+    pub(crate) fn hit(&self, db: i64, cmd: &Cmd) -> Option<Value> {
+        self.hit_at(db, cmd, Instant::now())
+    }
+
+    /// [`hit`](Shared::hit) at `now` (the tests' clock).
+    fn hit_at(&self, db: i64, cmd: &Cmd, now: Instant) -> Option<Value> {
+        if !self.cacheable(cmd) {
+            return None;
+        }
+        let view = View {
+            db,
+            cmd: cmd.args().encoded(),
+        };
+        let mut state = self.lock();
+        match state.store.get(&view, now) {
+            Found::Hit(value) => {
+                state.hits += 1;
+                Some(value)
+            }
+            Found::Expired | Found::Missing => None,
+        }
+    }
+
+    /// Whether `cmd` may be cached at all: valid arguments, keys marked, every key within the
+    /// `BCAST` prefixes (when there are any).
+    fn cacheable(&self, cmd: &Cmd) -> bool {
+        cmd.args().invalid().is_none()
+            && !cmd.key_indices().is_empty()
+            && self.settings.covers(cmd.keys())
+    }
+
     /// [`plan`](Shared::plan) at `now` (the tests' clock).
     fn plan_at(self: &Arc<Self>, db: i64, cmd: Cmd, ttl: Option<Duration>, now: Instant) -> Plan {
-        let cacheable = cmd.args().invalid().is_none()
-            && !cmd.key_indices().is_empty()
-            && self.settings.covers(cmd.keys());
-        if !cacheable {
+        if !self.cacheable(&cmd) {
             self.lock().uncacheable += 1;
             return Plan::Uncacheable(cmd);
         }

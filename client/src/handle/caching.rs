@@ -11,6 +11,23 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// A cached read's reply from `cache` (in database `db`) when it holds a live one: tried
+/// first, before the routing gate, a pool's checkout or a cluster's slot, none of which a
+/// reply from memory needs. `None`: go the whole way (which plans the read and counts it).
+///
+/// Why the gate need not be asked: an entry is filled only by a read the gate let onto a shared
+/// connection, and the gate's verdict depends on nothing but the command's arguments (the very
+/// bytes the entry is keyed by) and its `blocking` flag. Unflagged, arguments it once let
+/// through are let through again (a flag can only add `Blocking`, and a command blocking by the
+/// spec is judged by its arguments either way); a command flagged `blocking` goes the whole way.
+#[inline]
+pub(crate) fn hit(cache: &Shared, db: i64, cmd: &Cmd) -> Option<Value> {
+    if cmd.flags().blocking {
+        return None;
+    }
+    cache.hit(db, cmd)
+}
+
 /// Drops the cached entries of every key the writes among `cmds` name (a command the spec
 /// flags `write`, its keys marked), before they are sent: the client reads its own writes
 /// without waiting for the server's invalidation (which still comes, and is harmless).
@@ -115,6 +132,26 @@ mod tests {
         assert_eq!(joined.map(|r| r.unwrap()), Some(v.clone()));
         assert!(matches!(cache.plan(0, Cmd::new("GET").key("k"), None), Plan::Hit(h) if h == v));
         assert_eq!(futures::executor::block_on(reply).unwrap(), v);
+    }
+
+    /// A reply from memory skips the routing gate only for a command not flagged `blocking`
+    /// by hand: a flagged one with the same arguments goes the whole way (and is sent).
+    #[test]
+    fn a_hit_is_served_only_to_a_command_not_flagged_blocking() {
+        let cache = Shared::new(Cache::new());
+        let (fill, _) = lead(&cache);
+        let v = Value::Bulk(Bytes::from_static(b"v"));
+        fill.finish(Ok(Value::Array(vec![v.clone(), Value::Int(-1)])))
+            .unwrap();
+        let get = Cmd::new("GET").key("k");
+        assert_eq!(hit(&cache, 0, &get), Some(v));
+        let flagged = get.clone().with_flags(crate::CmdFlags {
+            blocking: true,
+            ..get.flags()
+        });
+        assert_eq!(hit(&cache, 0, &flagged), None);
+        assert_eq!(hit(&cache, 1, &get), None);
+        assert_eq!(cache.stats().hits, 1);
     }
 
     /// A callback dropped unrun (its connection torn down) fails the leader's future instead

@@ -576,11 +576,14 @@ impl Client {
         let Some(cache) = &self.inner.cache else {
             return self.call(cmd);
         };
+        let db = self.inner.config.db;
+        if let Some(value) = caching::hit(cache, db, &cmd) {
+            return Call::ready(Ok(value));
+        }
         if !matches!(crate::route::route(&cmd), Ok(Route::Shared)) {
             // Blocking, or refused: what `call` does with it.
             return self.call(cmd);
         }
-        let db = self.inner.config.db;
         // Kept to plan again if the read it joins is given up.
         let again = cmd.clone();
         match cache.plan(db, cmd, ttl) {

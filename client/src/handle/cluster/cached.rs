@@ -23,6 +23,7 @@ use crate::cache::{Fill, Plan, Shared};
 use crate::callable::Prepared;
 use crate::client::Call;
 use crate::conn::Payload;
+use crate::handle::caching;
 use crate::route::slot::cmd_slot;
 use crate::route::topology::Target;
 use crate::route::Route;
@@ -36,6 +37,10 @@ impl ClusterClient {
         let Some(shared) = &self.core.cache else {
             return self.call(cmd);
         };
+        // A reply from memory needs no slot (see `caching::hit`).
+        if let Some(value) = caching::hit(shared, 0, &cmd) {
+            return Call::ready(Ok(value));
+        }
         let slot = match (crate::route::route(&cmd), cmd_slot(&cmd)) {
             (Ok(Route::Shared), Ok(Some(slot))) => slot,
             // Keys in several slots (or none known, or a command the gate routes elsewhere):
