@@ -56,8 +56,9 @@ struct State {
 pub(crate) enum Plan {
     /// A live entry: the reply, as the server sent it.
     Hit(Value),
-    /// The same command is in flight already: wait for its reply.
-    Join(Waiter),
+    /// The same command is in flight already: wait for its reply. The command comes back,
+    /// to plan again if that read is given up (nothing is copied to keep it).
+    Join(Waiter, Cmd),
     /// Send `bundle` (in one write, its replies collected into one array), then hand that
     /// array to [`Fill::finish`].
     Lead { fill: Fill, bundle: Vec<Cmd> },
@@ -168,7 +169,7 @@ impl Shared {
         }
         if let Some(waiter) = state.flights.join(&view) {
             state.joined += 1;
-            return Plan::Join(waiter);
+            return Plan::Join(waiter, cmd);
         }
         let Some(key) = ReadKey::new(db, view.cmd, cmd.keys()) else {
             state.uncacheable += 1;

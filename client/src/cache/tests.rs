@@ -27,7 +27,7 @@ fn lead(plan: Plan) -> (Fill, Vec<Cmd>) {
 
 fn join(plan: Plan) -> Waiter {
     match plan {
-        Plan::Join(waiter) => waiter,
+        Plan::Join(waiter, _) => waiter,
         other => panic!("expected a join, got {}", shown(&other)),
     }
 }
@@ -42,7 +42,7 @@ fn hit(plan: Plan) -> Value {
 fn shown(plan: &Plan) -> String {
     match plan {
         Plan::Hit(v) => format!("hit {v:?}"),
-        Plan::Join(_) => "join".into(),
+        Plan::Join(..) => "join".into(),
         Plan::Lead { bundle, .. } => format!("lead {bundle:?}"),
         Plan::Uncacheable(cmd) => format!("uncacheable {cmd}"),
     }

@@ -50,7 +50,7 @@ pub(crate) fn invalidate_writes(cache: &Shared, cmds: &[Cmd]) {
 pub(crate) async fn join<L, F, P, G>(
     cache: Arc<Shared>,
     db: i64,
-    cmd: Cmd,
+    mut cmd: Cmd,
     ttl: Option<Duration>,
     mut waiter: Waiter,
     lead: L,
@@ -67,9 +67,9 @@ where
             return reply;
         }
         // The leading read was given up (its connection went away under it): plan anew.
-        match cache.plan(db, cmd.clone(), ttl) {
+        match cache.plan(db, cmd, ttl) {
             Plan::Hit(value) => return Ok(value),
-            Plan::Join(next) => waiter = next,
+            Plan::Join(next, back) => (waiter, cmd) = (next, back),
             Plan::Lead { fill, bundle } => return lead(fill, bundle).await,
             Plan::Uncacheable(cmd) => return plain(cmd).await,
         }
@@ -122,7 +122,7 @@ mod tests {
         let cache = Shared::new(Cache::new());
         let (fill, bundle) = lead(&cache);
         assert_eq!(bundle.len(), 2, "GET k, PTTL k");
-        let Plan::Join(waiter) = cache.plan(0, Cmd::new("GET").key("k"), None) else {
+        let Plan::Join(waiter, _) = cache.plan(0, Cmd::new("GET").key("k"), None) else {
             panic!("the same read joins")
         };
         let (callback, reply) = lead_callback(fill);
@@ -160,7 +160,7 @@ mod tests {
     fn a_dropped_bundle_callback_strands_no_one() {
         let cache = Shared::new(Cache::new());
         let (fill, _) = lead(&cache);
-        let Plan::Join(waiter) = cache.plan(0, Cmd::new("GET").key("k"), None) else {
+        let Plan::Join(waiter, _) = cache.plan(0, Cmd::new("GET").key("k"), None) else {
             panic!("the same read joins")
         };
         let (callback, reply) = lead_callback(fill);
@@ -180,7 +180,7 @@ mod tests {
     fn a_join_whose_leader_went_leads_anew() {
         let cache = Shared::new(Cache::new());
         let (fill, _) = lead(&cache);
-        let Plan::Join(waiter) = cache.plan(0, Cmd::new("GET").key("k"), None) else {
+        let Plan::Join(waiter, _) = cache.plan(0, Cmd::new("GET").key("k"), None) else {
             panic!("the same read joins")
         };
         drop(fill);

@@ -584,8 +584,6 @@ impl Client {
             // Blocking, or refused: what `call` does with it.
             return self.call(cmd);
         }
-        // Kept to plan again if the read it joins is given up.
-        let again = cmd.clone();
         match cache.plan(db, cmd, ttl) {
             Plan::Hit(value) => Call::ready(Ok(value)),
             Plan::Uncacheable(cmd) => self.call_prepared(Prepared {
@@ -594,12 +592,12 @@ impl Client {
                 route: Route::Shared,
             }),
             Plan::Lead { fill, bundle } => Call::later(self.lead(fill, bundle)),
-            Plan::Join(waiter) => {
+            Plan::Join(waiter, cmd) => {
                 let (lead, plain) = (self.clone(), self.clone());
                 Call::later(caching::join(
                     cache.clone(),
                     db,
-                    again,
+                    cmd,
                     ttl,
                     waiter,
                     move |fill, bundle| lead.lead(fill, bundle),

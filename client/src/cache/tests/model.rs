@@ -148,7 +148,8 @@ impl Model {
                 assert_eq!(live.as_ref(), Some(&got), "a hit the model does not hold");
                 self.assert_fresh(&got, &self.fresh_at_least(cmd), "hit");
             }
-            Plan::Join(waiter) => {
+            Plan::Join(waiter, back) => {
+                assert_eq!(back, self.cmds[cmd].0, "a join hands its command back");
                 assert!(!self.exact || live.is_none(), "joined with a live entry");
                 let at = *self
                     .joinable

@@ -50,15 +50,13 @@ impl ClusterClient {
                 return self.call(cmd);
             }
         };
-        // Kept to plan again when the read it joins is given up.
-        let again = cmd.clone();
         match shared.plan(0, cmd, ttl) {
             Plan::Hit(value) => Call::ready(Ok(value)),
             Plan::Uncacheable(cmd) => self.call(cmd),
             plan => {
                 let core = self.core.clone();
                 let shared = shared.clone();
-                Call::later(read(core, shared, slot, again, ttl, plan))
+                Call::later(read(core, shared, slot, ttl, plan))
             }
         }
     }
@@ -77,19 +75,18 @@ async fn read(
     core: Arc<Core>,
     shared: Arc<Shared>,
     slot: u16,
-    cmd: Cmd,
     ttl: Option<Duration>,
     mut plan: Plan,
 ) -> Result<Value> {
     let deadline = core.start_call();
     loop {
-        match plan {
+        let cmd = match plan {
             Plan::Hit(value) => return Ok(value),
-            Plan::Join(waiter) => {
-                if let Some(reply) = waiter.await {
-                    return reply;
-                }
-            }
+            Plan::Join(waiter, cmd) => match waiter.await {
+                Some(reply) => return reply,
+                // Its leading read was given up: plan anew.
+                None => cmd,
+            },
             Plan::Lead { fill, bundle } => {
                 let optin = shared.settings().optin;
                 return lead(core, slot, fill, bundle, optin, deadline).await;
@@ -97,8 +94,8 @@ async fn read(
             Plan::Uncacheable(cmd) => {
                 return send::run(core, Target::Slot(slot), cmd, deadline, None).await
             }
-        }
-        plan = shared.plan(0, cmd.clone(), ttl);
+        };
+        plan = shared.plan(0, cmd, ttl);
     }
 }
 
