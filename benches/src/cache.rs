@@ -1,6 +1,7 @@
 //! `ringdis-bench cache` (issue #15): a read-heavy workload with and without client-side
 //! caching. One throwaway server (Redis 7.0; Valkey with `--valkey`), 1,000 hot keys, 64 or 1024
-//! tasks doing 95% GET / 5% SET (uniform keys), on both tokio runtimes, for ringdis without and
+//! tasks doing 95% GET / 5% SET (uniform keys; `--sets P` for P% SETs, 0 = read-only), on both
+//! tokio runtimes, for ringdis without and
 //! with its cache (`Config::cache`, `client.get(k).cached()`) and redis-rs without and with
 //! `cache-aio` (RESP3, one `MultiplexedConnection`). Clients are interleaved (rotating order) and
 //! each sample connects its client afresh (so an idle client's cache is not kept up to date by
@@ -49,8 +50,8 @@ use tokio::runtime::Runtime;
 pub const KEYS: usize = 1000;
 /// Bytes of every value: a zero-padded decimal counter.
 const VALUE_LEN: usize = 32;
-/// One operation in this many is a SET (5%).
-const SET_EVERY: u64 = 20;
+/// The share of operations that are SETs, in percent, unless `--sets P` says otherwise.
+const SETS_PERCENT: u64 = 5;
 /// The task counts measured, `c64` and `c1024`.
 pub const TASKS: [usize; 2] = [64, 1024];
 /// How long keys found stale after the settle are read again before counting them stale for
@@ -311,6 +312,8 @@ struct Counter(AtomicU64);
 struct Run {
     state: Arc<State>,
     tasks: usize,
+    /// The share of SETs, in percent.
+    sets: u64,
     warmup: Duration,
     window: Duration,
 }
@@ -320,8 +323,9 @@ struct Measured {
     name: String,
     sample: Sample,
     checks: Checks,
-    /// The cache's hits / (hits + misses) over the window, if it has counters.
-    hit_rate: Option<f64>,
+    /// The cache's hits and joined reads over the window as fractions of its cached reads,
+    /// if it has counters.
+    hit_rate: Option<(f64, f64)>,
 }
 
 /// Runs the workload on `client` (warm-up, then the measured window), stops, and checks the
@@ -350,6 +354,7 @@ fn sample<C: CacheClient>(rt: &Runtime, client: C, oracle: &RingdisCache, run: &
                 hists.clone(),
                 observed.clone(),
             );
+            let sets = run.sets;
             tasks.push(tokio::spawn(async move {
                 let hist = &hists[t % HISTOGRAMS];
                 let mut reader = Reader::default();
@@ -361,7 +366,8 @@ fn sample<C: CacheClient>(rt: &Runtime, client: C, oracle: &RingdisCache, run: &
                     let k = (rng >> 32) as usize % KEYS;
                     let key = state.keys[k].as_str();
                     let start = Instant::now();
-                    if rng % SET_EVERY == 0 && !state.writing[k].swap(true, Ordering::AcqRel) {
+                    let write = rng % 100 < sets;
+                    if write && !state.writing[k].swap(true, Ordering::AcqRel) {
                         let v = state.committed[k].load(Ordering::Acquire) + 1;
                         client.set(key, &encode(v)).await;
                         state.committed[k].store(v, Ordering::Release);
@@ -391,6 +397,7 @@ fn sample<C: CacheClient>(rt: &Runtime, client: C, oracle: &RingdisCache, run: &
         tokio::time::sleep(run.window).await;
         let (ops1, cpu1, t1) = (total(&ops), cpu_time(), Instant::now());
         let stats1 = client.stats();
+        let described = client.describe_stats();
         measuring.store(false, Ordering::Relaxed);
         stop.store(true, Ordering::Relaxed);
         let mut checks = Checks::default();
@@ -409,22 +416,30 @@ fn sample<C: CacheClient>(rt: &Runtime, client: C, oracle: &RingdisCache, run: &
             fill(&mut oracle.clone(), &run.state).await;
         }
         let hit_rate = match (stats0, stats1) {
-            (Some((h0, r0, _)), Some((h1, r1, _))) if r1 > r0 => {
-                Some((h1 - h0) as f64 / (r1 - r0) as f64)
+            (Some((h0, j0, r0)), Some((h1, j1, r1))) if r1 > r0 => {
+                let reads = (r1 - r0) as f64;
+                Some(((h1 - h0) as f64 / reads, (j1 - j0) as f64 / reads))
             }
             _ => None,
         };
+        let sample = Sample {
+            ops: ops1 - ops0,
+            wall: t1 - t0,
+            cpu: cpu1.saturating_sub(cpu0),
+            p50_us: hist.quantile(0.50).as_secs_f64() * 1e6,
+            p99_us: hist.quantile(0.99).as_secs_f64() * 1e6,
+            threads: 0,
+            threads_added: None,
+        };
+        eprintln!(
+            "  {name}, {} tasks: {:.0} ops/s, {:.2} µs CPU/op; at the window's end: {described}",
+            run.tasks,
+            sample.ops_per_sec(),
+            sample.cpu_us_per_op()
+        );
         Measured {
             name,
-            sample: Sample {
-                ops: ops1 - ops0,
-                wall: t1 - t0,
-                cpu: cpu1.saturating_sub(cpu0),
-                p50_us: hist.quantile(0.50).as_secs_f64() * 1e6,
-                p99_us: hist.quantile(0.99).as_secs_f64() * 1e6,
-                threads: 0,
-                threads_added: None,
-            },
+            sample,
             checks,
             hit_rate,
         }
@@ -484,7 +499,7 @@ struct Line {
     who: Who,
     row: Row,
     checks: Checks,
-    hit_rates: Vec<f64>,
+    hit_rates: Vec<(f64, f64)>,
 }
 
 fn selected_tasks(opts: &Options, tasks: usize) -> bool {
@@ -500,15 +515,17 @@ pub fn cache(opts: &Options) {
     } else {
         ServerKind::Redis
     };
+    let sets = opts.sets_percent.unwrap_or(SETS_PERCENT);
     let server = Server::start(kind);
     let url = server.url();
     let state = State::new();
     let header = format!(
-        "{kind} {} on {url} (no persistence, loopback); {KEYS} keys, 95% GET / 5% SET of \
+        "{kind} {} on {url} (no persistence, loopback); {KEYS} keys, {}% GET / {sets}% SET of \
          {VALUE_LEN}-byte values; {} rounds × {:?} windows (+{:?} warm-up, each sample on a \
          freshly connected client), clients interleaved (rotating order); {} CPUs; kernel {}; \
          load average at start {}",
         server.version(),
+        100 - sets,
         opts.rounds,
         opts.window,
         opts.warmup,
@@ -602,6 +619,7 @@ fn measure(
             let run = Run {
                 state: state.clone(),
                 tasks: *tasks,
+                sets: opts.sets_percent.unwrap_or(SETS_PERCENT),
                 warmup: opts.warmup,
                 window: opts.window,
             };
@@ -627,7 +645,11 @@ fn measure(
     }
     let mut out = String::new();
     for (tasks, lines) in &cells {
-        out.push_str(&table(*tasks, lines));
+        out.push_str(&table(
+            *tasks,
+            opts.sets_percent.unwrap_or(SETS_PERCENT),
+            lines,
+        ));
     }
     drop(oracle);
     rt.shutdown_timeout(Duration::from_secs(1));
@@ -635,11 +657,12 @@ fn measure(
 }
 
 /// One cell's table, its paired ratios and where the targets of #15 stand.
-fn table(tasks: usize, lines: &[Line]) -> String {
+fn table(tasks: usize, sets: u64, lines: &[Line]) -> String {
     let mut out = format!(
-        "\n### {tasks} tasks, 95% GET / 5% SET, {KEYS} keys\n\n\
+        "\n### {tasks} tasks, {}% GET / {sets}% SET, {KEYS} keys\n\n\
          | client | median ops/s | min–max ops/s | p50 µs | p99 µs | CPU µs/op | hit rate | stale | behind own writes | reads checked |\n\
-         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        100 - sets
     );
     for l in lines.iter().filter(|l| !l.row.samples.is_empty()) {
         let (lo, hi) = l.row.spread();
@@ -648,7 +671,13 @@ fn table(tasks: usize, lines: &[Line]) -> String {
         let hit = if l.hit_rates.is_empty() {
             "—".to_owned()
         } else {
-            format!("{:.1}%", 100.0 * median(&mut l.hit_rates.clone()))
+            let hit = median(&mut l.hit_rates.iter().map(|r| r.0).collect::<Vec<_>>());
+            let joined = median(&mut l.hit_rates.iter().map(|r| r.1).collect::<Vec<_>>());
+            if joined > 0.0 {
+                format!("{:.1}% (+{:.1}% joined)", 100.0 * hit, 100.0 * joined)
+            } else {
+                format!("{:.1}%", 100.0 * hit)
+            }
         };
         let c = &l.checks;
         let stale = if c.stale() == 0 {
@@ -696,13 +725,16 @@ fn table(tasks: usize, lines: &[Line]) -> String {
             .collect();
         let ops = report::paired_ratio(&a.row, &b.row, Sample::ops_per_sec);
         let cpu = report::paired_ratio(&a.row, &b.row, Sample::cpu_us_per_op);
-        let p99 = report::paired_ratio(&a.row, &b.row, Sample::p99);
+        let p99 = |r: &Row| median(&mut r.samples.iter().map(Sample::p99).collect::<Vec<_>>());
         let _ = write!(
             out,
-            "\n{} / {}: **{ops:.2}×** ops/s (per round: {}), {cpu:.2}× CPU/op, {p99:.2}× p99 (paired medians).",
+            "\n{} / {}: **{ops:.2}×** ops/s (per round: {}), {cpu:.2}× CPU/op (paired medians); \
+             p99 {:.1} µs vs {:.1} µs.",
             a.row.client,
             b.row.client,
-            rounds.join(", ")
+            rounds.join(", "),
+            p99(&a.row),
+            p99(&b.row),
         );
         goals.push(format!(
             "≥ {target}× {}: {}",

@@ -5,6 +5,7 @@
 
 use ringdis::{cmd, Client, Commands, Config};
 use std::future::Future;
+use std::time::Duration;
 
 /// What the cache workload needs from a client. Errors abort the benchmark.
 pub trait CacheClient: Clone + Send + Sync + 'static {
@@ -24,10 +25,14 @@ pub trait CacheClient: Clone + Send + Sync + 'static {
     fn real(&self) -> bool {
         true
     }
-    /// The cache's counters as `(hits, cached reads, invalidations)`, if it has a cache
-    /// (cached reads: hits, misses, and for ringdis reads that joined one in flight or were
-    /// sent uncached).
+    /// The cache's counters as `(hits, joined, cached reads)`, if it has a cache (joined:
+    /// reads that shared the round trip of the same read in flight, ringdis only; cached
+    /// reads: all of them, hits and misses included).
     fn stats(&self) -> Option<(u64, u64, u64)>;
+    /// All of the cache's counters and the connection's, for the log of each sample.
+    fn describe_stats(&self) -> String {
+        String::new()
+    }
 }
 
 /// ringdis (the engine its `Config` picks under tokio: the task engine), with or without its
@@ -60,13 +65,13 @@ async fn cached_get(client: &Client, key: &str) -> ringdis::Result<Option<bytes:
     client.get(key).cached().await
 }
 
-/// The cache's `(hits, cached reads, invalidations)`.
+/// The cache's `(hits, joined, cached reads)`.
 fn cache_stats(client: &Client) -> Option<(u64, u64, u64)> {
     client.cache_stats().map(|s| {
         (
             s.hits,
+            s.joined,
             s.hits + s.misses + s.joined + s.uncacheable,
-            s.invalidations,
         )
     })
 }
@@ -113,6 +118,10 @@ impl CacheClient for RingdisCache {
     fn stats(&self) -> Option<(u64, u64, u64)> {
         cache_stats(&self.client)
     }
+
+    fn describe_stats(&self) -> String {
+        format!("{:?} {:?}", self.client.cache_stats(), self.client.stats())
+    }
 }
 
 /// redis-rs over one `MultiplexedConnection` speaking RESP3, with or without `cache-aio`.
@@ -123,12 +132,15 @@ pub struct RedisRsCache {
 }
 
 impl RedisRsCache {
-    /// A connected multiplexed connection to `url` with `?protocol=resp3`; `cached`: with
-    /// `AsyncConnectionConfig::new().set_cache_config(CacheConfig::new())`.
+    /// A connected multiplexed connection to `url` with `?protocol=resp3` and a 30 s response
+    /// timeout; `cached`: with `AsyncConnectionConfig::new().set_cache_config(CacheConfig::new())`.
     pub async fn connect(url: &str, cached: bool) -> RedisRsCache {
         let client = redis::Client::open(format!("{}/?protocol=resp3", url.trim_end_matches('/')))
             .expect("redis-rs client");
-        let mut config = redis::AsyncConnectionConfig::new();
+        // ringdis's command timeout (30 s), not redis-rs's 500 ms: a GET that waits behind a
+        // burst on this loaded 2-CPU machine is slow, not an error that aborts the run.
+        let mut config =
+            redis::AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_secs(30)));
         if cached {
             config = config.set_cache_config(redis::caching::CacheConfig::new());
         }
@@ -178,7 +190,11 @@ impl CacheClient for RedisRsCache {
     fn stats(&self) -> Option<(u64, u64, u64)> {
         self.conn
             .get_cache_statistics()
-            .map(|s| (s.hit as u64, (s.hit + s.miss) as u64, s.invalidate as u64))
+            .map(|s| (s.hit as u64, 0, (s.hit + s.miss) as u64))
+    }
+
+    fn describe_stats(&self) -> String {
+        format!("{:?}", self.conn.get_cache_statistics())
     }
 }
 

@@ -78,6 +78,8 @@ pub struct Options {
     tls: bool,
     /// `cache --valkey`: against Valkey instead of Redis.
     valkey: bool,
+    /// `cache --sets P`: P% of the operations are SETs (default 5).
+    sets_percent: Option<u64>,
 }
 
 fn parse(args: &[String]) -> Result<(String, Options), String> {
@@ -94,6 +96,7 @@ fn parse(args: &[String]) -> Result<(String, Options), String> {
         runtime: None,
         tls: false,
         valkey: false,
+        sets_percent: None,
     };
     let mut it = args.iter();
     let mut cmd = "transports".to_owned();
@@ -104,6 +107,14 @@ fn parse(args: &[String]) -> Result<(String, Options), String> {
             "--quick" => opts.quick = true,
             "--tls" => opts.tls = true,
             "--valkey" => opts.valkey = true,
+            "--sets" => {
+                opts.sets_percent = Some(
+                    it.next()
+                        .and_then(|v| v.parse().ok())
+                        .filter(|&p: &u64| p <= 100)
+                        .ok_or("--sets takes a percentage, 0 to 100")?,
+                );
+            }
             "--current-thread" => opts.runtime = Some(all::RuntimeKind::CurrentThread),
             "--multi-thread" => opts.runtime = Some(all::RuntimeKind::MultiThread),
             "--rounds" => {
@@ -154,9 +165,10 @@ fn parse(args: &[String]) -> Result<(String, Options), String> {
 
 const USAGE: &str = "usage: ringdis-bench --all [--quick] [--tls] [--current-thread|--multi-thread] [--rounds N] [--secs S] [--workload W] [--client C]
        ringdis-bench cluster [--quick] [--current-thread|--multi-thread] [--rounds N] [--secs S] [--workload c64|c1024] [--client C]
-       ringdis-bench cache [--quick] [--valkey] [--current-thread|--multi-thread] [--rounds N] [--secs S] [--workload c64|c1024] [--client 'ringdis,ringdis cached,redis-rs cached,redis-rs']
+       ringdis-bench cache [--quick] [--valkey] [--sets P] [--current-thread|--multi-thread] [--rounds N] [--secs S] [--workload c64|c1024] [--client 'ringdis,ringdis cached,redis-rs cached,redis-rs']
        ringdis-bench transports [--rounds N] [--secs S] [--no-perf] [--client epoll|io_uring] [--workload seq|c64|p64]
-       ringdis-bench callgrind --workload seq|set-p64 --client ringdis/task|ringdis/io_uring|ringdis/epoll|redis-rs|fred|cluster/task|cluster/epoll --ops N [--url U]";
+       ringdis-bench callgrind --workload seq|set-p64 --client ringdis/task|ringdis/io_uring|ringdis/epoll|redis-rs|fred|cluster/task|cluster/epoll --ops N [--url U]
+       ringdis-bench callgrind --workload cached-get --client ringdis/cached|redis-rs/cached|ringdis|redis-rs --ops N [--url U]";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();

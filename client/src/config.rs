@@ -652,8 +652,11 @@ impl Config {
         self
     }
 
-    /// Client-side caching: `CLIENT TRACKING ON` with these options, sent on every (re)connect
-    /// (and on the dedicated connections of blocking calls), so tracking never silently stops.
+    /// Server-assisted tracking for a cache of your own: `CLIENT TRACKING ON` with these
+    /// options, sent on every (re)connect (and on the dedicated connections of blocking
+    /// calls), so tracking never silently stops. For a cache the client keeps and invalidates
+    /// itself (`client.get("k").cached()`), use [`Config::cache`] instead: the two exclude
+    /// each other.
     /// Invalidations arrive as RESP3 pushes: see [`Client::on_push`](crate::Client::on_push).
     /// When such a connection is lost (or closed), the server forgets the keys it tracked for it,
     /// so the push handler then gets `invalidate` with a nil payload, the push servers send
@@ -677,11 +680,13 @@ impl Config {
     /// until the server says their keys changed (see [`Cache`](crate::Cache) for its settings:
     /// budget, lifetime, `OPTIN`, `BCAST`).
     ///
-    /// The client turns `CLIENT TRACKING ON` on for its connection itself, in the handshake of
+    /// The client turns `CLIENT TRACKING` on for its connection itself, in the handshake of
     /// every (re)connect; invalidations are applied as they arrive, in order with the replies,
     /// and a lost connection drops everything cached (the server forgot what it tracked). A
-    /// write sent through the client (a command the spec flags as a write, its keys marked)
-    /// drops the entries of its keys before it is sent, so the client reads its own writes.
+    /// write sent through the client drops the entries of its keys before it is sent, so the
+    /// client reads its own writes: every command not flagged read-only (writes, scripts'
+    /// keys), a hand-built one (`cmd!("SET", "k", "v")`) by the keys the spec finds in it; a
+    /// module's command only by the keys marked on it ([`Cmd::key`](crate::Cmd::key)).
     /// [`Client::on_push`](crate::Client::on_push) still gets the `invalidate` pushes. A
     /// [`Pool`](crate::Pool), a [`Spread`](crate::Spread) and a
     /// [`ClusterClient`](crate::ClusterClient) keep one cache for all their connections. The
@@ -693,6 +698,10 @@ impl Config {
     /// RESP3 (before Redis 6) fails the connection attempt, both with
     /// [`Error::Client`](crate::Error::Client). [`Config::tracking`] with it is refused too
     /// (the cache turns tracking on itself).
+    ///
+    /// There is no URL parameter for it ([`Config::from_url`] ignores a `cache=`), as in
+    /// redis-rs and rueidis: the reads that may be answered from memory are chosen in code
+    /// (`.cached()`), so is the cache that serves them.
     ///
     /// ```
     /// use ringdis::{Cache, Config};

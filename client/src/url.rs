@@ -311,7 +311,8 @@ impl Config {
     /// as redis-rs names it for unix sockets) and `protocol` (`resp2`/`resp3` or `2`/`3`). Their
     /// values are form-decoded: `+` is a space, `%2B` a plus sign. Any other parameter is
     /// ignored (with a warning through `tracing`, with the `tracing` feature), so a URL written
-    /// for another client still connects.
+    /// for another client still connects. Client-side caching has no parameter: set
+    /// [`Config::cache`] in code.
     ///
     /// ```
     /// use ringdis::{Addr, Config};

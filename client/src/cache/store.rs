@@ -39,6 +39,8 @@ pub(super) struct Store {
     max_bytes: usize,
     pub(super) evictions: u64,
     pub(super) expired: u64,
+    /// Replies not stored: their entry alone is bigger than the whole budget.
+    pub(super) oversized: u64,
 }
 
 /// What an entry of `key` holding `value` is counted as.
@@ -55,6 +57,7 @@ impl Store {
             max_bytes,
             evictions: 0,
             expired: 0,
+            oversized: 0,
         }
     }
 
@@ -87,6 +90,7 @@ impl Store {
     pub(super) fn insert(&mut self, key: ReadKey, value: Value, expires: Option<Instant>) -> bool {
         let size = entry_size(&key, &value);
         if size > self.max_bytes {
+            self.oversized += 1;
             return false;
         }
         if let Some((old, entry)) = self.lru.pop_entry(&key) {

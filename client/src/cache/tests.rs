@@ -2,7 +2,7 @@
 //! reads in flight (poison, joins, drops), the budget, and a randomized model test.
 
 use super::*;
-use crate::Error;
+use crate::{CmdFlags, Error};
 use futures::FutureExt;
 
 const SEC: Duration = Duration::from_secs(1);
@@ -507,3 +507,29 @@ fn hit_path() {
 }
 
 mod model;
+
+/// A command flagged `write` (or `blocking`) is never cached, whoever asks (`call_cached` is a
+/// hidden but public trait method): cached, an `INCR` would run once and then answer every
+/// later call with its first reply, without running.
+#[test]
+fn writes_and_blocking_commands_are_never_cached() {
+    let cache = Shared::new(Cache::new());
+    for flags in [
+        CmdFlags {
+            write: true,
+            ..CmdFlags::default()
+        },
+        CmdFlags {
+            blocking: true,
+            readonly: true,
+            ..CmdFlags::default()
+        },
+    ] {
+        let incr = Cmd::new("INCR").key("n").with_flags(flags);
+        assert!(
+            matches!(cache.plan(0, incr, None), Plan::Uncacheable(_)),
+            "{flags:?}"
+        );
+    }
+    assert_eq!(cache.stats().uncacheable, 2);
+}

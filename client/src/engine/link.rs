@@ -1605,6 +1605,58 @@ mod tests {
         assert!(link.is_connected());
     }
 
+    /// A cached `GET a`, stored in `cache`.
+    fn cached_a(cache: &Arc<Shared>) {
+        let crate::cache::Plan::Lead { fill, .. } = cache.plan(0, Cmd::new("GET").key("a"), None)
+        else {
+            panic!("a first read leads")
+        };
+        let stored = fill.finish(Ok(Value::Array(vec![Value::Int(1), Value::Int(-1)])));
+        assert_eq!(stored, Ok(Value::Int(1)));
+        assert_eq!(cache.stats().entries, 1);
+    }
+
+    /// Malformed or hostile `invalidate` pushes (a fake server's) panic nothing, touch no entry
+    /// and leave the replies in step; a well-formed one drops its key, a nil one flushes.
+    #[test]
+    fn hostile_invalidations_are_harmless_and_real_ones_apply() {
+        let (link, _) = ready();
+        let cache = Shared::new(crate::Cache::new());
+        link.set_cache(cache.clone());
+        cached_a(&cache);
+        let mut reply = Box::pin(link.reply(Payload::One(cmd!("GET", "x")), None));
+        let now = Instant::now();
+        let hostile: [&[u8]; 7] = [
+            b">1\r\n+invalidate\r\n",
+            b">2\r\n+invalidate\r\n:5\r\n",
+            b">3\r\n+invalidate\r\n*0\r\n*0\r\n",
+            b">2\r\n+invalidate\r\n*3\r\n:1\r\n*1\r\n$1\r\na\r\n%1\r\n+k\r\n+v\r\n",
+            b">2\r\n+invalidate\r\n%1\r\n+a\r\n+b\r\n",
+            b">2\r\n:1\r\n*1\r\n$1\r\na\r\n",
+            b">2\r\n+invalidate\r\n*2\r\n$1\r\nb\r\n$0\r\n\r\n",
+        ];
+        for push in hostile {
+            link.handle_input(push, now).unwrap();
+        }
+        assert_eq!(cache.stats().entries, 1, "no push named `a` well-formed");
+        link.handle_input(b">2\r\n+invalidate\r\n*1\r\n$1\r\na\r\n", now)
+            .unwrap();
+        assert_eq!(cache.stats().entries, 0, "`a` invalidated");
+        cached_a(&cache);
+        let flushes = cache.stats().flushes;
+        link.handle_input(b">2\r\n+invalidate\r\n_\r\n", now)
+            .unwrap();
+        assert_eq!(cache.stats().entries, 0, "a nil invalidation flushes");
+        assert_eq!(cache.stats().flushes, flushes + 1);
+        link.handle_input(b"$1\r\nv\r\n", now).unwrap();
+        assert_eq!(
+            poll_now(reply.as_mut()).unwrap().unwrap(),
+            Value::Bulk("v".into()),
+            "the reply in step after the pushes"
+        );
+        assert!(link.is_connected());
+    }
+
     #[test]
     fn pushes_reach_the_handler_in_order_and_a_handler_may_replace_itself() {
         let (link, _) = ready();

@@ -3,7 +3,7 @@
 ///
 ///One method per command of the spec (378 commands, from valkey 9.1.2).
 ///
-/// The builders of the cacheable commands (65) also have `.cached()` and `.cached_for(ttl)`, on a client (not a pipeline): see [`Cached`] for the rule and what a cached read does: `BITCOUNT`, `BITFIELD_RO`, `BITPOS`, `EXISTS`, `EXPIRETIME`, `GEODIST`, `GEOHASH`, `GEOPOS`, `GEORADIUS_RO`, `GEORADIUSBYMEMBER_RO`, `GEOSEARCH`, `GET`, `GETBIT`, `GETRANGE`, `HEXISTS`, `HEXPIRETIME`, `HGET`, `HGETALL`, `HKEYS`, `HLEN`, `HMGET`, `HPEXPIRETIME`, `HSTRLEN`, `HVALS`, `LCS`, `LINDEX`, `LLEN`, `LPOS`, `LRANGE`, `MGET`, `PEXPIRETIME`, `PFCOUNT`, `SCARD`, `SDIFF`, `SINTER`, `SINTERCARD`, `SISMEMBER`, `SMEMBERS`, `SMISMEMBER`, `STRLEN`, `SUBSTR`, `SUNION`, `TYPE`, `XINFO GROUPS`, `XINFO STREAM`, `XLEN`, `XRANGE`, `XREVRANGE`, `ZCARD`, `ZCOUNT`, `ZDIFF`, `ZINTER`, `ZINTERCARD`, `ZLEXCOUNT`, `ZMSCORE`, `ZRANGE`, `ZRANGEBYLEX`, `ZRANGEBYSCORE`, `ZRANK`, `ZREVRANGE`, `ZREVRANGEBYLEX`, `ZREVRANGEBYSCORE`, `ZREVRANK`, `ZSCORE`, `ZUNION`.
+/// The builders of the cacheable commands (63) also have `.cached()` and `.cached_for(ttl)`, on a client (not a pipeline): see [`Cached`] for the rule and what a cached read does: `BITCOUNT`, `BITFIELD_RO`, `BITPOS`, `EXISTS`, `EXPIRETIME`, `GEODIST`, `GEOHASH`, `GEOPOS`, `GEORADIUS_RO`, `GEORADIUSBYMEMBER_RO`, `GEOSEARCH`, `GET`, `GETBIT`, `GETRANGE`, `HEXISTS`, `HEXPIRETIME`, `HGET`, `HGETALL`, `HKEYS`, `HLEN`, `HMGET`, `HPEXPIRETIME`, `HSTRLEN`, `HVALS`, `LCS`, `LINDEX`, `LLEN`, `LPOS`, `LRANGE`, `MGET`, `PEXPIRETIME`, `PFCOUNT`, `SCARD`, `SDIFF`, `SINTER`, `SINTERCARD`, `SISMEMBER`, `SMEMBERS`, `SMISMEMBER`, `STRLEN`, `SUBSTR`, `SUNION`, `TYPE`, `XLEN`, `XRANGE`, `XREVRANGE`, `ZCARD`, `ZCOUNT`, `ZDIFF`, `ZINTER`, `ZINTERCARD`, `ZLEXCOUNT`, `ZMSCORE`, `ZRANGE`, `ZRANGEBYLEX`, `ZRANGEBYSCORE`, `ZRANK`, `ZREVRANGE`, `ZREVRANGEBYLEX`, `ZREVRANGEBYSCORE`, `ZREVRANK`, `ZSCORE`, `ZUNION`.
 pub trait Commands: Sized {
     /// Where the built commands go.
     type Target: Dispatch;
@@ -4787,7 +4787,6 @@ pub trait Commands: Sized {
     /// - complexity: O(1)
     /// - in Redis 7.0: yes
     /// - default reply: `Vec<HashMap<String, Value>>` (array_map_any); `.decode::<T>()` for another type
-    /// - cacheable: `.cached()` / `.cached_for(ttl)` read it through the client's cache ([`Cached`])
     fn xinfo_groups(self, key: impl ToArg) -> XinfoGroups<Self::Target> {
         XinfoGroups::new(self.into_target(), key)
     }
@@ -4814,7 +4813,6 @@ pub trait Commands: Sized {
     /// - complexity: O(1)
     /// - in Redis 7.0: yes
     /// - default reply: `HashMap<String, Value>` (map_any); `.decode::<T>()` for another type
-    /// - cacheable: `.cached()` / `.cached_for(ttl)` read it through the client's cache ([`Cached`])
     fn xinfo_stream(self, key: impl ToArg) -> XinfoStream<Self::Target> {
         XinfoStream::new(self.into_target(), key)
     }
@@ -5526,8 +5524,6 @@ pub const CACHEABLE_COMMANDS: &[&str] = &[
     "SUBSTR",
     "SUNION",
     "TYPE",
-    "XINFO GROUPS",
-    "XINFO STREAM",
     "XLEN",
     "XRANGE",
     "XREVRANGE",
@@ -21017,8 +21013,6 @@ impl<T: Dispatch, Reply> XinfoGroups<T, Reply> {
 
 builder!(XinfoGroups);
 
-cacheable!(XinfoGroups);
-
 /// The `XINFO HELP` command being built: see [`Commands::xinfo_help`].
 ///
 /// `Reply` is what awaiting it gives: `Vec<Bytes>`, unless an option that changes the reply's shape re-typed it.
@@ -21095,8 +21089,6 @@ impl<T: Dispatch, Reply> XinfoStream<T, Reply> {
 }
 
 builder!(XinfoStream);
-
-cacheable!(XinfoStream);
 
 /// The `XLEN` command being built: see [`Commands::xlen`].
 ///

@@ -43,7 +43,13 @@ use std::time::Duration;
 /// ends when the first of them expires (a key without expiry, or missing, sets no limit; a
 /// missing key is tracked too, so its creation invalidates the entry). The cache's byte budget
 /// may evict it sooner ([`Cache::max_bytes`](crate::Cache::max_bytes), least recently used
-/// first).
+/// first). The `ttl` is the one of the read that fills the entry: a read that finds it, or joins
+/// the read in flight, takes it as it is (`cached_for` bounds how long an entry it stores
+/// lives, not the age of one it finds).
+///
+/// **Not seen:** the server sends no invalidation for `SWAPDB` (Redis 7.0, Valkey 9): an entry
+/// read before another client swaps databases stays until it expires. Do not cache reads of a
+/// database that `SWAPDB` replaces.
 ///
 /// **Without a cache** (the default [`Config`](crate::Config), and on the mock) a cached read
 /// is simply sent, as the command would be: code written with `.cached()` runs the same
@@ -53,15 +59,19 @@ use std::time::Duration;
 /// **Where.** Only the builders of cacheable commands have `.cached()`: commands the spec marks
 /// read-only with keys, not blocking, whose reply depends on their keys' data alone (no
 /// `nondeterministic_output` tip; no script; not `MEMORY USAGE`, `TOUCH`, `SORT_RO`, `HTTL`,
-/// `HPTTL`). The list is in [`Commands`](crate::Commands) and
+/// `HPTTL`, nor `XINFO GROUPS`/`XINFO STREAM`, which consumer groups change without an
+/// invalidation). The list is in [`Commands`](crate::Commands) and
 /// [`CACHEABLE_COMMANDS`](crate::commands::CACHEABLE_COMMANDS); each such method's docs say
 /// "cacheable". It is on commands built on a client ([`Client`](crate::Client), a
 /// [`Pool`](crate::Pool), a [`Spread`](crate::Spread), a
-/// [`ClusterClient`](crate::ClusterClient): any [`Redis`]), never in a pipeline.
+/// [`ClusterClient`](crate::ClusterClient): any [`Redis`]), never in a pipeline. A command
+/// built by hand (`call(cmd!(…))`, a module's read) is never cached; put `.cached()` before
+/// `.decode::<T>()`, not after.
 ///
 /// **Cancel safety.** Building it sends nothing; dropping it, or the future awaiting it gives,
-/// before the reply is fine: the reply is dropped when it comes, nothing half-read is kept, and
-/// other cached reads that were waiting for the same round trip send their own.
+/// before the reply is fine: a read already sent is finished all the same (its reply kept as
+/// any other, and handed to the cached reads that joined its round trip), so no other read is
+/// left waiting for it; nothing half-read is kept.
 ///
 /// # Errors
 ///

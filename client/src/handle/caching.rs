@@ -28,15 +28,99 @@ pub(crate) fn hit(cache: &Shared, db: i64, cmd: &Cmd) -> Option<Value> {
     cache.hit(db, cmd)
 }
 
-/// Drops the cached entries of every key the writes among `cmds` name (a command the spec
-/// flags `write`, its keys marked), before they are sent: the client reads its own writes
-/// without waiting for the server's invalidation (which still comes, and is harmless).
+/// Drops the cached entries of every key the writes among `cmds` name, before they are sent,
+/// and returns those keys (`None`: no such write) to drop again when the reply is handed over
+/// ([`Written::replied`]): the client reads its own writes without waiting for the server's
+/// invalidation (which still comes, and is harmless). A write is every command not flagged
+/// read-only: the spec's writes, scripts (`EVAL … numkeys key…`, which the spec flags neither
+/// way), and hand-built commands (`cmd!("SET", "k", "v")`: no key marked, no flag set), whose
+/// keys are those the spec's key specs find in them unless the spec says they only read.
+///
+/// Both are needed. Before: a read of the old value must not be served while the write is on
+/// its way. After: a cached read planned after the first drop but run by the server before the
+/// write (on another connection sharing the cache: a pool's, a spread's, a `watch_transaction`'s
+/// or a dedicated one; connections are not ordered with each other) is stored with the old
+/// value, and that connection's invalidation push may come after the write's reply: without
+/// the second drop a read made after the reply would be answered with what the write replaced.
+///
+/// `FLUSHALL`, `FLUSHDB` and `SWAPDB` (however built) flush the whole cache, before and after
+/// the same way: the server's nil invalidation for a flush comes after its reply, and for
+/// `SWAPDB` servers send none at all (tracking names keys, not databases).
 #[inline]
-pub(crate) fn invalidate_writes(cache: &Shared, cmds: &[Cmd]) {
+pub(crate) fn invalidate_writes(cache: &Arc<Shared>, cmds: &[Cmd]) -> Option<Written> {
+    let mut written: Option<Written> = None;
     for cmd in cmds {
-        if cmd.flags().write {
-            cache.invalidate(cmd.keys());
+        if cmd.flags().readonly {
+            continue;
         }
+        let all = cmd.key_indices().is_empty() && empties_databases(cmd);
+        let unmarked = if all || !cmd.key_indices().is_empty() {
+            Vec::new()
+        } else {
+            crate::route::keys::unmarked_changed_keys(cmd)
+        };
+        if !all && cmd.key_indices().is_empty() && unmarked.is_empty() {
+            continue;
+        }
+        let w = written.get_or_insert_with(|| Written {
+            cache: cache.clone(),
+            keys: Vec::new(),
+            flush: false,
+        });
+        if all {
+            cache.flush();
+            w.flush = true;
+        } else if unmarked.is_empty() {
+            cache.invalidate(cmd.keys());
+            w.keys.extend(cmd.keys().map(Box::from));
+        } else {
+            cache.invalidate(unmarked.iter().map(Vec::as_slice));
+            w.keys
+                .extend(unmarked.into_iter().map(Vec::into_boxed_slice));
+        }
+    }
+    written
+}
+
+/// `FLUSHALL`, `FLUSHDB` or `SWAPDB`: a command that changes keys it does not name.
+fn empties_databases(cmd: &Cmd) -> bool {
+    named(cmd, &[b"FLUSHALL", b"FLUSHDB", b"SWAPDB"])
+}
+
+fn named(cmd: &Cmd, names: &[&[u8]]) -> bool {
+    cmd.args()
+        .iter()
+        .next()
+        .is_some_and(|name| names.iter().any(|n| name.eq_ignore_ascii_case(n)))
+}
+
+/// The keys of writes sent through a caching client, dropped from its cache once more when
+/// their reply is handed over (see [`invalidate_writes`]).
+pub(crate) struct Written {
+    cache: Arc<Shared>,
+    keys: Vec<Box<[u8]>>,
+    /// A flush or a swap of databases was among them: everything goes again.
+    flush: bool,
+}
+
+impl Written {
+    /// The write's reply (or its failure: it may have run all the same) is about to be handed
+    /// over: its keys go again (everything, after a flush or a swap).
+    pub(crate) fn replied(self) {
+        if self.flush {
+            self.cache.flush();
+        } else {
+            self.cache
+                .invalidate_again(self.keys.iter().map(|k| &k[..]));
+        }
+    }
+
+    /// `reply`, the keys dropped again before it is handed over. Dropped unfinished, nothing
+    /// is dropped again: no one saw the write's reply.
+    pub(crate) async fn around(self, reply: impl Future<Output = Result<Value>>) -> Result<Value> {
+        let r = reply.await;
+        self.replied();
+        r
     }
 }
 

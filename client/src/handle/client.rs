@@ -235,7 +235,8 @@ impl Client {
     ///
     /// [`Error::Client`] for a username without a password, [`Config::tracking`] or
     /// [`Config::cache`] with [`Protocol::Resp2`](crate::Protocol::Resp2), [`Config::cache`]
-    /// with [`Config::tracking`], [`Engine::Task`] outside a tokio
+    /// with [`Config::tracking`], a [`Cache::bcast`](crate::Cache::bcast) whose prefixes
+    /// overlap, [`Engine::Task`] outside a tokio
     /// runtime, [`Engine::IoUring`] where the kernel refuses io_uring or in a build without the
     /// io_uring engine (the `io-uring` feature off, or not Linux), or a `RINGDIS_ENGINE` that
     /// names no engine.
@@ -380,12 +381,17 @@ impl Client {
     /// names what to use instead: `Config::db`, `Client::transaction()`…); then any error of the
     /// call itself.
     pub fn call<T: FromRedis>(&self, request: impl Callable) -> Call<T> {
-        if let Some(cache) = &self.inner.cache {
-            caching::invalidate_writes(cache, request.cmds());
-        }
-        match request.prepare() {
-            Ok(prepared) => self.call_prepared(prepared),
-            Err(e) => Call::failed(e),
+        let written = match &self.inner.cache {
+            Some(cache) => caching::invalidate_writes(cache, request.cmds()),
+            None => None,
+        };
+        match (request.prepare(), written) {
+            (Ok(prepared), None) => self.call_prepared(prepared),
+            // The written keys drop again from the cache before the reply is handed over.
+            (Ok(prepared), Some(written)) => {
+                Call::later(written.around(self.call_prepared::<Value>(prepared)))
+            }
+            (Err(e), _) => Call::failed(e),
         }
     }
 
@@ -570,8 +576,10 @@ impl Client {
     /// for a command the routing gate does not send on the shared connection, it is
     /// [`Client::call`]. Cached reads go to the primary, never to a Sentinel replica.
     ///
-    /// Cancel safety: dropping the call before it is done stores nothing and leaves no other
-    /// call waiting for it (the reads that joined it send their own).
+    /// Cancel safety: dropping the call before it is done leaves no other call waiting for it:
+    /// a bundle sent is finished by the connection all the same (its reply stored, unless an
+    /// invalidation reached it, and handed to the reads that joined it); a read that joined
+    /// another leaves nothing behind.
     pub(crate) fn call_cached<T: FromRedis>(&self, cmd: Cmd, ttl: Option<Duration>) -> Call<T> {
         let Some(cache) = &self.inner.cache else {
             return self.call(cmd);
@@ -586,11 +594,8 @@ impl Client {
         }
         match cache.plan(db, cmd, ttl) {
             Plan::Hit(value) => Call::ready(Ok(value)),
-            Plan::Uncacheable(cmd) => self.call_prepared(Prepared {
-                payload: Payload::One(cmd),
-                finish: Ok,
-                route: Route::Shared,
-            }),
+            // As `call` (a write through `Redis::call_cached` still drops its keys).
+            Plan::Uncacheable(cmd) => self.call(cmd),
             Plan::Lead { fill, bundle } => Call::later(self.lead(fill, bundle)),
             Plan::Join(waiter, cmd) => {
                 let (lead, plain) = (self.clone(), self.clone());
@@ -638,10 +643,8 @@ impl Client {
     /// Drops from this client's cache the keys the writes among `cmds` name (nothing without
     /// a cache): for requests sent on a connection that has no cache of its own (a
     /// `watch_transaction`'s).
-    pub(crate) fn invalidate_writes(&self, cmds: &[Cmd]) {
-        if let Some(cache) = &self.inner.cache {
-            caching::invalidate_writes(cache, cmds);
-        }
+    pub(crate) fn invalidate_writes(&self, cmds: &[Cmd]) -> Option<caching::Written> {
+        caching::invalidate_writes(self.inner.cache.as_ref()?, cmds)
     }
 
     /// The counters of this client's cache ([`Config::cache`]): hits, misses, invalidations…
@@ -720,9 +723,11 @@ impl Client {
                 cb(Err(e));
             }
         };
-        if let Some(cache) = &self.inner.cache {
-            caching::invalidate_writes(cache, request.cmds());
-        }
+        // Dropped from the cache again before the callback gets the reply (see `call`).
+        let written = match &self.inner.cache {
+            Some(cache) => caching::invalidate_writes(cache, request.cmds()),
+            None => None,
+        };
         let Prepared {
             payload,
             finish,
@@ -733,13 +738,15 @@ impl Client {
         };
         match route {
             Route::Shared => {
-                let to =
-                    match callback {
-                        Some(cb) => To::Callback(Box::new(move |reply: Result<Value>| {
-                            cb(reply.and_then(finish))
-                        }) as Callback),
-                        None => To::Discard,
-                    };
+                let to = match callback {
+                    Some(cb) => To::Callback(Box::new(move |reply: Result<Value>| {
+                        if let Some(written) = written {
+                            written.replied();
+                        }
+                        cb(reply.and_then(finish))
+                    }) as Callback),
+                    None => To::Discard,
+                };
                 self.submit(payload, to, self.inner.command_timeout);
             }
             Route::Dedicated(block) => {
@@ -764,6 +771,9 @@ impl Client {
                     }
                     drop(lease);
                     if let Some(cb) = callback {
+                        if let Some(written) = written {
+                            written.replied();
+                        }
                         cb(reply.and_then(finish));
                     }
                 }) as Callback);
@@ -1144,9 +1154,18 @@ fn check(config: &Config) -> Result<()> {
     if config.cache.is_some() && config.protocol == crate::Protocol::Resp2 {
         // Invalidations are RESP3 pushes on the connection itself.
         return Err(Error::client(
-            "Config::cache needs Protocol::Resp3: the server's invalidations arrive as RESP3 \
-             pushes on the client's own connection",
+            "Config::cache needs Protocol::Resp3 (the default): the server's invalidations \
+             arrive as RESP3 pushes on the client's own connection; drop \
+             Config::protocol(Protocol::Resp2), or the URL's protocol=resp2",
         ));
+    }
+    if let Some((a, b)) = config.cache.as_ref().and_then(|c| c.overlapping_prefixes()) {
+        return Err(Error::client(format!(
+            "Cache::bcast prefixes {:?} and {:?} overlap (one begins the other): the server \
+             refuses overlapping BCAST prefixes; keep the shorter one",
+            String::from_utf8_lossy(a),
+            String::from_utf8_lossy(b),
+        )));
     }
     if config.cache.is_some() && config.tracking.is_some() {
         return Err(Error::client(

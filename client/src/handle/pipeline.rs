@@ -343,14 +343,20 @@ impl Client {
             tx.via = Via::Client(conn.clone());
             // The watching connection caches nothing: this client's cache drops what the
             // transaction writes, as if it went through this client.
-            self.invalidate_writes(&tx.cmds);
+            let written = self.invalidate_writes(&tx.cmds);
             if !conn.is_connected() {
                 lost_last = Some(Error::connection(
                     "the watching connection was lost before EXEC",
                 ));
                 continue;
             }
-            let exec: Value = tx.query().await?;
+            let exec = tx.query::<Value>().await;
+            // What a read on this client's connection stored while EXEC was on its way may
+            // predate it: dropped again before the reply is handed over.
+            if let Some(written) = written {
+                written.replied();
+            }
+            let exec = exec?;
             if !exec.is_nil() {
                 return T::from_redis(exec);
             }

@@ -153,6 +153,14 @@ impl PoolBuilder {
         self.build_at(placement)
     }
 
+    /// The same builder with no [`Config::cache`]: a mock's pool, whose clients cache nothing
+    /// (as [`Mock::client_with`](crate::mock::Mock::client_with)'s).
+    #[cfg(feature = "mock")]
+    pub(crate) fn without_cache(mut self) -> PoolBuilder {
+        self.config.cache = None;
+        self
+    }
+
     /// The pool, its clients placed by `placement` (or failing with its error).
     pub(crate) fn build_at(mut self, placement: Result<Placement>) -> Pool {
         if let (Ok(at), Some(_), None) = (&placement, &self.config.sentinel, &self.config.source) {
@@ -268,17 +276,25 @@ impl Pool {
     /// Those of [`Pool::get`] (the checkout timeout, a closed pool, a connection that cannot
     /// be made), then those of [`Client::call`].
     pub fn call<T: crate::FromRedis>(&self, request: impl crate::Callable) -> crate::Call<T> {
-        if let Some(cache) = &self.inner.cache {
-            caching::invalidate_writes(cache, request.cmds());
-        }
+        let written = match &self.inner.cache {
+            Some(cache) => caching::invalidate_writes(cache, request.cmds()),
+            None => None,
+        };
         let prepared = match request.prepare() {
             Ok(p) => p,
             Err(e) => return crate::Call::failed(e),
         };
         let pool = self.clone();
         crate::Call::later(async move {
-            let client = pool.get().await?;
-            client.call_prepared::<crate::Value>(prepared).await
+            let reply = match pool.get().await {
+                Ok(client) => client.call_prepared::<crate::Value>(prepared).await,
+                Err(e) => Err(e),
+            };
+            // Dropped from the cache again before the reply is handed over (see `Client::call`).
+            if let Some(written) = written {
+                written.replied();
+            }
+            reply
         })
     }
 

@@ -197,7 +197,9 @@ impl Mock {
     }
 
     /// A client with `config` (its address is ignored): to test with RESP2, a database,
-    /// credentials or a command timeout.
+    /// credentials or a command timeout. Its [`Config::cache`](crate::Config::cache) is not
+    /// applied: a mock caches nothing, so a cached read (`.cached()`) is sent, and scripted, as
+    /// the plain read it is, and `cache_stats()` is `None`.
     ///
     /// # Errors
     ///
@@ -210,9 +212,12 @@ impl Mock {
         Client::placed(config, &Placement::Mock(self.server.clone()))
     }
 
-    /// The pool `builder` describes (its address ignored), whose clients are this mock.
+    /// The pool `builder` describes (its address ignored), whose clients are this mock. As for
+    /// [`Mock::client_with`], its configuration's cache is not applied.
     pub fn pool(&self, builder: PoolBuilder) -> crate::Pool {
-        builder.build_at(Ok(Placement::Mock(self.server.clone())))
+        builder
+            .without_cache()
+            .build_at(Ok(Placement::Mock(self.server.clone())))
     }
 
     /// Every command the code sent so far, in order (the handshake's left out; `MULTI`, `EXEC`

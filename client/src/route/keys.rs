@@ -4,7 +4,8 @@
 //! not found; a spec whose arguments do not fit (a key count that is not a number, too few
 //! arguments) finds nothing, and the others still count.
 
-use super::{Begin, Find, KeySpec};
+use super::{flag, spec_entry, Begin, Find, KeySpec, ROUTING};
+use crate::Cmd;
 
 /// The positions of the keys `specs` find in `args` (the name is position 0), in the specs'
 /// order; with `not_keys`, the shard channels of `not_key` specs (`SPUBLISH`) too. An empty
@@ -74,11 +75,58 @@ fn range(args: &[&[u8]], spec: &KeySpec) -> Option<(usize, usize, usize)> {
     Some((first as usize, last as usize, step as usize))
 }
 
+/// The keys a command with no key marked (a hand-built one: `cmd!("SET", "k", "v")`) may
+/// change, found in its arguments by the spec's key specs as the server finds them; none when
+/// the spec flags it read-only or does not list it. For a cache's local invalidation of the
+/// writes sent through its client (`handle::caching`).
+pub(crate) fn unmarked_changed_keys(cmd: &Cmd) -> Vec<Vec<u8>> {
+    let mut words = cmd.args().iter();
+    let Some(entry) = words
+        .next()
+        .and_then(|name| spec_entry(name, || words.next()))
+    else {
+        return Vec::new();
+    };
+    // The generator's indices are into its own table: never out of range.
+    let keys = ROUTING
+        .get(usize::from(entry.routing))
+        .map_or(&[][..], |r| r.keys);
+    if entry.flags & flag::READONLY != 0 || keys.is_empty() {
+        return Vec::new();
+    }
+    let args: Vec<&[u8]> = cmd.args().iter().collect();
+    spec_keys(&args, keys, false)
+        .into_iter()
+        .map(|i| args[i].to_vec())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::tips::routing;
     use super::*;
     use crate::cmd;
+
+    /// A hand-built command's keys, as a cache's local invalidation sees them: a write's and a
+    /// script's found by the spec, a read's and an unlisted command's none.
+    #[test]
+    fn unmarked_changed_keys_follow_the_spec() {
+        let keys = |c: Cmd| unmarked_changed_keys(&c);
+        assert_eq!(keys(cmd!("SET", "k", "v")), [b"k".to_vec()]);
+        assert_eq!(
+            keys(cmd!("mset", "a", 1, "b", 2)),
+            [b"a".to_vec(), b"b".to_vec()]
+        );
+        assert_eq!(
+            keys(cmd!("EVAL", "return 1", 2, "x", "y", "arg")),
+            [b"x".to_vec(), b"y".to_vec()]
+        );
+        assert_eq!(keys(cmd!("OBJECT", "ENCODING", "k")), Vec::<Vec<u8>>::new());
+        assert!(keys(cmd!("GET", "k")).is_empty());
+        assert!(keys(cmd!("HGETALL", "k")).is_empty());
+        assert!(keys(cmd!("PING")).is_empty());
+        assert!(keys(cmd!("MODULE.SET", "k", 1)).is_empty());
+    }
 
     /// The keys of a hand-built command, as text.
     fn keys(c: &crate::Cmd) -> Vec<String> {

@@ -6,7 +6,9 @@
 //! A cached read goes by its keys' slot: answered from the cache, joined to the same read in
 //! flight, or sent as the cache's bundle (`[CLIENT CACHING YES] <read> PTTL k…`, one write, all
 //! of one slot) to the slot's node (a replica with replica reads on: its connection tracks too),
-//! redirects followed as for any command, and the bundle's replies handed to the cache. A read
+//! redirects followed as for any command, and the bundle's replies handed to the cache. The
+//! leading read's bundle is sent when the call is made and runs on its own (as an `async_call`
+//! does): the reads that joined it never wait for its caller to poll it. A read
 //! whose keys span slots (a split `MGET`) is sent uncached (counted `uncacheable`). A read that
 //! meets `ASK` (its slot is migrating and the key has left) is sent alone after `ASKING` and not
 //! stored: `ASKING` holds for the next command only (the bundle's `PTTL`s would be redirected
@@ -16,6 +18,7 @@
 //! never had (an entry of a missing key) is tracked by no node once the slot moved.
 
 use super::core::Core;
+use super::drive;
 use super::pipeline::retried;
 use super::send::{self, Attempt};
 use super::ClusterClient;
@@ -53,12 +56,48 @@ impl ClusterClient {
         match shared.plan(0, cmd, ttl) {
             Plan::Hit(value) => Call::ready(Ok(value)),
             Plan::Uncacheable(cmd) => self.call(cmd),
+            Plan::Lead { fill, bundle } => {
+                let deadline = self.core.start_call();
+                let optin = shared.settings().optin;
+                Call::later(spawn_lead(
+                    self.core.clone(),
+                    slot,
+                    fill,
+                    bundle,
+                    optin,
+                    deadline,
+                ))
+            }
             plan => {
                 let core = self.core.clone();
                 let shared = shared.clone();
                 Call::later(read(core, shared, slot, ttl, plan))
             }
         }
+    }
+}
+
+/// [`lead`], run on its own at once ([`drive::spawn`]): the reads that joined it get its
+/// reply whether or not its caller polls the returned future (held unpolled, it would hold
+/// them up for as long as it is; dropped, the read still fills the cache).
+fn spawn_lead(
+    core: Arc<Core>,
+    slot: u16,
+    fill: Fill,
+    bundle: Vec<Cmd>,
+    optin: bool,
+    deadline: Option<Instant>,
+) -> impl std::future::Future<Output = Result<Value>> + Send + 'static {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    drive::spawn(async move {
+        let _ = tx.send(lead(core, slot, fill, bundle, optin, deadline).await);
+    });
+    async move {
+        rx.await.unwrap_or_else(|_| {
+            Err(Error::client(
+                "a cached read's bundle ended without a reply (it panicked)",
+            ))
+        })
     }
 }
 
@@ -69,8 +108,8 @@ fn count_uncacheable(shared: &Arc<Shared>) {
     debug_assert!(matches!(plan, Plan::Uncacheable(_)));
 }
 
-/// A cached read that was not a hit: joins the read in flight (planning again when it was given
-/// up) or leads it.
+/// A cached read that joined a read in flight: its reply, or when that read was given up, what
+/// planning again says (joining another, leading it, sending it uncached).
 async fn read(
     core: Arc<Core>,
     shared: Arc<Shared>,
@@ -89,7 +128,7 @@ async fn read(
             },
             Plan::Lead { fill, bundle } => {
                 let optin = shared.settings().optin;
-                return lead(core, slot, fill, bundle, optin, deadline).await;
+                return spawn_lead(core, slot, fill, bundle, optin, deadline).await;
             }
             Plan::Uncacheable(cmd) => {
                 return send::run(core, Target::Slot(slot), cmd, deadline, None).await

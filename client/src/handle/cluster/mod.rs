@@ -35,6 +35,7 @@ use crate::client::{Call, OnReply, Resume};
 use crate::config::{Addr, Config};
 use crate::conn::Payload;
 use crate::engine::placement::Placement;
+use crate::handle::caching;
 use crate::route::slot::cmd_slot;
 pub(crate) use crate::route::topology::{NodeAddr, Target};
 use crate::route::Route;
@@ -254,7 +255,14 @@ impl ClusterClient {
     }
 
     fn call_request<T: FromRedis>(&self, request: Request) -> Call<T> {
-        self.invalidate_writes(&request);
+        match self.invalidate_writes(&request) {
+            None => self.send_request(request),
+            // The written keys drop again from the cache before the reply is handed over.
+            Some(written) => Call::later(written.around(self.send_request::<Value>(request))),
+        }
+    }
+
+    fn send_request<T: FromRedis>(&self, request: Request) -> Call<T> {
         match request {
             Request::One(cmd) => self.call_one(cmd),
             Request::Many { cmds, transaction } => {
@@ -352,8 +360,8 @@ impl ClusterClient {
         let callback = callback.into_callback();
         let request = request.into_request();
         if let Request::One(cmd) = request {
-            self.invalidate_writes_of(&cmd);
-            return self.async_one(cmd, callback);
+            let written = self.invalidate_writes_of(&cmd);
+            return self.async_one(cmd, callback, written);
         }
         let call: Call<Value> = self.call_request(request);
         let core = self.core.clone();
@@ -365,37 +373,40 @@ impl ClusterClient {
         });
     }
 
-    /// [`ClusterClient::async_call`] of one command: the node's own callback, which hands the
-    /// call to `send::then` (run detached) only on an error reply that calls for more.
-    /// With a cache, the keys `request`'s writes name (the spec's `write` flag, keys marked)
-    /// leave it before anything is sent: a read after the write's reply is not answered from
-    /// what the cache held before it, whatever node's invalidation is still on its way.
-    fn invalidate_writes(&self, request: &Request) {
-        if self.core.cache.is_none() {
-            return;
-        }
+    /// With a cache, the keys `request`'s writes name (every command not flagged read-only,
+    /// hand-built ones included: `caching::invalidate_writes`) leave it before anything is sent, and again when the reply is handed over (the
+    /// returned [`Written`](caching::Written)): a read after the write's reply is not answered
+    /// from what the cache held before it, nor from what a read run before the write (on a
+    /// replica, or sent meanwhile) stored, whatever node's invalidation is still on its way.
+    /// (With replica reads, a replica that has not applied the write yet still answers with
+    /// what it has, cached or not, until it does and sends its own invalidation.)
+    fn invalidate_writes(&self, request: &Request) -> Option<caching::Written> {
         match request {
             Request::One(cmd) => self.invalidate_writes_of(cmd),
-            Request::Many { cmds, .. } => cmds.iter().for_each(|c| self.invalidate_writes_of(c)),
+            Request::Many { cmds, .. } => {
+                caching::invalidate_writes(self.core.cache.as_ref()?, cmds)
+            }
         }
     }
 
     /// [`ClusterClient::invalidate_writes`] of one command.
     #[inline]
-    fn invalidate_writes_of(&self, cmd: &Cmd) {
-        if let Some(cache) = &self.core.cache {
-            if cmd.flags().write {
-                cache.invalidate(cmd.keys());
-            }
-        }
+    fn invalidate_writes_of(&self, cmd: &Cmd) -> Option<caching::Written> {
+        caching::invalidate_writes(self.core.cache.as_ref()?, std::slice::from_ref(cmd))
     }
 
-    fn async_one<F>(&self, cmd: Cmd, callback: Option<F>)
+    /// [`ClusterClient::async_call`] of one command: the node's own callback, which hands the
+    /// call to `send::then` (run detached) only on an error reply that calls for more.
+    /// `written`: the keys to drop from the cache again before the callback gets the reply.
+    fn async_one<F>(&self, cmd: Cmd, callback: Option<F>, written: Option<caching::Written>)
     where
         F: FnOnce(Result<Value>) + Send + 'static,
     {
         let on = self.core.clone();
         let answer = move |reply: Result<Value>| {
+            if let Some(written) = written {
+                written.replied();
+            }
             if let Some(cb) = callback {
                 on.answer(cb, reply);
             }
