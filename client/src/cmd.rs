@@ -188,7 +188,12 @@ impl Cmd {
         }
         if key {
             let pos = self.keys.partition_point(|k| *k < at_arg);
-            self.keys.splice(pos..pos, at_arg..at_arg + added);
+            if pos == self.keys.len() {
+                // The usual case (a builder adds its key arguments in order): appended.
+                self.keys.extend(at_arg..at_arg + added);
+            } else {
+                self.keys.splice(pos..pos, at_arg..at_arg + added);
+            }
         }
         (added, self.args.byte_len() - bytes)
     }

@@ -56,8 +56,9 @@ struct State {
 pub(crate) enum Plan {
     /// A live entry: the reply, as the server sent it.
     Hit(Value),
-    /// The same command is in flight already: wait for its reply.
-    Join(Waiter),
+    /// The same command is in flight already: wait for its reply. The command comes back,
+    /// to plan again if that read is given up (nothing is copied to keep it).
+    Join(Waiter, Cmd),
     /// Send `bundle` (in one write, its replies collected into one array), then hand that
     /// array to [`Fill::finish`].
     Lead { fill: Fill, bundle: Vec<Cmd> },
@@ -111,16 +112,49 @@ impl Shared {
         self.plan_at(db, cmd, ttl, Instant::now())
     }
 
+    /// The live entry of `cmd` (in `db`), counted as a hit: what a cached read tries before
+    /// [`plan`](Shared::plan), which it then needs only on a miss. `None` (nothing counted; an
+    /// expired entry is removed and counted `expired`) when there is none or `cmd` is not
+    /// cacheable: the caller plans the read, which counts it. One lock, one hash of the encoded
+    /// command in place, the reply's clone: `cmd` is neither copied nor consumed.
+    pub(crate) fn hit(&self, db: i64, cmd: &Cmd) -> Option<Value> {
+        self.hit_at(db, cmd, Instant::now())
+    }
+
+    /// [`hit`](Shared::hit) at `now` (the tests' clock).
+    fn hit_at(&self, db: i64, cmd: &Cmd, now: Instant) -> Option<Value> {
+        if !self.cacheable(cmd) {
+            return None;
+        }
+        let view = View {
+            db,
+            cmd: cmd.args().encoded(),
+        };
+        let mut state = self.lock();
+        match state.store.get(&view, now) {
+            Found::Hit(value) => {
+                state.hits += 1;
+                Some(value)
+            }
+            Found::Expired | Found::Missing => None,
+        }
+    }
+
+    /// Whether `cmd` may be cached at all: valid arguments, neither a write nor blocking, keys
+    /// marked, every key within the `BCAST` prefixes (when there are any).
+    fn cacheable(&self, cmd: &Cmd) -> bool {
+        cmd.args().invalid().is_none()
+            && !cmd.flags().write
+            && !cmd.flags().blocking
+            && !cmd.key_indices().is_empty()
+            && self.settings.covers(cmd.keys())
+    }
+
     /// [`plan`](Shared::plan) at `now` (the tests' clock).
     fn plan_at(self: &Arc<Self>, db: i64, cmd: Cmd, ttl: Option<Duration>, now: Instant) -> Plan {
         // A write or a blocking command is never kept, whoever asks (`.cached()` exists only
         // on reads, but `Redis::call_cached` takes any command).
-        let cacheable = cmd.args().invalid().is_none()
-            && !cmd.flags().write
-            && !cmd.flags().blocking
-            && !cmd.key_indices().is_empty()
-            && self.settings.covers(cmd.keys());
-        if !cacheable {
+        if !self.cacheable(&cmd) {
             self.lock().uncacheable += 1;
             return Plan::Uncacheable(cmd);
         }
@@ -139,7 +173,7 @@ impl Shared {
         }
         if let Some(waiter) = state.flights.join(&view) {
             state.joined += 1;
-            return Plan::Join(waiter);
+            return Plan::Join(waiter, cmd);
         }
         let Some(key) = ReadKey::new(db, view.cmd, cmd.keys()) else {
             state.uncacheable += 1;

@@ -27,7 +27,7 @@ fn lead(plan: Plan) -> (Fill, Vec<Cmd>) {
 
 fn join(plan: Plan) -> Waiter {
     match plan {
-        Plan::Join(waiter) => waiter,
+        Plan::Join(waiter, _) => waiter,
         other => panic!("expected a join, got {}", shown(&other)),
     }
 }
@@ -42,7 +42,7 @@ fn hit(plan: Plan) -> Value {
 fn shown(plan: &Plan) -> String {
     match plan {
         Plan::Hit(v) => format!("hit {v:?}"),
-        Plan::Join(_) => "join".into(),
+        Plan::Join(..) => "join".into(),
         Plan::Lead { bundle, .. } => format!("lead {bundle:?}"),
         Plan::Uncacheable(cmd) => format!("uncacheable {cmd}"),
     }
@@ -339,6 +339,48 @@ fn uncacheable_reads_are_sent_as_they_are() {
     ));
 }
 
+/// The hit-only lookup a cached read tries first: a live entry is a hit (counted), anything
+/// else is `None` with nothing counted but an expired entry's removal, and a later plan
+/// counts the read once.
+#[test]
+fn the_hit_only_lookup_counts_hits_and_nothing_else() {
+    let cache = Shared::new(Cache::new().ttl(10 * SEC));
+    let t0 = Instant::now();
+    fill(&cache, get("k"), Value::Bulk("v".into()), t0);
+    assert_eq!(
+        cache.hit_at(0, &get("k"), t0),
+        Some(Value::Bulk("v".into()))
+    );
+    // Another database, another command, a command with no key marked: not there.
+    assert_eq!(cache.hit_at(1, &get("k"), t0), None);
+    assert_eq!(cache.hit_at(0, &get("j"), t0), None);
+    assert_eq!(cache.hit_at(0, &Cmd::new("GET").arg("k"), t0), None);
+    let stats = cache.stats();
+    assert_eq!((stats.hits, stats.misses, stats.uncacheable), (1, 1, 0));
+    // Past its lifetime: removed and counted expired, not a miss; the plan that follows leads.
+    assert_eq!(cache.hit_at(0, &get("k"), t0 + 10 * SEC), None);
+    let stats = cache.stats();
+    assert_eq!(
+        (stats.hits, stats.misses, stats.expired, stats.entries),
+        (1, 1, 1, 0)
+    );
+    drop(lead(cache.plan_at(0, get("k"), None, t0 + 10 * SEC)));
+    assert_eq!(cache.stats().misses, 2);
+    // Invalidated, flushed: gone.
+    fill(&cache, get("k"), Value::Int(1), t0);
+    fill(&cache, get("j"), Value::Int(2), t0);
+    cache.invalidate([&b"k"[..]]);
+    assert_eq!(cache.hit_at(0, &get("k"), t0), None);
+    assert_eq!(cache.hit_at(0, &get("j"), t0), Some(Value::Int(2)));
+    cache.flush();
+    assert_eq!(cache.hit_at(0, &get("j"), t0), None);
+    // Outside the BCAST prefixes: never looked up, never counted.
+    let bcast = Shared::new(Cache::new().bcast(["user:"]));
+    assert_eq!(bcast.hit_at(0, &get("other"), t0), None);
+    assert_eq!(bcast.stats(), CacheStats::default());
+    check(&cache);
+}
+
 #[test]
 fn tracking_commands() {
     let shown = |c: Cache| c.tracking_cmd().to_string();
@@ -419,6 +461,18 @@ fn a_hit_allocates_nothing_but_the_reply_s_clone() {
             allocation_counter::measure(|| got = Some(hit(cache.plan_at(0, cmd, None, t0))));
         assert_eq!(got, Some(expected));
         assert_eq!(allocs.count_total, 0, "{k}: {allocs:?}");
+    }
+    // The hit-only lookup borrows the command: not even its drop is in the count.
+    for (k, expected) in [("k", Value::Bulk("value".into())), ("j", Value::Int(1))] {
+        let cmd = get(k);
+        let mut got = None;
+        let allocs = allocation_counter::measure(|| got = cache.hit_at(0, &cmd, t0));
+        assert_eq!(got, Some(expected));
+        assert_eq!(
+            (allocs.count_total, allocs.count_current),
+            (0, 0),
+            "{k}: {allocs:?}"
+        );
     }
     // The counter counts: a miss copies the command.
     let cmd = get("x");

@@ -11,6 +11,23 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// A cached read's reply from `cache` (in database `db`) when it holds a live one: tried
+/// first, before the routing gate, a pool's checkout or a cluster's slot, none of which a
+/// reply from memory needs. `None`: go the whole way (which plans the read and counts it).
+///
+/// Why the gate need not be asked: an entry is filled only by a read the gate let onto a shared
+/// connection, and the gate's verdict depends on nothing but the command's arguments (the very
+/// bytes the entry is keyed by) and its `blocking` flag. Unflagged, arguments it once let
+/// through are let through again (a flag can only add `Blocking`, and a command blocking by the
+/// spec is judged by its arguments either way); a command flagged `blocking` goes the whole way.
+#[inline]
+pub(crate) fn hit(cache: &Shared, db: i64, cmd: &Cmd) -> Option<Value> {
+    if cmd.flags().blocking {
+        return None;
+    }
+    cache.hit(db, cmd)
+}
+
 /// Drops the cached entries of every key the writes among `cmds` name, before they are sent,
 /// and returns those keys (`None`: no such write) to drop again when the reply is handed over
 /// ([`Written::replied`]): the client reads its own writes without waiting for the server's
@@ -117,7 +134,7 @@ impl Written {
 pub(crate) async fn join<L, F, P, G>(
     cache: Arc<Shared>,
     db: i64,
-    cmd: Cmd,
+    mut cmd: Cmd,
     ttl: Option<Duration>,
     mut waiter: Waiter,
     lead: L,
@@ -134,9 +151,9 @@ where
             return reply;
         }
         // The leading read was given up (its connection went away under it): plan anew.
-        match cache.plan(db, cmd.clone(), ttl) {
+        match cache.plan(db, cmd, ttl) {
             Plan::Hit(value) => return Ok(value),
-            Plan::Join(next) => waiter = next,
+            Plan::Join(next, back) => (waiter, cmd) = (next, back),
             Plan::Lead { fill, bundle } => return lead(fill, bundle).await,
             Plan::Uncacheable(cmd) => return plain(cmd).await,
         }
@@ -189,7 +206,7 @@ mod tests {
         let cache = Shared::new(Cache::new());
         let (fill, bundle) = lead(&cache);
         assert_eq!(bundle.len(), 2, "GET k, PTTL k");
-        let Plan::Join(waiter) = cache.plan(0, Cmd::new("GET").key("k"), None) else {
+        let Plan::Join(waiter, _) = cache.plan(0, Cmd::new("GET").key("k"), None) else {
             panic!("the same read joins")
         };
         let (callback, reply) = lead_callback(fill);
@@ -201,13 +218,33 @@ mod tests {
         assert_eq!(futures::executor::block_on(reply).unwrap(), v);
     }
 
+    /// A reply from memory skips the routing gate only for a command not flagged `blocking`
+    /// by hand: a flagged one with the same arguments goes the whole way (and is sent).
+    #[test]
+    fn a_hit_is_served_only_to_a_command_not_flagged_blocking() {
+        let cache = Shared::new(Cache::new());
+        let (fill, _) = lead(&cache);
+        let v = Value::Bulk(Bytes::from_static(b"v"));
+        fill.finish(Ok(Value::Array(vec![v.clone(), Value::Int(-1)])))
+            .unwrap();
+        let get = Cmd::new("GET").key("k");
+        assert_eq!(hit(&cache, 0, &get), Some(v));
+        let flagged = get.clone().with_flags(crate::CmdFlags {
+            blocking: true,
+            ..get.flags()
+        });
+        assert_eq!(hit(&cache, 0, &flagged), None);
+        assert_eq!(hit(&cache, 1, &get), None);
+        assert_eq!(cache.stats().hits, 1);
+    }
+
     /// A callback dropped unrun (its connection torn down) fails the leader's future instead
     /// of leaving it pending, and lets the joined read plan again.
     #[test]
     fn a_dropped_bundle_callback_strands_no_one() {
         let cache = Shared::new(Cache::new());
         let (fill, _) = lead(&cache);
-        let Plan::Join(waiter) = cache.plan(0, Cmd::new("GET").key("k"), None) else {
+        let Plan::Join(waiter, _) = cache.plan(0, Cmd::new("GET").key("k"), None) else {
             panic!("the same read joins")
         };
         let (callback, reply) = lead_callback(fill);
@@ -227,7 +264,7 @@ mod tests {
     fn a_join_whose_leader_went_leads_anew() {
         let cache = Shared::new(Cache::new());
         let (fill, _) = lead(&cache);
-        let Plan::Join(waiter) = cache.plan(0, Cmd::new("GET").key("k"), None) else {
+        let Plan::Join(waiter, _) = cache.plan(0, Cmd::new("GET").key("k"), None) else {
             panic!("the same read joins")
         };
         drop(fill);

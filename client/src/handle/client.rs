@@ -584,24 +584,25 @@ impl Client {
         let Some(cache) = &self.inner.cache else {
             return self.call(cmd);
         };
+        let db = self.inner.config.db;
+        if let Some(value) = caching::hit(cache, db, &cmd) {
+            return Call::ready(Ok(value));
+        }
         if !matches!(crate::route::route(&cmd), Ok(Route::Shared)) {
             // Blocking, or refused: what `call` does with it.
             return self.call(cmd);
         }
-        let db = self.inner.config.db;
-        // Kept to plan again if the read it joins is given up.
-        let again = cmd.clone();
         match cache.plan(db, cmd, ttl) {
             Plan::Hit(value) => Call::ready(Ok(value)),
             // As `call` (a write through `Redis::call_cached` still drops its keys).
             Plan::Uncacheable(cmd) => self.call(cmd),
             Plan::Lead { fill, bundle } => Call::later(self.lead(fill, bundle)),
-            Plan::Join(waiter) => {
+            Plan::Join(waiter, cmd) => {
                 let (lead, plain) = (self.clone(), self.clone());
                 Call::later(caching::join(
                     cache.clone(),
                     db,
-                    again,
+                    cmd,
                     ttl,
                     waiter,
                     move |fill, bundle| lead.lead(fill, bundle),

@@ -298,16 +298,19 @@ impl Pool {
         })
     }
 
-    /// A cached read ([`Redis::call_cached`](crate::Redis::call_cached)) on a client checked
-    /// out for it (when first polled, as [`Pool::call`]): answered from the cache the pool's
-    /// clients share when it holds the reply, else sent on that client.
+    /// A cached read ([`Redis::call_cached`](crate::Redis::call_cached)): answered from the
+    /// cache the pool's clients share when it holds the reply (no client checked out), else
+    /// read through a client checked out for it (when first polled, as [`Pool::call`]).
     pub(crate) fn call_cached<T: crate::FromRedis>(
         &self,
         cmd: Cmd,
         ttl: Option<Duration>,
     ) -> crate::Call<T> {
-        if self.inner.cache.is_none() {
+        let Some(cache) = &self.inner.cache else {
             return self.call(cmd);
+        };
+        if let Some(value) = caching::hit(cache, self.inner.config.db, &cmd) {
+            return crate::Call::ready(Ok(value));
         }
         let pool = self.clone();
         crate::Call::later(async move {

@@ -124,21 +124,32 @@ impl Model {
             .bool()
             .then(|| Duration::from_millis(self.rng.u64(0..3000)));
         self.plans += 1;
-        let plan = self
-            .cache
-            .plan_at(db, self.cmds[cmd].0.clone(), ttl, self.now);
         let live = self
             .entries
             .get(&(db, cmd))
             .filter(|(_, expires)| expires.is_none_or(|at| self.now < at))
             .map(|(v, _)| v.clone());
+        // Half the reads try the hit-only lookup first, as the clients do; a miss then plans.
+        if self.rng.bool() {
+            if let Some(value) = self.cache.hit_at(db, &self.cmds[cmd].0, self.now) {
+                let got = decode(&value);
+                assert_eq!(live.as_ref(), Some(&got), "a hit the model does not hold");
+                self.assert_fresh(&got, &self.fresh_at_least(cmd), "hit");
+                return;
+            }
+            assert!(!self.exact || live.is_none(), "missed a live entry");
+        }
+        let plan = self
+            .cache
+            .plan_at(db, self.cmds[cmd].0.clone(), ttl, self.now);
         match plan {
             Plan::Hit(value) => {
                 let got = decode(&value);
                 assert_eq!(live.as_ref(), Some(&got), "a hit the model does not hold");
                 self.assert_fresh(&got, &self.fresh_at_least(cmd), "hit");
             }
-            Plan::Join(waiter) => {
+            Plan::Join(waiter, back) => {
+                assert_eq!(back, self.cmds[cmd].0, "a join hands its command back");
                 assert!(!self.exact || live.is_none(), "joined with a live entry");
                 let at = *self
                     .joinable

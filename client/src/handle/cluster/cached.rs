@@ -26,6 +26,7 @@ use crate::cache::{Fill, Plan, Shared};
 use crate::callable::Prepared;
 use crate::client::Call;
 use crate::conn::Payload;
+use crate::handle::caching;
 use crate::route::slot::cmd_slot;
 use crate::route::topology::Target;
 use crate::route::Route;
@@ -39,6 +40,10 @@ impl ClusterClient {
         let Some(shared) = &self.core.cache else {
             return self.call(cmd);
         };
+        // A reply from memory needs no slot (see `caching::hit`).
+        if let Some(value) = caching::hit(shared, 0, &cmd) {
+            return Call::ready(Ok(value));
+        }
         let slot = match (crate::route::route(&cmd), cmd_slot(&cmd)) {
             (Ok(Route::Shared), Ok(Some(slot))) => slot,
             // Keys in several slots (or none known, or a command the gate routes elsewhere):
@@ -48,8 +53,6 @@ impl ClusterClient {
                 return self.call(cmd);
             }
         };
-        // Kept to plan again when the read it joins is given up.
-        let again = cmd.clone();
         match shared.plan(0, cmd, ttl) {
             Plan::Hit(value) => Call::ready(Ok(value)),
             Plan::Uncacheable(cmd) => self.call(cmd),
@@ -68,7 +71,7 @@ impl ClusterClient {
             plan => {
                 let core = self.core.clone();
                 let shared = shared.clone();
-                Call::later(read(core, shared, slot, again, ttl, plan))
+                Call::later(read(core, shared, slot, ttl, plan))
             }
         }
     }
@@ -111,19 +114,18 @@ async fn read(
     core: Arc<Core>,
     shared: Arc<Shared>,
     slot: u16,
-    cmd: Cmd,
     ttl: Option<Duration>,
     mut plan: Plan,
 ) -> Result<Value> {
     let deadline = core.start_call();
     loop {
-        match plan {
+        let cmd = match plan {
             Plan::Hit(value) => return Ok(value),
-            Plan::Join(waiter) => {
-                if let Some(reply) = waiter.await {
-                    return reply;
-                }
-            }
+            Plan::Join(waiter, cmd) => match waiter.await {
+                Some(reply) => return reply,
+                // Its leading read was given up: plan anew.
+                None => cmd,
+            },
             Plan::Lead { fill, bundle } => {
                 let optin = shared.settings().optin;
                 return spawn_lead(core, slot, fill, bundle, optin, deadline).await;
@@ -131,8 +133,8 @@ async fn read(
             Plan::Uncacheable(cmd) => {
                 return send::run(core, Target::Slot(slot), cmd, deadline, None).await
             }
-        }
-        plan = shared.plan(0, cmd.clone(), ttl);
+        };
+        plan = shared.plan(0, cmd, ttl);
     }
 }
 
