@@ -12,23 +12,7 @@ use ringdis::{Cache, ClusterClient, Cmd, CmdFlags, Config, Engine, FromRedis, Pr
 use ringdis_tests::{Cluster, ClusterNode, ServerKind};
 use std::time::{Duration, Instant};
 use support::{cluster_client, engines};
-
-/// A runtime for one cell: a task-engine client lives on the runtime it was made on.
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a runtime")
-}
-
-/// A cluster that fails over only when told: a longer `cluster-node-timeout` than the
-/// harness's default, so a loaded machine never fails a primary over by mistake.
-fn steady(kind: ServerKind) -> Cluster {
-    Cluster::builder(kind)
-        .node_timeout(Duration::from_secs(5))
-        .start()
-}
+use support::{runtime, steady};
 
 /// A caching client of `cluster` on `engine` (RESP3), replica reads as `replicas` says.
 fn cached_client(cluster: &Cluster, engine: Engine, replicas: bool) -> ClusterClient {

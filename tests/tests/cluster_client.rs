@@ -17,23 +17,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::{cells, cluster_client as client, engines, PROTOCOLS};
-
-/// A runtime for one cell: a task-engine client lives on the runtime it was made on.
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a runtime")
-}
-
-/// A cluster for tests that kill no node: a longer `cluster-node-timeout` than the harness's
-/// default, so a loaded machine (a busy CI runner) never fails a primary over by mistake.
-fn steady(kind: ServerKind) -> Cluster {
-    Cluster::builder(kind)
-        .node_timeout(Duration::from_secs(5))
-        .start()
-}
+use support::{runtime, steady};
 
 #[derive(FromRedis, Debug, PartialEq)]
 struct User {

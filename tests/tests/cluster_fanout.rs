@@ -13,15 +13,8 @@ use ringdis::{cmd, ClusterClient, Commands, Engine, Error, Protocol, Value};
 use ringdis_tests::{Cluster, ClusterNode, ServerKind};
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
+use support::runtime;
 use support::{cells, cluster_client as client_within};
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a runtime")
-}
 
 fn client(cluster: &Cluster, engine: Engine, protocol: Protocol) -> ClusterClient {
     client_within(cluster, engine, protocol, Duration::from_secs(10))

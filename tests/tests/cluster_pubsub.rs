@@ -18,17 +18,10 @@ use ringdis_tests::{Cluster, ClusterNode, ServerKind};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 use support::cells;
+use support::runtime;
 
 /// How long any one condition may take to hold (a failover included).
 const WAIT: Duration = Duration::from_secs(30);
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a runtime")
-}
 
 fn client(cluster: &Cluster, engine: Engine, protocol: Protocol, replicas: bool) -> ClusterClient {
     let seeds = cluster.seed_urls();

@@ -19,16 +19,8 @@ use ringdis_tests::{Cluster, ClusterNode, ServerKind};
 use std::future::IntoFuture;
 use std::time::{Duration, Instant};
 use support::pki::Pki;
+use support::runtime;
 use support::{engines, PROTOCOLS};
-
-/// A runtime for one cell: a task-engine client lives on the runtime it was made on.
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a runtime")
-}
 
 /// Every (engine, protocol) cell, with its label.
 fn cells() -> Vec<(Engine, Protocol, String)> {

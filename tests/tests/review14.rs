@@ -9,15 +9,8 @@ use ringdis_tests::{Cluster, ClusterNode, ServerKind};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use support::runtime;
 use support::{cells, cluster_client as client, engines};
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a runtime")
-}
 
 /// A cluster that fails nothing over by mistake on a loaded machine.
 fn steady() -> Cluster {

@@ -12,20 +12,13 @@ use ringdis_tests::{unique, FaultConn, FaultServer, SentinelSetup, ServerKind, M
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use support::runtime;
 use support::{engines, PROTOCOLS};
 
 /// The command timeout of the clients under test.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
 /// How much later than its timeout a call may end (a loaded 2-core machine).
 const SLACK: Duration = Duration::from_millis(1500);
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
 
 /// Every (protocol, engine) cell.
 fn cells() -> Vec<(Protocol, Engine)> {

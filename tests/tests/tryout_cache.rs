@@ -7,6 +7,7 @@
 //! and every wait for the server's invalidation push is a bounded loop, never a sleep.
 
 mod support;
+use support::runtime;
 
 use ringdis::prelude::*;
 use ringdis::{Cache, CacheStats, ClusterClient, Pool, Protocol, Spread, Tracking};
@@ -15,14 +16,6 @@ use std::time::{Duration, Instant};
 
 /// How long a test waits for something the server sends by itself (an invalidation push).
 const WAIT: Duration = Duration::from_secs(10);
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a runtime")
-}
 
 /// What the service keeps per user, an HGETALL decoded by the derive.
 #[derive(Debug, PartialEq, FromRedis)]

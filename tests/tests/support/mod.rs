@@ -7,7 +7,7 @@ pub mod pki;
 pub mod process;
 
 use ringdis::{cmd, Client, ClusterClient, Config, Engine, Error, Protocol};
-use ringdis_tests::{Server, ServerKind};
+use ringdis_tests::{Cluster, Server, ServerKind};
 use std::future::Future;
 use std::time::{Duration, Instant};
 
@@ -268,4 +268,23 @@ pub async fn bounded<T>(limit: Duration, what: &str, f: impl Future<Output = T>)
 pub async fn yield_now() {
     tokio::task::yield_now().await;
     std::thread::yield_now();
+}
+
+/// A two-worker multi-thread runtime for one cell of a test: a task-engine client lives on the
+/// runtime it was made on.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime")
+}
+
+/// A cluster for tests that fail over only when told: a longer `cluster-node-timeout` than the
+/// harness's default, so a loaded machine (a busy CI runner) never fails a primary over by
+/// mistake.
+pub fn steady(kind: ServerKind) -> Cluster {
+    Cluster::builder(kind)
+        .node_timeout(Duration::from_secs(5))
+        .start()
 }
