@@ -281,118 +281,122 @@ fn starts_with(args: &[Bytes], prefix: &[&[u8]]) -> bool {
         })
 }
 
+/// The RESP frames of one direction of a proxied connection, each with its exact bytes: the
+/// parser consumes `scan`, and `raw` (the same bytes) gives what to forward.
+struct Frames {
+    from: TcpStream,
+    parser: Parser,
+    scan: BytesMut,
+    raw: BytesMut,
+    chunk: Vec<u8>,
+}
+
+impl Frames {
+    fn new(from: TcpStream) -> Frames {
+        Frames {
+            from,
+            parser: Parser::default(),
+            scan: BytesMut::new(),
+            raw: BytesMut::new(),
+            chunk: vec![0u8; 64 << 10],
+        }
+    }
+
+    /// The next whole frame and its bytes; `None` once the socket closed or failed, or sent
+    /// bytes that are not RESP.
+    fn next(&mut self) -> Option<(Value, BytesMut)> {
+        loop {
+            let before = self.scan.len();
+            match self.parser.parse(&mut self.scan) {
+                Ok(Some(value)) => {
+                    let frame = self.raw.split_to(before - self.scan.len());
+                    return Some((value, frame));
+                }
+                Ok(None) => {}
+                Err(_) => return None,
+            }
+            let n = match self.from.read(&mut self.chunk) {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => n,
+            };
+            self.scan.extend_from_slice(&self.chunk[..n]);
+            self.raw.extend_from_slice(&self.chunk[..n]);
+        }
+    }
+}
+
 /// Client -> server: registers each whole command (held or not) and forwards it, unless
 /// commands are held on this connection (then it waits for a release), so its reply always
 /// finds it registered.
-fn upstream_loop(shared: &Shared, conn: &Mutex<Conn>, mut from_client: TcpStream) {
-    let mut parser = Parser::default();
-    // As downstream: `scan` for the parser, `raw` for the command's exact bytes.
-    let mut scan = BytesMut::new();
-    let mut raw = BytesMut::new();
-    let mut chunk = vec![0u8; 64 << 10];
-    loop {
-        let n = match from_client.read(&mut chunk) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
+fn upstream_loop(shared: &Shared, conn: &Mutex<Conn>, from_client: TcpStream) {
+    let mut frames = Frames::new(from_client);
+    while let Some((value, frame)) = frames.next() {
+        let Value::Array(args) = value else {
+            // Not a command: stop proxying this connection.
+            break;
         };
-        scan.extend_from_slice(&chunk[..n]);
-        raw.extend_from_slice(&chunk[..n]);
-        loop {
-            let before = scan.len();
-            let args = match parser.parse(&mut scan) {
-                Ok(Some(Value::Array(args))) => args
-                    .into_iter()
-                    .map(|a| match a {
-                        Value::Bulk(b) => b,
-                        other => Bytes::from(format!("{other:?}")),
-                    })
-                    .collect::<Vec<Bytes>>(),
-                Ok(Some(_)) | Err(_) => {
-                    // Not a command: stop proxying this connection.
-                    close(conn);
-                    return;
-                }
-                Ok(None) => break,
-            };
-            let frame = raw.split_to(before - scan.len());
-            // Under the connection's lock, then the state's (the order everywhere): a release
-            // either comes before (the rule is gone) or after (it clears this hold too).
-            let mut c = lock(conn);
-            let mut state = shared.lock();
-            let matches = |rule: &Option<Vec<Vec<u8>>>| {
-                rule.as_ref().is_some_and(|p| {
-                    let p: Vec<&[u8]> = p.iter().map(|a| &a[..]).collect();
-                    starts_with(&args, &p)
-                })
-            };
-            let hold = matches(&state.armed);
-            if hold {
-                state.armed = None;
-            }
-            if matches(&state.armed_command) {
-                state.armed_command = None;
-                c.holding_commands = true;
-            }
-            state.commands.push(args);
-            drop(state);
-            c.pending.push_back(hold);
-            if c.holding_commands {
-                c.held_commands.extend_from_slice(&frame);
-            } else if c.server.write_all(&frame).is_err() {
-                drop(c);
-                close(conn);
-                return;
-            }
+        let args: Vec<Bytes> = args
+            .into_iter()
+            .map(|a| match a {
+                Value::Bulk(b) => b,
+                other => Bytes::from(format!("{other:?}")),
+            })
+            .collect();
+        // Under the connection's lock, then the state's (the order everywhere): a release
+        // either comes before (the rule is gone) or after (it clears this hold too).
+        let mut c = lock(conn);
+        let mut state = shared.lock();
+        let matches = |rule: &Option<Vec<Vec<u8>>>| {
+            rule.as_ref().is_some_and(|p| {
+                let p: Vec<&[u8]> = p.iter().map(|a| &a[..]).collect();
+                starts_with(&args, &p)
+            })
+        };
+        let hold = matches(&state.armed);
+        if hold {
+            state.armed = None;
+        }
+        if matches(&state.armed_command) {
+            state.armed_command = None;
+            c.holding_commands = true;
+        }
+        state.commands.push(args);
+        drop(state);
+        c.pending.push_back(hold);
+        if c.holding_commands {
+            c.held_commands.extend_from_slice(&frame);
+        } else if c.server.write_all(&frame).is_err() {
+            drop(c);
+            break;
         }
     }
     close(conn);
 }
 
 /// Server -> client: forwards each frame unless it is held.
-fn downstream_loop(shared: &Shared, conn: &Mutex<Conn>, mut from_server: TcpStream) {
-    let mut parser = Parser::default();
-    // The same bytes twice: the parser consumes `scan`; `raw` gives the frame's exact bytes.
-    let mut scan = BytesMut::new();
-    let mut raw = BytesMut::new();
-    let mut chunk = vec![0u8; 64 << 10];
-    loop {
-        let n = match from_server.read(&mut chunk) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        scan.extend_from_slice(&chunk[..n]);
-        raw.extend_from_slice(&chunk[..n]);
-        loop {
-            let before = scan.len();
-            let value = match parser.parse(&mut scan) {
-                Ok(Some(v)) => v,
-                Ok(None) => break,
-                Err(_) => {
-                    close(conn);
-                    return;
-                }
-            };
-            let frame = raw.split_to(before - scan.len()).freeze();
-            let push = matches!(value, Value::Push(_));
-            // The rule is read under the connection's lock (order: connection, then state), so
-            // a release never misses a frame held by a rule it already ended.
-            let mut c = lock(conn);
-            if push {
-                if shared.lock().hold_pushes {
-                    c.held_pushes.push(frame);
-                    continue;
-                }
-                let _ = c.client.write_all(&frame);
-                shared.lock().pushes_forwarded += 1;
+fn downstream_loop(shared: &Shared, conn: &Mutex<Conn>, from_server: TcpStream) {
+    let mut frames = Frames::new(from_server);
+    while let Some((value, frame)) = frames.next() {
+        let frame = frame.freeze();
+        let push = matches!(value, Value::Push(_));
+        // The rule is read under the connection's lock (order: connection, then state), so
+        // a release never misses a frame held by a rule it already ended.
+        let mut c = lock(conn);
+        if push {
+            if shared.lock().hold_pushes {
+                c.held_pushes.push(frame);
                 continue;
             }
-            let hold = c.pending.pop_front().unwrap_or(false);
-            if hold || c.holding {
-                c.holding = true;
-                c.held_replies.push(frame);
-            } else {
-                let _ = c.client.write_all(&frame);
-            }
+            let _ = c.client.write_all(&frame);
+            shared.lock().pushes_forwarded += 1;
+            continue;
+        }
+        let hold = c.pending.pop_front().unwrap_or(false);
+        if hold || c.holding {
+            c.holding = true;
+            c.held_replies.push(frame);
+        } else {
+            let _ = c.client.write_all(&frame);
         }
     }
     close(conn);
