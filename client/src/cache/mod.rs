@@ -150,6 +150,12 @@ impl Shared {
             && self.settings.covers(cmd.keys())
     }
 
+    /// Counts a cached read its caller sends uncached without planning it (a cluster read whose
+    /// keys span slots).
+    pub(crate) fn count_uncacheable(&self) {
+        self.lock().uncacheable += 1;
+    }
+
     /// [`plan`](Shared::plan) at `now` (the tests' clock).
     fn plan_at(self: &Arc<Self>, db: i64, cmd: Cmd, ttl: Option<Duration>, now: Instant) -> Plan {
         // A write or a blocking command is never kept, whoever asks (`.cached()` exists only

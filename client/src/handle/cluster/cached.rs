@@ -49,7 +49,7 @@ impl ClusterClient {
             // Keys in several slots (or none known, or a command the gate routes elsewhere):
             // sent as a plain call, which splits, refuses or routes it.
             _ => {
-                count_uncacheable(shared);
+                shared.count_uncacheable();
                 return self.call(cmd);
             }
         };
@@ -103,11 +103,6 @@ fn spawn_lead(
 
 /// Counts a cached read sent uncached in `shared`'s `uncacheable`: the plan of a read with no
 /// key is that, and counted so.
-fn count_uncacheable(shared: &Arc<Shared>) {
-    let plan = shared.plan(0, Cmd::new("GET"), None);
-    debug_assert!(matches!(plan, Plan::Uncacheable(_)));
-}
-
 /// A cached read that joined a read in flight: its reply, or when that read was given up, what
 /// planning again says (joining another, leading it, sending it uncached).
 async fn read(
